@@ -1,0 +1,110 @@
+"""Shared helpers: the per-library namespace and the normalisation of random ids and times."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+LIBRARIES = ("langgraph", "tether")
+
+
+@dataclass(frozen=True)
+class Lib:
+    """The public names a LangGraph program imports, taken from one library."""
+
+    name: str
+    StateGraph: Any
+    START: str
+    END: str
+    MessagesState: Any
+    add_messages: Callable[..., Any]
+    Send: Any
+    Command: Any
+    interrupt: Callable[..., Any]
+    RetryPolicy: Any
+    InMemorySaver: Any
+    get_stream_writer: Callable[..., Any]
+    errors: ModuleType
+
+    @property
+    def GraphRecursionError(self) -> type[Exception]:
+        return self.errors.GraphRecursionError
+
+    @property
+    def InvalidUpdateError(self) -> type[Exception]:
+        return self.errors.InvalidUpdateError
+
+    @property
+    def EmptyInputError(self) -> type[Exception]:
+        return self.errors.EmptyInputError
+
+
+def load(name: str) -> Lib:
+    """Import the LangGraph-compatible names from `name` exactly as a user's program would."""
+    graph = importlib.import_module(f"{name}.graph")
+    types = importlib.import_module(f"{name}.types")
+    memory = importlib.import_module(f"{name}.checkpoint.memory")
+    config = importlib.import_module(f"{name}.config")
+    errors = importlib.import_module(f"{name}.errors")
+    return Lib(
+        name=name,
+        StateGraph=graph.StateGraph,
+        START=graph.START,
+        END=graph.END,
+        MessagesState=graph.MessagesState,
+        add_messages=graph.add_messages,
+        Send=types.Send,
+        Command=types.Command,
+        interrupt=types.interrupt,
+        RetryPolicy=types.RetryPolicy,
+        InMemorySaver=memory.InMemorySaver,
+        get_stream_writer=config.get_stream_writer,
+        errors=errors,
+    )
+
+
+def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """Run `fn`; return ("ok", result) or ("raised", exception class name)."""
+    try:
+        return ("ok", fn())
+    except Exception as exc:  # the class name is what both libraries must agree on
+        return ("raised", type(exc).__name__)
+
+
+async def aoutcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """Await `fn()`; return ("ok", result) or ("raised", exception class name)."""
+    try:
+        return ("ok", await fn())
+    except Exception as exc:
+        return ("raised", type(exc).__name__)
+
+
+_RANDOM_KEYS = frozenset({"id", "timestamp", "checkpoint_id", "run_id", "thread_ts", "task_id"})
+
+
+def normalise(value: Any) -> Any:
+    """Replace ids and timestamps (random in both libraries) by placeholders, recursively.
+
+    Mappings, sequences, named tuples, dataclass-like and message objects become plain Python
+    data, so results from the two libraries compare with `==`.
+    """
+    if isinstance(value, dict):
+        return {
+            key: ("<random>" if key in _RANDOM_KEYS and item is not None else normalise(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return {field: normalise(getattr(value, field)) for field in value._fields}
+    if isinstance(value, list | tuple):
+        return type(value)(normalise(item) for item in value)
+    if hasattr(value, "type") and hasattr(value, "content"):
+        return message(value)
+    return value
+
+
+def message(msg: Any) -> tuple[str, Any]:
+    """A message reduced to what both libraries must agree on: its type and content."""
+    return (msg.type, msg.content)
