@@ -1,0 +1,185 @@
+"""Stream modes `values`, `updates`, `custom`, `debug` and lists of modes, sync and async."""
+
+import operator
+from typing import Annotated, TypedDict
+
+import pytest
+
+from ._support import Lib, normalise
+
+
+class Steps(TypedDict):
+    n: int
+    log: Annotated[list[str], operator.add]
+
+
+def build_steps(lib: Lib, *, async_nodes: bool = False, checkpointer=None):
+    """`a` (which writes two custom chunks) then `b` then a conditional edge to the end."""
+
+    def a(state: Steps) -> dict:
+        writer = lib.get_stream_writer()
+        writer({"progress": "a", "n": state["n"]})
+        writer("plain text")
+        return {"n": state["n"] + 1, "log": ["a"]}
+
+    def b(state: Steps) -> dict:
+        lib.get_stream_writer()({"progress": "b"})
+        return {"log": [f"b{state['n']}"]}
+
+    async def a_async(state: Steps) -> dict:
+        return a(state)
+
+    async def b_async(state: Steps) -> dict:
+        return b(state)
+
+    builder = lib.StateGraph(Steps)
+    builder.add_node("a", a_async if async_nodes else a)
+    builder.add_node("b", b_async if async_nodes else b)
+    builder.add_edge(lib.START, "a")
+    builder.add_edge("a", "b")
+    builder.add_conditional_edges("b", lambda s: lib.END if s["n"] > 1 else "a")
+    return builder.compile(checkpointer=checkpointer)
+
+
+MODES = ["values", "updates", "custom", ["values", "updates"], ["updates", "custom", "values"]]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_stream_mode_chunks_match_in_order(lib: Lib, lg: Lib, mode) -> None:
+    def run(library: Lib) -> list:
+        return list(build_steps(library).stream({"n": 0}, stream_mode=mode))
+
+    expected = run(lg)
+    if mode == "updates":
+        assert expected == [
+            {"a": {"n": 1, "log": ["a"]}},
+            {"b": {"log": ["b1"]}},
+            {"a": {"n": 2, "log": ["a"]}},
+            {"b": {"log": ["b2"]}},
+        ]
+    if mode == "custom":
+        assert expected[:3] == [{"progress": "a", "n": 0}, "plain text", {"progress": "b"}]
+    if isinstance(mode, list):
+        assert all(isinstance(chunk, tuple) and chunk[0] in mode for chunk in expected)
+    assert run(lib) == expected
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", MODES, ids=str)
+async def test_astream_with_async_nodes_matches_in_order(lib: Lib, lg: Lib, mode) -> None:
+    async def run(library: Lib) -> list:
+        graph = build_steps(library, async_nodes=True)
+        return [chunk async for chunk in graph.astream({"n": 0}, stream_mode=mode)]
+
+    expected = await run(lg)
+    assert len(expected) >= 4
+    assert await run(lib) == expected
+
+
+@pytest.mark.anyio
+async def test_astream_with_sync_nodes_matches_in_order(lib: Lib, lg: Lib) -> None:
+    async def run(library: Lib) -> list:
+        graph = build_steps(library)
+        modes = ["updates", "custom"]
+        return [chunk async for chunk in graph.astream({"n": 0}, stream_mode=modes)]
+
+    expected = await run(lg)
+    assert expected[0] == ("custom", {"progress": "a", "n": 0})
+    assert await run(lib) == expected
+
+
+def test_stream_without_mode_yields_updates(lib: Lib, lg: Lib) -> None:
+    expected = list(build_steps(lg).stream({"n": 0}))
+    assert expected == list(build_steps(lg).stream({"n": 0}, stream_mode="updates"))
+    assert list(build_steps(lib).stream({"n": 0})) == expected
+
+
+def test_values_stream_last_chunk_equals_invoke_result(lib: Lib, lg: Lib) -> None:
+    expected = list(build_steps(lg).stream({"n": 0}, stream_mode="values"))
+    assert expected[-1] == build_steps(lg).invoke({"n": 0})
+    got = list(build_steps(lib).stream({"n": 0}, stream_mode="values"))
+    assert got == expected
+    assert got[-1] == build_steps(lib).invoke({"n": 0})
+
+
+def test_custom_writes_are_discarded_when_not_streamed(lib: Lib, lg: Lib) -> None:
+    expected = build_steps(lg).invoke({"n": 0})
+    assert expected == {"n": 2, "log": ["a", "b1", "a", "b2"]}
+    assert build_steps(lib).invoke({"n": 0}) == expected
+
+
+def _debug_view(event: dict) -> tuple:
+    """A debug event without ids, timestamps and internal channel names (`triggers`)."""
+    payload = event["payload"]
+    if event["type"] == "checkpoint":
+        return (
+            "checkpoint",
+            event["step"],
+            payload["values"],
+            {key: payload["metadata"][key] for key in ("source", "step")},
+            list(payload["next"]),
+            [(task["name"], list(task["interrupts"])) for task in payload["tasks"]],
+            payload["parent_config"] is None,
+        )
+    if event["type"] == "task":
+        return ("task", event["step"], payload["name"], payload["input"])
+    return (
+        event["type"],
+        event["step"],
+        payload["name"],
+        payload["result"],
+        payload["error"],
+        list(payload["interrupts"]),
+    )
+
+
+def test_debug_stream_reports_tasks_and_results(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        events = list(build_steps(library).stream({"n": 0}, stream_mode="debug"))
+        assert all(set(event) == {"type", "timestamp", "step", "payload"} for event in events)
+        return [_debug_view(event) for event in events]
+
+    expected = run(lg)
+    assert expected[:2] == [
+        ("task", 1, "a", {"n": 0, "log": []}),
+        ("task_result", 1, "a", {"n": 1, "log": ["a"]}, None, []),
+    ]
+    assert len(expected) == 8
+    assert run(lib) == expected
+
+
+def test_debug_stream_with_checkpointer_reports_checkpoints(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        graph = build_steps(library, checkpointer=library.InMemorySaver())
+        config = {"configurable": {"thread_id": "debug"}}
+        return [_debug_view(e) for e in graph.stream({"n": 0}, config, stream_mode="debug")]
+
+    expected = run(lg)
+    assert [event[:2] for event in expected if event[0] == "checkpoint"] == [
+        ("checkpoint", step) for step in range(-1, 5)
+    ]
+    assert expected[1] == (
+        "checkpoint",
+        0,
+        {"n": 0, "log": []},
+        {"source": "loop", "step": 0},
+        ["a"],
+        [("a", [])],
+        False,
+    )
+    assert run(lib) == expected
+
+
+def test_debug_events_normalise_to_equal_structures(lib: Lib, lg: Lib) -> None:
+    """The whole event, ids and timestamps aside, minus the internal `triggers` field."""
+
+    def run(library: Lib) -> list:
+        events = normalise(list(build_steps(library).stream({"n": 0}, stream_mode="debug")))
+        for event in events:
+            event["payload"].pop("triggers", None)
+        return events
+
+    expected = run(lg)
+    assert expected[0]["timestamp"] == "<random>"
+    assert expected[0]["payload"]["id"] == "<random>"
+    assert run(lib) == expected
