@@ -108,3 +108,41 @@ def normalise(value: Any) -> Any:
 def message(msg: Any) -> tuple[str, Any]:
     """A message reduced to what both libraries must agree on: its type and content."""
     return (msg.type, msg.content)
+
+
+def snapshot(state: Any) -> dict[str, Any]:
+    """A `StateSnapshot` reduced to what must match: no ids, no timestamps."""
+    return {
+        "values": state.values,
+        "next": tuple(state.next),
+        "source": state.metadata["source"] if state.metadata else None,
+        "step": state.metadata["step"] if state.metadata else None,
+        "tasks": [(task.name, [i.value for i in task.interrupts]) for task in state.tasks],
+        "interrupts": [i.value for i in state.interrupts],
+    }
+
+
+def history(states: Any) -> list[dict[str, Any]]:
+    """`get_state_history` as snapshots, with each parent given by its index in the list.
+
+    Checkpoint ids are opaque, so the chain is compared by shape: `parent` is the position of the
+    parent checkpoint in the same list (None for the first checkpoint of a thread).
+    """
+    states = list(states)
+    position = {s.config["configurable"]["checkpoint_id"]: i for i, s in enumerate(states)}
+    return [
+        {
+            **snapshot(state),
+            "parent": (
+                position.get(state.parent_config["configurable"]["checkpoint_id"], "missing")
+                if state.parent_config
+                else None
+            ),
+        }
+        for state in states
+    ]
+
+
+def thread(thread_id: str, **configurable: Any) -> dict[str, Any]:
+    """A run config for `thread_id`."""
+    return {"configurable": {"thread_id": thread_id, **configurable}}
