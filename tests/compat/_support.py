@@ -88,8 +88,9 @@ _RANDOM_KEYS = frozenset({"id", "timestamp", "checkpoint_id", "run_id", "thread_
 def normalise(value: Any) -> Any:
     """Replace ids and timestamps (random in both libraries) by placeholders, recursively.
 
-    Mappings, sequences, named tuples, dataclass-like and message objects become plain Python
-    data, so results from the two libraries compare with `==`.
+    Mappings, sequences and named tuples become plain Python data; messages become (type,
+    content) and `Interrupt`s ("Interrupt", value), so results of the two libraries compare with
+    `==`.
     """
     if isinstance(value, dict):
         return {
@@ -102,6 +103,8 @@ def normalise(value: Any) -> Any:
         return type(value)(normalise(item) for item in value)
     if hasattr(value, "type") and hasattr(value, "content"):
         return message(value)
+    if type(value).__name__ == "Interrupt":
+        return ("Interrupt", normalise(value.value))
     return value
 
 
