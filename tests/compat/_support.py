@@ -30,6 +30,11 @@ class Lib:
     errors: ModuleType
 
     @property
+    def Runtime(self) -> Any:
+        """`Runtime`, imported on first use so that its absence fails only the tests using it."""
+        return importlib.import_module(f"{self.name}.runtime").Runtime
+
+    @property
     def GraphRecursionError(self) -> type[Exception]:
         return self.errors.GraphRecursionError
 

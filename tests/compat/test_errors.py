@@ -39,13 +39,14 @@ async def test_ainvoke_none_without_checkpointer_raises_empty_input_error(
         await _one_node(lib, lambda s: {"n": 1}).ainvoke(None)
 
 
-def test_invoke_none_on_a_fresh_thread_gives_the_same_outcome(lib: Lib, lg: Lib) -> None:
+def test_invoke_none_on_a_fresh_thread_raises_empty_input_error(lib: Lib, lg: Lib) -> None:
     def run(library: Lib) -> tuple:
         graph = _one_node(library, lambda s: {"n": 1}, checkpointer=library.InMemorySaver())
-        return outcome(lambda: graph.invoke(None, {"configurable": {"thread_id": "fresh"}}))
+        config = {"configurable": {"thread_id": "fresh"}}
+        return outcome(lambda: graph.invoke(None, config)), list(graph.get_state_history(config))
 
     expected = run(lg)
-    assert expected[0] in {"ok", "raised"}
+    assert expected == (("raised", "EmptyInputError"), [])
     assert run(lib) == expected
 
 

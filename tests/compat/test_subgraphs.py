@@ -161,3 +161,24 @@ def test_nested_subgraphs_two_levels_deep_share_keys(lib: Lib, lg: Lib) -> None:
     expected = run(lg)
     assert expected == {"text": "<mid><leaf><top>"}
     assert run(lib) == expected
+
+
+def test_command_parent_from_a_subgraph_node_routes_in_the_parent(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> dict:
+        def hand_off(state: Outer):
+            return library.Command(
+                graph=library.Command.PARENT, goto="target", update={"text": state["text"] + "|sub"}
+            )
+
+        child = library.StateGraph(Outer)
+        child.add_node("hand_off", hand_off)
+        child.add_edge(library.START, "hand_off")
+        parent = library.StateGraph(Outer)
+        parent.add_node("sub", child.compile(), destinations=("target",))
+        parent.add_node("target", lambda s: {"text": s["text"] + "|target"})
+        parent.add_edge(library.START, "sub")
+        return parent.compile().invoke({"text": "x"})
+
+    expected = run(lg)
+    assert expected == {"text": "x|sub|target"}
+    assert run(lib) == expected
