@@ -43,8 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         metavar="SECONDS",
-        help="give up on a workload on one library after this long "
-        "(default 300, 20 with --quick; 0: never)",
+        help="stop a library's run (one invoke) after this long; it becomes an error "
+        "(default 120, 10 with --quick; 0: never)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
@@ -66,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 5)
     warmup = args.warmup if args.warmup is not None else 1
-    timeout = args.timeout if args.timeout is not None else (20.0 if args.quick else 300.0)
+    timeout = args.timeout if args.timeout is not None else (10.0 if args.quick else 120.0)
     if repeat < 1 or warmup < 0:
         print("python -m bench: --repeat must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="tether-bench-") as tmpdir:
-        plan = Plan(repeat=repeat, warmup=warmup, quick=args.quick, tmpdir=Path(tmpdir))
-        report = run(workloads, plan, timeout)
+        plan = Plan(repeat, warmup, args.quick, Path(tmpdir), timeout)
+        report = run(workloads, plan)
     if args.json:
         write_json(args.json, report, sys.argv[1:] if argv is None else argv)
     code = 1 if report.failed else 0

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import json
 import platform
-import signal
 import sys
-import threading
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,32 +17,20 @@ from typing import Any, TextIO
 
 from bench.compare import differences
 from bench.libs import LIBRARIES, Lib, LibName, load
-from bench.timing import Measurement, Plan
+from bench.timing import Outcome, Plan, WorkloadTimeout, one_line
 from bench.workload import Workload, row_id
 
 
-class WorkloadTimeout(TimeoutError):
-    """A workload ran past `--timeout` on one library."""
-
-
-@dataclass
-class Side:
-    """One library's part of a row: a measurement, or the error that prevented it."""
-
-    measurement: Measurement | None = None
-    error: str | None = None
-    trace: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        m = self.measurement
-        return {
-            "median_s": m.median if m else None,
-            "per_unit_s": m.per_unit if m else None,
-            "seconds": m.seconds if m else None,
-            "peak_rss_delta_kib": m.peak_rss_kib if m else None,
-            "error": self.error,
-            "traceback": self.trace,
-        }
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    m = outcome.measurement
+    return {
+        "median_s": m.median if m else None,
+        "per_unit_s": m.per_unit if m else None,
+        "seconds": m.seconds if m else None,
+        "peak_rss_delta_kib": m.peak_rss_kib if m else None,
+        "error": outcome.error,
+        "traceback": outcome.trace,
+    }
 
 
 @dataclass
@@ -54,7 +38,7 @@ class Row:
     """One workload measured on both libraries."""
 
     workload: Workload
-    sides: dict[LibName, Side]
+    sides: dict[LibName, Outcome]
     mismatch: list[str] = field(default_factory=list)
 
     @property
@@ -97,7 +81,7 @@ class Row:
             "meets_goal": self.meets_goal,
             "mismatch": self.mismatch,
             "errors": self.errors,
-            **{lib: side.to_json() for lib, side in self.sides.items()},
+            **{lib: _outcome_json(side) for lib, side in self.sides.items()},
         }
 
 
@@ -108,57 +92,27 @@ def load_libraries() -> dict[LibName, Lib | str]:
         try:
             libs[name] = load(name)
         except Exception as exc:
-            libs[name] = _one_line(exc)
+            libs[name] = one_line(exc)
     return libs
 
 
-def run_row(workload: Workload, libs: dict[LibName, Lib | str], plan: Plan, timeout: float) -> Row:
-    """Measure `workload` on LangGraph first (so tether's leftovers cannot slow it), then tether."""
-    sides: dict[LibName, Side] = {}
-    for name in ("langgraph", "tether"):
-        lib = libs[name]
-        sides[name] = (
-            Side(error=f"import failed: {lib}")
-            if isinstance(lib, str)
-            else _measure(workload, lib, plan, timeout)
-        )
-    row = Row(workload, {name: sides[name] for name in LIBRARIES})
+def run_row(workload: Workload, libs: dict[LibName, Lib | str], plan: Plan) -> Row:
+    """Measure `workload` on every library that imported, then compare their results."""
+    loaded = [lib for lib in libs.values() if not isinstance(lib, str)]
+    try:
+        outcomes = workload.measure(loaded, plan)
+    except Exception as exc:  # the workload's own failure: no library has a number
+        failure = Outcome(error=one_line(exc), trace=traceback.format_exc())
+        outcomes = {lib.name: failure for lib in loaded}
+    sides: dict[LibName, Outcome] = {
+        name: Outcome(error=f"import failed: {lib}") if isinstance(lib, str) else outcomes[name]
+        for name, lib in libs.items()
+    }
+    row = Row(workload, sides)
     ours, theirs = sides["tether"].measurement, sides["langgraph"].measurement
     if ours is not None and theirs is not None:
         row.mismatch = differences(ours.result, theirs.result)
     return row
-
-
-def _measure(workload: Workload, lib: Lib, plan: Plan, timeout: float) -> Side:
-    try:
-        with _time_limit(timeout):
-            return Side(workload.measure(lib, plan))
-    except Exception as exc:
-        return Side(error=_one_line(exc), trace=traceback.format_exc())
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise `WorkloadTimeout` in the main thread after `seconds` (0: no limit)."""
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: Any) -> None:
-        raise WorkloadTimeout(f"still running after {seconds:g} s (--timeout)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -219,7 +173,7 @@ class Table:
         failed = sum(1 for row in rows if row.errors)
         self._print(f"\n{len(rows)} rows: {met} meet the goal, {failed} with errors")
 
-    def _side(self, side: Side, unit: str) -> str:
+    def _side(self, side: Outcome, unit: str) -> str:
         if side.measurement is None:
             return "error"
         return f"{_duration(side.measurement.per_unit)}/{unit}"
@@ -292,13 +246,13 @@ def _about(lib: Lib | str) -> dict[str, str]:
     )
 
 
-def run(workloads: list[Workload], plan: Plan, timeout: float, out: TextIO = sys.stdout) -> Report:
+def run(workloads: list[Workload], plan: Plan, out: TextIO = sys.stdout) -> Report:
     """Measure every workload on both libraries, printing the table as rows finish."""
     report = Report(load_libraries(), plan, [])
     table = Table(out)
     table.header(report.libs, plan)
     for workload in workloads:
-        row = run_row(workload, report.libs, plan, timeout)
+        row = run_row(workload, report.libs, plan)
         table.row(row)
         report.rows.append(row)
     table.footer(report.rows)

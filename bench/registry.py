@@ -9,12 +9,13 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import pkgutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
 import bench
 from bench.libs import Lib
-from bench.timing import Measurement, Plan
+from bench.timing import Outcome, Plan
 from bench.workload import GOAL, Workload, row_id
 
 _DEFAULT_ORDER = 100
@@ -32,7 +33,7 @@ class BrokenFamily:
     unit: str = "step"
     goal: float = GOAL
 
-    def measure(self, lib: Lib, plan: Plan) -> Measurement:
+    def measure(self, libs: Sequence[Lib], plan: Plan) -> dict[str, Outcome]:
         raise ImportError(self.error)
 
 

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bench.libs import Lib, SaverKind
-from bench.timing import Measurement, Plan, Stopwatch
+from bench.timing import Contest, Outcome, Plan, within
 
 Mode = Literal["sync", "async"]
 MODES: tuple[Mode, ...] = ("sync", "async")
+_LOOP_GRACE = 5.0
+"""Seconds past `--timeout` before a signal interrupts an event loop that a run blocks."""
 GOAL = 0.20
 """DESIGN.md §7: tether's time is at most one fifth of LangGraph's."""
 
@@ -46,8 +50,12 @@ class Workload(Protocol):
         """The best acceptable ratio tether / LangGraph."""
         ...
 
-    def measure(self, lib: Lib, plan: Plan) -> Measurement:
-        """Build, warm up and time the workload on `lib`; any exception becomes an error row."""
+    def measure(self, libs: Sequence[Lib], plan: Plan) -> dict[str, Outcome]:
+        """Build, warm up and time the workload on each library (see `Contest`).
+
+        Returns an outcome for every library, keyed by name; an exception that escapes is
+        taken as every library's error.
+        """
         ...
 
 
@@ -94,7 +102,7 @@ Builder = Callable[[Env], Case]
 
 @dataclass(frozen=True)
 class GraphWorkload:
-    """Times `invoke` (or `ainvoke`) of one graph; reports time per superstep.
+    """Times `invoke` (or `ainvoke`) of one graph on each library; reports time per superstep.
 
     Each repeat starts from the same input; with a checkpointer each repeat uses a fresh
     `thread_id`, so no run continues another's thread.
@@ -111,27 +119,49 @@ class GraphWorkload:
     unit: str = "step"
     goal: float = GOAL
 
-    def measure(self, lib: Lib, plan: Plan) -> Measurement:
-        size = self.quick_size if plan.quick else self.size
-        path = plan.tmpdir / f"{lib.name}-{self.name}-{self.mode}.sqlite"
+    def measure(self, libs: Sequence[Lib], plan: Plan) -> dict[str, Outcome]:
+        contest = Contest(plan, [lib.name for lib in libs])
         if self.mode == "async":
-            return asyncio.run(self._ameasure(lib, plan, size, path))
-        with lib.saver(self.saver, path) as checkpointer:
-            case = self.build(Env(lib, self.mode, size, checkpointer))
-            watch, result = Stopwatch(plan), None
-            for i in watch.indices():
-                with watch.lap():
-                    result = case.graph.invoke(case.input, self._config(case, i))
-            return watch.measurement(case.steps, result)
+            cases = asyncio.run(self._arun(libs, plan, contest))
+        else:
+            cases = self._run(libs, plan, contest)
+        return contest.outcomes({name: case.steps for name, case in cases.items()})
 
-    async def _ameasure(self, lib: Lib, plan: Plan, size: int, path: Any) -> Measurement:
-        async with lib.asaver(self.saver, path) as checkpointer:
-            case = self.build(Env(lib, self.mode, size, checkpointer))
-            watch, result = Stopwatch(plan), None
-            for i in watch.indices():
-                with watch.lap():
-                    result = await case.graph.ainvoke(case.input, self._config(case, i))
-            return watch.measurement(case.steps, result)
+    def _run(self, libs: Sequence[Lib], plan: Plan, contest: Contest) -> dict[str, Case]:
+        cases: dict[str, Case] = {}
+        with ExitStack() as stack:
+            for lib in libs:
+                stack.enter_context(contest.guard(lib.name))  # an error closing the saver
+                with contest.guard(lib.name):
+                    saver = stack.enter_context(lib.saver(self.saver, self._path(plan, lib)))
+                    cases[lib.name] = self.build(self._env(lib, plan, saver))
+            for index, name in contest.turns():
+                case = cases[name]
+                with contest.lap(name):
+                    contest.results[name] = case.graph.invoke(case.input, self._config(case, index))
+        return cases
+
+    async def _arun(self, libs: Sequence[Lib], plan: Plan, contest: Contest) -> dict[str, Case]:
+        cases: dict[str, Case] = {}
+        async with AsyncExitStack() as stack:
+            for lib in libs:
+                stack.enter_context(contest.guard(lib.name))
+                with contest.guard(lib.name):
+                    path = self._path(plan, lib)
+                    saver = await stack.enter_async_context(lib.asaver(self.saver, path))
+                    cases[lib.name] = self.build(self._env(lib, plan, saver))
+            for index, name in contest.turns():
+                case = cases[name]
+                with contest.lap(name, grace=_LOOP_GRACE):
+                    run = case.graph.ainvoke(case.input, self._config(case, index))
+                    contest.results[name] = await within(run, plan.timeout)
+        return cases
+
+    def _env(self, lib: Lib, plan: Plan, saver: Any) -> Env:
+        return Env(lib, self.mode, self.quick_size if plan.quick else self.size, saver)
+
+    def _path(self, plan: Plan, lib: Lib) -> Path:
+        return plan.tmpdir / f"{lib.name}-{self.name}-{self.mode}.sqlite"
 
     def _config(self, case: Case, index: int) -> dict[str, Any]:
         # Both libraries count supersteps against recursion_limit; leave a margin.
