@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from bench.compare import differences
 from bench.libs import LIBRARIES, Lib, LibName, load
-from bench.timing import Outcome, Plan, WorkloadTimeout, one_line
+from bench.timing import Outcome, Plan, one_line
 from bench.workload import Workload, row_id
 
 
@@ -135,15 +135,16 @@ class Table:
         self.out = out
         self.notes: dict[str, int] = {}
 
-    def header(self, libs: dict[LibName, Lib | str], plan: Plan) -> None:
+    def header(self, libs: dict[LibName, Lib | str], plan: Plan, goals: set[float]) -> None:
         for name, lib in libs.items():
             about = lib if isinstance(lib, str) else f"{lib.version} from {lib.origin}"
             self._print(f"{name}: {about}")
         warmup = f"{plan.warmup} warm-up" + ("s" if plan.warmup != 1 else "")
         quick = ", quick sizes" if plan.quick else ""
+        goal = f"{goals.pop():.2f}" if len(goals) == 1 else "the workload's goal"
         self._print(
             f"python {platform.python_version()}; median of {plan.repeat} after {warmup}{quick}; "
-            "time per step; goal: ratio tether/LangGraph <= 0.20\n"
+            f"goal ✓: tether/LangGraph <= {goal} (DESIGN.md §7)\n"
         )
         self._print(self._cells([title for title, _ in _COLUMNS] + ["note"]))
         self._print(self._cells(["-" * width for _, width in _COLUMNS] + ["----"]))
@@ -218,11 +219,7 @@ class Report:
     @property
     def timed_out(self) -> bool:
         """Whether a timeout may have left threads of a library running."""
-        return any(
-            side.error and side.error.startswith(WorkloadTimeout.__name__)
-            for row in self.rows
-            for side in row.sides.values()
-        )
+        return any(side.timed_out for row in self.rows for side in row.sides.values())
 
     def to_json(self, argv: list[str]) -> dict[str, Any]:
         return {
@@ -250,7 +247,7 @@ def run(workloads: list[Workload], plan: Plan, out: TextIO = sys.stdout) -> Repo
     """Measure every workload on both libraries, printing the table as rows finish."""
     report = Report(load_libraries(), plan, [])
     table = Table(out)
-    table.header(report.libs, plan)
+    table.header(report.libs, plan, {workload.goal for workload in workloads})
     for workload in workloads:
         row = run_row(workload, report.libs, plan)
         table.row(row)

@@ -71,6 +71,8 @@ class Outcome:
     measurement: Measurement | None = None
     error: str | None = None
     trace: str | None = None
+    timed_out: bool = False
+    """The library may still have a thread running the abandoned run."""
 
 
 @dataclass
@@ -80,6 +82,7 @@ class _Track:
     result: Any = None
     error: str | None = None
     trace: str | None = None
+    timed_out: bool = False
 
 
 class Contest:
@@ -122,6 +125,7 @@ class Contest:
         except (Exception, asyncio.CancelledError) as exc:  # tether's cancels subclass the latter
             track = self._tracks[name]
             track.error, track.trace = one_line(exc), traceback.format_exc()
+            track.timed_out = isinstance(exc, WorkloadTimeout)
 
     @contextmanager
     def lap(self, name: str, *, grace: float = 0.0) -> Iterator[None]:
@@ -148,7 +152,9 @@ class Contest:
         found: dict[str, Outcome] = {}
         for name, track in self._tracks.items():
             if track.error is not None:
-                found[name] = Outcome(error=track.error, trace=track.trace)
+                found[name] = Outcome(
+                    error=track.error, trace=track.trace, timed_out=track.timed_out
+                )
             elif not track.seconds:
                 found[name] = Outcome(error="no timed repeat ran")
             else:
