@@ -349,3 +349,18 @@ def test_get_graph_draws_nodes_and_edges_of_a_loop_with_a_join(lib: Lib, lg: Lib
     expected = _shape(build_parallel_loop(lg, 2))
     assert expected[0] == ["__end__", "__start__", "a", "b", "join"]
     assert _shape(build_parallel_loop(lib, 2)) == expected
+
+
+def test_add_node_without_a_name_uses_the_function_name(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> dict:
+        def shout(state: Text) -> dict:
+            return {"text": state["text"].upper()}
+
+        builder = library.StateGraph(Text)
+        builder.add_node(shout)
+        builder.add_edge(library.START, "shout")
+        return builder.compile().invoke({"text": "hey"})
+
+    expected = run(lg)
+    assert expected == {"text": "HEY"}
+    assert run(lib) == expected

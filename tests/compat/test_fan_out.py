@@ -238,3 +238,57 @@ def test_parallel_writes_to_different_plain_keys_both_apply(lib: Lib, lg: Lib) -
     expected = run(lg)
     assert expected == {"value": "v", "other": "o"}
     assert run(lib) == expected
+
+
+def _merge(left: dict, right: dict) -> dict:
+    return {**left, **right}
+
+
+class Scores(TypedDict):
+    names: list[str]
+    scores: Annotated[dict[str, int], _merge]
+    visited: Annotated[list[str], operator.add]
+
+
+def test_send_results_fold_with_a_custom_reducer_and_mix_with_plain_names(
+    lib: Lib, lg: Lib
+) -> None:
+    def run(library: Lib) -> dict:
+        def route(state: Scores) -> list:
+            return [*(library.Send("score", name) for name in state["names"]), "audit"]
+
+        builder = library.StateGraph(Scores)
+        builder.add_node("start", lambda s: {"visited": ["start"]})
+        builder.add_node("score", lambda name: {"scores": {name: len(name)}, "visited": [name]})
+        builder.add_node("audit", lambda s: {"visited": [f"audit:{len(s['scores'])}"]})
+        builder.add_edge(library.START, "start")
+        builder.add_conditional_edges("start", route, ["score", "audit"])
+        return builder.compile().invoke({"names": ["bo", "alice", "cy"], "scores": {}})
+
+    expected = run(lg)
+    assert expected["scores"] == {"bo": 2, "alice": 5, "cy": 2}
+    # The plain-edge task ("audit") comes first, then the Sends in the order they were made.
+    assert expected["visited"] == ["start", "audit:0", "bo", "alice", "cy"]
+    assert run(lib) == expected
+
+
+def test_send_workers_can_send_again_in_the_next_superstep(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> dict:
+        def split(state: Tally) -> list:
+            return [library.Send("halve", n) for n in state["items"]]
+
+        def halve(n: int):
+            if n > 1:
+                return library.Command(
+                    goto=[library.Send("halve", n // 2)], update={"squares": [n]}
+                )
+            return {"squares": [n]}
+
+        builder = library.StateGraph(Tally)
+        builder.add_node("halve", halve)
+        builder.add_conditional_edges(library.START, split, ["halve"])
+        return builder.compile().invoke({"items": [8, 3]})
+
+    expected = run(lg)
+    assert expected["squares"] == [8, 3, 4, 1, 2, 1]
+    assert run(lib) == expected

@@ -276,3 +276,23 @@ def test_command_update_on_a_paused_thread_applies_it_and_continues(lib: Lib, lg
     assert expected[0] == ("ok", {"log": ["one", "injected", "two", "three"]})
     assert expected[1]["next"] == ()
     assert run(lib) == expected
+
+
+@pytest.mark.anyio
+async def test_astream_pauses_at_interrupt_and_resumes(lib: Lib, lg: Lib) -> None:
+    async def run(library: Lib) -> list:
+        graph = build_form(library, [], async_nodes=True)
+        chunks = []
+        for given in ({"log": []}, library.Command(resume="m"), library.Command(resume="n")):
+            stream = graph.astream(given, thread("a"), stream_mode=["updates", "values"])
+            chunks.append([chunk async for chunk in stream])
+        return normalise(chunks)
+
+    expected = await run(lg)
+    assert expected[0] == [
+        ("values", {"log": []}),
+        ("updates", {"__interrupt__": (("Interrupt", "name?"),)}),
+        ("values", {"log": [], "__interrupt__": (("Interrupt", "name?"),)}),
+    ]
+    assert expected[2][-1] == ("values", {"log": ["m:n", "after"]})
+    assert await run(lib) == expected
