@@ -138,14 +138,14 @@ _PLAIN_STRS = 4
 _LISTS = 8
 _DICTS = 4
 
-WideState = TypedDict(  # 40 keys: built, not typed out
+WideState = TypedDict(  # 40 keys, built rather than typed out
     "WideState",
     {
         "step": int,
         "note": str,
         "big_text": str,
         "big_list": list[int],
-        **{f"p{i}": int for i in range(_PLAIN_INTS)},
+        **{f"p{i}": int for i in range(_PLAIN_INTS)},  # type: ignore[misc]
         **{f"s{i}": str for i in range(_PLAIN_STRS)},
         **{f"l{i}": Annotated[list[int], operator.add] for i in range(_LISTS)},
         **{f"d{i}": Annotated[dict[str, int], merge_dicts] for i in range(_DICTS)},
