@@ -13,7 +13,7 @@ class Counter(TypedDict):
     trail: Annotated[list[int], operator.add]
 
 
-def build_counter(lib: Lib, target: int, *, async_node: bool = False):
+def build_counter(lib: Lib, target: int, *, async_node: bool = False, checkpointer=None):
     """`inc` loops on itself through a conditional edge until `n` reaches `target`."""
 
     def inc(state: Counter) -> dict:
@@ -29,7 +29,7 @@ def build_counter(lib: Lib, target: int, *, async_node: bool = False):
     builder.add_node("inc", ainc if async_node else inc)
     builder.add_edge(lib.START, "inc")
     builder.add_conditional_edges("inc", route)
-    return builder.compile()
+    return builder.compile(checkpointer=checkpointer)
 
 
 def test_counter_loop_stops_at_target(lib: Lib, lg: Lib) -> None:
@@ -52,25 +52,31 @@ async def test_counter_loop_with_sync_node_under_ainvoke_stops_at_target(lib: Li
     assert await build_counter(lib, 3).ainvoke({"n": 0}) == expected
 
 
-def _limit_outcomes(lib: Lib, start: int, target: int) -> list[tuple[int, tuple[str, object]]]:
-    graph = build_counter(lib, target)
-    return [
-        (limit, outcome(lambda limit=limit: graph.invoke({"n": start}, {"recursion_limit": limit})))
-        for limit in range(target - start + 3)
-    ]
+def _limit_outcomes(
+    lib: Lib, start: int, target: int, saver: bool
+) -> list[tuple[int, tuple[str, object]]]:
+    graph = build_counter(lib, target, checkpointer=lib.InMemorySaver() if saver else None)
+
+    def run(limit: int) -> dict:
+        # A new thread per attempt: each run starts from fresh input.
+        config = {"recursion_limit": limit, "configurable": {"thread_id": f"limit-{limit}"}}
+        return graph.invoke({"n": start}, config)
+
+    return [(limit, outcome(lambda limit=limit: run(limit))) for limit in range(target - start + 3)]
 
 
+@pytest.mark.parametrize("saver", [False, True], ids=["no-checkpointer", "checkpointer"])
 @pytest.mark.parametrize(("start", "target"), [(0, 5), (4, 5), (0, 1), (0, 12)])
 def test_recursion_limit_raises_below_exactly_the_same_limit(
-    lib: Lib, lg: Lib, start: int, target: int
+    lib: Lib, lg: Lib, start: int, target: int, saver: bool
 ) -> None:
-    expected = _limit_outcomes(lg, start, target)
+    expected = _limit_outcomes(lg, start, target, saver)
     steps = target - start
     # LangGraph: a run of `steps` supersteps needs recursion_limit > steps; 0 is a ValueError.
     assert expected[0] == (0, ("raised", "ValueError"))
     assert expected[steps] == (steps, ("raised", "GraphRecursionError"))
     assert expected[steps + 1][1][0] == "ok"
-    assert _limit_outcomes(lib, start, target) == expected
+    assert _limit_outcomes(lib, start, target, saver) == expected
 
 
 def test_recursion_limit_error_is_the_library_graph_recursion_error(lib: Lib) -> None:
