@@ -199,12 +199,12 @@ def build_wide(env: Env) -> Case:
     limit, end = env.size, env.lib.END
 
     def again(state: State) -> str:
-        return "step" if state["step"] < limit else end
+        return "advance" if state["step"] < limit else end
 
     graph = env.lib.StateGraph(WideState)
-    graph.add_node("step", env.node(_wide_step))
-    graph.add_edge(env.lib.START, "step")
-    graph.add_conditional_edges("step", again)
+    graph.add_node("advance", env.node(_wide_step))
+    graph.add_edge(env.lib.START, "advance")
+    graph.add_conditional_edges("advance", again)
     return Case(graph.compile(checkpointer=env.checkpointer), wide_input(), limit)
 
 
