@@ -1,0 +1,101 @@
+"""tether: a runtime for stateful agent graphs in which every run can always be stopped.
+
+The graph API is LangGraph's (`tether.graph`, `tether.types`, `tether.checkpoint.*`); this module
+re-exports tether's own runtime API: run handles and records, the calls nodes use to see and
+handle cancellation, and the exceptions.
+"""
+
+from tether.cancel import (
+    cancel_reason,
+    cancelled,
+    check_cancelled,
+    deadline,
+    on_cancel,
+    shield,
+    sleep,
+    sleep_sync,
+)
+from tether.config import get_config, get_stream_writer
+from tether.errors import (
+    CheckpointerRequired,
+    CheckpointNotFound,
+    ConfigError,
+    EmptyInputError,
+    GraphCompileError,
+    GraphInterrupt,
+    GraphRecursionError,
+    InvalidResumeError,
+    InvalidUpdateError,
+    NodeCancelled,
+    NodeTimeoutError,
+    RecursionLimitReached,
+    RunCancelled,
+    RunNotFound,
+    RunTimeout,
+    SerializationError,
+    StoreError,
+    TetherError,
+    ThreadBusyError,
+)
+from tether.runs import Run
+from tether.runtime import Runtime, get_runtime
+from tether.types import (
+    CancelReason,
+    Command,
+    Interrupt,
+    RetryPolicy,
+    RunEvent,
+    RunInfo,
+    RunSnapshot,
+    RunStatus,
+    Send,
+    interrupt,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CancelReason",
+    "CheckpointNotFound",
+    "CheckpointerRequired",
+    "Command",
+    "ConfigError",
+    "EmptyInputError",
+    "GraphCompileError",
+    "GraphInterrupt",
+    "GraphRecursionError",
+    "Interrupt",
+    "InvalidResumeError",
+    "InvalidUpdateError",
+    "NodeCancelled",
+    "NodeTimeoutError",
+    "RecursionLimitReached",
+    "RetryPolicy",
+    "Run",
+    "RunCancelled",
+    "RunEvent",
+    "RunInfo",
+    "RunNotFound",
+    "RunSnapshot",
+    "RunStatus",
+    "RunTimeout",
+    "Runtime",
+    "Send",
+    "SerializationError",
+    "StoreError",
+    "TetherError",
+    "ThreadBusyError",
+    "__version__",
+    "cancel_reason",
+    "cancelled",
+    "check_cancelled",
+    "deadline",
+    "get_config",
+    "get_runtime",
+    "get_stream_writer",
+    "interrupt",
+    "on_cancel",
+    "shield",
+    "sleep",
+    "sleep_sync",
+]

@@ -1,0 +1,293 @@
+"""The cancel tree: one `CancelScope` per run and per task, cancellable from any thread.
+
+A scope carries two things at once. The *state* (cancelled or not, why, until when) lives in
+plain attributes that any thread may read, so that sync code sees a cancel the instant it is
+requested. The *delivery* to async code is anyio's cancel scope, entered in the task that runs
+the code; anyio re-raises `CancelledError` at every await while the scope stays cancelled, which
+is what makes tether's cancellation level-triggered: a node that swallows it is cancelled again
+at its next await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from tether.types import CancelReason
+
+# One lock for every tree: mutations are rare and tiny (attach, detach, cancel), and a single
+# lock keeps a cancel from another thread from racing a child being attached on the loop.
+_TREE_LOCK = threading.Lock()
+
+CancelHook = Callable[[], Any]
+
+
+class CancelScope:
+    """A node of the cancel tree.
+
+    A scope is cancelled by `cancel(reason)` from any thread, or by its own deadline when it is
+    armed. Cancelling a scope cancels all of its descendants with the same reason.
+    """
+
+    __slots__ = (
+        "_anyio",
+        "_children",
+        "_hooks",
+        "_loop",
+        "_on_deadline",
+        "_parent",
+        "_shield_grace",
+        "_shields",
+        "_timer",
+        "_waiters",
+        "cancelled_at",
+        "deadline",
+        "name",
+        "reason",
+    )
+
+    def __init__(
+        self,
+        parent: CancelScope | None = None,
+        *,
+        deadline: float | None = None,
+        name: str | None = None,
+        shield_grace: float | None = None,
+    ) -> None:
+        """Create a scope under `parent`.
+
+        Args:
+            parent: the enclosing scope; None for a run's root.
+            deadline: absolute `time.monotonic()` value; a child can only shorten its parent's.
+            name: what the scope stands for (a node name, a run id), for reports.
+            shield_grace: how long a `shield()` inside this scope holds a cancel off.
+        """
+        # Invariant: `deadline` is the effective one (never later than any ancestor's).
+        if parent is not None and parent.deadline is not None:
+            deadline = parent.deadline if deadline is None else min(deadline, parent.deadline)
+        self.deadline = deadline
+        self.name = name
+        self.reason: CancelReason | None = None
+        # `cancelled_at` is the monotonic time of the first cancel; None while not cancelled.
+        self.cancelled_at: float | None = None
+        self._parent = parent
+        self._children: set[CancelScope] | None = None
+        self._anyio: anyio.CancelScope | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._on_deadline: Callable[[CancelScope], Any] | None = None
+        self._hooks: list[CancelHook] | None = None
+        self._waiters: list[threading.Event] | None = None
+        self._shields: list[anyio.CancelScope] | None = None
+        if shield_grace is None and parent is not None:
+            shield_grace = parent._shield_grace
+        self._shield_grace = shield_grace
+        if parent is not None:
+            with _TREE_LOCK:
+                if parent._children is None:
+                    parent._children = set()
+                parent._children.add(self)
+                inherited = parent.reason
+            if inherited is not None:
+                self.reason = inherited
+                self.cancelled_at = parent.cancelled_at
+
+    # -- state, readable from any thread -------------------------------------------------
+
+    @property
+    def parent(self) -> CancelScope | None:
+        """The enclosing scope."""
+        return self._parent
+
+    @property
+    def cancel_called(self) -> bool:
+        """True once `cancel()` reached this scope (directly or through an ancestor)."""
+        return self.reason is not None
+
+    def cancelled(self) -> bool:
+        """True if this scope is cancelled or its deadline has passed."""
+        if self.reason is not None:
+            return True
+        deadline = self.deadline
+        return deadline is not None and time.monotonic() >= deadline
+
+    def effective_reason(self) -> CancelReason | None:
+        """The reason a node should see: the cancel's, or a timeout once the deadline passed."""
+        if self.reason is not None:
+            return self.reason
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return CancelReason("timeout", "deadline passed", "deadline")
+        return None
+
+    # -- cancelling ----------------------------------------------------------------------
+
+    def cancel(self, reason: CancelReason) -> bool:
+        """Cancel this scope and every descendant; safe from any thread; idempotent.
+
+        Returns:
+            True for the call that cancelled the scope, False if it already was.
+        """
+        with _TREE_LOCK:
+            if self.reason is not None:
+                return False
+            now = time.monotonic()
+            cancelled = self._mark(reason, now)
+        for scope in cancelled:
+            scope._deliver()
+        return True
+
+    def _mark(self, reason: CancelReason, now: float) -> list[CancelScope]:
+        # Called under _TREE_LOCK: flip the state of the whole subtree first, so that no thread
+        # can observe a cancelled parent with a child that still looks alive.
+        out: list[CancelScope] = []
+        stack = [self]
+        while stack:
+            scope = stack.pop()
+            if scope.reason is not None and scope is not self:
+                continue
+            scope.reason = reason
+            scope.cancelled_at = now
+            out.append(scope)
+            if scope._children:
+                stack.extend(scope._children)
+        return out
+
+    def _deliver(self) -> None:
+        if self._waiters:
+            for event in self._waiters:
+                event.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._anyio is None:
+            return
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._deliver_async()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._deliver_async)
+
+    def _deliver_async(self) -> None:
+        scope = self._anyio
+        if scope is None:
+            return
+        scope.cancel()
+        if self._shields and self._shield_grace is not None:
+            # A shield holds the cancel off, but only for its grace.
+            limit = anyio.current_time() + self._shield_grace
+            for shield in self._shields:
+                shield.deadline = min(shield.deadline, limit)
+
+    # -- binding to the running task ----------------------------------------------------
+
+    def __enter__(self) -> CancelScope:
+        """Deliver this scope's cancel to the current asyncio task while the block runs."""
+        scope = anyio.CancelScope()
+        scope.__enter__()
+        self._anyio = scope
+        self._loop = asyncio.get_running_loop()
+        if self.reason is not None:
+            scope.cancel()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        scope, self._anyio = self._anyio, None
+        assert scope is not None, "CancelScope exited without being entered"
+        return bool(scope.__exit__(*exc))
+
+    def arm(self, on_deadline: Callable[[CancelScope], Any] | None = None) -> None:
+        """Start the deadline timer on the running loop.
+
+        Args:
+            on_deadline: what to do when the deadline passes (the runs layer records the cancel
+                durably first); by default the scope cancels itself with kind `timeout`.
+        """
+        if self.deadline is None or self._timer is not None or self.reason is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._on_deadline = on_deadline
+        delay = self.deadline - time.monotonic()
+        self._timer = loop.call_at(loop.time() + max(delay, 0.0), self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self.reason is not None:
+            return
+        if self._on_deadline is not None:
+            self._on_deadline(self)
+        else:
+            self.cancel(CancelReason("timeout", "deadline passed", "deadline"))
+
+    def close(self) -> None:
+        """Detach from the parent and stop the timer; the scope is done."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        parent = self._parent
+        if parent is not None and parent._children is not None:
+            with _TREE_LOCK:
+                parent._children.discard(self)
+
+    # -- hooks and waiters ----------------------------------------------------------------
+
+    def add_hook(self, hook: CancelHook) -> None:
+        """Register a cleanup hook that fires once if this scope is cancelled while running."""
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+
+    def take_hooks(self) -> list[CancelHook]:
+        """Remove and return the registered hooks (so each fires at most once)."""
+        hooks, self._hooks = self._hooks or [], None
+        return hooks
+
+    def add_waiter(self, event: threading.Event) -> None:
+        """Set `event` when this scope is cancelled (for sync sleepers)."""
+        with _TREE_LOCK:
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(event)
+            already = self.reason is not None
+        if already:
+            event.set()
+
+    def remove_waiter(self, event: threading.Event) -> None:
+        """Undo `add_waiter`."""
+        with _TREE_LOCK:
+            if self._waiters and event in self._waiters:
+                self._waiters.remove(event)
+
+    def push_shield(self, shield: anyio.CancelScope) -> None:
+        """Track an async shield entered under this scope, so a cancel can bound it."""
+        if self._shields is None:
+            self._shields = []
+        self._shields.append(shield)
+        if self.reason is not None and self._shield_grace is not None and self.cancelled_at:
+            remaining = self.cancelled_at + self._shield_grace - time.monotonic()
+            shield.deadline = min(shield.deadline, anyio.current_time() + max(remaining, 0.0))
+
+    def pop_shield(self, shield: anyio.CancelScope) -> None:
+        """Undo `push_shield`."""
+        if self._shields and shield in self._shields:
+            self._shields.remove(shield)
+
+    @property
+    def shield_grace(self) -> float | None:
+        """How long a shield under this scope may hold a cancel off."""
+        return self._shield_grace
+
+    def __repr__(self) -> str:
+        state = f"cancelled ({self.reason.kind})" if self.reason else "active"
+        return f"<CancelScope {self.name or ''} {state}>"

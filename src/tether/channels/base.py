@@ -1,0 +1,74 @@
+"""The channel contract: one small object per state key or trigger, with a documented lifecycle.
+
+Lifecycle of a channel within a run: created empty (or with its initial value), restored from a
+checkpoint, then for every superstep `update()` receives all writes of that step at once, in the
+engine's deterministic order; `consume()` is called when the channel has triggered a task;
+`checkpoint()` gives the value to store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Final
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final[Any] = _Missing()
+"""The value of an empty channel (never a legal state value)."""
+
+
+class EmptyChannelError(Exception):  # noqa: N818 - LangGraph's name
+    """Raised by `get()` on a channel that holds no value."""
+
+
+class BaseChannel(ABC):
+    """One state key or trigger of a graph."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str = "") -> None:
+        self.key = key
+
+    @abstractmethod
+    def get(self) -> Any:
+        """The current value. Raises `EmptyChannelError` when empty."""
+
+    @abstractmethod
+    def update(self, values: Sequence[Any]) -> bool:
+        """Apply all writes of one superstep; return True if the value changed."""
+
+    @abstractmethod
+    def checkpoint(self) -> Any:
+        """The value to store (`MISSING` when empty)."""
+
+    @abstractmethod
+    def restore(self, value: Any) -> None:
+        """Load a stored value (`MISSING` for empty)."""
+
+    def is_available(self) -> bool:
+        """True when `get()` would return a value."""
+        return self.checkpoint() is not MISSING
+
+    def consume(self) -> bool:
+        """Called after the channel triggered a task; return True if that changed it."""
+        return False
+
+    def copy(self) -> BaseChannel:
+        """An independent channel with the same configuration and value."""
+        clone = self.fresh()
+        clone.restore(self.checkpoint())
+        return clone
+
+    @abstractmethod
+    def fresh(self) -> BaseChannel:
+        """An empty channel with the same configuration."""

@@ -1,0 +1,320 @@
+"""The store protocol every backend implements: threads, runs, checkpoints, pending writes and
+each run's append-only audit log.
+
+Backends implement the sync methods; the async twins (`a*`) call them directly by default, which
+is right for embedded stores whose calls take microseconds. A networked backend overrides the
+async twins with real async I/O. Every method that changes a run's status is conditional: a
+terminal status is never overwritten, and the backend enforces it, not the caller.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tether.checkpoint.serde import Serializer
+from tether.constants import CANCELLED, CONTROL_WRITES
+from tether.types import (
+    CancelReason,
+    PendingWrite,
+    RunEvent,
+    RunInfo,
+    RunSnapshot,
+    RunStatus,
+    utcnow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    """One pending write: a value a task produced in a step that has not completed."""
+
+    task_id: str
+    task_name: str
+    idx: int
+    channel: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A checkpoint as the engine writes it.
+
+    Attributes:
+        refs: for every non-empty channel, the id of the checkpoint that stored its value.
+        blobs: the values of channels changed since the parent (stored under this checkpoint).
+        next: names of the tasks due to run from this checkpoint.
+    """
+
+    thread_id: str
+    ns: str
+    id: str
+    parent_id: str | None
+    step: int
+    source: str
+    refs: dict[str, str]
+    blobs: dict[str, Any]
+    next: tuple[str, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A checkpoint as a store returns it: values resolved, pending writes attached."""
+
+    thread_id: str
+    ns: str
+    id: str
+    parent_id: str | None
+    step: int
+    source: str
+    created_at: datetime
+    values: dict[str, Any]
+    refs: dict[str, str]
+    next: tuple[str, ...]
+    metadata: dict[str, Any]
+    run_id: str | None
+    pending_writes: tuple[WriteRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinish:
+    """Everything a run's last transaction commits at once.
+
+    Attributes:
+        status: the terminal (or `interrupted`) status to set.
+        checkpoints: checkpoints not yet stored (durability `async`/`exit`), oldest first.
+        writes: pending writes to attach to `checkpoint_id`.
+        unless_cancel_requested: refuse (return `applied=False`) if a cancel is already durable.
+    """
+
+    status: RunStatus
+    checkpoint_id: str | None = None
+    thread_id: str | None = None
+    reason: CancelReason | None = None
+    error: str | None = None
+    checkpoints: tuple[CheckpointRecord, ...] = ()
+    writes: tuple[WriteRecord, ...] = ()
+    events: tuple[RunEvent, ...] = ()
+    cancel_latency_ms: float | None = None
+    unless_cancel_requested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FinishResult:
+    """What `finish_run` did: `applied` is False when the condition refused the change."""
+
+    info: RunInfo
+    applied: bool
+
+
+class CheckpointStore(ABC):
+    """The protocol the runs layer and the engine call; see the module docstring."""
+
+    serde: Serializer
+    ephemeral: bool = False
+    """True for a store that forgets everything when the process ends (no checkpointer)."""
+    has_workers: bool = False
+    """True when other processes may drive this store's runs (a worker pool)."""
+
+    # -- runs -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(self, info: RunInfo) -> RunInfo:
+        """Record a new run (status `pending`). Returns the stored record."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunInfo | None:
+        """The run's record, or None."""
+
+    @abstractmethod
+    def list_runs(
+        self,
+        *,
+        thread_id: str | None = None,
+        status: RunStatus | str | None = None,
+        limit: int | None = None,
+    ) -> list[RunInfo]:
+        """Runs, newest first, optionally of one thread and/or status."""
+
+    @abstractmethod
+    def mark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
+        """`pending`/`interrupted` → `running`. Returns None if the run may not start (a cancel
+        is durable, or it has ended)."""
+
+    @abstractmethod
+    def request_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
+        """Durably record a cancel request. Idempotent.
+
+        Returns:
+            The run's record and True if this call recorded the request; False if a request
+            was already recorded (the record then carries the first reason) or the run has ended.
+        """
+
+    @abstractmethod
+    def finish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
+        """Commit a run's end in one transaction: checkpoints, writes, events, status."""
+
+    @abstractmethod
+    def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        """Append to the run's audit log."""
+
+    @abstractmethod
+    def events(self, run_id: str) -> list[RunEvent]:
+        """The run's audit log, oldest first."""
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    @abstractmethod
+    def put_checkpoint(self, record: CheckpointRecord) -> None:
+        """Store one checkpoint (and point its run at it)."""
+
+    @abstractmethod
+    def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                   writes: Sequence[WriteRecord]) -> None:
+        """Attach pending writes to a checkpoint (a finished task of an unfinished step)."""
+
+    @abstractmethod
+    def get_checkpoint(
+        self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
+    ) -> StoredCheckpoint | None:
+        """A checkpoint (the thread's latest when `checkpoint_id` is None), or None."""
+
+    @abstractmethod
+    def list_checkpoints(
+        self,
+        thread_id: str,
+        ns: str = "",
+        *,
+        before: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[StoredCheckpoint]:
+        """A thread's checkpoints, newest first."""
+
+    @abstractmethod
+    def list_threads(self, limit: int | None = None) -> list[str]:
+        """Ids of threads that have checkpoints or runs, most recently active first."""
+
+    @abstractmethod
+    def delete_thread(self, thread_id: str) -> None:
+        """Remove a thread's checkpoints, writes and runs."""
+
+    @abstractmethod
+    def delete_run_checkpoints(self, run_id: str) -> None:
+        """Remove the checkpoints a run wrote (`multitask_strategy="rollback"`)."""
+
+    # -- derived ----------------------------------------------------------------------------
+
+    def load(self, run_id: str) -> RunSnapshot:
+        """The state the run ended or paused in (`RunSnapshot`).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        from tether.errors import RunNotFound
+
+        info = self.get_run(run_id)
+        if info is None:
+            raise RunNotFound(run_id)
+        checkpoint = None
+        if info.checkpoint_id is not None and info.thread_id is not None:
+            ns = str(info.metadata.get("checkpoint_ns", ""))
+            checkpoint = self.get_checkpoint(info.thread_id, ns, info.checkpoint_id)
+        if checkpoint is None:
+            return RunSnapshot(run_id, {}, (), -1, info.status, info.reason,
+                               info.checkpoint_id, (), ())
+        writes = checkpoint.pending_writes
+        cancelled = tuple(sorted({w.task_name for w in writes if w.channel == CANCELLED}))
+        done = {w.task_id for w in writes if w.channel not in CONTROL_WRITES}
+        done_names = {w.task_name for w in writes if w.task_id in done}
+        pending = tuple(
+            PendingWrite(w.task_name, w.channel, w.value)
+            for w in writes
+            if w.task_id in done and not _is_internal(w.channel)
+        )
+        nxt = tuple(n for n in checkpoint.next if n not in done_names or n in cancelled)
+        values = {k: v for k, v in checkpoint.values.items() if not _is_internal(k)}
+        return RunSnapshot(run_id, values, nxt, checkpoint.step, info.status, info.reason,
+                           checkpoint.id, cancelled, pending)
+
+    # -- async twins --------------------------------------------------------------------------
+
+    async def acreate_run(self, info: RunInfo) -> RunInfo:
+        """Async twin of `create_run`."""
+        return self.create_run(info)
+
+    async def aget_run(self, run_id: str) -> RunInfo | None:
+        """Async twin of `get_run`."""
+        return self.get_run(run_id)
+
+    async def alist_runs(self, *, thread_id: str | None = None,
+                         status: RunStatus | str | None = None,
+                         limit: int | None = None) -> list[RunInfo]:
+        """Async twin of `list_runs`."""
+        return self.list_runs(thread_id=thread_id, status=status, limit=limit)
+
+    async def amark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
+        """Async twin of `mark_running`."""
+        return self.mark_running(run_id, events)
+
+    async def arequest_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
+        """Async twin of `request_cancel`."""
+        return self.request_cancel(run_id, reason)
+
+    async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
+        """Async twin of `finish_run`."""
+        return self.finish_run(run_id, finish)
+
+    async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        """Async twin of `append_events`."""
+        self.append_events(run_id, events)
+
+    async def aevents(self, run_id: str) -> list[RunEvent]:
+        """Async twin of `events`."""
+        return self.events(run_id)
+
+    async def aload(self, run_id: str) -> RunSnapshot:
+        """Async twin of `load`."""
+        return self.load(run_id)
+
+    async def aput_checkpoint(self, record: CheckpointRecord) -> None:
+        """Async twin of `put_checkpoint`."""
+        self.put_checkpoint(record)
+
+    async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                          writes: Sequence[WriteRecord]) -> None:
+        """Async twin of `put_writes`."""
+        self.put_writes(thread_id, ns, checkpoint_id, writes)
+
+    async def aget_checkpoint(self, thread_id: str, ns: str = "",
+                              checkpoint_id: str | None = None) -> StoredCheckpoint | None:
+        """Async twin of `get_checkpoint`."""
+        return self.get_checkpoint(thread_id, ns, checkpoint_id)
+
+    async def adelete_run_checkpoints(self, run_id: str) -> None:
+        """Async twin of `delete_run_checkpoints`."""
+        self.delete_run_checkpoints(run_id)
+
+    def find_orphans(self, owner_alive: Any = None) -> list[RunInfo]:
+        """Runs left `running`/`cancelling` by a process that died; see the backends."""
+        del owner_alive
+        return []
+
+
+def _is_internal(key: str) -> bool:
+    return key.startswith(("branch:", "join:", "__"))
+
+
+__all__ = [
+    "CheckpointRecord",
+    "CheckpointStore",
+    "FinishResult",
+    "RunFinish",
+    "StoredCheckpoint",
+    "WriteRecord",
+]

@@ -1,0 +1,278 @@
+"""`InMemorySaver`: the store protocol in process memory, for tests and short-lived programs.
+
+Values are serialized on the way in, as with the durable backends, so a node that later mutates
+an object it returned cannot rewrite history. Thread-safe: one lock guards everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.checkpoint.base import (
+    CheckpointRecord,
+    CheckpointStore,
+    FinishResult,
+    RunFinish,
+    StoredCheckpoint,
+    WriteRecord,
+)
+from tether.checkpoint.serde import Serializer
+from tether.errors import TerminalStatusError
+from tether.types import (
+    TERMINAL_STATUSES,
+    CancelReason,
+    RunEvent,
+    RunInfo,
+    RunStatus,
+    utcnow,
+)
+
+_STARTABLE = frozenset({RunStatus.PENDING, RunStatus.INTERRUPTED})
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    record: CheckpointRecord
+    writes: list[tuple[str, str, int, str, bytes]] = field(default_factory=list)
+
+
+class InMemorySaver(CheckpointStore):
+    """A complete store in memory. Nothing survives the process.
+
+    Args:
+        max_finished_runs: forget the oldest finished runs beyond this many (None: keep all).
+        serde: the serializer for state values.
+    """
+
+    def __init__(self, *, max_finished_runs: int | None = None,
+                 serde: Serializer | None = None) -> None:
+        self.serde = serde or Serializer()
+        self._lock = threading.RLock()
+        self._runs: dict[str, RunInfo] = {}
+        self._events: dict[str, list[RunEvent]] = {}
+        self._finished: list[str] = []
+        self._max_finished = max_finished_runs
+        # (thread_id, ns) -> checkpoints oldest first; ids are time-ordered.
+        self._threads: dict[tuple[str, str], list[_Checkpoint]] = {}
+        self._by_id: dict[tuple[str, str, str], _Checkpoint] = {}
+        self._blobs: dict[tuple[str, str, str, str], bytes] = {}
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def create_run(self, info: RunInfo) -> RunInfo:
+        with self._lock:
+            if info.run_id in self._runs:
+                raise ValueError(f"run {info.run_id!r} already exists")
+            self._runs[info.run_id] = info
+            self._events[info.run_id] = []
+        return info
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        return self._runs.get(run_id)
+
+    def list_runs(self, *, thread_id: str | None = None, status: RunStatus | str | None = None,
+                  limit: int | None = None) -> list[RunInfo]:
+        with self._lock:
+            runs = list(self._runs.values())
+        out = [
+            r for r in reversed(runs)
+            if (thread_id is None or r.thread_id == thread_id)
+            and (status is None or r.status == status)
+        ]
+        return out[:limit] if limit is not None else out
+
+    def mark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
+        with self._lock:
+            info = self._runs[run_id]
+            if info.status not in _STARTABLE or info.reason is not None:
+                return None
+            info = dataclasses.replace(
+                info, status=RunStatus.RUNNING, started_at=info.started_at or utcnow()
+            )
+            self._runs[run_id] = info
+            self._events[run_id].extend(events)
+            return info
+
+    def request_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
+        with self._lock:
+            info = self._runs[run_id]
+            if info.status in TERMINAL_STATUSES or info.reason is not None:
+                return info, False
+            info = dataclasses.replace(info, status=RunStatus.CANCELLING, reason=reason)
+            self._runs[run_id] = info
+            self._events[run_id].append(
+                RunEvent("request", reason.requested_at, None, reason.to_dict())
+            )
+            return info, True
+
+    def finish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
+        with self._lock:
+            info = self._runs[run_id]
+            if info.status in TERMINAL_STATUSES:
+                if finish.unless_cancel_requested:
+                    return FinishResult(info, applied=False)
+                raise TerminalStatusError(
+                    f"run {run_id!r} already ended as {info.status.value}; "
+                    f"cannot become {finish.status.value}"
+                )
+            if finish.unless_cancel_requested and info.reason is not None:
+                return FinishResult(info, applied=False)
+            for record in finish.checkpoints:
+                self._put_checkpoint_locked(record)
+            if finish.writes and finish.checkpoint_id is not None and finish.thread_id is not None:
+                ns = str(info.metadata.get("checkpoint_ns", ""))
+                self._put_writes_locked(finish.thread_id, ns, finish.checkpoint_id, finish.writes)
+            terminal = finish.status in TERMINAL_STATUSES
+            info = dataclasses.replace(
+                info,
+                status=finish.status,
+                reason=finish.reason if finish.reason is not None else info.reason,
+                error=finish.error,
+                checkpoint_id=finish.checkpoint_id or info.checkpoint_id,
+                ended_at=utcnow() if terminal else None,
+                cancel_latency_ms=finish.cancel_latency_ms,
+            )
+            self._runs[run_id] = info
+            self._events[run_id].extend(finish.events)
+            if terminal:
+                self._retire(run_id)
+            return FinishResult(info, applied=True)
+
+    def _retire(self, run_id: str) -> None:
+        if self._max_finished is None:
+            return
+        self._finished.append(run_id)
+        while len(self._finished) > self._max_finished:
+            old = self._finished.pop(0)
+            self._runs.pop(old, None)
+            self._events.pop(old, None)
+
+    def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        with self._lock:
+            self._events.setdefault(run_id, []).extend(events)
+
+    def events(self, run_id: str) -> list[RunEvent]:
+        with self._lock:
+            return list(self._events.get(run_id, ()))
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def put_checkpoint(self, record: CheckpointRecord) -> None:
+        with self._lock:
+            self._put_checkpoint_locked(record)
+
+    def _put_checkpoint_locked(self, record: CheckpointRecord) -> None:
+        dumps = self.serde.dumps
+        for channel, value in record.blobs.items():
+            self._blobs[(record.thread_id, record.ns, channel, record.id)] = dumps(value, channel)
+        stored = _Checkpoint(dataclasses.replace(record, blobs={}))
+        self._threads.setdefault((record.thread_id, record.ns), []).append(stored)
+        self._by_id[(record.thread_id, record.ns, record.id)] = stored
+        if record.run_id is not None and record.run_id in self._runs and not record.ns:
+            info = self._runs[record.run_id]
+            if info.status not in TERMINAL_STATUSES:
+                self._runs[record.run_id] = dataclasses.replace(info, checkpoint_id=record.id)
+
+    def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                   writes: Sequence[WriteRecord]) -> None:
+        with self._lock:
+            self._put_writes_locked(thread_id, ns, checkpoint_id, writes)
+
+    def _put_writes_locked(self, thread_id: str, ns: str, checkpoint_id: str,
+                           writes: Sequence[WriteRecord]) -> None:
+        stored = self._by_id.get((thread_id, ns, checkpoint_id))
+        if stored is None:
+            raise KeyError(f"no checkpoint {checkpoint_id!r} in thread {thread_id!r}")
+        existing = {(w[0], w[2]) for w in stored.writes}
+        for w in writes:
+            if (w.task_id, w.idx) in existing:
+                continue
+            stored.writes.append(
+                (w.task_id, w.task_name, w.idx, w.channel, self.serde.dumps(w.value, w.channel))
+            )
+
+    def _resolve(self, stored: _Checkpoint) -> StoredCheckpoint:
+        record = stored.record
+        loads = self.serde.loads
+        values: dict[str, Any] = {}
+        for channel, ref in record.refs.items():
+            blob = self._blobs.get((record.thread_id, record.ns, channel, ref))
+            if blob is not None:
+                values[channel] = loads(blob)
+        writes = tuple(
+            WriteRecord(tid, name, idx, ch, loads(blob))
+            for tid, name, idx, ch, blob in stored.writes
+        )
+        return StoredCheckpoint(
+            record.thread_id, record.ns, record.id, record.parent_id, record.step,
+            record.source, record.created_at, values, dict(record.refs), record.next,
+            dict(record.metadata), record.run_id, writes,
+        )
+
+    def get_checkpoint(self, thread_id: str, ns: str = "",
+                       checkpoint_id: str | None = None) -> StoredCheckpoint | None:
+        with self._lock:
+            if checkpoint_id is None:
+                history = self._threads.get((thread_id, ns))
+                stored = history[-1] if history else None
+            else:
+                stored = self._by_id.get((thread_id, ns, checkpoint_id))
+            return self._resolve(stored) if stored is not None else None
+
+    def list_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
+                         limit: int | None = None) -> Iterator[StoredCheckpoint]:
+        with self._lock:
+            history = list(self._threads.get((thread_id, ns), ()))
+        count = 0
+        for stored in reversed(history):
+            if before is not None and stored.record.id >= before:
+                continue
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            with self._lock:
+                resolved = self._resolve(stored)
+            yield resolved
+
+    def list_threads(self, limit: int | None = None) -> list[str]:
+        with self._lock:
+            latest: dict[str, str] = {}
+            for (thread_id, _ns), history in self._threads.items():
+                if history:
+                    latest[thread_id] = max(latest.get(thread_id, ""), history[-1].record.id)
+            for info in self._runs.values():
+                if info.thread_id is not None:
+                    latest.setdefault(info.thread_id, "")
+        ordered = sorted(latest, key=lambda t: latest[t], reverse=True)
+        return ordered[:limit] if limit is not None else ordered
+
+    def delete_thread(self, thread_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._threads if k[0] == thread_id]:
+                del self._threads[key]
+            for key in [k for k in self._by_id if k[0] == thread_id]:
+                del self._by_id[key]
+            for key in [k for k in self._blobs if k[0] == thread_id]:
+                del self._blobs[key]
+            for run_id in [r for r, i in self._runs.items() if i.thread_id == thread_id]:
+                del self._runs[run_id]
+                self._events.pop(run_id, None)
+
+    def delete_run_checkpoints(self, run_id: str) -> None:
+        with self._lock:
+            for key, history in self._threads.items():
+                doomed = [c for c in history if c.record.run_id == run_id]
+                for stored in doomed:
+                    history.remove(stored)
+                    self._by_id.pop((key[0], key[1], stored.record.id), None)
+                    for channel in stored.record.refs:
+                        self._blobs.pop((key[0], key[1], channel, stored.record.id), None)
+
+
+MemorySaver = InMemorySaver
+
+__all__ = ["InMemorySaver", "MemorySaver"]

@@ -1,0 +1,55 @@
+"""Reserved names shared by every layer: graph endpoints and engine channel prefixes."""
+
+from __future__ import annotations
+
+from typing import Final
+
+START: Final = "__start__"
+"""The virtual node a graph's input comes from."""
+
+END: Final = "__end__"
+"""The virtual node that ends a branch of the graph."""
+
+INTERRUPT: Final = "__interrupt__"
+"""Key under which paused runs report their pending `Interrupt`s."""
+
+RESUME: Final = "__resume__"
+"""Pending-write key holding the resume values already given to a task."""
+
+ERROR: Final = "__error__"
+"""Pending-write key recording a task that failed."""
+
+CANCELLED: Final = "__cancelled__"
+"""Pending-write key recording a task that was cancelled while it ran."""
+
+NO_WRITES: Final = "__no_writes__"
+"""Pending-write key recording a task that finished without writing anything."""
+
+TASKS: Final = "__pregel_tasks"
+"""Channel that carries `Send` packets to the next superstep (LangGraph's name)."""
+
+BRANCH_PREFIX: Final = "branch:to:"
+"""Prefix of the trigger channel a node waits on when an edge points at it."""
+
+JOIN_PREFIX: Final = "join:"
+"""Prefix of the barrier channel behind `add_edge([a, b], c)`."""
+
+RESERVED_NAMES: Final = frozenset(
+    {START, END, INTERRUPT, RESUME, ERROR, CANCELLED, NO_WRITES, TASKS}
+)
+"""Names no node or state key may take."""
+
+RESERVED_CHARS: Final = (":", "|")
+"""Characters that separate namespaces and therefore cannot appear in node names."""
+
+CONTROL_WRITES: Final = frozenset({INTERRUPT, RESUME, ERROR, CANCELLED})
+"""Pending-write keys that record what happened to a task rather than what it produced."""
+
+DEFAULT_RECURSION_LIMIT: Final = 25
+"""Supersteps a fresh run may take, counting the input step (LangGraph's default)."""
+
+DEFAULT_CANCEL_GRACE: Final = 2.0
+"""Seconds a node has to stop after a cancel before the next rung of the ladder."""
+
+DEFAULT_CLEANUP_GRACE: Final = 5.0
+"""Seconds all of a run's cleanup hooks get together."""

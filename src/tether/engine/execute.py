@@ -1,0 +1,439 @@
+"""Running the tasks of a superstep: attempts, retries, timeouts, and where each node runs.
+
+A task never raises out of `run_task` except for a foreign cancellation: its fate is recorded
+on the task (`outcome`, `writes`, `error`, `interrupts`), and the loop decides what the step
+means. Writes are computed only for a task that finished before any cancel of its run; a node
+that returns after the request (having swallowed the cancel, or from a late thread) has its
+result thrown away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.cancel.context import reset_current_scope, set_current_scope
+from tether.cancel.deadlines import deadline_after
+from tether.cancel.scope import CancelScope
+from tether.config import NodeContext, reset_node_context, set_node_context
+from tether.constants import END, TASKS
+from tether.engine.spec import BranchSpec, NodeSpec, Write
+from tether.engine.stream import Emitter
+from tether.engine.task import Task
+from tether.engine.threads import WorkerPool
+from tether.errors import (
+    GraphInterrupt,
+    InvalidUpdateError,
+    NodeTimeoutError,
+    ParentCommand,
+)
+from tether.types import (
+    CancelReason,
+    Command,
+    Interrupt,
+    RetryPolicy,
+    Send,
+    reset_interrupt_handler,
+    set_interrupt_handler,
+)
+
+_CANCELLED = object()
+_SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
+
+
+@dataclass(slots=True)
+class Executor:
+    """What running a task needs from its loop; one per graph run (and per subgraph run).
+
+    Attributes:
+        scope: the scope of the run (or of the parent task, for a subgraph).
+        inline_sync: sync nodes alone in their step may run on the loop's thread.
+        grace: seconds a node has to stop after a cancel, unless the node sets its own.
+        preview: the state with only some writes applied (for conditional edges).
+        make_config: builds a task's config dict.
+        on_stop: records how a node stopped after a cancel (`terminate_node`).
+        on_done: called when a task of a multi-task step finishes (pending writes).
+        run_subgraph: runs a compiled-graph node.
+        parent_interrupt: for a subgraph, the parent task's `interrupt()` handler.
+    """
+
+    scope: CancelScope
+    emitter: Emitter
+    pool: WorkerPool
+    nodes: Any
+    inline_sync: bool
+    grace: float
+    preview: Callable[[list[Write]], dict[str, Any]]
+    make_config: Callable[[Task], dict[str, Any]]
+    runtime: Callable[[Task], Any]
+    run_id: str | None = None
+    max_concurrency: int | None = None
+    on_stop: Callable[[Task, str], None] | None = None
+    on_done: Callable[[Task], Awaitable[None]] | None = None
+    run_subgraph: Callable[[Task, Callable[[Any], Any]], Awaitable[Any]] | None = None
+    parent_interrupt: Callable[[Any], Any] | None = None
+    _writer: Callable[[Any], None] | None = field(default=None)
+    _semaphore: asyncio.Semaphore | None = field(default=None)
+
+    # -- a whole step ---------------------------------------------------------------------
+
+    async def run_step(self, tasks: list[Task]) -> None:
+        """Run every task of a step concurrently; returns once each has an outcome.
+
+        Cancellation:
+            On a cancel of the run, waits (shielded, bounded by the graces) for the tasks to
+            stop, then returns; the caller reads the cancel from the run's scope. A foreign
+            cancellation is re-raised after the same wait.
+        """
+        if len(tasks) == 1:
+            await self.run_task(tasks[0], alone=True)
+            return
+        loop = asyncio.get_running_loop()
+        children = [loop.create_task(self.run_task(task, alone=False)) for task in tasks]
+        try:
+            await asyncio.wait(children)
+        except asyncio.CancelledError:
+            await self._settle(tasks, children)
+            if not self.scope.cancel_called:
+                raise
+        for child in children:
+            if child.done() and not child.cancelled():
+                child.result()
+
+    async def _settle(self, tasks: list[Task], children: list[asyncio.Task[None]]) -> None:
+        import anyio
+
+        grace = max((t.node.cancel_grace or self.grace) for t in tasks)
+        with anyio.CancelScope(shield=True):
+            _done, pending = await asyncio.wait(children, timeout=grace + 0.05)
+        for task, child in zip(tasks, children, strict=True):
+            if child in pending:
+                # An async node that keeps swallowing the cancel: stop waiting for it. Its
+                # result can never be applied (it finishes after the request).
+                task.outcome = "cancelled"
+                self._stopped(task, "abandoned")
+
+    # -- one task -------------------------------------------------------------------------
+
+    async def run_task(self, task: Task, *, alone: bool) -> None:
+        """Run one task to an outcome, retrying per its policies."""
+        if self._semaphore is None and self.max_concurrency is not None and not alone:
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        if self._semaphore is not None and not alone:
+            async with self._semaphore:
+                await self._run_with_retry(task, alone)
+        else:
+            await self._run_with_retry(task, alone)
+        if not alone and self.on_done is not None and task.outcome == "done":
+            await self.on_done(task)
+
+    async def _run_with_retry(self, task: Task, alone: bool) -> None:
+        node = task.node
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            scope = CancelScope(self.scope, deadline=deadline_after(node.timeout, started),
+                                name=node.name)
+            task.scope = scope
+            try:
+                result = await self._attempt(task, scope, alone)
+            except GraphInterrupt as exc:
+                task.outcome, task.interrupts = "interrupted", exc.interrupts
+                task.finished_at = time.monotonic()
+                return
+            except Exception as exc:  # noqa: BLE001 - recorded on the task, maybe retried
+                error: BaseException = exc
+            else:
+                if result is not _CANCELLED:
+                    await self._finish(task, result)
+                    return
+                error = self._cancelled_error(task, scope, started)
+                if task.outcome == "cancelled":
+                    return
+            finally:
+                scope.close()
+            if isinstance(error, ParentCommand):
+                task.outcome, task.error = "error", error
+                return
+            policy = _matching_policy(node.retry, error)
+            if policy is None or attempt >= policy.max_attempts or self.scope.cancel_called:
+                task.outcome, task.error = "error", error
+                task.finished_at = time.monotonic()
+                self._fail_siblings(task, alone)
+                return
+            await asyncio.sleep(policy.interval(attempt))
+
+    def _cancelled_error(self, task: Task, scope: CancelScope, started: float) -> BaseException:
+        # The attempt was cancelled: by the run, by a failed sibling, or by its own timeout.
+        hooks = scope.take_hooks()
+        if self.scope.cancel_called:
+            task.outcome = "cancelled"
+            task.hooks.extend(hooks)
+            return asyncio.CancelledError()
+        reason = scope.reason
+        if reason is not None and reason.kind == "timeout" and task.node.timeout is not None:
+            task.hooks.extend(hooks)
+            return NodeTimeoutError(task.name, task.node.timeout, time.monotonic() - started)
+        task.outcome = "cancelled"
+        task.hooks.extend(hooks)
+        return asyncio.CancelledError()
+
+    def _fail_siblings(self, task: Task, alone: bool) -> None:
+        del task
+        if alone:
+            return
+        for child in list(self.scope._children or ()):  # noqa: SLF001 - tree owned by the run
+            if child.reason is None and child is not self.scope:
+                child.cancel(_SIBLING_FAILED)
+
+    async def _attempt(self, task: Task, scope: CancelScope, alone: bool) -> Any:
+        node = task.node
+        tokens = self._enter(task, scope)
+        try:
+            bind = not alone or node.timeout is not None or (not node.is_async and not
+                                                             self._runs_inline(node, alone))
+            if not bind:
+                if node.is_async or node.subgraph is not None:
+                    result = await self._call(task, scope, alone)
+                else:
+                    result = self._call_sync(task)
+                return self._observe(task, result)
+            with scope:
+                scope.arm()
+                result = await self._call(task, scope, alone)
+                return self._observe(task, result)
+            return _CANCELLED
+        except asyncio.CancelledError:
+            if scope.cancel_called or self.scope.cancel_called:
+                return _CANCELLED
+            raise
+        finally:
+            self._leave(tokens)
+
+    def _observe(self, task: Task, result: Any) -> Any:
+        # The instant the engine sees the node's answer decides whether it counts.
+        task.finished_at = finished = time.monotonic()
+        cancelled_at = self.scope.cancelled_at
+        if cancelled_at is not None and finished >= cancelled_at:
+            return _CANCELLED
+        return result
+
+    def _runs_inline(self, node: NodeSpec, alone: bool) -> bool:
+        if node.isolation is not None:
+            return node.isolation == "inline"
+        return self.inline_sync and alone and node.timeout is None and self.scope.deadline is None
+
+    async def _call(self, task: Task, scope: CancelScope, alone: bool) -> Any:
+        node = task.node
+        if node.subgraph is not None and self.run_subgraph is not None:
+            return await self.run_subgraph(task, self._interrupt_handler(task))
+        kwargs = self._kwargs(task) if node.kwargs else None
+        if node.is_async:
+            if kwargs:
+                return await node.func(task.input, **kwargs)
+            return await node.func(task.input)
+        if self._runs_inline(node, alone):
+            return self._call_sync(task)
+        fn = functools.partial(node.func, task.input, **(kwargs or {}))
+        grace = node.cancel_grace or self.grace
+        if node.isolation == "process":
+            from tether.engine.process import run_in_process
+
+            return await run_in_process(fn, node=node.name, grace=grace,
+                                        on_stop=lambda how: self._stopped(task, how))
+        return await self.pool.run(fn, scope=scope, grace=grace,
+                                   on_stop=lambda how, _at: self._stopped(task, how))
+
+    def _call_sync(self, task: Task) -> Any:
+        node = task.node
+        if node.kwargs:
+            return node.func(task.input, **self._kwargs(task))
+        return node.func(task.input)
+
+    def _stopped(self, task: Task, how: str) -> None:
+        task.stop_mode = how  # type: ignore[assignment]
+        if self.on_stop is not None:
+            self.on_stop(task, how)
+
+    def _kwargs(self, task: Task) -> dict[str, Any]:
+        wanted = task.node.kwargs
+        out: dict[str, Any] = {}
+        if "config" in wanted:
+            out["config"] = self.make_config(task)
+        if "runtime" in wanted:
+            out["runtime"] = self.runtime(task)
+        if "writer" in wanted:
+            out["writer"] = self.writer
+        if "store" in wanted:
+            out["store"] = None
+        return out
+
+    # -- context --------------------------------------------------------------------------
+
+    @property
+    def writer(self) -> Callable[[Any], None]:
+        """The `custom` stream writer; safe to call from worker threads."""
+        if self._writer is None:
+            loop = asyncio.get_running_loop()
+            owner = threading.get_ident()
+            emit = self.emitter.emit_custom
+
+            def write(chunk: Any) -> None:
+                if threading.get_ident() == owner:
+                    emit(chunk)
+                elif not loop.is_closed():
+                    loop.call_soon_threadsafe(emit, chunk)
+
+            self._writer = write
+        return self._writer
+
+    def _enter(self, task: Task, scope: CancelScope) -> tuple[Any, Any, Any]:
+        ctx = NodeContext(self.writer, task.name, task.step, self.run_id,
+                          functools.partial(self.make_config, task))
+        ctx.runtime = self.runtime(task)
+        return (set_current_scope(scope), set_node_context(ctx),
+                set_interrupt_handler(self._interrupt_handler(task)))
+
+    @staticmethod
+    def _leave(tokens: tuple[Any, Any, Any]) -> None:
+        scope_token, ctx_token, interrupt_token = tokens
+        reset_interrupt_handler(interrupt_token)
+        reset_node_context(ctx_token)
+        reset_current_scope(scope_token)
+
+    def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
+        if self.parent_interrupt is not None:
+            return self.parent_interrupt
+        counter = [0]
+
+        def handle(value: Any) -> Any:
+            idx = counter[0]
+            counter[0] += 1
+            if idx < len(task.resume):
+                return task.resume[idx]
+            raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
+
+        return handle
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def _finish(self, task: Task, result: Any) -> None:
+        try:
+            writes = await self.writes_for(task, result)
+        except GraphInterrupt as exc:
+            task.outcome, task.interrupts = "interrupted", exc.interrupts
+            return
+        except Exception as exc:  # noqa: BLE001 - a bad update fails the task
+            task.outcome, task.error = "error", exc
+            return
+        task.writes = writes
+        task.outcome = "done"
+        self.emitter.emit_update(task, task.update)
+
+    async def writes_for(self, task: Task, result: Any) -> list[Write]:
+        """The writes a task's return value makes: state updates, edges, branches, gotos."""
+        node = task.node
+        updates = node.updates
+        writes: list[Write] = []
+        gotos: tuple[Send | str, ...] = ()
+        commands = _commands(result)
+        if commands is None:
+            writes = updates(result) if updates is not None else []
+            task.update = result
+        else:
+            for command in commands:
+                if command.graph == Command.PARENT:
+                    raise ParentCommand(command)
+                if command.update is not None and updates is not None:
+                    writes.extend(updates(command.update))
+                gotos += command.goto_targets()
+            task.update = commands[0].update if len(commands) == 1 else [
+                c.update for c in commands]
+        if node.edges:
+            writes.extend(node.edges)
+        if node.branches:
+            state = self.preview(writes)
+            for branch in node.branches:
+                writes.extend(await self.branch_writes(branch, state, node.name))
+        for target in gotos:
+            if target != END:
+                writes.append(self.goto_write(target, node.name))
+        return writes
+
+    def goto_write(self, target: Send | str, source: str) -> Write:
+        """The trigger write that routes to `target` (a node name or a `Send`)."""
+        if isinstance(target, Send):
+            if target.node not in self.nodes:
+                raise InvalidUpdateError(f"Node '{source}' sent to unknown node {target.node!r}")
+            return (TASKS, target)
+        if target not in self.nodes:
+            raise InvalidUpdateError(f"Node '{source}' returned goto to unknown node {target!r}")
+        return (f"branch:to:{target}", None)
+
+    async def branch_writes(self, branch: BranchSpec, state: dict[str, Any],
+                            source: str) -> list[Write]:
+        """Evaluate a conditional edge on `state` and turn its answer into trigger writes."""
+        arg = branch.reader(state) if branch.reader is not None else state
+        kwargs: dict[str, Any] = {}
+        if "config" in branch.kwargs:
+            from tether.config import current_node_context
+
+            ctx = current_node_context()
+            kwargs["config"] = ctx.config if ctx is not None else {}
+        answer = branch.path(arg, **kwargs)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        answers = answer if isinstance(answer, (list, tuple)) else [answer]
+        out: list[Write] = []
+        for item in answers:
+            if isinstance(item, Send):
+                out.append(self.goto_write(item, source))
+                continue
+            dest = item
+            if branch.path_map is not None:
+                if item not in branch.path_map:
+                    raise InvalidUpdateError(
+                        f"Branch '{branch.name}' from node '{source}' returned {item!r}, "
+                        f"which is not in its path_map {sorted(map(str, branch.path_map))}"
+                    )
+                dest = branch.path_map[item]
+            if dest == END or dest is None:
+                continue
+            if dest not in self.nodes:
+                raise InvalidUpdateError(
+                    f"Branch '{branch.name}' from node '{source}' returned unknown node {dest!r}"
+                )
+            out.append((f"branch:to:{dest}", None))
+        return out
+
+
+def _commands(result: Any) -> list[Command[Any]] | None:
+    if isinstance(result, Command):
+        return [result]
+    if isinstance(result, (list, tuple)) and result and all(
+        isinstance(r, Command) for r in result
+    ):
+        return list(result)
+    return None
+
+
+def _matching_policy(policies: tuple[RetryPolicy, ...], exc: BaseException) -> RetryPolicy | None:
+    if not isinstance(exc, Exception):
+        return None
+    for policy in policies:
+        if policy.should_retry(exc):
+            return policy
+    return None
+
+
+def interrupt_id(task_id: str, idx: int) -> str:
+    """A stable id for the `idx`-th interrupt of a task (what `Command(resume={id: v})` uses)."""
+    return hashlib.blake2b(f"{task_id}:{idx}".encode(), digest_size=16).hexdigest()

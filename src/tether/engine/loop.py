@@ -1,0 +1,400 @@
+"""The superstep loop: plan the due tasks, run them together, commit their writes at once,
+checkpoint, repeat.
+
+Invariants the loop keeps:
+- A step's writes reach the channels only when every task of the step finished, in task-path
+  order, in `apply_grouped`. A step that does not complete leaves the channels as they were at
+  its start; what its finished tasks wrote is kept as pending writes on that checkpoint.
+- After the run's scope is cancelled the loop awaits nothing unshielded: it returns an outcome
+  as soon as the running tasks have settled, and the caller finalises outside the scope.
+- `self.step` is the step of the last checkpoint taken (taken in memory when there is no store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.cancel.scope import CancelScope
+from tether.channels.base import BaseChannel
+from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
+from tether.config import RunConfig
+from tether.constants import END, START, TASKS
+from tether.engine.apply import apply_grouped, group_writes, preview, refresh_values
+from tether.engine.execute import Executor
+from tether.engine.outcome import LoopOutcome, task_writes
+from tether.engine.persist import Persistence
+from tether.engine.plan import consume_triggers, plan_tasks
+from tether.engine.resume import InputPlan, attach_pending, plan_input
+from tether.engine.spec import GraphSpec, Write
+from tether.engine.stream import Emitter, task_triggers
+from tether.engine.task import Task
+from tether.engine.threads import WorkerPool
+from tether.runtime import Runtime
+from tether.types import Interrupt
+
+
+@dataclass(slots=True)
+class LoopOptions:
+    """How one loop run is set up (the runs layer fills this in)."""
+
+    config: RunConfig
+    scope: CancelScope
+    emitter: Emitter
+    pool: WorkerPool
+    store: CheckpointStore | None = None
+    thread_id: str | None = None
+    ns: str = ""
+    run_id: str | None = None
+    inline_sync: bool = False
+    context: Any = None
+    interrupt_before: frozenset[str] | None = None
+    interrupt_after: frozenset[str] | None = None
+    parent_interrupt: Any = None
+    on_stop: Any = None
+    subgraphs: bool = False
+    yield_to_consumer: Callable[[], bool] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Loop:
+    """One run of a graph (or of a subgraph inside a task)."""
+
+    def __init__(self, spec: GraphSpec, options: LoopOptions) -> None:
+        self.spec = spec
+        self.opts = options
+        self.channels: dict[str, BaseChannel] = {k: f() for k, f in spec.channels.items()}
+        self.values: dict[str, Any] = {}
+        self.state_keys = frozenset(spec.state_keys)
+        self.step = -1
+        self.live: set[str] = set()
+        self.tasks: list[Task] = []
+        self.loaded: StoredCheckpoint | None = None
+        self.persist: Persistence | None = None
+        if options.store is not None and options.thread_id is not None:
+            self.persist = Persistence(options.store, options.thread_id, options.ns,
+                                       options.run_id, options.config.durability)
+        self._runtime = Runtime(context=options.context, run_id=options.run_id,
+                                thread_id=options.thread_id)
+        self.executor = Executor(
+            scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
+            inline_sync=options.inline_sync, grace=options.config.cancel_grace,
+            preview=self._preview, make_config=self._task_config,
+            runtime=lambda _task: self._runtime, run_id=options.run_id,
+            max_concurrency=options.config.max_concurrency, on_stop=options.on_stop,
+            on_done=self._task_done if self.persist is not None else None,
+            run_subgraph=self._run_subgraph, parent_interrupt=options.parent_interrupt,
+        )
+        self._ran: list[Task] = []
+        self._node_triggers: dict[str, tuple[str, ...]] = {}
+        for channel, nodes in spec.triggers.items():
+            for name in nodes:
+                self._node_triggers[name] = (*self._node_triggers.get(name, ()), channel)
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def run(self, graph_input: Any) -> LoopOutcome:
+        """Run from `graph_input` (values, `Command`, or None to continue) to an outcome."""
+        await self._load()
+        plan = plan_input(self.spec, graph_input, self.loaded, self.opts.config)
+        if plan.resume_writes and self.persist is not None:
+            await self.persist.put_writes(plan.resume_writes)
+        if plan.writes is not None:
+            tasks = await self._input_step(graph_input, plan)
+            stop = self.step - 1 + self.opts.config.recursion_limit
+        else:
+            self._refresh_all()
+            tasks = self._plan(None)
+            stop = self.step + self.opts.config.recursion_limit
+        return await self._supersteps(tasks, plan, stop)
+
+    async def _supersteps(self, tasks: list[Task], plan: InputPlan, stop: int) -> LoopOutcome:
+        first = True
+        pending = self.loaded.pending_writes if (self.loaded and plan.writes is None) else ()
+        scope = self.opts.scope
+        while True:
+            if not tasks:
+                return self._outcome("done")
+            for task in tasks:
+                if not task.id:
+                    self._assign_id(task)
+            if first and (pending or plan.resume_map):
+                attach_pending(tasks, pending, plan.resume_map)
+            if scope.cancel_called:
+                self.tasks = tasks
+                return self._outcome("cancelled")
+            if self.step >= stop:
+                self.tasks = tasks
+                return self._outcome("limit")
+            before = self._pause_set(self.opts.interrupt_before, self.spec.interrupt_before)
+            if before and not (first and plan.skip_interrupt_before) and any(
+                t.name in before for t in tasks
+            ):
+                await self._mark_paused_before(tasks)
+                return self._outcome("interrupted")
+            first = False
+            outcome = await self._superstep(tasks)
+            if outcome is not None:
+                return outcome
+            tasks = self.tasks
+            after = self._pause_set(self.opts.interrupt_after, self.spec.interrupt_after)
+            if after and tasks and any(t.name in after for t in self._ran):
+                return self._outcome("interrupted")
+
+    async def _superstep(self, tasks: list[Task]) -> LoopOutcome | None:
+        consumed = consume_triggers(self.spec, self.channels, tasks)
+        if self.persist is not None:
+            self.persist.mark(consumed)
+        emitter = self.opts.emitter
+        for task in tasks:
+            if emitter.tasks:
+                emitter.emit_task_start(task, task_triggers(task, self._node_triggers))
+            if task.cached:
+                emitter.emit_update(task, _update_of(task))
+        self.tasks = tasks
+        to_run = [t for t in tasks if not t.cached]
+        if to_run:
+            await self.executor.run_step(to_run)
+        if self.opts.scope.cancel_called:
+            return self._outcome("cancelled")
+        if emitter.tasks:
+            for task in to_run:
+                emitter.emit_task_result(task, _result_of(task))
+        failed = next((t for t in tasks if t.outcome == "error"), None)
+        if failed is not None:
+            return self._outcome("error", error=failed.error)
+        interrupts = tuple(i for t in tasks for i in t.interrupts)
+        if any(t.outcome == "interrupted" for t in tasks):
+            emitter.emit_interrupts(interrupts)
+            return self._outcome("interrupted", interrupts=interrupts)
+        self._ran = tasks
+        await self._commit(tasks)
+        return None
+
+    async def _commit(self, tasks: list[Task]) -> None:
+        updated = apply_grouped(self.channels, group_writes(tasks), self.live)
+        self.step += 1
+        refresh_values(self.channels, self.values, self.state_keys, updated)
+        triggers = self.spec.triggers
+        self.live = {c for c in updated if (c in triggers or c == TASKS)
+                     and self.channels[c].is_available()}
+        self.tasks = self._plan(updated)
+        await self._checkpoint("loop", updated)
+        self.opts.emitter.emit_values(self._output())
+        should_yield = self.opts.yield_to_consumer
+        if should_yield is not None and should_yield():
+            # Let a waiting consumer see this step before the next one runs.
+            await asyncio.sleep(0)
+
+    # -- input ----------------------------------------------------------------------------
+
+    async def _input_step(self, graph_input: Any, plan: InputPlan) -> list[Task]:
+        self.step = self.loaded.step + 1 if self.loaded is not None else -1
+        self._refresh_all()
+        self.live = {c for c in self.channels
+                     if (c in self.spec.triggers or c == TASKS) and self.channels[c].is_available()}
+        if self.persist is not None:
+            start = self.channels.get(START)
+            if start is not None and start.update([graph_input]):
+                self.persist.mark((START,))
+                self.live.add(START)
+            await self.persist.checkpoint(self.channels, self.step, "input", (START,),
+                                          self._metadata("input"))
+        writes: list[Write] = list(plan.writes or ())
+        start = self.spec.start
+        writes.extend(start.edges)
+        if start.branches:
+            state = self._preview(writes)
+            for branch in start.branches:
+                writes.extend(await self.executor.branch_writes(branch, state, START))
+        for target in plan.goto:
+            if target != END:
+                writes.append(self.executor.goto_write(target, START))
+        start_task = Task(start, graph_input, ("__pregel_pull", START), self.step)
+        start_task.writes, start_task.outcome = writes, "done"
+        updated = apply_grouped(self.channels, group_writes([start_task]), self.live)
+        self.step += 1
+        refresh_values(self.channels, self.values, self.state_keys, updated)
+        self.live = {c for c in updated if (c in self.spec.triggers or c == TASKS)
+                     and self.channels[c].is_available()}
+        tasks = self._plan(updated)
+        self.tasks = tasks
+        await self._checkpoint("loop", updated)
+        self.opts.emitter.emit_values(self._output())
+        return tasks
+
+    async def _load(self) -> None:
+        persist = self.persist
+        if persist is None:
+            return
+        opts = self.opts
+        assert opts.store is not None and opts.thread_id is not None
+        stored = await opts.store.aget_checkpoint(opts.thread_id, opts.ns,
+                                                  opts.config.checkpoint_id)
+        if stored is None:
+            if opts.config.checkpoint_id is not None:
+                from tether.errors import CheckpointNotFound
+
+                raise CheckpointNotFound(
+                    f"thread {opts.thread_id!r} has no checkpoint {opts.config.checkpoint_id!r}"
+                )
+            return
+        for key, value in stored.values.items():
+            channel = self.channels.get(key)
+            if channel is not None:
+                channel.restore(value)
+        self.step = stored.step
+        self.loaded = stored
+        persist.restore(stored)
+        self.live = {c for c in self.channels
+                     if (c in self.spec.triggers or c == TASKS) and self.channels[c].is_available()}
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _plan(self, candidates: Any) -> list[Task]:
+        return plan_tasks(self.spec, self.channels, self.values, self.step + 1, candidates)
+
+    def _refresh_all(self) -> None:
+        refresh_values(self.channels, self.values, self.state_keys, self.state_keys)
+
+    def _preview(self, writes: list[Write]) -> dict[str, Any]:
+        return preview(self.channels, self.values, self.state_keys, writes)
+
+    def _output(self) -> Any:
+        return self.spec.output(self.values)
+
+    def _pause_set(self, override: frozenset[str] | None,
+                   default: frozenset[str]) -> frozenset[str]:
+        chosen = override if override is not None else default
+        if "*" in chosen:
+            return frozenset(self.spec.nodes)
+        return chosen
+
+    def _assign_id(self, task: Task) -> None:
+        from tether.checkpoint.ids import task_id
+
+        if self.persist is not None or self.opts.emitter.tasks:
+            base = self.persist.checkpoint_id if self.persist is not None else ""
+            task.id = task_id(base or "", self.opts.ns, task.step, task.name, task.path_str)
+        else:
+            task.id = f"{task.step}:{task.path_str}"
+
+    def _metadata(self, source: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {"source": source, "step": self.step, "parents": {}}
+        if source == "loop" and self._ran:
+            meta["tasks"] = sorted({t.name for t in self._ran})
+        if self.opts.run_id is not None:
+            meta["run_id"] = self.opts.run_id
+        meta.update(self.opts.metadata)
+        return meta
+
+    async def _checkpoint(self, source: str, updated: set[str]) -> None:
+        persist = self.persist
+        if persist is None:
+            return
+        persist.mark(updated)
+        names = tuple(t.name for t in self.tasks)
+        record = await persist.checkpoint(self.channels, self.step, source, names,
+                                          self._metadata(source))
+        emitter = self.opts.emitter
+        if emitter.checkpoints:
+            emitter.emit_checkpoint(self.checkpoint_payload(record.id, record.parent_id, names),
+                                    self.step)
+
+    def checkpoint_payload(self, checkpoint_id: str, parent_id: str | None,
+                           names: tuple[str, ...]) -> dict[str, Any]:
+        """The `checkpoints`/`debug` chunk for a checkpoint, in LangGraph's shape."""
+        def cfg(cid: str | None) -> dict[str, Any] | None:
+            if cid is None:
+                return None
+            return {"configurable": {"thread_id": self.opts.thread_id,
+                                     "checkpoint_ns": self.opts.ns, "checkpoint_id": cid}}
+
+        return {"config": cfg(checkpoint_id), "parent_config": cfg(parent_id),
+                "values": self._output(), "metadata": self._metadata("loop"), "next": list(names),
+                "tasks": [{"id": t.id, "name": t.name, "interrupts": ()} for t in self.tasks]}
+
+    async def _task_done(self, task: Task) -> None:
+        # A task of a multi-task step finished: keep its writes even if the step never
+        # completes (a crash, a cancel, a sibling's error or interrupt).
+        if self.persist is not None and not self.opts.scope.cancel_called:
+            await self.persist.put_writes(task_writes(task))
+
+    async def _mark_paused_before(self, tasks: list[Task]) -> None:
+        from tether.checkpoint.base import WriteRecord
+        from tether.constants import INTERRUPT
+
+        self.tasks = tasks
+        if self.persist is not None:
+            await self.persist.put_writes(
+                [WriteRecord(INTERRUPT, INTERRUPT, 0, INTERRUPT, [t.name for t in tasks])]
+            )
+        self.opts.emitter.emit_interrupts(())
+
+    def _task_config(self, task: Task) -> dict[str, Any]:
+        raw = self.opts.config.raw
+        configurable = dict(raw.get("configurable") or {})
+        if self.opts.thread_id is not None:
+            configurable["thread_id"] = self.opts.thread_id
+        configurable["checkpoint_ns"] = self.opts.ns
+        metadata = dict(raw.get("metadata") or {})
+        metadata.update({
+            "langgraph_step": task.step, "langgraph_node": task.name,
+            "langgraph_triggers": self._node_triggers.get(task.name, ()),
+            "langgraph_path": task.path, "langgraph_checkpoint_ns": f"{task.name}:{task.id}",
+        })
+        if self.opts.thread_id is not None:
+            metadata.setdefault("thread_id", self.opts.thread_id)
+        return {**raw, "configurable": configurable, "metadata": metadata}
+
+    async def _run_subgraph(self, task: Task, handler: Any) -> Any:
+        from tether.engine.subgraph import run_subgraph
+
+        return await run_subgraph(self, task, handler)
+
+    def cancelled_outcome(self) -> LoopOutcome:
+        """The outcome to report when a cancel stopped the loop outside its own checks."""
+        return self._outcome("cancelled")
+
+    def _outcome(self, status: Any, *, error: BaseException | None = None,
+                 interrupts: tuple[Interrupt, ...] = ()) -> LoopOutcome:
+        tasks = self.tasks if status != "done" else []
+        unfinished = status in ("cancelled", "error", "interrupted")
+        values = self.values
+        if status == "interrupted" and tasks:
+            done = [t for t in tasks if t.outcome == "done"]
+            if done:
+                values = preview(self.channels, self.values, self.state_keys,
+                                 [w for t in sorted(done, key=lambda t: t.sort_key)
+                                  for w in t.writes or ()])
+        writes = tuple(w for t in tasks for w in task_writes(t)) if unfinished else ()
+        if status == "cancelled":
+            for task in tasks:
+                if task.outcome == "done" and task.finished_at is not None and (
+                    self.opts.scope.cancelled_at is not None
+                    and task.finished_at >= self.opts.scope.cancelled_at
+                ):
+                    task.outcome, task.writes = "cancelled", None
+            writes = tuple(w for t in tasks for w in task_writes(t))
+        output = self.spec.output(values)
+        return LoopOutcome(
+            status=status, values=dict(values), output=output, step=self.step,
+            checkpoint_id=self.persist.checkpoint_id if self.persist is not None else None,
+            interrupts=interrupts, error=error, tasks=list(tasks), final_writes=writes,
+            unsaved=self.persist.unsaved() if self.persist is not None else (),
+            next=tuple(t.name for t in tasks),
+        )
+
+
+def _update_of(task: Task) -> Mapping[str, Any] | None:
+    if not task.writes:
+        return None
+    return {k: v for k, v in task.writes if k and not k.startswith(("branch:", "join:", "__"))}
+
+
+def _result_of(task: Task) -> Mapping[str, Any] | None:
+    if task.outcome != "done":
+        return None
+    return _update_of(task)

@@ -1,0 +1,71 @@
+"""How a run of the superstep loop ended, as the runs layer receives it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tether.checkpoint.base import CheckpointRecord, WriteRecord
+from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES
+from tether.engine.task import Task
+from tether.types import Interrupt
+
+LoopStatus = Literal["done", "interrupted", "cancelled", "error", "limit"]
+
+
+@dataclass(slots=True)
+class LoopOutcome:
+    """The end of a loop run.
+
+    Attributes:
+        status: `done` (no task left), `interrupted` (paused for input or by
+            interrupt_before/after), `cancelled` (the run's scope was cancelled), `error` (a
+            task failed), `limit` (the superstep budget ran out before the next step).
+        values: the state to report (for a pause, with the finished tasks' writes applied).
+        output: what `invoke` returns.
+        step: the step of the last checkpoint.
+        checkpoint_id: the last checkpoint taken (stored or not, see `unsaved`).
+        tasks: the tasks of the step that did not complete, if any.
+        final_writes: pending writes to store with the run's final transaction.
+        unsaved: checkpoints not yet stored (durability `async`/`exit`).
+        next: nodes due to run from the last checkpoint.
+    """
+
+    status: LoopStatus
+    values: dict[str, Any]
+    output: Any
+    step: int
+    checkpoint_id: str | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    error: BaseException | None = None
+    tasks: list[Task] = field(default_factory=list)
+    final_writes: tuple[WriteRecord, ...] = ()
+    unsaved: tuple[CheckpointRecord, ...] = ()
+    next: tuple[str, ...] = ()
+
+    @property
+    def cancelled_tasks(self) -> tuple[str, ...]:
+        """Names of tasks that were running when the cancel stopped them."""
+        return tuple(t.name for t in self.tasks if t.outcome == "cancelled")
+
+    @property
+    def hooks(self) -> list[tuple[str, Any]]:
+        """Cleanup hooks of the cancelled tasks, with their task names."""
+        return [(t.name, hook) for t in self.tasks for hook in t.hooks]
+
+
+def task_writes(task: Task) -> list[WriteRecord]:
+    """The pending-write records of one task, by what became of it."""
+    tid, name = task.id, task.name
+    if task.outcome == "done":
+        writes = [w for w in task.writes or () if w[0]]
+        if not writes:
+            return [WriteRecord(tid, name, 0, NO_WRITES, None)]
+        return [WriteRecord(tid, name, i, ch, v) for i, (ch, v) in enumerate(writes)]
+    if task.outcome == "interrupted":
+        return [WriteRecord(tid, name, -1, INTERRUPT, list(task.interrupts))]
+    if task.outcome == "error":
+        return [WriteRecord(tid, name, -2, ERROR, f"{type(task.error).__name__}: {task.error}")]
+    if task.outcome == "cancelled":
+        return [WriteRecord(tid, name, -3, CANCELLED, None)]
+    return []

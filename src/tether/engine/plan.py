@@ -1,0 +1,81 @@
+"""Which tasks the next superstep runs: pure functions of the channels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tether.channels.base import BaseChannel
+from tether.channels.topic import Topic
+from tether.constants import TASKS
+from tether.engine.spec import GraphSpec
+from tether.engine.task import PULL, PUSH, Task
+from tether.errors import InvalidUpdateError
+from tether.types import Send
+
+
+def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
+              candidates: Iterable[str] | None) -> list[str]:
+    """Nodes whose triggers are available, in declaration order.
+
+    Args:
+        candidates: trigger channels that changed in the last step (None: check them all,
+            as after loading a checkpoint).
+    """
+    triggers = spec.triggers
+    if candidates is None:
+        candidates = triggers
+    names: set[str] = set()
+    for channel in candidates:
+        nodes = triggers.get(channel)
+        if nodes and channels[channel].is_available():
+            names.update(nodes)
+    if len(names) <= 1:
+        return list(names)
+    order = spec.order
+    return sorted(names, key=order.__getitem__)
+
+
+def pending_sends(channels: Mapping[str, BaseChannel]) -> list[Send]:
+    """`Send` packets waiting for the next superstep."""
+    topic = channels.get(TASKS)
+    if not isinstance(topic, Topic) or not topic.values:
+        return []
+    return list(topic.values)
+
+
+def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dict[str, Any],
+               step: int, candidates: Iterable[str] | None) -> list[Task]:
+    """The tasks of superstep `step`: one per due node, then one per pending `Send`."""
+    nodes = spec.nodes
+    tasks: list[Task] = []
+    for name in due_nodes(spec, channels, candidates):
+        node = nodes[name]
+        reader = node.reader
+        node_input = reader(values) if reader is not None else dict(values)
+        tasks.append(Task(node, node_input, (PULL, name), step))
+    for idx, send in enumerate(pending_sends(channels)):
+        node = nodes.get(send.node)
+        if node is None:
+            raise InvalidUpdateError(f"Send to unknown node {send.node!r}")
+        tasks.append(Task(node, send.arg, (PUSH, idx), step))
+    return tasks
+
+
+def consume_triggers(spec: GraphSpec, channels: Mapping[str, BaseChannel],
+                     tasks: Iterable[Task]) -> list[str]:
+    """Reset the join barriers that fired for `tasks`; returns the channels that changed."""
+    changed: list[str] = []
+    barriers = spec.barriers
+    if not barriers:
+        return changed
+    for task in tasks:
+        if task.path[0] != PULL:
+            continue
+        for channel in barriers.get(task.name, ()):
+            if channels[channel].consume():
+                changed.append(channel)
+    return changed
+
+
+__all__ = ["PULL", "PUSH", "consume_triggers", "due_nodes", "pending_sends", "plan_tasks"]

@@ -1,0 +1,129 @@
+"""What a run's input means for the loop: fresh values, a `Command`, or nothing (continue); and
+how a resumed step picks up the writes its finished tasks left behind."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.checkpoint.base import StoredCheckpoint, WriteRecord
+from tether.config import RunConfig
+from tether.constants import CONTROL_WRITES, INTERRUPT, NO_WRITES, RESUME
+from tether.engine.spec import GraphSpec, Write
+from tether.engine.task import Task
+from tether.errors import EmptyInputError, InvalidResumeError
+from tether.types import Command, Interrupt, Send
+
+
+@dataclass(slots=True)
+class InputPlan:
+    """How a run starts.
+
+    Attributes:
+        writes: the input step's writes; None to continue from the checkpoint without one.
+        goto: nodes (or `Send`s) a `Command` input routes to.
+        resume_map: new resume values per task id.
+        resume_writes: those values as pending writes, to store before anything runs.
+        skip_interrupt_before: the checkpoint is an `interrupt_before` pause being resumed.
+    """
+
+    writes: list[Write] | None
+    goto: tuple[Send | str, ...] = ()
+    resume_map: dict[str, list[Any]] = field(default_factory=dict)
+    resume_writes: list[WriteRecord] = field(default_factory=list)
+    skip_interrupt_before: bool = False
+
+
+def paused_interrupts(stored: StoredCheckpoint) -> dict[str, tuple[str, list[Interrupt]]]:
+    """The interrupts a checkpoint is waiting on: task id -> (node, interrupts)."""
+    out: dict[str, tuple[str, list[Interrupt]]] = {}
+    for w in stored.pending_writes:
+        if w.channel == INTERRUPT and w.task_id != INTERRUPT:
+            out[w.task_id] = (w.task_name, list(w.value))
+    return out
+
+
+def _paused_before(stored: StoredCheckpoint | None) -> bool:
+    return stored is not None and any(
+        w.channel == INTERRUPT and w.task_id == INTERRUPT for w in stored.pending_writes
+    )
+
+
+def plan_input(spec: GraphSpec, graph_input: Any, loaded: StoredCheckpoint | None,
+               config: RunConfig) -> InputPlan:
+    """Decide how the run starts.
+
+    Raises:
+        EmptyInputError: no input and no checkpoint to continue from.
+        InvalidResumeError: a `Command(resume=...)` for a thread that is not paused.
+    """
+    if isinstance(graph_input, Command):
+        if graph_input.resume is not None:
+            return _plan_resume(graph_input.resume, loaded, config)
+        writes = spec.input_writes(graph_input.update) if graph_input.update is not None else []
+        return InputPlan(writes, graph_input.goto_targets())
+    if graph_input is None:
+        if loaded is None:
+            raise EmptyInputError("Received no input for __start__")
+        return InputPlan(None, skip_interrupt_before=_paused_before(loaded))
+    return InputPlan(spec.input_writes(graph_input))
+
+
+def _plan_resume(resume: Any, loaded: StoredCheckpoint | None, config: RunConfig) -> InputPlan:
+    thread = config.thread_id
+    if loaded is None:
+        raise InvalidResumeError(f"cannot resume thread {thread!r}: it has no checkpoint")
+    waiting = paused_interrupts(loaded)
+    if not waiting:
+        if _paused_before(loaded):
+            return InputPlan(None, skip_interrupt_before=True)
+        raise InvalidResumeError(
+            f"cannot resume thread {thread!r}: it is not waiting for input (no pending interrupt)"
+        )
+    by_id = {i.id: tid for tid, (_n, interrupts) in waiting.items() for i in interrupts}
+    values: dict[str, Any]
+    if isinstance(resume, dict) and resume and set(resume) <= set(by_id):
+        values = {by_id[iid]: value for iid, value in resume.items()}
+    elif len(waiting) == 1:
+        values = {next(iter(waiting)): resume}
+    else:
+        raise InvalidResumeError(
+            f"thread {thread!r} has {len(waiting)} pending interrupts; resume with "
+            "Command(resume={interrupt_id: value, ...})"
+        )
+    previous = _resume_values(loaded.pending_writes)
+    plan = InputPlan(None)
+    for tid, value in values.items():
+        count = len(previous.get(tid, ()))
+        name = waiting[tid][0]
+        plan.resume_map[tid] = [value]
+        plan.resume_writes.append(WriteRecord(tid, name, -10 - count, RESUME, value))
+    return plan
+
+
+def _resume_values(writes: Sequence[WriteRecord]) -> dict[str, list[Any]]:
+    out: dict[str, list[tuple[int, Any]]] = {}
+    for w in writes:
+        if w.channel == RESUME:
+            out.setdefault(w.task_id, []).append((-w.idx, w.value))
+    return {tid: [v for _i, v in sorted(items)] for tid, items in out.items()}
+
+
+def attach_pending(tasks: Sequence[Task], pending: Sequence[WriteRecord],
+                   resume_map: dict[str, list[Any]]) -> None:
+    """Give each task of a resumed step what its earlier attempt left: finished writes (the
+    task is then replayed, not rerun) or the resume values for its interrupts."""
+    resumes = _resume_values(pending)
+    outputs: dict[str, list[WriteRecord]] = {}
+    for w in pending:
+        if w.channel not in CONTROL_WRITES:
+            outputs.setdefault(w.task_id, []).append(w)
+    for task in tasks:
+        task.resume = resumes.get(task.id, []) + resume_map.get(task.id, [])
+        done = outputs.get(task.id)
+        if done:
+            ordered = sorted(done, key=lambda w: w.idx)
+            task.writes = [(w.channel, w.value) for w in ordered if w.channel != NO_WRITES]
+            task.outcome = "done"
+            task.cached = True

@@ -1,0 +1,115 @@
+"""Stream chunks: what the engine emits for each stream mode, in LangGraph's shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tether.constants import INTERRUPT
+from tether.engine.task import PULL, PUSH, Task
+from tether.types import Interrupt
+
+Sink = Callable[[tuple[str, ...], str, Any], None]
+"""Receives (namespace, mode, payload) for every chunk."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Emitter:
+    """Builds chunks only for the modes someone asked for, and hands them to the sink.
+
+    Args:
+        sink: where chunks go (the run's buffer).
+        modes: the stream modes requested.
+        ns: the namespace of this graph (empty for the root, one entry per subgraph level).
+    """
+
+    __slots__ = ("checkpoints", "custom", "debug", "lifecycle", "modes", "ns", "sink", "tasks",
+                 "updates", "values")
+
+    def __init__(self, sink: Sink, modes: Iterable[str], ns: tuple[str, ...] = ()) -> None:
+        self.sink = sink
+        self.modes = frozenset(modes)
+        self.ns = ns
+        self.values = "values" in self.modes
+        self.updates = "updates" in self.modes
+        self.custom = "custom" in self.modes
+        self.debug = "debug" in self.modes
+        self.tasks = "tasks" in self.modes or self.debug
+        self.checkpoints = "checkpoints" in self.modes or self.debug
+        self.lifecycle = "lifecycle" in self.modes
+
+    def child(self, ns: tuple[str, ...]) -> Emitter:
+        """The emitter for a subgraph running under namespace `ns`."""
+        return Emitter(self.sink, self.modes, ns)
+
+    def emit_values(self, values: Any) -> None:
+        """A whole-state chunk after a superstep."""
+        if self.values:
+            self.sink(self.ns, "values", values)
+
+    def emit_update(self, task: Task, update: Mapping[str, Any] | None) -> None:
+        """A per-node chunk when a task finishes (`cached` when replayed on resume)."""
+        if not self.updates:
+            return
+        chunk: dict[str, Any] = {task.name: update}
+        if task.cached:
+            chunk["__metadata__"] = {"cached": True}
+        self.sink(self.ns, "updates", chunk)
+
+    def emit_interrupts(self, interrupts: tuple[Interrupt, ...]) -> None:
+        """The `__interrupt__` update chunk of a paused run."""
+        if self.updates:
+            self.sink(self.ns, "updates", {INTERRUPT: interrupts})
+
+    def emit_custom(self, chunk: Any) -> None:
+        """A chunk written by a node through its stream writer."""
+        if self.custom:
+            self.sink(self.ns, "custom", chunk)
+
+    def emit_task_start(self, task: Task, triggers: tuple[str, ...]) -> None:
+        """A task is about to run (`tasks` and `debug` modes)."""
+        if not self.tasks:
+            return
+        payload = {"id": task.id, "name": task.name, "input": task.input, "triggers": triggers}
+        self._task_event("task", task.step, payload)
+
+    def emit_task_result(self, task: Task, result: Mapping[str, Any] | None) -> None:
+        """A task finished, failed or paused (`tasks` and `debug` modes)."""
+        if not self.tasks:
+            return
+        error = None if task.error is None else f"{type(task.error).__name__}({task.error})"
+        payload = {"id": task.id, "name": task.name, "error": error, "result": result,
+                   "interrupts": list(task.interrupts)}
+        self._task_event("task_result", task.step, payload)
+
+    def _task_event(self, kind: str, step: int, payload: dict[str, Any]) -> None:
+        if "tasks" in self.modes:
+            self.sink(self.ns, "tasks", payload)
+        if self.debug:
+            self.sink(self.ns, "debug",
+                      {"step": step, "timestamp": _now(), "type": kind, "payload": payload})
+
+    def emit_checkpoint(self, payload: dict[str, Any], step: int) -> None:
+        """A checkpoint was taken (`checkpoints` and `debug` modes)."""
+        if "checkpoints" in self.modes:
+            self.sink(self.ns, "checkpoints", payload)
+        if self.debug:
+            self.sink(self.ns, "debug",
+                      {"step": step, "timestamp": _now(), "type": "checkpoint",
+                       "payload": payload})
+
+    def emit_lifecycle(self, event: Any) -> None:
+        """A run lifecycle event (tether's `lifecycle` mode)."""
+        if self.lifecycle:
+            self.sink(self.ns, "lifecycle", event)
+
+
+def task_triggers(task: Task, node_triggers: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The trigger channels shown for a task in `debug`/`tasks` chunks."""
+    if task.path[0] == PULL:
+        return node_triggers.get(task.name, ())
+    return (PUSH,)

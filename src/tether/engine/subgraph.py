@@ -1,0 +1,65 @@
+"""A compiled graph used as a node: a child loop inside the parent's task.
+
+The child runs under the parent task's cancel scope (so a cancel of the run reaches every node
+of the subgraph), shares the parent's thread pool, and routes its `interrupt()` calls through the
+parent task, so a resumed parent hands the resume values down in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from tether.engine.stream import Emitter
+from tether.engine.task import Task
+from tether.errors import GraphInterrupt, GraphRecursionError, ParentCommand
+from tether.types import Command
+
+if TYPE_CHECKING:
+    from tether.engine.loop import Loop
+
+
+def _drop(_ns: tuple[str, ...], _mode: str, _payload: Any) -> None:
+    return None
+
+
+async def run_subgraph(parent: Loop, task: Task, handler: Any) -> Any:
+    """Run `task`'s subgraph on the task's input; return its output as the task's result.
+
+    Cancellation:
+        The child's tasks are children of this task's scope: cancelling the run stops them with
+        the same ladder, and this call then raises `CancelledError`.
+    """
+    from tether.engine.loop import Loop, LoopOptions
+
+    spec = task.node.subgraph
+    assert spec is not None and task.scope is not None
+    opts = parent.opts
+    ns_entry = f"{task.name}:{task.id}"
+    emitter = (opts.emitter.child((*opts.emitter.ns, ns_entry)) if opts.subgraphs
+               else Emitter(_drop, ()))
+    child = Loop(spec, LoopOptions(
+        config=dataclasses.replace(opts.config, checkpoint_id=None), scope=task.scope,
+        emitter=emitter, pool=opts.pool, ns=ns_entry, run_id=opts.run_id,
+        inline_sync=opts.inline_sync, context=opts.context, parent_interrupt=handler,
+        on_stop=opts.on_stop, subgraphs=opts.subgraphs,
+    ))
+    outcome = await child.run(task.input)
+    if outcome.status == "done":
+        return outcome.output
+    if outcome.status == "interrupted":
+        raise GraphInterrupt(outcome.interrupts)
+    if outcome.status == "cancelled":
+        raise asyncio.CancelledError
+    if outcome.status == "limit":
+        raise GraphRecursionError(
+            f"Recursion limit of {opts.config.recursion_limit} reached in subgraph "
+            f"'{task.name}' without hitting a stop condition."
+        )
+    error = outcome.error
+    if isinstance(error, ParentCommand):
+        command = error.command
+        return Command(update=command.update, goto=command.goto)
+    assert error is not None
+    raise error

@@ -1,0 +1,58 @@
+"""A task: one execution of a node in one superstep, and what became of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tether.cancel.scope import CancelScope
+from tether.engine.spec import NodeSpec, Write
+from tether.types import Interrupt
+
+PULL = "__pregel_pull"
+PUSH = "__pregel_push"
+
+TaskOutcome = Literal["pending", "done", "error", "interrupted", "cancelled"]
+StopMode = Literal["cooperative", "forced", "abandoned", "killed"]
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    """One node execution in one superstep.
+
+    Invariant: `writes` is set only when `outcome == "done"`, and only if the task finished before
+    any cancel of its run was requested (`finished_at < run scope's cancelled_at`).
+    """
+
+    node: NodeSpec
+    input: Any
+    path: tuple[str, Any]
+    step: int
+    id: str = ""
+    outcome: TaskOutcome = "pending"
+    writes: list[Write] | None = None
+    update: Any = None
+    error: BaseException | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    resume: list[Any] = field(default_factory=list)
+    scope: CancelScope | None = None
+    finished_at: float | None = None
+    stop_mode: StopMode | None = None
+    cached: bool = False
+    hooks: list[Any] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The node's name."""
+        return self.node.name
+
+    @property
+    def sort_key(self) -> tuple[int, Any]:
+        """LangGraph's write order: pull tasks by node name, then push tasks by index."""
+        kind, detail = self.path
+        return (0, detail) if kind == PULL else (1, detail)
+
+    @property
+    def path_str(self) -> str:
+        """The path as text, for task ids."""
+        return f"{self.path[0]}|{self.path[1]}"

@@ -1,0 +1,251 @@
+"""Every exception tether raises, and the one place their meanings are defined.
+
+```
+Exception
+├── TetherError                         everything tether reports as a failure
+│   ├── GraphCompileError (ValueError)  bad wiring, found at `compile()`
+│   ├── ConfigError (ValueError)        an unknown or malformed config key
+│   ├── InvalidUpdateError              a node returned something that is not an update
+│   ├── EmptyInputError                 a run with no input and nothing to continue
+│   ├── GraphRecursionError             the superstep budget (`recursion_limit`) ran out
+│   ├── NodeTimeoutError                one attempt of a node overran its `timeout`
+│   ├── NodeError                       a node failed in a way tether detected (not picklable...)
+│   ├── RunError                        misuse of the run API
+│   │   ├── RunNotFound (LookupError)
+│   │   ├── ThreadBusyError             `multitask_strategy="reject"` and the thread has a run
+│   │   ├── InvalidResumeError          resume of a run or thread that cannot be resumed
+│   │   └── CheckpointerRequired        the call needs a checkpointer and the graph has none
+│   └── StoreError                      the store cannot do what was asked
+│       ├── CheckpointNotFound (LookupError)
+│       ├── SchemaVersionError          a database written by a newer tether
+│       ├── CorruptStoreError           a file that is not a tether database
+│       ├── SerializationError          a state value that cannot be stored
+│       ├── TerminalStatusError         an attempt to overwrite a terminal run status
+│       └── StaleLeaseError             a worker whose lease was taken over tried to write
+├── GraphInterrupt                      control flow: a node paused for human input
+└── ParentCommand                       control flow: a subgraph node updates its parent
+
+BaseException
+└── asyncio.CancelledError
+    ├── NodeCancelled                   what `check_cancelled()` raises inside a node
+    └── RunCancelled                    what the caller of a cancelled run sees
+        ├── RunTimeout                  ... when the run's deadline passed
+        └── RecursionLimitReached       ... when `recursion_limit` stopped it (also a
+                                        GraphRecursionError, for LangGraph's callers)
+```
+
+The cancel family subclasses `asyncio.CancelledError` on purpose: code written for LangGraph
+(`except asyncio.CancelledError`) keeps working, and a bare `except Exception` in a node cannot
+swallow a cancel. Interrupts stay outside `TetherError` so that `except TetherError` in a node
+never eats a pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tether.types import CancelReason, Interrupt
+
+
+class TetherError(Exception):
+    """Base of every failure tether reports."""
+
+
+class GraphCompileError(TetherError, ValueError):
+    """The graph is wired wrongly; the message names the node or edge."""
+
+
+class ConfigError(TetherError, ValueError):
+    """A config key is unknown or its value is malformed."""
+
+
+class InvalidUpdateError(TetherError):
+    """A node returned a value that is not a valid state update, or two writes collided."""
+
+
+class EmptyInputError(TetherError):
+    """A run was started with no input and there is no checkpoint to continue from."""
+
+
+class GraphRecursionError(TetherError, RecursionError):
+    """The run used up its superstep budget (`recursion_limit`) without finishing."""
+
+
+class NodeTimeoutError(TetherError):
+    """One attempt of a node ran longer than the node's `timeout`.
+
+    Not a subclass of the built-in `TimeoutError` (an `OSError`), so the default retry policy
+    treats it as retryable, as LangGraph's does.
+    """
+
+    def __init__(self, node: str, timeout: float, elapsed: float) -> None:
+        super().__init__(
+            f"Node '{node}' exceeded its run timeout of {timeout:.3f}s (elapsed: {elapsed:.3f}s)."
+        )
+        self.node = node
+        self.timeout = timeout
+        self.elapsed = elapsed
+
+
+class NodeError(TetherError):
+    """A node could not run for a reason tether detected (for instance, unpicklable input)."""
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(f"Node '{node}': {message}")
+        self.node = node
+
+
+class RunError(TetherError):
+    """The run API was used in a way that cannot work."""
+
+
+class RunNotFound(RunError, LookupError):
+    """No run with this id is known to the graph's store or this process."""
+
+    def __init__(self, run_id: str, hint: str = "") -> None:
+        super().__init__(f"No run with id {run_id!r}{': ' + hint if hint else ''}")
+        self.run_id = run_id
+
+
+class ThreadBusyError(RunError):
+    """A new run was refused because its thread already has one in flight."""
+
+    def __init__(self, thread_id: str, active_run_id: str) -> None:
+        super().__init__(
+            f"Thread {thread_id!r} already has run {active_run_id!r} in flight "
+            "(multitask_strategy='reject'); wait for it, cancel it, or choose "
+            "'enqueue', 'interrupt' or 'rollback'"
+        )
+        self.thread_id = thread_id
+        self.active_run_id = active_run_id
+
+
+class InvalidResumeError(RunError):
+    """Resume was asked of a run or thread that has nothing to resume."""
+
+
+class CheckpointerRequired(RunError):
+    """The operation needs a checkpointer; compile the graph with one."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} needs a checkpointer: compile the graph with "
+            "compile(checkpointer=SqliteSaver('runs.db')) or InMemorySaver()"
+        )
+
+
+class StoreError(TetherError):
+    """The store could not do what was asked; nothing stored was changed."""
+
+
+class CheckpointNotFound(StoreError, LookupError):
+    """A thread or checkpoint id does not exist in the store."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer tether than this one."""
+
+
+class CorruptStoreError(StoreError):
+    """The file is not a readable tether database."""
+
+
+class SerializationError(StoreError, TypeError):
+    """A value cannot be stored; the message names the state key."""
+
+
+class TerminalStatusError(StoreError):
+    """Something tried to change the status of a run that has already ended."""
+
+
+class StaleLeaseError(StoreError):
+    """A worker whose lease was taken over tried to write for the run."""
+
+
+class GraphInterrupt(Exception):  # noqa: N818 - LangGraph's name
+    """Raised by `interrupt()` to pause the run until a `Command(resume=...)` arrives.
+
+    Control flow, not a failure: it is not a `TetherError`.
+    """
+
+    def __init__(self, interrupts: tuple[Interrupt, ...] = ()) -> None:
+        super().__init__(interrupts)
+        self.interrupts = interrupts
+
+
+class ParentCommand(Exception):  # noqa: N818 - LangGraph's name
+    """Raised inside a subgraph to deliver a `Command(graph=Command.PARENT)` to its parent."""
+
+    def __init__(self, command: Any) -> None:
+        super().__init__(command)
+        self.command = command
+
+
+class NodeCancelled(asyncio.CancelledError):
+    """Raised by `check_cancelled()` when the current task has been cancelled."""
+
+    def __init__(self, reason: CancelReason | None = None) -> None:
+        super().__init__(reason.message if reason is not None else "cancelled")
+        self.reason = reason
+
+
+class RunCancelled(asyncio.CancelledError):
+    """What iterating, awaiting or invoking a cancelled run raises.
+
+    Attributes:
+        reason: why the run was cancelled.
+        run_id: the run's id.
+        checkpoint_id: the final checkpoint (None without a checkpointer); resume from it.
+    """
+
+    def __init__(
+        self, reason: CancelReason, run_id: str, checkpoint_id: str | None = None
+    ) -> None:
+        super().__init__(f"run {run_id} {reason.kind}: {reason.message}")
+        self.reason = reason
+        self.run_id = run_id
+        self.checkpoint_id = checkpoint_id
+
+
+class RunTimeout(RunCancelled):
+    """The run's deadline (`config["timeout"]`) passed before it finished."""
+
+
+class RecursionLimitReached(RunCancelled, GraphRecursionError):
+    """`recursion_limit` stopped the run; a `GraphRecursionError` and a `RunCancelled` at once.
+
+    The run is stopped through the ordinary cancel path, so it has a final checkpoint and can be
+    resumed with a larger limit.
+    """
+
+
+__all__ = [
+    "CheckpointNotFound",
+    "CheckpointerRequired",
+    "ConfigError",
+    "CorruptStoreError",
+    "EmptyInputError",
+    "GraphCompileError",
+    "GraphInterrupt",
+    "GraphRecursionError",
+    "InvalidResumeError",
+    "InvalidUpdateError",
+    "NodeCancelled",
+    "NodeError",
+    "NodeTimeoutError",
+    "ParentCommand",
+    "RecursionLimitReached",
+    "RunCancelled",
+    "RunError",
+    "RunNotFound",
+    "RunTimeout",
+    "SchemaVersionError",
+    "SerializationError",
+    "StaleLeaseError",
+    "StoreError",
+    "TerminalStatusError",
+    "TetherError",
+    "ThreadBusyError",
+]

@@ -1,0 +1,117 @@
+"""From a validated builder to the `GraphSpec` the engine runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tether.channels.base import BaseChannel
+from tether.channels.ephemeral_value import EphemeralValue
+from tether.channels.named_barrier_value import NamedBarrierValue
+from tether.channels.topic import Topic
+from tether.constants import BRANCH_PREFIX, END, JOIN_PREFIX, START, TASKS
+from tether.engine.spec import BranchSpec, GraphSpec, NodeSpec, Write
+from tether.graph.nodes import inspect_callable
+from tether.graph.schema import input_writes, reader, update_writes
+
+if TYPE_CHECKING:
+    from tether.graph.state import StateGraph
+
+
+def join_channel(sources: tuple[str, ...], target: str) -> str:
+    """The barrier channel of `add_edge([a, b], c)`."""
+    return f"{JOIN_PREFIX}{'+'.join(sources)}:{target}"
+
+
+def _edge_writes(graph: StateGraph[Any], source: str) -> tuple[Write, ...]:
+    writes: list[Write] = []
+    for start, end in graph.edges:
+        if start == source and end != END:
+            writes.append((BRANCH_PREFIX + end, None))
+    for sources, end in graph.waiting_edges:
+        if source in sources:
+            writes.append((join_channel(sources, end), source))
+    return tuple(writes)
+
+
+def _branches(graph: StateGraph[Any], source: str,
+              state_reader: Callable[[dict[str, Any]], Any] | None) -> tuple[BranchSpec, ...]:
+    out: list[BranchSpec] = []
+    for branch in graph.branches.get(source, {}).values():
+        info = inspect_callable(branch.path)
+        out.append(BranchSpec(name=branch.name, path=info.func, is_async=info.is_async,
+                              kwargs=info.kwargs, path_map=branch.path_map, reader=state_reader))
+    return tuple(out)
+
+
+def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
+             interrupt_after: tuple[str, ...], name: str) -> GraphSpec:
+    """Build the engine's view of a validated graph."""
+    channels: dict[str, Callable[[], BaseChannel]] = dict(graph.channels)
+    state_keys = tuple(channels)
+    known = frozenset(state_keys)
+    state_reader = reader(graph.schema, known)
+    triggers: dict[str, tuple[str, ...]] = {}
+    barriers: dict[str, tuple[str, ...]] = {}
+    for node in graph.nodes:
+        channel = BRANCH_PREFIX + node
+        channels[channel] = _ephemeral(channel)
+        triggers[channel] = (node,)
+    for sources, target in graph.waiting_edges:
+        channel = join_channel(sources, target)
+        channels[channel] = _barrier(frozenset(sources), channel)
+        triggers[channel] = (target,)
+        barriers[target] = (*barriers.get(target, ()), channel)
+    channels[TASKS] = lambda: Topic(TASKS)
+    channels[START] = _ephemeral(START)
+    nodes: dict[str, NodeSpec] = {}
+    for node_name, node in graph.nodes.items():
+        node_reader = reader(node.input_schema, known) if node.input_schema else state_reader
+        subgraph = node.subgraph.spec if node.subgraph is not None else None
+        nodes[node_name] = NodeSpec(
+            name=node_name,
+            func=node.call.func,
+            is_async=node.call.is_async or subgraph is not None,
+            kwargs=node.call.kwargs if subgraph is None else frozenset(),
+            reader=node_reader,
+            updates=update_writes(known, node_name, lenient=subgraph is not None),
+            edges=_edge_writes(graph, node_name),
+            branches=_branches(graph, node_name, state_reader),
+            retry=node.retry,
+            timeout=node.timeout,
+            isolation=node.isolation,  # type: ignore[arg-type]
+            subgraph=subgraph,
+            cancel_grace=node.cancel_grace,
+            metadata=node.metadata,
+        )
+    start = NodeSpec(name=START, func=_noop, is_async=False, edges=_edge_writes(graph, START),
+                     branches=_branches(graph, START, state_reader))
+    output_keys = tuple(k for k in graph.output_schema.keys if k in known)
+    return GraphSpec(
+        name=name, nodes=nodes, channels=channels, state_keys=state_keys,
+        output_keys=output_keys, input_keys=graph.input_schema.keys,
+        input_writes=input_writes(graph.input_schema, START), start=start, triggers=triggers,
+        output=_output(output_keys), interrupt_before=frozenset(interrupt_before),
+        interrupt_after=frozenset(interrupt_after),
+        order={n: i for i, n in enumerate(nodes)}, barriers=barriers,
+    )
+
+
+def _ephemeral(key: str) -> Callable[[], BaseChannel]:
+    return lambda: EphemeralValue(key)
+
+
+def _barrier(names: frozenset[str], key: str) -> Callable[[], BaseChannel]:
+    return lambda: NamedBarrierValue(names, key)
+
+
+def _output(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
+    def output(values: dict[str, Any]) -> Any:
+        out = {k: values[k] for k in keys if k in values}
+        return out or None
+
+    return output
+
+
+def _noop(_value: Any) -> None:
+    return None

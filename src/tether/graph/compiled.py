@@ -1,0 +1,266 @@
+"""`CompiledStateGraph`: a compiled graph. It runs, streams and inspects; the work itself is
+delegated to `tether.runs` (runs and their control) and `tether.engine` (state and history)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from tether.checkpoint import CheckpointStore, run_ledger
+from tether.checkpoint.ids import uuid7
+from tether.config import merge_configs, parse_config
+from tether.engine.threads import default_pool
+from tether.errors import ConfigError, ThreadBusyError
+from tether.graph.assemble import assemble
+from tether.graph.history import GraphHistory
+from tether.runs import control, portal
+from tether.runs.core import RunRequest, StreamFormat
+from tether.runs.handle import Run
+from tether.runs.registry import REGISTRY
+from tether.types import CancelReason, RunInfo, RunStatus
+
+_VALUES = "values"
+
+
+class CompiledStateGraph(GraphHistory):
+    """A runnable graph, as `StateGraph.compile()` returns it.
+
+    Attributes:
+        builder: the `StateGraph` it was compiled from.
+        checkpointer: its store for checkpoints, or None.
+        store: where its runs are recorded: the checkpointer, or an in-memory ledger.
+        spec: what the engine runs.
+    """
+
+    def __init__(self, builder: Any, *, checkpointer: Any, store: Any,
+                 interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
+                 name: str, config: dict[str, Any] | None = None) -> None:
+        if checkpointer in (True, False):
+            checkpointer = None
+        if checkpointer is not None and not isinstance(checkpointer, CheckpointStore):
+            raise TypeError(
+                f"checkpointer must be a tether store (InMemorySaver, SqliteSaver...), "
+                f"not {type(checkpointer).__module__}.{type(checkpointer).__name__}"
+            )
+        self.builder = builder
+        self.checkpointer: CheckpointStore | None = checkpointer
+        self.store: CheckpointStore = checkpointer or run_ledger()
+        self.long_term_store = store
+        self.name = name
+        self.interrupt_before_nodes = interrupt_before
+        self.interrupt_after_nodes = interrupt_after
+        self.spec = assemble(builder, interrupt_before, interrupt_after, name)
+        self.nodes = dict(builder.nodes)
+        self.stream_mode = "updates"
+        self.config = config or {}
+        self.pool = default_pool()
+
+    def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any
+                    ) -> CompiledStateGraph:
+        """A copy whose runs use `config` (merged under each call's own config)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.config = merge_configs(self.config, {**(config or {}), **kwargs})
+        return clone
+
+    # -- building runs ----------------------------------------------------------------------
+
+    def _request(self, graph_input: Any, config: dict[str, Any] | None, *,
+                 stream_mode: Any = None, subgraphs: bool = False, context: Any = None,
+                 interrupt_before: Any = None, interrupt_after: Any = None,
+                 durability: Any = None, inline_sync: bool = False,
+                 buffer_limit: int | None = None, version: str = "v1",
+                 **ignored: Any) -> tuple[RunRequest, str]:
+        for key in ("debug", "print_mode", "output_keys", "checkpoint_during"):
+            ignored.pop(key, None)
+        if ignored:
+            raise TypeError(f"unexpected arguments {sorted(ignored)}")
+        if version != "v1":
+            raise ConfigError(f"stream version {version!r} is not supported (use 'v1')")
+        merged = merge_configs(self.config, config)
+        if durability is not None:
+            merged["durability"] = durability
+        rc = parse_config(merged)
+        durable = self.checkpointer is not None
+        if durable and rc.thread_id is None:
+            raise ConfigError(
+                "a graph compiled with a checkpointer needs config['configurable']['thread_id']"
+            )
+        run_id = rc.run_id or uuid7()
+        if durable and rc.thread_id is not None:
+            self._check_thread(rc.thread_id, rc.multitask_strategy)
+        if isinstance(stream_mode, str) or stream_mode is None:
+            modes: tuple[str, ...] = () if stream_mode is None else (stream_mode,)
+            single = True
+        else:
+            modes, single = tuple(stream_mode), False
+        request = RunRequest(
+            spec=self.spec, input=graph_input, config=rc, store=self.store, durable=durable,
+            pool=self.pool, stream=StreamFormat(modes, single, subgraphs), context=context,
+            interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
+            inline_sync=inline_sync, buffer_limit=buffer_limit, metadata={"graph": self.name},
+        )
+        return request, run_id
+
+    def _check_thread(self, thread_id: str, strategy: str | None) -> None:
+        active = REGISTRY.active_on(thread_id)
+        if active and (strategy or "reject") == "reject":
+            raise ThreadBusyError(thread_id, active[0].run_id)
+
+    # -- async API ------------------------------------------------------------------------
+
+    def astream(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+                stream_mode: Any = None, **kwargs: Any) -> Run:
+        """Start a run now and return its handle, an async iterator over its chunks.
+
+        Cancellation:
+            `await run.cancel()` / `await run.aclose()` stop it; iterating a cancelled run
+            raises `RunCancelled`. Dropping the handle cancels the run. Every superstep is
+            checkpointed (with a checkpointer), so a cancelled run can be resumed.
+        """
+        request, run_id = self._request(input, config,
+                                        stream_mode=stream_mode or self.stream_mode, **kwargs)
+        return Run(request, run_id, owned=True)
+
+    async def ainvoke(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+                      stream_mode: str = _VALUES, **kwargs: Any) -> Any:
+        """Run to the end and return the final state (or the chunks, for other stream modes).
+
+        Cancellation:
+            Cancelling the caller cancels the run (recorded, final checkpoint written) and
+            re-raises. A run cancelled by others raises `RunCancelled`.
+        """
+        return await self._ainvoke(input, config, stream_mode, False, kwargs)
+
+    async def _ainvoke(self, graph_input: Any, config: dict[str, Any] | None, stream_mode: str,
+                       inline_sync: bool, kwargs: dict[str, Any]) -> Any:
+        if stream_mode == _VALUES:
+            request, run_id = self._request(graph_input, config, inline_sync=inline_sync,
+                                            **kwargs)
+            return await Run(request, run_id, owned=True).result()
+        request, run_id = self._request(graph_input, config, stream_mode=stream_mode,
+                                        inline_sync=inline_sync, **kwargs)
+        return [chunk async for chunk in Run(request, run_id, owned=True)]
+
+    def start(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+              stream_mode: Any = None, **kwargs: Any) -> Run:
+        """Start a run in the background of the running loop; it is not tied to the handle.
+
+        Raises:
+            RuntimeError: called with no running event loop (use `invoke_async`).
+        """
+        if not portal.loop_running():
+            raise RuntimeError("start() needs a running event loop; from sync code use "
+                               "invoke_async(), which returns the run id")
+        request, run_id = self._request(input, config, stream_mode=stream_mode,
+                                        buffer_limit=1000, **kwargs)
+        return Run(request, run_id, owned=False)
+
+    def invoke_async(self, input: Any, config: dict[str, Any] | None = None,  # noqa: A002
+                     **kwargs: Any) -> str:
+        """Start a run in the background (this loop, or tether's background thread); its id."""
+        if portal.loop_running():
+            return self.start(input, config, **kwargs).run_id
+
+        async def begin() -> str:
+            return self.start(input, config, **kwargs).run_id
+
+        future = portal.submit(begin())
+        return str(future.result())
+
+    # -- sync API -------------------------------------------------------------------------
+
+    def invoke(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+               stream_mode: str = _VALUES, **kwargs: Any) -> Any:
+        """Run to the end and return the final state. See `ainvoke`.
+
+        Raises:
+            RunTimeout: `config["timeout"]` passed.
+            RunCancelled: the run was cancelled (by id, from another thread or process).
+        """
+        return portal.run_sync(
+            lambda private: self._ainvoke(input, config, stream_mode, private, kwargs)
+        )
+
+    def stream(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+               stream_mode: Any = None, **kwargs: Any) -> Iterator[Any]:
+        """Iterate over a run's chunks from sync code. Leaving the loop early cancels the run."""
+        from tether.graph.sync_stream import iterate
+
+        return iterate(self, input, config, stream_mode or self.stream_mode, kwargs)
+
+    # -- runs by id -----------------------------------------------------------------------
+
+    def cancel(self, run_id: str, reason: CancelReason | str | None = None) -> RunInfo:
+        """Cancel a run by id from any thread; returns once the request is durable."""
+        return control.cancel(self.store, run_id, CancelReason.coerce(reason, default_by="id"))
+
+    async def acancel(self, run_id: str, reason: CancelReason | str | None = None, *,
+                      wait: bool = True) -> RunInfo:
+        """Cancel a run by id; with `wait`, return once it has ended.
+
+        Cancellation:
+            The request is durable before this returns or is interrupted; safe to retry.
+        """
+        return await control.acancel(self.store, run_id,
+                                     CancelReason.coerce(reason, default_by="id"), wait)
+
+    def get_run(self, run_id: str) -> RunInfo:
+        """A run's record."""
+        return control.get(self.store, run_id)
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
+        """Block until the run has ended; its record."""
+        return control.wait(self.store, run_id, timeout)
+
+    async def await_run(self, run_id: str, timeout: float | None = None) -> RunInfo:
+        """Wait (async) until the run has ended; its record."""
+        return await control.await_run(self.store, run_id, timeout)
+
+    def list_runs(self, thread_id: str | None = None,
+                  status: RunStatus | str | None = None) -> list[RunInfo]:
+        """Runs of this graph's store, newest first."""
+        return control.list_runs(self.store, thread_id, status)
+
+    def resume(self, run_id: str, config: dict[str, Any] | None = None) -> Run:
+        """A new run on the same thread, from a cancelled (or failed) run's final checkpoint.
+
+        Only the tasks that had not finished run again; the new run gets the full
+        `recursion_limit` it is given.
+        """
+        from tether.graph.resume import resume_config
+
+        cfg = resume_config(self, run_id, config)
+        if portal.loop_running():
+            request, new_id = self._request(None, cfg, buffer_limit=1000)
+            return Run(request, new_id, owned=False)
+
+        async def begin() -> Run:
+            request, new_id = self._request(None, cfg, buffer_limit=1000)
+            return Run(request, new_id, owned=False)
+
+        result: Run = portal.submit(begin()).result()
+        return result
+
+    # -- drawing --------------------------------------------------------------------------
+
+    def get_graph(self, config: dict[str, Any] | None = None, *, xray: int | bool = False) -> Any:
+        """The graph's nodes and edges (with `draw_mermaid()`)."""
+        from tether.graph.drawing import draw
+
+        del config
+        return draw(self, xray=bool(xray))
+
+    def __repr__(self) -> str:
+        return f"<CompiledStateGraph {self.name} nodes={list(self.nodes)}>"
+
+
+def _pause(value: Any) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset({value})
+    return frozenset(value)
+
+
+__all__ = ["CompiledStateGraph"]

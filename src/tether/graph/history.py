@@ -1,0 +1,119 @@
+"""State and history of a graph's threads: `get_state`, `get_state_history`, `update_state`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
+from tether.config import RunConfig, merge_configs, parse_config
+from tether.engine.snapshot import view
+from tether.engine.spec import GraphSpec
+from tether.engine.update import apply_update, update_options
+from tether.errors import CheckpointerRequired, CheckpointNotFound, ConfigError
+from tether.runs import portal
+from tether.types import StateSnapshot
+
+
+class GraphHistory:
+    """The state-inspection half of a compiled graph (a mixin of `CompiledStateGraph`)."""
+
+    spec: GraphSpec
+    checkpointer: CheckpointStore | None
+    config: dict[str, Any]
+    pool: Any
+
+    def _thread(self, config: dict[str, Any] | None, what: str) -> tuple[CheckpointStore,
+                                                                       RunConfig]:
+        if self.checkpointer is None:
+            raise CheckpointerRequired(what)
+        rc = parse_config(merge_configs(self.config, config))
+        if rc.thread_id is None:
+            raise ConfigError(f"{what} needs config['configurable']['thread_id']")
+        return self.checkpointer, rc
+
+    def _snapshot(self, stored: StoredCheckpoint) -> StateSnapshot:
+        seen = view(self.spec, stored)
+        return StateSnapshot(
+            values=seen.values,
+            next=seen.next,
+            config=_config(stored.thread_id, stored.ns, stored.id),
+            metadata=dict(stored.metadata),
+            created_at=stored.created_at.isoformat(),
+            parent_config=(_config(stored.thread_id, stored.ns, stored.parent_id)
+                           if stored.parent_id else None),
+            tasks=seen.tasks,
+            interrupts=seen.interrupts,
+        )
+
+    def get_state(self, config: dict[str, Any], *, subgraphs: bool = False) -> StateSnapshot:
+        """The thread's state at its latest checkpoint (or at `checkpoint_id`).
+
+        A thread with no checkpoint yet gives an empty snapshot, as in LangGraph.
+
+        Raises:
+            CheckpointNotFound: `checkpoint_id` is not a checkpoint of the thread.
+        """
+        del subgraphs
+        store, rc = self._thread(config, "get_state()")
+        assert rc.thread_id is not None
+        stored = store.get_checkpoint(rc.thread_id, rc.checkpoint_ns, rc.checkpoint_id)
+        if stored is None:
+            if rc.checkpoint_id is not None:
+                raise CheckpointNotFound(
+                    f"thread {rc.thread_id!r} has no checkpoint {rc.checkpoint_id!r}"
+                )
+            return StateSnapshot({}, (), dict(config), None, None, None, (), ())
+        return self._snapshot(stored)
+
+    async def aget_state(self, config: dict[str, Any], *,
+                         subgraphs: bool = False) -> StateSnapshot:
+        """Async twin of `get_state`."""
+        return self.get_state(config, subgraphs=subgraphs)
+
+    def get_state_history(self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,  # noqa: A002
+                          before: dict[str, Any] | None = None,
+                          limit: int | None = None) -> Iterator[StateSnapshot]:
+        """The thread's checkpoints, newest first."""
+        store, rc = self._thread(config, "get_state_history()")
+        assert rc.thread_id is not None
+        before_id = ((before or {}).get("configurable") or {}).get("checkpoint_id")
+        count = 0
+        for stored in store.list_checkpoints(rc.thread_id, rc.checkpoint_ns, before=before_id):
+            if filter and any(stored.metadata.get(k) != v for k, v in filter.items()):
+                continue
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield self._snapshot(stored)
+
+    async def aget_state_history(self, config: dict[str, Any], *,
+                                 filter: dict[str, Any] | None = None,  # noqa: A002
+                                 before: dict[str, Any] | None = None,
+                                 limit: int | None = None) -> AsyncIterator[StateSnapshot]:
+        """Async twin of `get_state_history`."""
+        for snapshot in self.get_state_history(config, filter=filter, before=before, limit=limit):
+            yield snapshot
+
+    async def aupdate_state(self, config: dict[str, Any], values: Any,
+                            as_node: str | None = None) -> dict[str, Any]:
+        """Write `values` to the thread as if `as_node` had returned them; a new checkpoint.
+
+        Returns:
+            The config of the new checkpoint.
+        """
+        store, rc = self._thread(config, "update_state()")
+        assert rc.thread_id is not None
+        options = update_options(self.spec, store, rc.thread_id, rc.checkpoint_ns, rc, self.pool)
+        new_id = await apply_update(self.spec, options, values, as_node)
+        return _config(rc.thread_id, rc.checkpoint_ns, new_id)
+
+    def update_state(self, config: dict[str, Any], values: Any,
+                     as_node: str | None = None) -> dict[str, Any]:
+        """Sync twin of `aupdate_state`."""
+        return portal.run_sync(lambda _private: self.aupdate_state(config, values, as_node))
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str | None) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns,
+                             "checkpoint_id": checkpoint_id}}

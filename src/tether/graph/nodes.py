@@ -1,0 +1,157 @@
+"""What the builder learns from a node's or path function's callable: async or not, which engine
+objects it takes, and where its annotations say it may route."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from tether.engine.spec import NODE_KWARGS
+from tether.types import Command, RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class CallableInfo:
+    """How to call a user function."""
+
+    func: Callable[..., Any]
+    is_async: bool
+    kwargs: frozenset[str]
+    first_annotation: Any = None
+    destinations: tuple[str, ...] | None = None
+
+
+@dataclass(slots=True)
+class NodeDef:
+    """A node as the builder records it."""
+
+    name: str
+    call: CallableInfo
+    input_schema: Any = None
+    retry: tuple[RetryPolicy, ...] = ()
+    timeout: float | None = None
+    isolation: str | None = None
+    cancel_grace: float | None = None
+    destinations: tuple[str, ...] | None = None
+    subgraph: Any = None
+    defer: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _unwrap(fn: Any) -> Any:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn
+
+
+def is_async_callable(fn: Any) -> bool:
+    """True for coroutine functions, partials of them, and objects with an async `__call__`."""
+    target = _unwrap(fn)
+    if inspect.iscoroutinefunction(target):
+        return True
+    call = getattr(target, "__call__", None)  # noqa: B004 - objects with async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _runnable(fn: Any) -> CallableInfo | None:
+    # A LangChain Runnable (or anything shaped like one): call its ainvoke with the config.
+    if callable(fn) and not hasattr(fn, "ainvoke"):
+        return None
+    ainvoke = getattr(fn, "ainvoke", None)
+    if ainvoke is None:
+        return None
+
+    async def call(value: Any, config: dict[str, Any]) -> Any:
+        return await ainvoke(value, config)
+
+    return CallableInfo(call, True, frozenset({"config"}))
+
+
+def inspect_callable(fn: Any) -> CallableInfo:
+    """Describe a node or path function.
+
+    Raises:
+        TypeError: `fn` is not callable.
+    """
+    runnable = _runnable(fn)
+    if runnable is not None:
+        return runnable
+    if not callable(fn):
+        raise TypeError(f"expected a callable, got {type(fn).__name__}")
+    kwargs: set[str] = set()
+    first: Any = None
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        params = list(signature.parameters.values())
+        for param in params[1:]:
+            if param.name in NODE_KWARGS and param.kind in (
+                param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY
+            ):
+                kwargs.add(param.name)
+        if params:
+            first = params[0].annotation
+    return CallableInfo(fn, is_async_callable(fn), frozenset(kwargs), first,
+                        _return_destinations(fn))
+
+
+def _return_destinations(fn: Any) -> tuple[str, ...] | None:
+    target = _unwrap(fn)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - unresolved annotations say nothing about routing
+        return None
+    ret = hints.get("return")
+    if ret is None:
+        return None
+    return literal_values(ret)
+
+
+def literal_values(annotation: Any) -> tuple[str, ...] | None:
+    """Node names named by `Literal[...]` or `Command[Literal[...]]`; None when unknown."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return tuple(str(a) for a in get_args(annotation))
+    if origin is Command or annotation is Command:
+        args = get_args(annotation)
+        if args and get_origin(args[0]) is Literal:
+            return tuple(str(a) for a in get_args(args[0]))
+        return None
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        names: list[str] = []
+        for arg in get_args(annotation):
+            found = literal_values(arg)
+            if found is None and arg is not type(None):
+                return None
+            names.extend(found or ())
+        return tuple(names)
+    return None
+
+
+def may_return_command(info: CallableInfo) -> bool:
+    """Whether a node's annotation says it may return a `Command` without naming targets."""
+    target = _unwrap(info.func)
+    try:
+        ret = typing.get_type_hints(target).get("return")
+    except Exception:  # noqa: BLE001
+        return False
+    if ret is None:
+        return False
+    if ret is Command or get_origin(ret) is Command:
+        return info.destinations is None
+    return False
+
+
+def node_name(fn: Any) -> str:
+    """The default name of a node added without one (LangGraph's rule: the function's name)."""
+    target = _unwrap(fn)
+    name = getattr(target, "name", None) or getattr(target, "__name__", None)
+    if not isinstance(name, str):
+        name = type(target).__name__
+    return name

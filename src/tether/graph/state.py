@@ -1,0 +1,314 @@
+"""`StateGraph`: LangGraph's builder API. Nodes and edges are recorded here; `compile()`
+checks the wiring and produces a runnable graph."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from tether.cancel.deadlines import coerce_timeout
+from tether.constants import END, RESERVED_CHARS, RESERVED_NAMES, START
+from tether.errors import GraphCompileError
+from tether.graph.nodes import NodeDef, inspect_callable, node_name
+from tether.graph.schema import Schema, schema_of
+from tether.types import RetryPolicy
+
+StateT = TypeVar("StateT")
+ISOLATIONS = ("inline", "thread", "process")
+
+
+@dataclasses.dataclass(slots=True)
+class BranchDef:
+    """A conditional edge as recorded by `add_conditional_edges`."""
+
+    name: str
+    path: Callable[..., Any]
+    path_map: dict[Hashable, str] | None
+
+
+class StateGraph(Generic[StateT]):
+    """A graph whose nodes read and update a shared state.
+
+    Args:
+        state_schema: a TypedDict, dataclass or pydantic model; `Annotated[T, reducer]` keys
+            fold every write with the reducer, other keys keep the last value.
+        context_schema: the type of the static context given as `invoke(..., context=...)`.
+        input_schema: the keys a caller's input may set (default: the state schema).
+        output_schema: the keys a caller sees (default: the state schema).
+    """
+
+    def __init__(self, state_schema: type[StateT] | None = None,
+                 context_schema: type[Any] | None = None, *,
+                 input_schema: type[Any] | None = None, output_schema: type[Any] | None = None,
+                 **kwargs: Any) -> None:
+        input_schema = input_schema or kwargs.pop("input", None)
+        output_schema = output_schema or kwargs.pop("output", None)
+        state_schema = state_schema or kwargs.pop("config_schema", None) or input_schema
+        if kwargs:
+            raise TypeError(f"StateGraph() got unexpected arguments {sorted(kwargs)}")
+        if state_schema is None:
+            raise GraphCompileError("StateGraph needs a state schema")
+        self.state_schema = state_schema
+        self.context_schema = context_schema
+        self.schema: Schema = schema_of(state_schema)
+        self.input_schema = schema_of(input_schema) if input_schema is not None else self.schema
+        self.output_schema = (schema_of(output_schema) if output_schema is not None
+                              else self.schema)
+        self.schemas: dict[Any, Schema] = {}
+        for schema in (self.schema, self.input_schema, self.output_schema):
+            self._add_schema(schema)
+        self.nodes: dict[str, NodeDef] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.waiting_edges: list[tuple[tuple[str, ...], str]] = []
+        self.branches: dict[str, dict[str, BranchDef]] = {}
+
+    def _add_schema(self, schema: Schema) -> None:
+        if schema.cls not in self.schemas:
+            self.schemas[schema.cls] = schema
+
+    @property
+    def channels(self) -> dict[str, Any]:
+        """Every state key of every schema, with its channel factory (first definition wins)."""
+        out: dict[str, Any] = {}
+        for schema in self.schemas.values():
+            for key in schema.keys:
+                out.setdefault(key, schema.channels[key])
+        return out
+
+    # -- nodes ----------------------------------------------------------------------------
+
+    def add_node(self, node: str | Callable[..., Any] | Any, action: Any = None, *,
+                 defer: bool = False, metadata: dict[str, Any] | None = None,
+                 input_schema: type[Any] | None = None,
+                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+                 retry: RetryPolicy | Sequence[RetryPolicy] | None = None,
+                 timeout: float | timedelta | None = None, isolation: str | None = None,
+                 cancel_grace: float | None = None,
+                 destinations: dict[str, str] | tuple[str, ...] | None = None,
+                 **kwargs: Any) -> StateGraph[StateT]:
+        """Add a node.
+
+        Args:
+            node: the node's name, or the callable itself (named after its `__name__`).
+            action: the callable (sync or async), a compiled graph, or a Runnable.
+            retry_policy: LangGraph's keyword for retry policies (`retry` is an alias).
+            timeout: seconds one attempt may take; the attempt is cancelled past it and fails
+                with `NodeTimeoutError` (retried like any error).
+            isolation: where a sync node runs: `"thread"` (tether's worker threads),
+                `"process"` (a worker process, killed if it does not stop), or `"inline"` (the
+                event loop's thread: fastest, but it cannot be abandoned). Default: inline when
+                the node is alone in its step under a sync `invoke` with no deadline, else thread.
+            cancel_grace: seconds the node has to stop after a cancel (default: the run's).
+            destinations: nodes a `Command`-returning node may go to (for checks and drawing).
+
+        Raises:
+            GraphCompileError: a duplicate or reserved name, or a bad option.
+        """
+        kwargs.pop("cache_policy", None)
+        kwargs.pop("trace_policy", None)
+        if kwargs:
+            raise TypeError(f"add_node() got unexpected arguments {sorted(kwargs)}")
+        if action is None:
+            if isinstance(node, str):
+                raise GraphCompileError(f"Node '{node}' needs a callable")
+            action, name = node, node_name(node)
+        else:
+            if not isinstance(node, str):
+                raise GraphCompileError("add_node(name, action): name must be a string")
+            name = node
+        self._check_name(name)
+        policies = retry_policy if retry_policy is not None else retry
+        if isinstance(policies, RetryPolicy):
+            policies = (policies,)
+        if isolation is not None and isolation not in ISOLATIONS:
+            raise GraphCompileError(
+                f"Node '{name}': isolation must be one of {ISOLATIONS}, not {isolation!r}"
+            )
+        subgraph = action if _is_compiled(action) else None
+        call = inspect_callable(action) if subgraph is None else None
+        node_schema = schema_of(input_schema) if input_schema is not None else None
+        if node_schema is None and call is not None:
+            node_schema = _annotation_schema(call.first_annotation, self.state_schema)
+        if node_schema is not None:
+            self._add_schema(node_schema)
+        dests = tuple(destinations) if destinations is not None else None
+        self.nodes[name] = NodeDef(
+            name=name,
+            call=call if call is not None else inspect_callable(_placeholder),
+            input_schema=node_schema,
+            retry=tuple(policies or ()),
+            timeout=coerce_timeout(timeout, f"timeout of node '{name}'"),
+            isolation=isolation,
+            cancel_grace=coerce_timeout(cancel_grace, f"cancel_grace of node '{name}'"),
+            destinations=dests if dests is not None else (call.destinations if call else None),
+            subgraph=subgraph,
+            defer=defer,
+            metadata=dict(metadata or {}),
+        )
+        return self
+
+    def _check_name(self, name: str) -> None:
+        if name in RESERVED_NAMES:
+            raise GraphCompileError(f"Node `{name}` is reserved.")
+        for char in RESERVED_CHARS:
+            if char in name:
+                raise GraphCompileError(
+                    f"'{char}' is a reserved character and is not allowed in the node names "
+                    f"(node {name!r})."
+                )
+        if name in self.nodes:
+            raise GraphCompileError(f"Node `{name}` already present.")
+        if name in self.channels:
+            raise GraphCompileError(f"'{name}' is already being used as a state key")
+
+    def add_sequence(self, nodes: Sequence[Callable[..., Any] | tuple[str, Any]]
+                     ) -> StateGraph[StateT]:
+        """Add nodes that run one after the other, with edges between consecutive ones."""
+        if not nodes:
+            raise GraphCompileError("add_sequence() needs at least one node")
+        previous: str | None = None
+        for item in nodes:
+            if isinstance(item, tuple):
+                name, action = item
+                self.add_node(name, action)
+            else:
+                name = node_name(item)
+                self.add_node(item)
+            if previous is not None:
+                self.add_edge(previous, name)
+            previous = name
+        return self
+
+    # -- edges ----------------------------------------------------------------------------
+
+    def add_edge(self, start_key: str | list[str], end_key: str) -> StateGraph[StateT]:
+        """Add an edge; a list of sources makes `end_key` wait until all of them have run."""
+        if isinstance(start_key, str):
+            if start_key == END:
+                raise GraphCompileError("END cannot be a start node")
+            if end_key == START:
+                raise GraphCompileError("START cannot be an end node")
+            self.edges.append((start_key, end_key))
+            return self
+        sources = tuple(start_key)
+        if not sources:
+            raise GraphCompileError("add_edge() needs at least one source")
+        for source in sources:
+            if source == END:
+                raise GraphCompileError("END cannot be a start node")
+        if end_key in (START, END):
+            raise GraphCompileError(f"{end_key} cannot be the end of a waiting edge")
+        if len(sources) == 1:
+            self.edges.append((sources[0], end_key))
+        else:
+            self.waiting_edges.append((sources, end_key))
+        return self
+
+    def add_conditional_edges(self, source: str, path: Callable[..., Any],
+                              path_map: Mapping[Hashable, str] | Sequence[str] | None = None
+                              ) -> StateGraph[StateT]:
+        """Route from `source` to whatever `path(state)` answers.
+
+        Args:
+            path: returns a node name, a list of names, `Send` objects, or `END`.
+            path_map: maps the answers to node names (a list means names map to themselves).
+        """
+        if source == END:
+            raise GraphCompileError("END cannot be a start node")
+        name = getattr(path, "__name__", None) or "condition"
+        if name == "<lambda>":
+            name = "condition"
+        branches = self.branches.setdefault(source, {})
+        if name in branches:
+            raise GraphCompileError(f"Branch with name `{name}` already exists for node `{source}`")
+        mapping: dict[Hashable, str] | None
+        if path_map is None:
+            mapping = None
+        elif isinstance(path_map, Mapping):
+            mapping = dict(path_map)
+        else:
+            mapping = {p: p for p in path_map}
+        branches[name] = BranchDef(name, path, mapping)
+        return self
+
+    def set_entry_point(self, key: str) -> StateGraph[StateT]:
+        """Start the graph at `key` (an edge from START)."""
+        return self.add_edge(START, key)
+
+    def set_conditional_entry_point(self, path: Callable[..., Any],
+                                    path_map: Mapping[Hashable, str] | Sequence[str] | None = None
+                                    ) -> StateGraph[StateT]:
+        """Start the graph wherever `path(input)` answers."""
+        return self.add_conditional_edges(START, path, path_map)
+
+    def set_finish_point(self, key: str) -> StateGraph[StateT]:
+        """End the graph after `key` (an edge to END)."""
+        return self.add_edge(key, END)
+
+    # -- compile --------------------------------------------------------------------------
+
+    def validate(self, interrupt: Sequence[str] | None = None) -> StateGraph[StateT]:
+        """Check the wiring; raises `GraphCompileError` naming the node or edge at fault."""
+        from tether.graph.validate import validate
+
+        validate(self, interrupt or ())
+        return self
+
+    def compile(self, checkpointer: Any = None, *, cache: Any = None, store: Any = None,
+                interrupt_before: Sequence[str] | str | None = None,
+                interrupt_after: Sequence[str] | str | None = None, debug: bool = False,
+                name: str | None = None, **kwargs: Any) -> Any:
+        """Check the wiring and build a runnable graph.
+
+        Args:
+            checkpointer: a store (`InMemorySaver`, `SqliteSaver`...) for persistence; also
+                `True`/`None` for a subgraph to share its parent's (LangGraph's convention).
+            interrupt_before: nodes to pause before (`"*"` for all).
+            interrupt_after: nodes to pause after.
+
+        Raises:
+            GraphCompileError: the wiring is wrong; the message names the node or edge.
+        """
+        from tether.graph.compiled import CompiledStateGraph
+
+        del cache, debug
+        kwargs.pop("transformers", None)
+        if kwargs:
+            raise TypeError(f"compile() got unexpected arguments {sorted(kwargs)}")
+        before = _pause_list(interrupt_before)
+        after = _pause_list(interrupt_after)
+        self.validate([*before, *after])
+        return CompiledStateGraph(self, checkpointer=checkpointer, store=store,
+                                  interrupt_before=before, interrupt_after=after,
+                                  name=name or "LangGraph")
+
+
+def _pause_list(value: Sequence[str] | str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _is_compiled(action: Any) -> bool:
+    return hasattr(action, "spec") and hasattr(action, "builder") and hasattr(action, "astream")
+
+
+def _placeholder(_state: Any) -> None:
+    return None
+
+
+def _annotation_schema(annotation: Any, state_schema: Any) -> Schema | None:
+    import inspect
+
+    if annotation is inspect.Parameter.empty or annotation is None or annotation is state_schema:
+        return None
+    if not isinstance(annotation, type):
+        return None
+    try:
+        return schema_of(annotation)
+    except GraphCompileError:
+        return None

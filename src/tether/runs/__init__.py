@@ -1,0 +1,5 @@
+"""Runs: handles, the state machine's records, the registry, finalisation, the sync portal."""
+
+from tether.runs.handle import Run
+
+__all__ = ["Run"]

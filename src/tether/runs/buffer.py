@@ -1,0 +1,74 @@
+"""The chunk buffer between a run's driver and its consumer.
+
+The driver never waits for the consumer: a run that nobody reads still runs. Chunks wait here
+until they are read; a buffer with a `limit` drops its oldest chunks beyond it (and counts them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+
+class ChunkBuffer:
+    """A one-consumer queue of stream chunks that is closed when the run ends.
+
+    Not thread-safe: only the loop that owns the run touches it.
+    """
+
+    __slots__ = ("_chunks", "_closed", "_waiter", "dropped", "limit")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._chunks: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self.limit = limit
+        self.dropped = 0
+
+    @property
+    def waiting(self) -> bool:
+        """True while a consumer is blocked waiting for a chunk."""
+        return self._waiter is not None and not self._waiter.done()
+
+    def put(self, chunk: Any) -> None:
+        """Add a chunk (ignored once closed)."""
+        if self._closed:
+            return
+        self._chunks.append(chunk)
+        if self.limit is not None and len(self._chunks) > self.limit:
+            self._chunks.popleft()
+            self.dropped += 1
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        """No more chunks will come; wake the consumer."""
+        self._closed = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> tuple[bool, Any]:
+        """The next chunk as (True, chunk), or (False, None) once closed and drained."""
+        while not self._chunks:
+            if self._closed:
+                return False, None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return True, self._chunks.popleft()
+
+    def drain(self) -> list[Any]:
+        """Take every chunk buffered so far."""
+        chunks = list(self._chunks)
+        self._chunks.clear()
+        return chunks
+
+    @property
+    def closed(self) -> bool:
+        """True once the run has ended and no more chunks will come."""
+        return self._closed

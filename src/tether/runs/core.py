@@ -1,0 +1,264 @@
+"""The machinery of one run: its record, its cancel scope, its driver task, its end.
+
+A `RunCore` is created by the runner and starts its driver at once. The user-facing `Run` handle
+holds the core, never the other way round, so that a dropped stream can be garbage-collected
+(which cancels its run).
+
+Invariants:
+- `final` is set exactly once, after the store accepted the run's last transaction.
+- A cancel is recorded in the store before the scope is cancelled; the store decides races
+  between a cancel and the run's own end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.cancel.deadlines import deadline_after
+from tether.cancel.scope import CancelScope
+from tether.checkpoint.base import CheckpointStore
+from tether.config import RunConfig
+from tether.engine.loop import Loop, LoopOptions
+from tether.engine.outcome import LoopOutcome
+from tether.engine.spec import GraphSpec
+from tether.engine.stream import Emitter
+from tether.engine.threads import WorkerPool
+from tether.runs.buffer import ChunkBuffer
+from tether.types import CancelReason, EventPhase, RunEvent, RunInfo, RunStatus, utcnow
+
+logger = logging.getLogger("tether.runs")
+
+
+@dataclass(slots=True)
+class StreamFormat:
+    """How chunks reach the consumer: LangGraph's shapes for `stream_mode` and `subgraphs`."""
+
+    modes: tuple[str, ...] = ()
+    single: bool = True
+    subgraphs: bool = False
+
+    def shape(self, ns: tuple[str, ...], mode: str, payload: Any) -> Any:
+        """The chunk as the consumer sees it."""
+        if self.single:
+            return (ns, payload) if self.subgraphs else payload
+        return (ns, mode, payload) if self.subgraphs else (mode, payload)
+
+
+@dataclass(slots=True)
+class RunRequest:
+    """Everything needed to start a run."""
+
+    spec: GraphSpec
+    input: Any
+    config: RunConfig
+    store: CheckpointStore
+    durable: bool
+    pool: WorkerPool
+    stream: StreamFormat = field(default_factory=StreamFormat)
+    context: Any = None
+    interrupt_before: frozenset[str] | None = None
+    interrupt_after: frozenset[str] | None = None
+    inline_sync: bool = False
+    buffer_limit: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    wrap_error: Callable[[BaseException], BaseException] | None = None
+
+
+class RunCore:
+    """One run's state and driver. See the module docstring."""
+
+    def __init__(self, request: RunRequest, run_id: str) -> None:
+        config = request.config
+        self.request = request
+        self.run_id = run_id
+        self.thread_id = config.thread_id
+        self.store = request.store
+        self.scope = CancelScope(deadline=deadline_after(config.timeout), name=run_id,
+                                 shield_grace=config.cancel_grace)
+        self.buffer = ChunkBuffer(request.buffer_limit)
+        self.emitter = Emitter(self._sink, request.stream.modes)
+        self.info = RunInfo(run_id, self.thread_id, RunStatus.PENDING,
+                            metadata={**request.metadata, "checkpoint_ns": config.checkpoint_ns})
+        self.final: RunInfo | None = None
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        self.pending_events: list[RunEvent] = []
+        self.requested_at: float | None = None
+        self.loop_obj: Loop | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.aloop: asyncio.AbstractEventLoop | None = None
+        self.done_thread = threading.Event()
+        self._done_async: asyncio.Event | None = None
+        self._created = False
+        self._early: CancelReason | None = None
+        self._lock = threading.Lock()
+        self.on_final: list[Callable[[RunCore], None]] = []
+
+    # -- starting -------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Create the record and start the driver on `loop` (the caller's running loop)."""
+        from tether.runs.driver import drive
+
+        self.aloop = loop
+        self._done_async = asyncio.Event()
+        self.store.create_run(self.info)
+        self._created = True
+        self.task = loop.create_task(drive(self), name=f"tether-run-{self.run_id}")
+
+    @property
+    def started(self) -> bool:
+        """True once the driver exists."""
+        return self.task is not None
+
+    # -- cancelling -----------------------------------------------------------------------
+
+    async def request_cancel(self, reason: CancelReason) -> RunInfo:
+        """Record a cancel durably, then cancel the scope. Idempotent; returns the receipt.
+
+        Cancellation:
+            The durable write is not interrupted midway; if the caller is cancelled after it,
+            the cancel still proceeds. Safe to retry.
+        """
+        if self.final is not None:
+            return self.final
+        if not self._created:
+            self._early = self._early or reason
+            return self.info
+        info, first = await self.store.arequest_cancel(self.run_id, reason)
+        return self._after_request(info, first)
+
+    def request_cancel_sync(self, reason: CancelReason) -> RunInfo:
+        """`request_cancel` from any thread, without an event loop."""
+        if self.final is not None:
+            return self.final
+        if not self._created:
+            self._early = self._early or reason
+            return self.info
+        info, first = self.store.request_cancel(self.run_id, reason)
+        return self._after_request(info, first)
+
+    def _after_request(self, info: RunInfo, first: bool) -> RunInfo:
+        with self._lock:
+            if first and self.requested_at is None:
+                self.requested_at = time.monotonic()
+                request = info.reason
+                assert request is not None
+                self._announce(RunEvent("request", request.requested_at, None, request.to_dict()))
+        if info.terminal:
+            return info
+        reason = info.reason
+        assert reason is not None
+        self.info = info
+        if self.scope.cancel(reason):
+            self.event("propagate", detail={"kind": reason.kind})
+        return info
+
+    def on_deadline(self, _scope: CancelScope) -> None:
+        """The run's deadline passed: cancel it with kind `timeout`, through the usual path."""
+        timeout = self.request.config.timeout
+        reason = CancelReason("timeout", f"run exceeded its timeout of {timeout}s", "deadline",
+                              evidence={"timeout": timeout})
+        if self.aloop is not None:
+            self.aloop.create_task(self.request_cancel(reason))
+
+    @property
+    def early_cancel(self) -> CancelReason | None:
+        """A cancel that arrived before the record existed."""
+        return self._early
+
+    # -- events and chunks ----------------------------------------------------------------
+
+    def event(self, phase: EventPhase, node: str | None = None,
+              detail: dict[str, Any] | None = None) -> RunEvent:
+        """Record a lifecycle event (stored with the run's next transaction)."""
+        event = RunEvent(phase, utcnow(), node, detail or {})
+        with self._lock:
+            self.pending_events.append(event)
+        self._announce(event)
+        return event
+
+    def take_events(self) -> tuple[RunEvent, ...]:
+        """Events not yet stored."""
+        with self._lock:
+            events, self.pending_events = tuple(self.pending_events), []
+        return events
+
+    def _announce(self, event: RunEvent) -> None:
+        logger.info("run %s %s%s %s", self.run_id, event.phase,
+                    f" [{event.node}]" if event.node else "", event.detail or "")
+        if not self.emitter.lifecycle:
+            return
+        payload = {"phase": event.phase, "at": event.at.isoformat(), "node": event.node,
+                   "detail": event.detail}
+        loop = self.aloop
+        if loop is None or _in_loop(loop):
+            self._sink((), "lifecycle", payload)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._sink, (), "lifecycle", payload)
+
+    def _sink(self, ns: tuple[str, ...], mode: str, payload: Any) -> None:
+        self.buffer.put(self.request.stream.shape(ns, mode, payload))
+
+    def consumer_waiting(self) -> bool:
+        """True when a consumer is blocked on this run's stream (the driver then yields)."""
+        return self.buffer.waiting
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def make_loop(self) -> Loop:
+        """The engine loop for this run."""
+        req = self.request
+        options = LoopOptions(
+            config=req.config, scope=self.scope, emitter=self.emitter, pool=req.pool,
+            store=self.store if req.durable else None,
+            thread_id=self.thread_id if req.durable else None,
+            ns=req.config.checkpoint_ns, run_id=self.run_id, inline_sync=req.inline_sync,
+            context=req.context, interrupt_before=req.interrupt_before,
+            interrupt_after=req.interrupt_after, on_stop=self._node_stopped,
+            subgraphs=req.stream.subgraphs, yield_to_consumer=self.consumer_waiting,
+        )
+        self.loop_obj = Loop(req.spec, options)
+        return self.loop_obj
+
+    def _node_stopped(self, task: Any, how: str) -> None:
+        self.event("terminate_node", task.name, {"how": how, "task_id": task.id})
+
+    # -- the end --------------------------------------------------------------------------
+
+    def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
+        """Publish the run's end: wake waiters and close the stream."""
+        self.final = self.info = info
+        self.result = result
+        self.exception = exception
+        self.buffer.close()
+        if self._done_async is not None:
+            self._done_async.set()
+        self.done_thread.set()
+        for callback in self.on_final:
+            callback(self)
+
+    async def wait(self) -> RunInfo:
+        """Wait (on the run's own loop) until the run has ended."""
+        if self.final is None:
+            assert self._done_async is not None
+            await self._done_async.wait()
+        assert self.final is not None
+        return self.final
+
+    def outcome_if_cancelled(self) -> LoopOutcome | None:
+        """The loop's outcome when a cancel stopped it between its own checks."""
+        return self.loop_obj.cancelled_outcome() if self.loop_obj is not None else None
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -1,0 +1,61 @@
+"""The driver task of a run: start it, run the loop under the run's scope, finalise.
+
+The driver is the only task that enters the run's cancel scope; everything after the loop
+returns happens outside it, so finalisation is never interrupted by the cancel it reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tether.engine.outcome import LoopOutcome
+from tether.runs.core import RunCore
+from tether.runs.finalize import finalize
+from tether.types import CancelReason, RunEvent, utcnow
+
+
+async def drive(core: RunCore) -> None:
+    """Run `core` from `pending` to its end. Never raises, except a foreign cancellation."""
+    outcome: LoopOutcome | None = None
+    failure: BaseException | None = None
+    foreign: asyncio.CancelledError | None = None
+    try:
+        early = core.early_cancel
+        if early is not None:
+            await core.request_cancel(early)
+        start = RunEvent("start", utcnow())
+        create = RunEvent("create", core.info.created_at)
+        info = await core.store.amark_running(core.run_id, (create, start))
+        if info is None:
+            # A cancel became durable before the run started: it never starts.
+            await finalize(core, None, None, started=False)
+            return
+        core.info = info
+        core.scope.arm(core.on_deadline)
+        loop = core.make_loop()
+        with core.scope:
+            outcome = await loop.run(core.request.input)
+        if outcome is None:
+            outcome = core.outcome_if_cancelled()
+    except asyncio.CancelledError as exc:
+        if core.scope.cancel_called:
+            outcome = core.outcome_if_cancelled()
+        else:
+            # Someone cancelled the driver task itself (the loop is shutting down): stop the
+            # run as a shutdown, record it, then let the cancellation continue.
+            foreign = exc
+            await _shutdown(core)
+            outcome = core.outcome_if_cancelled()
+    except Exception as exc:  # noqa: BLE001 - the run's failure, reported through finalize
+        failure = exc
+    await finalize(core, outcome, failure, started=True)
+    if foreign is not None:
+        raise foreign
+
+
+async def _shutdown(core: RunCore) -> None:
+    import anyio
+
+    reason = CancelReason("shutdown", "the event loop running the run was shut down", "loop")
+    with anyio.CancelScope(shield=True):
+        await core.request_cancel(reason)

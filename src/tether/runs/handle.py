@@ -1,0 +1,140 @@
+"""`Run`: the handle a caller holds on a run that has started.
+
+A run starts at once and owns its driver; the handle is an async iterator over its stream
+chunks, and the way to cancel it, close it, or await its result. A stream handle that is closed,
+or dropped and garbage-collected, cancels its run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Generator
+from typing import Any
+
+from tether.runs.core import RunCore, RunRequest
+from tether.runs.registry import REGISTRY
+from tether.types import CancelReason, RunInfo, RunStatus
+
+
+def _cancel_dropped(core: RunCore) -> None:
+    # Runs in whatever thread collected the handle: hand the cancel to the run's own loop.
+    loop = core.aloop
+    if core.final is not None or loop is None or loop.is_closed():
+        return
+    reason = CancelReason("user", "stream dropped by its consumer", "gc")
+    try:
+        loop.call_soon_threadsafe(lambda: loop.create_task(core.request_cancel(reason)))
+    except RuntimeError:
+        pass  # the loop closed meanwhile
+
+
+class Run:
+    """A run in flight (or ended), as returned by `astream`, `start` and `resume`.
+
+    Attributes:
+        run_id: the run's id (`config["run_id"]` when the caller gave one).
+        thread_id: the run's thread, if any.
+    """
+
+    def __init__(self, request: RunRequest, run_id: str, *, owned: bool) -> None:
+        self._core = RunCore(request, run_id)
+        self.run_id = run_id
+        self.thread_id = request.config.thread_id
+        self._owned = owned
+        if owned:
+            weakref.finalize(self, _cancel_dropped, self._core)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # started on first iteration
+        self._start(loop)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        REGISTRY.add(self._core)
+        self._core.start(loop)
+
+    def _ensure_started(self) -> None:
+        if not self._core.started:
+            self._start(asyncio.get_running_loop())
+
+    @property
+    def core(self) -> RunCore:
+        """The run's machinery (for the runs layer and the faces)."""
+        return self._core
+
+    @property
+    def status(self) -> RunStatus:
+        """The run's current status."""
+        return self._core.info.status
+
+    def info(self) -> RunInfo:
+        """The run's current record."""
+        return self._core.final or self._core.info
+
+    async def cancel(self, reason: CancelReason | str | None = None, *,
+                     wait: bool = True) -> RunInfo:
+        """Cancel the run: recorded durably first, then propagated; idempotent.
+
+        Args:
+            reason: why (a message, kind `user`; or a `CancelReason`).
+            wait: return only once the run has ended (its final checkpoint written).
+
+        Cancellation:
+            If the caller is cancelled while waiting, the run's cancel still completes.
+            Safe to retry: a repeat returns the first request's receipt.
+        """
+        self._ensure_started()
+        info = await self._core.request_cancel(CancelReason.coerce(reason, default_by="handle"))
+        if wait and not info.terminal:
+            return await self._core.wait()
+        return info
+
+    async def aclose(self) -> None:
+        """Stop consuming: cancel the run if it is still going, and wait for its end.
+
+        Cancellation:
+            As `cancel`; never raises the run's outcome.
+        """
+        if not self._core.started:
+            self._ensure_started()
+        if self._core.final is None:
+            await self.cancel(CancelReason("user", "stream closed by its consumer", "aclose"))
+
+    async def result(self) -> Any:
+        """Wait for the run's end; return its final output or raise what ended it.
+
+        Raises:
+            RunCancelled: the run was cancelled (`RunTimeout` for a deadline).
+            Exception: the exception of the node that failed.
+        """
+        self._ensure_started()
+        try:
+            await self._core.wait()
+        except asyncio.CancelledError:
+            if self._owned and self._core.final is None:
+                # The caller gave up on an owned run: nobody else can see it, so stop it.
+                await asyncio.shield(self._core.request_cancel(
+                    CancelReason("user", "caller cancelled", "caller")))
+            raise
+        if self._core.exception is not None:
+            raise self._core.exception
+        return self._core.result
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.result().__await__()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        self._ensure_started()
+        ok, chunk = await self._core.buffer.get()
+        if ok:
+            return chunk
+        if self._core.exception is not None:
+            raise self._core.exception
+        raise StopAsyncIteration
+
+    def __repr__(self) -> str:
+        return f"<Run {self.run_id} {self.status.value}>"

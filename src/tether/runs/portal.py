@@ -1,0 +1,113 @@
+"""How sync code reaches the async runtime: one implementation, two doors.
+
+- From a thread with no running event loop (the usual `graph.invoke`), the coroutine runs on a
+  private loop kept per thread, in that thread: no thread hop, and the run has the loop to itself,
+  so a lone sync node may run inline.
+- From a thread that is already running a loop, or for runs meant to outlive the call
+  (`invoke_async`, `start` from sync code), the coroutine goes to one background loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class _PrivateLoop:
+    """A per-thread `asyncio.Runner`, closed when its thread's locals are dropped."""
+
+    __slots__ = ("runner",)
+
+    def __init__(self) -> None:
+        self.runner = asyncio.Runner()
+
+    def __del__(self) -> None:
+        try:
+            self.runner.close()
+        except Exception:  # noqa: BLE001, S110 - best effort during thread teardown
+            pass
+
+
+_local = threading.local()
+
+
+def private_runner() -> asyncio.Runner:
+    """The calling thread's private loop runner (created on first use)."""
+    return _private()
+
+
+def _private() -> asyncio.Runner:
+    holder: _PrivateLoop | None = getattr(_local, "holder", None)
+    if holder is None:
+        holder = _PrivateLoop()
+        _local.holder = holder
+        if threading.current_thread() is threading.main_thread():
+            atexit.register(holder.runner.close)
+    return holder.runner
+
+
+def loop_running() -> bool:
+    """True when the calling thread is running an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_sync(factory: Callable[[bool], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code and return its result.
+
+    Args:
+        factory: builds the coroutine; receives True when it will run on a private loop (so a
+            run may execute lone sync nodes inline).
+    """
+    if not loop_running():
+        return _private().run(factory(True))
+    future = asyncio.run_coroutine_threadsafe(factory(False), background_loop())
+    return future.result()
+
+
+class _Background:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self.lock:
+            if self.loop is None or self.loop.is_closed():
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                thread = threading.Thread(target=serve, name="tether-background", daemon=True)
+                thread.start()
+                ready.wait()
+                self.loop, self.thread = loop, thread
+            return self.loop
+
+
+_background = _Background()
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """The loop of the background thread (started on first use)."""
+    return _background.get()
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T] | Any:
+    """Schedule a coroutine on the background loop; returns a `concurrent.futures.Future`."""
+    return asyncio.run_coroutine_threadsafe(coro, background_loop())
+
+
+__all__ = ["background_loop", "loop_running", "private_runner", "run_sync", "submit"]

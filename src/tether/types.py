@@ -1,0 +1,376 @@
+"""Plain values every layer shares: LangGraph's `Send`, `Command`, `interrupt`, `RetryPolicy`,
+`StateSnapshot`, and tether's run records (`CancelReason`, `RunInfo`, `RunSnapshot`, `RunEvent`)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Hashable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
+
+from tether.errors import InvalidUpdateError
+
+N = TypeVar("N", bound=Hashable)
+
+All = Literal["*"]
+"""Marker for "every node" in `interrupt_before` / `interrupt_after`."""
+
+StreamMode = Literal["values", "updates", "custom", "debug", "tasks", "checkpoints", "lifecycle"]
+"""What a stream yields: whole states, per-node updates, node-written chunks, engine events,
+or (tether's own) the run's lifecycle events."""
+
+Durability = Literal["sync", "async", "exit"]
+"""When checkpoints are written: before the next step starts, while it runs, or at the end."""
+
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
+"""What a new run does when its thread already has a run in flight."""
+
+CancelKind = Literal[
+    "user", "timeout", "budget", "loop", "policy", "superseded", "overload", "shutdown", "parent"
+]
+"""Why a run was cancelled."""
+
+EventPhase = Literal[
+    "create",
+    "start",
+    "request",
+    "propagate",
+    "terminate_node",
+    "cleanup",
+    "checkpoint",
+    "terminate",
+    "finish",
+    "orphan",
+]
+"""A run's audit-log entries: its lifecycle, and the six phases of a cancel."""
+
+StreamWriter = Callable[[Any], None]
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime (what every record stores)."""
+    return datetime.now(UTC)
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life. Terminal states are final; `interrupted` is not terminal."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    INTERRUPTED = "interrupted"
+    SUCCESS = "success"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+    @property
+    def terminal(self) -> bool:
+        """True for states nothing may overwrite."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED, RunStatus.TIMEOUT}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReason:
+    """Why a run was (or is being) cancelled: shown to nodes, stored on the run, shown by every face.
+
+    Attributes:
+        kind: the source of the cancel.
+        message: a human-readable explanation.
+        requested_by: who asked (a user name, "deadline", a policy name...).
+        requested_at: when the request was made (UTC).
+        evidence: what a policy saw when it fired (limit, usage, repeated steps...).
+    """
+
+    kind: CancelKind = "user"
+    message: str = ""
+    requested_by: str | None = None
+    requested_at: datetime = field(default_factory=utcnow)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def coerce(cls, reason: CancelReason | str | None, *, default_by: str | None = None) -> CancelReason:
+        """Accept what `cancel(reason)` takes: a reason, a message (kind `user`), or nothing."""
+        if isinstance(reason, CancelReason):
+            return reason
+        if reason is None:
+            return cls("user", "cancelled by request", default_by)
+        if isinstance(reason, str):
+            return cls("user", reason, default_by)
+        raise TypeError(f"cancel reason must be a str or CancelReason, not {type(reason).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, as the store and the server keep it."""
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "requested_by": self.requested_by,
+            "requested_at": self.requested_at.isoformat(),
+            "evidence": self.evidence,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CancelReason:
+        """The inverse of `to_dict`."""
+        return cls(
+            kind=data["kind"],
+            message=data.get("message", ""),
+            requested_by=data.get("requested_by"),
+            requested_at=datetime.fromisoformat(data["requested_at"]),
+            evidence=dict(data.get("evidence") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run's record, as `graph.get_run(run_id)` returns it."""
+
+    run_id: str
+    thread_id: str | None
+    status: RunStatus
+    reason: CancelReason | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    checkpoint_id: str | None = None
+    error: str | None = None
+    cancel_latency_ms: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        """True once the run has ended."""
+        return self.status in TERMINAL_STATUSES
+
+
+class PendingWrite(NamedTuple):
+    """A write of a task that finished in a step that did not complete."""
+
+    node: str
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """What `store.load(run_id)` returns: the state a run ended (or paused) in."""
+
+    run_id: str
+    values: dict[str, Any]
+    next: tuple[str, ...]
+    step: int
+    status: RunStatus
+    reason: CancelReason | None
+    checkpoint_id: str | None
+    cancelled_tasks: tuple[str, ...]
+    pending_writes: tuple[PendingWrite, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One entry of a run's audit log (`store.events(run_id)`)."""
+
+    phase: EventPhase
+    at: datetime
+    node: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Send:
+    """A packet for one task of `node` in the next superstep, with its own private input."""
+
+    __slots__ = ("arg", "node")
+
+    def __init__(self, node: str, arg: Any) -> None:
+        self.node = node
+        self.arg = arg
+
+    def __repr__(self) -> str:
+        return f"Send(node={self.node!r}, arg={self.arg!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Send) and (self.node, self.arg) == (other.node, other.arg)
+
+    def __hash__(self) -> int:
+        return hash((self.node, repr(self.arg)))
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Generic[N]):
+    """Returned by a node (or given as input) to update state, route, and/or resume.
+
+    Attributes:
+        graph: None for the current graph, `Command.PARENT` for the parent of a subgraph.
+        update: a state update, applied like a node's return value.
+        resume: the value for a pending `interrupt()` (or a map of interrupt id to value).
+        goto: node names or `Send`s to run next.
+    """
+
+    graph: str | None = None
+    update: Any | None = None
+    resume: dict[str, Any] | Any | None = None
+    goto: Send | Sequence[Send | N] | N = ()
+
+    PARENT: ClassVar[Literal["__parent__"]] = "__parent__"
+
+    def goto_targets(self) -> tuple[Send | str, ...]:
+        """`goto` as a tuple of node names and `Send`s."""
+        goto: Any = self.goto
+        if isinstance(goto, (str, Send)):
+            return (goto,)
+        return tuple(goto)
+
+    def update_pairs(self) -> list[tuple[str, Any]] | None:
+        """`update` as (key, value) pairs, or None when it is a state object to map later."""
+        update = self.update
+        if update is None:
+            return []
+        if isinstance(update, dict):
+            return list(update.items())
+        if isinstance(update, (list, tuple)) and all(
+            isinstance(t, tuple) and len(t) == 2 for t in update
+        ):
+            return list(update)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """A pause requested by `interrupt(value)`, waiting for `Command(resume=...)`."""
+
+    value: Any
+    id: str = ""
+    response_schema: Any = None
+
+
+_interrupt_handler: ContextVar[Callable[[Any], Any] | None] = ContextVar(
+    "tether_interrupt_handler", default=None
+)
+
+
+def interrupt(value: Any) -> Any:
+    """Pause the run from inside a node and surface `value` to the caller.
+
+    The first call raises `GraphInterrupt`; when the run is resumed with `Command(resume=v)`, the
+    node runs again from its start and this call returns `v`. Several calls in one node are
+    matched to resume values in order. Needs a checkpointer.
+    """
+    handler = _interrupt_handler.get()
+    if handler is None:
+        raise RuntimeError("interrupt() can only be called from inside a running node")
+    return handler(value)
+
+
+def set_interrupt_handler(handler: Callable[[Any], Any] | None) -> Any:
+    """Install the engine's handler for `interrupt()` in the current context; returns a token."""
+    return _interrupt_handler.set(handler)
+
+
+def reset_interrupt_handler(token: Any) -> None:
+    """Undo `set_interrupt_handler`."""
+    _interrupt_handler.reset(token)
+
+
+_NOT_RETRIED = (
+    ValueError, TypeError, ArithmeticError, ImportError, LookupError, NameError, SyntaxError,
+    RuntimeError, ReferenceError, StopIteration, StopAsyncIteration, OSError, InvalidUpdateError,
+)
+
+
+def default_retry_on(exc: Exception) -> bool:
+    """LangGraph's default: retry connection errors and HTTP 5xx, not programming errors."""
+    if isinstance(exc, ConnectionError):
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return 500 <= status < 600
+    return not isinstance(exc, _NOT_RETRIED)
+
+
+class RetryPolicy(NamedTuple):
+    """How a failing node is retried (LangGraph's fields and defaults)."""
+
+    initial_interval: float = 0.5
+    backoff_factor: float = 2.0
+    max_interval: float = 128.0
+    max_attempts: int = 3
+    jitter: bool = True
+    retry_on: (
+        type[Exception] | Sequence[type[Exception]] | Callable[[Exception], bool]
+    ) = default_retry_on
+
+    def should_retry(self, exc: Exception) -> bool:
+        """Whether `exc` is one this policy retries."""
+        retry_on = self.retry_on
+        if isinstance(retry_on, type) and issubclass(retry_on, BaseException):
+            return isinstance(exc, retry_on)
+        if isinstance(retry_on, Sequence):
+            return isinstance(exc, tuple(retry_on))
+        return bool(retry_on(exc))
+
+    def interval(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1 for the first retry)."""
+        interval = min(self.max_interval, self.initial_interval * self.backoff_factor ** (attempt - 1))
+        if self.jitter:
+            interval += random.uniform(0, 1)  # noqa: S311 - jitter, not cryptography
+        return interval
+
+
+class PregelTask(NamedTuple):
+    """One task of a `StateSnapshot`: a node due to run, with what it produced so far."""
+
+    id: str
+    name: str
+    path: tuple[Any, ...]
+    error: Exception | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    state: Any = None
+    result: Any = None
+
+
+class StateSnapshot(NamedTuple):
+    """A thread's state at one checkpoint, as `get_state` returns it."""
+
+    values: dict[str, Any] | Any
+    next: tuple[str, ...]
+    config: dict[str, Any]
+    metadata: dict[str, Any] | None
+    created_at: str | None
+    parent_config: dict[str, Any] | None
+    tasks: tuple[PregelTask, ...]
+    interrupts: tuple[Interrupt, ...] = ()
+
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "All",
+    "CancelKind",
+    "CancelReason",
+    "Command",
+    "Durability",
+    "EventPhase",
+    "Interrupt",
+    "MultitaskStrategy",
+    "PendingWrite",
+    "PregelTask",
+    "RetryPolicy",
+    "RunEvent",
+    "RunInfo",
+    "RunSnapshot",
+    "RunStatus",
+    "Send",
+    "StateSnapshot",
+    "StreamMode",
+    "StreamWriter",
+    "default_retry_on",
+    "interrupt",
+    "utcnow",
+]
