@@ -123,12 +123,8 @@ def parse_config(config: Mapping[str, Any] | None) -> RunConfig:
         timeout=coerce_timeout(config.get("timeout"), "config['timeout']"),
         multitask_strategy=cast("MultitaskStrategy | None", strategy),
         durability=cast("Durability", durability),
-        cancel_grace=coerce_timeout(config.get("cancel_grace", DEFAULT_CANCEL_GRACE), "cancel_grace")
-        or DEFAULT_CANCEL_GRACE,
-        cleanup_grace=coerce_timeout(
-            config.get("cleanup_grace", DEFAULT_CLEANUP_GRACE), "cleanup_grace"
-        )
-        or DEFAULT_CLEANUP_GRACE,
+        cancel_grace=_grace(config, "cancel_grace", DEFAULT_CANCEL_GRACE),
+        cleanup_grace=_grace(config, "cleanup_grace", DEFAULT_CLEANUP_GRACE),
         max_concurrency=None
         if max_concurrency is None
         else _positive_int(max_concurrency, "max_concurrency"),
@@ -137,7 +133,13 @@ def parse_config(config: Mapping[str, Any] | None) -> RunConfig:
     )
 
 
-def merge_configs(base: Mapping[str, Any] | None, override: Mapping[str, Any] | None) -> dict[str, Any]:
+def _grace(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = coerce_timeout(config.get(key, default), key)
+    return default if value is None else value
+
+
+def merge_configs(base: Mapping[str, Any] | None,
+                  override: Mapping[str, Any] | None) -> dict[str, Any]:
     """`override` on top of `base`, merging `configurable` one level deep."""
     merged: dict[str, Any] = dict(base or {})
     for key, value in (override or {}).items():

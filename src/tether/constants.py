@@ -45,8 +45,11 @@ RESERVED_CHARS: Final = (":", "|")
 CONTROL_WRITES: Final = frozenset({INTERRUPT, RESUME, ERROR, CANCELLED})
 """Pending-write keys that record what happened to a task rather than what it produced."""
 
-DEFAULT_RECURSION_LIMIT: Final = 25
-"""Supersteps a fresh run may take, counting the input step (LangGraph's default)."""
+DEFAULT_RECURSION_LIMIT: Final = 10007
+"""Supersteps a fresh run may take, counting the input step (LangGraph 1.2's default)."""
+
+NULL_TASK_ID: Final = "00000000-0000-0000-0000-000000000000"
+"""Task id of writes made from outside any task (a `Command` given as input)."""
 
 DEFAULT_CANCEL_GRACE: Final = 2.0
 """Seconds a node has to stop after a cancel before the next rung of the ladder."""

@@ -6,6 +6,7 @@ Exception
 │   ├── GraphCompileError (ValueError)  bad wiring, found at `compile()`
 │   ├── ConfigError (ValueError)        an unknown or malformed config key
 │   ├── InvalidUpdateError              a node returned something that is not an update
+│   │   └── InvalidRouteError (KeyError) a conditional edge answered an unknown route
 │   ├── EmptyInputError                 a run with no input and nothing to continue
 │   ├── GraphRecursionError             the superstep budget (`recursion_limit`) ran out
 │   ├── NodeTimeoutError                one attempt of a node overran its `timeout`
@@ -63,6 +64,14 @@ class ConfigError(TetherError, ValueError):
 
 class InvalidUpdateError(TetherError):
     """A node returned a value that is not a valid state update, or two writes collided."""
+
+
+class InvalidRouteError(InvalidUpdateError, KeyError):
+    """A conditional edge answered something its `path_map` does not know (also a `KeyError`,
+    as in LangGraph)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class EmptyInputError(TetherError):
@@ -164,7 +173,7 @@ class StaleLeaseError(StoreError):
     """A worker whose lease was taken over tried to write for the run."""
 
 
-class GraphInterrupt(Exception):  # noqa: N818 - LangGraph's name
+class GraphInterrupt(Exception):
     """Raised by `interrupt()` to pause the run until a `Command(resume=...)` arrives.
 
     Control flow, not a failure: it is not a `TetherError`.
@@ -175,7 +184,7 @@ class GraphInterrupt(Exception):  # noqa: N818 - LangGraph's name
         self.interrupts = interrupts
 
 
-class ParentCommand(Exception):  # noqa: N818 - LangGraph's name
+class ParentCommand(Exception):
     """Raised inside a subgraph to deliver a `Command(graph=Command.PARENT)` to its parent."""
 
     def __init__(self, command: Any) -> None:
@@ -231,6 +240,7 @@ __all__ = [
     "GraphInterrupt",
     "GraphRecursionError",
     "InvalidResumeError",
+    "InvalidRouteError",
     "InvalidUpdateError",
     "NodeCancelled",
     "NodeError",

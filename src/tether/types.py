@@ -80,7 +80,7 @@ TERMINAL_STATUSES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class CancelReason:
-    """Why a run was (or is being) cancelled: shown to nodes, stored on the run, shown by every face.
+    """Why a run was (or is being) cancelled: seen by nodes, stored on the run, shown by faces.
 
     Attributes:
         kind: the source of the cancel.
@@ -97,7 +97,8 @@ class CancelReason:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def coerce(cls, reason: CancelReason | str | None, *, default_by: str | None = None) -> CancelReason:
+    def coerce(cls, reason: CancelReason | str | None, *,
+               default_by: str | None = None) -> CancelReason:
         """Accept what `cancel(reason)` takes: a reason, a message (kind `user`), or nothing."""
         if isinstance(reason, CancelReason):
             return reason
@@ -314,13 +315,15 @@ class RetryPolicy(NamedTuple):
             return isinstance(exc, retry_on)
         if isinstance(retry_on, Sequence):
             return isinstance(exc, tuple(retry_on))
-        return bool(retry_on(exc))
+        predicate: Callable[[Exception], bool] = retry_on  # type: ignore[assignment]
+        return bool(predicate(exc))
 
     def interval(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1 for the first retry)."""
-        interval = min(self.max_interval, self.initial_interval * self.backoff_factor ** (attempt - 1))
+        growth = self.backoff_factor ** (attempt - 1)
+        interval = min(self.max_interval, self.initial_interval * growth)
         if self.jitter:
-            interval += random.uniform(0, 1)  # noqa: S311 - jitter, not cryptography
+            interval += random.uniform(0, 1)
         return interval
 
 

@@ -143,7 +143,7 @@ def is_async_hook(hook: Callable[..., Any]) -> bool:
     )
 
 
-class shield:  # noqa: N801 - used like a function: `with tether.shield():`
+class shield:
     """A region a cancel waits for, for at most the node's grace.
 
     Inside it, `cancelled()` stays False and awaits are not interrupted; when the grace after a

@@ -68,6 +68,8 @@ class CancelScope:
             shield_grace: how long a `shield()` inside this scope holds a cancel off.
         """
         # Invariant: `deadline` is the effective one (never later than any ancestor's).
+        self.deadline: float | None
+        self._shield_grace: float | None
         if parent is not None and parent.deadline is not None:
             deadline = parent.deadline if deadline is None else min(deadline, parent.deadline)
         self.deadline = deadline

@@ -27,7 +27,7 @@ MISSING: Final[Any] = _Missing()
 """The value of an empty channel (never a legal state value)."""
 
 
-class EmptyChannelError(Exception):  # noqa: N818 - LangGraph's name
+class EmptyChannelError(Exception):
     """Raised by `get()` on a channel that holds no value."""
 
 

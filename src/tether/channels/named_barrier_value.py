@@ -22,7 +22,6 @@ class NamedBarrierValue(BaseChannel):
     def get(self) -> None:
         if self.seen != self.names:
             raise EmptyChannelError(self.key)
-        return None
 
     def update(self, values: Sequence[Any]) -> bool:
         changed = False

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from tether.checkpoint.serde import Serializer
-from tether.constants import CANCELLED, CONTROL_WRITES
+from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID
 from tether.types import (
     CancelReason,
     PendingWrite,
@@ -230,7 +230,8 @@ class CheckpointStore(ABC):
                                info.checkpoint_id, (), ())
         writes = checkpoint.pending_writes
         cancelled = tuple(sorted({w.task_name for w in writes if w.channel == CANCELLED}))
-        done = {w.task_id for w in writes if w.channel not in CONTROL_WRITES}
+        done = {w.task_id for w in writes
+                if w.channel not in CONTROL_WRITES and w.task_id != NULL_TASK_ID}
         done_names = {w.task_name for w in writes if w.task_id in done}
         pending = tuple(
             PendingWrite(w.task_name, w.channel, w.value)

@@ -187,13 +187,16 @@ class InMemorySaver(CheckpointStore):
         stored = self._by_id.get((thread_id, ns, checkpoint_id))
         if stored is None:
             raise KeyError(f"no checkpoint {checkpoint_id!r} in thread {thread_id!r}")
-        existing = {(w[0], w[2]) for w in stored.writes}
+        position = {(w[0], w[2]): i for i, w in enumerate(stored.writes)}
         for w in writes:
-            if (w.task_id, w.idx) in existing:
-                continue
-            stored.writes.append(
-                (w.task_id, w.task_name, w.idx, w.channel, self.serde.dumps(w.value, w.channel))
-            )
+            row = (w.task_id, w.task_name, w.idx, w.channel, self.serde.dumps(w.value, w.channel))
+            at = position.get((w.task_id, w.idx))
+            if at is None:
+                position[(w.task_id, w.idx)] = len(stored.writes)
+                stored.writes.append(row)
+            elif w.idx < 0:
+                # Control writes (interrupt, error, cancelled) record the task's latest fate.
+                stored.writes[at] = row
 
     def _resolve(self, stored: _Checkpoint) -> StoredCheckpoint:
         record = stored.record
@@ -252,12 +255,12 @@ class InMemorySaver(CheckpointStore):
 
     def delete_thread(self, thread_id: str) -> None:
         with self._lock:
-            for key in [k for k in self._threads if k[0] == thread_id]:
-                del self._threads[key]
-            for key in [k for k in self._by_id if k[0] == thread_id]:
-                del self._by_id[key]
-            for key in [k for k in self._blobs if k[0] == thread_id]:
-                del self._blobs[key]
+            for thread_key in [k for k in self._threads if k[0] == thread_id]:
+                del self._threads[thread_key]
+            for id_key in [k for k in self._by_id if k[0] == thread_id]:
+                del self._by_id[id_key]
+            for blob_key in [k for k in self._blobs if k[0] == thread_id]:
+                del self._blobs[blob_key]
             for run_id in [r for r, i in self._runs.items() if i.thread_id == thread_id]:
                 del self._runs[run_id]
                 self._events.pop(run_id, None)

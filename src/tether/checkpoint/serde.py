@@ -100,7 +100,8 @@ class Serializer:
         if isinstance(obj, dt.time):
             return ormsgpack.Ext(EXT_TIME, obj.isoformat().encode())
         if isinstance(obj, dt.timedelta):
-            return ormsgpack.Ext(EXT_TIMEDELTA, self._pack([obj.days, obj.seconds, obj.microseconds]))
+            parts = [obj.days, obj.seconds, obj.microseconds]
+            return ormsgpack.Ext(EXT_TIMEDELTA, self._pack(parts))
         if isinstance(obj, uuid.UUID):
             return ormsgpack.Ext(EXT_UUID, obj.bytes)
         if isinstance(obj, decimal.Decimal):
@@ -123,7 +124,7 @@ class Serializer:
             return ormsgpack.Ext(EXT_PYDANTIC, self._pack([_type_path(type(obj)), data]))
         if isinstance(obj, (str, float, list, dict, tuple)):
             # A subclass of a builtin container: store it as its base type.
-            base = next(b for b in (str, float, list, dict, tuple) if isinstance(obj, b))
+            base: Any = next(b for b in (str, float, list, dict, tuple) if isinstance(obj, b))
             return ormsgpack.Ext(EXT_SUBCLASS, self._pack([_type_path(type(obj)), base(obj)]))
         raise SerializationError(
             f"values of type {type(obj).__module__}.{type(obj).__qualname__} cannot be stored "
@@ -164,10 +165,10 @@ class Serializer:
             return UnresolvedValue(path, payload)
         if code == EXT_ENUM and isinstance(cls, type) and issubclass(cls, enum.Enum):
             return cls(payload)
-        if code == EXT_DATACLASS and dataclasses.is_dataclass(cls):
+        if code == EXT_DATACLASS and isinstance(cls, type) and dataclasses.is_dataclass(cls):
             return cls(**payload)
         if code == EXT_PYDANTIC and _is_pydantic_class(cls):
-            return cls.model_validate(payload)  # type: ignore[attr-defined]
+            return cls.model_validate(payload)
         if code == EXT_SUBCLASS and isinstance(cls, type) and issubclass(
             cls, (int, str, float, list, dict, tuple)
         ):

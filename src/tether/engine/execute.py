@@ -30,6 +30,7 @@ from tether.engine.task import Task
 from tether.engine.threads import WorkerPool
 from tether.errors import (
     GraphInterrupt,
+    InvalidRouteError,
     InvalidUpdateError,
     NodeTimeoutError,
     ParentCommand,
@@ -190,7 +191,7 @@ class Executor:
         del task
         if alone:
             return
-        for child in list(self.scope._children or ()):  # noqa: SLF001 - tree owned by the run
+        for child in list(self.scope._children or ()):
             if child.reason is None and child is not self.scope:
                 child.cancel(_SIBLING_FAILED)
 
@@ -400,7 +401,7 @@ class Executor:
             dest = item
             if branch.path_map is not None:
                 if item not in branch.path_map:
-                    raise InvalidUpdateError(
+                    raise InvalidRouteError(
                         f"Branch '{branch.name}' from node '{source}' returned {item!r}, "
                         f"which is not in its path_map {sorted(map(str, branch.path_map))}"
                     )

@@ -21,7 +21,7 @@ from tether.cancel.scope import CancelScope
 from tether.channels.base import BaseChannel
 from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
 from tether.config import RunConfig
-from tether.constants import END, START, TASKS
+from tether.constants import INTERRUPT, START, TASKS
 from tether.engine.apply import apply_grouped, group_writes, preview, refresh_values
 from tether.engine.execute import Executor
 from tether.engine.outcome import LoopOutcome, task_writes
@@ -29,6 +29,7 @@ from tether.engine.persist import Persistence
 from tether.engine.plan import consume_triggers, plan_tasks
 from tether.engine.resume import InputPlan, attach_pending, plan_input
 from tether.engine.spec import GraphSpec, Write
+from tether.engine.start import LoopStart
 from tether.engine.stream import Emitter, task_triggers
 from tether.engine.task import Task
 from tether.engine.threads import WorkerPool
@@ -59,7 +60,7 @@ class LoopOptions:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class Loop:
+class Loop(LoopStart):
     """One run of a graph (or of a subgraph inside a task)."""
 
     def __init__(self, spec: GraphSpec, options: LoopOptions) -> None:
@@ -105,9 +106,15 @@ class Loop:
             tasks = await self._input_step(graph_input, plan)
             stop = self.step - 1 + self.opts.config.recursion_limit
         else:
+            if await self._replaying_older():
+                await self._fork()
+            if plan.command_writes is not None or plan.goto:
+                await self._apply_command(plan)
             self._refresh_all()
             tasks = self._plan(None)
             stop = self.step + self.opts.config.recursion_limit
+            # Continuing a thread starts by showing where it stands, as LangGraph does.
+            self.opts.emitter.emit_values(self._values())
         return await self._supersteps(tasks, plan, stop)
 
     async def _supersteps(self, tasks: list[Task], plan: InputPlan, stop: int) -> LoopOutcome:
@@ -168,7 +175,11 @@ class Loop:
         interrupts = tuple(i for t in tasks for i in t.interrupts)
         if any(t.outcome == "interrupted" for t in tasks):
             emitter.emit_interrupts(interrupts)
-            return self._outcome("interrupted", interrupts=interrupts)
+            outcome = self._outcome("interrupted", interrupts=interrupts)
+            if emitter.values:
+                shown = self.spec.values(outcome.values) or {}
+                emitter.emit_values({**shown, INTERRUPT: interrupts})
+            return outcome
         self._ran = tasks
         await self._commit(tasks)
         return None
@@ -182,74 +193,11 @@ class Loop:
                      and self.channels[c].is_available()}
         self.tasks = self._plan(updated)
         await self._checkpoint("loop", updated)
-        self.opts.emitter.emit_values(self._output())
+        self.opts.emitter.emit_values(self._values())
         should_yield = self.opts.yield_to_consumer
         if should_yield is not None and should_yield():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
-
-    # -- input ----------------------------------------------------------------------------
-
-    async def _input_step(self, graph_input: Any, plan: InputPlan) -> list[Task]:
-        self.step = self.loaded.step + 1 if self.loaded is not None else -1
-        self._refresh_all()
-        self.live = {c for c in self.channels
-                     if (c in self.spec.triggers or c == TASKS) and self.channels[c].is_available()}
-        if self.persist is not None:
-            start = self.channels.get(START)
-            if start is not None and start.update([graph_input]):
-                self.persist.mark((START,))
-                self.live.add(START)
-            await self.persist.checkpoint(self.channels, self.step, "input", (START,),
-                                          self._metadata("input"))
-        writes: list[Write] = list(plan.writes or ())
-        start = self.spec.start
-        writes.extend(start.edges)
-        if start.branches:
-            state = self._preview(writes)
-            for branch in start.branches:
-                writes.extend(await self.executor.branch_writes(branch, state, START))
-        for target in plan.goto:
-            if target != END:
-                writes.append(self.executor.goto_write(target, START))
-        start_task = Task(start, graph_input, ("__pregel_pull", START), self.step)
-        start_task.writes, start_task.outcome = writes, "done"
-        updated = apply_grouped(self.channels, group_writes([start_task]), self.live)
-        self.step += 1
-        refresh_values(self.channels, self.values, self.state_keys, updated)
-        self.live = {c for c in updated if (c in self.spec.triggers or c == TASKS)
-                     and self.channels[c].is_available()}
-        tasks = self._plan(updated)
-        self.tasks = tasks
-        await self._checkpoint("loop", updated)
-        self.opts.emitter.emit_values(self._output())
-        return tasks
-
-    async def _load(self) -> None:
-        persist = self.persist
-        if persist is None:
-            return
-        opts = self.opts
-        assert opts.store is not None and opts.thread_id is not None
-        stored = await opts.store.aget_checkpoint(opts.thread_id, opts.ns,
-                                                  opts.config.checkpoint_id)
-        if stored is None:
-            if opts.config.checkpoint_id is not None:
-                from tether.errors import CheckpointNotFound
-
-                raise CheckpointNotFound(
-                    f"thread {opts.thread_id!r} has no checkpoint {opts.config.checkpoint_id!r}"
-                )
-            return
-        for key, value in stored.values.items():
-            channel = self.channels.get(key)
-            if channel is not None:
-                channel.restore(value)
-        self.step = stored.step
-        self.loaded = stored
-        persist.restore(stored)
-        self.live = {c for c in self.channels
-                     if (c in self.spec.triggers or c == TASKS) and self.channels[c].is_available()}
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -264,6 +212,9 @@ class Loop:
 
     def _output(self) -> Any:
         return self.spec.output(self.values)
+
+    def _values(self) -> Any:
+        return self.spec.values(self.values)
 
     def _pause_set(self, override: frozenset[str] | None,
                    default: frozenset[str]) -> frozenset[str]:
@@ -290,21 +241,23 @@ class Loop:
         meta.update(self.opts.metadata)
         return meta
 
-    async def _checkpoint(self, source: str, updated: set[str]) -> None:
+    async def _checkpoint(self, source: str, updated: set[str],
+                          names: tuple[str, ...] | None = None) -> None:
         persist = self.persist
         if persist is None:
             return
         persist.mark(updated)
-        names = tuple(t.name for t in self.tasks)
-        record = await persist.checkpoint(self.channels, self.step, source, names,
-                                          self._metadata(source))
+        if names is None:
+            names = tuple(t.name for t in self.tasks)
+        metadata = self._metadata(source)
+        record = await persist.checkpoint(self.channels, self.step, source, names, metadata)
         emitter = self.opts.emitter
         if emitter.checkpoints:
-            emitter.emit_checkpoint(self.checkpoint_payload(record.id, record.parent_id, names),
-                                    self.step)
+            payload = self.checkpoint_payload(record.id, record.parent_id, names, metadata)
+            emitter.emit_checkpoint(payload, self.step)
 
     def checkpoint_payload(self, checkpoint_id: str, parent_id: str | None,
-                           names: tuple[str, ...]) -> dict[str, Any]:
+                           names: tuple[str, ...], metadata: dict[str, Any]) -> dict[str, Any]:
         """The `checkpoints`/`debug` chunk for a checkpoint, in LangGraph's shape."""
         def cfg(cid: str | None) -> dict[str, Any] | None:
             if cid is None:
@@ -312,26 +265,18 @@ class Loop:
             return {"configurable": {"thread_id": self.opts.thread_id,
                                      "checkpoint_ns": self.opts.ns, "checkpoint_id": cid}}
 
+        tasks = [{"id": t.id, "name": t.name, "interrupts": ()} for t in self.tasks]
+        if names == (START,):
+            tasks = [{"id": "", "name": START, "interrupts": ()}]
         return {"config": cfg(checkpoint_id), "parent_config": cfg(parent_id),
-                "values": self._output(), "metadata": self._metadata("loop"), "next": list(names),
-                "tasks": [{"id": t.id, "name": t.name, "interrupts": ()} for t in self.tasks]}
+                "values": self._values(), "metadata": metadata, "next": list(names),
+                "tasks": tasks}
 
     async def _task_done(self, task: Task) -> None:
         # A task of a multi-task step finished: keep its writes even if the step never
         # completes (a crash, a cancel, a sibling's error or interrupt).
         if self.persist is not None and not self.opts.scope.cancel_called:
             await self.persist.put_writes(task_writes(task))
-
-    async def _mark_paused_before(self, tasks: list[Task]) -> None:
-        from tether.checkpoint.base import WriteRecord
-        from tether.constants import INTERRUPT
-
-        self.tasks = tasks
-        if self.persist is not None:
-            await self.persist.put_writes(
-                [WriteRecord(INTERRUPT, INTERRUPT, 0, INTERRUPT, [t.name for t in tasks])]
-            )
-        self.opts.emitter.emit_interrupts(())
 
     def _task_config(self, task: Task) -> dict[str, Any]:
         raw = self.opts.config.raw

@@ -55,10 +55,10 @@ def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dic
         node_input = reader(values) if reader is not None else dict(values)
         tasks.append(Task(node, node_input, (PULL, name), step))
     for idx, send in enumerate(pending_sends(channels)):
-        node = nodes.get(send.node)
-        if node is None:
+        target = nodes.get(send.node)
+        if target is None:
             raise InvalidUpdateError(f"Send to unknown node {send.node!r}")
-        tasks.append(Task(node, send.arg, (PUSH, idx), step))
+        tasks.append(Task(target, send.arg, (PUSH, idx), step))
     return tasks
 
 

@@ -26,10 +26,12 @@ class InputPlan:
         resume_map: new resume values per task id.
         resume_writes: those values as pending writes, to store before anything runs.
         skip_interrupt_before: the checkpoint is an `interrupt_before` pause being resumed.
+        command_writes: a `Command`'s update, applied to the thread's checkpoint at once.
     """
 
     writes: list[Write] | None
     goto: tuple[Send | str, ...] = ()
+    command_writes: list[Write] | None = None
     resume_map: dict[str, list[Any]] = field(default_factory=dict)
     resume_writes: list[WriteRecord] = field(default_factory=list)
     skip_interrupt_before: bool = False
@@ -42,6 +44,11 @@ def paused_interrupts(stored: StoredCheckpoint) -> dict[str, tuple[str, list[Int
         if w.channel == INTERRUPT and w.task_id != INTERRUPT:
             out[w.task_id] = (w.task_name, list(w.value))
     return out
+
+
+def paused_before_marker(names: list[str]) -> WriteRecord:
+    """The pending write that marks a pause made by `interrupt_before`."""
+    return WriteRecord(INTERRUPT, INTERRUPT, 0, INTERRUPT, names)
 
 
 def _paused_before(stored: StoredCheckpoint | None) -> bool:
@@ -59,10 +66,17 @@ def plan_input(spec: GraphSpec, graph_input: Any, loaded: StoredCheckpoint | Non
         InvalidResumeError: a `Command(resume=...)` for a thread that is not paused.
     """
     if isinstance(graph_input, Command):
+        update = spec.input_writes(graph_input.update) if graph_input.update is not None else []
+        goto = graph_input.goto_targets()
         if graph_input.resume is not None:
-            return _plan_resume(graph_input.resume, loaded, config)
-        writes = spec.input_writes(graph_input.update) if graph_input.update is not None else []
-        return InputPlan(writes, graph_input.goto_targets())
+            plan = _plan_resume(graph_input.resume, loaded, config)
+        elif loaded is None:
+            return InputPlan(update, goto)
+        else:
+            plan = InputPlan(None, skip_interrupt_before=_paused_before(loaded))
+        if update or goto:
+            plan.command_writes, plan.goto = update, goto
+        return plan
     if graph_input is None:
         if loaded is None:
             raise EmptyInputError("Received no input for __start__")
@@ -108,6 +122,11 @@ def _resume_values(writes: Sequence[WriteRecord]) -> dict[str, list[Any]]:
         if w.channel == RESUME:
             out.setdefault(w.task_id, []).append((-w.idx, w.value))
     return {tid: [v for _i, v in sorted(items)] for tid, items in out.items()}
+
+
+def is_paused_before(stored: StoredCheckpoint | None) -> bool:
+    """Whether a checkpoint is an `interrupt_before` pause."""
+    return _paused_before(stored)
 
 
 def attach_pending(tasks: Sequence[Task], pending: Sequence[WriteRecord],

@@ -96,7 +96,8 @@ class GraphSpec:
         input_writes: turns the caller's input into writes (raises on bad input).
         start: the virtual START node: its edges and branches route the input.
         triggers: for each trigger channel, the nodes it starts.
-        output: turns the output values into what `invoke` returns.
+        output: turns the state into what `invoke` returns (the output schema's keys).
+        values: turns the state into a `values` stream chunk (the state schema's keys).
         interrupt_before: nodes to pause before (compile time).
         interrupt_after: nodes to pause after (compile time).
         order: each node's position in declaration order.
@@ -113,6 +114,7 @@ class GraphSpec:
     start: NodeSpec
     triggers: Mapping[str, tuple[str, ...]]
     output: Callable[[dict[str, Any]], Any] = dict
+    values: Callable[[dict[str, Any]], Any] = dict
     interrupt_before: frozenset[str] = frozenset()
     interrupt_after: frozenset[str] = frozenset()
     order: Mapping[str, int] = field(default_factory=dict)

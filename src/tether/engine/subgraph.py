@@ -47,7 +47,11 @@ async def run_subgraph(parent: Loop, task: Task, handler: Any) -> Any:
     ))
     outcome = await child.run(task.input)
     if outcome.status == "done":
-        return outcome.output
+        output = outcome.output
+        if isinstance(output, dict):
+            # What the subgraph leaves behind, as seen by its parent: the parent's keys only.
+            return {k: v for k, v in output.items() if k in parent.state_keys}
+        return output
     if outcome.status == "interrupted":
         raise GraphInterrupt(outcome.interrupts)
     if outcome.status == "cancelled":

@@ -13,7 +13,7 @@ PULL = "__pregel_pull"
 PUSH = "__pregel_push"
 
 TaskOutcome = Literal["pending", "done", "error", "interrupted", "cancelled"]
-StopMode = Literal["cooperative", "forced", "abandoned", "killed"]
+StopMode = Literal["cooperative", "terminated", "abandoned", "killed"]
 
 
 @dataclass(slots=True, eq=False)

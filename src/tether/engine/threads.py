@@ -8,6 +8,7 @@ other runs never wait for it. The stuck thread exits when (if ever) its node ret
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 import time
@@ -89,10 +90,9 @@ class WorkerPool:
                     return
                 loop = job.loop
                 if not loop.is_closed():
-                    try:
+                    # The loop may close between the check and the call.
+                    with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(job._settle, ok, value)
-                    except RuntimeError:
-                        pass  # the loop closed between the check and the call
             with self._lock:
                 self._idle += 1
 

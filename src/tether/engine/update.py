@@ -8,6 +8,7 @@ from tether.cancel.scope import CancelScope
 from tether.constants import START
 from tether.engine.apply import apply_grouped, group_writes, refresh_values
 from tether.engine.loop import Loop, LoopOptions
+from tether.engine.resume import is_paused_before, paused_before_marker
 from tether.engine.spec import GraphSpec
 from tether.engine.stream import Emitter
 from tether.engine.task import PULL, Task
@@ -33,8 +34,8 @@ async def apply_update(spec: GraphSpec, options: LoopOptions, values: Any,
         InvalidUpdateError: `as_node` is unknown, or ambiguous when not given.
     """
     loop = Loop(spec, options)
-    await loop._load()  # noqa: SLF001 - the update is a one-step loop of its own
-    loop._refresh_all()  # noqa: SLF001
+    await loop._load()
+    loop._refresh_all()
     node_name = as_node or _default_node(spec, loop)
     if node_name == START:
         writes = spec.input_writes(values)
@@ -50,13 +51,16 @@ async def apply_update(spec: GraphSpec, options: LoopOptions, values: Any,
     updated = apply_grouped(loop.channels, group_writes([done]), loop.live)
     loop.step += 1
     refresh_values(loop.channels, loop.values, loop.state_keys, updated)
-    loop.tasks = loop._plan(updated)  # noqa: SLF001
+    loop.tasks = loop._plan(updated)
     assert loop.persist is not None
     loop.persist.mark(updated)
     record = await loop.persist.checkpoint(
         loop.channels, loop.step, "update", tuple(t.name for t in loop.tasks),
         {"source": "update", "step": loop.step, "parents": {}, "as_node": node_name},
     )
+    if is_paused_before(loop.loaded):
+        # The pause still stands: continuing runs the node it paused before.
+        await loop.persist.put_writes([paused_before_marker(list(record.next))])
     await loop.persist.flush()
     for pending in loop.persist.unsaved():
         await options.store.aput_checkpoint(pending)  # type: ignore[union-attr]
@@ -76,10 +80,9 @@ def _default_node(spec: GraphSpec, loop: Loop) -> str:
     raise InvalidUpdateError("Ambiguous update, specify as_node")
 
 
-def update_options(spec: GraphSpec, store: Any, thread_id: str, ns: str, config: Any,
+def update_options(store: Any, thread_id: str, ns: str, config: Any,
                    pool: WorkerPool) -> LoopOptions:
     """Loop options for an update: a scope nobody cancels, a stream nobody reads."""
-    del spec
     return LoopOptions(config=config, scope=CancelScope(name="update_state"),
                        emitter=Emitter(_drop, ()), pool=pool, store=store, thread_id=thread_id,
                        ns=ns)

@@ -53,10 +53,10 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
     state_reader = reader(graph.schema, known)
     triggers: dict[str, tuple[str, ...]] = {}
     barriers: dict[str, tuple[str, ...]] = {}
-    for node in graph.nodes:
-        channel = BRANCH_PREFIX + node
+    for node_id in graph.nodes:
+        channel = BRANCH_PREFIX + node_id
         channels[channel] = _ephemeral(channel)
-        triggers[channel] = (node,)
+        triggers[channel] = (node_id,)
     for sources, target in graph.waiting_edges:
         channel = join_channel(sources, target)
         channels[channel] = _barrier(frozenset(sources), channel)
@@ -91,7 +91,9 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
         name=name, nodes=nodes, channels=channels, state_keys=state_keys,
         output_keys=output_keys, input_keys=graph.input_schema.keys,
         input_writes=input_writes(graph.input_schema, START), start=start, triggers=triggers,
-        output=_output(output_keys), interrupt_before=frozenset(interrupt_before),
+        output=_output(output_keys),
+        values=_output(tuple(k for k in graph.schema.keys if k in known)),
+        interrupt_before=frozenset(interrupt_before),
         interrupt_after=frozenset(interrupt_after),
         order={n: i for i, n in enumerate(nodes)}, barriers=barriers,
     )

@@ -94,6 +94,7 @@ class CompiledStateGraph(GraphHistory):
             single = True
         else:
             modes, single = tuple(stream_mode), False
+        context = self._coerce_context(context)
         request = RunRequest(
             spec=self.spec, input=graph_input, config=rc, store=self.store, durable=durable,
             pool=self.pool, stream=StreamFormat(modes, single, subgraphs), context=context,
@@ -102,6 +103,16 @@ class CompiledStateGraph(GraphHistory):
         )
         return request, run_id
 
+    def _coerce_context(self, context: Any) -> Any:
+        # A dict given for a dataclass or pydantic context schema is built into one, as in
+        # LangGraph; TypedDict schemas stay dicts.
+        schema = getattr(self.builder, "context_schema", None)
+        is_typeddict = hasattr(schema, "__total__")
+        if isinstance(context, dict) and isinstance(schema, type) and schema is not dict \
+                and not is_typeddict:
+            return schema(**context)
+        return context
+
     def _check_thread(self, thread_id: str, strategy: str | None) -> None:
         active = REGISTRY.active_on(thread_id)
         if active and (strategy or "reject") == "reject":
@@ -109,7 +120,7 @@ class CompiledStateGraph(GraphHistory):
 
     # -- async API ------------------------------------------------------------------------
 
-    def astream(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+    def astream(self, input: Any, config: dict[str, Any] | None = None, *,
                 stream_mode: Any = None, **kwargs: Any) -> Run:
         """Start a run now and return its handle, an async iterator over its chunks.
 
@@ -122,7 +133,7 @@ class CompiledStateGraph(GraphHistory):
                                         stream_mode=stream_mode or self.stream_mode, **kwargs)
         return Run(request, run_id, owned=True)
 
-    async def ainvoke(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+    async def ainvoke(self, input: Any, config: dict[str, Any] | None = None, *,
                       stream_mode: str = _VALUES, **kwargs: Any) -> Any:
         """Run to the end and return the final state (or the chunks, for other stream modes).
 
@@ -142,7 +153,7 @@ class CompiledStateGraph(GraphHistory):
                                         inline_sync=inline_sync, **kwargs)
         return [chunk async for chunk in Run(request, run_id, owned=True)]
 
-    def start(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+    def start(self, input: Any, config: dict[str, Any] | None = None, *,
               stream_mode: Any = None, **kwargs: Any) -> Run:
         """Start a run in the background of the running loop; it is not tied to the handle.
 
@@ -156,7 +167,7 @@ class CompiledStateGraph(GraphHistory):
                                         buffer_limit=1000, **kwargs)
         return Run(request, run_id, owned=False)
 
-    def invoke_async(self, input: Any, config: dict[str, Any] | None = None,  # noqa: A002
+    def invoke_async(self, input: Any, config: dict[str, Any] | None = None,
                      **kwargs: Any) -> str:
         """Start a run in the background (this loop, or tether's background thread); its id."""
         if portal.loop_running():
@@ -170,7 +181,7 @@ class CompiledStateGraph(GraphHistory):
 
     # -- sync API -------------------------------------------------------------------------
 
-    def invoke(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+    def invoke(self, input: Any, config: dict[str, Any] | None = None, *,
                stream_mode: str = _VALUES, **kwargs: Any) -> Any:
         """Run to the end and return the final state. See `ainvoke`.
 
@@ -182,7 +193,7 @@ class CompiledStateGraph(GraphHistory):
             lambda private: self._ainvoke(input, config, stream_mode, private, kwargs)
         )
 
-    def stream(self, input: Any, config: dict[str, Any] | None = None, *,  # noqa: A002
+    def stream(self, input: Any, config: dict[str, Any] | None = None, *,
                stream_mode: Any = None, **kwargs: Any) -> Iterator[Any]:
         """Iterate over a run's chunks from sync code. Leaving the loop early cancels the run."""
         from tether.graph.sync_stream import iterate
@@ -213,7 +224,8 @@ class CompiledStateGraph(GraphHistory):
         """Block until the run has ended; its record."""
         return control.wait(self.store, run_id, timeout)
 
-    async def await_run(self, run_id: str, timeout: float | None = None) -> RunInfo:
+    async def await_run(self, run_id: str,
+                        timeout: float | None = None) -> RunInfo:  # noqa: ASYNC109
         """Wait (async) until the run has ended; its record."""
         return await control.await_run(self.store, run_id, timeout)
 

@@ -88,6 +88,21 @@ def draw(graph: CompiledStateGraph, *, xray: bool = False) -> DrawableGraph:
     for sources, target in builder.waiting_edges:
         for source in sources:
             out.edges.append(Edge(source, target))
+    for edge in _conditional_edges(builder):
+        out.edges.append(edge)
+        ends = ends or edge.target == END
+    terminal = [n for n in builder.nodes
+                if not any(e.source == n for e in out.edges)]
+    for name in terminal:
+        out.edges.append(Edge(name, END))
+        ends = True
+    if ends:
+        out.nodes[END] = Node(END, END)
+    return out
+
+
+def _conditional_edges(builder: Any) -> list[Edge]:
+    out: list[Edge] = []
     every = [*builder.nodes, END]
     for source, branches in builder.branches.items():
         for branch in branches.values():
@@ -96,18 +111,7 @@ def draw(graph: CompiledStateGraph, *, xray: bool = False) -> DrawableGraph:
             else:
                 found = inspect_callable(branch.path).destinations
                 targets = [(d, d) for d in (found if found is not None else every)]
-            for label, dest in targets:
-                out.edges.append(Edge(source, dest, label, conditional=True))
-                ends = ends or dest == END
+            out.extend(Edge(source, dest, label, conditional=True) for label, dest in targets)
     for name, node in builder.nodes.items():
-        for dest in node.destinations or ():
-            out.edges.append(Edge(name, dest, conditional=True))
-            ends = ends or dest == END
-    terminal = [n for n in builder.nodes
-                if not any(e.source == n for e in out.edges)]
-    for name in terminal:
-        out.edges.append(Edge(name, END))
-        ends = True
-    if ends:
-        out.nodes[END] = Node(END, END)
+        out.extend(Edge(name, dest, conditional=True) for dest in node.destinations or ())
     return out

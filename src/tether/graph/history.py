@@ -32,8 +32,8 @@ class GraphHistory:
             raise ConfigError(f"{what} needs config['configurable']['thread_id']")
         return self.checkpointer, rc
 
-    def _snapshot(self, stored: StoredCheckpoint) -> StateSnapshot:
-        seen = view(self.spec, stored)
+    def _snapshot(self, stored: StoredCheckpoint, *, live: bool) -> StateSnapshot:
+        seen = view(self.spec, stored, live=live)
         return StateSnapshot(
             values=seen.values,
             next=seen.next,
@@ -64,14 +64,14 @@ class GraphHistory:
                     f"thread {rc.thread_id!r} has no checkpoint {rc.checkpoint_id!r}"
                 )
             return StateSnapshot({}, (), dict(config), None, None, None, (), ())
-        return self._snapshot(stored)
+        return self._snapshot(stored, live=rc.checkpoint_id is None)
 
     async def aget_state(self, config: dict[str, Any], *,
                          subgraphs: bool = False) -> StateSnapshot:
         """Async twin of `get_state`."""
         return self.get_state(config, subgraphs=subgraphs)
 
-    def get_state_history(self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,  # noqa: A002
+    def get_state_history(self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
                           before: dict[str, Any] | None = None,
                           limit: int | None = None) -> Iterator[StateSnapshot]:
         """The thread's checkpoints, newest first."""
@@ -85,10 +85,10 @@ class GraphHistory:
             if limit is not None and count >= limit:
                 return
             count += 1
-            yield self._snapshot(stored)
+            yield self._snapshot(stored, live=False)
 
     async def aget_state_history(self, config: dict[str, Any], *,
-                                 filter: dict[str, Any] | None = None,  # noqa: A002
+                                 filter: dict[str, Any] | None = None,
                                  before: dict[str, Any] | None = None,
                                  limit: int | None = None) -> AsyncIterator[StateSnapshot]:
         """Async twin of `get_state_history`."""
@@ -104,7 +104,7 @@ class GraphHistory:
         """
         store, rc = self._thread(config, "update_state()")
         assert rc.thread_id is not None
-        options = update_options(self.spec, store, rc.thread_id, rc.checkpoint_ns, rc, self.pool)
+        options = update_options(store, rc.thread_id, rc.checkpoint_ns, rc, self.pool)
         new_id = await apply_update(self.spec, options, values, as_node)
         return _config(rc.thread_id, rc.checkpoint_ns, new_id)
 

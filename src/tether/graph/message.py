@@ -15,7 +15,7 @@ from tether.messages import to_message
 REMOVE_ALL_MESSAGES = "__remove_all__"
 
 
-def _converters() -> tuple[Callable[[Any], list[Any]], tuple[type, ...]]:
+def _converters() -> tuple[Callable[[Any], list[Any]], tuple[Any, ...]]:
     try:
         from langchain_core.messages import RemoveMessage, convert_to_messages
         from langchain_core.messages.utils import message_chunk_to_message
@@ -32,6 +32,10 @@ def _converters() -> tuple[Callable[[Any], list[Any]], tuple[type, ...]]:
     return convert, (RemoveMessage, LightRemove)
 
 
+def _is_remove(message: Any, removes: tuple[Any, ...]) -> bool:
+    return isinstance(message, removes)
+
+
 def _is_light(value: Any) -> bool:
     return type(value).__module__ == "tether.messages"
 
@@ -40,8 +44,8 @@ def add_messages(left: Any, right: Any) -> list[Any]:
     """Merge two lists of messages: append new ones, replace those whose id matches, and drop
     those a `RemoveMessage` names. Messages without ids get one."""
     convert, removes = _converters()
-    left_list = convert(left if isinstance(left, list) else [left])
-    right_list = convert(right if isinstance(right, list) else [right])
+    left_list: list[Any] = convert(left if isinstance(left, list) else [left])
+    right_list: list[Any] = convert(right if isinstance(right, list) else [right])
     for message in left_list:
         if getattr(message, "id", None) is None:
             message.id = str(uuid.uuid4())
@@ -49,23 +53,23 @@ def add_messages(left: Any, right: Any) -> list[Any]:
     for idx, message in enumerate(right_list):
         if getattr(message, "id", None) is None:
             message.id = str(uuid.uuid4())
-        if isinstance(message, removes) and message.id == REMOVE_ALL_MESSAGES:
+        if _is_remove(message, removes) and message.id == REMOVE_ALL_MESSAGES:
             cut = idx
     if cut is not None:
         return right_list[cut + 1:]
-    merged = list(left_list)
+    merged: list[Any] = list(left_list)
     index = {m.id: i for i, m in enumerate(merged)}
     doomed: set[str] = set()
     for message in right_list:
         at = index.get(message.id)
         if at is not None:
-            if isinstance(message, removes):
+            if _is_remove(message, removes):
                 doomed.add(message.id)
             else:
                 doomed.discard(message.id)
                 merged[at] = message
         else:
-            if isinstance(message, removes):
+            if _is_remove(message, removes):
                 raise ValueError(
                     f"Attempting to delete a message with an ID that doesn't exist ('{message.id}')"
                 )

@@ -105,7 +105,7 @@ def _return_destinations(fn: Any) -> tuple[str, ...] | None:
     target = _unwrap(fn)
     try:
         hints = typing.get_type_hints(target)
-    except Exception:  # noqa: BLE001 - unresolved annotations say nothing about routing
+    except Exception:  # noqa: BLE001 - unresolved annotations say nothing
         return None
     ret = hints.get("return")
     if ret is None:
@@ -139,12 +139,32 @@ def may_return_command(info: CallableInfo) -> bool:
     target = _unwrap(info.func)
     try:
         ret = typing.get_type_hints(target).get("return")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - unresolved annotations say nothing
         return False
     if ret is None:
         return False
     if ret is Command or get_origin(ret) is Command:
         return info.destinations is None
+    return False
+
+
+def mentions_routing(info: CallableInfo) -> bool:
+    """Whether a node's code names `Command` or `Send`, so it may route where no edge says.
+
+    Used only to avoid calling a node unreachable when its function might send to it.
+    """
+    target = _unwrap(info.func)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        code = getattr(getattr(target, "__call__", None), "__code__", None)  # noqa: B004
+    if code is None:
+        return True
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        if {"Command", "Send"} & set(current.co_names):
+            return True
+        stack.extend(c for c in current.co_consts if hasattr(c, "co_names"))
     return False
 
 

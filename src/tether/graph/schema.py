@@ -128,7 +128,7 @@ def schema_of(cls: Any) -> Schema:
         )
     try:
         hints = get_type_hints(cls, include_extras=True)
-    except Exception:  # noqa: BLE001 - forward references we cannot resolve: fall back
+    except Exception:  # noqa: BLE001 - unresolvable forward references
         hints = dict(getattr(cls, "__annotations__", {}))
     if kind == "pydantic":
         hints = {k: hints.get(k, typing.Any) for k in cls.model_fields}

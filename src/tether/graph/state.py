@@ -160,8 +160,6 @@ class StateGraph(Generic[StateT]):
                 )
         if name in self.nodes:
             raise GraphCompileError(f"Node `{name}` already present.")
-        if name in self.channels:
-            raise GraphCompileError(f"'{name}' is already being used as a state key")
 
     def add_sequence(self, nodes: Sequence[Callable[..., Any] | tuple[str, Any]]
                      ) -> StateGraph[StateT]:

@@ -32,7 +32,7 @@ def iterate(graph: CompiledStateGraph, graph_input: Any, config: dict[str, Any] 
     private = not portal.loop_running()
 
     async def begin() -> Run:
-        request, run_id = graph._request(graph_input, config, stream_mode=stream_mode,  # noqa: SLF001
+        request, run_id = graph._request(graph_input, config, stream_mode=stream_mode,
                                          inline_sync=private, **kwargs)
         return Run(request, run_id, owned=True)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tether.constants import END, START
 from tether.errors import GraphCompileError
-from tether.graph.nodes import inspect_callable, may_return_command
+from tether.graph.nodes import inspect_callable, may_return_command, mentions_routing
 
 if TYPE_CHECKING:
     from tether.graph.state import StateGraph
@@ -15,19 +15,31 @@ if TYPE_CHECKING:
 ANY = "*"
 
 
-def validate(graph: StateGraph[object], interrupt: Iterable[str]) -> None:
+def validate(graph: StateGraph[Any], interrupt: Iterable[str]) -> None:
     """Check a builder's wiring.
 
     Raises:
         GraphCompileError: no entry point, an edge or path_map naming an unknown node, an
             interrupt naming an unknown node, or a node that nothing can reach.
     """
+    _check_edges(graph)
+    _check_routes(graph)
+    for name in interrupt:
+        if name != ANY and name not in graph.nodes:
+            raise GraphCompileError(f"Interrupt node `{name}` not found")
+    if not any(s == START for s, _ in graph.edges) and START not in graph.branches:
+        raise GraphCompileError(
+            "Graph must have an entrypoint: add at least one edge from START to another node"
+        )
+    _check_reachable(graph)
+
+
+def _check_edges(graph: StateGraph[Any]) -> None:
     nodes = set(graph.nodes)
-    known = nodes | {END}
     for source, target in graph.edges:
         if source != START and source not in nodes:
             raise GraphCompileError(f"Found edge starting at unknown node `{source}`")
-        if target not in known:
+        if target not in nodes and target != END:
             raise GraphCompileError(f"Found edge ending at unknown node `{target}`")
     for sources, target in graph.waiting_edges:
         for source in sources:
@@ -38,8 +50,12 @@ def validate(graph: StateGraph[object], interrupt: Iterable[str]) -> None:
                 )
         if target not in nodes:
             raise GraphCompileError(f"Found edge ending at unknown node `{target}`")
+
+
+def _check_routes(graph: StateGraph[Any]) -> None:
+    known = set(graph.nodes) | {END}
     for source, branches in graph.branches.items():
-        if source != START and source not in nodes:
+        if source != START and source not in graph.nodes:
             raise GraphCompileError(f"Found conditional edge starting at unknown node `{source}`")
         for branch in branches.values():
             for target in (branch.path_map or {}).values():
@@ -54,17 +70,9 @@ def validate(graph: StateGraph[object], interrupt: Iterable[str]) -> None:
                 raise GraphCompileError(
                     f"Node '{node.name}' declares destination '{target}', which is not a node"
                 )
-    for name in interrupt:
-        if name != ANY and name not in nodes:
-            raise GraphCompileError(f"Interrupt node `{name}` not found")
-    if not any(s == START for s, _ in graph.edges) and START not in graph.branches:
-        raise GraphCompileError(
-            "Graph must have an entrypoint: add at least one edge from START to another node"
-        )
-    _check_reachable(graph)
 
 
-def _targets(graph: StateGraph[object], source: str) -> set[str] | None:
+def _targets(graph: StateGraph[Any], source: str) -> set[str] | None:
     """Where `source` may route; None when it may route anywhere."""
     out = {t for s, t in graph.edges if s == source}
     out |= {t for sources, t in graph.waiting_edges if source in sources}
@@ -80,12 +88,13 @@ def _targets(graph: StateGraph[object], source: str) -> set[str] | None:
     if node is not None:
         if node.destinations is not None:
             out |= set(node.destinations)
-        elif node.subgraph is None and may_return_command(node.call):
+        elif node.subgraph is None and (may_return_command(node.call)
+                                         or mentions_routing(node.call)):
             return None
     return out
 
 
-def _check_reachable(graph: StateGraph[object]) -> None:
+def _check_reachable(graph: StateGraph[Any]) -> None:
     seen: set[str] = set()
     frontier = [START]
     while frontier:

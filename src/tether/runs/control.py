@@ -111,7 +111,8 @@ def wait(store: CheckpointStore, run_id: str, timeout: float | None) -> RunInfo:
         time.sleep(_POLL)
 
 
-async def await_run(store: CheckpointStore, run_id: str, timeout: float | None) -> RunInfo:
+async def await_run(store: CheckpointStore, run_id: str,
+                    timeout: float | None) -> RunInfo:  # noqa: ASYNC109
     """Async `wait`."""
     core = REGISTRY.get(run_id)
     if core is not None and core.aloop is _running_loop():

@@ -46,7 +46,7 @@ async def drive(core: RunCore) -> None:
             foreign = exc
             await _shutdown(core)
             outcome = core.outcome_if_cancelled()
-    except Exception as exc:  # noqa: BLE001 - the run's failure, reported through finalize
+    except Exception as exc:  # noqa: BLE001 - the run's failure, reported by finalize
         failure = exc
     await finalize(core, outcome, failure, started=True)
     if foreign is not None:

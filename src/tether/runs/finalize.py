@@ -10,6 +10,7 @@ became durable first wins.
 from __future__ import annotations
 
 import time
+
 import anyio
 
 from tether.checkpoint.base import RunFinish
@@ -151,7 +152,7 @@ async def _cancelled(core: RunCore, outcome: LoopOutcome | None, started: bool,
         writes=writes, events=(*core.take_events(), terminate), cancel_latency_ms=latency,
     )
     result = await core.store.afinish_run(core.run_id, finish)
-    core._announce(terminate)  # noqa: SLF001 - the terminate event is stored above
+    core._announce(terminate)
     core.settle(result.info, None, _cancel_error(core, reason, result.info.checkpoint_id, outcome))
 
 

@@ -8,6 +8,7 @@ or dropped and garbage-collected, cancels its run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator, Generator
 from typing import Any
@@ -23,10 +24,8 @@ def _cancel_dropped(core: RunCore) -> None:
     if core.final is not None or loop is None or loop.is_closed():
         return
     reason = CancelReason("user", "stream dropped by its consumer", "gc")
-    try:
+    with contextlib.suppress(RuntimeError):  # the loop may have closed meanwhile
         loop.call_soon_threadsafe(lambda: loop.create_task(core.request_cancel(reason)))
-    except RuntimeError:
-        pass  # the loop closed meanwhile
 
 
 class Run:

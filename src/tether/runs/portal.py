@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -27,10 +28,8 @@ class _PrivateLoop:
         self.runner = asyncio.Runner()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # best effort during thread teardown
             self.runner.close()
-        except Exception:  # noqa: BLE001, S110 - best effort during thread teardown
-            pass
 
 
 _local = threading.local()

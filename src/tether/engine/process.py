@@ -1,0 +1,206 @@
+"""Process isolation: a sync node in a worker process, the guaranteed stop for code that cannot
+be changed (a blocking SDK call, a CPU loop).
+
+The ladder on cancel: a first SIGTERM sets the node's cancel flag (`tether.cancelled()` turns
+True, `sleep_sync` wakes) — *cooperative*; if the node has not returned after half its grace, a
+second SIGTERM raises `NodeCancelled` inside it, interrupting blocking calls — *terminated*; at the
+end of the grace the worker is SIGKILLed — *killed*. A worker that was signalled is never reused.
+Process nodes take and return picklable values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import anyio
+
+from tether.errors import NodeCancelled, NodeError
+
+# -- the worker side (runs in the child process) ------------------------------------------------
+
+_signals = [0]
+
+
+def _on_term(_signum: int, _frame: Any) -> None:
+    from tether.cancel.context import current_scope
+    from tether.types import CancelReason
+
+    _signals[0] += 1
+    scope = current_scope()
+    if scope is not None:
+        scope.cancel(CancelReason("user", "cancelled by the parent run", "parent"))
+    if _signals[0] >= 2:
+        raise NodeCancelled(scope.reason if scope is not None else None)
+
+
+def _worker_main(conn: Connection) -> None:
+    from tether.cancel.context import set_current_scope
+    from tether.cancel.scope import CancelScope
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_term)
+    while True:
+        try:
+            payload = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        set_current_scope(CancelScope(name="process-node"))
+        reply: tuple[str, Any]
+        try:
+            fn = pickle.loads(payload)  # sent by our own parent process
+            reply = ("ok", fn())
+        except NodeCancelled:
+            reply = ("cancelled", None)
+        except BaseException as exc:  # noqa: BLE001 - shipped back to the parent
+            reply = ("error", exc)
+        try:
+            data = pickle.dumps(reply)
+        except Exception as exc:  # noqa: BLE001
+            data = pickle.dumps(("error", NodeError("process", f"result is not picklable: {exc}")))
+        try:
+            conn.send_bytes(data)
+        except (OSError, BrokenPipeError):
+            return
+
+
+# -- the parent side -------------------------------------------------------------------------------
+
+
+class _Worker:
+    __slots__ = ("conn", "process")
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self.conn = parent
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True,
+                                   name="tether-process-node")
+        self.process.start()
+        child.close()
+
+    def signal(self, signum: int) -> None:
+        pid = self.process.pid
+        if pid is not None and self.process.is_alive():
+            os.kill(pid, signum)
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=1.0)
+        self.conn.close()
+
+
+class ProcessPool:
+    """Worker processes for `isolation="process"` nodes, reused while they behave."""
+
+    def __init__(self, max_idle: int = 4) -> None:
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self.max_idle = max_idle
+
+    async def _acquire(self) -> _Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.process.is_alive():
+                    return worker
+        return await anyio.to_thread.run_sync(_Worker)
+
+    def _release(self, worker: _Worker) -> None:
+        with self._lock:
+            if len(self._idle) < self.max_idle and worker.process.is_alive():
+                self._idle.append(worker)
+                return
+        worker.close()
+
+    async def run(self, fn: Callable[[], Any], *, node: str, grace: float,
+                  on_stop: Callable[[str], None]) -> Any:
+        """Run `fn` in a worker process and return its result.
+
+        Cancellation:
+            Escalates as the module docstring says, within `grace`, then re-raises
+            `CancelledError`; `on_stop` learns how the node stopped.
+
+        Raises:
+            NodeError: `fn`, its input or its result cannot be pickled.
+        """
+        try:
+            payload = pickle.dumps(fn)
+        except Exception as exc:  # noqa: BLE001 - pickling failures come in many types
+            raise NodeError(node, "process nodes take and return picklable values; its "
+                                  f"function or input cannot be pickled: {exc}") from None
+        worker = await self._acquire()
+        worker.conn.send_bytes(payload)
+        try:
+            reply = await _receive(worker.conn)
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await self._stop(worker, grace, on_stop)
+            raise
+        except EOFError:
+            worker.close()
+            raise NodeError(node, f"worker process died (exit code "
+                                  f"{worker.process.exitcode})") from None
+        self._release(worker)
+        kind, value = pickle.loads(reply)  # from our own worker
+        if kind == "ok":
+            return value
+        if kind == "cancelled":
+            raise asyncio.CancelledError
+        if isinstance(value, NodeError) and value.node == "process":
+            raise NodeError(node, str(value).split(": ", 1)[-1])
+        raise value
+
+    async def _stop(self, worker: _Worker, grace: float, on_stop: Callable[[str], None]) -> None:
+        steps = (("cooperative", signal.SIGTERM), ("terminated", signal.SIGTERM))
+        for how, signum in steps:
+            worker.signal(signum)
+            with anyio.move_on_after(grace / 2):
+                with contextlib.suppress(EOFError):
+                    await _receive(worker.conn)
+                on_stop(how)
+                worker.close()
+                return
+        worker.signal(signal.SIGKILL)
+        on_stop("killed")
+        await anyio.to_thread.run_sync(worker.close)
+
+
+async def _receive(conn: Connection) -> bytes:
+    loop = asyncio.get_running_loop()
+    fd = conn.fileno()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+    return conn.recv_bytes()
+
+
+_pool: ProcessPool | None = None
+_pool_lock = threading.Lock()
+
+
+async def run_in_process(fn: Callable[[], Any], *, node: str, grace: float,
+                         on_stop: Callable[[str], None]) -> Any:
+    """Run a node's call in the process-wide pool of worker processes (see `ProcessPool.run`)."""
+    global _pool  # noqa: PLW0603 - one pool per process, created on first use
+    with _pool_lock:
+        if _pool is None:
+            _pool = ProcessPool()
+    return await _pool.run(fn, node=node, grace=grace, on_stop=on_stop)
