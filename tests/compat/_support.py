@@ -100,7 +100,7 @@ def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
     """Run `fn`; return ("ok", result) or ("raised", Raised(exception))."""
     try:
         return ("ok", fn())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the outcome is the value under comparison
         return ("raised", Raised(exc))
 
 
@@ -108,7 +108,7 @@ async def aoutcome(fn: Callable[[], Any]) -> tuple[str, Any]:
     """Await `fn()`; return ("ok", result) or ("raised", Raised(exception))."""
     try:
         return ("ok", await fn())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the outcome is the value under comparison
         return ("raised", Raised(exc))
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, TypedDict
 
 import pytest
 
-from ._support import Lib, aoutcome, outcome
+from ._support import Lib, aoutcome, history, outcome, snapshot, thread
 
 
 class MapReduce(TypedDict):
@@ -77,7 +77,7 @@ class Tally(TypedDict):
     total: int
 
 
-def build_send_from_node(lib: Lib):
+def build_send_from_node(lib: Lib, checkpointer=None):
     """A node returns `Command(goto=[Send, ...])`; the workers' results are folded in order."""
 
     def split(state: Tally):
@@ -95,7 +95,7 @@ def build_send_from_node(lib: Lib):
     builder.add_node("add_up", add_up)
     builder.add_edge(lib.START, "split")
     builder.add_edge("square", "add_up")
-    return builder.compile()
+    return builder.compile(checkpointer=checkpointer)
 
 
 def test_command_goto_sends_fan_out_and_fold_in_send_order(lib: Lib, lg: Lib) -> None:
@@ -291,4 +291,53 @@ def test_send_workers_can_send_again_in_the_next_superstep(lib: Lib, lg: Lib) ->
 
     expected = run(lg)
     assert expected["squares"] == [8, 3, 4, 1, 2, 1]
+    assert run(lib) == expected
+
+
+def test_send_map_reduce_with_a_checkpointer_records_the_sends(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        builder = library.StateGraph(Tally)
+        builder.add_node("square", lambda n: {"squares": [n * n]})
+        builder.add_conditional_edges(
+            library.START, lambda s: [library.Send("square", n) for n in s["items"]], ["square"]
+        )
+        graph = builder.compile(checkpointer=library.InMemorySaver())
+        result = graph.invoke({"items": [3, 1, 2]}, thread("sends"))
+        return result, history(graph.get_state_history(thread("sends")))
+
+    expected = run(lg)
+    assert expected[0] == {"items": [3, 1, 2], "squares": [9, 1, 4]}
+    assert [(h["step"], h["next"]) for h in expected[1]] == [
+        (1, ()),
+        (0, ("square", "square", "square")),
+        (-1, ("__start__",)),
+    ]
+    assert run(lib) == expected
+
+
+def test_command_goto_sends_with_a_checkpointer_fold_in_send_order(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> dict:
+        graph = build_send_from_node(library, checkpointer=library.InMemorySaver())
+        return graph.invoke({"items": [4, 2]}, thread("goto-sends"))
+
+    expected = run(lg)
+    assert expected == {"items": [4, 2], "squares": [16, 4], "total": 20}
+    assert run(lib) == expected
+
+
+def test_interrupt_before_a_send_target_pauses_all_its_sends(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        builder = library.StateGraph(Tally)
+        builder.add_node("square", lambda n: {"squares": [n * n]})
+        builder.add_conditional_edges(
+            library.START, lambda s: [library.Send("square", n) for n in s["items"]], ["square"]
+        )
+        graph = builder.compile(checkpointer=library.InMemorySaver(), interrupt_before=["square"])
+        first = graph.invoke({"items": [5, 6]}, thread("paused-sends"))
+        paused = snapshot(graph.get_state(thread("paused-sends")))
+        return first, paused, graph.invoke(None, thread("paused-sends"))
+
+    expected = run(lg)
+    assert expected[1]["next"] == ("square", "square")
+    assert expected[2]["squares"] == [25, 36]
     assert run(lib) == expected
