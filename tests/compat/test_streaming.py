@@ -13,7 +13,7 @@ class Steps(TypedDict):
     log: Annotated[list[str], operator.add]
 
 
-def build_steps(lib: Lib, *, async_nodes: bool = False, checkpointer=None):
+def build_steps(lib: Lib, *, async_nodes: bool = False, **compile_kwargs):
     """`a` (which writes two custom chunks) then `b` then a conditional edge to the end."""
 
     def a(state: Steps) -> dict:
@@ -38,7 +38,7 @@ def build_steps(lib: Lib, *, async_nodes: bool = False, checkpointer=None):
     builder.add_edge(lib.START, "a")
     builder.add_edge("a", "b")
     builder.add_conditional_edges("b", lambda s: lib.END if s["n"] > 1 else "a")
-    return builder.compile(checkpointer=checkpointer)
+    return builder.compile(**compile_kwargs)
 
 
 MODES = ["values", "updates", "custom", ["values", "updates"], ["updates", "custom", "values"]]
@@ -182,4 +182,103 @@ def test_debug_events_normalise_to_equal_structures(lib: Lib, lg: Lib) -> None:
     expected = run(lg)
     assert expected[0]["timestamp"] == "<random>"
     assert expected[0]["payload"]["id"] == "<random>"
+    assert run(lib) == expected
+
+
+def test_values_stream_skips_a_superstep_that_wrote_nothing(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        builder = library.StateGraph(Steps)
+        builder.add_node("idle", lambda _s: None)
+        builder.add_node("work", lambda s: {"n": s["n"] + 1})
+        builder.add_edge(library.START, "idle")
+        builder.add_edge("idle", "work")
+        graph = builder.compile()
+        return [
+            list(graph.stream({"n": 0}, stream_mode="values")),
+            list(graph.stream({"n": 0}, stream_mode="updates")),
+        ]
+
+    expected = run(lg)
+    assert expected == [
+        [{"n": 0, "log": []}, {"n": 1, "log": []}],
+        [{"idle": None}, {"work": {"n": 1}}],
+    ]
+    assert run(lib) == expected
+
+
+def _error_view(error) -> tuple | None:
+    return None if error is None else (type(error).__name__, str(error))
+
+
+def test_debug_stream_reports_a_failing_task_with_its_exception(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        def fail(state: Steps) -> dict:
+            raise ValueError("bad step")
+
+        builder = library.StateGraph(Steps)
+        builder.add_node("fail", fail)
+        builder.add_edge(library.START, "fail")
+        events = []
+        with pytest.raises(ValueError, match="bad step"):
+            for event in builder.compile().stream({"n": 0}, stream_mode="debug"):
+                payload = event["payload"]
+                events.append((event["type"], payload["name"], payload.get("result")))
+                if event["type"] == "task_result":
+                    events.append(_error_view(payload["error"]))
+        return events
+
+    expected = run(lg)
+    assert expected == [
+        ("task", "fail", None),
+        ("task_result", "fail", {}),
+        ("ValueError", "bad step"),
+    ]
+    assert run(lib) == expected
+
+
+class Answer(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def test_debug_stream_of_an_interrupt_and_its_resume(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        def ask(state: Answer) -> dict:
+            return {"log": [library.interrupt("why?")]}
+
+        builder = library.StateGraph(Answer)
+        builder.add_node("ask", ask)
+        builder.add_edge(library.START, "ask")
+        graph = builder.compile(checkpointer=library.InMemorySaver())
+        config = {"configurable": {"thread_id": "debug-interrupt"}}
+        first = list(graph.stream({"log": []}, config, stream_mode="debug"))
+        resumed = list(graph.stream(library.Command(resume="because"), config, stream_mode="debug"))
+        return [[_debug_view(event) for event in events] for events in (first, resumed)]
+
+    expected = run(lg)
+    interrupted = expected[0][-1]
+    assert interrupted[:4] == ("task_result", 1, "ask", {})
+    # LangGraph reports the interrupts of a task result as plain dicts.
+    assert [i["value"] for i in interrupted[5]] == ["why?"]
+    assert expected[1][0][:2] == ("checkpoint", 0)
+    assert expected[1][-1][2] == {"log": ["because"]}
+    assert normalise(run(lib)) == normalise(expected)
+
+
+def test_debug_stream_of_a_resume_after_interrupt_after(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        graph = build_steps(library, checkpointer=library.InMemorySaver(), interrupt_after=["a"])
+        config = {"configurable": {"thread_id": "debug-resume"}}
+        graph.invoke({"n": 0}, config)
+        return [_debug_view(e) for e in graph.stream(None, config, stream_mode="debug")]
+
+    expected = run(lg)
+    assert expected[0] == (
+        "checkpoint",
+        1,
+        {"n": 1, "log": ["a"]},
+        {"source": "loop", "step": 1},
+        ["b"],
+        [("b", [])],
+        False,
+    )
     assert run(lib) == expected
