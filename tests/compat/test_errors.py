@@ -271,3 +271,47 @@ def test_default_recursion_limit_is_the_same(lib: Lib) -> None:
     assert expected == [("ok", 10006), ("raised", "GraphRecursionError")]
     if lib.name != "langgraph":
         assert _default_limit_outcomes(lib) == expected
+
+
+def test_conditional_edge_naming_an_unknown_node_is_ignored(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        builder = library.StateGraph(Count)
+        builder.add_node("x", lambda s: {"n": s["n"] + 1})
+        builder.add_edge(library.START, "x")
+        builder.add_conditional_edges("x", lambda s: "nowhere")
+        return outcome(lambda: builder.compile().invoke({"n": 0}))
+
+    expected = run(lg)
+    # LangGraph logs "wrote to unknown channel branch:to:nowhere, ignoring it" and ends the run.
+    assert expected == ("ok", {"n": 1, "log": []})
+    assert run(lib) == expected
+
+
+def test_send_to_an_unknown_node_is_ignored(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        builder = library.StateGraph(Count)
+        builder.add_node("x", lambda s: {"n": 1})
+        builder.add_conditional_edges(library.START, lambda s: [library.Send("nowhere", s)])
+        return outcome(lambda: builder.compile().invoke({"n": 0}))
+
+    expected = run(lg)
+    # LangGraph logs "Ignoring unknown node name nowhere in pending sends".
+    assert expected == ("ok", {"n": 0, "log": []})
+    assert run(lib) == expected
+
+
+def test_resume_command_on_a_thread_that_is_not_interrupted(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        graph = _one_node(
+            library,
+            lambda s: {"n": s["n"] + 1, "log": ["ran"]},
+            checkpointer=library.InMemorySaver(),
+        )
+        config = {"configurable": {"thread_id": "done"}}
+        graph.invoke({"n": 0}, config)
+        return outcome(lambda: graph.invoke(library.Command(resume="late"), config))
+
+    expected = run(lg)
+    # LangGraph ignores the resume value: nothing is scheduled, the state is returned as is.
+    assert expected == ("ok", {"n": 1, "log": ["ran"]})
+    assert run(lib) == expected

@@ -276,3 +276,42 @@ def test_history_of_parallel_branches_lists_tasks_per_superstep(lib: Lib, lg: Li
         (("__start__",), ["__start__"]),
     ]
     assert run(lib) == expected
+
+
+def test_config_metadata_is_recorded_in_checkpoint_metadata(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        graph = build_work(library)
+        config = {**thread("t"), "metadata": {"user": "ann", "purpose": "test"}}
+        graph.invoke({"n": 0}, config)
+        return [
+            {
+                key: state.metadata.get(key)
+                for key in ("source", "step", "parents", "user", "purpose")
+            }
+            for state in graph.get_state_history(thread("t"))
+        ]
+
+    expected = run(lg)
+    assert all(m["user"] == "ann" and m["purpose"] == "test" for m in expected)
+    assert run(lib) == expected
+
+
+def test_snapshot_and_config_shapes_match(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> dict:
+        graph = build_work(library)
+        graph.invoke({"n": 0}, thread("t"))
+        state = graph.get_state(thread("t"))
+        updated = graph.update_state(thread("t"), {"n": 3})
+        return {
+            "fields": list(getattr(state, "_fields", ())),
+            "config": {key: sorted(value) for key, value in state.config.items()},
+            "parent_config": {key: sorted(value) for key, value in state.parent_config.items()},
+            "update_config": {key: sorted(value) for key, value in updated.items()},
+            "created_at": type(state.created_at).__name__,
+            "ids_are_str": isinstance(state.config["configurable"]["checkpoint_id"], str),
+        }
+
+    expected = run(lg)
+    assert expected["fields"][:3] == ["values", "next", "config"]
+    assert expected["config"] == {"configurable": ["checkpoint_id", "checkpoint_ns", "thread_id"]}
+    assert run(lib) == expected

@@ -242,3 +242,86 @@ def test_input_without_known_keys_gives_the_same_output(lib: Lib, lg: Lib, given
     if not given:
         assert expected == ("ok", None)
     assert run(lib) == expected
+
+
+class InputState(TypedDict):
+    user_input: str
+
+
+class OutputState(TypedDict):
+    graph_output: str
+
+
+class OverallState(TypedDict):
+    foo: str
+    user_input: str
+    graph_output: str
+
+
+class PrivateState(TypedDict):
+    bar: str
+
+
+def build_multiple_schemas(lib: Lib):
+    """LangGraph's "multiple schemas" example: a private key declared only by node annotations."""
+
+    def node_1(state: InputState) -> OverallState:
+        return {"foo": state["user_input"] + " name"}
+
+    def node_2(state: OverallState) -> PrivateState:
+        return {"bar": state["foo"] + " is"}
+
+    def node_3(state: PrivateState) -> OutputState:
+        return {"graph_output": state["bar"] + " Lance"}
+
+    builder = lib.StateGraph(OverallState, input_schema=InputState, output_schema=OutputState)
+    builder.add_node("node_1", node_1)
+    builder.add_node("node_2", node_2)
+    builder.add_node("node_3", node_3)
+    builder.add_edge(lib.START, "node_1")
+    builder.add_edge("node_1", "node_2")
+    builder.add_edge("node_2", "node_3")
+    builder.add_edge("node_3", lib.END)
+    return builder.compile()
+
+
+def test_private_state_from_node_annotations_reaches_the_next_node(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        graph = build_multiple_schemas(library)
+        return graph.invoke({"user_input": "My"}), list(
+            graph.stream({"user_input": "My"}, stream_mode="updates")
+        )
+
+    expected = run(lg)
+    assert expected[0] == {"graph_output": "My name is Lance"}
+    assert expected[1][1] == {"node_2": {"bar": "My name is"}}
+    assert run(lib) == expected
+
+
+def test_values_stream_includes_private_keys_declared_by_node_annotations(
+    lib: Lib, lg: Lib
+) -> None:
+    def run(library: Lib) -> list:
+        graph = build_multiple_schemas(library)
+        return list(graph.stream({"user_input": "My"}, stream_mode="values"))
+
+    expected = run(lg)
+    assert expected[2] == {"foo": "My name", "user_input": "My", "bar": "My name is"}
+    assert run(lib) == expected
+
+
+def test_update_state_with_an_unknown_key_is_ignored_like_a_node_update(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        builder = library.StateGraph(Small)
+        builder.add_node("node", lambda s: {"a": s["a"] + 1})
+        builder.add_edge(library.START, "node")
+        graph = builder.compile(checkpointer=library.InMemorySaver())
+        config = {"configurable": {"thread_id": "unknown-key"}}
+        graph.invoke({"a": 0}, config)
+        return outcome(lambda: graph.update_state(config, {"a": 9, "unknown": 1}) and None), (
+            graph.get_state(config).values
+        )
+
+    expected = run(lg)
+    assert expected == (("ok", None), {"a": 9})
+    assert run(lib) == expected
