@@ -3,6 +3,7 @@
 import operator
 from typing import Annotated, TypedDict
 
+import anyio
 import pytest
 
 from ._support import Lib, normalise
@@ -185,27 +186,6 @@ def test_debug_events_normalise_to_equal_structures(lib: Lib, lg: Lib) -> None:
     assert run(lib) == expected
 
 
-def test_values_stream_skips_a_superstep_that_wrote_nothing(lib: Lib, lg: Lib) -> None:
-    def run(library: Lib) -> list:
-        builder = library.StateGraph(Steps)
-        builder.add_node("idle", lambda _s: None)
-        builder.add_node("work", lambda s: {"n": s["n"] + 1})
-        builder.add_edge(library.START, "idle")
-        builder.add_edge("idle", "work")
-        graph = builder.compile()
-        return [
-            list(graph.stream({"n": 0}, stream_mode="values")),
-            list(graph.stream({"n": 0}, stream_mode="updates")),
-        ]
-
-    expected = run(lg)
-    assert expected == [
-        [{"n": 0, "log": []}, {"n": 1, "log": []}],
-        [{"idle": None}, {"work": {"n": 1}}],
-    ]
-    assert run(lib) == expected
-
-
 def _error_view(error) -> tuple | None:
     return None if error is None else (type(error).__name__, str(error))
 
@@ -282,3 +262,52 @@ def test_debug_stream_of_a_resume_after_interrupt_after(lib: Lib, lg: Lib) -> No
         False,
     )
     assert run(lib) == expected
+
+
+@pytest.mark.parametrize("writes", ["none", "empty-dict", "command-without-update"])
+def test_stream_of_a_node_that_writes_nothing(lib: Lib, lg: Lib, writes: str) -> None:
+    def run(library: Lib) -> list:
+        returned = {
+            "none": None,
+            "empty-dict": {},
+            "command-without-update": library.Command(goto="work"),
+        }[writes]
+        builder = library.StateGraph(Steps)
+        builder.add_node("idle", lambda _s: returned)
+        builder.add_node("work", lambda s: {"n": s["n"] + 1})
+        builder.add_edge(library.START, "idle")
+        if writes != "command-without-update":
+            builder.add_edge("idle", "work")
+        return list(builder.compile().stream({"n": 0}, stream_mode=["updates", "values"]))
+
+    expected = run(lg)
+    assert expected[:2] == [("values", {"n": 0, "log": []}), ("updates", {"idle": None})]
+    assert len(expected) == 4
+    assert run(lib) == expected
+
+
+@pytest.mark.anyio
+async def test_astream_updates_of_async_branches_arrive_in_finish_order(lib: Lib, lg: Lib) -> None:
+    async def run(library: Lib) -> tuple:
+        def branch(name: str, delay: float):
+            async def node(state: Steps) -> dict:
+                await anyio.sleep(delay)
+                return {"log": [name]}
+
+            return node
+
+        builder = library.StateGraph(Steps)
+        for name, delay in (("a", 0.06), ("b", 0.0), ("c", 0.03)):
+            builder.add_node(name, branch(name, delay))
+            builder.add_edge(library.START, name)
+        graph = builder.compile()
+        result = await graph.ainvoke({"n": 0})
+        return result, [chunk async for chunk in graph.astream({"n": 0}, stream_mode="updates")]
+
+    expected = await run(lg)
+    # The state applies writes in node-name order; the updates stream reports as tasks finish.
+    assert expected == (
+        {"n": 0, "log": ["a", "b", "c"]},
+        [{"b": {"log": ["b"]}}, {"c": {"log": ["c"]}}, {"a": {"log": ["a"]}}],
+    )
+    assert await run(lib) == expected

@@ -5,7 +5,7 @@ from typing import Annotated, TypedDict
 
 import pytest
 
-from ._support import Lib
+from ._support import Lib, snapshot, thread
 
 
 class Parent(TypedDict):
@@ -181,4 +181,27 @@ def test_command_parent_from_a_subgraph_node_routes_in_the_parent(lib: Lib, lg: 
 
     expected = run(lg)
     assert expected == {"text": "x|sub|target"}
+    assert run(lib) == expected
+
+
+def test_get_state_with_subgraphs_shows_the_interrupted_subgraph_state(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        def ask(state: Outer) -> dict:
+            return {"text": state["text"] + library.interrupt("more?")}
+
+        child = library.StateGraph(Outer)
+        child.add_node("ask", ask)
+        child.add_edge(library.START, "ask")
+        parent = library.StateGraph(Outer)
+        parent.add_node("sub", child.compile())
+        parent.add_edge(library.START, "sub")
+        graph = parent.compile(checkpointer=library.InMemorySaver())
+        graph.invoke({"text": "go"}, thread("nested"))
+        outer = graph.get_state(thread("nested"), subgraphs=True)
+        inner = outer.tasks[0].state
+        return snapshot(outer), snapshot(inner) if hasattr(inner, "values") else inner
+
+    expected = run(lg)
+    assert expected[1]["values"] == {"text": "go"}
+    assert expected[1]["next"] == ("ask",)
     assert run(lib) == expected
