@@ -158,3 +158,31 @@ def test_custom_state_with_add_messages_reducer_matches(lib: Lib, lg: Lib) -> No
     expected = run(lg)
     assert expected[-1] == ("AIMessage", "ai", "2 so far")
     assert run(lib) == expected
+
+
+def test_chat_memory_accumulates_messages_across_turns_on_a_thread(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        def bot(state) -> dict:
+            last = state["messages"][-1]
+            return {"messages": [("ai", f"re {last.content} ({len(state['messages'])})")]}
+
+        builder = library.StateGraph(library.MessagesState)
+        builder.add_node("bot", bot)
+        builder.add_edge(library.START, "bot")
+        graph = builder.compile(checkpointer=library.InMemorySaver())
+        config = {"configurable": {"thread_id": "chat"}}
+        graph.invoke({"messages": [("user", "hi")]}, config)
+        result = graph.invoke({"messages": [{"role": "user", "content": "again"}]}, config)
+        stored = graph.get_state(config).values["messages"]
+        assert [m.id for m in stored] == [m.id for m in result["messages"]]
+        assert len({m.id for m in stored}) == len(stored)
+        return _view(result["messages"])
+
+    expected = run(lg)
+    assert expected == [
+        ("HumanMessage", "human", "hi"),
+        ("AIMessage", "ai", "re hi (1)"),
+        ("HumanMessage", "human", "again"),
+        ("AIMessage", "ai", "re again (3)"),
+    ]
+    assert run(lib) == expected

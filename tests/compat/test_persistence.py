@@ -315,3 +315,67 @@ def test_snapshot_and_config_shapes_match(lib: Lib, lg: Lib) -> None:
     assert expected["fields"][:3] == ["values", "next", "config"]
     assert expected["config"] == {"configurable": ["checkpoint_id", "checkpoint_ns", "thread_id"]}
     assert run(lib) == expected
+
+
+class Join(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def build_half_failing(lib: Lib, calls: list[str]):
+    """`ok` and `flaky` run in parallel; `flaky` fails the first time only; `end` joins them."""
+
+    def ok(state: Join) -> dict:
+        calls.append("ok")
+        return {"log": ["ok"]}
+
+    def flaky(state: Join) -> dict:
+        calls.append("flaky")
+        if calls.count("flaky") == 1:
+            raise ConnectionError("down")
+        return {"log": ["flaky"]}
+
+    builder = lib.StateGraph(Join)
+    builder.add_node("ok", ok)
+    builder.add_node("flaky", flaky)
+    builder.add_node("end", lambda s: {"log": ["end"]})
+    builder.add_edge(lib.START, "ok")
+    builder.add_edge(lib.START, "flaky")
+    builder.add_edge(["ok", "flaky"], "end")
+    return builder.compile(checkpointer=lib.InMemorySaver())
+
+
+def test_failed_run_keeps_finished_writes_and_invoke_none_reruns_only_the_failed_node(
+    lib: Lib, lg: Lib
+) -> None:
+    def run(library: Lib) -> tuple:
+        calls: list[str] = []
+        graph = build_half_failing(library, calls)
+        failed = outcome(lambda: graph.invoke({"log": []}, thread("f")))
+        after_failure = snapshot(graph.get_state(thread("f")))
+        resumed = graph.invoke(None, thread("f"))
+        return (
+            failed,
+            after_failure,
+            resumed,
+            sorted(calls),
+            history(graph.get_state_history(thread("f"))),
+        )
+
+    expected = run(lg)
+    assert expected[0] == ("raised", "ConnectionError")
+    assert expected[1]["values"] == {"log": ["ok"]}
+    assert expected[1]["next"] == ("flaky",)
+    assert expected[2] == {"log": ["flaky", "ok", "end"]}
+    assert expected[3] == ["flaky", "flaky", "ok"]
+    assert run(lib) == expected
+
+
+def test_failed_task_error_in_get_state_is_langgraphs_repr_string(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        graph = build_half_failing(library, [])
+        outcome(lambda: graph.invoke({"log": []}, thread("f")))
+        return [(task.name, task.error) for task in graph.get_state(thread("f")).tasks]
+
+    expected = run(lg)
+    assert expected == [("ok", None), ("flaky", "ConnectionError('down')")]
+    assert run(lib) == expected
