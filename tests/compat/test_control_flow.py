@@ -5,7 +5,7 @@ from typing import Annotated, Literal, TypedDict
 
 import pytest
 
-from ._support import Lib, aoutcome, outcome
+from ._support import Lib, aoutcome, history, outcome
 
 
 class Counter(TypedDict):
@@ -369,4 +369,39 @@ def test_add_node_without_a_name_uses_the_function_name(lib: Lib, lg: Lib) -> No
 
     expected = run(lg)
     assert expected == {"text": "HEY"}
+    assert run(lib) == expected
+
+
+def test_graph_with_an_unreachable_node_compiles_and_runs(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        builder = library.StateGraph(Visits)
+        builder.add_node("a", _visit("a"))
+        builder.add_node("orphan", _visit("orphan"))
+        builder.add_edge(library.START, "a")
+        return outcome(lambda: builder.compile().invoke({"seen": []}))
+
+    expected = run(lg)
+    assert expected == ("ok", {"seen": ["a"]})
+    assert run(lib) == expected
+
+
+def test_command_goto_as_graph_input_starts_at_the_named_node(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        builder = library.StateGraph(Visits)
+        builder.add_node("a", _visit("a"))
+        builder.add_node("b", _visit("b"))
+        builder.add_edge(library.START, "a")
+        builder.add_conditional_edges("a", lambda _s: library.END, ["b", library.END])
+        graph = builder.compile(checkpointer=library.InMemorySaver())
+        config = {"configurable": {"thread_id": "command-input"}}
+        command = library.Command(update={"seen": ["input"]}, goto="b")
+        return outcome(lambda: graph.invoke(command, config)), history(
+            graph.get_state_history(config)
+        )
+
+    expected = run(lg)
+    # LangGraph applies the update twice (as the input checkpoint and as the START task's write),
+    # then runs `a` (START's edge) and `b` (the goto) in the same superstep.
+    assert expected[0] == ("ok", {"seen": ["input", "input", "a", "b"]})
+    assert [h["next"] for h in expected[1]] == [(), ("a", "b"), ("__start__",)]
     assert run(lib) == expected
