@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         help="stop a library's run (one invoke) after this long; it becomes an error "
         "(default 120, 10 with --quick; 0: never)",
     )
+    parser.add_argument(
+        "--sqlite-sync",
+        choices=["normal", "full"],
+        help="SQLite's PRAGMA synchronous for both libraries (default: each library's own; "
+        "LangGraph's sqlite3 connection has FULL, an fsync per commit; tether has NORMAL)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     return parser
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print("python -m bench: --repeat must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="tether-bench-") as tmpdir:
-        plan = Plan(repeat, warmup, args.quick, Path(tmpdir), timeout)
+        plan = Plan(repeat, warmup, args.quick, Path(tmpdir), timeout, args.sqlite_sync)
         report = run(workloads, plan)
     if args.json:
         write_json(args.json, report, sys.argv[1:] if argv is None else argv)

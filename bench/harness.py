@@ -91,7 +91,7 @@ def load_libraries() -> dict[LibName, Lib | str]:
     for name in LIBRARIES:
         try:
             libs[name] = load(name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any import failure becomes an error row
             libs[name] = one_line(exc)
     return libs
 
@@ -101,7 +101,7 @@ def run_row(workload: Workload, libs: dict[LibName, Lib | str], plan: Plan) -> R
     loaded = [lib for lib in libs.values() if not isinstance(lib, str)]
     try:
         outcomes = workload.measure(loaded, plan)
-    except Exception as exc:  # the workload's own failure: no library has a number
+    except Exception as exc:  # noqa: BLE001 - the workload's own failure: no library has a number
         failure = Outcome(error=one_line(exc), trace=traceback.format_exc())
         outcomes = {lib.name: failure for lib in loaded}
     sides: dict[LibName, Outcome] = {
@@ -142,6 +142,8 @@ class Table:
         warmup = f"{plan.warmup} warm-up" + ("s" if plan.warmup != 1 else "")
         quick = ", quick sizes" if plan.quick else ""
         goal = f"{goals.pop():.2f}" if len(goals) == 1 else "the workload's goal"
+        if plan.sqlite_synchronous:
+            quick += f", SQLite synchronous={plan.sqlite_synchronous.upper()} for both"
         self._print(
             f"python {platform.python_version()}; median of {plan.repeat} after {warmup}{quick}; "
             f"goal ✓: tether/LangGraph <= {goal} (DESIGN.md §7)\n"
@@ -231,6 +233,8 @@ class Report:
                 "repeat": self.plan.repeat,
                 "warmup": self.plan.warmup,
                 "quick": self.plan.quick,
+                "timeout": self.plan.timeout,
+                "sqlite_synchronous": self.plan.sqlite_synchronous,
             },
             "libraries": {name: _about(lib) for name, lib in self.libs.items()},
             "rows": [row.to_json() for row in self.rows],

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 LibName = Literal["tether", "langgraph"]
 SaverKind = Literal["memory", "sqlite"]
+Synchronous = Literal["normal", "full"]
 
 LIBRARIES: tuple[LibName, ...] = ("tether", "langgraph")
 
@@ -38,8 +39,14 @@ class Lib:
     origin: str
 
     @contextmanager
-    def saver(self, kind: SaverKind | None, path: Path) -> Iterator[Any]:
-        """Open a checkpointer for sync use (`None` gives no checkpointer); close it on exit."""
+    def saver(
+        self, kind: SaverKind | None, path: Path, synchronous: Synchronous | None = None
+    ) -> Iterator[Any]:
+        """Open a checkpointer for sync use (`None` gives no checkpointer); close it on exit.
+
+        `synchronous` sets SQLite's `PRAGMA synchronous` for either library; `None` keeps each
+        library's default (LangGraph's connection: SQLite's FULL; tether: NORMAL).
+        """
         if kind is None:
             yield None
         elif kind == "memory":
@@ -48,27 +55,34 @@ class Lib:
             module = _import("langgraph.checkpoint.sqlite")
             conn = sqlite3.connect(path, check_same_thread=False)
             try:
+                if synchronous is not None:
+                    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
                 yield module.SqliteSaver(conn)
             finally:
                 conn.close()
         else:
-            store = _import("tether.checkpoint.sqlite").SqliteSaver(str(path))
+            options = {} if synchronous is None else {"synchronous": synchronous}
+            store = _import("tether.checkpoint.sqlite").SqliteSaver(str(path), **options)
             try:
                 yield store
             finally:
                 store.close()
 
     @asynccontextmanager
-    async def asaver(self, kind: SaverKind | None, path: Path) -> AsyncIterator[Any]:
+    async def asaver(
+        self, kind: SaverKind | None, path: Path, synchronous: Synchronous | None = None
+    ) -> AsyncIterator[Any]:
         """Open a checkpointer for async use, inside the running event loop; close it on exit."""
         if kind == "sqlite" and self.name == "langgraph":
             aiosqlite = _import("aiosqlite")
             module = _import("langgraph.checkpoint.sqlite.aio")
             async with aiosqlite.connect(path) as conn:
+                if synchronous is not None:
+                    await conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
                 yield module.AsyncSqliteSaver(conn)
         else:
             # tether's SqliteSaver serves sync and async code alike (DESIGN.md §2).
-            with self.saver(kind, path) as store:
+            with self.saver(kind, path, synchronous) as store:
                 yield store
 
 

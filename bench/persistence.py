@@ -3,7 +3,9 @@
 The engine workloads `loop` and `widestate` again, now saving a checkpoint every superstep: in
 memory, and in a SQLite file (tether's `SqliteSaver(path)` against LangGraph's `SqliteSaver` over
 `sqlite3` for `invoke` and `AsyncSqliteSaver` over `aiosqlite` for `ainvoke`). Each library runs
-with its default durability (LangGraph's is `async`, tether's `sync`). SQLite runs are shorter.
+with its default durability (LangGraph's is `async`, tether's `sync`) and, unless `--sqlite-sync`
+says otherwise, its default `PRAGMA synchronous` (LangGraph's connection: FULL, an fsync per
+commit; tether: NORMAL, durable against a process crash). SQLite runs are shorter.
 """
 
 from __future__ import annotations

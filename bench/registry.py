@@ -45,7 +45,7 @@ def discover() -> list[Workload]:
             continue
         try:
             module: ModuleType = importlib.import_module(f"bench.{info.name}")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken family is a row, not a crash
             error = f"{type(exc).__name__}: {exc}"
             families.append((0, info.name, [BrokenFamily(info.name, error)]))
             continue

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.libs import Synchronous
+
 T = TypeVar("T")
 
 _STATUS = Path("/proc/self/status")
@@ -40,6 +42,8 @@ class Plan:
     tmpdir: Path
     timeout: float = 0.0
     """Seconds one run (one `invoke`) may take on one library; 0: no limit."""
+    sqlite_synchronous: Synchronous | None = None
+    """SQLite's `PRAGMA synchronous` for both libraries; `None`: each library's default."""
 
 
 @dataclass
@@ -119,10 +123,14 @@ class Contest:
 
     @contextmanager
     def guard(self, name: str) -> Iterator[None]:
-        """Record an exception in the body as `name`'s error instead of raising it."""
+        """Record an exception in the body as `name`'s error instead of raising it.
+
+        `CancelledError` counts too: tether's cancel exceptions subclass it, and the harness
+        never cancels the task that runs a lap.
+        """
         try:
             yield
-        except (Exception, asyncio.CancelledError) as exc:  # tether's cancels subclass the latter
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the library's error
             track = self._tracks[name]
             track.error, track.trace = one_line(exc), traceback.format_exc()
             track.timed_out = isinstance(exc, WorkloadTimeout)

@@ -133,7 +133,9 @@ class GraphWorkload:
             for lib in libs:
                 stack.enter_context(contest.guard(lib.name))  # an error closing the saver
                 with contest.guard(lib.name):
-                    saver = stack.enter_context(lib.saver(self.saver, self._path(plan, lib)))
+                    path = self._path(plan, lib)
+                    opened = lib.saver(self.saver, path, plan.sqlite_synchronous)
+                    saver = stack.enter_context(opened)
                     cases[lib.name] = self.build(self._env(lib, plan, saver))
             for index, name in contest.turns():
                 case = cases[name]
@@ -148,7 +150,8 @@ class GraphWorkload:
                 stack.enter_context(contest.guard(lib.name))
                 with contest.guard(lib.name):
                     path = self._path(plan, lib)
-                    saver = await stack.enter_async_context(lib.asaver(self.saver, path))
+                    opened = lib.asaver(self.saver, path, plan.sqlite_synchronous)
+                    saver = await stack.enter_async_context(opened)
                     cases[lib.name] = self.build(self._env(lib, plan, saver))
             for index, name in contest.turns():
                 case = cases[name]
