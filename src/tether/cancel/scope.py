@@ -166,7 +166,7 @@ class CancelScope:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._anyio is None:
+        if self._anyio is None and not self._shields:
             return
         loop = self._loop
         if loop is None:
@@ -182,9 +182,8 @@ class CancelScope:
 
     def _deliver_async(self) -> None:
         scope = self._anyio
-        if scope is None:
-            return
-        scope.cancel()
+        if scope is not None:
+            scope.cancel()
         if self._shields and self._shield_grace is not None:
             # A shield holds the cancel off, but only for its grace.
             limit = anyio.current_time() + self._shield_grace
@@ -275,6 +274,8 @@ class CancelScope:
         """Track an async shield entered under this scope, so a cancel can bound it."""
         if self._shields is None:
             self._shields = []
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         self._shields.append(shield)
         if self.reason is not None and self._shield_grace is not None and self.cancelled_at:
             remaining = self.cancelled_at + self._shield_grace - time.monotonic()

@@ -174,17 +174,14 @@ class Executor:
 
     def _cancelled_error(self, task: Task, scope: CancelScope, started: float) -> BaseException:
         # The attempt was cancelled: by the run, by a failed sibling, or by its own timeout.
-        hooks = scope.take_hooks()
+        task.hooks.extend((task.name, hook) for hook in scope.take_hooks())
         if self.scope.cancel_called:
             task.outcome = "cancelled"
-            task.hooks.extend(hooks)
             return asyncio.CancelledError()
         reason = scope.reason
         if reason is not None and reason.kind == "timeout" and task.node.timeout is not None:
-            task.hooks.extend(hooks)
             return NodeTimeoutError(task.name, task.node.timeout, time.monotonic() - started)
         task.outcome = "cancelled"
-        task.hooks.extend(hooks)
         return asyncio.CancelledError()
 
     def _fail_siblings(self, task: Task, alone: bool) -> None:

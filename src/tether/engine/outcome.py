@@ -51,7 +51,7 @@ class LoopOutcome:
     @property
     def hooks(self) -> list[tuple[str, Any]]:
         """Cleanup hooks of the cancelled tasks, with their task names."""
-        return [(t.name, hook) for t in self.tasks for hook in t.hooks]
+        return [hook for t in self.tasks for hook in t.hooks]
 
 
 def task_writes(task: Task) -> list[WriteRecord]:

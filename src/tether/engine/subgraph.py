@@ -55,6 +55,8 @@ async def run_subgraph(parent: Loop, task: Task, handler: Any) -> Any:
     if outcome.status == "interrupted":
         raise GraphInterrupt(outcome.interrupts)
     if outcome.status == "cancelled":
+        # The child's stopped tasks clean up with the parent's.
+        task.hooks.extend(outcome.hooks)
         raise asyncio.CancelledError
     if outcome.status == "limit":
         raise GraphRecursionError(

@@ -128,8 +128,11 @@ def schema_of(cls: Any) -> Schema:
         )
     try:
         hints = get_type_hints(cls, include_extras=True)
-    except Exception:  # noqa: BLE001 - unresolvable forward references
-        hints = dict(getattr(cls, "__annotations__", {}))
+    except NameError as exc:
+        raise GraphCompileError(
+            f"cannot read the annotations of state schema {cls.__name__}: {exc} (define the "
+            "types and reducers it uses at module level)"
+        ) from None
     if kind == "pydantic":
         hints = {k: hints.get(k, typing.Any) for k in cls.model_fields}
     elif kind == "dataclass":

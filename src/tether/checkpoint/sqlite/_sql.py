@@ -1,0 +1,317 @@
+"""Every SQL statement of the SQLite store, as constants and small pure functions (no I/O).
+
+Statements that change a run's status carry their own condition (`WHERE status NOT IN
+terminal...`), and the schema adds a trigger that aborts any change to a terminal status, so the
+rule holds even for SQL typed by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+APPLICATION_ID: Final = 0x54455448
+"""`PRAGMA application_id` of a tether database ("TETH"): tells our files from other SQLite ones."""
+
+TERMINAL: Final = "('success', 'error', 'cancelled', 'timeout')"
+"""The terminal statuses as an SQL list; mirrors `tether.types.TERMINAL_STATUSES`."""
+
+ACTIVE: Final = "('pending', 'running', 'cancelling')"
+"""Statuses that need a live process to move on (an `interrupted` run waits for input)."""
+
+# -- schema -------------------------------------------------------------------------------
+# Migrations are append-only: a released step is never edited, only followed by a new one.
+
+SCHEMA_V1: Final[tuple[str, ...]] = (
+    # `seq` gives the creation order (`list_runs` is newest first) even when timestamps tie.
+    """CREATE TABLE runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL UNIQUE,
+        thread_id TEXT,
+        status TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        checkpoint_id TEXT,
+        error TEXT,
+        cancel_latency_ms REAL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        owner TEXT,
+        heartbeat_at TEXT
+    )""",
+    "CREATE INDEX runs_by_thread ON runs (thread_id, seq)",
+    "CREATE INDEX runs_by_status ON runs (status, seq)",
+    f"""CREATE TRIGGER runs_terminal_status_is_final
+        BEFORE UPDATE OF status ON runs
+        WHEN OLD.status IN {TERMINAL} AND NEW.status IS NOT OLD.status
+        BEGIN
+            SELECT RAISE(ABORT, 'tether: a terminal run status cannot be changed');
+        END""",
+    # No foreign key to `runs`: the audit log accepts events for any id, as the protocol does.
+    """CREATE TABLE events (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        phase TEXT NOT NULL,
+        at TEXT NOT NULL,
+        node TEXT,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID""",
+    # `refs` is a full map, or a delta on the parent `refs_base` (see `refs.py`). No index on
+    # run_id: every commit pays for each b-tree it touches, and rollback is rare.
+    """CREATE TABLE checkpoints (
+        thread_id TEXT NOT NULL,
+        ns TEXT NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        parent_id TEXT,
+        step INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next BLOB NOT NULL,
+        metadata BLOB NOT NULL,
+        run_id TEXT,
+        refs BLOB NOT NULL,
+        refs_base TEXT,
+        refs_depth INTEGER NOT NULL,
+        PRIMARY KEY (thread_id, ns, checkpoint_id)
+    ) WITHOUT ROWID""",
+    # Keyed by checkpoint before channel so that the cascade from `checkpoints` and the
+    # lookup of one (channel, checkpoint) reference both use the primary key.
+    """CREATE TABLE blobs (
+        thread_id TEXT NOT NULL,
+        ns TEXT NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (thread_id, ns, checkpoint_id, channel),
+        FOREIGN KEY (thread_id, ns, checkpoint_id)
+            REFERENCES checkpoints (thread_id, ns, checkpoint_id) ON DELETE CASCADE
+    ) WITHOUT ROWID""",
+    # A rowid table: the rowid keeps insertion order, and an upsert keeps a row's rowid, so a
+    # replaced control write stays where the task's first write was (as in memory).
+    """CREATE TABLE writes (
+        thread_id TEXT NOT NULL,
+        ns TEXT NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        task_name TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        value BLOB NOT NULL,
+        UNIQUE (thread_id, ns, checkpoint_id, task_id, idx),
+        FOREIGN KEY (thread_id, ns, checkpoint_id)
+            REFERENCES checkpoints (thread_id, ns, checkpoint_id) ON DELETE CASCADE
+    )""",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("initial schema: runs, events, checkpoints, blobs, writes", SCHEMA_V1),
+)
+"""(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
+
+COUNT_OBJECTS: Final = "SELECT count(*) FROM sqlite_master"
+GET_APPLICATION_ID: Final = "PRAGMA application_id"
+GET_USER_VERSION: Final = "PRAGMA user_version"
+SET_JOURNAL_WAL: Final = "PRAGMA journal_mode = WAL"
+SET_FOREIGN_KEYS: Final = "PRAGMA foreign_keys = ON"
+
+
+def set_application_id(value: int) -> str:
+    """`PRAGMA application_id = value` (pragmas take no parameters)."""
+    return f"PRAGMA application_id = {int(value)}"
+
+
+def set_user_version(value: int) -> str:
+    """`PRAGMA user_version = value`."""
+    return f"PRAGMA user_version = {int(value)}"
+
+
+def set_busy_timeout(seconds: float) -> str:
+    """`PRAGMA busy_timeout` in milliseconds."""
+    return f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}"
+
+
+def set_synchronous(level: str) -> str:
+    """`PRAGMA synchronous = NORMAL|FULL`."""
+    if level not in ("normal", "full"):
+        raise ValueError(f"synchronous must be 'normal' or 'full', not {level!r}")
+    return f"PRAGMA synchronous = {level.upper()}"
+
+
+# -- transactions ---------------------------------------------------------------------------
+
+BEGIN_WRITE: Final = "BEGIN IMMEDIATE"
+"""Takes the write lock up front, so a transaction never fails half-way on a lock upgrade."""
+BEGIN_READ: Final = "BEGIN"
+COMMIT: Final = "COMMIT"
+ROLLBACK: Final = "ROLLBACK"
+
+# -- runs -----------------------------------------------------------------------------------
+
+RUN_COLUMNS: Final = (
+    "run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id, "
+    "error, cancel_latency_ms, metadata"
+)
+"""The columns `RunInfo` is built from, in its field order."""
+
+INSERT_RUN: Final = (
+    f"INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
+
+MARK_RUNNING: Final = (
+    "UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), owner = ?, "
+    "heartbeat_at = ? "
+    "WHERE run_id = ? AND status IN ('pending', 'interrupted') AND reason IS NULL "
+    f"RETURNING {RUN_COLUMNS}"
+)
+REQUEST_CANCEL: Final = (
+    "UPDATE runs SET status = 'cancelling', reason = ? "
+    f"WHERE run_id = ? AND status NOT IN {TERMINAL} AND reason IS NULL "
+    f"RETURNING {RUN_COLUMNS}"
+)
+FINISH_RUN: Final = (
+    "UPDATE runs SET status = ?, reason = coalesce(?, reason), error = ?, "
+    "checkpoint_id = coalesce(?, checkpoint_id), ended_at = ?, cancel_latency_ms = ?, "
+    "heartbeat_at = ? "
+    f"WHERE run_id = ? AND status NOT IN {TERMINAL} "
+    f"RETURNING {RUN_COLUMNS}"
+)
+POINT_RUN: Final = (
+    "UPDATE runs SET checkpoint_id = ?, heartbeat_at = ? "
+    f"WHERE run_id = ? AND status NOT IN {TERMINAL}"
+)
+"""Point a live run at its newest root checkpoint; an ended run keeps its final one."""
+
+ACTIVE_RUNS: Final = (
+    f"SELECT owner, {RUN_COLUMNS} FROM runs WHERE status IN {ACTIVE} AND owner IS NOT NULL "
+    "ORDER BY seq"
+)
+MARK_ORPHANED: Final = (
+    "UPDATE runs SET status = 'error', error = ?, ended_at = ? "
+    f"WHERE run_id = ? AND owner = ? AND status IN {ACTIVE} "
+    f"RETURNING {RUN_COLUMNS}"
+)
+"""Conditional on the same dead owner, so two processes reconciling at once mark a run once."""
+
+
+def list_runs(*, by_thread: bool, by_status: bool) -> str:
+    """`SELECT` of runs newest first; parameters: [thread_id], [status], limit (-1: none)."""
+    where = []
+    if by_thread:
+        where.append("thread_id = ?")
+    if by_status:
+        where.append("status = ?")
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {RUN_COLUMNS} FROM runs{clause} ORDER BY seq DESC LIMIT ?"
+
+
+# -- events ---------------------------------------------------------------------------------
+
+INSERT_EVENT: Final = (
+    "INSERT INTO events (run_id, seq, phase, at, node, detail) VALUES "
+    "(?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3, ?4, ?5)"
+)
+"""Appends after the run's last event; executed row by row, so a batch keeps its order."""
+LIST_EVENTS: Final = "SELECT phase, at, node, detail FROM events WHERE run_id = ? ORDER BY seq"
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+CHECKPOINT_COLUMNS: Final = (
+    "thread_id, ns, checkpoint_id, parent_id, step, source, created_at, next, metadata, run_id, "
+    "refs, refs_base"
+)
+"""What a `StoredCheckpoint` is built from (`refs_base` not None: refs need `REFS_CHAIN`)."""
+INSERT_CHECKPOINT: Final = (
+    "INSERT INTO checkpoints (thread_id, ns, checkpoint_id, parent_id, step, source, created_at, "
+    "next, metadata, run_id, refs, refs_base, refs_depth) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+"""Idempotent: a checkpoint id names one immutable snapshot, so a repeat changes nothing."""
+INSERT_BLOB: Final = (
+    "INSERT INTO blobs (thread_id, ns, checkpoint_id, channel, value) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
+GET_CHECKPOINT: Final = (
+    f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints "
+    "WHERE thread_id = ? AND ns = ? AND checkpoint_id = ?"
+)
+GET_LATEST_CHECKPOINT: Final = (
+    f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE thread_id = ? AND ns = ? "
+    "ORDER BY checkpoint_id DESC LIMIT 1"
+)
+HAS_CHECKPOINT: Final = (
+    "SELECT 1 FROM checkpoints WHERE thread_id = ? AND ns = ? AND checkpoint_id = ?"
+)
+REFS_CHAIN: Final = (
+    "WITH RECURSIVE chain (checkpoint_id, refs, base, n) AS ("
+    "SELECT checkpoint_id, refs, refs_base, 0 FROM checkpoints "
+    "WHERE thread_id = ?1 AND ns = ?2 AND checkpoint_id = ?3 "
+    "UNION ALL SELECT c.checkpoint_id, c.refs, c.refs_base, chain.n + 1 FROM chain "
+    "JOIN checkpoints AS c ON c.thread_id = ?1 AND c.ns = ?2 AND c.checkpoint_id = chain.base "
+    "WHERE chain.n < ?4"
+    ") SELECT checkpoint_id, refs FROM chain ORDER BY n"
+)
+"""The stored refs from checkpoint ?3 back to the nearest full map, at most ?4 + 1 rows."""
+RESOLVE_REFS: Final = (
+    "SELECT b.channel, b.value FROM json_each(?3) AS r "
+    "CROSS JOIN blobs AS b ON b.thread_id = ?1 AND b.ns = ?2 AND b.checkpoint_id = r.value "
+    "AND b.channel = r.key"
+)
+"""The values refs (JSON: channel -> checkpoint id) point at, in one query. `CROSS JOIN`
+fixes the loop order: one primary-key lookup per ref, never a scan of the thread."""
+
+
+def list_checkpoints(*, before: bool) -> str:
+    """`SELECT` of a thread's checkpoints newest first; parameters: thread, ns, [before], limit."""
+    clause = " AND checkpoint_id < ?" if before else ""
+    return (
+        f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE thread_id = ? AND ns = ?{clause} "
+        "ORDER BY checkpoint_id DESC LIMIT ?"
+    )
+
+
+LIST_THREADS: Final = (
+    "SELECT thread_id FROM ("
+    "SELECT thread_id, checkpoint_id AS at FROM checkpoints "
+    "UNION ALL SELECT thread_id, '' FROM runs WHERE thread_id IS NOT NULL"
+    ") GROUP BY thread_id ORDER BY max(at) DESC, thread_id LIMIT ?"
+)
+"""Threads most recently checkpointed first (UUIDv7 ids sort by time); run-only ones last."""
+
+# -- pending writes -------------------------------------------------------------------------
+
+PUT_WRITE: Final = (
+    "INSERT INTO writes (thread_id, ns, checkpoint_id, task_id, idx, task_name, channel, value) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (thread_id, ns, checkpoint_id, task_id, idx) DO UPDATE SET "
+    "task_name = excluded.task_name, channel = excluded.channel, value = excluded.value "
+    "WHERE excluded.idx < 0"
+)
+"""Insert-if-absent for a task's ordinary writes (idx >= 0: the first stored wins, so a retry
+cannot change it); replace for control writes (idx < 0: interrupt, error, cancelled, resume),
+which record the task's latest fate. One statement, so a batch keeps its order."""
+LIST_WRITES: Final = (
+    "SELECT task_id, task_name, idx, channel, value FROM writes "
+    "WHERE thread_id = ? AND ns = ? AND checkpoint_id = ? ORDER BY rowid"
+)
+
+# -- deleting -------------------------------------------------------------------------------
+
+DELETE_THREAD: Final[tuple[str, ...]] = (
+    "DELETE FROM writes WHERE thread_id = ?1",
+    "DELETE FROM blobs WHERE thread_id = ?1",
+    "DELETE FROM checkpoints WHERE thread_id = ?1",
+    "DELETE FROM events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id = ?1)",
+    "DELETE FROM runs WHERE thread_id = ?1",
+)
+DELETE_RUN_CHECKPOINTS: Final = (
+    "DELETE FROM checkpoints WHERE run_id = ?1 "
+    "AND thread_id IN (SELECT thread_id FROM runs WHERE run_id = ?1)"
+)
+"""Searches only the run's thread. Blobs and writes go with their checkpoints (ON DELETE
+CASCADE), and so do whole refs chains (a chain never spans two runs)."""
+DELETE_UNKNOWN_RUN_CHECKPOINTS: Final = "DELETE FROM checkpoints WHERE run_id = ?"
+"""For checkpoints whose run has no record: a scan of every thread."""
+RUN_EXISTS: Final = "SELECT 1 FROM runs WHERE run_id = ?"

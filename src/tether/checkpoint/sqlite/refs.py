@@ -1,0 +1,82 @@
+"""How a checkpoint's `refs` are stored: in full, or as a change to its parent's (no I/O).
+
+`refs` name, for every channel, the checkpoint that stored its value. Written in full at every
+superstep they would make each row as large as the state is wide, and row size is what a
+SQLite commit pays for (pages written to the WAL). So a checkpoint whose parent was written by
+this store for the same run stores only what changed (a *delta*), and every `MAX_DEPTH`-th
+checkpoint of a chain stores them in full again. Reading walks at most `MAX_DEPTH` rows.
+
+Invariants: a delta's base is its parent, of the same thread, namespace and run, so deleting a
+run's checkpoints (or a thread's) deletes whole chains; a stored map is never changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import ormsgpack
+
+MAX_DEPTH = 16
+"""Deltas in a row before refs are written in full again: bounds the rows a read walks."""
+
+_SELF = ""
+"""Stands for the checkpoint's own id (most changed channels point at it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The last checkpoint this store wrote in a (thread, namespace): a possible delta base."""
+
+    checkpoint_id: str
+    run_id: str | None
+    refs: Mapping[str, str]
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """Refs as stored: `data` is a full map when `base` is None, else a delta on `base`."""
+
+    data: bytes
+    base: str | None
+    depth: int
+
+
+def encode(refs: Mapping[str, str], own_id: str, parent_id: str | None, run_id: str | None,
+           head: Head | None) -> Encoded:
+    """Encode `refs` of checkpoint `own_id` as a delta on `head` when it is the parent."""
+    if (head is None or parent_id is None or head.checkpoint_id != parent_id
+            or head.run_id != run_id or head.depth + 1 >= MAX_DEPTH):
+        full = {ch: (_SELF if ref == own_id else ref) for ch, ref in refs.items()}
+        return Encoded(ormsgpack.packb(full), None, 0)
+    base = head.refs
+    delta: dict[str, str | None] = {
+        ch: (_SELF if ref == own_id else ref)
+        for ch, ref in refs.items() if base.get(ch) != ref
+    }
+    for ch in base:
+        if ch not in refs:
+            delta[ch] = None
+    return Encoded(ormsgpack.packb(delta), head.checkpoint_id, head.depth + 1)
+
+
+def decode(chain: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+    """Refs from a chain of (checkpoint id, stored map), the checkpoint itself first.
+
+    The chain ends at a full map; a chain cut short (its base deleted) yields what it holds.
+    """
+    links = list(chain)
+    refs: dict[str, str] = {}
+    for checkpoint_id, data in reversed(links):
+        stored: dict[str, Any] = ormsgpack.unpackb(data)
+        for ch, ref in stored.items():
+            if ref is None:
+                refs.pop(ch, None)
+            else:
+                refs[ch] = checkpoint_id if ref == _SELF else ref
+    return refs
+
+
+__all__ = ["MAX_DEPTH", "Encoded", "Head", "decode", "encode"]

@@ -1,0 +1,28 @@
+"""Node functions for process isolation: module-level, so that a worker process can import them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import tether
+
+
+def busy_loop(state: dict[str, Any]) -> dict[str, int]:
+    """Never checks for a cancel: only killing the process stops it."""
+    x = 0
+    while True:
+        x += 1
+
+
+def cooperative_sleeper(state: dict[str, Any]) -> dict[str, int]:
+    """Checks `cancelled()` between short sleeps."""
+    while not tether.cancelled():
+        time.sleep(0.005)
+    return {"count": -1}
+
+
+def sleeper(state: dict[str, Any]) -> dict[str, int]:
+    """Returns quickly."""
+    time.sleep(0.01)
+    return {"count": state["count"] + 1}
