@@ -20,11 +20,12 @@ from .process_nodes import busy_loop, cooperative_sleeper, sleeper
 pytestmark = pytest.mark.anyio
 
 
-async def started(flag: threading.Event | asyncio.Event, timeout: float = 5) -> None:
+async def started(flag: threading.Event | asyncio.Event) -> None:
+    """Wait (at most 5 s) until a node reports it is running."""
     if isinstance(flag, threading.Event):
-        assert await asyncio.to_thread(flag.wait, timeout)
+        assert await asyncio.to_thread(flag.wait, 5)
     else:
-        await asyncio.wait_for(flag.wait(), timeout)
+        await asyncio.wait_for(flag.wait(), 5)
 
 
 def events_of(graph: Any, run_id: str, phase: str) -> list[Any]:
