@@ -3,6 +3,8 @@
 import datetime
 import decimal
 import operator
+import threading
+import time
 import uuid
 from typing import Annotated, TypedDict
 
@@ -326,14 +328,21 @@ class Join(TypedDict):
 
 def build_half_failing(lib: Lib, calls: list[str]):
     """`ok` and `flaky` run in parallel; `flaky` fails the first time only; `end` joins them."""
+    ok_done = threading.Event()
 
     def ok(state: Join) -> dict:
         calls.append("ok")
+        ok_done.set()
         return {"log": ["ok"]}
 
     def flaky(state: Join) -> dict:
         calls.append("flaky")
         if calls.count("flaky") == 1:
+            # Fail once `ok` has returned, so that its write is certain to be saved (LangGraph
+            # drops the writes of siblings still running when a task fails). The timeout keeps
+            # a library that runs sync nodes one after another from blocking here.
+            ok_done.wait(timeout=1)
+            time.sleep(0.01)
             raise ConnectionError("down")
         return {"log": ["flaky"]}
 
@@ -373,7 +382,7 @@ def test_failed_run_keeps_finished_writes_and_invoke_none_reruns_only_the_failed
     assert run(lib) == expected
 
 
-def test_failed_task_error_in_get_state_is_langgraphs_repr_string(lib: Lib, lg: Lib) -> None:
+def test_failed_task_error_in_get_state_is_a_repr_string(lib: Lib, lg: Lib) -> None:
     def run(library: Lib) -> list:
         graph = build_half_failing(library, [])
         outcome(lambda: graph.invoke({"log": []}, thread("f")))
