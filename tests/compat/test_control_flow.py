@@ -405,3 +405,24 @@ def test_command_goto_as_graph_input_starts_at_the_named_node(lib: Lib, lg: Lib)
     assert expected[0] == ("ok", {"seen": ["input", "input", "a", "b"]})
     assert [h["next"] for h in expected[1]] == [(), ("a", "b"), ("__start__",)]
     assert run(lib) == expected
+
+
+def _go_to(name: str, lib: Lib):
+    """A routing helper, as programs factor them out: the node itself never names `Command`."""
+    return lib.Command(goto=name, update={"seen": [f"to {name}"]})
+
+
+def test_node_returning_a_command_from_a_helper_compiles_and_routes(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> tuple:
+        def a(state: Visits):
+            return _go_to("b", library)
+
+        builder = library.StateGraph(Visits)
+        builder.add_node("a", a)
+        builder.add_node("b", _visit("b"))
+        builder.add_edge(library.START, "a")
+        return outcome(lambda: builder.compile().invoke({"seen": []}))
+
+    expected = run(lg)
+    assert expected == ("ok", {"seen": ["to b", "b"]})
+    assert run(lib) == expected

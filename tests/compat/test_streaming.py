@@ -1,7 +1,7 @@
 """Stream modes `values`, `updates`, `custom`, `debug` and lists of modes, sync and async."""
 
 import operator
-from typing import Annotated, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 import anyio
 import pytest
@@ -267,13 +267,13 @@ def test_debug_stream_of_a_resume_after_interrupt_after(lib: Lib, lg: Lib) -> No
 @pytest.mark.parametrize("writes", ["none", "empty-dict", "command-without-update"])
 def test_stream_of_a_node_that_writes_nothing(lib: Lib, lg: Lib, writes: str) -> None:
     def run(library: Lib) -> list:
-        returned = {
-            "none": None,
-            "empty-dict": {},
-            "command-without-update": library.Command(goto="work"),
-        }[writes]
+        def idle(state: Steps) -> library.Command[Literal["work"]] | dict | None:
+            if writes == "command-without-update":
+                return library.Command(goto="work")
+            return {} if writes == "empty-dict" else None
+
         builder = library.StateGraph(Steps)
-        builder.add_node("idle", lambda _s: returned)
+        builder.add_node("idle", idle)
         builder.add_node("work", lambda s: {"n": s["n"] + 1})
         builder.add_edge(library.START, "idle")
         if writes != "command-without-update":
@@ -281,8 +281,12 @@ def test_stream_of_a_node_that_writes_nothing(lib: Lib, lg: Lib, writes: str) ->
         return list(builder.compile().stream({"n": 0}, stream_mode=["updates", "values"]))
 
     expected = run(lg)
-    assert expected[:2] == [("values", {"n": 0, "log": []}), ("updates", {"idle": None})]
-    assert len(expected) == 4
+    assert expected == [
+        ("values", {"n": 0, "log": []}),
+        ("updates", {"idle": None}),
+        ("updates", {"work": {"n": 1}}),
+        ("values", {"n": 1, "log": []}),
+    ]
     assert run(lib) == expected
 
 
