@@ -382,7 +382,12 @@ def test_graph_with_an_unreachable_node_compiles_and_runs(lib: Lib, lg: Lib) -> 
 
     expected = run(lg)
     assert expected == ("ok", {"seen": ["a"]})
-    assert run(lib) == expected
+    if lib.name == "tether":
+        # Deliberate difference (docs/compat.md): a node nothing can reach is a wiring mistake,
+        # reported at compile() with the node's name.
+        assert run(lib) == ("raised", "GraphCompileError")
+    else:
+        assert run(lib) == expected
 
 
 def test_command_goto_as_graph_input_starts_at_the_named_node(lib: Lib, lg: Lib) -> None:
@@ -404,7 +409,13 @@ def test_command_goto_as_graph_input_starts_at_the_named_node(lib: Lib, lg: Lib)
     # then runs `a` (START's edge) and `b` (the goto) in the same superstep.
     assert expected[0] == ("ok", {"seen": ["input", "input", "a", "b"]})
     assert [h["next"] for h in expected[1]] == [(), ("a", "b"), ("__start__",)]
-    assert run(lib) == expected
+    got = run(lib)
+    if lib.name == "tether":
+        # Deliberate difference (docs/compat.md): the update is applied once.
+        assert got[0] == ("ok", {"seen": ["input", "a", "b"]})
+        assert [h["next"] for h in got[1]] == [h["next"] for h in expected[1]]
+    else:
+        assert got == expected
 
 
 def _go_to(name: str, lib: Lib):

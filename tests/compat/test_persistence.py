@@ -432,4 +432,9 @@ def test_state_values_read_back_from_a_checkpoint_match(lib: Lib, lg: Lib, kind:
         assert expected == ("[1, 2]", "[1, 2]")
     else:
         assert expected[0] == expected[1]
-    assert run(lib) == expected
+    if lib.name == "tether" and "tuple" in kind:
+        # Deliberate difference (docs/compat.md): what goes into state comes back as it was.
+        value = repr(ROUND_TRIP_VALUES[kind])
+        assert run(lib) == (value, value)
+    else:
+        assert run(lib) == expected

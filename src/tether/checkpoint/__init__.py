@@ -6,6 +6,7 @@ from tether.checkpoint.base import (
     FinishResult,
     RunFinish,
     StoredCheckpoint,
+    ThreadRecord,
     WriteRecord,
 )
 from tether.checkpoint.serde import Serializer, UnresolvedValue
@@ -31,6 +32,7 @@ __all__ = [
     "RunFinish",
     "Serializer",
     "StoredCheckpoint",
+    "ThreadRecord",
     "UnresolvedValue",
     "WriteRecord",
     "run_ledger",

@@ -83,6 +83,16 @@ class StoredCheckpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    """A thread: a conversation whose runs share checkpoints. Metadata is the caller's."""
+
+    thread_id: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinish:
     """Everything a run's last transaction commits at once.
 
@@ -167,6 +177,21 @@ class CheckpointStore(ABC):
     @abstractmethod
     def events(self, run_id: str) -> list[RunEvent]:
         """The run's audit log, oldest first."""
+
+    # -- threads ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        """Create a thread, or merge `metadata` into an existing one's; returns the record."""
+
+    @abstractmethod
+    def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        """A thread's record (None if it was never created and has no runs or checkpoints)."""
+
+    @abstractmethod
+    def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+                       offset: int = 0) -> list[ThreadRecord]:
+        """Threads whose metadata contains `metadata`, most recently updated first."""
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -317,5 +342,6 @@ __all__ = [
     "FinishResult",
     "RunFinish",
     "StoredCheckpoint",
+    "ThreadRecord",
     "WriteRecord",
 ]

@@ -18,6 +18,7 @@ from tether.checkpoint.base import (
     FinishResult,
     RunFinish,
     StoredCheckpoint,
+    ThreadRecord,
     WriteRecord,
 )
 from tether.checkpoint.serde import Serializer
@@ -60,6 +61,7 @@ class InMemorySaver(CheckpointStore):
         self._threads: dict[tuple[str, str], list[_Checkpoint]] = {}
         self._by_id: dict[tuple[str, str, str], _Checkpoint] = {}
         self._blobs: dict[tuple[str, str, str, str], bytes] = {}
+        self._thread_records: dict[str, ThreadRecord] = {}
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -158,6 +160,40 @@ class InMemorySaver(CheckpointStore):
     def events(self, run_id: str) -> list[RunEvent]:
         with self._lock:
             return list(self._events.get(run_id, ()))
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        with self._lock:
+            now = utcnow()
+            old = self._thread_records.get(thread_id)
+            if old is None:
+                record = ThreadRecord(thread_id, now, now, dict(metadata or {}))
+            else:
+                record = dataclasses.replace(old, updated_at=now,
+                                             metadata={**old.metadata, **(metadata or {})})
+            self._thread_records[thread_id] = record
+            return record
+
+    def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        with self._lock:
+            record = self._thread_records.get(thread_id)
+            if record is not None:
+                return record
+            if thread_id in self.list_threads():
+                info = next((r for r in self._runs.values() if r.thread_id == thread_id), None)
+                at = info.created_at if info is not None else utcnow()
+                return ThreadRecord(thread_id, at, at, {})
+            return None
+
+    def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+                       offset: int = 0) -> list[ThreadRecord]:
+        wanted = metadata or {}
+        with self._lock:
+            records = [r for r in self._thread_records.values()
+                       if all(r.metadata.get(k) == v for k, v in wanted.items())]
+        records.sort(key=lambda r: r.updated_at, reverse=True)
+        return records[offset:offset + limit]
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -261,6 +297,7 @@ class InMemorySaver(CheckpointStore):
                 del self._by_id[id_key]
             for blob_key in [k for k in self._blobs if k[0] == thread_id]:
                 del self._blobs[blob_key]
+            self._thread_records.pop(thread_id, None)
             for run_id in [r for r, i in self._runs.items() if i.thread_id == thread_id]:
                 del self._runs[run_id]
                 self._events.pop(run_id, None)

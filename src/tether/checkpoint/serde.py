@@ -25,6 +25,7 @@ from typing import Any
 import ormsgpack
 
 from tether.errors import SerializationError
+from tether.types import Send
 
 _PACK_OPTS = (
     ormsgpack.OPT_PASSTHROUGH_TUPLE
@@ -43,6 +44,7 @@ EXT_DATETIME, EXT_DATE, EXT_TIME, EXT_TIMEDELTA = 4, 5, 6, 7
 EXT_UUID, EXT_DECIMAL, EXT_BIGINT, EXT_COMPLEX, EXT_BYTEARRAY = 8, 9, 10, 11, 12
 EXT_ENUM, EXT_DATACLASS, EXT_PYDANTIC = 20, 21, 22
 EXT_SUBCLASS = 23
+EXT_SEND = 24
 
 DEFAULT_ALLOWED_MODULES = ("tether", "langchain_core")
 
@@ -91,6 +93,8 @@ class Serializer:
             return ormsgpack.Ext(EXT_FROZENSET, self._pack(list(obj)))
         if isinstance(obj, set):
             return ormsgpack.Ext(EXT_SET, self._pack(list(obj)))
+        if isinstance(obj, Send):
+            return ormsgpack.Ext(EXT_SEND, self._pack([obj.node, obj.arg]))
         if isinstance(obj, enum.Enum):
             return ormsgpack.Ext(EXT_ENUM, self._pack([_type_path(type(obj)), obj.value]))
         if isinstance(obj, dt.datetime):
@@ -157,6 +161,9 @@ class Serializer:
         }
         if code in simple:
             return simple[code](data)
+        if code == EXT_SEND:
+            node, arg = self._unpack(data)
+            return Send(node, arg)
         if code not in (EXT_ENUM, EXT_DATACLASS, EXT_PYDANTIC, EXT_SUBCLASS):
             raise SerializationError(f"unknown stored type code {code}")
         path, payload = self._unpack(data)

@@ -334,7 +334,7 @@ class Executor:
             return
         task.writes = writes
         task.outcome = "done"
-        self.emitter.emit_update(task, task.update)
+        self.emitter.emit_update(task, task.state_update())
 
     async def writes_for(self, task: Task, result: Any) -> list[Write]:
         """The writes a task's return value makes: state updates, edges, branches, gotos."""

@@ -29,6 +29,7 @@ from tether.engine.persist import Persistence
 from tether.engine.plan import consume_triggers, plan_tasks
 from tether.engine.resume import InputPlan, attach_pending, plan_input
 from tether.engine.spec import GraphSpec, Write
+from tether.engine.snapshot import view
 from tether.engine.start import LoopStart
 from tether.engine.stream import Emitter, task_triggers
 from tether.engine.task import Task
@@ -114,6 +115,7 @@ class Loop(LoopStart):
             tasks = self._plan(None)
             stop = self.step + self.opts.config.recursion_limit
             # Continuing a thread starts by showing where it stands, as LangGraph does.
+            self._announce_loaded()
             self.opts.emitter.emit_values(self._values())
         return await self._supersteps(tasks, plan, stop)
 
@@ -159,7 +161,7 @@ class Loop(LoopStart):
             if emitter.tasks:
                 emitter.emit_task_start(task, task_triggers(task, self._node_triggers))
             if task.cached:
-                emitter.emit_update(task, _update_of(task))
+                emitter.emit_update(task, task.state_update())
         self.tasks = tasks
         to_run = [t for t in tasks if not t.cached]
         if to_run:
@@ -193,7 +195,8 @@ class Loop(LoopStart):
                      and self.channels[c].is_available()}
         self.tasks = self._plan(updated)
         await self._checkpoint("loop", updated)
-        self.opts.emitter.emit_values(self._values())
+        if not self.state_keys.isdisjoint(updated):
+            self.opts.emitter.emit_values(self._values())
         should_yield = self.opts.yield_to_consumer
         if should_yield is not None and should_yield():
             # Let a waiting consumer see this step before the next one runs.
@@ -209,6 +212,15 @@ class Loop(LoopStart):
 
     def _preview(self, writes: list[Write]) -> dict[str, Any]:
         return preview(self.channels, self.values, self.state_keys, writes)
+
+    def _announce_loaded(self) -> None:
+        emitter, loaded = self.opts.emitter, self.loaded
+        if not emitter.checkpoints or loaded is None:
+            return
+        seen = view(self.spec, loaded, live=False)
+        tasks = [(t.name, t.interrupts) for t in seen.tasks]
+        emitter.emit_checkpoint(self.checkpoint_payload(loaded.id, loaded.parent_id, seen.next,
+                                                        dict(loaded.metadata), tasks), self.step)
 
     def _output(self) -> Any:
         return self.spec.output(self.values)
@@ -233,7 +245,8 @@ class Loop(LoopStart):
             task.id = f"{task.step}:{task.path_str}"
 
     def _metadata(self, source: str) -> dict[str, Any]:
-        meta: dict[str, Any] = {"source": source, "step": self.step, "parents": {}}
+        meta: dict[str, Any] = dict(self.opts.config.raw.get("metadata") or {})
+        meta.update({"source": source, "step": self.step, "parents": {}})
         if source == "loop" and self._ran:
             meta["tasks"] = sorted({t.name for t in self._ran})
         if self.opts.run_id is not None:
@@ -253,11 +266,13 @@ class Loop(LoopStart):
         record = await persist.checkpoint(self.channels, self.step, source, names, metadata)
         emitter = self.opts.emitter
         if emitter.checkpoints:
-            payload = self.checkpoint_payload(record.id, record.parent_id, names, metadata)
+            shown = [(t.name, ()) for t in self.tasks] if names != (START,) else [(START, ())]
+            payload = self.checkpoint_payload(record.id, record.parent_id, names, metadata, shown)
             emitter.emit_checkpoint(payload, self.step)
 
     def checkpoint_payload(self, checkpoint_id: str, parent_id: str | None,
-                           names: tuple[str, ...], metadata: dict[str, Any]) -> dict[str, Any]:
+                           names: tuple[str, ...], metadata: dict[str, Any],
+                           tasks: list[tuple[str, tuple[Any, ...]]]) -> dict[str, Any]:
         """The `checkpoints`/`debug` chunk for a checkpoint, in LangGraph's shape."""
         def cfg(cid: str | None) -> dict[str, Any] | None:
             if cid is None:
@@ -265,12 +280,13 @@ class Loop(LoopStart):
             return {"configurable": {"thread_id": self.opts.thread_id,
                                      "checkpoint_ns": self.opts.ns, "checkpoint_id": cid}}
 
-        tasks = [{"id": t.id, "name": t.name, "interrupts": ()} for t in self.tasks]
-        if names == (START,):
-            tasks = [{"id": "", "name": START, "interrupts": ()}]
+        shown = [{"id": "", "name": name,
+                  "interrupts": [{"value": i.value, "id": i.id,
+                                  "response_schema": i.response_schema} for i in raised]}
+                 for name, raised in tasks]
         return {"config": cfg(checkpoint_id), "parent_config": cfg(parent_id),
                 "values": self._values(), "metadata": metadata, "next": list(names),
-                "tasks": tasks}
+                "tasks": shown}
 
     async def _task_done(self, task: Task) -> None:
         # A task of a multi-task step finished: keep its writes even if the step never
@@ -333,13 +349,5 @@ class Loop(LoopStart):
         )
 
 
-def _update_of(task: Task) -> Mapping[str, Any] | None:
-    if not task.writes:
-        return None
-    return {k: v for k, v in task.writes if k and not k.startswith(("branch:", "join:", "__"))}
-
-
-def _result_of(task: Task) -> Mapping[str, Any] | None:
-    if task.outcome != "done":
-        return None
-    return _update_of(task)
+def _result_of(task: Task) -> Mapping[str, Any]:
+    return task.state_update() or {}

@@ -65,7 +65,7 @@ def task_writes(task: Task) -> list[WriteRecord]:
     if task.outcome == "interrupted":
         return [WriteRecord(tid, name, -1, INTERRUPT, list(task.interrupts))]
     if task.outcome == "error":
-        return [WriteRecord(tid, name, -2, ERROR, f"{type(task.error).__name__}: {task.error}")]
+        return [WriteRecord(tid, name, -2, ERROR, repr(task.error))]
     if task.outcome == "cancelled":
         return [WriteRecord(tid, name, -3, CANCELLED, None)]
     return []

@@ -77,8 +77,7 @@ def view(spec: GraphSpec, stored: StoredCheckpoint, *, live: bool) -> Checkpoint
             result = {k: v for k, v in task.writes or () if k in spec.state_keys} or None
         interrupts = () if (live and task.outcome == "done") else tuple(raised.get(task.id, ()))
         error = errors.get(task.id)
-        infos.append(PregelTask(task.id, task.name, task.path, Exception(error) if error else None,
-                                interrupts, None, result))
+        infos.append(PregelTask(task.id, task.name, task.path, error, interrupts, None, result))
     if stored.source == "input" and START in stored.values:
         start_id = task_id(stored.id, stored.ns, stored.step + 1, START, f"{PULL}|{START}")
         infos.insert(0, PregelTask(start_id, START, (PULL, START), None, (), None,

@@ -92,12 +92,11 @@ class LoopStart:
             await self._checkpoint("input", set(), (START,))
         writes: list[Write] = list(plan.writes or ())
         start = self.spec.start
-        if not plan.goto:
-            writes.extend(start.edges)
-            if start.branches:
-                state = self._preview(writes)
-                for branch in start.branches:
-                    writes.extend(await self.executor.branch_writes(branch, state, START))
+        writes.extend(start.edges)
+        if start.branches:
+            state = self._preview(writes)
+            for branch in start.branches:
+                writes.extend(await self.executor.branch_writes(branch, state, START))
         writes.extend(self.executor.goto_write(t, START) for t in plan.goto if t != END)
         start_task = Task(start, graph_input, (PULL, START), self.step, outcome="done",
                           writes=writes)

@@ -81,9 +81,10 @@ class Emitter:
         """A task finished, failed or paused (`tasks` and `debug` modes)."""
         if not self.tasks:
             return
-        error = None if task.error is None else f"{type(task.error).__name__}({task.error})"
-        payload = {"id": task.id, "name": task.name, "error": error, "result": result,
-                   "interrupts": list(task.interrupts)}
+        interrupts = [{"value": i.value, "id": i.id, "response_schema": i.response_schema}
+                      for i in task.interrupts]
+        payload = {"id": task.id, "name": task.name, "error": task.error, "result": result,
+                   "interrupts": interrupts}
         self._task_event("task_result", task.step, payload)
 
     def _task_event(self, kind: str, step: int, payload: dict[str, Any]) -> None:

@@ -52,6 +52,14 @@ class Task:
         kind, detail = self.path
         return (0, detail) if kind == PULL else (1, detail)
 
+    def state_update(self) -> dict[str, Any] | None:
+        """The task's writes to state keys (what `updates` chunks show), None when there are none."""
+        if not self.writes:
+            return None
+        update = {k: v for k, v in self.writes
+                  if k and not k.startswith(("branch:", "join:", "__"))}
+        return update or None
+
     @property
     def path_str(self) -> str:
         """The path as text, for task ids."""

@@ -148,6 +148,15 @@ def may_return_command(info: CallableInfo) -> bool:
     return False
 
 
+def has_return_annotation(info: CallableInfo) -> bool:
+    """Whether a node declares what it returns (an unannotated node might return a Command)."""
+    target = _unwrap(info.func)
+    annotations = getattr(target, "__annotations__", None)
+    if annotations is None:
+        annotations = getattr(getattr(target, "__call__", None), "__annotations__", {})  # noqa: B004
+    return "return" in (annotations or {})
+
+
 def mentions_routing(info: CallableInfo) -> bool:
     """Whether a node's code names `Command` or `Send`, so it may route where no edge says.
 

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from tether.constants import END, START
 from tether.errors import GraphCompileError
-from tether.graph.nodes import inspect_callable, may_return_command, mentions_routing
+from tether.graph.nodes import (
+    has_return_annotation,
+    inspect_callable,
+    may_return_command,
+    mentions_routing,
+)
 
 if TYPE_CHECKING:
     from tether.graph.state import StateGraph
@@ -89,6 +94,7 @@ def _targets(graph: StateGraph[Any], source: str) -> set[str] | None:
         if node.destinations is not None:
             out |= set(node.destinations)
         elif node.subgraph is None and (may_return_command(node.call)
+                                         or not has_return_annotation(node.call)
                                          or mentions_routing(node.call)):
             return None
     return out

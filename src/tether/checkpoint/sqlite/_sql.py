@@ -75,6 +75,16 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
         refs_depth INTEGER NOT NULL,
         PRIMARY KEY (thread_id, ns, checkpoint_id)
     ) WITHOUT ROWID""",
+    # A root checkpoint points its live run at itself: part of the same statement, so the
+    # superstep's transaction makes no separate round trip for it. An ended run keeps its
+    # final checkpoint.
+    f"""CREATE TRIGGER checkpoints_point_run
+        AFTER INSERT ON checkpoints
+        WHEN NEW.run_id IS NOT NULL AND NEW.ns = ''
+        BEGIN
+            UPDATE runs SET checkpoint_id = NEW.checkpoint_id, heartbeat_at = NEW.created_at
+            WHERE run_id = NEW.run_id AND status NOT IN {TERMINAL};
+        END""",
     # Keyed by checkpoint before channel so that the cascade from `checkpoints` and the
     # lookup of one (channel, checkpoint) reference both use the primary key.
     """CREATE TABLE blobs (
@@ -104,8 +114,19 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     )""",
 )
 
+SCHEMA_V2: Final[tuple[str, ...]] = (
+    # Threads created explicitly (the Agent Server's `POST /threads`), with their metadata.
+    """CREATE TABLE threads (
+        thread_id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}'
+    ) WITHOUT ROWID""",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs, events, checkpoints, blobs, writes", SCHEMA_V1),
+    ("thread records", SCHEMA_V2),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
@@ -114,6 +135,8 @@ GET_APPLICATION_ID: Final = "PRAGMA application_id"
 GET_USER_VERSION: Final = "PRAGMA user_version"
 SET_JOURNAL_WAL: Final = "PRAGMA journal_mode = WAL"
 SET_FOREIGN_KEYS: Final = "PRAGMA foreign_keys = ON"
+AUTOCHECKPOINT_OFF: Final = "PRAGMA wal_autocheckpoint = 0"
+CHECKPOINT_PASSIVE: Final = "PRAGMA wal_checkpoint(PASSIVE)"
 
 
 def set_application_id(value: int) -> str:
@@ -178,12 +201,6 @@ FINISH_RUN: Final = (
     f"WHERE run_id = ? AND status NOT IN {TERMINAL} "
     f"RETURNING {RUN_COLUMNS}"
 )
-POINT_RUN: Final = (
-    "UPDATE runs SET checkpoint_id = ?, heartbeat_at = ? "
-    f"WHERE run_id = ? AND status NOT IN {TERMINAL}"
-)
-"""Point a live run at its newest root checkpoint; an ended run keeps its final one."""
-
 ACTIVE_RUNS: Final = (
     f"SELECT owner, {RUN_COLUMNS} FROM runs WHERE status IN {ACTIVE} AND owner IS NOT NULL "
     "ORDER BY seq"
@@ -215,6 +232,21 @@ INSERT_EVENT: Final = (
 )
 """Appends after the run's last event; executed row by row, so a batch keeps its order."""
 LIST_EVENTS: Final = "SELECT phase, at, node, detail FROM events WHERE run_id = ? ORDER BY seq"
+
+# -- threads --------------------------------------------------------------------------------
+
+THREAD_COLUMNS: Final = "thread_id, created_at, updated_at, metadata"
+GET_THREAD: Final = f"SELECT {THREAD_COLUMNS} FROM threads WHERE thread_id = ?"
+PUT_THREAD: Final = (
+    f"INSERT INTO threads ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at, "
+    "metadata = excluded.metadata"
+)
+ALL_THREADS: Final = f"SELECT {THREAD_COLUMNS} FROM threads"
+FIRST_RUN_OF_THREAD: Final = (
+    "SELECT created_at FROM runs WHERE thread_id = ? ORDER BY seq LIMIT 1"
+)
+THREAD_HAS_CHECKPOINTS: Final = "SELECT 1 FROM checkpoints WHERE thread_id = ? LIMIT 1"
 
 # -- checkpoints ----------------------------------------------------------------------------
 
@@ -305,6 +337,7 @@ DELETE_THREAD: Final[tuple[str, ...]] = (
     "DELETE FROM checkpoints WHERE thread_id = ?1",
     "DELETE FROM events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id = ?1)",
     "DELETE FROM runs WHERE thread_id = ?1",
+    "DELETE FROM threads WHERE thread_id = ?1",
 )
 DELETE_RUN_CHECKPOINTS: Final = (
     "DELETE FROM checkpoints WHERE run_id = ?1 "

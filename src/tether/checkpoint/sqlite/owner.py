@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 _PROC = Path("/proc")
 _STAT_STATE, _STAT_STARTTIME = 0, 19
 """Indexes of `state` and `starttime` among the fields of /proc/<pid>/stat after `(comm)`."""
-_current: tuple[int, str] = (-1, "")
-"""(pid, identity) cached for the process that computed it."""
+_current: list[Any] = [-1, ""]
+"""[pid, identity], cached for the process that computed it."""
 
 
 def _boot_id() -> str:
@@ -46,11 +47,10 @@ def token_of(pid: int) -> str:
 
 def current() -> str:
     """This process's owner identity; a forked child gets its own."""
-    global _current
     pid = os.getpid()
     if _current[0] != pid:
-        _current = (pid, f"{socket.gethostname()}:{pid}:{token_of(pid)}")
-    return _current[1]
+        _current[:] = [pid, f"{socket.gethostname()}:{pid}:{token_of(pid)}"]
+    return str(_current[1])
 
 
 def parse(owner: str) -> tuple[str, int, str] | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, WriteRecord
+from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, ThreadRecord, WriteRecord
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite.refs import Encoded
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
@@ -32,7 +32,8 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
+    """The inverse of storing a timestamp as ISO text."""
     return datetime.fromisoformat(value) if value is not None else None
 
 
@@ -64,8 +65,8 @@ def run_info(row: RunRow) -> RunInfo:
         status=RunStatus(status),
         reason=CancelReason.from_dict(json.loads(reason)) if reason is not None else None,
         created_at=datetime.fromisoformat(created_at),
-        started_at=_parse_time(started_at),
-        ended_at=_parse_time(ended_at),
+        started_at=parse_time(started_at),
+        ended_at=parse_time(ended_at),
         checkpoint_id=checkpoint_id,
         error=error,
         cancel_latency_ms=cancel_latency_ms,
@@ -85,6 +86,22 @@ def event(row: tuple[Any, ...]) -> RunEvent:
     """A `RunEvent` from a row of `_sql.LIST_EVENTS`."""
     phase, at, node, detail = row
     return RunEvent(phase, datetime.fromisoformat(at), node, json.loads(detail))
+
+
+# -- threads --------------------------------------------------------------------------------
+
+
+def thread_row(record: ThreadRecord) -> tuple[Any, ...]:
+    """The parameters of `_sql.PUT_THREAD`."""
+    return (record.thread_id, record.created_at.isoformat(), record.updated_at.isoformat(),
+            to_json(record.metadata))
+
+
+def thread(row: tuple[Any, ...]) -> ThreadRecord:
+    """A `ThreadRecord` from a row of `_sql.THREAD_COLUMNS`."""
+    thread_id, created_at, updated_at, metadata = row
+    return ThreadRecord(thread_id, datetime.fromisoformat(created_at),
+                        datetime.fromisoformat(updated_at), json.loads(metadata))
 
 
 # -- checkpoints ----------------------------------------------------------------------------

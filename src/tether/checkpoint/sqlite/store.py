@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -16,16 +15,18 @@ from tether.checkpoint.base import (
     FinishResult,
     RunFinish,
     StoredCheckpoint,
+    ThreadRecord,
     WriteRecord,
 )
 from tether.checkpoint.serde import Serializer
-from tether.checkpoint.sqlite import _sql, owner, rows, schema
+from tether.checkpoint.sqlite import _sql, owner, recovery, rows, schema
 from tether.checkpoint.sqlite import refs as refcodec
+from tether.checkpoint.sqlite.connection import Connection
 from tether.errors import CheckpointNotFound, RunNotFound, TerminalStatusError
 from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
-OwnerAlive = Callable[[str], bool]
-"""Tells whether the process an owner string names is alive (see `owner.is_alive`)."""
+Prepared = tuple[refcodec.Encoded, list[tuple[Any, ...]]]
+"""A checkpoint's encoded refs and blob rows, made before its transaction begins."""
 
 
 class SqliteSaver(CheckpointStore):
@@ -41,12 +42,10 @@ class SqliteSaver(CheckpointStore):
     crash can take back the last commits (never corrupt the file); `synchronous="full"` syncs
     the WAL on every commit and keeps them too, at the price of an `fsync` per superstep.
 
-    **Concurrency.** One connection, guarded by a lock, serves every thread of the process.
-    Writes are `BEGIN IMMEDIATE` transactions; other processes wait for the file's write lock
-    up to `busy_timeout`. Measured against a connection per thread for the engine's pattern
-    (one checkpoint per superstep from the event loop, cancels from other threads): the same
-    cost per checkpoint, but a cancel waiting on SQLite's busy handler (which sleeps in steps of
-    milliseconds) took 20-100 ms at p99 against about 6 ms for one waiting on the lock.
+    **Concurrency.** One connection, behind a lock, serves every thread of the process (see
+    `connection.py` for the measurement behind that choice). Writes are `BEGIN IMMEDIATE`
+    transactions; other processes wait for the file's write lock up to `busy_timeout`. WAL
+    checkpoints run in a helper thread (`wal.py`), not inside a superstep's commit.
 
     **Crash recovery.** Each run records the process that drives it (`owner`). When the file is
     opened (`reconcile=True`) or `reconcile_orphans()` is called, a run left `pending`,
@@ -79,12 +78,7 @@ class SqliteSaver(CheckpointStore):
                  reconcile: bool = True) -> None:
         self.path = os.fspath(path)
         self.serde = serde or Serializer()
-        # Invariant: every use of _conn holds _lock, and a transaction begun under the lock
-        # ends (COMMIT or ROLLBACK) before it is released.
-        self._lock = threading.Lock()
-        self._conn = schema.connect(self.path, synchronous=synchronous,
-                                    busy_timeout=busy_timeout)
-        self._closed = False
+        self._db = Connection(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
         # The last checkpoint stored per (thread, ns): the base for the next one's refs.
         self._heads: dict[tuple[str, str], refcodec.Head] = {}
         if reconcile:
@@ -102,10 +96,7 @@ class SqliteSaver(CheckpointStore):
 
     def close(self) -> None:
         """Close the connection (idempotent). Committed data is already in the file."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
+        self._db.close()
 
     def __enter__(self) -> SqliteSaver:
         return self
@@ -124,32 +115,6 @@ class SqliteSaver(CheckpointStore):
     def __repr__(self) -> str:
         return f"SqliteSaver({self.path!r})"
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # One transaction: committed if the block ends normally, rolled back if it raises.
-        with self._lock:
-            conn = self._conn
-            conn.execute(_sql.BEGIN_WRITE)
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:  # SQLite may have rolled back already (disk full...)
-                    conn.execute(_sql.ROLLBACK)
-                raise
-            conn.execute(_sql.COMMIT)
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        # A read snapshot across several statements.
-        with self._lock:
-            conn = self._conn
-            conn.execute(_sql.BEGIN_READ)
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction:
-                    conn.execute(_sql.COMMIT)
-
     # -- runs -----------------------------------------------------------------------------
 
     def create_run(self, info: RunInfo) -> RunInfo:
@@ -160,15 +125,14 @@ class SqliteSaver(CheckpointStore):
         """
         row = rows.run_row(info, owner.current(), utcnow())
         try:
-            with self._write() as conn:
+            with self._db.write() as conn:
                 conn.execute(_sql.INSERT_RUN, row)
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"run {info.run_id!r} already exists") from exc
         return info
 
     def get_run(self, run_id: str) -> RunInfo | None:
-        with self._lock:
-            row = self._conn.execute(_sql.GET_RUN, (run_id,)).fetchone()
+        row = self._db.one(_sql.GET_RUN, (run_id,))
         return rows.run_info(row) if row is not None else None
 
     def list_runs(self, *, thread_id: str | None = None, status: RunStatus | str | None = None,
@@ -176,9 +140,7 @@ class SqliteSaver(CheckpointStore):
         sql = _sql.list_runs(by_thread=thread_id is not None, by_status=status is not None)
         params: list[Any] = [p for p in (thread_id, status) if p is not None]
         params.append(-1 if limit is None else limit)
-        with self._lock:
-            found = self._conn.execute(sql, params).fetchall()
-        return [rows.run_info(row) for row in found]
+        return [rows.run_info(row) for row in self._db.all(sql, params)]
 
     def mark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
         """`pending`/`interrupted` → `running`, now owned by this process.
@@ -188,7 +150,7 @@ class SqliteSaver(CheckpointStore):
         """
         now = utcnow()
         event_rows = rows.event_rows(run_id, events)
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(_sql.MARK_RUNNING,
                                (now.isoformat(), owner.current(), now.isoformat(), run_id)
                                ).fetchone()
@@ -206,7 +168,7 @@ class SqliteSaver(CheckpointStore):
         """
         request = rows.event_rows(run_id, [RunEvent("request", reason.requested_at, None,
                                                     reason.to_dict())])
-        with self._write() as conn:
+        with self._db.write() as conn:
             # The condition makes the first request the only one, across threads and processes.
             row = conn.execute(_sql.REQUEST_CANCEL, (rows.reason_json(reason), run_id)).fetchone()
             if row is None:
@@ -229,7 +191,7 @@ class SqliteSaver(CheckpointStore):
         events = rows.event_rows(run_id, finish.events)
         terminal = finish.status in TERMINAL_STATUSES
         now = utcnow().isoformat()
-        with self._write() as conn:
+        with self._db.write() as conn:
             info = self._require_run(conn, run_id)
             refusal = _refusal(info, finish)
             if refusal is not None:
@@ -251,13 +213,11 @@ class SqliteSaver(CheckpointStore):
 
     def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         event_rows = rows.event_rows(run_id, events)
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.executemany(_sql.INSERT_EVENT, event_rows)
 
     def events(self, run_id: str) -> list[RunEvent]:
-        with self._lock:
-            found = self._conn.execute(_sql.LIST_EVENTS, (run_id,)).fetchall()
-        return [rows.event(row) for row in found]
+        return [rows.event(row) for row in self._db.all(_sql.LIST_EVENTS, (run_id,))]
 
     @staticmethod
     def _require_run(conn: sqlite3.Connection, run_id: str) -> RunInfo:
@@ -265,6 +225,44 @@ class SqliteSaver(CheckpointStore):
         if row is None:
             raise RunNotFound(run_id)
         return rows.run_info(row)
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        """Create a thread, or merge `metadata` into an existing one's (a shallow merge)."""
+        now = utcnow()
+        with self._db.write() as conn:
+            row = conn.execute(_sql.GET_THREAD, (thread_id,)).fetchone()
+            if row is None:
+                record = ThreadRecord(thread_id, now, now, dict(metadata or {}))
+            else:
+                old = rows.thread(row)
+                record = ThreadRecord(thread_id, old.created_at, now,
+                                      {**old.metadata, **(metadata or {})})
+            conn.execute(_sql.PUT_THREAD, rows.thread_row(record))
+        return record
+
+    def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        """A thread's record; one with runs or checkpoints but no record gets a bare one."""
+        with self._db.read() as conn:
+            row = conn.execute(_sql.GET_THREAD, (thread_id,)).fetchone()
+            if row is not None:
+                return rows.thread(row)
+            first = conn.execute(_sql.FIRST_RUN_OF_THREAD, (thread_id,)).fetchone()
+            if first is None and conn.execute(_sql.THREAD_HAS_CHECKPOINTS,
+                                              (thread_id,)).fetchone() is None:
+                return None
+        at = datetime.fromisoformat(first[0]) if first is not None else utcnow()
+        return ThreadRecord(thread_id, at, at, {})
+
+    def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+                       offset: int = 0) -> list[ThreadRecord]:
+        """Recorded threads whose metadata has every given key and value, latest first."""
+        wanted = metadata or {}
+        records = [rows.thread(row) for row in self._db.all(_sql.ALL_THREADS)]
+        found = [r for r in records if all(r.metadata.get(k) == v for k, v in wanted.items())]
+        found.sort(key=lambda r: r.updated_at, reverse=True)
+        return found[offset:offset + limit]
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -276,33 +274,27 @@ class SqliteSaver(CheckpointStore):
         """
         # Values are serialized before the write lock is taken, to keep the transaction short.
         prepared = self._prepare(record)
-        with self._write() as conn:
+        with self._db.write() as conn:
             self._insert_checkpoint(conn, record, prepared)
         self._remember(record, prepared[0])
 
-    def _prepare(self, record: CheckpointRecord) -> tuple[refcodec.Encoded, list[tuple[Any, ...]]]:
+    def _prepare(self, record: CheckpointRecord) -> Prepared:
         head = self._heads.get((record.thread_id, record.ns))
         encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id, head)
         return encoded, rows.blob_rows(record, self.serde)
 
     def _insert_checkpoint(self, conn: sqlite3.Connection, record: CheckpointRecord,
-                           prepared: tuple[refcodec.Encoded, list[tuple[Any, ...]]]) -> None:
+                           prepared: Prepared) -> None:
+        # The trigger `checkpoints_point_run` points the run at a root checkpoint.
         encoded, blobs = prepared
-        key = (record.thread_id, record.ns)
-        if encoded.base is not None and conn.execute(
-                _sql.HAS_CHECKPOINT, (*key, encoded.base)).fetchone() is None:
-            # The base was deleted (by another process): store these refs in full.
-            encoded = refcodec.encode(record.refs, record.id, None, record.run_id, None)
         conn.execute(_sql.INSERT_CHECKPOINT, rows.checkpoint_row(record, self.serde, encoded))
         if blobs:
             conn.executemany(_sql.INSERT_BLOB, blobs)
-        if record.run_id is not None and not record.ns:
-            conn.execute(_sql.POINT_RUN, (record.id, utcnow().isoformat(), record.run_id))
 
     def _remember(self, record: CheckpointRecord, encoded: refcodec.Encoded) -> None:
         # Called after the commit: only a stored checkpoint may become a delta base.
         self._heads[(record.thread_id, record.ns)] = refcodec.Head(
-            record.id, record.run_id, record.refs, encoded.depth)
+            record.id, record.run_id, dict(record.refs), encoded.depth)
 
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    writes: Sequence[WriteRecord]) -> None:
@@ -313,7 +305,7 @@ class SqliteSaver(CheckpointStore):
             SerializationError: a value cannot be stored (nothing is changed).
         """
         dumped = self._dump_writes(writes)
-        with self._write() as conn:
+        with self._db.write() as conn:
             self._insert_writes(conn, thread_id, ns, checkpoint_id, dumped)
 
     def _dump_writes(self, writes: Sequence[WriteRecord]) -> list[tuple[WriteRecord, bytes]]:
@@ -331,11 +323,9 @@ class SqliteSaver(CheckpointStore):
 
     def get_checkpoint(self, thread_id: str, ns: str = "",
                        checkpoint_id: str | None = None) -> StoredCheckpoint | None:
-        if checkpoint_id is None:
-            sql, params = _sql.GET_LATEST_CHECKPOINT, (thread_id, ns)
-        else:
-            sql, params = _sql.GET_CHECKPOINT, (thread_id, ns, checkpoint_id)
-        with self._read() as conn:
+        sql = _sql.GET_LATEST_CHECKPOINT if checkpoint_id is None else _sql.GET_CHECKPOINT
+        params = (thread_id, ns) if checkpoint_id is None else (thread_id, ns, checkpoint_id)
+        with self._db.read() as conn:
             row = conn.execute(sql, params).fetchone()
             if row is None:
                 return None
@@ -364,26 +354,23 @@ class SqliteSaver(CheckpointStore):
         if before is not None:
             params.append(before)
         params.append(-1 if limit is None else limit)
-        with self._lock:
-            found = self._conn.execute(sql, params).fetchall()
-        for row in found:
-            with self._read() as conn:
+        for row in self._db.all(sql, params):
+            with self._db.read() as conn:
                 refs, blobs, writes = self._parts(conn, row)
             yield rows.stored_checkpoint(row, refs, blobs, writes, self.serde)
 
     def list_threads(self, limit: int | None = None) -> list[str]:
-        with self._lock:
-            found = self._conn.execute(_sql.LIST_THREADS, (-1 if limit is None else limit,))
-            return [thread_id for (thread_id,) in found]
+        found = self._db.all(_sql.LIST_THREADS, (-1 if limit is None else limit,))
+        return [thread_id for (thread_id,) in found]
 
     def delete_thread(self, thread_id: str) -> None:
-        with self._write() as conn:
+        with self._db.write() as conn:
             for statement in _sql.DELETE_THREAD:
                 conn.execute(statement, (thread_id,))
             self._forget(lambda key, _head: key[0] == thread_id)
 
     def delete_run_checkpoints(self, run_id: str) -> None:
-        with self._write() as conn:
+        with self._db.write() as conn:
             known = conn.execute(_sql.RUN_EXISTS, (run_id,)).fetchone() is not None
             conn.execute(_sql.DELETE_RUN_CHECKPOINTS if known
                          else _sql.DELETE_UNKNOWN_RUN_CHECKPOINTS, (run_id,))
@@ -396,55 +383,26 @@ class SqliteSaver(CheckpointStore):
 
     # -- crash recovery ---------------------------------------------------------------------
 
-    def find_orphans(self, owner_alive: OwnerAlive | None = None) -> list[RunInfo]:
+    def find_orphans(self, owner_alive: recovery.OwnerAlive | None = None) -> list[RunInfo]:
         """Runs left `pending`/`running`/`cancelling` by a process that has died.
 
         Args:
             owner_alive: decides whether an owner is alive; by default `owner.is_alive`, which
-                only declares dead a process of this host that is certainly gone.
+                declares dead only a process of this host that is certainly gone.
         """
-        return [info for _owner, info in self._orphans(owner_alive)]
+        return [info for _owner, info in recovery.find(self._db, owner_alive)]
 
-    def _orphans(self, owner_alive: OwnerAlive | None) -> list[tuple[str, RunInfo]]:
-        alive = owner_alive or owner.is_alive
-        with self._lock:
-            found = self._conn.execute(_sql.ACTIVE_RUNS).fetchall()
-        verdicts: dict[str, bool] = {}
-        orphans = []
-        for row in found:
-            who = row[0]
-            if who not in verdicts:
-                verdicts[who] = alive(who)
-            if not verdicts[who]:
-                orphans.append((who, rows.run_info(row[1:])))
-        return orphans
-
-    def reconcile_orphans(self, owner_alive: OwnerAlive | None = None) -> list[RunInfo]:
+    def reconcile_orphans(self, owner_alive: recovery.OwnerAlive | None = None) -> list[RunInfo]:
         """End every orphaned run as `error`, with an `orphan` event; return them, ended.
 
-        The run keeps its last checkpoint, so `graph.resume(run_id)` continues it. Each run is
-        marked in its own transaction, conditional on the same dead owner: processes that open
-        the file at once mark each run once.
+        The error reads "orphaned: the process running it died (pid N)". The run keeps its
+        last checkpoint, so `graph.resume(run_id)` continues it. Safe to call from several
+        processes at once: each run is ended once.
 
         Args:
             owner_alive: as for `find_orphans`.
         """
-        ended = []
-        for who, info in self._orphans(owner_alive):
-            pid = owner.pid_of(who)
-            now = utcnow()
-            error = f"orphaned: the process running it died (pid {pid})"
-            detail = {"owner": who, "pid": pid, "status": info.status.value,
-                      "checkpoint_id": info.checkpoint_id}
-            event = rows.event_rows(info.run_id, [RunEvent("orphan", now, None, detail)])
-            with self._write() as conn:
-                row = conn.execute(_sql.MARK_ORPHANED,
-                                   (error, now.isoformat(), info.run_id, who)).fetchone()
-                if row is None:
-                    continue  # it ended, or another process reconciled it first
-                conn.executemany(_sql.INSERT_EVENT, event)
-            ended.append(rows.run_info(row))
-        return ended
+        return recovery.reconcile(self._db, owner_alive)
 
 
 def _refusal(info: RunInfo, finish: RunFinish) -> FinishResult | None:

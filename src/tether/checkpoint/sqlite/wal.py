@@ -1,0 +1,95 @@
+"""WAL checkpoints off the committing thread: copying the log into the database file, and its
+`fsync`s, happen in a background thread instead of inside some unlucky superstep's commit.
+
+SQLite's automatic checkpoint runs in whichever commit crosses 1000 log pages; with checkpoints
+per superstep that commit took several milliseconds (two `fsync`s and the copy), which is most
+of a superstep's mean cost and all of its tail. Here the store's connection has automatic
+checkpoints off, and after every `every` commits a helper thread with its own connection runs a
+`PASSIVE` checkpoint, which never blocks the store's readers or writers. The thread exits when
+idle and starts again when needed. Durability is unchanged: a commit is in the log, which the
+next opener replays; with `synchronous=NORMAL` the log reaches the disk at the checkpoint.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+from tether.checkpoint.sqlite import _sql
+
+IDLE_EXIT = 5.0
+"""Seconds without work after which the helper thread ends."""
+
+
+class WalCheckpointer:
+    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on `path` every `every` commits, in a thread.
+
+    Args:
+        path: the database file.
+        every: commits between checkpoints.
+        busy_timeout: seconds the helper waits for a lock before giving up on a checkpoint.
+    """
+
+    def __init__(self, path: str, *, every: int = 200, busy_timeout: float = 5.0) -> None:
+        self._path = path
+        self._every = every
+        self._busy_timeout = busy_timeout
+        self._commits = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        # Invariant: _thread is None or a thread that will see _wake before it exits (it
+        # checks _wake under _lock before clearing _thread).
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def committed(self) -> None:
+        """Count a commit; wake the helper every `every` of them. Called under the store lock."""
+        self._commits += 1
+        if self._commits < self._every:
+            return
+        self._commits = 0
+        with self._lock:
+            if self._closed:
+                return
+            self._wake.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="tether-sqlite-wal",
+                                                daemon=True)
+                self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the helper (it finishes a checkpoint in progress)."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                               timeout=self._busy_timeout)
+        try:
+            while self._next():
+                try:
+                    conn.execute(_sql.CHECKPOINT_PASSIVE).fetchall()
+                except sqlite3.OperationalError:
+                    continue  # busy: the next round will catch up
+        finally:
+            conn.close()
+
+    def _next(self) -> bool:
+        """Wait for work; False when the helper should end (closed, or idle)."""
+        while True:
+            woken = self._wake.wait(IDLE_EXIT)
+            with self._lock:
+                if self._closed or not woken:
+                    if not self._closed and self._wake.is_set():
+                        continue  # work arrived just as the wait ran out
+                    self._thread = None
+                    return False
+                self._wake.clear()
+                return True
+
+
+__all__ = ["WalCheckpointer"]
