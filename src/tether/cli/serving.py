@@ -1,0 +1,67 @@
+"""`tether serve`: the HTTP server (Agent Server routes, SSE, web page) over one graph.
+
+The server lives in `tether.server` and needs the `server` extra; it is imported only here, when
+the command runs, so the rest of the CLI works without it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from tether.cli.display import make_console
+from tether.cli.exits import ExitCode
+from tether.cli.loading import load_graph, resolve_db
+
+SERVER_DEPENDENCIES = frozenset({"fastapi", "uvicorn", "starlette", "pydantic", "sse_starlette"})
+
+
+def serve(
+    graph_ref: Annotated[str, typer.Argument(metavar="MODULE:GRAPH",
+                                             help="The graph to serve, e.g. app.graphs:graph.")],
+    *,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535)] = 2024,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="SQLite file for runs and checkpoints (default: $TETHER_DB, else tether.db)",
+        show_default=False)] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="The graph id clients use (assistant_id) (default: the attribute name).")
+    ] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="Accept requests without an API key (local development only).")
+    ] = False,
+) -> None:
+    """Serve a graph over HTTP: the Agent Server routes for runs, SSE streams, a web page."""
+    graph = load_graph(graph_ref)
+    graph_id = name or graph_ref.rpartition(":")[2].rpartition(".")[2]
+    serve_graphs = _import_server()
+    serve_graphs(graphs={graph_id: graph}, db=resolve_db(db), host=host, port=port,
+                 no_auth=no_auth)
+
+
+def _import_server() -> Callable[..., Any]:
+    console = make_console(stderr=True)
+    try:
+        server = importlib.import_module("tether.server")
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing in SERVER_DEPENDENCIES:
+            console.print(f"[red]error:[/red] `tether serve` needs the server extra "
+                          f"({missing} is not installed): pip install 'tether[server]'")
+        elif (exc.name or "").startswith("tether.server"):
+            console.print("[red]error:[/red] this tether installation has no server "
+                          "(tether.server is missing)")
+        else:
+            raise
+        raise typer.Exit(ExitCode.ERROR) from None
+    serve_graphs: Callable[..., Any] | None = getattr(server, "serve", None)
+    if serve_graphs is None:
+        console.print("[red]error:[/red] tether.server has no serve() function")
+        raise typer.Exit(ExitCode.ERROR)
+    return serve_graphs
+
+
+__all__ = ["serve"]
