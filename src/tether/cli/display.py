@@ -115,7 +115,8 @@ def runs_table(infos: Sequence[RunInfo]) -> Table:
     for info in infos:
         table.add_row(info.run_id, status_text(info.status), info.thread_id or "-",
                       str(info.metadata.get("graph", "-")), when(info.created_at)[5:19],
-                      duration(info), reason_text(info.reason) or (info.error or ""))
+                      duration(info),
+                      "; ".join(filter(None, (reason_text(info.reason), info.error))))
     return table
 
 

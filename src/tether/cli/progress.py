@@ -31,13 +31,15 @@ class Progress:
         self.phase = "running"
         self.hint = hint
         self._starting: list[str] = []
+        self._held_at = 0.0
 
     def feed(self, mode: str, payload: Any) -> str | None:
         """Take in one chunk; returns a line to print before it, or None.
 
         The tasks of a step start together: their names are held back and printed as one
-        `▶ step N  a, b, c` line before the next chunk of another kind, leaving out the tasks
-        whose results were kept from a cancelled run (their update says `cached`).
+        `▶ step N  a, b, c` line before the next chunk of another kind (or by `flush` when
+        nothing else comes), leaving out the tasks whose results were kept from a cancelled
+        run (their update says `cached`).
         """
         if mode == PROGRESS_MODE and isinstance(payload, Mapping):
             kind = payload.get("type")
@@ -45,6 +47,8 @@ class Progress:
             if kind == "task":
                 self.step = int(payload.get("step", self.step or 0))
                 self.running[str(task.get("id"))] = (str(task.get("name")), time.monotonic())
+                if not self._starting:
+                    self._held_at = time.monotonic()
                 self._starting.append(str(task.get("name")))
                 return None
             if kind == "task_result" and self.running.pop(str(task.get("id")), None):
@@ -54,9 +58,9 @@ class Progress:
                 self._skip(node)
         return self.flush()
 
-    def flush(self) -> str | None:
-        """The held-back `▶ step` line, if any."""
-        if not self._starting:
+    def flush(self, older_than: float = 0.0) -> str | None:
+        """The held-back `▶ step` line, if any (and held for at least `older_than` seconds)."""
+        if not self._starting or time.monotonic() - self._held_at < older_than:
             return None
         line = f"▶ step {self.step}  {', '.join(self._starting)}"
         self._starting.clear()

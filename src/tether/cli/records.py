@@ -126,9 +126,10 @@ def cancel(
     console.print(display.record_table(info))
     if not info.terminal:
         console.print(Text(
-            "The request is durable; the process that drives the run stops it when it "
-            "next consults the store (at the latest when the run ends, which then records it "
-            "as cancelled).", style="dim"))
+            "The request is durable. A run driven by `tether run` stops within a fraction of "
+            "a second (it watches its record); a run driven by other code stops when that "
+            "process next consults the store, at the latest when the run ends, which is then "
+            "recorded as cancelled.", style="dim"))
 
 
 def _await_end(store: SqliteSaver, run_id: str, timeout: float) -> RunInfo:

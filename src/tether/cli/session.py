@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from tether.checkpoint.base import CheckpointStore
 from tether.cli import display
 from tether.cli.exits import ExitCode, for_status
 from tether.cli.progress import PROGRESS_MODE, ChunkPrinter, Progress
@@ -23,6 +24,12 @@ from tether.errors import RunCancelled
 from tether.graph.compiled import CompiledStateGraph
 from tether.runs.handle import Run
 from tether.types import CancelReason, RunInfo, RunSnapshot, RunStatus
+
+STORE_POLL = 0.2
+"""Seconds between two reads of the run's record for a cancel made by another process."""
+
+HOLD_STARTS = 0.05
+"""Seconds a step's task starts are held to be printed as one line."""
 
 ALWAYS_SHOWN = ("updates", "lifecycle")
 """Stream modes every run is watched with: per-node updates and the run's lifecycle events."""
@@ -93,16 +100,48 @@ async def watch(launch: Launch, console: Console,
             style="red bold"))
 
     guard = SignalGuard(first, force)
-    helper = asyncio.ensure_future(alongside(run)) if alongside is not None else None
+    helpers = [asyncio.ensure_future(follow_store(run, launch.graph.store)),
+               asyncio.ensure_future(_flush_starts(progress, console))]
+    if alongside is not None:
+        helpers.append(asyncio.ensure_future(alongside(run)))
     with guard, Live(progress, console=console, transient=True, refresh_per_second=8):
         try:
             error = await _consume(run, progress, printer)
             await guard.settled()
         finally:
-            if helper is not None:
+            for helper in helpers:
                 helper.cancel()
-                await asyncio.gather(helper, return_exceptions=True)
+            await asyncio.gather(*helpers, return_exceptions=True)
     return await _ending(run, launch, error)
+
+
+async def follow_store(run: Run, store: CheckpointStore, every: float = STORE_POLL) -> None:
+    """Stop `run` when another process records a cancel for it (`tether cancel RUN_ID`).
+
+    The request is durable in the store; this process drives the run, so it must notice: it
+    reads the run's record every `every` seconds (a short local read) and, once the record says
+    `cancelling`, cancels the run here with the recorded reason.
+
+    Cancellation:
+        Meant to be cancelled when the run ends; it holds nothing.
+    """
+    while True:
+        await asyncio.sleep(every)
+        info = await store.aget_run(run.run_id)
+        if info is None or info.terminal:
+            return
+        if info.status is RunStatus.CANCELLING and info.reason is not None:
+            await run.cancel(info.reason, wait=False)
+            return
+
+
+async def _flush_starts(progress: Progress, console: Console) -> None:
+    # A step whose tasks run long prints its `▶ step` line without waiting for their results.
+    while True:
+        await asyncio.sleep(HOLD_STARTS)
+        line = progress.flush(older_than=HOLD_STARTS)
+        if line is not None:
+            console.print(Text(line, style="cyan"))
 
 
 async def _consume(run: Run, progress: Progress, printer: ChunkPrinter) -> BaseException | None:
@@ -198,5 +237,5 @@ def _report_pause(console: Console, ending: Ending, launch: Launch) -> None:
     console.print(Text.assemble(("answer it: ", "bold"), (command, "bold cyan")))
 
 
-__all__ = ["ALWAYS_SHOWN", "Ending", "Launch", "report", "resume_command", "stream_modes",
-           "watch"]
+__all__ = ["ALWAYS_SHOWN", "STORE_POLL", "Ending", "Launch", "follow_store", "report",
+           "resume_command", "stream_modes", "watch"]

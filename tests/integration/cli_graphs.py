@@ -1,0 +1,102 @@
+"""Graphs the CLI tests load by reference (`cli_graphs:counter`...), from this directory."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TypedDict
+
+from tether.graph import END, StateGraph
+from tether.types import interrupt
+
+
+class Count(TypedDict, total=False):
+    """A counter that stops at `target`."""
+
+    count: int
+    target: int
+    step_seconds: float
+
+
+async def tick(state: Count) -> dict[str, Any]:
+    """One step: wait a little (a cancel point), then count."""
+    await asyncio.sleep(state.get("step_seconds", 0.05))
+    return {"count": state.get("count", 0) + 1}
+
+
+def _route(state: Count) -> str:
+    return END if state.get("count", 0) >= state.get("target", 3) else "tick"
+
+
+def _counter() -> StateGraph[Count]:
+    builder = StateGraph(Count)
+    builder.add_node("tick", tick)
+    builder.set_entry_point("tick")
+    builder.add_conditional_edges("tick", _route)
+    return builder
+
+
+counter = _counter().compile()
+"""Counts to `target` (default 3), `step_seconds` (default 0.05) per step."""
+
+counter_builder = _counter()
+"""The same graph, not compiled (the CLI compiles it)."""
+
+
+def stubborn_sleep(state: Count) -> dict[str, Any]:
+    """A sync node that ignores cancellation for a long time."""
+    time.sleep(20)
+    return {"count": 1}
+
+
+def _stubborn() -> StateGraph[Count]:
+    builder = StateGraph(Count)
+    builder.add_node("stubborn_sleep", stubborn_sleep)
+    builder.set_entry_point("stubborn_sleep")
+    builder.set_finish_point("stubborn_sleep")
+    return builder
+
+
+stubborn = _stubborn().compile()
+
+
+def explode(state: Count) -> dict[str, Any]:
+    """A node that fails."""
+    raise ValueError("the node failed on purpose")
+
+
+def _failing() -> StateGraph[Count]:
+    builder = StateGraph(Count)
+    builder.add_node("explode", explode)
+    builder.set_entry_point("explode")
+    builder.set_finish_point("explode")
+    return builder
+
+
+failing = _failing().compile()
+
+
+class Approval(TypedDict, total=False):
+    """A question for a human and the answer."""
+
+    question: str
+    answer: str
+
+
+def ask(state: Approval) -> dict[str, Any]:
+    """Pause for a human answer."""
+    answer = interrupt({"question": state.get("question", "proceed?")})
+    return {"answer": answer}
+
+
+def _approval() -> StateGraph[Approval]:
+    builder = StateGraph(Approval)
+    builder.add_node("ask", ask)
+    builder.set_entry_point("ask")
+    builder.set_finish_point("ask")
+    return builder
+
+
+approval = _approval().compile()
+
+not_a_graph = 42
