@@ -1,0 +1,58 @@
+"""`tether demo`, the README's first command: cancel mid-step and resume, in under a minute."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tether.checkpoint.sqlite import SqliteSaver
+from tether.types import RunStatus
+
+
+@pytest.mark.slow
+def test_demo_cancels_mid_step_and_resumes_without_redoing_work(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    env = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
+    env.pop("TETHER_DB", None)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "tether", "demo", "--db", str(db)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True,
+                            encoding="utf-8", timeout=60, check=False)
+    assert time.monotonic() - started < 60
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "▶ step 2  search_web, search_papers, read_archive" in out
+    assert "■ cancelled" in out
+    assert 'reason user: "demo: cancelled mid-step' in out
+    assert "cancel latency" in out
+    audit = out.split("2. What the cancel did")[1].split("3. Resume it")[0]
+    phases = [line.split()[0] for line in audit.splitlines()[2:] if line.strip()]
+    cancel = [p for p in phases if p in ("request", "propagate", "terminate_node", "cleanup",
+                                         "checkpoint", "terminate")]
+    assert cancel[:6] == ["request", "propagate", "terminate_node", "cleanup", "checkpoint",
+                          "terminate"]
+    assert "pending writes" in out and "search_web     notes" in out
+    assert "(kept from before the cancel: not run again)" in out
+    assert "✔ success" in out
+    assert "first run executed:   plan, search_web, search_papers, read_archive (cancelled)" in out
+    assert "resumed run executed: read_archive, write_report" in out
+    with SqliteSaver(str(db)) as store:
+        statuses = [info.status for info in store.list_runs()]
+    assert statuses == [RunStatus.SUCCESS, RunStatus.CANCELLED]
+
+
+def test_demo_graph_runs_from_the_cli_like_any_graph(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
+    env.pop("TETHER_DB", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "tether", "run", "tether.cli.demo:graph", "--input",
+         '{"topic": "tests"}', "--db", str(tmp_path / "d.db")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", timeout=60,
+        check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"report": "tests: ' in result.stdout

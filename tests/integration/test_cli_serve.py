@@ -1,0 +1,73 @@
+"""`tether serve` hands the graph to `tether.server.serve`, imported only when it runs."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tether.cli.app import app
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def graphs_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def test_serve_passes_the_graph_and_options_to_the_server(
+        monkeypatch: pytest.MonkeyPatch, graphs_on_path: None, tmp_path: Path) -> None:
+    calls: list[dict[str, Any]] = []
+    fake = types.ModuleType("tether.server")
+    fake.serve = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tether.server", fake)
+    db = str(tmp_path / "s.db")
+    result = CliRunner().invoke(app, ["serve", "cli_graphs:counter", "--port", "8123",
+                                      "--host", "0.0.0.0", "--db", db, "--no-auth"])
+    assert result.exit_code == 0, result.output
+    (call,) = calls
+    assert set(call) == {"graphs", "db", "host", "port", "no_auth"}
+    assert list(call["graphs"]) == ["counter"]
+    assert call["graphs"]["counter"].name == "LangGraph"
+    assert (call["db"], call["host"], call["port"], call["no_auth"]) == (db, "0.0.0.0", 8123,
+                                                                         True)
+
+
+def test_serve_names_the_graph_with_name(monkeypatch: pytest.MonkeyPatch,
+                                         graphs_on_path: None) -> None:
+    calls: list[dict[str, Any]] = []
+    fake = types.ModuleType("tether.server")
+    fake.serve = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tether.server", fake)
+    result = CliRunner().invoke(app, ["serve", "cli_graphs:counter", "--name", "agent"])
+    assert result.exit_code == 0, result.output
+    assert list(calls[0]["graphs"]) == ["agent"]
+    assert calls[0]["no_auth"] is False
+
+
+@pytest.mark.parametrize(("blocked", "message"), [
+    ("fastapi", "needs the server extra (fastapi is not installed): pip install"),
+    ("tether.server", "has no server"),
+])
+def test_serve_without_the_server_says_what_is_missing(
+        monkeypatch: pytest.MonkeyPatch, graphs_on_path: None, blocked: str,
+        message: str) -> None:
+    if blocked == "tether.server":
+        monkeypatch.setitem(sys.modules, "tether.server", None)
+    else:
+        class Finder:
+            @staticmethod
+            def find_spec(name: str, *args: Any) -> None:
+                if name == "tether.server":
+                    raise ModuleNotFoundError("No module named 'fastapi'", name="fastapi")
+
+        monkeypatch.delitem(sys.modules, "tether.server", raising=False)
+        monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+    result = CliRunner().invoke(app, ["serve", "cli_graphs:counter"])
+    assert result.exit_code == 1, result.output
+    assert message in " ".join(result.output.split())
