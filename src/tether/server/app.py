@@ -1,0 +1,123 @@
+"""The server as an ASGI application (`create_app`) and as a process (`serve`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+import tether
+from tether.checkpoint.base import CheckpointStore
+from tether.graph.compiled import CompiledStateGraph
+from tether.server import errors
+from tether.server.auth import ApiKeys, check_bind, load_api_keys
+from tether.server.context import ServerState
+from tether.server.graphs import Assistants
+from tether.server.guards import Guard
+from tether.server.launcher import LocalLauncher, RunLauncher
+from tether.server.limits import ServerLimits, StreamSlots
+from tether.server.routes import assistants, cancel, runs, threads, ui
+
+_NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KEYS "
+            "('key1:tenantA,key2:tenantB'), pass an API keys file, or serve without auth "
+            "on 127.0.0.1 (--no-auth)")
+
+
+def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore | None = None,
+               *, api_keys: ApiKeys | Mapping[str, str] | None = None, auth: bool = True,
+               limits: ServerLimits | None = None,
+               launcher: RunLauncher | None = None) -> FastAPI:
+    """The Agent Server's run routes, tether's extras and the web page, as a FastAPI app.
+
+    Args:
+        graphs: graph id → compiled graph. Each is recompiled onto `store` (keeping its
+            interrupts and config) if it does not already use it.
+        store: where runs, threads and checkpoints live; `SqliteSaver("tether.db")` if None.
+        api_keys: key → tenant (or `ApiKeys`); None reads `$TETHER_API_KEYS`.
+        auth: False serves without keys; the app then answers only on a loopback address.
+        limits: body, stream and feed bounds.
+        launcher: how runs are run; in this process (`LocalLauncher`) if None.
+
+    Raises:
+        ValueError: auth is on and there are no keys; no graphs.
+        TypeError: a graph is not a compiled tether graph.
+    """
+    keys = _keys(api_keys) if auth else None
+    if store is None:
+        from tether.checkpoint.sqlite import SqliteSaver
+
+        store = SqliteSaver("tether.db")
+    served = Assistants(graphs, store)
+    limits = limits or ServerLimits()
+    launcher = launcher or LocalLauncher(served.first.graph, limits)
+    state = ServerState(served, store, launcher, limits, StreamSlots(limits.max_streams_per_key),
+                        auth=keys is not None)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await launcher.aclose()
+
+    app = FastAPI(title="tether", version=tether.__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.tether = state
+    errors.install(app)
+    for module in (assistants, threads, runs, cancel, ui):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
+    app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
+    return app
+
+
+def _keys(api_keys: ApiKeys | Mapping[str, str] | None) -> ApiKeys:
+    if isinstance(api_keys, ApiKeys):
+        return api_keys
+    if api_keys is not None:
+        return ApiKeys(api_keys)
+    found = load_api_keys()
+    if found is None:
+        raise ValueError(_NO_KEYS)
+    return found
+
+
+def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
+          host: str = "127.0.0.1", port: int = 2024, no_auth: bool = False,
+          api_keys_file: str | os.PathLike[str] | None = None,
+          limits: ServerLimits | None = None, log_level: str = "info") -> None:
+    """Serve `graphs` over HTTP until interrupted (what `tether serve module:graph` runs).
+
+    On shutdown (Ctrl-C, SIGTERM) every run still going is cancelled with kind `shutdown`,
+    keeping its final checkpoint, so it can be resumed.
+
+    Args:
+        db: the SQLite file for runs, threads and checkpoints.
+        no_auth: serve without API keys; refused unless `host` is a loopback address.
+        api_keys_file: `key:tenant` lines; else `$TETHER_API_KEYS`.
+
+    Raises:
+        ValueError: no auth on a non-loopback host; auth with no keys; a malformed key list.
+    """
+    import uvicorn
+
+    from tether.checkpoint.sqlite import SqliteSaver
+
+    check_bind(host, auth=not no_auth)
+    keys: Any = None
+    if not no_auth:
+        keys = load_api_keys(file=api_keys_file)
+        if keys is None:
+            raise ValueError(_NO_KEYS)
+    store = SqliteSaver(db)
+    try:
+        app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none",
+                    lifespan="on", timeout_graceful_shutdown=30)
+    finally:
+        store.close()
+
+
+__all__ = ["create_app", "serve"]

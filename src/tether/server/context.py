@@ -1,0 +1,156 @@
+"""What every route reaches: the server's parts (`ServerState`), the caller (`Principal`), and
+the threads the caller may see.
+
+A thread belongs to the tenant of the key that created it (`metadata["tether_tenant"]`, set by
+the server, never by the client); runs belong to their thread. Another tenant's thread or run
+is answered 404, exactly as one that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from tether.checkpoint.base import CheckpointStore, ThreadRecord
+from tether.checkpoint.ids import uuid7
+from tether.server.auth import Principal
+from tether.server.errors import not_found
+from tether.server.graphs import Assistant, Assistants
+from tether.server.guards import PRINCIPAL
+from tether.server.launcher import RunLauncher
+from tether.server.limits import ServerLimits, StreamSlots
+from tether.types import RunInfo, RunStatus, StateSnapshot
+
+TENANT_KEY = "tether_tenant"
+"""The thread metadata key that records its tenant."""
+
+BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerState:
+    """The parts of a running server."""
+
+    assistants: Assistants
+    store: CheckpointStore
+    launcher: RunLauncher
+    limits: ServerLimits
+    slots: StreamSlots
+    auth: bool
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def thread(self, caller: Principal, thread_id: str) -> ThreadRecord:
+        """The caller's thread.
+
+        Raises:
+            HTTPException: 404 when it does not exist or belongs to another tenant.
+        """
+        record = self.store.get_thread(thread_id)
+        if record is None or not visible(record, caller):
+            raise not_found("thread", thread_id)
+        return record
+
+    def create_thread(self, caller: Principal, thread_id: str | None,
+                      metadata: dict[str, Any] | None, *, if_exists: str) -> ThreadRecord:
+        """Create a thread for the caller (or return it, with `if_exists="do_nothing"`).
+
+        Raises:
+            HTTPException: 409 if it exists (and `if_exists="raise"`, or it is another
+                tenant's).
+        """
+        if thread_id is not None:
+            existing = self.store.get_thread(thread_id)
+            if existing is not None:
+                if if_exists == "do_nothing" and visible(existing, caller):
+                    return existing
+                raise HTTPException(409, f"thread {thread_id!r} already exists")
+        return self.store.put_thread(thread_id or uuid7(), stamped(metadata, caller))
+
+    def run(self, caller: Principal, thread_id: str, run_id: str) -> RunInfo:
+        """The caller's run of the caller's thread.
+
+        Raises:
+            HTTPException: 404 for no such run on that thread, or another tenant's.
+        """
+        self.thread(caller, thread_id)
+        info = self.store.get_run(run_id)
+        if info is None or info.thread_id != thread_id:
+            raise not_found("run", run_id)
+        return info
+
+    def graph_of(self, record: ThreadRecord) -> Assistant | None:
+        """The assistant whose runs write this thread (the only one when there is one)."""
+        graph_id = record.metadata.get("graph_id")
+        if isinstance(graph_id, str) and (found := self.assistants.get(graph_id)) is not None:
+            return found
+        served = self.assistants.all()
+        return served[0] if len(served) == 1 else None
+
+    def snapshot(self, record: ThreadRecord, checkpoint_id: str | None = None,
+                 ns: str = "") -> StateSnapshot | None:
+        """The thread's state (latest, or at `checkpoint_id`); None with no checkpoint."""
+        assistant = self.graph_of(record)
+        config = {"configurable": {"thread_id": record.thread_id, "checkpoint_ns": ns,
+                                   "checkpoint_id": checkpoint_id}}
+        if assistant is not None:
+            state = assistant.graph.get_state(config)
+            return state if state.created_at is not None else None
+        stored = self.store.get_checkpoint(record.thread_id, ns, checkpoint_id)
+        if stored is None:
+            return None
+        values = {k: v for k, v in stored.values.items() if not k.startswith(("branch:", "__"))}
+        return StateSnapshot(values, stored.next, config, dict(stored.metadata),
+                             stored.created_at.isoformat(), None, ())
+
+    def thread_status(self, thread_id: str) -> str:
+        """`busy`, `interrupted`, `error` or `idle`, from the thread's latest runs."""
+        runs = self.store.list_runs(thread_id=thread_id, limit=20)
+        if any(r.status in BUSY for r in runs):
+            return "busy"
+        if runs and runs[0].status is RunStatus.INTERRUPTED:
+            return "interrupted"
+        if runs and runs[0].status is RunStatus.ERROR:
+            return "error"
+        return "idle"
+
+
+def visible(record: ThreadRecord, caller: Principal) -> bool:
+    """True if `caller` may see the thread (always, on a server without auth)."""
+    return caller.tenant is None or record.metadata.get(TENANT_KEY) == caller.tenant
+
+
+def stamped(metadata: dict[str, Any] | None, caller: Principal) -> dict[str, Any]:
+    """Client metadata with the tenant set by the server (a client's own value is dropped)."""
+    clean = {k: v for k, v in (metadata or {}).items() if k != TENANT_KEY}
+    if caller.tenant is not None:
+        clean[TENANT_KEY] = caller.tenant
+    return clean
+
+
+def server_of(request: Request) -> ServerState:
+    """The running server (a FastAPI dependency)."""
+    state: ServerState = request.app.state.tether
+    return state
+
+
+def caller_of(request: Request) -> Principal:
+    """The authenticated caller (a FastAPI dependency).
+
+    Raises:
+        HTTPException: 401 when the gate let an unauthenticated request through to a route
+            that needs a caller (a public path).
+    """
+    principal = request.scope.get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise HTTPException(401, "missing or invalid API key")
+    return principal
+
+
+Server = Annotated[ServerState, Depends(server_of)]
+Caller = Annotated[Principal, Depends(caller_of)]
+
+__all__ = ["TENANT_KEY", "Caller", "Server", "ServerState", "caller_of", "server_of", "stamped",
+           "visible"]

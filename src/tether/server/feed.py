@@ -1,0 +1,161 @@
+"""A run's stream as the server shares it: one producer (the run), any number of subscribers
+(the request that started it, join streams, the web page), each with its own cursor.
+
+Events are numbered; a subscriber that reconnects with `Last-Event-ID` continues after it. A feed
+keeps its last `limit` events, so a slow or late subscriber misses the oldest ones rather than
+holding memory without bound. Not thread-safe: only the server's event loop touches a feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Collection
+from typing import Any
+
+from tether.server.wire import dumps
+
+ALWAYS = frozenset({"metadata", "error"})
+"""Events every subscriber gets, whatever modes it asked for."""
+
+
+class FeedEvent:
+    """One event of a run's stream; its SSE bytes are made once, on first use."""
+
+    __slots__ = ("_wire", "event", "mode", "payload", "seq")
+
+    def __init__(self, seq: int, event: str, payload: Any) -> None:
+        self.seq = seq
+        self.event = event
+        self.mode = event.split("|", 1)[0]
+        self.payload = payload
+        self._wire: bytes | None = None
+
+    def wire(self) -> bytes:
+        """The event in SSE framing: `event`, `data` (JSON), `id`."""
+        if self._wire is None:
+            self._wire = b"event: %s\r\ndata: %s\r\nid: %d\r\n\r\n" % (
+                self.event.encode(), dumps(self.payload), self.seq)
+        return self._wire
+
+
+class RunFeed:
+    """The events of one run, for every subscriber.
+
+    Args:
+        run_id: the run.
+        limit: how many events are kept.
+    """
+
+    def __init__(self, run_id: str, *, limit: int) -> None:
+        self.run_id = run_id
+        self._events: deque[FeedEvent] = deque(maxlen=max(1, limit))
+        self._seq = itertools.count()
+        self._next = 0
+        self._closed = False
+        self._changed: asyncio.Future[None] | None = None
+        self.final: Any = None
+        """The run's record at its end, set by the producer before `close`."""
+
+    @property
+    def closed(self) -> bool:
+        """True once the run has ended and its last event is in."""
+        return self._closed
+
+    @property
+    def next_seq(self) -> int:
+        """The number the next event will get."""
+        return self._next
+
+    def publish(self, event: str, payload: Any) -> None:
+        """Append an event (ignored once closed) and wake the subscribers."""
+        if self._closed:
+            return
+        self._next = next(self._seq) + 1
+        self._events.append(FeedEvent(self._next - 1, event, payload))
+        self._wake()
+
+    def close(self, final: Any = None) -> None:
+        """No more events will come; `final` is the run's record at its end."""
+        self.final = final
+        self._closed = True
+        self._wake()
+
+    def subscribe(self, modes: Collection[str] | None = None,
+                  after: int | None = None) -> Subscription:
+        """A cursor over the events of `modes` (all when None), after event number `after`
+        (from the first kept event when None)."""
+        start = 0 if after is None else after + 1
+        return Subscription(self, None if modes is None else frozenset(modes), start)
+
+    def since(self, cursor: int) -> tuple[list[FeedEvent], int]:
+        """The kept events numbered `cursor` or later, and the cursor after them."""
+        events = self._events
+        if not events or cursor >= self._next:
+            return [], max(cursor, self._next)
+        skip = max(0, cursor - events[0].seq)
+        return list(itertools.islice(events, skip, None)), self._next
+
+    def latest(self, events: Collection[str]) -> FeedEvent | None:
+        """The last kept event named one of `events`, or None."""
+        for event in reversed(self._events):
+            if event.event in events:
+                return event
+        return None
+
+    async def changed(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait up to `timeout` seconds for a new event or the close; False on timeout.
+
+        Cancellation:
+            Safe: nothing is consumed by waiting.
+        """
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        done, _ = await asyncio.wait({self._changed}, timeout=timeout)
+        return bool(done)
+
+    def _wake(self) -> None:
+        waiter, self._changed = self._changed, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Subscription:
+    """One subscriber's cursor over a feed."""
+
+    __slots__ = ("_cursor", "_feed", "_modes", "last_seq")
+
+    def __init__(self, feed: RunFeed, modes: frozenset[str] | None, cursor: int) -> None:
+        self._feed = feed
+        self._modes = modes
+        self._cursor = cursor
+        self.last_seq: int | None = None
+
+    def take(self) -> list[FeedEvent]:
+        """The events this subscriber has not seen yet (of its modes)."""
+        events, self._cursor = self._feed.since(self._cursor)
+        if events:
+            self.last_seq = events[-1].seq
+        modes = self._modes
+        if modes is None:
+            return events
+        return [e for e in events if e.mode in modes or e.mode in ALWAYS]
+
+    @property
+    def done(self) -> bool:
+        """True once the feed is closed and every event was taken."""
+        return self._feed.closed and self._cursor >= self._feed.next_seq
+
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait for new events (or the end) up to `timeout` seconds; False on timeout.
+
+        Cancellation:
+            Safe: nothing is consumed by waiting.
+        """
+        if self._feed.closed or self._cursor < self._feed.next_seq:
+            return True
+        return await self._feed.changed(timeout)
+
+
+__all__ = ["ALWAYS", "FeedEvent", "RunFeed", "Subscription"]

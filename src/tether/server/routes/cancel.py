@@ -1,0 +1,125 @@
+"""Cancelling runs: one (`POST /threads/{id}/runs/{run_id}/cancel`) or many (`POST /runs/cancel`).
+
+A cancel is answered once it is durable: 202 with the run while it is stopping, 200 with its
+terminal record once it has ended (`wait=1`, or a run that had already ended: cancelling a
+finished run is not an error). `action=rollback` also removes the checkpoints the cancelled run
+wrote, once it has ended; its record stays, with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from tether.server.auth import Principal
+from tether.server.context import Caller, Server, ServerState, visible
+from tether.server.errors import not_found
+from tether.server.models import CancelRequest, RunsCancel
+from tether.server.routes.runs import run_out
+from tether.types import CancelReason, RunInfo, RunStatus
+
+router = APIRouter()
+Action = Literal["interrupt", "rollback"]
+_rollbacks: set[asyncio.Task[None]] = set()
+_STOPPED = frozenset({RunStatus.CANCELLED, RunStatus.TIMEOUT})
+
+
+def reason_for(caller: Principal, action: str, message: str | None, where: str) -> CancelReason:
+    """The reason a cancel through the API records."""
+    by = f"api:{caller.tenant}" if caller.tenant is not None else "api"
+    text = message or f"{action} requested via {where}"
+    return CancelReason("user", text, by, evidence={"action": action})
+
+
+async def cancel_one(server: ServerState, run_id: str, reason: CancelReason, *, wait: bool,
+                     action: str) -> RunInfo:
+    """Cancel a run (durable before this returns); with `rollback`, drop its checkpoints once
+    it has ended.
+
+    Cancellation:
+        The request is durable before this returns or is interrupted; the rollback, if any,
+        completes in the background.
+    """
+    was_terminal = (server.store.get_run(run_id) or _missing(run_id)).terminal
+    info = await server.launcher.cancel(run_id, reason, wait=wait)
+    if action == "rollback" and not was_terminal:
+        if info.terminal:
+            _rollback(server, info)
+        else:
+            task = asyncio.get_running_loop().create_task(_rollback_later(server, run_id))
+            _rollbacks.add(task)
+            task.add_done_callback(_rollbacks.discard)
+    return info
+
+
+def _missing(run_id: str) -> RunInfo:
+    raise not_found("run", run_id)
+
+
+def _rollback(server: ServerState, info: RunInfo) -> None:
+    if info.status in _STOPPED:
+        server.store.delete_run_checkpoints(info.run_id)
+
+
+async def _rollback_later(server: ServerState, run_id: str) -> None:
+    _rollback(server, await server.launcher.wait(run_id, None))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(thread_id: str, run_id: str, *, request: Request, server: Server,
+                     caller: Caller, wait: bool = False, action: Action = "interrupt",
+                     reason: str | None = None) -> JSONResponse:
+    """Cancel a run; 202 while it stops, 200 once it has ended. Body (optional):
+    `{"reason": "..."}` (or the `reason` query parameter)."""
+    server.run(caller, thread_id, run_id)
+    message = reason or await _body_reason(request)
+    why = reason_for(caller, action, message,
+                     "POST /threads/{thread_id}/runs/{run_id}/cancel")
+    info = await cancel_one(server, run_id, why, wait=wait, action=action)
+    return JSONResponse(run_out(server, info), status_code=200 if info.terminal else 202)
+
+
+async def _body_reason(request: Request) -> str | None:
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return CancelRequest.model_validate_json(raw).reason
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors(include_url=False)) from None
+
+
+@router.post("/runs/cancel", status_code=204)
+async def cancel_runs(body: RunsCancel, server: Server, caller: Caller,
+                      action: Action = "interrupt") -> Response:
+    """Cancel the given runs of a thread, or every pending and/or running run of the caller."""
+    why = reason_for(caller, action, None, "POST /runs/cancel")
+    for run_id in _selected(server, caller, body):
+        await cancel_one(server, run_id, why, wait=False, action=action)
+    return Response(status_code=204)
+
+
+def _selected(server: ServerState, caller: Principal, body: RunsCancel) -> list[str]:
+    if body.status is None:
+        assert body.thread_id is not None and body.run_ids is not None
+        server.thread(caller, body.thread_id)
+        found = [r for r in (server.store.get_run(i) for i in body.run_ids)
+                 if r is not None and r.thread_id == body.thread_id]
+    else:
+        wanted: list[Any] = (["pending", "running"] if body.status == "all" else [body.status])
+        found = [r for status in wanted for r in server.store.list_runs(status=status)]
+        found = [r for r in found if _mine(server, caller, r)]
+    if not found:
+        raise HTTPException(404, "No runs found to cancel.")
+    return [r.run_id for r in found]
+
+
+def _mine(server: ServerState, caller: Principal, info: RunInfo) -> bool:
+    if caller.tenant is None:
+        return True
+    record = server.store.get_thread(info.thread_id) if info.thread_id else None
+    return record is not None and visible(record, caller)

@@ -1,0 +1,314 @@
+"""Runs on threads (and stateless ones): start, stream, wait, join, read, list, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from tether.server.auth import Principal
+from tether.server.context import Caller, Server, ServerState, stamped
+from tether.server.feed import RunFeed, Subscription
+from tether.server.launcher import RunOrder
+from tether.server.limits import StreamSlots
+from tether.server.models import STREAM_MODES, RunCreate
+from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
+from tether.server.sse import DelayedJson, EventStream
+from tether.server.wire import error_json, jsonable, run_json
+from tether.types import CancelReason, RunInfo, RunStatus
+
+router = APIRouter()
+
+_AGENT_TO_TETHER: dict[str, frozenset[RunStatus]] = {
+    "pending": frozenset({RunStatus.PENDING}),
+    "running": frozenset({RunStatus.RUNNING, RunStatus.CANCELLING}),
+    "success": frozenset({RunStatus.SUCCESS}),
+    "error": frozenset({RunStatus.ERROR}),
+    "timeout": frozenset({RunStatus.TIMEOUT}),
+    "interrupted": frozenset({RunStatus.INTERRUPTED, RunStatus.CANCELLED}),
+}
+_watchers: set[asyncio.Task[None]] = set()
+
+
+def run_out(server: ServerState, info: RunInfo) -> dict[str, Any]:
+    """A run record as the API returns it."""
+    return run_json(info, server.launcher.facts(info.run_id))
+
+
+def links(thread_id: str, run_id: str, tail: str) -> dict[str, str]:
+    """`Location` (where to reconnect) and `Content-Location` (the run) headers."""
+    run = f"/threads/{thread_id}/runs/{run_id}"
+    return {"Location": f"{run}/{tail}", "Content-Location": run}
+
+
+def take_slot(server: ServerState, caller: Principal) -> tuple[StreamSlots, str]:
+    """A stream slot for the caller's key.
+
+    Raises:
+        HTTPException: 429 when the key holds its limit of open streams.
+    """
+    if not server.slots.acquire(caller.slot_key):
+        raise HTTPException(429, f"too many open event streams for this key "
+                                 f"(limit {server.limits.max_streams_per_key})")
+    return server.slots, caller.slot_key
+
+
+def canceller(server: ServerState, run_id: str, message: str) -> Any:
+    """An `on_disconnect` hook that cancels the run."""
+    async def cancel() -> None:
+        reason = CancelReason("user", message, "server")
+        await server.launcher.cancel(run_id, reason, wait=False)
+
+    return cancel
+
+
+def output_of(server: ServerState, info: RunInfo) -> Any:
+    """What a join returns: the last state the run streamed (with `__interrupt__` when it
+    paused), `{"__error__": ...}` when it failed, else the thread's state."""
+    feed = server.launcher.feed(info.run_id)
+    last = feed.latest(("values", "error")) if feed is not None else None
+    if last is not None:
+        return {"__error__": last.payload} if last.event == "error" else jsonable(last.payload)
+    if info.status is RunStatus.ERROR:
+        return {"__error__": error_json(info.error)}
+    record = server.store.get_thread(info.thread_id) if info.thread_id else None
+    snapshot = server.snapshot(record) if record is not None else None
+    if snapshot is None:
+        return {}
+    values = jsonable(snapshot.values)
+    if snapshot.interrupts and isinstance(values, dict):
+        values["__interrupt__"] = jsonable(list(snapshot.interrupts))
+    return values
+
+
+async def final_output(server: ServerState, run_id: str) -> Any:
+    """Wait for the run to end (or pause); its output (see `output_of`).
+
+    Cancellation:
+        Safe: only the waiting stops.
+    """
+    return output_of(server, await server.launcher.wait(run_id, None))
+
+
+async def start_streaming(server: ServerState, caller: Principal, order: RunOrder,
+                          body: RunCreate, headers: dict[str, str]) -> EventStream:
+    """Start a run and stream it from its first event."""
+    slot = take_slot(server, caller)
+    try:
+        info = await server.launcher.start(order)
+    except BaseException:
+        slot[0].release(slot[1])
+        raise
+    hook = None
+    if body.on_disconnect == "cancel":
+        hook = canceller(server, info.run_id,
+                         "client disconnected from the run stream (on_disconnect=cancel)")
+    sub = subscription(server, info, body.modes, after=None)
+    headers = headers or links(order.thread_id, info.run_id, "stream")
+    return EventStream(sub, slot=slot, headers=headers, limits=server.limits,
+                       on_disconnect=hook)
+
+
+def subscription(server: ServerState, info: RunInfo, modes: tuple[str, ...] | None,
+                 after: int | None) -> Subscription:
+    """A cursor over the run's feed; for a run with no feed here, one that ends with it."""
+    feed = server.launcher.feed(info.run_id)
+    if feed is None:
+        feed = RunFeed(info.run_id, limit=1)
+        if info.terminal:
+            feed.close()
+        else:
+            watcher = asyncio.get_running_loop().create_task(_close_at_end(server, feed))
+            _watchers.add(watcher)
+            watcher.add_done_callback(_watchers.discard)
+    return feed.subscribe(modes, after)
+
+
+async def _close_at_end(server: ServerState, feed: RunFeed) -> None:
+    try:
+        await server.launcher.wait(feed.run_id, None)
+    finally:
+        feed.close()
+
+
+# -- runs on a thread ------------------------------------------------------------------------
+
+
+async def _order(server: ServerState, caller: Principal, thread_id: str,
+                 body: RunCreate) -> RunOrder:
+    assistant = assistant_for(server, body)
+    prepare_thread(server, caller, thread_id, assistant, body.if_not_exists)
+    return order_for(assistant, thread_id, body)
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_run(thread_id: str, body: RunCreate, server: Server, caller: Caller,
+                     response: Response) -> dict[str, Any]:
+    """Start a background run."""
+    info = await server.launcher.start(await _order(server, caller, thread_id, body))
+    response.headers["Content-Location"] = f"/threads/{thread_id}/runs/{info.run_id}"
+    return run_out(server, info)
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream_run(thread_id: str, body: RunCreate, server: Server,
+                     caller: Caller) -> EventStream:
+    """Start a run and stream it (SSE)."""
+    order = await _order(server, caller, thread_id, body)
+    return await start_streaming(server, caller, order, body, {})
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_run(thread_id: str, body: RunCreate, server: Server,
+                   caller: Caller) -> DelayedJson:
+    """Start a run and answer with its output once it has ended."""
+    info = await server.launcher.start(await _order(server, caller, thread_id, body))
+    hook = None
+    if body.on_disconnect == "cancel":
+        hook = canceller(server, info.run_id, "client disconnected while waiting for the run "
+                                              "(on_disconnect=cancel)")
+    return DelayedJson(lambda: final_output(server, info.run_id),
+                       headers=links(thread_id, info.run_id, "join"), limits=server.limits,
+                       on_disconnect=hook)
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(thread_id: str, *, server: Server, caller: Caller, limit: int = 10,
+                    offset: int = 0, status: str | None = None) -> list[dict[str, Any]]:
+    """The thread's runs, newest first."""
+    server.thread(caller, thread_id)
+    if status is not None and status not in _AGENT_TO_TETHER:
+        raise HTTPException(422, f"status must be one of {', '.join(_AGENT_TO_TETHER)}")
+    if limit < 1 or offset < 0:
+        raise HTTPException(422, "limit must be positive and offset not negative")
+    runs = server.store.list_runs(thread_id=thread_id)
+    if status is not None:
+        runs = [r for r in runs if r.status in _AGENT_TO_TETHER[status]]
+    return [run_out(server, r) for r in runs[offset:offset + limit]]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(thread_id: str, run_id: str, server: Server, caller: Caller) -> dict[str, Any]:
+    """A run."""
+    return run_out(server, server.run(caller, thread_id, run_id))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller) -> Response:
+    """Delete a run that has ended (its record and audit log; not the thread's checkpoints).
+
+    Needs a store with `delete_run`; 501 otherwise.
+    """
+    info = server.run(caller, thread_id, run_id)
+    if not info.terminal:
+        raise HTTPException(409, f"run {run_id!r} is {info.status.value}: cancel it first")
+    delete = getattr(server.store, "delete_run", None)
+    if delete is None:
+        raise HTTPException(501, f"this store ({type(server.store).__name__}) cannot delete a "
+                                 "single run")
+    delete(run_id)
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(thread_id: str, run_id: str, server: Server, caller: Caller,
+                   cancel_on_disconnect: bool = False) -> DelayedJson:
+    """Wait for the run to end; its output."""
+    server.run(caller, thread_id, run_id)
+    hook = canceller(server, run_id, "client disconnected from join (cancel_on_disconnect)") \
+        if cancel_on_disconnect else None
+    return DelayedJson(lambda: final_output(server, run_id),
+                       headers=links(thread_id, run_id, "join"), limits=server.limits,
+                       on_disconnect=hook)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(thread_id: str, run_id: str, *, request: Request, server: Server,
+                      caller: Caller, cancel_on_disconnect: bool = False) -> EventStream:
+    """Follow a run's stream from now (or after `Last-Event-ID`) to its end (SSE)."""
+    info = server.run(caller, thread_id, run_id)
+    modes = query_modes(request) or _requested_modes(server, run_id)
+    after = _last_event_id(request)
+    facts = server.launcher.facts(run_id)
+    if after is None and facts is not None and facts.kwargs.get("resumable"):
+        after = -1
+    slot = take_slot(server, caller)
+    hook = canceller(server, run_id, "client disconnected from the run stream "
+                                     "(cancel_on_disconnect)") if cancel_on_disconnect else None
+    feed = server.launcher.feed(run_id)
+    if after is None and feed is not None:
+        after = feed.next_seq - 1
+    sub = subscription(server, info, modes, after)
+    return EventStream(sub, slot=slot, headers=links(thread_id, run_id, "stream"),
+                       limits=server.limits, on_disconnect=hook)
+
+
+def query_modes(request: Request) -> tuple[str, ...] | None:
+    """`stream_mode` from the query: repeated, or a JSON array (as the Agent Server takes it).
+
+    Raises:
+        HTTPException: 422 for an unknown mode.
+    """
+    found: list[str] = []
+    for value in request.query_params.getlist("stream_mode"):
+        if value.startswith("["):
+            try:
+                found.extend(str(v) for v in json.loads(value))
+            except ValueError:
+                raise HTTPException(422, f"stream_mode {value!r} is not a JSON array") from None
+        elif value:
+            found.append(value)
+    unknown = [m for m in found if m not in STREAM_MODES]
+    if unknown:
+        raise HTTPException(422, f"unknown stream_mode {unknown[0]!r}; use one of "
+                                 f"{', '.join(STREAM_MODES)}")
+    return tuple(found) or None
+
+
+def _requested_modes(server: ServerState, run_id: str) -> tuple[str, ...]:
+    facts = server.launcher.facts(run_id)
+    modes = facts.kwargs.get("stream_mode") if facts is not None else None
+    return tuple(modes) if modes else ("values",)
+
+
+def _last_event_id(request: Request) -> int | None:
+    value = request.headers.get("last-event-id")
+    if value is None or not value.strip():
+        return None
+    if not value.strip().lstrip("-").isdigit():
+        raise HTTPException(422, f"Last-Event-ID {value!r} is not an event id of this server")
+    return int(value)
+
+
+# -- stateless runs ----------------------------------------------------------------------------
+
+
+async def _stateless(server: ServerState, caller: Principal, body: RunCreate) -> RunOrder:
+    assistant = assistant_for(server, body)
+    thread_id = new_thread_id()
+    server.store.put_thread(thread_id, stamped({"graph_id": assistant.graph_id,
+                                                "assistant_id": assistant.assistant_id}, caller))
+    return order_for(assistant, thread_id, body, temporary=body.on_completion != "keep")
+
+
+@router.post("/runs/stream")
+async def stream_stateless(body: RunCreate, server: Server, caller: Caller) -> EventStream:
+    """Run on a new thread (deleted afterwards unless `on_completion="keep"`) and stream it."""
+    order = await _stateless(server, caller, body)
+    return await start_streaming(server, caller, order, body, {
+        "Location": f"/runs/{order.run_id}/stream", "Content-Location": f"/runs/{order.run_id}"})
+
+
+@router.post("/runs/wait")
+async def wait_stateless(body: RunCreate, server: Server, caller: Caller) -> DelayedJson:
+    """Run on a new thread (deleted afterwards unless `on_completion="keep"`); its output."""
+    order = await _stateless(server, caller, body)
+    info = await server.launcher.start(order)
+    hook = canceller(server, info.run_id, "client disconnected while waiting for the run "
+                                          "(on_disconnect=cancel)") \
+        if body.on_disconnect == "cancel" else None
+    return DelayedJson(lambda: final_output(server, info.run_id),
+                       headers={"Content-Location": f"/runs/{info.run_id}"},
+                       limits=server.limits, on_disconnect=hook)

@@ -1,0 +1,175 @@
+"""Threads: create, read, search, patch and delete them; read and write their state and history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+
+from tether.checkpoint.base import ThreadRecord
+from tether.server.context import BUSY, TENANT_KEY, Caller, Server, ServerState, stamped
+from tether.server.models import (
+    CheckpointIn,
+    HistoryRequest,
+    StateAt,
+    StateUpdate,
+    ThreadCreate,
+    ThreadPatch,
+    ThreadSearch,
+)
+from tether.server.wire import interrupts_by_task, jsonable, state_json
+from tether.types import CancelReason
+
+router = APIRouter()
+_SEARCH_SCAN = 10_000
+
+
+def thread_json(server: ServerState, record: ThreadRecord) -> dict[str, Any]:
+    """A thread in the Agent Server's shape: status, current values, waiting interrupts."""
+    snapshot = server.snapshot(record)
+    return {
+        "thread_id": record.thread_id,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "metadata": jsonable(record.metadata),
+        "status": server.thread_status(record.thread_id),
+        "values": jsonable(snapshot.values) if snapshot is not None else None,
+        "interrupts": interrupts_by_task(snapshot),
+        "config": {},
+    }
+
+
+@router.post("/threads")
+async def post_thread(body: ThreadCreate, server: Server, caller: Caller) -> dict[str, Any]:
+    """Create a thread."""
+    metadata = dict(body.metadata or {})
+    if body.graph_id:
+        metadata["graph_id"] = body.graph_id
+    record = server.create_thread(caller, body.thread_id, metadata,
+                                  if_exists=body.if_exists or "raise")
+    return thread_json(server, record)
+
+
+@router.post("/threads/search")
+async def search_threads(body: ThreadSearch, server: Server,
+                         caller: Caller) -> list[dict[str, Any]]:
+    """The caller's threads whose metadata (and status, ids, values) match."""
+    wanted = dict(body.metadata or {})
+    if caller.tenant is not None:
+        wanted[TENANT_KEY] = caller.tenant
+    filtered = body.values is not None or body.ids is not None or body.status is not None
+    if not filtered and body.sort_by in (None, "updated_at") and body.sort_order != "asc":
+        records = server.store.search_threads(metadata=wanted, limit=body.limit,
+                                              offset=body.offset)
+        return [thread_json(server, r) for r in records]
+    records = server.store.search_threads(metadata=wanted, limit=_SEARCH_SCAN)
+    if body.ids is not None:
+        records = [r for r in records if r.thread_id in set(body.ids)]
+    found = [thread_json(server, r) for r in records]
+    if body.status is not None:
+        found = [t for t in found if t["status"] == body.status]
+    if body.values:
+        found = [t for t in found if all((t["values"] or {}).get(k) == v
+                                         for k, v in body.values.items())]
+    key = body.sort_by or "updated_at"
+    found.sort(key=lambda t: t[key], reverse=body.sort_order != "asc")
+    return found[body.offset:body.offset + body.limit]
+
+
+@router.get("/threads/{thread_id}")
+async def get_thread(thread_id: str, server: Server, caller: Caller) -> dict[str, Any]:
+    """A thread."""
+    return thread_json(server, server.thread(caller, thread_id))
+
+
+@router.patch("/threads/{thread_id}")
+async def patch_thread(thread_id: str, body: ThreadPatch, server: Server,
+                       caller: Caller) -> dict[str, Any]:
+    """Merge metadata into a thread's."""
+    server.thread(caller, thread_id)
+    record = server.store.put_thread(thread_id, stamped(body.metadata, caller))
+    return thread_json(server, record)
+
+
+@router.delete("/threads/{thread_id}", status_code=204)
+async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Response:
+    """Delete a thread: its runs still going are cancelled first, then everything goes."""
+    server.thread(caller, thread_id)
+    reason = CancelReason("user", "its thread was deleted", "server")
+    for info in server.store.list_runs(thread_id=thread_id):
+        if info.status in BUSY or info.status.value == "interrupted":
+            await server.launcher.cancel(info.run_id, reason, wait=True)
+    server.store.delete_thread(thread_id)
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/state")
+async def get_state(thread_id: str, server: Server, caller: Caller,
+                    subgraphs: bool = False) -> dict[str, Any]:
+    """The thread's current state."""
+    del subgraphs
+    return _state(server, server.thread(caller, thread_id), None)
+
+
+@router.get("/threads/{thread_id}/state/{checkpoint_id}")
+async def get_state_at(thread_id: str, checkpoint_id: str, server: Server, caller: Caller,
+                       subgraphs: bool = False) -> dict[str, Any]:
+    """The thread's state at a checkpoint."""
+    del subgraphs
+    return _state(server, server.thread(caller, thread_id), checkpoint_id)
+
+
+@router.post("/threads/{thread_id}/state/checkpoint")
+async def post_state_at(thread_id: str, body: StateAt, server: Server,
+                        caller: Caller) -> dict[str, Any]:
+    """The thread's state at the checkpoint in the body."""
+    record = server.thread(caller, thread_id)
+    return _state(server, record, body.checkpoint.checkpoint_id, body.checkpoint.checkpoint_ns)
+
+
+def _state(server: ServerState, record: ThreadRecord, checkpoint_id: str | None,
+           ns: str = "") -> dict[str, Any]:
+    snapshot = server.snapshot(record, checkpoint_id, ns)
+    if snapshot is None:
+        return {"values": {}, "next": [], "tasks": [], "metadata": {}, "created_at": None,
+                "checkpoint": None, "parent_checkpoint": None, "interrupts": [],
+                "checkpoint_id": None, "parent_checkpoint_id": None}
+    return state_json(snapshot)
+
+
+@router.post("/threads/{thread_id}/state")
+async def update_state(thread_id: str, body: StateUpdate, server: Server,
+                       caller: Caller) -> dict[str, Any]:
+    """Write values to the thread as `as_node` would have; the new checkpoint."""
+    record = server.thread(caller, thread_id)
+    assistant = server.graph_of(record)
+    if assistant is None:
+        raise HTTPException(409, f"thread {thread_id!r} has no graph yet: run one on it first")
+    configurable: dict[str, Any] = {"thread_id": thread_id}
+    checkpoint = body.checkpoint or CheckpointIn(checkpoint_id=body.checkpoint_id)
+    if checkpoint.checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint.checkpoint_id
+    configurable["checkpoint_ns"] = checkpoint.checkpoint_ns
+    config = await assistant.graph.aupdate_state({"configurable": configurable}, body.values,
+                                                 as_node=body.as_node)
+    conf = config["configurable"]
+    return {"checkpoint": {"thread_id": thread_id, "checkpoint_ns": conf.get("checkpoint_ns", ""),
+                           "checkpoint_id": conf.get("checkpoint_id"), "checkpoint_map": None}}
+
+
+@router.post("/threads/{thread_id}/history")
+async def history(thread_id: str, body: HistoryRequest, server: Server,
+                  caller: Caller) -> list[dict[str, Any]]:
+    """The thread's past states, newest first."""
+    record = server.thread(caller, thread_id)
+    assistant = server.graph_of(record)
+    if assistant is None:
+        return []
+    before = body.before
+    before_id = before if isinstance(before, str) else (before.checkpoint_id if before else None)
+    ns = body.checkpoint.checkpoint_ns if body.checkpoint else ""
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns}}
+    states = assistant.graph.get_state_history(
+        config, filter=body.metadata, limit=body.limit,
+        before={"configurable": {"checkpoint_id": before_id}} if before_id else None)
+    return [state_json(s) for s in states]
