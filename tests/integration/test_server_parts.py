@@ -1,0 +1,187 @@
+"""The server's parts on their own: API keys, the bind rule, JSON shapes, the run feed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from tether.checkpoint.memory import InMemorySaver
+from tether.messages import AIMessage
+from tether.server import ApiKeys, load_api_keys
+from tether.server.auth import check_bind, is_loopback
+from tether.server.feed import RunFeed
+from tether.server.graphs import Assistants
+from tether.server.limits import StreamSlots
+from tether.server.wire import AGENT_STATUS, assistant_id_of, dumps, error_json, run_json
+from tether.types import CancelReason, Interrupt, RunInfo, RunStatus, Send
+
+from .server_graphs import counter
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+def test_keys_parse_from_commas_and_lines_with_comments() -> None:
+    keys = ApiKeys.parse("k1:alpha, k2:beta\n# a comment\nk3:alpha  # trailing\n")
+    assert len(keys) == 3 and keys.tenants == {"alpha", "beta"}
+    found = keys.principal("k2")
+    assert found is not None and found.tenant == "beta"
+    assert keys.principal("k4") is None and keys.principal("") is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "no 'key:tenant'"),
+    ("justakey", "entry 1"),
+    ("k1:a,:b", "entry 2"),
+    ("k1:a,k1:b", "two tenants"),
+    ("k 1:a", "whitespace"),
+])
+def test_malformed_keys_are_refused_naming_the_entry(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ApiKeys.parse(text)
+
+
+def test_keys_come_from_a_file_before_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_text("filekey:t1\n")
+    env = {"TETHER_API_KEYS": "envkey:t2"}
+    from_file = load_api_keys(file=path, env=env)
+    assert from_file is not None and from_file.principal("filekey") is not None
+    from_env = load_api_keys(env=env)
+    assert from_env is not None and from_env.principal("envkey") is not None
+    assert load_api_keys(env={}) is None
+    with pytest.raises(ValueError, match=r"\$TETHER_API_KEYS"):
+        load_api_keys(env={"TETHER_API_KEYS": "broken"})
+
+
+def test_an_error_never_shows_a_whole_key() -> None:
+    with pytest.raises(ValueError) as raised:
+        ApiKeys.parse("supersecret:a,supersecret:b")
+    assert "supersecret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True),
+    ("localhost", True), ("0.0.0.0", False), ("192.168.1.5", False), ("example.com", False),
+])
+def test_only_loopback_hosts_may_serve_without_keys(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+    check_bind(host, auth=True)
+    if loopback:
+        check_bind(host, auth=False)
+    else:
+        with pytest.raises(ValueError, match="refusing"):
+            check_bind(host, auth=False)
+
+
+def test_stream_slots_count_per_key() -> None:
+    slots = StreamSlots(2)
+    assert slots.acquire("a") and slots.acquire("a") and not slots.acquire("a")
+    assert slots.acquire("b")
+    slots.release("a")
+    assert slots.held("a") == 1 and slots.acquire("a")
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+class Point(BaseModel):
+    x: int
+
+
+@dataclasses.dataclass
+class Box:
+    items: tuple[int, ...]
+    at: datetime
+
+
+def test_values_become_json_the_way_langgraph_clients_expect() -> None:
+    value = {
+        "message": AIMessage(content="hi", id="m1"),
+        "point": Point(x=1),
+        "box": Box((1, 2), datetime(2025, 1, 2, tzinfo=UTC)),
+        "interrupt": Interrupt({"q": 1}, "i1"),
+        "send": Send("node", {"a": 1}),
+        "tags": {"x"},
+        "error": ValueError("bad"),
+    }
+    assert dumps(value) == (
+        b'{"message":{"content":"hi","id":"m1","name":null,"additional_kwargs":{},'
+        b'"response_metadata":{},"tool_calls":[],"type":"ai"},"point":{"x":1},'
+        b'"box":{"items":[1,2],"at":"2025-01-02T00:00:00+00:00"},'
+        b'"interrupt":{"value":{"q":1},"id":"i1"},"send":{"node":"node","arg":{"a":1}},'
+        b'"tags":["x"],"error":{"error":"ValueError","message":"bad"}}')
+
+
+def test_every_tether_status_has_an_agent_server_status() -> None:
+    assert set(AGENT_STATUS) == set(RunStatus)
+    assert set(AGENT_STATUS.values()) <= {"pending", "running", "success", "error", "timeout",
+                                          "interrupted"}
+    assert AGENT_STATUS[RunStatus.CANCELLED] == "interrupted"
+
+
+def test_a_run_record_carries_tethers_fields() -> None:
+    reason = CancelReason("budget", "too many steps", "policy")
+    info = RunInfo("r1", "t1", RunStatus.CANCELLED, reason, metadata={"graph": "counter"})
+    out = run_json(info)
+    assert out["status"] == "interrupted" and out["tether_status"] == "cancelled"
+    assert out["cancel_reason"] == "too many steps"
+    assert out["tether_reason"]["kind"] == "budget"
+    assert out["assistant_id"] == assistant_id_of("counter")
+
+
+def test_errors_split_into_type_and_message() -> None:
+    assert error_json("ValueError: boom: again") == {"error": "ValueError",
+                                                     "message": "boom: again"}
+    assert error_json("orphaned: the process died") == {"error": "orphaned",
+                                                        "message": "the process died"}
+    assert error_json("no type here") == {"error": "Error", "message": "no type here"}
+
+
+def test_assistant_ids_are_the_agent_servers() -> None:
+    assert assistant_id_of("agent") == "fe096781-5601-53d2-b2f6-0d3403f7e9ca"
+
+
+def test_graphs_are_bound_to_the_servers_store_under_their_ids() -> None:
+    store = InMemorySaver()
+    served = Assistants({"count": counter()}, store)
+    graph = served.first.graph
+    assert graph.checkpointer is store and graph.name == "count"
+    assert served.get("count") is served.get(assistant_id_of("count"))
+    with pytest.raises(TypeError, match="compiled tether graphs"):
+        Assistants({"x": object()}, store)  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="at least one graph"):
+        Assistants({}, store)
+
+
+# -- the feed ---------------------------------------------------------------------------------
+
+
+def test_a_feed_keeps_its_last_events_and_each_subscriber_its_cursor() -> None:
+    feed = RunFeed("r", limit=3)
+    early = feed.subscribe(("values",))
+    for i in range(5):
+        feed.publish("values" if i % 2 == 0 else "updates", i)
+    assert [e.payload for e in early.take()] == [2, 4]
+    late = feed.subscribe(None, after=2)
+    assert [e.seq for e in late.take()] == [3, 4]
+    feed.publish("error", {"error": "E"})
+    assert [e.event for e in early.take()] == ["error"]
+    feed.close("final")
+    assert early.done and feed.final == "final"
+    assert feed.latest(("values",)) is not None
+    assert feed.since(4)[0][0].wire() == b"event: values\r\ndata: 4\r\nid: 4\r\n\r\n"
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_waits_for_the_next_event_or_times_out() -> None:
+    feed = RunFeed("r", limit=10)
+    sub = feed.subscribe()
+    assert await sub.wait(0.01) is False
+    asyncio.get_running_loop().call_later(0.01, feed.publish, "values", 1)
+    assert await sub.wait(5) is True
+    assert [e.payload for e in sub.take()] == [1]
