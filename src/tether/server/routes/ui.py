@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
 import tether
@@ -23,12 +23,21 @@ from tether.types import RunInfo, utcnow
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter()
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'")
 
 
 @router.get("/", include_in_schema=False)
 async def index() -> FileResponse:
     """The web page."""
-    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store",
+                                                        "content-security-policy": CSP})
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """No icon."""
+    return Response(status_code=204)
 
 
 @router.get("/ok")
