@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, TypedDict
 
 import pytest
 
@@ -136,13 +137,27 @@ async def test_sync_node_ignoring_the_cancel_is_abandoned_after_its_grace() -> N
     assert await asyncio.to_thread(finished.wait, 2)
 
 
-async def test_process_node_in_a_cpu_loop_is_killed_within_grace() -> None:
-    graph = looping(busy_loop).compile()
-    b = StateGraph(Count).add_node("work", busy_loop, isolation="process", cancel_grace=0.2)
+class Marked(TypedDict):
+    count: int
+    marker: str
+
+
+async def node_started(marker: Path) -> None:
+    """Wait until a process node has written its marker file."""
+    for _ in range(1000):
+        if marker.exists():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the process node never started")
+
+
+async def test_process_node_in_a_cpu_loop_is_killed_within_grace(tmp_path: Path) -> None:
+    b = StateGraph(Marked).add_node("work", busy_loop, isolation="process", cancel_grace=0.2)
     b.add_edge(START, "work")
     graph = b.compile()
-    run = graph.astream({"count": 0})
-    await asyncio.sleep(0.8)  # the worker process starts
+    marker = tmp_path / "started"
+    run = graph.astream({"count": 0, "marker": str(marker)})
+    await node_started(marker)
     began = time.monotonic()
     info = await run.cancel()
     assert time.monotonic() - began < 0.2 + 0.5
@@ -151,12 +166,13 @@ async def test_process_node_in_a_cpu_loop_is_killed_within_grace() -> None:
     assert info.status is RunStatus.CANCELLED
 
 
-async def test_process_node_sees_cancelled_and_stops_cooperatively() -> None:
-    b = StateGraph(Count).add_node("work", cooperative_sleeper, isolation="process")
+async def test_process_node_sees_cancelled_and_stops_cooperatively(tmp_path: Path) -> None:
+    b = StateGraph(Marked).add_node("work", cooperative_sleeper, isolation="process")
     b.add_edge(START, "work")
     graph = b.compile()
-    run = graph.astream({"count": 0})
-    await asyncio.sleep(0.8)
+    marker = tmp_path / "started"
+    run = graph.astream({"count": 0, "marker": str(marker)})
+    await node_started(marker)
     await run.cancel()
     hows = [e.detail["how"] for e in events_of(graph, run.run_id, "terminate_node")]
     assert hows == ["cooperative"]

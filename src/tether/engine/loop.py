@@ -28,8 +28,8 @@ from tether.engine.outcome import LoopOutcome, task_writes
 from tether.engine.persist import Persistence
 from tether.engine.plan import consume_triggers, plan_tasks
 from tether.engine.resume import InputPlan, attach_pending, plan_input
-from tether.engine.spec import GraphSpec, Write
 from tether.engine.snapshot import view
+from tether.engine.spec import GraphSpec, Write
 from tether.engine.start import LoopStart
 from tether.engine.stream import Emitter, task_triggers
 from tether.engine.task import Task

@@ -11,6 +11,7 @@ Process nodes take and return picklable values.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import multiprocessing
 import os
@@ -28,12 +29,15 @@ from tether.errors import NodeCancelled, NodeError
 # -- the worker side (runs in the child process) ------------------------------------------------
 
 _signals = [0]
+_busy = [False]
 
 
 def _on_term(_signum: int, _frame: Any) -> None:
     from tether.cancel.context import current_scope
     from tether.types import CancelReason
 
+    if not _busy[0]:
+        os._exit(0)  # an idle worker asked to stop (the parent is exiting)
     _signals[0] += 1
     scope = current_scope()
     if scope is not None:
@@ -55,6 +59,7 @@ def _worker_main(conn: Connection) -> None:
             return
         set_current_scope(CancelScope(name="process-node"))
         reply: tuple[str, Any]
+        _busy[0] = True
         try:
             fn = pickle.loads(payload)  # sent by our own parent process
             reply = ("ok", fn())
@@ -62,6 +67,8 @@ def _worker_main(conn: Connection) -> None:
             reply = ("cancelled", None)
         except BaseException as exc:  # noqa: BLE001 - shipped back to the parent
             reply = ("error", exc)
+        finally:
+            _busy[0] = False
         try:
             data = pickle.dumps(reply)
         except Exception as exc:  # noqa: BLE001
@@ -75,8 +82,17 @@ def _worker_main(conn: Connection) -> None:
 # -- the parent side -------------------------------------------------------------------------------
 
 
+_all_workers: set[_Worker] = set()
+
+
+def _kill_all() -> None:
+    # At exit: no worker may outlive its parent or make multiprocessing wait for it.
+    for worker in list(_all_workers):
+        worker.close()
+
+
 class _Worker:
-    __slots__ = ("conn", "process")
+    __slots__ = ("__weakref__", "conn", "process")
 
     def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -86,6 +102,7 @@ class _Worker:
                                    name="tether-process-node")
         self.process.start()
         child.close()
+        _all_workers.add(self)
 
     def signal(self, signum: int) -> None:
         pid = self.process.pid
@@ -93,6 +110,7 @@ class _Worker:
             os.kill(pid, signum)
 
     def close(self) -> None:
+        _all_workers.discard(self)
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=1.0)
@@ -191,6 +209,8 @@ async def _receive(conn: Connection) -> bytes:
         loop.remove_reader(fd)
     return conn.recv_bytes()
 
+
+atexit.register(_kill_all)
 
 _pool: ProcessPool | None = None
 _pool_lock = threading.Lock()

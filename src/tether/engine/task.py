@@ -53,7 +53,7 @@ class Task:
         return (0, detail) if kind == PULL else (1, detail)
 
     def state_update(self) -> dict[str, Any] | None:
-        """The task's writes to state keys (what `updates` chunks show), None when there are none."""
+        """The task's writes to state keys (what `updates` chunks show), or None if none."""
         if not self.writes:
             return None
         update = {k: v for k, v in self.writes

@@ -10,13 +10,13 @@ from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
 from tether.engine.threads import default_pool
-from tether.errors import ConfigError, ThreadBusyError
+from tether.errors import ConfigError
 from tether.graph.assemble import assemble
 from tether.graph.history import GraphHistory
 from tether.runs import control, portal
 from tether.runs.core import RunRequest, StreamFormat
 from tether.runs.handle import Run
-from tether.runs.registry import REGISTRY
+from tether.runs.multitask import predecessors
 from tether.types import CancelReason, RunInfo, RunStatus
 
 _VALUES = "values"
@@ -87,8 +87,7 @@ class CompiledStateGraph(GraphHistory):
                 "a graph compiled with a checkpointer needs config['configurable']['thread_id']"
             )
         run_id = rc.run_id or uuid7()
-        if durable and rc.thread_id is not None:
-            self._check_thread(rc.thread_id, rc.multitask_strategy)
+        waits = predecessors(rc.thread_id if durable else None, rc.multitask_strategy)
         if isinstance(stream_mode, str) or stream_mode is None:
             modes: tuple[str, ...] = () if stream_mode is None else (stream_mode,)
             single = True
@@ -100,6 +99,7 @@ class CompiledStateGraph(GraphHistory):
             pool=self.pool, stream=StreamFormat(modes, single, subgraphs), context=context,
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit, metadata={"graph": self.name},
+            multitask=rc.multitask_strategy, predecessors=waits,
         )
         return request, run_id
 
@@ -112,11 +112,6 @@ class CompiledStateGraph(GraphHistory):
                 and not is_typeddict:
             return schema(**context)
         return context
-
-    def _check_thread(self, thread_id: str, strategy: str | None) -> None:
-        active = REGISTRY.active_on(thread_id)
-        if active and (strategy or "reject") == "reject":
-            raise ThreadBusyError(thread_id, active[0].run_id)
 
     # -- async API ------------------------------------------------------------------------
 

@@ -68,6 +68,8 @@ class RunRequest:
     buffer_limit: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     wrap_error: Callable[[BaseException], BaseException] | None = None
+    multitask: str | None = None
+    predecessors: list[RunCore] = field(default_factory=list)
 
 
 class RunCore:

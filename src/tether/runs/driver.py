@@ -11,6 +11,7 @@ import asyncio
 from tether.engine.outcome import LoopOutcome
 from tether.runs.core import RunCore
 from tether.runs.finalize import finalize
+from tether.runs.multitask import wait_turn
 from tether.types import CancelReason, RunEvent, utcnow
 
 
@@ -25,6 +26,9 @@ async def drive(core: RunCore) -> None:
             await core.request_cancel(early)
         start = RunEvent("start", utcnow())
         create = RunEvent("create", core.info.created_at)
+        if core.request.predecessors:
+            with core.scope:
+                await wait_turn(core)
         info = await core.store.amark_running(core.run_id, (create, start))
         if info is None:
             # A cancel became durable before the run started: it never starts.

@@ -13,6 +13,8 @@ import weakref
 from collections.abc import AsyncIterator, Generator
 from typing import Any
 
+import anyio
+
 from tether.runs.core import RunCore, RunRequest
 from tether.runs.registry import REGISTRY
 from tether.types import CancelReason, RunInfo, RunStatus
@@ -112,9 +114,12 @@ class Run:
             await self._core.wait()
         except asyncio.CancelledError:
             if self._owned and self._core.final is None:
-                # The caller gave up on an owned run: nobody else can see it, so stop it.
-                await asyncio.shield(self._core.request_cancel(
-                    CancelReason("user", "caller cancelled", "caller")))
+                # The caller gave up on an owned run: nobody else can see it, so stop it, and
+                # let its cancel path finish (bounded by the graces) before giving up too.
+                reason = CancelReason("user", "the caller was cancelled", "caller")
+                with anyio.CancelScope(shield=True):
+                    await self._core.request_cancel(reason)
+                    await self._core.wait()
             raise
         if self._core.exception is not None:
             raise self._core.exception

@@ -67,7 +67,17 @@ def run_sync(factory: Callable[[bool], Coroutine[Any, Any, T]]) -> T:
             run may execute lone sync nodes inline).
     """
     if not loop_running():
-        return _private().run(factory(True))
+        from tether.runs.shutdown import SignalGuard
+
+        runner = _private()
+        with SignalGuard(runner.get_loop()) as guard:
+            try:
+                result = runner.run(factory(True))
+            except BaseException as exc:
+                guard.raise_if_signalled(exc)
+                raise
+            guard.raise_if_signalled()
+            return result
     future = asyncio.run_coroutine_threadsafe(factory(False), background_loop())
     return future.result()
 
