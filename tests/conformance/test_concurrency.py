@@ -114,10 +114,9 @@ def test_threads_writing_checkpoints_to_their_own_threads_keep_every_chain_whole
         assert len(list(store.list_checkpoints(f"thread-{t}"))) == steps
 
 
+@pytest.mark.durable_only
 def test_separate_handles_on_one_database_record_each_cancel_once(
         backend: Backend, store: CheckpointStore, tmp_path: Path) -> None:
-    if backend.reopen is None:
-        pytest.skip(f"{backend.name} has one handle only")
     handles = [backend.reopen(store, tmp_path) for _ in range(4)]
     try:
         run_ids = [new_run(store, run_id=f"h{i}").run_id for i in range(40)]

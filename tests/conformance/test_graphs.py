@@ -119,10 +119,9 @@ async def test_resume_of_a_cancelled_run_ends_where_an_uninterrupted_run_does(
     assert (await graph.aget_state(thread("c"))).values == FINAL
 
 
+@pytest.mark.durable_only
 def test_a_reopened_store_serves_the_same_state_and_history(
         backend: Backend, store: CheckpointStore, tmp_path: Path) -> None:
-    if backend.reopen is None:
-        pytest.skip(f"{backend.name} keeps nothing beyond the handle")
     build(store).invoke({"n": 0, "log": []}, thread("a"))
     before = [h.values for h in build(store).get_state_history(thread("a"))]
     other = backend.reopen(store, tmp_path)

@@ -317,10 +317,9 @@ def test_events_of_one_run_do_not_mix_with_another(store: CheckpointStore) -> No
 # -- durability and enforcement -------------------------------------------------------------
 
 
+@pytest.mark.sql_only
 def test_terminal_status_is_enforced_by_the_database_itself(backend: Backend,
                                                             store: CheckpointStore) -> None:
-    if backend.raw_sql is None:
-        pytest.skip(f"{backend.name} has no database to bypass the store with")
     run_id = new_run(store).run_id
     ended(store, run_id, RunStatus.CANCELLED)
     with pytest.raises(Exception, match="terminal"):
@@ -329,10 +328,9 @@ def test_terminal_status_is_enforced_by_the_database_itself(backend: Backend,
     assert info is not None and info.status is RunStatus.CANCELLED
 
 
+@pytest.mark.durable_only
 def test_a_second_handle_on_the_same_data_sees_runs_events_and_checkpoints(
         backend: Backend, store: CheckpointStore, tmp_path: Path) -> None:
-    if backend.reopen is None:
-        pytest.skip(f"{backend.name} keeps nothing beyond the handle")
     info = new_run(store, metadata={"checkpoint_ns": ""})
     store.mark_running(info.run_id, [RunEvent("start", AT)])
     Chain(store, run_id=info.run_id).put({"x": [1, 2]}, nxt=("n",))
@@ -356,3 +354,19 @@ def test_run_records_are_plain_values(store: CheckpointStore) -> None:
     got = store.get_run(info.run_id)
     assert got is not None
     assert dataclasses.asdict(got) == dataclasses.asdict(info)
+
+
+def test_delete_run_forgets_an_ended_run_but_refuses_one_in_flight(store: CheckpointStore) -> None:
+    from tether.errors import RunError
+
+    live = new_run(store).run_id
+    store.mark_running(live)
+    with pytest.raises(RunError, match="cancel it before deleting it"):
+        store.delete_run(live)
+    assert store.get_run(live) is not None
+    done = new_run(store, run_id="done").run_id
+    ended(store, done, RunStatus.CANCELLED)
+    assert store.delete_run(done) is True
+    assert store.get_run(done) is None
+    assert store.events(done) == []
+    assert store.delete_run(done) is False

@@ -230,6 +230,15 @@ class CheckpointStore(ABC):
         """Remove a thread's checkpoints, writes and runs."""
 
     @abstractmethod
+    def delete_run(self, run_id: str) -> bool:
+        """Forget an ended (or paused) run's record and audit log; its checkpoints stay with
+        the thread. Returns False if there was no such run.
+
+        Raises:
+            RunError: the run is still in flight (cancel it first).
+        """
+
+    @abstractmethod
     def delete_run_checkpoints(self, run_id: str) -> None:
         """Remove the checkpoints a run wrote (`multitask_strategy="rollback"`)."""
 

@@ -22,7 +22,7 @@ from tether.checkpoint.base import (
     WriteRecord,
 )
 from tether.checkpoint.serde import Serializer
-from tether.errors import TerminalStatusError
+from tether.errors import RunError, TerminalStatusError
 from tether.types import (
     TERMINAL_STATUSES,
     CancelReason,
@@ -123,11 +123,23 @@ class InMemorySaver(CheckpointStore):
                 )
             if finish.unless_cancel_requested and info.reason is not None:
                 return FinishResult(info, applied=False)
-            for record in finish.checkpoints:
-                self._put_checkpoint_locked(record)
+            # Everything that can fail (serializing, a missing checkpoint) happens before any
+            # change, so a refused finish leaves the store as it was.
+            blobs = [self._serialize_blobs(record) for record in finish.checkpoints]
+            rows: list[tuple[str, str, int, str, bytes]] = []
+            ns = str(info.metadata.get("checkpoint_ns", ""))
             if finish.writes and finish.checkpoint_id is not None and finish.thread_id is not None:
-                ns = str(info.metadata.get("checkpoint_ns", ""))
-                self._put_writes_locked(finish.thread_id, ns, finish.checkpoint_id, finish.writes)
+                rows = self._serialize_writes(finish.writes)
+                staged = {r.id for r in finish.checkpoints}
+                if (finish.thread_id, ns, finish.checkpoint_id) not in self._by_id and \
+                        finish.checkpoint_id not in staged:
+                    raise KeyError(f"no checkpoint {finish.checkpoint_id!r} in thread "
+                                   f"{finish.thread_id!r}")
+            for record, serialized in zip(finish.checkpoints, blobs, strict=True):
+                self._store_checkpoint(record, serialized)
+            if rows:
+                assert finish.thread_id is not None and finish.checkpoint_id is not None
+                self._store_writes(finish.thread_id, ns, finish.checkpoint_id, rows)
             terminal = finish.status in TERMINAL_STATUSES
             info = dataclasses.replace(
                 info,
@@ -198,13 +210,17 @@ class InMemorySaver(CheckpointStore):
     # -- checkpoints ------------------------------------------------------------------------
 
     def put_checkpoint(self, record: CheckpointRecord) -> None:
+        serialized = self._serialize_blobs(record)
         with self._lock:
-            self._put_checkpoint_locked(record)
+            self._store_checkpoint(record, serialized)
 
-    def _put_checkpoint_locked(self, record: CheckpointRecord) -> None:
+    def _serialize_blobs(self, record: CheckpointRecord) -> dict[str, bytes]:
         dumps = self.serde.dumps
-        for channel, value in record.blobs.items():
-            self._blobs[(record.thread_id, record.ns, channel, record.id)] = dumps(value, channel)
+        return {channel: dumps(value, channel) for channel, value in record.blobs.items()}
+
+    def _store_checkpoint(self, record: CheckpointRecord, serialized: dict[str, bytes]) -> None:
+        for channel, blob in serialized.items():
+            self._blobs[(record.thread_id, record.ns, channel, record.id)] = blob
         stored = _Checkpoint(dataclasses.replace(record, blobs={}))
         self._threads.setdefault((record.thread_id, record.ns), []).append(stored)
         self._by_id[(record.thread_id, record.ns, record.id)] = stored
@@ -215,22 +231,29 @@ class InMemorySaver(CheckpointStore):
 
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    writes: Sequence[WriteRecord]) -> None:
+        rows = self._serialize_writes(writes)
         with self._lock:
-            self._put_writes_locked(thread_id, ns, checkpoint_id, writes)
+            if (thread_id, ns, checkpoint_id) not in self._by_id:
+                raise KeyError(f"no checkpoint {checkpoint_id!r} in thread {thread_id!r}")
+            self._store_writes(thread_id, ns, checkpoint_id, rows)
 
-    def _put_writes_locked(self, thread_id: str, ns: str, checkpoint_id: str,
-                           writes: Sequence[WriteRecord]) -> None:
-        stored = self._by_id.get((thread_id, ns, checkpoint_id))
-        if stored is None:
-            raise KeyError(f"no checkpoint {checkpoint_id!r} in thread {thread_id!r}")
+    def _serialize_writes(self, writes: Sequence[WriteRecord]
+                          ) -> list[tuple[str, str, int, str, bytes]]:
+        dumps = self.serde.dumps
+        return [(w.task_id, w.task_name, w.idx, w.channel, dumps(w.value, w.channel))
+                for w in writes]
+
+    def _store_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                      rows: list[tuple[str, str, int, str, bytes]]) -> None:
+        stored = self._by_id[(thread_id, ns, checkpoint_id)]
         position = {(w[0], w[2]): i for i, w in enumerate(stored.writes)}
-        for w in writes:
-            row = (w.task_id, w.task_name, w.idx, w.channel, self.serde.dumps(w.value, w.channel))
-            at = position.get((w.task_id, w.idx))
+        for row in rows:
+            task, idx = row[0], row[2]
+            at = position.get((task, idx))
             if at is None:
-                position[(w.task_id, w.idx)] = len(stored.writes)
+                position[(task, idx)] = len(stored.writes)
                 stored.writes.append(row)
-            elif w.idx < 0:
+            elif idx < 0:
                 # Control writes (interrupt, error, cancelled) record the task's latest fate.
                 stored.writes[at] = row
 
@@ -301,6 +324,18 @@ class InMemorySaver(CheckpointStore):
             for run_id in [r for r, i in self._runs.items() if i.thread_id == thread_id]:
                 del self._runs[run_id]
                 self._events.pop(run_id, None)
+
+    def delete_run(self, run_id: str) -> bool:
+        with self._lock:
+            info = self._runs.get(run_id)
+            if info is None:
+                return False
+            if not info.terminal and info.status is not RunStatus.INTERRUPTED:
+                raise RunError(f"run {run_id!r} is {info.status.value}; cancel it before "
+                               "deleting it")
+            del self._runs[run_id]
+            self._events.pop(run_id, None)
+            return True
 
     def delete_run_checkpoints(self, run_id: str) -> None:
         with self._lock:

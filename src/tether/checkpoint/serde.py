@@ -1,6 +1,7 @@
 """How state values become bytes and back: MessagePack with typed extensions, never pickle.
 
-Round-trips primitives, bytes, tuples, sets, datetimes, UUIDs, Decimals, enums, dataclasses,
+Round-trips primitives, bytes (a `bytearray` is stored as a snapshot and comes back as
+`bytes`), tuples, sets, datetimes, UUIDs, Decimals, enums, dataclasses,
 pydantic models (LangChain messages among them) and tether's own message classes. A value of
 any other type fails with `SerializationError` naming the key.
 
@@ -41,7 +42,7 @@ _PACK_OPTS = (
 # Extension codes: part of the stored format, never renumber.
 EXT_TUPLE, EXT_SET, EXT_FROZENSET = 1, 2, 3
 EXT_DATETIME, EXT_DATE, EXT_TIME, EXT_TIMEDELTA = 4, 5, 6, 7
-EXT_UUID, EXT_DECIMAL, EXT_BIGINT, EXT_COMPLEX, EXT_BYTEARRAY = 8, 9, 10, 11, 12
+EXT_UUID, EXT_DECIMAL, EXT_BIGINT, EXT_COMPLEX = 8, 9, 10, 11
 EXT_ENUM, EXT_DATACLASS, EXT_PYDANTIC = 20, 21, 22
 EXT_SUBCLASS = 23
 EXT_SEND = 24
@@ -118,8 +119,6 @@ class Serializer:
             return ormsgpack.Ext(EXT_SUBCLASS, self._pack([_type_path(type(obj)), int(obj)]))
         if isinstance(obj, complex):
             return ormsgpack.Ext(EXT_COMPLEX, self._pack([obj.real, obj.imag]))
-        if isinstance(obj, bytearray):
-            return ormsgpack.Ext(EXT_BYTEARRAY, bytes(obj))
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
             return ormsgpack.Ext(EXT_DATACLASS, self._pack([_type_path(type(obj)), fields]))
@@ -157,7 +156,6 @@ class Serializer:
             EXT_DECIMAL: lambda d: decimal.Decimal(d.decode()),
             EXT_BIGINT: lambda d: int(d.decode()),
             EXT_COMPLEX: lambda d: complex(*self._unpack(d)),
-            EXT_BYTEARRAY: bytearray,
         }
         if code in simple:
             return simple[code](data)

@@ -331,6 +331,13 @@ LIST_WRITES: Final = (
 
 # -- deleting -------------------------------------------------------------------------------
 
+RUN_STATUS: Final = "SELECT status FROM runs WHERE run_id = ?"
+
+DELETE_RUN: Final[tuple[str, ...]] = (
+    "DELETE FROM events WHERE run_id = ?1",
+    "DELETE FROM runs WHERE run_id = ?1",
+)
+
 DELETE_THREAD: Final[tuple[str, ...]] = (
     "DELETE FROM writes WHERE thread_id = ?1",
     "DELETE FROM blobs WHERE thread_id = ?1",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -19,14 +18,11 @@ from tether.checkpoint.base import (
     WriteRecord,
 )
 from tether.checkpoint.serde import Serializer
-from tether.checkpoint.sqlite import _sql, owner, recovery, rows, schema
-from tether.checkpoint.sqlite import refs as refcodec
+from tether.checkpoint.sqlite import _sql, owner, recovery, rows, schema, threads
+from tether.checkpoint.sqlite.checkpoints import Checkpoints
 from tether.checkpoint.sqlite.connection import Connection
-from tether.errors import CheckpointNotFound, RunNotFound, TerminalStatusError
+from tether.errors import RunError, RunNotFound, TerminalStatusError
 from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo, RunStatus, utcnow
-
-Prepared = tuple[refcodec.Encoded, list[tuple[Any, ...]]]
-"""A checkpoint's encoded refs and blob rows, made before its transaction begins."""
 
 
 class SqliteSaver(CheckpointStore):
@@ -79,8 +75,7 @@ class SqliteSaver(CheckpointStore):
         self.path = os.fspath(path)
         self.serde = serde or Serializer()
         self._db = Connection(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
-        # The last checkpoint stored per (thread, ns): the base for the next one's refs.
-        self._heads: dict[tuple[str, str], refcodec.Head] = {}
+        self._checkpoints = Checkpoints(self.serde)
         if reconcile:
             self.reconcile_orphans()
 
@@ -155,7 +150,7 @@ class SqliteSaver(CheckpointStore):
                                (now.isoformat(), owner.current(), now.isoformat(), run_id)
                                ).fetchone()
             if row is None:
-                self._require_run(conn, run_id)
+                _run_of(conn, run_id)
                 return None
             conn.executemany(_sql.INSERT_EVENT, event_rows)
         return rows.run_info(row)
@@ -172,7 +167,7 @@ class SqliteSaver(CheckpointStore):
             # The condition makes the first request the only one, across threads and processes.
             row = conn.execute(_sql.REQUEST_CANCEL, (rows.reason_json(reason), run_id)).fetchone()
             if row is None:
-                return self._require_run(conn, run_id), False
+                return _run_of(conn, run_id), False
             conn.executemany(_sql.INSERT_EVENT, request)
         return rows.run_info(row), True
 
@@ -186,21 +181,22 @@ class SqliteSaver(CheckpointStore):
                 is changed).
             SerializationError: a value cannot be stored (nothing is changed).
         """
-        checkpoints = [(r, self._prepare(r)) for r in finish.checkpoints]
-        writes = self._dump_writes(finish.writes)
+        checkpoints = [(r, self._checkpoints.prepare(r)) for r in finish.checkpoints]
+        writes = self._checkpoints.dump_writes(finish.writes)
         events = rows.event_rows(run_id, finish.events)
         terminal = finish.status in TERMINAL_STATUSES
         now = utcnow().isoformat()
         with self._db.write() as conn:
-            info = self._require_run(conn, run_id)
+            info = _run_of(conn, run_id)
             refusal = _refusal(info, finish)
             if refusal is not None:
                 return refusal
             for record, prepared in checkpoints:
-                self._insert_checkpoint(conn, record, prepared)
+                self._checkpoints.insert(conn, record, prepared)
             if writes and finish.checkpoint_id is not None and finish.thread_id is not None:
                 ns = str(info.metadata.get("checkpoint_ns", ""))
-                self._insert_writes(conn, finish.thread_id, ns, finish.checkpoint_id, writes)
+                self._checkpoints.insert_writes(conn, finish.thread_id, ns,
+                                                finish.checkpoint_id, writes)
             conn.executemany(_sql.INSERT_EVENT, events)
             row = conn.execute(_sql.FINISH_RUN, (
                 finish.status.value, rows.reason_json(finish.reason), finish.error,
@@ -208,7 +204,7 @@ class SqliteSaver(CheckpointStore):
                 run_id,
             )).fetchone()
         for record, prepared in checkpoints:
-            self._remember(record, prepared[0])
+            self._checkpoints.remember(record, prepared)
         return FinishResult(rows.run_info(row), applied=True)
 
     def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
@@ -219,50 +215,20 @@ class SqliteSaver(CheckpointStore):
     def events(self, run_id: str) -> list[RunEvent]:
         return [rows.event(row) for row in self._db.all(_sql.LIST_EVENTS, (run_id,))]
 
-    @staticmethod
-    def _require_run(conn: sqlite3.Connection, run_id: str) -> RunInfo:
-        row = conn.execute(_sql.GET_RUN, (run_id,)).fetchone()
-        if row is None:
-            raise RunNotFound(run_id)
-        return rows.run_info(row)
-
     # -- threads ----------------------------------------------------------------------------
 
     def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
         """Create a thread, or merge `metadata` into an existing one's (a shallow merge)."""
-        now = utcnow()
-        with self._db.write() as conn:
-            row = conn.execute(_sql.GET_THREAD, (thread_id,)).fetchone()
-            if row is None:
-                record = ThreadRecord(thread_id, now, now, dict(metadata or {}))
-            else:
-                old = rows.thread(row)
-                record = ThreadRecord(thread_id, old.created_at, now,
-                                      {**old.metadata, **(metadata or {})})
-            conn.execute(_sql.PUT_THREAD, rows.thread_row(record))
-        return record
+        return threads.put(self._db, thread_id, metadata)
 
     def get_thread(self, thread_id: str) -> ThreadRecord | None:
         """A thread's record; one with runs or checkpoints but no record gets a bare one."""
-        with self._db.read() as conn:
-            row = conn.execute(_sql.GET_THREAD, (thread_id,)).fetchone()
-            if row is not None:
-                return rows.thread(row)
-            first = conn.execute(_sql.FIRST_RUN_OF_THREAD, (thread_id,)).fetchone()
-            if first is None and conn.execute(_sql.THREAD_HAS_CHECKPOINTS,
-                                              (thread_id,)).fetchone() is None:
-                return None
-        at = datetime.fromisoformat(first[0]) if first is not None else utcnow()
-        return ThreadRecord(thread_id, at, at, {})
+        return threads.get(self._db, thread_id)
 
     def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
                        offset: int = 0) -> list[ThreadRecord]:
         """Recorded threads whose metadata has every given key and value, latest first."""
-        wanted = metadata or {}
-        records = [rows.thread(row) for row in self._db.all(_sql.ALL_THREADS)]
-        found = [r for r in records if all(r.metadata.get(k) == v for k, v in wanted.items())]
-        found.sort(key=lambda r: r.updated_at, reverse=True)
-        return found[offset:offset + limit]
+        return threads.search(self._db, metadata, limit, offset)
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -272,54 +238,23 @@ class SqliteSaver(CheckpointStore):
         Raises:
             SerializationError: a value cannot be stored (nothing is changed).
         """
-        # Values are serialized before the write lock is taken, to keep the transaction short.
-        prepared = self._prepare(record)
+        prepared = self._checkpoints.prepare(record)
         with self._db.write() as conn:
-            self._insert_checkpoint(conn, record, prepared)
-        self._remember(record, prepared[0])
-
-    def _prepare(self, record: CheckpointRecord) -> Prepared:
-        head = self._heads.get((record.thread_id, record.ns))
-        encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id, head)
-        return encoded, rows.blob_rows(record, self.serde)
-
-    def _insert_checkpoint(self, conn: sqlite3.Connection, record: CheckpointRecord,
-                           prepared: Prepared) -> None:
-        # The trigger `checkpoints_point_run` points the run at a root checkpoint.
-        encoded, blobs = prepared
-        conn.execute(_sql.INSERT_CHECKPOINT, rows.checkpoint_row(record, self.serde, encoded))
-        if blobs:
-            conn.executemany(_sql.INSERT_BLOB, blobs)
-
-    def _remember(self, record: CheckpointRecord, encoded: refcodec.Encoded) -> None:
-        # Called after the commit: only a stored checkpoint may become a delta base.
-        self._heads[(record.thread_id, record.ns)] = refcodec.Head(
-            record.id, record.run_id, dict(record.refs), encoded.depth)
+            self._checkpoints.insert(conn, record, prepared)
+        self._checkpoints.remember(record, prepared)
 
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    writes: Sequence[WriteRecord]) -> None:
-        """Attach pending writes to a checkpoint; see `_sql.PUT_WRITE` for the rule.
+        """Attach pending writes to a checkpoint: an ordinary write (idx >= 0) is stored once,
+        a control write (idx < 0) replaces the task's previous one.
 
         Raises:
             CheckpointNotFound: no such checkpoint (nothing is changed).
             SerializationError: a value cannot be stored (nothing is changed).
         """
-        dumped = self._dump_writes(writes)
+        dumped = self._checkpoints.dump_writes(writes)
         with self._db.write() as conn:
-            self._insert_writes(conn, thread_id, ns, checkpoint_id, dumped)
-
-    def _dump_writes(self, writes: Sequence[WriteRecord]) -> list[tuple[WriteRecord, bytes]]:
-        dumps = self.serde.dumps
-        return [(w, dumps(w.value, w.channel)) for w in writes]
-
-    @staticmethod
-    def _insert_writes(conn: sqlite3.Connection, thread_id: str, ns: str, checkpoint_id: str,
-                       writes: Sequence[tuple[WriteRecord, bytes]]) -> None:
-        if conn.execute(_sql.HAS_CHECKPOINT, (thread_id, ns, checkpoint_id)).fetchone() is None:
-            raise CheckpointNotFound(
-                f"no checkpoint {checkpoint_id!r} in thread {thread_id!r} (namespace {ns!r})"
-            )
-        conn.executemany(_sql.PUT_WRITE, rows.write_rows(thread_id, ns, checkpoint_id, writes))
+            self._checkpoints.insert_writes(conn, thread_id, ns, checkpoint_id, dumped)
 
     def get_checkpoint(self, thread_id: str, ns: str = "",
                        checkpoint_id: str | None = None) -> StoredCheckpoint | None:
@@ -329,22 +264,8 @@ class SqliteSaver(CheckpointStore):
             row = conn.execute(sql, params).fetchone()
             if row is None:
                 return None
-            refs, blobs, writes = self._parts(conn, row)
-        return rows.stored_checkpoint(row, refs, blobs, writes, self.serde)
-
-    @staticmethod
-    def _parts(conn: sqlite3.Connection, row: rows.CheckpointRow
-               ) -> tuple[dict[str, str], list[tuple[str, bytes]], list[tuple[Any, ...]]]:
-        # Raw bytes only: values are decoded after the lock is released.
-        thread_id, ns, checkpoint_id, data, base = row[0], row[1], row[2], row[10], row[11]
-        chain = [(checkpoint_id, data)]
-        if base is not None:
-            chain += conn.execute(_sql.REFS_CHAIN,
-                                  (thread_id, ns, base, refcodec.MAX_DEPTH)).fetchall()
-        refs = refcodec.decode(chain)
-        blobs = conn.execute(_sql.RESOLVE_REFS, (thread_id, ns, rows.to_json(refs))).fetchall()
-        writes = conn.execute(_sql.LIST_WRITES, (thread_id, ns, checkpoint_id)).fetchall()
-        return refs, blobs, writes
+            parts = self._checkpoints.read(conn, row)
+        return self._checkpoints.build(row, parts)
 
     def list_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                          limit: int | None = None) -> Iterator[StoredCheckpoint]:
@@ -356,8 +277,8 @@ class SqliteSaver(CheckpointStore):
         params.append(-1 if limit is None else limit)
         for row in self._db.all(sql, params):
             with self._db.read() as conn:
-                refs, blobs, writes = self._parts(conn, row)
-            yield rows.stored_checkpoint(row, refs, blobs, writes, self.serde)
+                parts = self._checkpoints.read(conn, row)
+            yield self._checkpoints.build(row, parts)
 
     def list_threads(self, limit: int | None = None) -> list[str]:
         found = self._db.all(_sql.LIST_THREADS, (-1 if limit is None else limit,))
@@ -367,19 +288,26 @@ class SqliteSaver(CheckpointStore):
         with self._db.write() as conn:
             for statement in _sql.DELETE_THREAD:
                 conn.execute(statement, (thread_id,))
-            self._forget(lambda key, _head: key[0] == thread_id)
+            self._checkpoints.forget(lambda key, _head: key[0] == thread_id)
+
+    def delete_run(self, run_id: str) -> bool:
+        with self._db.write() as conn:
+            row = conn.execute(_sql.RUN_STATUS, (run_id,)).fetchone()
+            if row is None:
+                return False
+            status = RunStatus(row[0])
+            if not status.terminal and status is not RunStatus.INTERRUPTED:
+                raise RunError(f"run {run_id!r} is {status.value}; cancel it before deleting it")
+            for statement in _sql.DELETE_RUN:
+                conn.execute(statement, (run_id,))
+            return True
 
     def delete_run_checkpoints(self, run_id: str) -> None:
         with self._db.write() as conn:
             known = conn.execute(_sql.RUN_EXISTS, (run_id,)).fetchone() is not None
             conn.execute(_sql.DELETE_RUN_CHECKPOINTS if known
                          else _sql.DELETE_UNKNOWN_RUN_CHECKPOINTS, (run_id,))
-            self._forget(lambda _key, head: head.run_id == run_id)
-
-    def _forget(self, doomed: Callable[[tuple[str, str], refcodec.Head], bool]) -> None:
-        # Under the lock: no checkpoint can be a delta base once deleted.
-        for key in [k for k, head in self._heads.items() if doomed(k, head)]:
-            del self._heads[key]
+            self._checkpoints.forget(lambda _key, head: head.run_id == run_id)
 
     # -- crash recovery ---------------------------------------------------------------------
 
@@ -403,6 +331,13 @@ class SqliteSaver(CheckpointStore):
             owner_alive: as for `find_orphans`.
         """
         return recovery.reconcile(self._db, owner_alive)
+
+
+def _run_of(conn: sqlite3.Connection, run_id: str) -> RunInfo:
+    row = conn.execute(_sql.GET_RUN, (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFound(run_id)
+    return rows.run_info(row)
 
 
 def _refusal(info: RunInfo, finish: RunFinish) -> FinishResult | None:

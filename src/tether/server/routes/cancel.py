@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, visible
-from tether.server.errors import not_found
 from tether.server.models import CancelRequest, RunsCancel
 from tether.server.routes.runs import run_out
 from tether.types import CancelReason, RunInfo, RunStatus
@@ -35,8 +34,8 @@ def reason_for(caller: Principal, action: str, message: str | None, where: str) 
     return CancelReason("user", text, by, evidence={"action": action})
 
 
-async def cancel_one(server: ServerState, run_id: str, reason: CancelReason, *, wait: bool,
-                     action: str) -> RunInfo:
+async def cancel_one(server: ServerState, before: RunInfo, reason: CancelReason, *,
+                     wait: bool, action: str) -> RunInfo:
     """Cancel a run (durable before this returns); with `rollback`, drop its checkpoints once
     it has ended.
 
@@ -44,9 +43,9 @@ async def cancel_one(server: ServerState, run_id: str, reason: CancelReason, *, 
         The request is durable before this returns or is interrupted; the rollback, if any,
         completes in the background.
     """
-    was_terminal = (server.store.get_run(run_id) or _missing(run_id)).terminal
+    run_id = before.run_id
     info = await server.launcher.cancel(run_id, reason, wait=wait)
-    if action == "rollback" and not was_terminal:
+    if action == "rollback" and not before.terminal:
         if info.terminal:
             _rollback(server, info)
         else:
@@ -54,10 +53,6 @@ async def cancel_one(server: ServerState, run_id: str, reason: CancelReason, *, 
             _rollbacks.add(task)
             task.add_done_callback(_rollbacks.discard)
     return info
-
-
-def _missing(run_id: str) -> RunInfo:
-    raise not_found("run", run_id)
 
 
 def _rollback(server: ServerState, info: RunInfo) -> None:
@@ -75,11 +70,11 @@ async def cancel_run(thread_id: str, run_id: str, *, request: Request, server: S
                      reason: str | None = None) -> JSONResponse:
     """Cancel a run; 202 while it stops, 200 once it has ended. Body (optional):
     `{"reason": "..."}` (or the `reason` query parameter)."""
-    server.run(caller, thread_id, run_id)
+    before = server.run(caller, thread_id, run_id)
     message = reason or await _body_reason(request)
     why = reason_for(caller, action, message,
                      "POST /threads/{thread_id}/runs/{run_id}/cancel")
-    info = await cancel_one(server, run_id, why, wait=wait, action=action)
+    info = await cancel_one(server, before, why, wait=wait, action=action)
     return JSONResponse(run_out(server, info), status_code=200 if info.terminal else 202)
 
 
@@ -98,12 +93,12 @@ async def cancel_runs(body: RunsCancel, server: Server, caller: Caller,
                       action: Action = "interrupt") -> Response:
     """Cancel the given runs of a thread, or every pending and/or running run of the caller."""
     why = reason_for(caller, action, None, "POST /runs/cancel")
-    for run_id in _selected(server, caller, body):
-        await cancel_one(server, run_id, why, wait=False, action=action)
+    for before in _selected(server, caller, body):
+        await cancel_one(server, before, why, wait=False, action=action)
     return Response(status_code=204)
 
 
-def _selected(server: ServerState, caller: Principal, body: RunsCancel) -> list[str]:
+def _selected(server: ServerState, caller: Principal, body: RunsCancel) -> list[RunInfo]:
     if body.status is None:
         assert body.thread_id is not None and body.run_ids is not None
         server.thread(caller, body.thread_id)
@@ -115,7 +110,7 @@ def _selected(server: ServerState, caller: Principal, body: RunsCancel) -> list[
         found = [r for r in found if _mine(server, caller, r)]
     if not found:
         raise HTTPException(404, "No runs found to cancel.")
-    return [r.run_id for r in found]
+    return found
 
 
 def _mine(server: ServerState, caller: Principal, info: RunInfo) -> bool:

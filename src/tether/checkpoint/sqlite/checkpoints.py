@@ -1,0 +1,113 @@
+"""Checkpoint rows: writing them (values serialized first, refs as deltas) and reading them back
+(refs resolved through their chain, values through their blobs), inside the store's
+transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, WriteRecord
+from tether.checkpoint.serde import Serializer
+from tether.checkpoint.sqlite import _sql, rows
+from tether.checkpoint.sqlite import refs as refcodec
+from tether.errors import CheckpointNotFound
+
+Prepared = tuple[refcodec.Encoded, list[tuple[Any, ...]]]
+"""A checkpoint's encoded refs and blob rows, made before its transaction begins."""
+Parts = tuple[dict[str, str], list[tuple[str, bytes]], list[tuple[Any, ...]]]
+"""A stored checkpoint's refs, the raw blobs they point at, and its raw pending writes."""
+DumpedWrites = list[tuple[WriteRecord, bytes]]
+"""Pending writes paired with their serialized values."""
+
+
+class Checkpoints:
+    """Reads and writes checkpoint rows for one store.
+
+    Args:
+        serde: the serializer for values, pending writes and metadata.
+    """
+
+    def __init__(self, serde: Serializer) -> None:
+        self.serde = serde
+        # The last checkpoint stored per (thread, ns) by this store: the base the next one's
+        # refs are a delta on. Invariant: every entry names a committed checkpoint (entries are
+        # added after the commit and dropped, under the store lock, when it is deleted).
+        self._heads: dict[tuple[str, str], refcodec.Head] = {}
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def prepare(self, record: CheckpointRecord) -> Prepared:
+        """Serialize `record` (no lock needed, so the transaction that stores it stays short).
+
+        Raises:
+            SerializationError: a value cannot be stored (the message names its channel).
+        """
+        head = self._heads.get((record.thread_id, record.ns))
+        encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id, head)
+        return encoded, rows.blob_rows(record, self.serde)
+
+    def insert(self, conn: sqlite3.Connection, record: CheckpointRecord,
+               prepared: Prepared) -> None:
+        """Insert a prepared checkpoint; the trigger `checkpoints_point_run` points its run."""
+        encoded, blobs = prepared
+        conn.execute(_sql.INSERT_CHECKPOINT, rows.checkpoint_row(record, self.serde, encoded))
+        if blobs:
+            conn.executemany(_sql.INSERT_BLOB, blobs)
+
+    def remember(self, record: CheckpointRecord, prepared: Prepared) -> None:
+        """Make a committed checkpoint the base for the next one of its thread and namespace."""
+        self._heads[(record.thread_id, record.ns)] = refcodec.Head(
+            record.id, record.run_id, dict(record.refs), prepared[0].depth)
+
+    def forget(self, doomed: Callable[[tuple[str, str], refcodec.Head], bool]) -> None:
+        """Drop the bases `doomed` selects; call under the lock of the deleting transaction."""
+        for key in [k for k, head in self._heads.items() if doomed(k, head)]:
+            del self._heads[key]
+
+    def dump_writes(self, writes: Sequence[WriteRecord]) -> DumpedWrites:
+        """Serialize pending writes, all before any is stored.
+
+        Raises:
+            SerializationError: a value cannot be stored (the message names its channel).
+        """
+        dumps = self.serde.dumps
+        return [(w, dumps(w.value, w.channel)) for w in writes]
+
+    @staticmethod
+    def insert_writes(conn: sqlite3.Connection, thread_id: str, ns: str, checkpoint_id: str,
+                      writes: DumpedWrites) -> None:
+        """Attach serialized writes to a checkpoint (see `_sql.PUT_WRITE` for the rule).
+
+        Raises:
+            CheckpointNotFound: no such checkpoint.
+        """
+        if conn.execute(_sql.HAS_CHECKPOINT, (thread_id, ns, checkpoint_id)).fetchone() is None:
+            raise CheckpointNotFound(
+                f"no checkpoint {checkpoint_id!r} in thread {thread_id!r} (namespace {ns!r})"
+            )
+        conn.executemany(_sql.PUT_WRITE, rows.write_rows(thread_id, ns, checkpoint_id, writes))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @staticmethod
+    def read(conn: sqlite3.Connection, row: rows.CheckpointRow) -> Parts:
+        """What `build` needs besides the row, as raw bytes (decoded outside the lock)."""
+        thread_id, ns, checkpoint_id, data, base = row[0], row[1], row[2], row[10], row[11]
+        chain = [(checkpoint_id, data)]
+        if base is not None:
+            chain += conn.execute(_sql.REFS_CHAIN,
+                                  (thread_id, ns, base, refcodec.MAX_DEPTH)).fetchall()
+        refs = refcodec.decode(chain)
+        blobs = conn.execute(_sql.RESOLVE_REFS, (thread_id, ns, rows.to_json(refs))).fetchall()
+        writes = conn.execute(_sql.LIST_WRITES, (thread_id, ns, checkpoint_id)).fetchall()
+        return refs, blobs, writes
+
+    def build(self, row: rows.CheckpointRow, parts: Parts) -> StoredCheckpoint:
+        """The `StoredCheckpoint` of a row and its parts."""
+        refs, blobs, writes = parts
+        return rows.stored_checkpoint(row, refs, blobs, writes, self.serde)
+
+
+__all__ = ["Checkpoints", "DumpedWrites", "Parts", "Prepared"]

@@ -1,0 +1,55 @@
+"""Thread records: threads created explicitly (with metadata), and bare records for threads known
+only by their runs or checkpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tether.checkpoint.base import ThreadRecord
+from tether.checkpoint.sqlite import _sql, rows
+from tether.checkpoint.sqlite.connection import Connection
+from tether.types import utcnow
+
+
+def put(db: Connection, thread_id: str, metadata: dict[str, Any] | None) -> ThreadRecord:
+    """Create a thread, or merge `metadata` into its record (a shallow merge); one transaction."""
+    now = utcnow()
+    with db.write() as conn:
+        row = conn.execute(_sql.GET_THREAD, (thread_id,)).fetchone()
+        if row is None:
+            record = ThreadRecord(thread_id, now, now, dict(metadata or {}))
+        else:
+            old = rows.thread(row)
+            record = ThreadRecord(thread_id, old.created_at, now,
+                                  {**old.metadata, **(metadata or {})})
+        conn.execute(_sql.PUT_THREAD, rows.thread_row(record))
+    return record
+
+
+def get(db: Connection, thread_id: str) -> ThreadRecord | None:
+    """A thread's record; a thread with runs or checkpoints but no record gets a bare one,
+    created when its first run was."""
+    with db.read() as conn:
+        row = conn.execute(_sql.GET_THREAD, (thread_id,)).fetchone()
+        if row is not None:
+            return rows.thread(row)
+        first = conn.execute(_sql.FIRST_RUN_OF_THREAD, (thread_id,)).fetchone()
+        if first is None and conn.execute(_sql.THREAD_HAS_CHECKPOINTS,
+                                          (thread_id,)).fetchone() is None:
+            return None
+    at = datetime.fromisoformat(first[0]) if first is not None else utcnow()
+    return ThreadRecord(thread_id, at, at, {})
+
+
+def search(db: Connection, metadata: dict[str, Any] | None, limit: int,
+           offset: int) -> list[ThreadRecord]:
+    """Recorded threads whose metadata has every given key and value, latest update first."""
+    wanted = metadata or {}
+    records = [rows.thread(row) for row in db.all(_sql.ALL_THREADS)]
+    found = [r for r in records if all(r.metadata.get(k) == v for k, v in wanted.items())]
+    found.sort(key=lambda r: r.updated_at, reverse=True)
+    return found[offset:offset + limit]
+
+
+__all__ = ["get", "put", "search"]
