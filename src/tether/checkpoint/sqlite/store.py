@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -18,11 +17,11 @@ from tether.checkpoint.base import (
     WriteRecord,
 )
 from tether.checkpoint.serde import Serializer
-from tether.checkpoint.sqlite import _sql, owner, recovery, rows, schema, threads
+from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
 from tether.checkpoint.sqlite.checkpoints import Checkpoints
 from tether.checkpoint.sqlite.connection import Connection
-from tether.errors import RunError, RunNotFound, TerminalStatusError
-from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo, RunStatus, utcnow
+from tether.errors import RunError
+from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
 
 
 class SqliteSaver(CheckpointStore):
@@ -118,13 +117,7 @@ class SqliteSaver(CheckpointStore):
         Raises:
             ValueError: a run with this id exists.
         """
-        row = rows.run_row(info, owner.current(), utcnow())
-        try:
-            with self._db.write() as conn:
-                conn.execute(_sql.INSERT_RUN, row)
-        except sqlite3.IntegrityError as exc:
-            raise ValueError(f"run {info.run_id!r} already exists") from exc
-        return info
+        return runs.create(self._db, info)
 
     def get_run(self, run_id: str) -> RunInfo | None:
         row = self._db.one(_sql.GET_RUN, (run_id,))
@@ -143,17 +136,7 @@ class SqliteSaver(CheckpointStore):
         Raises:
             RunNotFound: no such run.
         """
-        now = utcnow()
-        event_rows = rows.event_rows(run_id, events)
-        with self._db.write() as conn:
-            row = conn.execute(_sql.MARK_RUNNING,
-                               (now.isoformat(), owner.current(), now.isoformat(), run_id)
-                               ).fetchone()
-            if row is None:
-                _run_of(conn, run_id)
-                return None
-            conn.executemany(_sql.INSERT_EVENT, event_rows)
-        return rows.run_info(row)
+        return runs.mark_running(self._db, run_id, events)
 
     def request_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
         """Record a cancel once; see `CheckpointStore.request_cancel`.
@@ -161,15 +144,7 @@ class SqliteSaver(CheckpointStore):
         Raises:
             RunNotFound: no such run.
         """
-        request = rows.event_rows(run_id, [RunEvent("request", reason.requested_at, None,
-                                                    reason.to_dict())])
-        with self._db.write() as conn:
-            # The condition makes the first request the only one, across threads and processes.
-            row = conn.execute(_sql.REQUEST_CANCEL, (rows.reason_json(reason), run_id)).fetchone()
-            if row is None:
-                return _run_of(conn, run_id), False
-            conn.executemany(_sql.INSERT_EVENT, request)
-        return rows.run_info(row), True
+        return runs.request_cancel(self._db, run_id, reason)
 
     def finish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Commit a run's end in one transaction; see `RunFinish`.
@@ -177,35 +152,11 @@ class SqliteSaver(CheckpointStore):
         Raises:
             RunNotFound: no such run.
             TerminalStatusError: the run has ended and `unless_cancel_requested` is False.
-            CheckpointNotFound: `finish.writes` name a checkpoint that does not exist (nothing
-                is changed).
-            SerializationError: a value cannot be stored (nothing is changed).
+            CheckpointNotFound: `finish.writes` name a checkpoint that does not exist.
+            SerializationError: a value cannot be stored.
+        In every case nothing is changed.
         """
-        checkpoints = [(r, self._checkpoints.prepare(r)) for r in finish.checkpoints]
-        writes = self._checkpoints.dump_writes(finish.writes)
-        events = rows.event_rows(run_id, finish.events)
-        terminal = finish.status in TERMINAL_STATUSES
-        now = utcnow().isoformat()
-        with self._db.write() as conn:
-            info = _run_of(conn, run_id)
-            refusal = _refusal(info, finish)
-            if refusal is not None:
-                return refusal
-            for record, prepared in checkpoints:
-                self._checkpoints.insert(conn, record, prepared)
-            if writes and finish.checkpoint_id is not None and finish.thread_id is not None:
-                ns = str(info.metadata.get("checkpoint_ns", ""))
-                self._checkpoints.insert_writes(conn, finish.thread_id, ns,
-                                                finish.checkpoint_id, writes)
-            conn.executemany(_sql.INSERT_EVENT, events)
-            row = conn.execute(_sql.FINISH_RUN, (
-                finish.status.value, rows.reason_json(finish.reason), finish.error,
-                finish.checkpoint_id, now if terminal else None, finish.cancel_latency_ms, now,
-                run_id,
-            )).fetchone()
-        for record, prepared in checkpoints:
-            self._checkpoints.remember(record, prepared)
-        return FinishResult(rows.run_info(row), applied=True)
+        return runs.finish(self._db, self._checkpoints, run_id, finish)
 
     def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         event_rows = rows.event_rows(run_id, events)
@@ -331,27 +282,6 @@ class SqliteSaver(CheckpointStore):
             owner_alive: as for `find_orphans`.
         """
         return recovery.reconcile(self._db, owner_alive)
-
-
-def _run_of(conn: sqlite3.Connection, run_id: str) -> RunInfo:
-    row = conn.execute(_sql.GET_RUN, (run_id,)).fetchone()
-    if row is None:
-        raise RunNotFound(run_id)
-    return rows.run_info(row)
-
-
-def _refusal(info: RunInfo, finish: RunFinish) -> FinishResult | None:
-    """What `finish_run` returns instead of applying `finish`, or None to apply it."""
-    if info.terminal:
-        if finish.unless_cancel_requested:
-            return FinishResult(info, applied=False)
-        raise TerminalStatusError(
-            f"run {info.run_id!r} already ended as {info.status.value}; "
-            f"cannot become {finish.status.value}"
-        )
-    if finish.unless_cancel_requested and info.reason is not None:
-        return FinishResult(info, applied=False)
-    return None
 
 
 class _Opening:
