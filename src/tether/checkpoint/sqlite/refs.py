@@ -7,7 +7,9 @@ this store for the same run stores only what changed (a *delta*), and every `MAX
 checkpoint of a chain stores them in full again. Reading walks at most `MAX_DEPTH` rows.
 
 Invariants: a delta's base is its parent, of the same thread, namespace and run, so deleting a
-run's checkpoints (or a thread's) deletes whole chains; a stored map is never changed.
+run's checkpoints (or a thread's) deletes whole chains; a stored map is never changed. A write
+racing the deletion of its own parent (another process deleting the thread) leaves a chain cut
+short: it reads as far as it goes, and the values it lost were deleted anyway.
 """
 
 from __future__ import annotations
