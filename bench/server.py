@@ -1,0 +1,370 @@
+"""The servers, side by side: tether's server and LangGraph's in-memory Agent Server
+(`langgraph dev`), each in its own process, driven over HTTP by the same client code.
+
+- `http_cancel_p50` / `http_cancel_p99`: a client's `POST .../cancel?wait=1` until the answer
+  that the run has ended (client request → run terminated), one long run at a time.
+- `sse_streams`: hold N event streams at once on one live run until each has received an event
+  (the time per stream; the JSON's `peak_rss_delta_kib` is the server process's RSS rise).
+
+LangGraph's side needs `pip install langgraph-api langgraph-runtime-inmem langgraph-cli`; its
+`langgraph` command is looked up as `$TETHER_BENCH_LANGGRAPH_CLI`, then next to this Python, then
+on `PATH`. Without it that side is an error row that says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.libs import Lib
+from bench.timing import Contest, Measurement, Outcome, Plan, within
+
+ORDER = 40
+FAMILY = "server"
+LONG = {"count": 0, "limit": 10_000_000}
+_START_TIMEOUT = 90.0
+
+GRAPH_SOURCE = '''
+import asyncio
+from typing import TypedDict
+from {lib}.graph import StateGraph, END
+
+
+class Count(TypedDict):
+    count: int
+    limit: int
+
+
+async def tick(state: Count) -> dict:
+    await asyncio.sleep(0.005)
+    return {{"count": state["count"] + 1}}
+
+
+def again(state: Count) -> str:
+    return END if state["count"] >= state["limit"] else "tick"
+
+
+builder = StateGraph(Count)
+builder.add_node("tick", tick)
+builder.set_entry_point("tick")
+builder.add_conditional_edges("tick", again, {{"tick": "tick", END: END}})
+graph = builder.compile()
+'''
+
+TETHER_SERVER = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+from server_graph_tether import graph
+from tether.server import ServerLimits, serve
+serve({"counter": graph}, db=sys.argv[3], port=int(sys.argv[2]), no_auth=True,
+      log_level="warning", limits=ServerLimits(max_streams_per_key=1_000_000))
+'''
+
+LANGGRAPH_JSON = ('{"dependencies": ["."], '
+                  '"graphs": {"counter": "./server_graph_langgraph.py:graph"}}')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def langgraph_cli() -> str | None:
+    """LangGraph's `langgraph` command, if installed (see the module docstring)."""
+    found = os.environ.get("TETHER_BENCH_LANGGRAPH_CLI")
+    if found:
+        return found
+    beside = Path(sys.executable).with_name("langgraph")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("langgraph")
+
+
+class ServerProcess:
+    """One library's server in a child process, on a free port; stopped with SIGTERM."""
+
+    def __init__(self, lib: str, workdir: Path) -> None:
+        self.lib = lib
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (workdir / f"server_graph_{lib}.py").write_text(GRAPH_SOURCE.format(lib=lib))
+        self.log = workdir / f"server-{lib}.log"
+        self.command, self.env = self._command(workdir)
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _command(self, workdir: Path) -> tuple[list[str], dict[str, str]]:
+        env = dict(os.environ)
+        if self.lib == "tether":
+            import tether
+
+            src = str(Path(tether.__file__).resolve().parent.parent)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+            db = str(workdir / "server-tether.db")
+            return [sys.executable, "-c", TETHER_SERVER, str(workdir), str(self.port), db], env
+        cli = langgraph_cli()
+        if cli is None:
+            raise RuntimeError("LangGraph's Agent Server is not installed (pip install "
+                               "langgraph-api langgraph-runtime-inmem langgraph-cli, or set "
+                               "TETHER_BENCH_LANGGRAPH_CLI)")
+        (workdir / "langgraph.json").write_text(LANGGRAPH_JSON)
+        env.update(LANGSMITH_TRACING="false", LANGGRAPH_CLI_NO_ANALYTICS="1")
+        return [cli, "dev", "--no-browser", "--no-reload", "--port", str(self.port),
+                "--config", str(workdir / "langgraph.json"), "--n-jobs-per-worker", "1000",
+                "--server-log-level", "WARNING"], env
+
+    def __enter__(self) -> ServerProcess:
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(self.command, cwd=self.workdir, env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.lib} server exited: {self._tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/ok", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError(f"{self.lib} server did not answer within {_START_TIMEOUT:g}s")
+
+    def __exit__(self, *exc: object) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def rss_kib(self) -> int | None:
+        """The server process's resident memory (Linux), in KiB."""
+        if self.process is None:
+            return None
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return None
+        line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), None)
+        return int(line.split()[1]) if line else None
+
+    def _tail(self) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return lines[-1] if lines else "(no output)"
+
+
+@contextlib.contextmanager
+def servers(libs: Sequence[Lib], plan: Plan, contest: Contest) -> Iterator[dict[str, Any]]:
+    """Each library's server, started under `contest.guard` (a failure is that side's error)."""
+    started: dict[str, ServerProcess] = {}
+    with contextlib.ExitStack() as stack:
+        for lib in libs:
+            with contest.guard(lib.name):
+                started[lib.name] = stack.enter_context(ServerProcess(lib.name, plan.tmpdir))
+        yield started
+
+
+# -- the client side ------------------------------------------------------------------------------
+
+
+async def _running_run(http: httpx.AsyncClient) -> tuple[str, str]:
+    tid = (await http.post("/threads", json={})).json()["thread_id"]
+    answer = await http.post(f"/threads/{tid}/runs",
+                             json={"assistant_id": "counter", "input": LONG})
+    answer.raise_for_status()
+    run_id = answer.json()["run_id"]
+    for _ in range(2000):
+        run = (await http.get(f"/threads/{tid}/runs/{run_id}")).json()
+        if run["status"] == "running":
+            return tid, run_id
+        await asyncio.sleep(0.005)
+    raise RuntimeError(f"run {run_id} did not start")
+
+
+async def _cancel_samples(url: str, count: int) -> tuple[list[float], int]:
+    """`count` cancels of running runs: the latencies, and how many runs ended interrupted."""
+    latencies: list[float] = []
+    ended = 0
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        for _ in range(count):
+            tid, run_id = await _running_run(http)
+            await asyncio.sleep(0.02)  # a few supersteps in
+            started = time.perf_counter()
+            answer = await http.post(f"/threads/{tid}/runs/{run_id}/cancel",
+                                     params={"wait": 1, "action": "interrupt"})
+            latencies.append(time.perf_counter() - started)
+            answer.raise_for_status()
+            run = (await http.get(f"/threads/{tid}/runs/{run_id}")).json()
+            ended += run["status"] == "interrupted"
+    return latencies, ended
+
+
+@dataclass
+class _CancelResults:
+    outcomes: dict[str, Outcome]
+    samples: dict[str, list[float]]
+
+
+_CANCEL_CACHE: dict[tuple[int, tuple[str, ...]], _CancelResults] = {}
+
+
+def _measure_cancels(libs: Sequence[Lib], plan: Plan, per_repeat: int) -> _CancelResults:
+    key = (id(plan), tuple(lib.name for lib in libs))
+    if key not in _CANCEL_CACHE:
+        contest = Contest(plan, [lib.name for lib in libs])
+        samples: dict[str, list[float]] = {lib.name: [] for lib in libs}
+        ended: dict[str, int] = {lib.name: 0 for lib in libs}
+        with servers(libs, plan, contest) as running:
+            for index, name in contest.turns():
+                with contest.lap(name):
+                    found, ok = asyncio.run(within(
+                        _cancel_samples(running[name].url, per_repeat), plan.timeout))
+                    if index >= plan.warmup:
+                        samples[name].extend(found)
+                        ended[name] += ok
+                        contest.results[name] = {"runs_ended_interrupted": ended[name]}
+        _CANCEL_CACHE[key] = _CancelResults(contest.outcomes(per=per_repeat), samples)
+    return _CANCEL_CACHE[key]
+
+
+@dataclass(frozen=True)
+class HttpCancel:
+    """Cancel over HTTP: `POST .../cancel?wait=1` until the server answers that the run ended.
+
+    One quantile of all the cancels of all timed repeats (each repeat cancels `size` runs,
+    each a few supersteps into an endless loop of 5 ms async nodes).
+    """
+
+    name: str
+    quantile: float
+    size: int = 20
+    quick_size: int = 3
+    family: str = FAMILY
+    mode: str = "http"
+    unit: str = "cancel"
+    goal: float = 1.0
+
+    @property
+    def doc(self) -> str:
+        return (f"p{round(self.quantile * 100)} of client cancel request -> run terminated, "
+                "over HTTP")
+
+    def measure(self, libs: Sequence[Lib], plan: Plan) -> dict[str, Outcome]:
+        results = _measure_cancels(libs, plan, self.quick_size if plan.quick else self.size)
+        found: dict[str, Outcome] = {}
+        for name, outcome in results.outcomes.items():
+            samples = results.samples.get(name) or []
+            if outcome.measurement is None or not samples:
+                found[name] = outcome
+                continue
+            value = _quantile(samples, self.quantile)
+            found[name] = Outcome(Measurement([value], 1, outcome.measurement.result))
+        return found
+
+
+def _quantile(samples: list[float], q: float) -> float:
+    if len(samples) == 1:
+        return samples[0]
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return cuts[min(98, max(0, round(q * 100) - 1))]
+
+
+async def _hold_streams(url: str, count: int) -> int:
+    """Open `count` streams on one live run and hold them all until each has received an
+    event; return how many did."""
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        tid, run_id = await _running_run(http)
+        path = f"/threads/{tid}/runs/{run_id}/stream"
+        received: list[bool] = []
+        everyone = asyncio.Event()
+
+        async def hold() -> None:
+            async with http.stream("GET", path, params={"stream_mode": "values"}) as stream:
+                lines = stream.aiter_lines()
+                async for line in lines:
+                    if line.startswith("data:"):
+                        received.append(True)
+                        break
+                if len(received) == count:
+                    everyone.set()
+                waiting = asyncio.ensure_future(everyone.wait())
+                try:
+                    async for _line in lines:  # keep reading while the others catch up
+                        if waiting.done():
+                            break
+                finally:
+                    waiting.cancel()
+
+        try:
+            await asyncio.gather(*(hold() for _ in range(count)))
+        finally:
+            await http.post(f"{path[:-len('/stream')]}/cancel", params={"wait": 1})
+        return len(received)
+
+
+@dataclass(frozen=True)
+class SseStreams:
+    """Concurrent event streams: N join streams held open at once on one live run, until each
+    has received an event.
+
+    The time per stream; the JSON's `peak_rss_delta_kib` is the server process's RSS rise over
+    the repeat (the memory the server spends holding N streams, roughly).
+    """
+
+    name: str = "sse_streams"
+    size: int = 500
+    quick_size: int = 10
+    family: str = FAMILY
+    mode: str = "http"
+    unit: str = "stream"
+    goal: float = 1.0
+    doc: str = ("N SSE streams held at once on one live run until each has an event "
+                "(time per stream)")
+
+    def measure(self, libs: Sequence[Lib], plan: Plan) -> dict[str, Outcome]:
+        count = self.quick_size if plan.quick else self.size
+        contest = Contest(plan, [lib.name for lib in libs])
+        rss: dict[str, int | None] = {lib.name: None for lib in libs}
+        with servers(libs, plan, contest) as running:
+            for index, name in contest.turns():
+                before = running[name].rss_kib()
+                with contest.lap(name):
+                    got = asyncio.run(within(_hold_streams(running[name].url, count),
+                                             plan.timeout))
+                    contest.results[name] = {"streams_with_an_event": got}
+                after = running[name].rss_kib()
+                if index >= plan.warmup and before is not None and after is not None:
+                    rss[name] = max(rss[name] or 0, after - before)
+        outcomes = contest.outcomes(per=count)
+        for name, outcome in outcomes.items():
+            if outcome.measurement is not None:
+                outcome.measurement.peak_rss_kib = rss[name]
+        return outcomes
+
+
+WORKLOADS = [
+    HttpCancel(name="http_cancel_p50", quantile=0.50),
+    HttpCancel(name="http_cancel_p99", quantile=0.99),
+    SseStreams(),
+]
