@@ -220,14 +220,14 @@ async def test_deleting_a_running_run_is_409(http_a: httpx.AsyncClient) -> None:
 
 async def test_deleting_a_finished_run_removes_its_record(live: Live,
                                                          http_a: httpx.AsyncClient) -> None:
-    if not hasattr(live[1], "delete_run"):
-        pytest.skip("the store has no delete_run yet (requested in the server's report)")
     tid = (await http_a.post("/threads", json={})).json()["thread_id"]
     await http_a.post(f"/threads/{tid}/runs/wait",
                       json={"assistant_id": "counter", "input": {"count": 0, "limit": 1}})
     run_id = (await http_a.get(f"/threads/{tid}/runs")).json()[0]["run_id"]
     assert (await http_a.delete(f"/threads/{tid}/runs/{run_id}")).status_code == 204
     assert (await http_a.get(f"/threads/{tid}/runs/{run_id}")).status_code == 404
+    assert live[1].get_run(run_id) is None
+    assert (await http_a.get(f"/threads/{tid}/state")).json()["values"]["count"] == 1
 
 
 # -- streams ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from tether.errors import (
     GraphCompileError,
     InvalidResumeError,
     InvalidUpdateError,
+    RunError,
     RunNotFound,
     ThreadBusyError,
 )
@@ -27,6 +28,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (InvalidUpdateError, 422),
     (EmptyInputError, 422),
     (GraphCompileError, 422),
+    (RunError, 409),
 )
 
 

@@ -197,18 +197,12 @@ async def get_run(thread_id: str, run_id: str, server: Server, caller: Caller) -
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
 async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller) -> Response:
-    """Delete a run that has ended (its record and audit log; not the thread's checkpoints).
-
-    Needs a store with `delete_run`; 501 otherwise.
-    """
+    """Delete a run that has ended or paused: its record and audit log (the thread's
+    checkpoints stay). 409 for a run in flight: cancel it first."""
     info = server.run(caller, thread_id, run_id)
-    if not info.terminal:
+    if not info.terminal and info.status is not RunStatus.INTERRUPTED:
         raise HTTPException(409, f"run {run_id!r} is {info.status.value}: cancel it first")
-    delete = getattr(server.store, "delete_run", None)
-    if delete is None:
-        raise HTTPException(501, f"this store ({type(server.store).__name__}) cannot delete a "
-                                 "single run")
-    delete(run_id)
+    server.store.delete_run(run_id)
     return Response(status_code=204)
 
 
