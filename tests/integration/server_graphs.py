@@ -84,9 +84,19 @@ def failing() -> Any:
     return builder.compile()
 
 
+def nested() -> Any:
+    """A graph whose one node is `counter` as a subgraph."""
+    builder = StateGraph(Count)
+    builder.add_node("inner", counter())
+    builder.set_entry_point("inner")
+    builder.set_finish_point("inner")
+    return builder.compile()
+
+
 def graphs() -> dict[str, Any]:
     """Every graph, by the id the server serves it as (compiled without a checkpointer)."""
-    return {"counter": counter(), "approval": approval(), "failing": failing()}
+    return {"counter": counter(), "approval": approval(), "failing": failing(),
+            "nested": nested()}
 
 
 class LiveServer:

@@ -331,3 +331,28 @@ async def test_tether_resume_continues_a_cancelled_run_from_its_checkpoint(
     assert resumed["thread_id"] == tid and resumed["run_id"] != run["run_id"]
     assert await client.runs.join(tid, resumed["run_id"]) == {"count": 30, "limit": 30}
     assert stopped["checkpoint_id"]
+
+
+async def test_run_metadata_reaches_the_record_and_checkpoints_with_the_tenant(
+        client: LangGraphClient) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(tid, "counter", input={"count": 0, "limit": 1},
+                                   metadata={"purpose": "audit"})
+    assert run["metadata"] == {"purpose": "audit"}
+    await client.runs.join(tid, run["run_id"])
+    state = await client.threads.get_state(tid)
+    assert state["metadata"]["purpose"] == "audit"
+    assert state["metadata"]["tether_tenant"] == "tenant-a"
+    assert state["metadata"]["graph_id"] == "counter"
+    thread = await client.threads.get(tid)
+    assert thread["metadata"]["graph_id"] == "counter"
+
+
+async def test_subgraph_events_are_named_by_namespace(client: LangGraphClient) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    parts = [p async for p in client.runs.stream(tid, "nested", input={"count": 0, "limit": 2},
+                                                 stream_mode="updates", stream_subgraphs=True)]
+    events = [p.event for p in parts[1:]]
+    assert "updates" in events
+    inner = [e for e in events if e.startswith("updates|inner:")]
+    assert len(inner) == 2, events

@@ -276,6 +276,21 @@ async def test_on_disconnect_cancels_or_lets_the_run_continue(
             assert await _tether_status(http, tid, run_id) == "running"
 
 
+async def test_join_stream_with_cancel_on_disconnect_cancels_the_run(live: Live) -> None:
+    async with httpx.AsyncClient(base_url=live[0].url, headers={"x-api-key": "key-a"}) as http:
+        tid, run_id = await _long_run(http)
+        request = http.build_request("GET", f"/threads/{tid}/runs/{run_id}/stream",
+                                     params={"cancel_on_disconnect": "true"})
+        opened = Opened(await http.send(request, stream=True))
+        async for line in opened.lines:
+            if line.startswith("data:"):
+                break
+        await opened.aclose()
+        await eventually(lambda: _tether_is(http, tid, run_id, "cancelled"))
+        run = (await http.get(f"/threads/{tid}/runs/{run_id}")).json()
+        assert "cancel_on_disconnect" in run["cancel_reason"]
+
+
 async def _tether_is(http: httpx.AsyncClient, tid: str, run_id: str, status: str) -> bool:
     return await _tether_status(http, tid, run_id) == status
 

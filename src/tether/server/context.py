@@ -21,10 +21,8 @@ from tether.server.graphs import Assistant, Assistants
 from tether.server.guards import PRINCIPAL
 from tether.server.launcher import RunLauncher
 from tether.server.limits import ServerLimits, StreamSlots
+from tether.server.wire import TENANT_KEY
 from tether.types import RunInfo, RunStatus, StateSnapshot
-
-TENANT_KEY = "tether_tenant"
-"""The thread metadata key that records its tenant."""
 
 BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING})
 
@@ -77,7 +75,7 @@ class ServerState:
         """
         self.thread(caller, thread_id)
         info = self.store.get_run(run_id)
-        if info is None or info.thread_id != thread_id:
+        if info is None or info.thread_id != thread_id or not run_visible(info, caller):
             raise not_found("run", run_id)
         return info
 
@@ -120,6 +118,12 @@ class ServerState:
 def visible(record: ThreadRecord, caller: Principal) -> bool:
     """True if `caller` may see the thread (always, on a server without auth)."""
     return caller.tenant is None or record.metadata.get(TENANT_KEY) == caller.tenant
+
+
+def run_visible(info: RunInfo, caller: Principal) -> bool:
+    """False for a run whose own record names another tenant (its thread decides otherwise)."""
+    tenant = info.metadata.get(TENANT_KEY)
+    return caller.tenant is None or tenant is None or tenant == caller.tenant
 
 
 def stamped(metadata: dict[str, Any] | None, caller: Principal) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tether.runs import Run
 from tether.server.feed import RunFeed
 from tether.server.graphs import Assistant
 from tether.server.limits import ServerLimits
-from tether.server.wire import RunFacts
+from tether.server.wire import TENANT_KEY, RunFacts
 from tether.types import CancelReason, RunInfo
 
 logger = logging.getLogger("tether.server")
@@ -38,6 +38,7 @@ class RunOrder:
         resume_of: continue this cancelled (or failed) run from its final checkpoint instead
             of starting from `input` (tether's `graph.resume`).
         temporary: delete the thread once the run has ended (a stateless run).
+        tenant: the tenant of the caller, recorded in the run's metadata.
     """
 
     assistant: Assistant
@@ -54,6 +55,7 @@ class RunOrder:
     facts: RunFacts = field(default_factory=RunFacts)
     resume_of: str | None = None
     temporary: bool = False
+    tenant: str | None = None
 
 
 class RunLauncher(Protocol):
@@ -236,9 +238,12 @@ def _run_config(order: RunOrder) -> dict[str, Any]:
     config["configurable"] = configurable
     config["run_id"] = order.run_id
     config["multitask_strategy"] = order.multitask_strategy
-    config["metadata"] = {**(config.get("metadata") or {}), **order.facts.metadata,
-                          "assistant_id": order.assistant.assistant_id,
-                          "graph_id": order.assistant.graph_id}
+    metadata = {**(config.get("metadata") or {}), **order.facts.metadata,
+                "assistant_id": order.assistant.assistant_id,
+                "graph_id": order.assistant.graph_id}
+    if order.tenant is not None:
+        metadata[TENANT_KEY] = order.tenant
+    config["metadata"] = metadata
     return config
 
 

@@ -68,7 +68,7 @@ def _target(goto: Any) -> Any:
     return goto if isinstance(goto, str) else Send(goto.node, goto.input)
 
 
-def order_for(assistant: Assistant, thread_id: str, body: RunCreate, *,
+def order_for(assistant: Assistant, thread_id: str, body: RunCreate, caller: Principal, *,
               temporary: bool = False, resume_of: str | None = None) -> RunOrder:
     """The order for a run of `assistant` on `thread_id`.
 
@@ -98,7 +98,7 @@ def order_for(assistant: Assistant, thread_id: str, body: RunCreate, *,
         interrupt_after=body.interrupt_after, multitask_strategy=strategy,
         facts=RunFacts(assistant.assistant_id, dict(body.metadata or {}), strategy,
                        _kwargs(body, config)),
-        resume_of=resume_of, temporary=temporary,
+        resume_of=resume_of, temporary=temporary, tenant=caller.tenant,
     )
 
 

@@ -39,6 +39,9 @@ AGENT_STATUS: dict[RunStatus, str] = {
     RunStatus.TIMEOUT: "timeout",
 }
 
+TENANT_KEY = "tether_tenant"
+"""The metadata key (of threads, runs and their checkpoints) that records the tenant."""
+
 NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 """The Agent Server's namespace for assistant ids: `uuid5(NAMESPACE_GRAPH, graph_id)`."""
 
@@ -117,9 +120,20 @@ def error_json(error: str | None) -> dict[str, str]:
     return {"error": kind, "message": message}
 
 
+_RECORD_KEYS = frozenset({"graph", "checkpoint_ns", "assistant_id", "graph_id", TENANT_KEY})
+
+
+def facts_of(info: RunInfo) -> RunFacts:
+    """What a run's own record says of its order (its metadata, when the store keeps the run
+    config's metadata)."""
+    metadata = {k: v for k, v in info.metadata.items() if k not in _RECORD_KEYS}
+    assistant = info.metadata.get("assistant_id")
+    return RunFacts(assistant if isinstance(assistant, str) else None, metadata)
+
+
 def run_json(info: RunInfo, facts: RunFacts | None = None) -> dict[str, Any]:
     """A run in the Agent Server's shape, with tether's fields added."""
-    facts = facts or RunFacts()
+    facts = facts or facts_of(info)
     graph = info.metadata.get("graph")
     updated = info.ended_at or info.started_at or info.created_at
     reason = info.reason
@@ -189,12 +203,14 @@ def interrupts_by_task(snapshot: StateSnapshot | None) -> dict[str, list[Any]]:
 __all__ = [
     "AGENT_STATUS",
     "NAMESPACE_GRAPH",
+    "TENANT_KEY",
     "RunFacts",
     "assistant_id_of",
     "checkpoint_json",
     "dumps",
     "encode",
     "error_json",
+    "facts_of",
     "interrupts_by_task",
     "jsonable",
     "reason_json",

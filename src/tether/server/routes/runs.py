@@ -140,7 +140,7 @@ async def _order(server: ServerState, caller: Principal, thread_id: str,
                  body: RunCreate) -> RunOrder:
     assistant = assistant_for(server, body)
     prepare_thread(server, caller, thread_id, assistant, body.if_not_exists)
-    return order_for(assistant, thread_id, body)
+    return order_for(assistant, thread_id, body, caller)
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -284,7 +284,8 @@ async def _stateless(server: ServerState, caller: Principal, body: RunCreate) ->
     thread_id = new_thread_id()
     server.store.put_thread(thread_id, stamped({"graph_id": assistant.graph_id,
                                                 "assistant_id": assistant.assistant_id}, caller))
-    return order_for(assistant, thread_id, body, temporary=body.on_completion != "keep")
+    return order_for(assistant, thread_id, body, caller,
+                     temporary=body.on_completion != "keep")
 
 
 @router.post("/runs/stream")

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 import tether
 from tether.checkpoint.ids import uuid7
 from tether.server.auth import Principal
-from tether.server.context import Caller, Server, ServerState, visible
+from tether.server.context import Caller, Server, ServerState, run_visible, visible
 from tether.server.errors import not_found
 from tether.server.launcher import RunOrder
 from tether.server.models import ResumeRequest
@@ -68,8 +68,8 @@ def owned_run(server: ServerState, caller: Principal, run_id: str) -> RunInfo:
     """
     info = server.store.get_run(run_id)
     record = server.store.get_thread(info.thread_id) if info and info.thread_id else None
-    if info is None or (caller.tenant is not None and (record is None
-                                                        or not visible(record, caller))):
+    if info is None or not run_visible(info, caller) or (
+            caller.tenant is not None and (record is None or not visible(record, caller))):
         raise not_found("run", run_id)
     return info
 
@@ -137,5 +137,6 @@ async def resume_run(run_id: str, body: ResumeRequest, server: Server,
                      {"resume_of": run_id, "stream_mode": list(modes)})
     order = RunOrder(assistant=assistant, thread_id=info.thread_id, run_id=uuid7(),
                      config=dict(body.config or {}), stream_modes=modes,
-                     multitask_strategy="enqueue", facts=facts, resume_of=run_id)
+                     multitask_strategy="enqueue", facts=facts, resume_of=run_id,
+                     tenant=caller.tenant)
     return run_out(server, await server.launcher.start(order))
