@@ -97,7 +97,12 @@ def kill_mid_run(path: Path) -> int:
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_line(proc, "step 6", timeout=30)
+        try:
+            wait_for_line(proc, "step 6", timeout=30)
+        except AssertionError as exc:
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            raise AssertionError(f"{exc}\nchild stderr:\n{err}") from None
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
