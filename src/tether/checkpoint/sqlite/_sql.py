@@ -23,6 +23,8 @@ ACTIVE: Final = "('pending', 'running', 'cancelling')"
 
 SCHEMA_V1: Final[tuple[str, ...]] = (
     # `seq` gives the creation order (`list_runs` is newest first) even when timestamps tie.
+    # `owner` names the process driving the run (`owner.py`); `heartbeat_at` is the last time
+    # it wrote for the run (creation, start, each root checkpoint, end).
     """CREATE TABLE runs (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id TEXT NOT NULL UNIQUE,
