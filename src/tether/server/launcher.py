@@ -128,6 +128,9 @@ class LocalLauncher:
             ThreadBusyError: `multitask_strategy="reject"` and the thread is busy.
             ConfigError: a malformed config.
             InvalidResumeError, RunNotFound: `resume_of` cannot be resumed.
+
+        Cancellation:
+            As `RunLauncher.start`.
         """
         if self._closing:
             raise RuntimeError("the server is shutting down")
@@ -164,6 +167,9 @@ class LocalLauncher:
 
         Raises:
             RunNotFound: no such run in the store.
+
+        Cancellation:
+            As `RunLauncher.cancel`.
         """
         info: RunInfo = await self._graph.acancel(run_id, reason, wait=False)
         if wait and not info.terminal:
@@ -176,6 +182,9 @@ class LocalLauncher:
         Raises:
             RunNotFound: no such run.
             TimeoutError: `timeout` passed first.
+
+        Cancellation:
+            As `RunLauncher.wait`.
         """
         feed = self._feeds.get(run_id)
         if feed is not None:
@@ -193,7 +202,11 @@ class LocalLauncher:
         return ended
 
     async def aclose(self) -> None:
-        """See `RunLauncher.aclose`."""
+        """See `RunLauncher.aclose`.
+
+        Cancellation:
+            As `RunLauncher.aclose`.
+        """
         self._closing = True
         reason = CancelReason("shutdown", "the server is shutting down", "server")
         live = [run_id for run_id, feed in self._feeds.items() if not feed.closed]

@@ -74,7 +74,12 @@ class _Held(Response, abc.ABC):
 
     @abc.abstractmethod
     async def produce(self, send: Send) -> None:
-        """Send the body (`more_body=True` chunks); the end is sent for it."""
+        """Send the body (`more_body=True` chunks); the end is sent for it.
+
+        Cancellation:
+            Cancelled when the client goes away; it must leave the run alone (a run is only
+            cancelled by `on_disconnect`).
+        """
 
 
 class EventStream(_Held):
@@ -100,6 +105,11 @@ class EventStream(_Held):
         self.subscription = subscription
 
     async def produce(self, send: Send) -> None:
+        """Send the subscription's events, heartbeats in the silences, until the run ends.
+
+        Cancellation:
+            As `_Held.produce`; events not sent yet stay in the feed for a reconnect.
+        """
         with anyio.move_on_after(self.limits.max_stream_seconds):
             await self._events(send)
 
@@ -134,6 +144,11 @@ class DelayedJson(_Held):
         self.result = result
 
     async def produce(self, send: Send) -> None:
+        """Send whitespace while `result` runs, then its JSON.
+
+        Cancellation:
+            As `_Held.produce`; `result` is cancelled with it (it only waits).
+        """
         task = asyncio.ensure_future(self.result())
         try:
             while not task.done():

@@ -24,7 +24,11 @@ def _assistant(server: Server, assistant_id: str) -> Assistant:
 @router.post("/assistants/search")
 async def search_assistants(body: AssistantSearch, server: Server,
                             _caller: Caller) -> list[dict[str, Any]]:
-    """Assistants matching the graph id, name (substring) and metadata."""
+    """Assistants matching the graph id, name (substring) and metadata.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     found = []
     for assistant in server.assistants.all():
         data = assistant.to_json()
@@ -42,14 +46,22 @@ async def search_assistants(body: AssistantSearch, server: Server,
 
 @router.get("/assistants/{assistant_id}")
 async def get_assistant(assistant_id: str, server: Server, _caller: Caller) -> dict[str, Any]:
-    """An assistant by id or graph id."""
+    """An assistant by id or graph id.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     return _assistant(server, assistant_id).to_json()
 
 
 @router.get("/assistants/{assistant_id}/graph")
 async def get_assistant_graph(assistant_id: str, server: Server, _caller: Caller,
                               xray: str | None = None) -> dict[str, Any]:
-    """The assistant's graph: nodes and edges."""
+    """The assistant's graph: nodes and edges.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     if xray not in (None, "true", "false", "True", "False") and not (xray or "").isdigit():
         raise HTTPException(422, "Invalid xray value")
     drawing = _assistant(server, assistant_id).graph.get_graph(xray=xray in ("true", "True"))

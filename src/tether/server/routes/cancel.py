@@ -69,7 +69,12 @@ async def cancel_run(thread_id: str, run_id: str, *, request: Request, server: S
                      caller: Caller, wait: bool = False, action: Action = "interrupt",
                      reason: str | None = None) -> JSONResponse:
     """Cancel a run; 202 while it stops, 200 once it has ended. Body (optional):
-    `{"reason": "..."}` (or the `reason` query parameter)."""
+    `{"reason": "..."}` (or the `reason` query parameter).
+
+    Cancellation:
+        The cancel is durable before the answer is sent; a client that leaves after sending the
+        request does not stop it. Safe to retry: a repeat answers with the first request's reason.
+    """
     before = server.run(caller, thread_id, run_id)
     message = reason or await _body_reason(request)
     why = reason_for(caller, action, message,
@@ -91,7 +96,12 @@ async def _body_reason(request: Request) -> str | None:
 @router.post("/runs/cancel", status_code=204)
 async def cancel_runs(body: RunsCancel, server: Server, caller: Caller,
                       action: Action = "interrupt") -> Response:
-    """Cancel the given runs of a thread, or every pending and/or running run of the caller."""
+    """Cancel the given runs of a thread, or every pending and/or running run of the caller.
+
+    Cancellation:
+        Each cancel is durable before the next is requested; a repeat re-answers the runs already
+        stopped. Safe to retry.
+    """
     why = reason_for(caller, action, None, "POST /runs/cancel")
     for before in _selected(server, caller, body):
         await cancel_one(server, before, why, wait=False, action=action)

@@ -94,7 +94,12 @@ async def final_output(server: ServerState, run_id: str) -> Any:
 
 async def start_streaming(server: ServerState, caller: Principal, order: RunOrder,
                           body: RunCreate, headers: dict[str, str]) -> EventStream:
-    """Start a run and stream it from its first event."""
+    """Start a run and stream it from its first event.
+
+    Cancellation:
+        The run is recorded and started before the stream is answered; leaving the stream cancels
+        the run only with `on_disconnect="cancel"`.
+    """
     slot = take_slot(server, caller)
     try:
         info = await server.launcher.start(order)
@@ -146,7 +151,12 @@ async def _order(server: ServerState, caller: Principal, thread_id: str,
 @router.post("/threads/{thread_id}/runs")
 async def create_run(thread_id: str, body: RunCreate, server: Server, caller: Caller,
                      response: Response) -> dict[str, Any]:
-    """Start a background run."""
+    """Start a background run.
+
+    Cancellation:
+        The run is recorded and started before the answer; it runs on whatever the client does next.
+        Not idempotent: a retry starts another run.
+    """
     info = await server.launcher.start(await _order(server, caller, thread_id, body))
     response.headers["Content-Location"] = f"/threads/{thread_id}/runs/{info.run_id}"
     return run_out(server, info)
@@ -155,7 +165,11 @@ async def create_run(thread_id: str, body: RunCreate, server: Server, caller: Ca
 @router.post("/threads/{thread_id}/runs/stream")
 async def stream_run(thread_id: str, body: RunCreate, server: Server,
                      caller: Caller) -> EventStream:
-    """Start a run and stream it (SSE)."""
+    """Start a run and stream it (SSE).
+
+    Cancellation:
+        As `create_run`; leaving the stream cancels the run only with `on_disconnect="cancel"`.
+    """
     order = await _order(server, caller, thread_id, body)
     return await start_streaming(server, caller, order, body, {})
 
@@ -163,7 +177,12 @@ async def stream_run(thread_id: str, body: RunCreate, server: Server,
 @router.post("/threads/{thread_id}/runs/wait")
 async def wait_run(thread_id: str, body: RunCreate, server: Server,
                    caller: Caller) -> DelayedJson:
-    """Start a run and answer with its output once it has ended."""
+    """Start a run and answer with its output once it has ended.
+
+    Cancellation:
+        As `create_run`; leaving before the answer cancels the run only with
+        `on_disconnect="cancel"`.
+    """
     info = await server.launcher.start(await _order(server, caller, thread_id, body))
     hook = None
     if body.on_disconnect == "cancel":
@@ -177,7 +196,11 @@ async def wait_run(thread_id: str, body: RunCreate, server: Server,
 @router.get("/threads/{thread_id}/runs")
 async def list_runs(thread_id: str, *, server: Server, caller: Caller, limit: int = 10,
                     offset: int = 0, status: str | None = None) -> list[dict[str, Any]]:
-    """The thread's runs, newest first."""
+    """The thread's runs, newest first.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     server.thread(caller, thread_id)
     if status is not None and status not in _AGENT_TO_TETHER:
         raise HTTPException(422, f"status must be one of {', '.join(_AGENT_TO_TETHER)}")
@@ -191,14 +214,22 @@ async def list_runs(thread_id: str, *, server: Server, caller: Caller, limit: in
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get_run(thread_id: str, run_id: str, server: Server, caller: Caller) -> dict[str, Any]:
-    """A run."""
+    """A run.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     return run_out(server, server.run(caller, thread_id, run_id))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
 async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller) -> Response:
     """Delete a run that has ended or paused: its record and audit log (the thread's
-    checkpoints stay). 409 for a run in flight: cancel it first."""
+    checkpoints stay). 409 for a run in flight: cancel it first.
+
+    Cancellation:
+        One store transaction: done or not done; safe to retry (a repeat is 404).
+    """
     info = server.run(caller, thread_id, run_id)
     if not info.terminal and info.status is not RunStatus.INTERRUPTED:
         raise HTTPException(409, f"run {run_id!r} is {info.status.value}: cancel it first")
@@ -209,7 +240,12 @@ async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join_run(thread_id: str, run_id: str, server: Server, caller: Caller,
                    cancel_on_disconnect: bool = False) -> DelayedJson:
-    """Wait for the run to end; its output."""
+    """Wait for the run to end; its output.
+
+    Cancellation:
+        Only the waiting stops when the client leaves (the run goes on) unless
+        `cancel_on_disconnect`. Safe to retry.
+    """
     server.run(caller, thread_id, run_id)
     hook = canceller(server, run_id, "client disconnected from join (cancel_on_disconnect)") \
         if cancel_on_disconnect else None
@@ -221,7 +257,11 @@ async def join_run(thread_id: str, run_id: str, server: Server, caller: Caller,
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
 async def join_stream(thread_id: str, run_id: str, *, request: Request, server: Server,
                       caller: Caller, cancel_on_disconnect: bool = False) -> EventStream:
-    """Follow a run's stream from now (or after `Last-Event-ID`) to its end (SSE)."""
+    """Follow a run's stream from now (or after `Last-Event-ID`) to its end (SSE).
+
+    Cancellation:
+        As `join_run`.
+    """
     info = server.run(caller, thread_id, run_id)
     modes = query_modes(request) or _requested_modes(server, run_id)
     after = _last_event_id(request)
@@ -290,7 +330,11 @@ async def _stateless(server: ServerState, caller: Principal, body: RunCreate) ->
 
 @router.post("/runs/stream")
 async def stream_stateless(body: RunCreate, server: Server, caller: Caller) -> EventStream:
-    """Run on a new thread (deleted afterwards unless `on_completion="keep"`) and stream it."""
+    """Run on a new thread (deleted afterwards unless `on_completion="keep"`) and stream it.
+
+    Cancellation:
+        As `stream_run`; the thread is deleted once the run ends (unless `on_completion="keep"`).
+    """
     order = await _stateless(server, caller, body)
     return await start_streaming(server, caller, order, body, {
         "Location": f"/runs/{order.run_id}/stream", "Content-Location": f"/runs/{order.run_id}"})
@@ -298,7 +342,11 @@ async def stream_stateless(body: RunCreate, server: Server, caller: Caller) -> E
 
 @router.post("/runs/wait")
 async def wait_stateless(body: RunCreate, server: Server, caller: Caller) -> DelayedJson:
-    """Run on a new thread (deleted afterwards unless `on_completion="keep"`); its output."""
+    """Run on a new thread (deleted afterwards unless `on_completion="keep"`); its output.
+
+    Cancellation:
+        As `wait_run`; the thread is deleted once the run ends (unless `on_completion="keep"`).
+    """
     order = await _stateless(server, caller, body)
     info = await server.launcher.start(order)
     hook = canceller(server, info.run_id, "client disconnected while waiting for the run "

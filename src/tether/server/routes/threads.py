@@ -41,7 +41,12 @@ def thread_json(server: ServerState, record: ThreadRecord) -> dict[str, Any]:
 
 @router.post("/threads")
 async def post_thread(body: ThreadCreate, server: Server, caller: Caller) -> dict[str, Any]:
-    """Create a thread."""
+    """Create a thread.
+
+    Cancellation:
+        One store write; a retry with the same `thread_id` answers 409 (or the thread, with
+        `if_exists="do_nothing"`).
+    """
     metadata = dict(body.metadata or {})
     if body.graph_id:
         metadata["graph_id"] = body.graph_id
@@ -53,7 +58,11 @@ async def post_thread(body: ThreadCreate, server: Server, caller: Caller) -> dic
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearch, server: Server,
                          caller: Caller) -> list[dict[str, Any]]:
-    """The caller's threads whose metadata (and status, ids, values) match."""
+    """The caller's threads whose metadata (and status, ids, values) match.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     wanted = dict(body.metadata or {})
     if caller.tenant is not None:
         wanted[TENANT_KEY] = caller.tenant
@@ -78,14 +87,22 @@ async def search_threads(body: ThreadSearch, server: Server,
 
 @router.get("/threads/{thread_id}")
 async def get_thread(thread_id: str, server: Server, caller: Caller) -> dict[str, Any]:
-    """A thread."""
+    """A thread.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     return thread_json(server, server.thread(caller, thread_id))
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(thread_id: str, body: ThreadPatch, server: Server,
                        caller: Caller) -> dict[str, Any]:
-    """Merge metadata into a thread's."""
+    """Merge metadata into a thread's.
+
+    Cancellation:
+        One store write; safe to retry.
+    """
     server.thread(caller, thread_id)
     record = server.store.put_thread(thread_id, stamped(body.metadata, caller))
     return thread_json(server, record)
@@ -93,7 +110,12 @@ async def patch_thread(thread_id: str, body: ThreadPatch, server: Server,
 
 @router.delete("/threads/{thread_id}", status_code=204)
 async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Response:
-    """Delete a thread: its runs still going are cancelled first, then everything goes."""
+    """Delete a thread: its runs still going are cancelled first, then everything goes.
+
+    Cancellation:
+        Runs in flight are cancelled (each durable) before the thread is deleted in one transaction;
+        safe to retry (a repeat is 404).
+    """
     server.thread(caller, thread_id)
     reason = CancelReason("user", "its thread was deleted", "server")
     for info in server.store.list_runs(thread_id=thread_id):
@@ -106,7 +128,11 @@ async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Respo
 @router.get("/threads/{thread_id}/state")
 async def get_state(thread_id: str, server: Server, caller: Caller,
                     subgraphs: bool = False) -> dict[str, Any]:
-    """The thread's current state."""
+    """The thread's current state.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     del subgraphs
     return _state(server, server.thread(caller, thread_id), None)
 
@@ -114,7 +140,11 @@ async def get_state(thread_id: str, server: Server, caller: Caller,
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
 async def get_state_at(thread_id: str, checkpoint_id: str, server: Server, caller: Caller,
                        subgraphs: bool = False) -> dict[str, Any]:
-    """The thread's state at a checkpoint."""
+    """The thread's state at a checkpoint.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     del subgraphs
     return _state(server, server.thread(caller, thread_id), checkpoint_id)
 
@@ -122,7 +152,11 @@ async def get_state_at(thread_id: str, checkpoint_id: str, server: Server, calle
 @router.post("/threads/{thread_id}/state/checkpoint")
 async def post_state_at(thread_id: str, body: StateAt, server: Server,
                         caller: Caller) -> dict[str, Any]:
-    """The thread's state at the checkpoint in the body."""
+    """The thread's state at the checkpoint in the body.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     record = server.thread(caller, thread_id)
     return _state(server, record, body.checkpoint.checkpoint_id, body.checkpoint.checkpoint_ns)
 
@@ -140,7 +174,11 @@ def _state(server: ServerState, record: ThreadRecord, checkpoint_id: str | None,
 @router.post("/threads/{thread_id}/state")
 async def update_state(thread_id: str, body: StateUpdate, server: Server,
                        caller: Caller) -> dict[str, Any]:
-    """Write values to the thread as `as_node` would have; the new checkpoint."""
+    """Write values to the thread as `as_node` would have; the new checkpoint.
+
+    Cancellation:
+        Writes one checkpoint atomically; not idempotent (a retry writes another).
+    """
     record = server.thread(caller, thread_id)
     assistant = server.graph_of(record)
     if assistant is None:
@@ -160,7 +198,11 @@ async def update_state(thread_id: str, body: StateUpdate, server: Server,
 @router.post("/threads/{thread_id}/history")
 async def history(thread_id: str, body: HistoryRequest, server: Server,
                   caller: Caller) -> list[dict[str, Any]]:
-    """The thread's past states, newest first."""
+    """The thread's past states, newest first.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     record = server.thread(caller, thread_id)
     assistant = server.graph_of(record)
     if assistant is None:

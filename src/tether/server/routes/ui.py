@@ -29,26 +29,42 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 @router.get("/", include_in_schema=False)
 async def index() -> FileResponse:
-    """The web page."""
+    """The web page.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store",
                                                         "content-security-policy": CSP})
 
 
 @router.get("/favicon.ico", include_in_schema=False)
 async def favicon() -> Response:
-    """No icon."""
+    """No icon.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     return Response(status_code=204)
 
 
 @router.get("/ok")
 async def ok() -> dict[str, bool]:
-    """Liveness."""
+    """Liveness.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     return {"ok": True}
 
 
 @router.get("/info")
 async def info() -> dict[str, Any]:
-    """What this server is (the Agent Server's `/info`)."""
+    """What this server is (the Agent Server's `/info`).
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     return {"version": tether.__version__, "server": "tether",
             "flags": {"assistants": True, "crons": False, "langsmith": False,
                       "strict_resume": True}}
@@ -56,7 +72,11 @@ async def info() -> dict[str, Any]:
 
 @router.get("/tether/config")
 async def config(server: Server) -> dict[str, Any]:
-    """What the page needs before it has a key: whether it needs one."""
+    """What the page needs before it has a key: whether it needs one.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     return {"auth": server.auth, "version": tether.__version__}
 
 
@@ -77,7 +97,11 @@ def owned_run(server: ServerState, caller: Principal, run_id: str) -> RunInfo:
 @router.get("/tether/runs")
 async def list_all_runs(server: Server, caller: Caller, limit: int = 50,
                         status: str | None = None) -> dict[str, Any]:
-    """The caller's runs across threads, newest first, with the server's clock."""
+    """The caller's runs across threads, newest first, with the server's clock.
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     if not 1 <= limit <= 1000:
         raise HTTPException(422, "limit must be between 1 and 1000")
     found: list[dict[str, Any]] = []
@@ -97,7 +121,11 @@ async def list_all_runs(server: Server, caller: Caller, limit: int = 50,
 
 @router.get("/tether/runs/{run_id}")
 async def run_detail(run_id: str, server: Server, caller: Caller) -> dict[str, Any]:
-    """A run with its audit log (`store.events`) and where it stands (`store.load`)."""
+    """A run with its audit log (`store.events`) and where it stands (`store.load`).
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
     info = owned_run(server, caller, run_id)
     events = [{"phase": e.phase, "at": e.at.isoformat(), "node": e.node,
                "detail": jsonable(e.detail)} for e in server.store.events(run_id)]
@@ -113,7 +141,11 @@ async def run_detail(run_id: str, server: Server, caller: Caller) -> dict[str, A
 @router.get("/tether/runs/{run_id}/stream")
 async def run_stream(run_id: str, request: Request, server: Server,
                      caller: Caller) -> EventStream:
-    """Every event of the run's stream kept so far, then the rest live (SSE)."""
+    """Every event of the run's stream kept so far, then the rest live (SSE).
+
+    Cancellation:
+        Only this stream stops when the client leaves; the run goes on.
+    """
     info = owned_run(server, caller, run_id)
     modes = query_modes(request)
     last = request.headers.get("last-event-id", "")
@@ -126,7 +158,11 @@ async def run_stream(run_id: str, request: Request, server: Server,
 @router.post("/tether/runs/{run_id}/resume")
 async def resume_run(run_id: str, body: ResumeRequest, server: Server,
                      caller: Caller) -> dict[str, Any]:
-    """Continue a cancelled, timed-out or failed run from its final checkpoint: a new run."""
+    """Continue a cancelled, timed-out or failed run from its final checkpoint: a new run.
+
+    Cancellation:
+        The new run is recorded and started before the answer; a retry starts another.
+    """
     info = owned_run(server, caller, run_id)
     graph_id = str(info.metadata.get("graph", ""))
     assistant = server.assistants.get(graph_id)
