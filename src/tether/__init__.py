@@ -28,6 +28,7 @@ from tether.errors import (
     InvalidUpdateError,
     NodeCancelled,
     NodeTimeoutError,
+    OverloadError,
     RecursionLimitReached,
     RunCancelled,
     RunNotFound,
@@ -38,7 +39,8 @@ from tether.errors import (
     ThreadBusyError,
 )
 from tether.runs import Run
-from tether.runtime import Runtime, get_runtime
+from tether.runs.admission import limit_runs
+from tether.runtime import Runtime, charge, get_runtime, heartbeat, usage
 from tether.types import (
     CancelReason,
     Command,
@@ -49,6 +51,8 @@ from tether.types import (
     RunSnapshot,
     RunStatus,
     Send,
+    TimeoutPolicy,
+    Usage,
     interrupt,
 )
 
@@ -69,6 +73,7 @@ __all__ = [
     "InvalidUpdateError",
     "NodeCancelled",
     "NodeTimeoutError",
+    "OverloadError",
     "RecursionLimitReached",
     "RetryPolicy",
     "Run",
@@ -85,17 +90,23 @@ __all__ = [
     "StoreError",
     "TetherError",
     "ThreadBusyError",
+    "TimeoutPolicy",
+    "Usage",
     "__version__",
     "cancel_reason",
     "cancelled",
+    "charge",
     "check_cancelled",
     "deadline",
     "get_config",
     "get_runtime",
     "get_stream_writer",
+    "heartbeat",
     "interrupt",
+    "limit_runs",
     "on_cancel",
     "shield",
     "sleep",
     "sleep_sync",
+    "usage",
 ]

@@ -33,6 +33,8 @@ class RunnableConfig(TypedDict, total=False):
     max_concurrency: int
     run_name: str
     budget: dict[str, Any]
+    loop_detection: dict[str, Any] | bool
+    idle_timeout: float
     priority: int
 
 
@@ -58,6 +60,8 @@ class RunConfig:
     cleanup_grace: float = DEFAULT_CLEANUP_GRACE
     max_concurrency: int | None = None
     budget: dict[str, Any] = field(default_factory=dict)
+    loop_detection: dict[str, Any] | bool | None = None
+    idle_timeout: float | None = None
     priority: int = 0
 
 
@@ -129,8 +133,16 @@ def parse_config(config: Mapping[str, Any] | None) -> RunConfig:
         if max_concurrency is None
         else _positive_int(max_concurrency, "max_concurrency"),
         budget=dict(budget),
+        loop_detection=_loop_detection(config.get("loop_detection")),
+        idle_timeout=coerce_timeout(config.get("idle_timeout"), "idle_timeout"),
         priority=priority,
     )
+
+
+def _loop_detection(value: Any) -> dict[str, Any] | bool | None:
+    if value is None or isinstance(value, (bool, Mapping)):
+        return dict(value) if isinstance(value, Mapping) else value
+    raise ConfigError("config['loop_detection'] must be a dict of settings, True or False")
 
 
 def _grace(config: Mapping[str, Any], key: str, default: float) -> float:
@@ -163,6 +175,7 @@ class NodeContext:
     run_id: str | None
     make_config: Callable[[], dict[str, Any]]
     runtime: Any = None
+    alive: Callable[[], None] | None = None
     _config: dict[str, Any] | None = None
 
     @property

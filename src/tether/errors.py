@@ -14,6 +14,7 @@ Exception
 │   ├── RunError                        misuse of the run API
 │   │   ├── RunNotFound (LookupError)
 │   │   ├── ThreadBusyError             `multitask_strategy="reject"` and the thread has a run
+│   │   ├── OverloadError               the process runs as many runs as it may
 │   │   ├── InvalidResumeError          resume of a run or thread that cannot be resumed
 │   │   └── CheckpointerRequired        the call needs a checkpointer and the graph has none
 │   └── StoreError                      the store cannot do what was asked
@@ -89,13 +90,18 @@ class NodeTimeoutError(TetherError):
     treats it as retryable, as LangGraph's does.
     """
 
-    def __init__(self, node: str, timeout: float, elapsed: float) -> None:
-        super().__init__(
-            f"Node '{node}' exceeded its run timeout of {timeout:.3f}s (elapsed: {elapsed:.3f}s)."
-        )
+    def __init__(self, node: str, timeout: float, elapsed: float, kind: str = "run") -> None:
+        if kind == "idle":
+            message = (f"Node '{node}' exceeded its idle timeout of {timeout:.3f}s without "
+                       f"making progress (elapsed: {elapsed:.3f}s).")
+        else:
+            message = (f"Node '{node}' exceeded its run timeout of {timeout:.3f}s "
+                       f"(elapsed: {elapsed:.3f}s).")
+        super().__init__(message)
         self.node = node
         self.timeout = timeout
         self.elapsed = elapsed
+        self.kind = kind
 
 
 class NodeError(TetherError):
@@ -129,6 +135,10 @@ class ThreadBusyError(RunError):
         )
         self.thread_id = thread_id
         self.active_run_id = active_run_id
+
+
+class OverloadError(RunError):
+    """The process is running as many runs as it may, and refuses new ones."""
 
 
 class InvalidResumeError(RunError):
@@ -245,6 +255,7 @@ __all__ = [
     "NodeCancelled",
     "NodeError",
     "NodeTimeoutError",
+    "OverloadError",
     "ParentCommand",
     "RecursionLimitReached",
     "RunCancelled",

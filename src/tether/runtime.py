@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from tether.config import current_node_context
-from tether.types import StreamWriter
+from tether.types import StreamWriter, Usage
 
 ContextT = TypeVar("ContextT")
 
 
 def _no_op_writer(_chunk: Any) -> None:
-    return None
-
-
-def _no_op() -> None:
     return None
 
 
@@ -39,11 +35,9 @@ class Runtime(Generic[ContextT]):
     previous: Any = None
     run_id: str | None = None
     thread_id: str | None = None
-    heartbeat_hook: Callable[[], None] = _no_op
-
     def heartbeat(self) -> None:
         """Tell the run this node is alive (resets its idle timer, where one is set)."""
-        self.heartbeat_hook()
+        touch()
 
 
 def get_runtime(context_schema: type[ContextT] | None = None) -> Runtime[ContextT]:
@@ -56,4 +50,54 @@ def get_runtime(context_schema: type[ContextT] | None = None) -> Runtime[Context
     return runtime
 
 
-__all__ = ["Runtime", "get_runtime"]
+
+
+class Meter(Protocol):
+    """What a run counts on behalf of its nodes (implemented by the runs layer)."""
+
+    def charge(self, tokens: int, cost: float, tool_calls: int) -> None:
+        """Add what a node reports having spent; may cancel the run past a budget."""
+
+    def usage(self) -> Usage:
+        """What the run has spent so far."""
+
+
+_meter: ContextVar[Meter | None] = ContextVar("tether_meter", default=None)
+
+
+def set_meter(meter: Meter | None) -> Token[Meter | None]:
+    """Make `meter` count for the code running in this context (runs layer use)."""
+    return _meter.set(meter)
+
+
+def charge(*, tokens: int = 0, cost: float = 0.0, tool_calls: int = 0) -> None:
+    """Report usage from inside a node or tool (sync or async code).
+
+    Counts toward the run's budget; crossing a limit cancels the run with kind `budget`.
+    Also a sign of life for the node's idle timeout. Outside a run it does nothing.
+    """
+    touch()
+    meter = _meter.get()
+    if meter is not None:
+        meter.charge(tokens, cost, tool_calls)
+
+
+def usage() -> Usage:
+    """What the current run has spent so far (zeros outside a run)."""
+    meter = _meter.get()
+    return meter.usage() if meter is not None else Usage()
+
+
+def heartbeat() -> None:
+    """Tell the run the current node is alive: resets the node's idle timeout."""
+    touch()
+
+
+def touch() -> None:
+    """Record a sign of life of the running node (engine use: stream writes count too)."""
+    ctx = current_node_context()
+    if ctx is not None and ctx.alive is not None:
+        ctx.alive()
+
+
+__all__ = ["Meter", "Runtime", "charge", "get_runtime", "heartbeat", "set_meter", "touch", "usage"]

@@ -152,6 +152,31 @@ class RunInfo:
         return self.status in TERMINAL_STATUSES
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a run has spent so far (`tether.usage()`).
+
+    Attributes:
+        steps: supersteps run (subgraph steps included).
+        node_calls: task executions per node name.
+        tokens, cost, tool_calls: what nodes reported with `tether.charge()`.
+        wall_time: seconds since the run started.
+    """
+
+    steps: int = 0
+    node_calls: dict[str, int] = field(default_factory=dict)
+    tokens: int = 0
+    cost: float = 0.0
+    tool_calls: int = 0
+    wall_time: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (stored as evidence)."""
+        return {"steps": self.steps, "node_calls": dict(self.node_calls), "tokens": self.tokens,
+                "cost": self.cost, "tool_calls": self.tool_calls,
+                "wall_time": round(self.wall_time, 6)}
+
+
 class PendingWrite(NamedTuple):
     """A write of a task that finished in a step that did not complete."""
 
@@ -327,6 +352,16 @@ class RetryPolicy(NamedTuple):
         return interval
 
 
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy:
+    """LangGraph's per-node timeouts: a hard cap per attempt, and/or an idle limit that any sign
+    of life (a stream chunk, `tether.heartbeat()`, `tether.charge()`) resets."""
+
+    run_timeout: float | None = None
+    idle_timeout: float | None = None
+    refresh_on: Literal["auto", "heartbeat"] = "auto"
+
+
 class PregelTask(NamedTuple):
     """One task of a `StateSnapshot`: a node due to run, with what it produced so far."""
 
@@ -354,6 +389,7 @@ class StateSnapshot(NamedTuple):
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "Usage",
     "All",
     "CancelKind",
     "CancelReason",
@@ -373,6 +409,7 @@ __all__ = [
     "StateSnapshot",
     "StreamMode",
     "StreamWriter",
+    "TimeoutPolicy",
     "default_retry_on",
     "interrupt",
     "utcnow",

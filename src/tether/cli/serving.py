@@ -31,15 +31,27 @@ def serve(
         "--name", help="The graph id clients use (assistant_id) (default: the attribute name).")
     ] = None,
     no_auth: Annotated[bool, typer.Option(
-        "--no-auth", help="Accept requests without an API key (local development only).")
+        "--no-auth", help="Accept requests without an API key (loopback hosts only).")
     ] = False,
+    api_keys_file: Annotated[str | None, typer.Option(
+        "--api-keys-file", help="`key:tenant` lines (default: $TETHER_API_KEYS).")] = None,
 ) -> None:
-    """Serve a graph over HTTP: the Agent Server routes for runs, SSE streams, a web page."""
+    """Serve a graph over HTTP: the Agent Server routes for runs, SSE streams, a web page.
+
+    Ctrl-C stops the server; runs still going are cancelled (kind shutdown) and checkpointed.
+    """
     graph = load_graph(graph_ref)
     graph_id = name or graph_ref.rpartition(":")[2].rpartition(".")[2]
     serve_graphs = _import_server()
-    serve_graphs(graphs={graph_id: graph}, db=resolve_db(db), host=host, port=port,
-                 no_auth=no_auth)
+    options: dict[str, Any] = {"db": resolve_db(db), "host": host, "port": port,
+                               "no_auth": no_auth}
+    if api_keys_file is not None:
+        options["api_keys_file"] = api_keys_file
+    try:
+        serve_graphs(graphs={graph_id: graph}, **options)
+    except ValueError as exc:  # the server refuses its options (no keys, no auth off loopback)
+        make_console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(ExitCode.USAGE) from None
 
 
 def _import_server() -> Callable[..., Any]:

@@ -35,6 +35,7 @@ from tether.errors import (
     NodeTimeoutError,
     ParentCommand,
 )
+from tether.runtime import touch
 from tether.types import (
     CancelReason,
     Command,
@@ -80,6 +81,8 @@ class Executor:
     on_done: Callable[[Task], Awaitable[None]] | None = None
     run_subgraph: Callable[[Task, Callable[[Any], Any]], Awaitable[Any]] | None = None
     parent_interrupt: Callable[[Any], Any] | None = None
+    on_failure: Callable[[Task, BaseException], None] | None = None
+    idle_timeout: float | None = None
     _writer: Callable[[Any], None] | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
 
@@ -152,6 +155,8 @@ class Executor:
                 return
             except Exception as exc:  # noqa: BLE001 - recorded on the task, maybe retried
                 error: BaseException = exc
+                if self.on_failure is not None:
+                    self.on_failure(task, exc)
             else:
                 if result is not _CANCELLED:
                     await self._finish(task, result)
@@ -179,8 +184,13 @@ class Executor:
             task.outcome = "cancelled"
             return asyncio.CancelledError()
         reason = scope.reason
-        if reason is not None and reason.kind == "timeout" and task.node.timeout is not None:
-            return NodeTimeoutError(task.name, task.node.timeout, time.monotonic() - started)
+        if reason is not None and reason.kind == "timeout":
+            elapsed = time.monotonic() - started
+            if reason.requested_by == "idle":
+                limit = task.node.idle_timeout or self.idle_timeout or 0.0
+                return NodeTimeoutError(task.name, limit, elapsed, kind="idle")
+            if task.node.timeout is not None:
+                return NodeTimeoutError(task.name, task.node.timeout, elapsed)
         task.outcome = "cancelled"
         return asyncio.CancelledError()
 
@@ -194,10 +204,12 @@ class Executor:
 
     async def _attempt(self, task: Task, scope: CancelScope, alone: bool) -> Any:
         node = task.node
-        tokens = self._enter(task, scope)
+        idle = node.idle_timeout or self.idle_timeout
+        watch = _Liveness(scope, idle) if idle is not None else None
+        tokens = self._enter(task, scope, watch)
         try:
-            bind = not alone or node.timeout is not None or (not node.is_async and not
-                                                             self._runs_inline(node, alone))
+            bind = (not alone or node.timeout is not None or watch is not None
+                    or (not node.is_async and not self._runs_inline(node, alone)))
             if not bind:
                 if node.is_async or node.subgraph is not None:
                     result = await self._call(task, scope, alone)
@@ -206,6 +218,8 @@ class Executor:
                 return self._observe(task, result)
             with scope:
                 scope.arm()
+                if watch is not None:
+                    watch.start()
                 result = await self._call(task, scope, alone)
                 return self._observe(task, result)
             return _CANCELLED
@@ -214,6 +228,8 @@ class Executor:
                 return _CANCELLED
             raise
         finally:
+            if watch is not None:
+                watch.stop()
             self._leave(tokens)
 
     def _observe(self, task: Task, result: Any) -> Any:
@@ -285,6 +301,7 @@ class Executor:
             emit = self.emitter.emit_custom
 
             def write(chunk: Any) -> None:
+                touch()
                 if threading.get_ident() == owner:
                     emit(chunk)
                 elif not loop.is_closed():
@@ -293,10 +310,13 @@ class Executor:
             self._writer = write
         return self._writer
 
-    def _enter(self, task: Task, scope: CancelScope) -> tuple[Any, Any, Any]:
+    def _enter(self, task: Task, scope: CancelScope,
+               watch: _Liveness | None) -> tuple[Any, Any, Any]:
         ctx = NodeContext(self.writer, task.name, task.step, self.run_id,
                           functools.partial(self.make_config, task))
         ctx.runtime = self.runtime(task)
+        if watch is not None:
+            ctx.alive = watch.touch
         return (set_current_scope(scope), set_node_context(ctx),
                 set_interrupt_handler(self._interrupt_handler(task)))
 
@@ -411,6 +431,42 @@ class Executor:
                 )
             out.append((f"branch:to:{dest}", None))
         return out
+
+
+class _Liveness:
+    """The idle watchdog of one attempt: any sign of life pushes its deadline back."""
+
+    __slots__ = ("_handle", "idle", "last", "scope")
+
+    def __init__(self, scope: CancelScope, idle: float) -> None:
+        self.scope = scope
+        self.idle = idle
+        self.last = time.monotonic()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def touch(self) -> None:
+        """A sign of life (from any thread)."""
+        self.last = time.monotonic()
+
+    def start(self) -> None:
+        """Arm the watchdog on the running loop."""
+        self._handle = asyncio.get_running_loop().call_later(self.idle, self._check)
+
+    def _check(self) -> None:
+        quiet = time.monotonic() - self.last
+        if self.scope.cancel_called:
+            return
+        if quiet >= self.idle:
+            self.scope.cancel(CancelReason("timeout", f"no sign of life for {quiet:.3f}s",
+                                           "idle"))
+            return
+        self._handle = asyncio.get_running_loop().call_later(self.idle - quiet, self._check)
+
+    def stop(self) -> None:
+        """Disarm."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def _commands(result: Any) -> list[Command[Any]] | None:

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.cancel.scope import CancelScope
-from tether.channels.base import BaseChannel
+from tether.channels.base import MISSING, BaseChannel
 from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
 from tether.config import RunConfig
 from tether.constants import INTERRUPT, START, TASKS
 from tether.engine.apply import apply_grouped, group_writes, preview, refresh_values
 from tether.engine.execute import Executor
+from tether.engine.hooks import StepHooks
 from tether.engine.outcome import LoopOutcome, task_writes
 from tether.engine.persist import Persistence
 from tether.engine.plan import consume_triggers, plan_tasks
@@ -35,7 +36,7 @@ from tether.engine.stream import Emitter, task_triggers
 from tether.engine.task import Task
 from tether.engine.threads import WorkerPool
 from tether.runtime import Runtime
-from tether.types import Interrupt
+from tether.types import CancelReason, Interrupt
 
 
 @dataclass(slots=True)
@@ -58,6 +59,8 @@ class LoopOptions:
     on_stop: Any = None
     subgraphs: bool = False
     yield_to_consumer: Callable[[], bool] | None = None
+    hooks: StepHooks | None = None
+    stop: Callable[[CancelReason], Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,6 +91,8 @@ class Loop(LoopStart):
             max_concurrency=options.config.max_concurrency, on_stop=options.on_stop,
             on_done=self._task_done if self.persist is not None else None,
             run_subgraph=self._run_subgraph, parent_interrupt=options.parent_interrupt,
+            on_failure=self._task_failed if options.hooks is not None else None,
+            idle_timeout=options.config.idle_timeout,
         )
         self._ran: list[Task] = []
         self._node_triggers: dict[str, tuple[str, ...]] = {}
@@ -122,7 +127,6 @@ class Loop(LoopStart):
     async def _supersteps(self, tasks: list[Task], plan: InputPlan, stop: int) -> LoopOutcome:
         first = True
         pending = self.loaded.pending_writes if (self.loaded and plan.writes is None) else ()
-        scope = self.opts.scope
         while True:
             if not tasks:
                 return self._outcome("done")
@@ -131,18 +135,9 @@ class Loop(LoopStart):
                     self._assign_id(task)
             if first and (pending or plan.resume_map):
                 attach_pending(tasks, pending, plan.resume_map)
-            if scope.cancel_called:
-                self.tasks = tasks
-                return self._outcome("cancelled")
-            if self.step >= stop:
-                self.tasks = tasks
-                return self._outcome("limit")
-            before = self._pause_set(self.opts.interrupt_before, self.spec.interrupt_before)
-            if before and not (first and plan.skip_interrupt_before) and any(
-                t.name in before for t in tasks
-            ):
-                await self._mark_paused_before(tasks)
-                return self._outcome("interrupted")
+            held = await self._gate(tasks, stop, first and plan.skip_interrupt_before)
+            if held is not None:
+                return held
             first = False
             outcome = await self._superstep(tasks)
             if outcome is not None:
@@ -152,16 +147,32 @@ class Loop(LoopStart):
             if after and tasks and any(t.name in after for t in self._ran):
                 return self._outcome("interrupted")
 
+    async def _gate(self, tasks: list[Task], stop: int,
+                    resuming_pause: bool) -> LoopOutcome | None:
+        """What may keep the next superstep from starting: a cancel, the recursion budget, an
+        `interrupt_before` pause, or a policy."""
+        if self.opts.scope.cancel_called:
+            self.tasks = tasks
+            return self._outcome("cancelled")
+        if self.step >= stop:
+            self.tasks = tasks
+            return self._outcome("limit")
+        before = self._pause_set(self.opts.interrupt_before, self.spec.interrupt_before)
+        if before and not resuming_pause and any(t.name in before for t in tasks):
+            await self._mark_paused_before(tasks)
+            return self._outcome("interrupted")
+        hooks = self.opts.hooks
+        if hooks is None:
+            return None
+        fresh = [t for t in tasks if not t.cached]
+        return self._policy(hooks.before_step(self.step + 1, fresh, self.values), tasks)
+
     async def _superstep(self, tasks: list[Task]) -> LoopOutcome | None:
         consumed = consume_triggers(self.spec, self.channels, tasks)
         if self.persist is not None:
             self.persist.mark(consumed)
+        self._announce_tasks(tasks)
         emitter = self.opts.emitter
-        for task in tasks:
-            if emitter.tasks:
-                emitter.emit_task_start(task, task_triggers(task, self._node_triggers))
-            if task.cached:
-                emitter.emit_update(task, task.state_update())
         self.tasks = tasks
         to_run = [t for t in tasks if not t.cached]
         if to_run:
@@ -171,23 +182,64 @@ class Loop(LoopStart):
         if emitter.tasks:
             for task in to_run:
                 emitter.emit_task_result(task, _result_of(task))
+        unfinished = self._unfinished(tasks)
+        if unfinished is not None:
+            return unfinished
+        hooks = self.opts.hooks
+        if hooks is not None:
+            verdict = hooks.before_commit(self.step + 1, tasks, self.values)
+            if verdict is not None:
+                # Vetoed writes are never applied, nor kept: the tasks run again on resume.
+                for task in tasks:
+                    task.outcome, task.writes = "cancelled", None
+                return self._policy(verdict, tasks)
+        self._ran = tasks
+        changed = await self._commit(tasks)
+        if hooks is not None:
+            return self._policy(hooks.after_commit(self.step, changed, self.values), self.tasks)
+        return None
+
+    def _announce_tasks(self, tasks: list[Task]) -> None:
+        emitter = self.opts.emitter
+        for task in tasks:
+            if emitter.tasks:
+                emitter.emit_task_start(task, task_triggers(task, self._node_triggers))
+            if task.cached:
+                emitter.emit_update(task, task.state_update())
+
+    def _unfinished(self, tasks: list[Task]) -> LoopOutcome | None:
+        """The outcome of a step that cannot commit: a task failed, or one paused for input."""
         failed = next((t for t in tasks if t.outcome == "error"), None)
         if failed is not None:
             return self._outcome("error", error=failed.error)
+        if not any(t.outcome == "interrupted" for t in tasks):
+            return None
         interrupts = tuple(i for t in tasks for i in t.interrupts)
-        if any(t.outcome == "interrupted" for t in tasks):
-            emitter.emit_interrupts(interrupts)
-            outcome = self._outcome("interrupted", interrupts=interrupts)
-            if emitter.values:
-                shown = self.spec.values(outcome.values) or {}
-                emitter.emit_values({**shown, INTERRUPT: interrupts})
-            return outcome
-        self._ran = tasks
-        await self._commit(tasks)
-        return None
+        emitter = self.opts.emitter
+        emitter.emit_interrupts(interrupts)
+        outcome = self._outcome("interrupted", interrupts=interrupts)
+        if emitter.values:
+            shown = self.spec.values(outcome.values) or {}
+            emitter.emit_values({**shown, INTERRUPT: interrupts})
+        return outcome
 
-    async def _commit(self, tasks: list[Task]) -> None:
-        updated = apply_grouped(self.channels, group_writes(tasks), self.live)
+    def _policy(self, reason: CancelReason | None, tasks: list[Task]) -> LoopOutcome | None:
+        """Stop the run for a policy's reason, through the run's cancel path."""
+        if reason is None:
+            return None
+        stop = self.opts.stop
+        if stop is not None:
+            stop(reason)
+        else:
+            self.opts.scope.cancel(reason)
+        self.tasks = tasks
+        return self._outcome("cancelled")
+
+    async def _commit(self, tasks: list[Task]) -> frozenset[str]:
+        grouped = group_writes(tasks)
+        before = {k: self.values.get(k, MISSING) for k in grouped if k in self.state_keys} \
+            if self.opts.hooks is not None else {}
+        updated = apply_grouped(self.channels, grouped, self.live)
         self.step += 1
         refresh_values(self.channels, self.values, self.state_keys, updated)
         triggers = self.spec.triggers
@@ -201,6 +253,8 @@ class Loop(LoopStart):
         if should_yield is not None and should_yield():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
+        return frozenset(k for k, old in before.items()
+                         if _differs(old, self.values.get(k, MISSING)))
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -288,6 +342,17 @@ class Loop(LoopStart):
                 "values": self._values(), "metadata": metadata, "next": list(names),
                 "tasks": shown}
 
+    def _task_failed(self, task: Task, error: BaseException) -> None:
+        hooks = self.opts.hooks
+        if hooks is not None:
+            reason = hooks.task_failed(task, error)
+            if reason is not None:
+                stop = self.opts.stop
+                if stop is not None:
+                    stop(reason)
+                else:
+                    self.opts.scope.cancel(reason)
+
     async def _task_done(self, task: Task) -> None:
         # A task of a multi-task step finished: keep its writes even if the step never
         # completes (a crash, a cancel, a sibling's error or interrupt).
@@ -347,6 +412,16 @@ class Loop(LoopStart):
             unsaved=self.persist.unsaved() if self.persist is not None else (),
             next=tuple(t.name for t in tasks),
         )
+
+
+def _differs(old: Any, new: Any) -> bool:
+    """Whether a state value really changed (a write of an equal value is no progress)."""
+    if old is new:
+        return False
+    try:
+        return bool(old != new)
+    except Exception:  # noqa: BLE001 - values that cannot be compared count as changed
+        return True
 
 
 def _result_of(task: Task) -> Mapping[str, Any]:

@@ -61,6 +61,7 @@ class NodeSpec:
         branches: conditional edges evaluated when the node finishes.
         retry: retry policies, first matching wins.
         timeout: seconds one attempt may take.
+        idle_timeout: seconds an attempt may go without a sign of life.
         isolation: where a sync node runs (None: decided per step by the engine).
         subgraph: a child `GraphSpec` when the node is a compiled graph.
         cancel_grace: seconds the node has to stop after a cancel (None: the run's).
@@ -76,6 +77,7 @@ class NodeSpec:
     branches: tuple[BranchSpec, ...] = ()
     retry: tuple[RetryPolicy, ...] = ()
     timeout: float | None = None
+    idle_timeout: float | None = None
     isolation: Isolation | None = None
     subgraph: GraphSpec | None = None
     cancel_grace: float | None = None

@@ -43,7 +43,7 @@ async def run_subgraph(parent: Loop, task: Task, handler: Any) -> Any:
         config=dataclasses.replace(opts.config, checkpoint_id=None), scope=task.scope,
         emitter=emitter, pool=opts.pool, ns=ns_entry, run_id=opts.run_id,
         inline_sync=opts.inline_sync, context=opts.context, parent_interrupt=handler,
-        on_stop=opts.on_stop, subgraphs=opts.subgraphs,
+        on_stop=opts.on_stop, subgraphs=opts.subgraphs, hooks=opts.hooks, stop=opts.stop,
     ))
     outcome = await child.run(task.input)
     if outcome.status == "done":

@@ -79,6 +79,7 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
             branches=_branches(graph, node_name, state_reader),
             retry=node.retry,
             timeout=node.timeout,
+            idle_timeout=node.idle_timeout,
             isolation=node.isolation,  # type: ignore[arg-type]
             subgraph=subgraph,
             cancel_grace=node.cancel_grace,

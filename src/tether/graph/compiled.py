@@ -54,6 +54,7 @@ class CompiledStateGraph(GraphHistory):
         self.stream_mode = "updates"
         self.config = config or {}
         self.pool = default_pool()
+        self.policy_defaults: tuple[dict[str, Any], Any, tuple[Any, ...]] = ({}, None, ())
 
     def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any
                     ) -> CompiledStateGraph:
@@ -100,6 +101,7 @@ class CompiledStateGraph(GraphHistory):
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit, metadata={"graph": self.name},
             multitask=rc.multitask_strategy, predecessors=waits,
+            policy_defaults=self.policy_defaults,
         )
         return request, run_id
 

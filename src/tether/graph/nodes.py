@@ -34,6 +34,7 @@ class NodeDef:
     input_schema: Any = None
     retry: tuple[RetryPolicy, ...] = ()
     timeout: float | None = None
+    idle_timeout: float | None = None
     isolation: str | None = None
     cancel_grace: float | None = None
     destinations: tuple[str, ...] | None = None

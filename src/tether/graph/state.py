@@ -13,7 +13,7 @@ from tether.constants import END, RESERVED_CHARS, RESERVED_NAMES, START
 from tether.errors import GraphCompileError
 from tether.graph.nodes import NodeDef, inspect_callable, node_name
 from tether.graph.schema import Schema, schema_of
-from tether.types import RetryPolicy
+from tether.types import RetryPolicy, TimeoutPolicy
 
 StateT = TypeVar("StateT")
 ISOLATIONS = ("inline", "thread", "process")
@@ -84,7 +84,8 @@ class StateGraph(Generic[StateT]):
                  input_schema: type[Any] | None = None,
                  retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
                  retry: RetryPolicy | Sequence[RetryPolicy] | None = None,
-                 timeout: float | timedelta | None = None, isolation: str | None = None,
+                 timeout: float | timedelta | TimeoutPolicy | None = None,
+                 isolation: str | None = None,
                  cancel_grace: float | None = None,
                  destinations: dict[str, str] | tuple[str, ...] | None = None,
                  **kwargs: Any) -> StateGraph[StateT]:
@@ -94,8 +95,9 @@ class StateGraph(Generic[StateT]):
             node: the node's name, or the callable itself (named after its `__name__`).
             action: the callable (sync or async), a compiled graph, or a Runnable.
             retry_policy: LangGraph's keyword for retry policies (`retry` is an alias).
-            timeout: seconds one attempt may take; the attempt is cancelled past it and fails
-                with `NodeTimeoutError` (retried like any error).
+            timeout: seconds one attempt may take (or a `TimeoutPolicy` with a run and/or an
+                idle limit); the attempt is cancelled past it and fails with
+                `NodeTimeoutError` (retried like any error).
             isolation: where a sync node runs: `"thread"` (tether's worker threads),
                 `"process"` (a worker process, killed if it does not stop), or `"inline"` (the
                 event loop's thread: fastest, but it cannot be abandoned). Default: inline when
@@ -126,6 +128,10 @@ class StateGraph(Generic[StateT]):
             raise GraphCompileError(
                 f"Node '{name}': isolation must be one of {ISOLATIONS}, not {isolation!r}"
             )
+        run_limit, idle_limit = (
+            (timeout.run_timeout, timeout.idle_timeout) if isinstance(timeout, TimeoutPolicy)
+            else (timeout, None)
+        )
         subgraph = action if _is_compiled(action) else None
         call = inspect_callable(action) if subgraph is None else None
         node_schema = schema_of(input_schema) if input_schema is not None else None
@@ -139,7 +145,8 @@ class StateGraph(Generic[StateT]):
             call=call if call is not None else inspect_callable(_placeholder),
             input_schema=node_schema,
             retry=tuple(policies or ()),
-            timeout=coerce_timeout(timeout, f"timeout of node '{name}'"),
+            timeout=coerce_timeout(run_limit, f"timeout of node '{name}'"),
+            idle_timeout=coerce_timeout(idle_limit, f"idle timeout of node '{name}'"),
             isolation=isolation,
             cancel_grace=coerce_timeout(cancel_grace, f"cancel_grace of node '{name}'"),
             destinations=dests if dests is not None else (call.destinations if call else None),
@@ -257,7 +264,9 @@ class StateGraph(Generic[StateT]):
     def compile(self, checkpointer: Any = None, *, cache: Any = None, store: Any = None,
                 interrupt_before: Sequence[str] | str | None = None,
                 interrupt_after: Sequence[str] | str | None = None, debug: bool = False,
-                name: str | None = None, **kwargs: Any) -> Any:
+                name: str | None = None, budget: dict[str, Any] | None = None,
+                loop_detection: dict[str, Any] | bool | None = None,
+                guards: Sequence[Any] = (), **kwargs: Any) -> Any:
         """Check the wiring and build a runnable graph.
 
         Args:
@@ -265,6 +274,12 @@ class StateGraph(Generic[StateT]):
                 `True`/`None` for a subgraph to share its parent's (LangGraph's convention).
             interrupt_before: nodes to pause before (`"*"` for all).
             interrupt_after: nodes to pause after.
+            budget: default limits for every run (a run's `config["budget"]` overrides keys):
+                steps, wall_time, node_calls, tokens, cost, tool_calls, errors_per_minute,
+                tool_calls_per_minute.
+            loop_detection: `{"max_repeats": n, "no_progress_steps": n, "fields": [...]}`, or
+                False to turn it off.
+            guards: callables `guard(step, writes, state)` that may veto a step's writes.
 
         Raises:
             GraphCompileError: the wiring is wrong; the message names the node or edge.
@@ -278,9 +293,15 @@ class StateGraph(Generic[StateT]):
         before = _pause_list(interrupt_before)
         after = _pause_list(interrupt_after)
         self.validate([*before, *after])
-        return CompiledStateGraph(self, checkpointer=checkpointer, store=store,
-                                  interrupt_before=before, interrupt_after=after,
-                                  name=name or "LangGraph")
+        from tether.runs.policies import Budget, LoopSettings
+
+        Budget.parse(budget)
+        LoopSettings.parse(loop_detection)
+        compiled = CompiledStateGraph(self, checkpointer=checkpointer, store=store,
+                                      interrupt_before=before, interrupt_after=after,
+                                      name=name or "LangGraph")
+        compiled.policy_defaults = (dict(budget or {}), loop_detection, tuple(guards))
+        return compiled
 
 
 def _pause_list(value: Sequence[str] | str | None) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from tether.engine.spec import GraphSpec
 from tether.engine.stream import Emitter
 from tether.engine.threads import WorkerPool
 from tether.runs.buffer import ChunkBuffer
+from tether.runs.policies import Budget, LoopSettings, Policies
 from tether.types import CancelReason, EventPhase, RunEvent, RunInfo, RunStatus, utcnow
 
 logger = logging.getLogger("tether.runs")
@@ -70,6 +71,7 @@ class RunRequest:
     wrap_error: Callable[[BaseException], BaseException] | None = None
     multitask: str | None = None
     predecessors: list[RunCore] = field(default_factory=list)
+    policy_defaults: tuple[dict[str, Any], Any, tuple[Any, ...]] = ({}, None, ())
 
 
 class RunCore:
@@ -101,16 +103,23 @@ class RunCore:
         self._early: CancelReason | None = None
         self._lock = threading.Lock()
         self.on_final: list[Callable[[RunCore], None]] = []
+        self.policies: Policies | None = None
 
     # -- starting -------------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Create the record and start the driver on `loop` (the caller's running loop)."""
+        from tether.runs.admission import ADMISSION
         from tether.runs.driver import drive
 
+        ADMISSION.admit(self)
         self.aloop = loop
         self._done_async = asyncio.Event()
-        self.store.create_run(self.info)
+        try:
+            self.store.create_run(self.info)
+        except BaseException:
+            ADMISSION.leave(self)
+            raise
         self._created = True
         self.task = loop.create_task(drive(self), name=f"tether-run-{self.run_id}")
 
@@ -214,9 +223,23 @@ class RunCore:
 
     # -- the loop -------------------------------------------------------------------------
 
+    def make_policies(self) -> Policies:
+        """The run's policies (budgets, loop detection, guards), built from its config."""
+        budget, loops, guards = self.request.policy_defaults
+        config = self.request.config
+        self.policies = Policies(Budget.parse(budget, config.budget),
+                                 LoopSettings.parse(loops, config.loop_detection), guards,
+                                 self._policy_stop)
+        return self.policies
+
+    def _policy_stop(self, reason: CancelReason) -> None:
+        if self.final is None and not self.scope.cancel_called:
+            self.request_cancel_sync(reason)
+
     def make_loop(self) -> Loop:
         """The engine loop for this run."""
         req = self.request
+        policies = self.policies or self.make_policies()
         options = LoopOptions(
             config=req.config, scope=self.scope, emitter=self.emitter, pool=req.pool,
             store=self.store if req.durable else None,
@@ -225,6 +248,7 @@ class RunCore:
             context=req.context, interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, on_stop=self._node_stopped,
             subgraphs=req.stream.subgraphs, yield_to_consumer=self.consumer_waiting,
+            hooks=policies, stop=self._policy_stop,
         )
         self.loop_obj = Loop(req.spec, options)
         return self.loop_obj

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 
 from tether.engine.outcome import LoopOutcome
+from tether.runs.admission import ADMISSION
 from tether.runs.core import RunCore
 from tether.runs.finalize import finalize
 from tether.runs.multitask import wait_turn
+from tether.runs.policies.budget import over
+from tether.runtime import set_meter
 from tether.types import CancelReason, RunEvent, utcnow
 
 
@@ -26,9 +29,11 @@ async def drive(core: RunCore) -> None:
             await core.request_cancel(early)
         start = RunEvent("start", utcnow())
         create = RunEvent("create", core.info.created_at)
-        if core.request.predecessors:
-            with core.scope:
+        with core.scope:
+            if core.request.predecessors:
                 await wait_turn(core)
+            await ADMISSION.enter(core)
+        core.on_final.append(ADMISSION.leave)
         info = await core.store.amark_running(core.run_id, (create, start))
         if info is None:
             # A cancel became durable before the run started: it never starts.
@@ -37,8 +42,14 @@ async def drive(core: RunCore) -> None:
         core.info = info
         core.scope.arm(core.on_deadline)
         loop = core.make_loop()
-        with core.scope:
-            outcome = await loop.run(core.request.input)
+        set_meter(core.policies)
+        timer = _wall_time(core)
+        try:
+            with core.scope:
+                outcome = await loop.run(core.request.input)
+        finally:
+            if timer is not None:
+                timer.cancel()
         if outcome is None:
             outcome = core.outcome_if_cancelled()
     except asyncio.CancelledError as exc:
@@ -55,6 +66,23 @@ async def drive(core: RunCore) -> None:
     await finalize(core, outcome, failure, started=True)
     if foreign is not None:
         raise foreign
+
+
+def _wall_time(core: RunCore) -> asyncio.TimerHandle | None:
+    policies = core.policies
+    limit = policies.budget.wall_time if policies is not None else None
+    if limit is None or core.aloop is None:
+        return None
+    aloop = core.aloop
+
+    def expire() -> None:
+        assert policies is not None
+        reason = over(policies.budget, policies.tally, "wall_time", limit,
+                      round(policies.usage().wall_time, 6))
+        if reason is not None:
+            aloop.create_task(core.request_cancel(reason))
+
+    return aloop.call_later(limit * 1.000001 + 1e-6, expire)
 
 
 async def _shutdown(core: RunCore) -> None:

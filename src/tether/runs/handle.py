@@ -52,8 +52,8 @@ class Run:
         self._start(loop)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        REGISTRY.add(self._core)
         self._core.start(loop)
+        REGISTRY.add(self._core)
 
     def _ensure_started(self) -> None:
         if not self._core.started:

@@ -1,0 +1,33 @@
+"""What the engine asks its run's policies at each step (implemented by `tether.runs`).
+
+Every answer is either None (go on) or a `CancelReason`: the loop then stops the run through the
+ordinary cancel path (`LoopOptions.stop`), so a budget, a loop detector or a guard ends a run
+exactly as a user's cancel does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from tether.engine.task import Task
+from tether.types import CancelReason
+
+
+class StepHooks(Protocol):
+    """A run's policies, as the superstep loop consults them."""
+
+    def before_step(self, step: int, tasks: Sequence[Task],
+                    values: Mapping[str, Any]) -> CancelReason | None:
+        """The tasks of `step` are about to run (budgets on steps and node calls, loops)."""
+
+    def before_commit(self, step: int, tasks: Sequence[Task],
+                      values: Mapping[str, Any]) -> CancelReason | None:
+        """The step's tasks finished; their writes are not applied yet (guards)."""
+
+    def after_commit(self, step: int, changed: frozenset[str],
+                     values: Mapping[str, Any]) -> CancelReason | None:
+        """The step's writes were applied; `changed` are the state keys that changed."""
+
+    def task_failed(self, task: Task, error: BaseException) -> CancelReason | None:
+        """An attempt of `task` failed (error rate limits)."""

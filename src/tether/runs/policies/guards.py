@@ -1,0 +1,44 @@
+"""Guards: callables that see a step's proposed writes before they are applied, and may veto.
+
+A guard is called as `guard(step, writes, state)`: `writes` maps each task (its node name; `name#i`
+for the i-th `Send` task) to the state keys and values it is about to write, `state` is the state
+before the step. It returns None (or True) to let the writes through, or a message (a str) to
+veto: the run is cancelled with kind `policy` and the vetoed writes are never applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tether.engine.task import PULL, Task
+from tether.types import CancelReason
+
+Guard = Callable[[int, Mapping[str, Mapping[str, Any]], Mapping[str, Any]], Any]
+
+
+def proposed(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
+    """Each finished task's writes to state keys."""
+    out: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        if task.outcome != "done":
+            continue
+        label = task.name if task.path[0] == PULL else f"{task.name}#{task.path[1]}"
+        out[label] = task.state_update() or {}
+    return out
+
+
+def check(guards: Sequence[Guard], step: int, tasks: Sequence[Task],
+          state: Mapping[str, Any]) -> CancelReason | None:
+    """Ask every guard; the first veto wins."""
+    writes = proposed(tasks)
+    for guard in guards:
+        verdict = guard(step, writes, state)
+        if verdict is None or verdict is True:
+            continue
+        name = getattr(guard, "__name__", repr(guard))
+        message = verdict if isinstance(verdict, str) else f"vetoed by {name}"
+        return CancelReason("policy", message, f"guard:{name}",
+                            evidence={"guard": name, "step": step,
+                                      "vetoed": sorted(writes)})
+    return None
