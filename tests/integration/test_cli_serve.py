@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -71,3 +76,47 @@ def test_serve_without_the_server_says_what_is_missing(
     result = CliRunner().invoke(app, ["serve", "cli_graphs:counter"])
     assert result.exit_code == 1, result.output
     assert message in " ".join(result.output.split())
+
+
+def test_serve_reports_options_the_server_refuses(monkeypatch: pytest.MonkeyPatch,
+                                                  graphs_on_path: None) -> None:
+    def refuse(**kwargs: Any) -> None:
+        raise ValueError("the server requires API keys and none were given")
+
+    fake = types.ModuleType("tether.server")
+    fake.serve = refuse  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tether.server", fake)
+    result = CliRunner().invoke(app, ["serve", "cli_graphs:counter"])
+    assert result.exit_code == 2, result.output
+    assert "requires API keys" in result.output
+
+
+def test_serve_starts_the_real_server_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")
+    import httpx
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("TETHER_DB", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether", "serve", "cli_graphs:counter", "--no-auth", "--port",
+         "0", "--db", str(tmp_path / "serve.db")],
+        cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        port = None
+        deadline = time.monotonic() + 30
+        while port is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "the server exited before it listened"
+            match = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
+            port = int(match.group(1)) if match else None
+        assert port is not None
+        response = httpx.get(f"http://127.0.0.1:{port}/assistants/counter", timeout=10)
+        assert response.status_code == 200, response.text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
