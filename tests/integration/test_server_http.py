@@ -157,6 +157,7 @@ async def test_a_run_is_only_found_under_its_own_thread(http_a: httpx.AsyncClien
     ({"assistant_id": "counter", "input": {}, "command": {"resume": 1}}, "not both"),
     ({"assistant_id": "counter", "webhook": "http://x"}, "webhooks"),
     ({"assistant_id": "counter", "config": {"recursion_limt": 3}}, "recursion_limit"),
+    ({"assistant_id": "counter", "interrupt_before": ["tick", "tock"]}, "tock"),
 ])
 async def test_malformed_run_requests_are_422_with_a_clear_message(
         http_a: httpx.AsyncClient, body: dict[str, Any], needle: str) -> None:
@@ -202,6 +203,19 @@ async def test_bodies_over_the_limit_are_413_and_change_nothing(
                                  headers={"content-type": "application/json"})
     assert streamed.status_code == 413
     assert live[1].list_runs() == []
+
+
+async def test_a_run_creates_its_thread_when_asked(http_a: httpx.AsyncClient,
+                                                   http_b: httpx.AsyncClient) -> None:
+    body = {"assistant_id": "counter", "input": {"count": 0, "limit": 1},
+            "if_not_exists": "create"}
+    done = await http_a.post("/threads/fresh-1/runs/wait", json=body)
+    assert done.status_code == 200 and done.json() == {"count": 1, "limit": 1}
+    thread = (await http_a.get("/threads/fresh-1")).json()
+    assert thread["metadata"]["tether_tenant"] == "tenant-a"
+    assert thread["metadata"]["graph_id"] == "counter"
+    taken = await http_b.post("/threads/fresh-1/runs/wait", json=body)
+    assert taken.status_code == 404
 
 
 async def test_creating_an_existing_thread_is_409_unless_asked_to_do_nothing(

@@ -30,7 +30,7 @@ class ServerLimits:
     max_stream_seconds: float = 1800.0
     max_streams_per_key: int = 100
     heartbeat_seconds: float = 10.0
-    feed_events: int = 10_000
+    feed_events: int = 2_000
     feed_retain_seconds: float = 300.0
     cancel_wait_seconds: float = 60.0
 

@@ -74,8 +74,9 @@ def order_for(assistant: Assistant, thread_id: str, body: RunCreate, caller: Pri
 
     Raises:
         HTTPException: 422 for both `context` and `config.configurable` (the Agent Server's
-            rule: context replaces configurable).
+            rule: context replaces configurable), or an interrupt on a node the graph lacks.
     """
+    _check_interrupts(assistant, body)
     config = dict(body.config or {})
     configurable = dict(config.get("configurable") or {})
     if body.context and configurable:
@@ -100,6 +101,17 @@ def order_for(assistant: Assistant, thread_id: str, body: RunCreate, caller: Pri
                        _kwargs(body, config)),
         resume_of=resume_of, temporary=temporary, tenant=caller.tenant,
     )
+
+
+def _check_interrupts(assistant: Assistant, body: RunCreate) -> None:
+    nodes = set(assistant.graph.nodes)
+    for field, names in (("interrupt_before", body.interrupt_before),
+                         ("interrupt_after", body.interrupt_after)):
+        unknown = sorted(set(names) - nodes) if isinstance(names, list) else []
+        if unknown:
+            raise HTTPException(422, f"{field} names nodes graph {assistant.graph_id!r} does not "
+                                     f"have: {', '.join(unknown)} (it has "
+                                     f"{', '.join(sorted(nodes))})")
 
 
 def _kwargs(body: RunCreate, config: dict[str, Any]) -> dict[str, Any]:
