@@ -3,14 +3,18 @@ each run's append-only audit log.
 
 Backends implement the sync methods; the async twins (`a*`) call them directly by default, which
 is right for embedded stores whose calls take microseconds. A networked backend overrides the
-async twins with real async I/O. Every method that changes a run's status is conditional: a
+async twins with real async I/O.
+
+Cancellation (every async twin): each call is one transaction. Cancelled before it commits, it
+changes nothing and is safe to retry; the runs layer calls the ones that end a run from a
+shielded scope, so a run's last transaction is never torn by the cancel it records. Every method that changes a run's status is conditional: a
 terminal status is never overwritten, and the backend enforces it, not the caller.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -335,8 +339,17 @@ class CheckpointStore(ABC):
         """Async twin of `delete_run_checkpoints`."""
         self.delete_run_checkpoints(run_id)
 
-    def find_orphans(self, owner_alive: Any = None) -> list[RunInfo]:
-        """Runs left `running`/`cancelling` by a process that died; see the backends."""
+    def find_orphans(self, owner_alive: Callable[[str], bool] | None = None) -> list[RunInfo]:
+        """Runs left `pending`/`running`/`cancelling` by a process that died.
+
+        A store that only lives in one process has none.
+        """
+        del owner_alive
+        return []
+
+    def reconcile_orphans(self, owner_alive: Callable[[str], bool] | None = None
+                          ) -> list[RunInfo]:
+        """End orphaned runs as `error` (resumable), with an `orphan` event; returns them."""
         del owner_alive
         return []
 

@@ -165,6 +165,8 @@ def _drive(launch: Launch) -> int:
     except TetherError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return ExitCode.ERROR
+    except KeyboardInterrupt:  # before the run's signal guard was in place
+        return ExitCode.FORCED
     return report(console, ending, launch)
 
 

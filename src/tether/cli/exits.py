@@ -17,7 +17,8 @@ class ExitCode(IntEnum):
     TIMEOUT = 4
     INTERRUPTED = 5
     FORCED = 130
-    """A second Ctrl-C (or SIGTERM) ended the process without waiting: 128 + SIGINT."""
+    """A second Ctrl-C (or SIGTERM) ended the process without waiting, or a Ctrl-C came
+    before the run started: 128 + SIGINT."""
 
 
 _BY_STATUS = {
@@ -37,7 +38,7 @@ def for_status(status: RunStatus) -> ExitCode:
 EPILOG = (
     "Exit codes: 0 success, 1 error, 2 usage (bad arguments, module:graph or JSON), "
     "3 cancelled, 4 timeout, 5 interrupted (paused for human input), "
-    "130 forced exit by a second Ctrl-C."
+    "130 forced exit by a second Ctrl-C (or a Ctrl-C before the run started)."
 )
 
 __all__ = ["EPILOG", "ExitCode", "for_status"]

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from tether.checkpoint.sqlite import SqliteSaver
+from tether.cli.exits import ExitCode
 from tether.graph.compiled import CompiledStateGraph
 
 DEFAULT_DB = "tether.db"
@@ -40,6 +41,8 @@ def load_graph(ref: str, option: str = "'MODULE:GRAPH'") -> CompiledStateGraph:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
+    except KeyboardInterrupt:  # Ctrl-C while a slow module imports: no run exists yet
+        raise typer.Exit(ExitCode.FORCED) from None
     except ModuleNotFoundError as exc:
         if exc.name is not None and module_name.startswith(exc.name):
             raise _usage(f"no module named {module_name!r} (looked in the current directory "

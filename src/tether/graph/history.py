@@ -9,10 +9,11 @@ from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
 from tether.config import RunConfig, merge_configs, parse_config
 from tether.engine.snapshot import view
 from tether.engine.spec import GraphSpec
+from tether.engine.subgraph import child_namespace
 from tether.engine.update import apply_update, update_options
 from tether.errors import CheckpointerRequired, CheckpointNotFound, ConfigError
 from tether.runs import portal
-from tether.types import StateSnapshot
+from tether.types import PregelTask, StateSnapshot
 
 
 class GraphHistory:
@@ -32,19 +33,9 @@ class GraphHistory:
             raise ConfigError(f"{what} needs config['configurable']['thread_id']")
         return self.checkpointer, rc
 
-    def _snapshot(self, stored: StoredCheckpoint, *, live: bool) -> StateSnapshot:
-        seen = view(self.spec, stored, live=live)
-        return StateSnapshot(
-            values=seen.values,
-            next=seen.next,
-            config=_config(stored.thread_id, stored.ns, stored.id),
-            metadata=dict(stored.metadata),
-            created_at=stored.created_at.isoformat(),
-            parent_config=(_config(stored.thread_id, stored.ns, stored.parent_id)
-                           if stored.parent_id else None),
-            tasks=seen.tasks,
-            interrupts=seen.interrupts,
-        )
+    def _snapshot(self, stored: StoredCheckpoint, *, live: bool,
+                  subgraphs: bool = False) -> StateSnapshot:
+        return snapshot_of(self.spec, self.checkpointer, stored, live=live, subgraphs=subgraphs)
 
     def get_state(self, config: dict[str, Any], *, subgraphs: bool = False) -> StateSnapshot:
         """The thread's state at its latest checkpoint (or at `checkpoint_id`).
@@ -54,7 +45,6 @@ class GraphHistory:
         Raises:
             CheckpointNotFound: `checkpoint_id` is not a checkpoint of the thread.
         """
-        del subgraphs
         store, rc = self._thread(config, "get_state()")
         assert rc.thread_id is not None
         stored = store.get_checkpoint(rc.thread_id, rc.checkpoint_ns, rc.checkpoint_id)
@@ -64,7 +54,7 @@ class GraphHistory:
                     f"thread {rc.thread_id!r} has no checkpoint {rc.checkpoint_id!r}"
                 )
             return StateSnapshot({}, (), dict(config), None, None, None, (), ())
-        return self._snapshot(stored, live=rc.checkpoint_id is None)
+        return self._snapshot(stored, live=rc.checkpoint_id is None, subgraphs=subgraphs)
 
     async def aget_state(self, config: dict[str, Any], *,
                          subgraphs: bool = False) -> StateSnapshot:
@@ -112,6 +102,39 @@ class GraphHistory:
                      as_node: str | None = None) -> dict[str, Any]:
         """Sync twin of `aupdate_state`."""
         return portal.run_sync(lambda _private: self.aupdate_state(config, values, as_node))
+
+
+def snapshot_of(spec: GraphSpec, store: CheckpointStore | None, stored: StoredCheckpoint, *,
+                live: bool, subgraphs: bool) -> StateSnapshot:
+    """A stored checkpoint as a `StateSnapshot`; with `subgraphs`, each task that runs a
+    subgraph carries the subgraph's own snapshot (recursively)."""
+    seen = view(spec, stored, live=live)
+    tasks = seen.tasks
+    if subgraphs and store is not None:
+        tasks = tuple(_with_child(spec, store, stored, task) for task in tasks)
+    return StateSnapshot(
+        values=seen.values,
+        next=seen.next,
+        config=_config(stored.thread_id, stored.ns, stored.id),
+        metadata=dict(stored.metadata),
+        created_at=stored.created_at.isoformat(),
+        parent_config=(_config(stored.thread_id, stored.ns, stored.parent_id)
+                       if stored.parent_id else None),
+        tasks=tasks,
+        interrupts=seen.interrupts,
+    )
+
+
+def _with_child(spec: GraphSpec, store: CheckpointStore, stored: StoredCheckpoint,
+                task: PregelTask) -> PregelTask:
+    node = spec.nodes.get(task.name)
+    if node is None or node.subgraph is None:
+        return task
+    child = store.get_checkpoint(stored.thread_id, child_namespace(stored.ns, task.name, task.id))
+    if child is None:
+        return task
+    state = snapshot_of(node.subgraph, store, child, live=True, subgraphs=True)
+    return task._replace(state=state)
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str | None) -> dict[str, Any]:
