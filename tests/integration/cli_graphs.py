@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any, TypedDict
 
 from tether.graph import END, StateGraph
 from tether.types import interrupt
+
+if os.environ.get("CLI_GRAPHS_SLOW_IMPORT"):  # a module that takes long to import
+    print("importing slowly", flush=True)
+    time.sleep(30)
 
 
 class Count(TypedDict, total=False):

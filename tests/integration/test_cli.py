@@ -43,8 +43,9 @@ def tether(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 class Running:
     """The CLI running in the background, its output read line by line."""
 
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(_argv(args), cwd=HERE, env=_env(), stdout=subprocess.PIPE,
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(_argv(args), cwd=HERE, env={**_env(), **(env or {})},
+                                     stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, encoding="utf-8")
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -258,6 +259,16 @@ def test_second_sigint_forces_exit_at_once(db: str) -> None:
     assert shown.returncode == 0, shown.stdout + shown.stderr
     # The owner died mid-cancel: the store reports the run as orphaned, never as success.
     assert re.search(r"^status\s+(cancelling|error)", shown.stdout, re.M), shown.stdout
+
+
+def test_ctrl_c_while_the_graph_imports_exits_130_quietly(db: str) -> None:
+    running = Running("run", "cli_graphs:counter", "--db", db,
+                      env={"CLI_GRAPHS_SLOW_IMPORT": "1"})
+    running.wait_for("importing slowly")
+    running.signal(signal.SIGINT)
+    code, out = running.finish(timeout=10)
+    assert code == 130, out
+    assert "Traceback" not in out and "Aborted" not in out
 
 
 # -- records ------------------------------------------------------------------------------------
