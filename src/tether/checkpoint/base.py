@@ -7,7 +7,9 @@ async twins with real async I/O.
 
 Cancellation (every async twin): each call is one transaction. Cancelled before it commits, it
 changes nothing and is safe to retry; the runs layer calls the ones that end a run from a
-shielded scope, so a run's last transaction is never torn by the cancel it records. Every method that changes a run's status is conditional: a
+shielded scope, so a run's last transaction is never torn by the cancel it records.
+
+Every method that changes a run's status is conditional: a
 terminal status is never overwritten, and the backend enforces it, not the caller.
 """
 
