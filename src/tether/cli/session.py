@@ -78,6 +78,11 @@ async def watch(launch: Launch, console: Console,
 
     Raises:
         TetherError: the run could not start (thread busy, bad config...).
+
+    Cancellation:
+        Cancelling the caller (the event loop shutting down) cancels the run through its
+        driver, with kind `shutdown`; its final checkpoint is still written. A signal is not a
+        cancel of the caller: it cancels the run and `watch` returns its ending.
     """
     run = launch.graph.astream(launch.input, launch.config,
                                stream_mode=stream_modes(launch.shown))
@@ -88,7 +93,7 @@ async def watch(launch: Launch, console: Console,
     async def first(sig: signal.Signals, reason: CancelReason) -> RunInfo:
         progress.cancelling(f"{sig.name}: cancelling... (again to force exit)")
         console.print(Text(f"⏹ {sig.name}: cancelling run {run.run_id} gracefully "
-                           "(its final checkpoint is written; press Ctrl-C again to exit at "
+                           f"(its final checkpoint is written; a second {sig.name} exits at "
                            "once)", style="yellow"))
         return await run.cancel(reason, wait=False)
 
