@@ -24,6 +24,7 @@ from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
 from tether.config import NodeContext, reset_node_context, set_node_context
 from tether.constants import END, TASKS
+from tether.engine.batch import eligible, run_batch
 from tether.engine.spec import BranchSpec, NodeSpec, Write
 from tether.engine.stream import Emitter
 from tether.engine.task import Task
@@ -99,12 +100,19 @@ class Executor:
         if len(tasks) == 1:
             await self.run_task(tasks[0], alone=True)
             return
+        batch = [t for t in tasks if eligible(self, t)]
+        if len(batch) < 2:
+            batch = []
+        others = [t for t in tasks if all(t is not b for b in batch)]
         loop = asyncio.get_running_loop()
-        children = [loop.create_task(self.run_task(task, alone=False)) for task in tasks]
+        children = [loop.create_task(self.run_task(task, alone=False)) for task in others]
         try:
-            await asyncio.wait(children)
+            if batch:
+                await run_batch(self, batch)
+            if children:
+                await asyncio.wait(children)
         except asyncio.CancelledError:
-            await self._settle(tasks, children)
+            await self._settle(others, children)
             if not self.scope.cancel_called:
                 raise
         for child in children:

@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
@@ -23,27 +24,65 @@ from tether.cancel.scope import CancelScope
 _STOP = object()
 
 
-class _Job:
-    __slots__ = ("abandoned", "context", "finished_at", "fn", "future", "loop")
+class _Sink:
+    """Where workers hand finished jobs back to one event loop.
 
-    def __init__(self, fn: Callable[[], Any], context: contextvars.Context,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    Wake-ups are coalesced: however many jobs finish while the loop is busy, it is woken once
+    and settles them all, which matters for wide fan-outs of sync nodes.
+    """
+
+    __slots__ = ("_lock", "_pending", "_ready", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[tuple[_Job, bool, Any]] = []
+        self._pending = False
+
+    def push(self, job: _Job, ok: bool, value: Any) -> None:
+        """From a worker thread: a job finished."""
+        with self._lock:
+            self._ready.append((job, ok, value))
+            wake = not self._pending
+            self._pending = True
+        if wake and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may close meanwhile
+                self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+            self._pending = False
+        for job, ok, value in ready:
+            job.settle(ok, value)
+
+
+class _Job:
+    __slots__ = ("abandoned", "context", "finished_at", "fn", "future", "sink", "waiters")
+
+    def __init__(self, fn: Callable[[], Any], context: contextvars.Context, sink: _Sink) -> None:
         self.fn = fn
         self.context = context
-        self.loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
+        self.sink = sink
+        self.future: asyncio.Future[Any] = sink.loop.create_future()
         # Set by the loop thread when the job's worker is given up on.
         self.abandoned = False
         # Monotonic time at which the node returned or raised, measured in the worker.
         self.finished_at: float | None = None
+        self.waiters: list[asyncio.Future[None]] = []
 
-    def _settle(self, ok: bool, value: Any) -> None:
-        if self.future.done():
-            return
-        if ok:
-            self.future.set_result(value)
-        else:
-            self.future.set_exception(value)
+    def settle(self, ok: bool, value: Any) -> None:
+        """On the loop: deliver the outcome (to the awaiting task, and to the ladder)."""
+        future = self.future
+        if not future.done():
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
 
 
 class WorkerPool:
@@ -55,12 +94,22 @@ class WorkerPool:
 
     def __init__(self, max_workers: int = 64) -> None:
         self.max_workers = max_workers
+        self._sinks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sink] = (
+            weakref.WeakKeyDictionary())
         self._queue: SimpleQueue[Any] = SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._live = 0
         self.abandoned = 0
         self._closed = False
+
+    def _sink(self) -> _Sink:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            sink = self._sinks.get(loop)
+            if sink is None:
+                sink = self._sinks[loop] = _Sink(loop)
+            return sink
 
     def _spawn_if_needed(self) -> None:
         with self._lock:
@@ -88,13 +137,45 @@ class WorkerPool:
                 if job.abandoned:
                     # A replacement already took this worker's place: leave the pool.
                     return
-                loop = job.loop
-                if not loop.is_closed():
-                    # The loop may close between the check and the call.
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(job._settle, ok, value)
+                job.sink.push(job, ok, value)
             with self._lock:
                 self._idle += 1
+
+    def submit(self, fn: Callable[[], Any]) -> _Job:
+        """Queue `fn` (with the caller's context variables) for a worker; `job.future` resolves
+        with its result on the calling loop."""
+        job = _Job(fn, contextvars.copy_context(), self._sink())
+        self._spawn_if_needed()
+        self._queue.put(job)
+        return job
+
+    async def stop(self, jobs: list[_Job], grace: float) -> list[str]:
+        """After a cancel: wait, shielded, up to `grace` for each job's worker to return; give
+        up on the rest. Returns how each stopped: `cooperative` or `abandoned`.
+
+        Cancellation:
+            Shielded and bounded by `grace`.
+        """
+        waiters = []
+        for job in jobs:
+            if job.finished_at is None:
+                waiter = job.future.get_loop().create_future()
+                job.waiters.append(waiter)
+                waiters.append(waiter)
+        if waiters:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(waiters, timeout=grace)
+        hows = []
+        for job in jobs:
+            if job.finished_at is not None:
+                hows.append("cooperative")
+                continue
+            job.abandoned = True
+            self.abandoned += 1
+            with self._lock:
+                self._live -= 1
+            hows.append("abandoned")
+        return hows
 
     async def run(self, fn: Callable[[], Any], *, scope: CancelScope | None, grace: float,
                   on_stop: Callable[[str, float | None], None] | None = None) -> Any:
@@ -108,27 +189,13 @@ class WorkerPool:
             both cases `CancelledError` is re-raised and the node's result is discarded.
         """
         del scope  # the caller's bound scope delivers the cancel; kept for symmetry
-        loop = asyncio.get_running_loop()
-        job = _Job(fn, contextvars.copy_context(), loop)
-        self._spawn_if_needed()
-        self._queue.put(job)
+        job = self.submit(fn)
         try:
-            return await asyncio.shield(job.future)
+            return await job.future
         except asyncio.CancelledError:
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait({job.future}, timeout=grace)
-            if job.future.done():
-                if on_stop is not None:
-                    on_stop("cooperative", job.finished_at)
-                if not job.future.cancelled():
-                    job.future.exception()  # retrieved: the result is discarded on purpose
-            else:
-                job.abandoned = True
-                self.abandoned += 1
-                with self._lock:
-                    self._live -= 1
-                if on_stop is not None:
-                    on_stop("abandoned", None)
+            (how,) = await self.stop([job], grace)
+            if on_stop is not None:
+                on_stop(how, job.finished_at)
             raise
 
     def close(self) -> None:

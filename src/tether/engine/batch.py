@@ -1,0 +1,128 @@
+"""Sync fan-outs: the plain sync tasks of one step handed to worker threads all at once and
+awaited together, without an asyncio task and a cancel scope binding per task.
+
+Only tasks that need nothing per-task from the event loop take this path: no timeout, no idle
+limit, no retry policy, no process isolation, no subgraph. Their scopes still carry the cancel
+(sync code sees `cancelled()` at once) and their hooks; the ladder is the same as for one task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import TYPE_CHECKING, Any
+
+from tether.cancel.scope import CancelScope
+from tether.engine.task import Task
+from tether.engine.threads import _Job
+from tether.errors import GraphInterrupt
+from tether.types import CancelReason
+
+if TYPE_CHECKING:
+    from tether.engine.execute import Executor
+
+_SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
+
+
+def eligible(ex: Executor, task: Task) -> bool:
+    """Whether a task can run in a batch."""
+    node = task.node
+    return (not node.is_async and node.subgraph is None and node.isolation in (None, "thread")
+            and node.timeout is None and node.idle_timeout is None and ex.idle_timeout is None
+            and not node.retry and ex.max_concurrency is None)
+
+
+async def run_batch(ex: Executor, tasks: list[Task]) -> None:
+    """Run sync tasks on worker threads together; each ends with an outcome.
+
+    Cancellation:
+        A cancel of the run interrupts the wait; the unfinished tasks then get the node grace to
+        return (cooperative) before their workers are abandoned, shielded. A task that failed
+        cancels its siblings, which get the same grace.
+    """
+    jobs = {_submit(ex, task): task for task in tasks}
+    by_future = {job.future: job for job in jobs}
+    pending: set[asyncio.Future[Any]] = set(by_future)
+    deadline: float | None = None
+    try:
+        while pending:
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            done, pending = await asyncio.wait(pending, timeout=timeout,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                break  # the siblings of a failed task ran out of grace
+            for future in done:
+                job = by_future[future]
+                failed = await _settle(ex, jobs[job], job)
+                if failed and deadline is None:
+                    deadline = time.monotonic() + ex.grace
+                    ex._fail_siblings(jobs[job], alone=False)
+    except asyncio.CancelledError:
+        await _stop(ex, jobs, [by_future[f] for f in pending])
+        if not ex.scope.cancel_called:
+            raise
+        return
+    if pending:
+        await _stop(ex, jobs, [by_future[f] for f in pending])
+
+
+def _submit(ex: Executor, task: Task) -> _Job:
+    scope = CancelScope(ex.scope, name=task.node.name)
+    task.scope = scope
+    tokens = ex._enter(task, scope, None)
+    try:
+        kwargs = ex._kwargs(task) if task.node.kwargs else {}
+        return ex.pool.submit(functools.partial(task.node.func, task.input, **kwargs))
+    finally:
+        ex._leave(tokens)
+
+
+async def _settle(ex: Executor, task: Task, job: _Job) -> bool:
+    """Record a finished job on its task; True when the task failed."""
+    scope = task.scope
+    assert scope is not None
+    task.finished_at = job.finished_at
+    error = job.future.exception()
+    failed = False
+    if isinstance(error, GraphInterrupt):
+        task.outcome, task.interrupts = "interrupted", error.interrupts
+    elif isinstance(error, asyncio.CancelledError):
+        _cancelled(task, scope)
+    elif error is not None:
+        task.outcome, task.error = "error", error
+        if ex.on_failure is not None and isinstance(error, Exception):
+            ex.on_failure(task, error)
+        failed = True
+    else:
+        cancelled_at = ex.scope.cancelled_at
+        if cancelled_at is not None and (job.finished_at or 0.0) >= cancelled_at:
+            _cancelled(task, scope)
+        else:
+            await ex._finish(task, job.future.result())
+    scope.close()
+    if task.outcome == "done" and ex.on_done is not None:
+        await ex.on_done(task)
+    return failed
+
+
+def _cancelled(task: Task, scope: CancelScope) -> None:
+    task.outcome = "cancelled"
+    task.hooks.extend((task.name, hook) for hook in scope.take_hooks())
+
+
+async def _stop(ex: Executor, jobs: dict[_Job, Task], unfinished: list[_Job]) -> None:
+    hows = await ex.pool.stop(unfinished, ex.grace)
+    for job, how in zip(unfinished, hows, strict=True):
+        task = jobs[job]
+        scope = task.scope
+        assert scope is not None
+        if how == "cooperative" and job.future.done() and not job.future.cancelled():
+            # It returned within the grace: record its fate (its result, if observed after the
+            # cancel, is discarded by _settle).
+            await _settle(ex, task, job)
+        else:
+            _cancelled(task, scope)
+            scope.close()
+        if task.outcome == "cancelled":
+            ex._stopped(task, how)
