@@ -374,3 +374,31 @@ async def test_run_cancelled_exception_carries_run_id_and_checkpoint(store: Any)
     assert caught.value.run_id == run.run_id
     assert caught.value.checkpoint_id == store.get_run(run.run_id).checkpoint_id
     assert caught.value.checkpoint_id is not None
+
+
+def test_repeated_sync_runs_with_a_timeout_each_end_as_timeout() -> None:
+    # Regression: a node that sees the deadline before the run's timer fires must still end
+    # the run as `timeout`, never as a success with its writes dropped, run after run.
+    def crawl(state: Count) -> dict[str, int]:
+        pages = state["count"]
+        while not tether.cancelled():
+            pages += 1
+            tether.sleep_sync(0.01)
+        return {"count": pages}
+
+    graph = looping(crawl).compile()
+    for _ in range(8):
+        with pytest.raises(tether.RunTimeout):
+            graph.invoke({"count": 0}, {"timeout": 0.05})
+    assert {r.status for r in graph.list_runs()} == {RunStatus.TIMEOUT}
+
+
+async def test_a_node_raising_cancelled_error_by_itself_fails_as_a_node_error() -> None:
+    async def odd(state: Count) -> dict[str, int]:
+        raise asyncio.CancelledError
+
+    graph = looping(odd).compile()
+    with pytest.raises(tether.errors.NodeError, match="raised CancelledError without being "
+                                                      "cancelled"):
+        await graph.ainvoke({"count": 0})
+    assert graph.list_runs()[0].status is RunStatus.ERROR

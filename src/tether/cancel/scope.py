@@ -46,6 +46,7 @@ class CancelScope:
         "_timer",
         "_waiters",
         "cancelled_at",
+        "own_deadline",
         "deadline",
         "name",
         "reason",
@@ -67,9 +68,14 @@ class CancelScope:
             name: what the scope stands for (a node name, a run id), for reports.
             shield_grace: how long a `shield()` inside this scope holds a cancel off.
         """
-        # Invariant: `deadline` is the effective one (never later than any ancestor's).
+        # Invariant: `deadline` is the effective one (never later than any ancestor's);
+        # `own_deadline` is set only when this scope's deadline is earlier than its parent's,
+        # and only such a deadline is armed here (an inherited one is the ancestor's to enforce).
         self.deadline: float | None
         self._shield_grace: float | None
+        parent_deadline = parent.deadline if parent is not None else None
+        self.own_deadline = deadline if deadline is not None and (
+            parent_deadline is None or deadline < parent_deadline) else None
         if parent is not None and parent.deadline is not None:
             deadline = parent.deadline if deadline is None else min(deadline, parent.deadline)
         self.deadline = deadline
@@ -208,19 +214,37 @@ class CancelScope:
         return bool(scope.__exit__(*exc))
 
     def arm(self, on_deadline: Callable[[CancelScope], Any] | None = None) -> None:
-        """Start the deadline timer on the running loop.
+        """Start this scope's own deadline timer on the running loop (an inherited deadline is
+        enforced by the ancestor that set it).
 
         Args:
             on_deadline: what to do when the deadline passes (the runs layer records the cancel
                 durably first); by default the scope cancels itself with kind `timeout`.
         """
-        if self.deadline is None or self._timer is not None or self.reason is not None:
+        if self.own_deadline is None or self._timer is not None or self.reason is not None:
             return
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._on_deadline = on_deadline
-        delay = self.deadline - time.monotonic()
+        delay = self.own_deadline - time.monotonic()
         self._timer = loop.call_at(loop.time() + max(delay, 0.0), self._expire)
+
+    def expire_due(self) -> None:
+        """Fire, now, the deadline of this scope or an ancestor that has passed but whose timer
+        has not run yet (a node saw the deadline first): the cancel then takes its usual path."""
+        now = time.monotonic()
+        scope: CancelScope | None = self
+        chain = []
+        while scope is not None:
+            chain.append(scope)
+            scope = scope._parent
+        for ancestor in reversed(chain):  # the outermost deadline wins, as its timer would
+            due = ancestor.own_deadline
+            if due is not None and now >= due and ancestor.reason is None:
+                if ancestor._timer is not None:
+                    ancestor._timer.cancel()
+                ancestor._expire()
+                return
 
     def _expire(self) -> None:
         self._timer = None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
+import random
 import threading
 import time
-import uuid
 
 _lock = threading.Lock()
+_random = random.Random()
 _last = [0, 0]  # last millisecond used, counter within it
 
 
@@ -25,14 +26,17 @@ def uuid7() -> str:
             _last[1] = 0
         _last[0] = ms
         counter = _last[1]
-    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFFFFFFFFFFFFFF
+    rand = _random.getrandbits(62)  # uniqueness, not secrecy: time and counter come first
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
-    return str(uuid.UUID(int=value))
+    return _dashed(f"{value:032x}")
 
 
-_TASK_NS = uuid.UUID("6f1c0c8e-2b1e-4a5b-9a43-6b1d3f2c9e10")
+def _dashed(hexa: str) -> str:
+    # The canonical 8-4-4-4-12 form, without building a uuid.UUID (this is on every step).
+    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
 
 
 def task_id(checkpoint_id: str, ns: str, step: int, name: str, path: str) -> str:
     """The id of a task: the same inputs give the same id, so a resume finds its writes."""
-    return str(uuid.uuid5(_TASK_NS, f"{checkpoint_id}|{ns}|{step}|{name}|{path}"))
+    key = f"{checkpoint_id}|{ns}|{step}|{name}|{path}".encode()
+    return _dashed(hashlib.blake2b(key, digest_size=16).hexdigest())

@@ -62,6 +62,8 @@ class InMemorySaver(CheckpointStore):
         self._by_id: dict[tuple[str, str, str], _Checkpoint] = {}
         self._blobs: dict[tuple[str, str, str, str], bytes] = {}
         self._thread_records: dict[str, ThreadRecord] = {}
+        # The latest checkpoint of each run in flight, folded into its record when read.
+        self._heads: dict[str, str] = {}
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -74,12 +76,20 @@ class InMemorySaver(CheckpointStore):
         return info
 
     def get_run(self, run_id: str) -> RunInfo | None:
-        return self._runs.get(run_id)
+        with self._lock:
+            info = self._runs.get(run_id)
+            return self._with_head(info) if info is not None else None
+
+    def _with_head(self, info: RunInfo) -> RunInfo:
+        head = self._heads.get(info.run_id)
+        if head is None or head == info.checkpoint_id:
+            return info
+        return dataclasses.replace(info, checkpoint_id=head)
 
     def list_runs(self, *, thread_id: str | None = None, status: RunStatus | str | None = None,
                   limit: int | None = None) -> list[RunInfo]:
         with self._lock:
-            runs = list(self._runs.values())
+            runs = [self._with_head(r) for r in self._runs.values()]
         out = [
             r for r in reversed(runs)
             if (thread_id is None or r.thread_id == thread_id)
@@ -89,7 +99,7 @@ class InMemorySaver(CheckpointStore):
 
     def mark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
         with self._lock:
-            info = self._runs[run_id]
+            info = self._with_head(self._runs[run_id])
             if info.status not in _STARTABLE or info.reason is not None:
                 return None
             info = dataclasses.replace(
@@ -101,7 +111,7 @@ class InMemorySaver(CheckpointStore):
 
     def request_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
         with self._lock:
-            info = self._runs[run_id]
+            info = self._with_head(self._runs[run_id])
             if info.status in TERMINAL_STATUSES or info.reason is not None:
                 return info, False
             info = dataclasses.replace(info, status=RunStatus.CANCELLING, reason=reason)
@@ -113,7 +123,7 @@ class InMemorySaver(CheckpointStore):
 
     def finish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         with self._lock:
-            info = self._runs[run_id]
+            info = self._with_head(self._runs[run_id])
             if info.status in TERMINAL_STATUSES:
                 if finish.unless_cancel_requested:
                     return FinishResult(info, applied=False)
@@ -153,6 +163,7 @@ class InMemorySaver(CheckpointStore):
             self._runs[run_id] = info
             self._events[run_id].extend(finish.events)
             if terminal:
+                self._heads.pop(run_id, None)
                 self._retire(run_id)
             return FinishResult(info, applied=True)
 
@@ -221,13 +232,18 @@ class InMemorySaver(CheckpointStore):
     def _store_checkpoint(self, record: CheckpointRecord, serialized: dict[str, bytes]) -> None:
         for channel, blob in serialized.items():
             self._blobs[(record.thread_id, record.ns, channel, record.id)] = blob
-        stored = _Checkpoint(dataclasses.replace(record, blobs={}))
+        # The record without its values (they live, serialized, in _blobs).
+        bare = CheckpointRecord(record.thread_id, record.ns, record.id, record.parent_id,
+                                record.step, record.source, record.refs, {}, record.next,
+                                record.metadata, record.run_id, record.created_at)
+        stored = _Checkpoint(bare)
         self._threads.setdefault((record.thread_id, record.ns), []).append(stored)
         self._by_id[(record.thread_id, record.ns, record.id)] = stored
-        if record.run_id is not None and record.run_id in self._runs and not record.ns:
-            info = self._runs[record.run_id]
-            if info.status not in TERMINAL_STATUSES:
-                self._runs[record.run_id] = dataclasses.replace(info, checkpoint_id=record.id)
+        run_id = record.run_id
+        if run_id is not None and not record.ns:
+            info = self._runs.get(run_id)
+            if info is not None and info.status not in TERMINAL_STATUSES:
+                self._heads[run_id] = record.id
 
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    writes: Sequence[WriteRecord]) -> None:
@@ -335,6 +351,7 @@ class InMemorySaver(CheckpointStore):
                                "deleting it")
             del self._runs[run_id]
             self._events.pop(run_id, None)
+            self._heads.pop(run_id, None)
             return True
 
     def delete_run_checkpoints(self, run_id: str) -> None:

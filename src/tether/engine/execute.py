@@ -33,6 +33,7 @@ from tether.errors import (
     GraphInterrupt,
     InvalidRouteError,
     InvalidUpdateError,
+    NodeError,
     NodeTimeoutError,
     ParentCommand,
 )
@@ -232,9 +233,18 @@ class Executor:
                 return self._observe(task, result)
             return _CANCELLED
         except asyncio.CancelledError:
-            if scope.cancel_called or self.scope.cancel_called:
+            if _called(scope, self.scope):
                 return _CANCELLED
-            raise
+            if scope.cancelled():
+                # A deadline passed and the node noticed before its timer ran: fire it now.
+                scope.expire_due()
+                if _called(scope, self.scope):
+                    return _CANCELLED
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # a cancel from outside tether: let it through
+            raise NodeError(node.name, "raised CancelledError without being cancelled "
+                                       "(raise another exception to fail the node)") from None
         finally:
             if watch is not None:
                 watch.stop()
@@ -338,16 +348,8 @@ class Executor:
     def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
         if self.parent_interrupt is not None:
             return self.parent_interrupt
-        counter = [0]
-
-        def handle(value: Any) -> Any:
-            idx = counter[0]
-            counter[0] += 1
-            if idx < len(task.resume):
-                return task.resume[idx]
-            raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
-
-        return handle
+        task.interrupt_count = 0
+        return functools.partial(_interrupt, task)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -475,6 +477,19 @@ class _Liveness:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+
+def _called(*scopes: CancelScope) -> bool:
+    return any(scope.cancel_called for scope in scopes)
+
+
+def _interrupt(task: Task, value: Any) -> Any:
+    """`interrupt(value)` inside `task`: the next resume value, or a pause."""
+    idx = task.interrupt_count
+    task.interrupt_count += 1
+    if idx < len(task.resume):
+        return task.resume[idx]
+    raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
 
 
 def _commands(result: Any) -> list[Command[Any]] | None:

@@ -131,7 +131,7 @@ class Loop(LoopStart):
             if not tasks:
                 return self._outcome("done")
             for task in tasks:
-                if not task.id:
+                if task.id_key is None and not task._id:  # noqa: SLF001
                     self._assign_id(task)
             if first and (pending or plan.resume_map):
                 attach_pending(tasks, pending, plan.resume_map)
@@ -290,13 +290,9 @@ class Loop(LoopStart):
         return chosen
 
     def _assign_id(self, task: Task) -> None:
-        from tether.checkpoint.ids import task_id
-
         if self.persist is not None or self.opts.emitter.tasks:
             base = self.persist.checkpoint_id if self.persist is not None else ""
-            task.id = task_id(base or "", self.opts.ns, task.step, task.name, task.path_str)
-        else:
-            task.id = f"{task.step}:{task.path_str}"
+            task.id_key = (base or "", self.opts.ns, task.step)
 
     def _metadata(self, source: str) -> dict[str, Any]:
         meta: dict[str, Any] = dict(self.opts.config.raw.get("metadata") or {})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.cancel.scope import CancelScope
+from tether.checkpoint.ids import task_id
 from tether.engine.spec import NodeSpec, Write
 from tether.types import Interrupt
 
@@ -28,7 +29,7 @@ class Task:
     input: Any
     path: tuple[str, Any]
     step: int
-    id: str = ""
+    _id: str = ""
     outcome: TaskOutcome = "pending"
     writes: list[Write] | None = None
     update: Any = None
@@ -40,6 +41,26 @@ class Task:
     stop_mode: StopMode | None = None
     cached: bool = False
     hooks: list[Any] = field(default_factory=list)
+    # What the id is made of, when it is derived from a checkpoint: computed on first use, as
+    # most tasks finish without anybody asking for it.
+    id_key: tuple[str, str, int] | None = None
+    interrupt_count: int = 0
+
+    @property
+    def id(self) -> str:
+        """The task's id (deterministic: a resumed step finds its tasks' writes by it)."""
+        if not self._id:
+            key = self.id_key
+            if key is None:
+                self._id = f"{self.step}:{self.path_str}"
+            else:
+                checkpoint_id, ns, step = key
+                self._id = task_id(checkpoint_id, ns, step, self.name, self.path_str)
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
 
     @property
     def name(self) -> str:

@@ -172,12 +172,15 @@ class RunCore:
         return info
 
     def on_deadline(self, _scope: CancelScope) -> None:
-        """The run's deadline passed: cancel it with kind `timeout`, through the usual path."""
+        """The run's deadline passed: cancel it with kind `timeout`, through the usual path.
+
+        Synchronous (on the run's loop): the request is durable and the scope cancelled before
+        this returns, so nothing of the run can observe the deadline without the cancel.
+        """
         timeout = self.request.config.timeout
         reason = CancelReason("timeout", f"run exceeded its timeout of {timeout}s", "deadline",
                               evidence={"timeout": timeout})
-        if self.aloop is not None:
-            self.aloop.create_task(self.request_cancel(reason))
+        self.request_cancel_sync(reason)
 
     @property
     def early_cancel(self) -> CancelReason | None:
