@@ -46,9 +46,9 @@ class CancelScope:
         "_timer",
         "_waiters",
         "cancelled_at",
-        "own_deadline",
         "deadline",
         "name",
+        "own_deadline",
         "reason",
     )
 

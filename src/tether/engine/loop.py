@@ -131,7 +131,7 @@ class Loop(LoopStart):
             if not tasks:
                 return self._outcome("done")
             for task in tasks:
-                if task.id_key is None and not task._id:  # noqa: SLF001
+                if task.id_key is None and not task._id:
                     self._assign_id(task)
             if first and (pending or plan.resume_map):
                 attach_pending(tasks, pending, plan.resume_map)
