@@ -54,7 +54,9 @@ class RunFeed:
         self._seq = itertools.count()
         self._next = 0
         self._closed = False
-        self._changed: asyncio.Future[None] | None = None
+        # Waiters by the mode they wait for (None: any event). A publish wakes only the
+        # waiters of its mode (and the any-waiters); `ALWAYS` events and the close wake all.
+        self._waiters: dict[str | None, asyncio.Future[None]] = {}
         self.final: Any = None
         """The run's record at its end, set by the producer before `close`."""
 
@@ -73,14 +75,15 @@ class RunFeed:
         if self._closed:
             return
         self._next = next(self._seq) + 1
-        self._events.append(FeedEvent(self._next - 1, event, payload))
-        self._wake()
+        added = FeedEvent(self._next - 1, event, payload)
+        self._events.append(added)
+        self._wake(None if added.mode in ALWAYS else added.mode)
 
     def close(self, final: Any = None) -> None:
         """No more events will come; `final` is the run's record at its end."""
         self.final = final
         self._closed = True
-        self._wake()
+        self._wake(None)
 
     def subscribe(self, modes: Collection[str] | None = None,
                   after: int | None = None) -> Subscription:
@@ -104,21 +107,31 @@ class RunFeed:
                 return event
         return None
 
-    async def changed(self, timeout: float) -> bool:  # noqa: ASYNC109
-        """Wait up to `timeout` seconds for a new event or the close; False on timeout.
+    async def changed(self, timeout: float,  # noqa: ASYNC109
+                      modes: frozenset[str] | None = None) -> bool:
+        """Wait up to `timeout` seconds for a new event (of `modes`, or any) or the close;
+        False on timeout.
 
         Cancellation:
             Safe: nothing is consumed by waiting.
         """
-        if self._changed is None or self._changed.done():
-            self._changed = asyncio.get_running_loop().create_future()
-        done, _ = await asyncio.wait({self._changed}, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        futures = set()
+        for key in (None,) if modes is None else modes:
+            future = self._waiters.get(key)
+            if future is None or future.done():
+                future = self._waiters[key] = loop.create_future()
+            futures.add(future)
+        done, _ = await asyncio.wait(futures, timeout=timeout)
         return bool(done)
 
-    def _wake(self) -> None:
-        waiter, self._changed = self._changed, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def _wake(self, mode: str | None) -> None:
+        """Wake the waiters of `mode` and of any event; every waiter when `mode` is None."""
+        keys = list(self._waiters) if mode is None else [mode, None]
+        for key in keys:
+            waiter = self._waiters.pop(key, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
 
 class Subscription:
@@ -155,7 +168,7 @@ class Subscription:
         """
         if self._feed.closed or self._cursor < self._feed.next_seq:
             return True
-        return await self._feed.changed(timeout)
+        return await self._feed.changed(timeout, self._modes)
 
 
 __all__ = ["ALWAYS", "FeedEvent", "RunFeed", "Subscription"]
