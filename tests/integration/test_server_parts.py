@@ -185,3 +185,17 @@ async def test_a_subscriber_waits_for_the_next_event_or_times_out() -> None:
     asyncio.get_running_loop().call_later(0.01, feed.publish, "values", 1)
     assert await sub.wait(5) is True
     assert [e.payload for e in sub.take()] == [1]
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_is_woken_only_by_its_modes_errors_and_the_close() -> None:
+    feed = RunFeed("r", limit=10)
+    sub = feed.subscribe(("values",))
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.01, feed.publish, "tasks", {"id": "t"})
+    assert await feed.changed(0.1, frozenset({"values"})) is False
+    loop.call_later(0.01, feed.publish, "error", {"error": "E"})
+    assert await feed.changed(5, frozenset({"values"})) is True
+    assert [e.event for e in sub.take()] == ["error"]
+    loop.call_later(0.01, feed.close)
+    assert await sub.wait(5) is True and sub.done
