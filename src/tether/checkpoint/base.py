@@ -137,6 +137,8 @@ class CheckpointStore(ABC):
     """True for a store that forgets everything when the process ends (no checkpointer)."""
     has_workers: bool = False
     """True when other processes may drive this store's runs (a worker pool)."""
+    shared: bool = False
+    """True when other processes may write to this store (a cancel may come from them)."""
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -250,6 +252,19 @@ class CheckpointStore(ABC):
 
     # -- derived ----------------------------------------------------------------------------
 
+    def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        """Which of these runs have a durable cancel request (made by any process)."""
+        out: dict[str, CancelReason] = {}
+        for run_id in run_ids:
+            info = self.get_run(run_id)
+            if info is not None and info.reason is not None and not info.terminal:
+                out[run_id] = info.reason
+        return out
+
+    async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        """Async twin of `cancel_requests`."""
+        return self.cancel_requests(run_ids)
+
     def load(self, run_id: str) -> RunSnapshot:
         """The state the run ended or paused in (`RunSnapshot`).
 
@@ -276,10 +291,10 @@ class CheckpointStore(ABC):
         pending = tuple(
             PendingWrite(w.task_name, w.channel, w.value)
             for w in writes
-            if w.task_id in done and not _is_internal(w.channel)
+            if w.task_id in done and not is_internal(w.channel)
         )
         nxt = tuple(n for n in checkpoint.next if n not in done_names or n in cancelled)
-        values = {k: v for k, v in checkpoint.values.items() if not _is_internal(k)}
+        values = {k: v for k, v in checkpoint.values.items() if not is_internal(k)}
         return RunSnapshot(run_id, values, nxt, checkpoint.step, info.status, info.reason,
                            checkpoint.id, cancelled, pending)
 
@@ -356,7 +371,8 @@ class CheckpointStore(ABC):
         return []
 
 
-def _is_internal(key: str) -> bool:
+def is_internal(key: str) -> bool:
+    """Whether a channel is the engine's (a trigger, a barrier, a control write), not state."""
     return key.startswith(("branch:", "join:", "__"))
 
 

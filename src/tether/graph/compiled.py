@@ -231,7 +231,8 @@ class CompiledStateGraph(GraphHistory):
         """Runs of this graph's store, newest first."""
         return control.list_runs(self.store, thread_id, status)
 
-    def resume(self, run_id: str, config: dict[str, Any] | None = None) -> Run:
+    def resume(self, run_id: str, config: dict[str, Any] | None = None, *,
+               stream_mode: Any = None, **kwargs: Any) -> Run:
         """A new run on the same thread, from a cancelled (or failed) run's final checkpoint.
 
         Only the tasks that had not finished run again; the new run gets the full
@@ -240,13 +241,16 @@ class CompiledStateGraph(GraphHistory):
         from tether.graph.resume import resume_config
 
         cfg = resume_config(self, run_id, config)
-        if portal.loop_running():
-            request, new_id = self._request(None, cfg, buffer_limit=1000)
+        def make() -> Run:
+            request, new_id = self._request(None, cfg, stream_mode=stream_mode,
+                                            buffer_limit=1000, **kwargs)
             return Run(request, new_id, owned=False)
 
+        if portal.loop_running():
+            return make()
+
         async def begin() -> Run:
-            request, new_id = self._request(None, cfg, buffer_limit=1000)
-            return Run(request, new_id, owned=False)
+            return make()
 
         result: Run = portal.submit(begin()).result()
         return result

@@ -230,9 +230,13 @@ class RunCore:
         """The run's policies (budgets, loop detection, guards), built from its config."""
         budget, loops, guards = self.request.policy_defaults
         config = self.request.config
+        from tether.runs.remote import poll_once
+
+        remote = ((lambda: poll_once(self)) if self.store.shared and self.request.durable
+                  else None)
         self.policies = Policies(Budget.parse(budget, config.budget),
                                  LoopSettings.parse(loops, config.loop_detection), guards,
-                                 self._policy_stop)
+                                 self._policy_stop, remote)
         return self.policies
 
     def _policy_stop(self, reason: CancelReason) -> None:

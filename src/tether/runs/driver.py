@@ -14,6 +14,7 @@ from tether.runs.core import RunCore
 from tether.runs.finalize import finalize
 from tether.runs.multitask import wait_turn
 from tether.runs.policies.budget import over
+from tether.runs.remote import watch
 from tether.runtime import set_meter
 from tether.types import CancelReason, RunEvent, utcnow
 
@@ -41,6 +42,7 @@ async def drive(core: RunCore) -> None:
             return
         core.info = info
         core.scope.arm(core.on_deadline)
+        watch(core)
         loop = core.make_loop()
         set_meter(core.policies)
         timer = _wall_time(core)

@@ -13,7 +13,7 @@ import time
 
 import anyio
 
-from tether.checkpoint.base import RunFinish
+from tether.checkpoint.base import RunFinish, is_internal
 from tether.constants import INTERRUPT
 from tether.engine.outcome import LoopOutcome
 from tether.errors import (
@@ -118,9 +118,11 @@ async def _cancelled(core: RunCore, outcome: LoopOutcome | None, started: bool,
     reason = (info.reason if info is not None else None) or core.scope.reason
     if reason is None:
         reason = CancelReason("user", "cancelled", None)
+    remote_latency = None
     if core.requested_at is None:
-        # The request came through the store (another process): take note now.
+        # The request came through the store (another process): count from when it was made.
         core.requested_at = time.monotonic()
+        remote_latency = max((utcnow() - reason.requested_at).total_seconds() * 1000.0, 0.0)
         core.scope.cancel(reason)
     tasks = outcome.tasks if outcome is not None else []
     for task in tasks:
@@ -138,11 +140,13 @@ async def _cancelled(core: RunCore, outcome: LoopOutcome | None, started: bool,
     writes = outcome.final_writes if outcome is not None else ()
     core.event("checkpoint", detail={
         "checkpoint_id": checkpoint_id,
-        "pending_writes": sum(1 for w in writes if not w.channel.startswith("__")),
+        "pending_writes": sum(1 for w in writes if not is_internal(w.channel)),
         "cancelled_tasks": list(outcome.cancelled_tasks) if outcome is not None else [],
         "started": started,
     })
     latency = (time.monotonic() - core.requested_at) * 1000.0
+    if remote_latency is not None:
+        latency = remote_latency
     terminate = RunEvent("terminate", utcnow(), None,
                          {"status": status.value, "cancel_latency_ms": round(latency, 3)})
     finish = RunFinish(

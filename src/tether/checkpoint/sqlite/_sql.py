@@ -185,6 +185,13 @@ INSERT_RUN: Final = (
 )
 GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 
+
+def cancel_requests(count: int) -> str:
+    """Runs among `count` ids that are being cancelled, with their reasons."""
+    marks = ", ".join("?" * count)
+    return (f"SELECT run_id, reason FROM runs WHERE run_id IN ({marks}) "
+            "AND status = 'cancelling' AND reason IS NOT NULL")
+
 MARK_RUNNING: Final = (
     "UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), owner = ?, "
     "heartbeat_at = ? "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from types import TracebackType
@@ -68,6 +69,8 @@ class SqliteSaver(CheckpointStore):
         SchemaVersionError: `path` was written by a newer tether.
     """
 
+    shared = True  # other processes may open the same file and cancel its runs
+
     def __init__(self, path: str | os.PathLike[str], *, serde: Serializer | None = None,
                  synchronous: schema.Synchronous = "normal", busy_timeout: float = 5.0,
                  reconcile: bool = True) -> None:
@@ -122,6 +125,12 @@ class SqliteSaver(CheckpointStore):
     def get_run(self, run_id: str) -> RunInfo | None:
         row = self._db.one(_sql.GET_RUN, (run_id,))
         return rows.run_info(row) if row is not None else None
+
+    def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        if not run_ids:
+            return {}
+        found = self._db.all(_sql.cancel_requests(len(run_ids)), tuple(run_ids))
+        return {run_id: CancelReason.from_dict(json.loads(reason)) for run_id, reason in found}
 
     def list_runs(self, *, thread_id: str | None = None, status: RunStatus | str | None = None,
                   limit: int | None = None) -> list[RunInfo]:

@@ -27,7 +27,8 @@ class Policies:
     """
 
     def __init__(self, budget: Budget, loops: LoopSettings | None, guards: Sequence[Guard],
-                 stop: Stop) -> None:
+                 stop: Stop, remote: Callable[[], CancelReason | None] | None = None) -> None:
+        self.remote = remote
         self.budget = budget
         self.guards = tuple(guards)
         self.stop = stop
@@ -64,7 +65,12 @@ class Policies:
 
     def before_step(self, step: int, tasks: Sequence[Task],
                     values: Mapping[str, Any]) -> CancelReason | None:
-        """Steps and node-call budgets, then repeated-state detection."""
+        """A cancel recorded by another process, steps and node-call budgets, then
+        repeated-state detection."""
+        if self.remote is not None:
+            elsewhere = self.remote()
+            if elsewhere is not None:
+                return elsewhere
         tally, budget = self.tally, self.budget
         if budget.steps is not None and tally.steps >= budget.steps:
             return over(budget, tally, "steps", budget.steps, tally.steps + 1)
