@@ -20,7 +20,18 @@ from tether.types import CancelReason, RunEvent, utcnow
 
 
 async def drive(core: RunCore) -> None:
-    """Run `core` from `pending` to its end. Never raises, except a foreign cancellation."""
+    """Run `core` from `pending` to its end. Never raises, except a foreign cancellation, or
+    `KeyboardInterrupt`/`SystemExit` forcing the process out (the run then stays `running` in
+    the store, and a durable store reports it as orphaned when it is next opened)."""
+    try:
+        await _drive(core)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Wake the waiters, who raise it in their own tasks: nobody will finalise this run.
+        if core.final is None:
+            core.settle(core.info, None, exc)
+
+
+async def _drive(core: RunCore) -> None:
     outcome: LoopOutcome | None = None
     failure: BaseException | None = None
     foreign: asyncio.CancelledError | None = None

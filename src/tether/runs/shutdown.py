@@ -71,7 +71,8 @@ def install_signal_handlers(loop: asyncio.AbstractEventLoop,
         _signals_seen[0] += 1
         if _signals_seen[0] > 1:
             os._exit(128 + signum)
-        cancel_all(shutdown_reason(signal.Signals(signum).name))
+        threading.Thread(target=cancel_all, args=(shutdown_reason(signal.Signals(signum).name),),
+                         name="tether-shutdown", daemon=True).start()
         if on_first is not None:
             on_first()
 
@@ -104,15 +105,10 @@ class SignalGuard:
             raise KeyboardInterrupt
         self.received = signum
         reason = shutdown_reason(signal.Signals(signum).name)
-
-        async def stop() -> None:
-            for core in REGISTRY.all_live():
-                if core.aloop is self._loop:
-                    await core.request_cancel(reason)
-                else:
-                    core.request_cancel_sync(reason)
-
-        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(stop()))
+        # Not here: a signal handler may interrupt code holding the store's or the cancel
+        # tree's lock, and the loop may be busy with an inline sync node. A thread can wait.
+        threading.Thread(target=cancel_all, args=(reason,), name="tether-shutdown",
+                         daemon=True).start()
 
     def __exit__(self, *exc: Any) -> None:
         for signum, previous in self._previous.items():
