@@ -1,0 +1,72 @@
+"""Durability modes: `sync` stores every superstep before the next, `async` stores them in the
+background, `exit` stores only the run's last one — and a cancel keeps what each mode promises."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypedDict
+
+import pytest
+
+from tether import RunCancelled
+from tether.graph import END, START, StateGraph
+
+pytestmark = pytest.mark.anyio
+
+
+class S(TypedDict):
+    n: int
+
+
+def loop_graph(store: Any, until: int = 5, gate: asyncio.Event | None = None) -> Any:
+    async def step(state: S) -> dict[str, int]:
+        if gate is not None and state["n"] == 3:
+            await gate.wait()
+        return {"n": state["n"] + 1}
+
+    b = StateGraph(S).add_node("step", step).add_edge(START, "step")
+    b.add_conditional_edges("step", lambda s: "step" if s["n"] < until else END)
+    return b.compile(checkpointer=store)
+
+
+def config(durability: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": durability}, "durability": durability}
+
+
+@pytest.mark.parametrize("durability", ["sync", "async"])
+async def test_every_superstep_is_stored(store: Any, durability: str) -> None:
+    graph = loop_graph(store)
+    assert await graph.ainvoke({"n": 0}, config(durability)) == {"n": 5}
+    steps = [c.step for c in store.list_checkpoints(durability)]
+    assert steps == [5, 4, 3, 2, 1, 0, -1]
+
+
+async def test_exit_durability_stores_only_the_last_checkpoint(store: Any) -> None:
+    graph = loop_graph(store)
+    assert await graph.ainvoke({"n": 0}, config("exit")) == {"n": 5}
+    (only,) = list(store.list_checkpoints("exit"))
+    assert only.step == 5 and only.values["n"] == 5
+    state = graph.get_state({"configurable": {"thread_id": "exit"}})
+    assert state.values == {"n": 5} and state.next == ()
+
+
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+async def test_a_cancelled_run_keeps_its_last_completed_step_in_every_mode(
+    store: Any, durability: str,
+) -> None:
+    gate = asyncio.Event()
+    graph = loop_graph(store, until=10, gate=gate)
+    run = graph.astream({"n": 0}, config(durability))
+    for _ in range(200):
+        if graph.get_state({"configurable": {"thread_id": durability}}).values.get("n") == 3 \
+                or durability != "sync":
+            break
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)
+    await run.cancel()
+    with pytest.raises(RunCancelled):
+        await run.result()
+    snapshot = store.load(run.run_id)
+    assert snapshot.values == {"n": 3} and snapshot.next == ("step",)
+    gate.set()
+    assert await graph.resume(run.run_id).result() == {"n": 10}
