@@ -75,16 +75,15 @@ class Policies:
         if budget.steps is not None and tally.steps >= budget.steps:
             return over(budget, tally, "steps", budget.steps, tally.steps + 1)
         with tally.lock:
-            calls = dict(tally.node_calls)
-        for task in tasks:
-            calls[task.name] = calls.get(task.name, 0) + 1
-            limit = budget.node_limit(task.name)
-            if limit is not None and calls[task.name] > limit:
-                return over(budget, tally, "node_calls", limit, calls[task.name],
-                            node=task.name)
-        with tally.lock:
-            tally.steps += 1
-            tally.node_calls = calls
+            calls = tally.node_calls
+            breach = _breach(budget, calls, tasks) if budget.node_calls is not None else None
+            if breach is None:
+                for task in tasks:
+                    calls[task.name] = calls.get(task.name, 0) + 1
+                tally.steps += 1
+        if breach is not None:
+            node, limit, spent = breach
+            return over(budget, tally, "node_calls", limit, spent, node=node)
         return self.detector.before_step(step, tasks) if self.detector is not None else None
 
     def before_commit(self, step: int, tasks: Sequence[Task],
@@ -107,6 +106,19 @@ class Policies:
             return _rate("errors_per_minute", limit, rate, node=task.name,
                          error=f"{type(error).__name__}: {error}")
         return None
+
+
+def _breach(budget: Budget, calls: Mapping[str, int],
+            tasks: Sequence[Task]) -> tuple[str, int, int] | None:
+    """The first node whose calls this step would take past its limit."""
+    wanted: dict[str, int] = {}
+    for task in tasks:
+        wanted[task.name] = wanted.get(task.name, 0) + 1
+    for name, count in wanted.items():
+        limit = budget.node_limit(name)
+        if limit is not None and calls.get(name, 0) + count > limit:
+            return name, limit, calls.get(name, 0) + count
+    return None
 
 
 def _rate(limit: str, value: int, rate: int, **extra: Any) -> CancelReason:

@@ -64,12 +64,43 @@ class LoopSettings:
         return cls(**merged)
 
 
-def fingerprint(value: Any, fields: tuple[str, ...] | None) -> bytes:
-    """A short digest of a node's input (or of chosen fields of it)."""
-    if fields is not None and isinstance(value, Mapping):
-        value = {k: value.get(k) for k in fields}
+def digest(value: Any) -> bytes:
+    """A short digest of one value."""
     packed = ormsgpack.packb(value, default=repr, option=ormsgpack.OPT_NON_STR_KEYS)
     return hashlib.blake2b(packed, digest_size=12).digest()
+
+
+class Fingerprints:
+    """Digests of node inputs, hashing each state value once while it stays the same object.
+
+    State values that a step did not write keep their identity, so only what changed is hashed
+    again; the cache keeps each value alive so that an id is never reused while cached.
+    """
+
+    def __init__(self, fields: tuple[str, ...] | None) -> None:
+        self.fields = fields
+        self._cache: dict[str, tuple[Any, bytes]] = {}
+        self._labels: dict[str, bytes] = {}
+
+    def of(self, value: Any) -> bytes:
+        """The fingerprint of a node's input (of its chosen fields, when it is a mapping)."""
+        if not isinstance(value, Mapping):
+            return digest(value)
+        keys = self.fields if self.fields is not None else tuple(value)
+        parts = []
+        for key in keys:
+            item = value.get(key)
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] is item:
+                part = cached[1]
+            else:
+                part = digest(item)
+                self._cache[key] = (item, part)
+            label = self._labels.get(key)
+            if label is None:
+                label = self._labels[key] = f"{key}\x00".encode()
+            parts.append(label + part)
+        return hashlib.blake2b(b"".join(parts), digest_size=12).digest()
 
 
 @dataclass
@@ -79,15 +110,20 @@ class LoopDetector:
     settings: LoopSettings
     seen: dict[tuple[str, bytes], list[int]] = field(default_factory=dict)
     still: list[int] = field(default_factory=list)
+    prints: Fingerprints | None = None
 
     def before_step(self, step: int, tasks: Sequence[Task]) -> CancelReason | None:
         """Note each task's input; a node that saw the same input too often is a loop."""
         limit = self.settings.max_repeats
         if limit is None:
             return None
+        if self.prints is None:
+            self.prints = Fingerprints(self.settings.fields)
         for task in tasks:
-            value = task.input if task.path[0] == PULL else {"__send__": task.input}
-            key = (task.name, fingerprint(value, self.settings.fields))
+            if task.path[0] == PULL:
+                key = (task.name, self.prints.of(task.input))
+            else:
+                key = (task.name, b"send:" + digest(task.input))
             steps = self.seen.setdefault(key, [])
             steps.append(step)
             if len(steps) > limit:
