@@ -35,7 +35,10 @@ from bench.timing import Contest, Measurement, Outcome, Plan, within
 
 ORDER = 40
 FAMILY = "server"
-LONG = {"count": 0, "limit": 10_000_000}
+LONG = {"count": 0, "limit": 10_000_000, "delay": 0.005}
+SLOW = {"count": 0, "limit": 10_000_000, "delay": 0.1}
+"""The run the streams follow: an event every 0.1 s, whichever engine runs it, so the client's
+load is the same on both sides."""
 _START_TIMEOUT = 90.0
 
 GRAPH_SOURCE = '''
@@ -47,10 +50,11 @@ from {lib}.graph import StateGraph, END
 class Count(TypedDict):
     count: int
     limit: int
+    delay: float
 
 
 async def tick(state: Count) -> dict:
-    await asyncio.sleep(0.005)
+    await asyncio.sleep(state["delay"])
     return {{"count": state["count"] + 1}}
 
 
@@ -187,10 +191,11 @@ def servers(libs: Sequence[Lib], plan: Plan, contest: Contest) -> Iterator[dict[
 # -- the client side ------------------------------------------------------------------------------
 
 
-async def _running_run(http: httpx.AsyncClient) -> tuple[str, str]:
+async def _running_run(http: httpx.AsyncClient,
+                       graph_input: dict[str, Any] = LONG) -> tuple[str, str]:
     tid = (await http.post("/threads", json={})).json()["thread_id"]
     answer = await http.post(f"/threads/{tid}/runs",
-                             json={"assistant_id": "counter", "input": LONG})
+                             json={"assistant_id": "counter", "input": graph_input})
     answer.raise_for_status()
     run_id = answer.json()["run_id"]
     for _ in range(2000):
@@ -294,7 +299,7 @@ async def _hold_streams(url: str, count: int) -> int:
     event; return how many did."""
     limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
-        tid, run_id = await _running_run(http)
+        tid, run_id = await _running_run(http, SLOW)
         path = f"/threads/{tid}/runs/{run_id}/stream"
         received: list[bool] = []
         everyone = asyncio.Event()
@@ -325,8 +330,8 @@ async def _hold_streams(url: str, count: int) -> int:
 
 @dataclass(frozen=True)
 class SseStreams:
-    """Concurrent event streams: N join streams held open at once on one live run, until each
-    has received an event.
+    """Concurrent event streams: N join streams held open at once on one live run (an event
+    every 0.1 s), until each has received an event.
 
     The time per stream; the JSON's `peak_rss_delta_kib` is the server process's RSS rise over
     the repeat (the memory the server spends holding N streams, roughly).

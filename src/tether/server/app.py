@@ -114,7 +114,8 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
     store = SqliteSaver(db)
     try:
         app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none",
+        # The standard asyncio loop: tether's cancel scopes are written for it.
+        uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none", loop="asyncio",
                     lifespan="on", timeout_graceful_shutdown=30)
     finally:
         store.close()

@@ -134,14 +134,22 @@ def stamped(metadata: dict[str, Any] | None, caller: Principal) -> dict[str, Any
     return clean
 
 
-def server_of(request: Request) -> ServerState:
-    """The running server (a FastAPI dependency)."""
+async def server_of(request: Request) -> ServerState:
+    """The running server (a FastAPI dependency; async so that it runs inline, not in a
+    worker thread).
+
+    Cancellation:
+        Nothing to cancel: it returns at once.
+    """
     state: ServerState = request.app.state.tether
     return state
 
 
-def caller_of(request: Request) -> Principal:
-    """The authenticated caller (a FastAPI dependency).
+async def caller_of(request: Request) -> Principal:
+    """The authenticated caller (a FastAPI dependency, async to run inline).
+
+    Cancellation:
+        Nothing to cancel: it returns at once.
 
     Raises:
         HTTPException: 401 when the gate let an unauthenticated request through to a route

@@ -95,10 +95,13 @@ class RunFeed:
     def since(self, cursor: int) -> tuple[list[FeedEvent], int]:
         """The kept events numbered `cursor` or later, and the cursor after them."""
         events = self._events
-        if not events or cursor >= self._next:
+        fresh = self._next - cursor
+        if not events or fresh <= 0:
             return [], max(cursor, self._next)
-        skip = max(0, cursor - events[0].seq)
-        return list(itertools.islice(events, skip, None)), self._next
+        if fresh >= len(events):
+            return list(events), self._next
+        # From the right: a subscriber that keeps up costs what is new, not the whole deque.
+        return list(itertools.islice(reversed(events), fresh))[::-1], self._next
 
     def latest(self, events: Collection[str]) -> FeedEvent | None:
         """The last kept event named one of `events`, or None."""
