@@ -1,6 +1,6 @@
 """Channels: how a state key or a trigger takes the writes of a superstep."""
 
-from tether.channels.base import MISSING, BaseChannel, EmptyChannelError
+from tether.channels.base import MISSING, BaseChannel, EmptyChannelError, ValueChannel
 from tether.channels.binop import BinaryOperatorAggregate, Overwrite
 from tether.channels.ephemeral_value import EphemeralValue
 from tether.channels.last_value import LastValue
@@ -17,4 +17,5 @@ __all__ = [
     "NamedBarrierValue",
     "Overwrite",
     "Topic",
+    "ValueChannel",
 ]

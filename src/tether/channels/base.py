@@ -72,3 +72,28 @@ class BaseChannel(ABC):
     @abstractmethod
     def fresh(self) -> BaseChannel:
         """An empty channel with the same configuration."""
+
+
+class ValueChannel(BaseChannel):
+    """A channel holding one value (or `MISSING`): what LastValue, reducers and ephemeral
+    triggers share; each says only how a step's writes change the value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, key: str = "") -> None:
+        super().__init__(key)
+        self.value: Any = MISSING
+
+    def get(self) -> Any:
+        if self.value is MISSING:
+            raise EmptyChannelError(self.key)
+        return self.value
+
+    def checkpoint(self) -> Any:
+        return self.value
+
+    def restore(self, value: Any) -> None:
+        self.value = value
+
+    def is_available(self) -> bool:
+        return self.value is not MISSING

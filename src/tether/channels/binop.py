@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tether.channels.base import MISSING, BaseChannel, EmptyChannelError
+from tether.channels.base import MISSING, ValueChannel
 
 
 class Overwrite:
@@ -20,14 +20,14 @@ class Overwrite:
         return f"Overwrite({self.value!r})"
 
 
-class BinaryOperatorAggregate(BaseChannel):
+class BinaryOperatorAggregate(ValueChannel):
     """Folds every write of a superstep into the value with `reducer(current, write)`.
 
     The value starts as `initial()` when the key's type can be built with no arguments (an empty
     list for `list`, 0 for `int`), as LangGraph's does, and empty otherwise.
     """
 
-    __slots__ = ("initial", "reducer", "value")
+    __slots__ = ("initial", "reducer")
 
     def __init__(
         self,
@@ -38,12 +38,8 @@ class BinaryOperatorAggregate(BaseChannel):
         super().__init__(key)
         self.reducer = reducer
         self.initial = initial
-        self.value: Any = initial() if initial is not None else MISSING
-
-    def get(self) -> Any:
-        if self.value is MISSING:
-            raise EmptyChannelError(self.key)
-        return self.value
+        if initial is not None:
+            self.value = initial()
 
     def update(self, values: Sequence[Any]) -> bool:
         if not values:
@@ -59,15 +55,6 @@ class BinaryOperatorAggregate(BaseChannel):
                 value = reducer(value, item)
         self.value = value
         return True
-
-    def checkpoint(self) -> Any:
-        return self.value
-
-    def restore(self, value: Any) -> None:
-        self.value = value
-
-    def is_available(self) -> bool:
-        return self.value is not MISSING
 
     def fresh(self) -> BinaryOperatorAggregate:
         return BinaryOperatorAggregate(self.reducer, self.initial, self.key)

@@ -5,24 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tether.channels.base import MISSING, BaseChannel, EmptyChannelError
+from tether.channels.base import MISSING, ValueChannel
 from tether.errors import InvalidUpdateError
 
 
-class EphemeralValue(BaseChannel):
+class EphemeralValue(ValueChannel):
     """Holds what was written in the last superstep; a step that writes nothing clears it."""
 
-    __slots__ = ("guard", "value")
+    __slots__ = ("guard",)
 
     def __init__(self, key: str = "", *, guard: bool = False) -> None:
         super().__init__(key)
         self.guard = guard
-        self.value: Any = MISSING
-
-    def get(self) -> Any:
-        if self.value is MISSING:
-            raise EmptyChannelError(self.key)
-        return self.value
 
     def update(self, values: Sequence[Any]) -> bool:
         if not values:
@@ -34,15 +28,6 @@ class EphemeralValue(BaseChannel):
             raise InvalidUpdateError(f"At key '{self.key}': Can receive only one value per step.")
         self.value = values[-1]
         return True
-
-    def checkpoint(self) -> Any:
-        return self.value
-
-    def restore(self, value: Any) -> None:
-        self.value = value
-
-    def is_available(self) -> bool:
-        return self.value is not MISSING
 
     def fresh(self) -> EphemeralValue:
         return EphemeralValue(self.key, guard=self.guard)

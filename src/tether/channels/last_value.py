@@ -5,23 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tether.channels.base import MISSING, BaseChannel, EmptyChannelError
+from tether.channels.base import ValueChannel
 from tether.errors import InvalidUpdateError
 
 
-class LastValue(BaseChannel):
+class LastValue(ValueChannel):
     """Keeps the last value written; two writes in one superstep are an error."""
 
-    __slots__ = ("value",)
-
-    def __init__(self, key: str = "") -> None:
-        super().__init__(key)
-        self.value: Any = MISSING
-
-    def get(self) -> Any:
-        if self.value is MISSING:
-            raise EmptyChannelError(self.key)
-        return self.value
+    __slots__ = ()
 
     def update(self, values: Sequence[Any]) -> bool:
         if not values:
@@ -33,15 +24,6 @@ class LastValue(BaseChannel):
             )
         self.value = values[0]
         return True
-
-    def checkpoint(self) -> Any:
-        return self.value
-
-    def restore(self, value: Any) -> None:
-        self.value = value
-
-    def is_available(self) -> bool:
-        return self.value is not MISSING
 
     def fresh(self) -> LastValue:
         return LastValue(self.key)
