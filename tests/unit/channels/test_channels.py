@@ -75,8 +75,7 @@ NODE = NodeSpec(name="n", func=lambda s: s, is_async=False)
 
 
 def _task(kind: str, detail: Any, writes: list[tuple[str, Any]]) -> Task:
-    task = Task(NODE, None, (kind, detail), 1, outcome="done", writes=writes)
-    return task
+    return Task(NODE, None, (kind, detail), 1, outcome="done", writes=writes)
 
 
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers()), min_size=1,
