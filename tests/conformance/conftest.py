@@ -1,13 +1,17 @@
 """The backends every conformance test runs against, and small builders of store records.
 
-Adding a backend is one entry in `BACKENDS` (a Postgres one would carry `pytest.mark.postgres`
-and open a store on a fresh schema). A backend that has a known gap lists it in `KNOWN_GAPS`:
-the test then runs as a strict xfail, so fixing the gap turns it into a failure to clean up.
+Adding a backend is one entry in `BACKENDS`. The Postgres one carries `pytest.mark.postgres` and
+opens each store on a fresh schema, dropped after the test; `postgres_dsn()` is the one place
+every Postgres test learns the server's address (and skips, or fails in CI, without one).
+A backend that has a known gap lists it in `KNOWN_GAPS`: the test then runs as a strict xfail,
+so fixing the gap turns it into a failure to clean up.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,9 +65,90 @@ def _sqlite_raw(store: CheckpointStore, sql: str, params: tuple[Any, ...]) -> No
         conn.close()
 
 
+# -- Postgres ----------------------------------------------------------------------------------
+
+PG_DSN_ENV = "TETHER_TEST_PG_DSN"
+PG_REQUIRED_ENV = "TETHER_REQUIRE_PG"
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+_pg_verdict: list[str | None] = []
+"""[None] once the server answered; [message] once it did not (checked once per session)."""
+_schemas: list[str] = []
+"""Schemas made by the current test, dropped after it."""
+
+
+def postgres_dsn() -> str:
+    """The test server's address (`$TETHER_TEST_PG_DSN`), once it has answered.
+
+    Skips the calling test when no server answers, naming the address; with
+    `TETHER_REQUIRE_PG=1` (CI) that is a failure instead.
+    """
+    dsn = os.environ.get(PG_DSN_ENV, DEFAULT_PG_DSN)
+    if not _pg_verdict:
+        import psycopg
+
+        try:
+            psycopg.connect(dsn, connect_timeout=3).close()
+            _pg_verdict.append(None)
+        except psycopg.Error as exc:
+            _pg_verdict.append(f"no PostgreSQL server answers at {dsn} (set {PG_DSN_ENV}): "
+                               f"{str(exc).strip()}")
+    problem = _pg_verdict[0]
+    if problem is not None:
+        if os.environ.get(PG_REQUIRED_ENV) == "1":
+            pytest.fail(f"{problem} — and {PG_REQUIRED_ENV}=1 forbids skipping", pytrace=False)
+        pytest.skip(problem)
+    return dsn
+
+
+def new_schema() -> str:
+    """A fresh schema name, dropped after the current test (see `_drop_schemas`)."""
+    name = f"tether_test_{uuid.uuid4().hex[:12]}"
+    _schemas.append(name)
+    return name
+
+
+def drop_schema(dsn: str, name: str) -> None:
+    """Drop a test schema and everything in it."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _drop_schemas() -> Iterator[None]:
+    # Autouse, so set up before (and torn down after) the `store` fixture that closes the store.
+    yield
+    while _schemas:
+        drop_schema(os.environ.get(PG_DSN_ENV, DEFAULT_PG_DSN), _schemas.pop())
+
+
+def _postgres(_tmp: Path) -> CheckpointStore:
+    from tether.checkpoint.postgres import PostgresSaver
+
+    return PostgresSaver(postgres_dsn(), schema=new_schema())
+
+
+def _postgres_reopen(store: CheckpointStore, _tmp: Path) -> CheckpointStore:
+    from tether.checkpoint.postgres import PostgresSaver
+
+    return PostgresSaver(postgres_dsn(), schema=store.schema)  # type: ignore[attr-defined]
+
+
+def _postgres_raw(store: CheckpointStore, sql: str, params: tuple[Any, ...]) -> None:
+    import psycopg
+
+    schema = store.schema  # type: ignore[attr-defined]
+    with psycopg.connect(postgres_dsn(), autocommit=True,
+                         options=f"-c search_path={schema}") as conn:
+        conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+
+
 BACKENDS: list[Backend] = [
     Backend("memory", lambda _tmp: InMemorySaver()),
     Backend("sqlite", _sqlite, reopen=_sqlite_reopen, raw_sql=_sqlite_raw),
+    Backend("postgres", _postgres, reopen=_postgres_reopen, raw_sql=_postgres_raw,
+            marks=(pytest.mark.postgres,)),
 ]
 
 KNOWN_GAPS: dict[tuple[str, str], str] = {}

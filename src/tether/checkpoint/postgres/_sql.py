@@ -1,0 +1,542 @@
+"""Every SQL statement of the Postgres store and its run queue, as constants and small pure
+functions (no I/O).
+
+Rules the statements keep:
+- A terminal run status is final: statements that change a status carry the condition, and a
+  trigger refuses any change to a terminal status, so the rule holds for SQL typed by hand.
+- Every per-superstep write (`PUT_CHECKPOINT`, `PUT_WRITES`) is one statement: one round trip,
+  atomic without an explicit transaction.
+- A write for a run a worker holds carries the worker's fencing epoch (`%(epoch)s`, NULL when the
+  run is not held): it takes effect only while `runs.epoch` still equals it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+TERMINAL: Final = "('success', 'error', 'cancelled', 'timeout')"
+"""The terminal statuses as an SQL list; mirrors `tether.types.TERMINAL_STATUSES`."""
+ACTIVE: Final = "('pending', 'running', 'cancelling')"
+"""Statuses that need a live process to move on (an `interrupted` run waits for input)."""
+
+CANCEL_CHANNEL: Final = "tether_cancel"
+"""`NOTIFY tether_cancel, '<run_id>'` is sent when a run's cancel request commits."""
+QUEUE_CHANNEL: Final = "tether_queue"
+"""Sent when a queued run is inserted or handed back, and when any run ends (a run waiting
+behind it on its thread may now be claimed); the payload is the graph name or the run id."""
+
+TERMINAL_SQLSTATE: Final = "TT001"
+"""The error the terminal-status trigger raises (translated to `TerminalStatusError`)."""
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# -- schema -----------------------------------------------------------------------------------
+# Migrations are append-only: a released step is never edited, only followed by a new one.
+
+SCHEMA_V1: Final[tuple[str, ...]] = (
+    # `seq` gives the creation order (`list_runs` is newest first, the queue is FIFO within a
+    # priority). `owner`/`heartbeat_at`: the process driving a run in-process and its last write.
+    # The queue columns are set for runs queued for workers (`graph` not NULL): `job` holds the
+    # serialized input and options, `lease_owner`/`lease_expires_at` the worker holding the run,
+    # and `epoch` the fencing token, incremented by every claim and hand-back.
+    """CREATE TABLE runs (
+        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        run_id text PRIMARY KEY,
+        thread_id text,
+        status text NOT NULL,
+        reason jsonb,
+        created_at timestamptz NOT NULL,
+        started_at timestamptz,
+        ended_at timestamptz,
+        checkpoint_id text,
+        error text,
+        cancel_latency_ms double precision,
+        metadata jsonb NOT NULL DEFAULT '{}',
+        owner text,
+        heartbeat_at timestamptz,
+        graph text,
+        job bytea,
+        config jsonb,
+        priority integer NOT NULL DEFAULT 0,
+        enqueued_at timestamptz,
+        deadline_at timestamptz,
+        supersedes text[] NOT NULL DEFAULT '{}',
+        multitask text,
+        lease_owner text,
+        lease_expires_at timestamptz,
+        epoch bigint NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX runs_by_thread ON runs (thread_id, seq)",
+    "CREATE INDEX runs_by_status ON runs (status, seq)",
+    # Per-step updates (checkpoint pointer, heartbeat, lease) touch no indexed column, so they
+    # are HOT updates that leave every index alone.
+    f"""CREATE INDEX runs_queued ON runs (priority DESC, seq)
+        WHERE graph IS NOT NULL AND status IN {ACTIVE}""",
+    f"""CREATE FUNCTION tether_terminal_is_final() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'tether: a terminal run status cannot be changed (run %, %)',
+                OLD.run_id, OLD.status USING ERRCODE = '{TERMINAL_SQLSTATE}';
+        END $$""",
+    f"""CREATE TRIGGER runs_terminal_status_is_final
+        BEFORE UPDATE OF status ON runs FOR EACH ROW
+        WHEN (OLD.status IN {TERMINAL} AND NEW.status IS DISTINCT FROM OLD.status)
+        EXECUTE FUNCTION tether_terminal_is_final()""",
+    f"""CREATE FUNCTION tether_notify_cancel() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{CANCEL_CHANNEL}', NEW.run_id);
+            RETURN NULL;
+        END $$""",
+    """CREATE TRIGGER runs_notify_cancel
+        AFTER UPDATE OF reason ON runs FOR EACH ROW
+        WHEN (OLD.reason IS NULL AND NEW.reason IS NOT NULL)
+        EXECUTE FUNCTION tether_notify_cancel()""",
+    f"""CREATE FUNCTION tether_notify_queue() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{QUEUE_CHANNEL}', coalesce(NEW.graph, NEW.run_id));
+            RETURN NULL;
+        END $$""",
+    """CREATE TRIGGER runs_notify_queued
+        AFTER INSERT ON runs FOR EACH ROW WHEN (NEW.graph IS NOT NULL)
+        EXECUTE FUNCTION tether_notify_queue()""",
+    f"""CREATE TRIGGER runs_notify_ended
+        AFTER UPDATE OF status ON runs FOR EACH ROW
+        WHEN (NEW.status IN {TERMINAL} AND OLD.status NOT IN {TERMINAL}
+              AND NEW.thread_id IS NOT NULL)
+        EXECUTE FUNCTION tether_notify_queue()""",
+    # `id` orders the log (a run's events are appended by one writer at a time, plus cancel
+    # requests); no foreign key to `runs`: the log accepts events for any id, as the protocol.
+    """CREATE TABLE events (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_id text NOT NULL,
+        phase text NOT NULL,
+        at timestamptz NOT NULL,
+        node text,
+        detail jsonb NOT NULL
+    )""",
+    "CREATE INDEX events_by_run ON events (run_id, id)",
+    # `refs` maps every channel to the checkpoint that stored its value ('' for itself): a
+    # checkpoint stores only the blobs of the channels that changed since its parent.
+    """CREATE TABLE checkpoints (
+        thread_id text NOT NULL,
+        ns text NOT NULL,
+        checkpoint_id text NOT NULL,
+        parent_id text,
+        step integer NOT NULL,
+        source text NOT NULL,
+        created_at timestamptz NOT NULL,
+        next bytea NOT NULL,
+        metadata bytea NOT NULL,
+        run_id text,
+        refs jsonb NOT NULL,
+        PRIMARY KEY (thread_id, ns, checkpoint_id)
+    )""",
+    """CREATE TABLE blobs (
+        thread_id text NOT NULL,
+        ns text NOT NULL,
+        checkpoint_id text NOT NULL,
+        channel text NOT NULL,
+        value bytea NOT NULL,
+        PRIMARY KEY (thread_id, ns, checkpoint_id, channel),
+        FOREIGN KEY (thread_id, ns, checkpoint_id)
+            REFERENCES checkpoints (thread_id, ns, checkpoint_id) ON DELETE CASCADE
+    )""",
+    # `seq` keeps insertion order; an upsert keeps a row's seq, so a replaced control write
+    # stays where the task's first write was (as in memory and SQLite).
+    """CREATE TABLE writes (
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        thread_id text NOT NULL,
+        ns text NOT NULL,
+        checkpoint_id text NOT NULL,
+        task_id text NOT NULL,
+        idx integer NOT NULL,
+        task_name text NOT NULL,
+        channel text NOT NULL,
+        value bytea NOT NULL,
+        PRIMARY KEY (thread_id, ns, checkpoint_id, task_id, idx),
+        FOREIGN KEY (thread_id, ns, checkpoint_id)
+            REFERENCES checkpoints (thread_id, ns, checkpoint_id) ON DELETE CASCADE
+    )""",
+    """CREATE TABLE threads (
+        thread_id text PRIMARY KEY,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        metadata jsonb NOT NULL DEFAULT '{}'
+    )""",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("initial schema: runs and their queue, events, checkpoints, blobs, writes, threads",
+     SCHEMA_V1),
+)
+"""(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
+
+VERSION_TABLE: Final = "tether_schema"
+CREATE_VERSION_TABLE: Final = (
+    f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version integer PRIMARY KEY, "
+    "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+GET_VERSION: Final = (
+    f"SELECT CASE WHEN to_regclass('{VERSION_TABLE}') IS NULL THEN 0 END"
+)
+"""0 when the schema has no version table yet; NULL when it has (then read `MAX_VERSION`)."""
+MAX_VERSION: Final = f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}"
+RECORD_VERSION: Final = f"INSERT INTO {VERSION_TABLE} (version, description) VALUES (%s, %s)"
+LOCK_MIGRATIONS: Final = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))"
+"""Serializes processes migrating one schema (by name) at once; released at commit."""
+
+
+def create_schema(name: str) -> str:
+    """`CREATE SCHEMA IF NOT EXISTS name` for a plain identifier.
+
+    Raises:
+        ValueError: `name` is not a plain SQL identifier (letters, digits, underscores).
+    """
+    return f"CREATE SCHEMA IF NOT EXISTS {checked_schema(name)}"
+
+
+def checked_schema(name: str) -> str:
+    """`name` if it is a plain identifier usable unquoted in `search_path`.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if not _SCHEMA_NAME.match(name):
+        raise ValueError(f"schema name {name!r} must be letters, digits and underscores")
+    return name
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+RUN_COLUMNS: Final = (
+    "run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id, "
+    "error, cancel_latency_ms, metadata"
+)
+"""The columns `RunInfo` is built from, in its field order."""
+
+EVENTS_IN: Final = (
+    "unnest(%(e_phase)s::text[], %(e_at)s::timestamptz[], %(e_node)s::text[], "
+    "%(e_detail)s::jsonb[]) WITH ORDINALITY AS e(phase, at, node, detail, ord)"
+)
+"""A batch of events as rows, in their order (`ORDER BY e.ord` keeps it in the log)."""
+
+INSERT_RUN: Final = (
+    f"INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = %s"
+LOCK_RUN: Final = f"SELECT {RUN_COLUMNS}, epoch FROM runs WHERE run_id = %s FOR UPDATE"
+
+MARK_RUNNING: Final = f"""
+WITH cur AS (SELECT epoch FROM runs WHERE run_id = %(run_id)s),
+moved AS (
+    UPDATE runs SET status = 'running', started_at = coalesce(started_at, %(now)s),
+        owner = %(owner)s, heartbeat_at = %(now)s
+    WHERE run_id = %(run_id)s AND reason IS NULL AND CASE
+        WHEN %(epoch)s::bigint IS NULL THEN status IN ('pending', 'interrupted')
+        ELSE epoch = %(epoch)s AND status IN ('pending', 'interrupted', 'running') END
+    RETURNING {RUN_COLUMNS}),
+logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT moved.run_id, e.phase, e.at, e.node, e.detail FROM moved, {EVENTS_IN} ORDER BY e.ord)
+SELECT (SELECT epoch FROM cur), moved.* FROM (SELECT 1) AS one LEFT JOIN moved ON true"""
+"""`pending`/`interrupted` → `running`. A run held by a worker (epoch given) may also be
+`running` already: the worker that re-claimed it after a crash adopts it. One row: the run's
+epoch before the statement (NULL: no such run), then the run if it moved."""
+
+REQUEST_CANCEL: Final = f"""
+WITH moved AS (
+    UPDATE runs SET status = 'cancelling', reason = %(reason)s
+    WHERE run_id = %(run_id)s AND status NOT IN {TERMINAL} AND reason IS NULL
+    RETURNING {RUN_COLUMNS}),
+logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT run_id, 'request', %(at)s, NULL, %(reason)s FROM moved)
+SELECT {RUN_COLUMNS} FROM moved"""
+"""Records the first request only (the condition decides races across processes); the trigger
+`runs_notify_cancel` sends `NOTIFY tether_cancel` when it commits."""
+
+FINISH_RUN: Final = f"""
+WITH logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT %(run_id)s, e.phase, e.at, e.node, e.detail FROM {EVENTS_IN} ORDER BY e.ord)
+UPDATE runs SET status = %(status)s, reason = coalesce(%(reason)s, reason), error = %(error)s,
+    checkpoint_id = coalesce(%(checkpoint_id)s, checkpoint_id), ended_at = %(ended_at)s,
+    cancel_latency_ms = %(latency)s, heartbeat_at = %(now)s, lease_expires_at = NULL
+WHERE run_id = %(run_id)s AND status NOT IN {TERMINAL}
+RETURNING {RUN_COLUMNS}"""
+"""The status flip of `finish_run`, with its events; run after `LOCK_RUN` in its transaction."""
+
+APPEND_EVENTS: Final = f"""
+WITH fence AS (SELECT 1 FROM runs WHERE run_id = %(run_id)s AND epoch = %(epoch)s FOR SHARE),
+allowed AS (SELECT %(epoch)s::bigint IS NULL OR EXISTS (SELECT 1 FROM fence) AS ok),
+logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT %(run_id)s, e.phase, e.at, e.node, e.detail FROM allowed, {EVENTS_IN}
+    WHERE allowed.ok ORDER BY e.ord)
+SELECT ok FROM allowed"""
+LIST_EVENTS: Final = "SELECT phase, at, node, detail FROM events WHERE run_id = %s ORDER BY id"
+
+
+def list_runs(*, by_thread: bool, by_status: bool) -> str:
+    """`SELECT` of runs newest first; parameters: [thread_id], [status], limit (NULL: none)."""
+    where = []
+    if by_thread:
+        where.append("thread_id = %s")
+    if by_status:
+        where.append("status = %s")
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {RUN_COLUMNS} FROM runs{clause} ORDER BY seq DESC LIMIT %s"
+
+
+ACTIVE_RUNS: Final = f"""
+SELECT owner, graph IS NOT NULL, lease_expires_at IS NULL OR lease_expires_at < now(),
+    {RUN_COLUMNS}
+FROM runs WHERE status IN {ACTIVE} AND (owner IS NOT NULL OR graph IS NOT NULL) ORDER BY seq"""
+"""Active runs and who drives them: (owner, queued?, no live lease?, the run...)."""
+MARK_ORPHANED: Final = f"""
+WITH moved AS (
+    UPDATE runs SET status = 'error', error = %(error)s, ended_at = %(now)s
+    WHERE run_id = %(run_id)s AND owner = %(owner)s AND graph IS NULL AND status IN {ACTIVE}
+    RETURNING {RUN_COLUMNS}),
+logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT run_id, 'orphan', %(now)s, NULL, %(detail)s FROM moved)
+SELECT {RUN_COLUMNS} FROM moved"""
+"""Conditional on the same dead owner, so two processes reconciling at once mark a run once."""
+
+# -- threads ----------------------------------------------------------------------------------
+
+THREAD_COLUMNS: Final = "thread_id, created_at, updated_at, metadata"
+PUT_THREAD: Final = (
+    f"INSERT INTO threads ({THREAD_COLUMNS}) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at, "
+    f"metadata = threads.metadata || excluded.metadata RETURNING {THREAD_COLUMNS}"
+)
+"""Create, or merge the metadata (a shallow merge, `||`) in the same statement."""
+GET_THREAD: Final = """
+SELECT t.thread_id, t.created_at, t.updated_at, t.metadata,
+    (SELECT created_at FROM runs WHERE thread_id = %(t)s ORDER BY seq LIMIT 1),
+    EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = %(t)s)
+FROM (SELECT 1) AS one LEFT JOIN threads AS t ON t.thread_id = %(t)s"""
+"""The record if any, else what a bare record needs: the first run's creation, or checkpoints."""
+SEARCH_THREADS: Final = (
+    f"SELECT {THREAD_COLUMNS} FROM threads WHERE metadata @> %s "
+    "ORDER BY updated_at DESC, thread_id"
+)
+"""A superset of the matches (containment); the store keeps those equal on every key."""
+LIST_THREADS: Final = """
+SELECT thread_id FROM (
+    SELECT thread_id, max(checkpoint_id) AS at FROM checkpoints GROUP BY thread_id
+    UNION ALL SELECT thread_id, '' FROM runs WHERE thread_id IS NOT NULL
+) AS t GROUP BY thread_id ORDER BY max(at) DESC, thread_id LIMIT %s"""
+"""Threads most recently checkpointed first (UUIDv7 ids sort by time); run-only ones last."""
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+PUT_CHECKPOINT: Final = f"""
+WITH fence AS (
+    UPDATE runs SET heartbeat_at = %(now)s, checkpoint_id = CASE
+        WHEN %(root)s AND status NOT IN {TERMINAL} THEN %(id)s ELSE checkpoint_id END
+    WHERE run_id = %(run_id)s AND (%(root)s OR %(epoch)s::bigint IS NOT NULL)
+        AND (%(epoch)s::bigint IS NULL OR epoch = %(epoch)s)
+    RETURNING reason),
+allowed AS (SELECT %(epoch)s::bigint IS NULL OR EXISTS (SELECT 1 FROM fence) AS ok),
+saved AS (
+    INSERT INTO checkpoints (thread_id, ns, checkpoint_id, parent_id, step, source, created_at,
+        next, metadata, run_id, refs)
+    SELECT %(thread_id)s, %(ns)s, %(id)s, %(parent_id)s, %(step)s, %(source)s, %(created_at)s,
+        %(next)s, %(metadata)s, %(run_id)s, %(refs)s FROM allowed WHERE ok
+    ON CONFLICT DO NOTHING),
+valued AS (
+    INSERT INTO blobs (thread_id, ns, checkpoint_id, channel, value)
+    SELECT %(thread_id)s, %(ns)s, %(id)s, b.channel, b.value
+    FROM allowed, unnest(%(channels)s::text[], %(values)s::bytea[]) AS b(channel, value)
+    WHERE ok ON CONFLICT DO NOTHING)
+SELECT ok, (SELECT reason FROM fence) FROM allowed"""
+"""One checkpoint, its blobs and its run's pointer in one statement: a superstep's single round
+trip. Idempotent (a checkpoint id names one immutable snapshot). Returns (stored?, the run's
+cancel reason): a worker learns of a durable cancel at every step for free."""
+
+PUT_WRITES: Final = """
+WITH fence AS (SELECT 1 FROM runs WHERE run_id = %(run_id)s AND epoch = %(epoch)s FOR SHARE),
+allowed AS (SELECT %(epoch)s::bigint IS NULL OR EXISTS (SELECT 1 FROM fence) AS ok),
+target AS (
+    SELECT 1 FROM checkpoints
+    WHERE thread_id = %(thread_id)s AND ns = %(ns)s AND checkpoint_id = %(checkpoint_id)s),
+stored AS (
+    INSERT INTO writes (thread_id, ns, checkpoint_id, task_id, idx, task_name, channel, value)
+    SELECT %(thread_id)s, %(ns)s, %(checkpoint_id)s, w.task_id, w.idx, w.task_name, w.channel,
+        w.value
+    FROM allowed, unnest(%(task_ids)s::text[], %(idxs)s::integer[], %(names)s::text[],
+        %(channels)s::text[], %(values)s::bytea[]) WITH ORDINALITY
+        AS w(task_id, idx, task_name, channel, value, ord)
+    WHERE ok ORDER BY w.ord
+    ON CONFLICT (thread_id, ns, checkpoint_id, task_id, idx) DO UPDATE SET
+        task_name = excluded.task_name, channel = excluded.channel, value = excluded.value
+        WHERE excluded.idx < 0)
+SELECT ok, EXISTS (SELECT 1 FROM target) FROM allowed"""
+"""Insert-if-absent for a task's ordinary writes (idx >= 0: the first stored wins, so a retry
+cannot change it); replace for control writes (idx < 0), which record the task's latest fate.
+A missing checkpoint fails the foreign key (or reads as False when there are no writes)."""
+
+_RESOLVED: Final = """
+SELECT c.thread_id, c.ns, c.checkpoint_id, c.parent_id, c.step, c.source, c.created_at, c.next,
+    c.metadata, c.run_id, c.refs, b.channels, b.vals, w.task_ids, w.names, w.idxs, w.channels,
+    w.vals
+FROM checkpoints AS c
+LEFT JOIN LATERAL (
+    SELECT array_agg(bl.channel) AS channels, array_agg(bl.value) AS vals
+    FROM jsonb_each_text(c.refs) AS r(channel, ref)
+    JOIN blobs AS bl ON bl.thread_id = c.thread_id AND bl.ns = c.ns AND bl.channel = r.channel
+        AND bl.checkpoint_id = CASE WHEN r.ref = '' THEN c.checkpoint_id ELSE r.ref END
+) AS b ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(wr.task_id ORDER BY wr.seq) AS task_ids,
+        array_agg(wr.task_name ORDER BY wr.seq) AS names,
+        array_agg(wr.idx ORDER BY wr.seq) AS idxs,
+        array_agg(wr.channel ORDER BY wr.seq) AS channels,
+        array_agg(wr.value ORDER BY wr.seq) AS vals
+    FROM writes AS wr
+    WHERE wr.thread_id = c.thread_id AND wr.ns = c.ns AND wr.checkpoint_id = c.checkpoint_id
+) AS w ON true"""
+"""A checkpoint with the blobs its refs point at and its pending writes: one round trip."""
+
+GET_CHECKPOINT: Final = (
+    f"{_RESOLVED} WHERE c.thread_id = %s AND c.ns = %s AND c.checkpoint_id = %s"
+)
+GET_LATEST_CHECKPOINT: Final = (
+    f"{_RESOLVED} WHERE c.thread_id = %s AND c.ns = %s ORDER BY c.checkpoint_id DESC LIMIT 1"
+)
+
+
+def list_checkpoints(*, before: bool) -> str:
+    """A page of a thread's checkpoints, newest first; parameters: thread, ns, [before], limit."""
+    clause = " AND c.checkpoint_id < %s" if before else ""
+    return (f"{_RESOLVED} WHERE c.thread_id = %s AND c.ns = %s{clause} "
+            "ORDER BY c.checkpoint_id DESC LIMIT %s")
+
+
+# -- deleting ---------------------------------------------------------------------------------
+
+DELETE_THREAD: Final = """
+WITH cut AS (DELETE FROM checkpoints WHERE thread_id = %(t)s),
+doomed AS (DELETE FROM runs WHERE thread_id = %(t)s RETURNING run_id),
+logs AS (DELETE FROM events WHERE run_id IN (SELECT run_id FROM doomed)),
+record AS (DELETE FROM threads WHERE thread_id = %(t)s)
+SELECT 1"""
+"""Blobs and writes go with their checkpoints (ON DELETE CASCADE)."""
+DELETE_RUN: Final = f"""
+WITH cur AS (SELECT status FROM runs WHERE run_id = %(r)s),
+gone AS (
+    DELETE FROM runs WHERE run_id = %(r)s AND (status IN {TERMINAL} OR status = 'interrupted')
+    RETURNING 1),
+logs AS (DELETE FROM events WHERE run_id = %(r)s AND EXISTS (SELECT 1 FROM gone))
+SELECT (SELECT status FROM cur), EXISTS (SELECT 1 FROM gone)"""
+"""Only an ended or paused run; returns (its status or NULL, deleted?)."""
+THREAD_OF_RUN: Final = "SELECT thread_id FROM runs WHERE run_id = %s"
+DELETE_RUN_CHECKPOINTS: Final = (
+    "DELETE FROM checkpoints WHERE thread_id = %s AND run_id = %s"
+)
+"""Searches only the run's thread (a primary-key prefix)."""
+DELETE_UNKNOWN_RUN_CHECKPOINTS: Final = "DELETE FROM checkpoints WHERE run_id = %s"
+"""For checkpoints whose run has no record: a scan of every thread."""
+
+# -- the run queue ----------------------------------------------------------------------------
+
+LOCK_THREAD: Final = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 42))"
+"""Serializes the starts of runs on one thread (multitask rules) across processes."""
+ACTIVE_ON_THREAD: Final = (
+    f"SELECT run_id FROM runs WHERE thread_id = %s AND status IN {ACTIVE} ORDER BY seq"
+)
+SUPERSEDE: Final = f"""
+WITH moved AS (
+    UPDATE runs SET status = 'cancelling', reason = %(reason)s
+    WHERE run_id = ANY(%(ids)s) AND status NOT IN {TERMINAL} AND reason IS NULL
+    RETURNING run_id),
+logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT run_id, 'request', %(at)s, NULL, %(reason)s FROM moved)
+SELECT run_id FROM moved"""
+"""Cancel request for the runs a new run interrupts (`multitask_strategy` interrupt/rollback)."""
+INSERT_QUEUED: Final = f"""
+INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at, graph, job, config, priority,
+    enqueued_at, deadline_at, supersedes, multitask)
+VALUES (%(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s, NULL, NULL, NULL, NULL,
+    NULL, %(metadata)s, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
+    now() + make_interval(secs => %(timeout)s), %(supersedes)s, %(multitask)s)
+RETURNING {RUN_COLUMNS}"""
+"""A run queued for workers; its deadline counts from now, in the database's clock."""
+
+CLAIM: Final = f"""
+WITH picked AS (
+    SELECT r.run_id FROM runs AS r
+    WHERE r.graph = ANY(%(graphs)s) AND r.reason IS NULL AND r.status IN ('pending', 'running')
+        AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())
+        AND (r.deadline_at IS NULL OR r.deadline_at > now())
+        AND NOT EXISTS (
+            SELECT 1 FROM runs AS p
+            WHERE p.thread_id = r.thread_id AND p.seq < r.seq AND p.status IN {ACTIVE})
+    ORDER BY r.priority DESC, r.seq LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED),
+claimed AS (
+    UPDATE runs AS r SET lease_owner = %(owner)s, epoch = r.epoch + 1,
+        lease_expires_at = now() + make_interval(secs => %(lease)s)
+    FROM picked WHERE r.run_id = picked.run_id
+    RETURNING r.run_id, r.thread_id, r.graph, r.job, r.config, r.epoch, r.status,
+        r.checkpoint_id, r.supersedes, r.multitask,
+        extract(epoch FROM r.deadline_at - now())::float8 AS remaining, r.priority, r.seq),
+logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT run_id, 'claim', %(now)s, NULL, jsonb_build_object(
+        'owner', %(owner)s::text, 'epoch', epoch, 'resumed', status <> 'pending')
+    FROM claimed)
+SELECT run_id, thread_id, graph, job, config, epoch, status, checkpoint_id, supersedes,
+    multitask, remaining
+FROM claimed ORDER BY priority DESC, seq"""
+"""Claim up to `limit` runs: queued or abandoned (lease lapsed), not cancelled, not overdue,
+first on their thread; `SKIP LOCKED` lets workers claim side by side without waiting on each
+other. Each claim takes the lease and a new fencing epoch, and is logged (`claim`)."""
+
+RENEW: Final = f"""
+UPDATE runs AS r SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS l(run_id, epoch)
+WHERE r.run_id = l.run_id AND r.epoch = l.epoch AND r.status NOT IN {TERMINAL}
+RETURNING r.run_id, r.reason"""
+"""Extend the leases still held (same epoch); returns each with its cancel reason, so every
+renewal is also a poll for cancels. A run missing from the answer is lost (or ended)."""
+
+RELEASE: Final = f"""
+WITH released AS (
+    UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, epoch = epoch + 1
+    WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status NOT IN {TERMINAL}
+    RETURNING run_id, graph, epoch),
+logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT run_id, 'release', %(now)s, NULL, jsonb_build_object(
+        'owner', %(owner)s::text, 'epoch', epoch, 'why', %(why)s::text)
+    FROM released)
+SELECT released.run_id FROM released, LATERAL (SELECT pg_notify('{QUEUE_CHANNEL}', graph)) AS n"""
+"""Hand a run back to the queue: the lease is dropped and the epoch moves on, so nothing the
+releasing worker still tries to write for it is accepted; the next claim resumes it."""
+
+SWEEPABLE: Final = f"""
+SELECT {RUN_COLUMNS}, config -> 'timeout' FROM runs
+WHERE graph IS NOT NULL AND status IN {ACTIVE}
+    AND (lease_expires_at IS NULL OR lease_expires_at < now())
+    AND (reason IS NOT NULL OR deadline_at < now())
+    AND (%(run_id)s::text IS NULL OR run_id = %(run_id)s)
+ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"""
+"""Queued runs no live worker holds that must end: a cancel is durable, or the deadline
+passed. Locked for the sweeper's transaction; rows another sweeper holds are skipped."""
+
+WATCH: Final = """
+SELECT r.run_id, r.status, r.checkpoint_id,
+    (SELECT max(e.id) FROM events AS e WHERE e.run_id = r.run_id)
+FROM runs AS r WHERE r.run_id = ANY(%s)"""
+EVENTS_AFTER: Final = """
+SELECT e.id, e.run_id, e.phase, e.at, e.node, e.detail
+FROM unnest(%s::text[], %s::bigint[]) AS c(run_id, after)
+JOIN events AS e ON e.run_id = c.run_id AND e.id > c.after
+ORDER BY e.id"""
+"""Each run's events after its own cursor, for many runs in one round trip."""

@@ -1,0 +1,217 @@
+"""The store's connections: one sync pool, and one async pool per event loop that uses the store.
+
+psycopg's async pool belongs to the loop that opened it (its locks and workers live there), and
+a store is used from several loops: the caller's, tether's background loop, the private loop of a
+thread calling `graph.invoke`. So each loop gets its own pool, made on first use. A pool is
+closed with its loop: an async generator parked on the loop is finalised by the loop's
+`shutdown_asyncgens()` (which `asyncio.run` and `asyncio.Runner` call before closing), and its
+`finally` closes the pool; `close()` closes whatever is left.
+
+Connections are in autocommit mode: a one-statement operation costs one round trip, and an
+operation that needs several statements opens its own transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncGenerator, Coroutine
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from tether.checkpoint.postgres import _sql, ops
+from tether.errors import StoreError
+
+T = TypeVar("T")
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds `close()` waits for a pool living on another thread's loop."""
+
+
+def connection_kwargs(conninfo: str, *, schema: str | None, application_name: str,
+                      prepare_threshold: int | None) -> dict[str, Any]:
+    """The keyword arguments every connection of a store is opened with.
+
+    Sessions run in UTC (timestamps come back as UTC) and, with `schema`, on that schema's
+    `search_path`; options already in `conninfo` are kept.
+    """
+    options = str(conninfo_to_dict(conninfo).get("options") or "")
+    options += " -c timezone=UTC"
+    if schema is not None:
+        options += f" -c search_path={_sql.checked_schema(schema)}"
+    return {"autocommit": True, "options": options.strip(),
+            "application_name": application_name, "prepare_threshold": prepare_threshold}
+
+
+class Database:
+    """The pools of one store.
+
+    Args:
+        conninfo: a libpq connection string or URL.
+        kwargs: see `connection_kwargs`.
+        min_size, max_size: connections of the sync pool.
+        async_size: connections of each async pool (a fixed size: see `_pool`).
+        connect_timeout: seconds to wait for the first connection.
+
+    Raises:
+        StoreError: no connection could be made within `connect_timeout`.
+    """
+
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], *, min_size: int, max_size: int,
+                 async_size: int, connect_timeout: float) -> None:
+        self.conninfo = conninfo
+        self.kwargs = kwargs
+        self._async_size = async_size
+        self._timeout = connect_timeout
+        self._sync: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            conninfo, kwargs=kwargs, min_size=min_size, max_size=max_size, open=False,
+            name="tether-sync")
+        try:
+            self._sync.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:
+            self._sync.close()
+            raise StoreError(f"cannot connect to PostgreSQL ({redacted(conninfo)}) within "
+                             f"{connect_timeout}s") from exc
+        # Invariant: every pool in _async is open or being opened on its key's loop, and
+        # _closers holds the generator that closes it when that loop shuts down.
+        self._lock = threading.Lock()
+        self._async: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
+        self._opened: set[int] = set()
+        self._closed = False
+
+    # -- running operations -----------------------------------------------------------------
+
+    def run(self, op: ops.Op[T], *, transaction: bool = False) -> T:
+        """Run `op` on a pooled connection, in one transaction if asked."""
+        with self._sync.connection() as conn:
+            if not transaction:
+                return ops.run(conn, op)
+            with conn.transaction():
+                return ops.run(conn, op)
+
+    async def arun(self, op: ops.Op[T], *, transaction: bool = False) -> T:
+        """Run `op` on this loop's pool, in one transaction if asked.
+
+        Cancellation:
+            Cancelled while a statement is in flight, psycopg cancels it on the server and the
+            connection's transaction is rolled back: a one-statement operation is then either
+            committed whole or not at all, never half. Safe to retry (the store's writes are
+            idempotent or conditional).
+        """
+        pool = await self._pool()
+        async with pool.connection() as conn:
+            if not transaction:
+                return await ops.arun(conn, op)
+            async with conn.transaction():
+                return await ops.arun(conn, op)
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new connection outside the pools (the caller closes it)."""
+        return psycopg.Connection.connect(self.conninfo, **self.kwargs)
+
+    async def aconnect(self) -> psycopg.AsyncConnection[Any]:
+        """A new async connection outside the pools, e.g. for `LISTEN` (the caller closes it).
+
+        Cancellation:
+            Safe: a connection being made is abandoned.
+        """
+        return await psycopg.AsyncConnection.connect(self.conninfo, **self.kwargs)
+
+    async def _pool(self) -> AsyncConnectionPool[Any]:
+        loop = asyncio.get_running_loop()
+        pool = self._async.get(loop)
+        if pool is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            # A fixed size, filled before first use: psycopg_pool's connecting task swallows
+            # the cancellation a loop's shutdown sends it, which hangs `asyncio.run` if a
+            # connection is being added then; a full pool that never grows adds none.
+            pool = AsyncConnectionPool(self.conninfo, kwargs=self.kwargs,
+                                       min_size=self._async_size, max_size=self._async_size,
+                                       open=False, name="tether-async")
+            closer = _close_at_shutdown(self, loop, pool)
+            with self._lock:
+                self._async[loop] = pool
+                self._closers[loop] = closer
+            await closer.__anext__()
+        if id(pool) not in self._opened:
+            await pool.open(wait=True, timeout=self._timeout)  # idempotent
+            self._opened.add(id(pool))
+        return pool
+
+    def _forget(self, loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool[Any]) -> None:
+        with self._lock:
+            if self._async.get(loop) is pool:
+                del self._async[loop]
+                self._closers.pop(loop, None)
+        self._opened.discard(id(pool))
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every pool (idempotent). A pool whose loop is running in this thread is
+        closed by a task on that loop; call `aclose()` there to wait for it."""
+        self._closed = True
+        self._sync.close()
+        with self._lock:
+            closers = list(self._closers.items())
+        for loop, closer in closers:
+            if not loop.is_closed():
+                _on_loop(loop, closer.aclose())
+
+    async def aclose(self) -> None:
+        """Close every pool, awaiting this loop's.
+
+        Cancellation:
+            Safe to retry; a pool left open is closed with its loop.
+        """
+        closer = self._closers.get(asyncio.get_running_loop())
+        if closer is not None:
+            await closer.aclose()
+        self.close()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` on `loop` now if it is idle, else hand it over (waiting, from another thread)."""
+    if not loop.is_running():
+        loop.run_until_complete(coro)
+    elif _running_loop() is loop:
+        loop.create_task(coro)
+    else:
+        with contextlib.suppress(TimeoutError):
+            asyncio.run_coroutine_threadsafe(coro, loop).result(CLOSE_TIMEOUT)
+
+
+async def _close_at_shutdown(db: Database, loop: asyncio.AbstractEventLoop,
+                             pool: AsyncConnectionPool[Any]) -> AsyncGenerator[None, None]:
+    # Parked at its yield for the pool's life; finalised by `loop.shutdown_asyncgens()`.
+    try:
+        yield
+    finally:
+        db._forget(loop, pool)
+        await pool.close()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def redacted(conninfo: str) -> str:
+    """`conninfo` without its password, for messages."""
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "<unparsable connection string>"
+    parts.pop("password", None)
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+__all__ = ["Database", "connection_kwargs", "redacted"]

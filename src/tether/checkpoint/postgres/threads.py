@@ -1,0 +1,53 @@
+"""Thread records as store operations: created explicitly (with metadata), and bare records for
+threads known only by their runs or checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tether.checkpoint.base import ThreadRecord
+from tether.checkpoint.postgres import _sql, rows
+from tether.checkpoint.postgres.ops import Op, Query
+from tether.types import utcnow
+
+
+def put(thread_id: str, metadata: dict[str, Any] | None) -> Op[ThreadRecord]:
+    """Create a thread, or merge `metadata` into its record (a shallow merge): one statement."""
+    now = utcnow()
+    record = ThreadRecord(thread_id, now, now, dict(metadata or {}))
+    row = yield Query(_sql.PUT_THREAD, rows.thread_row(record))
+    return rows.thread(row)
+
+
+def get(thread_id: str) -> Op[ThreadRecord | None]:
+    """A thread's record; a thread with runs or checkpoints but no record gets a bare one,
+    created when its first run was."""
+    row = yield Query(_sql.GET_THREAD, {"t": thread_id})
+    if row[0] is not None:
+        return rows.thread(row[:4])
+    first_run, has_checkpoints = row[4], row[5]
+    if first_run is None and not has_checkpoints:
+        return None
+    at = first_run if first_run is not None else utcnow()
+    return ThreadRecord(thread_id, at, at, {})
+
+
+def search(metadata: dict[str, Any] | None, limit: int, offset: int) -> Op[list[ThreadRecord]]:
+    """Recorded threads whose metadata has every given key and value, latest update first."""
+    wanted = metadata or {}
+    found = yield Query(_sql.SEARCH_THREADS, (rows.jsonb(wanted),), "all")
+    return rows.matching((rows.thread(r) for r in found), wanted)[offset:offset + limit]
+
+
+def listing(limit: int | None) -> Op[list[str]]:
+    """Ids of threads with checkpoints or runs, most recently checkpointed first."""
+    found = yield Query(_sql.LIST_THREADS, (limit,), "all")
+    return [thread_id for (thread_id,) in found]
+
+
+def delete(thread_id: str) -> Op[None]:
+    """Remove a thread's checkpoints, writes, runs, their logs and its record: one statement."""
+    yield Query(_sql.DELETE_THREAD, {"t": thread_id}, "none")
+
+
+__all__ = ["delete", "get", "listing", "put", "search"]

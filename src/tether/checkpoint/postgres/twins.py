@@ -1,0 +1,135 @@
+"""The async twins of `PostgresSaver`: the same operations as its sync methods (`ops.py`), run
+with real async I/O on the calling loop's `AsyncConnectionPool`.
+
+Cancellation (every method): cancelled while a statement is in flight, psycopg cancels it on the
+server and the connection rolls back; each call is committed whole or not at all, and safe to
+retry. None of them is shielded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from tether.checkpoint.base import (
+    CheckpointRecord,
+    CheckpointStore,
+    FinishResult,
+    RunFinish,
+    StoredCheckpoint,
+    WriteRecord,
+)
+from tether.checkpoint.postgres import checkpoints, rows, runs
+from tether.checkpoint.serde import Serializer
+from tether.checkpoint.sqlite import owner
+from tether.errors import RunNotFound
+from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus
+
+if TYPE_CHECKING:
+    from tether.checkpoint.postgres.connection import Database
+    from tether.checkpoint.postgres.leases import Leases
+
+
+class AsyncTwins:
+    """`a*` methods over `_db`, `leases` and `serde` (provided by `PostgresSaver`)."""
+
+    _db: Database
+    leases: Leases
+    serde: Serializer
+
+    async def acreate_run(self, info: RunInfo) -> RunInfo:
+        """Async twin of `create_run`. Cancellation: see the module docstring."""
+        return await self._db.arun(runs.create(info, owner.current()))
+
+    async def aget_run(self, run_id: str) -> RunInfo | None:
+        """Async twin of `get_run`. Cancellation: see the module docstring."""
+        return await self._db.arun(runs.get(run_id))
+
+    async def alist_runs(self, *, thread_id: str | None = None,
+                         status: RunStatus | str | None = None,
+                         limit: int | None = None) -> list[RunInfo]:
+        """Async twin of `list_runs`. Cancellation: see the module docstring."""
+        return await self._db.arun(runs.listing(thread_id, status, limit))
+
+    async def amark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
+        """Async twin of `mark_running`. Cancellation: see the module docstring."""
+        op = runs.mark_running(run_id, events, owner.current(), self.leases.epoch(run_id))
+        return await self.leases.achecked(run_id, self._db.arun(op))
+
+    async def arequest_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
+        """Async twin of `request_cancel`. Cancellation: see the module docstring."""
+        return await self._db.arun(runs.request_cancel(run_id, reason))
+
+    async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
+        """Async twin of `finish_run`. Cancellation: see the module docstring (the run's
+        transaction is rolled back whole)."""
+        op = runs.finish(run_id, finish, self.serde, self.leases.epoch(run_id))
+        return await self.leases.achecked(run_id, self._db.arun(op, transaction=True))
+
+    async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        """Async twin of `append_events`. Cancellation: see the module docstring."""
+        op = runs.append_events(run_id, events, self.leases.epoch(run_id))
+        await self.leases.achecked(run_id, self._db.arun(op))
+
+    async def aevents(self, run_id: str) -> list[RunEvent]:
+        """Async twin of `events`. Cancellation: see the module docstring."""
+        return await self._db.arun(runs.events(run_id))
+
+    async def aload(self, run_id: str) -> RunSnapshot:
+        """Async twin of `load`. Cancellation: see the module docstring (it only reads).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        info = await self.aget_run(run_id)
+        if info is None:
+            raise RunNotFound(run_id)
+        checkpoint = None
+        if info.checkpoint_id is not None and info.thread_id is not None:
+            ns = str(info.metadata.get("checkpoint_ns", ""))
+            checkpoint = await self.aget_checkpoint(info.thread_id, ns, info.checkpoint_id)
+        # `CheckpointStore.load` derives the snapshot from the two reads; give it them.
+        fetched = _Fetched(info, checkpoint)
+        return CheckpointStore.load(cast(CheckpointStore, fetched), run_id)
+
+    async def aput_checkpoint(self, record: CheckpointRecord) -> None:
+        """Async twin of `put_checkpoint`. Cancellation: see the module docstring."""
+        run_id = record.run_id
+        params = checkpoints.put_params(record, self.serde, self.leases.epoch(run_id))
+        reason = await self.leases.achecked(run_id,
+                                            self._db.arun(checkpoints.put(record, params)))
+        self.leases.note(run_id, reason)
+
+    async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                          writes: Sequence[WriteRecord]) -> None:
+        """Async twin of `put_writes`. Cancellation: see the module docstring."""
+        params = rows.write_params(writes, self.serde)
+        run_id, epoch = self.leases.of_thread(thread_id)
+        op = checkpoints.put_writes(thread_id, ns, checkpoint_id, params, run_id=run_id,
+                                    epoch=epoch)
+        await self.leases.achecked(run_id, self._db.arun(op))
+
+    async def aget_checkpoint(self, thread_id: str, ns: str = "",
+                              checkpoint_id: str | None = None) -> StoredCheckpoint | None:
+        """Async twin of `get_checkpoint`. Cancellation: see the module docstring."""
+        return await self._db.arun(checkpoints.get(thread_id, ns, checkpoint_id, self.serde))
+
+    async def adelete_run_checkpoints(self, run_id: str) -> None:
+        """Async twin of `delete_run_checkpoints`. Cancellation: see the module docstring."""
+        await self._db.arun(checkpoints.delete_of_run(run_id), transaction=True)
+
+
+class _Fetched:
+    """A run and its checkpoint, read already, in the shape `CheckpointStore.load` reads."""
+
+    def __init__(self, info: RunInfo, checkpoint: StoredCheckpoint | None) -> None:
+        self._info, self._checkpoint = info, checkpoint
+
+    def get_run(self, _run_id: str) -> RunInfo:
+        return self._info
+
+    def get_checkpoint(self, *_args: Any) -> StoredCheckpoint | None:
+        return self._checkpoint
+
+
+__all__ = ["AsyncTwins"]
