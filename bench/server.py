@@ -294,24 +294,38 @@ def _quantile(samples: list[float], q: float) -> float:
     return cuts[min(98, max(0, round(q * 100) - 1))]
 
 
-async def _hold_streams(url: str, count: int) -> int:
+@dataclass
+class _Held:
+    """One repeat of `sse_streams`: how many streams got an event, how long until all had
+    one (all held open), and the server's RSS rise while it held them."""
+
+    received: int
+    seconds: float
+    rss_rise_kib: int | None
+
+
+async def _hold_streams(server: ServerProcess, count: int) -> _Held:
     """Open `count` streams on one live run and hold them all until each has received an
-    event; return how many did."""
+    event. Only that part is timed: starting the run and closing the streams are not."""
     limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
         tid, run_id = await _running_run(http, SLOW)
         path = f"/threads/{tid}/runs/{run_id}/stream"
-        received: list[bool] = []
+        received: list[float] = []
         everyone = asyncio.Event()
+        rss_before = server.rss_kib()
+        held_rss: list[int | None] = [None]
+        started = time.perf_counter()
 
         async def hold() -> None:
             async with http.stream("GET", path, params={"stream_mode": "values"}) as stream:
                 lines = stream.aiter_lines()
                 async for line in lines:
                     if line.startswith("data:"):
-                        received.append(True)
+                        received.append(time.perf_counter() - started)
                         break
                 if len(received) == count:
+                    held_rss[0] = server.rss_kib()
                     everyone.set()
                 waiting = asyncio.ensure_future(everyone.wait())
                 try:
@@ -325,16 +339,17 @@ async def _hold_streams(url: str, count: int) -> int:
             await asyncio.gather(*(hold() for _ in range(count)))
         finally:
             await http.post(f"{path[:-len('/stream')]}/cancel", params={"wait": 1})
-        return len(received)
+        rise = None if rss_before is None or held_rss[0] is None else held_rss[0] - rss_before
+        return _Held(len(received), max(received, default=0.0), rise)
 
 
 @dataclass(frozen=True)
 class SseStreams:
     """Concurrent event streams: N join streams held open at once on one live run (an event
-    every 0.1 s), until each has received an event.
+    every 0.1 s), from the first request until each has received an event.
 
-    The time per stream; the JSON's `peak_rss_delta_kib` is the server process's RSS rise over
-    the repeat (the memory the server spends holding N streams, roughly).
+    The time per stream; the JSON's `peak_rss_delta_kib` is the server process's RSS rise
+    while it holds the N streams.
     """
 
     name: str = "sse_streams"
@@ -350,21 +365,22 @@ class SseStreams:
     def measure(self, libs: Sequence[Lib], plan: Plan) -> dict[str, Outcome]:
         count = self.quick_size if plan.quick else self.size
         contest = Contest(plan, [lib.name for lib in libs])
-        rss: dict[str, int | None] = {lib.name: None for lib in libs}
+        held: dict[str, list[_Held]] = {lib.name: [] for lib in libs}
         with servers(libs, plan, contest) as running:
             for index, name in contest.turns():
-                before = running[name].rss_kib()
                 with contest.lap(name):
-                    got = asyncio.run(within(_hold_streams(running[name].url, count),
+                    one = asyncio.run(within(_hold_streams(running[name], count),
                                              plan.timeout))
-                    contest.results[name] = {"streams_with_an_event": got}
-                after = running[name].rss_kib()
-                if index >= plan.warmup and before is not None and after is not None:
-                    rss[name] = max(rss[name] or 0, after - before)
+                    contest.results[name] = {"streams_with_an_event": one.received}
+                if index >= plan.warmup:
+                    held[name].append(one)
         outcomes = contest.outcomes(per=count)
         for name, outcome in outcomes.items():
-            if outcome.measurement is not None:
-                outcome.measurement.peak_rss_kib = rss[name]
+            if outcome.measurement is not None and held[name]:
+                rises = [h.rss_rise_kib for h in held[name] if h.rss_rise_kib is not None]
+                outcomes[name] = Outcome(Measurement(
+                    [h.seconds for h in held[name]], count, outcome.measurement.result,
+                    max(rises) if rises else None))
         return outcomes
 
 
