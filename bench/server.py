@@ -6,6 +6,8 @@
 - `sse_streams`: hold N event streams at once on one live run until each has received an event
   (the time per stream; the JSON's `peak_rss_delta_kib` is the server process's RSS rise).
 
+Only the server whose turn it is runs; the other is paused (SIGSTOP) meanwhile.
+
 LangGraph's side needs `pip install langgraph-api langgraph-runtime-inmem langgraph-cli`; its
 `langgraph` command is looked up as `$TETHER_BENCH_LANGGRAPH_CLI`, then next to this Python, then
 on `PATH`. Without it that side is an error row that says so.
@@ -14,6 +16,7 @@ on `PATH`. Without it that side is an error row that says so.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
@@ -151,12 +154,23 @@ class ServerProcess:
         process = self.process
         if process is None or process.poll() is not None:
             return
+        self.resume()
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+    def pause(self) -> None:
+        """Stop the process (SIGSTOP) so that its idle work does not slow the other server."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process go on (SIGCONT)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def rss_kib(self) -> int | None:
         """The server process's resident memory (Linux), in KiB."""
@@ -177,15 +191,47 @@ class ServerProcess:
         return lines[-1] if lines else "(no output)"
 
 
+_STARTED: dict[tuple[int, str], ServerProcess] = {}
+
+
+def _stop_all() -> None:
+    for server in _STARTED.values():
+        server.__exit__()
+    _STARTED.clear()
+
+
+atexit.register(_stop_all)
+
+
 @contextlib.contextmanager
 def servers(libs: Sequence[Lib], plan: Plan, contest: Contest) -> Iterator[dict[str, Any]]:
-    """Each library's server, started under `contest.guard` (a failure is that side's error)."""
+    """Each library's server, started under `contest.guard` (a failure is that side's error).
+
+    The servers are shared by the workloads of one bench run (they start once) and stopped
+    when the process exits.
+    """
     started: dict[str, ServerProcess] = {}
-    with contextlib.ExitStack() as stack:
-        for lib in libs:
-            with contest.guard(lib.name):
-                started[lib.name] = stack.enter_context(ServerProcess(lib.name, plan.tmpdir))
-        yield started
+    for lib in libs:
+        with contest.guard(lib.name):
+            key = (id(plan), lib.name)
+            if key not in _STARTED:
+                server = ServerProcess(lib.name, plan.tmpdir)
+                _STARTED[key] = server.__enter__()
+                server.pause()
+            started[lib.name] = _STARTED[key]
+    yield started
+
+
+@contextlib.contextmanager
+def turn(running: dict[str, ServerProcess], name: str) -> Iterator[ServerProcess]:
+    """`name`'s server, running alone: the others stay paused (LangGraph's idle server keeps
+    a CPU busy, which would slow tether's turns on a small machine)."""
+    server = running[name]
+    server.resume()
+    try:
+        yield server
+    finally:
+        server.pause()
 
 
 # -- the client side ------------------------------------------------------------------------------
@@ -241,9 +287,9 @@ def _measure_cancels(libs: Sequence[Lib], plan: Plan, per_repeat: int) -> _Cance
         ended: dict[str, int] = {lib.name: 0 for lib in libs}
         with servers(libs, plan, contest) as running:
             for index, name in contest.turns():
-                with contest.lap(name):
+                with turn(running, name) as server, contest.lap(name):
                     found, ok = asyncio.run(within(
-                        _cancel_samples(running[name].url, per_repeat), plan.timeout))
+                        _cancel_samples(server.url, per_repeat), plan.timeout))
                     if index >= plan.warmup:
                         samples[name].extend(found)
                         ended[name] += ok
@@ -263,7 +309,7 @@ class HttpCancel:
     name: str
     quantile: float
     size: int = 20
-    quick_size: int = 3
+    quick_size: int = 2
     family: str = FAMILY
     mode: str = "http"
     unit: str = "cancel"
@@ -368,9 +414,8 @@ class SseStreams:
         held: dict[str, list[_Held]] = {lib.name: [] for lib in libs}
         with servers(libs, plan, contest) as running:
             for index, name in contest.turns():
-                with contest.lap(name):
-                    one = asyncio.run(within(_hold_streams(running[name], count),
-                                             plan.timeout))
+                with turn(running, name) as server, contest.lap(name):
+                    one = asyncio.run(within(_hold_streams(server, count), plan.timeout))
                     contest.results[name] = {"streams_with_an_event": one.received}
                 if index >= plan.warmup:
                     held[name].append(one)
