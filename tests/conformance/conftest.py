@@ -13,6 +13,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,10 +102,19 @@ def postgres_dsn() -> str:
 
 
 def new_schema() -> str:
-    """A fresh schema name, dropped after the current test (see `_drop_schemas`)."""
-    name = f"tether_test_{uuid.uuid4().hex[:12]}"
-    _schemas.append(name)
-    return name
+    """A fresh schema name (nothing is made yet)."""
+    return f"tether_test_{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def fresh_schema() -> Iterator[tuple[str, str]]:
+    """(dsn, schema): a schema of its own for one test, dropped at the end (skips without a
+    server; see `postgres_dsn`)."""
+    dsn, name = postgres_dsn(), new_schema()
+    try:
+        yield dsn, name
+    finally:
+        drop_schema(dsn, name)
 
 
 def drop_schema(dsn: str, name: str) -> None:
@@ -126,7 +136,9 @@ def _drop_schemas() -> Iterator[None]:
 def _postgres(_tmp: Path) -> CheckpointStore:
     from tether.checkpoint.postgres import PostgresSaver
 
-    return PostgresSaver(postgres_dsn(), schema=new_schema())
+    schema = new_schema()
+    _schemas.append(schema)  # dropped after the test by `_drop_schemas`
+    return PostgresSaver(postgres_dsn(), schema=schema)
 
 
 def _postgres_reopen(store: CheckpointStore, _tmp: Path) -> CheckpointStore:

@@ -17,6 +17,7 @@ from tether.cli.loading import attach_store, load_graph, open_store, parse_json,
 from tether.cli.session import Launch, report, watch
 from tether.errors import TetherError
 from tether.types import Command, StreamMode
+from tether.worker import command as worker_command
 
 GRAPH_REF_KEY = "graph_ref"
 """Thread metadata key where `tether run` records the `module:attr` it ran (for `resume`)."""
@@ -173,6 +174,7 @@ def _drive(launch: Launch) -> int:
 app.command("cancel", epilog=EPILOG)(records.cancel)
 app.command("serve", epilog=EPILOG)(serving.serve)
 app.command("demo", epilog=EPILOG)(demo.demo)
+app.command("worker", epilog=EPILOG)(worker_command.worker)
 app.add_typer(records.runs_app, name="runs")
 
 

@@ -3,7 +3,7 @@ delegated to `tether.runs` (runs and their control) and `tether.engine` (state a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tether.checkpoint import CheckpointStore, run_ledger
@@ -162,6 +162,26 @@ class CompiledStateGraph(GraphHistory):
                                "invoke_async(), which returns the run id")
         request, run_id = self._request(input, config, stream_mode=stream_mode,
                                         buffer_limit=1000, **kwargs)
+        return Run(request, run_id, owned=False)
+
+    def start_queued(self, run_id: str, input: Any, config: dict[str, Any] | None = None, *,
+                     step_check: Callable[[], CancelReason | None] | None = None,
+                     **kwargs: Any) -> Run:
+        """Start, in the background of the running loop, a run whose record already exists in
+        this graph's store (a queued run a worker claimed): the record is taken over, not made.
+
+        Args:
+            step_check: asked at every superstep boundary, before the policies; a reason
+                stops the run there through its cancel path.
+
+        Raises:
+            RuntimeError: called with no running event loop.
+        """
+        if not portal.loop_running():
+            raise RuntimeError("start_queued() needs a running event loop")
+        request, _ = self._request(input, {**(config or {}), "run_id": run_id},
+                                   buffer_limit=1000, **kwargs)
+        request.adopt, request.step_check = True, step_check
         return Run(request, run_id, owned=False)
 
     def invoke_async(self, input: Any, config: dict[str, Any] | None = None,

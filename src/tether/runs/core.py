@@ -72,6 +72,11 @@ class RunRequest:
     multitask: str | None = None
     predecessors: list[RunCore] = field(default_factory=list)
     policy_defaults: tuple[dict[str, Any], Any, tuple[Any, ...]] = ({}, None, ())
+    adopt: bool = False
+    """The run's record exists already (a queued run a worker claimed): take it over instead
+    of creating it."""
+    step_check: Callable[[], CancelReason | None] | None = None
+    """Asked before the policies at every superstep boundary; a reason stops the run there."""
 
 
 class RunCore:
@@ -116,7 +121,8 @@ class RunCore:
         self.aloop = loop
         self._done_async = asyncio.Event()
         try:
-            self.store.create_run(self.info)
+            if not self.request.adopt:
+                self.store.create_run(self.info)
         except BaseException:
             ADMISSION.leave(self)
             raise
@@ -255,7 +261,8 @@ class RunCore:
             context=req.context, interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, on_stop=self._node_stopped,
             subgraphs=req.stream.subgraphs, yield_to_consumer=self.consumer_waiting,
-            hooks=policies, stop=self._policy_stop,
+            hooks=policies if req.step_check is None else _Checked(policies, req.step_check),
+            stop=self._policy_stop,
         )
         self.loop_obj = Loop(req.spec, options)
         return self.loop_obj
@@ -288,6 +295,27 @@ class RunCore:
     def outcome_if_cancelled(self) -> LoopOutcome | None:
         """The loop's outcome when a cancel stopped it between its own checks."""
         return self.loop_obj.cancelled_outcome() if self.loop_obj is not None else None
+
+
+class _Checked:
+    """A run's policies behind an outside check, asked first at every superstep boundary."""
+
+    __slots__ = ("_check", "_inner")
+
+    def __init__(self, inner: Policies, check: Callable[[], CancelReason | None]) -> None:
+        self._inner, self._check = inner, check
+
+    def before_step(self, step: int, tasks: Any, values: Any) -> CancelReason | None:
+        return self._check() or self._inner.before_step(step, tasks, values)
+
+    def before_commit(self, step: int, tasks: Any, values: Any) -> CancelReason | None:
+        return self._inner.before_commit(step, tasks, values)
+
+    def after_commit(self, step: int, changed: frozenset[str], values: Any) -> CancelReason | None:
+        return self._inner.after_commit(step, changed, values)
+
+    def task_failed(self, task: Any, error: BaseException) -> CancelReason | None:
+        return self._inner.task_failed(task, error)
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -46,7 +46,9 @@ async def _drive(core: RunCore) -> None:
                 await wait_turn(core)
             await ADMISSION.enter(core)
         core.on_final.append(ADMISSION.leave)
-        info = await core.store.amark_running(core.run_id, (create, start))
+        # An adopted record was created by whoever queued the run.
+        events = (start,) if core.request.adopt else (create, start)
+        info = await core.store.amark_running(core.run_id, events)
         if info is None:
             # A cancel became durable before the run started: it never starts.
             await finalize(core, None, None, started=False)

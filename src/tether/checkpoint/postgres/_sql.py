@@ -460,12 +460,19 @@ logged AS (
 SELECT run_id FROM moved"""
 """Cancel request for the runs a new run interrupts (`multitask_strategy` interrupt/rollback)."""
 INSERT_QUEUED: Final = f"""
-INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at, graph, job, config, priority,
-    enqueued_at, deadline_at, supersedes, multitask)
-VALUES (%(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s, NULL, NULL, NULL, NULL,
-    NULL, %(metadata)s, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
-    now() + make_interval(secs => %(timeout)s), %(supersedes)s, %(multitask)s)
-RETURNING {RUN_COLUMNS}"""
+WITH queued AS (
+    INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at, graph, job, config, priority,
+        enqueued_at, deadline_at, supersedes, multitask)
+    VALUES (%(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s, NULL, NULL, NULL, NULL,
+        NULL, %(metadata)s, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
+        now() + make_interval(secs => %(timeout)s), %(supersedes)s, %(multitask)s)
+    RETURNING {RUN_COLUMNS}),
+logged AS (
+    INSERT INTO events (run_id, phase, at, node, detail)
+    SELECT run_id, 'create', created_at, NULL, jsonb_build_object(
+        'queued', true, 'graph', %(graph)s::text, 'priority', %(priority)s::integer)
+    FROM queued)
+SELECT {RUN_COLUMNS} FROM queued"""
 """A run queued for workers; its deadline counts from now, in the database's clock."""
 
 CLAIM: Final = f"""
@@ -529,6 +536,9 @@ WHERE graph IS NOT NULL AND status IN {ACTIVE}
 ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"""
 """Queued runs no live worker holds that must end: a cancel is durable, or the deadline
 passed. Locked for the sweeper's transaction; rows another sweeper holds are skipped."""
+
+LISTEN: Final = (f"LISTEN {CANCEL_CHANNEL}", f"LISTEN {QUEUE_CHANNEL}")
+"""What a worker's listening connection subscribes to."""
 
 WATCH: Final = """
 SELECT r.run_id, r.status, r.checkpoint_id,

@@ -114,13 +114,17 @@ class Database:
         """A new connection outside the pools (the caller closes it)."""
         return psycopg.Connection.connect(self.conninfo, **self.kwargs)
 
-    async def aconnect(self) -> psycopg.AsyncConnection[Any]:
+    async def aconnect(self, application_name: str | None = None
+                       ) -> psycopg.AsyncConnection[Any]:
         """A new async connection outside the pools, e.g. for `LISTEN` (the caller closes it).
 
         Cancellation:
             Safe: a connection being made is abandoned.
         """
-        return await psycopg.AsyncConnection.connect(self.conninfo, **self.kwargs)
+        kwargs = dict(self.kwargs)
+        if application_name is not None:
+            kwargs["application_name"] = application_name
+        return await psycopg.AsyncConnection.connect(self.conninfo, **kwargs)
 
     async def _pool(self) -> AsyncConnectionPool[Any]:
         loop = asyncio.get_running_loop()

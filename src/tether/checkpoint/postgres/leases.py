@@ -15,6 +15,9 @@ T = TypeVar("T")
 
 logger = logging.getLogger("tether.checkpoint.postgres")
 
+REVOKED = -1
+"""The epoch of a revoked lease: epochs start at 0 and only grow, so it never matches."""
+
 
 class Leases:
     """Run id → epoch for the runs this handle holds, and the thread each runs on.
@@ -28,6 +31,7 @@ class Leases:
         self._epochs: dict[str, int] = {}
         self._threads: dict[str, str] = {}
         self._noted: dict[str, CancelReason] = {}
+        self._revoked: set[str] = set()
 
     def bind(self, run_id: str, epoch: int, thread_id: str | None) -> None:
         """Fence the writes for `run_id` (and its thread's pending writes) with `epoch`."""
@@ -41,8 +45,17 @@ class Leases:
         with self._lock:
             self._epochs.pop(run_id, None)
             self._noted.pop(run_id, None)
+            self._revoked.discard(run_id)
             for thread_id in [t for t, r in self._threads.items() if r == run_id]:
                 del self._threads[thread_id]
+
+    def revoke(self, run_id: str) -> None:
+        """Refuse every further write for `run_id` (the worker handed it back, or lost it):
+        its writes now carry an epoch no run ever has, and their refusals are not warnings."""
+        with self._lock:
+            if run_id in self._epochs:
+                self._epochs[run_id] = REVOKED
+                self._revoked.add(run_id)
 
     def epoch(self, run_id: str | None) -> int | None:
         """The epoch `run_id` is held at, or None when this handle does not hold it."""
@@ -75,6 +88,9 @@ class Leases:
             raise
 
     def _log(self, run_id: str | None, exc: StaleLeaseError) -> None:
+        if run_id in self._revoked:
+            logger.info("run %s was given up here; its write was refused as intended", run_id)
+            return
         logger.warning("stale lease: write for run %s refused (held at epoch %s): %s",
                        run_id, self.epoch(run_id), exc)
 

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from tether.checkpoint.postgres.store import PostgresSaver
 
 STRATEGIES = ("reject", "enqueue", "interrupt", "rollback")
+CANCEL_CHANNEL = _sql.CANCEL_CHANNEL
+"""Notifications on it carry the id of a run whose cancel request just committed."""
+QUEUE_CHANNEL = _sql.QUEUE_CHANNEL
+"""Notifications on it say a run was queued or handed back, or a run ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,28 @@ class RunQueue:
 
     def __init__(self, store: PostgresSaver) -> None:
         self._store = store
+
+    async def alisten(self, application_name: str) -> Any:
+        """A new connection `LISTEN`ing for cancels and queue changes (the caller closes it;
+        iterate its `notifies()`); a `psycopg.AsyncConnection`.
+
+        Cancellation:
+            Safe: a connection being made is abandoned.
+        """
+        conn = await self._store.db.aconnect(application_name)
+        try:
+            for statement in _sql.LISTEN:
+                await conn.execute(statement)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    def release(self, run_id: str, epoch: int, owner: str, why: str) -> bool:
+        """Hand a held run back (sync). See `arelease`."""
+        row = self._store.db.run(_one(Query(_sql.RELEASE, {
+            "run_id": run_id, "epoch": epoch, "owner": owner, "why": why, "now": utcnow()})))
+        return row is not None
 
     def enqueue(self, order: Order) -> RunInfo:
         """Queue a run (sync). See `aenqueue`."""
@@ -274,4 +300,5 @@ def _job(row: tuple[Any, ...], serde: Serializer) -> Job:
                supersedes=tuple(supersedes or ()), multitask=multitask, remaining=remaining)
 
 
-__all__ = ["STRATEGIES", "Job", "Order", "RunQueue", "enqueue", "sweep"]
+__all__ = ["CANCEL_CHANNEL", "QUEUE_CHANNEL", "STRATEGIES", "Job", "Order", "RunQueue",
+           "enqueue", "sweep"]

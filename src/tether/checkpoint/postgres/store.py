@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.checkpoint.base import (
     CheckpointRecord,
@@ -24,6 +24,9 @@ from tether.checkpoint.postgres.twins import AsyncTwins
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite import owner
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
+
+if TYPE_CHECKING:
+    from tether.checkpoint.postgres.queue import RunQueue
 
 logger = logging.getLogger("tether.checkpoint.postgres")
 
@@ -94,7 +97,7 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         except BaseException:
             self._db.close()
             raise
-        self._queue: Any = None
+        self._queue: RunQueue | None = None
 
     @classmethod
     def from_conn_string(cls, conninfo: str, **options: Any) -> _Opening:
@@ -107,8 +110,8 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         return self._db
 
     @property
-    def queue(self) -> Any:
-        """The run queue in this database (`tether.checkpoint.postgres.queue.RunQueue`)."""
+    def queue(self) -> RunQueue:
+        """The run queue in this database."""
         if self._queue is None:
             from tether.checkpoint.postgres.queue import RunQueue
 

@@ -1,0 +1,126 @@
+"""`tether worker`: a worker process claiming queued runs from Postgres.
+
+SIGTERM (or Ctrl-C) drains: claiming stops, runs reach a step boundary within `--grace`, then
+are handed back to the queue or cancelled (`--on-shutdown`); a second signal acts at once.
+SIGKILL loses nothing either: the runs' leases lapse and other workers resume them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tether.worker import graphs as loading
+from tether.worker.options import OnShutdown, WorkerOptions
+from tether.worker.worker import Worker
+
+if TYPE_CHECKING:
+    from tether.checkpoint.postgres.store import PostgresSaver
+    from tether.graph.compiled import CompiledStateGraph
+
+USAGE = 2
+DB_ENV = "TETHER_DB"
+
+
+def worker(
+    graph_refs: Annotated[list[str], typer.Argument(
+        metavar="MODULE:GRAPH...", help="The graph(s) to serve, e.g. app.graphs:graph.")],
+    *,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="PostgreSQL URL of the queue and store (default: $TETHER_DB).",
+        show_default=False)] = None,
+    schema: Annotated[str | None, typer.Option(
+        "--schema", help="Schema of tether's tables (default: the search_path).")] = None,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", "-c", min=1, help="Runs driven at once.")] = 4,
+    lease: Annotated[float, typer.Option(
+        "--lease", min=0.1, help="Seconds a claim lasts unless renewed (renewed every third).")
+    ] = 30.0,
+    poll: Annotated[float, typer.Option(
+        "--poll", min=0.01, help="Seconds between claims when nothing wakes the worker.")] = 1.0,
+    listen: Annotated[bool, typer.Option(
+        "--listen/--no-listen", help="LISTEN for cancels and new runs (else poll only).")
+    ] = True,
+    on_shutdown: Annotated[str, typer.Option(
+        "--on-shutdown", help="On SIGTERM, at a step boundary: requeue (hand back) or cancel.")
+    ] = "requeue",
+    grace: Annotated[float, typer.Option(
+        "--grace", min=0.0, help="Seconds a shutdown waits for runs to reach a step boundary.")
+    ] = 30.0,
+    sweep_every: Annotated[float, typer.Option(
+        "--sweep-every", min=0.01, help="Seconds between sweeps of abandoned, cancelled or "
+                                        "overdue runs.")] = 2.0,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Queue name of the graph (one graph only; default: its attribute name, "
+                       "as `tether serve` names it).")] = None,
+    owner: Annotated[str | None, typer.Option(
+        "--owner", help="This worker's name in leases and logs.")] = None,
+) -> None:
+    """Claim runs queued in Postgres (by `tether serve --db postgresql://...`) and drive them.
+
+    SIGTERM drains gracefully; a second SIGTERM acts at once.
+    """
+    url = db or os.environ.get(DB_ENV) or ""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise typer.BadParameter("give the queue's PostgreSQL URL (postgresql://...)",
+                                 param_hint="'--db'")
+    if on_shutdown not in ("requeue", "cancel"):
+        raise typer.BadParameter("choose requeue or cancel", param_hint="'--on-shutdown'")
+    if name is not None and len(graph_refs) != 1:
+        raise typer.BadParameter("--name names one graph", param_hint="'--name'")
+    found = _graphs(graph_refs, name)
+    mode: OnShutdown = "requeue" if on_shutdown == "requeue" else "cancel"
+    options = WorkerOptions(concurrency=concurrency, lease=lease, poll=poll, listen=listen,
+                            sweep_every=sweep_every, on_shutdown=mode, grace=grace,
+                            owner=owner)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tether.checkpoint.postgres import PostgresSaver
+
+    store = PostgresSaver(url, schema=schema, async_size=concurrency + 3,
+                          application_name="tether-worker")
+    try:
+        asyncio.run(_serve(store, found, options))
+    finally:
+        store.close()
+
+
+def _graphs(refs: list[str], name: str | None) -> dict[str, CompiledStateGraph]:
+    found = {}
+    for ref in refs:
+        try:
+            graph = loading.load(ref)
+        except (ValueError, TypeError, ImportError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="'MODULE:GRAPH'") from exc
+        found[name or loading.default_name(ref)] = graph
+    return found
+
+
+async def _serve(store: PostgresSaver, found: dict[str, CompiledStateGraph],
+                 options: WorkerOptions) -> None:
+    graphs = {n: loading.bind(g, store, n) for n, g in found.items()}
+    engine = Worker(store, graphs, options)
+    loop = asyncio.get_running_loop()
+    signals = [0]
+
+    def on_signal() -> None:
+        signals[0] += 1
+        engine.drain(force=signals[0] > 1)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await engine.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await store.aclose()
+
+
+__all__ = ["worker"]

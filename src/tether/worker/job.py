@@ -1,0 +1,103 @@
+"""Driving one claimed run through tether's ordinary runtime, adopting its queued record.
+
+The run starts from its input, or, when an earlier worker had started it (a crash, a hand-back),
+from its last checkpoint: the tasks that had finished in the interrupted step left their pending
+writes there, so they are not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tether.errors import RunCancelled, StaleLeaseError
+from tether.worker.held import Held
+
+if TYPE_CHECKING:
+    from tether.checkpoint.postgres.queue import Job
+    from tether.checkpoint.postgres.store import PostgresSaver
+    from tether.graph.compiled import CompiledStateGraph
+
+logger = logging.getLogger("tether.worker")
+
+MIN_TIMEOUT = 0.001
+"""The timeout given to a run claimed just before its deadline."""
+
+
+async def start_point(store: PostgresSaver, job: Job) -> tuple[Any, dict[str, Any]]:
+    """(input, config) the run starts from in this worker.
+
+    A resumed run continues from its last checkpoint with no input, unless that checkpoint is
+    its input checkpoint (the crash came before its first step was taken: start again from the
+    input). The deadline is the queued run's, counted in the database since it was queued.
+
+    Cancellation:
+        Safe: it only reads.
+    """
+    config = dict(job.config)
+    configurable = dict(config.get("configurable") or {})
+    configurable["thread_id"] = job.thread_id
+    config.pop("run_id", None)
+    # The queue already decided the run's turn on its thread, across processes.
+    config["multitask_strategy"] = "enqueue"
+    if job.remaining is not None:
+        config["timeout"] = max(job.remaining, MIN_TIMEOUT)
+    graph_input = job.input
+    if job.resumed and job.checkpoint_id is not None:
+        stored = await store.aget_checkpoint(job.thread_id, "", job.checkpoint_id)
+        if stored is not None and stored.source != "input":
+            graph_input = None
+            configurable["checkpoint_id"] = job.checkpoint_id
+    config["configurable"] = configurable
+    return graph_input, config
+
+
+async def drive(held: Held, graph: CompiledStateGraph) -> None:
+    """Run a claimed job to its end here (whatever its `fate`); never raises but a cancel.
+
+    Cancellation:
+        Cancelling the task that awaits this leaves the run going on its own; the worker
+        cancels runs through `Held`, never by cancelling this task.
+    """
+    job, store = held.job, held.store
+    store.bind_lease(job.run_id, job.epoch, job.thread_id)
+    try:
+        if job.supersedes and not job.resumed:
+            for prior in job.supersedes:  # multitask_strategy="rollback"
+                await store.adelete_run_checkpoints(prior)
+        graph_input, config = await start_point(store, job)
+        options = job.options
+        held.run = graph.start_queued(
+            job.run_id, graph_input, config, step_check=held.step_check,
+            context=options.get("context"), interrupt_before=options.get("interrupt_before"),
+            interrupt_after=options.get("interrupt_after"))
+        await _settled(held)
+    except Exception:
+        logger.exception("run %s could not be driven", job.run_id)
+    finally:
+        store.release_lease(job.run_id)
+
+
+async def _settled(held: Held) -> None:
+    run = held.run
+    assert run is not None
+    try:
+        await run.result()
+        logger.info("run %s ended: %s", held.run_id, run.status.value)
+    except RunCancelled as exc:
+        logger.info("run %s ended: %s (%s)", held.run_id, run.status.value, exc.reason.kind)
+    except StaleLeaseError:
+        if held.fate == "run":
+            held.fate = "lost"
+            logger.warning("run %s: its lease was taken over; stopped here", held.run_id)
+    except Exception as exc:  # noqa: BLE001 - the run's own failure, recorded by the runtime
+        logger.info("run %s ended: error (%s: %s)", held.run_id, type(exc).__name__, exc)
+    task = run.core.task
+    if task is not None:
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: the outcome was reported above
+
+
+__all__ = ["MIN_TIMEOUT", "drive", "start_point"]

@@ -1,0 +1,231 @@
+"""`Worker`: claims queued runs from Postgres and drives them, until it is told to drain.
+
+Four loops share one event loop: claiming (woken by `NOTIFY tether_queue`, else every `poll`),
+renewing leases (every `lease / 3`; each renewal also polls the held runs' cancel requests),
+sweeping (ending runs nobody holds that were cancelled or are past their deadline), and
+listening (`LISTEN tether_cancel`, the fast path for cancels). A cancel reaches a held run by
+whichever comes first: the notification, the renewal, or the run's next step boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
+
+from tether.errors import StoreError
+from tether.types import CancelReason
+from tether.worker import job as jobs
+from tether.worker.held import Held
+from tether.worker.listener import Listener
+from tether.worker.options import WorkerOptions
+
+if TYPE_CHECKING:
+    from tether.checkpoint.postgres.queue import Job
+    from tether.checkpoint.postgres.store import PostgresSaver
+    from tether.graph.compiled import CompiledStateGraph
+
+logger = logging.getLogger("tether.worker")
+
+SETTLE_TIMEOUT = 30.0
+"""Seconds a shutdown waits, after acting on its runs, for them to settle."""
+
+
+class Worker:
+    """A worker process's engine: claims runs of `graphs` from `store`'s queue and drives them.
+
+    Args:
+        store: the Postgres store holding the queue (the graphs must be compiled onto it).
+        graphs: graph name (as runs are queued under) → compiled graph.
+        options: concurrency, leases, polling, shutdown behaviour.
+    """
+
+    def __init__(self, store: PostgresSaver, graphs: Mapping[str, CompiledStateGraph],
+                 options: WorkerOptions | None = None) -> None:
+        if not graphs:
+            raise ValueError("a worker needs at least one graph")
+        self.store = store
+        self.graphs = dict(graphs)
+        self.options = options or WorkerOptions()
+        self.owner = self.options.name()
+        # Invariant: _held has an entry for every run this worker has claimed and whose drive
+        # task has not finished; only those runs' leases are renewed.
+        self.held: dict[str, Held] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drives: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._draining = asyncio.Event()
+        self._forced = False
+        self.listener: Listener | None = None
+        if self.options.listen:
+            self.listener = Listener(store.queue, f"tether-listen {self.owner}",
+                                     on_cancel=self._cancelled, on_queue=self._wake.set,
+                                     on_resync=self._resync)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim and drive runs until `drain()`; then finish the shutdown and return.
+
+        Cancellation:
+            Cancelling this task stops claiming and cancels the background loops; runs in
+            flight are left to their leases (another worker resumes them). Use `drain()`
+            for a graceful stop.
+        """
+        background = [self._spawn(self._every(self.options.renew_every, self._renew), "renew"),
+                      self._spawn(self._every(self.options.sweep_every, self._sweep), "sweep")]
+        if self.listener is not None:
+            background.append(self._spawn(self.listener.run(), "listen"))
+        logger.info("worker %s ready: graphs %s, concurrency %d, lease %ss, listen %s",
+                    self.owner, ", ".join(sorted(self.graphs)), self.options.concurrency,
+                    self.options.lease, "on" if self.listener else "off")
+        try:
+            await self._claim_loop()
+            await self._shutdown()
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+        logger.info("worker %s stopped", self.owner)
+
+    def drain(self, *, force: bool = False) -> None:
+        """Stop claiming and shut down gracefully (`force`: act on the runs at once, without
+        waiting for a step boundary). Call it on the worker's loop (a signal handler)."""
+        self._forced = self._forced or force
+        self._draining.set()
+        self._wake.set()
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        options = self.options
+        names = sorted(self.graphs)
+        while not self._draining.is_set():
+            self._wake.clear()
+            free = options.concurrency - len(self.held)
+            if free > 0:
+                claimed = await self._guarded(
+                    self.store.queue.aclaim(self.owner, names, options.lease, free), [])
+                for found in claimed:
+                    self._start(found)
+                if claimed and len(claimed) == free:
+                    continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), options.poll)
+
+    def _start(self, claimed: Job) -> None:
+        held = Held(claimed, self.store, self.options.lease, self.owner)
+        self.held[claimed.run_id] = held
+        logger.info("claimed run %s (graph %s, epoch %d%s)", claimed.run_id, claimed.graph,
+                    claimed.epoch, ", resumed" if claimed.resumed else "")
+        self._drives.add(self._spawn(self._drive(held), f"drive-{claimed.run_id}"))
+
+    async def _drive(self, held: Held) -> None:
+        try:
+            await jobs.drive(held, self.graphs[held.job.graph])
+            if held.fate == "requeue":
+                released = await self._guarded(self.store.queue.arelease(
+                    held.run_id, held.job.epoch, self.owner, "shutdown"), False)
+                logger.info("run %s handed back to the queue%s", held.run_id,
+                            "" if released else " (its lease had lapsed already)")
+        finally:
+            self.held.pop(held.run_id, None)
+            self._wake.set()
+
+    # -- leases, cancels, sweeps --------------------------------------------------------------
+
+    async def _renew(self) -> None:
+        held = {r: h.job.epoch for r, h in list(self.held.items()) if h.fate == "run"}
+        if not held:
+            return
+        asked = time.monotonic()
+        answer = await self._guarded(self.store.queue.arenew(held, self.options.lease), None)
+        if answer is None:
+            return  # held runs stop themselves at a step boundary once their lease is over
+        for run_id in held:
+            entry = self.held.get(run_id)
+            if entry is None or entry.fate != "run":
+                continue
+            if run_id not in answer:
+                if not entry.ended:
+                    entry.give_up("lost", "its lease was taken over (or it ended elsewhere)")
+                continue
+            entry.renewed_at = asked
+            if answer[run_id] is not None:
+                self._spawn(entry.propagate(), f"cancel-{run_id}")
+
+    def _cancelled(self, run_id: str) -> None:
+        entry = self.held.get(run_id)
+        if entry is not None:
+            self._spawn(entry.propagate(), f"cancel-{run_id}")
+
+    def _resync(self) -> None:
+        self._wake.set()
+        self._spawn(self._renew(), "resync")
+
+    async def _sweep(self) -> None:
+        ended = await self._guarded(self.store.queue.asweep(self.owner), [])
+        for info in ended:
+            logger.info("swept run %s: %s", info.run_id, info.status.value)
+
+    # -- shutting down ------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        mode = self.options.on_shutdown
+        runs = list(self.held.values())
+        if runs:
+            logger.info("draining %d run(s): %s at the next step boundary (grace %ss)",
+                        len(runs), "hand back" if mode == "requeue" else "cancel",
+                        self.options.grace)
+        for entry in runs:
+            entry.draining = mode
+        if not self._forced:
+            await self._settle(self.options.grace)
+        reason = CancelReason("shutdown", "the worker is shutting down", self.owner)
+        for entry in list(self.held.values()):
+            if entry.ended or entry.fate != "run":
+                continue
+            if mode == "requeue":
+                entry.give_up("requeue", "the worker is shutting down: handed back to the queue")
+            else:
+                await entry.cancel(reason)
+        await self._settle(SETTLE_TIMEOUT)
+
+    async def _settle(self, timeout: float) -> None:  # noqa: ASYNC109
+        drives = {t for t in self._drives if not t.done()}
+        if drives:
+            await asyncio.wait(drives, timeout=timeout)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        # Tasks are kept here until done: the loop holds only weak references to them.
+        task = asyncio.get_running_loop().create_task(coro, name=f"tether-worker-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._drives.discard)
+        return task
+
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await step()
+            except Exception:  # a failed round is logged; the next one tries again
+                logger.exception("worker %s: %s failed", self.owner, step.__name__)
+
+    async def _guarded(self, call: Awaitable[Any], fallback: Any) -> Any:
+        """`await call`, or `fallback` when the database cannot be reached (logged)."""
+        import psycopg
+
+        try:
+            return await call
+        except (psycopg.OperationalError, StoreError) as exc:
+            logger.warning("database unavailable: %s", str(exc).strip().splitlines()[0])
+            return fallback
+
+
+__all__ = ["Worker"]
