@@ -14,6 +14,7 @@ from langgraph_sdk import get_client
 
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.server import ServerLimits, create_app, serve
+from tether.types import RunStatus
 
 from .server_graphs import LiveServer, eventually, graphs, serving
 
@@ -402,5 +403,21 @@ async def test_an_app_without_auth_answers_403_off_loopback(tmp_path: Path) -> N
             answer = await c.post("/threads", json={})
         assert answer.status_code == 403 and "loopback" in answer.json()["detail"]
         assert store.search_threads() == []
+    finally:
+        store.close()
+
+
+async def test_an_app_without_a_store_keeps_runs_in_tether_db(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = create_app(graphs(), api_keys={"k": "t"})
+    with LiveServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": "k"}) as http:
+            tid = (await http.post("/threads", json={})).json()["thread_id"]
+            await http.post(f"/threads/{tid}/runs/wait", json={
+                "assistant_id": "counter", "input": {"count": 0, "limit": 1}})
+    store = SqliteSaver(tmp_path / "tether.db")
+    try:
+        assert [r.status for r in store.list_runs(thread_id=tid)] == [RunStatus.SUCCESS]
     finally:
         store.close()

@@ -36,7 +36,8 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     Args:
         graphs: graph id → compiled graph. Each is recompiled onto `store` (keeping its
             interrupts and config) if it does not already use it.
-        store: where runs, threads and checkpoints live; `SqliteSaver("tether.db")` if None.
+        store: where runs, threads and checkpoints live; `SqliteSaver("tether.db")` if None
+            (then closed when the app shuts down; a store given is the caller's to close).
         api_keys: key → tenant (or `ApiKeys`); None reads `$TETHER_API_KEYS`.
         auth: False serves without keys; the app then answers only on a loopback address.
         limits: body, stream and feed bounds.
@@ -47,6 +48,7 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         TypeError: a graph is not a compiled tether graph.
     """
     keys = _keys(api_keys) if auth else None
+    owned = store is None
     if store is None:
         from tether.checkpoint.sqlite import SqliteSaver
 
@@ -61,6 +63,9 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await launcher.aclose()
+        close = getattr(store, "close", None)
+        if owned and close is not None:
+            close()
 
     app = FastAPI(title="tether", version=tether.__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
