@@ -189,7 +189,7 @@ class CancelScope:
     def _deliver_async(self) -> None:
         scope = self._anyio
         if scope is not None:
-            scope.cancel()
+            scope.cancel("tether")
         if self._shields and self._shield_grace is not None:
             # A shield holds the cancel off, but only for its grace.
             limit = anyio.current_time() + self._shield_grace
@@ -205,7 +205,7 @@ class CancelScope:
         self._anyio = scope
         self._loop = asyncio.get_running_loop()
         if self.reason is not None:
-            scope.cancel()
+            scope.cancel("tether")
         return self
 
     def __exit__(self, *exc: Any) -> bool:

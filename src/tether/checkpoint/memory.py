@@ -84,7 +84,7 @@ class InMemorySaver(CheckpointStore):
         head = self._heads.get(info.run_id)
         if head is None or head == info.checkpoint_id:
             return info
-        return dataclasses.replace(info, checkpoint_id=head)
+        return _replace(info, checkpoint_id=head)
 
     def list_runs(self, *, thread_id: str | None = None, status: RunStatus | str | None = None,
                   limit: int | None = None) -> list[RunInfo]:
@@ -114,7 +114,7 @@ class InMemorySaver(CheckpointStore):
             info = self._with_head(self._runs[run_id])
             if info.status in TERMINAL_STATUSES or info.reason is not None:
                 return info, False
-            info = dataclasses.replace(info, status=RunStatus.CANCELLING, reason=reason)
+            info = _replace(info, status=RunStatus.CANCELLING, reason=reason)
             self._runs[run_id] = info
             self._events[run_id].append(
                 RunEvent("request", reason.requested_at, None, reason.to_dict())
@@ -363,6 +363,15 @@ class InMemorySaver(CheckpointStore):
                     self._by_id.pop((key[0], key[1], stored.record.id), None)
                     for channel in stored.record.refs:
                         self._blobs.pop((key[0], key[1], channel, stored.record.id), None)
+
+
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
+
+
+def _replace(info: RunInfo, **changes: Any) -> RunInfo:
+    # dataclasses.replace re-inspects the fields on every call; this is on every run's path.
+    return RunInfo(*[changes[name] if name in changes else getattr(info, name)
+                     for name in _RUN_FIELDS])
 
 
 MemorySaver = InMemorySaver

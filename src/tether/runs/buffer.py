@@ -20,7 +20,7 @@ class ChunkBuffer:
     __slots__ = ("_chunks", "_closed", "_waiter", "dropped", "limit")
 
     def __init__(self, limit: int | None = None) -> None:
-        self._chunks: deque[Any] = deque()
+        self._chunks: deque[Any] | None = None  # made on the first chunk
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self.limit = limit
@@ -35,9 +35,12 @@ class ChunkBuffer:
         """Add a chunk (ignored once closed)."""
         if self._closed:
             return
-        self._chunks.append(chunk)
-        if self.limit is not None and len(self._chunks) > self.limit:
-            self._chunks.popleft()
+        chunks = self._chunks
+        if chunks is None:
+            chunks = self._chunks = deque()
+        chunks.append(chunk)
+        if self.limit is not None and len(chunks) > self.limit:
+            chunks.popleft()
             self.dropped += 1
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -60,10 +63,13 @@ class ChunkBuffer:
                 await self._waiter
             finally:
                 self._waiter = None
+        assert self._chunks is not None
         return True, self._chunks.popleft()
 
     def drain(self) -> list[Any]:
         """Take every chunk buffered so far."""
+        if not self._chunks:
+            return []
         chunks = list(self._chunks)
         self._chunks.clear()
         return chunks

@@ -80,9 +80,9 @@ def get(store: CheckpointStore, run_id: str) -> RunInfo:
     Raises:
         RunNotFound: no such run in the store or this process.
     """
-    core = REGISTRY.get(run_id)
+    core = REGISTRY.live(run_id)
     if core is not None and core.store is store:
-        return core.final or store.get_run(run_id) or core.info
+        return store.get_run(run_id) or core.info
     info = store.get_run(run_id)
     if info is None:
         raise RunNotFound(run_id, _hint(store))
@@ -95,9 +95,9 @@ def wait(store: CheckpointStore, run_id: str, timeout: float | None) -> RunInfo:
     Raises:
         TimeoutError: `timeout` seconds passed first.
     """
-    core = REGISTRY.get(run_id)
+    core = REGISTRY.live(run_id)
     if core is not None:
-        if not core.done_thread.wait(timeout):
+        if not core.wait_blocking(timeout):
             raise TimeoutError(f"run {run_id!r} did not end within {timeout}s")
         assert core.final is not None
         return core.final
@@ -114,7 +114,7 @@ def wait(store: CheckpointStore, run_id: str, timeout: float | None) -> RunInfo:
 async def await_run(store: CheckpointStore, run_id: str,
                     timeout: float | None) -> RunInfo:  # noqa: ASYNC109
     """Async `wait`."""
-    core = REGISTRY.get(run_id)
+    core = REGISTRY.live(run_id)
     if core is not None and core.aloop is _running_loop():
         return await asyncio.wait_for(core.wait(), timeout)
     deadline = None if timeout is None else time.monotonic() + timeout

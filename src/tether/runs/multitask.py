@@ -63,4 +63,4 @@ async def _ended(prior: RunCore, core: RunCore) -> None:
         await prior.wait()
         return
     # The prior run lives on another loop: wait for its thread-safe event off this loop.
-    await asyncio.to_thread(prior.done_thread.wait)
+    await asyncio.to_thread(prior.wait_blocking, None)

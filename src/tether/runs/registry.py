@@ -1,26 +1,22 @@
-"""The runs alive in this process, by id and by thread. Thread-safe."""
+"""The runs alive in this process, by id and by thread. Thread-safe.
+
+A run leaves the registry when it ends: from then on its store's record is the truth.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 from tether.runs.core import RunCore
 
 
 class Registry:
-    """Live runs, plus a short memory of recently finished ones.
+    """The runs in flight in this process."""
 
-    Args:
-        keep_finished: how many finished runs stay findable by id here.
-    """
-
-    def __init__(self, keep_finished: int = 1000) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: dict[str, RunCore] = {}
         self._threads: dict[str, list[str]] = {}
-        self._finished: OrderedDict[str, RunCore] = OrderedDict()
-        self._keep = keep_finished
 
     def add(self, core: RunCore) -> None:
         """Track a starting run."""
@@ -41,14 +37,6 @@ class Registry:
                     ids.remove(core.run_id)
                     if not ids:
                         del self._threads[core.thread_id]
-            self._finished[core.run_id] = core
-            while len(self._finished) > self._keep:
-                self._finished.popitem(last=False)
-
-    def get(self, run_id: str) -> RunCore | None:
-        """A live or recently finished run."""
-        with self._lock:
-            return self._live.get(run_id) or self._finished.get(run_id)
 
     def live(self, run_id: str) -> RunCore | None:
         """A run still in flight."""

@@ -2,7 +2,8 @@
 
 The request is already durable in the store; this only notices it and propagates it into the
 run here. Two ways, as a run may sit in a long step: a check at every superstep boundary (a
-policy hook) and a poll, every `POLL` seconds, of all the live runs of one loop and store.
+policy hook, `RunCore._remote_poll`) and a poll, every `POLL` seconds, of all the live runs of
+one loop and store.
 """
 
 from __future__ import annotations
@@ -71,8 +72,3 @@ def watch(core: RunCore) -> None:
                     entry.task.cancel()
 
     core.on_final.append(forget)
-
-
-def poll_once(core: RunCore) -> CancelReason | None:
-    """A cancel recorded elsewhere for `core`'s run, if any (the superstep-boundary check)."""
-    return core.store.cancel_requests([core.run_id]).get(core.run_id)

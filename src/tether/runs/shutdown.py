@@ -51,7 +51,7 @@ def drain(timeout: float | None = 10.0, reason: CancelReason | None = None) -> l
     finals = []
     for core in cores:
         left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        core.done_thread.wait(left)
+        core.wait_blocking(left)
         finals.append(core.final or core.info)
     return finals
 

@@ -34,8 +34,8 @@ class Policies:
         self.stop = stop
         self.tally = Tally()
         self.detector = LoopDetector(loops) if loops is not None else None
-        self._errors = Rate()
-        self._tools = Rate()
+        self._errors: Rate | None = None
+        self._tools: Rate | None = None
 
     # -- Meter: what nodes report ---------------------------------------------------------
 
@@ -51,6 +51,8 @@ class Policies:
                   or over(budget, tally, "cost", budget.cost, spent[1])
                   or over(budget, tally, "tool_calls", budget.tool_calls, spent[2]))
         if reason is None and tool_calls and budget.tool_calls_per_minute is not None:
+            if self._tools is None:
+                self._tools = Rate()
             rate = self._tools.add(tool_calls)
             if rate > budget.tool_calls_per_minute:
                 reason = _rate("tool_calls_per_minute", budget.tool_calls_per_minute, rate)
@@ -101,6 +103,8 @@ class Policies:
         limit = self.budget.errors_per_minute
         if limit is None:
             return None
+        if self._errors is None:
+            self._errors = Rate()
         rate = self._errors.add()
         if rate > limit:
             return _rate("errors_per_minute", limit, rate, node=task.name,
