@@ -93,6 +93,10 @@ def nested() -> Any:
     return builder.compile()
 
 
+counter_graph = counter()
+"""`counter` as a module attribute, for `tether worker integration.server_graphs:counter_graph`."""
+
+
 def graphs() -> dict[str, Any]:
     """Every graph, by the id the server serves it as (compiled without a checkpointer)."""
     return {"counter": counter(), "approval": approval(), "failing": failing(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -18,7 +18,7 @@ from tether.server.auth import ApiKeys, check_bind, load_api_keys
 from tether.server.context import ServerState
 from tether.server.graphs import Assistants
 from tether.server.guards import Guard
-from tether.server.launcher import LocalLauncher, RunLauncher
+from tether.server.launcher import LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.routes import assistants, cancel, runs, threads, ui
 
@@ -41,7 +41,9 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         api_keys: key → tenant (or `ApiKeys`); None reads `$TETHER_API_KEYS`.
         auth: False serves without keys; the app then answers only on a loopback address.
         limits: body, stream and feed bounds.
-        launcher: how runs are run; in this process (`LocalLauncher`) if None.
+        launcher: how runs are run. If None: in this process (`LocalLauncher`), or, on a store
+            that workers serve (`PostgresSaver`), queued for `tether worker` processes
+            (`tether.worker.QueueLauncher`).
 
     Raises:
         ValueError: auth is on and there are no keys; no graphs.
@@ -55,7 +57,7 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         store = SqliteSaver("tether.db")
     served = Assistants(graphs, store)
     limits = limits or ServerLimits()
-    launcher = launcher or LocalLauncher(served.first.graph, limits)
+    launcher = launcher or _launcher_for(store, served, limits)
     state = ServerState(served, store, launcher, limits, StreamSlots(limits.max_streams_per_key),
                         auth=keys is not None)
 
@@ -78,6 +80,23 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     return app
 
 
+def _launcher_for(store: CheckpointStore, served: Assistants,
+                  limits: ServerLimits) -> RunLauncher:
+    """Runs in this process; or, on a store that workers serve (Postgres), queued for them."""
+    if not getattr(store, "has_workers", False):
+        return LocalLauncher(served.first.graph, limits)
+    from tether.server.feed import RunFeed
+    from tether.worker import QueueLauncher
+
+    queued = QueueLauncher(
+        store,  # type: ignore[arg-type]
+        feed_factory=lambda run_id: RunFeed(run_id, limit=limits.feed_events),
+        run_config=run_config, cancel_wait=limits.cancel_wait_seconds,
+        feed_retain=limits.feed_retain_seconds)
+    # Its feeds are the RunFeeds the factory makes; it declares them as its own Feed protocol.
+    return cast(RunLauncher, queued)
+
+
 def _keys(api_keys: ApiKeys | Mapping[str, str] | None) -> ApiKeys:
     if isinstance(api_keys, ApiKeys):
         return api_keys
@@ -87,6 +106,18 @@ def _keys(api_keys: ApiKeys | Mapping[str, str] | None) -> ApiKeys:
     if found is None:
         raise ValueError(_NO_KEYS)
     return found
+
+
+def open_store(db: str) -> Any:
+    """The store `db` names: a `PostgresSaver` for a `postgresql://` (or `postgres://`) URL,
+    else a `SqliteSaver` on that file."""
+    if db.startswith(("postgresql://", "postgres://")):
+        from tether.checkpoint.postgres import PostgresSaver
+
+        return PostgresSaver(db)
+    from tether.checkpoint.sqlite import SqliteSaver
+
+    return SqliteSaver(db)
 
 
 def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
@@ -99,7 +130,8 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
     keeping its final checkpoint, so it can be resumed.
 
     Args:
-        db: the SQLite file for runs, threads and checkpoints.
+        db: the SQLite file for runs, threads and checkpoints; or a `postgresql://` URL, whose
+            runs are queued for `tether worker` processes.
         no_auth: serve without API keys; refused unless `host` is a loopback address.
         api_keys_file: `key:tenant` lines; else `$TETHER_API_KEYS`.
 
@@ -108,15 +140,13 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
     """
     import uvicorn
 
-    from tether.checkpoint.sqlite import SqliteSaver
-
     check_bind(host, auth=not no_auth)
     keys: Any = None
     if not no_auth:
         keys = load_api_keys(file=api_keys_file)
         if keys is None:
             raise ValueError(_NO_KEYS)
-    store = SqliteSaver(db)
+    store = open_store(db)
     try:
         app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits)
         # The standard asyncio loop: tether's cancel scopes are written for it.
@@ -126,4 +156,4 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
         store.close()
 
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "open_store", "serve"]

@@ -135,7 +135,7 @@ class LocalLauncher:
         if self._closing:
             raise RuntimeError("the server is shutting down")
         graph = order.assistant.graph
-        config = _run_config(order)
+        config = run_config(order)
         graph_input = order.input
         if order.resume_of is not None:
             config = resume_config(graph, order.resume_of, config)
@@ -244,7 +244,10 @@ class LocalLauncher:
             self._facts.popitem(last=False)
 
 
-def _run_config(order: RunOrder) -> dict[str, Any]:
+def run_config(order: RunOrder) -> dict[str, Any]:
+    """The config a run is started (or queued) with: the client's, with the thread, the run
+    id, the multitask strategy, and the metadata the server records (assistant, graph, tenant).
+    """
     config = dict(order.config)
     configurable = dict(config.get("configurable") or {})
     configurable["thread_id"] = order.thread_id
@@ -260,6 +263,9 @@ def _run_config(order: RunOrder) -> dict[str, Any]:
     return config
 
 
+_run_config = run_config  # the name tether.worker's tests import
+
+
 def _event(chunk: Any) -> tuple[str, Any]:
     """(SSE event name, payload) of a chunk shaped `(mode, payload)` or `(ns, mode, payload)`."""
     if len(chunk) == 3:
@@ -269,4 +275,4 @@ def _event(chunk: Any) -> tuple[str, Any]:
     return mode, payload
 
 
-__all__ = ["FEED_MODES", "LocalLauncher", "RunLauncher", "RunOrder"]
+__all__ = ["FEED_MODES", "LocalLauncher", "RunLauncher", "RunOrder", "run_config"]
