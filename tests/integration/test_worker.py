@@ -224,8 +224,10 @@ def test_a_cancel_from_the_api_reaches_the_run_on_whichever_worker_holds_it(
     for info in ended:
         assert info.status is RunStatus.CANCELLED
         assert info.reason is not None and info.reason.message == "stop it"
-        assert phases(cluster.store, info.run_id)[-5:] == [
-            "request", "propagate", "terminate_node", "checkpoint", "terminate"]
+        found = phases(cluster.store, info.run_id)
+        # terminate_node appears when the cancel found the node running (not before it began).
+        assert [p for p in found[found.index("request"):] if p != "terminate_node"] == [
+            "request", "propagate", "checkpoint", "terminate"]
 
 
 def test_a_queued_run_streams_its_events_and_states_to_the_server_feed(

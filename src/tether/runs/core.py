@@ -102,8 +102,9 @@ class RunCore:
         self.loop_obj: Loop | None = None
         self.task: asyncio.Task[None] | None = None
         self.aloop: asyncio.AbstractEventLoop | None = None
-        self.done_thread = threading.Event()
-        self._done_async: asyncio.Event | None = None
+        # Waiters, created only when someone waits: most runs are awaited once, on their loop.
+        self._done_event: threading.Event | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._created = False
         self._early: CancelReason | None = None
         self._lock = threading.Lock()
@@ -119,7 +120,6 @@ class RunCore:
 
         ADMISSION.admit(self)
         self.aloop = loop
-        self._done_async = asyncio.Event()
         try:
             if not self.request.adopt:
                 self.store.create_run(self.info)
@@ -160,6 +160,13 @@ class RunCore:
             return self.info
         info, first = self.store.request_cancel(self.run_id, reason)
         return self._after_request(info, first)
+
+    def follow_cancel(self, info: RunInfo) -> RunInfo:
+        """Propagate a cancel already durable in the store (recorded by another process and
+        seen there, e.g. by a worker): the scope is cancelled with no second request."""
+        if self.final is not None:
+            return self.final
+        return self._after_request(info, False)
 
     def _after_request(self, info: RunInfo, first: bool) -> RunInfo:
         with self._lock:
@@ -236,14 +243,14 @@ class RunCore:
         """The run's policies (budgets, loop detection, guards), built from its config."""
         budget, loops, guards = self.request.policy_defaults
         config = self.request.config
-        from tether.runs.remote import poll_once
-
-        remote = ((lambda: poll_once(self)) if self.store.shared and self.request.durable
-                  else None)
+        remote = self._remote_poll if self.store.shared and self.request.durable else None
         self.policies = Policies(Budget.parse(budget, config.budget),
                                  LoopSettings.parse(loops, config.loop_detection), guards,
                                  self._policy_stop, remote)
         return self.policies
+
+    def _remote_poll(self) -> CancelReason | None:
+        return self.store.cancel_requests([self.run_id]).get(self.run_id)
 
     def _policy_stop(self, reason: CancelReason) -> None:
         if self.final is None and not self.scope.cancel_called:
@@ -274,23 +281,40 @@ class RunCore:
 
     def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
         """Publish the run's end: wake waiters and close the stream."""
-        self.final = self.info = info
-        self.result = result
-        self.exception = exception
+        with self._lock:
+            self.final = self.info = info
+            self.result = result
+            self.exception = exception
+            event = self._done_event
         self.buffer.close()
-        if self._done_async is not None:
-            self._done_async.set()
-        self.done_thread.set()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+        if event is not None:
+            event.set()
         for callback in self.on_final:
             callback(self)
 
     async def wait(self) -> RunInfo:
         """Wait (on the run's own loop) until the run has ended."""
         if self.final is None:
-            assert self._done_async is not None
-            await self._done_async.wait()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
         assert self.final is not None
         return self.final
+
+    def wait_blocking(self, timeout: float | None) -> bool:
+        """Block (another thread than the run's loop) until the run has ended; False on
+        timeout."""
+        with self._lock:
+            if self.final is not None:
+                return True
+            if self._done_event is None:
+                self._done_event = threading.Event()
+            event = self._done_event
+        return event.wait(timeout)
 
     def outcome_if_cancelled(self) -> LoopOutcome | None:
         """The loop's outcome when a cancel stopped it between its own checks."""

@@ -10,11 +10,12 @@ only then is its cancel scope cancelled, locally, without a durable request.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Literal
 
-from tether.types import CancelReason, utcnow
+from tether.types import CancelReason, RunStatus, utcnow
 from tether.worker.options import OnShutdown
 
 if TYPE_CHECKING:
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tether.worker")
 
 Fate = Literal["run", "requeue", "cancel", "lost"]
-
-_PROBE = CancelReason("user", "cancel request seen by a worker", "worker")
-"""What `propagate` asks the store to record: never recorded, since it is only sent for a run
-whose first request is already durable (which the store then returns instead)."""
 
 
 class Held:
@@ -76,7 +73,11 @@ class Held:
         if self.draining == "cancel":
             self.fate = "cancel"
             return CancelReason("shutdown", "the worker is shutting down", self.owner)
-        return self.store.cancel_noted(self.run_id)
+        noted = self.store.cancel_noted(self.run_id)
+        if noted is not None:
+            # Cancelled here first, so the loop's stop makes no second request.
+            self.follow(noted)
+        return noted
 
     def give_up(self, fate: Fate, why: str) -> CancelReason:
         """Stop the run here without ending it: its writes refused first, then its scope
@@ -90,23 +91,34 @@ class Held:
             logger.warning("run %s: %s; stopped here, another worker resumes it", self.run_id, why)
         return reason
 
-    async def propagate(self) -> None:
-        """Carry a durable cancel to the run (seen by `NOTIFY`, a renewal, or a checkpoint).
+    async def propagate(self, reason: CancelReason | None = None) -> None:
+        """Carry a durable cancel to the run: seen by `NOTIFY` (`reason` None: read it) or by
+        a renewal.
 
         Cancellation:
             The request is durable already; if this is interrupted, the run's next step boundary
             or the next renewal carries it again.
         """
+        if reason is None:
+            info = await self.store.aget_run(self.run_id)
+            reason = info.reason if info is not None else None
+        if reason is not None:
+            self.follow(reason)
+
+    def follow(self, reason: CancelReason) -> bool:
+        """Cancel the run's scope for a request that is durable (no second request); True if
+        the run is still here to be cancelled."""
         run = self.run
         if run is None or run.core.final is not None or self.fate != "run":
-            return
+            return False
         core = run.core
-        info = await core.request_cancel(_PROBE)
-        reason = info.reason
-        if reason is not None and core.requested_at is None:
+        if core.requested_at is None:
             # Count the cancel's latency from the request, made in another process.
             waited = max(0.0, (utcnow() - reason.requested_at).total_seconds())
             core.requested_at = time.monotonic() - waited
+        core.follow_cancel(dataclasses.replace(core.info, status=RunStatus.CANCELLING,
+                                               reason=reason))
+        return True
 
     async def cancel(self, reason: CancelReason) -> None:
         """Cancel the run durably, through its own path (a shutdown with `on_shutdown=cancel`).

@@ -154,8 +154,9 @@ class Worker:
                     entry.give_up("lost", "its lease was taken over (or it ended elsewhere)")
                 continue
             entry.renewed_at = asked
-            if answer[run_id] is not None:
-                self._spawn(entry.propagate(), f"cancel-{run_id}")
+            reason = answer[run_id]
+            if reason is not None:
+                entry.follow(reason)
 
     def _cancelled(self, run_id: str) -> None:
         entry = self.held.get(run_id)

@@ -86,16 +86,24 @@ class Database:
 
     # -- running operations -----------------------------------------------------------------
 
-    def run(self, op: ops.Op[T], *, transaction: bool = False) -> T:
-        """Run `op` on a pooled connection, in one transaction if asked."""
+    def run(self, op: ops.Op[T], *, transaction: bool = False, pipeline: bool = True) -> T:
+        """Run `op` on a pooled connection, in one transaction if asked.
+
+        A transaction runs in pipeline mode unless `pipeline` is False (multi-statement
+        queries, such as migrations, need the simple protocol): BEGIN goes with the first
+        statement, and each statement whose rows are not needed yet goes with the next.
+        """
         with self._sync.connection() as conn:
             if not transaction:
                 return ops.run(conn, op)
-            with conn.transaction():
+            if not pipeline:
+                with conn.transaction():
+                    return ops.run(conn, op)
+            with conn.pipeline(), conn.transaction():
                 return ops.run(conn, op)
 
     async def arun(self, op: ops.Op[T], *, transaction: bool = False) -> T:
-        """Run `op` on this loop's pool, in one transaction if asked.
+        """Run `op` on this loop's pool, in one transaction (pipelined, as `run`) if asked.
 
         Cancellation:
             Cancelled while a statement is in flight, psycopg cancels it on the server and the
@@ -107,7 +115,7 @@ class Database:
         async with pool.connection() as conn:
             if not transaction:
                 return await ops.arun(conn, op)
-            async with conn.transaction():
+            async with conn.pipeline(), conn.transaction():
                 return await ops.arun(conn, op)
 
     def connect(self) -> psycopg.Connection[Any]:

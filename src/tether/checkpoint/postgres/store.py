@@ -93,7 +93,8 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
             found = self._db.run(versions.version())
             versions.check(found, where)
             if found < versions.LATEST_VERSION:
-                self._db.run(versions.migrate(schema, where), transaction=True)
+                self._db.run(versions.migrate(schema, where), transaction=True,
+                             pipeline=False)
         except BaseException:
             self._db.close()
             raise
