@@ -99,7 +99,8 @@ class CompiledStateGraph(GraphHistory):
             spec=self.spec, input=graph_input, config=rc, store=self.store, durable=durable,
             pool=self.pool, stream=StreamFormat(modes, single, subgraphs), context=context,
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
-            inline_sync=inline_sync, buffer_limit=buffer_limit, metadata={"graph": self.name},
+            inline_sync=inline_sync, buffer_limit=buffer_limit,
+            metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
             multitask=rc.multitask_strategy, predecessors=waits,
             policy_defaults=self.policy_defaults,
         )

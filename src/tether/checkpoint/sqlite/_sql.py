@@ -252,6 +252,13 @@ PUT_THREAD: Final = (
     "metadata = excluded.metadata"
 )
 ALL_THREADS: Final = f"SELECT {THREAD_COLUMNS} FROM threads"
+
+
+def search_threads(conditions: int) -> str:
+    """Threads whose metadata matches `conditions` (path, value) pairs, latest first, paged."""
+    where = " AND ".join(["json_extract(metadata, ?) = ?"] * conditions) or "1"
+    return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
+            "ORDER BY updated_at DESC LIMIT ? OFFSET ?")
 FIRST_RUN_OF_THREAD: Final = (
     "SELECT created_at FROM runs WHERE thread_id = ? ORDER BY seq LIMIT 1"
 )

@@ -46,10 +46,26 @@ def search(db: Connection, metadata: dict[str, Any] | None, limit: int,
            offset: int) -> list[ThreadRecord]:
     """Recorded threads whose metadata has every given key and value, latest update first."""
     wanted = metadata or {}
+    if all(_scalar(v) for v in wanted.values()):
+        # The common case (a tenant, a user id): filtered, ordered and paged by SQLite.
+        params: list[Any] = []
+        for key, value in wanted.items():
+            params += [_json_path(key), value]
+        params += [limit, offset]
+        return [rows.thread(row) for row in db.all(_sql.search_threads(len(wanted)), params)]
     records = [rows.thread(row) for row in db.all(_sql.ALL_THREADS)]
     found = [r for r in records if all(r.metadata.get(k) == v for k, v in wanted.items())]
     found.sort(key=lambda r: r.updated_at, reverse=True)
     return found[offset:offset + limit]
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _json_path(key: str) -> str:
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    return f'$."{escaped}"'
 
 
 __all__ = ["get", "put", "search"]
