@@ -28,40 +28,40 @@ USAGE = 2
 DB_ENV = "TETHER_DB"
 
 
-def worker(
-    graph_refs: Annotated[list[str], typer.Argument(
-        metavar="MODULE:GRAPH...", help="The graph(s) to serve, e.g. app.graphs:graph.")],
-    *,
-    db: Annotated[str | None, typer.Option(
-        "--db", help="PostgreSQL URL of the queue and store (default: $TETHER_DB).",
-        show_default=False)] = None,
-    schema: Annotated[str | None, typer.Option(
-        "--schema", help="Schema of tether's tables (default: the search_path).")] = None,
-    concurrency: Annotated[int, typer.Option(
-        "--concurrency", "-c", min=1, help="Runs driven at once.")] = 4,
-    lease: Annotated[float, typer.Option(
-        "--lease", min=0.1, help="Seconds a claim lasts unless renewed (renewed every third).")
-    ] = 30.0,
-    poll: Annotated[float, typer.Option(
-        "--poll", min=0.01, help="Seconds between claims when nothing wakes the worker.")] = 1.0,
-    listen: Annotated[bool, typer.Option(
-        "--listen/--no-listen", help="LISTEN for cancels and new runs (else poll only).")
-    ] = True,
-    on_shutdown: Annotated[str, typer.Option(
-        "--on-shutdown", help="On SIGTERM, at a step boundary: requeue (hand back) or cancel.")
-    ] = "requeue",
-    grace: Annotated[float, typer.Option(
-        "--grace", min=0.0, help="Seconds a shutdown waits for runs to reach a step boundary.")
-    ] = 30.0,
-    sweep_every: Annotated[float, typer.Option(
-        "--sweep-every", min=0.01, help="Seconds between sweeps of abandoned, cancelled or "
-                                        "overdue runs.")] = 2.0,
-    name: Annotated[str | None, typer.Option(
-        "--name", help="Queue name of the graph (one graph only; default: its attribute name, "
-                       "as `tether serve` names it).")] = None,
-    owner: Annotated[str | None, typer.Option(
-        "--owner", help="This worker's name in leases and logs.")] = None,
-) -> None:
+GraphsArg = Annotated[list[str], typer.Argument(
+    metavar="MODULE:GRAPH...", help="The graph(s) to serve, e.g. app.graphs:graph.")]
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", help="PostgreSQL URL of the queue and store (default: $TETHER_DB).",
+    show_default=False)]
+SchemaOpt = Annotated[str | None, typer.Option(
+    "--schema", help="Schema of tether's tables (default: the search_path).")]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", min=1,
+                                             help="Runs driven at once.")]
+LeaseOpt = Annotated[float, typer.Option(
+    "--lease", min=0.1, help="Seconds a claim lasts unless renewed (renewed every third).")]
+PollOpt = Annotated[float, typer.Option(
+    "--poll", min=0.01, help="Seconds between claims when nothing wakes the worker.")]
+ListenOpt = Annotated[bool, typer.Option(
+    "--listen/--no-listen", help="LISTEN for cancels and new runs (else poll only).")]
+ShutdownOpt = Annotated[str, typer.Option(
+    "--on-shutdown", help="On SIGTERM, at a step boundary: requeue (hand back) or cancel.")]
+GraceOpt = Annotated[float, typer.Option(
+    "--grace", min=0.0, help="Seconds a shutdown waits for runs to reach a step boundary.")]
+SweepOpt = Annotated[float, typer.Option(
+    "--sweep-every", min=0.01,
+    help="Seconds between sweeps of abandoned, cancelled or overdue runs.")]
+NameOpt = Annotated[str | None, typer.Option(
+    "--name", help="Queue name of the graph (one graph only; default: its attribute name, "
+                   "as `tether serve` names it).")]
+OwnerOpt = Annotated[str | None, typer.Option(
+    "--owner", help="This worker's name in leases and logs.")]
+
+
+def worker(graph_refs: GraphsArg, *, db: DbOpt = None, schema: SchemaOpt = None,
+           concurrency: ConcurrencyOpt = 4, lease: LeaseOpt = 30.0, poll: PollOpt = 1.0,
+           listen: ListenOpt = True, on_shutdown: ShutdownOpt = "requeue",
+           grace: GraceOpt = 30.0, sweep_every: SweepOpt = 2.0, name: NameOpt = None,
+           owner: OwnerOpt = None) -> None:
     """Claim runs queued in Postgres (by `tether serve --db postgresql://...`) and drive them.
 
     SIGTERM drains gracefully; a second SIGTERM acts at once.

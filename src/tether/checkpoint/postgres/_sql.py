@@ -41,31 +41,15 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     # serialized input and options, `lease_owner`/`lease_expires_at` the worker holding the run,
     # and `epoch` the fencing token, incremented by every claim and hand-back.
     """CREATE TABLE runs (
-        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-        run_id text PRIMARY KEY,
-        thread_id text,
-        status text NOT NULL,
-        reason jsonb,
-        created_at timestamptz NOT NULL,
-        started_at timestamptz,
-        ended_at timestamptz,
-        checkpoint_id text,
-        error text,
-        cancel_latency_ms double precision,
-        metadata jsonb NOT NULL DEFAULT '{}',
-        owner text,
-        heartbeat_at timestamptz,
-        graph text,
-        job bytea,
-        config jsonb,
-        priority integer NOT NULL DEFAULT 0,
-        enqueued_at timestamptz,
-        deadline_at timestamptz,
-        supersedes text[] NOT NULL DEFAULT '{}',
-        multitask text,
-        lease_owner text,
-        lease_expires_at timestamptz,
-        epoch bigint NOT NULL DEFAULT 0
+        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE, run_id text PRIMARY KEY,
+        thread_id text, status text NOT NULL, reason jsonb, created_at timestamptz NOT NULL,
+        started_at timestamptz, ended_at timestamptz, checkpoint_id text, error text,
+        cancel_latency_ms double precision, metadata jsonb NOT NULL DEFAULT '{}',
+        owner text, heartbeat_at timestamptz,
+        graph text, job bytea, config jsonb, priority integer NOT NULL DEFAULT 0,
+        enqueued_at timestamptz, deadline_at timestamptz,
+        supersedes text[] NOT NULL DEFAULT '{}', multitask text,
+        lease_owner text, lease_expires_at timestamptz, epoch bigint NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX runs_by_thread ON runs (thread_id, seq)",
     "CREATE INDEX runs_by_status ON runs (status, seq)",
@@ -107,36 +91,22 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     # `id` orders the log (a run's events are appended by one writer at a time, plus cancel
     # requests); no foreign key to `runs`: the log accepts events for any id, as the protocol.
     """CREATE TABLE events (
-        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        run_id text NOT NULL,
-        phase text NOT NULL,
-        at timestamptz NOT NULL,
-        node text,
-        detail jsonb NOT NULL
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_id text NOT NULL,
+        phase text NOT NULL, at timestamptz NOT NULL, node text, detail jsonb NOT NULL
     )""",
     "CREATE INDEX events_by_run ON events (run_id, id)",
     # `refs` maps every channel to the checkpoint that stored its value ('' for itself): a
     # checkpoint stores only the blobs of the channels that changed since its parent.
     """CREATE TABLE checkpoints (
-        thread_id text NOT NULL,
-        ns text NOT NULL,
-        checkpoint_id text NOT NULL,
-        parent_id text,
-        step integer NOT NULL,
-        source text NOT NULL,
-        created_at timestamptz NOT NULL,
-        next bytea NOT NULL,
-        metadata bytea NOT NULL,
-        run_id text,
-        refs jsonb NOT NULL,
+        thread_id text NOT NULL, ns text NOT NULL, checkpoint_id text NOT NULL,
+        parent_id text, step integer NOT NULL, source text NOT NULL,
+        created_at timestamptz NOT NULL, next bytea NOT NULL, metadata bytea NOT NULL,
+        run_id text, refs jsonb NOT NULL,
         PRIMARY KEY (thread_id, ns, checkpoint_id)
     )""",
     """CREATE TABLE blobs (
-        thread_id text NOT NULL,
-        ns text NOT NULL,
-        checkpoint_id text NOT NULL,
-        channel text NOT NULL,
-        value bytea NOT NULL,
+        thread_id text NOT NULL, ns text NOT NULL, checkpoint_id text NOT NULL,
+        channel text NOT NULL, value bytea NOT NULL,
         PRIMARY KEY (thread_id, ns, checkpoint_id, channel),
         FOREIGN KEY (thread_id, ns, checkpoint_id)
             REFERENCES checkpoints (thread_id, ns, checkpoint_id) ON DELETE CASCADE
@@ -145,23 +115,16 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     # stays where the task's first write was (as in memory and SQLite).
     """CREATE TABLE writes (
         seq bigint GENERATED ALWAYS AS IDENTITY,
-        thread_id text NOT NULL,
-        ns text NOT NULL,
-        checkpoint_id text NOT NULL,
-        task_id text NOT NULL,
-        idx integer NOT NULL,
-        task_name text NOT NULL,
-        channel text NOT NULL,
-        value bytea NOT NULL,
+        thread_id text NOT NULL, ns text NOT NULL, checkpoint_id text NOT NULL,
+        task_id text NOT NULL, idx integer NOT NULL, task_name text NOT NULL,
+        channel text NOT NULL, value bytea NOT NULL,
         PRIMARY KEY (thread_id, ns, checkpoint_id, task_id, idx),
         FOREIGN KEY (thread_id, ns, checkpoint_id)
             REFERENCES checkpoints (thread_id, ns, checkpoint_id) ON DELETE CASCADE
     )""",
     """CREATE TABLE threads (
-        thread_id text PRIMARY KEY,
-        created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL,
-        metadata jsonb NOT NULL DEFAULT '{}'
+        thread_id text PRIMARY KEY, created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL, metadata jsonb NOT NULL DEFAULT '{}'
     )""",
 )
 
@@ -176,9 +139,7 @@ CREATE_VERSION_TABLE: Final = (
     f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version integer PRIMARY KEY, "
     "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
 )
-GET_VERSION: Final = (
-    f"SELECT CASE WHEN to_regclass('{VERSION_TABLE}') IS NULL THEN 0 END"
-)
+GET_VERSION: Final = f"SELECT CASE WHEN to_regclass('{VERSION_TABLE}') IS NULL THEN 0 END"
 """0 when the schema has no version table yet; NULL when it has (then read `MAX_VERSION`)."""
 MAX_VERSION: Final = f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}"
 RECORD_VERSION: Final = f"INSERT INTO {VERSION_TABLE} (version, description) VALUES (%s, %s)"
@@ -187,20 +148,12 @@ LOCK_MIGRATIONS: Final = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))"
 
 
 def create_schema(name: str) -> str:
-    """`CREATE SCHEMA IF NOT EXISTS name` for a plain identifier.
-
-    Raises:
-        ValueError: `name` is not a plain SQL identifier (letters, digits, underscores).
-    """
+    """`CREATE SCHEMA IF NOT EXISTS name`; ValueError unless `checked_schema(name)` passes."""
     return f"CREATE SCHEMA IF NOT EXISTS {checked_schema(name)}"
 
 
 def checked_schema(name: str) -> str:
-    """`name` if it is a plain identifier usable unquoted in `search_path`.
-
-    Raises:
-        ValueError: it is not.
-    """
+    """`name` if it is a plain identifier (usable unquoted in `search_path`), else ValueError."""
     if not _SCHEMA_NAME.match(name):
         raise ValueError(f"schema name {name!r} must be letters, digits and underscores")
     return name
@@ -220,10 +173,8 @@ EVENTS_IN: Final = (
 )
 """A batch of events as rows, in their order (`ORDER BY e.ord` keeps it in the log)."""
 
-INSERT_RUN: Final = (
-    f"INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at) VALUES "
-    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+INSERT_RUN: Final = (f"INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at) VALUES "
+                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
 GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = %s"
 LOCK_RUN: Final = f"SELECT {RUN_COLUMNS}, epoch FROM runs WHERE run_id = %s FOR UPDATE"
 
@@ -435,9 +386,7 @@ logs AS (DELETE FROM events WHERE run_id = %(r)s AND EXISTS (SELECT 1 FROM gone)
 SELECT (SELECT status FROM cur), EXISTS (SELECT 1 FROM gone)"""
 """Only an ended or paused run; returns (its status or NULL, deleted?)."""
 THREAD_OF_RUN: Final = "SELECT thread_id FROM runs WHERE run_id = %s"
-DELETE_RUN_CHECKPOINTS: Final = (
-    "DELETE FROM checkpoints WHERE thread_id = %s AND run_id = %s"
-)
+DELETE_RUN_CHECKPOINTS: Final = "DELETE FROM checkpoints WHERE thread_id = %s AND run_id = %s"
 """Searches only the run's thread (a primary-key prefix)."""
 DELETE_UNKNOWN_RUN_CHECKPOINTS: Final = "DELETE FROM checkpoints WHERE run_id = %s"
 """For checkpoints whose run has no record: a scan of every thread."""
@@ -446,9 +395,8 @@ DELETE_UNKNOWN_RUN_CHECKPOINTS: Final = "DELETE FROM checkpoints WHERE run_id = 
 
 LOCK_THREAD: Final = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 42))"
 """Serializes the starts of runs on one thread (multitask rules) across processes."""
-ACTIVE_ON_THREAD: Final = (
-    f"SELECT run_id FROM runs WHERE thread_id = %s AND status IN {ACTIVE} ORDER BY seq"
-)
+ACTIVE_ON_THREAD: Final = (f"SELECT run_id FROM runs WHERE thread_id = %s "
+                           f"AND status IN {ACTIVE} ORDER BY seq")
 SUPERSEDE: Final = f"""
 WITH moved AS (
     UPDATE runs SET status = 'cancelling', reason = %(reason)s
@@ -499,8 +447,7 @@ logged AS (
         'owner', %(owner)s::text, 'epoch', epoch, 'resumed', status <> 'pending')
     FROM claimed)
 SELECT run_id, thread_id, graph, job, config, epoch, status, checkpoint_id, supersedes,
-    multitask, remaining
-FROM claimed ORDER BY priority DESC, seq"""
+    multitask, remaining FROM claimed ORDER BY priority DESC, seq"""
 """Claim up to `limit` runs: queued or abandoned (lease lapsed), not cancelled, not overdue,
 first on their thread; `SKIP LOCKED` lets workers claim side by side without waiting on each
 other. Each claim takes the lease and a new fencing epoch, and is logged (`claim`)."""
@@ -547,6 +494,5 @@ FROM runs AS r WHERE r.run_id = ANY(%s)"""
 EVENTS_AFTER: Final = """
 SELECT e.id, e.run_id, e.phase, e.at, e.node, e.detail
 FROM unnest(%s::text[], %s::bigint[]) AS c(run_id, after)
-JOIN events AS e ON e.run_id = c.run_id AND e.id > c.after
-ORDER BY e.id"""
+JOIN events AS e ON e.run_id = c.run_id AND e.id > c.after ORDER BY e.id"""
 """Each run's events after its own cursor, for many runs in one round trip."""

@@ -61,7 +61,12 @@ def run(conn: psycopg.Connection[Any], op: Op[T]) -> T:
 
 
 async def arun(conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
-    """Drive `op` on an async connection (the caller owns the transaction)."""
+    """Drive `op` on an async connection (the caller owns the transaction).
+
+    Cancellation:
+        Cancelled mid-statement, psycopg cancels the statement on the server; the caller's
+        transaction (or the statement's own, in autocommit) is rolled back.
+    """
     try:
         query = next(op)
         while True:

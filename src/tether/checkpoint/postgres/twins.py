@@ -38,48 +38,83 @@ class AsyncTwins:
     serde: Serializer
 
     async def acreate_run(self, info: RunInfo) -> RunInfo:
-        """Async twin of `create_run`. Cancellation: see the module docstring."""
+        """Async twin of `create_run`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         return await self._db.arun(runs.create(info, owner.current()))
 
     async def aget_run(self, run_id: str) -> RunInfo | None:
-        """Async twin of `get_run`. Cancellation: see the module docstring."""
+        """Async twin of `get_run`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         return await self._db.arun(runs.get(run_id))
 
     async def alist_runs(self, *, thread_id: str | None = None,
                          status: RunStatus | str | None = None,
                          limit: int | None = None) -> list[RunInfo]:
-        """Async twin of `list_runs`. Cancellation: see the module docstring."""
+        """Async twin of `list_runs`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         return await self._db.arun(runs.listing(thread_id, status, limit))
 
     async def amark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
-        """Async twin of `mark_running`. Cancellation: see the module docstring."""
+        """Async twin of `mark_running`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         op = runs.mark_running(run_id, events, owner.current(), self.leases.epoch(run_id))
         return await self.leases.achecked(run_id, self._db.arun(op))
 
     async def arequest_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
-        """Async twin of `request_cancel`. Cancellation: see the module docstring."""
+        """Async twin of `request_cancel`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         return await self._db.arun(runs.request_cancel(run_id, reason))
 
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
-        """Async twin of `finish_run`. Cancellation: see the module docstring (the run's
-        transaction is rolled back whole)."""
+        """Async twin of `finish_run`.
+
+        Cancellation:
+            The run's one transaction is rolled back whole if cancelled before its commit;
+            safe to retry (a committed end refuses a second one).
+        """
         op = runs.finish(run_id, finish, self.serde, self.leases.epoch(run_id))
         return await self.leases.achecked(run_id, self._db.arun(op, transaction=True))
 
     async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
-        """Async twin of `append_events`. Cancellation: see the module docstring."""
+        """Async twin of `append_events`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         op = runs.append_events(run_id, events, self.leases.epoch(run_id))
         await self.leases.achecked(run_id, self._db.arun(op))
 
     async def aevents(self, run_id: str) -> list[RunEvent]:
-        """Async twin of `events`. Cancellation: see the module docstring."""
+        """Async twin of `events`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         return await self._db.arun(runs.events(run_id))
 
     async def aload(self, run_id: str) -> RunSnapshot:
-        """Async twin of `load`. Cancellation: see the module docstring (it only reads).
+        """Async twin of `load`.
 
         Raises:
             RunNotFound: no such run.
+
+        Cancellation:
+            Safe: it only reads.
         """
         info = await self.aget_run(run_id)
         if info is None:
@@ -93,7 +128,11 @@ class AsyncTwins:
         return CheckpointStore.load(cast(CheckpointStore, fetched), run_id)
 
     async def aput_checkpoint(self, record: CheckpointRecord) -> None:
-        """Async twin of `put_checkpoint`. Cancellation: see the module docstring."""
+        """Async twin of `put_checkpoint`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         run_id = record.run_id
         params = checkpoints.put_params(record, self.serde, self.leases.epoch(run_id))
         reason = await self.leases.achecked(run_id,
@@ -102,7 +141,11 @@ class AsyncTwins:
 
     async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                           writes: Sequence[WriteRecord]) -> None:
-        """Async twin of `put_writes`. Cancellation: see the module docstring."""
+        """Async twin of `put_writes`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         params = rows.write_params(writes, self.serde)
         run_id, epoch = self.leases.of_thread(thread_id)
         op = checkpoints.put_writes(thread_id, ns, checkpoint_id, params, run_id=run_id,
@@ -111,11 +154,19 @@ class AsyncTwins:
 
     async def aget_checkpoint(self, thread_id: str, ns: str = "",
                               checkpoint_id: str | None = None) -> StoredCheckpoint | None:
-        """Async twin of `get_checkpoint`. Cancellation: see the module docstring."""
+        """Async twin of `get_checkpoint`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         return await self._db.arun(checkpoints.get(thread_id, ns, checkpoint_id, self.serde))
 
     async def adelete_run_checkpoints(self, run_id: str) -> None:
-        """Async twin of `delete_run_checkpoints`. Cancellation: see the module docstring."""
+        """Async twin of `delete_run_checkpoints`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
         await self._db.arun(checkpoints.delete_of_run(run_id), transaction=True)
 
 
