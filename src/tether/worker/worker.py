@@ -107,8 +107,8 @@ class Worker:
             self._wake.clear()
             free = options.concurrency - len(self.held)
             if free > 0:
-                claimed = await self._guarded(
-                    self.store.queue.aclaim(self.owner, names, options.lease, free), [])
+                claimed = await self._guarded(self.store.queue.aclaim(
+                    self.owner, names, options.lease, free, list(self.held)), [])
                 for found in claimed:
                     self._start(found)
                 if claimed and len(claimed) == free:

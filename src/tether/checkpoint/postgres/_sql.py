@@ -428,6 +428,7 @@ WITH picked AS (
     SELECT r.run_id FROM runs AS r
     WHERE r.graph = ANY(%(graphs)s) AND r.reason IS NULL AND r.status IN ('pending', 'running')
         AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())
+        AND NOT r.run_id = ANY(%(held)s::text[])
         AND (r.deadline_at IS NULL OR r.deadline_at > now())
         AND NOT EXISTS (
             SELECT 1 FROM runs AS p
@@ -449,8 +450,8 @@ logged AS (
 SELECT run_id, thread_id, graph, job, config, epoch, status, checkpoint_id, supersedes,
     multitask, remaining FROM claimed ORDER BY priority DESC, seq"""
 """Claim up to `limit` runs: queued or abandoned (lease lapsed), not cancelled, not overdue,
-first on their thread; `SKIP LOCKED` lets workers claim side by side without waiting on each
-other. Each claim takes the lease and a new fencing epoch, and is logged (`claim`)."""
+not still winding down in this worker (`held`), first on their thread. `SKIP LOCKED` lets
+workers claim side by side; each claim takes the lease and a new epoch, logged (`claim`)."""
 
 RENEW: Final = f"""
 UPDATE runs AS r SET lease_expires_at = now() + make_interval(secs => %(lease)s)

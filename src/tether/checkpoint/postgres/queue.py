@@ -132,9 +132,10 @@ class RunQueue:
         """
         return await self._store.db.arun(enqueue(order, self._store.serde), transaction=True)
 
-    async def aclaim(self, owner: str, graphs: Sequence[str], lease: float,
-                     limit: int) -> list[Job]:
-        """Claim up to `limit` runs of `graphs` for `lease` seconds, best priority first.
+    async def aclaim(self, owner: str, graphs: Sequence[str], lease: float, limit: int,
+                     held: Sequence[str] = ()) -> list[Job]:
+        """Claim up to `limit` runs of `graphs` for `lease` seconds, best priority first;
+        never one of `held` (runs the worker still has, even if their lease lapsed).
 
         Cancellation:
             One statement: cancelled before its commit, nothing is claimed; after it, the claims
@@ -143,7 +144,7 @@ class RunQueue:
         now = utcnow()
         found = await self._store.db.arun(_rows(Query(_sql.CLAIM, {
             "owner": owner, "graphs": list(graphs), "lease": lease, "limit": limit,
-            "now": now})))
+            "held": list(held), "now": now})))
         return [_job(row, self._store.serde) for row in found]
 
     async def arenew(self, held: Mapping[str, int], lease: float
