@@ -284,3 +284,10 @@ def test_a_sweep_ends_unheld_cancelled_runs_and_runs_past_their_deadline(
     still = store.get_run(held.run_id)
     assert still is not None and still.status is RunStatus.PENDING
     assert asyncio.run(store.queue.asweep("sweeper")) == []
+
+
+def test_a_queued_run_records_the_config_metadata_as_a_local_run_does(
+        store: PostgresSaver) -> None:
+    info = store.queue.enqueue(order(config={"metadata": {"tenant": "t1", "tag": [1]}}))
+    assert info.metadata == {"tenant": "t1", "tag": [1], "graph": "g", "checkpoint_ns": ""}
+    assert store.get_run(info.run_id) == info

@@ -1,13 +1,11 @@
 """Every SQL statement of the Postgres store and its run queue, as constants and small pure
 functions (no I/O).
 
-Rules the statements keep:
-- A terminal run status is final: statements that change a status carry the condition, and a
-  trigger refuses any change to a terminal status, so the rule holds for SQL typed by hand.
-- Every per-superstep write (`PUT_CHECKPOINT`, `PUT_WRITES`) is one statement: one round trip,
-  atomic without an explicit transaction.
-- A write for a run a worker holds carries the worker's fencing epoch (`%(epoch)s`, NULL when the
-  run is not held): it takes effect only while `runs.epoch` still equals it.
+Rules the statements keep: a terminal run status is final (statements that change a status
+carry the condition, and a trigger refuses the change even to SQL typed by hand); a
+per-superstep write (`PUT_CHECKPOINT`, `PUT_WRITES`) is one statement, one round trip; a write
+for a run a worker holds carries its fencing epoch (`%(epoch)s`, NULL when the run is not held)
+and takes effect only while `runs.epoch` still equals it.
 """
 
 from __future__ import annotations
@@ -259,11 +257,9 @@ SELECT {RUN_COLUMNS} FROM moved"""
 # -- threads ----------------------------------------------------------------------------------
 
 THREAD_COLUMNS: Final = "thread_id, created_at, updated_at, metadata"
-PUT_THREAD: Final = (
-    f"INSERT INTO threads ({THREAD_COLUMNS}) VALUES (%s, %s, %s, %s) "
-    "ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at, "
-    f"metadata = threads.metadata || excluded.metadata RETURNING {THREAD_COLUMNS}"
-)
+PUT_THREAD: Final = (f"INSERT INTO threads ({THREAD_COLUMNS}) VALUES (%s, %s, %s, %s) "
+                     "ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at, "
+                     f"metadata = threads.metadata || excluded.metadata RETURNING {THREAD_COLUMNS}")
 """Create, or merge the metadata (a shallow merge, `||`) in the same statement."""
 GET_THREAD: Final = """
 SELECT t.thread_id, t.created_at, t.updated_at, t.metadata,
@@ -271,11 +267,16 @@ SELECT t.thread_id, t.created_at, t.updated_at, t.metadata,
     EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = %(t)s)
 FROM (SELECT 1) AS one LEFT JOIN threads AS t ON t.thread_id = %(t)s"""
 """The record if any, else what a bare record needs: the first run's creation, or checkpoints."""
-SEARCH_THREADS: Final = (
-    f"SELECT {THREAD_COLUMNS} FROM threads WHERE metadata @> %s "
-    "ORDER BY updated_at DESC, thread_id"
-)
-"""A superset of the matches (containment); the store keeps those equal on every key."""
+
+
+def search_threads(keys: int) -> str:
+    """Threads whose metadata equals a value at each of `keys` keys (a missing key reads as
+    null), latest update first; parameters: (key, JSON value) per key, limit, offset."""
+    where = " AND ".join(["coalesce(metadata -> %s, 'null') = %s"] * keys) or "true"
+    return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
+            "ORDER BY updated_at DESC, thread_id LIMIT %s OFFSET %s")
+
+
 LIST_THREADS: Final = """
 SELECT thread_id FROM (
     SELECT thread_id, max(checkpoint_id) AS at FROM checkpoints GROUP BY thread_id

@@ -233,8 +233,9 @@ def enqueue(order: Order, serde: Serializer) -> Op[RunInfo]:
     try:
         row = yield Query(_sql.INSERT_QUEUED, {
             "run_id": order.run_id, "thread_id": order.thread_id, "created_at": utcnow(),
-            "metadata": rows.jsonb({**order.metadata, "graph": order.graph,
-                                    "checkpoint_ns": ""}),
+            # As a run started in-process records it: the caller's config metadata.
+            "metadata": rows.jsonb({**(order.config.get("metadata") or {}), **order.metadata,
+                                    "graph": order.graph, "checkpoint_ns": ""}),
             "graph": order.graph, "job": job, "config": rows.jsonb(order.config),
             "priority": int(order.config.get("priority") or 0),
             "timeout": float(timeout) if timeout is not None else None,

@@ -9,7 +9,7 @@ the id of the checkpoint that stored its value, `""` standing for the checkpoint
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -162,12 +162,7 @@ def stored_checkpoint(row: tuple[Any, ...], serde: Serializer) -> StoredCheckpoi
     )
 
 
-def matching(records: Iterable[ThreadRecord], wanted: dict[str, Any]) -> list[ThreadRecord]:
-    """The records whose metadata has every wanted key with an equal value."""
-    return [r for r in records if all(r.metadata.get(k) == v for k, v in wanted.items())]
-
-
 __all__ = [
-    "checkpoint_params", "event", "event_params", "jsonb", "matching", "reason_param",
+    "checkpoint_params", "event", "event_params", "jsonb", "reason_param",
     "run_info", "run_row", "stored_checkpoint", "thread", "thread_row", "write_params",
 ]

@@ -35,8 +35,9 @@ def get(thread_id: str) -> Op[ThreadRecord | None]:
 def search(metadata: dict[str, Any] | None, limit: int, offset: int) -> Op[list[ThreadRecord]]:
     """Recorded threads whose metadata has every given key and value, latest update first."""
     wanted = metadata or {}
-    found = yield Query(_sql.SEARCH_THREADS, (rows.jsonb(wanted),), "all")
-    return rows.matching((rows.thread(r) for r in found), wanted)[offset:offset + limit]
+    params: list[Any] = [p for key, value in wanted.items() for p in (key, rows.jsonb(value))]
+    found = yield Query(_sql.search_threads(len(wanted)), [*params, limit, offset], "all")
+    return [rows.thread(r) for r in found]
 
 
 def listing(limit: int | None) -> Op[list[str]]:
