@@ -136,9 +136,9 @@ def _drop_schemas() -> Iterator[None]:
 def _postgres(_tmp: Path) -> CheckpointStore:
     from tether.checkpoint.postgres import PostgresSaver
 
-    schema = new_schema()
+    dsn, schema = postgres_dsn(), new_schema()
     _schemas.append(schema)  # dropped after the test by `_drop_schemas`
-    return PostgresSaver(postgres_dsn(), schema=schema)
+    return PostgresSaver(dsn, schema=schema)
 
 
 def _postgres_reopen(store: CheckpointStore, _tmp: Path) -> CheckpointStore:
