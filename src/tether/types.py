@@ -44,8 +44,11 @@ EventPhase = Literal[
     "terminate",
     "finish",
     "orphan",
+    "claim",
+    "release",
 ]
-"""A run's audit-log entries: its lifecycle, and the six phases of a cancel."""
+"""A run's audit-log entries: its lifecycle (and, with workers, each claim and release of its
+lease), and the six phases of a cancel."""
 
 StreamWriter = Callable[[Any], None]
 

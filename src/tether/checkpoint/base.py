@@ -23,6 +23,7 @@ from typing import Any
 
 from tether.checkpoint.serde import Serializer
 from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID
+from tether.errors import TerminalStatusError
 from tether.types import (
     CancelReason,
     PendingWrite,
@@ -371,6 +372,25 @@ class CheckpointStore(ABC):
         return []
 
 
+def refusal(info: RunInfo, end: RunFinish) -> FinishResult | None:
+    """The rule every store's `finish_run` applies: what it returns instead of applying `end`
+    (the run has ended, or a cancel is durable and `end` is conditional), or None to apply it.
+
+    Raises:
+        TerminalStatusError: the run has ended and `end` is unconditional.
+    """
+    if info.terminal:
+        if end.unless_cancel_requested:
+            return FinishResult(info, applied=False)
+        raise TerminalStatusError(
+            f"run {info.run_id!r} already ended as {info.status.value}; "
+            f"cannot become {end.status.value}"
+        )
+    if end.unless_cancel_requested and info.reason is not None:
+        return FinishResult(info, applied=False)
+    return None
+
+
 def is_internal(key: str) -> bool:
     """Whether a channel is the engine's (a trigger, a barrier, a control write), not state."""
     return key.startswith(("branch:", "join:", "__"))
@@ -381,6 +401,7 @@ __all__ = [
     "CheckpointStore",
     "FinishResult",
     "RunFinish",
+    "refusal",
     "StoredCheckpoint",
     "ThreadRecord",
     "WriteRecord",

@@ -20,9 +20,10 @@ from tether.checkpoint.base import (
     StoredCheckpoint,
     ThreadRecord,
     WriteRecord,
+    refusal,
 )
 from tether.checkpoint.serde import Serializer
-from tether.errors import RunError, TerminalStatusError
+from tether.errors import RunError
 from tether.types import (
     TERMINAL_STATUSES,
     CancelReason,
@@ -124,15 +125,9 @@ class InMemorySaver(CheckpointStore):
     def finish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         with self._lock:
             info = self._with_head(self._runs[run_id])
-            if info.status in TERMINAL_STATUSES:
-                if finish.unless_cancel_requested:
-                    return FinishResult(info, applied=False)
-                raise TerminalStatusError(
-                    f"run {run_id!r} already ended as {info.status.value}; "
-                    f"cannot become {finish.status.value}"
-                )
-            if finish.unless_cancel_requested and info.reason is not None:
-                return FinishResult(info, applied=False)
+            refused = refusal(info, finish)
+            if refused is not None:
+                return refused
             # Everything that can fail (serializing, a missing checkpoint) happens before any
             # change, so a refused finish leaves the store as it was.
             blobs = [self._serialize_blobs(record) for record in finish.checkpoints]

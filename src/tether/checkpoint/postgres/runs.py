@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tether.checkpoint.base import FinishResult, RunFinish
+from tether.checkpoint.base import FinishResult, RunFinish, refusal
 from tether.checkpoint.postgres import _sql, checkpoints, rows
 from tether.checkpoint.postgres.ops import Op, Query, unique_violation
 from tether.checkpoint.serde import Serializer
-from tether.checkpoint.sqlite.runs import refusal
 from tether.errors import RunNotFound, StaleLeaseError
 from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 

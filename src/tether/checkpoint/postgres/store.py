@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from tether.checkpoint import owner
 from tether.checkpoint.base import (
     CheckpointRecord,
     CheckpointStore,
@@ -22,7 +23,6 @@ from tether.checkpoint.postgres.connection import Database, connection_kwargs, r
 from tether.checkpoint.postgres.leases import Leases
 from tether.checkpoint.postgres.twins import AsyncTwins
 from tether.checkpoint.serde import Serializer
-from tether.checkpoint.sqlite import owner
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
     """
 
     has_workers = True
+    shared = True  # runs here may be cancelled by any process that reaches the database
 
     def __init__(self, conninfo: str, *, schema: str | None = None,
                  serde: Serializer | None = None, min_size: int = 1, max_size: int = 10,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from tether.checkpoint import owner
 from tether.checkpoint.base import (
     CheckpointRecord,
     CheckpointStore,
@@ -21,7 +22,6 @@ from tether.checkpoint.base import (
 )
 from tether.checkpoint.postgres import checkpoints, rows, runs
 from tether.checkpoint.serde import Serializer
-from tether.checkpoint.sqlite import owner
 from tether.errors import RunNotFound
 from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus
 

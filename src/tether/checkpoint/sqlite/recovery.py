@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tether.checkpoint.sqlite import _sql, owner, rows
+from tether.checkpoint import owner
+from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.connection import Connection
 from tether.types import RunEvent, RunInfo, utcnow
 

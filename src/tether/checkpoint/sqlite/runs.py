@@ -7,11 +7,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from tether.checkpoint.base import FinishResult, RunFinish
-from tether.checkpoint.sqlite import _sql, owner, rows
+from tether.checkpoint import owner
+from tether.checkpoint.base import FinishResult, RunFinish, refusal
+from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.checkpoints import Checkpoints
 from tether.checkpoint.sqlite.connection import Connection
-from tether.errors import RunNotFound, TerminalStatusError
+from tether.errors import RunNotFound
 from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo, utcnow
 
 
@@ -111,22 +112,4 @@ def run_of(conn: sqlite3.Connection, run_id: str) -> RunInfo:
     return rows.run_info(row)
 
 
-def refusal(info: RunInfo, end: RunFinish) -> FinishResult | None:
-    """What `finish` returns instead of applying `end`, or None to apply it.
-
-    Raises:
-        TerminalStatusError: the run has ended and `end` is unconditional.
-    """
-    if info.terminal:
-        if end.unless_cancel_requested:
-            return FinishResult(info, applied=False)
-        raise TerminalStatusError(
-            f"run {info.run_id!r} already ended as {info.status.value}; "
-            f"cannot become {end.status.value}"
-        )
-    if end.unless_cancel_requested and info.reason is not None:
-        return FinishResult(info, applied=False)
-    return None
-
-
-__all__ = ["create", "finish", "mark_running", "refusal", "request_cancel", "run_of"]
+__all__ = ["create", "finish", "mark_running", "request_cancel", "run_of"]
