@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tether.checkpoint.sqlite import AsyncSqliteSaver, SqliteSaver, _sql, schema
 from tether.checkpoint.owner import current as current_owner
+from tether.checkpoint.sqlite import AsyncSqliteSaver, SqliteSaver, _sql, schema
 from tether.errors import CorruptStoreError, SchemaVersionError
 from tether.types import CancelReason, RunInfo, RunStatus
 
