@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from tether.checkpoint.base import CheckpointStore
 from tether.cli import display
 from tether.cli.exits import ExitCode, for_status
 from tether.cli.progress import PROGRESS_MODE, ChunkPrinter, Progress
@@ -24,9 +23,6 @@ from tether.errors import RunCancelled
 from tether.graph.compiled import CompiledStateGraph
 from tether.runs.handle import Run
 from tether.types import CancelReason, RunInfo, RunSnapshot, RunStatus
-
-STORE_POLL = 0.2
-"""Seconds between two reads of the run's record for a cancel made by another process."""
 
 HOLD_STARTS = 0.05
 """Seconds a step's task starts are held to be printed as one line."""
@@ -105,8 +101,9 @@ async def watch(launch: Launch, console: Console,
             style="red bold"))
 
     guard = SignalGuard(first, force)
-    helpers = [asyncio.ensure_future(follow_store(run, launch.graph.store)),
-               asyncio.ensure_future(_flush_starts(progress, console))]
+    # A cancel recorded by another process (`tether cancel RUN_ID`) reaches the run through the
+    # runtime itself (tether.runs.remote), as the SQLite store is shared between processes.
+    helpers = [asyncio.ensure_future(_flush_starts(progress, console))]
     if alongside is not None:
         helpers.append(asyncio.ensure_future(alongside(run)))
     with guard, Live(progress, console=console, transient=True, refresh_per_second=8):
@@ -118,26 +115,6 @@ async def watch(launch: Launch, console: Console,
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
     return await _ending(run, launch, error)
-
-
-async def follow_store(run: Run, store: CheckpointStore, every: float = STORE_POLL) -> None:
-    """Stop `run` when another process records a cancel for it (`tether cancel RUN_ID`).
-
-    The request is durable in the store; this process drives the run, so it must notice: it
-    reads the run's record every `every` seconds (a short local read) and, once the record says
-    `cancelling`, cancels the run here with the recorded reason.
-
-    Cancellation:
-        Meant to be cancelled when the run ends; it holds nothing.
-    """
-    while True:
-        await asyncio.sleep(every)
-        info = await store.aget_run(run.run_id)
-        if info is None or info.terminal:
-            return
-        if info.status is RunStatus.CANCELLING and info.reason is not None:
-            await run.cancel(info.reason, wait=False)
-            return
 
 
 async def _flush_starts(progress: Progress, console: Console) -> None:
@@ -242,5 +219,5 @@ def _report_pause(console: Console, ending: Ending, launch: Launch) -> None:
     console.print(Text.assemble(("answer it: ", "bold"), (command, "bold cyan")))
 
 
-__all__ = ["ALWAYS_SHOWN", "STORE_POLL", "Ending", "Launch", "follow_store", "report",
+__all__ = ["ALWAYS_SHOWN", "Ending", "Launch", "report",
            "resume_command", "stream_modes", "watch"]
