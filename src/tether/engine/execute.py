@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -23,16 +22,15 @@ from tether.cancel.context import reset_current_scope, set_current_scope
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
 from tether.config import NodeContext, reset_node_context, set_node_context
-from tether.constants import END, TASKS
 from tether.engine.batch import eligible, run_batch
-from tether.engine.spec import BranchSpec, NodeSpec, Write
+from tether.engine.liveness import Liveness
+from tether.engine.routing import Router
+from tether.engine.spec import NodeSpec, Write
 from tether.engine.stream import Emitter
 from tether.engine.task import Task
 from tether.engine.threads import WorkerPool
 from tether.errors import (
     GraphInterrupt,
-    InvalidRouteError,
-    InvalidUpdateError,
     NodeError,
     NodeTimeoutError,
     ParentCommand,
@@ -40,10 +38,8 @@ from tether.errors import (
 from tether.runtime import touch
 from tether.types import (
     CancelReason,
-    Command,
     Interrupt,
     RetryPolicy,
-    Send,
     reset_interrupt_handler,
     set_interrupt_handler,
 )
@@ -87,6 +83,14 @@ class Executor:
     idle_timeout: float | None = None
     _writer: Callable[[Any], None] | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
+    _router: Router | None = field(default=None)
+
+    @property
+    def router(self) -> Router:
+        """Turns this graph's node answers into writes."""
+        if self._router is None:
+            self._router = Router(self.nodes, self.preview)
+        return self._router
 
     # -- a whole step ---------------------------------------------------------------------
 
@@ -214,7 +218,7 @@ class Executor:
     async def _attempt(self, task: Task, scope: CancelScope, alone: bool) -> Any:
         node = task.node
         idle = node.idle_timeout or self.idle_timeout
-        watch = _Liveness(scope, idle) if idle is not None else None
+        watch = Liveness(scope, idle) if idle is not None else None
         tokens = self._enter(task, scope, watch)
         try:
             bind = (not alone or node.timeout is not None or watch is not None
@@ -329,7 +333,7 @@ class Executor:
         return self._writer
 
     def _enter(self, task: Task, scope: CancelScope,
-               watch: _Liveness | None) -> tuple[Any, Any, Any]:
+               watch: Liveness | None) -> tuple[Any, Any, Any]:
         ctx = NodeContext(self.writer, task.name, task.step, self.run_id,
                           functools.partial(self.make_config, task))
         ctx.runtime = self.runtime(task)
@@ -355,7 +359,7 @@ class Executor:
 
     async def _finish(self, task: Task, result: Any) -> None:
         try:
-            writes = await self.writes_for(task, result)
+            writes = await self.router.writes_for(task, result)
         except GraphInterrupt as exc:
             task.outcome, task.interrupts = "interrupted", exc.interrupts
             return
@@ -365,119 +369,6 @@ class Executor:
         task.writes = writes
         task.outcome = "done"
         self.emitter.emit_update(task, task.state_update())
-
-    async def writes_for(self, task: Task, result: Any) -> list[Write]:
-        """The writes a task's return value makes: state updates, edges, branches, gotos."""
-        node = task.node
-        updates = node.updates
-        writes: list[Write] = []
-        gotos: tuple[Send | str, ...] = ()
-        commands = _commands(result)
-        if commands is None:
-            writes = updates(result) if updates is not None else []
-            task.update = result
-        else:
-            for command in commands:
-                if command.graph == Command.PARENT:
-                    raise ParentCommand(command)
-                if command.update is not None and updates is not None:
-                    writes.extend(updates(command.update))
-                gotos += command.goto_targets()
-            task.update = commands[0].update if len(commands) == 1 else [
-                c.update for c in commands]
-        if node.edges:
-            writes.extend(node.edges)
-        if node.branches:
-            state = self.preview(writes)
-            for branch in node.branches:
-                writes.extend(await self.branch_writes(branch, state, node.name))
-        for target in gotos:
-            if target != END:
-                writes.append(self.goto_write(target, node.name))
-        return writes
-
-    def goto_write(self, target: Send | str, source: str) -> Write:
-        """The trigger write that routes to `target` (a node name or a `Send`)."""
-        if isinstance(target, Send):
-            if target.node not in self.nodes:
-                raise InvalidUpdateError(f"Node '{source}' sent to unknown node {target.node!r}")
-            return (TASKS, target)
-        if target not in self.nodes:
-            raise InvalidUpdateError(f"Node '{source}' returned goto to unknown node {target!r}")
-        return (f"branch:to:{target}", None)
-
-    async def branch_writes(self, branch: BranchSpec, state: dict[str, Any],
-                            source: str) -> list[Write]:
-        """Evaluate a conditional edge on `state` and turn its answer into trigger writes."""
-        arg = branch.reader(state) if branch.reader is not None else state
-        kwargs: dict[str, Any] = {}
-        if "config" in branch.kwargs:
-            from tether.config import current_node_context
-
-            ctx = current_node_context()
-            kwargs["config"] = ctx.config if ctx is not None else {}
-        answer = branch.path(arg, **kwargs)
-        if inspect.isawaitable(answer):
-            answer = await answer
-        answers = answer if isinstance(answer, (list, tuple)) else [answer]
-        out: list[Write] = []
-        for item in answers:
-            if isinstance(item, Send):
-                out.append(self.goto_write(item, source))
-                continue
-            dest = item
-            if branch.path_map is not None:
-                if item not in branch.path_map:
-                    raise InvalidRouteError(
-                        f"Branch '{branch.name}' from node '{source}' returned {item!r}, "
-                        f"which is not in its path_map {sorted(map(str, branch.path_map))}"
-                    )
-                dest = branch.path_map[item]
-            if dest == END or dest is None:
-                continue
-            if dest not in self.nodes:
-                raise InvalidUpdateError(
-                    f"Branch '{branch.name}' from node '{source}' returned unknown node {dest!r}"
-                )
-            out.append((f"branch:to:{dest}", None))
-        return out
-
-
-class _Liveness:
-    """The idle watchdog of one attempt: any sign of life pushes its deadline back."""
-
-    __slots__ = ("_handle", "idle", "last", "scope")
-
-    def __init__(self, scope: CancelScope, idle: float) -> None:
-        self.scope = scope
-        self.idle = idle
-        self.last = time.monotonic()
-        self._handle: asyncio.TimerHandle | None = None
-
-    def touch(self) -> None:
-        """A sign of life (from any thread)."""
-        self.last = time.monotonic()
-
-    def start(self) -> None:
-        """Arm the watchdog on the running loop."""
-        self._handle = asyncio.get_running_loop().call_later(self.idle, self._check)
-
-    def _check(self) -> None:
-        quiet = time.monotonic() - self.last
-        if self.scope.cancel_called:
-            return
-        if quiet >= self.idle:
-            self.scope.cancel(CancelReason("timeout", f"no sign of life for {quiet:.3f}s",
-                                           "idle"))
-            return
-        self._handle = asyncio.get_running_loop().call_later(self.idle - quiet, self._check)
-
-    def stop(self) -> None:
-        """Disarm."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
 
 def _called(*scopes: CancelScope) -> bool:
     return any(scope.cancel_called for scope in scopes)
@@ -490,16 +381,6 @@ def _interrupt(task: Task, value: Any) -> Any:
     if idx < len(task.resume):
         return task.resume[idx]
     raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
-
-
-def _commands(result: Any) -> list[Command[Any]] | None:
-    if isinstance(result, Command):
-        return [result]
-    if isinstance(result, (list, tuple)) and result and all(
-        isinstance(r, Command) for r in result
-    ):
-        return list(result)
-    return None
 
 
 def _matching_policy(policies: tuple[RetryPolicy, ...], exc: BaseException) -> RetryPolicy | None:

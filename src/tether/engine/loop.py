@@ -28,8 +28,8 @@ from tether.engine.hooks import StepHooks
 from tether.engine.outcome import LoopOutcome, task_writes
 from tether.engine.persist import Persistence
 from tether.engine.plan import consume_triggers, plan_tasks
+from tether.engine.report import announce_loaded, checkpoint_payload, task_config
 from tether.engine.resume import InputPlan, attach_pending, plan_input
-from tether.engine.snapshot import view
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.start import LoopStart
 from tether.engine.stream import Emitter, task_triggers
@@ -86,7 +86,7 @@ class Loop(LoopStart):
         self.executor = Executor(
             scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
             inline_sync=options.inline_sync, grace=options.config.cancel_grace,
-            preview=self._preview, make_config=self._task_config,
+            preview=self._preview, make_config=lambda task: task_config(self, task),
             runtime=lambda _task: self._runtime, run_id=options.run_id,
             max_concurrency=options.config.max_concurrency, on_stop=options.on_stop,
             on_done=self._task_done if self.persist is not None else None,
@@ -120,7 +120,7 @@ class Loop(LoopStart):
             tasks = self._plan(None)
             stop = self.step + self.opts.config.recursion_limit
             # Continuing a thread starts by showing where it stands, as LangGraph does.
-            self._announce_loaded()
+            announce_loaded(self)
             self.opts.emitter.emit_values(self._values())
         return await self._supersteps(tasks, plan, stop)
 
@@ -267,15 +267,6 @@ class Loop(LoopStart):
     def _preview(self, writes: list[Write]) -> dict[str, Any]:
         return preview(self.channels, self.values, self.state_keys, writes)
 
-    def _announce_loaded(self) -> None:
-        emitter, loaded = self.opts.emitter, self.loaded
-        if not emitter.checkpoints or loaded is None:
-            return
-        seen = view(self.spec, loaded, live=False)
-        tasks = [(t.name, t.interrupts) for t in seen.tasks]
-        emitter.emit_checkpoint(self.checkpoint_payload(loaded.id, loaded.parent_id, seen.next,
-                                                        dict(loaded.metadata), tasks), self.step)
-
     def _output(self) -> Any:
         return self.spec.output(self.values)
 
@@ -317,26 +308,9 @@ class Loop(LoopStart):
         emitter = self.opts.emitter
         if emitter.checkpoints:
             shown = [(t.name, ()) for t in self.tasks] if names != (START,) else [(START, ())]
-            payload = self.checkpoint_payload(record.id, record.parent_id, names, metadata, shown)
+            payload = checkpoint_payload(self, record.id, record.parent_id, names=names,
+                                         metadata=metadata, tasks=shown)
             emitter.emit_checkpoint(payload, self.step)
-
-    def checkpoint_payload(self, checkpoint_id: str, parent_id: str | None,
-                           names: tuple[str, ...], metadata: dict[str, Any],
-                           tasks: list[tuple[str, tuple[Any, ...]]]) -> dict[str, Any]:
-        """The `checkpoints`/`debug` chunk for a checkpoint, in LangGraph's shape."""
-        def cfg(cid: str | None) -> dict[str, Any] | None:
-            if cid is None:
-                return None
-            return {"configurable": {"thread_id": self.opts.thread_id,
-                                     "checkpoint_ns": self.opts.ns, "checkpoint_id": cid}}
-
-        shown = [{"id": "", "name": name,
-                  "interrupts": [{"value": i.value, "id": i.id,
-                                  "response_schema": i.response_schema} for i in raised]}
-                 for name, raised in tasks]
-        return {"config": cfg(checkpoint_id), "parent_config": cfg(parent_id),
-                "values": self._values(), "metadata": metadata, "next": list(names),
-                "tasks": shown}
 
     def _task_failed(self, task: Task, error: BaseException) -> None:
         hooks = self.opts.hooks
@@ -354,22 +328,6 @@ class Loop(LoopStart):
         # completes (a crash, a cancel, a sibling's error or interrupt).
         if self.persist is not None and not self.opts.scope.cancel_called:
             await self.persist.put_writes(task_writes(task))
-
-    def _task_config(self, task: Task) -> dict[str, Any]:
-        raw = self.opts.config.raw
-        configurable = dict(raw.get("configurable") or {})
-        if self.opts.thread_id is not None:
-            configurable["thread_id"] = self.opts.thread_id
-        configurable["checkpoint_ns"] = self.opts.ns
-        metadata = dict(raw.get("metadata") or {})
-        metadata.update({
-            "langgraph_step": task.step, "langgraph_node": task.name,
-            "langgraph_triggers": self._node_triggers.get(task.name, ()),
-            "langgraph_path": task.path, "langgraph_checkpoint_ns": f"{task.name}:{task.id}",
-        })
-        if self.opts.thread_id is not None:
-            metadata.setdefault("thread_id", self.opts.thread_id)
-        return {**raw, "configurable": configurable, "metadata": metadata}
 
     async def _run_subgraph(self, task: Task, handler: Any) -> Any:
         from tether.engine.subgraph import run_subgraph

@@ -96,8 +96,8 @@ class LoopStart:
         if start.branches:
             state = self._preview(writes)
             for branch in start.branches:
-                writes.extend(await self.executor.branch_writes(branch, state, START))
-        writes.extend(self.executor.goto_write(t, START) for t in plan.goto if t != END)
+                writes.extend(await self.executor.router.branch_writes(branch, state, START))
+        writes.extend(self.executor.router.goto_write(t, START) for t in plan.goto if t != END)
         start_task = Task(start, graph_input, (PULL, START), self.step, outcome="done",
                           writes=writes)
         updated = apply_grouped(self.channels, group_writes([start_task]), self.live)
@@ -130,7 +130,7 @@ class LoopStart:
         """A `Command(update=..., goto=...)` for a thread that has a checkpoint: its writes are
         applied at once (and kept on the checkpoint), then the pending tasks run."""
         writes: list[Write] = list(plan.command_writes or ())
-        writes.extend(self.executor.goto_write(t, START) for t in plan.goto if t != END)
+        writes.extend(self.executor.router.goto_write(t, START) for t in plan.goto if t != END)
         if self.persist is not None:
             await self.persist.put_writes(
                 [WriteRecord(NULL_TASK_ID, "__input__", i, ch, v)

@@ -44,7 +44,7 @@ async def apply_update(spec: GraphSpec, options: LoopOptions, values: Any,
     elif node_name in spec.nodes:
         node = spec.nodes[node_name]
         task = Task(node, None, (PULL, node_name), loop.step + 1)
-        writes = await loop.executor.writes_for(task, values)
+        writes = await loop.executor.router.writes_for(task, values)
     else:
         raise InvalidUpdateError(f"update_state: as_node={node_name!r} is not a node of the graph")
     done = Task(node, None, (PULL, node_name), loop.step + 1, outcome="done", writes=writes)
