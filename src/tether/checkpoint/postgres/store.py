@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tether.checkpoint import owner
@@ -17,6 +16,7 @@ from tether.checkpoint.base import (
     ThreadRecord,
     WriteRecord,
 )
+from tether.checkpoint.opening import Opening
 from tether.checkpoint.postgres import checkpoints, rows, runs, threads
 from tether.checkpoint.postgres import schema as versions
 from tether.checkpoint.postgres.connection import Database, connection_kwargs, redacted
@@ -102,9 +102,9 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         self._queue: RunQueue | None = None
 
     @classmethod
-    def from_conn_string(cls, conninfo: str, **options: Any) -> _Opening:
+    def from_conn_string(cls, conninfo: str, **options: Any) -> Opening[PostgresSaver]:
         """A `with` / `async with` block that opens the store and closes it at the end."""
-        return _Opening(cls, conninfo, options)
+        return Opening(lambda: cls(conninfo, **options))
 
     @property
     def db(self) -> Database:
@@ -289,31 +289,6 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
             if done is not None:
                 ended.append(done)
         return ended
-
-
-class _Opening:
-    """What `PostgresSaver.from_conn_string` returns: a `with` / `async with` block."""
-
-    def __init__(self, cls: type[PostgresSaver], conninfo: str, options: dict[str, Any]) -> None:
-        self._cls, self._conninfo, self._options = cls, conninfo, options
-        self._store: PostgresSaver | None = None
-
-    def __enter__(self) -> PostgresSaver:
-        self._store = self._cls(self._conninfo, **self._options)
-        return self._store
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self._store is not None:
-            self._store.close()
-
-    async def __aenter__(self) -> PostgresSaver:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        if self._store is not None:
-            await self._store.aclose()
 
 
 AsyncPostgresSaver = PostgresSaver

@@ -17,6 +17,7 @@ from tether.checkpoint.base import (
     ThreadRecord,
     WriteRecord,
 )
+from tether.checkpoint.opening import Opening
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
 from tether.checkpoint.sqlite.checkpoints import Checkpoints
@@ -82,14 +83,14 @@ class SqliteSaver(CheckpointStore):
             self.reconcile_orphans()
 
     @classmethod
-    def from_conn_string(cls, conn_string: str, **options: Any) -> _Opening:
+    def from_conn_string(cls, conn_string: str, **options: Any) -> Opening[SqliteSaver]:
         """Open a store for a `with` (or `async with`) block and close it after, as LangGraph's.
 
         Args:
             conn_string: the database path (or `":memory:"`).
             **options: as for `SqliteSaver`.
         """
-        return _Opening(cls, conn_string, options)
+        return Opening(lambda: cls(conn_string, **options))
 
     def close(self) -> None:
         """Close the connection (idempotent). Committed data is already in the file."""
@@ -291,30 +292,6 @@ class SqliteSaver(CheckpointStore):
             owner_alive: as for `find_orphans`.
         """
         return recovery.reconcile(self._db, owner_alive)
-
-
-class _Opening:
-    """What `SqliteSaver.from_conn_string` returns: a `with` / `async with` block."""
-
-    def __init__(self, cls: type[SqliteSaver], path: str, options: dict[str, Any]) -> None:
-        self._cls, self._path, self._options = cls, path, options
-        self._store: SqliteSaver | None = None
-
-    def __enter__(self) -> SqliteSaver:
-        self._store = self._cls(self._path, **self._options)
-        return self._store
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self._store is not None:
-            self._store.close()
-
-    async def __aenter__(self) -> SqliteSaver:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 AsyncSqliteSaver = SqliteSaver
