@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-import re
 import time
 import traceback
 import tracemalloc
@@ -27,10 +26,8 @@ from typing import Any
 
 from bench import cancel_probes as probes
 from bench.libs import Lib, SaverKind
-from bench.timing import Plan, WorkloadTimeout, one_line, within
+from bench.timing import Plan, WorkloadTimeout, _max, _reset_peak_rss, _rss_rise, one_line, within
 
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
 _files = itertools.count()
 
 
@@ -293,28 +290,3 @@ async def _traced_start(lib: Lib, graph: Any, gate: probes.Gate, runs: int) -> t
     await probes.cancel_many(lib, handles)
     return (peak - baseline) / runs, (now - baseline) / runs
 
-
-def _max(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else max(a, b)
-
-
-def _reset_peak_rss() -> int | None:
-    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS and return that, in KiB."""
-    try:
-        _CLEAR_REFS.write_text("5")
-        return _status_kib("VmRSS")
-    except OSError:
-        return None
-
-
-def _rss_rise(rss_before: int | None) -> int | None:
-    try:
-        peak = _status_kib("VmHWM")
-    except OSError:
-        return None
-    return None if rss_before is None or peak is None else peak - rss_before
-
-
-def _status_kib(key: str) -> int | None:
-    found = re.search(rf"^{key}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
-    return int(found[1]) if found else None
