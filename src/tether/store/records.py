@@ -41,4 +41,15 @@ class Stored:
                           as_datetime(self.updated_at), score)
 
 
-__all__ = ["Stored"]
+
+def joined(namespace: tuple[str, ...]) -> str:
+    """A namespace as the SQL stores keep it: labels joined by `.` (labels never contain one)."""
+    return ".".join(namespace)
+
+
+def split(text: str) -> tuple[str, ...]:
+    """A namespace kept by `joined`."""
+    return tuple(text.split(".")) if text else ()
+
+
+__all__ = ["Stored", "joined", "split"]
