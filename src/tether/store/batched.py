@@ -112,7 +112,7 @@ class BatchedStore(BaseStore):
 
     # -- life ---------------------------------------------------------------------------------
 
-    def setup(self) -> None:  # noqa: B027 - a no-op for stores without a schema
+    def setup(self) -> None:
         """Make the store's tables if missing (tether's stores do it when opened; kept for
         LangGraph's callers)."""
 
@@ -167,7 +167,8 @@ class AsyncFace(BatchedStore):
         """
         return asyncio.wrap_future(super().start_ttl_sweeper(sweep_interval_minutes))
 
-    async def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+    async def stop_ttl_sweeper(  # type: ignore[override]
+            self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - LangGraph's name
         """Stop the sweeper, waiting up to `timeout` seconds in a worker thread.
 
         Cancellation:

@@ -57,7 +57,8 @@ def _assembled(plan: Plan, index: Index, docs: Sequence[Sequence[float]],
     embedded = Embedded()
     for text, vector in zip(plan.texts, docs, strict=True):
         what = f"{text.item[0]!r}/{text.item[1]!r} field {text.field!r}"
-        embedded.docs.setdefault(text.item, []).append((text.field, normalised(vector, index.dims, what)))
+        vectors = embedded.docs.setdefault(text.item, [])
+        vectors.append((text.field, normalised(vector, index.dims, what)))
     for query, vector in zip(plan.queries, queries, strict=True):
         embedded.queries[query] = normalised(vector, index.dims, f"query {query!r}")
     return embedded

@@ -30,7 +30,7 @@ def validate(filter: Mapping[str, Any] | None) -> None:
     if filter is None:
         return
     if not isinstance(filter, Mapping):
-        raise ValueError(f"a search filter is a dict of field -> condition, not "
+        raise TypeError(f"a search filter is a dict of field -> condition, not "
                          f"{type(filter).__name__}")
     for field, condition in filter.items():
         if _is_operators(condition):

@@ -38,7 +38,7 @@ def ranked(op: SearchOp, rows: Iterable[tuple[Stored, Sequence[Vector]]],
     scores = best_scores(query, [vectors for _, vectors in candidates])
     scored = [(row, score) for (row, _), score in zip(candidates, scores, strict=True)
               if score is not None]
-    scored.sort(key=lambda pair: -pair[1])  # type: ignore[operator]  # stable: ties keep order
+    scored.sort(key=lambda pair: -pair[1])  # stable: ties keep creation order
     unscored = [(row, None) for (row, _), score in zip(candidates, scores, strict=True)
                 if score is None]
     everything: list[tuple[Stored, float | None]] = [*scored, *unscored]

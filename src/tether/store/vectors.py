@@ -5,6 +5,7 @@ Pure Python by default; NumPy, when it is installed, scores large candidate sets
 
 from __future__ import annotations
 
+import importlib
 import math
 import operator
 from array import array
@@ -67,10 +68,9 @@ def unpacked(data: bytes) -> Vector:
 @cache
 def _numpy() -> Any:
     try:
-        import numpy
+        return importlib.import_module("numpy")
     except ImportError:
         return None
-    return numpy
 
 
 __all__ = ["Vector", "best_scores", "normalised", "packed", "similarity", "unpacked"]

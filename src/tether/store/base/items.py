@@ -59,7 +59,7 @@ class SearchItem(Item):
 
     __slots__ = ("score",)
 
-    def __init__(self, namespace: tuple[str, ...], key: str, value: dict[str, Any],
+    def __init__(self, namespace: tuple[str, ...], key: str, value: dict[str, Any],  # noqa: PLR0917 - LangGraph's positional signature
                  created_at: datetime | str, updated_at: datetime | str,
                  score: float | None = None) -> None:
         super().__init__(value=value, key=key, namespace=namespace, created_at=created_at,

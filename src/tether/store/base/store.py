@@ -85,11 +85,12 @@ class BaseStore(ABC):
             InvalidNamespaceError: a label of the prefix is invalid.
             ValueError: a negative limit or offset, or an unknown filter operator.
         """
-        op = self._search_op(namespace_prefix, query, filter, limit, offset, refresh_ttl)
+        op = self._search_op(namespace_prefix, query, filter=filter, limit=limit, offset=offset,
+                             refresh_ttl=refresh_ttl)
         return cast("list[SearchItem]", self.batch([op])[0])
 
     def put(self, namespace: tuple[str, ...], key: str, value: Mapping[str, Any],
-            index: Index = None, *, ttl: float | None | NotProvided = NOT_PROVIDED) -> None:
+            index: Index = None, *, ttl: float | NotProvided | None = NOT_PROVIDED) -> None:
         """Store `value` at (namespace, key), replacing what was there (its `created_at` is
         kept).
 
@@ -139,12 +140,13 @@ class BaseStore(ABC):
         Cancellation:
             As `abatch`: a read, safe to retry (a query's embedding is abandoned).
         """
-        op = self._search_op(namespace_prefix, query, filter, limit, offset, refresh_ttl)
+        op = self._search_op(namespace_prefix, query, filter=filter, limit=limit, offset=offset,
+                             refresh_ttl=refresh_ttl)
         return cast("list[SearchItem]", (await self.abatch([op]))[0])
 
     async def aput(self, namespace: tuple[str, ...], key: str, value: Mapping[str, Any],
                    index: Index = None, *,
-                   ttl: float | None | NotProvided = NOT_PROVIDED) -> None:
+                   ttl: float | NotProvided | None = NOT_PROVIDED) -> None:
         """Async `put`.
 
         Cancellation:
@@ -184,14 +186,14 @@ class BaseStore(ABC):
         validate_labels(namespace)
         return GetOp(namespace, str(key), self._refresh(refresh_ttl))
 
-    def _search_op(self, prefix: tuple[str, ...], query: str | None,
+    def _search_op(self, prefix: tuple[str, ...], query: str | None, *,
                    filter: dict[str, Any] | None, limit: int, offset: int,
                    refresh_ttl: bool | None) -> SearchOp:
         validate_labels(prefix)
         return SearchOp(prefix, filter, limit, offset, query, self._refresh(refresh_ttl))
 
     def _put_op(self, namespace: tuple[str, ...], key: str, value: Mapping[str, Any],
-                index: Index, ttl: float | None | NotProvided) -> PutOp:
+                index: Index, ttl: float | NotProvided | None) -> PutOp:
         validate_namespace(namespace)
         if ttl not in (NOT_PROVIDED, None) and not self.supports_ttl:
             raise NotImplementedError(

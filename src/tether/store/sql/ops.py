@@ -35,6 +35,22 @@ Step = tuple[Op[Any], bool]
 Steps = Generator[Step, Any, list[Result]]
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One batch being run: the dialect's statements, how values load, the batch's vectors,
+    and its time (microseconds)."""
+
+    s: Statements
+    loads: Loads
+    embedded: Embedded
+    now: int
+
+    @property
+    def stamp(self) -> Any:
+        """`now` in the dialect's timestamp type."""
+        return self.s.dialect.stamp(self.now)
+
+
 @dataclass(slots=True)
 class Reading:
     """What `read` found: one result per op, and the refreshes it owes (expires_at, seq)."""
@@ -61,50 +77,47 @@ def encode(plan: Plan) -> list[Encoded]:
                     dumps(op.value, f"{op.namespace!r}/{op.key!r}")) for op in plan.writes]
 
 
-def batch(s: Statements, loads: Loads, plan: Plan, embedded: Embedded, now: int) -> Steps:
-    """The steps of `plan` at `now`; returns one result per op.
+def batch(b: Batch, plan: Plan) -> Steps:
+    """The steps of `plan`; returns one result per op.
 
     Raises:
         SerializationError: a value has no JSON form (before any step runs).
     """
     if plan.writes:
         writes = encode(plan)
-        reading: Reading = yield _both(s, loads, plan, embedded, now, writes), True
+        reading: Reading = yield _both(b, plan, writes), True
         return reading.results
-    reading = yield read(s, loads, plan, embedded, now), False
+    reading = yield read(b, plan), False
     if reading.refresh:
-        yield write(s, (), embedded, now, reading.refresh), True
+        yield write(b, (), reading.refresh), True
     return reading.results
 
 
-def _both(s: Statements, loads: Loads, plan: Plan, embedded: Embedded, now: int,
-          writes: list[Encoded]) -> Op[Reading]:
-    reading = yield from read(s, loads, plan, embedded, now)
-    yield from write(s, writes, embedded, now, reading.refresh)
+def _both(b: Batch, plan: Plan, writes: list[Encoded]) -> Op[Reading]:
+    reading = yield from read(b, plan)
+    yield from write(b, writes, reading.refresh)
     return reading
 
 
-def read(s: Statements, loads: Loads, plan: Plan, embedded: Embedded, now: int
-         ) -> Op[Reading]:
-    """The reads of `plan` at `now`."""
+def read(b: Batch, plan: Plan) -> Op[Reading]:
+    """The reads of `plan`."""
     reading = Reading([None] * plan.size)
     for i, get in plan.gets:
-        reading.results[i] = yield from _get(s, loads, get, now, reading)
+        reading.results[i] = yield from _get(b, get, reading)
     for i, search in plan.searches:
-        reading.results[i] = yield from _search(s, loads, search, embedded, now, reading)
+        reading.results[i] = yield from _search(b, search, reading)
     for i, listing in plan.listings:
-        reading.results[i] = yield from _namespaces(s, listing, now)
+        reading.results[i] = yield from _namespaces(b, listing)
     return reading
 
 
-def write(s: Statements, writes: Iterable[Encoded], embedded: Embedded, now: int,
-          refresh: Iterable[tuple[int, int]]) -> Op[None]:
-    """The refreshes owed, then the writes, at `now`."""
-    stamp = s.dialect.stamp
+def write(b: Batch, writes: Iterable[Encoded], refresh: Iterable[tuple[int, int]]) -> Op[None]:
+    """The refreshes owed, then the writes."""
+    stamp = b.s.dialect.stamp
     for expires_at, seq in refresh:
-        yield Query(s.refresh, (stamp(expires_at), seq), "none")
+        yield Query(b.s.refresh, (stamp(expires_at), seq), "none")
     for encoded in writes:
-        yield from _write(s, encoded, embedded, now)
+        yield from _write(b, encoded)
 
 
 def sweep(s: Statements, now: int) -> Op[int]:
@@ -113,72 +126,73 @@ def sweep(s: Statements, now: int) -> Op[int]:
     return len(gone)
 
 
-def _get(s: Statements, loads: Loads, op: GetOp, now: int, reading: Reading
-         ) -> Op[Item | None]:
-    row = yield Query(s.get, (joined(op.namespace), op.key, s.dialect.stamp(now)))
+def _get(b: Batch, op: GetOp, reading: Reading) -> Op[Item | None]:
+    row = yield Query(b.s.get, (joined(op.namespace), op.key, b.stamp))
     if row is None:
         return None
-    stored = _stored(s, loads, row)
-    _refreshed(stored, op.refresh_ttl, now, reading)
+    stored = _stored(b, row)
+    _refreshed(b, stored, op.refresh_ttl, reading)
     return stored.item()
 
 
-def _search(s: Statements, loads: Loads, op: SearchOp, embedded: Embedded, now: int,
-            reading: Reading) -> Op[list[SearchItem]]:
-    prefix, stamp = joined(op.namespace_prefix), s.dialect.stamp(now)
-    query = embedded.queries.get(op.query) if op.query else None
+def _search(b: Batch, op: SearchOp, reading: Reading) -> Op[list[SearchItem]]:
+    prefix = joined(op.namespace_prefix)
+    query = b.embedded.queries.get(op.query) if op.query else None
     paged = query is None and not op.filter
-    sql, params = s.search(prefix, paged=paged)
-    rows = yield Query(sql, (*params, stamp, *((op.limit, op.offset) if paged else ())), "all")
-    stored = (_stored(s, loads, row) for row in rows)
+    sql, params = b.s.search(prefix, paged=paged)
+    page = (op.limit, op.offset) if paged else ()
+    rows = yield Query(sql, (*params, b.stamp, *page), "all")
+    stored = (_stored(b, row) for row in rows)
     found: list[tuple[Stored, float | None]]
     if query is not None:
-        sql, params = s.vectors_under(prefix)
+        sql, params = b.s.vectors_under(prefix)
         vectors: dict[int, list[Vector]] = defaultdict(list)
-        for seq, data in (yield Query(sql, (*params, stamp), "all")):
-            vectors[seq].append(s.dialect.unpack(data))
+        for seq, data in (yield Query(sql, (*params, b.stamp), "all")):
+            vectors[seq].append(b.s.dialect.unpack(data))
         found = ranking.ranked(op, ((row, vectors.get(row.seq, ())) for row in stored), query)
     else:
         found = [(row, None) for row in ranking.page(op, stored)]
     for row, _ in found:
-        _refreshed(row, op.refresh_ttl, now, reading)
+        _refreshed(b, row, op.refresh_ttl, reading)
     return ranking.results(found)
 
 
-def _namespaces(s: Statements, op: ListNamespacesOp, now: int) -> Op[list[tuple[str, ...]]]:
-    sql, params = s.namespaces(joined(fixed_prefix(op)))
-    rows = yield Query(sql, (*params, s.dialect.stamp(now)), "all")
+def _namespaces(b: Batch, op: ListNamespacesOp) -> Op[list[tuple[str, ...]]]:
+    sql, params = b.s.namespaces(joined(fixed_prefix(op)))
+    rows = yield Query(sql, (*params, b.stamp), "all")
     return listed((split(prefix) for (prefix,) in rows), op)
 
 
-def _write(s: Statements, encoded: Encoded, embedded: Embedded, now: int) -> Op[None]:
-    op, stamp = encoded.op, s.dialect.stamp
+def _write(b: Batch, encoded: Encoded) -> Op[None]:
+    op, s, stamp = encoded.op, b.s, b.s.dialect.stamp
     prefix = joined(op.namespace)
     if encoded.text is None:
         yield Query(s.delete, (prefix, op.key), "none")
         return
     # An expired item that was not swept yet is gone: the put makes a new one.
-    yield Query(s.delete_if_expired, (prefix, op.key, stamp(now)), "none")
-    expires_at = expiry(now, op.ttl)
-    (seq,) = yield Query(s.upsert, (prefix, op.key, encoded.text, stamp(now), stamp(now),
+    yield Query(s.delete_if_expired, (prefix, op.key, b.stamp), "none")
+    expires_at = expiry(b.now, op.ttl)
+    (seq,) = yield Query(s.upsert, (prefix, op.key, encoded.text, b.stamp, b.stamp,
                                     None if expires_at is None else stamp(expires_at), op.ttl))
     yield Query(s.delete_vectors, (seq,), "none")
-    for name, vector in embedded.docs.get((op.namespace, op.key), ()):
+    for name, vector in b.embedded.docs.get((op.namespace, op.key), ()):
         yield Query(s.insert_vector, (seq, name, s.dialect.pack(vector)), "none")
 
 
-def _stored(s: Statements, loads: Loads, row: Any) -> Stored:
+def _stored(b: Batch, row: Any) -> Stored:
     prefix, key, value, created, updated, expires, ttl, seq = row
-    micros = s.dialect.micros
-    return Stored(split(prefix), key, loads(value), micros(created), micros(updated),
+    micros = b.s.dialect.micros
+    return Stored(split(prefix), key, b.loads(value), micros(created), micros(updated),
                   None if expires is None else micros(expires), ttl, seq)
 
 
-def _refreshed(stored: Stored, asked: bool, now: int, reading: Reading) -> None:
+def _refreshed(b: Batch, stored: Stored, asked: bool, reading: Reading) -> None:
     if asked and stored.ttl is not None:
-        stored.expires_at = expiry(now, stored.ttl)
-        reading.refresh.append((stored.expires_at, stored.seq))
+        expires_at = expiry(b.now, stored.ttl)
+        if expires_at is not None:
+            stored.expires_at = expires_at
+            reading.refresh.append((expires_at, stored.seq))
 
 
-__all__ = ["Encoded", "Loads", "Reading", "Step", "Steps", "batch", "encode", "read", "sweep",
-           "write"]
+__all__ = ["Batch", "Encoded", "Loads", "Reading", "Step", "Steps", "batch", "encode", "read",
+           "sweep", "write"]

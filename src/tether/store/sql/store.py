@@ -50,11 +50,11 @@ class SqlStore(BatchedStore):
         return self._run(op, transaction)
 
     def _execute(self, plan: Plan, embedded: Embedded, now: int) -> list[Result]:
-        steps = ops.batch(self._statements, self._loads, plan, embedded, now)
+        steps = ops.batch(ops.Batch(self._statements, self._loads, embedded, now), plan)
         return drive(steps, self._run)
 
     async def _aexecute(self, plan: Plan, embedded: Embedded, now: int) -> list[Result]:
-        steps = ops.batch(self._statements, self._loads, plan, embedded, now)
+        steps = ops.batch(ops.Batch(self._statements, self._loads, embedded, now), plan)
         return await adrive(steps, self._arun)
 
     def _sweep(self, now: int) -> int:

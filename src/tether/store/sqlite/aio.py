@@ -7,7 +7,7 @@ from tether.store.batched import AsyncFace
 from tether.store.sqlite.store import SqliteStore
 
 
-class AsyncSqliteStore(AsyncFace, SqliteStore):
+class AsyncSqliteStore(AsyncFace, SqliteStore):  # type: ignore[misc]  # awaited setup()
     """`SqliteStore` for async code: `await store.setup()`, `await store.start_ttl_sweeper()`.
 
     `SqliteStore` itself serves async code as well (`aput`, `asearch`...); this class exists
