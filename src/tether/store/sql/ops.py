@@ -150,6 +150,8 @@ def _search(b: Batch, op: SearchOp, reading: Reading) -> Op[list[SearchItem]]:
         for seq, data in (yield Query(sql, (*params, b.stamp), "all")):
             vectors[seq].append(b.s.dialect.unpack(data))
         found = ranking.ranked(op, ((row, vectors.get(row.seq, ())) for row in stored), query)
+    elif paged:
+        found = [(row, None) for row in stored]
     else:
         found = [(row, None) for row in ranking.page(op, stored)]
     for row, _ in found:
