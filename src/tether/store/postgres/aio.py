@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from tether.store.batched import AsyncFace
-from tether.store.postgres.store import PostgresStore
+from tether.store.postgres.base import PostgresStore
 
 
 class AsyncPostgresStore(AsyncFace, PostgresStore):  # type: ignore[misc]  # awaited setup()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from tether.store.batched import AsyncFace
-from tether.store.sqlite.store import SqliteStore
+from tether.store.sqlite.base import SqliteStore
 
 
 class AsyncSqliteStore(AsyncFace, SqliteStore):  # type: ignore[misc]  # awaited setup()

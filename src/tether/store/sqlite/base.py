@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from tether.checkpoint.opening import Opening
 from tether.checkpoint.query import Op
-from tether.checkpoint.sqlite.connection import Connection
+from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.store.base.settings import IndexConfig, TTLConfig
 from tether.store.clock import Clock
 from tether.store.sql.dialect import SQLITE
@@ -110,21 +110,4 @@ def run(conn: sqlite3.Connection, op: Op[T]) -> T:
         return result
 
 
-def file_of(target: str | os.PathLike[str] | sqlite3.Connection) -> str:
-    """The database file a store opens for `target`: a path, or the main file of a `sqlite3`
-    connection (`":memory:"` for an in-memory one).
-
-    Raises:
-        TypeError: `target` is none of these (an `aiosqlite` connection, say).
-    """
-    if isinstance(target, sqlite3.Connection):
-        row = target.execute("PRAGMA database_list").fetchone()
-        return str(row[2]) or ":memory:"
-    if isinstance(target, (str, os.PathLike)):
-        return os.fspath(target)
-    raise TypeError(
-        f"a SQLite store opens a path (or a sqlite3 connection's file), not "
-        f"{type(target).__module__}.{type(target).__name__}; use from_conn_string(path)")
-
-
-__all__ = ["SqliteStore", "file_of", "run"]
+__all__ = ["SqliteStore", "run"]
