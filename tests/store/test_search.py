@@ -69,6 +69,9 @@ def catalog(api: Api) -> Api:
     ]
     for key, value in rows:
         api.put(("shop",), key, value)
+    for key, value in [("t", True), ("one", 1), ("onef", 1.0), ("s1", "1"), ("obj", {"a": 1}),
+                       ("text", '{"a":1}'), ("three", 3)]:
+        api.put(("mixed",), key, {"v": value, "odd.key": value, 'q"uote': value})
     return api
 
 
@@ -99,6 +102,23 @@ def catalog(api: Api) -> Api:
 def test_filters_mean_the_same_on_every_backend(catalog: Api, filter: dict,
                                                  expected: list[str]) -> None:
     assert keys(catalog.search(("shop",), filter=filter)) == expected
+
+
+@pytest.mark.parametrize(("filter", "expected"), [
+    ({"v": 1}, ["t", "one", "onef"]),
+    ({"v": True}, ["t", "one", "onef"]),
+    ({"v": 1.0}, ["t", "one", "onef"]),
+    ({"v": "1"}, ["s1"]),
+    ({"v": '{"a":1}'}, ["text"]),
+    ({"v": {"a": 1}}, ["obj"]),
+    ({"v": "3"}, []),
+    ({"v": 3}, ["three"]),
+    ({"odd.key": 3}, ["three"]),
+    ({'q"uote': "1"}, ["s1"]),
+])
+def test_equality_across_json_types_is_pythons(catalog: Api, filter: dict,
+                                               expected: list[str]) -> None:
+    assert keys(catalog.search(("mixed",), filter=filter)) == expected
 
 
 def test_a_filter_applies_before_limit_and_offset(catalog: Api) -> None:

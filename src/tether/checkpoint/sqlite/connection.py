@@ -83,6 +83,13 @@ class Connection:
                 if conn.in_transaction:
                     conn.execute(_sql.COMMIT)
 
+    @contextmanager
+    def statements(self) -> Iterator[sqlite3.Connection]:
+        """The connection for statements that each run in their own snapshot (no transaction
+        around them: a lone read costs one statement, not three)."""
+        with self._lock:
+            yield self._conn
+
     def all(self, sql: str, params: Any = ()) -> list[Any]:
         """Every row of one statement (its own snapshot)."""
         with self._lock:

@@ -139,7 +139,7 @@ def _search(b: Batch, op: SearchOp, reading: Reading) -> Op[list[SearchItem]]:
     prefix = joined(op.namespace_prefix)
     query = b.embedded.queries.get(op.query) if op.query else None
     paged = query is None and not op.filter
-    sql, params = b.s.search(prefix, paged=paged)
+    sql, params = b.s.search(prefix, paged=paged, narrowing=b.s.dialect.narrowing(op.filter))
     page = (op.limit, op.offset) if paged else ()
     rows = yield Query(sql, (*params, b.stamp, *page), "all")
     stored = (_stored(b, row) for row in rows)

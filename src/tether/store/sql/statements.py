@@ -8,6 +8,7 @@ Tables (made by each backend's migrations): `store_items` (one row per item: nam
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from tether.store.sql.dialect import Dialect
 
@@ -37,13 +38,19 @@ class Statements:
             "INSERT INTO store_vectors (item, field, vector) VALUES (?, ?, ?)")
         self.sweep = d.spell("DELETE FROM store_items WHERE expires_at <= ? RETURNING seq")
 
-    def search(self, prefix: str, *, paged: bool) -> tuple[str, tuple[str, ...]]:
-        """Live items under `prefix`, in creation order; the parameters after those returned
-        are `now` (then limit and offset when `paged`)."""
+    def search(self, prefix: str, *, paged: bool, narrowing: tuple[str, tuple[Any, ...]] = ("", ())
+               ) -> tuple[str, tuple[Any, ...]]:
+        """Live items under `prefix` that meet `narrowing` (see `Dialect.narrowing`), in
+        creation order; the parameters after those returned are `now` (then limit and offset
+        when `paged`)."""
         condition, params = self.dialect.under(prefix)
+        extra, extra_params = narrowing
+        if extra:
+            condition = f"{condition} AND {extra}"
         sql = (f"SELECT {self.columns} FROM store_items WHERE {condition} "
                f"AND {self.live} ORDER BY seq")
-        return self.dialect.spell(sql + (" LIMIT ? OFFSET ?" if paged else "")), params
+        return (self.dialect.spell(sql + (" LIMIT ? OFFSET ?" if paged else "")),
+                (*params, *extra_params))
 
     def vectors_under(self, prefix: str) -> tuple[str, tuple[str, ...]]:
         """(item seq, vector) of the live items under `prefix`; then the parameter `now`."""

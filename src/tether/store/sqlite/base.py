@@ -88,7 +88,10 @@ class SqliteStore(SqlStore):
         self._db.close()
 
     def _run(self, op: Op[T], transaction: bool) -> T:
-        with self._db.write() if transaction else self._db.read() as conn:
+        # A read-only step runs its statements in autocommit, each in its own snapshot (a
+        # lone `get` is then one statement): a search's vectors may be read one commit after
+        # its items, so an item rewritten in between is scored by its new vectors.
+        with self._db.write() if transaction else self._db.statements() as conn:
             return run(conn, op)
 
 
