@@ -5,8 +5,8 @@ Each library gets its own file, opened once per row with its defaults (LangGraph
 `from_conn_string`: SQLite's rollback journal and `synchronous=FULL`; tether: WAL and
 `synchronous=NORMAL`) unless `--sqlite-sync` sets `PRAGMA synchronous` for both. A repeat makes
 `calls` calls on a store that already holds `ITEMS` items; the row compares what the calls
-returned (search results as sets: LangGraph's SQL stores order by last update, tether by
-creation).
+returned (a search finds 5 of the 200 items, whole, compared as a set: LangGraph's SQL stores
+order by last update, tether by creation).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ NS = ("users", "u1", "memories")
 
 
 def _value(i: int) -> dict[str, Any]:
-    return {"text": f"memory number {i}", "kind": "a" if i % 4 == 0 else "b", "n": i,
+    return {"text": f"memory number {i}", "kind": "a" if i % 40 == 0 else "b", "n": i,
             "tags": ["x", "y"], "meta": {"source": "chat", "turn": i}}
 
 

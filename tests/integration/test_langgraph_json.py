@@ -106,7 +106,7 @@ def test_serve_config_serves_every_graph_by_id_with_env_and_dependencies(
     monkeypatch.delenv(var, raising=False)
     config = make_project(tmp_path, var)
     calls = fake_server(monkeypatch)
-    result = CliRunner().invoke(app, ["serve", "--config", str(config), "--no-auth"])
+    result = CliRunner().invoke(app, ["serve", "--config", str(config), "--no-auth", "--port", "0"])
     assert result.exit_code == 0, result.output
     graphs = calls[0]["graphs"]
     assert list(graphs) == ["agent", "doubler"]
@@ -125,7 +125,7 @@ def test_serve_finds_langgraph_json_in_the_current_directory(
     monkeypatch.setenv(var, "already set")  # the environment wins over the .env file
     monkeypatch.chdir(tmp_path)
     calls = fake_server(monkeypatch)
-    result = CliRunner().invoke(app, ["serve"])
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert calls[0]["graphs"]["agent"].invoke({"text": "x"}) == {"text": "ALREADY SET, X"}
 
