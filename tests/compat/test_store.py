@@ -241,3 +241,22 @@ def test_ttl_puts_are_accepted_and_readable_alike(pair: Pair) -> None:
         results.append([item(store.get(("ns",), "k")), item(store.get(("ns",), "d")),
                         store.sweep_ttl()])
     assert results[1] == results[0]
+
+
+VALUE = {"title": "Tides", "n": 3, "ok": True, "none": None, "tags": ["sea", "moon"],
+         "meta": {"lang": "en", "pages": [1, 2]}, "chunks": [{"t": "a"}, {"t": "b"}, {"x": 1}],
+         "unicode": "é"}
+
+
+@pytest.mark.parametrize("path", [
+    "$", "", "title", "n", "ok", "none", "missing", "tags", "tags[0]", "tags[-1]", "tags[5]",
+    "tags[*]", "meta", "meta.lang", "meta.pages[1]", "chunks[*].t", "chunks[1].t", "*",
+    "meta.*", "{title,meta.lang}", "{title,missing,n}", "chunks[*]", "unicode",
+])
+def test_the_text_of_an_index_path_agrees(path: str) -> None:
+    texts = [importlib.import_module(f"{lib}.store.base").get_text_at_path(VALUE, path)
+             for lib in ("langgraph", "tether")]
+    assert texts[1] == texts[0]
+    tokens = [importlib.import_module(f"{lib}.store.base").tokenize_path(path)
+              for lib in ("langgraph", "tether")]
+    assert tokens[1] == tokens[0]
