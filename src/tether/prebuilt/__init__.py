@@ -1,0 +1,22 @@
+"""Agents (LangGraph's `langgraph.prebuilt`): `create_react_agent`, `ToolNode` and
+`tools_condition`. Needs `langchain-core` (`pip install 'tether[agents]'`)."""
+
+try:
+    import langchain_core  # noqa: F401
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError("tether.prebuilt needs langchain-core: pip install 'tether[agents]'"
+                      ) from error
+
+from tether.prebuilt.chat_agent_executor import AgentState, create_react_agent
+from tether.prebuilt.injection import InjectedState, InjectedStore, ToolRuntime
+from tether.prebuilt.tool_node import ToolNode, tools_condition
+
+__all__ = [
+    "AgentState",
+    "InjectedState",
+    "InjectedStore",
+    "ToolNode",
+    "ToolRuntime",
+    "create_react_agent",
+    "tools_condition",
+]
