@@ -1,5 +1,5 @@
-"""Agents (LangGraph's `langgraph.prebuilt`): `create_react_agent`, `ToolNode` and
-`tools_condition`. Needs `langchain-core` (`pip install 'tether[agents]'`)."""
+"""Agents (LangGraph's `langgraph.prebuilt`): `create_react_agent`, `ToolNode`,
+`tools_condition` and `ValidationNode`. Needs `langchain-core` (`pip install 'tether[agents]'`)."""
 
 try:
     import langchain_core  # noqa: F401
@@ -7,16 +7,17 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError("tether.prebuilt needs langchain-core: pip install 'tether[agents]'"
                       ) from error
 
-from tether.prebuilt.chat_agent_executor import AgentState, create_react_agent
+from tether.prebuilt.chat_agent_executor import create_react_agent
 from tether.prebuilt.injection import InjectedState, InjectedStore, ToolRuntime
 from tether.prebuilt.tool_node import ToolNode, tools_condition
+from tether.prebuilt.tool_validator import ValidationNode
 
 __all__ = [
-    "AgentState",
     "InjectedState",
     "InjectedStore",
     "ToolNode",
     "ToolRuntime",
+    "ValidationNode",
     "create_react_agent",
     "tools_condition",
 ]

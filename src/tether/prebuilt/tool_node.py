@@ -26,6 +26,7 @@ from tether.prebuilt.injection import (
     inject,
     injected_args,
 )
+from tether.prebuilt.invocation import passing_commands, unwrap
 from tether.prebuilt.tool_errors import (
     INVALID_TOOL_NAME_ERROR_TEMPLATE,
     ErrorHandling,
@@ -112,10 +113,12 @@ class ToolNode(Runnable[Any, Any]):
         self._awrap_tool_call = awrap_tool_call
         self._tools_by_name: dict[str, BaseTool] = {}
         self._injected: dict[str, InjectedArgs] = {}
+        self._runners: dict[str, BaseTool] = {}
         for item in tools:
             made = item if isinstance(item, BaseTool) else as_tool(item)
             self._tools_by_name[made.name] = made
             self._injected[made.name] = injected_args(made)
+            self._runners[made.name] = passing_commands(made)
 
     @property
     def tools_by_name(self) -> dict[str, BaseTool]:
@@ -193,12 +196,14 @@ class ToolNode(Runnable[Any, Any]):
         call, tool = request.tool_call, request.tool
         if tool is None:
             return self._unknown_tool(call)
-        wanted = self._injected.get(call["name"]) or injected_args(tool)
+        known = self._tools_by_name.get(call["name"]) is tool
+        wanted = self._injected[call["name"]] if known else injected_args(tool)
+        runner = self._runners[call["name"]] if known else passing_commands(tool)
         try:
             filled = inject(call, request.runtime, wanted, self._messages_key)
             try:
-                response = await tool.ainvoke({**filled, "type": "tool_call"},
-                                              cast("RunnableConfig", request.runtime.config))
+                config = cast("RunnableConfig", request.runtime.config)
+                response = unwrap(await runner.ainvoke({**filled, "type": "tool_call"}, config))
             except ValidationError as error:
                 raise ToolInvocationError(call["name"], error, call["args"],
                                           _model_errors(error, wanted)) from error
