@@ -339,3 +339,48 @@ def test_the_agent_graph_has_langgraphs_nodes_and_edges(lib: Lib, lg: Lib) -> No
         return sorted(drawn.nodes), sorted((e.source, e.target) for e in drawn.edges)
 
     assert run(lib) == run(lg)
+
+
+MODULES = {
+    "prebuilt": None,
+    "prebuilt.tool_node": ["InjectedState", "InjectedStore", "ToolNode", "ToolRuntime",
+                           "tools_condition", "ToolCallRequest", "msg_content_output",
+                           "ToolInvocationError"],
+    "prebuilt.chat_agent_executor": None,
+    "prebuilt.tool_validator": ["ValidationNode"],
+    "prebuilt.interrupt": ["HumanInterrupt", "HumanInterruptConfig", "ActionRequest",
+                           "HumanResponse"],
+}
+NOT_PORTED = {"ToolCallTransformer"}  # LangGraph's v2 stream protocol (`stream_mode="tools"`)
+
+
+@pytest.mark.parametrize("module", list(MODULES))
+def test_every_public_name_of_langgraph_prebuilt_exists(module: str) -> None:
+    theirs = importlib.import_module(f"langgraph.{module}")
+    ours = importlib.import_module(f"tether.{module}")
+    names = MODULES[module] or list(theirs.__all__)
+    missing = [n for n in names if n not in NOT_PORTED and not hasattr(ours, n)]
+    assert missing == []
+
+
+class Pick(BaseModel):
+    """A number between 1 and 10."""
+
+    number: int
+
+
+def test_validation_node_answers_each_call_with_its_validation(lib: Lib, lg: Lib) -> None:
+    calls = [call("Pick", "ok", number=3), call("Pick", "bad", number="three")]
+
+    def run(library: Lib) -> Any:
+        node = library.prebuilt.ValidationNode([Pick])
+        builder = library.StateGraph(library.MessagesState)
+        builder.add_node("validate", node)
+        builder.add_edge(library.START, "validate")
+        result = builder.compile().invoke({"messages": [asks(*calls)]})
+        return [(m.content.splitlines()[0], m.additional_kwargs)
+                for m in result["messages"][1:]]
+
+    expected = run(lg)
+    assert expected[0] == ('{"number":3}', {})
+    assert run(lib) == expected
