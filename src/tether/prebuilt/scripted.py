@@ -35,18 +35,22 @@ class ScriptedChatModel(BaseChatModel):
     answer) and records the messages it was given in `calls`.
 
     Attributes:
-        responses: the answers, in order; a call past the end raises `IndexError`.
+        responses: the answers, in order; a call past the end raises `IndexError` (or, with
+            `cycle`, starts the script over).
         delay: seconds to wait before each streamed chunk (a cancellable sleep, so a stop
             lands at once).
         stalls: response index -> number of chunks streamed before the model waits until it
             is cancelled (a provider that hangs mid-answer).
         strict: reject input with a tool call that has no `ToolMessage` answering it.
+        cycle: after the last response, start again from the first (a script played many
+            times, as in benchmarks and demos).
     """
 
     responses: list[BaseMessage | str]
     delay: float = 0.0
     stalls: dict[int, int] = Field(default_factory=dict)
     strict: bool = True
+    cycle: bool = False
     _next: int = PrivateAttr(default=0)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
@@ -74,7 +78,9 @@ class ScriptedChatModel(BaseChatModel):
             check_tool_results(messages)
         with self._lock:
             index = self._next
-            if index >= len(self.responses):
+            if self.cycle:
+                index %= len(self.responses)
+            elif index >= len(self.responses):
                 raise IndexError(f"the script has {len(self.responses)} responses; "
                                  f"call {index + 1} has none")
             self._next += 1
