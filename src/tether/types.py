@@ -148,11 +148,20 @@ class RunInfo:
     error: str | None = None
     cancel_latency_ms: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    error_node: str | None = None
+    """The node whose exception failed the run (`outer/inner` inside a subgraph)."""
+    error_traceback: str | None = None
+    """The innermost frames of the failing node's code, formatted as Python prints them."""
 
     @property
     def terminal(self) -> bool:
         """True once the run has ended."""
         return self.status in TERMINAL_STATUSES
+
+    def __call__(self) -> RunInfo:
+        """The record itself: `run.info` is an attribute, and `run.info()` (its spelling in
+        tether 0.1) keeps working."""
+        return self
 
 
 @dataclass(frozen=True, slots=True)

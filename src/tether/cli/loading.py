@@ -14,6 +14,7 @@ import typer
 
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.cli.exits import ExitCode
+from tether.errors import CorruptStoreError, SchemaVersionError
 from tether.graph.compiled import CompiledStateGraph
 
 DEFAULT_DB = "tether.db"
@@ -89,7 +90,11 @@ def open_store(db: str, *, must_exist: bool) -> SqliteSaver:
                      f"them; default {DEFAULT_DB} or ${DB_ENV})", "'--db'")
     if db != ":memory:" and not path.parent.is_dir():
         raise _usage(f"the directory of {db} does not exist", "'--db'")
-    return SqliteSaver(db)
+    try:
+        return SqliteSaver(db)
+    except (CorruptStoreError, SchemaVersionError) as exc:
+        print(f"error: --db {exc}", file=sys.stderr)
+        raise typer.Exit(ExitCode.USAGE) from None
 
 
 def attach_store(graph: CompiledStateGraph, store: SqliteSaver) -> CompiledStateGraph:

@@ -211,7 +211,8 @@ class Loop(LoopStart):
         """The outcome of a step that cannot commit: a task failed, or one paused for input."""
         failed = next((t for t in tasks if t.outcome == "error"), None)
         if failed is not None:
-            return self._outcome("error", error=failed.error)
+            return self._outcome("error", error=failed.error,
+                                 error_node=failed.failed_node or failed.name)
         if not any(t.outcome == "interrupted" for t in tasks):
             return None
         interrupts = tuple(i for t in tasks for i in t.interrupts)
@@ -339,7 +340,8 @@ class Loop(LoopStart):
         return self._outcome("cancelled")
 
     def _outcome(self, status: Any, *, error: BaseException | None = None,
-                 interrupts: tuple[Interrupt, ...] = ()) -> LoopOutcome:
+                 interrupts: tuple[Interrupt, ...] = (),
+                 error_node: str | None = None) -> LoopOutcome:
         tasks = self.tasks if status != "done" else []
         unfinished = status in ("cancelled", "error", "interrupted")
         values = self.values
@@ -362,7 +364,8 @@ class Loop(LoopStart):
         return LoopOutcome(
             status=status, values=dict(values), output=output, step=self.step,
             checkpoint_id=self.persist.checkpoint_id if self.persist is not None else None,
-            interrupts=interrupts, error=error, tasks=list(tasks), final_writes=writes,
+            interrupts=interrupts, error=error, error_node=error_node, tasks=list(tasks),
+            final_writes=writes,
             unsaved=self.persist.unsaved() if self.persist is not None else (),
             next=tuple(t.name for t in tasks),
         )

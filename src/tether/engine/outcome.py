@@ -29,6 +29,7 @@ class LoopOutcome:
         final_writes: pending writes to store with the run's final transaction.
         unsaved: checkpoints not yet stored (durability `async`/`exit`).
         next: nodes due to run from the last checkpoint.
+        error_node: the node that raised `error` (`sub/inner` inside a subgraph).
     """
 
     status: LoopStatus
@@ -38,6 +39,7 @@ class LoopOutcome:
     checkpoint_id: str | None = None
     interrupts: tuple[Interrupt, ...] = ()
     error: BaseException | None = None
+    error_node: str | None = None
     tasks: list[Task] = field(default_factory=list)
     final_writes: tuple[WriteRecord, ...] = ()
     unsaved: tuple[CheckpointRecord, ...] = ()

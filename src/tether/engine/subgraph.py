@@ -103,4 +103,6 @@ async def run_subgraph(parent: Loop, task: Task, handler: Any) -> Any:
         command = error.command
         return Command(update=command.update, goto=command.goto)
     assert error is not None
+    if outcome.error_node is not None:
+        task.failed_node = f"{task.name}/{outcome.error_node}"
     raise error

@@ -26,6 +26,7 @@ from tether.errors import (
 )
 from tether.runs.cleanup import run_hooks
 from tether.runs.core import RunCore
+from tether.runs.failure import short_traceback
 from tether.types import CancelReason, RunEvent, RunStatus, utcnow
 
 
@@ -71,27 +72,32 @@ async def _finalize(core: RunCore, outcome: LoopOutcome | None, failure: BaseExc
         await _cancelled(core, outcome, started)
         return
     if outcome.status == "error":
-        await _end(core, outcome, RunStatus.ERROR, outcome.error, started)
+        await _end(core, outcome, RunStatus.ERROR, outcome.error, started,
+                   node=outcome.error_node)
         return
     status = RunStatus.SUCCESS if outcome.status == "done" else RunStatus.INTERRUPTED
     await _end(core, outcome, status, None, started)
 
 
 async def _end(core: RunCore, outcome: LoopOutcome | None, status: RunStatus,
-               error: BaseException | None, started: bool) -> None:
+               error: BaseException | None, started: bool, *, node: str | None = None) -> None:
     if isinstance(error, ParentCommand):
         error = InvalidUpdateError(
             "A node returned Command(graph=Command.PARENT) but its graph has no parent graph"
         )
     if error is not None and core.request.wrap_error is not None:
         error = core.request.wrap_error(error)
-    core.event("finish", detail={"status": status.value,
-                                 **({"error": _describe(error)} if error else {})})
+    where = short_traceback(error) if error is not None else None
+    core.event("finish", node, {"status": status.value,
+                                **({"error": _describe(error)} if error else {}),
+                                **({"traceback": where} if where else {})})
     finish = RunFinish(
         status=status,
         checkpoint_id=outcome.checkpoint_id if outcome else None,
         thread_id=core.thread_id,
         error=_describe(error) if error is not None else None,
+        error_node=node if error is not None else None,
+        error_traceback=where,
         checkpoints=outcome.unsaved if outcome else (),
         writes=outcome.final_writes if outcome else (),
         events=core.take_events(),
