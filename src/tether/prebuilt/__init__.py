@@ -4,8 +4,8 @@
 try:
     import langchain_core  # noqa: F401
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("tether.prebuilt needs langchain-core: pip install 'tether[agents]'"
-                      ) from error
+    raise ImportError("tether.prebuilt needs langchain-core: pip install 'tether[agents]'",
+                      name="langchain_core") from error
 
 from tether.prebuilt.chat_agent_executor import create_react_agent
 from tether.prebuilt.injection import InjectedState, InjectedStore, ToolRuntime
