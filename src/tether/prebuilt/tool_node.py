@@ -35,6 +35,7 @@ from tether.prebuilt.tool_errors import (
     default_handle_tool_errors,
 )
 from tether.prebuilt.tool_results import CallOutput, InputKind, ToolAnswers, msg_content_output
+from tether.runtime import charge
 
 _BUBBLE_UP = (GraphInterrupt, ParentCommand)
 """Control flow a tool may raise (an `interrupt()`, a parent-graph command): never an error."""
@@ -172,6 +173,7 @@ class ToolNode(Runnable[Any, Any]):
 
     async def _run_one(self, call: ToolCall, kind: InputKind,
                        runtime: ToolRuntime[Any, Any]) -> CallOutput:
+        charge(tool_calls=1)  # every call counts toward the run's tool-call budget and rate
         request = ToolCallRequest(call, self._tools_by_name.get(call["name"]), runtime.state,
                                   runtime)
         if self._awrap_tool_call is None and self._wrap_tool_call is None:

@@ -140,3 +140,26 @@ def test_an_interceptor_that_raises_is_handled_like_a_tool_failure() -> None:
     with pytest.raises(KeyError):
         ToolNode([add], wrap_tool_call=broken, handle_tool_errors=False).invoke(
             [_call("add", "1", a=1, b=2)])
+
+
+def test_each_call_counts_toward_the_runs_tool_call_budget() -> None:
+    import tether
+    from tether.prebuilt import create_react_agent
+    from tether.prebuilt.scripted import ScriptedChatModel
+
+    seen: list[int] = []
+
+    def probe(x: int) -> int:
+        """Reports how many tool calls the run has counted."""
+        seen.append(tether.usage().tool_calls)
+        return x
+
+    calls = [_call("probe", str(i), x=i) for i in range(3)]
+    model = ScriptedChatModel(responses=[AIMessage("", tool_calls=calls),
+                                         AIMessage("", tool_calls=calls), "done"])
+    agent = create_react_agent(model, [probe])
+    with pytest.raises(tether.RunCancelled) as stopped:
+        agent.invoke({"messages": [("user", "go")]}, {"budget": {"tool_calls": 4}})
+    assert stopped.value.reason.kind == "budget"
+    assert "tool_calls" in stopped.value.reason.message
+    assert max(seen[:3]) == 3  # the first round's three calls were counted as they started
