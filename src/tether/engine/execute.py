@@ -15,13 +15,13 @@ import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.cancel.context import reset_current_scope, set_current_scope
+from tether import node_context
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
-from tether.config import NodeContext, reset_node_context, set_node_context
 from tether.engine.batch import eligible, run_batch
 from tether.engine.liveness import Liveness
 from tether.engine.routing import Router
@@ -35,14 +35,9 @@ from tether.errors import (
     NodeTimeoutError,
     ParentCommand,
 )
+from tether.node_context import Meter, NodeContext
 from tether.runtime import touch
-from tether.types import (
-    CancelReason,
-    Interrupt,
-    RetryPolicy,
-    reset_interrupt_handler,
-    set_interrupt_handler,
-)
+from tether.types import CancelReason, Interrupt, RetryPolicy
 
 _CANCELLED = object()
 _SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
@@ -81,6 +76,7 @@ class Executor:
     parent_interrupt: Callable[[Any], Any] | None = None
     on_failure: Callable[[Task, BaseException], None] | None = None
     idle_timeout: float | None = None
+    meter: Meter | None = None
     _writer: Callable[[Any], None] | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
@@ -333,21 +329,15 @@ class Executor:
         return self._writer
 
     def _enter(self, task: Task, scope: CancelScope,
-               watch: Liveness | None) -> tuple[Any, Any, Any]:
-        ctx = NodeContext(self.writer, task.name, task.step, self.run_id,
-                          functools.partial(self.make_config, task))
-        ctx.runtime = self.runtime(task)
-        if watch is not None:
-            ctx.alive = watch.touch
-        return (set_current_scope(scope), set_node_context(ctx),
-                set_interrupt_handler(self._interrupt_handler(task)))
+               watch: Liveness | None) -> Token[NodeContext | None]:
+        return node_context.enter(NodeContext(
+            task.name, task.step, self.run_id, scope, self.writer,
+            functools.partial(self.make_config, task), self.runtime(task), self.meter,
+            self._interrupt_handler(task), watch.touch if watch is not None else None))
 
     @staticmethod
-    def _leave(tokens: tuple[Any, Any, Any]) -> None:
-        scope_token, ctx_token, interrupt_token = tokens
-        reset_interrupt_handler(interrupt_token)
-        reset_node_context(ctx_token)
-        reset_current_scope(scope_token)
+    def _leave(token: Token[NodeContext | None]) -> None:
+        node_context.leave(token)
 
     def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
         if self.parent_interrupt is not None:

@@ -35,6 +35,7 @@ from tether.engine.start import LoopStart
 from tether.engine.stream import Emitter, task_triggers
 from tether.engine.task import Task
 from tether.engine.threads import WorkerPool
+from tether.node_context import Meter
 from tether.runtime import Runtime
 from tether.types import CancelReason, Interrupt
 
@@ -61,6 +62,7 @@ class LoopOptions:
     yield_to_consumer: Callable[[], bool] | None = None
     hooks: StepHooks | None = None
     stop: Callable[[CancelReason], Any] | None = None
+    meter: Meter | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,7 +94,7 @@ class Loop(LoopStart):
             on_done=self._task_done if self.persist is not None else None,
             run_subgraph=self._run_subgraph, parent_interrupt=options.parent_interrupt,
             on_failure=self._task_failed if options.hooks is not None else None,
-            idle_timeout=options.config.idle_timeout,
+            idle_timeout=options.config.idle_timeout, meter=options.meter,
         )
         self._ran: list[Task] = []
         self._node_triggers: dict[str, tuple[str, ...]] = {}

@@ -47,7 +47,7 @@ def _on_term(_signum: int, _frame: Any) -> None:
 
 
 def _worker_main(conn: Connection) -> None:
-    from tether.cancel.context import set_current_scope
+    from tether import node_context
     from tether.cancel.scope import CancelScope
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -57,7 +57,8 @@ def _worker_main(conn: Connection) -> None:
             payload = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        set_current_scope(CancelScope(name="process-node"))
+        node_context.enter(node_context.NodeContext("process", -1, None,
+                                                    CancelScope(name="process-node")))
         reply: tuple[str, Any]
         _busy[0] = True
         try:

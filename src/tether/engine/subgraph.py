@@ -75,7 +75,7 @@ async def run_subgraph(parent: Loop, task: Task, handler: Any) -> Any:
         store=opts.store if durable else None, thread_id=opts.thread_id if durable else None,
         ns=ns_entry, run_id=opts.run_id, inline_sync=opts.inline_sync, context=opts.context,
         parent_interrupt=handler, on_stop=opts.on_stop, subgraphs=opts.subgraphs,
-        hooks=opts.hooks, stop=opts.stop,
+        hooks=opts.hooks, stop=opts.stop, meter=opts.meter,
     ))
     started = durable and await _has_checkpoint(parent, ns_entry)
     outcome = await child.run(None if started else task.input)

@@ -269,7 +269,7 @@ class RunCore:
             interrupt_after=req.interrupt_after, on_stop=self._node_stopped,
             subgraphs=req.stream.subgraphs, yield_to_consumer=self.consumer_waiting,
             hooks=policies if req.step_check is None else _Checked(policies, req.step_check),
-            stop=self._policy_stop,
+            stop=self._policy_stop, meter=policies,
         )
         self.loop_obj = Loop(req.spec, options)
         return self.loop_obj

@@ -15,7 +15,6 @@ from tether.runs.finalize import finalize
 from tether.runs.multitask import wait_turn
 from tether.runs.policies.budget import over
 from tether.runs.remote import watch
-from tether.runtime import set_meter
 from tether.types import CancelReason, RunEvent, utcnow
 
 
@@ -57,7 +56,6 @@ async def _drive(core: RunCore) -> None:
         core.scope.arm(core.on_deadline)
         watch(core)
         loop = core.make_loop()
-        set_meter(core.policies)
         timer = _wall_time(core)
         try:
             with core.scope:
