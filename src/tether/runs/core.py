@@ -24,10 +24,13 @@ from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
-from tether.engine.loop import Loop, LoopOptions
+from tether.engine.hooks import StepHooks
+from tether.engine.loop import Loop
+from tether.engine.options import LoopOptions
 from tether.engine.outcome import LoopOutcome
 from tether.engine.spec import GraphSpec
 from tether.engine.stream import Emitter
+from tether.engine.task import StopMode, Task
 from tether.engine.threads import WorkerPool
 from tether.runs.buffer import ChunkBuffer
 from tether.runs.policies import Budget, LoopSettings, Policies
@@ -110,6 +113,8 @@ class RunCore:
         self._lock = threading.Lock()
         self.on_final: list[Callable[[RunCore], None]] = []
         self.policies: Policies | None = None
+        self.hooks: StepHooks | None = None
+        self.meter: Policies | None = None
 
     # -- starting -------------------------------------------------------------------------
 
@@ -260,21 +265,31 @@ class RunCore:
         """The engine loop for this run."""
         req = self.request
         policies = self.policies or self.make_policies()
+        self.meter = policies
+        self.hooks = policies if req.step_check is None else _Checked(policies, req.step_check)
         options = LoopOptions(
             config=req.config, scope=self.scope, emitter=self.emitter, pool=req.pool,
-            store=self.store if req.durable else None,
+            host=self, store=self.store if req.durable else None,
             thread_id=self.thread_id if req.durable else None,
             ns=req.config.checkpoint_ns, run_id=self.run_id, inline_sync=req.inline_sync,
             context=req.context, interrupt_before=req.interrupt_before,
-            interrupt_after=req.interrupt_after, on_stop=self._node_stopped,
-            subgraphs=req.stream.subgraphs, yield_to_consumer=self.consumer_waiting,
-            hooks=policies if req.step_check is None else _Checked(policies, req.step_check),
-            stop=self._policy_stop, meter=policies,
+            interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
         )
         self.loop_obj = Loop(req.spec, options)
         return self.loop_obj
 
-    def _node_stopped(self, task: Any, how: str) -> None:
+    async def stop(self, reason: CancelReason) -> None:
+        """Stop the run for a reason the engine found (a policy, its recursion limit, a node's
+        timeout): through `request_cancel`, unless the run is cancelled already.
+
+        Cancellation:
+            As `request_cancel`.
+        """
+        if self.final is None and not self.scope.cancel_called:
+            await self.request_cancel(reason)
+
+    def node_stopped(self, task: Task, how: StopMode) -> None:
+        """Record how a node stopped after the cancel (the `terminate_node` phase)."""
         self.event("terminate_node", task.name, {"how": how, "task_id": task.id})
 
     # -- the end --------------------------------------------------------------------------
