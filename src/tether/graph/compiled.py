@@ -71,13 +71,19 @@ class CompiledStateGraph(GraphHistory):
         clone.config = merge_configs(self.config, {**(config or {}), **kwargs})
         return clone
 
-    def rebind(self, checkpointer: CheckpointStore, *, name: str | None = None
-               ) -> CompiledStateGraph:
+    def rebind(self, checkpointer: CheckpointStore, *, name: str | None = None,
+               default_store: BaseStore | None = None) -> CompiledStateGraph:
         """The same graph recorded in `checkpointer` (and, given, served under `name`): its
         interrupts, config, long-term store, strictness and policies (budgets, loop detection,
-        guards) kept. What the CLI, the server and workers run a user's graph as."""
+        guards) kept. What the CLI, the server and workers run a user's graph as.
+
+        Args:
+            default_store: the long-term store of the copy if this graph has none (a store
+                the graph was compiled with is kept).
+        """
         bound = CompiledStateGraph(
-            self.builder, checkpointer=checkpointer, store=self.store,
+            self.builder, checkpointer=checkpointer,
+            store=self.store if self.store is not None else default_store,
             interrupt_before=self.interrupt_before_nodes,
             interrupt_after=self.interrupt_after_nodes, name=name or self.name,
             config=self.config, strict=self.strict)
