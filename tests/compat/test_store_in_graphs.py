@@ -189,11 +189,17 @@ def test_parallel_sync_nodes_share_the_store(lib: Lib, lg: Lib) -> None:
 # -- subgraphs ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("parent_store", ["a store", "no store"])
 @pytest.mark.parametrize("called", ["as a node", "from a node"])
-def test_a_subgraph_uses_its_parents_store(lib: Lib, lg: Lib, called: str) -> None:
+def test_a_subgraph_uses_the_store_of_the_run(lib: Lib, lg: Lib, called: str,
+                                              parent_store: str) -> None:
+    """The store belongs to the run: a subgraph, added as a node or invoked from one, uses the
+    calling graph's store — even when compiled with a store of its own."""
+
     def run(library: Lib) -> Any:
-        store = new_store(library)
-        child = one_node(library, node_by(library, "get_store"))  # compiled without a store
+        store, own = new_store(library), new_store(library)
+        child = one_node(library, node_by(library, "get_store") if parent_store == "a store"
+                         else node_by_get_store_or_none(library), store=own)
         builder = library.StateGraph(Notes)
         if called == "as a node":
             builder.add_node("child", child)
@@ -203,12 +209,23 @@ def test_a_subgraph_uses_its_parents_store(lib: Lib, lg: Lib, called: str) -> No
 
             builder.add_node("child", calls_child)
         builder.add_edge(library.START, "child")
-        result = builder.compile(store=store).invoke(INPUT)
-        return result, held(store)
+        graph = builder.compile(store=store if parent_store == "a store" else None)
+        return graph.invoke(INPUT), held(store), held(own)
 
     expected = run(lg)
-    assert expected[1] == [(("memories", "ada"), "m1", {"text": "likes sailing"})]
+    if parent_store == "a store":
+        assert expected[1] == [(("memories", "ada"), "m1", {"text": "likes sailing"})]
+    assert expected[2] == []
     assert run(lib) == expected
+
+
+def node_by_get_store_or_none(library: Lib) -> Any:
+    fetch = get_store(library)
+
+    def which(state: Notes) -> dict[str, list[str]]:
+        return {"seen": [repr(fetch())]}
+
+    return which
 
 
 # -- tools ----------------------------------------------------------------------------------

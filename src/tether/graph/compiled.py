@@ -131,12 +131,13 @@ class CompiledStateGraph(GraphHistory):
         return request, run_id
 
     def _run_store(self) -> BaseStore | None:
-        # A graph run from inside a node of another graph (`sub.invoke(...)` in a node) and
-        # compiled without a store of its own uses the calling graph's, as in LangGraph.
-        if self.store is not None:
-            return self.store
+        # The store belongs to the run, as in LangGraph: a graph run from inside a node of
+        # another graph (`sub.invoke(...)` in a node or a tool) uses the calling run's store,
+        # as a subgraph added as a node does, whatever it was compiled with.
         ctx = node_context.current()
-        return getattr(ctx.runtime, "store", None) if ctx is not None else None
+        if ctx is None:
+            return self.store
+        return cast("BaseStore | None", getattr(ctx.runtime, "store", None))
 
     def _coerce_context(self, context: Any) -> Any:
         # A dict given for a dataclass or pydantic context schema is built into one, as in
