@@ -1,0 +1,241 @@
+"""Run one markdown file's code blocks as one session, in order (test_docs.py states the rules).
+
+    python docsession.py DOC LABEL        # in the scratch directory; $__DOCS_DIR for its files
+
+Python blocks run in one namespace (`__name__ == "__main__"`, as a script), with top-level
+`await` allowed: such a block runs on the session's event loop, which persists from block to
+block (runs started by one await block go on in the next). Shell blocks run with `bash -e`, one
+process each, carrying variables and the working directory from block to block. The first
+failure ends the session; its message, printed after FAILURE_MARK, starts with `LABEL:LINE:`.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import fcntl
+import inspect
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+import docblocks  # noqa: E402  (a script: its own directory is on the path)
+import docservice  # noqa: E402
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # not for the docs
+
+FAILURE_MARK = "=== docs harness: failure ==="
+PRELUDE = HERE / "prelude.sh"
+_ASYNCIO = str(Path(asyncio.__file__).parent)
+
+
+class BlockFailed(Exception):
+    """A block did not do what the document says; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One logical shell command: its first and last physical lines (in the file)."""
+
+    first: int
+    last: int
+    text: str
+
+
+def commands(block: docblocks.Block) -> list[Command]:
+    """The block's commands: continuation lines joined; comments, blanks and heredoc bodies
+    left out."""
+    found: list[Command] = []
+    lines = block.source.splitlines()
+    i = 0
+    while i < len(lines):
+        start, text = i, lines[i]
+        while text.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            text = text[:-1] + " " + lines[i].strip()
+        heredoc = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", text)
+        if heredoc:
+            while i + 1 < len(lines) and lines[i + 1].strip() != heredoc.group(1):
+                i += 1
+            i += 1
+        if text.strip() and not text.strip().startswith("#"):
+            found.append(Command(block.line + start, block.line + i, text.strip()))
+        i += 1
+    return found
+
+
+def _without_comment(text: str) -> str:
+    return re.sub(r"\s+#[^'\"]*$", "", text).rstrip()
+
+
+def shell_script(block: docblocks.Block) -> str:
+    """The bash script for a block: its lines at their own line numbers (so `$LINENO` is the
+    file's line), background commands handed to the harness, the exit directive checked."""
+    lines = [f'source "{PRELUDE}"', *[""] * (block.line - 2), *block.source.splitlines()]
+
+    def at(line: int) -> int:
+        return line - 1  # index in `lines` of the file's line
+
+    cmds = commands(block)
+    for cmd in cmds:
+        bare = _without_comment(lines[at(cmd.last)])
+        if bare.endswith("&") and not bare.endswith("&&"):
+            lines[at(cmd.last)] = bare[:-1].rstrip()
+            lines[at(cmd.first)] = "__docs_background " + lines[at(cmd.first)].lstrip()
+    if cmds and block.expect_exit:
+        last = cmds[-1]
+        lines[at(last.first)] = "set +e; " + lines[at(last.first)]
+        lines.append(f'__docs_rc=$?; set -e; __docs_expect {block.expect_exit} "$__docs_rc" '
+                     f"{last.first}")
+    lines.append("__docs_save")
+    return "\n".join(lines) + "\n"
+
+
+class Session:
+    """One document's blocks, run in order."""
+
+    def __init__(self, doc: Path, label: str, workdir: Path) -> None:
+        self.doc, self.label, self.workdir = doc, label, workdir
+        self.namespace: dict[str, object] = {"__name__": "__main__"}
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, block: docblocks.Block) -> None:
+        if block.kind == docblocks.TEXT:
+            return
+        print(f"[docs harness] {self.label}:{block.line}: {block.kind} block", flush=True)
+        if block.kind == docblocks.PYTHON:
+            self.python(block)
+        else:
+            self.shell(block)
+
+    def python(self, block: docblocks.Block) -> None:
+        source = "\n" * (block.line - 1) + block.source
+        try:
+            code = compile(source, str(self.doc), "exec", dont_inherit=True,
+                           flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        except SyntaxError as exc:
+            raise BlockFailed(f"{self.label}:{exc.lineno}: python block does not compile: "
+                              f"{exc.msg}") from None
+        try:
+            result = eval(code, self.namespace)  # noqa: S307 - the docs are ours
+            if inspect.iscoroutine(result):
+                self.loop.run_until_complete(result)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit too: a block must not exit
+            raise BlockFailed(self._python_failure(block, exc)) from None
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+    def _python_failure(self, block: docblocks.Block, exc: BaseException) -> str:
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = [f for f in frames if f.filename == str(self.doc)]
+        line = ours[-1].lineno if ours else block.line
+        shown = traceback.StackSummary.from_list(
+            [f for f in frames if f.filename != __file__ and not f.filename.startswith(_ASYNCIO)])
+        text = "".join(["Traceback (most recent call last):\n", *shown.format(),
+                        *traceback.format_exception_only(exc)])
+        return (f"{self.label}:{line}: {type(exc).__name__}: {exc} (python block at line "
+                f"{block.line})\n{text}")
+
+    def shell(self, block: docblocks.Block) -> None:
+        harness = Path(os.environ["__DOCS_DIR"])
+        script = harness / f"block-{block.line}.sh"
+        script.write_text(shell_script(block))
+        sys.stdout.flush()
+        code = subprocess.run(["bash", str(script)], cwd=self.workdir, check=False,
+                              stdout=sys.stdout.fileno(), stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL).returncode
+        if code == 0:
+            return
+        raise BlockFailed(self._shell_failure(block, code, harness))
+
+    def _shell_failure(self, block: docblocks.Block, code: int, harness: Path) -> str:
+        failed = harness / "failed"
+        if not failed.exists():
+            return (f"{self.label}:{block.line}: shell block exited {code} (before any of its "
+                    "commands failed: a syntax error?)")
+        line_text, _, status = failed.read_text().strip().partition(" ")
+        line = int(line_text)
+        command = next((c.text for c in commands(block) if c.first <= line <= c.last),
+                       f"line {line}")
+        expected = harness / "expected"
+        why = (expected.read_text().strip() if expected.exists()
+               else f"exit {status}" + (" (a command not found)" if status == "127" else ""))
+        return f"{self.label}:{line}: `{command}` — {why}"
+
+    def close(self) -> str | None:
+        """Stop what the session left running; a message if a background command did not stop
+        cleanly."""
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+        if docservice.stop() != 0:
+            return f"{self.label}: a background command did not stop cleanly with SIGINT (above)"
+        return None
+
+
+SERVICES = re.compile(r"tether\s+(serve|worker)\b")
+TURN_TIMEOUT = 120.0
+
+
+@contextlib.contextmanager
+def servers_turn(text: str) -> Iterator[None]:
+    """Documents that start servers run one at a time on this machine: they use the same
+    documented ports (several checkouts' docs tests may run at once)."""
+    if SERVICES.search(text) is None:
+        yield
+        return
+    with (Path(tempfile.gettempdir()) / "tether-docs-servers.lock").open("w") as lock:
+        deadline = time.monotonic() + TURN_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BlockFailed("another docs session kept the servers' lock for "
+                                      f"{TURN_TIMEOUT:.0f} s") from None
+                time.sleep(0.2)
+        yield
+
+
+def main(argv: list[str]) -> int:
+    doc, label = Path(argv[0]).resolve(), argv[1]
+    os.environ.setdefault("__DOCS_DIR", str(Path.cwd() / ".docs-harness"))
+    Path(os.environ["__DOCS_DIR"]).mkdir(parents=True, exist_ok=True)
+    os.environ["__DOCS_SERVICE"] = str(HERE / "docservice.py")
+    problem: str | None = None
+    stopped: str | None = None
+    session = Session(doc, label, Path.cwd())
+    text = doc.read_text(encoding="utf-8")
+    try:
+        with servers_turn(text):
+            try:
+                for block in docblocks.parse(text, label):
+                    session.run(block)
+            finally:
+                stopped = session.close()
+    except (BlockFailed, docblocks.DocError) as exc:
+        problem = str(exc)
+    problem = problem or stopped
+    if problem is None:
+        return 0
+    print(f"\n{FAILURE_MARK}\n{problem}", flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
