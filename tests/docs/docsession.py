@@ -16,11 +16,13 @@ import asyncio
 import contextlib
 import fcntl
 import inspect
+import logging
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -100,6 +102,29 @@ def shell_script(block: docblocks.Block) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Alarms(logging.Handler):
+    """Errors that happen beside a block rather than in it: an exception in an event loop's
+    callback, in a thread, or in a destructor. A block that causes one fails."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+        logging.getLogger("asyncio").addHandler(self)
+        sys.unraisablehook = lambda u: self.seen.append(
+            f"unraisable exception in {u.object!r}: "
+            + "".join(traceback.format_exception(u.exc_type, u.exc_value, u.exc_traceback)))
+        threading.excepthook = lambda a: self.seen.append(
+            f"exception in thread {a.thread.name if a.thread else '?'}: "
+            + "".join(traceback.format_exception(a.exc_type, a.exc_value, a.exc_traceback)))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(self.format(record))
+
+    def take(self) -> list[str]:
+        seen, self.seen = self.seen, []
+        return seen
+
+
 class Session:
     """One document's blocks, run in order."""
 
@@ -107,6 +132,7 @@ class Session:
         self.doc, self.label, self.workdir = doc, label, workdir
         self.namespace: dict[str, object] = {"__name__": "__main__"}
         self.loop = asyncio.new_event_loop()
+        self.alarms = Alarms()
 
     def run(self, block: docblocks.Block) -> None:
         if block.kind == docblocks.TEXT:
@@ -134,6 +160,12 @@ class Session:
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+        self.check_alarms(f"{self.label}:{block.line}: the python block")
+
+    def check_alarms(self, who: str) -> None:
+        seen = self.alarms.take()
+        if seen:
+            raise BlockFailed(f"{who} caused an error outside its own code:\n" + "\n".join(seen))
 
     def _python_failure(self, block: docblocks.Block, exc: BaseException) -> str:
         frames = traceback.extract_tb(exc.__traceback__)
@@ -182,6 +214,10 @@ class Session:
             self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
+        seen = self.alarms.take()
+        if seen:
+            return (f"{self.label}: an error outside the blocks' code, at the end of the "
+                    "session:\n" + "\n".join(seen))
         if docservice.stop() != 0:
             return f"{self.label}: a background command did not stop cleanly with SIGINT (above)"
         return None
