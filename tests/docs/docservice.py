@@ -12,8 +12,8 @@ status (so `<!-- test: exit 6 -->` can document a port in use). `start` leaves t
 running (a supervisor process records its id and, later, its status) once it is ready; `stop`
 sends SIGINT to every command started so, and fails unless each exits 0.
 
-Documents that start servers take turns (docsession.py holds a lock while one runs), so that
-docs tests of several checkouts on one machine do not fight over the documented ports.
+A server started without `--port` listens on the session's stand-in for the default port
+(docsession.py gives every documented port a free one: documented ports may be taken).
 """
 
 from __future__ import annotations
@@ -89,9 +89,19 @@ def _show(args: object) -> str:
     return " ".join(map(str, args)) if isinstance(args, list) else str(args)
 
 
+def _with_port(command: list[str]) -> list[str]:
+    """A server command without `--port` gets the session's stand-in for the default port."""
+    if "serve" not in command[:4] or any(w in ("--port", "-p") or w.startswith("--port=")
+                                         for w in command):
+        return command
+    ports = dict(p.split("=") for p in os.environ.get("__DOCS_PORTS", "").split(",") if p)
+    return [*command, "--port", ports["2024"]] if "2024" in ports else command
+
+
 def run(argv: list[str]) -> int:
     """A service in the foreground: start, wait until ready, SIGINT, its exit status."""
     env, command = _split_env(argv)
+    command = _with_port(command)
     with tempfile.NamedTemporaryFile(suffix=".log") as handle:
         log = Path(handle.name)
         proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=handle,
@@ -107,6 +117,7 @@ def run(argv: list[str]) -> int:
 def start(argv: list[str]) -> int:
     """A service in the background: a supervisor runs it; return once it is ready."""
     env, command = _split_env(argv)
+    command = _with_port(command)
     record = Path(tempfile.mkdtemp(prefix="svc-", dir=_services_dir()))
     (record / "command").write_text(_show(command))
     log = record / "log"

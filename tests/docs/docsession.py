@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import contextlib
-import fcntl
+import dataclasses
 import inspect
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,11 +130,21 @@ class Session:
         self.namespace: dict[str, object] = {"__name__": "__main__"}
         self.loop = asyncio.new_event_loop()
         self.alarms = Alarms()
+        self.ports: dict[str, str] = {}
+
+    def with_ports(self, block: docblocks.Block) -> docblocks.Block:
+        """The block with the session's ports in place of the documented ones."""
+        source = PORT.sub(lambda m: m.group(1) + self.ports.get(m.group(2), m.group(2)),
+                          block.source)
+        if source != block.source:
+            print(f"[docs harness] ports here: {self.ports}", flush=True)
+        return dataclasses.replace(block, source=source)
 
     def run(self, block: docblocks.Block) -> None:
         if block.kind == docblocks.TEXT:
             return
         print(f"[docs harness] {self.label}:{block.line}: {block.kind} block", flush=True)
+        block = self.with_ports(block)
         if block.kind == docblocks.PYTHON:
             self.python(block)
         else:
@@ -223,29 +230,21 @@ class Session:
         return None
 
 
-SERVICES = re.compile(r"tether\s+(serve|worker)\b")
-TURN_TIMEOUT = 120.0
+PORT = re.compile(r"(--port[ =]|\bport=|(?:localhost|127\.0\.0\.1|0\.0\.0\.0):)(\d{2,5})\b")
+"""A port the document names: `--port 2024`, `port=2024`, `localhost:2024`..."""
+DEFAULT_PORT = "2024"
 
 
-@contextlib.contextmanager
-def servers_turn(text: str) -> Iterator[None]:
-    """Documents that start servers run one at a time on this machine: they use the same
-    documented ports (several checkouts' docs tests may run at once)."""
-    if SERVICES.search(text) is None:
-        yield
-        return
-    with (Path(tempfile.gettempdir()) / "tether-docs-servers.lock").open("w") as lock:
-        deadline = time.monotonic() + TURN_TIMEOUT
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BlockFailed("another docs session kept the servers' lock for "
-                                      f"{TURN_TIMEOUT:.0f} s") from None
-                time.sleep(0.2)
-        yield
+def session_ports(text: str) -> dict[str, str]:
+    """A free port for every port the document names, and for the server's default: documented
+    ports may be taken on this machine, and several docs sessions may run at once."""
+    ports: dict[str, str] = {}
+    for named in [DEFAULT_PORT, *(m.group(2) for m in PORT.finditer(text))]:
+        if named not in ports:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                ports[named] = str(probe.getsockname()[1])
+    return ports
 
 
 def main(argv: list[str]) -> int:
@@ -257,13 +256,14 @@ def main(argv: list[str]) -> int:
     stopped: str | None = None
     session = Session(doc, label, Path.cwd())
     text = doc.read_text(encoding="utf-8")
+    session.ports = session_ports(text)
+    os.environ["__DOCS_PORTS"] = ",".join(f"{k}={v}" for k, v in session.ports.items())
     try:
-        with servers_turn(text):
-            try:
-                for block in docblocks.parse(text, label):
-                    session.run(block)
-            finally:
-                stopped = session.close()
+        try:
+            for block in docblocks.parse(text, label):
+                session.run(block)
+        finally:
+            stopped = session.close()
     except (BlockFailed, docblocks.DocError) as exc:
         problem = str(exc)
     problem = problem or stopped
