@@ -30,7 +30,7 @@ __docs_expect() {  # expected status, actual status: the `<!-- test: exit N -->`
 
 pip() {
     if [ "${1-}" = install ]; then
-        echo "[docs harness] skipped: pip $* (CI runs the README's installs in a fresh venv)"
+        echo "[docs harness] skipped: pip $* (the test environment has every extra; CI runs the README's installs in a fresh venv)"
         return 0
     fi
     command pip "$@" || return $?
