@@ -17,7 +17,8 @@ EXTRAS_MODULES = sorted(m for modules in PROVIDERS.values() for m in modules if 
 
 def _python(code: str, *args: str, blocked: list[str]) -> subprocess.CompletedProcess[str]:
     # `sys.modules[name] = None` makes `import name` fail as if it were not installed.
-    prelude = f"import sys\nfor m in {blocked!r}:\n    sys.modules[m] = None\nsys.argv = {['x', *args]!r}\n"
+    prelude = (f"import sys\nfor m in {blocked!r}:\n    sys.modules[m] = None\n"
+               f"sys.argv = {['x', *args]!r}\n")
     return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True,
                           text=True, timeout=60, check=False, cwd=ROOT)
 

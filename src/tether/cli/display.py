@@ -28,18 +28,22 @@ STATUS_STYLE = {
 }
 
 
-PIPE_WIDTH = 100_000
-"""Width of output that goes to a pipe or a file (and `$COLUMNS` is unset): no table row wraps,
-so every run is one line for `grep` and `awk` (tables take only the width they need)."""
+PIPE_WIDTH = 160
+"""Width of output that goes to a pipe or a file (and `$COLUMNS` is unset)."""
+
+UNBOUNDED_WIDTH = 100_000
+"""Width of a piped listing: no row wraps, so each record is one line for `grep` and `awk`
+(tables take only the width they need)."""
 
 
-def make_console(*, stderr: bool = False) -> Console:
+def make_console(*, stderr: bool = False, listing: bool = False) -> Console:
     """The console every command prints to (no highlighting of numbers; long lines are left to
-    the terminal to wrap, so commands and ids stay whole)."""
+    the terminal to wrap, so commands and ids stay whole). A `listing` console never wraps a
+    table row when its output is piped."""
     stream = sys.stderr if stderr else sys.stdout
     piped = not stream.isatty() and "COLUMNS" not in os.environ
-    return Console(stderr=stderr, highlight=False, soft_wrap=True,
-                   width=PIPE_WIDTH if piped else None)
+    width = (UNBOUNDED_WIDTH if listing else PIPE_WIDTH) if piped else None
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def jsonable(value: Any) -> Any:

@@ -67,7 +67,7 @@ def ls(
         raise typer.BadParameter(
             f"unknown status {status!r} (choose from {', '.join(s.value for s in RunStatus)})",
             param_hint="'--status'")
-    console = display.make_console()
+    console = display.make_console(listing=True)
     with _store(db) as store:
         infos = store.list_runs(thread_id=thread, status=status, limit=limit)
     if quiet:

@@ -88,7 +88,7 @@ def _unavailable(message: str) -> NoReturn:
 
 
 def _import_server(db: str) -> Callable[..., Any]:
-    extras.require("server", "serve", "fastapi", "uvicorn", "pydantic")
+    extras.require("server", "serve", "fastapi", "uvicorn", "pydantic", "tether.server")
     if db.startswith(("postgresql://", "postgres://")):
         extras.require("postgres", "serve --db postgresql://...", "psycopg", "psycopg_pool")
     from tether.server import serve as serve_graphs

@@ -254,11 +254,13 @@ class StateGraph(Generic[StateT]):
 
     # -- compile --------------------------------------------------------------------------
 
-    def validate(self, interrupt: Sequence[str] | None = None) -> StateGraph[StateT]:
-        """Check the wiring; raises `GraphCompileError` naming the node or edge at fault."""
+    def validate(self, interrupt: Sequence[str] | None = None, *,
+                 strict: bool = False) -> StateGraph[StateT]:
+        """Check the wiring; raises `GraphCompileError` naming the node or edge at fault (with
+        `strict`, also for a node nothing reaches; else that is a `StrictnessWarning`)."""
         from tether.graph.validate import validate
 
-        validate(self, interrupt or ())
+        validate(self, interrupt or (), strict=strict)
         return self
 
     def compile(self, checkpointer: Any = None, *, cache: Any = None, store: Any = None,
@@ -266,7 +268,7 @@ class StateGraph(Generic[StateT]):
                 interrupt_after: Sequence[str] | str | None = None, debug: bool = False,
                 name: str | None = None, budget: dict[str, Any] | None = None,
                 loop_detection: dict[str, Any] | bool | None = None,
-                guards: Sequence[Any] = (), **kwargs: Any) -> Any:
+                guards: Sequence[Any] = (), strict: bool = False, **kwargs: Any) -> Any:
         """Check the wiring and build a runnable graph.
 
         Args:
@@ -280,6 +282,10 @@ class StateGraph(Generic[StateT]):
             loop_detection: `{"max_repeats": n, "no_progress_steps": n, "fields": [...]}`, or
                 False to turn it off.
             guards: callables `guard(step, writes, state)` that may veto a step's writes.
+            strict: refuse what LangGraph accepts but is likely a mistake — a node no edge,
+                branch, `Command` or `Send` can reach (at compile), a node returning a key the
+                state lacks (when it does). Without it both are a `StrictnessWarning`, once
+                per node and key, and the unknown key is dropped as LangGraph drops it.
 
         Raises:
             GraphCompileError: the wiring is wrong; the message names the node or edge.
@@ -292,14 +298,14 @@ class StateGraph(Generic[StateT]):
             raise TypeError(f"compile() got unexpected arguments {sorted(kwargs)}")
         before = _pause_list(interrupt_before)
         after = _pause_list(interrupt_after)
-        self.validate([*before, *after])
+        self.validate([*before, *after], strict=strict)
         from tether.runs.policies import Budget, LoopSettings
 
         Budget.parse(budget)
         LoopSettings.parse(loop_detection)
         compiled = CompiledStateGraph(self, checkpointer=checkpointer, store=store,
                                       interrupt_before=before, interrupt_after=after,
-                                      name=name or "LangGraph")
+                                      name=name or "LangGraph", strict=strict)
         compiled.policy_defaults = (dict(budget or {}), loop_detection, tuple(guards))
         return compiled
 

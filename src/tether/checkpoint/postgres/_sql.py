@@ -420,7 +420,7 @@ WITH queued AS (
     INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at, graph, job, config, priority,
         enqueued_at, deadline_at, supersedes, multitask)
     VALUES (%(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s, NULL, NULL, NULL, NULL,
-        NULL, %(metadata)s, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
+        NULL, %(metadata)s, NULL, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
         now() + make_interval(secs => %(timeout)s), %(supersedes)s, %(multitask)s)
     RETURNING {RUN_COLUMNS}),
 logged AS (
