@@ -156,16 +156,21 @@ def keep(record: Path, command: list[str]) -> int:
     return 0
 
 
-def stop() -> int:
-    """Stop every background service with SIGINT; 1 unless each exits 0 (reasons printed)."""
+def stop(*, show_logs: bool = False) -> int:
+    """Stop every background service with SIGINT; 1 unless each exits 0 (reasons printed, and
+    every service's output with `show_logs`)."""
     failed = 0
     for record in sorted(_services_dir().glob("svc-*")):
         command = (record / "command").read_text()
         code = _stop_recorded(record)
+        log = record / "log"
+        output = log.read_text(errors="replace") if log.exists() else ""
         if code != 0:
             failed = 1
             print(f"[docs harness] background command did not stop cleanly (exit {code}): "
-                  f"{command}\n{(record / 'log').read_text(errors='replace')}")
+                  f"{command}\n{output}")
+        elif show_logs:
+            print(f"[docs harness] output of the background command `{command}`:\n{output}")
     return failed
 
 

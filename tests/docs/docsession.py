@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import dataclasses
+import gc
 import inspect
 import logging
 import os
@@ -159,7 +160,7 @@ class Session:
             raise BlockFailed(f"{self.label}:{exc.lineno}: python block does not compile: "
                               f"{exc.msg}") from None
         try:
-            result = eval(code, self.namespace)  # noqa: S307 - the docs are ours
+            result = eval(code, self.namespace)  # the docs are ours to run
             if inspect.iscoroutine(result):
                 self.loop.run_until_complete(result)
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: a block must not exit
@@ -211,23 +212,27 @@ class Session:
                else f"exit {status}" + (" (a command not found)" if status == "127" else ""))
         return f"{self.label}:{line}: `{command}` — {why}"
 
-    def close(self) -> str | None:
-        """Stop what the session left running; a message if a background command did not stop
-        cleanly."""
+    def close(self, failed: bool) -> str | None:
+        """Stop what the session left running; a message if that went wrong (an error beside
+        the blocks' code, a background command that did not stop cleanly). The background
+        commands' output is shown when the session failed."""
         pending = asyncio.all_tasks(self.loop)
         for task in pending:
             task.cancel()
         if pending:
             self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        gc.collect()  # what the blocks left open (an HTTP client...) finalizes while its loop lives
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
+        problems = []
         seen = self.alarms.take()
         if seen:
-            return (f"{self.label}: an error outside the blocks' code, at the end of the "
-                    "session:\n" + "\n".join(seen))
-        if docservice.stop() != 0:
-            return f"{self.label}: a background command did not stop cleanly with SIGINT (above)"
-        return None
+            problems.append(f"{self.label}: an error outside the blocks' code, at the end of the "
+                            "session:\n" + "\n".join(seen))
+        if docservice.stop(show_logs=failed or bool(problems)) != 0:
+            problems.append(f"{self.label}: a background command did not stop cleanly with "
+                            "SIGINT (above)")
+        return "\n".join(problems) or None
 
 
 PORT = re.compile(r"(--port[ =]|\bport=|(?:localhost|127\.0\.0\.1|0\.0\.0\.0):)(\d{2,5})\b")
@@ -249,27 +254,26 @@ def session_ports(text: str) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     doc, label = Path(argv[0]).resolve(), argv[1]
+    sys.argv = [str(doc)]  # what a script made of the document's blocks would see
     os.environ.setdefault("__DOCS_DIR", str(Path.cwd() / ".docs-harness"))
     Path(os.environ["__DOCS_DIR"]).mkdir(parents=True, exist_ok=True)
     os.environ["__DOCS_SERVICE"] = str(HERE / "docservice.py")
     problem: str | None = None
-    stopped: str | None = None
     session = Session(doc, label, Path.cwd())
     text = doc.read_text(encoding="utf-8")
     session.ports = session_ports(text)
     os.environ["__DOCS_PORTS"] = ",".join(f"{k}={v}" for k, v in session.ports.items())
     try:
-        try:
-            for block in docblocks.parse(text, label):
-                session.run(block)
-        finally:
-            stopped = session.close()
+        for block in docblocks.parse(text, label):
+            session.run(block)
     except (BlockFailed, docblocks.DocError) as exc:
         problem = str(exc)
-    problem = problem or stopped
-    if problem is None:
+    finally:
+        stopped = session.close(failed=problem is not None)
+    problems = [p for p in (problem, stopped) if p]
+    if not problems:
         return 0
-    print(f"\n{FAILURE_MARK}\n{problem}", flush=True)
+    print(f"\n{FAILURE_MARK}\n" + "\n".join(problems), flush=True)
     return 1
 
 

@@ -44,7 +44,7 @@ PROJECT = HERE / "project"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SESSION_TIMEOUT = 150.0
 FAILURE_MARK = "=== docs harness: failure ==="
-SHOWN_LINES = 80
+SHOWN_LINES = 120
 
 
 def session_env(harness: Path, database_url: str | None) -> dict[str, str]:
