@@ -2,8 +2,10 @@
 
 A block's kind comes from its info string: `python` runs as Python; `console`, `bash`, `sh`,
 `shell` and no language at all run as shell commands; `text` is shown, not run. Anything else is
-an error of the document. An HTML comment on the line right before the opening fence may carry a
-directive for the harness, `<!-- test: exit N -->`: the block's last command exits N.
+an error of the document. A `console` block may be written as a terminal session: lines starting
+with `$ ` are its commands, the lines after them their output (shown, not run or compared).
+An HTML comment on the line right before the opening fence may carry a directive for the
+harness, `<!-- test: exit N -->`: the block's last command exits N.
 """
 
 from __future__ import annotations
@@ -72,10 +74,37 @@ def parse(text: str, label: str) -> list[Block]:
                            "(console, bash, sh, shell, or no language), or text")
         indent = len(opening["indent"])
         body = "\n".join(_dedent(line, indent) for line in lines[i + 1:end])
+        if language == "console":
+            body = _session(body)
         expect = _directive(lines[i - 1] if i > 0 else "", kind, f"{label}:{i}")
         blocks.append(Block(kind, i + 2, body + "\n" if body else "", language, expect))
         i = end + 1
     return blocks
+
+
+def _session(body: str) -> str:
+    """A console block written as a terminal session (`$ command`, then its output): only the
+    commands, each on its own line (`> ` continuation prompts too); output lines become blank,
+    so that line numbers stay the file's. A block without prompts is returned as it is."""
+    lines = body.split("\n")
+    if not any(line == "$" or line.startswith("$ ") for line in lines):
+        return body
+    out: list[str] = []
+    continued = heredoc = False
+    for line in lines:
+        prompted = line == "$" or line.startswith("$ ")
+        if prompted or (continued and (line == ">" or line.startswith("> "))):
+            command = line[2:]
+        elif continued and not heredoc:  # a backslash continuation written without a prompt
+            command = line
+        else:
+            out.append("")
+            continued = heredoc = False
+            continue
+        out.append(command)
+        heredoc = heredoc or "<<" in command
+        continued = heredoc or command.endswith("\\")
+    return "\n".join(out)
 
 
 def _dedent(line: str, indent: int) -> str:

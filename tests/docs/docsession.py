@@ -24,8 +24,10 @@ import subprocess
 import sys
 import threading
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 import docblocks  # noqa: E402  (a script: its own directory is on the path)
@@ -102,7 +104,8 @@ def shell_script(block: docblocks.Block) -> str:
 
 class Alarms(logging.Handler):
     """Errors that happen beside a block rather than in it: an exception in an event loop's
-    callback, in a thread, or in a destructor. A block that causes one fails."""
+    callback, in a thread, or in a destructor; a warning from tether (a mistake in the example).
+    A block that causes one fails."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -114,6 +117,15 @@ class Alarms(logging.Handler):
         threading.excepthook = lambda a: self.seen.append(
             f"exception in thread {a.thread.name if a.thread else '?'}: "
             + "".join(traceback.format_exception(a.exc_type, a.exc_value, a.exc_traceback)))
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any,
+                 **kwargs: Any) -> None:
+            if category.__module__.split(".")[0] == "tether":  # tether warns of a mistake
+                self.seen.append(f"{category.__name__}: {message}")
+            shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
 
     def emit(self, record: logging.LogRecord) -> None:
         self.seen.append(self.format(record))

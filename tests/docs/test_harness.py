@@ -34,6 +34,15 @@ def test_blocks_have_kinds_lines_and_directives() -> None:
     assert blocks[2].source == "echo indented\n"
 
 
+def test_a_console_block_may_be_a_terminal_session() -> None:
+    text = ("```console\n$ echo one \\\n    two\none two\n$ cat <<EOF\n> hi\n> EOF\nhi\n"
+            "```\n```bash\n$ not a prompt here\n```\n")
+    session, script = parse(text, "t.md")
+    assert session.source.split("\n") == ["echo one \\", "    two", "", "cat <<EOF", "hi", "EOF",
+                                          "", ""]
+    assert script.source == "$ not a prompt here\n"
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("\n```js\nx\n```\n", "t.md:2: a ```js block: use python, a shell block"),
     ("```python\nx = 1\n", "t.md:1: a code fence is never closed"),
@@ -114,6 +123,26 @@ def test_an_error_beside_the_code_fails_its_block(tmp_path: Path) -> None:
     assert report.startswith("sample.md:4: the python block caused an error outside its own "
                              "code"), report
     assert "ZeroDivisionError" in report
+
+
+def test_a_warning_from_tether_fails_its_block(tmp_path: Path) -> None:
+    report = failure(tmp_path, """# W
+
+```python
+from typing import TypedDict
+
+from tether.graph import START, StateGraph
+
+
+class State(TypedDict):
+    n: int
+
+graph = StateGraph(State).add_node("typo", lambda s: {"m": 1}).add_edge(START, "typo").compile()
+graph.invoke({"n": 0})
+```
+""")
+    assert report.startswith("sample.md:4: the python block caused an error outside"), report
+    assert "StrictnessWarning" in report
 
 
 def test_documented_ports_stand_for_free_ones(tmp_path: Path) -> None:
