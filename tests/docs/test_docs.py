@@ -6,7 +6,9 @@ The rules a document follows (tests/docs/docblocks.py parses, docsession.py runs
   "__main__"): a later block may use what an earlier one defined. Top-level `await` is allowed;
   such blocks share one event loop for the file.
 - ```console, ```bash, ```sh, ```shell and bare ``` blocks are shell commands, run in order with
-  `bash -e`; variables and the working directory carry over from block to block. Python and
+  `bash -e`; variables and the working directory carry over from block to block. A ```console
+  block may be a terminal session: its `$ ` lines are the commands, the rest their output (not
+  compared). Python and
   shell blocks interleave in document order, in one scratch directory per file, with
   tests/docs/project on PYTHONPATH (`app.graphs:graph` is the graph the CLI docs run) and the
   checkout's top directory too (`python -m bench`).
@@ -22,7 +24,10 @@ The rules a document follows (tests/docs/docblocks.py parses, docsession.py runs
   ($TETHER_TEST_PG_DSN) on a fresh schema, dropped afterwards (skipped without a server, a
   failure with TETHER_REQUIRE_PG=1).
 
-A failure names the file and line, and the command or the exception, then shows the output.
+A block fails when it raises, when a command exits otherwise than documented, and when it causes
+an error beside its own code (an exception in an event loop callback, a thread or a destructor;
+a warning from tether, such as a StrictnessWarning). A failure names the file and line, and the
+command or the exception, then shows the output.
 """
 
 from __future__ import annotations
