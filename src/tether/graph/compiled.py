@@ -13,11 +13,12 @@ from tether.engine.threads import default_pool
 from tether.errors import ConfigError
 from tether.graph.assemble import assemble
 from tether.graph.history import GraphHistory
+from tether.graph.stream_parts import PartsFormat, coercing
 from tether.runs import control, portal
 from tether.runs.core import RunRequest, StreamFormat
 from tether.runs.handle import Run
 from tether.runs.multitask import predecessors
-from tether.types import CancelReason, RunInfo, RunStatus
+from tether.types import CancelReason, GraphOutput, RunInfo, RunStatus
 
 _VALUES = "values"
 
@@ -91,8 +92,8 @@ class CompiledStateGraph(GraphHistory):
             ignored.pop(key, None)
         if ignored:
             raise TypeError(f"unexpected arguments {sorted(ignored)}")
-        if version != "v1":
-            raise ConfigError(f"stream version {version!r} is not supported (use 'v1')")
+        if version not in ("v1", "v2"):
+            raise ConfigError(f"stream version {version!r} is not supported (use 'v1' or 'v2')")
         merged = merge_configs(self.config, config)
         if durability is not None:
             merged["durability"] = durability
@@ -112,7 +113,8 @@ class CompiledStateGraph(GraphHistory):
         context = self._coerce_context(context)
         request = RunRequest(
             spec=self.spec, input=graph_input, config=rc, store=self.store, durable=durable,
-            pool=self.pool, stream=StreamFormat(modes, single, subgraphs), context=context,
+            pool=self.pool, stream=self._format(modes, single, subgraphs, version),
+            context=context,
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit,
             metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
@@ -120,6 +122,14 @@ class CompiledStateGraph(GraphHistory):
             policy_defaults=self.policy_defaults,
         )
         return request, run_id
+
+    def _format(self, modes: tuple[str, ...], single: bool, subgraphs: bool,
+                version: str) -> StreamFormat:
+        if version == "v1":
+            return StreamFormat(modes, single, subgraphs)
+        return PartsFormat(modes, single, subgraphs,
+                           output=coercing(getattr(self.builder, "output_schema", None)),
+                           state=coercing(getattr(self.builder, "schema", None)))
 
     def _coerce_context(self, context: Any) -> Any:
         # A dict given for a dataclass or pydantic context schema is built into one, as in
@@ -158,6 +168,15 @@ class CompiledStateGraph(GraphHistory):
 
     async def _ainvoke(self, graph_input: Any, config: dict[str, Any] | None, stream_mode: str,
                        inline_sync: bool, kwargs: dict[str, Any]) -> Any:
+        if stream_mode == _VALUES and kwargs.get("version") == "v2":
+            request, run_id = self._request(graph_input, config, stream_mode=_VALUES,
+                                            inline_sync=inline_sync, **kwargs)
+            last: Any = None
+            async for part in Run(request, run_id, owned=True):
+                last = part
+            if last is None:
+                return GraphOutput(None)
+            return GraphOutput(last["data"], last["interrupts"])
         if stream_mode == _VALUES:
             request, run_id = self._request(graph_input, config, inline_sync=inline_sync,
                                             **kwargs)
