@@ -77,6 +77,15 @@ class StateGraph(Generic[StateT]):
                 out.setdefault(key, schema.channels[key])
         return out
 
+    @property
+    def managed(self) -> dict[str, Any]:
+        """Every managed-value key of every schema (`RemainingSteps`...), with its class."""
+        out: dict[str, Any] = {}
+        for schema in self.schemas.values():
+            for key, spec in schema.managed.items():
+                out.setdefault(key, spec)
+        return out
+
     # -- nodes ----------------------------------------------------------------------------
 
     def add_node(self, node: str | Callable[..., Any] | Any, action: Any = None, *,
