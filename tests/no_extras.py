@@ -20,6 +20,7 @@ NEEDS_EXTRA = {
     "tether.checkpoint.postgres": "postgres",
     "tether.store.postgres": "postgres",
     "tether.prebuilt": "agents",
+    "tether.graph.chat_stream": "agents",
 }
 """Module prefixes that may need an extra (they must then fail only on that extra's imports)."""
 

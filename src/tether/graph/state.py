@@ -4,6 +4,7 @@ checks the wiring and produces a runnable graph."""
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -341,6 +342,12 @@ def _annotation_schema(annotation: Any, state_schema: Any) -> Schema | None:
     if annotation is inspect.Parameter.empty or annotation is None or annotation is state_schema:
         return None
     if not isinstance(annotation, type):
+        return None
+    # As LangGraph: only an annotation with keys of its own (not `dict`) narrows the input.
+    try:
+        if not typing.get_type_hints(annotation):
+            return None
+    except (NameError, TypeError):
         return None
     try:
         return schema_of(annotation)
