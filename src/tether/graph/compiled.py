@@ -15,9 +15,9 @@ from tether.graph.assemble import assemble
 from tether.graph.history import GraphHistory
 from tether.graph.stream_parts import PartsFormat, coercing
 from tether.runs import control, portal
-from tether.runs.core import RunRequest, StreamFormat
 from tether.runs.handle import Run
-from tether.runs.multitask import predecessors
+from tether.runs.policies import PolicyDefaults
+from tether.runs.request import RunRequest, StreamFormat
 from tether.types import CancelReason, GraphOutput, RunInfo, RunStatus
 
 _VALUES = "values"
@@ -57,7 +57,7 @@ class CompiledStateGraph(GraphHistory):
         self.stream_mode = "updates"
         self.config = config or {}
         self.pool = default_pool()
-        self.policy_defaults: tuple[dict[str, Any], Any, tuple[Any, ...]] = ({}, None, ())
+        self.policy_defaults = PolicyDefaults()
 
     def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any
                     ) -> CompiledStateGraph:
@@ -104,7 +104,6 @@ class CompiledStateGraph(GraphHistory):
                 "a graph compiled with a checkpointer needs config['configurable']['thread_id']"
             )
         run_id = rc.run_id or uuid7()
-        waits = predecessors(rc.thread_id if durable else None, rc.multitask_strategy)
         if isinstance(stream_mode, str) or stream_mode is None:
             modes: tuple[str, ...] = () if stream_mode is None else (stream_mode,)
             single = True
@@ -118,8 +117,7 @@ class CompiledStateGraph(GraphHistory):
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit,
             metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
-            multitask=rc.multitask_strategy, predecessors=waits,
-            policy_defaults=self.policy_defaults,
+            policies=self.policy_defaults,
         )
         return request, run_id
 

@@ -309,14 +309,15 @@ class StateGraph(Generic[StateT]):
         before = _pause_list(interrupt_before)
         after = _pause_list(interrupt_after)
         self.validate([*before, *after], strict=strict)
-        from tether.runs.policies import Budget, LoopSettings
+        from tether.runs.policies import Budget, LoopSettings, PolicyDefaults
 
         Budget.parse(budget)
         LoopSettings.parse(loop_detection)
         compiled = CompiledStateGraph(self, checkpointer=checkpointer, store=store,
                                       interrupt_before=before, interrupt_after=after,
                                       name=name or "LangGraph", strict=strict)
-        compiled.policy_defaults = (dict(budget or {}), loop_detection, tuple(guards))
+        compiled.policy_defaults = PolicyDefaults(dict(budget or {}), loop_detection,
+                                                  tuple(guards))
         return compiled
 
 

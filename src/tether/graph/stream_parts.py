@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether.constants import INTERRUPT, START
-from tether.runs.core import StreamFormat
+from tether.runs.request import StreamFormat
 
 Mapper = Callable[[dict[str, Any]], Any]
 """Builds the state object from a state dict (a dataclass or pydantic schema's class)."""

@@ -15,7 +15,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
 from pydantic import BaseModel, ValidationError
 
-from tether.config import current_node_context, get_stream_writer
+from tether import node_context
+from tether.config import get_stream_writer
 from tether.constants import END
 from tether.errors import GraphInterrupt, ParentCommand
 from tether.prebuilt.injection import (
@@ -163,7 +164,7 @@ class ToolNode(Runnable[Any, Any]):
 
     def _runtime(self, call: ToolCall, state: Any, config: dict[str, Any]
                  ) -> ToolRuntime[Any, Any]:
-        ctx = current_node_context()
+        ctx = node_context.current()
         graph_runtime = ctx.runtime if ctx is not None else None
         return ToolRuntime(
             state=state, context=getattr(graph_runtime, "context", None),
