@@ -8,8 +8,6 @@ import pytest
 
 from ._support import Lib, outcome, snapshot, thread
 
-pytestmark = pytest.mark.tether_pending("managed values need the engine's step budget (stage B)")
-
 
 def build_countdown(lib: Lib, *, checkpointer: bool = False) -> Any:
     """A node that loops on itself, logging what the budget says, until two steps remain."""

@@ -34,7 +34,6 @@ def build_ping_pong(lib: Lib) -> Any:
     return builder.compile(checkpointer=lib.InMemorySaver())
 
 
-@PENDING
 @pytest.mark.parametrize("limit", [1, 2, 5])
 def test_recursion_limit_runs_and_streams_the_same_supersteps(lib: Lib, lg: Lib,
                                                               limit: int) -> None:
@@ -56,7 +55,6 @@ def test_recursion_limit_runs_and_streams_the_same_supersteps(lib: Lib, lg: Lib,
     assert run(lib) == expected
 
 
-@PENDING
 def test_recursion_limit_of_a_run_that_continues_a_thread(lib: Lib, lg: Lib) -> None:
     def run(library: Lib) -> list:
         graph = build_ping_pong(library)
@@ -74,7 +72,6 @@ def test_recursion_limit_of_a_run_that_continues_a_thread(lib: Lib, lg: Lib) -> 
     assert run(lib) == expected
 
 
-@PENDING
 def test_recursion_limit_in_the_debug_stream(lib: Lib, lg: Lib) -> None:
     def run(library: Lib) -> list:
         graph = build_ping_pong(library)

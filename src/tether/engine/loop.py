@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tether.channels.base import MISSING
+from tether.checkpoint.base import StoredCheckpoint
 from tether.constants import INTERRUPT
 from tether.engine import start, subgraph
 from tether.engine.apply import group_writes
@@ -74,11 +75,11 @@ class Loop:
         plan = plan_input(self.spec, graph_input, loaded, self.opts.config)
         if plan.resume_writes and persist is not None:
             await persist.put_writes(plan.resume_writes)
+        state.stop = stop = budget_stop(loaded, self.opts.config.recursion_limit)
         if plan.writes is not None:
             self.tasks = await start.input_step(state, persist, router, graph_input, plan,
                                                 loaded=loaded)
             self.opts.emitter.emit_values(state.view())
-            stop = state.step - 1 + self.opts.config.recursion_limit
         else:
             if await start.replaying_older(persist, loaded, self.opts.config.checkpoint_id):
                 await start.fork(state, persist)
@@ -86,7 +87,6 @@ class Loop:
                 await start.apply_command(state, persist, router, plan)
             state.refresh_all()
             self.tasks = state.plan(None)
-            stop = state.step + self.opts.config.recursion_limit
             # Continuing a thread starts by showing where it stands, as LangGraph does.
             announce_loaded(self.opts.emitter, self.spec, loaded, state.view(), state.step)
             self.opts.emitter.emit_values(state.view())
@@ -98,6 +98,10 @@ class Loop:
         first = True
         while True:
             tasks = self.tasks
+            if self.state.step >= stop:
+                # Checked before "nothing left to run", as LangGraph does: a run whose last
+                # step is the last one its budget allows still ends over budget.
+                return await self._over_budget()
             if not tasks:
                 return self._outcome("done")
             if self.persist is not None or self.opts.emitter.tasks:
@@ -106,7 +110,7 @@ class Loop:
                     task.key_id(base or "", self.opts.ns)
             if first and (pending or plan.resume_map):
                 attach_pending(tasks, pending, plan.resume_map)
-            held = await self._gate(tasks, stop, first and plan.skip_interrupt_before)
+            held = await self._gate(tasks, first and plan.skip_interrupt_before)
             if held is not None:
                 return held
             first = False
@@ -117,19 +121,24 @@ class Loop:
             if after and self.tasks and any(t.name in after for t in self._ran):
                 return self._outcome("interrupted")
 
-    async def _gate(self, tasks: list[Task], stop: int,
+    async def _over_budget(self) -> LoopOutcome:
+        """The recursion budget is spent: a subgraph's loop fails its parent task; the run's
+        own loop stops the run through its cancel path."""
+        if self.opts.nested:
+            return self._outcome("limit")
+        limit = self.opts.config.recursion_limit
+        outcome = await self._stop(CancelReason(
+            "budget", f"recursion_limit of {limit} supersteps reached", "recursion_limit",
+            evidence={"limit": "recursion_limit", "value": limit, "step": self.state.step}))
+        assert outcome is not None
+        return outcome
+
+    async def _gate(self, tasks: list[Task],
                     resuming_pause: bool) -> LoopOutcome | None:
-        """What may keep the next superstep from starting: a cancel, the recursion budget, an
-        `interrupt_before` pause, or a policy."""
+        """What may keep the next superstep from starting: a cancel, an `interrupt_before`
+        pause, or a policy."""
         if self.opts.scope.cancel_called:
             return self._outcome("cancelled")
-        if self.state.step >= stop:
-            if self.opts.nested:
-                return self._outcome("limit")
-            limit = self.opts.config.recursion_limit
-            return await self._stop(CancelReason(
-                "budget", f"recursion_limit of {limit} supersteps reached", "recursion_limit",
-                evidence={"limit": "recursion_limit", "value": limit, "step": self.state.step}))
         before = self._pause_set(self.opts.interrupt_before, self.spec.interrupt_before)
         if before and not resuming_pause and any(t.name in before for t in tasks):
             if self.persist is not None:
@@ -297,6 +306,16 @@ class Loop:
         return conclude(status, self.state, self.tasks, self.persist,
                         self.opts.scope.cancelled_at, error=error, interrupts=interrupts,
                         error_node=error_node)
+
+
+def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:
+    """The first superstep a run may not take, as LangGraph counts: the run's first step is
+    the one after its thread's checkpoint (-1 on a new thread) and the budget allows
+    `recursion_limit + 1` more. With fresh input the first of those is the input's own step,
+    so `recursion_limit` steps run nodes; a run that continues a thread gets them all, and one
+    more (its first step runs nodes too)."""
+    first = loaded.step + 1 if loaded is not None else -1
+    return first + recursion_limit + 1
 
 
 def _differs(old: Any, new: Any) -> bool:

@@ -11,6 +11,7 @@ from tether.constants import TASKS
 from tether.engine.spec import GraphSpec
 from tether.engine.task import PULL, PUSH, Task
 from tether.errors import InvalidUpdateError
+from tether.managed.base import StepBudget
 from tether.types import Send
 
 
@@ -44,11 +45,27 @@ def pending_sends(channels: Mapping[str, BaseChannel]) -> list[Send]:
     return list(topic.values)
 
 
+def managed_values(spec: GraphSpec, step: int, stop: int | None) -> dict[str, Any]:
+    """The managed values (`RemainingSteps`...) a task of superstep `step` sees, for a run
+    whose budget stops before step `stop` (None: no budget known, none given)."""
+    if not spec.managed or stop is None:
+        return {}
+    budget = StepBudget(step, stop)
+    return {key: manager.get(budget) for key, manager in spec.managed.items()}
+
+
 def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dict[str, Any],
-               step: int, candidates: Iterable[str] | None) -> list[Task]:
-    """The tasks of superstep `step`: one per due node, then one per pending `Send`."""
+               step: int, candidates: Iterable[str] | None, *,
+               stop: int | None = None) -> list[Task]:
+    """The tasks of superstep `step`: one per due node, then one per pending `Send`.
+
+    Args:
+        stop: the first step the run's budget does not allow (for managed values).
+    """
     nodes = spec.nodes
     tasks: list[Task] = []
+    if spec.managed:
+        values = {**values, **managed_values(spec, step, stop)}
     for name in due_nodes(spec, channels, candidates):
         node = nodes[name]
         reader = node.reader
@@ -78,4 +95,5 @@ def consume_triggers(spec: GraphSpec, channels: Mapping[str, BaseChannel],
     return changed
 
 
-__all__ = ["PULL", "PUSH", "consume_triggers", "due_nodes", "pending_sends", "plan_tasks"]
+__all__ = ["PULL", "PUSH", "consume_triggers", "due_nodes", "managed_values", "pending_sends",
+           "plan_tasks"]

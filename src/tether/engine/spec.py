@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.channels.base import BaseChannel
+from tether.managed.base import ManagedValueSpec
 from tether.types import RetryPolicy
 
 Isolation = Literal["inline", "thread", "process"]
@@ -104,6 +105,8 @@ class GraphSpec:
         interrupt_after: nodes to pause after (compile time).
         order: each node's position in declaration order.
         barriers: for each node, the join barriers that start it.
+        managed: state keys the engine computes for each task from the step budget
+            (`RemainingSteps`...), given to readers and conditional edges, never stored.
     """
 
     name: str
@@ -121,3 +124,4 @@ class GraphSpec:
     interrupt_after: frozenset[str] = frozenset()
     order: Mapping[str, int] = field(default_factory=dict)
     barriers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    managed: Mapping[str, ManagedValueSpec] = field(default_factory=dict)

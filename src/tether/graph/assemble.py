@@ -99,6 +99,7 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
         interrupt_before=frozenset(interrupt_before),
         interrupt_after=frozenset(interrupt_after),
         order={n: i for i, n in enumerate(nodes)}, barriers=barriers,
+        managed=graph.managed,
     )
 
 
