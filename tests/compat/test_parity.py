@@ -178,7 +178,6 @@ def test_first_debug_checkpoint_shows_empty_values(lib: Lib, lg: Lib) -> None:
     assert run(lib) == expected
 
 
-@PENDING
 def test_updates_of_a_parallel_step_arrive_in_task_order(lib: Lib, lg: Lib) -> None:
     def run(library: Lib) -> Counter:
         builder = library.StateGraph(Log)

@@ -17,7 +17,9 @@ from tether.types import Send
 
 def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
               candidates: Iterable[str] | None) -> list[str]:
-    """Nodes whose triggers are available, in declaration order.
+    """Nodes whose triggers are available, in LangGraph's order: by name within a run (the
+    order their tasks start in, and so the order instant ones finish and stream in), in
+    declaration order when planned from a checkpoint alone (`candidates` None).
 
     Args:
         candidates: trigger channels that changed in the last step (None: check them all,
@@ -25,7 +27,10 @@ def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
     """
     triggers = spec.triggers
     if candidates is None:
-        candidates = triggers
+        order = spec.order
+        return sorted({n for channel, nodes in triggers.items()
+                       if nodes and channels[channel].is_available() for n in nodes},
+                      key=order.__getitem__)
     names: set[str] = set()
     for channel in candidates:
         nodes = triggers.get(channel)
@@ -33,8 +38,7 @@ def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
             names.update(nodes)
     if len(names) <= 1:
         return list(names)
-    order = spec.order
-    return sorted(names, key=order.__getitem__)
+    return sorted(names)
 
 
 def pending_sends(channels: Mapping[str, BaseChannel]) -> list[Send]:
