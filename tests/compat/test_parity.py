@@ -158,7 +158,6 @@ def test_history_next_of_a_branch_waiting_on_an_unbalanced_join(lib: Lib, lg: Li
         assert run(lib, "async") == expected
 
 
-@PENDING
 def test_first_debug_checkpoint_shows_empty_values(lib: Lib, lg: Lib) -> None:
     def run(library: Lib) -> list:
         class State(TypedDict):

@@ -88,7 +88,7 @@ class Loop:
             state.refresh_all()
             self.tasks = state.plan(None)
             # Continuing a thread starts by showing where it stands, as LangGraph does.
-            announce_loaded(self.opts.emitter, self.spec, loaded, state.view(), state.step)
+            announce_loaded(self.opts.emitter, self.spec, loaded, state.shown(), state.step)
             self.opts.emitter.emit_values(state.view())
         pending = loaded.pending_writes if (loaded is not None and plan.writes is None) else ()
         return await self._supersteps(plan, pending, stop)

@@ -68,4 +68,4 @@ def view(spec: GraphSpec, stored: StoredCheckpoint, *, live: bool) -> Checkpoint
         tasks.insert(0, Task(spec.start, stored.values[START], (PULL, START), stored.step + 1))
     shown = tuple(i for t in infos for i in t.interrupts)
     pending = tuple(t.name for t in tasks if not (live and t.outcome == "done"))
-    return CheckpointView(state.view() or {}, pending, tuple(infos), shown)
+    return CheckpointView(state.shown(), pending, tuple(infos), shown)

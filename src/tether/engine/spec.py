@@ -107,6 +107,9 @@ class GraphSpec:
         barriers: for each node, the join barriers that start it.
         managed: state keys the engine computes for each task from the step budget
             (`RemainingSteps`...), given to readers and conditional edges, never stored.
+        root: the channel whose value is the whole state (a functional graph's return
+            value), or None for a state of keys. A root state shows as that value (None when
+            empty) where a state of keys shows as a dict (`{}` when empty).
     """
 
     name: str
@@ -125,3 +128,4 @@ class GraphSpec:
     order: Mapping[str, int] = field(default_factory=dict)
     barriers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     managed: Mapping[str, ManagedValueSpec] = field(default_factory=dict)
+    root: str | None = None

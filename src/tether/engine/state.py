@@ -131,6 +131,12 @@ class ChannelState:
         """The state (or `values`) as a `values` chunk shows it: the state schema's keys."""
         return self.spec.values(self.values if values is None else values)
 
+    def shown(self, values: dict[str, Any] | None = None) -> Any:
+        """The state as a checkpoint shows it (`get_state`, `checkpoints` chunks): the view,
+        or `{}` for a state of keys none of which has a value yet."""
+        seen = self.view(values)
+        return {} if seen is None and self.spec.root is None else seen
+
     def output(self, values: dict[str, Any] | None = None) -> Any:
         """The state (or `values`) as `invoke` returns it: the output schema's keys."""
         return self.spec.output(self.values if values is None else values)
