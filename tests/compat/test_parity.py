@@ -111,7 +111,6 @@ def build_question(lib: Lib, *, parallel: bool) -> Any:
     return builder.compile(checkpointer=lib.InMemorySaver())
 
 
-@PENDING
 @pytest.mark.parametrize("parallel", [False, True], ids=["sequence", "parallel"])
 def test_update_state_without_as_node_on_a_paused_thread(lib: Lib, lg: Lib,
                                                           parallel: bool) -> None:

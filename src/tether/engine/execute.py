@@ -85,6 +85,8 @@ class Executor:
         idle_timeout: the run's idle limit per attempt, unless the node sets its own.
         meter: counts the usage nodes report (`tether.charge()`).
         parent_interrupt: for a subgraph, the parent task's `interrupt()` handler.
+        null_resume: an answer not addressed to any task (`InputPlan.null_resume`), taken by
+            the first `interrupt()` asked without one.
     """
 
     scope: CancelScope
@@ -100,6 +102,7 @@ class Executor:
     idle_timeout: float | None = None
     meter: Meter | None = None
     parent_interrupt: Callable[[Any], Any] | None = None
+    null_resume: list[Any] = field(default_factory=list)
     _writer: Callable[[Any], None] | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
@@ -316,7 +319,7 @@ class Executor:
         if self.parent_interrupt is not None:
             return self.parent_interrupt
         task.interrupt_count = 0
-        return functools.partial(_interrupt, task)
+        return functools.partial(_interrupt, task, self.null_resume)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -339,12 +342,22 @@ def _called(*scopes: CancelScope) -> bool:
     return any(scope.cancel_called for scope in scopes)
 
 
-def _interrupt(task: Task, value: Any) -> Any:
-    """`interrupt(value)` inside `task`: the next resume value, or a pause."""
+def _interrupt(task: Task, unaddressed: list[Any], value: Any) -> Any:
+    """`interrupt(value)` inside `task`: the next resume value, or a pause.
+
+    Args:
+        unaddressed: answers given to no task in particular; the first question asked without
+            an answer takes one (and keeps it, should the task pause again).
+    """
     idx = task.interrupt_count
     task.interrupt_count += 1
     if idx < len(task.resume):
         return task.resume[idx]
+    if unaddressed:
+        answer = unaddressed.pop(0)
+        task.resume.append(answer)
+        task.claimed.append(answer)
+        return answer
     raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
 
 

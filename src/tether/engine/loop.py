@@ -76,6 +76,7 @@ class Loop:
         if plan.resume_writes and persist is not None:
             await persist.put_writes(plan.resume_writes)
         state.stop = stop = budget_stop(loaded, self.opts.config.recursion_limit)
+        self.executor.null_resume.extend(plan.null_resume)
         if plan.writes is not None:
             self.tasks = await start.input_step(state, persist, router, graph_input, plan,
                                                 loaded=loaded)

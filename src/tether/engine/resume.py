@@ -27,6 +27,9 @@ class InputPlan:
         resume_writes: those values as pending writes, to store before anything runs.
         skip_interrupt_before: the checkpoint is an `interrupt_before` pause being resumed.
         command_writes: a `Command`'s update, applied to the thread's checkpoint at once.
+        null_resume: an answer given to a thread that has tasks due but no question pending
+            (its pause was replaced by `update_state`): it goes to the first `interrupt()`
+            asked without an answer, as LangGraph's does.
     """
 
     writes: list[Write] | None
@@ -35,6 +38,7 @@ class InputPlan:
     resume_map: dict[str, list[Any]] = field(default_factory=dict)
     resume_writes: list[WriteRecord] = field(default_factory=list)
     skip_interrupt_before: bool = False
+    null_resume: list[Any] = field(default_factory=list)
 
 
 def paused_interrupts(stored: StoredCheckpoint) -> dict[str, tuple[str, list[Interrupt]]]:
@@ -92,6 +96,8 @@ def _plan_resume(resume: Any, loaded: StoredCheckpoint | None, config: RunConfig
     if not waiting:
         if _paused_before(loaded):
             return InputPlan(None, skip_interrupt_before=True)
+        if loaded.next:
+            return InputPlan(None, null_resume=[resume])
         raise InvalidResumeError(
             f"cannot resume thread {thread!r}: it is not waiting for input (no pending interrupt)"
         )

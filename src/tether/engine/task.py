@@ -45,6 +45,8 @@ class Task:
     # most tasks finish without anybody asking for it.
     id_key: tuple[str, str, int] | None = None
     interrupt_count: int = 0
+    # Answers this task took from a resume addressed to no task (kept with its pause).
+    claimed: list[Any] = field(default_factory=list)
     # The node that failed, when the task's error came from inside its subgraph (`sub/inner`).
     failed_node: str | None = None
 
