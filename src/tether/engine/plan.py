@@ -85,7 +85,8 @@ def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dic
 
 def consume_triggers(spec: GraphSpec, channels: Mapping[str, BaseChannel],
                      tasks: Iterable[Task]) -> list[str]:
-    """Reset the join barriers that fired for `tasks`; returns the channels that changed."""
+    """Reset the barriers (and deferred triggers) that fired for `tasks`; returns the
+    channels that changed."""
     changed: list[str] = []
     barriers = spec.barriers
     if not barriers:

@@ -104,9 +104,12 @@ class GraphSpec:
         interrupt_before: nodes to pause before (compile time).
         interrupt_after: nodes to pause after (compile time).
         order: each node's position in declaration order.
-        barriers: for each node, the join barriers that start it.
+        barriers: for each node, the channels its task consumes when it runs: the join
+            barriers that start it, and a deferred node's own trigger.
         managed: state keys the engine computes for each task from the step budget
             (`RemainingSteps`...), given to readers and conditional edges, never stored.
+        deferred: the trigger channels of deferred nodes (`defer=True`): they fire once a step
+            leaves nothing else due (`BaseChannel.finish`).
         root: the channel whose value is the whole state (a functional graph's return
             value), or None for a state of keys. A root state shows as that value (None when
             empty) where a state of keys shows as a dict (`{}` when empty).
@@ -128,4 +131,5 @@ class GraphSpec:
     order: Mapping[str, int] = field(default_factory=dict)
     barriers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     managed: Mapping[str, ManagedValueSpec] = field(default_factory=dict)
+    deferred: tuple[str, ...] = ()
     root: str | None = None

@@ -74,7 +74,19 @@ class ChannelState:
         self.step += 1
         refresh_values(self.channels, self.values, self.state_keys, updated)
         self.live = self.triggers_in(updated)
+        if self.spec.deferred and not self._due(self.live):
+            # Nothing else is due: the run would end here, so deferred nodes fire now.
+            channels = self.channels
+            fired = {c for c in self.spec.deferred if channels[c].finish()}
+            updated |= fired
+            self.live |= self.triggers_in(fired)
         return updated
+
+    def _due(self, live: set[str]) -> bool:
+        """Whether a node trigger among `live` starts a task (a pending `Send` does not hold
+        deferred nodes back, as in LangGraph)."""
+        triggers = self.spec.triggers
+        return any(c in triggers for c in live)
 
     def put(self, grouped: Mapping[str, list[Any]]) -> set[str]:
         """Apply writes within the current step (a `Command` given to a paused thread): nothing

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tether.channels.after_finish import LastValueAfterFinish, NamedBarrierValueAfterFinish
 from tether.channels.base import BaseChannel
 from tether.channels.ephemeral_value import EphemeralValue
 from tether.channels.named_barrier_value import NamedBarrierValue
@@ -54,15 +55,24 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
     state_reader = reader(graph.schema, known)
     triggers: dict[str, tuple[str, ...]] = {}
     barriers: dict[str, tuple[str, ...]] = {}
-    for node_id in graph.nodes:
+    deferred: list[str] = []
+    for node_id, node in graph.nodes.items():
         channel = BRANCH_PREFIX + node_id
-        channels[channel] = _ephemeral(channel)
+        channels[channel] = _after_finish(channel) if node.defer else _ephemeral(channel)
         triggers[channel] = (node_id,)
+        if node.defer:
+            # A deferred node's trigger stays until the run is about to end, then fires once.
+            deferred.append(channel)
+            barriers[node_id] = (channel,)
     for sources, target in graph.waiting_edges:
         channel = join_channel(sources, target)
-        channels[channel] = _barrier(frozenset(sources), channel)
+        later = graph.nodes[target].defer
+        channels[channel] = (_barrier_after_finish if later else _barrier)(frozenset(sources),
+                                                                            channel)
         triggers[channel] = (target,)
         barriers[target] = (*barriers.get(target, ()), channel)
+        if later:
+            deferred.append(channel)
     channels[TASKS] = lambda: Topic(TASKS)
     channels[START] = _ephemeral(START)
     nodes: dict[str, NodeSpec] = {}
@@ -99,7 +109,7 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
         interrupt_before=frozenset(interrupt_before),
         interrupt_after=frozenset(interrupt_after),
         order={n: i for i, n in enumerate(nodes)}, barriers=barriers,
-        managed=graph.managed,
+        managed=graph.managed, deferred=tuple(deferred),
     )
 
 
@@ -109,6 +119,14 @@ def _ephemeral(key: str) -> Callable[[], BaseChannel]:
 
 def _barrier(names: frozenset[str], key: str) -> Callable[[], BaseChannel]:
     return lambda: NamedBarrierValue(names, key)
+
+
+def _after_finish(key: str) -> Callable[[], BaseChannel]:
+    return lambda: LastValueAfterFinish(key)
+
+
+def _barrier_after_finish(names: frozenset[str], key: str) -> Callable[[], BaseChannel]:
+    return lambda: NamedBarrierValueAfterFinish(names, key)
 
 
 def _output(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
