@@ -92,6 +92,8 @@ class NodeContext:
         meter: counts usage toward the run's budgets (None: nothing counts).
         interrupt: answers `interrupt(value)`: the resume value, or a pause.
         alive: a sign of life for the attempt's idle watchdog.
+        calls: launches the units this attempt starts from its code (a `@task`, a tool call);
+            see `tether.engine.calls`.
     """
 
     node: str
@@ -104,6 +106,7 @@ class NodeContext:
     meter: Meter | None = None
     interrupt: Callable[[Any], Any] | None = None
     alive: Callable[[], None] | None = None
+    calls: Any = None
     _config: dict[str, Any] | None = None
 
     @property

@@ -9,9 +9,6 @@ import pytest
 
 from ._support import Lib, Raised, history, normalise, outcome, snapshot, thread
 
-PENDING = pytest.mark.tether_pending("the Functional API runs on the engine's calls (stage B)")
-pytestmark = PENDING
-
 
 def build_squares(lib: Lib, calls: list[Any], **entry_kwargs: Any) -> Any:
     """`square` tasks launched together, their futures read in order."""

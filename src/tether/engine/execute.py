@@ -22,6 +22,9 @@ from typing import Any, Protocol
 from tether import node_context
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
+from tether.checkpoint.base import WriteRecord
+from tether.constants import RESUME, RETURN
+from tether.engine.calls import CallSite
 from tether.engine.liveness import Liveness
 from tether.engine.routing import Router
 from tether.engine.spec import NodeSpec, Write
@@ -87,6 +90,8 @@ class Executor:
         parent_interrupt: for a subgraph, the parent task's `interrupt()` handler.
         null_resume: an answer not addressed to any task (`InputPlan.null_resume`), taken by
             the first `interrupt()` asked without one.
+        kept: for the step the run resumes, what its calls left (pending writes by call id,
+            with the new answers to their questions); emptied once the step commits.
     """
 
     scope: CancelScope
@@ -103,9 +108,11 @@ class Executor:
     meter: Meter | None = None
     parent_interrupt: Callable[[Any], Any] | None = None
     null_resume: list[Any] = field(default_factory=list)
+    kept: dict[str, list[WriteRecord]] = field(default_factory=dict)
     _writer: Callable[[Any], None] | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None)
 
     @property
     def router(self) -> Router:
@@ -134,17 +141,21 @@ class Executor:
         while True:
             attempt += 1
             started = time.monotonic()
-            scope = CancelScope(self.scope, deadline=deadline_after(node.timeout, started),
-                                name=node.name)
+            parent = task.parent.scope if task.parent is not None else None
+            scope = CancelScope(parent or self.scope,
+                                deadline=deadline_after(node.timeout, started), name=node.name)
             task.scope = scope
             try:
                 result = await self._attempt(task, scope, alone)
+                await self.settle_calls(task)
             except GraphInterrupt as exc:
-                task.outcome, task.interrupts = "interrupted", exc.interrupts
+                await self.settle_calls(task)
+                task.outcome, task.interrupts = "interrupted", _asked(task, exc.interrupts)
                 task.finished_at = time.monotonic()
                 return
             except Exception as exc:  # noqa: BLE001 - recorded on the task, maybe retried
                 error: BaseException = exc
+                await self.settle_calls(task)
                 await self.host.task_failed(task, exc)
             else:
                 if result is not _CANCELLED:
@@ -162,7 +173,7 @@ class Executor:
             if policy is None or attempt >= policy.max_attempts or self.scope.cancel_called:
                 task.outcome, task.error = "error", error
                 task.finished_at = time.monotonic()
-                if not alone:
+                if not alone and task.parent is None:
                     self.cancel_siblings()
                 return
             await asyncio.sleep(policy.interval(attempt))
@@ -310,10 +321,12 @@ class Executor:
               watch: Liveness | None = None) -> Token[NodeContext | None]:
         """Make `task`'s attempt under `scope` the node context of the calling code; the
         token undoes it (`node_context.leave`)."""
+        site = task.site = CallSite(self, task, self.loop)
         return node_context.enter(NodeContext(
             task.name, task.step, self.run_id, scope, self.writer,
             functools.partial(self.host.task_config, task), self.runtime, self.meter,
-            self._interrupt_handler(task), watch.touch if watch is not None else None))
+            self._interrupt_handler(task), watch.touch if watch is not None else None,
+            site))
 
     def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
         if self.parent_interrupt is not None:
@@ -325,6 +338,10 @@ class Executor:
 
     async def finish(self, task: Task, result: Any) -> None:
         """Record a task's result: its writes (and `updates` chunk), or why it has none."""
+        if task.parent is not None:
+            task.writes, task.outcome = [(RETURN, result)], "done"
+            self.emit_call(task)
+            return
         try:
             writes = await self.router.writes_for(task, result)
         except GraphInterrupt as exc:
@@ -336,6 +353,50 @@ class Executor:
         task.writes = writes
         task.outcome = "done"
         self.emitter.emit_update(task, task.state_update())
+
+
+    # -- calls ----------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the run's tasks and calls are scheduled on."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    async def settle_calls(self, task: Task) -> None:
+        """Wait for the calls `task`'s attempt launched (before the attempt's scope closes)."""
+        site = task.site
+        if site is not None and site.busy:
+            await site.settle()
+
+    def recall(self, call: Task) -> bool:
+        """Give a call what an earlier attempt of its step kept: its result (True: it does not
+        run again) or the answers to its questions."""
+        kept = self.kept.get(call.id)
+        if not kept:
+            return False
+        for record in kept:
+            if record.channel == RETURN:
+                call.writes, call.outcome, call.cached = [(RETURN, record.value)], "done", True
+                return True
+        call.resume = [r.value for r in sorted(kept, key=lambda r: -r.idx)
+                       if r.channel == RESUME]
+        return False
+
+    def emit_call(self, call: Task) -> None:
+        """The `updates` chunk of a finished call: its name and its value."""
+        if call.writes:
+            self.emitter.emit_update(call, call.writes[0][1])
+
+
+def _asked(task: Task, raised: tuple[Interrupt, ...]) -> tuple[Interrupt, ...]:
+    """The questions a paused task asks: those it raised, and those of its calls that paused
+    beside the one that stopped it."""
+    seen = {i.id for i in raised}
+    more = [i for call in task.calls or () if call.outcome == "interrupted"
+            for i in call.interrupts if i.id not in seen]
+    return (*raised, *more) if more else raised
 
 
 def _called(*scopes: CancelScope) -> bool:

@@ -28,7 +28,13 @@ from tether.engine.options import LoopOptions
 from tether.engine.outcome import LoopOutcome, LoopStatus, conclude, task_writes
 from tether.engine.persist import Persistence
 from tether.engine.report import announce_loaded, task_config
-from tether.engine.resume import InputPlan, attach_pending, paused_before_marker, plan_input
+from tether.engine.resume import (
+    InputPlan,
+    attach_pending,
+    kept_by_task,
+    paused_before_marker,
+    plan_input,
+)
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.state import ChannelState
 from tether.engine.step import run_step
@@ -80,7 +86,8 @@ class Loop:
         if plan.writes is not None:
             self.tasks = await start.input_step(state, persist, router, graph_input, plan,
                                                 loaded=loaded)
-            self.opts.emitter.emit_values(state.view())
+            if self.spec.start is not None:
+                self.opts.emitter.emit_values(state.view())
         else:
             if await start.replaying_older(persist, loaded, self.opts.config.checkpoint_id):
                 await start.fork(state, persist)
@@ -111,6 +118,7 @@ class Loop:
                     task.key_id(base or "", self.opts.ns)
             if first and (pending or plan.resume_map):
                 attach_pending(tasks, pending, plan.resume_map)
+                self.executor.kept = kept_by_task(pending, plan.resume_map)
             held = await self._gate(tasks, first and plan.skip_interrupt_before)
             if held is not None:
                 return held
@@ -211,8 +219,9 @@ class Loop:
         emitter.emit_interrupts(interrupts)
         outcome = self._outcome("interrupted", interrupts=interrupts)
         if emitter.values:
-            shown = self.state.view(outcome.values) or {}
-            emitter.emit_values({**shown, INTERRUPT: interrupts})
+            shown = self.state.view(outcome.values)
+            emitter.emit_values({**shown, INTERRUPT: interrupts} if isinstance(shown, dict)
+                                else {INTERRUPT: interrupts})
         return outcome
 
     async def _stop(self, reason: CancelReason | None,
@@ -229,6 +238,7 @@ class Loop:
         before = {k: state.values.get(k, MISSING) for k in grouped if k in state.state_keys} \
             if self.opts.host.hooks is not None else {}
         updated = state.commit(grouped)
+        self.executor.kept = {}
         self.tasks = state.plan(updated)
         if self.persist is not None:
             await self.persist.take(state, "loop", updated, self.tasks, ran=self._ran)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from tether.checkpoint.base import CheckpointRecord, WriteRecord
 from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, RESUME
+from tether.engine.calls import call_writes
 from tether.engine.persist import Persistence
 from tether.engine.state import ChannelState
 from tether.engine.task import Task
@@ -104,7 +105,7 @@ def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
                     cancelled_at is not None and task.finished_at >= cancelled_at):
                 task.outcome, task.writes = "cancelled", None
     if status in ("cancelled", "error", "interrupted"):
-        writes = tuple(w for t in tasks for w in task_writes(t))
+        writes = tuple(w for t in tasks for w in (*task_writes(t), *call_writes(t)))
     return LoopOutcome(
         status=status, values=dict(values), output=state.output(values), step=state.step,
         checkpoint_id=persist.checkpoint_id if persist is not None else None,

@@ -66,6 +66,8 @@ class NodeSpec:
         isolation: where a sync node runs (None: decided per step by the engine).
         subgraph: a child `GraphSpec` when the node is a compiled graph.
         cancel_grace: seconds the node has to stop after a cancel (None: the run's).
+        shows: what the node's `updates` chunk shows, from its writes (None: its writes to
+            state keys); a functional graph's node shows the value it returned.
     """
 
     name: str
@@ -83,6 +85,7 @@ class NodeSpec:
     subgraph: GraphSpec | None = None
     cancel_grace: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    shows: Callable[[list[Write]], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,8 @@ class GraphSpec:
         output_keys: state keys a caller sees (the output schema).
         input_keys: state keys the input may set (the input schema).
         input_writes: turns the caller's input into writes (raises on bad input).
-        start: the virtual START node: its edges and branches route the input.
+        start: the virtual START node: its edges and branches route the input (None: the
+            input's writes trigger the first tasks themselves, LangGraph's functional graphs).
         triggers: for each trigger channel, the nodes it starts.
         output: turns the state into what `invoke` returns (the output schema's keys).
         values: turns the state into a `values` stream chunk (the state schema's keys).
@@ -122,7 +126,7 @@ class GraphSpec:
     output_keys: tuple[str, ...]
     input_keys: tuple[str, ...]
     input_writes: Callable[[Any], list[Write]]
-    start: NodeSpec
+    start: NodeSpec | None
     triggers: Mapping[str, tuple[str, ...]]
     output: Callable[[dict[str, Any]], Any] = dict
     values: Callable[[dict[str, Any]], Any] = dict

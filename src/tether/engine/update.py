@@ -44,7 +44,7 @@ async def apply_update(spec: GraphSpec, store: CheckpointStore, config: RunConfi
     loaded = await load(state, persist, config.checkpoint_id)
     state.refresh_all()
     node_name = as_node or await _default_node(spec, store, loaded)
-    if node_name == START:
+    if node_name == START and spec.start is not None:
         writes = spec.input_writes(values)
         node = spec.start
         writes.extend(node.edges)

@@ -11,7 +11,6 @@ from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
 from tether.engine.threads import default_pool
 from tether.errors import ConfigError
-from tether.graph.assemble import assemble
 from tether.graph.history import GraphHistory
 from tether.graph.stream_parts import PartsFormat, coercing
 from tether.runs import control, portal
@@ -52,7 +51,7 @@ class CompiledStateGraph(GraphHistory):
         self.interrupt_before_nodes = interrupt_before
         self.interrupt_after_nodes = interrupt_after
         self.strict = strict
-        self.spec = assemble(builder, interrupt_before, interrupt_after, name, strict=strict)
+        self.spec = builder.compile_spec(interrupt_before, interrupt_after, name, strict=strict)
         self.nodes = dict(builder.nodes)
         self.stream_mode = "updates"
         self.config = config or {}
@@ -72,7 +71,7 @@ class CompiledStateGraph(GraphHistory):
         """The same graph recorded in `checkpointer` (and, given, served under `name`): its
         interrupts, config, long-term store, strictness and policies (budgets, loop detection,
         guards) kept. What the CLI, the server and workers run a user's graph as."""
-        bound = CompiledStateGraph(
+        bound = type(self)(
             self.builder, checkpointer=checkpointer, store=self.long_term_store,
             interrupt_before=self.interrupt_before_nodes,
             interrupt_after=self.interrupt_after_nodes, name=name or self.name,

@@ -11,7 +11,9 @@ from typing import Any, Generic, TypeVar
 
 from tether.cancel.deadlines import coerce_timeout
 from tether.constants import END, RESERVED_CHARS, RESERVED_NAMES, START
+from tether.engine.spec import GraphSpec
 from tether.errors import GraphCompileError
+from tether.graph.assemble import assemble
 from tether.graph.nodes import NodeDef, inspect_callable, node_name
 from tether.graph.schema import Schema, schema_of
 from tether.types import RetryPolicy, TimeoutPolicy
@@ -86,6 +88,11 @@ class StateGraph(Generic[StateT]):
             for key, spec in schema.managed.items():
                 out.setdefault(key, spec)
         return out
+
+    def compile_spec(self, interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
+                     name: str, *, strict: bool = False) -> GraphSpec:
+        """What the engine runs for this builder (a compiled graph asks for it)."""
+        return assemble(self, interrupt_before, interrupt_after, name, strict=strict)
 
     # -- nodes ----------------------------------------------------------------------------
 
