@@ -9,9 +9,11 @@ result is stored at once as a pending write `(call id, "__return__", value)` and
 parent, so the final checkpoint of a stopped run holds every finished call, and only the
 unfinished ones run again.
 
-Where a call runs: an async parent starts it at once as an asyncio task. A sync parent (on a
-worker thread, or inline on the loop's thread) queues it for the loop and, when it asks for the
-result first, runs it itself in its own thread (a call with a timeout always runs on the loop).
+Where a call runs: an async parent starts it at once as an asyncio task (its future). A sync
+parent (on a worker thread, or inline on the loop's thread) queues it to tether's threads and,
+when it asks for the result before a thread took it, runs it itself; either way the loop only
+hears of it afterwards (stream chunks, pending writes). A call with a timeout always runs on
+the loop, whose timers enforce it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -33,6 +36,7 @@ from tether.checkpoint.base import WriteRecord
 from tether.constants import INTERRUPT, RESUME, RETURN
 from tether.engine.spec import NodeSpec
 from tether.engine.task import PUSH, Task
+from tether.engine.threads import Job
 from tether.errors import GraphInterrupt, NodeCancelled
 from tether.types import RetryPolicy
 
@@ -40,6 +44,10 @@ if TYPE_CHECKING:
     from tether.engine.execute import Executor
 
 T = TypeVar("T")
+
+CALL_THREADS = min(32, (os.cpu_count() or 1) + 4)
+"""Threads at most that run the calls of one sync attempt side by side (a thread pool's usual
+size; the attempt's own thread helps too)."""
 
 CALL_ASKED = -6
 """The `idx` of a call's own interrupt record: who asked, so that an answer reaches it (the
@@ -91,10 +99,10 @@ def call_spec(name: str, func: Callable[..., Any], *, is_async: bool,
 
 
 class CallFuture(concurrent.futures.Future[T], Generic[T]):
-    """The result of a call: `.result()` from sync code, `await` from async code.
+    """The result of a call made from sync code: `.result()` (or `await`).
 
-    A sync caller asking for a result not yet started runs the call itself; one waiting for a
-    call running elsewhere wakes when its own node is cancelled (raising `NodeCancelled`).
+    Asking for a result that nobody started runs the call in the asking thread; waiting for a
+    call running elsewhere wakes when the asking node is cancelled (raising `NodeCancelled`).
     """
 
     __slots__ = ("_call", "_site")
@@ -108,8 +116,8 @@ class CallFuture(concurrent.futures.Future[T], Generic[T]):
         """The call's value (or its exception, raised).
 
         Raises:
-            RuntimeError: asked on the event loop's thread for a call still running there
-                (await it instead).
+            RuntimeError: waited for on the event loop's thread for a call that needs the loop
+                (one with a timeout).
         """
         if not self.done():
             self._site.help(self._call)
@@ -123,16 +131,22 @@ class CallFuture(concurrent.futures.Future[T], Generic[T]):
         return (yield from asyncio.wrap_future(self).__await__())
 
 
+TaskFuture = CallFuture[Any] | asyncio.Future[Any]
+"""What launching a call returns: a `CallFuture` to sync code, an asyncio task (or future) to
+async code."""
+
+
 class CallSite:
     """The calls of one attempt of one task (or of one call): launching, running, settling.
 
-    Invariant: every call launched is in `parent.calls`, in launch order; one launched and not
-    yet started is in `_waiting` until exactly one party claims it (the loop, or the sync caller
-    asking for its result).
+    Invariants: every call launched is in `parent.calls`, in launch order. A call run by a
+    thread (not the loop) is in `_waiting` until exactly one party claims it: the worker its job
+    was queued to, or the sync caller asking for its result first. `_tasks` holds the asyncio
+    tasks still running for these calls (calls run on the loop, their pending writes).
     """
 
-    __slots__ = ("_aside", "_futures", "_lock", "_running", "_waiting", "count", "executor",
-                 "loop", "parent", "sync")
+    __slots__ = ("_aside", "_drain_due", "_futures", "_jobs", "_lock", "_tasks", "_waiting",
+                 "_workers", "count", "executor", "loop", "parent", "sync")
 
     def __init__(self, executor: Executor, parent: Task, loop: asyncio.AbstractEventLoop) -> None:
         self.executor = executor
@@ -141,16 +155,18 @@ class CallSite:
         self.sync = not parent.node.is_async
         self.count = 0
         self._lock = threading.Lock()
-        self._waiting: set[int] = set()
+        self._waiting: dict[int, Task] = {}
         self._futures: dict[int, CallFuture[Any]] = {}
-        self._running: set[asyncio.Future[Any]] = set()
+        self._jobs: list[Job] = []
+        self._workers = 0
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._aside: list[Task] = []
+        self._drain_due = False
         parent.calls = []
 
     # -- launching ------------------------------------------------------------------------
 
-    def launch(self, spec: CallSpec, args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> CallFuture[Any]:
+    def launch(self, spec: CallSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture:
         """Start a call of `spec` with `args`/`kwargs`; its future.
 
         Raises:
@@ -167,44 +183,76 @@ class CallSite:
                     parent=parent)
         call.id_key = parent.id_key
         call.spec = spec
-        future: CallFuture[Any] = CallFuture(self, call)
         assert parent.calls is not None
         parent.calls.append(call)
-        if self.executor.recall(call):
+        kept = self.executor.recall(call)
+        if not self.sync:
+            if kept:
+                done = self.loop.create_future()
+                done.set_result(_value(call))
+                return done
+            return self._start(call)
+        future: CallFuture[Any] = CallFuture(self, call)
+        if kept:
             _resolve(future, call)
             return future
         with self._lock:
             self._futures[id(call)] = future
-        if not self.sync and _on_loop(self.loop):
-            self._start(call)
-        else:
-            with self._lock:
-                self._waiting.add(id(call))
+            self._waiting[id(call)] = call
+            more = not _needs_loop(call) and self._workers < CALL_THREADS
+            if more:
+                self._workers += 1
+        if _needs_loop(call):
             self.loop.call_soon_threadsafe(self._start_waiting, call)
+        elif more:
+            job = self.executor.pool.submit(self._work, self.loop)
+            with self._lock:
+                self._jobs.append(job)
         return future
 
     def _claim(self, call: Task) -> bool:
         with self._lock:
-            if id(call) in self._waiting:
-                self._waiting.discard(id(call))
-                return True
-            return False
+            return self._waiting.pop(id(call), None) is not None
+
+    def _next(self) -> Task | None:
+        """The oldest call no one has taken that a thread may run, taken; None if none."""
+        with self._lock:
+            for key, call in self._waiting.items():
+                if not _needs_loop(call):
+                    del self._waiting[key]
+                    return call
+            self._workers -= 1
+            return None
+
+    # -- on the loop ----------------------------------------------------------------------
+
+    def _start(self, call: Task) -> asyncio.Task[Any]:
+        self._announce(call)
+        task = self.loop.create_task(self._run(call))
+        self._track(task)
+        return task
 
     def _start_waiting(self, call: Task) -> None:
         if self._claim(call):
             self._start(call)
 
-    def _start(self, call: Task) -> None:
-        """On the loop: run `call` as an asyncio task."""
-        self._announce(call)
-        task = self.loop.create_task(self._run(call))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-
-    async def _run(self, call: Task) -> None:
+    async def _run(self, call: Task) -> Any:
         await self.executor.run_task(call, alone=False)
         self._report(call)
-        _resolve(self._futures.pop(id(call)), call)
+        self.executor.remember(call)
+        future = self._futures.pop(id(call), None)
+        if future is not None:
+            _resolve(future, call)
+        return _value(call)
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._untrack)
+
+    def _untrack(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller that awaits it sees it all the same
 
     def _announce(self, call: Task) -> None:
         emitter = self.executor.emitter
@@ -217,33 +265,53 @@ class CallSite:
             result = {RETURN: call.writes[0][1]} if call.writes else {}
             emitter.emit_task_result(call, result)
 
-    # -- a sync caller helping --------------------------------------------------------------
+    def drain(self) -> None:
+        """Report the calls threads ran (stream chunks, pending writes)."""
+        with self._lock:
+            ran, self._aside, self._drain_due = self._aside, [], False
+        executor = self.executor
+        for call in ran:
+            self._announce(call)
+            self._report(call)
+            if call.outcome == "done":
+                executor.emit_call(call)
+                executor.remember(call)
+                if executor.host.keeps_writes:
+                    self._track(self.loop.create_task(executor.host.task_done(call)))
+
+    # -- on a thread ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        """A worker thread's job: run the calls nobody took yet, oldest first, until none is
+        left (at most `CALL_THREADS` such jobs per site, as a thread pool's workers)."""
+        while (call := self._next()) is not None:
+            self._run_here(call)
 
     def help(self, call: Task) -> None:
         """A sync caller asks for `call`'s result: if nobody started it, run it here."""
-        if call.node.timeout is not None or call.node.idle_timeout is not None:
-            return
-        if not self._claim(call):
-            return
-        if _on_loop(self.loop):
-            self._announce(call)
-        else:
-            self.loop.call_soon_threadsafe(self._announce, call)
+        if not _needs_loop(call) and self._claim(call):
+            self._run_here(call)
+
+    def _run_here(self, call: Task) -> None:
         run_here(self.executor, call)
         with self._lock:
             self._aside.append(call)
-        self.loop.call_soon_threadsafe(self.drain)
-        _resolve(self._futures.pop(id(call)), call)
+            due, self._drain_due = self._drain_due, True
+        if not due:
+            self.loop.call_soon_threadsafe(self.drain)
+        future = self._futures.pop(id(call), None)
+        if future is not None:
+            _resolve(future, call)
 
     def wait(self, future: CallFuture[Any], timeout: float | None) -> None:
         """Block a sync caller until `future` is done or the caller's node is cancelled.
 
         Raises:
-            RuntimeError: on the event loop's thread, which the call needs to make progress.
+            RuntimeError: on the event loop's thread, for a call that needs the loop.
             NodeCancelled: the caller's node was cancelled meanwhile.
         """
-        if _on_loop(self.loop):
-            raise RuntimeError("a task's future cannot be waited for on the event loop's "
+        if _needs_loop(future._call) and _on_loop(self.loop):
+            raise RuntimeError("a task with a timeout cannot be waited for on the event loop's "
                                "thread: await it (async code), or run the node on a thread")
         ctx = node_context.current()
         scope = ctx.scope if ctx is not None else None
@@ -261,52 +329,43 @@ class CallSite:
 
     # -- settling -------------------------------------------------------------------------
 
-    def drain(self) -> None:
-        """On the loop: report the calls a sync caller ran itself (stream, pending writes)."""
-        with self._lock:
-            ran, self._aside = self._aside, []
-        executor = self.executor
-        for call in ran:
-            self._report(call)
-            if call.outcome == "done":
-                executor.emit_call(call)
-                if executor.host.keeps_writes:
-                    task = self.loop.create_task(executor.host.task_done(call))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
-
     async def settle(self) -> None:
-        """After the parent attempt: start what nobody started, and wait for every call.
+        """After the parent attempt: wait for every call it launched, and report them.
 
         Cancellation:
-            When the run is cancelled meanwhile, waits (shielded, bounded by the grace) for the
-            calls to stop and returns (the caller reads the cancel from the run's scope); a
-            foreign cancellation is re-raised after the same wait.
+            When the run is cancelled meanwhile, the calls get the grace to stop (threads that
+            do not are abandoned, as a node's would be), then this returns (the caller reads
+            the cancel from the run's scope); a foreign cancellation is re-raised after that.
         """
         while True:
-            with self._lock:
-                waiting, self._waiting = self._waiting, set()
-            for call in self.parent.calls or ():
-                if id(call) in waiting:
-                    self._start(call)
             self.drain()
-            pending = [t for t in self._running if not t.done()]
-            if not pending:
+            waits = [*[t for t in self._tasks if not t.done()],
+                     *[asyncio.wrap_future(f) for f in list(self._futures.values())]]
+            if not waits:
                 return
             try:
-                await asyncio.wait(pending)
+                await asyncio.wait(waits)
             except asyncio.CancelledError:
-                with anyio.CancelScope(shield=True):
-                    await asyncio.wait(pending, timeout=self.executor.grace + 0.05)
-                self.drain()
+                await self._stop()
                 if not self.executor.scope.cancel_called:
                     raise
                 return
 
+    async def _stop(self) -> None:
+        executor = self.executor
+        with anyio.CancelScope(shield=True):
+            jobs = [j for j in self._jobs if j.finished_at is None]
+            if jobs:
+                await executor.pool.stop(jobs, executor.grace)
+            pending = [t for t in self._tasks if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=executor.grace + 0.05)
+        self.drain()
+
     @property
     def busy(self) -> bool:
         """Whether any call may still need settling."""
-        return bool(self._futures or self._aside or self._running)
+        return bool(self._futures or self._aside or self._tasks)
 
 
 def run_here(executor: Executor, call: Task) -> None:
@@ -361,7 +420,7 @@ def _settle_here(site: CallSite) -> None:
                 future.result()
 
 
-def launch(spec: CallSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallFuture[Any]:
+def launch(spec: CallSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture:
     """Launch a call from the running node's code; its future.
 
     Raises:
@@ -372,7 +431,7 @@ def launch(spec: CallSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Cal
     if site is None:
         raise RuntimeError("a task can only be called while a graph runs: from an "
                            "entrypoint, from another task, or from a node")
-    result: CallFuture[Any] = site.launch(spec, args, kwargs)
+    result: TaskFuture = site.launch(spec, args, kwargs)
     return result
 
 
@@ -393,17 +452,29 @@ def call_writes(task: Task) -> list[WriteRecord]:
     return out
 
 
+def _value(call: Task) -> Any:
+    """A finished call's value, or what it raises."""
+    if call.outcome == "done":
+        return call.writes[0][1] if call.writes else None
+    if call.outcome == "interrupted":
+        raise GraphInterrupt(call.interrupts)
+    if call.outcome == "error" and call.error is not None:
+        raise call.error
+    raise NodeCancelled()
+
+
 def _resolve(future: CallFuture[Any], call: Task) -> None:
     if future.done():
         return
-    if call.outcome == "done":
-        future.set_result(call.writes[0][1] if call.writes else None)
-    elif call.outcome == "interrupted":
-        future.set_exception(GraphInterrupt(call.interrupts))
-    elif call.outcome == "error" and call.error is not None:
-        future.set_exception(call.error)
-    else:
-        future.set_exception(NodeCancelled())
+    try:
+        future.set_result(_value(call))
+    except BaseException as exc:  # noqa: BLE001 - what the call raised goes to its future
+        future.set_exception(exc)
+
+
+def _needs_loop(call: Task) -> bool:
+    """Whether a call must run on the loop (its timeouts are the loop's timers)."""
+    return call.node.timeout is not None or call.node.idle_timeout is not None
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -417,5 +488,5 @@ def _policy(policies: tuple[RetryPolicy, ...], exc: Exception) -> RetryPolicy | 
     return next((p for p in policies if p.should_retry(exc)), None)
 
 
-__all__ = ["CALL_ASKED", "CallFuture", "CallSite", "CallSpec", "call_spec", "call_writes",
-           "launch", "run_here"]
+__all__ = ["CALL_ASKED", "CallFuture", "CallSite", "CallSpec", "TaskFuture", "call_spec",
+           "call_writes", "launch", "run_here"]

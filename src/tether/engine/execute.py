@@ -384,6 +384,13 @@ class Executor:
                        if r.channel == RESUME]
         return False
 
+    def remember(self, call: Task) -> None:
+        """A call finished: a retry of its parent in this step finds its result (as a resume
+        would find it in the checkpoint)."""
+        if call.outcome == "done" and call.writes and not call.cached:
+            self.kept.setdefault(call.id, []).append(
+                WriteRecord(call.id, call.name, 0, RETURN, call.writes[0][1]))
+
     def emit_call(self, call: Task) -> None:
         """The `updates` chunk of a finished call: its name and its value."""
         if call.writes:

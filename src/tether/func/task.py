@@ -11,7 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tether.cache.base import BaseCache
 from tether.cancel.deadlines import coerce_timeout
-from tether.engine.calls import CallFuture, call_spec, launch
+from tether.engine.calls import TaskFuture, call_spec, launch
 from tether.engine.spec import NODE_KWARGS
 from tether.graph.nodes import inspect_callable
 from tether.types import CachePolicy, RetryPolicy, TimeoutPolicy
@@ -51,7 +51,7 @@ class TaskFunction(Generic[P, T]):
         )
         functools.update_wrapper(self, func)
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> CallFuture[T]:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture:
         """Launch the task; its future.
 
         Raises:
