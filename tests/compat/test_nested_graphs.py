@@ -53,7 +53,6 @@ def build_caller(lib: Lib, *, use_async: bool = False) -> Any:
     return builder.compile()
 
 
-@PENDING
 @pytest.mark.parametrize("mode", ["updates", "values", ["updates", "values"]], ids=str)
 def test_a_graph_invoked_in_a_node_streams_with_subgraphs(lib: Lib, lg: Lib, mode: Any) -> None:
     def run(library: Lib) -> list:
@@ -70,7 +69,6 @@ def test_a_graph_invoked_in_a_node_streams_with_subgraphs(lib: Lib, lg: Lib, mod
     assert run(lib) == expected
 
 
-@PENDING
 @pytest.mark.anyio
 async def test_a_graph_awaited_in_an_async_node_streams_with_subgraphs(lib: Lib,
                                                                       lg: Lib) -> None:
@@ -100,7 +98,6 @@ def _hop(lib: Lib, target: str, name: str) -> Any:
     return hop
 
 
-@PENDING
 def test_parent_command_from_a_graph_invoked_in_a_node(lib: Lib, lg: Lib) -> None:
     def run(library: Lib) -> list:
         inner = library.StateGraph(Log)
@@ -225,7 +222,6 @@ def test_get_state_with_subgraphs_shows_the_paused_subgraph(lib: Lib, lg: Lib,
     assert run(lib) == expected
 
 
-@PENDING
 def test_a_graph_invoked_in_a_node_pauses_and_resumes_with_its_caller(lib: Lib,
                                                                       lg: Lib) -> None:
     def run(library: Lib) -> list:

@@ -34,7 +34,7 @@ from tether import node_context
 from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import WriteRecord
 from tether.constants import INTERRUPT, RESUME, RETURN
-from tether.engine.spec import NodeSpec
+from tether.engine.spec import GraphSpec, NodeSpec
 from tether.engine.task import PUSH, Task
 from tether.engine.threads import Job
 from tether.errors import GraphInterrupt, NodeCancelled
@@ -146,7 +146,7 @@ class CallSite:
     """
 
     __slots__ = ("_aside", "_drain_due", "_futures", "_jobs", "_lock", "_tasks", "_waiting",
-                 "_workers", "count", "executor", "loop", "parent", "sync")
+                 "_workers", "count", "executor", "graphs", "loop", "parent", "sync")
 
     def __init__(self, executor: Executor, parent: Task, loop: asyncio.AbstractEventLoop) -> None:
         self.executor = executor
@@ -162,6 +162,7 @@ class CallSite:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._aside: list[Task] = []
         self._drain_due = False
+        self.graphs = 0
         parent.calls = []
 
     # -- launching ------------------------------------------------------------------------
@@ -327,6 +328,50 @@ class CallSite:
         if not future.done() and scope is not None and scope.cancelled():
             raise NodeCancelled(scope.effective_reason())
 
+    # -- graphs invoked from the attempt's code ------------------------------------------------
+
+    async def run_graph(self, spec: GraphSpec, graph_input: Any) -> Any:
+        """Run a compiled graph the attempt's code invokes, under the attempt (on the loop):
+        its output, or what it raises (`GraphInterrupt` pauses the attempt's task; a
+        `ParentCommand` makes the task answer with that command).
+
+        Cancellation:
+            The graph's tasks are children of the attempt's scope: a cancel of the run stops
+            them, and this raises `CancelledError`.
+        """
+        index = self.graphs
+        self.graphs += 1
+        ctx = node_context.current()
+        handler = ctx.interrupt if ctx is not None else None
+        assert handler is not None
+        return await self.executor.host.run_graph(self.parent, spec, graph_input, handler,
+                                                  index=index)
+
+    def run_graph_sync(self, spec: GraphSpec, graph_input: Any) -> Any:
+        """`run_graph` for a sync attempt on a worker thread: the child loop runs on the loop,
+        this thread waits (woken by a cancel of its node).
+
+        Raises:
+            NodeCancelled: the attempt was cancelled while waiting.
+        """
+        ctx = node_context.current()
+        done = asyncio.run_coroutine_threadsafe(
+            _in_context(ctx, self.run_graph(spec, graph_input)), self.loop)
+        scope = ctx.scope if ctx is not None else None
+        woken = threading.Event()
+        done.add_done_callback(lambda _f: woken.set())
+        if scope is not None:
+            scope.add_waiter(woken)
+        try:
+            woken.wait()
+        finally:
+            if scope is not None:
+                scope.remove_waiter(woken)
+        if not done.done():
+            done.cancel()
+            raise NodeCancelled(scope.effective_reason() if scope is not None else None)
+        return done.result()
+
     # -- settling -------------------------------------------------------------------------
 
     async def settle(self) -> None:
@@ -450,6 +495,15 @@ def call_writes(task: Task) -> list[WriteRecord]:
                        for i, answer in enumerate(call.claimed))
         out.extend(call_writes(call))
     return out
+
+
+async def _in_context(ctx: Any, work: Any) -> Any:
+    """Await `work` with `ctx` as the node context (a sync node's, on the loop's thread)."""
+    token = node_context.enter(ctx)
+    try:
+        return await work
+    finally:
+        node_context.leave(token)
 
 
 def _value(call: Task) -> Any:

@@ -27,7 +27,7 @@ from tether.constants import RESUME, RETURN
 from tether.engine.calls import CallSite
 from tether.engine.liveness import Liveness
 from tether.engine.routing import Router
-from tether.engine.spec import NodeSpec, Write
+from tether.engine.spec import GraphSpec, NodeSpec, Write
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
 from tether.engine.threads import WorkerPool
@@ -39,7 +39,7 @@ from tether.errors import (
 )
 from tether.node_context import Meter, NodeContext
 from tether.runtime import Runtime, touch
-from tether.types import CancelReason, Interrupt, RetryPolicy
+from tether.types import CancelReason, Command, Interrupt, RetryPolicy
 
 _CANCELLED = object()
 SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
@@ -73,6 +73,10 @@ class TaskHost(Protocol):
 
     async def run_subgraph(self, task: Task, handler: Callable[[Any], Any]) -> Any:
         """Run a compiled-graph node's subgraph; its output is the task's result."""
+
+    async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
+                        handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
+        """Run a graph `task`'s code invokes (the `index`-th), under it; its output."""
 
 
 @dataclass(slots=True)
@@ -166,8 +170,11 @@ class Executor:
                     return
             finally:
                 scope.close()
-            if isinstance(error, ParentCommand):
-                task.outcome, task.error = "error", error
+            if isinstance(error, ParentCommand) and task.parent is None:
+                # A graph the node's code invoked went to this graph: the node answers with
+                # that command.
+                command = error.command
+                await self.finish(task, Command(update=command.update, goto=command.goto))
                 return
             policy = _matching_policy(node.retry, error)
             if policy is None or attempt >= policy.max_attempts or self.scope.cancel_called:

@@ -296,14 +296,27 @@ class Loop:
         """
         spec = task.node.subgraph
         assert spec is not None
+        return await self.run_graph(task, spec, task.input, handler)
+
+    async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
+                        handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
+        """Run `spec` in a child loop under `task`: its node's subgraph (`index` None: the
+        output cut to this graph's keys), or the `index`-th graph its code invokes (the whole
+        output). With a checkpointer the child checkpoints in its own namespace and, when the
+        task runs again, continues from there.
+
+        Cancellation:
+            As `run_subgraph`.
+        """
         durable = self.persist is not None
-        opts = subgraph.child_options(self.opts, task, handler, durable=durable)
+        opts = subgraph.child_options(self.opts, task, handler, durable=durable,
+                                      index=index or 0)
         child = Loop(spec, opts)
-        outcome = await child.run(None if await subgraph.resumes(opts) else task.input)
+        outcome = await child.run(None if await subgraph.resumes(opts) else graph_input)
         if durable:
             await subgraph.keep(opts, outcome)
-        return subgraph.result(outcome, self.state.state_keys, task,
-                               self.opts.config.recursion_limit)
+        keys = self.state.state_keys if index is None else None
+        return subgraph.result(outcome, keys, task, self.opts.config.recursion_limit)
 
     # -- the end --------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from tether.channels.named_barrier_value import NamedBarrierValue
 from tether.channels.topic import Topic
 from tether.constants import BRANCH_PREFIX, END, JOIN_PREFIX, START, TASKS
 from tether.engine.spec import BranchSpec, GraphSpec, NodeSpec, Write
-from tether.graph.nodes import inspect_callable
+from tether.graph.nodes import NodeDef, inspect_callable, mentions_graph_calls
 from tether.graph.schema import input_writes, reader, update_writes
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
             retry=node.retry,
             timeout=node.timeout,
             idle_timeout=node.idle_timeout,
-            isolation=node.isolation,  # type: ignore[arg-type]
+            isolation=_isolation(node),  # type: ignore[arg-type]
             subgraph=subgraph,
             cancel_grace=node.cancel_grace,
             metadata=node.metadata,
@@ -111,6 +111,14 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
         order={n: i for i, n in enumerate(nodes)}, barriers=barriers,
         managed=graph.managed, deferred=tuple(deferred),
     )
+
+
+def _isolation(node: NodeDef) -> str | None:
+    """Where a node runs: as asked, or on a thread when it is sync and invokes a graph (which
+    then runs under it on the event loop: a node inline on the loop's thread could not wait)."""
+    if node.isolation is None and node.subgraph is None and mentions_graph_calls(node.call):
+        return "thread"
+    return node.isolation
 
 
 def _ephemeral(key: str) -> Callable[[], BaseChannel]:

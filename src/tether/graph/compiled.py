@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tether import node_context
 from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
@@ -163,8 +164,20 @@ class CompiledStateGraph(GraphHistory):
         """
         return await self._ainvoke(input, config, stream_mode, False, kwargs)
 
+    def _nested_site(self) -> Any:
+        """The node attempt this graph is invoked from, when it runs under it (LangGraph's
+        subgraph called from a node's code: its checkpoints, stream chunks, interrupts and
+        parent commands go through its caller); None to run on its own."""
+        if self.checkpointer is not None:
+            return None
+        ctx = node_context.current()
+        return ctx.calls if ctx is not None else None
+
     async def _ainvoke(self, graph_input: Any, config: dict[str, Any] | None, stream_mode: str,
                        inline_sync: bool, kwargs: dict[str, Any]) -> Any:
+        site = self._nested_site()
+        if site is not None and stream_mode == _VALUES and not kwargs:
+            return await site.run_graph(self.spec, graph_input)
         if stream_mode == _VALUES and kwargs.get("version") == "v2":
             request, run_id = self._request(graph_input, config, stream_mode=_VALUES,
                                             inline_sync=inline_sync, **kwargs)
@@ -238,6 +251,10 @@ class CompiledStateGraph(GraphHistory):
             RunTimeout: `config["timeout"]` passed.
             RunCancelled: the run was cancelled (by id, from another thread or process).
         """
+        site = self._nested_site()
+        if site is not None and stream_mode == _VALUES and not kwargs \
+                and not portal.loop_running():
+            return site.run_graph_sync(self.spec, input)
         return portal.run_sync(
             lambda private: self._ainvoke(input, config, stream_mode, private, kwargs)
         )
