@@ -34,6 +34,7 @@ from tether import node_context
 from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import WriteRecord
 from tether.constants import INTERRUPT, RESUME, RETURN
+from tether.engine import caching
 from tether.engine.spec import GraphSpec, NodeSpec
 from tether.engine.task import PUSH, Task
 from tether.engine.threads import Job
@@ -238,7 +239,15 @@ class CallSite:
             self._start(call)
 
     async def _run(self, call: Task) -> Any:
-        await self.executor.run_task(call, alone=False)
+        executor = self.executor
+        if executor.cache is not None:
+            await caching.recall(executor.cache, [call], executor.cache_policy)
+        if call.cached:
+            executor.emit_call(call)
+        else:
+            await executor.run_task(call, alone=False)
+            if executor.cache is not None:
+                await caching.keep(executor.cache, [call], executor.cache_policy)
         self._report(call)
         self.executor.remember(call)
         future = self._futures.pop(id(call), None)
@@ -414,7 +423,17 @@ class CallSite:
 
 
 def run_here(executor: Executor, call: Task) -> None:
-    """Run a sync call in the calling thread, with its own scope and retries, to an outcome."""
+    """Run a sync call in the calling thread, with its own scope and retries, to an outcome
+    (or serve it from the cache)."""
+    cache = executor.cache
+    if cache is not None and caching.recall_sync(cache, call, executor.cache_policy):
+        return
+    _attempts(executor, call)
+    if cache is not None:
+        caching.keep_sync(cache, call, executor.cache_policy)
+
+
+def _attempts(executor: Executor, call: Task) -> None:
     parent_scope = call.parent.scope if call.parent is not None else executor.scope
     node = call.node
     attempt = 0

@@ -96,6 +96,7 @@ class Executor:
             the first `interrupt()` asked without one.
         kept: for the step the run resumes, what its calls left (pending writes by call id,
             with the new answers to their questions); emptied once the step commits.
+        cache, cache_policy: where results of nodes and calls are cached (`LoopOptions`).
     """
 
     scope: CancelScope
@@ -113,6 +114,8 @@ class Executor:
     parent_interrupt: Callable[[Any], Any] | None = None
     null_resume: list[Any] = field(default_factory=list)
     kept: dict[str, list[WriteRecord]] = field(default_factory=dict)
+    cache: Any = None
+    cache_policy: Any = None
     _writer: Callable[[Any], None] | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)

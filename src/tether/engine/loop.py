@@ -21,7 +21,7 @@ from typing import Any
 from tether.channels.base import MISSING
 from tether.checkpoint.base import StoredCheckpoint
 from tether.constants import INTERRUPT
-from tether.engine import start, subgraph
+from tether.engine import caching, start, subgraph
 from tether.engine.apply import group_writes
 from tether.engine.execute import Executor
 from tether.engine.options import LoopOptions
@@ -69,6 +69,7 @@ class Loop:
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,
+            cache=options.cache, cache_policy=options.cache_policy,
         )
         self._ran: list[Task] = []
 
@@ -161,6 +162,9 @@ class Loop:
         return await self._stop(hooks.before_step(self.state.step + 1, fresh, self.state.values))
 
     async def _superstep(self, tasks: list[Task]) -> LoopOutcome | None:
+        cache = self.opts.cache
+        if cache is not None:
+            await caching.recall(cache, [t for t in tasks if not t.cached])
         consumed = self.state.consume(tasks)
         if self.persist is not None:
             self.persist.mark(consumed)
@@ -171,6 +175,8 @@ class Loop:
             await run_step(self.executor, to_run)
         if self.opts.scope.cancel_called:
             return self._outcome("cancelled")
+        if cache is not None:
+            await caching.keep(cache, to_run)
         if emitter.tasks:
             for task in to_run:
                 emitter.emit_task_result(task, task.state_update() or {})

@@ -68,6 +68,8 @@ class NodeSpec:
         cancel_grace: seconds the node has to stop after a cancel (None: the run's).
         shows: what the node's `updates` chunk shows, from its writes (None: its writes to
             state keys); a functional graph's node shows the value it returned.
+        cache: its `CachePolicy` (None: never cached).
+        cache_ns: where its cached writes are filed (after LangGraph's namespace prefix).
     """
 
     name: str
@@ -86,6 +88,8 @@ class NodeSpec:
     cancel_grace: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     shows: Callable[[list[Write]], Any] | None = None
+    cache: Any = None
+    cache_ns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,9 +81,10 @@ class entrypoint(Generic[ContextT]):
             raise ValueError("Entrypoint function must have at least one parameter")
         builder = EntrypointBuilder(func, retry=self.retry_policy, timeout=self.timeout,
                                     context_schema=self.context_schema, value=pluck_return,
-                                    save=pluck_save)
+                                    save=pluck_save, cache_policy=self.cache_policy)
         return CompiledStateGraph(builder, checkpointer=self.checkpointer, store=self.store,
-                                  interrupt_before=(), interrupt_after=(), name="LangGraph")
+                                  interrupt_before=(), interrupt_after=(), name="LangGraph",
+                                  cache=self.cache, cache_policy=self.cache_policy)
 
 
 def pluck_return(value: Any) -> Any:

@@ -13,6 +13,7 @@ from tether.channels.base import BaseChannel
 from tether.channels.ephemeral_value import EphemeralValue
 from tether.channels.last_value import LastValue
 from tether.constants import END, PREVIOUS, START
+from tether.engine.caching import identifier
 from tether.engine.spec import GraphSpec, NodeSpec, Write
 from tether.graph.nodes import NodeDef, inspect_callable
 from tether.types import RetryPolicy, TimeoutPolicy
@@ -29,11 +30,13 @@ class EntrypointBuilder:
         timeout: seconds per attempt, or a `TimeoutPolicy`.
         context_schema: the type of `invoke(..., context=...)`.
         value, save: what the caller gets, and what `previous` gets, from a return value.
+        cache_policy: caches the entrypoint's result by its input (and is the policy of its
+            tasks that have none), as LangGraph's.
     """
 
     def __init__(self, func: Callable[..., Any], *, retry: tuple[RetryPolicy, ...],
                  timeout: float | TimeoutPolicy | Any, context_schema: type[Any] | None,
-                 value: Pluck, save: Pluck) -> None:
+                 value: Pluck, save: Pluck, cache_policy: Any = None) -> None:
         self.func = func
         self.name: str = getattr(func, "__name__", None) or type(func).__name__
         self.info = inspect_callable(func)
@@ -45,6 +48,7 @@ class EntrypointBuilder:
         self.idle_timeout = coerce_timeout(idle_limit, f"idle timeout of '{self.name}'")
         self.context_schema = context_schema
         self.value, self.save = value, save
+        self.cache_policy = cache_policy
         # What drawing (`get_graph`) reads of a builder.
         self.nodes = {self.name: NodeDef(self.name, self.info)}
         self.edges = [(START, self.name)]
@@ -66,7 +70,8 @@ class EntrypointBuilder:
             # A sync entrypoint waits for its tasks on a thread of its own, so that tasks run
             # side by side on others.
             isolation=None if self.info.is_async else "thread",
-            shows=_returned,
+            shows=_returned, cache=self.cache_policy,
+            cache_ns=(identifier(self.func), self.name),
         )
         channels: dict[str, Callable[[], BaseChannel]] = {
             START: lambda: EphemeralValue(START),

@@ -11,13 +11,11 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tether.cache.base import BaseCache
 from tether.cancel.deadlines import coerce_timeout
+from tether.engine.caching import CACHE_NS_WRITES, identifier
 from tether.engine.calls import TaskFuture, call_spec, launch
 from tether.engine.spec import NODE_KWARGS
 from tether.graph.nodes import inspect_callable
 from tether.types import CachePolicy, RetryPolicy, TimeoutPolicy
-
-CACHE_NS_WRITES = "__pregel_ns_writes"
-"""LangGraph's cache namespace prefix for task and node results."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -92,16 +90,6 @@ def cache_namespace(ns: str) -> tuple[str, ...]:
     return (CACHE_NS_WRITES, ns)
 
 
-def identifier(func: Any) -> str:
-    """The name a task's cache entries are filed under: its module and qualified name."""
-    target = getattr(func, "__func__", func)
-    module = getattr(target, "__module__", None)
-    qualname = getattr(target, "__qualname__", None)
-    if module is None or qualname is None:
-        return "__dynamic__"
-    return f"{module}.{qualname}"
-
-
 @overload
 def task(__func_or_none__: None = None, *, name: str | None = None,
          retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
@@ -149,4 +137,4 @@ def task(__func_or_none__: Any = None, *, name: str | None = None,
     return decorate
 
 
-__all__ = ["TaskFunction", "identifier", "task"]
+__all__ = ["TaskFunction", "cache_namespace", "task"]

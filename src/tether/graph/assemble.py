@@ -11,6 +11,7 @@ from tether.channels.ephemeral_value import EphemeralValue
 from tether.channels.named_barrier_value import NamedBarrierValue
 from tether.channels.topic import Topic
 from tether.constants import BRANCH_PREFIX, END, JOIN_PREFIX, START, TASKS
+from tether.engine.caching import identifier
 from tether.engine.spec import BranchSpec, GraphSpec, NodeSpec, Write
 from tether.graph.nodes import NodeDef, inspect_callable, mentions_graph_calls
 from tether.graph.schema import input_writes, reader, update_writes
@@ -96,6 +97,8 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
             subgraph=subgraph,
             cancel_grace=node.cancel_grace,
             metadata=node.metadata,
+            cache=node.cache_policy,
+            cache_ns=(identifier(node.call.func), node_name),
         )
     start = NodeSpec(name=START, func=_noop, is_async=False, edges=_edge_writes(graph, START),
                      branches=_branches(graph, START, state_reader))

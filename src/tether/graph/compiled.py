@@ -31,12 +31,14 @@ class CompiledStateGraph(GraphHistory):
         checkpointer: its store for checkpoints, or None.
         store: where its runs are recorded: the checkpointer, or an in-memory ledger.
         spec: what the engine runs.
+        cache: where nodes and tasks with a `CachePolicy` keep results (`compile(cache=)`).
+        cache_policy: the policy of tasks that have none (an entrypoint's).
     """
 
     def __init__(self, builder: Any, *, checkpointer: Any, store: Any,
                  interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
                  name: str, config: dict[str, Any] | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, cache: Any = None, cache_policy: Any = None) -> None:
         if checkpointer in (True, False):
             checkpointer = None
         if checkpointer is not None and not isinstance(checkpointer, CheckpointStore):
@@ -48,6 +50,8 @@ class CompiledStateGraph(GraphHistory):
         self.checkpointer: CheckpointStore | None = checkpointer
         self.store: CheckpointStore = checkpointer or run_ledger()
         self.long_term_store = store
+        self.cache = cache
+        self.cache_policy = cache_policy
         self.name = name
         self.interrupt_before_nodes = interrupt_before
         self.interrupt_after_nodes = interrupt_after
@@ -76,7 +80,8 @@ class CompiledStateGraph(GraphHistory):
             self.builder, checkpointer=checkpointer, store=self.long_term_store,
             interrupt_before=self.interrupt_before_nodes,
             interrupt_after=self.interrupt_after_nodes, name=name or self.name,
-            config=self.config, strict=self.strict)
+            config=self.config, strict=self.strict, cache=self.cache,
+            cache_policy=self.cache_policy)
         bound.policy_defaults = self.policy_defaults
         return bound
 
@@ -117,7 +122,7 @@ class CompiledStateGraph(GraphHistory):
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit,
             metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
-            policies=self.policy_defaults,
+            policies=self.policy_defaults, cache=self.cache, cache_policy=self.cache_policy,
         )
         return request, run_id
 

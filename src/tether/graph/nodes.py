@@ -43,6 +43,7 @@ class NodeDef:
     subgraph: Any = None
     defer: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    cache_policy: Any = None
 
 
 def _unwrap(fn: Any) -> Any:

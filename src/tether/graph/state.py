@@ -105,7 +105,7 @@ class StateGraph(Generic[StateT]):
                  isolation: str | None = None,
                  cancel_grace: float | None = None,
                  destinations: dict[str, str] | tuple[str, ...] | None = None,
-                 **kwargs: Any) -> StateGraph[StateT]:
+                 cache_policy: Any = None, **kwargs: Any) -> StateGraph[StateT]:
         """Add a node.
 
         Args:
@@ -121,11 +121,12 @@ class StateGraph(Generic[StateT]):
                 the node is alone in its step under a sync `invoke` with no deadline, else thread.
             cancel_grace: seconds the node has to stop after a cancel (default: the run's).
             destinations: nodes a `Command`-returning node may go to (for checks and drawing).
+            cache_policy: reuse the node's writes for an input seen before (a `CachePolicy`;
+                needs `compile(cache=...)`).
 
         Raises:
             GraphCompileError: a duplicate or reserved name, or a bad option.
         """
-        kwargs.pop("cache_policy", None)
         kwargs.pop("trace_policy", None)
         if kwargs:
             raise TypeError(f"add_node() got unexpected arguments {sorted(kwargs)}")
@@ -170,6 +171,7 @@ class StateGraph(Generic[StateT]):
             subgraph=subgraph,
             defer=defer,
             metadata=dict(metadata or {}),
+            cache_policy=cache_policy,
         )
         return self
 
@@ -309,7 +311,7 @@ class StateGraph(Generic[StateT]):
         """
         from tether.graph.compiled import CompiledStateGraph
 
-        del cache, debug
+        del debug
         kwargs.pop("transformers", None)
         if kwargs:
             raise TypeError(f"compile() got unexpected arguments {sorted(kwargs)}")
@@ -322,7 +324,7 @@ class StateGraph(Generic[StateT]):
         LoopSettings.parse(loop_detection)
         compiled = CompiledStateGraph(self, checkpointer=checkpointer, store=store,
                                       interrupt_before=before, interrupt_after=after,
-                                      name=name or "LangGraph", strict=strict)
+                                      name=name or "LangGraph", strict=strict, cache=cache)
         compiled.policy_defaults = PolicyDefaults(dict(budget or {}), loop_detection,
                                                   tuple(guards))
         return compiled

@@ -231,6 +231,7 @@ class RunCore:
             ns=req.config.checkpoint_ns, run_id=self.run_id, inline_sync=req.inline_sync,
             context=req.context, interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
+            cache=req.cache, cache_policy=req.cache_policy,
         ))
         return self._loop
 

@@ -64,6 +64,10 @@ class RunRequest:
     policies: PolicyDefaults = field(default_factory=PolicyDefaults)
     adopt: bool = False
     step_check: Callable[[], CancelReason | None] | None = None
+    cache: Any = None
+    """Where nodes and calls with a `CachePolicy` keep their results (`compile(cache=...)`)."""
+    cache_policy: Any = None
+    """The policy of calls that have none (an entrypoint's `cache_policy`)."""
 
 
 __all__ = ["RunRequest", "StreamFormat"]
