@@ -186,9 +186,9 @@ def test_updates_of_a_parallel_step_arrive_in_task_order(lib: Lib, lg: Lib) -> N
         return Counter(tuple(next(iter(chunk)) for chunk in graph.stream({"log": []}))
                        for _ in range(20))
 
-    # Instant nodes finish in the order they start, which is the order of their names (under
-    # a heavy load LangGraph's threads may still swap two now and then: its usual order is
-    # the reference; tether keeps it every time).
-    expected = run(lg).most_common(1)[0][0]
-    assert expected == ("a", "b", "c", "d", "e")
+    # Instant nodes finish in the order they start, which is the order of their names. Under
+    # a heavy load LangGraph's threads swap now and then (its usual order is the reference);
+    # tether keeps it every time.
+    expected = ("a", "b", "c", "d", "e")
+    assert expected in run(lg)
     assert run(lib) == Counter({expected: 20})

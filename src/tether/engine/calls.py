@@ -394,7 +394,7 @@ class CallSite:
         while True:
             self.drain()
             waits = [*[t for t in self._tasks if not t.done()],
-                     *[asyncio.wrap_future(f) for f in list(self._futures.values())]]
+                     *[_watched(f) for f in list(self._futures.values())]]
             if not waits:
                 return
             try:
@@ -514,6 +514,19 @@ def call_writes(task: Task) -> list[WriteRecord]:
                        for i, answer in enumerate(call.claimed))
         out.extend(call_writes(call))
     return out
+
+
+def _watched(future: CallFuture[Any]) -> asyncio.Future[Any]:
+    """`future` as an asyncio future to wait on, whose outcome is for the call's caller (its
+    exception is marked as seen here: it is the caller's to raise, not the loop's to log)."""
+    wrapped = asyncio.wrap_future(future)
+    wrapped.add_done_callback(_seen)
+    return wrapped
+
+
+def _seen(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _in_context(ctx: Any, work: Any) -> Any:
