@@ -490,13 +490,22 @@ def launch(spec: CallSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tas
     Raises:
         RuntimeError: outside a running node (a task is called only while a graph runs).
     """
+    result: TaskFuture = current_site().launch(spec, args, kwargs)
+    return result
+
+
+def current_site() -> CallSite:
+    """The launcher of the running attempt's units.
+
+    Raises:
+        RuntimeError: outside a running node.
+    """
     ctx = node_context.current()
-    site = ctx.calls if ctx is not None else None
-    if site is None:
+    if ctx is None or ctx.calls is None:
         raise RuntimeError("a task can only be called while a graph runs: from an "
                            "entrypoint, from another task, or from a node")
-    result: TaskFuture = site.launch(spec, args, kwargs)
-    return result
+    site: CallSite = ctx.calls.site_for(ctx.task)
+    return site
 
 
 def call_writes(task: Task) -> list[WriteRecord]:
@@ -575,4 +584,4 @@ def _policy(policies: tuple[RetryPolicy, ...], exc: Exception) -> RetryPolicy | 
 
 
 __all__ = ["CALL_ASKED", "CallFuture", "CallSite", "CallSpec", "TaskFuture", "call_spec",
-           "call_writes", "launch", "run_here"]
+           "call_writes", "current_site", "launch", "run_here"]

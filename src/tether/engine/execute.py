@@ -154,7 +154,8 @@ class Executor:
             task.scope = scope
             try:
                 result = await self._attempt(task, scope, alone)
-                await self.settle_calls(task)
+                if task.site is not None:
+                    await self.settle_calls(task)
             except GraphInterrupt as exc:
                 await self.settle_calls(task)
                 task.outcome, task.interrupts = "interrupted", _asked(task, exc.interrupts)
@@ -313,7 +314,7 @@ class Executor:
     def writer(self) -> Callable[[Any], None]:
         """The `custom` stream writer; safe to call from worker threads."""
         if self._writer is None:
-            loop = asyncio.get_running_loop()
+            loop = self._loop = asyncio.get_running_loop()
             owner = threading.get_ident()
             emit = self.emitter.emit_custom
 
@@ -331,12 +332,12 @@ class Executor:
               watch: Liveness | None = None) -> Token[NodeContext | None]:
         """Make `task`'s attempt under `scope` the node context of the calling code; the
         token undoes it (`node_context.leave`)."""
-        site = task.site = CallSite(self, task, self.loop)
+        task.site = None
         return node_context.enter(NodeContext(
             task.name, task.step, self.run_id, scope, self.writer,
             functools.partial(self.host.task_config, task), self.runtime, self.meter,
             self._interrupt_handler(task), watch.touch if watch is not None else None,
-            site))
+            self, task))
 
     def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
         if self.parent_interrupt is not None:
@@ -373,6 +374,14 @@ class Executor:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    def site_for(self, task: Task) -> CallSite:
+        """The launcher of the units `task`'s current attempt starts (made on first use)."""
+        site = task.site
+        if site is None:
+            site = task.site = CallSite(self, task, self.loop)
+        result: CallSite = site
+        return result
 
     async def settle_calls(self, task: Task) -> None:
         """Wait for the calls `task`'s attempt launched (before the attempt's scope closes)."""

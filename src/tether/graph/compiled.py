@@ -10,6 +10,7 @@ from tether import node_context
 from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
+from tether.engine.calls import current_site
 from tether.engine.threads import default_pool
 from tether.errors import ConfigError
 from tether.graph.history import GraphHistory
@@ -173,10 +174,9 @@ class CompiledStateGraph(GraphHistory):
         """The node attempt this graph is invoked from, when it runs under it (LangGraph's
         subgraph called from a node's code: its checkpoints, stream chunks, interrupts and
         parent commands go through its caller); None to run on its own."""
-        if self.checkpointer is not None:
+        if self.checkpointer is not None or node_context.current() is None:
             return None
-        ctx = node_context.current()
-        return ctx.calls if ctx is not None else None
+        return current_site()
 
     async def _ainvoke(self, graph_input: Any, config: dict[str, Any] | None, stream_mode: str,
                        inline_sync: bool, kwargs: dict[str, Any]) -> Any:
