@@ -237,3 +237,25 @@ async def test_a_task_future_in_async_code_is_an_asyncio_future(store: Any) -> N
         return "no"
 
     assert await main.ainvoke(3, thread_config("await")) == "3: not ready"
+
+
+async def test_a_functional_run_stops_on_its_budget_through_the_cancel_path(store: Any) -> None:
+    finished: list[int] = []
+
+    @task
+    async def step(i: int) -> int:
+        if i == 1:
+            await asyncio.sleep(30)
+        finished.append(i)
+        return i
+
+    @entrypoint(checkpointer=store)
+    async def main(n: int) -> list[int]:
+        return [await step(i) for i in range(n)]
+
+    config = {**thread_config("budget"), "budget": {"wall_time": 0.2}}
+    with pytest.raises(RunCancelled) as caught:
+        await main.ainvoke(3, config)
+    assert caught.value.reason is not None and caught.value.reason.kind == "budget"
+    kept = [w.value for w in store.load(caught.value.run_id).pending_writes if w.key == RETURN]
+    assert kept == [0] and finished == [0]
