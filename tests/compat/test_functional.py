@@ -462,3 +462,28 @@ def test_a_sync_entrypoint_cannot_call_an_async_task(lib: Lib, lg: Lib) -> None:
     expected = run(lg)
     assert expected == ("raised", True)
     assert run(lib) == expected
+
+
+def test_entrypoint_and_its_tasks_reach_the_long_term_store(lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> Any:
+        import importlib
+
+        store = importlib.import_module(f"{library.name}.store.memory").InMemoryStore()
+        get_store = importlib.import_module(f"{library.name}.config").get_store
+        entrypoint, task = library.func.entrypoint, library.func.task
+
+        @task
+        def remember(fact: str) -> str:
+            get_store().put(("facts",), fact, {"said": fact})
+            return fact
+
+        @entrypoint(store=store)
+        def chat(fact: str, *, store) -> list:
+            remember(fact).result()
+            return sorted(item.key for item in store.search(("facts",)))
+
+        return [chat.invoke("sky is blue"), chat.invoke("grass is green")]
+
+    expected = run(lg)
+    assert expected == [["sky is blue"], ["grass is green", "sky is blue"]]
+    assert run(lib) == expected
