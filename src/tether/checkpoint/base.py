@@ -23,7 +23,7 @@ from typing import Any
 
 from tether.checkpoint.serde import Serializer
 from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID
-from tether.errors import TerminalStatusError
+from tether.errors import StatusTransitionError, TerminalStatusError
 from tether.types import (
     CancelReason,
     PendingWrite,
@@ -378,6 +378,8 @@ def refusal(info: RunInfo, end: RunFinish) -> FinishResult | None:
 
     Raises:
         TerminalStatusError: the run has ended and `end` is unconditional.
+        StatusTransitionError: the status machine (`TRANSITIONS`) has no `finish_run` edge
+            from the run's status to `end.status`.
     """
     if info.terminal:
         if end.unless_cancel_requested:
@@ -388,6 +390,11 @@ def refusal(info: RunInfo, end: RunFinish) -> FinishResult | None:
         )
     if end.unless_cancel_requested and info.reason is not None:
         return FinishResult(info, applied=False)
+    if not info.status.can_become(end.status, "finish_run"):
+        raise StatusTransitionError(
+            f"run {info.run_id!r} is {info.status.value}; finish_run cannot make it "
+            f"{end.status.value}"
+        )
     return None
 
 
