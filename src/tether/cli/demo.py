@@ -172,7 +172,7 @@ async def _demo(console: Console, path: str, topic: str) -> int:
 
 async def _resume(console: Console, compiled: Any, first: Launch,
                   ending: Ending) -> Ending | None:
-    from tether.graph.resume import resume_config
+    from tether.graph.run_resume import resume_config
 
     console.print(Rule("3. Resume it: a new run on the same thread, from the final checkpoint"))
     console.print(Text.assemble(("same as: ", "dim"),

@@ -27,7 +27,7 @@ from tether.engine.routing import Router
 from tether.engine.spec import NodeSpec, Write
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
-from tether.engine.threads import WorkerPool
+from tether.engine.to_thread import ThreadPool
 from tether.errors import (
     GraphInterrupt,
     NodeError,
@@ -89,7 +89,7 @@ class Executor:
 
     scope: CancelScope
     emitter: Emitter
-    pool: WorkerPool
+    pool: ThreadPool
     nodes: Mapping[str, NodeSpec]
     host: TaskHost
     runtime: Runtime[Any]
@@ -251,7 +251,7 @@ class Executor:
         fn = functools.partial(node.func, task.input, **(kwargs or {}))
         grace = node.cancel_grace or self.grace
         if node.isolation == "process":
-            from tether.engine.process import run_in_process
+            from tether.engine.to_process import run_in_process
 
             return await run_in_process(fn, node=node.name, grace=grace,
                                         on_stop=lambda how: self.stopped(task, how))

@@ -23,11 +23,11 @@ from tether.constants import INTERRUPT
 from tether.engine import start, subgraph
 from tether.engine.apply import group_writes
 from tether.engine.execute import Executor
+from tether.engine.interrupts import InputPlan, attach_pending, paused_before_marker, plan_input
 from tether.engine.options import LoopOptions
 from tether.engine.outcome import LoopOutcome, LoopStatus, conclude, task_writes
 from tether.engine.persist import Persistence
 from tether.engine.report import announce_loaded, task_config
-from tether.engine.resume import InputPlan, attach_pending, paused_before_marker, plan_input
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.state import ChannelState
 from tether.engine.step import run_step

@@ -8,8 +8,8 @@ from typing import Any
 from tether.checkpoint.base import StoredCheckpoint, WriteRecord
 from tether.constants import END, NULL_TASK_ID, START
 from tether.engine.apply import group_writes
+from tether.engine.interrupts import InputPlan
 from tether.engine.persist import Persistence
-from tether.engine.resume import InputPlan
 from tether.engine.routing import Router
 from tether.engine.spec import Write
 from tether.engine.state import ChannelState

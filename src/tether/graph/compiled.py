@@ -9,7 +9,7 @@ from typing import Any
 from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
-from tether.engine.threads import default_pool
+from tether.engine.to_thread import default_pool
 from tether.errors import ConfigError
 from tether.graph.assemble import assemble
 from tether.graph.history import GraphHistory
@@ -257,7 +257,7 @@ class CompiledStateGraph(GraphHistory):
         Only the tasks that had not finished run again; the new run gets the full
         `recursion_limit` it is given.
         """
-        from tether.graph.resume import resume_config
+        from tether.graph.run_resume import resume_config
 
         cfg = resume_config(self, run_id, config)
         def make() -> Run:

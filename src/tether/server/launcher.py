@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tether.errors import RunCancelled
-from tether.graph.resume import resume_config
+from tether.graph.run_resume import resume_config
 from tether.runs import Run
 from tether.server.feed import RunFeed
 from tether.server.graphs import Assistant

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.checkpoint.postgres.queue import Order
 from tether.errors import RunNotFound
-from tether.graph.resume import resume_config
+from tether.graph.run_resume import resume_config
 from tether.types import CancelReason, RunInfo, RunStatus
 from tether.worker.watch import Feed, Watch
 
