@@ -78,6 +78,12 @@ class RunStatus(StrEnum):
         """True for states nothing may overwrite."""
         return self in TERMINAL_STATUSES
 
+    @property
+    def at_rest(self) -> bool:
+        """True when nothing happens to the run until someone acts: it has ended, or it waits
+        for input (what a wait for a run's end waits for, as the Agent Server's `join`)."""
+        return self in TERMINAL_STATUSES or self is RunStatus.INTERRUPTED
+
     def can_become(self, status: RunStatus, by: Move) -> bool:
         """Whether the store call `by` may change a run from this status to `status`."""
         return TRANSITIONS[self].get(status) == by

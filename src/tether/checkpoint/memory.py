@@ -341,7 +341,7 @@ class InMemorySaver(CheckpointStore):
             info = self._runs.get(run_id)
             if info is None:
                 return False
-            if not info.terminal and info.status is not RunStatus.INTERRUPTED:
+            if not info.status.at_rest:
                 raise RunError(f"run {run_id!r} is {info.status.value}; cancel it before "
                                "deleting it")
             del self._runs[run_id]

@@ -64,6 +64,19 @@ class CompiledStateGraph(GraphHistory):
         clone.config = merge_configs(self.config, {**(config or {}), **kwargs})
         return clone
 
+    def bound_to(self, store: CheckpointStore, name: str) -> CompiledStateGraph:
+        """This graph running on `store` under `name` (the id its runs record): itself if it
+        already does, else compiled again, keeping its interrupts, config, long-term store and
+        policies (budgets, loop detection, guards)."""
+        if self.checkpointer is store and self.name == name:
+            return self
+        bound: CompiledStateGraph = self.builder.compile(
+            checkpointer=store, interrupt_before=list(self.interrupt_before_nodes) or None,
+            interrupt_after=list(self.interrupt_after_nodes) or None, name=name,
+            store=self.long_term_store)
+        bound.policy_defaults = self.policy_defaults
+        return bound.with_config(self.config) if self.config else bound
+
     # -- building runs ----------------------------------------------------------------------
 
     def _request(self, graph_input: Any, config: dict[str, Any] | None, *,

@@ -21,6 +21,7 @@ from tether.server.guards import Guard
 from tether.server.launcher import LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.routes import assistants, cancel, runs, threads, ui
+from tether.server.wire import RecentFacts
 
 _NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KEYS "
             "('key1:tenantA,key2:tenantB'), pass an API keys file, or serve without auth "
@@ -92,7 +93,7 @@ def _launcher_for(store: CheckpointStore, served: Assistants,
         store,  # type: ignore[arg-type]
         feed_factory=lambda run_id: RunFeed(run_id, limit=limits.feed_events),
         run_config=run_config, cancel_wait=limits.cancel_wait_seconds,
-        feed_retain=limits.feed_retain_seconds)
+        feed_retain=limits.feed_retain_seconds, facts=RecentFacts())
     # Its feeds are the RunFeeds the factory makes; it declares them as its own Feed protocol.
     return cast(RunLauncher, queued)
 

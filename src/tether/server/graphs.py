@@ -32,11 +32,8 @@ class Assistant:
 
 
 def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> CompiledStateGraph:
-    """`graph` running on `store` under `name` (the id it is served as, which its runs record):
-    itself if it already does, else compiled again.
-
-    The recompiled graph keeps the `interrupt_before`/`interrupt_after` nodes and the config
-    (`with_config`) of the one given.
+    """`graph` running on `store` under `name` (the id it is served as, which its runs record);
+    see `CompiledStateGraph.bound_to`.
 
     Raises:
         TypeError: `graph` is not a compiled tether graph (a LangGraph one, say).
@@ -46,15 +43,7 @@ def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> Compil
             f"the server serves compiled tether graphs (tether.graph.StateGraph(...).compile()), "
             f"not {type(graph).__module__}.{type(graph).__name__}"
         )
-    if graph.checkpointer is store and graph.name == name:
-        return graph
-    bound: CompiledStateGraph = graph.builder.compile(
-        checkpointer=store,
-        interrupt_before=list(graph.interrupt_before_nodes) or None,
-        interrupt_after=list(graph.interrupt_after_nodes) or None,
-        name=name,
-    )
-    return bound.with_config(graph.config) if graph.config else bound
+    return graph.bound_to(store, name)
 
 
 class Assistants:

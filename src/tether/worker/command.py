@@ -104,7 +104,7 @@ def _graphs(refs: list[str], name: str | None) -> dict[str, CompiledStateGraph]:
 
 async def _serve(store: PostgresSaver, found: dict[str, CompiledStateGraph],
                  options: WorkerOptions) -> None:
-    graphs = {n: loading.bind(g, store, n) for n, g in found.items()}
+    graphs = {n: g.bound_to(store, n) for n, g in found.items()}
     engine = Worker(store, graphs, options)
     loop = asyncio.get_running_loop()
     signals = [0]

@@ -1,5 +1,5 @@
-"""The graphs a worker serves: imported from `module:attr`, compiled onto the worker's store
-under the name their runs are queued with."""
+"""The graphs a worker serves: imported from `module:attr` (then compiled onto the worker's
+store under the name their runs are queued with: `CompiledStateGraph.bound_to`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import sys
 from typing import Any
 
-from tether.checkpoint.base import CheckpointStore
 from tether.graph.compiled import CompiledStateGraph
 
 
@@ -44,20 +43,4 @@ def default_name(ref: str) -> str:
     return ref.rpartition(":")[2].rpartition(".")[2]
 
 
-def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> CompiledStateGraph:
-    """`graph` compiled onto `store` under `name`: its interrupts, config, long-term store
-    and policies (budgets, loop detection, guards) kept."""
-    if graph.checkpointer is store and graph.name == name:
-        return graph
-    bound: CompiledStateGraph = graph.builder.compile(
-        checkpointer=store,
-        interrupt_before=list(graph.interrupt_before_nodes) or None,
-        interrupt_after=list(graph.interrupt_after_nodes) or None,
-        name=name,
-        store=graph.long_term_store,
-    )
-    bound.policy_defaults = graph.policy_defaults
-    return bound.with_config(graph.config) if graph.config else bound
-
-
-__all__ = ["bind", "default_name", "load"]
+__all__ = ["default_name", "load"]

@@ -265,7 +265,7 @@ class SqliteSaver(CheckpointStore):
             if row is None:
                 return False
             status = RunStatus(row[0])
-            if not status.terminal and status is not RunStatus.INTERRUPTED:
+            if not status.at_rest:
                 raise RunError(f"run {run_id!r} is {status.value}; cancel it before deleting it")
             for statement in _sql.DELETE_RUN:
                 conn.execute(statement, (run_id,))
