@@ -34,7 +34,7 @@ from tether.errors import (
     NodeTimeoutError,
     ParentCommand,
 )
-from tether.node_context import Meter, NodeContext
+from tether.node_context import Meter, NodeContext, StreamWriter
 from tether.runtime import Runtime, touch
 from tether.types import CancelReason, Interrupt, RetryPolicy
 
@@ -60,16 +60,30 @@ class TaskHost(Protocol):
         """The config dict `task`'s node sees."""
 
     async def task_done(self, task: Task) -> None:
-        """A task of a multi-task step finished (store its writes as pending writes)."""
+        """A task of a multi-task step finished (store its writes as pending writes).
+
+        Cancellation:
+            Storing the writes is one store transaction; cancelled before it commits,
+            the task runs again on resume.
+        """
 
     async def task_failed(self, task: Task, error: BaseException) -> None:
-        """An attempt of `task` failed (the run's policies may stop the run)."""
+        """An attempt of `task` failed (the run's policies may stop the run).
+
+        Cancellation:
+            As `RunHost.stop` when the run is stopped for it.
+        """
 
     def node_stopped(self, task: Task, how: StopMode) -> None:
         """A node stopped after the run's cancel (`terminate_node`)."""
 
     async def run_subgraph(self, task: Task, handler: Callable[[Any], Any]) -> Any:
-        """Run a compiled-graph node's subgraph; its output is the task's result."""
+        """Run a compiled-graph node's subgraph; its output is the task's result.
+
+        Cancellation:
+            Cancelling the run stops the subgraph's tasks with the same ladder, then
+            `CancelledError` is raised.
+        """
 
 
 @dataclass(slots=True)
@@ -100,7 +114,7 @@ class Executor:
     idle_timeout: float | None = None
     meter: Meter | None = None
     parent_interrupt: Callable[[Any], Any] | None = None
-    _writer: Callable[[Any], None] | None = field(default=None)
+    _writer: StreamWriter | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
 
@@ -114,7 +128,12 @@ class Executor:
     # -- one task -------------------------------------------------------------------------
 
     async def run_task(self, task: Task, *, alone: bool) -> None:
-        """Run one task to an outcome, retrying per its policies."""
+        """Run one task to an outcome, retrying per its policies.
+
+        Cancellation:
+            A cancel of the run is recorded on the task (`cancelled`), not raised; the
+            node's grace bounds the wait for it to stop. A foreign cancellation propagates.
+        """
         if self._semaphore is None and self.max_concurrency is not None and not alone:
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         if self._semaphore is not None and not alone:
@@ -286,7 +305,7 @@ class Executor:
     # -- context --------------------------------------------------------------------------
 
     @property
-    def writer(self) -> Callable[[Any], None]:
+    def writer(self) -> StreamWriter:
         """The `custom` stream writer; safe to call from worker threads."""
         if self._writer is None:
             loop = asyncio.get_running_loop()
@@ -321,7 +340,11 @@ class Executor:
     # -- writes ---------------------------------------------------------------------------
 
     async def finish(self, task: Task, result: Any) -> None:
-        """Record a task's result: its writes (and `updates` chunk), or why it has none."""
+        """Record a task's result: its writes (and `updates` chunk), or why it has none.
+
+        Cancellation:
+            Conditional edges may await; a cancel there fails the task like any error.
+        """
         try:
             writes = await self.router.writes_for(task, result)
         except GraphInterrupt as exc:

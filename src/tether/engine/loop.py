@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tether.channels.base import MISSING
+from tether.checkpoint.base import WriteRecord
 from tether.constants import INTERRUPT
 from tether.engine import start, subgraph
 from tether.engine.apply import group_writes
@@ -68,7 +69,12 @@ class Loop:
     # -- the run --------------------------------------------------------------------------
 
     async def run(self, graph_input: Any) -> LoopOutcome:
-        """Run from `graph_input` (values, `Command`, or None to continue) to an outcome."""
+        """Run from `graph_input` (values, `Command`, or None to continue) to an outcome.
+
+        Cancellation:
+            Under the run's scope: a cancel ends it with a `cancelled` outcome once the
+            running tasks have settled (bounded by their graces); it never raises the cancel.
+        """
         state, persist, router = self.state, self.persist, self.executor.router
         loaded = await start.load(state, persist, self.opts.config.checkpoint_id)
         plan = plan_input(self.spec, graph_input, loaded, self.opts.config)
@@ -93,7 +99,7 @@ class Loop:
         pending = loaded.pending_writes if (loaded is not None and plan.writes is None) else ()
         return await self._supersteps(plan, pending, stop)
 
-    async def _supersteps(self, plan: InputPlan, pending: Sequence[Any],
+    async def _supersteps(self, plan: InputPlan, pending: Sequence[WriteRecord],
                           stop: int) -> LoopOutcome:
         first = True
         while True:
@@ -250,12 +256,21 @@ class Loop:
 
     async def task_done(self, task: Task) -> None:
         """A task of a multi-task step finished: keep its writes even if the step never
-        completes (a crash, a cancel, a sibling's error or interrupt)."""
+        completes (a crash, a cancel, a sibling's error or interrupt).
+
+        Cancellation:
+            One store transaction; cancelled before it commits, the task runs again
+            on resume.
+        """
         if self.persist is not None and not self.opts.scope.cancel_called:
             await self.persist.put_writes(task_writes(task))
 
     async def task_failed(self, task: Task, error: BaseException) -> None:
-        """An attempt failed: the run's policies may stop the run for it."""
+        """An attempt failed: the run's policies may stop the run for it.
+
+        Cancellation:
+            As `RunHost.stop`.
+        """
         hooks = self.opts.host.hooks
         if hooks is not None:
             reason = hooks.task_failed(task, error)

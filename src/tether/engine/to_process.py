@@ -222,7 +222,12 @@ _pool_lock = threading.Lock()
 
 async def run_in_process(fn: Callable[[], Any], *, node: str, grace: float,
                          on_stop: Callable[[StopMode], None]) -> Any:
-    """Run a node's call in the process-wide pool of child processes (see `ProcessPool.run`)."""
+    """Run a node's call in the process-wide pool of child processes (see `ProcessPool.run`).
+
+    Cancellation:
+        As `ProcessPool.run`: cooperative, then terminated, then killed, within
+        `grace`.
+    """
     global _pool  # noqa: PLW0603 - one pool per process, created on first use
     with _pool_lock:
         if _pool is None:

@@ -255,7 +255,11 @@ class CompiledStateGraph(GraphHistory):
 
     async def await_run(self, run_id: str,
                         timeout: float | None = None) -> RunInfo:  # noqa: ASYNC109
-        """Wait (async) until the run has ended; its record."""
+        """Wait (async) until the run has ended; its record.
+
+        Cancellation:
+            Only the waiting stops; the run goes on.
+        """
         return await control.await_run(self.store, run_id, timeout)
 
     def list_runs(self, thread_id: str | None = None,

@@ -64,7 +64,12 @@ def cancel(store: CheckpointStore, run_id: str, reason: CancelReason) -> RunInfo
 
 async def acancel(store: CheckpointStore, run_id: str, reason: CancelReason,
                   wait: bool) -> RunInfo:
-    """Async `cancel`, optionally waiting for the run's end."""
+    """Async `cancel`, optionally waiting for the run's end.
+
+    Cancellation:
+        The request is durable before this returns or is interrupted; waiting can
+        be abandoned without affecting the cancel. Safe to retry.
+    """
     core = _live(run_id)
     if core is not None and core.aloop is _running_loop():
         info = await core.request_cancel(reason)
