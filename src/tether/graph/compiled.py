@@ -227,7 +227,13 @@ class CompiledStateGraph(GraphHistory):
         """Iterate over a run's chunks from sync code. Leaving the loop early cancels the run."""
         from tether.graph.sync_stream import iterate
 
-        return iterate(self, input, config, stream_mode or self.stream_mode, kwargs)
+        def begin(private: bool) -> Run:
+            request, run_id = self._request(input, config,
+                                            stream_mode=stream_mode or self.stream_mode,
+                                            inline_sync=private, **kwargs)
+            return Run(request, run_id, owned=True)
+
+        return iterate(begin)
 
     # -- runs by id -----------------------------------------------------------------------
 
@@ -298,7 +304,7 @@ class CompiledStateGraph(GraphHistory):
         from tether.graph.drawing import draw
 
         del config
-        return draw(self, xray=bool(xray))
+        return draw(self.builder, xray=bool(xray))
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name} nodes={list(self.nodes)}>"

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from tether.constants import END, START
 from tether.errors import GraphCompileError
 from tether.graph.nodes import (
+    Wiring,
     has_return_annotation,
     inspect_callable,
     may_return_command,
     mentions_routing,
 )
 
-if TYPE_CHECKING:
-    from tether.graph.state import StateGraph
-
 ANY = "*"
 
 
-def validate(graph: StateGraph[Any], interrupt: Iterable[str]) -> None:
+def validate(graph: Wiring, interrupt: Iterable[str]) -> None:
     """Check a builder's wiring.
 
     Raises:
@@ -39,7 +36,7 @@ def validate(graph: StateGraph[Any], interrupt: Iterable[str]) -> None:
     _check_reachable(graph)
 
 
-def _check_edges(graph: StateGraph[Any]) -> None:
+def _check_edges(graph: Wiring) -> None:
     nodes = set(graph.nodes)
     for source, target in graph.edges:
         if source != START and source not in nodes:
@@ -57,7 +54,7 @@ def _check_edges(graph: StateGraph[Any]) -> None:
             raise GraphCompileError(f"Found edge ending at unknown node `{target}`")
 
 
-def _check_routes(graph: StateGraph[Any]) -> None:
+def _check_routes(graph: Wiring) -> None:
     known = set(graph.nodes) | {END}
     for source, branches in graph.branches.items():
         if source != START and source not in graph.nodes:
@@ -77,7 +74,7 @@ def _check_routes(graph: StateGraph[Any]) -> None:
                 )
 
 
-def _targets(graph: StateGraph[Any], source: str) -> set[str] | None:
+def _targets(graph: Wiring, source: str) -> set[str] | None:
     """Where `source` may route; None when it may route anywhere."""
     out = {t for s, t in graph.edges if s == source}
     out |= {t for sources, t in graph.waiting_edges if source in sources}
@@ -100,7 +97,7 @@ def _targets(graph: StateGraph[Any], source: str) -> set[str] | None:
     return out
 
 
-def _check_reachable(graph: StateGraph[Any]) -> None:
+def _check_reachable(graph: Wiring) -> None:
     seen: set[str] = set()
     frontier = [START]
     while frontier:
