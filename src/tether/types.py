@@ -4,6 +4,7 @@ and tether's run records (`CancelReason`, `RunInfo`, `RunSnapshot`, `RunEvent`).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,11 +220,20 @@ class RunInfo:
     error: str | None = None
     cancel_latency_ms: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    error_node: str | None = None
+    """The node whose exception failed the run (`outer/inner` inside a subgraph)."""
+    error_traceback: str | None = None
+    """The innermost frames of the failing node's code, formatted as Python prints them."""
 
     @property
     def terminal(self) -> bool:
         """True once the run has ended."""
         return self.status in TERMINAL_STATUSES
+
+    def __call__(self) -> RunInfo:
+        """The record itself: `run.info` is an attribute, and `run.info()` (its spelling in
+        tether 0.1) keeps working."""
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +408,45 @@ class RetryPolicy(NamedTuple):
         return interval
 
 
+def default_cache_key(*args: Any, **kwargs: Any) -> str:
+    """A node input's cache key (`CachePolicy`'s default): a SHA-256 of its canonical form —
+    dicts by sorted key, sets sorted, dataclasses and pydantic models by their fields — so the
+    same input gives the same key in every process. An object known only by its `repr` keys by
+    it (one whose `repr` shows its address never hits the cache again)."""
+    return hashlib.sha256(repr(_canonical((args, kwargs))).encode()).hexdigest()
+
+
+def _canonical(value: Any, depth: int = 16) -> Any:
+    if depth == 0 or isinstance(value, (str, int, float, bool, type(None), bytes)):
+        return value
+    if isinstance(value, dict):
+        items = ((_canonical(k, depth - 1), _canonical(v, depth - 1)) for k, v in value.items())
+        return ("dict", tuple(sorted(items, key=repr)))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted((_canonical(v, depth - 1) for v in value), key=repr)))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v, depth - 1) for v in value)
+    fields = getattr(value, "__dataclass_fields__", None)
+    data = ({name: getattr(value, name) for name in fields} if fields is not None
+            else value.model_dump() if hasattr(value, "model_dump") else None)
+    if data is not None:
+        return (type(value).__qualname__, _canonical(data, depth - 1))
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachePolicy:
+    """Caching of a node's writes by its input (LangGraph's `CachePolicy`).
+
+    Attributes:
+        key_func: turns the node's input into its cache key (str or bytes).
+        ttl: seconds an entry lives, or None for ever.
+    """
+
+    key_func: Callable[..., str | bytes] = default_cache_key
+    ttl: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class TimeoutPolicy:
     """LangGraph's per-node timeouts: a hard cap per attempt, and/or an idle limit that any sign
@@ -438,6 +487,7 @@ __all__ = [
     "TRANSITIONS",
     "Usage",
     "All",
+    "CachePolicy",
     "CancelKind",
     "CancelReason",
     "Command",
@@ -458,6 +508,7 @@ __all__ = [
     "StreamMode",
     "StreamWriter",
     "TimeoutPolicy",
+    "default_cache_key",
     "default_retry_on",
     "interrupt",
     "sources",

@@ -189,7 +189,7 @@ def _launcher(cluster: Cluster) -> tuple[Any, Any]:
 
     launcher = QueueLauncher(cluster.store, feed_factory=lambda r: RunFeed(r, limit=1000),
                              run_config=run_config, poll=0.02)
-    return launcher, Assistant("sleeper", "sleeper", sleeper.bound_to(cluster.store, "sleeper"))
+    return launcher, Assistant("sleeper", "sleeper", sleeper.rebind(cluster.store, name="sleeper"))
 
 
 def _order(assistant: Any, seconds: float) -> Any:

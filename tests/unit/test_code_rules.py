@@ -16,6 +16,14 @@ STDLIB_UNDERSCORE = frozenset({"_exit", "_replace", "_asdict", "_fields", "_make
 """Names the standard library made public with a leading underscore (`os._exit`, the methods
 of named tuples)."""
 
+FOREIGN = frozenset({
+    # LangChain's BaseTool: `_run`/`_arun` are the methods a tool implements; ToolNode calls
+    # them (with the injected arguments) as LangGraph's does.
+    ("prebuilt/invocation.py", "tool._run"),
+    ("prebuilt/invocation.py", "tool._arun"),
+})
+"""Private names of other libraries that tether must reach, by module and expression."""
+
 
 def modules() -> Iterator[tuple[str, ast.Module]]:
     for path in sorted(SRC.rglob("*.py")):
@@ -45,17 +53,21 @@ def own_names(tree: ast.Module) -> set[str]:
 
 
 def foreign_private_uses(where: str, tree: ast.Module) -> list[str]:
-    """`x._name` where `_name` is not this module's, and `from m import _name` of another
+    """`x._name` where `_name` is not this module's (`self._name` is the object's own, even if a
+    base class in another module defines it), and `from tether.m import _name` of another
     module's private name (a private module of the importer's own package is its package's)."""
     own = own_names(tree)
     package = where.rpartition("/")[0].replace("/", ".")
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _private(node.attr):
-            if node.attr in own or node.attr in STDLIB_UNDERSCORE:
+            text = ast.unparse(node)
+            if (node.attr in own or node.attr in STDLIB_UNDERSCORE or (where, text) in FOREIGN
+                    or (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
                 continue
-            found.append(f"{where}:{node.lineno} {ast.unparse(node)}")
-        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            found.append(f"{where}:{node.lineno} {text}")
+        elif (isinstance(node, ast.ImportFrom) and node.module is not None
+              and node.module.startswith("tether")):
             for alias in node.names:
                 if not _private(alias.name):
                     continue

@@ -198,7 +198,8 @@ class Loop:
                 return await self._stop(CancelReason(
                     "timeout", str(error), f"node:{error.node}",
                     evidence={"node": error.node, "timeout": error.timeout}), error)
-            return self._outcome("error", error=error)
+            return self._outcome("error", error=error,
+                                 error_node=failed.failed_node or failed.name)
         if not any(t.outcome == "interrupted" for t in tasks):
             return None
         interrupts = tuple(i for t in tasks for i in t.interrupts)
@@ -306,9 +307,11 @@ class Loop:
         return self._outcome("cancelled")
 
     def _outcome(self, status: LoopStatus, *, error: BaseException | None = None,
-                 interrupts: tuple[Interrupt, ...] = ()) -> LoopOutcome:
+                 interrupts: tuple[Interrupt, ...] = (),
+                 error_node: str | None = None) -> LoopOutcome:
         return conclude(status, self.state, self.tasks, self.persist,
-                        self.opts.scope.cancelled_at, error=error, interrupts=interrupts)
+                        self.opts.scope.cancelled_at, error=error, interrupts=interrupts,
+                        error_node=error_node)
 
 
 def _differs(old: Any, new: Any) -> bool:

@@ -34,6 +34,7 @@ class LoopOutcome:
         final_writes: pending writes to store with the run's final transaction.
         unsaved: checkpoints not yet stored (durability `async`/`exit`).
         next: nodes due to run from the last checkpoint.
+        error_node: the node that raised `error` (`sub/inner` inside a subgraph).
     """
 
     status: LoopStatus
@@ -43,6 +44,7 @@ class LoopOutcome:
     checkpoint_id: str | None = None
     interrupts: tuple[Interrupt, ...] = ()
     error: BaseException | None = None
+    error_node: str | None = None
     tasks: list[Task] = field(default_factory=list)
     final_writes: tuple[WriteRecord, ...] = ()
     unsaved: tuple[CheckpointRecord, ...] = ()
@@ -79,7 +81,8 @@ def task_writes(task: Task) -> list[WriteRecord]:
 def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
              persist: Persistence | None, cancelled_at: float | None, *,
              error: BaseException | None = None,
-             interrupts: tuple[Interrupt, ...] = ()) -> LoopOutcome:
+             interrupts: tuple[Interrupt, ...] = (),
+             error_node: str | None = None) -> LoopOutcome:
     """The outcome of a loop run that ends with `tasks` due (or, for `cancelled`, stopped).
 
     Args:
@@ -104,7 +107,7 @@ def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
     return LoopOutcome(
         status=status, values=dict(values), output=state.output(values), step=state.step,
         checkpoint_id=persist.checkpoint_id if persist is not None else None,
-        interrupts=interrupts, error=error, tasks=list(tasks), final_writes=writes,
-        unsaved=persist.unsaved() if persist is not None else (),
+        interrupts=interrupts, error=error, error_node=error_node, tasks=list(tasks),
+        final_writes=writes, unsaved=persist.unsaved() if persist is not None else (),
         next=tuple(t.name for t in tasks),
     )

@@ -103,6 +103,8 @@ def result(outcome: LoopOutcome, parent_keys: frozenset[str], task: Task, limit:
         command = error.command
         return Command(update=command.update, goto=command.goto)
     assert error is not None
+    if outcome.error_node is not None:
+        task.failed_node = f"{task.name}/{outcome.error_node}"
     raise error
 
 

@@ -45,6 +45,8 @@ class Task:
     # most tasks finish without anybody asking for it.
     id_key: tuple[str, str, int] | None = None
     interrupt_count: int = 0
+    # The node that failed, when the task's error came from inside its subgraph (`sub/inner`).
+    failed_node: str | None = None
 
     @property
     def id(self) -> str:

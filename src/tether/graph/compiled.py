@@ -34,7 +34,8 @@ class CompiledStateGraph(GraphHistory):
 
     def __init__(self, builder: Any, *, checkpointer: Any, store: Any,
                  interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
-                 name: str, config: dict[str, Any] | None = None) -> None:
+                 name: str, config: dict[str, Any] | None = None,
+                 strict: bool = False) -> None:
         if checkpointer in (True, False):
             checkpointer = None
         if checkpointer is not None and not isinstance(checkpointer, CheckpointStore):
@@ -49,7 +50,8 @@ class CompiledStateGraph(GraphHistory):
         self.name = name
         self.interrupt_before_nodes = interrupt_before
         self.interrupt_after_nodes = interrupt_after
-        self.spec = assemble(builder, interrupt_before, interrupt_after, name)
+        self.strict = strict
+        self.spec = assemble(builder, interrupt_before, interrupt_after, name, strict=strict)
         self.nodes = dict(builder.nodes)
         self.stream_mode = "updates"
         self.config = config or {}
@@ -64,18 +66,21 @@ class CompiledStateGraph(GraphHistory):
         clone.config = merge_configs(self.config, {**(config or {}), **kwargs})
         return clone
 
-    def bound_to(self, store: CheckpointStore, name: str) -> CompiledStateGraph:
-        """This graph running on `store` under `name` (the id its runs record): itself if it
-        already does, else compiled again, keeping its interrupts, config, long-term store and
-        policies (budgets, loop detection, guards)."""
-        if self.checkpointer is store and self.name == name:
+    def rebind(self, checkpointer: CheckpointStore, *, name: str | None = None
+               ) -> CompiledStateGraph:
+        """The same graph recorded in `checkpointer` (and, given, served under `name`): its
+        interrupts, config, long-term store, strictness and policies (budgets, loop detection,
+        guards) kept. What the CLI, the server and workers run a user's graph as: itself when it
+        is recorded there under that name already."""
+        if checkpointer is self.checkpointer and (name is None or name == self.name):
             return self
-        bound: CompiledStateGraph = self.builder.compile(
-            checkpointer=store, interrupt_before=list(self.interrupt_before_nodes) or None,
-            interrupt_after=list(self.interrupt_after_nodes) or None, name=name,
-            store=self.long_term_store)
+        bound = CompiledStateGraph(
+            self.builder, checkpointer=checkpointer, store=self.long_term_store,
+            interrupt_before=self.interrupt_before_nodes,
+            interrupt_after=self.interrupt_after_nodes, name=name or self.name,
+            config=self.config, strict=self.strict)
         bound.policy_defaults = self.policy_defaults
-        return bound.with_config(self.config) if self.config else bound
+        return bound
 
     # -- building runs ----------------------------------------------------------------------
 

@@ -269,7 +269,7 @@ class RunCore:
 
     async def _commit_end(self, end: finalize.Ending,
                           outcome: LoopOutcome | None) -> RunFinish | None:
-        self.journal.record("finish", detail=end.detail())
+        self.journal.record("finish", end.node, end.detail())
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
         if not result.applied:

@@ -24,6 +24,7 @@ from tether.errors import (
     RunCancelled,
     RunTimeout,
 )
+from tether.runs.failure import short_traceback
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
@@ -35,17 +36,23 @@ class Ending:
         status: `success`, `error` or `interrupted`; None for the cancel path.
         error: what the caller of a failed run is given.
         value: what the caller of a run that succeeded (or paused) is given.
+        node: the node whose exception failed the run (`sub/inner` inside a subgraph).
+        traceback: the innermost frames of the code that raised it (`short_traceback`).
     """
 
     status: RunStatus | None
     error: BaseException | None = None
     value: Any = None
+    node: str | None = None
+    traceback: str | None = None
 
     def detail(self) -> dict[str, Any]:
         """The `finish` event's detail."""
         detail: dict[str, Any] = {"status": self.status.value if self.status else None}
         if self.error is not None:
             detail["error"] = describe(self.error)
+        if self.traceback is not None:
+            detail["traceback"] = self.traceback
         return detail
 
 
@@ -61,7 +68,7 @@ def ending(outcome: LoopOutcome | None, failure: BaseException | None) -> Ending
         return CANCELLED
     if outcome.status == "error":
         assert outcome.error is not None
-        return _failed(outcome.error)
+        return _failed(outcome.error, outcome.error_node)
     if outcome.status == "done":
         return Ending(RunStatus.SUCCESS, value=outcome.output)
     # A run's own loop turns its recursion limit into a cancel: `limit` is a subgraph's.
@@ -73,12 +80,12 @@ def ending(outcome: LoopOutcome | None, failure: BaseException | None) -> Ending
     return Ending(RunStatus.INTERRUPTED, value=value)
 
 
-def _failed(error: BaseException) -> Ending:
+def _failed(error: BaseException, node: str | None = None) -> Ending:
     if isinstance(error, ParentCommand):
         error = InvalidUpdateError(
             "A node returned Command(graph=Command.PARENT) but its graph has no parent graph"
         )
-    return Ending(RunStatus.ERROR, error=error)
+    return Ending(RunStatus.ERROR, error=error, node=node, traceback=short_traceback(error))
 
 
 def commit_end(end: Ending, outcome: LoopOutcome | None, thread_id: str | None,
@@ -91,6 +98,7 @@ def commit_end(end: Ending, outcome: LoopOutcome | None, thread_id: str | None,
         checkpoint_id=outcome.checkpoint_id if outcome else None,
         thread_id=thread_id,
         error=describe(end.error) if end.error is not None else None,
+        error_node=end.node, error_traceback=end.traceback,
         checkpoints=outcome.unsaved if outcome else (),
         writes=outcome.final_writes if outcome else (),
         events=events,

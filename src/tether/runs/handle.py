@@ -80,8 +80,9 @@ class Run:
         """The run's current status."""
         return self._core.info.status
 
+    @property
     def info(self) -> RunInfo:
-        """The run's current record."""
+        """The run's current record (an attribute, as `status` is; `run.info()` works too)."""
         return self._core.final or self._core.info
 
     async def cancel(self, reason: CancelReason | str | None = None, *,

@@ -32,8 +32,9 @@ class Assistant:
 
 
 def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> CompiledStateGraph:
-    """`graph` running on `store` under `name` (the id it is served as, which its runs record);
-    see `CompiledStateGraph.bound_to`.
+    """`graph` running on `store` under `name` (the id it is served as, which its runs record):
+    itself if it already does, else compiled again (`CompiledStateGraph.rebind`: it keeps its
+    interrupts, config, long-term store and policies).
 
     Raises:
         TypeError: `graph` is not a compiled tether graph (a LangGraph one, say).
@@ -43,7 +44,7 @@ def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> Compil
             f"the server serves compiled tether graphs (tether.graph.StateGraph(...).compile()), "
             f"not {type(graph).__module__}.{type(graph).__name__}"
         )
-    return graph.bound_to(store, name)
+    return graph.rebind(store, name=name)
 
 
 class Assistants:

@@ -1,5 +1,5 @@
 """The graphs a worker serves: imported from `module:attr` (then compiled onto the worker's
-store under the name their runs are queued with: `CompiledStateGraph.bound_to`)."""
+store under the name their runs are queued with: `CompiledStateGraph.rebind`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Postgres drivers of the store operations (`tether.checkpoint.ops`): a sync one for a
+"""The Postgres drivers of the store operations (`tether.checkpoint.query`): a sync one for a
 `psycopg.Connection`, an async one for a `psycopg.AsyncConnection`, so one operation serves the
 sync methods and their async twins; and where psycopg's errors become tether's.
 """
@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
-from tether.checkpoint.ops import Op, Query, drive
 from tether.checkpoint.postgres import _sql
+from tether.checkpoint.query import Op, Query, drive
 from tether.errors import CheckpointNotFound, TerminalStatusError
 
 T = TypeVar("T")

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from typing import Final
 
-from tether.checkpoint import ops
+from tether.checkpoint import query
 from tether.types import RunStatus, sources
 
 APPLICATION_ID: Final = 0x54455448
 """`PRAGMA application_id` of a tether database ("TETH"): tells our files from other SQLite ones."""
 
-TERMINAL: Final = ops.TERMINAL
+TERMINAL: Final = query.TERMINAL
 """The terminal statuses as an SQL list (`tether.types.TERMINAL_STATUSES`)."""
 
-ACTIVE: Final = ops.ACTIVE
+ACTIVE: Final = query.ACTIVE
 """Statuses that need a live process to move on (an `interrupted` run waits for input)."""
-STARTABLE: Final = ops.sql_list(sources(RunStatus.RUNNING))
+STARTABLE: Final = query.sql_list(sources(RunStatus.RUNNING))
 """Where `mark_running` starts a run from (`tether.types.TRANSITIONS`)."""
-CANCELLABLE: Final = ops.sql_list(sources(RunStatus.CANCELLING))
+CANCELLABLE: Final = query.sql_list(sources(RunStatus.CANCELLING))
 """Where `request_cancel` moves a run from (`tether.types.TRANSITIONS`)."""
 
 # -- schema -------------------------------------------------------------------------------
@@ -133,9 +133,15 @@ SCHEMA_V2: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID""",
 )
 
+SCHEMA_V3: Final[tuple[str, ...]] = (
+    # JSON {"node": ..., "traceback": ...} of a run that ended `error`; NULL otherwise.
+    "ALTER TABLE runs ADD COLUMN failure TEXT",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs, events, checkpoints, blobs, writes", SCHEMA_V1),
     ("thread records", SCHEMA_V2),
+    ("where a failed run failed: its node and traceback", SCHEMA_V3),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
@@ -182,13 +188,13 @@ ROLLBACK: Final = "ROLLBACK"
 
 RUN_COLUMNS: Final = (
     "run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id, "
-    "error, cancel_latency_ms, metadata"
+    "error, cancel_latency_ms, metadata, failure"
 )
-"""The columns `RunInfo` is built from, in its field order."""
+"""The columns `RunInfo` is built from, in its field order (`failure`: node and traceback)."""
 
 INSERT_RUN: Final = (
     f"INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 
@@ -211,7 +217,7 @@ REQUEST_CANCEL: Final = (
     f"RETURNING {RUN_COLUMNS}"
 )
 FINISH_RUN: Final = (
-    "UPDATE runs SET status = ?, reason = coalesce(?, reason), error = ?, "
+    "UPDATE runs SET status = ?, reason = coalesce(?, reason), error = ?, failure = ?, "
     "checkpoint_id = coalesce(?, checkpoint_id), ended_at = ?, cancel_latency_ms = ?, "
     "heartbeat_at = ? "
     f"WHERE run_id = ? AND status NOT IN {TERMINAL} "

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, WriteRecord
-from tether.checkpoint.ops import Op, Query
+from tether.checkpoint.query import Op, Query
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite import refs as refcodec

@@ -1,4 +1,4 @@
-"""Run records and their status machine as store operations (`tether.checkpoint.ops`), each run
+"""Run records and their status machine as store operations (`tether.checkpoint.query`), each run
 in one transaction (`Connection.run`): a terminal status is never overwritten (and the schema's
 trigger refuses it too), and of racing cancel requests exactly one is recorded."""
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tether.checkpoint.base import FinishResult, RunFinish, refusal
-from tether.checkpoint.ops import Op, Query
+from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.checkpoints import Checkpoints, DumpedWrites, Prepared
 from tether.errors import RunNotFound
@@ -88,7 +88,8 @@ def finish(run_id: str, end: RunFinish, checkpoints: Checkpoints, *,
     yield Query(_sql.INSERT_EVENT, rows.event_params(run_id, end.events), "each")
     at = now.isoformat()
     row = yield Query(_sql.FINISH_RUN, (
-        end.status.value, rows.reason_param(end.reason), end.error, end.checkpoint_id,
+        end.status.value, rows.reason_param(end.reason), end.error,
+        rows.failure_json(end.error_node, end.error_traceback), end.checkpoint_id,
         at if end.status in TERMINAL_STATUSES else None, end.cancel_latency_ms, at, run_id,
     ))
     return FinishResult(rows.run_info(row), applied=True)

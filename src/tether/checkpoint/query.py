@@ -1,8 +1,9 @@
-"""Store operations written once, without I/O, for every SQL backend: an operation is a
-generator that yields `Query` objects and is sent each one's rows back; what it returns is the
-operation's result. A backend's driver does the I/O (`drive` for a sync connection; Postgres
-has an async driver too), so one operation serves every connection of a backend, and the rules
-it applies (`tether.checkpoint.base.refusal`, the status machine) are written once.
+"""Database operations written once, as generators that yield `Query` objects and are sent each
+one's rows back; what an operation returns is its result. A driver per database does the I/O
+(`drive` for a sync connection: `sqlite/connection.py`, `postgres/ops.py`, the long-term
+stores'; Postgres has an async driver too), so one operation serves every connection of a
+backend, and the rules it applies (`tether.checkpoint.base.refusal`, the status machine) are
+written once. Nothing here imports a driver.
 
 A database error is thrown into the operation at the `yield` that caused it, so the operation can
 translate it with its own context (a run id); an operation that catches one must return or
