@@ -75,21 +75,21 @@ class Loop:
             Under the run's scope: a cancel ends it with a `cancelled` outcome once the
             running tasks have settled (bounded by their graces); it never raises the cancel.
         """
-        state, persist, router = self.state, self.persist, self.executor.router
+        state, persist = self.state, self.persist
         loaded = await start.load(state, persist, self.opts.config.checkpoint_id)
         plan = plan_input(self.spec, graph_input, loaded, self.opts.config)
         if plan.resume_writes and persist is not None:
             await persist.put_writes(plan.resume_writes)
         if plan.writes is not None:
-            self.tasks = await start.input_step(state, persist, router, graph_input, plan,
-                                                loaded=loaded)
+            self.tasks = await start.input_step(state, persist, self.executor, graph_input,
+                                                plan, loaded=loaded)
             self.opts.emitter.emit_values(state.view())
             stop = state.step - 1 + self.opts.config.recursion_limit
         else:
             if await start.replaying_older(persist, loaded, self.opts.config.checkpoint_id):
                 await start.fork(state, persist)
             if plan.command_writes is not None or plan.goto:
-                await start.apply_command(state, persist, router, plan)
+                await start.apply_command(state, persist, self.executor.router, plan)
             state.refresh_all()
             self.tasks = state.plan(None)
             stop = state.step + self.opts.config.recursion_limit

@@ -8,6 +8,7 @@ from typing import Any
 from tether.checkpoint.base import StoredCheckpoint, WriteRecord
 from tether.constants import END, NULL_TASK_ID, START
 from tether.engine.apply import group_writes
+from tether.engine.execute import Executor
 from tether.engine.interrupts import InputPlan
 from tether.engine.persist import Persistence
 from tether.engine.routing import Router
@@ -42,11 +43,12 @@ async def load(state: ChannelState, persist: Persistence | None,
     return stored
 
 
-async def input_step(state: ChannelState, persist: Persistence | None, router: Router,
+async def input_step(state: ChannelState, persist: Persistence | None, executor: Executor,
                      graph_input: Any, plan: InputPlan, *,
                      loaded: StoredCheckpoint | None) -> list[Task]:
     """Apply the run's input as the writes of the virtual START node: the input checkpoint,
-    then the first step's. Returns the tasks of the first step.
+    then the first step's (routed by `executor.router` when the input routes). Returns the
+    tasks of the first step.
 
     Cancellation:
         Each checkpoint is one store transaction; cancelled between them, the run
@@ -64,8 +66,8 @@ async def input_step(state: ChannelState, persist: Persistence | None, router: R
     if start.branches:
         seen = state.preview(writes)
         for branch in start.branches:
-            writes.extend(await router.branch_writes(branch, seen, START))
-    writes.extend(router.goto_write(t, START) for t in plan.goto if t != END)
+            writes.extend(await executor.router.branch_writes(branch, seen, START))
+    writes.extend(executor.router.goto_write(t, START) for t in plan.goto if t != END)
     start_task = Task(start, graph_input, (PULL, START), state.step, outcome="done",
                       writes=writes)
     updated = state.commit(group_writes([start_task]))
