@@ -30,7 +30,7 @@ async def started(flag: threading.Event | asyncio.Event) -> None:
 
 
 def events_of(graph: Any, run_id: str, phase: str) -> list[Any]:
-    return [e for e in graph.store.events(run_id) if e.phase == phase]
+    return [e for e in graph.ledger.events(run_id) if e.phase == phase]
 
 
 async def test_node_that_swallows_the_cancel_is_cancelled_again_and_never_writes() -> None:
@@ -219,8 +219,8 @@ async def test_on_cancel_hooks_fire_once_for_the_cancelled_task_only() -> None:
     assert sorted(fired) == ["async", "sync"]
     cleanup = events_of(graph, run.run_id, "cleanup")
     assert sorted(e.detail["outcome"] for e in cleanup) == ["ok", "ok"]
-    assert phases(graph.store.events(run.run_id)).index("cleanup") < phases(
-        graph.store.events(run.run_id)).index("checkpoint")
+    assert phases(graph.ledger.events(run.run_id)).index("cleanup") < phases(
+        graph.ledger.events(run.run_id)).index("checkpoint")
 
 
 async def test_failing_and_slow_hooks_are_reported_not_raised() -> None:
@@ -281,6 +281,35 @@ async def test_shield_gives_way_after_the_grace() -> None:
     began = time.monotonic()
     await run.cancel()
     assert time.monotonic() - began < 1.0
+
+
+@pytest.mark.parametrize("source", ["deadline", "other thread"])
+def test_shield_gives_way_after_the_grace_when_the_cancel_comes_from_a_callback(
+        source: str) -> None:
+    # Under a sync invoke, a deadline's timer and a cancel from another thread reach the run's
+    # loop as plain callbacks, outside any task: the shield must still be bounded by its grace.
+    inside = threading.Event()
+
+    async def hog(state: Count) -> dict[str, int]:
+        with tether.shield():
+            inside.set()
+            await asyncio.sleep(10)
+        return {"count": 1}
+
+    graph = looping(hog).compile()
+    config: dict[str, Any] = {"cancel_grace": 0.05, "run_id": f"shielded-{source}"}
+    if source == "deadline":
+        config["timeout"] = 0.1
+    else:
+        def cancel_when_inside() -> None:
+            assert inside.wait(5)
+            graph.cancel(config["run_id"], "from another thread")
+
+        threading.Thread(target=cancel_when_inside, daemon=True).start()
+    began = time.monotonic()
+    with pytest.raises(RunCancelled):
+        graph.invoke({"count": 0}, config)
+    assert time.monotonic() - began < 1.5
 
 
 async def test_cancel_reaches_a_node_inside_a_subgraph() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tether.checkpoint.sqlite import SqliteSaver
+from tether.store.sqlite import SqliteStore
 from tether.types import RunStatus
 
 HERE = Path(__file__).parent
@@ -127,6 +128,16 @@ def test_run_accepts_an_uncompiled_builder_and_json_from_a_file(db: str, tmp_pat
     with _store(db) as store:
         (info,) = store.list_runs(thread_id="t-file")
         assert info.status is RunStatus.SUCCESS
+
+
+def test_run_gives_a_graph_without_a_store_one_in_the_db_file(db: str) -> None:
+    for expected in (1, 2):  # two processes: the second sees what the first wrote
+        result = tether("run", "cli_graphs:visits", "--input", '{"user": "ada"}', "--db", db)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f'"visits": {expected}' in result.stdout.split("final state:")[1]
+    with SqliteStore(db) as store:
+        item = store.get(("visits",), "ada")
+        assert item is not None and item.value == {"n": 2}
 
 
 def test_run_uses_tether_db_from_the_environment(tmp_path: Path) -> None:
@@ -284,6 +295,14 @@ def test_runs_ls_show_and_events(db: str) -> None:
     assert re.search(rf"^{info.run_id}\s+success\s+t1", listed.stdout, re.M), listed.stdout
     assert "no runs" in tether("runs", "ls", "--status", "cancelled", "--db", db).stdout
     assert "no runs" in tether("runs", "ls", "--thread", "other", "--db", db).stdout
+    again = tether("run", "cli_graphs:counter", "--thread", "t2", "--db", db)
+    assert again.returncode == 0
+    with _store(db) as store:
+        newest_first = [i.run_id for i in store.list_runs()]
+    quiet = tether("runs", "ls", "-q", "--db", db)
+    assert quiet.returncode == 0 and quiet.stdout.splitlines() == newest_first
+    assert tether("runs", "ls", "--quiet", "-n", "1", "--db", db).stdout == f"{newest_first[0]}\n"
+    assert tether("runs", "ls", "-q", "--thread", "other", "--db", db).stdout == ""
     shown = tether("runs", "show", info.run_id, "--db", db)
     assert shown.returncode == 0
     assert re.search(r"^status\s+success", shown.stdout, re.M)
