@@ -10,6 +10,7 @@ became durable first wins.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import anyio
 
@@ -26,6 +27,7 @@ from tether.errors import (
 )
 from tether.runs.cleanup import run_hooks
 from tether.runs.core import RunCore
+from tether.runs.policies.budget import BUDGET_KEYS
 from tether.types import CancelReason, RunEvent, RunStatus, utcnow
 
 
@@ -86,7 +88,8 @@ async def _end(core: RunCore, outcome: LoopOutcome | None, status: RunStatus,
     if error is not None and core.request.wrap_error is not None:
         error = core.request.wrap_error(error)
     core.event("finish", detail={"status": status.value,
-                                 **({"error": _describe(error)} if error else {})})
+                                 **({"error": _describe(error)} if error else {}),
+                                 **_spent(core)})
     finish = RunFinish(
         status=status,
         checkpoint_id=outcome.checkpoint_id if outcome else None,
@@ -148,7 +151,8 @@ async def _cancelled(core: RunCore, outcome: LoopOutcome | None, started: bool,
     if remote_latency is not None:
         latency = remote_latency
     terminate = RunEvent("terminate", utcnow(), None,
-                         {"status": status.value, "cancel_latency_ms": round(latency, 3)})
+                         {"status": status.value, "cancel_latency_ms": round(latency, 3),
+                          **_spent(core)})
     finish = RunFinish(
         status=status, checkpoint_id=checkpoint_id, thread_id=core.thread_id, reason=reason,
         checkpoints=(outcome.unsaved if outcome is not None else ())
@@ -176,6 +180,17 @@ def _cancel_error(core: RunCore, reason: CancelReason, checkpoint_id: str | None
     if reason.kind == "timeout":
         return RunTimeout(reason, core.run_id, checkpoint_id)
     return RunCancelled(reason, core.run_id, checkpoint_id)
+
+
+def _spent(core: RunCore) -> dict[str, object]:
+    """What the run spent and its budget, for its last audit event (the faces show them)."""
+    policies = core.policies
+    if policies is None:
+        return {}
+    budget = policies.budget
+    limits = {key: dict(value) if isinstance(value, Mapping) else value
+              for key in sorted(BUDGET_KEYS) if (value := getattr(budget, key)) is not None}
+    return {"usage": policies.usage().to_dict(), **({"budget": limits} if limits else {})}
 
 
 def _describe(error: BaseException | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -15,12 +16,14 @@ from tether.checkpoint.base import CheckpointStore
 from tether.graph.compiled import CompiledStateGraph
 from tether.server import errors
 from tether.server.auth import ApiKeys, check_bind, load_api_keys
+from tether.server.board import RunBoard
 from tether.server.context import ServerState
 from tether.server.graphs import Assistants
 from tether.server.guards import Guard
 from tether.server.launcher import LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
-from tether.server.routes import assistants, cancel, runs, threads, ui
+from tether.server.routes import assistants, cancel, console, runs, threads, ui
+from tether.server.wire import run_json
 
 _NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KEYS "
             "('key1:tenantA,key2:tenantB'), pass an API keys file, or serve without auth "
@@ -58,13 +61,14 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     served = Assistants(graphs, store)
     limits = limits or ServerLimits()
     launcher = launcher or _launcher_for(store, served, limits)
+    board = RunBoard(store, launcher, lambda info: run_json(info, launcher.facts(info.run_id)))
     state = ServerState(served, store, launcher, limits, StreamSlots(limits.max_streams_per_key),
-                        auth=keys is not None)
+                        auth=keys is not None, board=board)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await launcher.aclose()
+        await state.aclose()
         close = getattr(store, "close", None)
         if owned and close is not None:
             close()
@@ -73,7 +77,7 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
                   docs_url=None, redoc_url=None)
     app.state.tether = state
     errors.install(app)
-    for module in (assistants, threads, runs, cancel, ui):
+    for module in (assistants, threads, runs, cancel, console, ui):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
@@ -149,9 +153,23 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
     store = open_store(db)
     try:
         app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits)
+        state: ServerState = app.state.tether
+
+        class Server(uvicorn.Server):
+            async def shutdown(self, sockets: Any = None) -> None:
+                # Before uvicorn waits for open connections: end the streams that would
+                # otherwise hold it (the pages' boards, the streams of runs still going).
+                await state.aclose()
+                await super().shutdown(sockets)
+
         # The standard asyncio loop: tether's cancel scopes are written for it.
-        uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none", loop="asyncio",
-                    lifespan="on", timeout_graceful_shutdown=30)
+        server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                       ws="none", loop="asyncio", lifespan="on",
+                                       timeout_graceful_shutdown=30))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            raise SystemExit(3)  # as uvicorn.run: the server could not start (port in use...)
     finally:
         store.close()
 
