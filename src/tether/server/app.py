@@ -16,7 +16,7 @@ from tether.checkpoint.base import CheckpointStore
 from tether.graph.compiled import CompiledStateGraph
 from tether.server import errors
 from tether.server.auth import ApiKeys, check_bind, load_api_keys
-from tether.server.board import RunBoard
+from tether.server.board import ReportingLauncher, RunBoard
 from tether.server.context import ServerState
 from tether.server.graphs import Assistants
 from tether.server.guards import Guard
@@ -61,9 +61,11 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     served = Assistants(graphs, store)
     limits = limits or ServerLimits()
     launcher = launcher or _launcher_for(store, served, limits)
-    board = RunBoard(store, launcher, lambda info: run_json(info, launcher.facts(info.run_id)))
-    state = ServerState(served, store, launcher, limits, StreamSlots(limits.max_streams_per_key),
-                        auth=keys is not None, board=board)
+    inner = launcher
+    board = RunBoard(store, inner, lambda info: run_json(info, inner.facts(info.run_id)))
+    state = ServerState(served, store, ReportingLauncher(inner, board), limits,
+                        StreamSlots(limits.max_streams_per_key), auth=keys is not None,
+                        board=board)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

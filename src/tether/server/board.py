@@ -17,9 +17,9 @@ from typing import Any
 
 from tether.checkpoint.base import CheckpointStore
 from tether.server.feed import RunFeed
-from tether.server.launcher import RunLauncher
-from tether.server.wire import TENANT_KEY
-from tether.types import RunInfo, RunStatus
+from tether.server.launcher import RunLauncher, RunOrder
+from tether.server.wire import TENANT_KEY, RunFacts
+from tether.types import CancelReason, RunInfo, RunStatus
 
 IN_FLIGHT = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING, RunStatus.INTERRUPTED)
 ALL = "*"
@@ -169,6 +169,65 @@ class RunBoard:
                 self.nudge()
 
 
+class ReportingLauncher:
+    """A launcher that tells the board whenever it starts or cancels a run, so the pages see
+    it at once rather than at the board's next look.
+
+    Args:
+        inner: the launcher that does the work.
+        board: the board to nudge.
+    """
+
+    def __init__(self, inner: RunLauncher, board: RunBoard) -> None:
+        self.inner = inner
+        self.board = board
+
+    async def start(self, order: RunOrder) -> RunInfo:
+        """See `RunLauncher.start`.
+
+        Cancellation:
+            As `RunLauncher.start`.
+        """
+        info = await self.inner.start(order)
+        self.board.nudge()
+        return info
+
+    def feed(self, run_id: str) -> RunFeed | None:
+        """See `RunLauncher.feed`."""
+        return self.inner.feed(run_id)
+
+    def facts(self, run_id: str) -> RunFacts | None:
+        """See `RunLauncher.facts`."""
+        return self.inner.facts(run_id)
+
+    async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
+        """See `RunLauncher.cancel`.
+
+        Cancellation:
+            As `RunLauncher.cancel`.
+        """
+        try:
+            return await self.inner.cancel(run_id, reason, wait=wait)
+        finally:
+            self.board.nudge()
+
+    async def wait(self, run_id: str, timeout: float | None) -> RunInfo:  # noqa: ASYNC109
+        """See `RunLauncher.wait`.
+
+        Cancellation:
+            As `RunLauncher.wait`.
+        """
+        return await self.inner.wait(run_id, timeout)
+
+    async def aclose(self) -> None:
+        """See `RunLauncher.aclose`.
+
+        Cancellation:
+            As `RunLauncher.aclose`.
+        """
+        await self.inner.aclose()
+
+
 _IN_FLIGHT_NAMES = frozenset(s.value for s in IN_FLIGHT)
 
 
@@ -178,4 +237,4 @@ def _mark(info: RunInfo) -> Mark:
     return (info.status.value, info.reason is not None, info.error, ended)
 
 
-__all__ = ["ALL", "IN_FLIGHT", "RunBoard"]
+__all__ = ["ALL", "IN_FLIGHT", "ReportingLauncher", "RunBoard"]

@@ -207,9 +207,7 @@ async def _continue(server: ServerState, caller: Principal, info: RunInfo, *,
                      config=dict(config or {}), stream_modes=modes,
                      multitask_strategy="enqueue", facts=facts,
                      resume_of=info.run_id if resume else None, tenant=caller.tenant)
-    started = await server.launcher.start(order)
-    server.board.nudge()
-    return run_out(server, started)
+    return run_out(server, await server.launcher.start(order))
 
 
 __all__ = ["BoardStream", "owned_run", "router"]
