@@ -145,8 +145,9 @@ async def test_another_tenant_sees_none_of_the_runs(live: Live, http: httpx.Asyn
 
 
 async def _board_events(http: httpx.AsyncClient, seq: int, wanted: int,
-                        found: list[dict[str, Any]]) -> None:
+                        found: list[dict[str, Any]], ready: asyncio.Event) -> None:
     async with http.stream("GET", "/tether/live", headers={"last-event-id": str(seq)}) as sse:
+        ready.set()
         event = ""
         async for line in sse.aiter_lines():
             if line.startswith("event:"):
@@ -164,8 +165,10 @@ async def test_the_board_pushes_each_change_of_a_run_to_its_tenant_only(
         seq_b = (await other.get("/tether/runs")).json()["board_seq"]
         seen_a: list[dict[str, Any]] = []
         seen_b: list[dict[str, Any]] = []
-        readers = [asyncio.ensure_future(_board_events(http, seq_a, 1000, seen_a)),
-                   asyncio.ensure_future(_board_events(other, seq_b, 1000, seen_b))]
+        ready = [asyncio.Event(), asyncio.Event()]
+        readers = [asyncio.ensure_future(_board_events(http, seq_a, 1000, seen_a, ready[0])),
+                   asyncio.ensure_future(_board_events(other, seq_b, 1000, seen_b, ready[1]))]
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 5)
         run = await _start(http, "counter", LONG)
         await _stop(http, run, "seen live")
         await asyncio.wait_for(_until(lambda: any(

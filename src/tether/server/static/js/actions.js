@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { $, h, json, valueView } from "./dom.js";
 import { graphNodes } from "./overview.js";
-import { view, refresh, scheduleRefresh, TERMINAL } from "./run.js";
+import { view, refresh, scheduleRefresh, show, TERMINAL } from "./run.js";
 
 const RESUMABLE = new Set(["cancelled", "timeout", "error"]);
 const STOPPABLE = new Set(["pending", "running", "cancelling", "interrupted"]);
@@ -27,7 +27,6 @@ export function showActions() {
   $("edit-button").hidden = !kept.checkpoint_id || status === "cancelling";
   $("edit-button").textContent = STOPPABLE.has(status) && status !== "interrupted" ? "Stop and edit" : "Edit and continue";
   showQuestion(status === "interrupted" ? interrupts : []);
-  if (!$("fork-form").hidden) fillFork();
 }
 
 function showQuestion(interrupts) {
@@ -79,6 +78,7 @@ async function stop(event) {
       { method: "POST", body: reason ? { reason } : {} });
     $("stop-reason").value = "";
     view.detail.run = receipt;
+    show();
     scheduleRefresh(TERMINAL.has(receipt.tether_status) ? 0 : 100);
     return receipt;
   } catch (error) {

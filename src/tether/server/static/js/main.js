@@ -24,7 +24,11 @@ function go(runId, tab = "overview") {
   else location.hash = next;
 }
 
+let routing = 0;
+
+/* Show what the address says. A newer navigation wins over one still loading. */
 async function route() {
+  const mine = ++routing;
   const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
   const params = new URLSearchParams(query);
   const runId = path.startsWith("run/") ? decodeURIComponent(path.slice(4)) : null;
@@ -37,6 +41,7 @@ async function route() {
       state.listQuery = listQuery;
       await loadRuns();
       connected();
+      if (mine !== routing) return;
     }
     if (runId !== state.runId) resetChat();
     state.runId = runId;

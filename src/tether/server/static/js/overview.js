@@ -39,6 +39,11 @@ export function markGraph() {
   if (!drawing || !view.detail) return;
   const { run, kept, error } = view.detail;
   const marks = new Map();
+  // Without task events (a run a worker drives streams none), its last checkpoint's next
+  // tasks are the ones running.
+  if (["running", "cancelling"].includes(run.tether_status) && !view.spans.size) {
+    for (const name of kept.next) marks.set(name, "running");
+  }
   for (const span of view.spans.values()) marks.set(span.name, span.end === null ? "running" : span.failed ? "failed" : "done");
   for (const write of kept.pending_writes) marks.set(write.node, "done");
   if (run.tether_status === "interrupted") for (const name of kept.next) marks.set(name, "waiting");

@@ -65,12 +65,24 @@ export async function refresh() {
   if (view.runId !== runId) return;
   view.detail = detail;
   view.values = detail.kept.values;
+  if (!detail.kept.checkpoint_id && detail.run.thread_id) {
+    // Queued, not started: the thread's state is what the run will start from.
+    const state = await api(`/threads/${encodeURIComponent(detail.run.thread_id)}/state`);
+    if (view.runId !== runId) return;
+    view.values = state.values;
+  }
   view.timeline = null;
   list.runs.has(runId) && list.runs.set(runId, detail.run);
   showHeader();
   showActions();
   $("tab-chat").hidden = !hasChat(view.values);
   await showTab();
+}
+
+/* Show the run's record as it is in `view.detail` now (after an action's answer). */
+export function show() {
+  showHeader();
+  showActions();
 }
 
 function showHeader() {
@@ -193,7 +205,10 @@ function onEvent({ event, data }) {
     if (["terminate", "finish"].includes(data.phase)) scheduleRefresh(50);
   } else if (mode === "values" && data && typeof data === "object") {
     view.values = data;
-    if (hasChat(data)) $("tab-chat").hidden = false;
+    if (hasChat(data) && $("tab-chat").hidden) {
+      $("tab-chat").hidden = false;
+      if (view.tab === "chat") showTab();
+    }
     chatEvent("values", data);
   } else if (mode === "messages") {
     chatEvent("messages", data);
