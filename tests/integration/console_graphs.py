@@ -4,7 +4,7 @@ them (so a `tether worker integration.console_graphs:counter ...` runs them unde
 - `counter`: `tick` again and again until `count` reaches `limit`.
 - `approval`: asks a question (`interrupt`) and records the answer.
 - `failing`: one node that raises.
-- `fanout`: two nodes in parallel, one quick and one slow, then a join.
+- `fanout`: two nodes in parallel, one quick and one slow (`pause` seconds), then a join.
 - `chat`: a scripted chat model with tools: a question about the weather calls two tools (one
   answer arrives, the other was cancelled), "slowly" makes the model think for a minute.
 """
@@ -24,8 +24,9 @@ from .server_graphs import counter as _counter
 from .server_graphs import failing as _failing
 
 
-class Fan(TypedDict):
+class Fan(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
+    pause: float
 
 
 async def quick(state: Fan) -> dict[str, list[str]]:
@@ -34,7 +35,7 @@ async def quick(state: Fan) -> dict[str, list[str]]:
 
 
 async def slow(state: Fan) -> dict[str, list[str]]:
-    await tether.sleep(0.15)
+    await tether.sleep(state.get("pause", 0.15))
     return {"log": ["slow"]}
 
 

@@ -65,6 +65,15 @@ def test_the_list_filters_searches_pages_and_groups_runs(console: Console, tab: 
     page.select_option("#filter-graph", "counter")
     page.wait_for_selector("#runs-count:text-is('4 runs')")
     page.select_option("#filter-graph", "")
+    page.select_option("#filter-time", "3600")
+    page.wait_for_selector("#runs-count:text-is('5 runs')")
+    assert "since=" in page.evaluate("location.hash") or "time=" in page.evaluate(
+        "location.hash")
+    page.select_option("#filter-kind", "user")
+    page.wait_for_selector("#runs-count:text-is('0 runs')")
+    assert page.inner_text("#no-runs") == "No runs match these filters."
+    page.select_option("#filter-kind", "")
+    page.select_option("#filter-time", "")
 
     page.select_option("#page-size", "10")
     page.wait_for_selector(_range(1, 5, 5))
@@ -77,7 +86,6 @@ def test_the_list_filters_searches_pages_and_groups_runs(console: Console, tab: 
     page.wait_for_selector("#runs-count:text-is('2 runs')")
     assert set(_rows(page)) == {done[0]["run_id"], done[1]["run_id"]}
     assert "thread=" in page.evaluate("location.hash")
-    console.shoot(page, "runs")
 
 
 def test_the_list_pages_with_newer_and_older(console: Console, tab: Tab) -> None:
@@ -144,7 +152,6 @@ def test_stop_shows_who_why_when_and_what_was_kept_then_resume(console: Console,
         "tick",)
     assert kept.checkpoint_id is not None and kept.checkpoint_id[-8:] in page.inner_text("#kept")
     page.wait_for_selector('#graph g[data-node="tick"].cancelled')
-    console.shoot(page, "cancelled")
 
     page.click("#tab-audit")
     phases = page.eval_on_selector_all("#panel-audit tr[data-phase]", "r => r.map(x => "
@@ -164,6 +171,32 @@ def test_stop_shows_who_why_when_and_what_was_kept_then_resume(console: Console,
     assert again.metadata.get("resumed_from") == run["run_id"]
     page.click("#stop-button")
     console.settled(resumed, RunStatus.CANCELLED)
+
+
+def test_a_stop_mid_step_shows_the_finished_tasks_writes_and_the_cancelled_one(
+        console: Console, tab: Tab) -> None:
+    run = console.start("fanout", {"log": [], "pause": 60})
+    console.settled(run["run_id"], RunStatus.RUNNING)
+    page = tab.open()
+    tab.run(run["run_id"])
+    page.wait_for_timeout(500)  # `quick` takes 30 ms; `slow` a minute
+    page.fill("#stop-reason", "the slow search is not needed")
+    page.click("#stop-button")
+    page.wait_for_selector('#run-status[data-status="cancelled"]')
+    console.settled(run["run_id"], RunStatus.CANCELLED)
+    kept = console.store.load(run["run_id"])
+    assert kept.cancelled_tasks == ("slow",)
+    assert [tuple(w) for w in kept.pending_writes] == [("quick", "log", ["quick"])]
+    page.wait_for_selector("#kept table.writes")
+    assert page.inner_text("#kept table.writes tbody").split() == ["quick", "log", "[",
+                                                                   '"quick"', "]"]
+    assert page.inner_text("#kept .chip.cancelled") == "slow"
+    page.wait_for_selector('#graph g[data-node="quick"].done')
+    page.wait_for_selector('#graph g[data-node="slow"].cancelled')
+    console.shoot(page, "cancelled")
+    page.click("#tab-timeline")
+    page.wait_for_selector('#panel-timeline rect.bar[data-node="slow"][data-status="cancelled"]')
+    page.wait_for_selector('#panel-timeline rect.bar[data-node="quick"][data-status="kept"]')
 
 
 def test_what_a_stop_kept_is_shown_after_a_restart(browser: Any, tmp_path: Path) -> None:
@@ -420,6 +453,7 @@ def test_the_console_has_no_serious_accessibility_violations(console: Console,
     tab.serve_axe()
     page = tab.open()
     page.wait_for_selector(_row(failed["run_id"]))
+    console.shoot(page, "runs")
     assert tab.axe() == []
     for run_id, view in ((stopped["run_id"], "overview"), (stopped["run_id"], "timeline"),
                          (stopped["run_id"], "state"), (stopped["run_id"], "audit"),

@@ -13,9 +13,10 @@ let drawing = null;
 export async function renderOverview(panel) {
   const { run } = view.detail;
   const graphBox = h("div.graph", { id: "graph" });
-  panel.replaceChildren(
-    h("section.card", { "aria-labelledby": "graph-title" }, h("h3#graph-title", { text: "Graph" }), graphBox),
-    keptCard(), usageCard(), lineageCard());
+  const graph = h("section.card", { "aria-labelledby": "graph-title" }, h("h3#graph-title", { text: "Graph" }), graphBox);
+  // A run that stopped: what it kept comes first.
+  const stopped = ["cancelled", "timeout", "error"].includes(run.tether_status);
+  panel.replaceChildren(...(stopped ? [keptCard(), graph] : [graph, keptCard()]), usageCard(), lineageCard());
   drawing = null;
   if (!run.graph_id) return;
   try {
