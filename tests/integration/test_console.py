@@ -148,10 +148,13 @@ def test_stop_shows_who_why_when_and_what_was_kept_then_resume(console: Console,
     assert page.input_value("#stop-reason") == ""
     values = page.inner_text("#kept table.kv")
     assert f"count\n{kept.values['count']}" in values.replace("\t", "\n")
-    assert page.inner_text("#kept .chip.cancelled") == "tick" and kept.cancelled_tasks == (
-        "tick",)
+    # `tick` was cancelled while it ran, or the stop came at a step boundary: as the store says.
+    chips = page.locator("#kept .chip.cancelled").all_inner_texts()
+    assert chips == list(kept.cancelled_tasks) and set(chips) <= {"tick"}
+    assert kept.next == ("tick",) and "A resume runs: tick" in page.inner_text("#kept")
     assert kept.checkpoint_id is not None and kept.checkpoint_id[-8:] in page.inner_text("#kept")
-    page.wait_for_selector('#graph g[data-node="tick"].cancelled')
+    if kept.cancelled_tasks:
+        page.wait_for_selector('#graph g[data-node="tick"].cancelled')
 
     page.click("#tab-audit")
     phases = page.eval_on_selector_all("#panel-audit tr[data-phase]", "r => r.map(x => "

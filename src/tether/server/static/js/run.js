@@ -58,17 +58,21 @@ export function closeRun() {
   document.body.classList.remove("has-run");
 }
 
-/* The run's record and everything the store says of it, fetched again. */
+let fetching = 0;
+
+/* The run's record and everything the store says of it, fetched again (an answer that comes
+   after a newer one's is dropped: it would show an older state). */
 export async function refresh() {
   const runId = view.runId;
+  const mine = ++fetching;
   const detail = await api(`/tether/runs/${encodeURIComponent(runId)}`);
-  if (view.runId !== runId) return;
+  if (view.runId !== runId || mine !== fetching) return;
   view.detail = detail;
   view.values = detail.kept.values;
   if (!detail.kept.checkpoint_id && detail.run.thread_id) {
     // Queued, not started: the thread's state is what the run will start from.
     const state = await api(`/threads/${encodeURIComponent(detail.run.thread_id)}/state`);
-    if (view.runId !== runId) return;
+    if (view.runId !== runId || mine !== fetching) return;
     view.values = state.values;
   }
   view.timeline = null;
