@@ -91,8 +91,12 @@ function render() {
     h("button.chip-x", { type: "button", "aria-label": "Show every thread", onclick: () => setThread("") }, "×"));
 }
 
+let loading = 0;
+
 export async function loadRuns() {
+  const mine = ++loading;
   const answer = await api(`/tether/runs?${query()}`);
+  if (mine !== loading) return answer; // a newer query's answer is (or will be) shown
   list.clockSkew = Date.parse(answer.now) - Date.now();
   list.total = answer.total;
   list.runs = new Map(answer.runs.map((r) => [r.run_id, r]));
