@@ -1,17 +1,18 @@
-"""Plain values every layer shares: LangGraph's `Send`, `Command`, `interrupt`, `RetryPolicy`,
-`StateSnapshot`, and tether's run records (`CancelReason`, `RunInfo`, `RunSnapshot`, `RunEvent`)."""
+"""Plain values every layer shares: LangGraph's `Send`, `Command`, `RetryPolicy`, `StateSnapshot`,
+and tether's run records (`CancelReason`, `RunInfo`, `RunSnapshot`, `RunEvent`). LangGraph's
+`interrupt` is re-exported here from `tether.node_context`, which answers it."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Hashable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 from tether.errors import InvalidUpdateError
+from tether.node_context import StreamWriter, interrupt
 
 N = TypeVar("N", bound=Hashable)
 
@@ -49,9 +50,6 @@ EventPhase = Literal[
 ]
 """A run's audit-log entries: its lifecycle (and, with workers, each claim and release of its
 lease), and the six phases of a cancel."""
-
-StreamWriter = Callable[[Any], None]
-
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime (what every record stores)."""
@@ -148,11 +146,20 @@ class RunInfo:
     error: str | None = None
     cancel_latency_ms: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    error_node: str | None = None
+    """The node whose exception failed the run (`outer/inner` inside a subgraph)."""
+    error_traceback: str | None = None
+    """The innermost frames of the failing node's code, formatted as Python prints them."""
 
     @property
     def terminal(self) -> bool:
         """True once the run has ended."""
         return self.status in TERMINAL_STATUSES
+
+    def __call__(self) -> RunInfo:
+        """The record itself: `run.info` is an attribute, and `run.info()` (its spelling in
+        tether 0.1) keeps working."""
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,34 +285,6 @@ class Interrupt:
     value: Any
     id: str = ""
     response_schema: Any = None
-
-
-_interrupt_handler: ContextVar[Callable[[Any], Any] | None] = ContextVar(
-    "tether_interrupt_handler", default=None
-)
-
-
-def interrupt(value: Any) -> Any:
-    """Pause the run from inside a node and surface `value` to the caller.
-
-    The first call raises `GraphInterrupt`; when the run is resumed with `Command(resume=v)`, the
-    node runs again from its start and this call returns `v`. Several calls in one node are
-    matched to resume values in order. Needs a checkpointer.
-    """
-    handler = _interrupt_handler.get()
-    if handler is None:
-        raise RuntimeError("interrupt() can only be called from inside a running node")
-    return handler(value)
-
-
-def set_interrupt_handler(handler: Callable[[Any], Any] | None) -> Any:
-    """Install the engine's handler for `interrupt()` in the current context; returns a token."""
-    return _interrupt_handler.set(handler)
-
-
-def reset_interrupt_handler(token: Any) -> None:
-    """Undo `set_interrupt_handler`."""
-    _interrupt_handler.reset(token)
 
 
 _NOT_RETRIED = (

@@ -234,7 +234,11 @@ def test_a_failed_run_shows_its_node_and_error(console: Console, tab: Tab) -> No
     page.wait_for_selector('#run-status[data-status="error"]')
     banner = page.inner_text("#run-banner")
     assert "Failed in node boom" in banner and "ValueError: boom at 42" in banner
-    assert info.error == "ValueError: boom at 42"
+    assert info.error == "ValueError: boom at 42" and info.error_node == "boom"
+    page.click("#run-banner .traceback summary")
+    assert info.error_traceback is not None
+    assert page.inner_text("#run-banner .traceback pre") == info.error_traceback
+    assert "raise ValueError" in info.error_traceback
     page.wait_for_selector('#graph g[data-node="boom"].failed')
     console.shoot(page, "failed")
     page.click("#tab-timeline")

@@ -215,6 +215,8 @@ async def test_a_failed_run_names_its_failing_node(http: httpx.AsyncClient) -> N
     detail = await _ended(http, await _start(http, "failing", {"value": 7}))
     assert detail["error"]["node"] == "boom"
     assert detail["error"]["message"] == "ValueError: boom at 7"
+    assert "ValueError: boom at 7" in detail["error"]["traceback"]
+    assert detail["run"]["error_node"] == "boom"
 
 
 async def test_a_paused_run_shows_its_question(http: httpx.AsyncClient) -> None:

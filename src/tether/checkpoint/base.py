@@ -115,6 +115,8 @@ class RunFinish:
     thread_id: str | None = None
     reason: CancelReason | None = None
     error: str | None = None
+    error_node: str | None = None
+    error_traceback: str | None = None
     checkpoints: tuple[CheckpointRecord, ...] = ()
     writes: tuple[WriteRecord, ...] = ()
     events: tuple[RunEvent, ...] = ()

@@ -83,9 +83,8 @@ def _failed_nodes(info: RunInfo, final: StoredCheckpoint | None) -> list[str]:
     """The nodes whose failure ended the run (from its record, else its final checkpoint)."""
     if info.status is not RunStatus.ERROR:
         return []
-    named = getattr(info, "error_node", None)
-    if isinstance(named, str) and named:
-        return [named]
+    if info.error_node:
+        return [info.error_node]
     writes = final.pending_writes if final is not None else ()
     return sorted({w.task_name for w in writes if w.channel == ERROR})
 
@@ -94,9 +93,8 @@ def _error(info: RunInfo, final: StoredCheckpoint | None) -> dict[str, Any] | No
     if info.status is not RunStatus.ERROR:
         return None
     nodes = _failed_nodes(info, final)
-    traceback = getattr(info, "error_traceback", None)
     return {"message": info.error, "node": nodes[0] if nodes else None,
-            "traceback": traceback if isinstance(traceback, str) else None}
+            "traceback": info.error_traceback}
 
 
 def _interrupts(server: ServerState, info: RunInfo) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ import typer
 
 from tether.worker import graphs as loading
 from tether.worker.options import OnShutdown, WorkerOptions
-from tether.worker.worker import Worker
 
 if TYPE_CHECKING:
     from tether.checkpoint.postgres.store import PostgresSaver
@@ -104,6 +103,8 @@ def _graphs(refs: list[str], name: str | None) -> dict[str, CompiledStateGraph]:
 
 async def _serve(store: PostgresSaver, found: dict[str, CompiledStateGraph],
                  options: WorkerOptions) -> None:
+    from tether.worker.worker import Worker
+
     graphs = {n: loading.bind(g, store, n) for n, g in found.items()}
     engine = Worker(store, graphs, options)
     loop = asyncio.get_running_loop()
