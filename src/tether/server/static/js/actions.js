@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { $, h, json, valueView } from "./dom.js";
 import { graphNodes } from "./overview.js";
-import { view, refresh, scheduleRefresh, show, TERMINAL } from "./run.js";
+import { view, scheduleRefresh, show, TERMINAL } from "./run.js";
 
 const RESUMABLE = new Set(["cancelled", "timeout", "error"]);
 const STOPPABLE = new Set(["pending", "running", "cancelling", "interrupted"]);
@@ -98,9 +98,9 @@ async function resume() {
   }
 }
 
-/* One field per state key, holding its JSON; only the fields changed are sent. */
-function fillFork() {
-  const values = view.detail.kept.values || {};
+/* One field per state key of the run's final state, holding its JSON; only the fields
+   changed are sent. */
+function fillFork(values) {
   $("fork-fields").replaceChildren(...Object.entries(values).map(([key, value]) => {
     const id = `fork-${key.replace(/[^a-zA-Z0-9_-]/g, "_")}`;
     return h("div.fork-field", {}, h("label", { for: id }, h("code", { text: key })),
@@ -112,19 +112,22 @@ function fillFork() {
 
 async function openFork() {
   $("action-error").textContent = "";
-  const status = view.detail.run.tether_status;
-  if (STOPPABLE.has(status) && status !== "interrupted") {
-    const run = view.detail.run;
-    try {
+  const run = view.detail.run;
+  let values = view.detail.kept.values;
+  try {
+    if (STOPPABLE.has(run.tether_status) && run.tether_status !== "interrupted") {
       await api(`/threads/${encodeURIComponent(run.thread_id)}/runs/${encodeURIComponent(run.run_id)}/cancel?wait=1`,
         { method: "POST", body: { reason: "stopped to edit its state" } });
-      await refresh();
-    } catch (error) {
-      fail(error);
-      return;
+      // The state it stopped in, whatever the view has shown meanwhile.
+      values = (await api(`/tether/runs/${encodeURIComponent(run.run_id)}`)).kept.values;
+      scheduleRefresh(0);
     }
+  } catch (error) {
+    fail(error);
+    return;
   }
-  fillFork();
+  if (view.runId !== run.run_id) return;
+  fillFork(values || {});
   $("fork-form").hidden = false;
   $("fork-form").querySelector("textarea")?.focus();
 }
