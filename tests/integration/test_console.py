@@ -165,6 +165,7 @@ def test_stop_shows_who_why_when_and_what_was_kept_then_resume(console: Console,
     page.click("#resume-button")
     page.wait_for_selector(f'#run-id:not(:text-is("{run["run_id"]}"))')
     resumed = page.inner_text("#run-id")
+    console.settled(resumed, RunStatus.RUNNING)
     page.wait_for_selector('#run-status[data-status="running"]')
     assert page.input_value("#stop-reason") == ""
     lineage = page.inner_text("#lineage")

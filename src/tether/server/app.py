@@ -58,14 +58,8 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         from tether.checkpoint.sqlite import SqliteSaver
 
         store = SqliteSaver("tether.db")
-    served = Assistants(graphs, store)
     limits = limits or ServerLimits()
-    launcher = launcher or _launcher_for(store, served, limits)
-    inner = launcher
-    board = RunBoard(store, inner, lambda info: run_json(info, inner.facts(info.run_id)))
-    state = ServerState(served, store, ReportingLauncher(inner, board), limits,
-                        StreamSlots(limits.max_streams_per_key), auth=keys is not None,
-                        board=board)
+    state = _state(Assistants(graphs, store), store, limits, launcher, auth=keys is not None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +78,15 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
     return app
+
+
+def _state(served: Assistants, store: CheckpointStore, limits: ServerLimits,
+           launcher: RunLauncher | None, *, auth: bool) -> ServerState:
+    """The server's parts: its runs launched (and reported to the pages' board)."""
+    inner = launcher or _launcher_for(store, served, limits)
+    board = RunBoard(store, inner, lambda info: run_json(info, inner.facts(info.run_id)))
+    return ServerState(served, store, ReportingLauncher(inner, board), limits,
+                       StreamSlots(limits.max_streams_per_key), auth=auth, board=board)
 
 
 def _launcher_for(store: CheckpointStore, served: Assistants,

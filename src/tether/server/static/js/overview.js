@@ -2,7 +2,7 @@
    it spent against its budget, and where it came from and went. */
 
 import { api } from "./api.js";
-import { $, brief, duration, h, plural, shortId, valueView } from "./dom.js";
+import { duration, h, plural, shortId, valueView } from "./dom.js";
 import { render as drawGraph } from "./graph.js";
 import { view, TERMINAL } from "./run.js";
 import { list } from "./runs.js";
@@ -150,4 +150,3 @@ function lineageCard() {
   return h("section.card#lineage", { "aria-labelledby": "lineage-title" }, h("h3#lineage-title", { text: "Lineage" }), body);
 }
 
-export { brief };

@@ -62,7 +62,7 @@ let fetching = 0;
 
 /* The run's record and everything the store says of it, fetched again (an answer that comes
    after a newer one's is dropped: it would show an older state). */
-export async function refresh() {
+async function refresh() {
   const runId = view.runId;
   const mine = ++fetching;
   const detail = await api(`/tether/runs/${encodeURIComponent(runId)}`);
@@ -154,7 +154,7 @@ function showBanner() {
   }
 }
 
-export async function showTab() {
+async function showTab() {
   const tab = view.tab === "chat" && $("tab-chat").hidden ? "overview" : view.tab;
   for (const id of TABS) {
     const active = id === tab;

@@ -2,7 +2,7 @@
    live board (SSE), never by polling. */
 
 import { api, follow } from "./api.js";
-import { $, ago, badge, duration, h, plural, setBadge, shortId } from "./dom.js";
+import { $, ago, badge, duration, h, plural, shortId } from "./dom.js";
 
 const TERMINAL = new Set(["success", "error", "cancelled", "timeout"]);
 
@@ -213,4 +213,3 @@ export function initRuns() {
   $("page-older").addEventListener("click", () => { list.offset += list.limit; list.onNavigate(); });
 }
 
-export { setBadge };
