@@ -4,6 +4,7 @@ and tether's run records (`CancelReason`, `RunInfo`, `RunSnapshot`, `RunEvent`).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -334,6 +335,45 @@ class RetryPolicy(NamedTuple):
         return interval
 
 
+def default_cache_key(*args: Any, **kwargs: Any) -> str:
+    """A node input's cache key (`CachePolicy`'s default): a SHA-256 of its canonical form —
+    dicts by sorted key, sets sorted, dataclasses and pydantic models by their fields — so the
+    same input gives the same key in every process. An object known only by its `repr` keys by
+    it (one whose `repr` shows its address never hits the cache again)."""
+    return hashlib.sha256(repr(_canonical((args, kwargs))).encode()).hexdigest()
+
+
+def _canonical(value: Any, depth: int = 16) -> Any:
+    if depth == 0 or isinstance(value, (str, int, float, bool, type(None), bytes)):
+        return value
+    if isinstance(value, dict):
+        items = ((_canonical(k, depth - 1), _canonical(v, depth - 1)) for k, v in value.items())
+        return ("dict", tuple(sorted(items, key=repr)))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted((_canonical(v, depth - 1) for v in value), key=repr)))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v, depth - 1) for v in value)
+    fields = getattr(value, "__dataclass_fields__", None)
+    data = ({name: getattr(value, name) for name in fields} if fields is not None
+            else value.model_dump() if hasattr(value, "model_dump") else None)
+    if data is not None:
+        return (type(value).__qualname__, _canonical(data, depth - 1))
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachePolicy:
+    """Caching of a node's writes by its input (LangGraph's `CachePolicy`).
+
+    Attributes:
+        key_func: turns the node's input into its cache key (str or bytes).
+        ttl: seconds an entry lives, or None for ever.
+    """
+
+    key_func: Callable[..., str | bytes] = default_cache_key
+    ttl: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class TimeoutPolicy:
     """LangGraph's per-node timeouts: a hard cap per attempt, and/or an idle limit that any sign
@@ -373,6 +413,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Usage",
     "All",
+    "CachePolicy",
     "CancelKind",
     "CancelReason",
     "Command",
@@ -392,6 +433,7 @@ __all__ = [
     "StreamMode",
     "StreamWriter",
     "TimeoutPolicy",
+    "default_cache_key",
     "default_retry_on",
     "interrupt",
     "utcnow",

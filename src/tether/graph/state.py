@@ -345,3 +345,13 @@ def _annotation_schema(annotation: Any, state_schema: Any) -> Schema | None:
         return schema_of(annotation)
     except GraphCompileError:
         return None
+
+
+def __getattr__(name: str) -> Any:
+    # LangGraph's path `langgraph.graph.state.CompiledStateGraph`, imported on first use: the
+    # compiled graph's module imports this one.
+    if name == "CompiledStateGraph":
+        from tether.graph.compiled import CompiledStateGraph
+
+        return CompiledStateGraph
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
