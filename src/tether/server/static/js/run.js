@@ -21,6 +21,7 @@ export const view = {
   timeline: null,
   tab: "overview",
   control: null,
+  following: null,
   spans: new Map(),
   values: null,
   onTab: () => {},
@@ -31,7 +32,8 @@ export const view = {
 export async function openRun(runId, tab) {
   if (view.runId !== runId) {
     if (view.control) view.control.abort();
-    Object.assign(view, { runId, detail: null, timeline: null, spans: new Map(), values: null });
+    Object.assign(view, { runId, detail: null, timeline: null, spans: new Map(), values: null,
+      following: null });
     $("stop-reason").value = "";
     $("action-error").textContent = "";
     $("answer-input").value = "";
@@ -42,17 +44,13 @@ export async function openRun(runId, tab) {
   $("run-view").hidden = false;
   document.body.classList.add("has-run");
   view.tab = TABS.includes(tab) ? tab : "overview";
-  if (!view.detail) {
-    await refresh();
-    followStream();
-  } else {
-    showTab();
-  }
+  if (!view.detail) await refresh();
+  else showTab();
 }
 
 export function closeRun() {
   if (view.control) view.control.abort();
-  Object.assign(view, { runId: null, detail: null, timeline: null, control: null });
+  Object.assign(view, { runId: null, detail: null, timeline: null, control: null, following: null });
   $("run-view").hidden = true;
   $("run-empty").hidden = false;
   document.body.classList.remove("has-run");
@@ -76,7 +74,8 @@ async function refresh() {
     view.values = state.values;
   }
   view.timeline = null;
-  list.runs.has(runId) && list.runs.set(runId, detail.run);
+  if (list.runs.has(runId)) list.runs.set(runId, detail.run);
+  if (view.following !== runId) followStream();
   showHeader();
   showActions();
   $("tab-chat").hidden = !hasChat(view.values);
@@ -182,6 +181,7 @@ async function showTab() {
 function followStream() {
   const run = view.detail.run;
   if (TERMINAL.has(run.tether_status)) return;
+  view.following = run.run_id;
   const control = new AbortController();
   view.control = control;
   const runId = run.run_id;
@@ -221,8 +221,9 @@ function onEvent({ event, data }) {
 
 /* A record change from the live board. */
 export function runChanged(run) {
-  if (!view.detail || run.run_id !== view.runId) return;
-  if (run.tether_status !== view.detail.run.tether_status) scheduleRefresh(0);
+  if (run.run_id !== view.runId) return;
+  // Before the first detail has come, it may already be out of date: fetch again.
+  if (!view.detail || run.tether_status !== view.detail.run.tether_status) scheduleRefresh(0);
 }
 
 export function scheduleRefresh(ms) {
