@@ -118,7 +118,7 @@ def postgres_console(workdir: Path) -> Iterator[Console]:
         with (workdir / "worker.log").open("wb") as log:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "tether", "worker", *refs, "--db", dsn, "--schema",
-                 schema, "--poll", "0.05", "--lease", "10", "--concurrency", "8"],
+                 schema, "--poll", "0.05", "--lease", "10", "--concurrency", "4"],
                 env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
         try:
             with LiveServer(create_app(graphs(), store, api_keys=KEYS)) as server:
