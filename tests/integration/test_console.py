@@ -162,6 +162,8 @@ def test_stop_shows_who_why_when_and_what_was_kept_then_resume(console: Console,
     assert phases == [e.phase for e in console.store.events(run["run_id"])]
     assert page.locator("#panel-audit tr[data-phase=request] dd").first.inner_text() == "user"
 
+    page.wait_for_selector("#resume-button:visible")
+    assert page.is_enabled("#resume-button"), page.inner_text("#resume-why")
     page.click("#resume-button")
     page.wait_for_selector(f'#run-id:not(:text-is("{run["run_id"]}"))')
     resumed = page.inner_text("#run-id")

@@ -77,8 +77,11 @@ async function stop(event) {
     const receipt = await api(`/threads/${encodeURIComponent(run.thread_id)}/runs/${encodeURIComponent(run.run_id)}/cancel`,
       { method: "POST", body: reason ? { reason } : {} });
     $("stop-reason").value = "";
-    view.detail.run = receipt;
-    show();
+    // The board may have shown the run's end already: a status only moves forward.
+    if (view.runId === receipt.run_id && !TERMINAL.has(view.detail.run.tether_status)) {
+      view.detail.run = receipt;
+      show();
+    }
     scheduleRefresh(TERMINAL.has(receipt.tether_status) ? 0 : 100);
     return receipt;
   } catch (error) {
