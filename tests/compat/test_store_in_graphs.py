@@ -251,8 +251,9 @@ def memory_tools(library: Lib) -> list[Any]:
 
 
 def test_injected_store_and_tool_runtime_in_a_tool_node(lib: Lib, lg: Lib) -> None:
+    # The two calls run in parallel: the recall asks only for what was stored before them.
     state = {"messages": [asks(call("save_memory", "1", text="sailing on sundays"),
-                               call("recall", "2", topic="sailing"))]}
+                               call("recall", "2", topic="child"))]}
 
     def run(library: Lib) -> Any:
         store = new_store(library)
@@ -268,6 +269,7 @@ def test_injected_store_and_tool_runtime_in_a_tool_node(lib: Lib, lg: Lib) -> No
     expected = run(lg)
     assert expected[2] == ["text"]  # the model never sees the store parameter
     assert expected[0][-2][1] == "saved 'sailing on sundays'"
+    assert expected[0][-1][1] == "sailing as a child"
     assert run(lib) == expected
 
 

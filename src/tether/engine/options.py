@@ -64,6 +64,8 @@ class LoopOptions:
         nested: the loop of a subgraph: its recursion limit fails its parent task instead of
             cancelling the run.
         subgraphs: stream the subgraphs' chunks too.
+        cache: where nodes and calls with a `CachePolicy` keep their results (None: nowhere).
+        cache_policy: the policy of calls that have none (an entrypoint's).
     """
 
     config: RunConfig
@@ -83,6 +85,8 @@ class LoopOptions:
     parent_interrupt: Callable[[Any], Any] | None = None
     nested: bool = False
     subgraphs: bool = False
+    cache: Any = None
+    cache_policy: Any = None
 
 
 __all__ = ["LoopOptions", "RunHost"]

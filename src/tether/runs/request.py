@@ -68,6 +68,10 @@ class RunRequest:
     adopt: bool = False
     step_check: Callable[[], CancelReason | None] | None = None
     long_term_store: BaseStore | None = None
+    cache: Any = None
+    """Where nodes and calls with a `CachePolicy` keep their results (`compile(cache=...)`)."""
+    cache_policy: Any = None
+    """The policy of calls that have none (an entrypoint's `cache_policy`)."""
 
 
 __all__ = ["RunRequest", "StreamFormat"]
