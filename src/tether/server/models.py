@@ -214,7 +214,7 @@ class ResumeRequest(Strict):
 class RunsQuery(Strict):
     """The query of tether's `GET /tether/runs`: a page of runs matching a filter."""
 
-    limit: int = Field(default=50, ge=1, le=200)
+    limit: int = Field(default=50, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
     status: str | None = None
     graph: str | None = None

@@ -20,7 +20,7 @@ from tether.types import CancelKind, RunInfo, RunStatus
 
 KINDS: tuple[str, ...] = typing.get_args(CancelKind)
 STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus)
-MAX_PAGE = 200
+MAX_PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
