@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tether.cancel.scope import CancelHook
 from tether.checkpoint.base import CheckpointRecord, WriteRecord
 from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, RESUME
 from tether.engine.calls import call_writes
@@ -56,7 +57,7 @@ class LoopOutcome:
         return tuple(t.name for t in self.tasks if t.outcome == "cancelled")
 
     @property
-    def hooks(self) -> list[tuple[str, Any]]:
+    def hooks(self) -> list[tuple[str, CancelHook]]:
         """Cleanup hooks of the cancelled tasks, with their task names."""
         return [hook for t in self.tasks for hook in t.hooks]
 

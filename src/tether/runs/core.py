@@ -173,8 +173,9 @@ class RunCore:
         with self._lock:
             if self._requested_at is None:
                 now = time.monotonic()
-                age = max((utcnow() - reason.requested_at).total_seconds(), 0.0)
-                self._requested_at = now if first else now - age
+                if not first:  # made elsewhere: count from the request, by its age
+                    now -= max((utcnow() - reason.requested_at).total_seconds(), 0.0)
+                self._requested_at = now
                 if first:
                     self.journal.announce(RunEvent("request", reason.requested_at, None,
                                                    reason.to_dict()))
