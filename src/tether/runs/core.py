@@ -272,7 +272,7 @@ class RunCore:
 
     async def _commit_end(self, end: finalize.Ending,
                           outcome: LoopOutcome | None) -> RunFinish | None:
-        self.journal.record("finish", end.node, end.detail())
+        self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
         if not result.applied:
@@ -300,7 +300,8 @@ class RunCore:
         latency = (time.monotonic() - self._requested_at) * 1000.0
         commit, terminate = finalize.commit_cancel(reason, outcome, refused, self.thread_id,
                                                    events=self.journal.take(),
-                                                   latency_ms=latency)
+                                                   latency_ms=latency,
+                                                   spent=finalize.spent(self.policies))
         result = await self.store.afinish_run(self.run_id, commit)
         self.journal.announce(terminate)
         self.settle(result.info, None, finalize.cancel_error(
