@@ -21,6 +21,7 @@ from tether.server.guards import Guard
 from tether.server.launcher import LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.routes import assistants, cancel, runs, threads, ui
+from tether.server.wire import WireJSON
 
 _NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KEYS "
             "('key1:tenantA,key2:tenantB'), pass an API keys file, or serve without auth "
@@ -70,11 +71,11 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
             close()
 
     app = FastAPI(title="tether", version=tether.__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, default_response_class=WireJSON)
     app.state.tether = state
     errors.install(app)
     for module in (assistants, threads, runs, cancel, ui):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=errors.RESPONSES)
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
     return app

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException
-
 from tether.checkpoint.ids import uuid7
+from tether.config import merge_configs, parse_config
 from tether.server.auth import Principal
 from tether.server.context import ServerState
-from tether.server.errors import not_found
+from tether.server.errors import invalid, not_found
 from tether.server.graphs import Assistant
 from tether.server.launcher import RunOrder
 from tether.server.models import CommandIn, RunCreate
@@ -75,12 +74,14 @@ def order_for(assistant: Assistant, thread_id: str, body: RunCreate, caller: Pri
     Raises:
         HTTPException: 422 for both `context` and `config.configurable` (the Agent Server's
             rule: context replaces configurable), or an interrupt on a node the graph lacks.
+        ConfigError: a config a run would refuse (422).
     """
     _check_interrupts(assistant, body)
-    config = dict(body.config or {})
+    config = checked_config(assistant, body.config)
     configurable = dict(config.get("configurable") or {})
     if body.context and configurable:
-        raise HTTPException(422, "give either context or config['configurable'], not both")
+        raise invalid("give either context or config['configurable'], not both",
+                      "body", "context")
     checkpoint = body.checkpoint
     checkpoint_id = body.checkpoint_id or (checkpoint.checkpoint_id if checkpoint else None)
     if checkpoint_id:
@@ -103,15 +104,29 @@ def order_for(assistant: Assistant, thread_id: str, body: RunCreate, caller: Pri
     )
 
 
+def checked_config(assistant: Assistant, config: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of the client's config, once it is one a run of `assistant` accepts.
+
+    Checked here, before the run is started or queued, with the validator runs use
+    (`parse_config`), so that a run queued for a worker is refused as a local one would be
+    rather than failing in every worker that claims it.
+
+    Raises:
+        ConfigError: naming the key (answered 422).
+    """
+    parse_config(merge_configs(assistant.graph.config, config))
+    return dict(config or {})
+
+
 def _check_interrupts(assistant: Assistant, body: RunCreate) -> None:
     nodes = set(assistant.graph.nodes)
     for field, names in (("interrupt_before", body.interrupt_before),
                          ("interrupt_after", body.interrupt_after)):
         unknown = sorted(set(names) - nodes) if isinstance(names, list) else []
         if unknown:
-            raise HTTPException(422, f"{field} names nodes graph {assistant.graph_id!r} does not "
-                                     f"have: {', '.join(unknown)} (it has "
-                                     f"{', '.join(sorted(nodes))})")
+            raise invalid(f"{field} names nodes graph {assistant.graph_id!r} does not have: "
+                          f"{', '.join(unknown)} (it has {', '.join(sorted(nodes))})",
+                          "body", field)
 
 
 def _kwargs(body: RunCreate, config: dict[str, Any]) -> dict[str, Any]:
@@ -135,5 +150,5 @@ def new_thread_id() -> str:
     return uuid7()
 
 
-__all__ = ["SERVER_STRATEGY", "assistant_for", "command_of", "new_thread_id", "order_for",
-           "prepare_thread"]
+__all__ = ["SERVER_STRATEGY", "assistant_for", "checked_config", "command_of", "new_thread_id",
+           "order_for", "prepare_thread"]

@@ -256,8 +256,12 @@ ALL_THREADS: Final = f"SELECT {THREAD_COLUMNS} FROM threads"
 
 
 def search_threads(conditions: int) -> str:
-    """Threads whose metadata matches `conditions` (path, value) pairs, latest first, paged."""
-    where = " AND ".join(["json_extract(metadata, ?) = ?"] * conditions) or "1"
+    """Threads whose metadata matches `conditions` (path, value) pairs, latest first, paged.
+
+    A record SQLite cannot read as JSON (a `NaN` stored by an older tether) matches nothing,
+    rather than failing the search of every thread."""
+    test = "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, ?) END) = ?"
+    where = " AND ".join([test] * conditions) or "1"
     return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
             "ORDER BY updated_at DESC LIMIT ? OFFSET ?")
 FIRST_RUN_OF_THREAD: Final = (

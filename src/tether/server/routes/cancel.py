@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, visible
+from tether.server.errors import issue
 from tether.server.models import CancelRequest, RunsCancel
 from tether.server.routes.runs import run_out
 from tether.types import CancelReason, RunInfo, RunStatus
@@ -36,15 +37,21 @@ def reason_for(caller: Principal, action: str, message: str | None, where: str) 
 
 async def cancel_one(server: ServerState, before: RunInfo, reason: CancelReason, *,
                      wait: bool, action: str) -> RunInfo:
-    """Cancel a run (durable before this returns); with `rollback`, drop its checkpoints once
-    it has ended.
+    """Cancel a run (durable before this returns); with `wait`, wait for its end, up to the
+    server's `cancel_wait_seconds` (then answer the run as it stands: still `cancelling`); with
+    `rollback`, drop its checkpoints once it has ended.
 
     Cancellation:
         The request is durable before this returns or is interrupted; the rollback, if any,
         completes in the background.
     """
     run_id = before.run_id
-    info = await server.launcher.cancel(run_id, reason, wait=wait)
+    info = await server.launcher.cancel(run_id, reason, wait=False)
+    if wait and not info.terminal:
+        try:
+            info = await server.launcher.wait(run_id, server.limits.cancel_wait_seconds)
+        except TimeoutError:
+            info = server.store.get_run(run_id) or info
     if action == "rollback" and not before.terminal:
         if info.terminal:
             _rollback(server, info)
@@ -90,7 +97,8 @@ async def _body_reason(request: Request) -> str | None:
     try:
         return CancelRequest.model_validate_json(raw).reason
     except ValidationError as exc:
-        raise HTTPException(422, exc.errors(include_url=False)) from None
+        raise HTTPException(422, [issue(e["msg"], ("body", *e["loc"]), e["type"])
+                                  for e in exc.errors()]) from None
 
 
 @router.post("/runs/cancel", status_code=204)

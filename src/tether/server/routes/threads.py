@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 
 from tether.checkpoint.base import ThreadRecord
+from tether.errors import TetherError
 from tether.server.context import BUSY, TENANT_KEY, Caller, Server, ServerState, stamped
+from tether.server.errors import invalid
 from tether.server.models import (
     CheckpointIn,
     HistoryRequest,
@@ -17,6 +19,7 @@ from tether.server.models import (
     ThreadPatch,
     ThreadSearch,
 )
+from tether.server.routes.cancel import cancel_one
 from tether.server.wire import interrupts_by_task, jsonable, state_json
 from tether.types import CancelReason
 
@@ -120,7 +123,7 @@ async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Respo
     reason = CancelReason("user", "its thread was deleted", "server")
     for info in server.store.list_runs(thread_id=thread_id):
         if info.status in BUSY or info.status.value == "interrupted":
-            await server.launcher.cancel(info.run_id, reason, wait=True)
+            await cancel_one(server, info, reason, wait=True, action="interrupt")
     server.store.delete_thread(thread_id)
     return Response(status_code=204)
 
@@ -188,8 +191,15 @@ async def update_state(thread_id: str, body: StateUpdate, server: Server,
     if checkpoint.checkpoint_id:
         configurable["checkpoint_id"] = checkpoint.checkpoint_id
     configurable["checkpoint_ns"] = checkpoint.checkpoint_ns
-    config = await assistant.graph.aupdate_state({"configurable": configurable}, body.values,
-                                                 as_node=body.as_node)
+    try:
+        config = await assistant.graph.aupdate_state({"configurable": configurable},
+                                                     body.values, as_node=body.as_node)
+    except TetherError:
+        raise
+    except Exception as exc:
+        # The graph's own code (a reducer, a conditional edge) failed on the values given.
+        raise invalid(f"the graph cannot take these values: {type(exc).__name__}: {exc}",
+                      "body", "values") from exc
     conf = config["configurable"]
     return {"checkpoint": {"thread_id": thread_id, "checkpoint_ns": conf.get("checkpoint_ns", ""),
                            "checkpoint_id": conf.get("checkpoint_id"), "checkpoint_map": None}}

@@ -4,7 +4,7 @@ across threads, a run's audit log and full stream, resume)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
@@ -16,12 +16,15 @@ from tether.server.context import Caller, Server, ServerState, run_visible, visi
 from tether.server.errors import not_found
 from tether.server.launcher import RunOrder
 from tether.server.models import ResumeRequest
-from tether.server.routes.runs import query_modes, run_out, subscription, take_slot
+from tether.server.orders import checked_config
+from tether.server.routes.runs import QueryLimit, query_modes, run_out, subscription, take_slot
 from tether.server.sse import EventStream
 from tether.server.wire import RunFacts, jsonable
 from tether.types import RunInfo, utcnow
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+TetherStatus = Literal["pending", "running", "cancelling", "interrupted", "success", "error",
+                       "cancelled", "timeout"]
 router = APIRouter()
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'")
@@ -95,15 +98,13 @@ def owned_run(server: ServerState, caller: Principal, run_id: str) -> RunInfo:
 
 
 @router.get("/tether/runs")
-async def list_all_runs(server: Server, caller: Caller, limit: int = 50,
-                        status: str | None = None) -> dict[str, Any]:
+async def list_all_runs(server: Server, caller: Caller, limit: QueryLimit = 50,
+                        status: TetherStatus | None = None) -> dict[str, Any]:
     """The caller's runs across threads, newest first, with the server's clock.
 
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    if not 1 <= limit <= 1000:
-        raise HTTPException(422, "limit must be between 1 and 1000")
     found: list[dict[str, Any]] = []
     tenants: dict[str, bool] = {}
     for info in server.store.list_runs(status=status, limit=limit * 4):
@@ -172,7 +173,7 @@ async def resume_run(run_id: str, body: ResumeRequest, server: Server,
     facts = RunFacts(assistant.assistant_id, {"resumed_from": run_id}, "enqueue",
                      {"resume_of": run_id, "stream_mode": list(modes)})
     order = RunOrder(assistant=assistant, thread_id=info.thread_id, run_id=uuid7(),
-                     config=dict(body.config or {}), stream_modes=modes,
+                     config=checked_config(assistant, body.config), stream_modes=modes,
                      multitask_strategy="enqueue", facts=facts, resume_of=run_id,
                      tenant=caller.tenant)
     return run_out(server, await server.launcher.start(order))
