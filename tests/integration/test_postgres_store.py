@@ -17,6 +17,7 @@ from conformance.conftest import Chain, fresh_schema, new_run, write
 from tether.checkpoint.base import RunFinish
 from tether.checkpoint.postgres import PostgresSaver, ops
 from tether.checkpoint.postgres.queue import CANCEL_CHANNEL, Order
+from tether.checkpoint.postgres.schema import LATEST_VERSION
 from tether.errors import CorruptStoreError, SchemaVersionError, StaleLeaseError, ThreadBusyError
 from tether.types import CancelReason, RunEvent, RunStatus, utcnow
 
@@ -58,7 +59,8 @@ def test_a_schema_written_by_a_newer_tether_is_refused_and_left_unchanged(
     sql(where, "INSERT INTO tether_schema (version, description) VALUES (99, 'future')")
     with pytest.raises(SchemaVersionError, match="schema version 99"):
         PostgresSaver(where[0], schema=where[1])
-    assert [v for (v,) in sql(where, "SELECT version FROM tether_schema ORDER BY 1")] == [1, 99]
+    assert [v for (v,) in sql(where, "SELECT version FROM tether_schema ORDER BY 1")] == [
+        *range(1, LATEST_VERSION + 1), 99]
 
 
 def test_a_schema_holding_tables_tether_did_not_make_is_refused(where: tuple[str, str]) -> None:
@@ -88,7 +90,8 @@ def test_stores_opening_a_new_schema_at_once_migrate_it_exactly_once(
     for made in opened:
         made.close()
     assert errors == [] and len(opened) == 4
-    assert sql(where, "SELECT version FROM tether_schema") == [(1,)]
+    assert sql(where, "SELECT version FROM tether_schema ORDER BY 1") == [
+        (v,) for v in range(1, LATEST_VERSION + 1)]
 
 
 # -- cost and notifications -----------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from tether.channels.base import BaseChannel
 from tether.channels.binop import BinaryOperatorAggregate
 from tether.channels.last_value import LastValue
+from tether.checkpoint.registry import allow_annotation
 from tether.errors import GraphCompileError, InvalidUpdateError
 
 SchemaKind = Literal["typeddict", "dataclass", "pydantic", "mapping"]
@@ -139,6 +140,8 @@ def schema_of(cls: Any) -> Schema:
         hints = {f.name: hints.get(f.name, typing.Any) for f in dataclasses.fields(cls)}
     hints = {k: v for k, v in hints.items() if not k.startswith("__")}
     channels = {key: _channel(key, hint, cls) for key, hint in hints.items()}
+    # The classes the state may hold are the ones a store may rebuild it as, in any process.
+    allow_annotation(cls)
     return Schema(cls, kind, tuple(hints), channels)
 
 

@@ -126,9 +126,32 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     )""",
 )
 
+# Values stored before checksums go behind their frame (`serde.frame`: 0xC1 0x01, then the
+# big-endian CRC-32 of the value), computed by a function of this session only.
+_FRAMED = "pg_temp.tether_frame({})"
+SCHEMA_V2: Final[tuple[str, ...]] = (
+    """CREATE FUNCTION pg_temp.tether_frame(data bytea) RETURNS bytea LANGUAGE plpgsql
+        IMMUTABLE STRICT AS $$
+        DECLARE crc bigint := 4294967295; i integer; j integer;
+        BEGIN
+            FOR i IN 0 .. length(data) - 1 LOOP
+                crc := crc # get_byte(data, i);
+                FOR j IN 1 .. 8 LOOP crc := (crc >> 1) # (3988292384 * (crc & 1)); END LOOP;
+            END LOOP;
+            RETURN '\\xc101'::bytea || substring(int8send(crc # 4294967295) FROM 5) || data;
+        END $$""",
+    f"UPDATE blobs SET value = {_FRAMED.format('value')}",
+    f"UPDATE writes SET value = {_FRAMED.format('value')}",
+    f"UPDATE checkpoints SET next = {_FRAMED.format('next')}, "
+    f"metadata = {_FRAMED.format('metadata')}",
+    f"UPDATE runs SET job = {_FRAMED.format('job')} WHERE job IS NOT NULL",
+    "DROP FUNCTION pg_temp.tether_frame(bytea)",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs and their queue, events, checkpoints, blobs, writes, threads",
      SCHEMA_V1),
+    ("a checksum on every stored value", SCHEMA_V2),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 

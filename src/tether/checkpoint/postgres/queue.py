@@ -294,7 +294,7 @@ def _one(query: Query) -> Op[Any]:
 def _job(row: tuple[Any, ...], serde: Serializer) -> Job:
     (run_id, thread_id, graph, job, config, epoch, status, checkpoint_id, supersedes,
      multitask, remaining) = row
-    payload = dict(serde.loads(job))
+    payload = dict(serde.loads(job, f"the queued input of run {run_id!r}"))
     graph_input = payload.pop("input", None)
     return Job(run_id=run_id, thread_id=thread_id, graph=graph, input=graph_input,
                options=payload, config=dict(config or {}), epoch=int(epoch),

@@ -126,9 +126,20 @@ SCHEMA_V2: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID""",
 )
 
+FRAME_FUNCTION: Final = "tether_frame"
+"""The SQL function (`serde.frame`, registered by `schema.migrate`) that puts a value stored
+before checksums behind its frame."""
+SCHEMA_V3: Final[tuple[str, ...]] = (
+    f"UPDATE blobs SET value = {FRAME_FUNCTION}(value)",
+    f"UPDATE writes SET value = {FRAME_FUNCTION}(value)",
+    f"UPDATE checkpoints SET next = {FRAME_FUNCTION}(next), "
+    f"metadata = {FRAME_FUNCTION}(metadata)",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs, events, checkpoints, blobs, writes", SCHEMA_V1),
     ("thread records", SCHEMA_V2),
+    ("a checksum on every stored value", SCHEMA_V3),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
