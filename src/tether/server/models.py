@@ -139,7 +139,8 @@ class RunCreate(Strict):
 class ThreadCreate(Strict):
     """`POST /threads`."""
 
-    thread_id: Text | None = Field(default=None, min_length=1, max_length=200)
+    thread_id: Text | None = Field(default=None, min_length=1, max_length=200,
+                                   pattern="^[^/]+$")
     metadata: JsonObject | None = None
     if_exists: Literal["raise", "do_nothing"] | None = None
     graph_id: Text | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import HTTPException
+
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
 from tether.server.auth import Principal
@@ -33,22 +35,23 @@ def assistant_for(server: ServerState, body: RunCreate) -> Assistant:
 
 
 def prepare_thread(server: ServerState, caller: Principal, thread_id: str,
-                   assistant: Assistant, if_not_exists: str | None) -> None:
-    """Make sure the caller's thread exists (creating it if asked) and records its graph.
+                   assistant: Assistant, if_not_exists: str | None) -> str:
+    """Make sure the caller's thread exists (creating it if asked) and records its graph; the
+    id it is stored under (what its runs are queued on).
 
     Raises:
         HTTPException: 404 for a missing thread (unless `if_not_exists="create"`) or another
-            tenant's; 409 if `create` meets another tenant's thread of that id.
+            tenant's.
     """
-    record = server.store.get_thread(thread_id)
-    if record is None:
+    try:
+        record = server.thread(caller, thread_id)
+    except HTTPException:
         if if_not_exists != "create":
-            raise not_found("thread", thread_id)
-        server.create_thread(caller, thread_id, {}, if_exists="raise")
-    else:
-        server.thread(caller, thread_id)
-    server.store.put_thread(thread_id, {"graph_id": assistant.graph_id,
-                                        "assistant_id": assistant.assistant_id})
+            raise
+        record = server.create_thread(caller, thread_id, {}, if_exists="do_nothing")
+    server.store.put_thread(record.thread_id, {"graph_id": assistant.graph_id,
+                                               "assistant_id": assistant.assistant_id})
+    return record.thread_id
 
 
 def command_of(command: CommandIn) -> Command[str]:

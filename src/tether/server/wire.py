@@ -45,6 +45,15 @@ AGENT_STATUS: dict[RunStatus, str] = {
 TENANT_KEY = "tether_tenant"
 """The metadata key (of threads, runs and their checkpoints) that records the tenant."""
 
+SCOPE = "/"
+"""Joins a tenant and a thread id in the id a thread is stored under when another tenant took
+the id first (`context.store_ids`)."""
+
+
+def client_id(stored: str) -> str:
+    """The thread id a client knows for a thread stored under `stored`."""
+    return stored.rpartition(SCOPE)[2]
+
 NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 """The Agent Server's namespace for assistant ids: `uuid5(NAMESPACE_GRAPH, graph_id)`."""
 
@@ -228,7 +237,7 @@ def run_json(info: RunInfo, facts: RunFacts | None = None) -> dict[str, Any]:
     reason = info.reason
     return {
         "run_id": info.run_id,
-        "thread_id": info.thread_id,
+        "thread_id": client_id(info.thread_id) if info.thread_id is not None else None,
         "assistant_id": facts.assistant_id or (assistant_id_of(graph) if graph else None),
         "created_at": info.created_at.isoformat(),
         "updated_at": updated.isoformat(),
@@ -255,7 +264,9 @@ def checkpoint_json(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
     conf = config.get("configurable") or {}
     if conf.get("checkpoint_id") is None:
         return None
-    return {"thread_id": conf.get("thread_id"), "checkpoint_ns": conf.get("checkpoint_ns", ""),
+    thread_id = conf.get("thread_id")
+    return {"thread_id": client_id(thread_id) if isinstance(thread_id, str) else thread_id,
+            "checkpoint_ns": conf.get("checkpoint_ns", ""),
             "checkpoint_id": conf.get("checkpoint_id"), "checkpoint_map": None}
 
 
@@ -293,10 +304,12 @@ __all__ = [
     "AGENT_STATUS",
     "NAMESPACE_GRAPH",
     "OUTPUT_DEPTH",
+    "SCOPE",
     "TENANT_KEY",
     "RunFacts",
     "WireJSON",
     "assistant_id_of",
+    "client_id",
     "checkpoint_json",
     "dumps",
     "encode",

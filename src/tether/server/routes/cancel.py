@@ -119,9 +119,9 @@ async def cancel_runs(body: RunsCancel, server: Server, caller: Caller,
 def _selected(server: ServerState, caller: Principal, body: RunsCancel) -> list[RunInfo]:
     if body.status is None:
         assert body.thread_id is not None and body.run_ids is not None
-        server.thread(caller, body.thread_id)
+        record = server.thread(caller, body.thread_id)
         found = [r for r in (server.store.get_run(i) for i in body.run_ids)
-                 if r is not None and r.thread_id == body.thread_id]
+                 if r is not None and r.thread_id == record.thread_id]
     else:
         wanted: list[Any] = (["pending", "running"] if body.status == "all" else [body.status])
         found = [r for status in wanted for r in server.store.list_runs(status=status)]

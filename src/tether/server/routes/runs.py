@@ -17,7 +17,7 @@ from tether.server.limits import StreamSlots
 from tether.server.models import MAX_OFFSET, STREAM_MODES, RunCreate
 from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
 from tether.server.sse import DelayedJson, EventStream
-from tether.server.wire import error_json, jsonable, run_json
+from tether.server.wire import client_id, error_json, jsonable, run_json
 from tether.types import CancelReason, RunInfo, RunStatus
 
 router = APIRouter()
@@ -112,7 +112,7 @@ async def start_streaming(server: ServerState, caller: Principal, order: RunOrde
         hook = canceller(server, info.run_id,
                          "client disconnected from the run stream (on_disconnect=cancel)")
     sub = subscription(server, info, body.modes, after=None)
-    headers = headers or links(order.thread_id, info.run_id, "stream")
+    headers = headers or links(client_id(order.thread_id), info.run_id, "stream")
     return EventStream(sub, slot=slot, headers=headers, limits=server.limits,
                        on_disconnect=hook)
 
@@ -145,8 +145,8 @@ async def _close_at_end(server: ServerState, feed: RunFeed) -> None:
 async def _order(server: ServerState, caller: Principal, thread_id: str,
                  body: RunCreate) -> RunOrder:
     assistant = assistant_for(server, body)
-    prepare_thread(server, caller, thread_id, assistant, body.if_not_exists)
-    return order_for(assistant, thread_id, body, caller)
+    stored = prepare_thread(server, caller, thread_id, assistant, body.if_not_exists)
+    return order_for(assistant, stored, body, caller)
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -208,8 +208,8 @@ async def list_runs(thread_id: str, *, server: Server, caller: Caller, limit: Qu
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    server.thread(caller, thread_id)
-    runs = server.store.list_runs(thread_id=thread_id)
+    record = server.thread(caller, thread_id)
+    runs = server.store.list_runs(thread_id=record.thread_id)
     if status is not None:
         runs = [r for r in runs if r.status in _AGENT_TO_TETHER[status]]
     return [run_out(server, r) for r in runs[offset:offset + limit]]
