@@ -41,8 +41,12 @@ async def finalize(core: RunCore, outcome: LoopOutcome | None, failure: BaseExce
         try:
             await _finalize(core, outcome, failure, started)
         except BaseException as exc:
-            # The store refused or failed: report the run as failed rather than hang waiters.
-            info = core.store.get_run(core.run_id) or core.info
+            # The store refused or failed: report the run as failed rather than hang waiters,
+            # even when the store cannot be read either (its connection is gone).
+            try:
+                info = core.store.get_run(core.run_id) or core.info
+            except Exception:  # noqa: BLE001 - the failure reported is `exc`
+                info = core.info
             core.settle(info, None, exc)
             raise
 

@@ -493,11 +493,14 @@ WITH released AS (
 logged AS (
     INSERT INTO events (run_id, phase, at, node, detail)
     SELECT run_id, 'release', %(now)s, NULL, jsonb_build_object(
-        'owner', %(owner)s::text, 'epoch', epoch, 'why', %(why)s::text)
+        'owner', %(owner)s::text, 'epoch', epoch, 'why', %(why)s::text) || %(detail)s::jsonb
     FROM released)
 SELECT released.run_id FROM released, LATERAL (SELECT pg_notify('{QUEUE_CHANNEL}', graph)) AS n"""
 """Hand a run back to the queue: the lease is dropped and the epoch moves on, so nothing the
 releasing worker still tries to write for it is accepted; the next claim resumes it."""
+START_FAILURES: Final = """SELECT count(*) FROM events
+WHERE run_id = %s AND phase = 'release' AND detail ? 'start_failed'"""
+"""How many times a run was handed back because it failed before its first step."""
 
 SWEEPABLE: Final = f"""
 SELECT {RUN_COLUMNS}, config -> 'timeout' FROM runs

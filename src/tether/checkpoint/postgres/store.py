@@ -189,8 +189,9 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
                 is changed.
             StaleLeaseError: the run is bound to a lease that was taken over.
         """
-        op = runs.finish(run_id, finish, self.serde, self.leases.epoch(run_id))
-        return self.leases.checked(run_id, lambda: self._db.run(op, transaction=True))
+        epoch = self.leases.epoch(run_id)
+        return self.leases.checked(run_id, lambda: self._db.run_again(
+            lambda: runs.finish(run_id, finish, self.serde, epoch), transaction=True))
 
     def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         op = runs.append_events(run_id, events, self.leases.epoch(run_id))

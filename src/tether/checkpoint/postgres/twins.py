@@ -87,8 +87,11 @@ class AsyncTwins:
             The run's one transaction is rolled back whole if cancelled before its commit;
             safe to retry (a committed end refuses a second one).
         """
-        op = runs.finish(run_id, finish, self.serde, self.leases.epoch(run_id))
-        return await self.leases.achecked(run_id, self._db.arun(op, transaction=True))
+        # Once more on a fresh connection if the first was lost: the end of a run is the one
+        # write a lost connection must not cost (the run would stay `running`).
+        epoch = self.leases.epoch(run_id)
+        return await self.leases.achecked(run_id, self._db.arun_again(
+            lambda: runs.finish(run_id, finish, self.serde, epoch), transaction=True))
 
     async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         """Async twin of `append_events`.
