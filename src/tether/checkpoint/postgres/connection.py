@@ -30,8 +30,6 @@ T = TypeVar("T")
 
 CLOSE_TIMEOUT = 5.0
 """Seconds `close()` waits for a pool living on another thread's loop."""
-CHECK_TIMEOUT = 10.0
-"""Seconds `run_again` gives the pool to replace the connections the server closed."""
 
 
 def connection_kwargs(conninfo: str, *, schema: str | None, application_name: str,
@@ -121,35 +119,39 @@ class Database:
                 return await ops.arun(conn, op)
 
     def run_again(self, make: Callable[[], ops.Op[T]], *, transaction: bool = False) -> T:
-        """`run(make())`, and once more on a fresh connection if the connection was lost (the
+        """`run(make())`, and once more on a new connection if the pooled one was lost (the
         server restarted, or closed it: `pg_terminate_backend`); see `arun_again`."""
         try:
             return self.run(make(), transaction=transaction)
         except psycopg.OperationalError:
-            self._sync.check()  # the pool drops every connection the server closed
-            return self.run(make(), transaction=transaction)
+            with self.connect() as conn:
+                if not transaction:
+                    return ops.run(conn, make())
+                with conn.pipeline(), conn.transaction():
+                    return ops.run(conn, make())
 
     async def arun_again(self, make: Callable[[], ops.Op[T]], *,
                          transaction: bool = False) -> T:
-        """`arun(make())`, and once more on a fresh connection if the connection was lost.
+        """`arun(make())`, and once more on a new connection if the pooled one was lost.
 
-        A pool keeps connections the server closed until they are used: after a restart
-        (or `pg_terminate_backend`) every one of them fails once. For the writes that must
-        not be lost to that (a run's end): the operation is made again and run on a connection
-        the pool has just checked. Only for operations that are safe to repeat (a conditional
-        write: the second attempt of one that did commit is refused, never applied twice).
+        A pool keeps the connections the server closed until they are used: after a restart
+        (or `pg_terminate_backend`) each of them fails once, and another may be handed out in
+        its place. For the calls a run must not fail on for that: the operation is made again
+        and run on a connection of its own, opened for it. Only for operations that are safe to
+        repeat (idempotent, or conditional: a second attempt of one that did commit is refused,
+        never applied twice).
 
         Cancellation:
-            As `arun`.
+            As `arun`; a connection opened for the second attempt is closed.
         """
         try:
             return await self.arun(make(), transaction=transaction)
         except psycopg.OperationalError:
-            pool = await self._pool()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CHECK_TIMEOUT):
-                    await pool.check()
-            return await self.arun(make(), transaction=transaction)
+            async with await self.aconnect() as conn:
+                if not transaction:
+                    return await ops.arun(conn, make())
+                async with conn.pipeline(), conn.transaction():
+                    return await ops.arun(conn, make())
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection outside the pools (the caller closes it)."""

@@ -157,7 +157,9 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         return self._db.run(runs.create(info, owner.current()))
 
     def get_run(self, run_id: str) -> RunInfo | None:
-        return self._db.run(runs.get(run_id))
+        # Read at every superstep of a run that polls for cancels: a lost connection is
+        # replaced rather than failing the run.
+        return self._db.run_again(lambda: runs.get(run_id))
 
     def list_runs(self, *, thread_id: str | None = None, status: RunStatus | str | None = None,
                   limit: int | None = None) -> list[RunInfo]:
