@@ -1,6 +1,6 @@
 """`python -m tether`: the command line (see `tether.cli`)."""
 
-from tether.cli.app import main
+from tether.cli import main
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,8 @@ from typing import Annotated, Literal, TypedDict
 
 import pytest
 
+from tether.errors import StrictnessWarning
+
 from ._support import Lib, aoutcome, history, outcome
 
 
@@ -338,6 +340,31 @@ def test_command_goto_list_of_nodes_runs_them_in_one_superstep(lib: Lib, lg: Lib
     assert run(lib) == expected
 
 
+def test_a_list_of_commands_and_updates_applies_all_and_follows_the_gotos(
+        lib: Lib, lg: Lib) -> None:
+    # What a ToolNode returns when some tools answered with a Command and others with a message.
+    def run(library: Lib) -> list:
+        def mixed(state: Visits) -> list:
+            return [library.Command(update={"seen": ["command"]}, goto="b"), {"seen": ["dict"]}]
+
+        def plain(state: Visits) -> list:
+            return [{"seen": ["dict"]}]
+
+        builder = library.StateGraph(Visits)
+        builder.add_node("mixed", mixed)
+        builder.add_node("b", _visit("b"))
+        builder.add_edge(library.START, "mixed")
+        ok = builder.compile().invoke({"seen": []})
+        bad = library.StateGraph(Visits).add_node("plain", plain)
+        refused = outcome(lambda: bad.add_edge(library.START, "plain").compile().invoke(
+            {"seen": []}))
+        return [ok, refused[0]]
+
+    expected = run(lg)
+    assert expected == [{"seen": ["command", "dict", "b"]}, "raised"]
+    assert run(lib) == expected
+
+
 def _shape(graph) -> tuple[list[str], list[tuple[str, str, bool]]]:
     drawable = graph.get_graph()
     edges = sorted((e.source, e.target, bool(e.conditional)) for e in drawable.edges)
@@ -373,19 +400,20 @@ def test_add_node_without_a_name_uses_the_function_name(lib: Lib, lg: Lib) -> No
 
 
 def test_graph_with_an_unreachable_node_compiles_and_runs(lib: Lib, lg: Lib) -> None:
-    def run(library: Lib) -> tuple:
+    def run(library: Lib, **strict: bool) -> tuple:
         builder = library.StateGraph(Visits)
         builder.add_node("a", _visit("a"))
         builder.add_node("orphan", _visit("orphan"))
         builder.add_edge(library.START, "a")
-        return outcome(lambda: builder.compile().invoke({"seen": []}))
+        return outcome(lambda: builder.compile(**strict).invoke({"seen": []}))
 
     expected = run(lg)
     assert expected == ("ok", {"seen": ["a"]})
     if lib.name == "tether":
-        # Deliberate difference (docs/compat.md): a node nothing can reach is a wiring mistake,
-        # reported at compile() with the node's name.
-        assert run(lib) == ("raised", "GraphCompileError")
+        # tether warns (once, naming the node) and runs it as LangGraph does; strict refuses.
+        with pytest.warns(StrictnessWarning, match="`orphan` is not reachable from START"):
+            assert run(lib) == expected
+        assert run(lib, strict=True) == ("raised", "GraphCompileError")
     else:
         assert run(lib) == expected
 

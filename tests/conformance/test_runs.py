@@ -181,6 +181,25 @@ def test_finish_run_sets_status_error_latency_end_time_and_appends_events(
     assert phases(store, run_id) == ["finish"]
 
 
+def test_finish_run_error_keeps_the_failing_node_and_traceback(store: CheckpointStore) -> None:
+    run_id = new_run(store).run_id
+    store.mark_running(run_id)
+    where = 'Traceback (most recent call last):\n  File "app.py", line 3, in fetch\nKeyError: \'x\''
+    info = store.finish_run(run_id, RunFinish(
+        status=RunStatus.ERROR, error="KeyError: 'x'", error_node="sub/fetch",
+        error_traceback=where)).info
+    assert (info.error_node, info.error_traceback) == ("sub/fetch", where)
+    assert store.get_run(run_id) == info
+    assert store.list_runs()[0] == info
+
+
+def test_a_run_that_did_not_fail_has_no_failure_details(store: CheckpointStore) -> None:
+    run_id = new_run(store).run_id
+    ended(store, run_id)
+    info = store.get_run(run_id)
+    assert info is not None and (info.error_node, info.error_traceback) == (None, None)
+
+
 def test_finish_run_interrupted_is_not_terminal_and_has_no_end_time(
         store: CheckpointStore) -> None:
     run_id = new_run(store).run_id

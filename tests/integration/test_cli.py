@@ -284,6 +284,14 @@ def test_runs_ls_show_and_events(db: str) -> None:
     assert re.search(rf"^{info.run_id}\s+success\s+t1", listed.stdout, re.M), listed.stdout
     assert "no runs" in tether("runs", "ls", "--status", "cancelled", "--db", db).stdout
     assert "no runs" in tether("runs", "ls", "--thread", "other", "--db", db).stdout
+    again = tether("run", "cli_graphs:counter", "--thread", "t2", "--db", db)
+    assert again.returncode == 0
+    with _store(db) as store:
+        newest_first = [i.run_id for i in store.list_runs()]
+    quiet = tether("runs", "ls", "-q", "--db", db)
+    assert quiet.returncode == 0 and quiet.stdout.splitlines() == newest_first
+    assert tether("runs", "ls", "--quiet", "-n", "1", "--db", db).stdout == f"{newest_first[0]}\n"
+    assert tether("runs", "ls", "-q", "--thread", "other", "--db", db).stdout == ""
     shown = tether("runs", "show", info.run_id, "--db", db)
     assert shown.returncode == 0
     assert re.search(r"^status\s+success", shown.stdout, re.M)
@@ -372,3 +380,65 @@ def test_python_dash_m_tether_shows_help_with_exit_codes() -> None:
     for command in ("run", "resume", "cancel", "serve", "demo", "runs"):
         assert f" {command} " in text
     assert "3 cancelled, 4 timeout, 5 interrupted" in text
+
+
+# -- first minutes --------------------------------------------------------------------------------
+
+
+def test_a_failed_run_shows_its_node_and_traceback_everywhere(db: str) -> None:
+    live = tether("run", "cli_graphs:failing", "--db", db)
+    assert live.returncode == 1
+    assert "error in node explode: ValueError: the node failed on purpose" in live.stdout
+    assert 'in explode\n    raise ValueError("the node failed on purpose")' in live.stdout
+    with _store(db) as store:
+        (info,) = store.list_runs()
+    shown = tether("runs", "show", info.run_id, "--db", db).stdout
+    assert re.search(r"^failed in\s+explode\s*$", shown, re.M), shown
+    assert re.search(r"^traceback\s+Traceback \(most recent call last\):", shown, re.M), shown
+    events = tether("runs", "events", info.run_id, "--db", db).stdout
+    assert "the node failed on purpose" in events
+    assert 'cli_graphs.py", line' in events
+
+
+def test_runs_ls_piped_is_one_line_per_run_naming_the_graph_as_run(db: str) -> None:
+    tether("run", "cli_graphs:counter", "--db", db)
+    tether("run", "cli_graphs:failing", "--db", db)
+    env = {k: v for k, v in _env().items() if k != "COLUMNS"}
+    listed = subprocess.run(_argv(("runs", "ls", "--db", db)), cwd=HERE, env=env,
+                            capture_output=True, text=True, encoding="utf-8", timeout=30,
+                            check=False)
+    lines = listed.stdout.rstrip("\n").splitlines()
+    assert len(lines) == 3, listed.stdout  # a header and one line per run, nothing wrapped
+    assert re.search(r"\serror\s.*\scli_graphs:failing\s.*ValueError: the node failed on "
+                     r"purpose\s*$", lines[1]), lines[1]
+    assert re.search(r"\ssuccess\s.*\scli_graphs:counter\s", lines[2]), lines[2]
+
+
+def test_a_db_that_is_not_a_tether_database_is_one_clear_line(tmp_path: Path) -> None:
+    other = tmp_path / "notes.db"
+    other.write_text("just some notes\n")
+    result = tether("runs", "ls", "--db", str(other))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: --db {other}: is not a SQLite database; tether " \
+                                    "leaves it untouched"
+    assert other.read_text() == "just some notes\n"
+
+
+def test_an_unknown_status_lists_the_valid_ones(db: str) -> None:
+    tether("run", "cli_graphs:counter", "--db", db)
+    result = tether("runs", "ls", "--status", "done", "--db", db)
+    assert result.returncode == 2
+    text = " ".join(result.stderr.replace("│", " ").split())
+    assert "unknown status 'done' (choose from pending, running, cancelling, interrupted, " \
+           "success, error, cancelled, timeout)" in text
+
+
+@pytest.mark.parametrize("command", [(), ("run",), ("runs", "ls"), ("serve",), ("cancel",),
+                                     ("resume",), ("demo",), ("worker",)])
+def test_help_shows_no_type_tags(command: tuple[str, ...]) -> None:
+    result = tether(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r"<(str|bool|int|float|list\[str\])", result.stdout), result.stdout
+    if command == ("run",):
+        assert re.search(r"--timeout\s+SECONDS", result.stdout)
+        assert re.search(r"--db\s+PATH", result.stdout)

@@ -49,15 +49,16 @@ def test_serve_names_the_graph_with_name(monkeypatch: pytest.MonkeyPatch,
     fake = types.ModuleType("tether.server")
     fake.serve = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tether.server", fake)
-    result = CliRunner().invoke(app, ["serve", "cli_graphs:counter", "--name", "agent"])
+    result = CliRunner().invoke(app, ["serve", "cli_graphs:counter", "--name", "agent",
+                                      "--port", "0"])
     assert result.exit_code == 0, result.output
     assert list(calls[0]["graphs"]) == ["agent"]
     assert calls[0]["no_auth"] is False
 
 
 @pytest.mark.parametrize(("blocked", "message"), [
-    ("fastapi", "needs the server extra (fastapi is not installed): pip install"),
-    ("tether.server", "has no server"),
+    ("fastapi", "error: `tether serve` needs the server extra: pip install 'tether[server]'"),
+    ("tether.server", "error: `tether serve` needs the server extra: pip install 'tether[server]'"),
 ])
 def test_serve_without_the_server_says_what_is_missing(
         monkeypatch: pytest.MonkeyPatch, graphs_on_path: None, blocked: str,
@@ -74,7 +75,7 @@ def test_serve_without_the_server_says_what_is_missing(
         monkeypatch.delitem(sys.modules, "tether.server", raising=False)
         monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
     result = CliRunner().invoke(app, ["serve", "cli_graphs:counter"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
 
 
@@ -86,9 +87,22 @@ def test_serve_reports_options_the_server_refuses(monkeypatch: pytest.MonkeyPatc
     fake = types.ModuleType("tether.server")
     fake.serve = refuse  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tether.server", fake)
-    result = CliRunner().invoke(app, ["serve", "cli_graphs:counter"])
+    result = CliRunner().invoke(app, ["serve", "cli_graphs:counter", "--port", "0"])
     assert result.exit_code == 2, result.output
     assert "requires API keys" in result.output
+
+
+def test_serve_on_an_address_in_use_exits_6_in_one_line(graphs_on_path: None) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "cli_graphs:counter", "--no-auth",
+                                          "--port", str(port)])
+    assert result.exit_code == 6, result.output
+    assert result.output.strip() == f"error: cannot listen on 127.0.0.1:{port}: already in use"
 
 
 def test_serve_starts_the_real_server_and_stops_on_ctrl_c(tmp_path: Path) -> None:

@@ -134,6 +134,10 @@ async def test_failed_run_streams_an_error_event_and_join_reports_it(
     assert parts[-1].data == {"error": "ValueError", "message": "boom at 7"}
     run = (await client.runs.list(tid))[0]
     assert run["status"] == "error" and "boom at 7" in run["error"]
+    assert run["error_node"] == "boom"
+    assert run["error_traceback"].startswith("Traceback (most recent call last):")
+    assert run["error_traceback"].endswith("ValueError: boom at 7")
+    assert (await client.runs.get(tid, run["run_id"]))["error_node"] == "boom"
     joined = await client.runs.join(tid, run["run_id"])
     assert joined["__error__"]["error"] == "ValueError"
     assert (await client.threads.get(tid))["status"] == "error"

@@ -24,12 +24,14 @@ DEEP = 600
 """Nesting deeper than any request may carry (and deeper than Python's JSON tools recurse)."""
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    """(url, store) of a live server on each backend (Postgres: runs queue for workers that
-    these tests never start)."""
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """(url, store) of a live server on each backend, shared by this module's tests, each on
+    threads of its own (Postgres: runs queue for workers that these tests never start)."""
     if request.param == "sqlite":
-        store: Any = SqliteSaver(str(tmp_path / "inputs.db"))
+        store: Any = SqliteSaver(str(tmp_path_factory.mktemp("inputs") / "inputs.db"))
         try:
             with LiveServer(create_app(graphs(), store, api_keys=KEYS)) as server:
                 yield server.url, store

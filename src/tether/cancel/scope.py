@@ -149,6 +149,17 @@ class CancelScope:
             scope._deliver()
         return True
 
+    def cancel_children(self, reason: CancelReason) -> int:
+        """Cancel every child scope not cancelled yet (and their descendants), leaving this
+        scope alone: how the failure of one task stops its siblings. Safe from any thread.
+
+        Returns:
+            How many children this call cancelled.
+        """
+        with _TREE_LOCK:
+            children = [c for c in self._children or () if c.reason is None]
+        return sum(1 for child in children if child.cancel(reason))
+
     def _mark(self, reason: CancelReason, now: float) -> list[CancelScope]:
         # Called under _TREE_LOCK: flip the state of the whole subtree first, so that no thread
         # can observe a cancelled parent with a child that still looks alive.
@@ -191,8 +202,10 @@ class CancelScope:
         if scope is not None:
             scope.cancel("tether")
         if self._shields and self._shield_grace is not None:
-            # A shield holds the cancel off, but only for its grace.
-            limit = anyio.current_time() + self._shield_grace
+            # A shield holds the cancel off, but only for its grace. The loop's clock, not
+            # anyio.current_time(): this runs as a plain callback too (a deadline's timer, a
+            # cancel from another thread), where anyio cannot tell which library is running.
+            limit = asyncio.get_running_loop().time() + self._shield_grace
             for shield in self._shields:
                 shield.deadline = min(shield.deadline, limit)
 

@@ -151,6 +151,8 @@ class InMemorySaver(CheckpointStore):
                 status=finish.status,
                 reason=finish.reason if finish.reason is not None else info.reason,
                 error=finish.error,
+                error_node=finish.error_node,
+                error_traceback=finish.error_traceback,
                 checkpoint_id=finish.checkpoint_id or info.checkpoint_id,
                 ended_at=utcnow() if terminal else None,
                 cancel_latency_ms=finish.cancel_latency_ms,

@@ -10,21 +10,20 @@ import typer
 
 from tether.checkpoint.ids import uuid7
 from tether.checkpoint.sqlite import SqliteSaver
-from tether.cli import demo, records, serving
-from tether.cli.display import make_console
+from tether.cli import demo, extras, records, serving
+from tether.cli.display import GRAPH_REF_KEY, make_console
 from tether.cli.exits import EPILOG, ExitCode
 from tether.cli.loading import attach_store, load_graph, open_store, parse_json, resolve_db
+from tether.cli.plain_help import PlainCommand, PlainGroup
 from tether.cli.session import Launch, report, watch
 from tether.errors import TetherError
 from tether.types import Command, StreamMode
 from tether.worker import command as worker_command
 
-GRAPH_REF_KEY = "graph_ref"
-"""Thread metadata key where `tether run` records the `module:attr` it ran (for `resume`)."""
-
 STREAM_MODES = tuple(m for m in get_args(StreamMode) if m not in ("updates", "lifecycle"))
 
 app = typer.Typer(
+    cls=PlainGroup,
     name="tether",
     help="Run stateful agent graphs that can always be stopped: live progress, Ctrl-C cancels "
          "gracefully (final checkpoint written, resumable), runs recorded in SQLite.",
@@ -40,30 +39,32 @@ GraphArg = Annotated[str, typer.Argument(metavar="MODULE:GRAPH",
                                               "app.graphs:graph; the current directory is on "
                                               "the import path.")]
 DbOpt = Annotated[str | None, typer.Option(
-    "--db", help="SQLite file that records runs and checkpoints "
+    "--db", metavar="PATH", help="SQLite file that records runs and checkpoints "
                  "(default: $TETHER_DB, else tether.db)", show_default=False)]
 TimeoutOpt = Annotated[float | None, typer.Option(
-    "--timeout", min=0.0, help="Cancel the run after this many seconds (kind timeout; exit 4).")]
+    "--timeout", metavar="SECONDS", min=0.0,
+    help="Cancel the run after this many seconds (kind timeout; exit 4).")]
 ModesOpt = Annotated[list[str] | None, typer.Option(
-    "--stream-mode", "-m",
+    "--stream-mode", "-m", metavar="MODE",
     help=f"Also print chunks of this stream mode (repeatable): {', '.join(STREAM_MODES)}. "
          "Updates and lifecycle events are always shown.")]
 
 
-@app.command(epilog=EPILOG)
+@app.command(epilog=EPILOG, cls=PlainCommand)
 def run(
     graph_ref: GraphArg,
     *,
     input: Annotated[str, typer.Option(
-        "--input", "-i", help="The graph input as JSON, or @file.json.")] = "{}",
+        "--input", "-i", metavar="JSON", help="The graph input as JSON, or @file.json.")] = "{}",
     thread: Annotated[str | None, typer.Option(
         "--thread", "-t", help="Thread id (a new one when omitted).")] = None,
     timeout: TimeoutOpt = None,
     db: DbOpt = None,
     stream_mode: ModesOpt = None,
     resume_value: Annotated[str | None, typer.Option(
-        "--resume-value", help="Answer the thread's pending interrupt with this JSON value "
-                               "(Command(resume=...)); needs --thread.")] = None,
+        "--resume-value", metavar="JSON",
+        help="Answer the thread's pending interrupt with this JSON value "
+             "(Command(resume=...)); needs --thread.")] = None,
 ) -> None:
     """Run a graph to its end with live progress. Ctrl-C cancels gracefully; twice forces."""
     if resume_value is not None and thread is None:
@@ -88,7 +89,7 @@ def run(
     raise typer.Exit(code)
 
 
-@app.command(epilog=EPILOG)
+@app.command(epilog=EPILOG, cls=PlainCommand)
 def resume(
     run_id: Annotated[str, typer.Argument(help="A cancelled, timed-out or failed run.")],
     *,
@@ -171,10 +172,11 @@ def _drive(launch: Launch) -> int:
     return report(console, ending, launch)
 
 
-app.command("cancel", epilog=EPILOG)(records.cancel)
-app.command("serve", epilog=EPILOG)(serving.serve)
-app.command("demo", epilog=EPILOG)(demo.demo)
-app.command("worker", epilog=EPILOG)(worker_command.worker)
+app.command("cancel", epilog=EPILOG, cls=PlainCommand)(records.cancel)
+app.command("serve", epilog=EPILOG, cls=PlainCommand)(serving.serve)
+app.command("demo", epilog=EPILOG, cls=PlainCommand)(demo.demo)
+app.command("worker", epilog=EPILOG, cls=PlainCommand)(
+    extras.needing("postgres", "worker", "psycopg", "psycopg_pool")(worker_command.worker))
 app.add_typer(records.runs_app, name="runs")
 
 

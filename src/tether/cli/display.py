@@ -29,17 +29,21 @@ STATUS_STYLE = {
 
 
 PIPE_WIDTH = 160
-"""Width of output that goes to a pipe or a file (and `$COLUMNS` is unset): wide enough that
-tables keep whole run ids on one line for `grep` and `awk`."""
+"""Width of output that goes to a pipe or a file (and `$COLUMNS` is unset)."""
+
+UNBOUNDED_WIDTH = 100_000
+"""Width of a piped listing: no row wraps, so each record is one line for `grep` and `awk`
+(tables take only the width they need)."""
 
 
-def make_console(*, stderr: bool = False) -> Console:
+def make_console(*, stderr: bool = False, listing: bool = False) -> Console:
     """The console every command prints to (no highlighting of numbers; long lines are left to
-    the terminal to wrap, so commands and ids stay whole)."""
+    the terminal to wrap, so commands and ids stay whole). A `listing` console never wraps a
+    table row when its output is piped."""
     stream = sys.stderr if stderr else sys.stdout
     piped = not stream.isatty() and "COLUMNS" not in os.environ
-    return Console(stderr=stderr, highlight=False, soft_wrap=True,
-                   width=PIPE_WIDTH if piped else None)
+    width = (UNBOUNDED_WIDTH if listing else PIPE_WIDTH) if piped else None
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def jsonable(value: Any) -> Any:
@@ -104,6 +108,15 @@ def duration(info: RunInfo) -> str:
     return f"{(end - info.started_at).total_seconds():.2f} s"
 
 
+GRAPH_REF_KEY = "graph_ref"
+"""Run (and thread) metadata key where the CLI records the `module:attr` it ran."""
+
+
+def graph_name(info: RunInfo) -> str:
+    """The graph a run belongs to: the `module:attr` the CLI ran, else the graph's own name."""
+    return str(info.metadata.get(GRAPH_REF_KEY) or info.metadata.get("graph") or "-")
+
+
 def runs_table(infos: Sequence[RunInfo]) -> Table:
     """`tether runs ls`: one row per run, newest first. Ids are never cut."""
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -114,7 +127,7 @@ def runs_table(infos: Sequence[RunInfo]) -> Table:
         table.add_column(column, overflow="fold")
     for info in infos:
         table.add_row(info.run_id, status_text(info.status), info.thread_id or "-",
-                      str(info.metadata.get("graph", "-")), when(info.created_at)[5:19],
+                      graph_name(info), when(info.created_at)[5:19],
                       duration(info),
                       "; ".join(filter(None, (reason_text(info.reason), info.error))))
     return table
@@ -128,7 +141,7 @@ def record_table(info: RunInfo) -> Table:
     rows: list[tuple[str, RenderableType]] = [
         ("run", info.run_id),
         ("thread", info.thread_id or "-"),
-        ("graph", str(info.metadata.get("graph", "-"))),
+        ("graph", graph_name(info)),
         ("status", status_text(info.status)),
         ("created", when(info.created_at)),
         ("started", when(info.started_at)),
@@ -141,6 +154,10 @@ def record_table(info: RunInfo) -> Table:
         rows.append(("cancel latency", f"{info.cancel_latency_ms:.2f} ms"))
     if info.error:
         rows.append(("error", Text(info.error, style="red")))
+    if info.error_node:
+        rows.append(("failed in", Text(info.error_node, style="bold")))
+    if info.error_traceback:
+        rows.append(("traceback", Text(info.error_traceback, style="dim")))
     rows.append(("checkpoint", info.checkpoint_id or "-"))
     for key, value in rows:
         table.add_row(key, value)
@@ -187,7 +204,9 @@ def _terminate_summary(d: Mapping[str, Any]) -> str:
 
 def _finish_summary(d: Mapping[str, Any]) -> str:
     error = d.get("error")
-    return f"status {d.get('status')}" + (f": {error}" if error else "")
+    where = d.get("traceback")
+    return (f"status {d.get('status')}" + (f": {error}" if error else "")
+            + (f"\n{where}" if where else ""))
 
 
 _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     CANCELLED = 3
     TIMEOUT = 4
     INTERRUPTED = 5
+    SERVE_FAILED = 6
+    """`tether serve` could not start: its address is in use or cannot be bound."""
     FORCED = 130
     """A second Ctrl-C (or SIGTERM) ended the process without waiting, or a Ctrl-C came
     before the run started: 128 + SIGINT."""
@@ -38,6 +40,7 @@ def for_status(status: RunStatus) -> ExitCode:
 EPILOG = (
     "Exit codes: 0 success, 1 error, 2 usage (bad arguments, module:graph or JSON), "
     "3 cancelled, 4 timeout, 5 interrupted (paused for human input), "
+    "6 the server could not start (address in use), "
     "130 forced exit by a second Ctrl-C (or a Ctrl-C before the run started)."
 )
 

@@ -14,6 +14,7 @@ import typer
 
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.cli.exits import ExitCode
+from tether.errors import CorruptStoreError, SchemaVersionError
 from tether.graph.compiled import CompiledStateGraph
 
 DEFAULT_DB = "tether.db"
@@ -89,24 +90,18 @@ def open_store(db: str, *, must_exist: bool) -> SqliteSaver:
                      f"them; default {DEFAULT_DB} or ${DB_ENV})", "'--db'")
     if db != ":memory:" and not path.parent.is_dir():
         raise _usage(f"the directory of {db} does not exist", "'--db'")
-    return SqliteSaver(db)
+    try:
+        return SqliteSaver(db)
+    except (CorruptStoreError, SchemaVersionError) as exc:
+        print(f"error: --db {exc}", file=sys.stderr)
+        raise typer.Exit(ExitCode.USAGE) from None
 
 
 def attach_store(graph: CompiledStateGraph, store: SqliteSaver) -> CompiledStateGraph:
     """`graph` recompiled with `store` as its checkpointer, unless it already has one."""
     if graph.checkpointer is not None:
         return graph
-    compiled = graph.builder.compile(
-        checkpointer=store,
-        interrupt_before=graph.interrupt_before_nodes,
-        interrupt_after=graph.interrupt_after_nodes,
-        name=graph.name,
-        store=graph.long_term_store,
-    )
-    assert isinstance(compiled, CompiledStateGraph)
-    if graph.config:
-        compiled = compiled.with_config(graph.config)
-    return compiled
+    return graph.rebind(store)
 
 
 def parse_json(text: str, option: str) -> Any:

@@ -15,15 +15,18 @@ from tether.checkpoint.sqlite import SqliteSaver
 from tether.cli import display
 from tether.cli.exits import EPILOG, ExitCode
 from tether.cli.loading import open_store, resolve_db
+from tether.cli.plain_help import PlainCommand, PlainGroup
 from tether.cli.signals import REQUESTED_BY
 from tether.errors import RunNotFound
 from tether.runs import control
 from tether.types import CancelReason, RunInfo, RunStatus
 
-runs_app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True, epilog=EPILOG)
+runs_app = typer.Typer(cls=PlainGroup, help="Inspect recorded runs.", no_args_is_help=True,
+                       epilog=EPILOG)
 
 DbOpt = Annotated[str | None, typer.Option(
-    "--db", help="SQLite file that records runs (default: $TETHER_DB, else tether.db)",
+    "--db", metavar="PATH",
+    help="SQLite file that records runs (default: $TETHER_DB, else tether.db)",
     show_default=False)]
 RunArg = Annotated[str, typer.Argument(help="The run's id.")]
 
@@ -46,7 +49,7 @@ def _get(store: SqliteSaver, run_id: str) -> RunInfo:
     return info
 
 
-@runs_app.command("ls", epilog=EPILOG)
+@runs_app.command("ls", epilog=EPILOG, cls=PlainCommand)
 def ls(
     *,
     thread: Annotated[str | None, typer.Option("--thread", "-t", help="Only this thread.")] = None,
@@ -54,21 +57,30 @@ def ls(
         "--status", "-s", help=f"Only runs in this status: {', '.join(s.value for s in RunStatus)}."
     )] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Only the run ids, one per line, newest first (for scripts).")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """List runs, newest first."""
     if status is not None and status not in {s.value for s in RunStatus}:
-        raise typer.BadParameter(f"unknown status {status!r}", param_hint="'--status'")
-    console = display.make_console()
+        raise typer.BadParameter(
+            f"unknown status {status!r} (choose from {', '.join(s.value for s in RunStatus)})",
+            param_hint="'--status'")
+    console = display.make_console(listing=True)
     with _store(db) as store:
         infos = store.list_runs(thread_id=thread, status=status, limit=limit)
+    if quiet:
+        for info in infos:
+            print(info.run_id)
+        return
     if not infos:
         console.print("no runs")
         return
     console.print(display.runs_table(infos))
 
 
-@runs_app.command("show", epilog=EPILOG)
+@runs_app.command("show", epilog=EPILOG, cls=PlainCommand)
 def show(run_id: RunArg, db: DbOpt = None) -> None:
     """A run's record and the state it ended in: values, next, cancelled tasks, pending writes."""
     console = display.make_console()
@@ -80,7 +92,7 @@ def show(run_id: RunArg, db: DbOpt = None) -> None:
     console.print(display.snapshot_view(snapshot, max(console.width - 30, 30)))
 
 
-@runs_app.command("events", epilog=EPILOG)
+@runs_app.command("events", epilog=EPILOG, cls=PlainCommand)
 def events(run_id: RunArg, db: DbOpt = None) -> None:
     """A run's audit log: its lifecycle and the phases of its cancel, with timestamps."""
     console = display.make_console()

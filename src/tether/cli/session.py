@@ -80,7 +80,9 @@ async def watch(launch: Launch, console: Console,
         driver, with kind `shutdown`; its final checkpoint is still written. A signal is not a
         cancel of the caller: it cancels the run and `watch` returns its ending.
     """
-    run = launch.graph.astream(launch.input, launch.config,
+    # The run's record names the graph as the user named it (`tether runs ls` shows it).
+    metadata = {**(launch.config.get("metadata") or {}), display.GRAPH_REF_KEY: launch.graph_ref}
+    run = launch.graph.astream(launch.input, {**launch.config, "metadata": metadata},
                                stream_mode=stream_modes(launch.shown))
     _header(console, run, launch)
     progress = Progress(run.run_id)
@@ -146,7 +148,7 @@ async def _consume(run: Run, progress: Progress, printer: ChunkPrinter) -> BaseE
 
 
 async def _ending(run: Run, launch: Launch, error: BaseException | None) -> Ending:
-    info = run.info()
+    info = run.info
     ending = Ending(info, error=error)
     if info.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
         ending.output = await run.result()
@@ -187,7 +189,10 @@ def report(console: Console, ending: Ending, launch: Launch) -> ExitCode:
     else:
         message = info.error or (f"{type(ending.error).__name__}: {ending.error}"
                                  if ending.error is not None else "unknown error")
-        console.print(Text(f"error: {message}", style="red"))
+        where = f" in node {info.error_node}" if info.error_node else ""
+        console.print(Text(f"error{where}: {message}", style="red"))
+        if info.error_traceback:
+            console.print(Text(info.error_traceback, style="dim"))
         if info.checkpoint_id is not None:
             console.print(Text.assemble(("resume it from its last checkpoint: ", "dim"),
                                         (resume_command(info.run_id, launch), "bold")))

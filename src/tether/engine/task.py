@@ -45,6 +45,8 @@ class Task:
     # most tasks finish without anybody asking for it.
     id_key: tuple[str, str, int] | None = None
     interrupt_count: int = 0
+    # The node that failed, when the task's error came from inside its subgraph (`sub/inner`).
+    failed_node: str | None = None
 
     @property
     def id(self) -> str:
@@ -61,6 +63,11 @@ class Task:
     @id.setter
     def id(self, value: str) -> None:
         self._id = value
+
+    def key_id(self, checkpoint_id: str, ns: str) -> None:
+        """Derive the id, when it has none yet, from the checkpoint its step starts from."""
+        if self.id_key is None and not self._id:
+            self.id_key = (checkpoint_id, ns, self.step)
 
     @property
     def name(self) -> str:

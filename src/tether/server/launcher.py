@@ -152,7 +152,7 @@ class LocalLauncher:
                                                       name=f"tether-feed-{run.run_id}")
         self._pumps.add(pump)
         pump.add_done_callback(self._pumps.discard)
-        return run.info()
+        return run.info
 
     def feed(self, run_id: str) -> RunFeed | None:
         """See `RunLauncher.feed`."""
@@ -227,7 +227,7 @@ class LocalLauncher:
         except Exception as exc:  # noqa: BLE001 - the run's failure, reported to subscribers
             feed.publish("error", {"error": type(exc).__name__, "message": str(exc)})
         finally:
-            feed.close(run.info())
+            feed.close(run.info)
             loop = asyncio.get_running_loop()
             loop.call_later(self._limits.feed_retain_seconds, self._forget, feed)
             if order.temporary:

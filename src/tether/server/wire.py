@@ -253,6 +253,8 @@ def run_json(info: RunInfo, facts: RunFacts | None = None) -> dict[str, Any]:
         "ended_at": info.ended_at.isoformat() if info.ended_at else None,
         "checkpoint_id": info.checkpoint_id,
         "error": info.error,
+        "error_node": info.error_node,
+        "error_traceback": info.error_traceback,
         "cancel_latency_ms": info.cancel_latency_ms,
     }
 

@@ -126,10 +126,15 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     )""",
 )
 
+SCHEMA_V2: Final[tuple[str, ...]] = (
+    # {"node": ..., "traceback": ...} of a run that ended `error`; NULL otherwise.
+    "ALTER TABLE runs ADD COLUMN failure jsonb",
+)
+
 # Values stored before checksums go behind their frame (`serde.frame`: 0xC1 0x01, then the
 # big-endian CRC-32 of the value), computed by a function of this session only.
 _FRAMED = "pg_temp.tether_frame({})"
-SCHEMA_V2: Final[tuple[str, ...]] = (
+SCHEMA_V3: Final[tuple[str, ...]] = (
     """CREATE FUNCTION pg_temp.tether_frame(data bytea) RETURNS bytea LANGUAGE plpgsql
         IMMUTABLE STRICT AS $$
         DECLARE crc bigint := 4294967295; i integer; j integer;
@@ -151,7 +156,8 @@ SCHEMA_V2: Final[tuple[str, ...]] = (
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs and their queue, events, checkpoints, blobs, writes, threads",
      SCHEMA_V1),
-    ("a checksum on every stored value", SCHEMA_V2),
+    ("where a failed run failed: its node and traceback", SCHEMA_V2),
+    ("a checksum on every stored value", SCHEMA_V3),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
@@ -184,9 +190,9 @@ def checked_schema(name: str) -> str:
 
 RUN_COLUMNS: Final = (
     "run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id, "
-    "error, cancel_latency_ms, metadata"
+    "error, cancel_latency_ms, metadata, failure"
 )
-"""The columns `RunInfo` is built from, in its field order."""
+"""The columns `RunInfo` is built from, in its field order (`failure`: node and traceback)."""
 
 EVENTS_IN: Final = (
     "unnest(%(e_phase)s::text[], %(e_at)s::timestamptz[], %(e_node)s::text[], "
@@ -195,7 +201,7 @@ EVENTS_IN: Final = (
 """A batch of events as rows, in their order (`ORDER BY e.ord` keeps it in the log)."""
 
 INSERT_RUN: Final = (f"INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at) VALUES "
-                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
 GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = %s"
 LOCK_RUN: Final = f"SELECT {RUN_COLUMNS}, epoch FROM runs WHERE run_id = %s FOR UPDATE"
 
@@ -233,7 +239,8 @@ WITH logged AS (
     INSERT INTO events (run_id, phase, at, node, detail)
     SELECT %(run_id)s, e.phase, e.at, e.node, e.detail FROM {EVENTS_IN} ORDER BY e.ord)
 UPDATE runs SET status = %(status)s, reason = coalesce(%(reason)s, reason), error = %(error)s,
-    checkpoint_id = coalesce(%(checkpoint_id)s, checkpoint_id), ended_at = %(ended_at)s,
+    failure = %(failure)s, checkpoint_id = coalesce(%(checkpoint_id)s, checkpoint_id),
+    ended_at = %(ended_at)s,
     cancel_latency_ms = %(latency)s, heartbeat_at = %(now)s, lease_expires_at = NULL
 WHERE run_id = %(run_id)s AND status NOT IN {TERMINAL}
 RETURNING {RUN_COLUMNS}"""
@@ -436,7 +443,7 @@ WITH queued AS (
     INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at, graph, job, config, priority,
         enqueued_at, deadline_at, supersedes, multitask)
     VALUES (%(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s, NULL, NULL, NULL, NULL,
-        NULL, %(metadata)s, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
+        NULL, %(metadata)s, NULL, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
         now() + make_interval(secs => %(timeout)s), %(supersedes)s, %(multitask)s)
     RETURNING {RUN_COLUMNS}),
 logged AS (

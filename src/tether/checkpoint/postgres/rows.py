@@ -42,23 +42,33 @@ def reason_param(reason: CancelReason | None) -> Jsonb | None:
     return jsonb(reason.to_dict()) if reason is not None else None
 
 
+def failure_param(node: str | None, traceback: str | None) -> Jsonb | None:
+    """Where a run failed, as stored in `runs.failure` (NULL when nothing is known)."""
+    if node is None and traceback is None:
+        return None
+    return jsonb({"node": node, "traceback": traceback})
+
+
 def run_row(info: RunInfo, owner: str, now: datetime) -> tuple[Any, ...]:
     """The parameters of `_sql.INSERT_RUN`."""
     return (info.run_id, info.thread_id, info.status.value, reason_param(info.reason),
             info.created_at, info.started_at, info.ended_at, info.checkpoint_id, info.error,
-            info.cancel_latency_ms, jsonb(info.metadata), owner, now)
+            info.cancel_latency_ms, jsonb(info.metadata),
+            failure_param(info.error_node, info.error_traceback), owner, now)
 
 
 def run_info(row: RunRow) -> RunInfo:
     """A `RunInfo` from a row of `_sql.RUN_COLUMNS`."""
     (run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id,
-     error, cancel_latency_ms, metadata) = row
+     error, cancel_latency_ms, metadata, failure) = row
+    where = failure or {}
     return RunInfo(
         run_id=run_id, thread_id=thread_id, status=RunStatus(status),
         reason=CancelReason.from_dict(reason) if reason is not None else None,
         created_at=created_at, started_at=started_at, ended_at=ended_at,
         checkpoint_id=checkpoint_id, error=error, cancel_latency_ms=cancel_latency_ms,
-        metadata=metadata,
+        metadata=metadata, error_node=where.get("node"),
+        error_traceback=where.get("traceback"),
     )
 
 

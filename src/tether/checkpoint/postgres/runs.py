@@ -128,7 +128,9 @@ def finish(run_id: str, end: RunFinish, serde: Serializer, epoch: int | None) ->
     now = utcnow()
     done = yield Query(_sql.FINISH_RUN, {
         "run_id": run_id, "status": end.status.value, "reason": rows.reason_param(end.reason),
-        "error": end.error, "checkpoint_id": end.checkpoint_id, "latency": end.cancel_latency_ms,
+        "error": end.error,
+        "failure": rows.failure_param(end.error_node, end.error_traceback),
+        "checkpoint_id": end.checkpoint_id, "latency": end.cancel_latency_ms,
         "ended_at": now if end.status in TERMINAL_STATUSES else None, "now": now,
         **rows.event_params(end.events)})
     return FinishResult(rows.run_info(done), applied=True)

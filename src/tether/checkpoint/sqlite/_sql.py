@@ -126,10 +126,15 @@ SCHEMA_V2: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID""",
 )
 
+SCHEMA_V3: Final[tuple[str, ...]] = (
+    # JSON {"node": ..., "traceback": ...} of a run that ended `error`; NULL otherwise.
+    "ALTER TABLE runs ADD COLUMN failure TEXT",
+)
+
 FRAME_FUNCTION: Final = "tether_frame"
 """The SQL function (`serde.frame`, registered by `schema.migrate`) that puts a value stored
 before checksums behind its frame."""
-SCHEMA_V3: Final[tuple[str, ...]] = (
+SCHEMA_V4: Final[tuple[str, ...]] = (
     f"UPDATE blobs SET value = {FRAME_FUNCTION}(value)",
     f"UPDATE writes SET value = {FRAME_FUNCTION}(value)",
     f"UPDATE checkpoints SET next = {FRAME_FUNCTION}(next), "
@@ -139,7 +144,8 @@ SCHEMA_V3: Final[tuple[str, ...]] = (
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs, events, checkpoints, blobs, writes", SCHEMA_V1),
     ("thread records", SCHEMA_V2),
-    ("a checksum on every stored value", SCHEMA_V3),
+    ("where a failed run failed: its node and traceback", SCHEMA_V3),
+    ("a checksum on every stored value", SCHEMA_V4),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
@@ -187,13 +193,13 @@ ROLLBACK: Final = "ROLLBACK"
 
 RUN_COLUMNS: Final = (
     "run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id, "
-    "error, cancel_latency_ms, metadata"
+    "error, cancel_latency_ms, metadata, failure"
 )
-"""The columns `RunInfo` is built from, in its field order."""
+"""The columns `RunInfo` is built from, in its field order (`failure`: node and traceback)."""
 
 INSERT_RUN: Final = (
     f"INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 
@@ -216,7 +222,7 @@ REQUEST_CANCEL: Final = (
     f"RETURNING {RUN_COLUMNS}"
 )
 FINISH_RUN: Final = (
-    "UPDATE runs SET status = ?, reason = coalesce(?, reason), error = ?, "
+    "UPDATE runs SET status = ?, reason = coalesce(?, reason), error = ?, failure = ?, "
     "checkpoint_id = coalesce(?, checkpoint_id), ended_at = ?, cancel_latency_ms = ?, "
     "heartbeat_at = ? "
     f"WHERE run_id = ? AND status NOT IN {TERMINAL} "

@@ -45,20 +45,28 @@ def reason_json(reason: CancelReason | None) -> str | None:
     return to_json(reason.to_dict()) if reason is not None else None
 
 
+def failure_json(node: str | None, traceback: str | None) -> str | None:
+    """Where a run failed, as stored in `runs.failure` (NULL when nothing is known)."""
+    if node is None and traceback is None:
+        return None
+    return to_json({"node": node, "traceback": traceback})
+
+
 def run_row(info: RunInfo, owner: str, now: datetime) -> tuple[Any, ...]:
     """The parameters of `_sql.INSERT_RUN`."""
     return (
         info.run_id, info.thread_id, info.status.value, reason_json(info.reason),
         info.created_at.isoformat(), _time(info.started_at), _time(info.ended_at),
         info.checkpoint_id, info.error, info.cancel_latency_ms, to_json(info.metadata),
-        owner, now.isoformat(),
+        failure_json(info.error_node, info.error_traceback), owner, now.isoformat(),
     )
 
 
 def run_info(row: RunRow) -> RunInfo:
     """A `RunInfo` from a row of `_sql.RUN_COLUMNS`."""
     (run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id,
-     error, cancel_latency_ms, metadata) = row
+     error, cancel_latency_ms, metadata, failure) = row
+    where = json.loads(failure) if failure is not None else {}
     return RunInfo(
         run_id=run_id,
         thread_id=thread_id,
@@ -71,6 +79,8 @@ def run_info(row: RunRow) -> RunInfo:
         error=error,
         cancel_latency_ms=cancel_latency_ms,
         metadata=json.loads(metadata),
+        error_node=where.get("node"),
+        error_traceback=where.get("traceback"),
     )
 
 

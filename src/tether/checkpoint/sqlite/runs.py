@@ -92,7 +92,8 @@ def finish(db: Connection, checkpoints: Checkpoints, run_id: str,
             checkpoints.insert_writes(conn, end.thread_id, ns, end.checkpoint_id, writes)
         conn.executemany(_sql.INSERT_EVENT, events)
         row = conn.execute(_sql.FINISH_RUN, (
-            end.status.value, rows.reason_json(end.reason), end.error, end.checkpoint_id,
+            end.status.value, rows.reason_json(end.reason), end.error,
+            rows.failure_json(end.error_node, end.error_traceback), end.checkpoint_id,
             now if end.status in TERMINAL_STATUSES else None, end.cancel_latency_ms, now, run_id,
         )).fetchone()
     for record, ready in prepared:

@@ -122,7 +122,11 @@ function showRun(run) {
   badge($("detail-status"), run.tether_status);
   $("detail-elapsed").textContent = elapsed(run);
   const reason = run.tether_reason;
-  $("detail-reason").textContent = reason ? `${reason.kind}: ${reason.message}` : run.error || "";
+  const failedIn = run.error_node ? ` (in node ${run.error_node})` : "";
+  $("detail-reason").textContent = reason ? `${reason.kind}: ${reason.message}`
+    : run.error ? `${run.error}${failedIn}` : "";
+  $("detail-traceback").hidden = !run.error_traceback;
+  $("detail-traceback").textContent = run.error_traceback || "";
   const stoppable = !TERMINAL.has(run.tether_status);
   $("stop-form").hidden = !stoppable;
   $("stop-button").disabled = run.tether_status === "cancelling";
