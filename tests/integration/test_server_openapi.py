@@ -31,7 +31,7 @@ from tether.server import create_app
 
 from .server_graphs import KEYS
 
-EXAMPLES = 15
+EXAMPLES = 10
 """Generated requests per operation (and per phase), on each backend."""
 KEY = {"x-api-key": "key-a"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
