@@ -141,7 +141,8 @@ def test_a_malformed_cancel_body_is_a_422(http: httpx.Client, body: str) -> None
 
 @pytest.mark.parametrize("config", [{"configurable": 5}, {"configurable": [1]},
                                     {"configurable": "x"}, {"a": 1}, {"recursion_limit": "x"},
-                                    {"timeout": -1}, {"budget": 3}])
+                                    {"timeout": -1}, {"budget": 3}, {"timeout": 1e30},
+                                    {"priority": 2**63}, {"priority": 1.5}])
 def test_a_malformed_run_config_is_a_422_on_every_backend(http: httpx.Client,
                                                           config: dict[str, Any]) -> None:
     tid = http.post("/threads", json={}).json()["thread_id"]
@@ -261,3 +262,20 @@ def test_state_values_the_graph_cannot_take_are_a_4xx(http: httpx.Client,
     if answer.status_code == 422:
         assert_validation_error(answer)
     assert http.get(f"/threads/{tid}/state").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/threads/%00", "/threads/%00/state", "/threads/T/state/%00",
+                                  "/threads/T/runs/%00", "/threads/T/runs/%00/join",
+                                  "/tether/runs/%00", "/assistants/%00"])
+def test_a_nul_in_a_path_is_not_found(http: httpx.Client, path: str) -> None:
+    tid = http.post("/threads", json={}).json()["thread_id"]
+    answer = http.get(path.replace("/T/", f"/{tid}/"))
+    assert answer.status_code == 404, answer.text[:200]
+
+
+def test_a_nul_in_a_cancel_reason_is_a_422(http: httpx.Client) -> None:
+    tid = http.post("/threads", json={}).json()["thread_id"]
+    run = http.post(f"/threads/{tid}/runs", json={"assistant_id": "counter",
+                                                   "input": {"count": 0, "limit": 1}}).json()
+    assert_validation_error(http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel",
+                                      params={"reason": "a\x00b"}))

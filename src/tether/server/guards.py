@@ -50,6 +50,10 @@ class Guard:
             await self.app(scope, receive, send)  # lifespan
             return
         refusal = self._authenticate(scope)
+        if refusal is None and "\x00" in scope.get("path", ""):
+            # No thread, run or checkpoint has a NUL in its name (and a store cannot look one
+            # up: PostgreSQL's text holds none).
+            refusal = 404, "not found: a path cannot hold a NUL character"
         if refusal is not None:
             await _answer(send, *refusal)
             return

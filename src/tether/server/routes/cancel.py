@@ -9,9 +9,9 @@ wrote, once it has ended; its record stays, with its reason.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -19,6 +19,7 @@ from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, visible
 from tether.server.errors import issue
 from tether.server.models import CancelRequest, RunsCancel
+from tether.server.payload import Text
 from tether.server.routes.runs import run_out
 from tether.types import CancelReason, RunInfo, RunStatus
 
@@ -74,7 +75,8 @@ async def _rollback_later(server: ServerState, run_id: str) -> None:
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(thread_id: str, run_id: str, *, request: Request, server: Server,
                      caller: Caller, wait: bool = False, action: Action = "interrupt",
-                     reason: str | None = None) -> JSONResponse:
+                     reason: Annotated[Text | None, Query(max_length=2000)] = None
+                     ) -> JSONResponse:
     """Cancel a run; 202 while it stops, 200 once it has ended. Body (optional):
     `{"reason": "..."}` (or the `reason` query parameter).
 
