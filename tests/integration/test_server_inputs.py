@@ -279,3 +279,24 @@ def test_a_nul_in_a_cancel_reason_is_a_422(http: httpx.Client) -> None:
                                                    "input": {"count": 0, "limit": 1}}).json()
     assert_validation_error(http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel",
                                       params={"reason": "a\x00b"}))
+
+
+@pytest.mark.parametrize("body", [
+    '{"namespace": ["tenant-a"], "key": "k", "value": {"x": NaN}}',
+    '{"namespace": ["tenant-a"], "key": "k", "value": {"\\ud800": 1}}',
+    f'{{"namespace": ["tenant-a"], "key": "k", "value": {{"x": {nested(DEEP)}}}}}',
+    '{"namespace": ["tenant-a", "a\\u0000b"], "key": "k", "value": {}}',
+    '{"namespace": ["tenant-a"], "key": "k\\u0000", "value": {}}'])
+def test_a_store_item_that_cannot_be_kept_is_refused(http: httpx.Client, body: str) -> None:
+    answer = http.put("/store/items", content=body.encode(),
+                      headers={"content-type": "application/json"})
+    assert 400 <= answer.status_code < 500, answer.text[:200]
+    assert http.post("/store/items/search", json={"namespace_prefix": ["tenant-a"]}
+                     ).status_code == 200
+
+
+@pytest.mark.parametrize("body", [{"limit": False}, {"offset": 2**63}, {"query": "a\x00"},
+                                  {"filter": {"x": "\x00"}}])
+def test_a_malformed_store_search_is_a_422(http: httpx.Client, body: dict[str, Any]) -> None:
+    assert_validation_error(http.post("/store/items/search",
+                                      json={"namespace_prefix": ["tenant-a"], **body}))

@@ -280,7 +280,7 @@ class Executor:
         if "writer" in wanted:
             out["writer"] = self.writer
         if "store" in wanted:
-            out["store"] = None
+            out["store"] = self.runtime.store
         return out
 
     # -- context --------------------------------------------------------------------------

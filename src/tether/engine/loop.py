@@ -57,8 +57,8 @@ class Loop:
         config = options.config
         self.executor = Executor(
             scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
-            host=self, runtime=Runtime(context=options.context, run_id=options.run_id,
-                                       thread_id=options.thread_id),
+            host=self, runtime=Runtime(context=options.context, store=options.long_term_store,
+                                       run_id=options.run_id, thread_id=options.thread_id),
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,

@@ -26,6 +26,7 @@ from tether.server.guards import PRINCIPAL
 from tether.server.launcher import RunLauncher
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.wire import SCOPE, TENANT_KEY
+from tether.store.base import BaseStore
 from tether.types import RunInfo, RunStatus, StateSnapshot
 
 BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING})
@@ -33,7 +34,13 @@ BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING})
 
 @dataclass(frozen=True, slots=True)
 class ServerState:
-    """The parts of a running server."""
+    """The parts of a running server.
+
+    Attributes:
+        store: where runs, threads and checkpoints live.
+        long_term_store: the server's long-term store (the `/store` routes; the graphs
+            compiled without a store of their own).
+    """
 
     assistants: Assistants
     store: CheckpointStore
@@ -41,6 +48,7 @@ class ServerState:
     limits: ServerLimits
     slots: StreamSlots
     auth: bool
+    long_term_store: BaseStore
 
     # -- threads ----------------------------------------------------------------------------
 

@@ -231,6 +231,44 @@ class ResumeRequest(Strict):
     stream_mode: StreamModeName | list[StreamModeName] = "values"
 
 
+class StorePut(Strict):
+    """`PUT /store/items`: write an item of the long-term store."""
+
+    namespace: list[Text]
+    key: Text = Field(min_length=1)
+    value: JsonObject
+    index: Literal[False] | list[Text] | None = None
+    ttl: float | None = Field(default=None, gt=0)
+
+
+class StoreDelete(Strict):
+    """`DELETE /store/items`."""
+
+    namespace: list[Text]
+    key: Text = Field(min_length=1)
+
+
+class StoreSearch(Strict):
+    """`POST /store/items/search`."""
+
+    namespace_prefix: list[Text] = Field(default_factory=list)
+    filter: JsonObject | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+    query: Text | None = None
+    refresh_ttl: bool | None = None
+
+
+class StoreNamespaces(Strict):
+    """`POST /store/namespaces`."""
+
+    prefix: list[Text] | None = None
+    suffix: list[Text] | None = None
+    max_depth: Annotated[int, BeforeValidator(_not_a_bool), Field(ge=1, le=1000)] | None = None
+    limit: Limit = 100
+    offset: Offset = 0
+
+
 __all__ = [
     "MAX_OFFSET",
     "STREAM_MODES",
@@ -247,6 +285,10 @@ __all__ = [
     "SendIn",
     "StateAt",
     "StateUpdate",
+    "StoreDelete",
+    "StoreNamespaces",
+    "StorePut",
+    "StoreSearch",
     "ThreadCreate",
     "ThreadPatch",
     "ThreadSearch",
