@@ -53,17 +53,23 @@ def close_connections(cluster: Cluster, worker: WorkerProcess) -> int:
 def test_runs_end_and_resume_while_workers_lose_their_connections_again_and_again(
         cluster: Cluster) -> None:
     workers = cluster.start(2, "--concurrency", str(RUNS))
-    runs = [cluster.enqueue("counter", {"n": 0, "until": TICKS, "pause": 0.03})
-            for _ in range(RUNS)]
-    cancelled = runs[:2]
+    # The runs to cancel are longer, so that they are still going when their cancel comes.
+    until = {cluster.enqueue("counter", {"n": 0, "until": n, "pause": 0.03}): n
+             for n in [TICKS * 3] * 2 + [TICKS] * (RUNS - 2)}
+    runs = list(until)
+    cancelled: list[str] = []
     _eventually_running(cluster, runs)
     closed = 0
     for round_ in range(ROUNDS):
         closed += close_connections(cluster, workers[round_ % 2])
-        if round_ == 2:
-            for run_id in cancelled:
-                cluster.store.request_cancel(run_id, CancelReason("user", "in the chaos"))
+        if round_ == 1:
+            for run_id in runs[:2]:
+                info, _first = cluster.store.request_cancel(
+                    run_id, CancelReason("user", "in the chaos"))
+                if not info.terminal:  # else it ended first, and that end stands
+                    cancelled.append(run_id)
         time.sleep(0.3)
+    assert cancelled, "every run to cancel had ended before its cancel"
     assert closed >= ROUNDS * 2  # each round closed a worker's pool and listener at least
     ends = {run_id: cluster.ended(run_id, 40) for run_id in runs}
     for run_id, info in ends.items():
@@ -72,7 +78,7 @@ def test_runs_end_and_resume_while_workers_lose_their_connections_again_and_agai
         expected = RunStatus.CANCELLED if run_id in cancelled else RunStatus.SUCCESS
         assert info.status is expected, (info.error, _log_tail(workers))
         if expected is RunStatus.SUCCESS:
-            assert cluster.store.load(run_id).values["n"] == TICKS
+            assert cluster.store.load(run_id).values["n"] == until[run_id]
     # What was cancelled goes on from its final checkpoint to the same end.
     graph = bind(counter, cluster.store, "counter")
     for run_id in cancelled:
@@ -83,7 +89,7 @@ def test_runs_end_and_resume_while_workers_lose_their_connections_again_and_agai
             config=resume_config(graph, run_id, None), multitask="enqueue")).run_id
         after = cluster.ended(resumed, 30)
         assert after.status is RunStatus.SUCCESS, (after.error, _log_tail(workers))
-        assert cluster.store.load(resumed).values["n"] == TICKS
+        assert cluster.store.load(resumed).values["n"] == until[run_id]
     for worker in workers:
         assert worker.process.poll() is None, worker.output()[-3000:]
     fresh = cluster.enqueue("counter", {"n": 0, "until": 2})
