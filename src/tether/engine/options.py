@@ -13,7 +13,7 @@ from tether.config import RunConfig
 from tether.engine.hooks import StepHooks
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
-from tether.engine.threads import WorkerPool
+from tether.engine.to_thread import ThreadPool
 from tether.node_context import Meter
 from tether.store.base import BaseStore
 from tether.types import CancelReason
@@ -64,12 +64,14 @@ class LoopOptions:
         nested: the loop of a subgraph: its recursion limit fails its parent task instead of
             cancelling the run.
         subgraphs: stream the subgraphs' chunks too.
+        cache: where nodes and calls with a `CachePolicy` keep their results (None: nowhere).
+        cache_policy: the policy of calls that have none (an entrypoint's).
     """
 
     config: RunConfig
     scope: CancelScope
     emitter: Emitter
-    pool: WorkerPool
+    pool: ThreadPool
     host: RunHost
     store: CheckpointStore | None = None
     thread_id: str | None = None
@@ -83,6 +85,8 @@ class LoopOptions:
     parent_interrupt: Callable[[Any], Any] | None = None
     nested: bool = False
     subgraphs: bool = False
+    cache: Any = None
+    cache_policy: Any = None
 
 
 __all__ = ["LoopOptions", "RunHost"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tether.cancel.scope import CancelScope
+from tether.cancel.scope import CancelHook, CancelScope
 from tether.checkpoint.ids import task_id
 from tether.engine.spec import NodeSpec, Write
 from tether.types import Interrupt
@@ -27,7 +27,7 @@ class Task:
 
     node: NodeSpec
     input: Any
-    path: tuple[str, Any]
+    path: tuple[str, str | int]
     step: int
     _id: str = ""
     outcome: TaskOutcome = "pending"
@@ -40,13 +40,21 @@ class Task:
     finished_at: float | None = None
     stop_mode: StopMode | None = None
     cached: bool = False
-    hooks: list[Any] = field(default_factory=list)
+    hooks: list[tuple[str, CancelHook]] = field(default_factory=list)
     # What the id is made of, when it is derived from a checkpoint: computed on first use, as
     # most tasks finish without anybody asking for it.
     id_key: tuple[str, str, int] | None = None
     interrupt_count: int = 0
+    # Answers this task took from a resume addressed to no task (kept with its pause).
+    claimed: list[Any] = field(default_factory=list)
     # The node that failed, when the task's error came from inside its subgraph (`sub/inner`).
     failed_node: str | None = None
+    # For a call (`tether.engine.calls`): the task (or call) that launched it, and its spec.
+    parent: Task | None = None
+    spec: Any = None
+    # The calls this task's attempt launched, in order, and the site that launched them.
+    calls: list[Task] | None = None
+    site: Any = None
 
     @property
     def id(self) -> str:
@@ -75,13 +83,16 @@ class Task:
         return self.node.name
 
     @property
-    def sort_key(self) -> tuple[int, Any]:
+    def sort_key(self) -> tuple[int, str | int]:
         """LangGraph's write order: pull tasks by node name, then push tasks by index."""
         kind, detail = self.path
         return (0, detail) if kind == PULL else (1, detail)
 
-    def state_update(self) -> dict[str, Any] | None:
-        """The task's writes to state keys (what `updates` chunks show), or None if none."""
+    def state_update(self) -> Any:
+        """What `updates` chunks show of the task: its writes to state keys (None if none),
+        or what its node says it shows (a functional graph's return value)."""
+        if self.node.shows is not None:
+            return self.node.shows(self.writes or [])
         if not self.writes:
             return None
         update = {k: v for k, v in self.writes

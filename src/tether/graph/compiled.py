@@ -10,16 +10,17 @@ from tether import node_context
 from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
-from tether.engine.threads import default_pool
+from tether.engine.calls import current_site
+from tether.engine.to_thread import default_pool
 from tether.errors import ConfigError
-from tether.graph.assemble import assemble
 from tether.graph.history import GraphHistory
+from tether.graph.stream_parts import PartsFormat, coercing
 from tether.runs import control, portal
 from tether.runs.handle import Run
 from tether.runs.policies import PolicyDefaults
 from tether.runs.request import RunRequest, StreamFormat
 from tether.store.base import BaseStore
-from tether.types import CancelReason, RunInfo, RunStatus
+from tether.types import CancelReason, GraphOutput, RunInfo, RunStatus
 
 _VALUES = "values"
 
@@ -35,12 +36,14 @@ class CompiledStateGraph(GraphHistory):
         ledger: where its runs are recorded (`ledger.load(run_id)`, `ledger.events(run_id)`):
             the checkpointer itself, or, without one, an in-memory ledger of this process.
         spec: what the engine runs.
+        cache: where nodes and tasks with a `CachePolicy` keep results (`compile(cache=)`).
+        cache_policy: the policy of tasks that have none (an entrypoint's).
     """
 
     def __init__(self, builder: Any, *, checkpointer: Any, store: Any,
                  interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
                  name: str, config: dict[str, Any] | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, cache: Any = None, cache_policy: Any = None) -> None:
         if checkpointer in (True, False):
             checkpointer = None
         if checkpointer is not None and not isinstance(checkpointer, CheckpointStore):
@@ -52,11 +55,13 @@ class CompiledStateGraph(GraphHistory):
         self.checkpointer: CheckpointStore | None = checkpointer
         self.ledger: CheckpointStore = checkpointer or run_ledger()
         self.store: BaseStore | None = _long_term_store(store)
+        self.cache = cache
+        self.cache_policy = cache_policy
         self.name = name
         self.interrupt_before_nodes = interrupt_before
         self.interrupt_after_nodes = interrupt_after
         self.strict = strict
-        self.spec = assemble(builder, interrupt_before, interrupt_after, name, strict=strict)
+        self.spec = builder.compile_spec(interrupt_before, interrupt_after, name, strict=strict)
         self.nodes = dict(builder.nodes)
         self.stream_mode = "updates"
         self.config = config or {}
@@ -75,18 +80,23 @@ class CompiledStateGraph(GraphHistory):
                default_store: BaseStore | None = None) -> CompiledStateGraph:
         """The same graph recorded in `checkpointer` (and, given, served under `name`): its
         interrupts, config, long-term store, strictness and policies (budgets, loop detection,
-        guards) kept. What the CLI, the server and workers run a user's graph as.
+        guards) kept. What the CLI, the server and workers run a user's graph as: itself when it
+        is recorded there under that name already (with a long-term store, if one is offered).
 
         Args:
             default_store: the long-term store of the copy if this graph has none (a store
                 the graph was compiled with is kept).
         """
-        bound = CompiledStateGraph(
+        if (checkpointer is self.checkpointer and (name is None or name == self.name)
+                and (self.store is not None or default_store is None)):
+            return self
+        bound = type(self)(
             self.builder, checkpointer=checkpointer,
             store=self.store if self.store is not None else default_store,
             interrupt_before=self.interrupt_before_nodes,
             interrupt_after=self.interrupt_after_nodes, name=name or self.name,
-            config=self.config, strict=self.strict)
+            config=self.config, strict=self.strict, cache=self.cache,
+            cache_policy=self.cache_policy)
         bound.policy_defaults = self.policy_defaults
         return bound
 
@@ -102,8 +112,8 @@ class CompiledStateGraph(GraphHistory):
             ignored.pop(key, None)
         if ignored:
             raise TypeError(f"unexpected arguments {sorted(ignored)}")
-        if version != "v1":
-            raise ConfigError(f"stream version {version!r} is not supported (use 'v1')")
+        if version not in ("v1", "v2"):
+            raise ConfigError(f"stream version {version!r} is not supported (use 'v1' or 'v2')")
         merged = merge_configs(self.config, config)
         if durability is not None:
             merged["durability"] = durability
@@ -122,13 +132,23 @@ class CompiledStateGraph(GraphHistory):
         context = self._coerce_context(context)
         request = RunRequest(
             spec=self.spec, input=graph_input, config=rc, store=self.ledger, durable=durable,
-            pool=self.pool, stream=StreamFormat(modes, single, subgraphs), context=context,
+            pool=self.pool, stream=self._format(modes, single, subgraphs, version),
+            context=context,
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit,
             metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
             policies=self.policy_defaults, long_term_store=self._run_store(),
+            cache=self.cache, cache_policy=self.cache_policy,
         )
         return request, run_id
+
+    def _format(self, modes: tuple[str, ...], single: bool, subgraphs: bool,
+                version: str) -> StreamFormat:
+        if version == "v1":
+            return StreamFormat(modes, single, subgraphs)
+        return PartsFormat(modes, single, subgraphs,
+                           output=coercing(getattr(self.builder, "output_schema", None)),
+                           state=coercing(getattr(self.builder, "schema", None)))
 
     def _run_store(self) -> BaseStore | None:
         # The store belongs to the run, as in LangGraph: a graph run from inside a node of
@@ -174,8 +194,28 @@ class CompiledStateGraph(GraphHistory):
         """
         return await self._ainvoke(input, config, stream_mode, False, kwargs)
 
+    def _nested_site(self) -> Any:
+        """The node attempt this graph is invoked from, when it runs under it (LangGraph's
+        subgraph called from a node's code: its checkpoints, stream chunks, interrupts and
+        parent commands go through its caller); None to run on its own."""
+        if self.checkpointer is not None or node_context.current() is None:
+            return None
+        return current_site()
+
     async def _ainvoke(self, graph_input: Any, config: dict[str, Any] | None, stream_mode: str,
                        inline_sync: bool, kwargs: dict[str, Any]) -> Any:
+        site = self._nested_site()
+        if site is not None and stream_mode == _VALUES and not kwargs:
+            return await site.run_graph(self.spec, graph_input)
+        if stream_mode == _VALUES and kwargs.get("version") == "v2":
+            request, run_id = self._request(graph_input, config, stream_mode=_VALUES,
+                                            inline_sync=inline_sync, **kwargs)
+            last: Any = None
+            async for part in Run(request, run_id, owned=True):
+                last = part
+            if last is None:
+                return GraphOutput(None)
+            return GraphOutput(last["data"], last["interrupts"])
         if stream_mode == _VALUES:
             request, run_id = self._request(graph_input, config, inline_sync=inline_sync,
                                             **kwargs)
@@ -240,6 +280,10 @@ class CompiledStateGraph(GraphHistory):
             RunTimeout: `config["timeout"]` passed.
             RunCancelled: the run was cancelled (by id, from another thread or process).
         """
+        site = self._nested_site()
+        if site is not None and stream_mode == _VALUES and not kwargs \
+                and not portal.loop_running():
+            return site.run_graph_sync(self.spec, input)
         return portal.run_sync(
             lambda private: self._ainvoke(input, config, stream_mode, private, kwargs)
         )
@@ -249,7 +293,13 @@ class CompiledStateGraph(GraphHistory):
         """Iterate over a run's chunks from sync code. Leaving the loop early cancels the run."""
         from tether.graph.sync_stream import iterate
 
-        return iterate(self, input, config, stream_mode or self.stream_mode, kwargs)
+        def begin(private: bool) -> Run:
+            request, run_id = self._request(input, config,
+                                            stream_mode=stream_mode or self.stream_mode,
+                                            inline_sync=private, **kwargs)
+            return Run(request, run_id, owned=True)
+
+        return iterate(begin)
 
     # -- runs by id -----------------------------------------------------------------------
 
@@ -277,7 +327,11 @@ class CompiledStateGraph(GraphHistory):
 
     async def await_run(self, run_id: str,
                         timeout: float | None = None) -> RunInfo:  # noqa: ASYNC109
-        """Wait (async) until the run has ended; its record."""
+        """Wait (async) until the run has ended; its record.
+
+        Cancellation:
+            Only the waiting stops; the run goes on.
+        """
         return await control.await_run(self.ledger, run_id, timeout)
 
     def list_runs(self, thread_id: str | None = None,
@@ -292,7 +346,7 @@ class CompiledStateGraph(GraphHistory):
         Only the tasks that had not finished run again; the new run gets the full
         `recursion_limit` it is given.
         """
-        from tether.graph.resume import resume_config
+        from tether.graph.run_resume import resume_config
 
         cfg = resume_config(self, run_id, config)
         def make() -> Run:
@@ -316,7 +370,7 @@ class CompiledStateGraph(GraphHistory):
         from tether.graph.drawing import draw
 
         del config
-        return draw(self, xray=bool(xray))
+        return draw(self.builder, xray=bool(xray))
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name} nodes={list(self.nodes)}>"

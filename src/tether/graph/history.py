@@ -12,6 +12,7 @@ from tether.engine.spec import GraphSpec
 from tether.engine.subgraph import child_namespace
 from tether.engine.update import apply_update
 from tether.errors import CheckpointerRequired, CheckpointNotFound, ConfigError
+from tether.graph.nodes import graphs_used
 from tether.runs import portal
 from tether.types import PregelTask, StateSnapshot
 
@@ -57,7 +58,11 @@ class GraphHistory:
 
     async def aget_state(self, config: dict[str, Any], *,
                          subgraphs: bool = False) -> StateSnapshot:
-        """Async twin of `get_state`."""
+        """Async twin of `get_state`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         return self.get_state(config, subgraphs=subgraphs)
 
     def get_state_history(self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
@@ -80,7 +85,11 @@ class GraphHistory:
                                  filter: dict[str, Any] | None = None,
                                  before: dict[str, Any] | None = None,
                                  limit: int | None = None) -> AsyncIterator[StateSnapshot]:
-        """Async twin of `get_state_history`."""
+        """Async twin of `get_state_history`.
+
+        Cancellation:
+            Safe: it only reads (checkpoints are read as the iterator advances).
+        """
         for snapshot in self.get_state_history(config, filter=filter, before=before, limit=limit):
             yield snapshot
 
@@ -90,6 +99,10 @@ class GraphHistory:
 
         Returns:
             The config of the new checkpoint.
+
+        Cancellation:
+            The new checkpoint is one store transaction: stored whole or not at all;
+            a retry applies the update again.
         """
         store, rc = self._thread(config, "update_state()")
         assert rc.thread_id is not None
@@ -126,12 +139,16 @@ def snapshot_of(spec: GraphSpec, store: CheckpointStore | None, stored: StoredCh
 def _with_child(spec: GraphSpec, store: CheckpointStore, stored: StoredCheckpoint,
                 task: PregelTask) -> PregelTask:
     node = spec.nodes.get(task.name)
-    if node is None or node.subgraph is None:
+    if node is None:
+        return task
+    # The node's subgraph, or the graph its code invokes (found as LangGraph finds it).
+    child_spec = node.subgraph or next(iter(graphs_used(node.func)), None)
+    if child_spec is None:
         return task
     child = store.get_checkpoint(stored.thread_id, child_namespace(stored.ns, task.name, task.id))
     if child is None:
         return task
-    state = snapshot_of(node.subgraph, store, child, live=True, subgraphs=True)
+    state = snapshot_of(child_spec, store, child, live=True, subgraphs=True)
     return task._replace(state=state)
 
 

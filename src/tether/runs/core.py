@@ -173,8 +173,9 @@ class RunCore:
         with self._lock:
             if self._requested_at is None:
                 now = time.monotonic()
-                age = max((utcnow() - reason.requested_at).total_seconds(), 0.0)
-                self._requested_at = now if first else now - age
+                if not first:  # made elsewhere: count from the request, by its age
+                    now -= max((utcnow() - reason.requested_at).total_seconds(), 0.0)
+                self._requested_at = now
                 if first:
                     self.journal.announce(RunEvent("request", reason.requested_at, None,
                                                    reason.to_dict()))
@@ -232,6 +233,7 @@ class RunCore:
             context=req.context, long_term_store=req.long_term_store,
             interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
+            cache=req.cache, cache_policy=req.cache_policy,
         ))
         return self._loop
 

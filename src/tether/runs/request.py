@@ -10,7 +10,7 @@ from typing import Any
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
 from tether.engine.spec import GraphSpec
-from tether.engine.threads import WorkerPool
+from tether.engine.to_thread import ThreadPool
 from tether.runs.policies import PolicyDefaults
 from tether.store.base import BaseStore
 from tether.types import CancelReason
@@ -56,7 +56,7 @@ class RunRequest:
     config: RunConfig
     store: CheckpointStore
     durable: bool
-    pool: WorkerPool
+    pool: ThreadPool
     stream: StreamFormat = field(default_factory=StreamFormat)
     context: Any = None
     interrupt_before: frozenset[str] | None = None
@@ -68,6 +68,10 @@ class RunRequest:
     adopt: bool = False
     step_check: Callable[[], CancelReason | None] | None = None
     long_term_store: BaseStore | None = None
+    cache: Any = None
+    """Where nodes and calls with a `CachePolicy` keep their results (`compile(cache=...)`)."""
+    cache_policy: Any = None
+    """The policy of calls that have none (an entrypoint's `cache_policy`)."""
 
 
 __all__ = ["RunRequest", "StreamFormat"]

@@ -22,7 +22,7 @@ from tether.server.launcher import LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.routes import assistants, cancel, runs, threads, ui
 from tether.server.routes import store as store_routes
-from tether.server.wire import WireJSON
+from tether.server.wire import RecentFacts, WireJSON
 from tether.store.base import BaseStore, IndexConfig, TTLConfig
 from tether.store.beside import store_beside
 
@@ -103,7 +103,7 @@ def _launcher_for(store: CheckpointStore, served: Assistants,
         store,  # type: ignore[arg-type]
         feed_factory=lambda run_id: RunFeed(run_id, limit=limits.feed_events),
         run_config=run_config, cancel_wait=limits.cancel_wait_seconds,
-        feed_retain=limits.feed_retain_seconds)
+        feed_retain=limits.feed_retain_seconds, facts=RecentFacts())
     # Its feeds are the RunFeeds the factory makes; it declares them as its own Feed protocol.
     return cast(RunLauncher, queued)
 

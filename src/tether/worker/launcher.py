@@ -19,13 +19,12 @@ import contextlib
 import logging
 import os
 import socket
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.checkpoint.postgres.queue import Order
 from tether.errors import RunNotFound
-from tether.graph.resume import resume_config
+from tether.graph.run_resume import resume_config
 from tether.types import CancelReason, RunInfo, RunStatus
 from tether.worker.watch import Feed, Watch
 
@@ -34,7 +33,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tether.worker")
 
-_FACTS_KEPT = 10_000
+class FactsBook(Protocol):
+    """Where a launcher keeps what a run's order said beyond tether's record (the server's
+    `RecentFacts`)."""
+
+    def remember(self, run_id: str, facts: Any) -> None:
+        """Keep `facts` of a run just queued."""
+
+    def get(self, run_id: str) -> Any:
+        """The facts of a run, if kept."""
 
 
 class QueueLauncher:
@@ -43,16 +50,18 @@ class QueueLauncher:
     Args:
         store: the server's `PostgresSaver` (the graphs it serves are compiled onto it).
         feed_factory: makes the feed of a run from its id (the server's `RunFeed`).
-        run_config: the config a run order is queued with (the server's `_run_config`: thread,
+        run_config: the config a run order is queued with (the server's `run_config`: thread,
             run id, strategy, metadata).
         poll: seconds between looks at the database for feeds and waiters.
         cancel_wait: seconds `cancel(wait=True)` waits for the run's end.
         feed_retain: seconds a feed stays after its run ended (for late subscribers).
+        facts: where to keep each run's facts (None: kept nowhere).
     """
 
     def __init__(self, store: PostgresSaver, *, feed_factory: Callable[[str], Feed],
                  run_config: Callable[[Any], dict[str, Any]], poll: float = 0.05,
-                 cancel_wait: float = 30.0, feed_retain: float = 60.0) -> None:
+                 cancel_wait: float = 30.0, feed_retain: float = 60.0,
+                 facts: FactsBook | None = None) -> None:
         self._store = store
         self._feed_factory = feed_factory
         self._run_config = run_config
@@ -60,7 +69,7 @@ class QueueLauncher:
         self._retain = feed_retain
         self._watch = Watch(store, poll)
         self._feeds: dict[str, Feed] = {}
-        self._facts: OrderedDict[str, Any] = OrderedDict()
+        self._facts = facts
         self._closing = False
         self.name = f"launcher:{socket.gethostname()}:{os.getpid()}"
 
@@ -93,7 +102,8 @@ class QueueLauncher:
         feed = self._feed_factory(info.run_id)
         feed.publish("metadata", {"run_id": info.run_id, "attempt": 1})
         self._feeds[info.run_id] = feed
-        self._remember(info.run_id, order.facts)
+        if self._facts is not None:
+            self._facts.remember(info.run_id, order.facts)
 
         async def values(checkpoint_id: str) -> Any:
             state = await graph.aget_state({"configurable": {
@@ -115,7 +125,7 @@ class QueueLauncher:
 
     def facts(self, run_id: str) -> Any:
         """What the order of a run queued here said beyond tether's record."""
-        return self._facts.get(run_id)
+        return self._facts.get(run_id) if self._facts is not None else None
 
     async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
         """Record the cancel (the workers hear of it by `NOTIFY`, by polling, and at the run's
@@ -150,7 +160,7 @@ class QueueLauncher:
         info = await self._store.aget_run(run_id)
         if info is None:
             raise RunNotFound(run_id)
-        if info.terminal or info.status is RunStatus.INTERRUPTED:
+        if info.status.at_rest:
             return info
         return await self._watch.ended(run_id, timeout)
 
@@ -168,10 +178,6 @@ class QueueLauncher:
         if self._feeds.get(run_id) is feed:
             del self._feeds[run_id]
 
-    def _remember(self, run_id: str, facts: Any) -> None:
-        self._facts[run_id] = facts
-        while len(self._facts) > _FACTS_KEPT:
-            self._facts.popitem(last=False)
 
 
 __all__ = ["QueueLauncher"]
