@@ -17,9 +17,8 @@ import pytest
 
 from conformance.conftest import fresh_schema
 from tether.checkpoint.postgres.queue import Order
-from tether.graph.resume import resume_config
+from tether.graph.run_resume import resume_config
 from tether.types import CancelReason, RunStatus
-from tether.worker.graphs import bind
 
 from .test_worker import Cluster, WorkerProcess, no_overlap
 from .worker_graphs import counter
@@ -80,7 +79,7 @@ def test_runs_end_and_resume_while_workers_lose_their_connections_again_and_agai
         if expected is RunStatus.SUCCESS:
             assert cluster.store.load(run_id).values["n"] == until[run_id]
     # What was cancelled goes on from its final checkpoint to the same end.
-    graph = bind(counter, cluster.store, "counter")
+    graph = counter.rebind(cluster.store, name="counter")
     for run_id in cancelled:
         info = ends[run_id]
         assert info.thread_id is not None

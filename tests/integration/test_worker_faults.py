@@ -28,7 +28,6 @@ from tether.checkpoint.postgres.queue import Order
 from tether.graph import END, START, StateGraph
 from tether.types import CancelReason, RunInfo, RunStatus
 from tether.worker import Worker, WorkerOptions
-from tether.worker.graphs import bind
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -92,7 +91,7 @@ def where() -> Iterator[tuple[str, str]]:
 @asynccontextmanager
 async def working(store: PostgresSaver, **options: Any) -> AsyncIterator[Worker]:
     """A worker on `store` serving `ticking` as "ticks", in this event loop."""
-    worker = Worker(store, {"ticks": bind(ticking(), store, "ticks")}, WorkerOptions(
+    worker = Worker(store, {"ticks": ticking().rebind(store, name="ticks")}, WorkerOptions(
         lease=LEASE, poll=0.05, sweep_every=0.2, owner=f"faults-{uuid.uuid4().hex[:6]}",
         **options))
     task = asyncio.get_running_loop().create_task(worker.run())
