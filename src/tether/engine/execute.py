@@ -90,7 +90,12 @@ class TaskHost(Protocol):
 
     async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
                         handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
-        """Run a graph `task`'s code invokes (the `index`-th), under it; its output."""
+        """Run a graph `task`'s code invokes (the `index`-th), under it; its output.
+
+        Cancellation:
+            The graph's tasks are children of `task`'s scope: cancelling stops them, and
+            their writes of an unfinished step are kept as for a subgraph node.
+        """
 
 
 @dataclass(slots=True)
@@ -407,7 +412,12 @@ class Executor:
         return result
 
     async def settle_calls(self, task: Task) -> None:
-        """Wait for the calls `task`'s attempt launched (before the attempt's scope closes)."""
+        """Wait for the calls `task`'s attempt launched (before the attempt's scope closes).
+
+        Cancellation:
+            The calls are children of the attempt's scope: a cancel stops them with the
+            node's ladder; this waits for them to settle.
+        """
         site = task.site
         if site is not None and site.busy:
             await site.settle()

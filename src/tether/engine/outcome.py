@@ -106,7 +106,8 @@ def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
                     cancelled_at is not None and task.finished_at >= cancelled_at):
                 task.outcome, task.writes = "cancelled", None
     if status in ("cancelled", "error", "interrupted"):
-        writes = tuple(w for t in tasks for w in (*task_writes(t), *call_writes(t)))
+        writes = tuple(w for t in tasks
+                       for w in (*task_writes(t), *(call_writes(t) if t.calls else ())))
     return LoopOutcome(
         status=status, values=dict(values), output=state.output(values), step=state.step,
         checkpoint_id=persist.checkpoint_id if persist is not None else None,
