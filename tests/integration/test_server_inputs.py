@@ -100,12 +100,14 @@ def test_every_response_renders_what_is_already_stored(served: tuple[str, Any],
     odd: dict[str, Any] = {"deep": json.loads(nested(DEEP))}
     if type(store).__name__ != "PostgresSaver":  # jsonb holds none of these
         odd.update(surrogate="a\ud800b", nan=math.nan, inf=-math.inf, nul="x\x00y")
-    tid = post_raw(http, "/threads", '{"metadata": {"mine": 1}}').json()["thread_id"]
+    tid = post_raw(http, "/threads", '{"metadata": {"mine": 1}, "graph_id": "approval"}'
+                   ).json()["thread_id"]
     store.put_thread(tid, odd)
-    graph = graphs()["counter"].builder.compile(checkpointer=store)
+    graph = graphs()["approval"].rebind(store)
     # As deep as the serializer stores (255 levels): deeper than the web framework recurses.
     graph.update_state({"configurable": {"thread_id": tid}},
-                       {"count": 1, "limit": [math.nan, math.inf, json.loads(nested(250))]})
+                       {"question": [math.nan, math.inf, json.loads(nested(250))]},
+                       as_node="ask")
     for answer in (http.get(f"/threads/{tid}"), http.post("/threads/search", json={}),
                    http.post("/threads/search", json={"metadata": {"mine": 1}}),
                    http.get(f"/threads/{tid}/state"),
