@@ -117,8 +117,9 @@ def parse_config(config: Mapping[str, Any] | None) -> RunConfig:
     if not isinstance(budget, Mapping):
         raise ConfigError("config['budget'] must be a dict")
     priority = config.get("priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise ConfigError(f"priority must be an integer, not {priority!r}")
+    if isinstance(priority, bool) or not isinstance(priority, int) \
+            or not -(2**31) <= priority < 2**31:
+        raise ConfigError(f"priority must be a 32-bit integer, not {priority!r}")
     max_concurrency = config.get("max_concurrency")
     return RunConfig(
         raw=dict(config),

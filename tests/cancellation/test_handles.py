@@ -147,6 +147,30 @@ async def test_break_out_of_a_stream_then_dropping_it_cancels_the_run() -> None:
     assert final.status is RunStatus.CANCELLED
 
 
+async def test_a_cancelled_stream_and_its_run_are_collected_once_dropped() -> None:
+    import weakref
+
+    graph = looping(counting()).compile()
+    run = graph.astream({"count": 0})
+
+    async def consume(stream: Any) -> None:
+        with pytest.raises(RunCancelled):
+            async for _ in stream:
+                pass
+
+    consumer = asyncio.ensure_future(consume(run))
+    await asyncio.sleep(0.01)
+    await run.cancel("enough")
+    await consumer
+    # The run's exception holds the frames that iterated the handle: a cycle, which only the
+    # handle's finalizer could keep alive.
+    handle, core = weakref.ref(run), weakref.ref(run.core)
+    del run, consumer
+    gc.collect()
+    assert handle() is None
+    assert core() is None
+
+
 async def test_a_started_run_outlives_its_handle() -> None:
     graph = looping(counting(0), until=3).compile()
     run_id = graph.start({"count": 0}).run_id

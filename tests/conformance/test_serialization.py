@@ -6,16 +6,21 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import random
+import sys
 import uuid
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import ormsgpack
 import pydantic
 import pytest
 
 from tether.checkpoint.base import CheckpointStore
-from tether.errors import SerializationError
+from tether.checkpoint.serde import FRAME, Serializer, UnresolvedValue, frame
+from tether.errors import CorruptStoreError, SerializationError
 
-from .conftest import Chain, write
+from .conftest import Backend, Chain, write
 
 
 class Color(enum.Enum):
@@ -191,3 +196,120 @@ def test_a_stored_value_is_a_copy_that_later_mutation_cannot_change(
     items.append(3)
     stored = store.get_checkpoint("t")
     assert stored is not None and stored.values["items"] == [1, 2]
+
+
+# -- what a database may make the serializer do ------------------------------------------------
+
+
+def _stored_class(code: int, path: str, payload: Any) -> bytes:
+    """A value naming class `path`, framed with a valid checksum (as anyone who can write to
+    the database could make it)."""
+    return frame(ormsgpack.packb(ormsgpack.Ext(code, ormsgpack.packb([path, payload]))))
+
+
+CANARY = '''
+import pathlib
+pathlib.Path(__file__).with_name("imported").touch()
+
+
+class Thing:
+    def __init__(self, **fields):
+        pathlib.Path(__file__).with_name("constructed").touch()
+'''
+
+
+@pytest.mark.sql_only
+@pytest.mark.parametrize(("code", "path"), [
+    (21, "tether_canary:Thing"), (22, "tether_canary:Thing"), (23, "tether_canary:Thing"),
+    (21, "os:system"), (23, "posix:system"), (21, "builtins:eval"), (21, "os:path.os.system"),
+    (23, "collections:OrderedDict"), (20, "subprocess:Popen"),
+])
+def test_a_stored_class_never_allowed_is_neither_imported_nor_built(
+        *, backend: Backend, store: CheckpointStore, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, code: int, path: str) -> None:
+    # A module whose name starts like tether's, on the path but never imported.
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "tether_canary.py").write_text(CANARY)
+    monkeypatch.syspath_prepend(str(canary))
+    Chain(store).put({"x": 1})
+    assert backend.raw_sql is not None
+    backend.raw_sql(store, "UPDATE blobs SET value = ? WHERE channel = ?",
+                    (_stored_class(code, path, {"a": 1}), "x"))
+    stored = store.get_checkpoint("t")
+    assert stored is not None
+    value = stored.values["x"]
+    assert isinstance(value, UnresolvedValue) and value.type_path == path
+    assert value.data == {"a": 1}
+    assert "tether_canary" not in sys.modules
+    assert not (canary / "imported").exists() and not (canary / "constructed").exists()
+
+
+@pytest.mark.sql_only
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "one bit flipped", "unframed",
+                                    "empty"])
+@pytest.mark.parametrize("where", ["value", "pending write"])
+def test_a_damaged_value_raises_corrupt_store_error_naming_thread_checkpoint_and_channel(
+        backend: Backend, store: CheckpointStore, damage: str, where: str) -> None:
+    chain = Chain(store)
+    chain.put({"x": {"a": [1, 2, 3]}, "y": 2})
+    store.put_writes("t", "", chain.head, [write("task", "x", {"a": [1, 2, 3]})])
+    good = Serializer().dumps({"a": [1, 2, 3]})
+    bad = {"random bytes": bytes(random.Random(1).randrange(256) for _ in range(64)),
+           "truncated": good[:-3], "one bit flipped": good[:-1] + bytes([good[-1] ^ 1]),
+           "unframed": good[len(FRAME) + 4:], "empty": b""}[damage]
+    table = "blobs" if where == "value" else "writes"
+    assert backend.raw_sql is not None
+    backend.raw_sql(store, f"UPDATE {table} SET value = ? WHERE channel = ?", (bad, "x"))
+    with pytest.raises(CorruptStoreError) as caught:
+        store.get_checkpoint("t")
+    message = str(caught.value)
+    assert "'x'" in message and repr(chain.head) in message and "'t'" in message
+
+
+@pytest.mark.sql_only
+@pytest.mark.durable_only
+def test_values_stored_before_checksums_read_back_after_the_migration(
+        backend: Backend, store: CheckpointStore, tmp_path: Path) -> None:
+    chain = Chain(store)
+    chain.put({"x": VALUES["nested_dataclass"], "y": VALUES["mixed"]},
+              nxt=("node",), metadata={"step": 0, "when": VALUES["date"]})
+    store.put_writes("t", "", chain.head, [write("task", "x", VALUES["pydantic"])])
+    # Back to the format of the schema before checksums: no frames, and that version.
+    assert backend.raw_sql is not None
+    unframed = len(FRAME) + 5  # SQL counts from 1
+    for table, column in (("blobs", "value"), ("writes", "value"),
+                          ("checkpoints", "next"), ("checkpoints", "metadata")):
+        backend.raw_sql(store, f"UPDATE {table} SET {column} = substr({column}, {unframed})",
+                        ())
+    if backend.name == "sqlite":
+        from tether.checkpoint.sqlite import _sql as sqlite_sql
+
+        version = _checksum_version(sqlite_sql.MIGRATIONS)
+        backend.raw_sql(store, f"PRAGMA user_version = {version - 1}", ())
+    else:
+        from tether.checkpoint.postgres import _sql as postgres_sql
+
+        version = _checksum_version(postgres_sql.MIGRATIONS)
+        backend.raw_sql(store, f"DELETE FROM tether_schema WHERE version >= {version}", ())
+    assert backend.reopen is not None
+    reopened = backend.reopen(store, tmp_path)
+    try:
+        stored = reopened.get_checkpoint("t")
+        assert stored is not None
+        assert same(stored.values, {"x": VALUES["nested_dataclass"], "y": VALUES["mixed"]})
+        assert stored.next == ("node",)
+        assert same(stored.metadata, {"step": 0, "when": VALUES["date"]})
+        assert same(stored.pending_writes[0].value, VALUES["pydantic"])
+    finally:
+        close = getattr(reopened, "close", None)
+        if close is not None:
+            close()
+
+
+def _checksum_version(migrations: Any) -> int:
+    """The schema version that put checksums on stored values (the last one, so going back
+    to the one before reapplies it alone)."""
+    version = next(n for n, (what, _) in enumerate(migrations, start=1) if "checksum" in what)
+    assert version == len(migrations)
+    return int(version)

@@ -157,9 +157,13 @@ def test_stop_shows_who_why_when_and_what_was_kept_then_resume(console: Console,
         page.wait_for_selector('#graph g[data-node="tick"].cancelled')
 
     page.click("#tab-audit")
+    expected = [e.phase for e in console.store.events(run["run_id"])]
+    # The audit table is fetched when its tab opens: wait for it to be drawn.
+    page.wait_for_function("n => document.querySelectorAll('#panel-audit tr[data-phase]')"
+                           ".length >= n", arg=len(expected))
     phases = page.eval_on_selector_all("#panel-audit tr[data-phase]", "r => r.map(x => "
                                        "x.dataset.phase)")
-    assert phases == [e.phase for e in console.store.events(run["run_id"])]
+    assert phases == expected
     assert page.locator("#panel-audit tr[data-phase=request] dd").first.inner_text() == "user"
 
     page.wait_for_selector("#resume-button:visible")

@@ -287,7 +287,7 @@ async def test_edit_and_continue_forks_from_the_final_checkpoint(
     kept = live[1].load(run["run_id"])
     bad = await http.post(f"/tether/runs/{run['run_id']}/fork",
                           json={"values": {"limit": 1}, "as_node": "nope"})
-    assert bad.status_code == 422 and "nope" in bad.json()["detail"]
+    assert bad.status_code == 422 and "nope" in bad.json()["detail"][0]["msg"]
     target = kept.values["count"] + 3
     fork = await http.post(f"/tether/runs/{run['run_id']}/fork",
                            json={"values": {"limit": target}})

@@ -215,8 +215,41 @@ async def test_a_run_creates_its_thread_when_asked(http_a: httpx.AsyncClient,
     thread = (await http_a.get("/threads/fresh-1")).json()
     assert thread["metadata"]["tether_tenant"] == "tenant-a"
     assert thread["metadata"]["graph_id"] == "counter"
-    taken = await http_b.post("/threads/fresh-1/runs/wait", json=body)
-    assert taken.status_code == 404
+    # Another tenant asking the same gets a thread of its own, as if the id were free.
+    theirs = await http_b.post("/threads/fresh-1/runs/wait", json={**body, "input": {
+        "count": 5, "limit": 6}})
+    assert theirs.status_code == 200 and theirs.json() == {"count": 6, "limit": 6}
+    assert (await http_a.get("/threads/fresh-1/state")).json()["values"]["count"] == 1
+
+
+async def test_thread_ids_are_per_tenant_and_taking_one_reveals_nothing(
+        live: Live, http_a: httpx.AsyncClient, http_b: httpx.AsyncClient) -> None:
+    mine = await http_a.post("/threads", json={"thread_id": "shared", "metadata": {"by": "a"}})
+    fresh = await http_b.post("/threads", json={"thread_id": "unused", "metadata": {"by": "b"}})
+    taken = await http_b.post("/threads", json={"thread_id": "shared", "metadata": {"by": "b"}})
+    # Answered as for an id nobody had: the same status and the same shape.
+    assert (mine.status_code, fresh.status_code, taken.status_code) == (200, 200, 200)
+    assert taken.json()["thread_id"] == "shared" and taken.json()["metadata"]["by"] == "b"
+    assert (await http_a.get("/threads/shared")).json()["metadata"]["by"] == "a"
+    assert (await http_b.get("/threads/shared")).json()["metadata"]["by"] == "b"
+    again = await http_b.post("/threads", json={"thread_id": "shared"})
+    assert again.status_code == 409  # now the caller's own
+    same = await http_b.post("/threads", json={"thread_id": "shared", "if_exists": "do_nothing"})
+    assert same.json()["metadata"]["by"] == "b"
+    run = await http_b.post("/threads/shared/runs/wait", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": 2}})
+    assert run.json() == {"count": 2, "limit": 2}
+    listed = (await http_b.get("/threads/shared/runs")).json()
+    assert [r["thread_id"] for r in listed] == ["shared"]
+    assert (await http_a.get("/threads/shared/runs")).json() == []
+    assert (await http_a.get("/threads/shared/state")).json()["values"] == {}
+    state = (await http_b.get("/threads/shared/state")).json()
+    assert state["checkpoint"]["thread_id"] == "shared"
+    found = (await http_b.post("/threads/search", json={"ids": ["shared"]})).json()
+    assert [t["metadata"]["by"] for t in found] == ["b"]
+    assert (await http_b.delete("/threads/shared")).status_code == 204
+    assert (await http_a.get("/threads/shared")).status_code == 200
+    assert (await http_a.post("/threads", json={"thread_id": "a/b"})).status_code == 422
 
 
 async def test_creating_an_existing_thread_is_409_unless_asked_to_do_nothing(
@@ -398,8 +431,9 @@ async def test_an_app_without_auth_answers_403_off_loopback(tmp_path: Path) -> N
     store = SqliteSaver(tmp_path / "s.db")
     try:
         app = create_app(graphs(), store, auth=False)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://10.1.2.3") as c:
+        # What counts is where the client is, not the address the server answers on.
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             answer = await c.post("/threads", json={})
         assert answer.status_code == 403 and "loopback" in answer.json()["detail"]
         assert store.search_threads() == []

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -16,6 +17,7 @@ from tether.server import ApiKeys, load_api_keys
 from tether.server.auth import check_bind, is_loopback
 from tether.server.feed import RunFeed
 from tether.server.graphs import Assistants
+from tether.server.guards import Guard
 from tether.server.limits import StreamSlots
 from tether.server.wire import AGENT_STATUS, assistant_id_of, dumps, error_json, run_json
 from tether.types import CancelReason, Interrupt, RunInfo, RunStatus, Send
@@ -199,3 +201,57 @@ async def test_a_subscriber_is_woken_only_by_its_modes_errors_and_the_close() ->
     assert [e.event for e in sub.take()] == ["error"]
     loop.call_later(0.01, feed.close)
     assert await sub.wait(5) is True and sub.done
+
+
+# -- the gate ---------------------------------------------------------------------------------
+
+
+def _call(guard: Any, scope: dict[str, Any],
+          messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(guard(scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize(("client", "allowed"), [
+    (("203.0.113.7", 50000), False), (("10.0.0.2", 50000), False),
+    (("127.0.0.1", 50000), True), (("::1", 50000), True)])
+def test_a_server_without_keys_answers_only_clients_on_loopback(
+        client: tuple[str, int], allowed: bool) -> None:
+    reached: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    # Listening on loopback (a proxy on this host may forward from anywhere to it).
+    scope = {"type": "http", "path": "/threads", "headers": [], "server": ("127.0.0.1", 2024),
+             "client": client}
+    sent = _call(Guard(app, keys=None, max_body_bytes=100), scope,
+                 [{"type": "http.request", "body": b"{}", "more_body": False}])
+    assert reached == (["/threads"] if allowed else [])
+    assert allowed or sent[0]["status"] == 403
+
+
+@pytest.mark.parametrize("key", [None, b"wrong", b"key-a"])
+def test_a_websocket_passes_the_same_gate(key: bytes | None) -> None:
+    reached: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+
+    headers = [] if key is None else [(b"x-api-key", key)]
+    scope = {"type": "websocket", "path": "/threads", "headers": headers,
+             "client": ("203.0.113.7", 50000)}
+    guard = Guard(app, keys=ApiKeys({"key-a": "tenant-a"}), max_body_bytes=100)
+    sent = _call(guard, scope, [{"type": "websocket.connect"}])
+    if key == b"key-a":
+        assert reached == ["websocket"] and sent == []
+    else:
+        assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]

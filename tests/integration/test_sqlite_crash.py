@@ -313,6 +313,46 @@ def test_an_older_schema_is_migrated_forward_and_keeps_its_data(tmp_path: Path) 
         conn.close()
 
 
+FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    from typing import TypedDict
+    from tether.checkpoint.sqlite import SqliteSaver
+    from tether.graph import END, START, StateGraph
+
+    class Big(TypedDict):
+        blob: str
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG) instead
+    store = SqliteSaver(sys.argv[1])
+    builder = StateGraph(Big).add_node("grow", lambda s: {"blob": s["blob"] + "x" * 4000})
+    graph = builder.add_edge(START, "grow").add_edge("grow", END).compile(checkpointer=store)
+    graph.invoke({"blob": ""}, {"configurable": {"thread_id": "before"}})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+    try:
+        for n in range(10_000):
+            graph.invoke({"blob": ""}, {"configurable": {"thread_id": f"t{n}"}})
+    except BaseException as exc:
+        print(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+""")
+
+
+def test_a_full_disk_is_a_clear_store_error_and_the_file_stays_whole(tmp_path: Path) -> None:
+    path = tmp_path / "full.db"
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(path)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("tether.errors.StoreError: "), done.stdout
+    assert "disk is full or failing" in done.stdout
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
+    with SqliteSaver(path) as store:
+        assert store.get_checkpoint("before") is not None
+        assert store.list_runs(status="running") == []
+
+
 def test_synchronous_full_is_an_option(tmp_path: Path) -> None:
     with SqliteSaver(tmp_path / "full.db", synchronous="full") as store:
         assert store._db.one("PRAGMA synchronous") == (2,)

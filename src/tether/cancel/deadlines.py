@@ -8,12 +8,17 @@ from datetime import timedelta
 
 from tether.errors import ConfigError
 
+MAX_TIMEOUT = 1e9
+"""The longest timeout, in seconds (about 31 years): longer ones are no limit at all, and no
+clock or database can hold the deadline they would give."""
+
 
 def coerce_timeout(value: object, what: str) -> float | None:
     """Validate a timeout given as seconds or a `timedelta`; None means no limit.
 
     Raises:
-        ConfigError: naming `what` when the value is not a positive, finite number of seconds.
+        ConfigError: naming `what` when the value is not a positive, finite number of seconds
+            of at most `MAX_TIMEOUT`.
     """
     if value is None:
         return None
@@ -24,6 +29,9 @@ def coerce_timeout(value: object, what: str) -> float | None:
     seconds = float(value)
     if not math.isfinite(seconds) or seconds <= 0:
         raise ConfigError(f"{what} must be a positive number of seconds, not {value!r}")
+    if seconds > MAX_TIMEOUT:
+        raise ConfigError(f"{what} must be at most {MAX_TIMEOUT:.0f} seconds (None for no "
+                          f"limit), not {value!r}")
     return seconds
 
 

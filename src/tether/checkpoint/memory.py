@@ -22,7 +22,7 @@ from tether.checkpoint.base import (
     WriteRecord,
     refusal,
 )
-from tether.checkpoint.serde import Serializer
+from tether.checkpoint.serde import Serializer, place
 from tether.errors import RunError
 from tether.types import (
     TERMINAL_STATUSES,
@@ -272,14 +272,17 @@ class InMemorySaver(CheckpointStore):
 
     def _resolve(self, stored: _Checkpoint) -> StoredCheckpoint:
         record = stored.record
-        loads = self.serde.loads
+
+        def loads(data: bytes, channel: str) -> Any:
+            return self.serde.loads(data, place(record.thread_id, record.id, channel))
+
         values: dict[str, Any] = {}
         for channel, ref in record.refs.items():
             blob = self._blobs.get((record.thread_id, record.ns, channel, ref))
             if blob is not None:
-                values[channel] = loads(blob)
+                values[channel] = loads(blob, channel)
         writes = tuple(
-            WriteRecord(tid, name, idx, ch, loads(blob))
+            WriteRecord(tid, name, idx, ch, loads(blob, ch))
             for tid, name, idx, ch, blob in stored.writes
         )
         return StoredCheckpoint(

@@ -5,10 +5,13 @@ Round-trips primitives, bytes (a `bytearray` is stored as a snapshot and comes b
 pydantic models (LangChain messages among them) and tether's own message classes. A value of
 any other type fails with `SerializationError` naming the key.
 
-Loading never runs code chosen by the database: a stored class is looked up only among modules
-already imported (or explicitly allowed), and only dataclasses, pydantic models and enums are
-rebuilt, through their ordinary constructors. A class that cannot be found comes back as an
-`UnresolvedValue` holding its data.
+Loading never runs code chosen by the database: a stored class is rebuilt only if it is one of
+the exact classes allowed (`tether.checkpoint.registry`), through its ordinary constructor; any
+other comes back as an `UnresolvedValue` holding its data, and no module is imported for it.
+
+Every value is stored framed: a marker byte MessagePack never uses, a format byte, and a
+CRC-32 of the payload, so damaged bytes are found (`CorruptStoreError`, naming where) instead of
+loading as some other value.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
-import importlib
-import sys
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import ormsgpack
 
-from tether.errors import SerializationError
+from tether.checkpoint import registry
+from tether.errors import CorruptStoreError, SerializationError
 from tether.types import Send
 
 _PACK_OPTS = (
@@ -47,7 +50,12 @@ EXT_ENUM, EXT_DATACLASS, EXT_PYDANTIC = 20, 21, 22
 EXT_SUBCLASS = 23
 EXT_SEND = 24
 
-DEFAULT_ALLOWED_MODULES = ("tether", "langchain_core")
+FRAME = b"\xc1\x01"
+"""The head of every stored value: 0xC1 (a byte MessagePack never uses, so no unframed value
+starts with it) and the format version; a big-endian CRC-32 of the payload follows."""
+_HEAD = len(FRAME) + 4
+_DECODE_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError, KeyError,
+                  ormsgpack.MsgpackDecodeError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,27 +66,37 @@ class UnresolvedValue:
     data: Any
 
 
+def frame(payload: bytes) -> bytes:
+    """`payload` (MessagePack) as stored: behind `FRAME` and its checksum."""
+    return FRAME + zlib.crc32(payload).to_bytes(4, "big") + payload
+
+
+def place(thread_id: str, checkpoint_id: str, channel: str) -> str:
+    """Where a stored value is, as `CorruptStoreError` names it."""
+    return f"channel {channel!r} of checkpoint {checkpoint_id!r} in thread {thread_id!r}"
+
+
 class Serializer:
     """Turns values into bytes and back, safely.
 
     Args:
-        allowed_modules: module prefixes that may be imported to find a stored class (beyond
-            those already imported). Defaults to tether's and LangChain's own.
+        allowed_types: classes (beyond those every serializer allows, see
+            `tether.checkpoint.registry`) that stored values may be rebuilt as.
     """
 
-    def __init__(self, allowed_modules: Iterable[str] = DEFAULT_ALLOWED_MODULES) -> None:
-        self.allowed_modules = tuple(allowed_modules)
+    def __init__(self, allowed_types: Iterable[type] = ()) -> None:
+        self.allowed_types = registry.by_path(allowed_types)
 
     # -- dumping --------------------------------------------------------------------------
 
     def dumps(self, value: Any, key: str = "value") -> bytes:
-        """Encode `value`; `key` names it in errors.
+        """Encode `value` (framed, with its checksum); `key` names it in errors.
 
         Raises:
             SerializationError: the value (or something inside it) has no safe encoding.
         """
         try:
-            return ormsgpack.packb(value, default=self._encode, option=_PACK_OPTS)
+            return frame(ormsgpack.packb(value, default=self._encode, option=_PACK_OPTS))
         except SerializationError as exc:
             raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
         except (TypeError, ValueError, ormsgpack.MsgpackEncodeError) as exc:
@@ -136,12 +154,28 @@ class Serializer:
 
     # -- loading --------------------------------------------------------------------------
 
-    def loads(self, data: bytes) -> Any:
-        """Decode bytes made by `dumps`."""
-        return ormsgpack.unpackb(data, ext_hook=self._decode, option=ormsgpack.OPT_NON_STR_KEYS)
+    def loads(self, data: bytes, where: str = "a stored value") -> Any:
+        """Decode bytes made by `dumps`.
 
-    def _unpack(self, data: bytes) -> Any:
-        return self.loads(data)
+        Raises:
+            CorruptStoreError: naming `where`, for bytes `dumps` did not make (no frame, a
+                checksum that does not match) or that do not decode.
+        """
+        data = bytes(data)
+        if len(data) < _HEAD or not data.startswith(FRAME):
+            raise CorruptStoreError(f"{where} is damaged: it is not a value tether stored")
+        payload = data[_HEAD:]
+        if zlib.crc32(payload).to_bytes(4, "big") != data[len(FRAME):_HEAD]:
+            raise CorruptStoreError(f"{where} is damaged: its checksum does not match")
+        try:
+            return self._unpack(payload)
+        except _DECODE_ERRORS as exc:
+            raise CorruptStoreError(f"{where} cannot be read back: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+
+    def _unpack(self, payload: bytes) -> Any:
+        return ormsgpack.unpackb(payload, ext_hook=self._decode,
+                                 option=ormsgpack.OPT_NON_STR_KEYS)
 
     def _decode(self, code: int, data: bytes) -> Any:  # noqa: PLR0911 - one case per type
         simple: dict[int, Callable[[bytes], Any]] = {
@@ -165,7 +199,7 @@ class Serializer:
         if code not in (EXT_ENUM, EXT_DATACLASS, EXT_PYDANTIC, EXT_SUBCLASS):
             raise SerializationError(f"unknown stored type code {code}")
         path, payload = self._unpack(data)
-        cls = self._resolve(path)
+        cls: Any = registry.resolve(path, self.allowed_types)
         if cls is None:
             return UnresolvedValue(path, payload)
         if code == EXT_ENUM and isinstance(cls, type) and issubclass(cls, enum.Enum):
@@ -182,26 +216,9 @@ class Serializer:
             return cls(payload)
         return UnresolvedValue(path, payload)
 
-    def _resolve(self, path: str) -> Any:
-        module_name, _, qualname = path.partition(":")
-        module = sys.modules.get(module_name)
-        if module is None and module_name.startswith(self.allowed_modules):
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                return None
-        if module is None:
-            return None
-        obj: Any = module
-        for part in qualname.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                return None
-        return obj
-
 
 def _type_path(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return registry.stored(cls)
 
 
 def _is_pydantic(obj: Any) -> bool:
@@ -212,4 +229,4 @@ def _is_pydantic_class(cls: Any) -> bool:
     return isinstance(cls, type) and hasattr(cls, "model_validate") and hasattr(cls, "model_fields")
 
 
-__all__ = ["Serializer", "UnresolvedValue"]
+__all__ = ["FRAME", "Serializer", "UnresolvedValue", "frame", "place"]

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from tether.channels.base import BaseChannel
 from tether.channels.binop import BinaryOperatorAggregate
 from tether.channels.last_value import LastValue
+from tether.checkpoint.registry import allow_annotation
 from tether.errors import GraphCompileError, InvalidUpdateError, StrictnessWarning
 from tether.managed.base import ManagedValueSpec, is_managed_value
 
@@ -157,6 +158,8 @@ def schema_of(cls: Any) -> Schema:
     managed = {key: spec for key, hint in hints.items() if (spec := _managed(hint)) is not None}
     hints = {k: v for k, v in hints.items() if k not in managed}
     channels = {key: _channel(key, hint, cls) for key, hint in hints.items()}
+    # The classes the state may hold are the ones a store may rebuild it as, in any process.
+    allow_annotation(cls)
     return Schema(cls, kind, tuple(hints), channels, managed)
 
 

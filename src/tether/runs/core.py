@@ -266,8 +266,13 @@ class RunCore:
                         return
                 await self._commit_cancel(outcome, started, refused)
             except BaseException as exc:
-                # The store refused or failed: report the run as failed rather than hang.
-                self.settle(self.store.get_run(self.run_id) or self.info, None, exc)
+                # The store refused or failed: report the run as failed rather than hang,
+                # even when the store cannot be read either (its connection is gone).
+                try:
+                    info = self.store.get_run(self.run_id) or self.info
+                except Exception:  # noqa: BLE001 - the failure reported is `exc`
+                    info = self.info
+                self.settle(info, None, exc)
                 raise
 
     async def _commit_end(self, end: finalize.Ending,

@@ -23,8 +23,11 @@ from tether.runs.request import RunRequest
 from tether.types import CancelReason, RunInfo, RunStatus
 
 
-def _cancel_dropped(core: RunCore) -> None:
+def _cancel_dropped(ref: weakref.ref[RunCore]) -> None:
     # Runs in whatever thread collected the handle: hand the cancel to the run's own loop.
+    core = ref()
+    if core is None:
+        return  # nothing kept the run alive: it had ended (or never started)
     loop = core.aloop
     if core.final is not None or loop is None or loop.is_closed():
         return
@@ -55,7 +58,11 @@ class Run:
         self.thread_id = request.config.thread_id
         self._owned = owned
         if owned:
-            weakref.finalize(self, _cancel_dropped, self._core)
+            # A weak reference: the finalizer registry must not keep the core alive, since the
+            # core can reach this handle back (its exception's traceback holds the frames that
+            # iterated it), and the handle would then never be collected. A run in flight is
+            # kept alive by the registry until it ends.
+            weakref.finalize(self, _cancel_dropped, weakref.ref(self._core))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -24,7 +24,7 @@ from tether.server.launcher import LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.routes import assistants, cancel, console, runs, threads, ui
 from tether.server.routes import store as store_routes
-from tether.server.wire import RecentFacts, run_json
+from tether.server.wire import RecentFacts, WireJSON, run_json
 from tether.store.base import BaseStore, IndexConfig, TTLConfig
 from tether.store.beside import store_beside
 
@@ -81,11 +81,11 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
             close()
 
     app = FastAPI(title="tether", version=tether.__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, default_response_class=WireJSON)
     app.state.tether = state
     errors.install(app)
     for module in (assistants, threads, runs, cancel, store_routes, console, ui):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=errors.RESPONSES)
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
     return app

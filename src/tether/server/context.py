@@ -4,6 +4,10 @@ the threads the caller may see.
 A thread belongs to the tenant of the key that created it (`metadata["tether_tenant"]`, set by
 the server, never by the client); runs belong to their thread. Another tenant's thread or run
 is answered 404, exactly as one that does not exist.
+
+Thread ids are per tenant: a thread is stored under the id its client gave it, or, when another
+tenant took that id first, under the id prefixed by the tenant (`store_ids`). So creating a
+thread answers the same whether another tenant has one of that id or not, and reveals nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from tether.server.graphs import Assistant, Assistants
 from tether.server.guards import PRINCIPAL
 from tether.server.launcher import RunLauncher
 from tether.server.limits import ServerLimits, StreamSlots
-from tether.server.wire import TENANT_KEY
+from tether.server.wire import SCOPE, TENANT_KEY
 from tether.store.base import BaseStore
 from tether.types import RunInfo, RunStatus, StateSnapshot
 
@@ -61,31 +65,38 @@ class ServerState:
     # -- threads ----------------------------------------------------------------------------
 
     def thread(self, caller: Principal, thread_id: str) -> ThreadRecord:
-        """The caller's thread.
+        """The caller's thread (its `thread_id` is where it is stored, see `store_ids`).
 
         Raises:
             HTTPException: 404 when it does not exist or belongs to another tenant.
         """
-        record = self.store.get_thread(thread_id)
-        if record is None or not visible(record, caller):
-            raise not_found("thread", thread_id)
-        return record
+        for stored in store_ids(caller, thread_id):
+            record = self.store.get_thread(stored)
+            if record is not None and visible(record, caller):
+                return record
+        raise not_found("thread", thread_id)
 
     def create_thread(self, caller: Principal, thread_id: str | None,
                       metadata: dict[str, Any] | None, *, if_exists: str) -> ThreadRecord:
-        """Create a thread for the caller (or return it, with `if_exists="do_nothing"`).
+        """Create a thread for the caller (or return it, with `if_exists="do_nothing"`); a
+        thread of that id of another tenant's is no obstacle (see `store_ids`).
 
         Raises:
-            HTTPException: 409 if it exists (and `if_exists="raise"`, or it is another
-                tenant's).
+            HTTPException: 409 if the caller has a thread of that id (and `if_exists="raise"`).
         """
-        if thread_id is not None:
-            existing = self.store.get_thread(thread_id)
-            if existing is not None:
-                if if_exists == "do_nothing" and visible(existing, caller):
+        if thread_id is None:
+            return self.store.put_thread(uuid7(), stamped(metadata, caller))
+        slots = [(stored, self.store.get_thread(stored))
+                 for stored in store_ids(caller, thread_id)]
+        for _stored, existing in slots:
+            if existing is not None and visible(existing, caller):
+                if if_exists == "do_nothing":
                     return existing
                 raise HTTPException(409, f"thread {thread_id!r} already exists")
-        return self.store.put_thread(thread_id or uuid7(), stamped(metadata, caller))
+        free = next((stored for stored, existing in slots if existing is None), None)
+        if free is None:
+            raise HTTPException(409, f"thread {thread_id!r} cannot be created")
+        return self.store.put_thread(free, stamped(metadata, caller))
 
     def run(self, caller: Principal, thread_id: str, run_id: str) -> RunInfo:
         """The caller's run of the caller's thread.
@@ -93,9 +104,9 @@ class ServerState:
         Raises:
             HTTPException: 404 for no such run on that thread, or another tenant's.
         """
-        self.thread(caller, thread_id)
+        record = self.thread(caller, thread_id)
         info = self.store.get_run(run_id)
-        if info is None or info.thread_id != thread_id or not run_visible(info, caller):
+        if info is None or info.thread_id != record.thread_id or not run_visible(info, caller):
             raise not_found("run", run_id)
         return info
 
@@ -133,6 +144,17 @@ class ServerState:
         if runs and runs[0].status is RunStatus.ERROR:
             return "error"
         return "idle"
+
+
+def store_ids(caller: Principal, thread_id: str) -> tuple[str, ...]:
+    """Where the caller's thread `thread_id` may be stored, in the order looked at: under that
+    id, or, when another tenant had taken it, under `<tenant>/<id>` (a client's thread id holds
+    no `/`: it is one segment of a path). None for an id a client cannot have."""
+    if SCOPE in thread_id:
+        return ()
+    if caller.tenant is None:
+        return (thread_id,)
+    return (thread_id, f"{caller.tenant}{SCOPE}{thread_id}")
 
 
 def visible(record: ThreadRecord, caller: Principal) -> bool:
@@ -185,4 +207,4 @@ Server = Annotated[ServerState, Depends(server_of)]
 Caller = Annotated[Principal, Depends(caller_of)]
 
 __all__ = ["TENANT_KEY", "Caller", "Server", "ServerState", "caller_of", "server_of", "stamped",
-           "visible"]
+           "store_ids", "visible"]

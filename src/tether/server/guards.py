@@ -1,8 +1,10 @@
-"""The gate every HTTP request passes before a route sees it: the API key, the listening
-address of a server without keys, and the size of the body.
+"""The gate every request passes before a route sees it: the API key, the address of the
+client of a server without keys, and the size of the body.
 
 A refused request is answered here (401, 403, 413) and never reaches a route, so nothing
-changes. The body is read here, up to the limit, and replayed to the route.
+changes. The body is read here, up to the limit, and replayed to the route. A websocket
+connection passes the same gate (the server serves none today: the gate must not depend on
+that), and is closed before it is accepted when refused.
 """
 
 from __future__ import annotations
@@ -41,10 +43,17 @@ class Guard:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # lifespan
             return
         refusal = self._authenticate(scope)
+        if refusal is None and "\x00" in scope.get("path", ""):
+            # No thread, run or checkpoint has a NUL in its name (and a store cannot look one
+            # up: PostgreSQL's text holds none).
+            refusal = 404, "not found: a path cannot hold a NUL character"
         if refusal is not None:
             await _answer(send, *refusal)
             return
@@ -58,12 +67,21 @@ class Guard:
             return
         await self.app(scope, _replay(body, receive), send)
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._authenticate(scope) is None:
+            await self.app(scope, receive, send)
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": 1008})  # policy violation
+
     def _authenticate(self, scope: Scope) -> tuple[int, str] | None:
         if self.keys is None:
-            host = (scope.get("server") or ("", 0))[0] or ""
-            if not is_loopback(str(host)):
-                return 403, ("this server runs without API keys and answers only on a "
-                             "loopback address")
+            # The client's address: the server's is loopback whenever it listens there, even
+            # for a connection that a proxy on this host forwards from anywhere.
+            client = scope.get("client")
+            if client is not None and not is_loopback(str(client[0])):
+                return 403, ("this server runs without API keys and answers only clients on "
+                             "a loopback address")
             scope[PRINCIPAL] = LOCAL
             return None
         path = scope.get("path", "")

@@ -5,9 +5,11 @@ a typo does not pass silently."""
 from __future__ import annotations
 
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from tether.server.payload import JsonObject, JsonValue, Text
 
 StreamModeName = Literal["values", "updates", "custom", "debug", "tasks", "checkpoints",
                          "lifecycle"]
@@ -21,6 +23,23 @@ _UNSUPPORTED_MODES = {
 }
 
 
+MAX_OFFSET = 2**31 - 1
+"""The largest `offset` a listing takes."""
+
+
+def _not_a_bool(value: Any) -> Any:
+    # JSON's `false` is not the number 0 (pydantic would take it as one).
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")  # noqa: TRY004 - pydantic's kind
+    return value
+
+
+Limit = Annotated[int, BeforeValidator(_not_a_bool), Field(ge=1, le=1000)]
+"""How many items a listing answers: 1 to 1000."""
+Offset = Annotated[int, BeforeValidator(_not_a_bool), Field(ge=0, le=MAX_OFFSET)]
+"""How many items a listing skips."""
+
+
 class Strict(BaseModel):
     """A body whose unknown fields are an error."""
 
@@ -30,25 +49,25 @@ class Strict(BaseModel):
 class CheckpointIn(Strict):
     """A checkpoint reference (the Agent Server's `Checkpoint`)."""
 
-    thread_id: str | None = None
-    checkpoint_ns: str = ""
-    checkpoint_id: str | None = None
-    checkpoint_map: dict[str, Any] | None = None
+    thread_id: Text | None = None
+    checkpoint_ns: Text = ""
+    checkpoint_id: Text | None = None
+    checkpoint_map: JsonObject | None = None
 
 
 class SendIn(Strict):
     """A `Send` in a command's `goto`."""
 
-    node: str = Field(min_length=1)
-    input: Any = None
+    node: Text = Field(min_length=1)
+    input: JsonValue = None
 
 
 class CommandIn(Strict):
     """A `Command` given as a run's input: resume an interrupt, update state, route."""
 
-    resume: Any = None
-    update: Any = None
-    goto: str | SendIn | list[str | SendIn] | None = None
+    resume: JsonValue = None
+    update: JsonValue = None
+    goto: Text | SendIn | list[Text | SendIn] | None = None
 
 
 def _stream_modes(value: Any) -> Any:
@@ -63,20 +82,20 @@ def _stream_modes(value: Any) -> Any:
 class RunCreate(Strict):
     """A run to start (`POST /threads/{id}/runs[/stream|/wait]`, `POST /runs/stream|wait`)."""
 
-    assistant_id: str = Field(min_length=1)
-    input: Any = None
+    assistant_id: Text = Field(min_length=1)
+    input: JsonValue = None
     command: CommandIn | None = None
     stream_mode: StreamModeName | list[StreamModeName] = "values"
     stream_subgraphs: bool = False
     stream_resumable: bool = False
-    metadata: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
+    config: JsonObject | None = None
+    context: JsonObject | None = None
     checkpoint: CheckpointIn | None = None
-    checkpoint_id: str | None = None
+    checkpoint_id: Text | None = None
     checkpoint_during: bool | None = None
-    interrupt_before: Literal["*"] | list[str] | None = None
-    interrupt_after: Literal["*"] | list[str] | None = None
+    interrupt_before: Literal["*"] | list[Text] | None = None
+    interrupt_after: Literal["*"] | list[Text] | None = None
     multitask_strategy: MultitaskName | None = None
     if_not_exists: Literal["create", "reject"] | None = None
     on_disconnect: Literal["cancel", "continue"] | None = None
@@ -84,8 +103,8 @@ class RunCreate(Strict):
     durability: Literal["sync", "async", "exit"] | None = None
     after_seconds: int | None = None
     webhook: str | None = None
-    feedback_keys: list[str] | None = None
-    langsmith_tracer: dict[str, Any] | None = None
+    feedback_keys: list[Text] | None = None
+    langsmith_tracer: JsonObject | None = None
     strict_resume: bool | None = None
 
     _modes = field_validator("stream_mode", mode="before")(_stream_modes)
@@ -120,27 +139,28 @@ class RunCreate(Strict):
 class ThreadCreate(Strict):
     """`POST /threads`."""
 
-    thread_id: str | None = Field(default=None, min_length=1, max_length=200)
-    metadata: dict[str, Any] | None = None
+    thread_id: Text | None = Field(default=None, min_length=1, max_length=200,
+                                   pattern="^[^/]+$")
+    metadata: JsonObject | None = None
     if_exists: Literal["raise", "do_nothing"] | None = None
-    graph_id: str | None = None
+    graph_id: Text | None = None
 
 
 class ThreadPatch(Strict):
     """`PATCH /threads/{id}`: metadata merged into the thread's."""
 
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 class ThreadSearch(Strict):
     """`POST /threads/search`."""
 
-    metadata: dict[str, Any] | None = None
-    values: dict[str, Any] | None = None
-    ids: list[str] | None = None
+    metadata: JsonObject | None = None
+    values: JsonObject | None = None
+    ids: list[Text] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: Literal["thread_id", "created_at", "updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
 
@@ -148,10 +168,10 @@ class ThreadSearch(Strict):
 class StateUpdate(Strict):
     """`POST /threads/{id}/state`: write values as a node would."""
 
-    values: Any = None
-    as_node: str | None = None
+    values: JsonValue = None
+    as_node: Text | None = None
     checkpoint: CheckpointIn | None = None
-    checkpoint_id: str | None = None
+    checkpoint_id: Text | None = None
 
 
 class StateAt(Strict):
@@ -164,29 +184,29 @@ class StateAt(Strict):
 class HistoryRequest(Strict):
     """`POST /threads/{id}/history`."""
 
-    limit: int = Field(default=10, ge=1, le=1000)
-    before: str | CheckpointIn | None = None
-    metadata: dict[str, Any] | None = None
+    limit: Limit = 10
+    before: Text | CheckpointIn | None = None
+    metadata: JsonObject | None = None
     checkpoint: CheckpointIn | None = None
 
 
 class AssistantSearch(Strict):
     """`POST /assistants/search`."""
 
-    metadata: dict[str, Any] | None = None
-    graph_id: str | None = None
-    name: str | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
-    sort_by: str | None = None
+    metadata: JsonObject | None = None
+    graph_id: Text | None = None
+    name: Text | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+    sort_by: Text | None = None
     sort_order: Literal["asc", "desc"] | None = None
 
 
 class RunsCancel(Strict):
     """`POST /runs/cancel`: runs of one thread by id, or every run of a status."""
 
-    thread_id: str | None = None
-    run_ids: list[str] | None = None
+    thread_id: Text | None = None
+    run_ids: list[Text] | None = None
     status: Literal["pending", "running", "all"] | None = None
 
     @model_validator(mode="after")
@@ -201,13 +221,13 @@ class RunsCancel(Strict):
 class CancelRequest(Strict):
     """tether's optional body for `POST .../cancel`: why."""
 
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text | None = Field(default=None, max_length=2000)
 
 
 class ResumeRequest(Strict):
     """tether's `POST /tether/runs/{id}/resume`: continue a cancelled run."""
 
-    config: dict[str, Any] | None = None
+    config: JsonObject | None = None
     stream_mode: StreamModeName | list[StreamModeName] = "values"
 
 
@@ -237,42 +257,43 @@ class ForkRequest(Strict):
 class StorePut(Strict):
     """`PUT /store/items`: write an item of the long-term store."""
 
-    namespace: list[str]
-    key: str = Field(min_length=1)
-    value: dict[str, Any]
-    index: Literal[False] | list[str] | None = None
+    namespace: list[Text]
+    key: Text = Field(min_length=1)
+    value: JsonObject
+    index: Literal[False] | list[Text] | None = None
     ttl: float | None = Field(default=None, gt=0)
 
 
 class StoreDelete(Strict):
     """`DELETE /store/items`."""
 
-    namespace: list[str]
-    key: str = Field(min_length=1)
+    namespace: list[Text]
+    key: Text = Field(min_length=1)
 
 
 class StoreSearch(Strict):
     """`POST /store/items/search`."""
 
-    namespace_prefix: list[str] = Field(default_factory=list)
-    filter: dict[str, Any] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
-    query: str | None = None
+    namespace_prefix: list[Text] = Field(default_factory=list)
+    filter: JsonObject | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+    query: Text | None = None
     refresh_ttl: bool | None = None
 
 
 class StoreNamespaces(Strict):
     """`POST /store/namespaces`."""
 
-    prefix: list[str] | None = None
-    suffix: list[str] | None = None
-    max_depth: int | None = Field(default=None, ge=1)
-    limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    prefix: list[Text] | None = None
+    suffix: list[Text] | None = None
+    max_depth: Annotated[int, BeforeValidator(_not_a_bool), Field(ge=1, le=1000)] | None = None
+    limit: Limit = 100
+    offset: Offset = 0
 
 
 __all__ = [
+    "MAX_OFFSET",
     "STREAM_MODES",
     "AssistantSearch",
     "CancelRequest",
@@ -280,6 +301,8 @@ __all__ = [
     "CommandIn",
     "ForkRequest",
     "HistoryRequest",
+    "Limit",
+    "Offset",
     "ResumeRequest",
     "RunCreate",
     "RunsCancel",

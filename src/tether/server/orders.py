@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import HTTPException
 
 from tether.checkpoint.ids import uuid7
+from tether.config import merge_configs, parse_config
 from tether.server.auth import Principal
 from tether.server.context import ServerState
-from tether.server.errors import not_found
+from tether.server.errors import invalid, not_found
 from tether.server.graphs import Assistant
 from tether.server.launcher import RunOrder
 from tether.server.models import CommandIn, RunCreate
@@ -34,22 +35,23 @@ def assistant_for(server: ServerState, body: RunCreate) -> Assistant:
 
 
 def prepare_thread(server: ServerState, caller: Principal, thread_id: str,
-                   assistant: Assistant, if_not_exists: str | None) -> None:
-    """Make sure the caller's thread exists (creating it if asked) and records its graph.
+                   assistant: Assistant, if_not_exists: str | None) -> str:
+    """Make sure the caller's thread exists (creating it if asked) and records its graph; the
+    id it is stored under (what its runs are queued on).
 
     Raises:
         HTTPException: 404 for a missing thread (unless `if_not_exists="create"`) or another
-            tenant's; 409 if `create` meets another tenant's thread of that id.
+            tenant's.
     """
-    record = server.store.get_thread(thread_id)
-    if record is None:
+    try:
+        record = server.thread(caller, thread_id)
+    except HTTPException:
         if if_not_exists != "create":
-            raise not_found("thread", thread_id)
-        server.create_thread(caller, thread_id, {}, if_exists="raise")
-    else:
-        server.thread(caller, thread_id)
-    server.store.put_thread(thread_id, {"graph_id": assistant.graph_id,
-                                        "assistant_id": assistant.assistant_id})
+            raise
+        record = server.create_thread(caller, thread_id, {}, if_exists="do_nothing")
+    server.store.put_thread(record.thread_id, {"graph_id": assistant.graph_id,
+                                               "assistant_id": assistant.assistant_id})
+    return record.thread_id
 
 
 def command_of(command: CommandIn) -> Command[str]:
@@ -75,12 +77,14 @@ def order_for(assistant: Assistant, thread_id: str, body: RunCreate, caller: Pri
     Raises:
         HTTPException: 422 for both `context` and `config.configurable` (the Agent Server's
             rule: context replaces configurable), or an interrupt on a node the graph lacks.
+        ConfigError: a config a run would refuse (422).
     """
     _check_interrupts(assistant, body)
-    config = dict(body.config or {})
+    config = checked_config(assistant, body.config)
     configurable = dict(config.get("configurable") or {})
     if body.context and configurable:
-        raise HTTPException(422, "give either context or config['configurable'], not both")
+        raise invalid("give either context or config['configurable'], not both",
+                      "body", "context")
     checkpoint = body.checkpoint
     checkpoint_id = body.checkpoint_id or (checkpoint.checkpoint_id if checkpoint else None)
     if checkpoint_id:
@@ -103,15 +107,29 @@ def order_for(assistant: Assistant, thread_id: str, body: RunCreate, caller: Pri
     )
 
 
+def checked_config(assistant: Assistant, config: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of the client's config, once it is one a run of `assistant` accepts.
+
+    Checked here, before the run is started or queued, with the validator runs use
+    (`parse_config`), so that a run queued for a worker is refused as a local one would be
+    rather than failing in every worker that claims it.
+
+    Raises:
+        ConfigError: naming the key (answered 422).
+    """
+    parse_config(merge_configs(assistant.graph.config, config))
+    return dict(config or {})
+
+
 def _check_interrupts(assistant: Assistant, body: RunCreate) -> None:
     nodes = set(assistant.graph.nodes)
     for field, names in (("interrupt_before", body.interrupt_before),
                          ("interrupt_after", body.interrupt_after)):
         unknown = sorted(set(names) - nodes) if isinstance(names, list) else []
         if unknown:
-            raise HTTPException(422, f"{field} names nodes graph {assistant.graph_id!r} does not "
-                                     f"have: {', '.join(unknown)} (it has "
-                                     f"{', '.join(sorted(nodes))})")
+            raise invalid(f"{field} names nodes graph {assistant.graph_id!r} does not have: "
+                          f"{', '.join(unknown)} (it has {', '.join(sorted(nodes))})",
+                          "body", field)
 
 
 def _kwargs(body: RunCreate, config: dict[str, Any]) -> dict[str, Any]:
@@ -135,5 +153,5 @@ def new_thread_id() -> str:
     return uuid7()
 
 
-__all__ = ["SERVER_STRATEGY", "assistant_for", "command_of", "new_thread_id", "order_for",
-           "prepare_thread"]
+__all__ = ["SERVER_STRATEGY", "assistant_for", "checked_config", "command_of", "new_thread_id",
+           "order_for", "prepare_thread"]

@@ -11,10 +11,9 @@ import typing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fastapi import HTTPException
-
 from tether.server.auth import Principal
 from tether.server.context import ServerState, visible
+from tether.server.errors import invalid
 from tether.server.wire import TENANT_KEY
 from tether.types import CancelKind, RunInfo, RunStatus
 
@@ -51,11 +50,11 @@ class RunFilter:
         statuses = frozenset(s.strip() for s in (status or "").split(",") if s.strip())
         unknown = sorted(statuses - set(STATUSES))
         if unknown:
-            raise HTTPException(422, f"unknown status {unknown[0]!r}; use one of "
-                                     f"{', '.join(STATUSES)}")
+            raise invalid(f"unknown status {unknown[0]!r}; use one of {', '.join(STATUSES)}",
+                          "query", "status")
         if kind and kind not in KINDS:
-            raise HTTPException(422, f"unknown reason kind {kind!r}; use one of "
-                                     f"{', '.join(KINDS)}")
+            raise invalid(f"unknown reason kind {kind!r}; use one of {', '.join(KINDS)}",
+                          "query", "kind")
         return cls(statuses, graph or None, thread or None, kind or None,
                    _when("since", since), _when("until", until),
                    (q or "").strip().lower() or None)
@@ -81,7 +80,7 @@ def _when(name: str, value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise HTTPException(422, f"{name} {value!r} is not an ISO 8601 time") from None
+        raise invalid(f"{name} {value!r} is not an ISO 8601 time", "query", name) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -124,9 +123,9 @@ def page(server: ServerState, caller: Principal, wanted: RunFilter, *, offset: i
         HTTPException: 422 for a limit outside 1..`MAX_PAGE` or a negative offset.
     """
     if not 1 <= limit <= MAX_PAGE:
-        raise HTTPException(422, f"limit must be between 1 and {MAX_PAGE}")
+        raise invalid(f"limit must be between 1 and {MAX_PAGE}", "query", "limit")
     if offset < 0:
-        raise HTTPException(422, "offset must not be negative")
+        raise invalid("offset must not be negative", "query", "offset")
     status = next(iter(wanted.statuses)) if len(wanted.statuses) == 1 else None
     mine = Visibility(server, caller)
     found = [info for info in server.store.list_runs(thread_id=wanted.thread_id, status=status)

@@ -82,6 +82,13 @@ class _Held(Response, abc.ABC):
         """
 
 
+STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Server-sent events, until the run ends.",
+          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+}
+"""What the OpenAPI document says a stream route answers (`responses=` of its decorator)."""
+
+
 class EventStream(_Held):
     """A subscription to a run's feed, as SSE, until the run ends.
 
@@ -164,4 +171,4 @@ class DelayedJson(_Held):
             task.cancel()
 
 
-__all__ = ["HEARTBEAT", "DelayedJson", "EventStream"]
+__all__ = ["HEARTBEAT", "STREAM_RESPONSE", "DelayedJson", "EventStream"]

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
+
+from starlette.responses import JSONResponse
 
 from tether.types import CancelReason, Interrupt, RunInfo, RunStatus, Send, StateSnapshot
 
@@ -42,6 +45,15 @@ AGENT_STATUS: dict[RunStatus, str] = {
 
 TENANT_KEY = "tether_tenant"
 """The metadata key (of threads, runs and their checkpoints) that records the tenant."""
+
+SCOPE = "/"
+"""Joins a tenant and a thread id in the id a thread is stored under when another tenant took
+the id first (`context.store_ids`)."""
+
+
+def client_id(stored: str) -> str:
+    """The thread id a client knows for a thread stored under `stored`."""
+    return stored.rpartition(SCOPE)[2]
 
 NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 """The Agent Server's namespace for assistant ids: `uuid5(NAMESPACE_GRAPH, graph_id)`."""
@@ -122,15 +134,101 @@ def encode(value: Any) -> Any:
     return as_dict() if callable(as_dict) else str(value)
 
 
+OUTPUT_DEPTH = 200
+"""The nesting a value keeps in an answer; anything deeper becomes a note. (Python's JSON tools,
+and pydantic's, give up a few hundred levels down, counting the levels of the answer itself.)"""
+_TOO_DEEP = f"<nested deeper than {OUTPUT_DEPTH} levels>"
+
+
 def dumps(value: Any) -> bytes:
-    """`value` as compact JSON bytes (see `encode`)."""
-    return json.dumps(value, default=encode, ensure_ascii=False,
-                      separators=(",", ":")).encode()
+    """`value` as compact JSON bytes (see `encode`), whatever it holds: always valid JSON in
+    UTF-8. A number that is not finite becomes `null`, text that is not valid Unicode gets
+    U+FFFD in place of its lone surrogates, nesting past `OUTPUT_DEPTH` becomes a note."""
+    try:
+        text = json.dumps(value, default=encode, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":"))
+        data = text.encode()
+    except (ValueError, UnicodeEncodeError, RecursionError):
+        return _dumps_plain(value)
+    # Only a text with that many brackets can be that deep: the exact check is rarely needed.
+    if text.count("[") + text.count("{") > OUTPUT_DEPTH and _deeper(json.loads(text)):
+        return _dumps_plain(value)
+    return data
 
 
 def jsonable(value: Any) -> Any:
     """`value` as plain JSON data (a round trip through `dumps`)."""
     return json.loads(dumps(value))
+
+
+class WireJSON(JSONResponse):
+    """A JSON response that renders anything (see `dumps`): the server's default response."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def _dumps_plain(value: Any) -> bytes:
+    return json.dumps(_plain(value), ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode()
+
+
+def _deeper(data: Any) -> bool:
+    stack = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= OUTPUT_DEPTH:
+                return True
+            stack.extend((inner, depth + 1)
+                         for inner in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON data `json.dumps` writes strictly, built without recursion."""
+    holder: list[Any] = [None]
+    todo: list[tuple[Any, Any, Any, int]] = [(value, holder, 0, 0)]
+    while todo:
+        item, into, slot, depth = todo.pop()
+        into[slot] = _plain_one(item, depth, todo)
+    return holder[0]
+
+
+def _plain_one(item: Any, depth: int, todo: list[tuple[Any, Any, Any, int]]) -> Any:
+    for _ in range(8):  # `encode` may answer another object to convert
+        if item is None or isinstance(item, (bool, int)):
+            return item
+        if isinstance(item, float):
+            return item if math.isfinite(item) else None
+        if isinstance(item, str):
+            return _valid_text(item)
+        if isinstance(item, (dict, list, tuple)):
+            return _TOO_DEEP if depth >= OUTPUT_DEPTH else _plain_container(item, depth, todo)
+        item = encode(item)
+    return _valid_text(str(item))
+
+
+def _plain_container(item: Any, depth: int, todo: list[tuple[Any, Any, Any, int]]) -> Any:
+    """An empty copy of a list or dict; its items are queued in `todo` to fill it."""
+    if isinstance(item, dict):
+        out: dict[str, Any] = {}
+        for key, inner in item.items():
+            name = _valid_text(key if isinstance(key, str) else json.dumps(key)
+                               if key is None or isinstance(key, (bool, int, float))
+                               else str(key))
+            out[name] = None
+            todo.append((inner, out, name, depth + 1))
+        return out
+    items: list[Any] = [None] * len(item)
+    todo.extend((inner, items, i, depth + 1) for i, inner in enumerate(item))
+    return items
+
+
+def _valid_text(text: str) -> str:
+    if text.isascii():
+        return text
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 def reason_json(reason: CancelReason | None) -> dict[str, Any] | None:
@@ -166,7 +264,7 @@ def run_json(info: RunInfo, facts: RunFacts | None = None) -> dict[str, Any]:
     reason = info.reason
     return {
         "run_id": info.run_id,
-        "thread_id": info.thread_id,
+        "thread_id": client_id(info.thread_id) if info.thread_id is not None else None,
         "assistant_id": facts.assistant_id or (assistant_id_of(graph) if graph else None),
         "created_at": info.created_at.isoformat(),
         "updated_at": updated.isoformat(),
@@ -195,7 +293,9 @@ def checkpoint_json(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
     conf = config.get("configurable") or {}
     if conf.get("checkpoint_id") is None:
         return None
-    return {"thread_id": conf.get("thread_id"), "checkpoint_ns": conf.get("checkpoint_ns", ""),
+    thread_id = conf.get("thread_id")
+    return {"thread_id": client_id(thread_id) if isinstance(thread_id, str) else thread_id,
+            "checkpoint_ns": conf.get("checkpoint_ns", ""),
             "checkpoint_id": conf.get("checkpoint_id"), "checkpoint_map": None}
 
 
@@ -234,9 +334,13 @@ __all__ = [
     "RecentFacts",
     "AGENT_STATUS",
     "NAMESPACE_GRAPH",
+    "OUTPUT_DEPTH",
+    "SCOPE",
     "TENANT_KEY",
     "RunFacts",
+    "WireJSON",
     "assistant_id_of",
+    "client_id",
     "checkpoint_json",
     "dumps",
     "encode",

@@ -8,6 +8,7 @@ SIGKILL loses nothing either: the runs' leases lapse and other workers resume th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -96,12 +97,14 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
     options = WorkerOptions(concurrency=concurrency, lease=lease, poll=poll, listen=listen,
                             sweep_every=sweep_every, on_shutdown=mode, grace=grace,
                             owner=owner)
+    options = dataclasses.replace(options, owner=options.name())
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tether.checkpoint.postgres import PostgresSaver
 
+    # Named after the worker, so its connections are told apart in `pg_stat_activity`.
     store = PostgresSaver(url, schema=schema, async_size=concurrency + 3,
-                          application_name="tether-worker")
+                          application_name=f"tether-worker {options.owner}"[:63])
     try:
         asyncio.run(_serve(store, served, options))
     finally:

@@ -60,6 +60,16 @@ class Held:
         """True once the run has ended here (or was never started)."""
         return self.run is not None and self.run.core.final is not None
 
+    @property
+    def driving(self) -> bool:
+        """True while this worker still drives the run: starting it, or its driver task not
+        done. Only such a run's lease is renewed: one whose driver is gone (its last write
+        failed) must lapse, so that another worker or the sweeper can end it."""
+        if self.run is None:
+            return True
+        task = self.run.core.task
+        return task is None or not task.done()
+
     def step_check(self) -> CancelReason | None:
         """Asked by the run's loop before each superstep: the lease, a drain, a durable cancel.
 

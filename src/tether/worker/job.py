@@ -11,13 +11,16 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tether.errors import RunCancelled, StaleLeaseError
+from tether.errors import RunCancelled, StaleLeaseError, StoreError
+from tether.types import RunStatus
+from tether.worker.failures import FailureLog
 from tether.worker.held import Held
 
 if TYPE_CHECKING:
     from tether.checkpoint.postgres.queue import Job
     from tether.checkpoint.postgres.store import PostgresSaver
     from tether.graph.compiled import CompiledStateGraph
+    from tether.runs.handle import Run
 
 logger = logging.getLogger("tether.worker")
 
@@ -53,8 +56,13 @@ async def start_point(store: PostgresSaver, job: Job) -> tuple[Any, dict[str, An
     return graph_input, config
 
 
-async def drive(held: Held, graph: CompiledStateGraph) -> None:
+async def drive(held: Held, graph: CompiledStateGraph, *, failures: FailureLog,
+                start_attempts: int) -> None:
     """Run a claimed job to its end here (whatever its `fate`); never raises but a cancel.
+
+    A run that fails before its first step (its config or context refused, its checkpoint
+    unreadable...) goes back to the queue; at its `start_attempts`-th such failure it ends
+    `error` with the reason, so it neither loops through the workers nor holds its thread.
 
     Cancellation:
         Cancelling the task that awaits this leaves the run going on its own; the worker
@@ -63,41 +71,76 @@ async def drive(held: Held, graph: CompiledStateGraph) -> None:
     job, store = held.job, held.store
     store.bind_lease(job.run_id, job.epoch, job.thread_id)
     try:
-        if job.supersedes and not job.resumed:
-            for prior in job.supersedes:  # multitask_strategy="rollback"
-                await store.adelete_run_checkpoints(prior)
-        graph_input, config = await start_point(store, job)
-        options = job.options
-        held.run = graph.start_queued(
-            job.run_id, graph_input, config, step_check=held.step_check,
-            context=options.get("context"), interrupt_before=options.get("interrupt_before"),
-            interrupt_after=options.get("interrupt_after"))
+        try:
+            held.run = await _start(held, graph)
+        except Exception as exc:  # noqa: BLE001 - recorded on the run, logged once
+            await _not_started(held, exc, failures, start_attempts)
+            return
         await _settled(held)
-    except Exception:
-        logger.exception("run %s could not be driven", job.run_id)
     finally:
         store.release_lease(job.run_id)
+
+
+async def _start(held: Held, graph: CompiledStateGraph) -> Run:
+    job, store = held.job, held.store
+    if job.supersedes and not job.resumed:
+        for prior in job.supersedes:  # multitask_strategy="rollback"
+            await store.adelete_run_checkpoints(prior)
+    graph_input, config = await start_point(store, job)
+    options = job.options
+    return graph.start_queued(
+        job.run_id, graph_input, config, step_check=held.step_check,
+        context=options.get("context"), interrupt_before=options.get("interrupt_before"),
+        interrupt_after=options.get("interrupt_after"))
+
+
+async def _not_started(held: Held, exc: Exception, failures: FailureLog, attempts: int) -> None:
+    import psycopg
+
+    failures.log(f"run {held.run_id} could not be started", exc)
+    if isinstance(exc, (psycopg.OperationalError, StoreError)):
+        return  # the database, not the run: its lease lapses and it is claimed again
+    try:
+        ended = await held.store.queue.afail_start(
+            held.run_id, held.job.epoch, held.owner, f"{type(exc).__name__}: {exc}",
+            attempts=attempts)
+    except (psycopg.OperationalError, StoreError) as error:
+        logger.warning("run %s: its failure to start could not be recorded (%s); its lease "
+                       "lapses instead", held.run_id, error)
+        return
+    if ended is not None:
+        logger.warning("run %s ended: error (it failed to start %d times)", held.run_id,
+                       attempts)
 
 
 async def _settled(held: Held) -> None:
     run = held.run
     assert run is not None
-    try:
-        await run.result()
-        logger.info("run %s ended: %s", held.run_id, run.status.value)
-    except RunCancelled as exc:
-        logger.info("run %s ended: %s (%s)", held.run_id, run.status.value, exc.reason.kind)
-    except StaleLeaseError:
+    task = run.core.task
+    if task is not None:
+        # The driver task, not the run's published end: a driver whose last write failed
+        # ends without having published one.
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: the outcome is reported below
+    core, error = run.core, run.core.exception
+    final = core.final
+    if isinstance(error, StaleLeaseError):
         if held.fate == "run":
             held.fate = "lost"
             logger.warning("run %s: its lease was taken over; stopped here", held.run_id)
-    except Exception as exc:  # noqa: BLE001 - the run's own failure, recorded by the runtime
-        logger.info("run %s ended: error (%s: %s)", held.run_id, type(exc).__name__, exc)
-    task = run.core.task
-    if task is not None:
-        await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # retrieved: the outcome was reported above
+    elif final is None or not (final.terminal or final.status is RunStatus.INTERRUPTED):
+        # Its end is not in the database: let the lease lapse, so that another worker resumes
+        # the run from its last checkpoint (or the sweeper ends it, if a cancel is durable).
+        if held.fate == "run":
+            held.give_up("lost", f"its end could not be written ({type(error).__name__}: "
+                                 f"{error})")
+    elif isinstance(error, RunCancelled):
+        logger.info("run %s ended: %s (%s)", held.run_id, final.status.value, error.reason.kind)
+    elif error is not None:
+        logger.info("run %s ended: error (%s: %s)", held.run_id, type(error).__name__, error)
+    else:
+        logger.info("run %s ended: %s", held.run_id, final.status.value)
 
 
 __all__ = ["MIN_TIMEOUT", "drive", "start_point"]

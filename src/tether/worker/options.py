@@ -29,6 +29,8 @@ class WorkerOptions:
         grace: seconds a shutdown waits for runs to reach a step boundary before acting on
             them where they are.
         owner: the worker's name in leases and logs (default: host, pid and a random tag).
+        start_attempts: times a run may fail before its first step (a config or context its
+            graph refuses) before it ends `error` instead of going back to the queue.
     """
 
     concurrency: int = 4
@@ -39,10 +41,11 @@ class WorkerOptions:
     on_shutdown: OnShutdown = "requeue"
     grace: float = 30.0
     owner: str | None = None
+    start_attempts: int = 3
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        if self.concurrency < 1 or self.start_attempts < 1:
+            raise ValueError("concurrency and start_attempts must be at least 1")
         if self.lease <= 0 or self.poll <= 0 or self.sweep_every <= 0 or self.grace < 0:
             raise ValueError("lease, poll and sweep_every must be positive, grace not negative")
         if self.on_shutdown not in ("requeue", "cancel"):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tether.errors import StoreError
 from tether.types import CancelReason
 from tether.worker import job as jobs
+from tether.worker.failures import FailureLog
 from tether.worker.held import Held
 from tether.worker.listener import Listener
 from tether.worker.options import WorkerOptions
@@ -59,6 +60,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._draining = asyncio.Event()
         self._forced = False
+        self.failures = FailureLog(logger)
         self.listener: Listener | None = None
         if self.options.listen:
             self.listener = Listener(store.queue, f"tether-listen {self.owner}",
@@ -125,7 +127,8 @@ class Worker:
 
     async def _drive(self, held: Held) -> None:
         try:
-            await jobs.drive(held, self.graphs[held.job.graph])
+            await jobs.drive(held, self.graphs[held.job.graph], failures=self.failures,
+                             start_attempts=self.options.start_attempts)
             if held.fate == "requeue":
                 released = await self._guarded(self.store.queue.arelease(
                     held.run_id, held.job.epoch, self.owner, "shutdown"), False)
@@ -138,7 +141,8 @@ class Worker:
     # -- leases, cancels, sweeps --------------------------------------------------------------
 
     async def _renew(self) -> None:
-        held = {r: h.job.epoch for r, h in list(self.held.items()) if h.fate == "run"}
+        held = {r: h.job.epoch for r, h in list(self.held.items())
+                if h.fate == "run" and h.driving}
         if not held:
             return
         asked = time.monotonic()
@@ -215,8 +219,8 @@ class Worker:
             await asyncio.sleep(seconds)
             try:
                 await step()
-            except Exception:  # a failed round is logged; the next one tries again
-                logger.exception("worker %s: %s failed", self.owner, step.__name__)
+            except Exception as exc:  # noqa: BLE001 - logged; the next round tries again
+                self.failures.log(f"worker {self.owner}: {step.__name__} failed", exc)
 
     async def _guarded(self, call: Awaitable[Any], fallback: Any) -> Any:
         """`await call`, or `fallback` when the database cannot be reached (logged)."""

@@ -138,10 +138,33 @@ SCHEMA_V2: Final[tuple[str, ...]] = (
     "ALTER TABLE runs ADD COLUMN failure jsonb",
 )
 
+# Values stored before checksums go behind their frame (`serde.frame`: 0xC1 0x01, then the
+# big-endian CRC-32 of the value), computed by a function of this session only.
+_FRAMED = "pg_temp.tether_frame({})"
+SCHEMA_V3: Final[tuple[str, ...]] = (
+    """CREATE FUNCTION pg_temp.tether_frame(data bytea) RETURNS bytea LANGUAGE plpgsql
+        IMMUTABLE STRICT AS $$
+        DECLARE crc bigint := 4294967295; i integer; j integer;
+        BEGIN
+            FOR i IN 0 .. length(data) - 1 LOOP
+                crc := crc # get_byte(data, i);
+                FOR j IN 1 .. 8 LOOP crc := (crc >> 1) # (3988292384 * (crc & 1)); END LOOP;
+            END LOOP;
+            RETURN '\\xc101'::bytea || substring(int8send(crc # 4294967295) FROM 5) || data;
+        END $$""",
+    f"UPDATE blobs SET value = {_FRAMED.format('value')}",
+    f"UPDATE writes SET value = {_FRAMED.format('value')}",
+    f"UPDATE checkpoints SET next = {_FRAMED.format('next')}, "
+    f"metadata = {_FRAMED.format('metadata')}",
+    f"UPDATE runs SET job = {_FRAMED.format('job')} WHERE job IS NOT NULL",
+    "DROP FUNCTION pg_temp.tether_frame(bytea)",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs and their queue, events, checkpoints, blobs, writes, threads",
      SCHEMA_V1),
     ("where a failed run failed: its node and traceback", SCHEMA_V2),
+    ("a checksum on every stored value", SCHEMA_V3),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
@@ -484,11 +507,14 @@ WITH released AS (
 logged AS (
     INSERT INTO events (run_id, phase, at, node, detail)
     SELECT run_id, 'release', %(now)s, NULL, jsonb_build_object(
-        'owner', %(owner)s::text, 'epoch', epoch, 'why', %(why)s::text)
+        'owner', %(owner)s::text, 'epoch', epoch, 'why', %(why)s::text) || %(detail)s::jsonb
     FROM released)
 SELECT released.run_id FROM released, LATERAL (SELECT pg_notify('{QUEUE_CHANNEL}', graph)) AS n"""
 """Hand a run back to the queue: the lease is dropped and the epoch moves on, so nothing the
 releasing worker still tries to write for it is accepted; the next claim resumes it."""
+START_FAILURES: Final = """SELECT count(*) FROM events
+WHERE run_id = %s AND phase = 'release' AND detail ? 'start_failed'"""
+"""How many times a run was handed back because it failed before its first step."""
 
 SWEEPABLE: Final = f"""
 SELECT {RUN_COLUMNS}, config -> 'timeout' FROM runs

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any, TypeVar
 
 import psycopg
@@ -117,6 +117,41 @@ class Database:
                 return await ops.arun(conn, op)
             async with conn.pipeline(), conn.transaction():
                 return await ops.arun(conn, op)
+
+    def run_again(self, make: Callable[[], ops.Op[T]], *, transaction: bool = False) -> T:
+        """`run(make())`, and once more on a new connection if the pooled one was lost (the
+        server restarted, or closed it: `pg_terminate_backend`); see `arun_again`."""
+        try:
+            return self.run(make(), transaction=transaction)
+        except psycopg.OperationalError:
+            with self.connect() as conn:
+                if not transaction:
+                    return ops.run(conn, make())
+                with conn.pipeline(), conn.transaction():
+                    return ops.run(conn, make())
+
+    async def arun_again(self, make: Callable[[], ops.Op[T]], *,
+                         transaction: bool = False) -> T:
+        """`arun(make())`, and once more on a new connection if the pooled one was lost.
+
+        A pool keeps the connections the server closed until they are used: after a restart
+        (or `pg_terminate_backend`) each of them fails once, and another may be handed out in
+        its place. For the calls a run must not fail on for that: the operation is made again
+        and run on a connection of its own, opened for it. Only for operations that are safe to
+        repeat (idempotent, or conditional: a second attempt of one that did commit is refused,
+        never applied twice).
+
+        Cancellation:
+            As `arun`; a connection opened for the second attempt is closed.
+        """
+        try:
+            return await self.arun(make(), transaction=transaction)
+        except psycopg.OperationalError:
+            async with await self.aconnect() as conn:
+                if not transaction:
+                    return await ops.arun(conn, make())
+                async with conn.pipeline(), conn.transaction():
+                    return await ops.arun(conn, make())
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection outside the pools (the caller closes it)."""

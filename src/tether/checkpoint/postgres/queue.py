@@ -109,8 +109,7 @@ class RunQueue:
 
     def release(self, run_id: str, epoch: int, owner: str, why: str) -> bool:
         """Hand a held run back (sync). See `arelease`."""
-        row = self._store.db.run(_one(Query(_sql.RELEASE, {
-            "run_id": run_id, "epoch": epoch, "owner": owner, "why": why, "now": utcnow()})))
+        row = self._store.db.run(_one(_release(run_id, epoch, owner, why)))
         return row is not None
 
     def enqueue(self, order: Order) -> RunInfo:
@@ -169,9 +168,21 @@ class RunQueue:
         Cancellation:
             One statement; safe to retry (a second release finds the epoch moved on).
         """
-        row = await self._store.db.arun(_one(Query(_sql.RELEASE, {
-            "run_id": run_id, "epoch": epoch, "owner": owner, "why": why, "now": utcnow()})))
+        row = await self._store.db.arun(_one(_release(run_id, epoch, owner, why)))
         return row is not None
+
+    async def afail_start(self, run_id: str, epoch: int, owner: str, error: str, *,
+                          attempts: int) -> RunInfo | None:
+        """Record that a held run failed before its first step (`error`: type and message):
+        it is handed back to the queue; at its `attempts`-th such failure it ends `error`
+        instead, with the reason, which frees its thread. The ended record, or None.
+
+        Cancellation:
+            One transaction; safe to retry (a second call finds the epoch moved on).
+        """
+        return await self._store.db.arun(
+            fail_start(run_id, epoch, owner, error, attempts=attempts, serde=self._store.serde),
+            transaction=True)
 
     async def asweep(self, owner: str, *, run_id: str | None = None,
                      limit: int = 100) -> list[RunInfo]:
@@ -259,6 +270,31 @@ def sweep(owner: str, run_id: str | None, limit: int, serde: Serializer) -> Op[l
     return ended
 
 
+def fail_start(run_id: str, epoch: int, owner: str, error: str, *, attempts: int,
+               serde: Serializer) -> Op[RunInfo | None]:
+    """See `RunQueue.afail_start` (run it in one transaction)."""
+    (failed,) = yield Query(_sql.START_FAILURES, (run_id,))
+    if failed + 1 < attempts:
+        yield _release(run_id, epoch, owner, f"could not start: {error}",
+                       {"start_failed": error})
+        return None
+    message = f"{error} (the run failed to start {attempts} times; not retried)"
+    end = RunFinish(status=RunStatus.ERROR, error=message, unless_cancel_requested=True,
+                    events=(RunEvent("finish", utcnow(), None, {
+                        "status": "error", "error": message, "owner": owner}),))
+    result = yield from runs.finish(run_id, end, serde, epoch)
+    if not result.applied:  # a cancel is durable: the sweeper ends the run with it
+        yield _release(run_id, epoch, owner, "could not start; cancelled meanwhile", {})
+        return None
+    return result.info
+
+
+def _release(run_id: str, epoch: int, owner: str, why: str,
+             detail: dict[str, Any] | None = None) -> Query:
+    return Query(_sql.RELEASE, {"run_id": run_id, "epoch": epoch, "owner": owner, "why": why,
+                                "now": utcnow(), "detail": rows.jsonb(detail or {})})
+
+
 def _swept(info: RunInfo, timeout: Any, owner: str) -> RunFinish:
     """The end of a run nobody drives: its durable cancel, or its deadline, settled here."""
     now = utcnow()
@@ -294,7 +330,7 @@ def _one(query: Query) -> Op[Any]:
 def _job(row: tuple[Any, ...], serde: Serializer) -> Job:
     (run_id, thread_id, graph, job, config, epoch, status, checkpoint_id, supersedes,
      multitask, remaining) = row
-    payload = dict(serde.loads(job))
+    payload = dict(serde.loads(job, f"the queued input of run {run_id!r}"))
     graph_input = payload.pop("input", None)
     return Job(run_id=run_id, thread_id=thread_id, graph=graph, input=graph_input,
                options=payload, config=dict(config or {}), epoch=int(epoch),
@@ -303,4 +339,4 @@ def _job(row: tuple[Any, ...], serde: Serializer) -> Job:
 
 
 __all__ = ["CANCEL_CHANNEL", "QUEUE_CHANNEL", "STRATEGIES", "Job", "Order", "RunQueue",
-           "enqueue", "sweep"]
+           "enqueue", "fail_start", "sweep"]

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, ThreadRecord, WriteRecord
-from tether.checkpoint.serde import Serializer
+from tether.checkpoint.serde import Serializer, place
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
 
 RunRow = tuple[Any, ...]
@@ -154,11 +154,13 @@ def stored_checkpoint(row: tuple[Any, ...], serde: Serializer) -> StoredCheckpoi
     """A `StoredCheckpoint` from a row of `_sql._RESOLVED`."""
     (thread_id, ns, checkpoint_id, parent_id, step, source, created_at, next_data, metadata,
      run_id, refs, channels, values, task_ids, names, idxs, write_channels, write_values) = row
-    loads = serde.loads
+    def loads(data: bytes, channel: str) -> Any:
+        return serde.loads(data, place(thread_id, checkpoint_id, channel))
+
     resolved = {ch: (checkpoint_id if ref == _SELF else ref) for ch, ref in refs.items()}
     stored_values = dict(zip(channels or (), values or (), strict=True))
     writes = tuple(
-        WriteRecord(task_id, name, idx, channel, loads(value))
+        WriteRecord(task_id, name, idx, channel, loads(value, channel))
         for task_id, name, idx, channel, value in zip(
             task_ids or (), names or (), idxs or (), write_channels or (), write_values or (),
             strict=True)
@@ -166,9 +168,9 @@ def stored_checkpoint(row: tuple[Any, ...], serde: Serializer) -> StoredCheckpoi
     return StoredCheckpoint(
         thread_id=thread_id, ns=ns, id=checkpoint_id, parent_id=parent_id, step=step,
         source=source, created_at=created_at,
-        values={ch: loads(stored_values[ch]) for ch in resolved if ch in stored_values},
-        refs=resolved, next=tuple(loads(next_data)), metadata=loads(metadata), run_id=run_id,
-        pending_writes=writes,
+        values={ch: loads(stored_values[ch], ch) for ch in resolved if ch in stored_values},
+        refs=resolved, next=tuple(loads(next_data, "(next)")),
+        metadata=loads(metadata, "(metadata)"), run_id=run_id, pending_writes=writes,
     )
 
 

@@ -166,7 +166,9 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         return self._db.run(runs.create(info, owner.current()))
 
     def get_run(self, run_id: str) -> RunInfo | None:
-        return self._db.run(runs.get(run_id))
+        # Read at every superstep of a run that polls for cancels: a lost connection is
+        # replaced rather than failing the run.
+        return self._db.run_again(lambda: runs.get(run_id))
 
     def list_runs(self, *, thread_id: str | None = None, status: RunStatus | str | None = None,
                   limit: int | None = None) -> list[RunInfo]:
@@ -198,8 +200,9 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
                 is changed.
             StaleLeaseError: the run is bound to a lease that was taken over.
         """
-        op = runs.finish(run_id, finish, self.serde, self.leases.epoch(run_id))
-        return self.leases.checked(run_id, lambda: self._db.run(op, transaction=True))
+        epoch = self.leases.epoch(run_id)
+        return self.leases.checked(run_id, lambda: self._db.run_again(
+            lambda: runs.finish(run_id, finish, self.serde, epoch), transaction=True))
 
     def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         op = runs.append_events(run_id, events, self.leases.epoch(run_id))

@@ -1,6 +1,11 @@
 """The async twins of `PostgresSaver`: the same operations as its sync methods (`ops.py`), run
 with real async I/O on the calling loop's `AsyncConnectionPool`.
 
+The calls a running run makes (reading its record and checkpoints, marking it running, storing
+its checkpoints and writes, its end) run once more on a fresh connection when theirs was lost
+(`Database.arun_again`): they are idempotent or conditional, and a Postgres restart must not
+fail every run in flight.
+
 Cancellation (every method): cancelled while a statement is in flight, psycopg cancels it on the
 server and the connection rolls back; each call is committed whole or not at all, and safe to
 retry. None of them is shielded.
@@ -51,7 +56,7 @@ class AsyncTwins:
         Cancellation:
             Committed whole or not at all; safe to retry (see the module docstring).
         """
-        return await self._db.arun(runs.get(run_id))
+        return await self._db.arun_again(lambda: runs.get(run_id))
 
     async def alist_runs(self, *, thread_id: str | None = None,
                          status: RunStatus | str | None = None,
@@ -69,8 +74,9 @@ class AsyncTwins:
         Cancellation:
             Committed whole or not at all; safe to retry (see the module docstring).
         """
-        op = runs.mark_running(run_id, events, owner.current(), self.leases.epoch(run_id))
-        return await self.leases.achecked(run_id, self._db.arun(op))
+        who, epoch = owner.current(), self.leases.epoch(run_id)
+        return await self.leases.achecked(run_id, self._db.arun_again(
+            lambda: runs.mark_running(run_id, events, who, epoch)))
 
     async def arequest_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
         """Async twin of `request_cancel`.
@@ -78,7 +84,7 @@ class AsyncTwins:
         Cancellation:
             Committed whole or not at all; safe to retry (see the module docstring).
         """
-        return await self._db.arun(runs.request_cancel(run_id, reason))
+        return await self._db.arun_again(lambda: runs.request_cancel(run_id, reason))
 
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Async twin of `finish_run`.
@@ -87,8 +93,11 @@ class AsyncTwins:
             The run's one transaction is rolled back whole if cancelled before its commit;
             safe to retry (a committed end refuses a second one).
         """
-        op = runs.finish(run_id, finish, self.serde, self.leases.epoch(run_id))
-        return await self.leases.achecked(run_id, self._db.arun(op, transaction=True))
+        # Once more on a fresh connection if the first was lost: the end of a run is the one
+        # write a lost connection must not cost (the run would stay `running`).
+        epoch = self.leases.epoch(run_id)
+        return await self.leases.achecked(run_id, self._db.arun_again(
+            lambda: runs.finish(run_id, finish, self.serde, epoch), transaction=True))
 
     async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         """Async twin of `append_events`.
@@ -135,8 +144,8 @@ class AsyncTwins:
         """
         run_id = record.run_id
         params = checkpoints.put_params(record, self.serde, self.leases.epoch(run_id))
-        reason = await self.leases.achecked(run_id,
-                                            self._db.arun(checkpoints.put(record, params)))
+        reason = await self.leases.achecked(run_id, self._db.arun_again(
+            lambda: checkpoints.put(record, params)))
         self.leases.note(run_id, reason)
 
     async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
@@ -148,9 +157,8 @@ class AsyncTwins:
         """
         params = rows.write_params(writes, self.serde)
         run_id, epoch = self.leases.of_thread(thread_id)
-        op = checkpoints.put_writes(thread_id, ns, checkpoint_id, params, run_id=run_id,
-                                    epoch=epoch)
-        await self.leases.achecked(run_id, self._db.arun(op))
+        await self.leases.achecked(run_id, self._db.arun_again(lambda: checkpoints.put_writes(
+            thread_id, ns, checkpoint_id, params, run_id=run_id, epoch=epoch)))
 
     async def aget_checkpoint(self, thread_id: str, ns: str = "",
                               checkpoint_id: str | None = None) -> StoredCheckpoint | None:
@@ -159,7 +167,8 @@ class AsyncTwins:
         Cancellation:
             Committed whole or not at all; safe to retry (see the module docstring).
         """
-        return await self._db.arun(checkpoints.get(thread_id, ns, checkpoint_id, self.serde))
+        return await self._db.arun_again(
+            lambda: checkpoints.get(thread_id, ns, checkpoint_id, self.serde))
 
     async def adelete_run_checkpoints(self, run_id: str) -> None:
         """Async twin of `delete_run_checkpoints`.

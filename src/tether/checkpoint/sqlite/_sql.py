@@ -138,10 +138,21 @@ SCHEMA_V3: Final[tuple[str, ...]] = (
     "ALTER TABLE runs ADD COLUMN failure TEXT",
 )
 
+FRAME_FUNCTION: Final = "tether_frame"
+"""The SQL function (`serde.frame`, registered by `schema.migrate`) that puts a value stored
+before checksums behind its frame."""
+SCHEMA_V4: Final[tuple[str, ...]] = (
+    f"UPDATE blobs SET value = {FRAME_FUNCTION}(value)",
+    f"UPDATE writes SET value = {FRAME_FUNCTION}(value)",
+    f"UPDATE checkpoints SET next = {FRAME_FUNCTION}(next), "
+    f"metadata = {FRAME_FUNCTION}(metadata)",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs, events, checkpoints, blobs, writes", SCHEMA_V1),
     ("thread records", SCHEMA_V2),
     ("where a failed run failed: its node and traceback", SCHEMA_V3),
+    ("a checksum on every stored value", SCHEMA_V4),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
@@ -152,6 +163,7 @@ SET_JOURNAL_WAL: Final = "PRAGMA journal_mode = WAL"
 SET_FOREIGN_KEYS: Final = "PRAGMA foreign_keys = ON"
 AUTOCHECKPOINT_OFF: Final = "PRAGMA wal_autocheckpoint = 0"
 CHECKPOINT_PASSIVE: Final = "PRAGMA wal_checkpoint(PASSIVE)"
+CHECKPOINT_TRUNCATE: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
 
 
 def set_application_id(value: int) -> str:
@@ -268,8 +280,12 @@ ALL_THREADS: Final = f"SELECT {THREAD_COLUMNS} FROM threads"
 
 
 def search_threads(conditions: int) -> str:
-    """Threads whose metadata matches `conditions` (path, value) pairs, latest first, paged."""
-    where = " AND ".join(["json_extract(metadata, ?) = ?"] * conditions) or "1"
+    """Threads whose metadata matches `conditions` (path, value) pairs, latest first, paged.
+
+    A record SQLite cannot read as JSON (a `NaN` stored by an older tether) matches nothing,
+    rather than failing the search of every thread."""
+    test = "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, ?) END) = ?"
+    where = " AND ".join([test] * conditions) or "1"
     return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
             "ORDER BY updated_at DESC LIMIT ? OFFSET ?")
 FIRST_RUN_OF_THREAD: Final = (

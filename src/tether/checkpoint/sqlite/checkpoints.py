@@ -5,6 +5,7 @@ transactions."""
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,9 @@ Parts = tuple[dict[str, str], list[tuple[str, bytes]], list[tuple[Any, ...]]]
 """A stored checkpoint's refs, the raw blobs they point at, and its raw pending writes."""
 DumpedWrites = list[tuple[WriteRecord, bytes]]
 """Pending writes paired with their serialized values."""
+HEADS_KEPT = 1024
+"""Delta bases kept, for the threads written most recently: a thread without one stores its
+next checkpoint's refs whole, so the bound costs a few bytes, never a wrong read."""
 
 
 class Checkpoints:
@@ -34,8 +38,10 @@ class Checkpoints:
         self.serde = serde
         # The last checkpoint stored per (thread, ns) by this store: the base the next one's
         # refs are a delta on. Invariant: every entry names a committed checkpoint (entries are
-        # added after the commit and dropped, under the store lock, when it is deleted).
-        self._heads: dict[tuple[str, str], refcodec.Head] = {}
+        # added after the commit and dropped, under the store lock, when it is deleted); at most
+        # HEADS_KEPT entries, the oldest written dropped first (a process that sees many threads
+        # must not keep one per thread for ever).
+        self._heads: OrderedDict[tuple[str, str], refcodec.Head] = OrderedDict()
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -59,8 +65,12 @@ class Checkpoints:
 
     def remember(self, record: CheckpointRecord, prepared: Prepared) -> None:
         """Make a committed checkpoint the base for the next one of its thread and namespace."""
-        self._heads[(record.thread_id, record.ns)] = refcodec.Head(
-            record.id, record.run_id, dict(record.refs), prepared[0].depth)
+        key = (record.thread_id, record.ns)
+        self._heads[key] = refcodec.Head(record.id, record.run_id, dict(record.refs),
+                                         prepared[0].depth)
+        self._heads.move_to_end(key)
+        while len(self._heads) > HEADS_KEPT:
+            self._heads.popitem(last=False)
 
     def forget(self, doomed: Callable[[tuple[str, str], refcodec.Head], bool]) -> None:
         """Drop the bases `doomed` selects; call under the lock of the deleting transaction."""

@@ -19,6 +19,10 @@ from typing import Any, TypeVar
 from tether.checkpoint.query import Op, Query, drive
 from tether.checkpoint.sqlite import _sql, schema
 from tether.checkpoint.sqlite.wal import WalCheckpointer
+from tether.errors import StoreError
+
+_DISK_ERRORS = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
+"""Primary result codes of a write the disk refused."""
 
 T = TypeVar("T")
 
@@ -60,17 +64,27 @@ class Connection:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One `BEGIN IMMEDIATE` transaction: committed if the block ends normally, rolled back
-        if it raises."""
+        if it raises.
+
+        Raises:
+            StoreError: the disk is full or failing (nothing of the transaction is stored).
+        """
         with self._lock:
             conn = self._conn
-            conn.execute(_sql.BEGIN_WRITE)
             try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:  # SQLite may have rolled back already (disk full...)
-                    conn.execute(_sql.ROLLBACK)
-                raise
-            conn.execute(_sql.COMMIT)
+                conn.execute(_sql.BEGIN_WRITE)
+                try:
+                    yield conn
+                    conn.execute(_sql.COMMIT)
+                except BaseException:
+                    if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                        conn.execute(_sql.ROLLBACK)
+                    raise
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _DISK_ERRORS:
+                    raise
+                raise StoreError(f"{self.path}: cannot write: the disk is full or failing "
+                                 f"(SQLite: {exc}); nothing of this change was stored") from exc
             if self._wal is not None:
                 self._wal.committed()
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import ormsgpack
 
+from tether.errors import CorruptStoreError
+
 MAX_DEPTH = 16
 """Deltas in a row before refs are written in full again: bounds the rows a read walks."""
 
@@ -72,8 +74,13 @@ def decode(chain: Iterable[tuple[str, bytes]]) -> dict[str, str]:
     links = list(chain)
     refs: dict[str, str] = {}
     for checkpoint_id, data in reversed(links):
-        stored: dict[str, Any] = ormsgpack.unpackb(data)
-        for ch, ref in stored.items():
+        try:
+            stored: dict[str, Any] = ormsgpack.unpackb(data)
+            items = list(stored.items())
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CorruptStoreError(f"the channel map of checkpoint {checkpoint_id!r} is "
+                                    f"damaged ({type(exc).__name__}: {exc})") from exc
+        for ch, ref in items:
             if ref is None:
                 refs.pop(ch, None)
             else:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, ThreadRecord, WriteRecord
-from tether.checkpoint.serde import Serializer
+from tether.checkpoint.serde import Serializer, place
 from tether.checkpoint.sqlite.refs import Encoded
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
 
@@ -155,16 +155,18 @@ def stored_checkpoint(row: CheckpointRow, refs: dict[str, str],
     pending writes."""
     (thread_id, ns, checkpoint_id, parent_id, step, source, created_at, next_data, metadata,
      run_id, _refs, _refs_base) = row
-    loads = serde.loads
+    def loads(data: bytes, channel: str) -> Any:
+        return serde.loads(data, place(thread_id, checkpoint_id, channel))
+
     raw = dict(blobs)
-    values = {channel: loads(raw[channel]) for channel in refs if channel in raw}
+    values = {channel: loads(raw[channel], channel) for channel in refs if channel in raw}
     pending = tuple(
-        WriteRecord(task_id, task_name, idx, channel, loads(value))
+        WriteRecord(task_id, task_name, idx, channel, loads(value, channel))
         for task_id, task_name, idx, channel, value in writes
     )
     return StoredCheckpoint(
         thread_id=thread_id, ns=ns, id=checkpoint_id, parent_id=parent_id, step=step,
         source=source, created_at=datetime.fromisoformat(created_at), values=values, refs=refs,
-        next=tuple(loads(next_data)), metadata=loads(metadata), run_id=run_id,
-        pending_writes=pending,
+        next=tuple(loads(next_data, "(next)")), metadata=loads(metadata, "(metadata)"),
+        run_id=run_id, pending_writes=pending,
     )

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
+from tether.checkpoint.serde import frame
 from tether.checkpoint.sqlite import _sql
 from tether.errors import CorruptStoreError, SchemaVersionError
 
@@ -108,6 +109,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> int:
     The version is read again under the write lock, so several processes opening a new file
     at once migrate it exactly once.
     """
+    conn.create_function(_sql.FRAME_FUNCTION, 1, frame, deterministic=True)
     conn.execute(_sql.BEGIN_WRITE)
     try:
         version = int(conn.execute(_sql.GET_USER_VERSION).fetchone()[0])

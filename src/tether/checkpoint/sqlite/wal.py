@@ -8,6 +8,12 @@ checkpoints off, and after every `every` commits a helper thread with its own co
 `PASSIVE` checkpoint, which never blocks the store's readers or writers. The thread exits when
 idle and starts again when needed. Durability is unchanged: a commit is in the log, which the
 next opener replays; with `synchronous=NORMAL` the log reaches the disk at the checkpoint.
+
+A passive checkpoint copies only the frames committed before it began, and the log starts over
+only once every frame was copied; under steady writes that never happens, and the log (with its
+index, mapped in memory) would grow without end. So once the log holds `LOG_LIMIT_FRAMES`, the
+helper takes a `TRUNCATE` checkpoint: writers wait for it (a few milliseconds, once per that many
+frames) and the log file is emptied.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from tether.checkpoint.sqlite import _sql
 
 IDLE_EXIT = 5.0
 """Seconds without work after which the helper thread ends."""
+LOG_LIMIT_FRAMES = 4096
+"""Log frames (pages; 16 MiB of 4 KiB pages) past which the helper empties the log."""
 
 
 class WalCheckpointer:
@@ -72,7 +80,9 @@ class WalCheckpointer:
         try:
             while self._next():
                 try:
-                    conn.execute(_sql.CHECKPOINT_PASSIVE).fetchall()
+                    _busy, frames, _copied = conn.execute(_sql.CHECKPOINT_PASSIVE).fetchone()
+                    if frames >= LOG_LIMIT_FRAMES:
+                        conn.execute(_sql.CHECKPOINT_TRUNCATE).fetchall()
                 except sqlite3.OperationalError:
                     continue  # busy: the next round will catch up
         finally:

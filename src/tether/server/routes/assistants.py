@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from tether.server.context import Caller, Server
-from tether.server.errors import not_found
+from tether.server.errors import invalid, not_found
 from tether.server.graphs import Assistant
 from tether.server.models import AssistantSearch
 
@@ -63,7 +63,7 @@ async def get_assistant_graph(assistant_id: str, server: Server, _caller: Caller
         Read-only: nothing changes, safe to retry.
     """
     if xray not in (None, "true", "false", "True", "False") and not (xray or "").isdigit():
-        raise HTTPException(422, "Invalid xray value")
+        raise invalid("xray must be true, false or a depth", "query", "xray")
     drawing = _assistant(server, assistant_id).graph.get_graph(xray=xray in ("true", "True"))
     result: dict[str, Any] = drawing.to_json()
     return result

@@ -9,15 +9,17 @@ wrote, once it has ended; its record stays, with its reason.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, visible
+from tether.server.errors import issue
 from tether.server.models import CancelRequest, RunsCancel
+from tether.server.payload import Text
 from tether.server.routes.runs import run_out
 from tether.types import CancelReason, RunInfo, RunStatus
 
@@ -36,15 +38,21 @@ def reason_for(caller: Principal, action: str, message: str | None, where: str) 
 
 async def cancel_one(server: ServerState, before: RunInfo, reason: CancelReason, *,
                      wait: bool, action: str) -> RunInfo:
-    """Cancel a run (durable before this returns); with `rollback`, drop its checkpoints once
-    it has ended.
+    """Cancel a run (durable before this returns); with `wait`, wait for its end, up to the
+    server's `cancel_wait_seconds` (then answer the run as it stands: still `cancelling`); with
+    `rollback`, drop its checkpoints once it has ended.
 
     Cancellation:
         The request is durable before this returns or is interrupted; the rollback, if any,
         completes in the background.
     """
     run_id = before.run_id
-    info = await server.launcher.cancel(run_id, reason, wait=wait)
+    info = await server.launcher.cancel(run_id, reason, wait=False)
+    if wait and not info.terminal:
+        try:
+            info = await server.launcher.wait(run_id, server.limits.cancel_wait_seconds)
+        except TimeoutError:
+            info = server.store.get_run(run_id) or info
     if action == "rollback" and not before.terminal:
         if info.terminal:
             _rollback(server, info)
@@ -67,7 +75,8 @@ async def _rollback_later(server: ServerState, run_id: str) -> None:
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(thread_id: str, run_id: str, *, request: Request, server: Server,
                      caller: Caller, wait: bool = False, action: Action = "interrupt",
-                     reason: str | None = None) -> JSONResponse:
+                     reason: Annotated[Text | None, Query(max_length=2000)] = None
+                     ) -> JSONResponse:
     """Cancel a run; 202 while it stops, 200 once it has ended. Body (optional):
     `{"reason": "..."}` (or the `reason` query parameter).
 
@@ -90,7 +99,8 @@ async def _body_reason(request: Request) -> str | None:
     try:
         return CancelRequest.model_validate_json(raw).reason
     except ValidationError as exc:
-        raise HTTPException(422, exc.errors(include_url=False)) from None
+        raise HTTPException(422, [issue(e["msg"], ("body", *e["loc"]), e["type"])
+                                  for e in exc.errors()]) from None
 
 
 @router.post("/runs/cancel", status_code=204)
@@ -111,9 +121,9 @@ async def cancel_runs(body: RunsCancel, server: Server, caller: Caller,
 def _selected(server: ServerState, caller: Principal, body: RunsCancel) -> list[RunInfo]:
     if body.status is None:
         assert body.thread_id is not None and body.run_ids is not None
-        server.thread(caller, body.thread_id)
+        record = server.thread(caller, body.thread_id)
         found = [r for r in (server.store.get_run(i) for i in body.run_ids)
-                 if r is not None and r.thread_id == body.thread_id]
+                 if r is not None and r.thread_id == record.thread_id]
     else:
         wanted: list[Any] = (["pending", "running"] if body.status == "all" else [body.status])
         found = [r for status in wanted for r in server.store.list_runs(status=status)]

@@ -18,10 +18,11 @@ from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
 from tether.server.lineage import FORK_CHECKPOINT, FORKED_FROM, RESUMED_FROM, resume_refusal
 from tether.server.models import ForkRequest, ResumeRequest, RunsQuery
+from tether.server.orders import checked_config
 from tether.server.routes.runs import query_modes, run_out, subscription, take_slot
 from tether.server.runlist import KINDS, STATUSES, RunFilter, page
 from tether.server.runview import detail, timeline
-from tether.server.sse import EventStream
+from tether.server.sse import STREAM_RESPONSE, EventStream
 from tether.server.wire import RunFacts
 from tether.types import RunInfo, RunStatus, utcnow
 
@@ -81,7 +82,7 @@ class BoardStream(EventStream):
             await super().produce(send)
 
 
-@router.get("/tether/live")
+@router.get("/tether/live", responses=STREAM_RESPONSE)
 async def live(request: Request, server: Server, caller: Caller) -> EventStream:
     """Changes to the caller's runs as they happen (SSE `run` events, each the run's record),
     after `Last-Event-ID` (a `board_seq` from `/tether/runs`), else from now.
@@ -119,7 +120,7 @@ async def run_timeline(run_id: str, server: Server, caller: Caller) -> dict[str,
     return timeline(server, owned_run(server, caller, run_id))
 
 
-@router.get("/tether/runs/{run_id}/stream")
+@router.get("/tether/runs/{run_id}/stream", responses=STREAM_RESPONSE)
 async def run_stream(run_id: str, request: Request, server: Server,
                      caller: Caller) -> EventStream:
     """Every event of the run's stream kept so far (or after `Last-Event-ID`), then the rest
@@ -204,7 +205,7 @@ async def _continue(server: ServerState, caller: Principal, info: RunInfo, *,
                      {"stream_mode": list(modes), **({"resume_of": info.run_id} if resume
                                                      else {"fork_of": info.run_id})})
     order = RunOrder(assistant=assistant, thread_id=info.thread_id, run_id=uuid7(),
-                     config=dict(config or {}), stream_modes=modes,
+                     config=checked_config(assistant, config), stream_modes=modes,
                      multitask_strategy="enqueue", facts=facts,
                      resume_of=info.run_id if resume else None, tenant=caller.tenant)
     return run_out(server, await server.launcher.start(order))

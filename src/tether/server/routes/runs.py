@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, stamped
+from tether.server.errors import invalid
 from tether.server.feed import RunFeed, Subscription
 from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
-from tether.server.models import STREAM_MODES, RunCreate
+from tether.server.models import MAX_OFFSET, STREAM_MODES, RunCreate
 from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
-from tether.server.sse import DelayedJson, EventStream
-from tether.server.wire import error_json, jsonable, run_json
+from tether.server.sse import STREAM_RESPONSE, DelayedJson, EventStream
+from tether.server.wire import client_id, error_json, jsonable, run_json
 from tether.types import CancelReason, RunInfo, RunStatus
 
 router = APIRouter()
@@ -111,7 +112,7 @@ async def start_streaming(server: ServerState, caller: Principal, order: RunOrde
         hook = canceller(server, info.run_id,
                          "client disconnected from the run stream (on_disconnect=cancel)")
     sub = subscription(server, info, body.modes, after=None)
-    headers = headers or links(order.thread_id, info.run_id, "stream")
+    headers = headers or links(client_id(order.thread_id), info.run_id, "stream")
     return EventStream(sub, slot=slot, headers=headers, limits=server.limits,
                        on_disconnect=hook)
 
@@ -144,8 +145,8 @@ async def _close_at_end(server: ServerState, feed: RunFeed) -> None:
 async def _order(server: ServerState, caller: Principal, thread_id: str,
                  body: RunCreate) -> RunOrder:
     assistant = assistant_for(server, body)
-    prepare_thread(server, caller, thread_id, assistant, body.if_not_exists)
-    return order_for(assistant, thread_id, body, caller)
+    stored = prepare_thread(server, caller, thread_id, assistant, body.if_not_exists)
+    return order_for(assistant, stored, body, caller)
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -162,7 +163,7 @@ async def create_run(thread_id: str, body: RunCreate, server: Server, caller: Ca
     return run_out(server, info)
 
 
-@router.post("/threads/{thread_id}/runs/stream")
+@router.post("/threads/{thread_id}/runs/stream", responses=STREAM_RESPONSE)
 async def stream_run(thread_id: str, body: RunCreate, server: Server,
                      caller: Caller) -> EventStream:
     """Start a run and stream it (SSE).
@@ -193,20 +194,22 @@ async def wait_run(thread_id: str, body: RunCreate, server: Server,
                        on_disconnect=hook)
 
 
+AgentStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+QueryLimit = Annotated[int, Query(ge=1, le=1000)]
+QueryOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
 @router.get("/threads/{thread_id}/runs")
-async def list_runs(thread_id: str, *, server: Server, caller: Caller, limit: int = 10,
-                    offset: int = 0, status: str | None = None) -> list[dict[str, Any]]:
+async def list_runs(thread_id: str, *, server: Server, caller: Caller, limit: QueryLimit = 10,
+                    offset: QueryOffset = 0,
+                    status: AgentStatus | None = None) -> list[dict[str, Any]]:
     """The thread's runs, newest first.
 
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    server.thread(caller, thread_id)
-    if status is not None and status not in _AGENT_TO_TETHER:
-        raise HTTPException(422, f"status must be one of {', '.join(_AGENT_TO_TETHER)}")
-    if limit < 1 or offset < 0:
-        raise HTTPException(422, "limit must be positive and offset not negative")
-    runs = server.store.list_runs(thread_id=thread_id)
+    record = server.thread(caller, thread_id)
+    runs = server.store.list_runs(thread_id=record.thread_id)
     if status is not None:
         runs = [r for r in runs if r.status in _AGENT_TO_TETHER[status]]
     return [run_out(server, r) for r in runs[offset:offset + limit]]
@@ -254,7 +257,7 @@ async def join_run(thread_id: str, run_id: str, server: Server, caller: Caller,
                        on_disconnect=hook)
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", responses=STREAM_RESPONSE)
 async def join_stream(thread_id: str, run_id: str, *, request: Request, server: Server,
                       caller: Caller, cancel_on_disconnect: bool = False) -> EventStream:
     """Follow a run's stream from now (or after `Last-Event-ID`) to its end (SSE).
@@ -291,13 +294,14 @@ def query_modes(request: Request) -> tuple[str, ...] | None:
             try:
                 found.extend(str(v) for v in json.loads(value))
             except ValueError:
-                raise HTTPException(422, f"stream_mode {value!r} is not a JSON array") from None
+                raise invalid(f"stream_mode {value!r} is not a JSON array",
+                              "query", "stream_mode") from None
         elif value:
             found.append(value)
     unknown = [m for m in found if m not in STREAM_MODES]
     if unknown:
-        raise HTTPException(422, f"unknown stream_mode {unknown[0]!r}; use one of "
-                                 f"{', '.join(STREAM_MODES)}")
+        raise invalid(f"unknown stream_mode {unknown[0]!r}; use one of "
+                      f"{', '.join(STREAM_MODES)}", "query", "stream_mode")
     return tuple(found) or None
 
 
@@ -312,7 +316,8 @@ def _last_event_id(request: Request) -> int | None:
     if value is None or not value.strip():
         return None
     if not value.strip().lstrip("-").isdigit():
-        raise HTTPException(422, f"Last-Event-ID {value!r} is not an event id of this server")
+        raise invalid(f"Last-Event-ID {value!r} is not an event id of this server",
+                      "header", "last-event-id")
     return int(value)
 
 
@@ -328,7 +333,7 @@ async def _stateless(server: ServerState, caller: Principal, body: RunCreate) ->
                      temporary=body.on_completion != "keep")
 
 
-@router.post("/runs/stream")
+@router.post("/runs/stream", responses=STREAM_RESPONSE)
 async def stream_stateless(body: RunCreate, server: Server, caller: Caller) -> EventStream:
     """Run on a new thread (deleted afterwards unless `on_completion="keep"`) and stream it.
 

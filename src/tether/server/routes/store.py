@@ -17,7 +17,9 @@ from fastapi import APIRouter, HTTPException, Response
 from tether.errors import SerializationError
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server
+from tether.server.errors import invalid
 from tether.server.models import StoreDelete, StoreNamespaces, StorePut, StoreSearch
+from tether.server.payload import Text
 from tether.server.wire import jsonable
 from tether.store.base import Item, SearchItem
 
@@ -44,7 +46,7 @@ def _prefix(caller: Principal, prefix: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _invalid(exc: Exception) -> HTTPException:
-    return HTTPException(422, str(exc))
+    return invalid(str(exc))
 
 
 def item_json(item: Item | SearchItem) -> dict[str, Any]:
@@ -75,8 +77,8 @@ async def put_item(body: StorePut, server: Server, caller: Caller) -> Response:
 
 
 @router.get("/store/items")
-async def get_item(server: Server, caller: Caller, key: str,
-                   namespace: str = "", refresh_ttl: bool | None = None,
+async def get_item(server: Server, caller: Caller, key: Text,
+                   namespace: Text = "", refresh_ttl: bool | None = None,
                    ) -> dict[str, Any] | None:
     """The item at `namespace` (labels joined by `.`) and `key`, or null.
 

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 
 from tether.checkpoint.base import ThreadRecord
+from tether.errors import TetherError
 from tether.server.context import BUSY, TENANT_KEY, Caller, Server, ServerState, stamped
+from tether.server.errors import invalid
 from tether.server.models import (
     CheckpointIn,
     HistoryRequest,
@@ -17,7 +19,8 @@ from tether.server.models import (
     ThreadPatch,
     ThreadSearch,
 )
-from tether.server.wire import interrupts_by_task, jsonable, state_json
+from tether.server.routes.cancel import cancel_one
+from tether.server.wire import client_id, interrupts_by_task, jsonable, state_json
 from tether.types import CancelReason
 
 router = APIRouter()
@@ -28,7 +31,7 @@ def thread_json(server: ServerState, record: ThreadRecord) -> dict[str, Any]:
     """A thread in the Agent Server's shape: status, current values, waiting interrupts."""
     snapshot = server.snapshot(record)
     return {
-        "thread_id": record.thread_id,
+        "thread_id": client_id(record.thread_id),
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
         "metadata": jsonable(record.metadata),
@@ -73,7 +76,7 @@ async def search_threads(body: ThreadSearch, server: Server,
         return [thread_json(server, r) for r in records]
     records = server.store.search_threads(metadata=wanted, limit=_SEARCH_SCAN)
     if body.ids is not None:
-        records = [r for r in records if r.thread_id in set(body.ids)]
+        records = [r for r in records if client_id(r.thread_id) in set(body.ids)]
     found = [thread_json(server, r) for r in records]
     if body.status is not None:
         found = [t for t in found if t["status"] == body.status]
@@ -103,8 +106,8 @@ async def patch_thread(thread_id: str, body: ThreadPatch, server: Server,
     Cancellation:
         One store write; safe to retry.
     """
-    server.thread(caller, thread_id)
-    record = server.store.put_thread(thread_id, stamped(body.metadata, caller))
+    record = server.thread(caller, thread_id)
+    record = server.store.put_thread(record.thread_id, stamped(body.metadata, caller))
     return thread_json(server, record)
 
 
@@ -116,12 +119,12 @@ async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Respo
         Runs in flight are cancelled (each durable) before the thread is deleted in one transaction;
         safe to retry (a repeat is 404).
     """
-    server.thread(caller, thread_id)
+    record = server.thread(caller, thread_id)
     reason = CancelReason("user", "its thread was deleted", "server")
-    for info in server.store.list_runs(thread_id=thread_id):
+    for info in server.store.list_runs(thread_id=record.thread_id):
         if info.status in BUSY or info.status.value == "interrupted":
-            await server.launcher.cancel(info.run_id, reason, wait=True)
-    server.store.delete_thread(thread_id)
+            await cancel_one(server, info, reason, wait=True, action="interrupt")
+    server.store.delete_thread(record.thread_id)
     return Response(status_code=204)
 
 
@@ -183,13 +186,20 @@ async def update_state(thread_id: str, body: StateUpdate, server: Server,
     assistant = server.graph_of(record)
     if assistant is None:
         raise HTTPException(409, f"thread {thread_id!r} has no graph yet: run one on it first")
-    configurable: dict[str, Any] = {"thread_id": thread_id}
+    configurable: dict[str, Any] = {"thread_id": record.thread_id}
     checkpoint = body.checkpoint or CheckpointIn(checkpoint_id=body.checkpoint_id)
     if checkpoint.checkpoint_id:
         configurable["checkpoint_id"] = checkpoint.checkpoint_id
     configurable["checkpoint_ns"] = checkpoint.checkpoint_ns
-    config = await assistant.graph.aupdate_state({"configurable": configurable}, body.values,
-                                                 as_node=body.as_node)
+    try:
+        config = await assistant.graph.aupdate_state({"configurable": configurable},
+                                                     body.values, as_node=body.as_node)
+    except TetherError:
+        raise
+    except Exception as exc:
+        # The graph's own code (a reducer, a conditional edge) failed on the values given.
+        raise invalid(f"the graph cannot take these values: {type(exc).__name__}: {exc}",
+                      "body", "values") from exc
     conf = config["configurable"]
     return {"checkpoint": {"thread_id": thread_id, "checkpoint_ns": conf.get("checkpoint_ns", ""),
                            "checkpoint_id": conf.get("checkpoint_id"), "checkpoint_map": None}}
@@ -210,7 +220,7 @@ async def history(thread_id: str, body: HistoryRequest, server: Server,
     before = body.before
     before_id = before if isinstance(before, str) else (before.checkpoint_id if before else None)
     ns = body.checkpoint.checkpoint_ns if body.checkpoint else ""
-    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns}}
+    config = {"configurable": {"thread_id": record.thread_id, "checkpoint_ns": ns}}
     states = assistant.graph.get_state_history(
         config, filter=body.metadata, limit=body.limit,
         before={"configurable": {"checkpoint_id": before_id}} if before_id else None)

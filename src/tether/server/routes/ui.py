@@ -4,7 +4,7 @@ page calls is in `tether.server.routes.console`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
@@ -13,6 +13,8 @@ import tether
 from tether.server.context import Server
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+TetherStatus = Literal["pending", "running", "cancelling", "interrupted", "success", "error",
+                       "cancelled", "timeout"]
 router = APIRouter()
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'")

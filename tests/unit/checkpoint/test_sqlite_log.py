@@ -1,0 +1,54 @@
+"""The SQLite store's write-ahead log stays bounded under steady writes, and the delta bases it
+keeps per thread are bounded too."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypedDict
+
+import pytest
+
+from tether.checkpoint.sqlite import SqliteSaver, wal
+from tether.checkpoint.sqlite import checkpoints as sqlite_checkpoints
+from tether.graph import END, StateGraph
+
+
+class Steps(TypedDict):
+    count: int
+
+
+def stepping(store: SqliteSaver, until: int) -> object:
+    builder = StateGraph(Steps).add_node("step", lambda s: {"count": s["count"] + 1})
+    builder.set_entry_point("step")
+    builder.add_conditional_edges("step", lambda s: END if s["count"] >= until else "step")
+    return builder.compile(checkpointer=store)
+
+
+def test_the_log_is_emptied_once_it_passes_its_limit(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # A passive checkpoint racing a steady writer never copies the last frames, so without a
+    # limit the log grows by every superstep's pages (about 28 MB here).
+    monkeypatch.setattr(wal, "LOG_LIMIT_FRAMES", 256)
+    path = tmp_path / "steady.db"
+    store = SqliteSaver(str(path))
+    graph = stepping(store, 1500)
+    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 2000})
+    size = os.path.getsize(f"{path}-wal")  # before close(), which empties the log anyway
+    store.close()
+    assert size < 10 * 2**20
+
+
+def test_delta_bases_are_kept_for_the_latest_threads_only(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_checkpoints, "HEADS_KEPT", 4)
+    store = SqliteSaver(str(tmp_path / "many.db"))
+    graph = stepping(store, 2)
+    for n in range(10):
+        graph.invoke({"count": 0}, {"configurable": {"thread_id": f"t{n}"}})
+    kept = store._checkpoints._heads  # the bound under test is private to the store
+    assert [thread for thread, _ns in kept] == ["t6", "t7", "t8", "t9"]
+    # A thread whose base was dropped stores whole refs again, and reads back the same.
+    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t0"}})
+    assert graph.get_state({"configurable": {"thread_id": "t0"}}).values == {"count": 2}
+    store.close()
