@@ -121,7 +121,10 @@ class Watch:
 
     async def _round(self) -> None:
         queue = self._store.queue
-        found = await queue.awatch(list(self._runs))
+        # Only the runs asked about can be missing from the answer: runs followed while the
+        # query was in flight are asked about next round.
+        asked = list(self._runs)
+        found = await queue.awatch(asked)
         cursors = {run_id: self._runs[run_id].cursor for run_id, _s, _c, last in found
                    if last is not None and self._runs[run_id].cursor < last
                    and self._runs[run_id].feed is not None}
@@ -138,8 +141,10 @@ class Watch:
             await self._show_state(followed, checkpoint_id)
             if status.terminal or status is RunStatus.INTERRUPTED:
                 await self._end(followed)
-        for run_id in set(self._runs) - seen:
-            self._gone(self._runs.pop(run_id))
+        for run_id in set(asked) - seen:
+            gone = self._runs.pop(run_id, None)
+            if gone is not None:
+                self._gone(gone)
 
     async def _show_state(self, followed: Followed, checkpoint_id: str | None) -> None:
         if checkpoint_id is None or checkpoint_id == followed.checkpoint_id:
