@@ -152,6 +152,11 @@ class Database:
         except PoolTimeout as exc:
             raise StoreError(f"cannot connect to PostgreSQL ({redacted(self.conninfo)}) "
                              f"within {self._timeout}s") from exc
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if ready.cancelled() and (task is None or not task.cancelling()):
+                raise StoreError("the store was closed while connecting") from None
+            raise
 
     async def _open_pool(self, loop: asyncio.AbstractEventLoop) -> AsyncConnectionPool[Any]:
         # A fixed size, filled before first use: psycopg_pool's connecting task swallows the
@@ -198,7 +203,12 @@ class Database:
         Cancellation:
             Safe to retry; a pool left open is closed with its loop.
         """
-        closer = self._closers.get(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        ready = self._ready.get(loop)
+        if ready is not None and not ready.done():
+            ready.cancel()  # an opening would wait its whole timeout for a closed pool
+            await asyncio.wait({ready})
+        closer = self._closers.get(loop)
         if closer is not None:
             await closer.aclose()
         self.close()
