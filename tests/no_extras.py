@@ -22,6 +22,7 @@ NEEDS_EXTRA = {
     "tether.bus.postgres": "postgres",
     "tether.bus.redis": "redis",
     "tether.prebuilt": "agents",
+    "tether.graph.chat_stream": "agents",
 }
 """Module prefixes that may need an extra (they must then fail only on that extra's imports)."""
 

@@ -35,6 +35,7 @@ from tether.errors import (
     RunTimeout,
     SerializationError,
     StoreError,
+    StrictnessWarning,
     TetherError,
     ThreadBusyError,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "Send",
     "SerializationError",
     "StoreError",
+    "StrictnessWarning",
     "TetherError",
     "ThreadBusyError",
     "TimeoutPolicy",

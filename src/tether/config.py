@@ -1,19 +1,24 @@
 """Run configuration: the LangGraph-shaped `config` dict, validated once into a `RunConfig`, and
-what a running node can reach through it (`get_config`, `get_stream_writer`)."""
+LangGraph's calls that read a running node's config and stream writer (`get_config`,
+`get_stream_writer`)."""
 
 from __future__ import annotations
 
 import difflib
 import uuid
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
+from tether import node_context
 from tether.cancel.deadlines import coerce_timeout
 from tether.constants import DEFAULT_CANCEL_GRACE, DEFAULT_CLEANUP_GRACE, DEFAULT_RECURSION_LIMIT
 from tether.errors import ConfigError
 from tether.types import Durability, MultitaskStrategy, StreamWriter
+
+
+def _discard(_chunk: Any) -> None:
+    return None
 
 
 class RunnableConfig(TypedDict, total=False):
@@ -162,68 +167,21 @@ def merge_configs(base: Mapping[str, Any] | None,
     return merged
 
 
-@dataclass(slots=True)
-class NodeContext:
-    """What the engine makes reachable to the code of one running task.
-
-    The task's config dict is built on first use: most nodes never ask for it.
-    """
-
-    writer: StreamWriter
-    node: str
-    step: int
-    run_id: str | None
-    make_config: Callable[[], dict[str, Any]]
-    runtime: Any = None
-    alive: Callable[[], None] | None = None
-    _config: dict[str, Any] | None = None
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The config the task sees (the run's, plus LangGraph's per-task metadata)."""
-        if self._config is None:
-            self._config = self.make_config()
-        return self._config
-
-
-_node_context: ContextVar[NodeContext | None] = ContextVar("tether_node_context", default=None)
-
-
-def current_node_context() -> NodeContext | None:
-    """The context of the running task, or None outside a node."""
-    return _node_context.get()
-
-
-def set_node_context(ctx: NodeContext | None) -> Any:
-    """Install a task's context (engine use); returns a token."""
-    return _node_context.set(ctx)
-
-
-def reset_node_context(token: Any) -> None:
-    """Undo `set_node_context`."""
-    _node_context.reset(token)
-
-
 def get_config() -> dict[str, Any]:
     """The config of the run the calling node belongs to (LangGraph's `get_config`)."""
-    ctx = _node_context.get()
+    ctx = node_context.current()
     if ctx is None:
         raise RuntimeError("get_config() called outside of a running node")
     return ctx.config
 
 
-def _discard(_chunk: Any) -> None:
-    return None
-
-
 def get_stream_writer() -> StreamWriter:
     """A writer for `custom` stream chunks from the running node (a no-op outside one)."""
-    ctx = _node_context.get()
+    ctx = node_context.current()
     return ctx.writer if ctx is not None else _discard
 
 
 __all__ = [
-    "NodeContext",
     "RunConfig",
     "RunnableConfig",
     "get_config",

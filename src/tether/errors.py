@@ -36,6 +36,11 @@ BaseException
                                         GraphRecursionError, for LangGraph's callers)
 ```
 
+Warning
+└── UserWarning
+    └── StrictnessWarning               what `compile(strict=True)` would refuse (a node
+                                        returning a key the state lacks, a node no edge reaches)
+
 The cancel family subclasses `asyncio.CancelledError` on purpose: code written for LangGraph
 (`except asyncio.CancelledError`) keeps working, and a bare `except Exception` in a node cannot
 swallow a cancel. Interrupts stay outside `TetherError` so that `except TetherError` in a node
@@ -57,6 +62,12 @@ class TetherError(Exception):
 
 class GraphCompileError(TetherError, ValueError):
     """The graph is wired wrongly; the message names the node or edge."""
+
+
+class StrictnessWarning(UserWarning):
+    """Something LangGraph accepts and `compile(strict=True)` refuses: a node that returns a
+    key the state lacks (the key is dropped, as LangGraph does) or a node nothing reaches.
+    Warned once per node and key."""
 
 
 class ConfigError(TetherError, ValueError):
@@ -266,6 +277,7 @@ __all__ = [
     "SerializationError",
     "StaleLeaseError",
     "StoreError",
+    "StrictnessWarning",
     "TerminalStatusError",
     "TetherError",
     "ThreadBusyError",

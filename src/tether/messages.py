@@ -51,9 +51,10 @@ class SystemMessage(BaseMessage):
 
 @dataclass
 class ToolMessage(BaseMessage):
-    """The result of a tool call."""
+    """The result of a tool call (`status` is "error" when the call failed or was cancelled)."""
 
     tool_call_id: str = ""
+    status: str = "success"
     type: ClassVar[str] = "tool"
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-from tether.config import current_node_context
+from tether import node_context
+from tether.node_context import Meter
 from tether.types import StreamWriter, Usage
 
 ContextT = TypeVar("ContextT")
@@ -35,6 +35,7 @@ class Runtime(Generic[ContextT]):
     previous: Any = None
     run_id: str | None = None
     thread_id: str | None = None
+
     def heartbeat(self) -> None:
         """Tell the run this node is alive (resets its idle timer, where one is set)."""
         touch()
@@ -43,31 +44,11 @@ class Runtime(Generic[ContextT]):
 def get_runtime(context_schema: type[ContextT] | None = None) -> Runtime[ContextT]:
     """The running node's `Runtime` (LangGraph's `get_runtime`)."""
     del context_schema  # only narrows the static type
-    ctx = current_node_context()
-    if ctx is None or ctx.runtime is None:
-        raise RuntimeError("get_runtime() called outside of a running node")
-    runtime: Runtime[ContextT] = ctx.runtime
-    return runtime
-
-
-
-
-class Meter(Protocol):
-    """What a run counts on behalf of its nodes (implemented by the runs layer)."""
-
-    def charge(self, tokens: int, cost: float, tool_calls: int) -> None:
-        """Add what a node reports having spent; may cancel the run past a budget."""
-
-    def usage(self) -> Usage:
-        """What the run has spent so far."""
-
-
-_meter: ContextVar[Meter | None] = ContextVar("tether_meter", default=None)
-
-
-def set_meter(meter: Meter | None) -> Token[Meter | None]:
-    """Make `meter` count for the code running in this context (runs layer use)."""
-    return _meter.set(meter)
+    ctx = node_context.current()
+    runtime = ctx.runtime if ctx is not None else None
+    if isinstance(runtime, Runtime):
+        return runtime
+    raise RuntimeError("get_runtime() called outside of a running node")
 
 
 def charge(*, tokens: int = 0, cost: float = 0.0, tool_calls: int = 0) -> None:
@@ -76,15 +57,19 @@ def charge(*, tokens: int = 0, cost: float = 0.0, tool_calls: int = 0) -> None:
     Counts toward the run's budget; crossing a limit cancels the run with kind `budget`.
     Also a sign of life for the node's idle timeout. Outside a run it does nothing.
     """
-    touch()
-    meter = _meter.get()
-    if meter is not None:
-        meter.charge(tokens, cost, tool_calls)
+    ctx = node_context.current()
+    if ctx is None:
+        return
+    if ctx.alive is not None:
+        ctx.alive()
+    if ctx.meter is not None:
+        ctx.meter.charge(tokens, cost, tool_calls)
 
 
 def usage() -> Usage:
     """What the current run has spent so far (zeros outside a run)."""
-    meter = _meter.get()
+    ctx = node_context.current()
+    meter = ctx.meter if ctx is not None else None
     return meter.usage() if meter is not None else Usage()
 
 
@@ -95,9 +80,9 @@ def heartbeat() -> None:
 
 def touch() -> None:
     """Record a sign of life of the running node (engine use: stream writes count too)."""
-    ctx = current_node_context()
+    ctx = node_context.current()
     if ctx is not None and ctx.alive is not None:
         ctx.alive()
 
 
-__all__ = ["Meter", "Runtime", "charge", "get_runtime", "heartbeat", "set_meter", "touch", "usage"]
+__all__ = ["Meter", "Runtime", "charge", "get_runtime", "heartbeat", "touch", "usage"]

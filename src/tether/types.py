@@ -1,17 +1,19 @@
-"""Plain values every layer shares: LangGraph's `Send`, `Command`, `interrupt`, `RetryPolicy`,
-`StateSnapshot`, and tether's run records (`CancelReason`, `RunInfo`, `RunSnapshot`, `RunEvent`)."""
+"""Plain values every layer shares: LangGraph's `Send`, `Command`, `RetryPolicy`, `StateSnapshot`,
+and tether's run records (`CancelReason`, `RunInfo`, `RunSnapshot`, `RunEvent`). LangGraph's
+`interrupt` is re-exported here from `tether.node_context`, which answers it."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Hashable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 from tether.errors import InvalidUpdateError
+from tether.node_context import StreamWriter, interrupt
 
 N = TypeVar("N", bound=Hashable)
 
@@ -49,9 +51,6 @@ EventPhase = Literal[
 ]
 """A run's audit-log entries: its lifecycle (and, with workers, each claim and release of its
 lease), and the six phases of a cancel."""
-
-StreamWriter = Callable[[Any], None]
-
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime (what every record stores)."""
@@ -289,34 +288,6 @@ class Interrupt:
     response_schema: Any = None
 
 
-_interrupt_handler: ContextVar[Callable[[Any], Any] | None] = ContextVar(
-    "tether_interrupt_handler", default=None
-)
-
-
-def interrupt(value: Any) -> Any:
-    """Pause the run from inside a node and surface `value` to the caller.
-
-    The first call raises `GraphInterrupt`; when the run is resumed with `Command(resume=v)`, the
-    node runs again from its start and this call returns `v`. Several calls in one node are
-    matched to resume values in order. Needs a checkpointer.
-    """
-    handler = _interrupt_handler.get()
-    if handler is None:
-        raise RuntimeError("interrupt() can only be called from inside a running node")
-    return handler(value)
-
-
-def set_interrupt_handler(handler: Callable[[Any], Any] | None) -> Any:
-    """Install the engine's handler for `interrupt()` in the current context; returns a token."""
-    return _interrupt_handler.set(handler)
-
-
-def reset_interrupt_handler(token: Any) -> None:
-    """Undo `set_interrupt_handler`."""
-    _interrupt_handler.reset(token)
-
-
 _NOT_RETRIED = (
     ValueError, TypeError, ArithmeticError, ImportError, LookupError, NameError, SyntaxError,
     RuntimeError, ReferenceError, StopIteration, StopAsyncIteration, OSError, InvalidUpdateError,
@@ -364,6 +335,45 @@ class RetryPolicy(NamedTuple):
         return interval
 
 
+def default_cache_key(*args: Any, **kwargs: Any) -> str:
+    """A node input's cache key (`CachePolicy`'s default): a SHA-256 of its canonical form —
+    dicts by sorted key, sets sorted, dataclasses and pydantic models by their fields — so the
+    same input gives the same key in every process. An object known only by its `repr` keys by
+    it (one whose `repr` shows its address never hits the cache again)."""
+    return hashlib.sha256(repr(_canonical((args, kwargs))).encode()).hexdigest()
+
+
+def _canonical(value: Any, depth: int = 16) -> Any:
+    if depth == 0 or isinstance(value, (str, int, float, bool, type(None), bytes)):
+        return value
+    if isinstance(value, dict):
+        items = ((_canonical(k, depth - 1), _canonical(v, depth - 1)) for k, v in value.items())
+        return ("dict", tuple(sorted(items, key=repr)))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted((_canonical(v, depth - 1) for v in value), key=repr)))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v, depth - 1) for v in value)
+    fields = getattr(value, "__dataclass_fields__", None)
+    data = ({name: getattr(value, name) for name in fields} if fields is not None
+            else value.model_dump() if hasattr(value, "model_dump") else None)
+    if data is not None:
+        return (type(value).__qualname__, _canonical(data, depth - 1))
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachePolicy:
+    """Caching of a node's writes by its input (LangGraph's `CachePolicy`).
+
+    Attributes:
+        key_func: turns the node's input into its cache key (str or bytes).
+        ttl: seconds an entry lives, or None for ever.
+    """
+
+    key_func: Callable[..., str | bytes] = default_cache_key
+    ttl: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class TimeoutPolicy:
     """LangGraph's per-node timeouts: a hard cap per attempt, and/or an idle limit that any sign
@@ -403,6 +413,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Usage",
     "All",
+    "CachePolicy",
     "CancelKind",
     "CancelReason",
     "Command",
@@ -422,6 +433,7 @@ __all__ = [
     "StreamMode",
     "StreamWriter",
     "TimeoutPolicy",
+    "default_cache_key",
     "default_retry_on",
     "interrupt",
     "utcnow",

@@ -35,6 +35,11 @@ class Lib:
         return importlib.import_module(f"{self.name}.runtime").Runtime
 
     @property
+    def prebuilt(self) -> ModuleType:
+        """`<library>.prebuilt`, imported on first use (it needs langchain-core)."""
+        return importlib.import_module(f"{self.name}.prebuilt")
+
+    @property
     def GraphRecursionError(self) -> type[Exception]:
         return self.errors.GraphRecursionError
 

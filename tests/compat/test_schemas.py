@@ -7,6 +7,8 @@ from typing import Annotated, TypedDict
 import pydantic
 import pytest
 
+from tether.errors import StrictnessWarning
+
 from ._support import Lib, outcome
 
 
@@ -216,11 +218,11 @@ class Small(TypedDict):
 def test_node_return_values_apply_or_raise_the_same_way(
     lib: Lib, lg: Lib, returned: object, label: str
 ) -> None:
-    def run(library: Lib) -> tuple:
+    def run(library: Lib, **strict: bool) -> tuple:
         builder = library.StateGraph(Small)
         builder.add_node("node", lambda _s: returned)
         builder.add_edge(library.START, "node")
-        return outcome(lambda: builder.compile().invoke({"a": 0}))
+        return outcome(lambda: builder.compile(**strict).invoke({"a": 0}))
 
     expected = run(lg)
     if label == "known and unknown keys":
@@ -228,9 +230,12 @@ def test_node_return_values_apply_or_raise_the_same_way(
     if label == "an int":
         assert expected == ("raised", "InvalidUpdateError")
     if lib.name == "tether" and "unknown" in label:
-        # Deliberate difference (docs/compat.md): an update naming a key the state does not have
-        # is an error naming the node and the key, not silently dropped.
-        assert run(lib) == ("raised", "InvalidUpdateError")
+        # The key is dropped as LangGraph drops it, with a warning naming node and key;
+        # compile(strict=True) makes it an error.
+        with pytest.warns(StrictnessWarning, match="Node 'node' returned unknown state key "
+                                                   "'unknown'"):
+            assert run(lib) == expected
+        assert run(lib, strict=True) == ("raised", "InvalidUpdateError")
     else:
         assert run(lib) == expected
 
@@ -330,7 +335,8 @@ def test_update_state_with_an_unknown_key_is_ignored_like_a_node_update(lib: Lib
     expected = run(lg)
     assert expected == (("ok", None), {"a": 9})
     if lib.name == "tether":
-        # Deliberate difference (docs/compat.md): refused like a node's update, state unchanged.
-        assert run(lib) == (("raised", "InvalidUpdateError"), {"a": 1})
+        # Dropped like a node's unknown key, with a warning naming it.
+        with pytest.warns(StrictnessWarning, match="unknown state key 'unknown'"):
+            assert run(lib) == expected
     else:
         assert run(lib) == expected

@@ -1,7 +1,7 @@
 """What a node or tool asks about its own cancellation: the current scope and the calls on it.
 
-Every function here works from sync and async code alike: the engine puts the task's scope in a
-context variable, which follows the task into worker threads.
+Every function here works from sync and async code alike: the engine puts the task's scope in the
+node's context (`tether.node_context`), which follows the task into worker threads.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import anyio
 
 from tether.cancel.scope import CancelScope
 from tether.errors import NodeCancelled
+from tether.node_context import TaskScope
+from tether.node_context import current as current_context
 from tether.types import CancelReason
-
-_current: ContextVar[CancelScope | None] = ContextVar("tether_cancel_scope", default=None)
 
 # Monotonic time at which the innermost sync shield was entered; None outside any shield.
 _shield_entered: ContextVar[float | None] = ContextVar("tether_shield_entered", default=None)
@@ -29,20 +29,16 @@ _shield_entered: ContextVar[float | None] = ContextVar("tether_shield_entered", 
 
 def current_scope() -> CancelScope | None:
     """The scope of the task running this code, or None outside a run."""
-    return _current.get()
+    scope = _scope()
+    return scope if isinstance(scope, CancelScope) else None
 
 
-def set_current_scope(scope: CancelScope | None) -> Token[CancelScope | None]:
-    """Make `scope` the current one (engine use); returns a token for `reset_current_scope`."""
-    return _current.set(scope)
+def _scope() -> TaskScope | None:
+    ctx = current_context()
+    return ctx.scope if ctx is not None else None
 
 
-def reset_current_scope(token: Token[CancelScope | None]) -> None:
-    """Undo `set_current_scope`."""
-    _current.reset(token)
-
-
-def _shield_holds(scope: CancelScope) -> bool:
+def _shield_holds(scope: TaskScope) -> bool:
     # A shield postpones what `cancelled()` reports, for at most the scope's shield grace.
     if _shield_entered.get() is None:
         return False
@@ -58,7 +54,7 @@ def cancelled() -> bool:
     Cheap enough to call in a tight loop; sync code should call it (or `check_cancelled()`) at
     its own cancel points.
     """
-    scope = _current.get()
+    scope = _scope()
     if scope is None or not scope.cancelled():
         return False
     return not _shield_holds(scope)
@@ -70,20 +66,20 @@ def check_cancelled() -> None:
     Raises:
         NodeCancelled: carrying the cancel's reason.
     """
-    scope = _current.get()
+    scope = _scope()
     if scope is not None and scope.cancelled() and not _shield_holds(scope):
         raise NodeCancelled(scope.effective_reason())
 
 
 def cancel_reason() -> CancelReason | None:
     """Why the current run is being cancelled, or None while it is not."""
-    scope = _current.get()
+    scope = _scope()
     return scope.effective_reason() if scope is not None else None
 
 
 def deadline() -> float | None:
     """The current task's deadline as an absolute `time.monotonic()` value, or None."""
-    scope = _current.get()
+    scope = _scope()
     return scope.deadline if scope is not None else None
 
 
@@ -106,7 +102,7 @@ def sleep_sync(seconds: float) -> None:
         A cancel point: raises `NodeCancelled` at once if the task is already cancelled, or
         as soon as a cancel or the deadline arrives.
     """
-    scope = _current.get()
+    scope = _scope()
     if scope is None:
         time.sleep(seconds)
         return
@@ -130,7 +126,7 @@ def on_cancel(hook: Callable[[], Any] | Callable[[], Awaitable[Any]]) -> None:
     task finishes first. Hooks run shielded, after the task stopped, within the run's cleanup
     grace (5 s for all of a run's hooks by default).
     """
-    scope = _current.get()
+    scope = _scope()
     if scope is None:
         raise RuntimeError("on_cancel() can only be called from inside a running node")
     scope.add_hook(hook)
@@ -155,11 +151,11 @@ class shield:
 
     def __init__(self) -> None:
         self._async: anyio.CancelScope | None = None
-        self._scope: CancelScope | None = None
+        self._scope: TaskScope | None = None
         self._token: Token[float | None] | None = None
 
     def __enter__(self) -> shield:
-        self._scope = _current.get()
+        self._scope = _scope()
         self._token = _shield_entered.set(time.monotonic())
         if _in_task():
             guard = anyio.CancelScope(shield=True)

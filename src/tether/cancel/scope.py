@@ -149,6 +149,17 @@ class CancelScope:
             scope._deliver()
         return True
 
+    def cancel_children(self, reason: CancelReason) -> int:
+        """Cancel every child scope not cancelled yet (and their descendants), leaving this
+        scope alone: how the failure of one task stops its siblings. Safe from any thread.
+
+        Returns:
+            How many children this call cancelled.
+        """
+        with _TREE_LOCK:
+            children = [c for c in self._children or () if c.reason is None]
+        return sum(1 for child in children if child.cancel(reason))
+
     def _mark(self, reason: CancelReason, now: float) -> list[CancelScope]:
         # Called under _TREE_LOCK: flip the state of the whole subtree first, so that no thread
         # can observe a cancelled parent with a child that still looks alive.

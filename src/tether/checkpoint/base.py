@@ -398,7 +398,13 @@ def is_internal(key: str) -> bool:
     return key.startswith(("branch:", "join:", "__"))
 
 
+BaseCheckpointSaver = CheckpointStore
+"""LangGraph's name for the checkpointer base class, for type hints and `isinstance` checks.
+tether's protocol is its own (runs, checkpoints, pending writes, the audit log): a LangGraph
+saver subclass (`get_tuple`, `put`, `list`...) does not plug into it."""
+
 __all__ = [
+    "BaseCheckpointSaver",
     "CheckpointRecord",
     "CheckpointStore",
     "FinishResult",

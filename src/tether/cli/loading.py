@@ -101,17 +101,7 @@ def attach_store(graph: CompiledStateGraph, store: SqliteSaver) -> CompiledState
     """`graph` recompiled with `store` as its checkpointer, unless it already has one."""
     if graph.checkpointer is not None:
         return graph
-    compiled = graph.builder.compile(
-        checkpointer=store,
-        interrupt_before=graph.interrupt_before_nodes,
-        interrupt_after=graph.interrupt_after_nodes,
-        name=graph.name,
-        store=graph.long_term_store,
-    )
-    assert isinstance(compiled, CompiledStateGraph)
-    if graph.config:
-        compiled = compiled.with_config(graph.config)
-    return compiled
+    return graph.rebind(store)
 
 
 def parse_json(text: str, option: str) -> Any:

@@ -17,15 +17,21 @@ from tether.cli import extras
 from tether.cli.display import make_console
 from tether.cli.exits import ExitCode
 from tether.cli.loading import load_graph, resolve_db
+from tether.worker.command import project_graphs
 
 UVICORN_STARTUP_FAILURE = 3
 """uvicorn's exit code when it cannot start (the same number as tether's `cancelled`)."""
 
 
 def serve(
-    graph_ref: Annotated[str, typer.Argument(metavar="MODULE:GRAPH",
-                                             help="The graph to serve, e.g. app.graphs:graph.")],
+    graph_ref: Annotated[str | None, typer.Argument(
+        metavar="MODULE:GRAPH", help="The graph to serve, e.g. app.graphs:graph (default: the "
+                                       "graphs of ./langgraph.json).", show_default=False)] = None,
     *,
+    config: Annotated[str | None, typer.Option(
+        "--config", help="A LangGraph project's langgraph.json: its graphs (by graph id), env "
+                         "and local dependencies (default: ./langgraph.json when no "
+                         "MODULE:GRAPH is given).", show_default=False)] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535)] = 2024,
     db: Annotated[str | None, typer.Option(
@@ -47,15 +53,14 @@ def serve(
     """
     path = resolve_db(db)
     serve_graphs = _import_server(path)
-    graph = load_graph(graph_ref)
-    graph_id = name or graph_ref.rpartition(":")[2].rpartition(".")[2]
+    graphs = _graphs(graph_ref, config, name)
     options: dict[str, Any] = {"db": path, "host": host, "port": port,
                                "no_auth": no_auth}
     if api_keys_file is not None:
         options["api_keys_file"] = api_keys_file
     _check_address(host, port)
     try:
-        serve_graphs(graphs={graph_id: graph}, **options)
+        serve_graphs(graphs=graphs, **options)
     except ValueError as exc:  # the server refuses its options (no keys, no auth off loopback)
         make_console(stderr=True).print(f"[red]error:[/red] {exc}", markup=False)
         raise typer.Exit(ExitCode.USAGE) from None
@@ -63,6 +68,21 @@ def serve(
         if exc.code == UVICORN_STARTUP_FAILURE:  # bound by someone else meanwhile
             raise typer.Exit(ExitCode.SERVE_FAILED) from None
         raise
+
+
+def _graphs(graph_ref: str | None, config: str | None, name: str | None) -> dict[str, Any]:
+    """The graphs to serve by id: `MODULE:GRAPH` (named by `--name` or its attribute), or a
+    LangGraph project's `langgraph.json`."""
+    if graph_ref is None:
+        if name is not None:
+            raise typer.BadParameter("a project's graphs are named by their ids in "
+                                     "langgraph.json", param_hint="'--name'")
+        return project_graphs(config, "tether serve")
+    if config is not None:
+        raise typer.BadParameter("give MODULE:GRAPH or --config, not both",
+                                 param_hint="'--config'")
+    graph_id = name or graph_ref.rpartition(":")[2].rpartition(".")[2]
+    return {graph_id: load_graph(graph_ref)}
 
 
 def _check_address(host: str, port: int) -> None:

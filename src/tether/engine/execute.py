@@ -1,4 +1,4 @@
-"""Running the tasks of a superstep: attempts, retries, timeouts, and where each node runs.
+"""Running one task of a superstep: attempts, retries, timeouts, and where each node runs.
 
 A task never raises out of `run_task` except for a foreign cancellation: its fate is recorded
 on the task (`outcome`, `writes`, `error`, `interrupts`), and the loop decides what the step
@@ -14,20 +14,19 @@ import functools
 import hashlib
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import Token
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from tether.cancel.context import reset_current_scope, set_current_scope
+from tether import node_context
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
-from tether.config import NodeContext, reset_node_context, set_node_context
-from tether.engine.batch import eligible, run_batch
 from tether.engine.liveness import Liveness
 from tether.engine.routing import Router
 from tether.engine.spec import NodeSpec, Write
 from tether.engine.stream import Emitter
-from tether.engine.task import Task
+from tether.engine.task import StopMode, Task
 from tether.engine.threads import WorkerPool
 from tether.errors import (
     GraphInterrupt,
@@ -35,52 +34,72 @@ from tether.errors import (
     NodeTimeoutError,
     ParentCommand,
 )
-from tether.runtime import touch
-from tether.types import (
-    CancelReason,
-    Interrupt,
-    RetryPolicy,
-    reset_interrupt_handler,
-    set_interrupt_handler,
-)
+from tether.node_context import Meter, NodeContext
+from tether.runtime import Runtime, touch
+from tether.types import CancelReason, Interrupt, RetryPolicy
 
 _CANCELLED = object()
-_SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
+SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
+"""Why the running siblings of a task that failed are cancelled."""
+
+
+class TaskHost(Protocol):
+    """What running a task asks of the loop it belongs to (implemented by `Loop`).
+
+    Attributes:
+        keeps_writes: the finished tasks of a multi-task step keep their writes at once
+            (`task_done`), in case the step never completes.
+    """
+
+    keeps_writes: bool
+
+    def preview(self, writes: Sequence[Write]) -> dict[str, Any]:
+        """The state with only `writes` applied (what a conditional edge sees)."""
+
+    def task_config(self, task: Task) -> dict[str, Any]:
+        """The config dict `task`'s node sees."""
+
+    async def task_done(self, task: Task) -> None:
+        """A task of a multi-task step finished (store its writes as pending writes)."""
+
+    async def task_failed(self, task: Task, error: BaseException) -> None:
+        """An attempt of `task` failed (the run's policies may stop the run)."""
+
+    def node_stopped(self, task: Task, how: StopMode) -> None:
+        """A node stopped after the run's cancel (`terminate_node`)."""
+
+    async def run_subgraph(self, task: Task, handler: Callable[[Any], Any]) -> Any:
+        """Run a compiled-graph node's subgraph; its output is the task's result."""
 
 
 @dataclass(slots=True)
 class Executor:
-    """What running a task needs from its loop; one per graph run (and per subgraph run).
+    """Runs the tasks of a loop's steps; one per graph run (and per subgraph run).
 
     Attributes:
         scope: the scope of the run (or of the parent task, for a subgraph).
+        host: the loop the tasks belong to.
+        runtime: the `Runtime` every node of the run sees.
         inline_sync: sync nodes alone in their step may run on the loop's thread.
         grace: seconds a node has to stop after a cancel, unless the node sets its own.
-        preview: the state with only some writes applied (for conditional edges).
-        make_config: builds a task's config dict.
-        on_stop: records how a node stopped after a cancel (`terminate_node`).
-        on_done: called when a task of a multi-task step finishes (pending writes).
-        run_subgraph: runs a compiled-graph node.
+        idle_timeout: the run's idle limit per attempt, unless the node sets its own.
+        meter: counts the usage nodes report (`tether.charge()`).
         parent_interrupt: for a subgraph, the parent task's `interrupt()` handler.
     """
 
     scope: CancelScope
     emitter: Emitter
     pool: WorkerPool
-    nodes: Any
+    nodes: Mapping[str, NodeSpec]
+    host: TaskHost
+    runtime: Runtime[Any]
     inline_sync: bool
     grace: float
-    preview: Callable[[list[Write]], dict[str, Any]]
-    make_config: Callable[[Task], dict[str, Any]]
-    runtime: Callable[[Task], Any]
     run_id: str | None = None
     max_concurrency: int | None = None
-    on_stop: Callable[[Task, str], None] | None = None
-    on_done: Callable[[Task], Awaitable[None]] | None = None
-    run_subgraph: Callable[[Task, Callable[[Any], Any]], Awaitable[Any]] | None = None
-    parent_interrupt: Callable[[Any], Any] | None = None
-    on_failure: Callable[[Task, BaseException], None] | None = None
     idle_timeout: float | None = None
+    meter: Meter | None = None
+    parent_interrupt: Callable[[Any], Any] | None = None
     _writer: Callable[[Any], None] | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
@@ -89,53 +108,8 @@ class Executor:
     def router(self) -> Router:
         """Turns this graph's node answers into writes."""
         if self._router is None:
-            self._router = Router(self.nodes, self.preview)
+            self._router = Router(self.nodes, self.host.preview)
         return self._router
-
-    # -- a whole step ---------------------------------------------------------------------
-
-    async def run_step(self, tasks: list[Task]) -> None:
-        """Run every task of a step concurrently; returns once each has an outcome.
-
-        Cancellation:
-            On a cancel of the run, waits (shielded, bounded by the graces) for the tasks to
-            stop, then returns; the caller reads the cancel from the run's scope. A foreign
-            cancellation is re-raised after the same wait.
-        """
-        if len(tasks) == 1:
-            await self.run_task(tasks[0], alone=True)
-            return
-        batch = [t for t in tasks if eligible(self, t)]
-        if len(batch) < 2:
-            batch = []
-        others = [t for t in tasks if all(t is not b for b in batch)]
-        loop = asyncio.get_running_loop()
-        children = [loop.create_task(self.run_task(task, alone=False)) for task in others]
-        try:
-            if batch:
-                await run_batch(self, batch)
-            if children:
-                await asyncio.wait(children)
-        except asyncio.CancelledError:
-            await self._settle(others, children)
-            if not self.scope.cancel_called:
-                raise
-        for child in children:
-            if child.done() and not child.cancelled():
-                child.result()
-
-    async def _settle(self, tasks: list[Task], children: list[asyncio.Task[None]]) -> None:
-        import anyio
-
-        grace = max((t.node.cancel_grace or self.grace) for t in tasks)
-        with anyio.CancelScope(shield=True):
-            _done, pending = await asyncio.wait(children, timeout=grace + 0.05)
-        for task, child in zip(tasks, children, strict=True):
-            if child in pending:
-                # An async node that keeps swallowing the cancel: stop waiting for it. Its
-                # result can never be applied (it finishes after the request).
-                task.outcome = "cancelled"
-                self._stopped(task, "abandoned")
 
     # -- one task -------------------------------------------------------------------------
 
@@ -148,8 +122,8 @@ class Executor:
                 await self._run_with_retry(task, alone)
         else:
             await self._run_with_retry(task, alone)
-        if not alone and self.on_done is not None and task.outcome == "done":
-            await self.on_done(task)
+        if not alone and task.outcome == "done" and self.host.keeps_writes:
+            await self.host.task_done(task)
 
     async def _run_with_retry(self, task: Task, alone: bool) -> None:
         node = task.node
@@ -168,11 +142,10 @@ class Executor:
                 return
             except Exception as exc:  # noqa: BLE001 - recorded on the task, maybe retried
                 error: BaseException = exc
-                if self.on_failure is not None:
-                    self.on_failure(task, exc)
+                await self.host.task_failed(task, exc)
             else:
                 if result is not _CANCELLED:
-                    await self._finish(task, result)
+                    await self.finish(task, result)
                     return
                 error = self._cancelled_error(task, scope, started)
                 if task.outcome == "cancelled":
@@ -186,7 +159,8 @@ class Executor:
             if policy is None or attempt >= policy.max_attempts or self.scope.cancel_called:
                 task.outcome, task.error = "error", error
                 task.finished_at = time.monotonic()
-                self._fail_siblings(task, alone)
+                if not alone:
+                    self.cancel_siblings()
                 return
             await asyncio.sleep(policy.interval(attempt))
 
@@ -207,19 +181,15 @@ class Executor:
         task.outcome = "cancelled"
         return asyncio.CancelledError()
 
-    def _fail_siblings(self, task: Task, alone: bool) -> None:
-        del task
-        if alone:
-            return
-        for child in list(self.scope._children or ()):
-            if child.reason is None and child is not self.scope:
-                child.cancel(_SIBLING_FAILED)
+    def cancel_siblings(self) -> None:
+        """A task of the step failed: cancel the attempts of the others still running."""
+        self.scope.cancel_children(SIBLING_FAILED)
 
     async def _attempt(self, task: Task, scope: CancelScope, alone: bool) -> Any:
         node = task.node
         idle = node.idle_timeout or self.idle_timeout
         watch = Liveness(scope, idle) if idle is not None else None
-        tokens = self._enter(task, scope, watch)
+        token = self.enter(task, scope, watch)
         try:
             bind = (not alone or node.timeout is not None or watch is not None
                     or (not node.is_async and not self._runs_inline(node, alone)))
@@ -252,7 +222,7 @@ class Executor:
         finally:
             if watch is not None:
                 watch.stop()
-            self._leave(tokens)
+            node_context.leave(token)
 
     def _observe(self, task: Task, result: Any) -> Any:
         # The instant the engine sees the node's answer decides whether it counts.
@@ -269,9 +239,9 @@ class Executor:
 
     async def _call(self, task: Task, scope: CancelScope, alone: bool) -> Any:
         node = task.node
-        if node.subgraph is not None and self.run_subgraph is not None:
-            return await self.run_subgraph(task, self._interrupt_handler(task))
-        kwargs = self._kwargs(task) if node.kwargs else None
+        if node.subgraph is not None:
+            return await self.host.run_subgraph(task, self._interrupt_handler(task))
+        kwargs = self.kwargs(task) if node.kwargs else None
         if node.is_async:
             if kwargs:
                 return await node.func(task.input, **kwargs)
@@ -284,28 +254,29 @@ class Executor:
             from tether.engine.process import run_in_process
 
             return await run_in_process(fn, node=node.name, grace=grace,
-                                        on_stop=lambda how: self._stopped(task, how))
+                                        on_stop=lambda how: self.stopped(task, how))
         return await self.pool.run(fn, scope=scope, grace=grace,
-                                   on_stop=lambda how, _at: self._stopped(task, how))
+                                   on_stop=lambda how, _at: self.stopped(task, how))
 
     def _call_sync(self, task: Task) -> Any:
         node = task.node
         if node.kwargs:
-            return node.func(task.input, **self._kwargs(task))
+            return node.func(task.input, **self.kwargs(task))
         return node.func(task.input)
 
-    def _stopped(self, task: Task, how: str) -> None:
-        task.stop_mode = how  # type: ignore[assignment]
-        if self.on_stop is not None:
-            self.on_stop(task, how)
+    def stopped(self, task: Task, how: StopMode) -> None:
+        """Record how a node stopped after the run's cancel."""
+        task.stop_mode = how
+        self.host.node_stopped(task, how)
 
-    def _kwargs(self, task: Task) -> dict[str, Any]:
+    def kwargs(self, task: Task) -> dict[str, Any]:
+        """The engine objects `task`'s node takes as keyword arguments."""
         wanted = task.node.kwargs
         out: dict[str, Any] = {}
         if "config" in wanted:
-            out["config"] = self.make_config(task)
+            out["config"] = self.host.task_config(task)
         if "runtime" in wanted:
-            out["runtime"] = self.runtime(task)
+            out["runtime"] = self.runtime
         if "writer" in wanted:
             out["writer"] = self.writer
         if "store" in wanted:
@@ -332,22 +303,14 @@ class Executor:
             self._writer = write
         return self._writer
 
-    def _enter(self, task: Task, scope: CancelScope,
-               watch: Liveness | None) -> tuple[Any, Any, Any]:
-        ctx = NodeContext(self.writer, task.name, task.step, self.run_id,
-                          functools.partial(self.make_config, task))
-        ctx.runtime = self.runtime(task)
-        if watch is not None:
-            ctx.alive = watch.touch
-        return (set_current_scope(scope), set_node_context(ctx),
-                set_interrupt_handler(self._interrupt_handler(task)))
-
-    @staticmethod
-    def _leave(tokens: tuple[Any, Any, Any]) -> None:
-        scope_token, ctx_token, interrupt_token = tokens
-        reset_interrupt_handler(interrupt_token)
-        reset_node_context(ctx_token)
-        reset_current_scope(scope_token)
+    def enter(self, task: Task, scope: CancelScope,
+              watch: Liveness | None = None) -> Token[NodeContext | None]:
+        """Make `task`'s attempt under `scope` the node context of the calling code; the
+        token undoes it (`node_context.leave`)."""
+        return node_context.enter(NodeContext(
+            task.name, task.step, self.run_id, scope, self.writer,
+            functools.partial(self.host.task_config, task), self.runtime, self.meter,
+            self._interrupt_handler(task), watch.touch if watch is not None else None))
 
     def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
         if self.parent_interrupt is not None:
@@ -357,7 +320,8 @@ class Executor:
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def _finish(self, task: Task, result: Any) -> None:
+    async def finish(self, task: Task, result: Any) -> None:
+        """Record a task's result: its writes (and `updates` chunk), or why it has none."""
         try:
             writes = await self.router.writes_for(task, result)
         except GraphInterrupt as exc:
@@ -369,6 +333,7 @@ class Executor:
         task.writes = writes
         task.outcome = "done"
         self.emitter.emit_update(task, task.state_update())
+
 
 def _called(*scopes: CancelScope) -> bool:
     return any(scope.cancel_called for scope in scopes)

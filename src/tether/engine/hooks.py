@@ -1,7 +1,7 @@
 """What the engine asks its run's policies at each step (implemented by `tether.runs`).
 
 Every answer is either None (go on) or a `CancelReason`: the loop then stops the run through the
-ordinary cancel path (`LoopOptions.stop`), so a budget, a loop detector or a guard ends a run
+ordinary cancel path (`RunHost.stop`), so a budget, a loop detector or a guard ends a run
 exactly as a user's cancel does.
 """
 

@@ -3,136 +3,107 @@ checkpoint, repeat.
 
 Invariants the loop keeps:
 - A step's writes reach the channels only when every task of the step finished, in task-path
-  order, in `apply_grouped`. A step that does not complete leaves the channels as they were at
-  its start; what its finished tasks wrote is kept as pending writes on that checkpoint.
+  order (`ChannelState.commit`). A step that does not complete leaves the channels as they were
+  at its start; what its finished tasks wrote is kept as pending writes on that checkpoint.
 - After the run's scope is cancelled the loop awaits nothing unshielded: it returns an outcome
   as soon as the running tasks have settled, and the caller finalises outside the scope.
-- `self.step` is the step of the last checkpoint taken (taken in memory when there is no store).
+- Every reason to stop the run that the loop finds itself (its recursion limit, a node's
+  timeout in the run's own graph, a policy) goes to the run's cancel path (`RunHost.stop`)
+  before the loop returns `cancelled`, exactly as a user's cancel does.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from tether.cancel.scope import CancelScope
-from tether.channels.base import MISSING, BaseChannel
-from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
-from tether.config import RunConfig
-from tether.constants import INTERRUPT, START, TASKS
-from tether.engine.apply import apply_grouped, group_writes, preview, refresh_values
+from tether.channels.base import MISSING
+from tether.constants import INTERRUPT
+from tether.engine import start, subgraph
+from tether.engine.apply import group_writes
 from tether.engine.execute import Executor
-from tether.engine.hooks import StepHooks
-from tether.engine.outcome import LoopOutcome, task_writes
+from tether.engine.options import LoopOptions
+from tether.engine.outcome import LoopOutcome, LoopStatus, conclude, task_writes
 from tether.engine.persist import Persistence
-from tether.engine.plan import consume_triggers, plan_tasks
-from tether.engine.report import announce_loaded, checkpoint_payload, task_config
-from tether.engine.resume import InputPlan, attach_pending, plan_input
+from tether.engine.report import announce_loaded, task_config
+from tether.engine.resume import InputPlan, attach_pending, paused_before_marker, plan_input
 from tether.engine.spec import GraphSpec, Write
-from tether.engine.start import LoopStart
-from tether.engine.stream import Emitter, task_triggers
-from tether.engine.task import Task
-from tether.engine.threads import WorkerPool
+from tether.engine.state import ChannelState
+from tether.engine.step import run_step
+from tether.engine.stream import task_triggers
+from tether.engine.task import StopMode, Task
+from tether.errors import NodeTimeoutError
 from tether.runtime import Runtime
 from tether.types import CancelReason, Interrupt
 
 
-@dataclass(slots=True)
-class LoopOptions:
-    """How one loop run is set up (the runs layer fills this in)."""
-
-    config: RunConfig
-    scope: CancelScope
-    emitter: Emitter
-    pool: WorkerPool
-    store: CheckpointStore | None = None
-    thread_id: str | None = None
-    ns: str = ""
-    run_id: str | None = None
-    inline_sync: bool = False
-    context: Any = None
-    interrupt_before: frozenset[str] | None = None
-    interrupt_after: frozenset[str] | None = None
-    parent_interrupt: Any = None
-    on_stop: Any = None
-    subgraphs: bool = False
-    yield_to_consumer: Callable[[], bool] | None = None
-    hooks: StepHooks | None = None
-    stop: Callable[[CancelReason], Any] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-class Loop(LoopStart):
-    """One run of a graph (or of a subgraph inside a task)."""
+class Loop:
+    """One run of a graph (or of a subgraph inside a task). It is also the `TaskHost` of its
+    executor: what a running task asks of its graph run."""
 
     def __init__(self, spec: GraphSpec, options: LoopOptions) -> None:
         self.spec = spec
         self.opts = options
-        self.channels: dict[str, BaseChannel] = {k: f() for k, f in spec.channels.items()}
-        self.values: dict[str, Any] = {}
-        self.state_keys = frozenset(spec.state_keys)
-        self.step = -1
-        self.live: set[str] = set()
+        self.state = ChannelState(spec)
         self.tasks: list[Task] = []
-        self.loaded: StoredCheckpoint | None = None
         self.persist: Persistence | None = None
         if options.store is not None and options.thread_id is not None:
             self.persist = Persistence(options.store, options.thread_id, options.ns,
-                                       options.run_id, options.config.durability)
-        self._runtime = Runtime(context=options.context, run_id=options.run_id,
-                                thread_id=options.thread_id)
+                                       options.run_id, options.config.durability,
+                                       emitter=options.emitter,
+                                       metadata=options.config.raw.get("metadata"))
+        self.keeps_writes = self.persist is not None
+        config = options.config
         self.executor = Executor(
             scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
-            inline_sync=options.inline_sync, grace=options.config.cancel_grace,
-            preview=self._preview, make_config=lambda task: task_config(self, task),
-            runtime=lambda _task: self._runtime, run_id=options.run_id,
-            max_concurrency=options.config.max_concurrency, on_stop=options.on_stop,
-            on_done=self._task_done if self.persist is not None else None,
-            run_subgraph=self._run_subgraph, parent_interrupt=options.parent_interrupt,
-            on_failure=self._task_failed if options.hooks is not None else None,
-            idle_timeout=options.config.idle_timeout,
+            host=self, runtime=Runtime(context=options.context, run_id=options.run_id,
+                                       thread_id=options.thread_id),
+            inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
+            max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
+            meter=options.host.meter, parent_interrupt=options.parent_interrupt,
         )
         self._ran: list[Task] = []
-        self._node_triggers: dict[str, tuple[str, ...]] = {}
-        for channel, nodes in spec.triggers.items():
-            for name in nodes:
-                self._node_triggers[name] = (*self._node_triggers.get(name, ()), channel)
 
     # -- the run --------------------------------------------------------------------------
 
     async def run(self, graph_input: Any) -> LoopOutcome:
         """Run from `graph_input` (values, `Command`, or None to continue) to an outcome."""
-        await self._load()
-        plan = plan_input(self.spec, graph_input, self.loaded, self.opts.config)
-        if plan.resume_writes and self.persist is not None:
-            await self.persist.put_writes(plan.resume_writes)
+        state, persist, router = self.state, self.persist, self.executor.router
+        loaded = await start.load(state, persist, self.opts.config.checkpoint_id)
+        plan = plan_input(self.spec, graph_input, loaded, self.opts.config)
+        if plan.resume_writes and persist is not None:
+            await persist.put_writes(plan.resume_writes)
         if plan.writes is not None:
-            tasks = await self._input_step(graph_input, plan)
-            stop = self.step - 1 + self.opts.config.recursion_limit
+            self.tasks = await start.input_step(state, persist, router, graph_input, plan,
+                                                loaded=loaded)
+            self.opts.emitter.emit_values(state.view())
+            stop = state.step - 1 + self.opts.config.recursion_limit
         else:
-            if await self._replaying_older():
-                await self._fork()
+            if await start.replaying_older(persist, loaded, self.opts.config.checkpoint_id):
+                await start.fork(state, persist)
             if plan.command_writes is not None or plan.goto:
-                await self._apply_command(plan)
-            self._refresh_all()
-            tasks = self._plan(None)
-            stop = self.step + self.opts.config.recursion_limit
+                await start.apply_command(state, persist, router, plan)
+            state.refresh_all()
+            self.tasks = state.plan(None)
+            stop = state.step + self.opts.config.recursion_limit
             # Continuing a thread starts by showing where it stands, as LangGraph does.
-            announce_loaded(self)
-            self.opts.emitter.emit_values(self._values())
-        return await self._supersteps(tasks, plan, stop)
+            announce_loaded(self.opts.emitter, self.spec, loaded, state.view(), state.step)
+            self.opts.emitter.emit_values(state.view())
+        pending = loaded.pending_writes if (loaded is not None and plan.writes is None) else ()
+        return await self._supersteps(plan, pending, stop)
 
-    async def _supersteps(self, tasks: list[Task], plan: InputPlan, stop: int) -> LoopOutcome:
+    async def _supersteps(self, plan: InputPlan, pending: Sequence[Any],
+                          stop: int) -> LoopOutcome:
         first = True
-        pending = self.loaded.pending_writes if (self.loaded and plan.writes is None) else ()
         while True:
+            tasks = self.tasks
             if not tasks:
                 return self._outcome("done")
-            for task in tasks:
-                if task.id_key is None and not task._id:
-                    self._assign_id(task)
+            if self.persist is not None or self.opts.emitter.tasks:
+                base = self.persist.checkpoint_id if self.persist is not None else None
+                for task in tasks:
+                    task.key_id(base or "", self.opts.ns)
             if first and (pending or plan.resume_map):
                 attach_pending(tasks, pending, plan.resume_map)
             held = await self._gate(tasks, stop, first and plan.skip_interrupt_before)
@@ -142,9 +113,8 @@ class Loop(LoopStart):
             outcome = await self._superstep(tasks)
             if outcome is not None:
                 return outcome
-            tasks = self.tasks
             after = self._pause_set(self.opts.interrupt_after, self.spec.interrupt_after)
-            if after and tasks and any(t.name in after for t in self._ran):
+            if after and self.tasks and any(t.name in after for t in self._ran):
                 return self._outcome("interrupted")
 
     async def _gate(self, tasks: list[Task], stop: int,
@@ -152,66 +122,77 @@ class Loop(LoopStart):
         """What may keep the next superstep from starting: a cancel, the recursion budget, an
         `interrupt_before` pause, or a policy."""
         if self.opts.scope.cancel_called:
-            self.tasks = tasks
             return self._outcome("cancelled")
-        if self.step >= stop:
-            self.tasks = tasks
-            return self._outcome("limit")
+        if self.state.step >= stop:
+            if self.opts.nested:
+                return self._outcome("limit")
+            limit = self.opts.config.recursion_limit
+            return await self._stop(CancelReason(
+                "budget", f"recursion_limit of {limit} supersteps reached", "recursion_limit",
+                evidence={"limit": "recursion_limit", "value": limit, "step": self.state.step}))
         before = self._pause_set(self.opts.interrupt_before, self.spec.interrupt_before)
         if before and not resuming_pause and any(t.name in before for t in tasks):
-            await self._mark_paused_before(tasks)
+            if self.persist is not None:
+                await self.persist.put_writes([paused_before_marker([t.name for t in tasks])])
+            self.opts.emitter.emit_interrupts(())
             return self._outcome("interrupted")
-        hooks = self.opts.hooks
+        hooks = self.opts.host.hooks
         if hooks is None:
             return None
         fresh = [t for t in tasks if not t.cached]
-        return self._policy(hooks.before_step(self.step + 1, fresh, self.values), tasks)
+        return await self._stop(hooks.before_step(self.state.step + 1, fresh, self.state.values))
 
     async def _superstep(self, tasks: list[Task]) -> LoopOutcome | None:
-        consumed = consume_triggers(self.spec, self.channels, tasks)
+        consumed = self.state.consume(tasks)
         if self.persist is not None:
             self.persist.mark(consumed)
         self._announce_tasks(tasks)
         emitter = self.opts.emitter
-        self.tasks = tasks
         to_run = [t for t in tasks if not t.cached]
         if to_run:
-            await self.executor.run_step(to_run)
+            await run_step(self.executor, to_run)
         if self.opts.scope.cancel_called:
             return self._outcome("cancelled")
         if emitter.tasks:
             for task in to_run:
-                emitter.emit_task_result(task, _result_of(task))
-        unfinished = self._unfinished(tasks)
+                emitter.emit_task_result(task, task.state_update() or {})
+        unfinished = await self._unfinished(tasks)
         if unfinished is not None:
             return unfinished
-        hooks = self.opts.hooks
+        hooks = self.opts.host.hooks
         if hooks is not None:
-            verdict = hooks.before_commit(self.step + 1, tasks, self.values)
+            verdict = hooks.before_commit(self.state.step + 1, tasks, self.state.values)
             if verdict is not None:
                 # Vetoed writes are never applied, nor kept: the tasks run again on resume.
                 for task in tasks:
                     task.outcome, task.writes = "cancelled", None
-                return self._policy(verdict, tasks)
+                return await self._stop(verdict)
         self._ran = tasks
         changed = await self._commit(tasks)
         if hooks is not None:
-            return self._policy(hooks.after_commit(self.step, changed, self.values), self.tasks)
+            return await self._stop(hooks.after_commit(self.state.step, changed,
+                                                       self.state.values))
         return None
 
     def _announce_tasks(self, tasks: list[Task]) -> None:
         emitter = self.opts.emitter
         for task in tasks:
             if emitter.tasks:
-                emitter.emit_task_start(task, task_triggers(task, self._node_triggers))
+                emitter.emit_task_start(task, task_triggers(task, self.state.triggers_of))
             if task.cached:
                 emitter.emit_update(task, task.state_update())
 
-    def _unfinished(self, tasks: list[Task]) -> LoopOutcome | None:
+    async def _unfinished(self, tasks: list[Task]) -> LoopOutcome | None:
         """The outcome of a step that cannot commit: a task failed, or one paused for input."""
         failed = next((t for t in tasks if t.outcome == "error"), None)
         if failed is not None:
-            return self._outcome("error", error=failed.error,
+            error = failed.error
+            if isinstance(error, NodeTimeoutError) and not self.opts.nested:
+                # A node of the run's own graph overran its timeout: the run times out.
+                return await self._stop(CancelReason(
+                    "timeout", str(error), f"node:{error.node}",
+                    evidence={"node": error.node, "timeout": error.timeout}), error)
+            return self._outcome("error", error=error,
                                  error_node=failed.failed_node or failed.name)
         if not any(t.outcome == "interrupted" for t in tasks):
             return None
@@ -220,59 +201,34 @@ class Loop(LoopStart):
         emitter.emit_interrupts(interrupts)
         outcome = self._outcome("interrupted", interrupts=interrupts)
         if emitter.values:
-            shown = self.spec.values(outcome.values) or {}
+            shown = self.state.view(outcome.values) or {}
             emitter.emit_values({**shown, INTERRUPT: interrupts})
         return outcome
 
-    def _policy(self, reason: CancelReason | None, tasks: list[Task]) -> LoopOutcome | None:
-        """Stop the run for a policy's reason, through the run's cancel path."""
+    async def _stop(self, reason: CancelReason | None,
+                    error: BaseException | None = None) -> LoopOutcome | None:
+        """Stop the run for `reason` through the run's cancel path (None: go on)."""
         if reason is None:
             return None
-        stop = self.opts.stop
-        if stop is not None:
-            stop(reason)
-        else:
-            self.opts.scope.cancel(reason)
-        self.tasks = tasks
-        return self._outcome("cancelled")
+        await self.opts.host.stop(reason)
+        return self._outcome("cancelled", error=error)
 
     async def _commit(self, tasks: list[Task]) -> frozenset[str]:
+        state = self.state
         grouped = group_writes(tasks)
-        before = {k: self.values.get(k, MISSING) for k in grouped if k in self.state_keys} \
-            if self.opts.hooks is not None else {}
-        updated = apply_grouped(self.channels, grouped, self.live)
-        self.step += 1
-        refresh_values(self.channels, self.values, self.state_keys, updated)
-        triggers = self.spec.triggers
-        self.live = {c for c in updated if (c in triggers or c == TASKS)
-                     and self.channels[c].is_available()}
-        self.tasks = self._plan(updated)
-        await self._checkpoint("loop", updated)
-        if not self.state_keys.isdisjoint(updated):
-            self.opts.emitter.emit_values(self._values())
-        should_yield = self.opts.yield_to_consumer
-        if should_yield is not None and should_yield():
+        before = {k: state.values.get(k, MISSING) for k in grouped if k in state.state_keys} \
+            if self.opts.host.hooks is not None else {}
+        updated = state.commit(grouped)
+        self.tasks = state.plan(updated)
+        if self.persist is not None:
+            await self.persist.take(state, "loop", updated, self.tasks, ran=self._ran)
+        if not state.state_keys.isdisjoint(updated):
+            self.opts.emitter.emit_values(state.view())
+        if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
         return frozenset(k for k, old in before.items()
-                         if _differs(old, self.values.get(k, MISSING)))
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def _plan(self, candidates: Any) -> list[Task]:
-        return plan_tasks(self.spec, self.channels, self.values, self.step + 1, candidates)
-
-    def _refresh_all(self) -> None:
-        refresh_values(self.channels, self.values, self.state_keys, self.state_keys)
-
-    def _preview(self, writes: list[Write]) -> dict[str, Any]:
-        return preview(self.channels, self.values, self.state_keys, writes)
-
-    def _output(self) -> Any:
-        return self.spec.output(self.values)
-
-    def _values(self) -> Any:
-        return self.spec.values(self.values)
+                         if _differs(old, state.values.get(k, MISSING)))
 
     def _pause_set(self, override: frozenset[str] | None,
                    default: frozenset[str]) -> frozenset[str]:
@@ -281,94 +237,66 @@ class Loop(LoopStart):
             return frozenset(self.spec.nodes)
         return chosen
 
-    def _assign_id(self, task: Task) -> None:
-        if self.persist is not None or self.opts.emitter.tasks:
-            base = self.persist.checkpoint_id if self.persist is not None else ""
-            task.id_key = (base or "", self.opts.ns, task.step)
+    # -- what its tasks ask of it (TaskHost) ----------------------------------------------
 
-    def _metadata(self, source: str) -> dict[str, Any]:
-        meta: dict[str, Any] = dict(self.opts.config.raw.get("metadata") or {})
-        meta.update({"source": source, "step": self.step, "parents": {}})
-        if source == "loop" and self._ran:
-            meta["tasks"] = sorted({t.name for t in self._ran})
-        if self.opts.run_id is not None:
-            meta["run_id"] = self.opts.run_id
-        meta.update(self.opts.metadata)
-        return meta
+    def preview(self, writes: Sequence[Write]) -> dict[str, Any]:
+        """The state with only `writes` applied (what a conditional edge sees)."""
+        return self.state.preview(writes)
 
-    async def _checkpoint(self, source: str, updated: set[str],
-                          names: tuple[str, ...] | None = None) -> None:
-        persist = self.persist
-        if persist is None:
-            return
-        persist.mark(updated)
-        if names is None:
-            names = tuple(t.name for t in self.tasks)
-        metadata = self._metadata(source)
-        record = await persist.checkpoint(self.channels, self.step, source, names, metadata)
-        emitter = self.opts.emitter
-        if emitter.checkpoints:
-            shown = [(t.name, ()) for t in self.tasks] if names != (START,) else [(START, ())]
-            payload = checkpoint_payload(self, record.id, record.parent_id, names=names,
-                                         metadata=metadata, tasks=shown)
-            emitter.emit_checkpoint(payload, self.step)
+    def task_config(self, task: Task) -> dict[str, Any]:
+        """The config dict `task`'s node sees."""
+        opts = self.opts
+        return task_config(opts.config.raw, opts.thread_id, opts.ns,
+                           self.state.triggers_of(task.name), task)
 
-    def _task_failed(self, task: Task, error: BaseException) -> None:
-        hooks = self.opts.hooks
-        if hooks is not None:
-            reason = hooks.task_failed(task, error)
-            if reason is not None:
-                stop = self.opts.stop
-                if stop is not None:
-                    stop(reason)
-                else:
-                    self.opts.scope.cancel(reason)
-
-    async def _task_done(self, task: Task) -> None:
-        # A task of a multi-task step finished: keep its writes even if the step never
-        # completes (a crash, a cancel, a sibling's error or interrupt).
+    async def task_done(self, task: Task) -> None:
+        """A task of a multi-task step finished: keep its writes even if the step never
+        completes (a crash, a cancel, a sibling's error or interrupt)."""
         if self.persist is not None and not self.opts.scope.cancel_called:
             await self.persist.put_writes(task_writes(task))
 
-    async def _run_subgraph(self, task: Task, handler: Any) -> Any:
-        from tether.engine.subgraph import run_subgraph
+    async def task_failed(self, task: Task, error: BaseException) -> None:
+        """An attempt failed: the run's policies may stop the run for it."""
+        hooks = self.opts.host.hooks
+        if hooks is not None:
+            reason = hooks.task_failed(task, error)
+            if reason is not None:
+                await self.opts.host.stop(reason)
 
-        return await run_subgraph(self, task, handler)
+    def node_stopped(self, task: Task, how: StopMode) -> None:
+        """A node stopped after the run's cancel."""
+        self.opts.host.node_stopped(task, how)
+
+    async def run_subgraph(self, task: Task, handler: Callable[[Any], Any]) -> Any:
+        """Run a compiled-graph node's subgraph in a child loop; its output is the result.
+
+        Cancellation:
+            The child's tasks are children of `task`'s scope: cancelling the run stops them
+            with the same ladder, and this call then raises `CancelledError`.
+        """
+        spec = task.node.subgraph
+        assert spec is not None
+        durable = self.persist is not None
+        opts = subgraph.child_options(self.opts, task, handler, durable=durable)
+        child = Loop(spec, opts)
+        outcome = await child.run(None if await subgraph.resumes(opts) else task.input)
+        if durable:
+            await subgraph.keep(opts, outcome)
+        return subgraph.result(outcome, self.state.state_keys, task,
+                               self.opts.config.recursion_limit)
+
+    # -- the end --------------------------------------------------------------------------
 
     def cancelled_outcome(self) -> LoopOutcome:
         """The outcome to report when a cancel stopped the loop outside its own checks."""
         return self._outcome("cancelled")
 
-    def _outcome(self, status: Any, *, error: BaseException | None = None,
+    def _outcome(self, status: LoopStatus, *, error: BaseException | None = None,
                  interrupts: tuple[Interrupt, ...] = (),
                  error_node: str | None = None) -> LoopOutcome:
-        tasks = self.tasks if status != "done" else []
-        unfinished = status in ("cancelled", "error", "interrupted")
-        values = self.values
-        if status == "interrupted" and tasks:
-            done = [t for t in tasks if t.outcome == "done"]
-            if done:
-                values = preview(self.channels, self.values, self.state_keys,
-                                 [w for t in sorted(done, key=lambda t: t.sort_key)
-                                  for w in t.writes or ()])
-        writes = tuple(w for t in tasks for w in task_writes(t)) if unfinished else ()
-        if status == "cancelled":
-            for task in tasks:
-                if task.outcome == "done" and task.finished_at is not None and (
-                    self.opts.scope.cancelled_at is not None
-                    and task.finished_at >= self.opts.scope.cancelled_at
-                ):
-                    task.outcome, task.writes = "cancelled", None
-            writes = tuple(w for t in tasks for w in task_writes(t))
-        output = self.spec.output(values)
-        return LoopOutcome(
-            status=status, values=dict(values), output=output, step=self.step,
-            checkpoint_id=self.persist.checkpoint_id if self.persist is not None else None,
-            interrupts=interrupts, error=error, error_node=error_node, tasks=list(tasks),
-            final_writes=writes,
-            unsaved=self.persist.unsaved() if self.persist is not None else (),
-            next=tuple(t.name for t in tasks),
-        )
+        return conclude(status, self.state, self.tasks, self.persist,
+                        self.opts.scope.cancelled_at, error=error, interrupts=interrupts,
+                        error_node=error_node)
 
 
 def _differs(old: Any, new: Any) -> bool:
@@ -381,5 +309,4 @@ def _differs(old: Any, new: Any) -> bool:
         return True
 
 
-def _result_of(task: Task) -> Mapping[str, Any]:
-    return task.state_update() or {}
+__all__ = ["Loop"]

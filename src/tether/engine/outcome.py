@@ -7,10 +7,14 @@ from typing import Any, Literal
 
 from tether.checkpoint.base import CheckpointRecord, WriteRecord
 from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES
+from tether.engine.persist import Persistence
+from tether.engine.state import ChannelState
 from tether.engine.task import Task
 from tether.types import Interrupt
 
 LoopStatus = Literal["done", "interrupted", "cancelled", "error", "limit"]
+"""How a loop run ended; `limit` only for a subgraph (a run's own loop turns its recursion limit
+into a cancel of the run)."""
 
 
 @dataclass(slots=True)
@@ -71,3 +75,38 @@ def task_writes(task: Task) -> list[WriteRecord]:
     if task.outcome == "cancelled":
         return [WriteRecord(tid, name, -3, CANCELLED, None)]
     return []
+
+
+def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
+             persist: Persistence | None, cancelled_at: float | None, *,
+             error: BaseException | None = None,
+             interrupts: tuple[Interrupt, ...] = (),
+             error_node: str | None = None) -> LoopOutcome:
+    """The outcome of a loop run that ends with `tasks` due (or, for `cancelled`, stopped).
+
+    Args:
+        cancelled_at: when the run's scope was cancelled: a task that finished at or after it
+            counts as cancelled, its writes dropped.
+    """
+    tasks = tasks if status != "done" else []
+    values = state.values
+    if status == "interrupted" and tasks:
+        done = [t for t in tasks if t.outcome == "done"]
+        if done:
+            values = state.preview([w for t in sorted(done, key=lambda t: t.sort_key)
+                                    for w in t.writes or ()])
+    writes: tuple[WriteRecord, ...] = ()
+    if status == "cancelled":
+        for task in tasks:
+            if task.outcome == "done" and task.finished_at is not None and (
+                    cancelled_at is not None and task.finished_at >= cancelled_at):
+                task.outcome, task.writes = "cancelled", None
+    if status in ("cancelled", "error", "interrupted"):
+        writes = tuple(w for t in tasks for w in task_writes(t))
+    return LoopOutcome(
+        status=status, values=dict(values), output=state.output(values), step=state.step,
+        checkpoint_id=persist.checkpoint_id if persist is not None else None,
+        interrupts=interrupts, error=error, error_node=error_node, tasks=list(tasks),
+        final_writes=writes, unsaved=persist.unsaved() if persist is not None else (),
+        next=tuple(t.name for t in tasks),
+    )

@@ -16,6 +16,11 @@ from typing import Any
 from tether.channels.base import MISSING, BaseChannel
 from tether.checkpoint.base import CheckpointRecord, CheckpointStore, StoredCheckpoint, WriteRecord
 from tether.checkpoint.ids import uuid7
+from tether.constants import START
+from tether.engine.report import checkpoint_payload
+from tether.engine.state import ChannelState
+from tether.engine.stream import Emitter
+from tether.engine.task import Task
 from tether.types import Durability
 
 
@@ -29,15 +34,20 @@ class Persistence:
         run_id: the run writing.
         durability: `sync` (written before the next step), `async` (written in the background)
             or `exit` (only the last one, at the end).
+        emitter: where `checkpoints`/`debug` chunks of the checkpoints taken go.
+        metadata: the run's config metadata, the base of every checkpoint's metadata.
     """
 
     def __init__(self, store: CheckpointStore, thread_id: str, ns: str, run_id: str | None,
-                 durability: Durability) -> None:
+                 durability: Durability, *, emitter: Emitter,
+                 metadata: Mapping[str, Any] | None = None) -> None:
         self.store = store
         self.thread_id = thread_id
         self.ns = ns
         self.run_id = run_id
         self.durability = durability
+        self.emitter = emitter
+        self.metadata = dict(metadata or {})
         self.refs: dict[str, str] = {}
         self.dirty: set[str] = set()
         self.checkpoint_id: str | None = None
@@ -85,6 +95,36 @@ class Persistence:
             self._unsaved.append(record)
             if self.durability == "async":
                 self._kick_writer()
+        return record
+
+    async def take(self, state: ChannelState, source: str, updated: Iterable[str],
+                   next_tasks: Sequence[Task], *, ran: Sequence[Task] = (),
+                   names: tuple[str, ...] | None = None) -> CheckpointRecord:
+        """Take a checkpoint of `state` after a change to the channels `updated`, store it per
+        the durability mode, and show it to `checkpoints`/`debug` streams.
+
+        Args:
+            next_tasks: the tasks due from it.
+            ran: the tasks of the step it concludes (named in its metadata).
+            names: the names recorded as due, when not those of `next_tasks` (the input
+                checkpoint records `__start__`).
+        """
+        self.mark(updated)
+        if names is None:
+            names = tuple(t.name for t in next_tasks)
+        metadata = dict(self.metadata)
+        metadata.update({"source": source, "step": state.step, "parents": {}})
+        if source == "loop" and ran:
+            metadata["tasks"] = sorted({t.name for t in ran})
+        if self.run_id is not None:
+            metadata["run_id"] = self.run_id
+        record = await self.checkpoint(state.channels, state.step, source, names, metadata)
+        if self.emitter.checkpoints:
+            shown = [(t.name, ()) for t in next_tasks] if names != (START,) else [(START, ())]
+            payload = checkpoint_payload(self.thread_id, self.ns, state.view(), record.id,
+                                         record.parent_id, names=names, metadata=metadata,
+                                         tasks=shown)
+            self.emitter.emit_checkpoint(payload, state.step)
         return record
 
     def _kick_writer(self) -> None:

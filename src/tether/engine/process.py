@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 
+from tether.engine.task import StopMode
 from tether.errors import NodeCancelled, NodeError
 
 # -- the worker side (runs in the child process) ------------------------------------------------
@@ -47,7 +48,7 @@ def _on_term(_signum: int, _frame: Any) -> None:
 
 
 def _worker_main(conn: Connection) -> None:
-    from tether.cancel.context import set_current_scope
+    from tether import node_context
     from tether.cancel.scope import CancelScope
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -57,7 +58,8 @@ def _worker_main(conn: Connection) -> None:
             payload = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        set_current_scope(CancelScope(name="process-node"))
+        node_context.enter(node_context.NodeContext("process", -1, None,
+                                                    CancelScope(name="process-node")))
         reply: tuple[str, Any]
         _busy[0] = True
         try:
@@ -141,7 +143,7 @@ class ProcessPool:
         worker.close()
 
     async def run(self, fn: Callable[[], Any], *, node: str, grace: float,
-                  on_stop: Callable[[str], None]) -> Any:
+                  on_stop: Callable[[StopMode], None]) -> Any:
         """Run `fn` in a worker process and return its result.
 
         Cancellation:
@@ -178,8 +180,10 @@ class ProcessPool:
             raise NodeError(node, str(value).split(": ", 1)[-1])
         raise value
 
-    async def _stop(self, worker: _Worker, grace: float, on_stop: Callable[[str], None]) -> None:
-        steps = (("cooperative", signal.SIGTERM), ("terminated", signal.SIGTERM))
+    async def _stop(self, worker: _Worker, grace: float,
+                    on_stop: Callable[[StopMode], None]) -> None:
+        steps: tuple[tuple[StopMode, signal.Signals], ...] = (
+            ("cooperative", signal.SIGTERM), ("terminated", signal.SIGTERM))
         for how, signum in steps:
             worker.signal(signum)
             with anyio.move_on_after(grace / 2):
@@ -217,7 +221,7 @@ _pool_lock = threading.Lock()
 
 
 async def run_in_process(fn: Callable[[], Any], *, node: str, grace: float,
-                         on_stop: Callable[[str], None]) -> Any:
+                         on_stop: Callable[[StopMode], None]) -> Any:
     """Run a node's call in the process-wide pool of worker processes (see `ProcessPool.run`)."""
     global _pool  # noqa: PLW0603 - one pool per process, created on first use
     with _pool_lock:

@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tether import node_context
 from tether.constants import END, TASKS
 from tether.engine.spec import BranchSpec, NodeSpec, Write
 from tether.engine.task import Task
@@ -75,9 +76,7 @@ class Router:
         arg = branch.reader(state) if branch.reader is not None else state
         kwargs: dict[str, Any] = {}
         if "config" in branch.kwargs:
-            from tether.config import current_node_context
-
-            ctx = current_node_context()
+            ctx = node_context.current()
             kwargs["config"] = ctx.config if ctx is not None else {}
         answer = branch.path(arg, **kwargs)
         if inspect.isawaitable(answer):

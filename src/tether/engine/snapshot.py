@@ -8,11 +8,11 @@ from typing import Any
 
 from tether.checkpoint.base import StoredCheckpoint
 from tether.checkpoint.ids import task_id
-from tether.constants import ERROR, INTERRUPT, NULL_TASK_ID, START
-from tether.engine.apply import apply_grouped, group_writes, refresh_values
-from tether.engine.plan import plan_tasks
+from tether.constants import ERROR, INTERRUPT, START
+from tether.engine.apply import group_writes
 from tether.engine.resume import attach_pending
 from tether.engine.spec import GraphSpec
+from tether.engine.state import ChannelState
 from tether.engine.task import PULL, Task
 from tether.types import Interrupt, PregelTask
 
@@ -27,17 +27,6 @@ class CheckpointView:
     interrupts: tuple[Interrupt, ...]
 
 
-def restore(spec: GraphSpec, stored: StoredCheckpoint) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Channels and state dict as of a stored checkpoint."""
-    channels = {k: f() for k, f in spec.channels.items()}
-    for key, value in stored.values.items():
-        if key in channels:
-            channels[key].restore(value)
-    values: dict[str, Any] = {}
-    refresh_values(channels, values, frozenset(spec.state_keys), spec.state_keys)
-    return channels, values
-
-
 def view(spec: GraphSpec, stored: StoredCheckpoint, *, live: bool) -> CheckpointView:
     """How a checkpoint looks from outside.
 
@@ -46,23 +35,17 @@ def view(spec: GraphSpec, stored: StoredCheckpoint, *, live: bool) -> Checkpoint
             only what still has to run, only unanswered interrupts. Otherwise a record of the
             step: the state as the step began, every task, every interrupt raised.
     """
-    channels, values = restore(spec, stored)
+    state = ChannelState(spec)
+    state.restore(stored)
+    state.refresh_all()
     writes = stored.pending_writes
-    null = [w for w in writes if w.task_id == NULL_TASK_ID]
-    if null:
-        grouped: dict[str, list[Any]] = {}
-        for w in sorted(null, key=lambda w: w.idx):
-            grouped.setdefault(w.channel, []).append(w.value)
-        updated = apply_grouped(channels, grouped, ())
-        refresh_values(channels, values, frozenset(spec.state_keys), updated)
-    tasks = plan_tasks(spec, channels, values, stored.step + 1, None)
+    tasks = state.plan(None)
     for task in tasks:
         task.id = task_id(stored.id, stored.ns, task.step, task.name, task.path_str)
     attach_pending(tasks, writes, {})
     done = [t for t in tasks if t.outcome == "done"]
     if live and done:
-        updated = apply_grouped(channels, group_writes(done), ())
-        refresh_values(channels, values, frozenset(spec.state_keys), updated)
+        state.put(group_writes(done))
     raised: dict[str, list[Interrupt]] = {}
     errors: dict[str, str] = {}
     for w in writes:
@@ -85,4 +68,4 @@ def view(spec: GraphSpec, stored: StoredCheckpoint, *, live: bool) -> Checkpoint
         tasks.insert(0, Task(spec.start, stored.values[START], (PULL, START), stored.step + 1))
     shown = tuple(i for t in infos for i in t.interrupts)
     pending = tuple(t.name for t in tasks if not (live and t.outcome == "done"))
-    return CheckpointView(spec.values(values) or {}, pending, tuple(infos), shown)
+    return CheckpointView(state.view() or {}, pending, tuple(infos), shown)

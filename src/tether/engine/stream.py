@@ -14,6 +14,11 @@ Sink = Callable[[tuple[str, ...], str, Any], None]
 """Receives (namespace, mode, payload) for every chunk."""
 
 
+def drop(_ns: tuple[str, ...], _mode: str, _payload: Any) -> None:
+    """A sink for chunks nobody reads."""
+    return
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -109,8 +114,8 @@ class Emitter:
             self.sink(self.ns, "lifecycle", event)
 
 
-def task_triggers(task: Task, node_triggers: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+def task_triggers(task: Task, triggers_of: Callable[[str], tuple[str, ...]]) -> tuple[str, ...]:
     """The trigger channels shown for a task in `debug`/`tasks` chunks."""
     if task.path[0] == PULL:
-        return node_triggers.get(task.name, ())
+        return triggers_of(task.name)
     return (PUSH,)

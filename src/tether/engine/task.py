@@ -64,6 +64,11 @@ class Task:
     def id(self, value: str) -> None:
         self._id = value
 
+    def key_id(self, checkpoint_id: str, ns: str) -> None:
+        """Derive the id, when it has none yet, from the checkpoint its step starts from."""
+        if self.id_key is None and not self._id:
+            self.id_key = (checkpoint_id, ns, self.step)
+
     @property
     def name(self) -> str:
         """The node's name."""

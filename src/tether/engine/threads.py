@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from tether.cancel.scope import CancelScope
+from tether.engine.task import StopMode
 
 _STOP = object()
 
@@ -36,10 +37,10 @@ class _Sink:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._lock = threading.Lock()
-        self._ready: list[tuple[_Job, bool, Any]] = []
+        self._ready: list[tuple[Job, bool, Any]] = []
         self._pending = False
 
-    def push(self, job: _Job, ok: bool, value: Any) -> None:
+    def push(self, job: Job, ok: bool, value: Any) -> None:
         """From a worker thread: a job finished."""
         with self._lock:
             self._ready.append((job, ok, value))
@@ -57,7 +58,9 @@ class _Sink:
             job.settle(ok, value)
 
 
-class _Job:
+class Job:
+    """A call handed to a worker thread: its future resolves on the loop that submitted it."""
+
     __slots__ = ("abandoned", "context", "finished_at", "fn", "future", "sink", "waiters")
 
     def __init__(self, fn: Callable[[], Any], context: contextvars.Context, sink: _Sink) -> None:
@@ -141,15 +144,15 @@ class WorkerPool:
             with self._lock:
                 self._idle += 1
 
-    def submit(self, fn: Callable[[], Any]) -> _Job:
+    def submit(self, fn: Callable[[], Any]) -> Job:
         """Queue `fn` (with the caller's context variables) for a worker; `job.future` resolves
         with its result on the calling loop."""
-        job = _Job(fn, contextvars.copy_context(), self._sink())
+        job = Job(fn, contextvars.copy_context(), self._sink())
         self._spawn_if_needed()
         self._queue.put(job)
         return job
 
-    async def stop(self, jobs: list[_Job], grace: float) -> list[str]:
+    async def stop(self, jobs: list[Job], grace: float) -> list[StopMode]:
         """After a cancel: wait, shielded, up to `grace` for each job's worker to return; give
         up on the rest. Returns how each stopped: `cooperative` or `abandoned`.
 
@@ -165,7 +168,7 @@ class WorkerPool:
         if waiters:
             with anyio.CancelScope(shield=True):
                 await asyncio.wait(waiters, timeout=grace)
-        hows = []
+        hows: list[StopMode] = []
         for job in jobs:
             if job.finished_at is not None:
                 hows.append("cooperative")
@@ -178,7 +181,7 @@ class WorkerPool:
         return hows
 
     async def run(self, fn: Callable[[], Any], *, scope: CancelScope | None, grace: float,
-                  on_stop: Callable[[str, float | None], None] | None = None) -> Any:
+                  on_stop: Callable[[StopMode, float | None], None] | None = None) -> Any:
         """Run `fn` (with the caller's context variables) on a worker thread.
 
         Cancellation:

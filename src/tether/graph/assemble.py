@@ -45,8 +45,9 @@ def _branches(graph: StateGraph[Any], source: str,
 
 
 def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
-             interrupt_after: tuple[str, ...], name: str) -> GraphSpec:
-    """Build the engine's view of a validated graph."""
+             interrupt_after: tuple[str, ...], name: str, *, strict: bool = False) -> GraphSpec:
+    """Build the engine's view of a validated graph (`strict`: a node returning a key the
+    state lacks fails instead of warning)."""
     channels: dict[str, Callable[[], BaseChannel]] = dict(graph.channels)
     state_keys = tuple(channels)
     known = frozenset(state_keys)
@@ -74,7 +75,8 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
             is_async=node.call.is_async or subgraph is not None,
             kwargs=node.call.kwargs if subgraph is None else frozenset(),
             reader=node_reader,
-            updates=update_writes(known, node_name, lenient=subgraph is not None),
+            updates=update_writes(known, node_name, unknown="drop" if subgraph is not None
+                                  else "raise" if strict else "warn"),
             edges=_edge_writes(graph, node_name),
             branches=_branches(graph, node_name, state_reader),
             retry=node.retry,

@@ -14,9 +14,9 @@ from tether.errors import ConfigError
 from tether.graph.assemble import assemble
 from tether.graph.history import GraphHistory
 from tether.runs import control, portal
-from tether.runs.core import RunRequest, StreamFormat
 from tether.runs.handle import Run
-from tether.runs.multitask import predecessors
+from tether.runs.policies import PolicyDefaults
+from tether.runs.request import RunRequest, StreamFormat
 from tether.types import CancelReason, RunInfo, RunStatus
 
 _VALUES = "values"
@@ -34,7 +34,8 @@ class CompiledStateGraph(GraphHistory):
 
     def __init__(self, builder: Any, *, checkpointer: Any, store: Any,
                  interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
-                 name: str, config: dict[str, Any] | None = None) -> None:
+                 name: str, config: dict[str, Any] | None = None,
+                 strict: bool = False) -> None:
         if checkpointer in (True, False):
             checkpointer = None
         if checkpointer is not None and not isinstance(checkpointer, CheckpointStore):
@@ -49,12 +50,13 @@ class CompiledStateGraph(GraphHistory):
         self.name = name
         self.interrupt_before_nodes = interrupt_before
         self.interrupt_after_nodes = interrupt_after
-        self.spec = assemble(builder, interrupt_before, interrupt_after, name)
+        self.strict = strict
+        self.spec = assemble(builder, interrupt_before, interrupt_after, name, strict=strict)
         self.nodes = dict(builder.nodes)
         self.stream_mode = "updates"
         self.config = config or {}
         self.pool = default_pool()
-        self.policy_defaults: tuple[dict[str, Any], Any, tuple[Any, ...]] = ({}, None, ())
+        self.policy_defaults = PolicyDefaults()
 
     def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any
                     ) -> CompiledStateGraph:
@@ -63,6 +65,19 @@ class CompiledStateGraph(GraphHistory):
         clone.__dict__.update(self.__dict__)
         clone.config = merge_configs(self.config, {**(config or {}), **kwargs})
         return clone
+
+    def rebind(self, checkpointer: CheckpointStore, *, name: str | None = None
+               ) -> CompiledStateGraph:
+        """The same graph recorded in `checkpointer` (and, given, served under `name`): its
+        interrupts, config, long-term store, strictness and policies (budgets, loop detection,
+        guards) kept. What the CLI, the server and workers run a user's graph as."""
+        bound = CompiledStateGraph(
+            self.builder, checkpointer=checkpointer, store=self.long_term_store,
+            interrupt_before=self.interrupt_before_nodes,
+            interrupt_after=self.interrupt_after_nodes, name=name or self.name,
+            config=self.config, strict=self.strict)
+        bound.policy_defaults = self.policy_defaults
+        return bound
 
     # -- building runs ----------------------------------------------------------------------
 
@@ -88,7 +103,6 @@ class CompiledStateGraph(GraphHistory):
                 "a graph compiled with a checkpointer needs config['configurable']['thread_id']"
             )
         run_id = rc.run_id or uuid7()
-        waits = predecessors(rc.thread_id if durable else None, rc.multitask_strategy)
         if isinstance(stream_mode, str) or stream_mode is None:
             modes: tuple[str, ...] = () if stream_mode is None else (stream_mode,)
             single = True
@@ -101,8 +115,7 @@ class CompiledStateGraph(GraphHistory):
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit,
             metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
-            multitask=rc.multitask_strategy, predecessors=waits,
-            policy_defaults=self.policy_defaults,
+            policies=self.policy_defaults,
         )
         return request, run_id
 

@@ -10,7 +10,7 @@ from tether.config import RunConfig, merge_configs, parse_config
 from tether.engine.snapshot import view
 from tether.engine.spec import GraphSpec
 from tether.engine.subgraph import child_namespace
-from tether.engine.update import apply_update, update_options
+from tether.engine.update import apply_update
 from tether.errors import CheckpointerRequired, CheckpointNotFound, ConfigError
 from tether.runs import portal
 from tether.types import PregelTask, StateSnapshot
@@ -22,7 +22,6 @@ class GraphHistory:
     spec: GraphSpec
     checkpointer: CheckpointStore | None
     config: dict[str, Any]
-    pool: Any
 
     def _thread(self, config: dict[str, Any] | None, what: str) -> tuple[CheckpointStore,
                                                                        RunConfig]:
@@ -94,8 +93,7 @@ class GraphHistory:
         """
         store, rc = self._thread(config, "update_state()")
         assert rc.thread_id is not None
-        options = update_options(store, rc.thread_id, rc.checkpoint_ns, rc, self.pool)
-        new_id = await apply_update(self.spec, options, values, as_node)
+        new_id = await apply_update(self.spec, store, rc, values, as_node)
         return _config(rc.thread_id, rc.checkpoint_ns, new_id)
 
     def update_state(self, config: dict[str, Any], values: Any,

@@ -23,6 +23,8 @@ class CallableInfo:
     kwargs: frozenset[str]
     first_annotation: Any = None
     destinations: tuple[str, ...] | None = None
+    opaque: bool = False
+    """A Runnable: what it returns (a `Command` perhaps) cannot be read from its code."""
 
 
 @dataclass(slots=True)
@@ -69,7 +71,7 @@ def _runnable(fn: Any) -> CallableInfo | None:
     async def call(value: Any, config: dict[str, Any]) -> Any:
         return await ainvoke(value, config)
 
-    return CallableInfo(call, True, frozenset({"config"}))
+    return CallableInfo(call, True, frozenset({"config"}), opaque=True)
 
 
 def inspect_callable(fn: Any) -> CallableInfo:
@@ -163,6 +165,8 @@ def mentions_routing(info: CallableInfo) -> bool:
 
     Used only to avoid calling a node unreachable when its function might send to it.
     """
+    if info.opaque:
+        return True
     target = _unwrap(info.func)
     code = getattr(target, "__code__", None)
     if code is None:

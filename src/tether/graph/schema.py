@@ -6,6 +6,7 @@ import collections.abc
 import dataclasses
 import inspect
 import typing
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -13,7 +14,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from tether.channels.base import BaseChannel
 from tether.channels.binop import BinaryOperatorAggregate
 from tether.channels.last_value import LastValue
-from tether.errors import GraphCompileError, InvalidUpdateError
+from tether.errors import GraphCompileError, InvalidUpdateError, StrictnessWarning
 
 SchemaKind = Literal["typeddict", "dataclass", "pydantic", "mapping"]
 
@@ -165,15 +166,32 @@ def input_writes(schema: Schema, node: str) -> Callable[[Any], list[tuple[str, A
     return writes
 
 
+UnknownKeys = Literal["drop", "warn", "raise"]
+"""What a node's update does with a key the state lacks: drop it silently (a subgraph's output,
+of which the parent takes its own keys), drop it with a `StrictnessWarning` once per key (the
+default, as LangGraph drops it), or raise `InvalidUpdateError` (`compile(strict=True)`)."""
+
+
 def update_writes(known: frozenset[str], node: str, *,
-                  lenient: bool = False) -> Callable[[Any], list[tuple[str, Any]]]:
+                  unknown: UnknownKeys = "raise") -> Callable[[Any], list[tuple[str, Any]]]:
     """Validates a node's return value and turns it into writes.
 
     Args:
         known: every state key of the graph.
         node: the node's name, for messages.
-        lenient: drop unknown keys instead of failing (for subgraph outputs).
+        unknown: what to do with a key the state lacks (see `UnknownKeys`).
     """
+    warned: set[str] = set()
+
+    def reject(key: str) -> None:
+        message = (f"Node '{node}' returned unknown state key {key!r}; "
+                   f"the state has keys {sorted(known)}")
+        if unknown == "raise":
+            raise InvalidUpdateError(message)
+        if unknown == "warn" and key not in warned:
+            warned.add(key)
+            warnings.warn(f"{message}. The key is dropped (compile(strict=True) refuses it)",
+                          StrictnessWarning, stacklevel=2)
 
     def writes(value: Any) -> list[tuple[str, Any]]:
         if value is None:
@@ -192,11 +210,8 @@ def update_writes(known: frozenset[str], node: str, *,
         for key, item in items:
             if key in known:
                 out.append((key, item))
-            elif not lenient:
-                raise InvalidUpdateError(
-                    f"Node '{node}' returned unknown state key {key!r}; "
-                    f"the state has keys {sorted(known)}"
-                )
+            else:
+                reject(key)
         return out
 
     return writes

@@ -4,6 +4,7 @@ checks the wiring and produces a runnable graph."""
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -254,11 +255,13 @@ class StateGraph(Generic[StateT]):
 
     # -- compile --------------------------------------------------------------------------
 
-    def validate(self, interrupt: Sequence[str] | None = None) -> StateGraph[StateT]:
-        """Check the wiring; raises `GraphCompileError` naming the node or edge at fault."""
+    def validate(self, interrupt: Sequence[str] | None = None, *,
+                 strict: bool = False) -> StateGraph[StateT]:
+        """Check the wiring; raises `GraphCompileError` naming the node or edge at fault (with
+        `strict`, also for a node nothing reaches; else that is a `StrictnessWarning`)."""
         from tether.graph.validate import validate
 
-        validate(self, interrupt or ())
+        validate(self, interrupt or (), strict=strict)
         return self
 
     def compile(self, checkpointer: Any = None, *, cache: Any = None, store: Any = None,
@@ -266,7 +269,7 @@ class StateGraph(Generic[StateT]):
                 interrupt_after: Sequence[str] | str | None = None, debug: bool = False,
                 name: str | None = None, budget: dict[str, Any] | None = None,
                 loop_detection: dict[str, Any] | bool | None = None,
-                guards: Sequence[Any] = (), **kwargs: Any) -> Any:
+                guards: Sequence[Any] = (), strict: bool = False, **kwargs: Any) -> Any:
         """Check the wiring and build a runnable graph.
 
         Args:
@@ -280,6 +283,10 @@ class StateGraph(Generic[StateT]):
             loop_detection: `{"max_repeats": n, "no_progress_steps": n, "fields": [...]}`, or
                 False to turn it off.
             guards: callables `guard(step, writes, state)` that may veto a step's writes.
+            strict: refuse what LangGraph accepts but is likely a mistake — a node no edge,
+                branch, `Command` or `Send` can reach (at compile), a node returning a key the
+                state lacks (when it does). Without it both are a `StrictnessWarning`, once
+                per node and key, and the unknown key is dropped as LangGraph drops it.
 
         Raises:
             GraphCompileError: the wiring is wrong; the message names the node or edge.
@@ -292,15 +299,16 @@ class StateGraph(Generic[StateT]):
             raise TypeError(f"compile() got unexpected arguments {sorted(kwargs)}")
         before = _pause_list(interrupt_before)
         after = _pause_list(interrupt_after)
-        self.validate([*before, *after])
-        from tether.runs.policies import Budget, LoopSettings
+        self.validate([*before, *after], strict=strict)
+        from tether.runs.policies import Budget, LoopSettings, PolicyDefaults
 
         Budget.parse(budget)
         LoopSettings.parse(loop_detection)
         compiled = CompiledStateGraph(self, checkpointer=checkpointer, store=store,
                                       interrupt_before=before, interrupt_after=after,
-                                      name=name or "LangGraph")
-        compiled.policy_defaults = (dict(budget or {}), loop_detection, tuple(guards))
+                                      name=name or "LangGraph", strict=strict)
+        compiled.policy_defaults = PolicyDefaults(dict(budget or {}), loop_detection,
+                                                  tuple(guards))
         return compiled
 
 
@@ -327,7 +335,23 @@ def _annotation_schema(annotation: Any, state_schema: Any) -> Schema | None:
         return None
     if not isinstance(annotation, type):
         return None
+    # As LangGraph: only an annotation with keys of its own (not `dict`) narrows the input.
+    try:
+        if not typing.get_type_hints(annotation):
+            return None
+    except (NameError, TypeError):
+        return None
     try:
         return schema_of(annotation)
     except GraphCompileError:
         return None
+
+
+def __getattr__(name: str) -> Any:
+    # LangGraph's path `langgraph.graph.state.CompiledStateGraph`, imported on first use: the
+    # compiled graph's module imports this one.
+    if name == "CompiledStateGraph":
+        from tether.graph.compiled import CompiledStateGraph
+
+        return CompiledStateGraph
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from tether.constants import END, START
-from tether.errors import GraphCompileError
+from tether.errors import GraphCompileError, StrictnessWarning
 from tether.graph.nodes import (
     has_return_annotation,
     inspect_callable,
@@ -20,12 +21,15 @@ if TYPE_CHECKING:
 ANY = "*"
 
 
-def validate(graph: StateGraph[Any], interrupt: Iterable[str]) -> None:
+def validate(graph: StateGraph[Any], interrupt: Iterable[str], *, strict: bool = False) -> None:
     """Check a builder's wiring.
+
+    A node that nothing can reach is refused with `strict`; otherwise it is a
+    `StrictnessWarning` (LangGraph compiles such graphs).
 
     Raises:
         GraphCompileError: no entry point, an edge or path_map naming an unknown node, an
-            interrupt naming an unknown node, or a node that nothing can reach.
+            interrupt naming an unknown node, or (strict) a node that nothing can reach.
     """
     _check_edges(graph)
     _check_routes(graph)
@@ -36,7 +40,7 @@ def validate(graph: StateGraph[Any], interrupt: Iterable[str]) -> None:
         raise GraphCompileError(
             "Graph must have an entrypoint: add at least one edge from START to another node"
         )
-    _check_reachable(graph)
+    _check_reachable(graph, strict)
 
 
 def _check_edges(graph: StateGraph[Any]) -> None:
@@ -97,10 +101,24 @@ def _targets(graph: StateGraph[Any], source: str) -> set[str] | None:
                                          or not has_return_annotation(node.call)
                                          or mentions_routing(node.call)):
             return None
+        elif node.subgraph is not None and _may_command_parent(node.subgraph.builder):
+            return None  # a node inside may hand off to any node here (Command.PARENT)
     return out
 
 
-def _check_reachable(graph: StateGraph[Any]) -> None:
+def _may_command_parent(graph: StateGraph[Any]) -> bool:
+    """Whether a node of `graph`, or of a subgraph inside it, may return a `Command` (and so
+    `Command(graph=Command.PARENT, goto=...)` to a node of the graph above)."""
+    for node in graph.nodes.values():
+        if node.subgraph is not None:
+            if _may_command_parent(node.subgraph.builder):
+                return True
+        elif may_return_command(node.call) or mentions_routing(node.call):
+            return True
+    return False
+
+
+def _check_reachable(graph: StateGraph[Any], strict: bool) -> None:
     seen: set[str] = set()
     frontier = [START]
     while frontier:
@@ -113,10 +131,12 @@ def _check_reachable(graph: StateGraph[Any]) -> None:
                 seen.add(target)
                 frontier.append(target)
     unreachable = [name for name in graph.nodes if name not in seen]
-    if unreachable:
-        name = unreachable[0]
-        raise GraphCompileError(
+    for name in unreachable:
+        message = (
             f"Node `{name}` is not reachable from START: add an edge to it, or declare how it is "
             "reached (a path_map, a Literal return annotation on the path function, "
             "`destinations=` on add_node, or a Command[Literal[...]] return annotation)"
         )
+        if strict:
+            raise GraphCompileError(message)
+        warnings.warn(message, StrictnessWarning, stacklevel=5)

@@ -1,131 +1,100 @@
-"""The machinery of one run: its record, its cancel scope, its driver task, its end.
+"""The machinery of one run: its record, its cancel scope, its events, its end.
 
-A `RunCore` is created by the runner and starts its driver at once. The user-facing `Run` handle
-holds the core, never the other way round, so that a dropped stream can be garbage-collected
-(which cancels its run).
+A `RunCore` is made by a `Run` handle and driven by `runs/driver.py`. The handle holds the core,
+never the other way round, so that a dropped stream can be garbage-collected (which cancels its
+run). The core is the only writer of its own fields; the decisions it applies at the run's end
+are pure functions of `runs/finalize.py`.
 
 Invariants:
 - `final` is set exactly once, after the store accepted the run's last transaction.
 - A cancel is recorded in the store before the scope is cancelled; the store decides races
   between a cancel and the run's own end.
+- Every durable cancel reaches the run through `_receive`, which sets `_requested_at` once: the
+  instant of the request on this process's monotonic clock (for a request made elsewhere, now
+  minus its age). `cancel_latency_ms` is counted from it, by one formula.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import dataclasses
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
+
+import anyio
 
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
-from tether.checkpoint.base import CheckpointStore
-from tether.config import RunConfig
-from tether.engine.loop import Loop, LoopOptions
+from tether.checkpoint.base import RunFinish
+from tether.engine.hooks import StepHooks
+from tether.engine.loop import Loop
+from tether.engine.options import LoopOptions
 from tether.engine.outcome import LoopOutcome
-from tether.engine.spec import GraphSpec
 from tether.engine.stream import Emitter
-from tether.engine.threads import WorkerPool
+from tether.engine.task import StopMode, Task
+from tether.runs import finalize
 from tether.runs.buffer import ChunkBuffer
-from tether.runs.policies import Budget, LoopSettings, Policies
-from tether.types import CancelReason, EventPhase, RunEvent, RunInfo, RunStatus, utcnow
+from tether.runs.cleanup import run_hooks
+from tether.runs.journal import Journal
+from tether.runs.policies import Policies
+from tether.runs.request import RunRequest
+from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
-logger = logging.getLogger("tether.runs")
-
-
-@dataclass(slots=True)
-class StreamFormat:
-    """How chunks reach the consumer: LangGraph's shapes for `stream_mode` and `subgraphs`."""
-
-    modes: tuple[str, ...] = ()
-    single: bool = True
-    subgraphs: bool = False
-
-    def shape(self, ns: tuple[str, ...], mode: str, payload: Any) -> Any:
-        """The chunk as the consumer sees it."""
-        if self.single:
-            return (ns, payload) if self.subgraphs else payload
-        return (ns, mode, payload) if self.subgraphs else (mode, payload)
-
-
-@dataclass(slots=True)
-class RunRequest:
-    """Everything needed to start a run."""
-
-    spec: GraphSpec
-    input: Any
-    config: RunConfig
-    store: CheckpointStore
-    durable: bool
-    pool: WorkerPool
-    stream: StreamFormat = field(default_factory=StreamFormat)
-    context: Any = None
-    interrupt_before: frozenset[str] | None = None
-    interrupt_after: frozenset[str] | None = None
-    inline_sync: bool = False
-    buffer_limit: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    wrap_error: Callable[[BaseException], BaseException] | None = None
-    multitask: str | None = None
-    predecessors: list[RunCore] = field(default_factory=list)
-    policy_defaults: tuple[dict[str, Any], Any, tuple[Any, ...]] = ({}, None, ())
-    adopt: bool = False
-    """The run's record exists already (a queued run a worker claimed): take it over instead
-    of creating it."""
-    step_check: Callable[[], CancelReason | None] | None = None
-    """Asked before the policies at every superstep boundary; a reason stops the run there."""
+Driver = Callable[["RunCore"], Coroutine[Any, Any, None]]
 
 
 class RunCore:
-    """One run's state and driver. See the module docstring."""
+    """One run's state; see the module docstring.
 
-    def __init__(self, request: RunRequest, run_id: str) -> None:
+    Args:
+        request: what the run is.
+        run_id: its id.
+        predecessors: runs in flight on its thread that it waits for (or supersedes).
+    """
+
+    def __init__(self, request: RunRequest, run_id: str,
+                 predecessors: list[RunCore] | None = None) -> None:
         config = request.config
         self.request = request
         self.run_id = run_id
         self.thread_id = config.thread_id
         self.store = request.store
+        self.predecessors = predecessors or []
         self.scope = CancelScope(deadline=deadline_after(config.timeout), name=run_id,
                                  shield_grace=config.cancel_grace)
         self.buffer = ChunkBuffer(request.buffer_limit)
         self.emitter = Emitter(self._sink, request.stream.modes)
+        self.journal = Journal(run_id, self.emitter)
         self.info = RunInfo(run_id, self.thread_id, RunStatus.PENDING,
                             metadata={**request.metadata, "checkpoint_ns": config.checkpoint_ns})
         self.final: RunInfo | None = None
         self.result: Any = None
         self.exception: BaseException | None = None
-        self.pending_events: list[RunEvent] = []
-        self.requested_at: float | None = None
-        self.loop_obj: Loop | None = None
         self.task: asyncio.Task[None] | None = None
         self.aloop: asyncio.AbstractEventLoop | None = None
-        # Waiters, created only when someone waits: most runs are awaited once, on their loop.
+        self.policies: Policies | None = None
+        self.meter: Policies | None = None
+        self.hooks: StepHooks | None = None
+        self._loop: Loop | None = None
+        self._requested_at: float | None = None
+        self._early: CancelReason | None = None
+        self._created = False
+        # Waiters, made only when someone waits: most runs are awaited once, on their loop.
         self._done_event: threading.Event | None = None
         self._waiters: list[asyncio.Future[None]] = []
-        self._created = False
-        self._early: CancelReason | None = None
+        self._on_final: list[Callable[[RunCore], None]] = []
         self._lock = threading.Lock()
-        self.on_final: list[Callable[[RunCore], None]] = []
-        self.policies: Policies | None = None
 
     # -- starting -------------------------------------------------------------------------
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Create the record and start the driver on `loop` (the caller's running loop)."""
-        from tether.runs.admission import ADMISSION
-        from tether.runs.driver import drive
-
-        ADMISSION.admit(self)
-        self.aloop = loop
-        try:
-            if not self.request.adopt:
-                self.store.create_run(self.info)
-        except BaseException:
-            ADMISSION.leave(self)
-            raise
+    def start(self, loop: asyncio.AbstractEventLoop, drive: Driver) -> None:
+        """Create the record (unless the run adopts one) and start `drive(self)` on `loop`."""
+        self.aloop = self.journal.loop = loop
+        if not self.request.adopt:
+            self.store.create_run(self.info)
         self._created = True
         self.task = loop.create_task(drive(self), name=f"tether-run-{self.run_id}")
 
@@ -134,7 +103,28 @@ class RunCore:
         """True once the driver exists."""
         return self.task is not None
 
-    # -- cancelling -----------------------------------------------------------------------
+    async def mark_running(self, since: datetime) -> bool:
+        """Record the run's start (its driver began at `since`); False when a cancel durable
+        before it keeps it from starting.
+
+        Cancellation:
+            One store transaction; safe to retry.
+        """
+        start = RunEvent("start", since)
+        # An adopted record was created by whoever queued the run.
+        events = (start,) if self.request.adopt else (RunEvent("create", self.info.created_at),
+                                                      start)
+        info = await self.store.amark_running(self.run_id, events)
+        if info is None:
+            return False
+        self.info = info
+        return True
+
+    def when_done(self, callback: Callable[[RunCore], None]) -> None:
+        """Call `callback(self)` once the run has ended (on the run's loop)."""
+        self._on_final.append(callback)
+
+    # -- cancelling: the one inbox ----------------------------------------------------------
 
     async def request_cancel(self, reason: CancelReason) -> RunInfo:
         """Record a cancel durably, then cancel the scope. Idempotent; returns the receipt.
@@ -143,144 +133,179 @@ class RunCore:
             The durable write is not interrupted midway; if the caller is cancelled after it,
             the cancel still proceeds. Safe to retry.
         """
-        if self.final is not None:
-            return self.final
-        if not self._created:
-            self._early = self._early or reason
-            return self.info
+        receipt = self._not_requestable(reason)
+        if receipt is not None:
+            return receipt
         info, first = await self.store.arequest_cancel(self.run_id, reason)
-        return self._after_request(info, first)
+        return self._receive(info, first)
 
     def request_cancel_sync(self, reason: CancelReason) -> RunInfo:
         """`request_cancel` from any thread, without an event loop."""
+        receipt = self._not_requestable(reason)
+        if receipt is not None:
+            return receipt
+        info, first = self.store.request_cancel(self.run_id, reason)
+        return self._receive(info, first)
+
+    def follow_cancel(self, reason: CancelReason) -> RunInfo:
+        """Propagate a cancel already durable in the store (recorded by another process and
+        seen here): the scope is cancelled with no second request."""
+        if self.final is not None:
+            return self.final
+        info = dataclasses.replace(self.info, status=RunStatus.CANCELLING, reason=reason)
+        return self._receive(info, False)
+
+    def _not_requestable(self, reason: CancelReason) -> RunInfo | None:
         if self.final is not None:
             return self.final
         if not self._created:
+            # No record yet: keep the request; the driver makes it before anything else.
             self._early = self._early or reason
             return self.info
-        info, first = self.store.request_cancel(self.run_id, reason)
-        return self._after_request(info, first)
+        return None
 
-    def follow_cancel(self, info: RunInfo) -> RunInfo:
-        """Propagate a cancel already durable in the store (recorded by another process and
-        seen there, e.g. by a worker): the scope is cancelled with no second request."""
-        if self.final is not None:
-            return self.final
-        return self._after_request(info, False)
-
-    def _after_request(self, info: RunInfo, first: bool) -> RunInfo:
-        with self._lock:
-            if first and self.requested_at is None:
-                self.requested_at = time.monotonic()
-                request = info.reason
-                assert request is not None
-                self._announce(RunEvent("request", request.requested_at, None, request.to_dict()))
+    def _receive(self, info: RunInfo, first: bool) -> RunInfo:
+        """A durable cancel reached the run: `first` when this process's request recorded it."""
         if info.terminal:
             return info
         reason = info.reason
         assert reason is not None
+        with self._lock:
+            if self._requested_at is None:
+                now = time.monotonic()
+                age = max((utcnow() - reason.requested_at).total_seconds(), 0.0)
+                self._requested_at = now if first else now - age
+                if first:
+                    self.journal.announce(RunEvent("request", reason.requested_at, None,
+                                                   reason.to_dict()))
         self.info = info
         if self.scope.cancel(reason):
-            self.event("propagate", detail={"kind": reason.kind})
+            self.journal.record("propagate", detail={"kind": reason.kind})
         return info
-
-    def on_deadline(self, _scope: CancelScope) -> None:
-        """The run's deadline passed: cancel it with kind `timeout`, through the usual path.
-
-        Synchronous (on the run's loop): the request is durable and the scope cancelled before
-        this returns, so nothing of the run can observe the deadline without the cancel.
-        """
-        timeout = self.request.config.timeout
-        reason = CancelReason("timeout", f"run exceeded its timeout of {timeout}s", "deadline",
-                              evidence={"timeout": timeout})
-        self.request_cancel_sync(reason)
 
     @property
     def early_cancel(self) -> CancelReason | None:
         """A cancel that arrived before the record existed."""
         return self._early
 
+    async def stop(self, reason: CancelReason) -> None:
+        """Stop the run for a reason the engine found (a policy, its recursion limit, a node's
+        timeout): through `request_cancel`, unless the run is being cancelled already.
+
+        Cancellation:
+            As `request_cancel`.
+        """
+        if self.final is None and not self.scope.cancel_called:
+            await self.request_cancel(reason)
+
+    def stop_sync(self, reason: CancelReason) -> None:
+        """`stop` from code that cannot await (a budget crossed by a node's worker thread)."""
+        if self.final is None and not self.scope.cancel_called:
+            self.request_cancel_sync(reason)
+
     # -- events and chunks ----------------------------------------------------------------
 
-    def event(self, phase: EventPhase, node: str | None = None,
-              detail: dict[str, Any] | None = None) -> RunEvent:
-        """Record a lifecycle event (stored with the run's next transaction)."""
-        event = RunEvent(phase, utcnow(), node, detail or {})
-        with self._lock:
-            self.pending_events.append(event)
-        self._announce(event)
-        return event
-
-    def take_events(self) -> tuple[RunEvent, ...]:
-        """Events not yet stored."""
-        with self._lock:
-            events, self.pending_events = tuple(self.pending_events), []
-        return events
-
-    def _announce(self, event: RunEvent) -> None:
-        logger.info("run %s %s%s %s", self.run_id, event.phase,
-                    f" [{event.node}]" if event.node else "", event.detail or "")
-        if not self.emitter.lifecycle:
-            return
-        payload = {"phase": event.phase, "at": event.at.isoformat(), "node": event.node,
-                   "detail": event.detail}
-        loop = self.aloop
-        if loop is None or _in_loop(loop):
-            self._sink((), "lifecycle", payload)
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(self._sink, (), "lifecycle", payload)
+    def node_stopped(self, task: Task, how: StopMode) -> None:
+        """Record how a node stopped after the cancel (the `terminate_node` phase)."""
+        self.journal.record("terminate_node", task.name, {"how": how, "task_id": task.id})
 
     def _sink(self, ns: tuple[str, ...], mode: str, payload: Any) -> None:
         self.buffer.put(self.request.stream.shape(ns, mode, payload))
 
     def consumer_waiting(self) -> bool:
-        """True when a consumer is blocked on this run's stream (the driver then yields)."""
+        """True when a consumer is blocked on this run's stream (the loop then yields)."""
         return self.buffer.waiting
 
     # -- the loop -------------------------------------------------------------------------
 
-    def make_policies(self) -> Policies:
-        """The run's policies (budgets, loop detection, guards), built from its config."""
-        budget, loops, guards = self.request.policy_defaults
-        config = self.request.config
-        remote = self._remote_poll if self.store.shared and self.request.durable else None
-        self.policies = Policies(Budget.parse(budget, config.budget),
-                                 LoopSettings.parse(loops, config.loop_detection), guards,
-                                 self._policy_stop, remote)
-        return self.policies
-
-    def _remote_poll(self) -> CancelReason | None:
-        return self.store.cancel_requests([self.run_id]).get(self.run_id)
-
-    def _policy_stop(self, reason: CancelReason) -> None:
-        if self.final is None and not self.scope.cancel_called:
-            self.request_cancel_sync(reason)
-
-    def make_loop(self) -> Loop:
-        """The engine loop for this run."""
+    def make_loop(self, policies: Policies, hooks: StepHooks) -> Loop:
+        """The engine loop for this run: its `policies` count what nodes report and stop the
+        run; `hooks` are asked at every step (the policies, maybe behind other checks)."""
         req = self.request
-        policies = self.policies or self.make_policies()
-        options = LoopOptions(
+        self.policies = self.meter = policies
+        self.hooks = hooks
+        self._loop = Loop(req.spec, LoopOptions(
             config=req.config, scope=self.scope, emitter=self.emitter, pool=req.pool,
-            store=self.store if req.durable else None,
+            host=self, store=self.store if req.durable else None,
             thread_id=self.thread_id if req.durable else None,
             ns=req.config.checkpoint_ns, run_id=self.run_id, inline_sync=req.inline_sync,
             context=req.context, interrupt_before=req.interrupt_before,
-            interrupt_after=req.interrupt_after, on_stop=self._node_stopped,
-            subgraphs=req.stream.subgraphs, yield_to_consumer=self.consumer_waiting,
-            hooks=policies if req.step_check is None else _Checked(policies, req.step_check),
-            stop=self._policy_stop,
-        )
-        self.loop_obj = Loop(req.spec, options)
-        return self.loop_obj
+            interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
+        ))
+        return self._loop
 
-    def _node_stopped(self, task: Any, how: str) -> None:
-        self.event("terminate_node", task.name, {"how": how, "task_id": task.id})
+    def outcome_if_cancelled(self) -> LoopOutcome | None:
+        """The loop's outcome when a cancel stopped it between its own checks."""
+        return self._loop.cancelled_outcome() if self._loop is not None else None
 
     # -- the end --------------------------------------------------------------------------
 
+    async def finish(self, outcome: LoopOutcome | None, failure: BaseException | None, *,
+                     started: bool) -> None:
+        """Commit the run's end in one store transaction and publish it.
+
+        For a cancel this is where the last four phases happen: each stopped node is reported
+        (`terminate_node`), cleanup hooks run (`cleanup`), the final checkpoint is committed
+        with the status flip (`checkpoint`), and the run ends (`terminate`).
+
+        Cancellation:
+            Shielded: runs to completion even if the driver is cancelled again meanwhile
+            (cleanup hooks are bounded by the run's cleanup grace). Writes the run's final
+            checkpoint.
+        """
+        with anyio.CancelScope(shield=True):
+            try:
+                end = finalize.ending(outcome, failure)
+                refused = None
+                if end.status is not None:
+                    refused = await self._commit_end(end, outcome)
+                    if refused is None:
+                        return
+                await self._commit_cancel(outcome, started, refused)
+            except BaseException as exc:
+                # The store refused or failed: report the run as failed rather than hang.
+                self.settle(self.store.get_run(self.run_id) or self.info, None, exc)
+                raise
+
+    async def _commit_end(self, end: finalize.Ending,
+                          outcome: LoopOutcome | None) -> RunFinish | None:
+        self.journal.record("finish", end.node, end.detail())
+        commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
+        result = await self.store.afinish_run(self.run_id, commit)
+        if not result.applied:
+            return commit  # a cancel became durable first: it wins
+        self.settle(result.info, end.value, end.error)
+        return None
+
+    async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
+                             refused: RunFinish | None) -> None:
+        reason = finalize.cancel_reason(await self.store.aget_run(self.run_id),
+                                        self.scope.reason)
+        if self._requested_at is None:
+            # The request came through the store (another process), unseen so far.
+            self.follow_cancel(reason)
+        for node, detail in finalize.stopped_nodes(outcome):
+            self.journal.record("terminate_node", node, detail)
+        hooks = outcome.hooks if outcome is not None else []
+        if hooks:
+            config = self.request.config
+            for report in await run_hooks(hooks, config.cleanup_grace, self.request.pool):
+                self.journal.record("cleanup", report["node"], report)
+        self.journal.record("checkpoint",
+                            detail=finalize.checkpoint_detail(outcome, refused, started))
+        assert self._requested_at is not None
+        latency = (time.monotonic() - self._requested_at) * 1000.0
+        commit, terminate = finalize.commit_cancel(reason, outcome, refused, self.thread_id,
+                                                   events=self.journal.take(),
+                                                   latency_ms=latency)
+        result = await self.store.afinish_run(self.run_id, commit)
+        self.journal.announce(terminate)
+        self.settle(result.info, None, finalize.cancel_error(
+            reason, self.run_id, result.info.checkpoint_id, outcome,
+            self.request.config.recursion_limit))
+
     def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
-        """Publish the run's end: wake waiters and close the stream."""
+        """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks."""
         with self._lock:
             self.final = self.info = info
             self.result = result
@@ -293,11 +318,15 @@ class RunCore:
         self._waiters.clear()
         if event is not None:
             event.set()
-        for callback in self.on_final:
+        for callback in self._on_final:
             callback(self)
 
     async def wait(self) -> RunInfo:
-        """Wait (on the run's own loop) until the run has ended."""
+        """Wait (on the run's own loop) until the run has ended.
+
+        Cancellation:
+            Only the waiting stops; the run goes on.
+        """
         if self.final is None:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -315,35 +344,3 @@ class RunCore:
                 self._done_event = threading.Event()
             event = self._done_event
         return event.wait(timeout)
-
-    def outcome_if_cancelled(self) -> LoopOutcome | None:
-        """The loop's outcome when a cancel stopped it between its own checks."""
-        return self.loop_obj.cancelled_outcome() if self.loop_obj is not None else None
-
-
-class _Checked:
-    """A run's policies behind an outside check, asked first at every superstep boundary."""
-
-    __slots__ = ("_check", "_inner")
-
-    def __init__(self, inner: Policies, check: Callable[[], CancelReason | None]) -> None:
-        self._inner, self._check = inner, check
-
-    def before_step(self, step: int, tasks: Any, values: Any) -> CancelReason | None:
-        return self._check() or self._inner.before_step(step, tasks, values)
-
-    def before_commit(self, step: int, tasks: Any, values: Any) -> CancelReason | None:
-        return self._inner.before_commit(step, tasks, values)
-
-    def after_commit(self, step: int, changed: frozenset[str], values: Any) -> CancelReason | None:
-        return self._inner.after_commit(step, changed, values)
-
-    def task_failed(self, task: Any, error: BaseException) -> CancelReason | None:
-        return self._inner.task_failed(task, error)
-
-
-def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False

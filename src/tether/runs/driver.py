@@ -1,32 +1,52 @@
-"""The driver task of a run: start it, run the loop under the run's scope, finalise.
+"""The driver task of a run: start it, run the loop under the run's scope, finish.
 
 The driver is the only task that enters the run's cancel scope; everything after the loop
-returns happens outside it, so finalisation is never interrupted by the cancel it reports.
+returns happens outside it, so the run's end is never interrupted by the cancel it reports.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import anyio
+
 from tether.engine.outcome import LoopOutcome
+from tether.runs import remote
 from tether.runs.admission import ADMISSION
 from tether.runs.core import RunCore
-from tether.runs.finalize import finalize
 from tether.runs.multitask import wait_turn
 from tether.runs.policies.budget import over
-from tether.runs.remote import watch
-from tether.runtime import set_meter
-from tether.types import CancelReason, RunEvent, utcnow
+from tether.types import CancelReason, utcnow
+
+
+def launch(core: RunCore, loop: asyncio.AbstractEventLoop) -> None:
+    """Take a slot for `core` (or a place in the queue for one), create its record and start
+    its driver on `loop` (the caller's running loop).
+
+    Raises:
+        OverloadError: the process is full and refuses new runs.
+    """
+    ADMISSION.admit(core)
+    try:
+        core.start(loop, drive)
+    except BaseException:
+        ADMISSION.leave(core)
+        raise
 
 
 async def drive(core: RunCore) -> None:
     """Run `core` from `pending` to its end. Never raises, except a foreign cancellation, or
     `KeyboardInterrupt`/`SystemExit` forcing the process out (the run then stays `running` in
-    the store, and a durable store reports it as orphaned when it is next opened)."""
+    the store, and a durable store reports it as orphaned when it is next opened).
+
+    Cancellation:
+        A cancel of the driver task itself (its event loop shutting down) is recorded as a
+        `shutdown` cancel of the run, which ends through its cancel path; then it propagates.
+    """
     try:
         await _drive(core)
     except (KeyboardInterrupt, SystemExit) as exc:
-        # Wake the waiters, who raise it in their own tasks: nobody will finalise this run.
+        # Wake the waiters, who raise it in their own tasks: nobody will finish this run.
         if core.final is None:
             core.settle(core.info, None, exc)
 
@@ -39,25 +59,20 @@ async def _drive(core: RunCore) -> None:
         early = core.early_cancel
         if early is not None:
             await core.request_cancel(early)
-        start = RunEvent("start", utcnow())
-        create = RunEvent("create", core.info.created_at)
+        since = utcnow()
         with core.scope:
-            if core.request.predecessors:
+            if core.predecessors:
                 await wait_turn(core)
             await ADMISSION.enter(core)
-        core.on_final.append(ADMISSION.leave)
-        # An adopted record was created by whoever queued the run.
-        events = (start,) if core.request.adopt else (create, start)
-        info = await core.store.amark_running(core.run_id, events)
-        if info is None:
+        core.when_done(ADMISSION.leave)
+        if not await core.mark_running(since):
             # A cancel became durable before the run started: it never starts.
-            await finalize(core, None, None, started=False)
+            await core.finish(None, None, started=False)
             return
-        core.info = info
-        core.scope.arm(core.on_deadline)
-        watch(core)
-        loop = core.make_loop()
-        set_meter(core.policies)
+        core.scope.arm(lambda _scope: core.request_cancel_sync(_deadline_passed(core)))
+        remote.watch(core)
+        policies = core.request.policies.for_run(core.request.config, core.stop_sync)
+        loop = core.make_loop(policies, remote.gate(core, policies))
         timer = _wall_time(core)
         try:
             with core.scope:
@@ -65,8 +80,6 @@ async def _drive(core: RunCore) -> None:
         finally:
             if timer is not None:
                 timer.cancel()
-        if outcome is None:
-            outcome = core.outcome_if_cancelled()
     except asyncio.CancelledError as exc:
         if core.scope.cancel_called:
             outcome = core.outcome_if_cancelled()
@@ -74,13 +87,25 @@ async def _drive(core: RunCore) -> None:
             # Someone cancelled the driver task itself (the loop is shutting down): stop the
             # run as a shutdown, record it, then let the cancellation continue.
             foreign = exc
-            await _shutdown(core)
+            reason = CancelReason("shutdown", "the event loop running the run was shut down",
+                                  "loop")
+            with anyio.CancelScope(shield=True):
+                await core.request_cancel(reason)
             outcome = core.outcome_if_cancelled()
-    except Exception as exc:  # noqa: BLE001 - the run's failure, reported by finalize
+    except Exception as exc:  # noqa: BLE001 - the run's failure, reported by finish
         failure = exc
-    await finalize(core, outcome, failure, started=True)
+    await core.finish(outcome, failure, started=True)
     if foreign is not None:
         raise foreign
+
+
+def _deadline_passed(core: RunCore) -> CancelReason:
+    # Called synchronously on the run's loop when the deadline passes: the request is durable
+    # and the scope cancelled before the timer returns, so nothing of the run can observe the
+    # deadline without the cancel.
+    timeout = core.request.config.timeout
+    return CancelReason("timeout", f"run exceeded its timeout of {timeout}s", "deadline",
+                        evidence={"timeout": timeout})
 
 
 def _wall_time(core: RunCore) -> asyncio.TimerHandle | None:
@@ -100,9 +125,4 @@ def _wall_time(core: RunCore) -> asyncio.TimerHandle | None:
     return aloop.call_later(limit * 1.000001 + 1e-6, expire)
 
 
-async def _shutdown(core: RunCore) -> None:
-    import anyio
-
-    reason = CancelReason("shutdown", "the event loop running the run was shut down", "loop")
-    with anyio.CancelScope(shield=True):
-        await core.request_cancel(reason)
+__all__ = ["drive", "launch"]

@@ -1,17 +1,17 @@
-"""The end of a run: one transaction that stores its last checkpoint, writes and status.
+"""How a run ends, decided without I/O: from the loop's outcome (or the driver's failure) and,
+for a cancel, the durable reason, to the status, the final writes and events the run's last
+transaction commits, and what its caller is given (a value or an exception).
 
-For a cancel this is where the last four phases happen: each stopped node is reported
-(`terminate_node`), cleanup hooks run (`cleanup`), the final checkpoint is committed with the status
-flip (`checkpoint`), and the run ends (`terminate`). The store refuses a success, error or pause
-once a cancel is durable, and the run then ends through the cancel path instead: whichever
-became durable first wins.
+`RunCore.finish` does the I/O in this order: an `Ending` with a status is committed on condition
+that no cancel is durable (`commit_end`); the store refuses it once one is, and the run then
+ends through the cancel path like an `Ending` without status: `cancel_reason`, the cleanup
+hooks, `commit_cancel`, `cancel_error`. Whichever became durable first wins.
 """
 
 from __future__ import annotations
 
-import time
-
-import anyio
+from dataclasses import dataclass
+from typing import Any
 
 from tether.checkpoint.base import RunFinish, is_internal
 from tether.constants import INTERRUPT
@@ -24,169 +24,173 @@ from tether.errors import (
     RunCancelled,
     RunTimeout,
 )
-from tether.runs.cleanup import run_hooks
-from tether.runs.core import RunCore
 from tether.runs.failure import short_traceback
-from tether.types import CancelReason, RunEvent, RunStatus, utcnow
+from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
-async def finalize(core: RunCore, outcome: LoopOutcome | None, failure: BaseException | None,
-                   *, started: bool) -> None:
-    """Commit the run's end and publish it.
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """What a run's end is, before the store has its say.
 
-    Cancellation:
-        Shielded: runs to completion even if the driver is cancelled again meanwhile (cleanup
-        hooks are bounded by the run's cleanup grace). Writes the run's final checkpoint.
+    Attributes:
+        status: `success`, `error` or `interrupted`; None for the cancel path.
+        error: what the caller of a failed run is given.
+        value: what the caller of a run that succeeded (or paused) is given.
+        node: the node whose exception failed the run (`sub/inner` inside a subgraph).
+        traceback: the innermost frames of the code that raised it (`short_traceback`).
     """
-    with anyio.CancelScope(shield=True):
-        try:
-            await _finalize(core, outcome, failure, started)
-        except BaseException as exc:
-            # The store refused or failed: report the run as failed rather than hang waiters.
-            info = core.store.get_run(core.run_id) or core.info
-            core.settle(info, None, exc)
-            raise
+
+    status: RunStatus | None
+    error: BaseException | None = None
+    value: Any = None
+    node: str | None = None
+    traceback: str | None = None
+
+    def detail(self) -> dict[str, Any]:
+        """The `finish` event's detail."""
+        detail: dict[str, Any] = {"status": self.status.value if self.status else None}
+        if self.error is not None:
+            detail["error"] = describe(self.error)
+        if self.traceback is not None:
+            detail["traceback"] = self.traceback
+        return detail
 
 
-async def _finalize(core: RunCore, outcome: LoopOutcome | None, failure: BaseException | None,
-                    started: bool) -> None:
+CANCELLED = Ending(None)
+
+
+def ending(outcome: LoopOutcome | None, failure: BaseException | None) -> Ending:
+    """How the run ends, given the loop's outcome (None: the loop never returned one) or the
+    exception that stopped the driver."""
     if failure is not None:
-        await _end(core, outcome, RunStatus.ERROR, failure, started)
-        return
+        return _failed(failure)
     if outcome is None or outcome.status == "cancelled":
-        await _cancelled(core, outcome, started)
-        return
-    if outcome.status == "limit":
-        limit = core.request.config.recursion_limit
-        reason = CancelReason("budget", f"recursion_limit of {limit} supersteps reached",
-                              "recursion_limit", evidence={"limit": "recursion_limit",
-                                                           "value": limit, "step": outcome.step})
-        await core.request_cancel(reason)
-        await _cancelled(core, outcome, started)
-        return
-    if outcome.status == "error" and isinstance(outcome.error, NodeTimeoutError):
-        error = outcome.error
-        reason = CancelReason("timeout", str(error), f"node:{error.node}",
-                              evidence={"node": error.node, "timeout": error.timeout})
-        await core.request_cancel(reason)
-        await _cancelled(core, outcome, started)
-        return
+        return CANCELLED
     if outcome.status == "error":
-        await _end(core, outcome, RunStatus.ERROR, outcome.error, started,
-                   node=outcome.error_node)
-        return
-    status = RunStatus.SUCCESS if outcome.status == "done" else RunStatus.INTERRUPTED
-    await _end(core, outcome, status, None, started)
+        assert outcome.error is not None
+        return _failed(outcome.error, outcome.error_node)
+    if outcome.status == "done":
+        return Ending(RunStatus.SUCCESS, value=outcome.output)
+    # A run's own loop turns its recursion limit into a cancel: `limit` is a subgraph's.
+    assert outcome.status == "interrupted", f"a run's loop never ends {outcome.status!r}"
+    value = outcome.output
+    if outcome.interrupts:
+        value = dict(value or {})
+        value[INTERRUPT] = list(outcome.interrupts)
+    return Ending(RunStatus.INTERRUPTED, value=value)
 
 
-async def _end(core: RunCore, outcome: LoopOutcome | None, status: RunStatus,
-               error: BaseException | None, started: bool, *, node: str | None = None) -> None:
+def _failed(error: BaseException, node: str | None = None) -> Ending:
     if isinstance(error, ParentCommand):
         error = InvalidUpdateError(
             "A node returned Command(graph=Command.PARENT) but its graph has no parent graph"
         )
-    if error is not None and core.request.wrap_error is not None:
-        error = core.request.wrap_error(error)
-    where = short_traceback(error) if error is not None else None
-    core.event("finish", node, {"status": status.value,
-                                **({"error": _describe(error)} if error else {}),
-                                **({"traceback": where} if where else {})})
-    finish = RunFinish(
-        status=status,
+    return Ending(RunStatus.ERROR, error=error, node=node, traceback=short_traceback(error))
+
+
+def commit_end(end: Ending, outcome: LoopOutcome | None, thread_id: str | None,
+               events: tuple[RunEvent, ...]) -> RunFinish:
+    """The transaction of an `Ending` with a status: refused by the store once a cancel is
+    durable."""
+    assert end.status is not None
+    return RunFinish(
+        status=end.status,
         checkpoint_id=outcome.checkpoint_id if outcome else None,
-        thread_id=core.thread_id,
-        error=_describe(error) if error is not None else None,
-        error_node=node if error is not None else None,
-        error_traceback=where,
+        thread_id=thread_id,
+        error=describe(end.error) if end.error is not None else None,
+        error_node=end.node, error_traceback=end.traceback,
         checkpoints=outcome.unsaved if outcome else (),
         writes=outcome.final_writes if outcome else (),
-        events=core.take_events(),
+        events=events,
         unless_cancel_requested=True,
     )
-    result = await core.store.afinish_run(core.run_id, finish)
-    if not result.applied:
-        # A cancel became durable first: it wins.
-        await _cancelled(core, outcome, started, refused=finish)
-        return
-    if error is not None:
-        core.settle(result.info, None, error)
-        return
-    value = outcome.output if outcome is not None else None
-    if status is RunStatus.INTERRUPTED and outcome is not None and outcome.interrupts:
-        value = dict(value or {})
-        value[INTERRUPT] = list(outcome.interrupts)
-    core.settle(result.info, value, None)
 
 
-async def _cancelled(core: RunCore, outcome: LoopOutcome | None, started: bool,
-                     refused: RunFinish | None = None) -> None:
-    info = await core.store.aget_run(core.run_id)
-    reason = (info.reason if info is not None else None) or core.scope.reason
-    if reason is None:
-        reason = CancelReason("user", "cancelled", None)
-    remote_latency = None
-    if core.requested_at is None:
-        # The request came through the store (another process): count from when it was made.
-        core.requested_at = time.monotonic()
-        remote_latency = max((utcnow() - reason.requested_at).total_seconds() * 1000.0, 0.0)
-        core.scope.cancel(reason)
-    tasks = outcome.tasks if outcome is not None else []
-    for task in tasks:
-        if task.outcome == "cancelled" and task.stop_mode is None:
-            core.event("terminate_node", task.name, {"how": "cooperative", "task_id": task.id})
-    hooks = outcome.hooks if outcome is not None else []
-    if hooks:
-        reports = await run_hooks(hooks, core.request.config.cleanup_grace, core.request.pool)
-        for report in reports:
-            core.event("cleanup", report["node"], report)
-    status = RunStatus.TIMEOUT if reason.kind == "timeout" else RunStatus.CANCELLED
-    checkpoint_id = outcome.checkpoint_id if outcome is not None else None
-    if refused is not None and checkpoint_id is None:
-        checkpoint_id = refused.checkpoint_id
+def cancel_reason(stored: RunInfo | None, local: CancelReason | None) -> CancelReason:
+    """The reason a cancelled run ends with: the durable one, else the one its scope was
+    cancelled with here."""
+    reason = (stored.reason if stored is not None else None) or local
+    return reason if reason is not None else CancelReason("user", "cancelled", None)
+
+
+def stopped_nodes(outcome: LoopOutcome | None) -> list[tuple[str, dict[str, Any]]]:
+    """(node, detail) of each task the cancel stopped at its next await, not reported yet
+    (those stopped by the ladder were reported as it acted)."""
+    if outcome is None:
+        return []
+    return [(task.name, {"how": "cooperative", "task_id": task.id}) for task in outcome.tasks
+            if task.outcome == "cancelled" and task.stop_mode is None]
+
+
+def checkpoint_detail(outcome: LoopOutcome | None, refused: RunFinish | None,
+                      started: bool) -> dict[str, Any]:
+    """The `checkpoint` event's detail: the final checkpoint, what it keeps, what stopped."""
     writes = outcome.final_writes if outcome is not None else ()
-    core.event("checkpoint", detail={
-        "checkpoint_id": checkpoint_id,
+    return {
+        "checkpoint_id": _final_checkpoint(outcome, refused),
         "pending_writes": sum(1 for w in writes if not is_internal(w.channel)),
         "cancelled_tasks": list(outcome.cancelled_tasks) if outcome is not None else [],
         "started": started,
-    })
-    latency = (time.monotonic() - core.requested_at) * 1000.0
-    if remote_latency is not None:
-        latency = remote_latency
+    }
+
+
+def _final_checkpoint(outcome: LoopOutcome | None, refused: RunFinish | None) -> str | None:
+    checkpoint_id = outcome.checkpoint_id if outcome is not None else None
+    if refused is not None and checkpoint_id is None:
+        checkpoint_id = refused.checkpoint_id
+    return checkpoint_id
+
+
+def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: RunFinish | None,
+                  thread_id: str | None, *, events: tuple[RunEvent, ...],
+                  latency_ms: float) -> tuple[RunFinish, RunEvent]:
+    """The transaction of the cancel path: the final checkpoint and writes with the status flip
+    (`timeout` for a reason of kind timeout), and the `terminate` event it ends with.
+
+    Args:
+        refused: an end the store refused because the cancel won the race: the checkpoints it
+            held back are committed here instead.
+        events: the events recorded so far, not stored yet.
+        latency_ms: from the cancel request to now.
+    """
+    status = RunStatus.TIMEOUT if reason.kind == "timeout" else RunStatus.CANCELLED
     terminate = RunEvent("terminate", utcnow(), None,
-                         {"status": status.value, "cancel_latency_ms": round(latency, 3)})
+                         {"status": status.value, "cancel_latency_ms": round(latency_ms, 3)})
     finish = RunFinish(
-        status=status, checkpoint_id=checkpoint_id, thread_id=core.thread_id, reason=reason,
+        status=status, checkpoint_id=_final_checkpoint(outcome, refused), thread_id=thread_id,
+        reason=reason,
         checkpoints=(outcome.unsaved if outcome is not None else ())
         + (refused.checkpoints if refused is not None else ()),
-        writes=writes, events=(*core.take_events(), terminate), cancel_latency_ms=latency,
+        writes=outcome.final_writes if outcome is not None else (),
+        events=(*events, terminate), cancel_latency_ms=latency_ms,
     )
-    result = await core.store.afinish_run(core.run_id, finish)
-    core._announce(terminate)
-    core.settle(result.info, None, _cancel_error(core, reason, result.info.checkpoint_id, outcome))
+    return finish, terminate
 
 
-def _cancel_error(core: RunCore, reason: CancelReason, checkpoint_id: str | None,
-                  outcome: LoopOutcome | None) -> BaseException:
+def cancel_error(reason: CancelReason, run_id: str, checkpoint_id: str | None,
+                 outcome: LoopOutcome | None, recursion_limit: int) -> BaseException:
+    """What the caller of a cancelled run is given: `RecursionLimitReached` for the recursion
+    limit (LangGraph's message), the node's `NodeTimeoutError` for its timeout, `RunTimeout`
+    for another timeout, `RunCancelled` otherwise."""
     if reason.requested_by == "recursion_limit":
-        limit = core.request.config.recursion_limit
-        error = RecursionLimitReached(reason, core.run_id, checkpoint_id)
+        error = RecursionLimitReached(reason, run_id, checkpoint_id)
         error.args = (
-            f"Recursion limit of {limit} reached without hitting a stop condition. You can "
-            "increase the limit by setting the `recursion_limit` config key.",
+            f"Recursion limit of {recursion_limit} reached without hitting a stop condition. "
+            "You can increase the limit by setting the `recursion_limit` config key.",
         )
         return error
     if outcome is not None and isinstance(outcome.error, NodeTimeoutError) and \
             reason.kind == "timeout":
         return outcome.error
     if reason.kind == "timeout":
-        return RunTimeout(reason, core.run_id, checkpoint_id)
-    return RunCancelled(reason, core.run_id, checkpoint_id)
+        return RunTimeout(reason, run_id, checkpoint_id)
+    return RunCancelled(reason, run_id, checkpoint_id)
 
 
-def _describe(error: BaseException | None) -> str:
-    return f"{type(error).__name__}: {error}" if error is not None else ""
+def describe(error: BaseException) -> str:
+    """An error as a run's record keeps it: its type and message."""
+    return f"{type(error).__name__}: {error}"
 
 
-__all__ = ["finalize"]
-
+__all__ = ["CANCELLED", "Ending", "cancel_error", "cancel_reason", "checkpoint_detail",
+           "commit_cancel", "commit_end", "describe", "ending", "stopped_nodes"]

@@ -15,8 +15,11 @@ from typing import Any
 
 import anyio
 
-from tether.runs.core import RunCore, RunRequest
+from tether.runs import driver
+from tether.runs.core import RunCore
+from tether.runs.multitask import predecessors
 from tether.runs.registry import REGISTRY
+from tether.runs.request import RunRequest
 from tether.types import CancelReason, RunInfo, RunStatus
 
 
@@ -39,7 +42,15 @@ class Run:
     """
 
     def __init__(self, request: RunRequest, run_id: str, *, owned: bool) -> None:
-        self._core = RunCore(request, run_id)
+        """Start the run now if an event loop is running here (else on first iteration).
+
+        Raises:
+            ThreadBusyError: the run's thread has a run in flight and its `multitask_strategy`
+                is `reject`.
+        """
+        thread = request.config.thread_id if request.durable else None
+        waits = predecessors(thread, request.config.multitask_strategy)
+        self._core = RunCore(request, run_id, waits)
         self.run_id = run_id
         self.thread_id = request.config.thread_id
         self._owned = owned
@@ -52,7 +63,7 @@ class Run:
         self._start(loop)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._core.start(loop)
+        driver.launch(self._core, loop)
         REGISTRY.add(self._core)
 
     def _ensure_started(self) -> None:

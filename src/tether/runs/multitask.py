@@ -39,10 +39,10 @@ async def wait_turn(core: RunCore) -> None:
         wait (and the run never starts). Superseded runs are cancelled through their own
         cancel path and keep their final checkpoints.
     """
-    before = core.request.predecessors
+    before = core.predecessors
     if not before:
         return
-    strategy = core.request.multitask or "reject"
+    strategy = core.request.config.multitask_strategy or "reject"
     if strategy in ("interrupt", "rollback"):
         reason = CancelReason("superseded", f"superseded by run {core.run_id} ({strategy})",
                               core.run_id)

@@ -26,7 +26,7 @@ class Registry:
             self._live[core.run_id] = core
             if core.thread_id is not None:
                 self._threads.setdefault(core.thread_id, []).append(core.run_id)
-        core.on_final.append(self._retire)
+        core.when_done(self._retire)
 
     def _retire(self, core: RunCore) -> None:
         with self._lock:

@@ -35,8 +35,7 @@ def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> Compil
     """`graph` running on `store` under `name` (the id it is served as, which its runs record):
     itself if it already does, else compiled again.
 
-    The recompiled graph keeps the `interrupt_before`/`interrupt_after` nodes and the config
-    (`with_config`) of the one given.
+    The graph keeps its interrupts, config, long-term store and policies (`rebind`).
 
     Raises:
         TypeError: `graph` is not a compiled tether graph (a LangGraph one, say).
@@ -48,13 +47,7 @@ def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> Compil
         )
     if graph.checkpointer is store and graph.name == name:
         return graph
-    bound: CompiledStateGraph = graph.builder.compile(
-        checkpointer=store,
-        interrupt_before=list(graph.interrupt_before_nodes) or None,
-        interrupt_after=list(graph.interrupt_after_nodes) or None,
-        name=name,
-    )
-    return bound.with_config(graph.config) if graph.config else bound
+    return graph.rebind(store, name=name)
 
 
 class Assistants:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tether.worker import graphs as loading
+from tether.worker import project
 from tether.worker.options import OnShutdown, WorkerOptions
 
 if TYPE_CHECKING:
@@ -27,8 +28,13 @@ USAGE = 2
 DB_ENV = "TETHER_DB"
 
 
-GraphsArg = Annotated[list[str], typer.Argument(
-    metavar="MODULE:GRAPH...", help="The graph(s) to serve, e.g. app.graphs:graph.")]
+GraphsArg = Annotated[list[str] | None, typer.Argument(
+    metavar="MODULE:GRAPH...", help="The graph(s) to serve, e.g. app.graphs:graph (default: "
+                                      "the graphs of ./langgraph.json).", show_default=False)]
+ConfigOpt = Annotated[str | None, typer.Option(
+    "--config", help="A LangGraph project's langgraph.json: its graphs (by graph id), env and "
+                     "local dependencies (default: ./langgraph.json when no MODULE:GRAPH is "
+                     "given).", show_default=False)]
 DbOpt = Annotated[str | None, typer.Option(
     "--db", help="PostgreSQL URL of the queue and store (default: $TETHER_DB).",
     show_default=False)]
@@ -56,7 +62,8 @@ OwnerOpt = Annotated[str | None, typer.Option(
     "--owner", help="This worker's name in leases and logs.")]
 
 
-def worker(graph_refs: GraphsArg, *, db: DbOpt = None, schema: SchemaOpt = None,
+def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt = None,
+           schema: SchemaOpt = None,
            concurrency: ConcurrencyOpt = 4, lease: LeaseOpt = 30.0, poll: PollOpt = 1.0,
            listen: ListenOpt = True, on_shutdown: ShutdownOpt = "requeue",
            grace: GraceOpt = 30.0, sweep_every: SweepOpt = 2.0, name: NameOpt = None,
@@ -71,9 +78,18 @@ def worker(graph_refs: GraphsArg, *, db: DbOpt = None, schema: SchemaOpt = None,
                                  param_hint="'--db'")
     if on_shutdown not in ("requeue", "cancel"):
         raise typer.BadParameter("choose requeue or cancel", param_hint="'--on-shutdown'")
-    if name is not None and len(graph_refs) != 1:
-        raise typer.BadParameter("--name names one graph", param_hint="'--name'")
-    found = _graphs(graph_refs, name)
+    if graph_refs:
+        if name is not None and len(graph_refs) != 1:
+            raise typer.BadParameter("--name names one graph", param_hint="'--name'")
+        if config is not None:
+            raise typer.BadParameter("give MODULE:GRAPH or --config, not both",
+                                     param_hint="'--config'")
+        found = _graphs(graph_refs, name)
+    else:
+        if name is not None:
+            raise typer.BadParameter("a project's graphs are named by their ids in "
+                                     "langgraph.json", param_hint="'--name'")
+        found = project_graphs(config, "tether worker")
     mode: OnShutdown = "requeue" if on_shutdown == "requeue" else "cancel"
     options = WorkerOptions(concurrency=concurrency, lease=lease, poll=poll, listen=listen,
                             sweep_every=sweep_every, on_shutdown=mode, grace=grace,
@@ -88,6 +104,30 @@ def worker(graph_refs: GraphsArg, *, db: DbOpt = None, schema: SchemaOpt = None,
         asyncio.run(_serve(store, found, options))
     finally:
         store.close()
+
+
+def project_graphs(config: str | None, command: str) -> dict[str, CompiledStateGraph]:
+    """The graphs of a LangGraph project's `langgraph.json` (`config`, else the one in the
+    current directory), by graph id, after setting its env and dependency paths; what tether
+    ignores in the file is noted on stderr.
+
+    Raises:
+        typer.BadParameter: no such file (or none in the current directory), or a graph of it
+            does not load.
+    """
+    path = config or project.find()
+    if path is None:
+        raise typer.BadParameter(f"{command} needs MODULE:GRAPH, or --config langgraph.json "
+                                 "(there is none in the current directory)",
+                                 param_hint="'MODULE:GRAPH'")
+    try:
+        found = project.Project.read(path)
+        for line in found.notices():
+            print(f"note: {line}", file=sys.stderr)
+        found.activate()
+        return found.load_all()
+    except project.ProjectError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--config'") from exc
 
 
 def _graphs(refs: list[str], name: str | None) -> dict[str, CompiledStateGraph]:
@@ -124,4 +164,4 @@ async def _serve(store: PostgresSaver, found: dict[str, CompiledStateGraph],
         await store.aclose()
 
 
-__all__ = ["worker"]
+__all__ = ["project_graphs", "worker"]

@@ -49,15 +49,7 @@ def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> Compil
     and policies (budgets, loop detection, guards) kept."""
     if graph.checkpointer is store and graph.name == name:
         return graph
-    bound: CompiledStateGraph = graph.builder.compile(
-        checkpointer=store,
-        interrupt_before=list(graph.interrupt_before_nodes) or None,
-        interrupt_after=list(graph.interrupt_after_nodes) or None,
-        name=name,
-        store=graph.long_term_store,
-    )
-    bound.policy_defaults = graph.policy_defaults
-    return bound.with_config(graph.config) if graph.config else bound
+    return graph.rebind(store, name=name)
 
 
 __all__ = ["bind", "default_name", "load"]

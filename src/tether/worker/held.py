@@ -10,12 +10,12 @@ only then is its cancel scope cancelled, locally, without a durable request.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Literal
 
-from tether.types import CancelReason, RunStatus, utcnow
+from tether.runs import remote
+from tether.types import CancelReason
 from tether.worker.options import OnShutdown
 
 if TYPE_CHECKING:
@@ -106,18 +106,12 @@ class Held:
             self.follow(reason)
 
     def follow(self, reason: CancelReason) -> bool:
-        """Cancel the run's scope for a request that is durable (no second request); True if
-        the run is still here to be cancelled."""
+        """Hand a request that is durable to the run (no second request; its latency counts
+        from the request); True if the run is still here to be cancelled."""
         run = self.run
         if run is None or run.core.final is not None or self.fate != "run":
             return False
-        core = run.core
-        if core.requested_at is None:
-            # Count the cancel's latency from the request, made in another process.
-            waited = max(0.0, (utcnow() - reason.requested_at).total_seconds())
-            core.requested_at = time.monotonic() - waited
-        core.follow_cancel(dataclasses.replace(core.info, status=RunStatus.CANCELLING,
-                                               reason=reason))
+        remote.follow(run.core, reason)
         return True
 
     async def cancel(self, reason: CancelReason) -> None:

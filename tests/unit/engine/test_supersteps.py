@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 from tether.config import get_config, get_stream_writer
-from tether.errors import ConfigError, GraphRecursionError, InvalidUpdateError
+from tether.errors import ConfigError, GraphRecursionError, InvalidUpdateError, StrictnessWarning
 from tether.graph import END, START, StateGraph
 from tether.types import Command, RetryPolicy, Send
 
@@ -69,10 +69,17 @@ def test_node_returning_a_non_update_names_the_node() -> None:
         b.compile().invoke({"n": 0})
 
 
-def test_node_returning_an_unknown_key_names_node_and_key() -> None:
-    b = StateGraph(S).add_node("typo", lambda s: {"nn": 1}).add_edge(START, "typo")
+def test_node_returning_an_unknown_key_warns_once_and_strict_names_node_and_key() -> None:
+    b = StateGraph(S).add_node("typo", lambda s: {"n": s["n"] + 1, "nn": 1})
+    b.add_edge(START, "typo")
+    graph = b.compile()
+    with pytest.warns(StrictnessWarning, match="Node 'typo' returned unknown state key 'nn'"
+                      ) as caught:
+        assert graph.invoke({"n": 0}) == {"n": 1}  # the key is dropped, as LangGraph does
+        assert graph.invoke({"n": 5}) == {"n": 6}
+    assert len(caught) == 1  # once per node and key
     with pytest.raises(InvalidUpdateError, match="Node 'typo' returned unknown state key 'nn'"):
-        b.compile().invoke({"n": 0})
+        b.compile(strict=True).invoke({"n": 0})
 
 
 def test_two_writes_to_a_plain_key_in_one_step_fail() -> None:

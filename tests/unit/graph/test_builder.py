@@ -9,7 +9,7 @@ from typing import Annotated, Literal, TypedDict
 import pytest
 from pydantic import BaseModel
 
-from tether.errors import GraphCompileError
+from tether.errors import GraphCompileError, StrictnessWarning
 from tether.graph import END, START, StateGraph
 from tether.types import Command, Send
 
@@ -51,10 +51,22 @@ def test_waiting_edge_from_unknown_node_names_it() -> None:
         b.compile()
 
 
-def test_node_no_edge_reaches_is_reported_by_name() -> None:
+def test_node_no_edge_reaches_is_a_warning_naming_it_and_an_error_when_strict() -> None:
     b = builder().add_node("a", noop).add_node("lonely", noop).add_edge(START, "a")
-    with pytest.raises(GraphCompileError, match="`lonely` is not reachable"):
+    with pytest.warns(StrictnessWarning, match="`lonely` is not reachable") as caught:
         b.compile()
+    assert len(caught) == 1
+    with pytest.raises(GraphCompileError, match="`lonely` is not reachable"):
+        b.compile(strict=True)
+
+
+def test_a_node_reached_by_command_parent_from_a_subgraph_is_reachable_when_strict() -> None:
+    def hand_off(state: S) -> Command:  # type: ignore[type-arg]
+        return Command(graph=Command.PARENT, goto="closer")
+
+    inner = builder().add_node("agent", hand_off).add_edge(START, "agent").compile()
+    outer = builder().add_node("team", inner).add_node("closer", noop).add_edge(START, "team")
+    outer.compile(strict=True)  # no GraphCompileError: the subgraph may hand off to closer
 
 
 def test_node_reached_only_through_annotated_command_is_reachable() -> None:

@@ -10,32 +10,16 @@ operation that catches one must return or raise, never yield again (the transact
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from tether.checkpoint.postgres import _sql
+from tether.checkpoint.query import Op, Query
 from tether.errors import CheckpointNotFound, TerminalStatusError
 
 T = TypeVar("T")
-
-Fetch = Literal["none", "one", "all"]
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """One statement to execute, and which of its rows the operation wants back."""
-
-    sql: str
-    params: Any = None
-    fetch: Fetch = "one"
-
-
-Op = Generator[Query, Any, T]
-"""An operation: yields queries, receives their rows, returns its result."""
 
 
 def run(conn: psycopg.Connection[Any], op: Op[T]) -> T:

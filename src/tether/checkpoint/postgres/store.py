@@ -102,9 +102,18 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         self._queue: RunQueue | None = None
 
     @classmethod
-    def from_conn_string(cls, conninfo: str, **options: Any) -> Opening[PostgresSaver]:
-        """A `with` / `async with` block that opens the store and closes it at the end."""
+    def from_conn_string(cls, conninfo: str, *, pipeline: bool = False,
+                         **options: Any) -> Opening[Any]:
+        """A `with` / `async with` block that opens the store and closes it at the end.
+
+        `pipeline` is accepted for LangGraph's sake (tether pipelines its transactions).
+        """
+        del pipeline
         return Opening(lambda: cls(conninfo, **options))
+
+    def setup(self) -> None:
+        """Make the tables if missing: done when the store is opened (kept for LangGraph's
+        callers, who call it once before use)."""
 
     @property
     def db(self) -> Database:
@@ -291,7 +300,4 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         return ended
 
 
-AsyncPostgresSaver = PostgresSaver
-"""LangGraph's async name: the same class serves async code with real async I/O."""
-
-__all__ = ["AsyncPostgresSaver", "PostgresSaver"]
+__all__ = ["PostgresSaver"]

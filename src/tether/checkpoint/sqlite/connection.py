@@ -9,6 +9,7 @@ waiting on the lock. Other processes are kept out by the file's write lock (`bus
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -82,6 +83,13 @@ class Connection:
                 if conn.in_transaction:
                     conn.execute(_sql.COMMIT)
 
+    @contextmanager
+    def statements(self) -> Iterator[sqlite3.Connection]:
+        """The connection for statements that each run in their own snapshot (no transaction
+        around them: a lone read costs one statement, not three)."""
+        with self._lock:
+            yield self._conn
+
     def all(self, sql: str, params: Any = ()) -> list[Any]:
         """Every row of one statement (its own snapshot)."""
         with self._lock:
@@ -93,4 +101,24 @@ class Connection:
             return self._conn.execute(sql, params).fetchone()
 
 
-__all__ = ["Connection"]
+def file_of(target: str | os.PathLike[str] | sqlite3.Connection) -> str:
+    """The database file to open for `target`: a path, or the main file of a `sqlite3`
+    connection (`":memory:"` for an in-memory one: a new, private in-memory database).
+
+    LangGraph's SQLite classes take a `sqlite3` connection; tether opens its file with a
+    connection of its own (WAL, its lock), so the caller's connection stays theirs.
+
+    Raises:
+        TypeError: `target` is none of these (an `aiosqlite` connection, say).
+    """
+    if isinstance(target, sqlite3.Connection):
+        row = target.execute("PRAGMA database_list").fetchone()
+        return str(row[2]) or ":memory:"
+    if isinstance(target, (str, os.PathLike)):
+        return os.fspath(target)
+    raise TypeError(
+        f"tether opens a SQLite database by its path (or a sqlite3 connection's file), not "
+        f"{type(target).__module__}.{type(target).__name__}; use from_conn_string(path)")
+
+
+__all__ = ["Connection", "file_of"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -21,7 +22,7 @@ from tether.checkpoint.opening import Opening
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
 from tether.checkpoint.sqlite.checkpoints import Checkpoints
-from tether.checkpoint.sqlite.connection import Connection
+from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.errors import RunError
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
 
@@ -58,7 +59,9 @@ class SqliteSaver(CheckpointStore):
 
     Args:
         path: the database file (created when missing; its directory must exist), or
-            `":memory:"` for a private in-memory database.
+            `":memory:"` for a private in-memory database, or a `sqlite3` connection (as
+            LangGraph's `SqliteSaver(conn)`), whose file is opened with tether's own
+            connection.
         serde: the serializer for state values.
         synchronous: `"normal"` (survives process crashes) or `"full"` (also power loss).
         busy_timeout: seconds to wait for another process's write lock before failing.
@@ -72,10 +75,11 @@ class SqliteSaver(CheckpointStore):
 
     shared = True  # other processes may open the same file and cancel its runs
 
-    def __init__(self, path: str | os.PathLike[str], *, serde: Serializer | None = None,
+    def __init__(self, path: str | os.PathLike[str] | sqlite3.Connection, *,
+                 serde: Serializer | None = None,
                  synchronous: schema.Synchronous = "normal", busy_timeout: float = 5.0,
                  reconcile: bool = True) -> None:
-        self.path = os.fspath(path)
+        self.path = file_of(path)
         self.serde = serde or Serializer()
         self._db = Connection(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._checkpoints = Checkpoints(self.serde)
@@ -91,6 +95,10 @@ class SqliteSaver(CheckpointStore):
             **options: as for `SqliteSaver`.
         """
         return Opening(lambda: cls(conn_string, **options))
+
+    def setup(self) -> None:
+        """Make the tables if missing: done when the store is opened (kept for LangGraph's
+        callers, who call it once before use)."""
 
     def close(self) -> None:
         """Close the connection (idempotent). Committed data is already in the file."""
@@ -294,7 +302,4 @@ class SqliteSaver(CheckpointStore):
         return recovery.reconcile(self._db, owner_alive)
 
 
-AsyncSqliteSaver = SqliteSaver
-"""LangGraph's async name: the same class serves async code (its async twins run inline)."""
-
-__all__ = ["AsyncSqliteSaver", "SqliteSaver"]
+__all__ = ["SqliteSaver"]

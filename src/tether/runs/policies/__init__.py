@@ -4,8 +4,10 @@ limits — each going through the run's one cancel path, each leaving its eviden
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from tether.config import RunConfig
 from tether.engine.task import Task
 from tether.runs.policies.budget import Budget, Tally, over
 from tether.runs.policies.guards import Guard, check
@@ -14,6 +16,31 @@ from tether.runs.policies.rates import Rate
 from tether.types import CancelReason, Usage
 
 Stop = Callable[[CancelReason], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDefaults:
+    """A graph's policies as `compile()` sets them; a run's config overrides them key by key.
+
+    Attributes:
+        budget: default limits (see `Budget`).
+        loop_detection: default loop detection settings, or False for none.
+        guards: callables that may veto a step's writes.
+    """
+
+    budget: Mapping[str, Any] = field(default_factory=dict)
+    loop_detection: Mapping[str, Any] | bool | None = None
+    guards: tuple[Guard, ...] = ()
+
+    def for_run(self, config: RunConfig, stop: Stop) -> Policies:
+        """The policies of one run with `config`; `stop` cancels it (from any thread).
+
+        Raises:
+            ConfigError: a budget or loop detection key or value is malformed.
+        """
+        return Policies(Budget.parse(self.budget, config.budget),
+                        LoopSettings.parse(self.loop_detection, config.loop_detection),
+                        self.guards, stop)
 
 
 class Policies:
@@ -27,8 +54,7 @@ class Policies:
     """
 
     def __init__(self, budget: Budget, loops: LoopSettings | None, guards: Sequence[Guard],
-                 stop: Stop, remote: Callable[[], CancelReason | None] | None = None) -> None:
-        self.remote = remote
+                 stop: Stop) -> None:
         self.budget = budget
         self.guards = tuple(guards)
         self.stop = stop
@@ -67,12 +93,7 @@ class Policies:
 
     def before_step(self, step: int, tasks: Sequence[Task],
                     values: Mapping[str, Any]) -> CancelReason | None:
-        """A cancel recorded by another process, steps and node-call budgets, then
-        repeated-state detection."""
-        if self.remote is not None:
-            elsewhere = self.remote()
-            if elsewhere is not None:
-                return elsewhere
+        """Steps and node-call budgets, then repeated-state detection."""
         tally, budget = self.tally, self.budget
         if budget.steps is not None and tally.steps >= budget.steps:
             return over(budget, tally, "steps", budget.steps, tally.steps + 1)
@@ -131,4 +152,4 @@ def _rate(limit: str, value: int, rate: int, **extra: Any) -> CancelReason:
                                                 **extra})
 
 
-__all__ = ["Budget", "Guard", "LoopSettings", "Policies"]
+__all__ = ["Budget", "Guard", "LoopSettings", "Policies", "PolicyDefaults"]

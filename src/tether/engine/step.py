@@ -1,9 +1,11 @@
-"""Sync fan-outs: the plain sync tasks of one step handed to worker threads all at once and
-awaited together, without an asyncio task and a cancel scope binding per task.
+"""Running the tasks of one superstep together: a lone task awaited inline, several as
+asyncio tasks, and a sync fan-out handed to worker threads all at once.
 
-Only tasks that need nothing per-task from the event loop take this path: no timeout, no idle
-limit, no retry policy, no process isolation, no subgraph. Their scopes still carry the cancel
-(sync code sees `cancelled()` at once) and their hooks; the ladder is the same as for one task.
+A *batch* is the plain sync tasks of a step, awaited together without an asyncio task and a
+cancel scope binding per task. Only tasks that need nothing per-task from the event loop take
+that path: no timeout, no idle limit, no retry policy, no process isolation, no subgraph. Their
+scopes still carry the cancel (sync code sees `cancelled()` at once) and their hooks; the ladder
+is the same as for one task.
 """
 
 from __future__ import annotations
@@ -11,18 +13,60 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import anyio
+
+from tether import node_context
 from tether.cancel.scope import CancelScope
+from tether.engine.execute import Executor
 from tether.engine.task import Task
-from tether.engine.threads import _Job
+from tether.engine.threads import Job
 from tether.errors import GraphInterrupt
-from tether.types import CancelReason
 
-if TYPE_CHECKING:
-    from tether.engine.execute import Executor
 
-_SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
+async def run_step(ex: Executor, tasks: list[Task]) -> None:
+    """Run every task of a step concurrently; returns once each has an outcome.
+
+    Cancellation:
+        On a cancel of the run, waits (shielded, bounded by the graces) for the tasks to stop,
+        then returns; the caller reads the cancel from the run's scope. A foreign cancellation
+        is re-raised after the same wait.
+    """
+    if len(tasks) == 1:
+        await ex.run_task(tasks[0], alone=True)
+        return
+    batch = [t for t in tasks if eligible(ex, t)]
+    if len(batch) < 2:
+        batch = []
+    others = [t for t in tasks if all(t is not b for b in batch)]
+    loop = asyncio.get_running_loop()
+    children = [loop.create_task(ex.run_task(task, alone=False)) for task in others]
+    try:
+        if batch:
+            await run_batch(ex, batch)
+        if children:
+            await asyncio.wait(children)
+    except asyncio.CancelledError:
+        await _abandon_stuck(ex, others, children)
+        if not ex.scope.cancel_called:
+            raise
+    for child in children:
+        if child.done() and not child.cancelled():
+            child.result()
+
+
+async def _abandon_stuck(ex: Executor, tasks: list[Task],
+                         children: list[asyncio.Task[None]]) -> None:
+    grace = max((t.node.cancel_grace or ex.grace) for t in tasks)
+    with anyio.CancelScope(shield=True):
+        _done, pending = await asyncio.wait(children, timeout=grace + 0.05)
+    for task, child in zip(tasks, children, strict=True):
+        if child in pending:
+            # An async node that keeps swallowing the cancel: stop waiting for it. Its
+            # result can never be applied (it finishes after the request).
+            task.outcome = "cancelled"
+            ex.stopped(task, "abandoned")
 
 
 def eligible(ex: Executor, task: Task) -> bool:
@@ -57,7 +101,7 @@ async def run_batch(ex: Executor, tasks: list[Task]) -> None:
                 failed = await _settle(ex, jobs[job], job)
                 if failed and deadline is None:
                     deadline = time.monotonic() + ex.grace
-                    ex._fail_siblings(jobs[job], alone=False)
+                    ex.cancel_siblings()
     except asyncio.CancelledError:
         await _stop(ex, jobs, [by_future[f] for f in pending])
         if not ex.scope.cancel_called:
@@ -67,18 +111,18 @@ async def run_batch(ex: Executor, tasks: list[Task]) -> None:
         await _stop(ex, jobs, [by_future[f] for f in pending])
 
 
-def _submit(ex: Executor, task: Task) -> _Job:
+def _submit(ex: Executor, task: Task) -> Job:
     scope = CancelScope(ex.scope, name=task.node.name)
     task.scope = scope
-    tokens = ex._enter(task, scope, None)
+    token = ex.enter(task, scope)
     try:
-        kwargs = ex._kwargs(task) if task.node.kwargs else {}
+        kwargs = ex.kwargs(task) if task.node.kwargs else {}
         return ex.pool.submit(functools.partial(task.node.func, task.input, **kwargs))
     finally:
-        ex._leave(tokens)
+        node_context.leave(token)
 
 
-async def _settle(ex: Executor, task: Task, job: _Job) -> bool:
+async def _settle(ex: Executor, task: Task, job: Job) -> bool:
     """Record a finished job on its task; True when the task failed."""
     scope = task.scope
     assert scope is not None
@@ -91,18 +135,18 @@ async def _settle(ex: Executor, task: Task, job: _Job) -> bool:
         _cancelled(task, scope)
     elif error is not None:
         task.outcome, task.error = "error", error
-        if ex.on_failure is not None and isinstance(error, Exception):
-            ex.on_failure(task, error)
+        if isinstance(error, Exception):
+            await ex.host.task_failed(task, error)
         failed = True
     else:
         cancelled_at = ex.scope.cancelled_at
         if cancelled_at is not None and (job.finished_at or 0.0) >= cancelled_at:
             _cancelled(task, scope)
         else:
-            await ex._finish(task, job.future.result())
+            await ex.finish(task, job.future.result())
     scope.close()
-    if task.outcome == "done" and ex.on_done is not None:
-        await ex.on_done(task)
+    if task.outcome == "done" and ex.host.keeps_writes:
+        await ex.host.task_done(task)
     return failed
 
 
@@ -111,7 +155,7 @@ def _cancelled(task: Task, scope: CancelScope) -> None:
     task.hooks.extend((task.name, hook) for hook in scope.take_hooks())
 
 
-async def _stop(ex: Executor, jobs: dict[_Job, Task], unfinished: list[_Job]) -> None:
+async def _stop(ex: Executor, jobs: dict[Job, Task], unfinished: list[Job]) -> None:
     hows = await ex.pool.stop(unfinished, ex.grace)
     for job, how in zip(unfinished, hows, strict=True):
         task = jobs[job]
@@ -125,4 +169,4 @@ async def _stop(ex: Executor, jobs: dict[_Job, Task], unfinished: list[_Job]) ->
             _cancelled(task, scope)
             scope.close()
         if task.outcome == "cancelled":
-            ex._stopped(task, how)
+            ex.stopped(task, how)

@@ -1,0 +1,140 @@
+"""The channels of one graph run and the state they make: restored from a checkpoint, advanced
+by a step's writes, planned from, previewed and viewed.
+
+Invariants:
+- `values` holds, for every state key whose channel has a value, that value (in the schema's
+  order); it is brought in line with the channels after every change made here, except by
+  `restore`, whose caller refreshes it (`refresh_all`) once it knows how the run starts.
+- `live` holds the trigger channels (and the `Send` topic) that held a value after the last
+  change; `commit` clears those its writes do not write again (an edge fires once).
+- `step` is the step of the last commit (or of the checkpoint restored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from tether.channels.base import BaseChannel
+from tether.checkpoint.base import StoredCheckpoint
+from tether.constants import NULL_TASK_ID, TASKS
+from tether.engine.apply import apply_grouped, preview, refresh_values
+from tether.engine.plan import consume_triggers, plan_tasks
+from tether.engine.spec import GraphSpec, Write
+from tether.engine.task import Task
+
+
+class ChannelState:
+    """The channels, the state dict and the live triggers of one run of one graph.
+
+    Args:
+        spec: the graph.
+    """
+
+    __slots__ = ("_node_triggers", "channels", "live", "spec", "state_keys", "step", "values")
+
+    def __init__(self, spec: GraphSpec) -> None:
+        self.spec = spec
+        self.channels: dict[str, BaseChannel] = {k: f() for k, f in spec.channels.items()}
+        self.values: dict[str, Any] = {}
+        self.state_keys = frozenset(spec.state_keys)
+        self.step = -1
+        self.live: set[str] = set()
+        self._node_triggers: dict[str, tuple[str, ...]] | None = None
+
+    # -- changing the state ---------------------------------------------------------------
+
+    def restore(self, stored: StoredCheckpoint) -> set[str]:
+        """Take the channel values and the step of a stored checkpoint, with the writes given to
+        it from outside (a `Command`) applied. Returns the channels those writes changed."""
+        channels = self.channels
+        for key, value in stored.values.items():
+            channel = channels.get(key)
+            if channel is not None:
+                channel.restore(value)
+        self.step = stored.step
+        changed: set[str] = set()
+        null = [w for w in stored.pending_writes if w.task_id == NULL_TASK_ID]
+        if null:
+            grouped: dict[str, list[Any]] = {}
+            for w in sorted(null, key=lambda w: w.idx):
+                grouped.setdefault(w.channel, []).append(w.value)
+            changed = apply_grouped(channels, grouped, ())
+        self.live = self.triggers_in(channels)
+        return changed
+
+    def commit(self, grouped: Mapping[str, list[Any]]) -> set[str]:
+        """Apply a step's grouped writes as the next step: the previous step's triggers not
+        written again are cleared. Returns the channels that changed."""
+        updated = apply_grouped(self.channels, grouped, self.live)
+        self.step += 1
+        refresh_values(self.channels, self.values, self.state_keys, updated)
+        self.live = self.triggers_in(updated)
+        return updated
+
+    def put(self, grouped: Mapping[str, list[Any]]) -> set[str]:
+        """Apply writes within the current step (a `Command` given to a paused thread): nothing
+        is cleared and the step does not move. Returns the channels that changed."""
+        updated = apply_grouped(self.channels, grouped, ())
+        refresh_values(self.channels, self.values, self.state_keys, updated)
+        self.live |= self.triggers_in(updated)
+        return updated
+
+    def move_to(self, step: int) -> None:
+        """Make `step` the current one without writes (an input checkpoint, or a fork, takes a
+        step of its own)."""
+        self.step = step
+
+    def start_input(self, channel: str, value: Any) -> bool:
+        """Put the run's input on `channel` (the input checkpoint's record of it); True when
+        it changed."""
+        target = self.channels.get(channel)
+        if target is None or not target.update([value]):
+            return False
+        self.live.add(channel)
+        return True
+
+    def consume(self, tasks: Iterable[Task]) -> list[str]:
+        """Reset the join barriers that fired for `tasks`; returns the channels that changed."""
+        return consume_triggers(self.spec, self.channels, tasks)
+
+    def refresh_all(self) -> None:
+        """Bring every state key of `values` in line with its channel."""
+        refresh_values(self.channels, self.values, self.state_keys, self.state_keys)
+
+    # -- reading the state ----------------------------------------------------------------
+
+    def triggers_in(self, channels: Iterable[str]) -> set[str]:
+        """The trigger channels among `channels` that hold a value now."""
+        triggers, all_channels = self.spec.triggers, self.channels
+        return {c for c in channels
+                if (c in triggers or c == TASKS) and all_channels[c].is_available()}
+
+    def plan(self, candidates: Iterable[str] | None) -> list[Task]:
+        """The tasks of the next step (`candidates`: the channels that changed; None: all)."""
+        return plan_tasks(self.spec, self.channels, self.values, self.step + 1, candidates)
+
+    def preview(self, writes: Sequence[Write]) -> dict[str, Any]:
+        """The state with only `writes` applied (what a conditional edge sees)."""
+        return preview(self.channels, self.values, self.state_keys, writes)
+
+    def view(self, values: dict[str, Any] | None = None) -> Any:
+        """The state (or `values`) as a `values` chunk shows it: the state schema's keys."""
+        return self.spec.values(self.values if values is None else values)
+
+    def output(self, values: dict[str, Any] | None = None) -> Any:
+        """The state (or `values`) as `invoke` returns it: the output schema's keys."""
+        return self.spec.output(self.values if values is None else values)
+
+    def triggers_of(self, node: str) -> tuple[str, ...]:
+        """The channels that trigger `node`, as `debug` chunks and task metadata show them."""
+        found = self._node_triggers
+        if found is None:
+            found = self._node_triggers = {}
+            for channel, nodes in self.spec.triggers.items():
+                for name in nodes:
+                    found[name] = (*found.get(name, ()), channel)
+        return found.get(node, ())
+
+
+__all__ = ["ChannelState"]

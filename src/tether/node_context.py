@@ -1,0 +1,155 @@
+"""What the code of a running node can reach, in one context variable: its cancel scope, its
+config and stream writer, the run's meter and `Runtime`, the handler of `interrupt()`.
+
+The engine installs one `NodeContext` per attempt of a task (`enter`/`leave`); every call a
+node makes — `tether.cancelled()`, `get_config()`, `tether.charge()`, `interrupt()` — reads it
+back with `current()`. A worker thread running a sync node sees it through the context it copies.
+This module sits in the bottom layer so that `interrupt` (a `tether.types` name) can reach it; the
+objects it carries come from the layers above and are typed by the protocols below.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import anyio
+
+    from tether.types import CancelReason, Usage
+
+StreamWriter = Callable[[Any], None]
+"""Writes one `custom` stream chunk."""
+
+
+class TaskScope(Protocol):
+    """The cancel scope of the running attempt, as the calls of `tether.cancel` use it
+    (implemented by `tether.cancel.CancelScope`)."""
+
+    reason: CancelReason | None
+    cancelled_at: float | None
+    deadline: float | None
+
+    @property
+    def shield_grace(self) -> float | None:
+        """How long a shield may hold a cancel off."""
+
+    def cancelled(self) -> bool:
+        """Cancelled, or past the deadline."""
+
+    def effective_reason(self) -> CancelReason | None:
+        """The reason a node should see."""
+
+    def cancel(self, reason: CancelReason) -> bool:
+        """Cancel the scope and its descendants."""
+
+    def add_hook(self, hook: Callable[[], Any]) -> None:
+        """Register a cleanup hook."""
+
+    def add_waiter(self, event: threading.Event) -> None:
+        """Set `event` on a cancel."""
+
+    def remove_waiter(self, event: threading.Event) -> None:
+        """Undo `add_waiter`."""
+
+    def push_shield(self, shield: anyio.CancelScope) -> None:
+        """Track an async shield entered under the scope."""
+
+    def pop_shield(self, shield: anyio.CancelScope) -> None:
+        """Undo `push_shield`."""
+
+
+class Meter(Protocol):
+    """What a run counts on behalf of its nodes (implemented by the runs layer's policies)."""
+
+    def charge(self, tokens: int, cost: float, tool_calls: int) -> None:
+        """Add what a node reports having spent; may cancel the run past a budget."""
+
+    def usage(self) -> Usage:
+        """What the run has spent so far."""
+
+
+def _discard(_chunk: Any) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class NodeContext:
+    """Everything the code of one attempt of a task can reach.
+
+    Attributes:
+        node: the node's name.
+        step: the superstep of the task.
+        run_id: the run the task belongs to.
+        scope: the attempt's cancel scope.
+        writer: the `custom` stream writer (safe from worker threads).
+        make_config: builds the task's config dict on first use (most nodes never ask); None
+            where there is no config to give (a process-isolated node's child process).
+        runtime: the run's `tether.runtime.Runtime`.
+        meter: counts usage toward the run's budgets (None: nothing counts).
+        interrupt: answers `interrupt(value)`: the resume value, or a pause.
+        alive: a sign of life for the attempt's idle watchdog.
+    """
+
+    node: str
+    step: int
+    run_id: str | None
+    scope: TaskScope | None
+    writer: StreamWriter = _discard
+    make_config: Callable[[], dict[str, Any]] | None = None
+    runtime: object = None
+    meter: Meter | None = None
+    interrupt: Callable[[Any], Any] | None = None
+    alive: Callable[[], None] | None = None
+    _config: dict[str, Any] | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The config the task sees (the run's, plus LangGraph's per-task metadata).
+
+        Raises:
+            RuntimeError: this context has no config to give.
+        """
+        if self._config is None:
+            if self.make_config is None:
+                raise RuntimeError("get_config() called outside of a running node")
+            self._config = self.make_config()
+        return self._config
+
+
+_current: ContextVar[NodeContext | None] = ContextVar("tether_node_context", default=None)
+
+current: Callable[[], NodeContext | None] = _current.get
+"""The context of the running node, or None outside one (the variable's own `get`: `cancelled()`
+calls it in tight loops)."""
+
+
+def enter(ctx: NodeContext) -> Token[NodeContext | None]:
+    """Make `ctx` the running node's context (engine use); returns the token for `leave`."""
+    return _current.set(ctx)
+
+
+def leave(token: Token[NodeContext | None]) -> None:
+    """Undo `enter`."""
+    _current.reset(token)
+
+
+def interrupt(value: Any) -> Any:
+    """Pause the run from inside a node and surface `value` to the caller.
+
+    The first call raises `GraphInterrupt`; when the run is resumed with `Command(resume=v)`, the
+    node runs again from its start and this call returns `v`. Several calls in one node are
+    matched to resume values in order. Needs a checkpointer.
+    """
+    ctx = _current.get()
+    handler = ctx.interrupt if ctx is not None else None
+    if handler is None:
+        raise RuntimeError("interrupt() can only be called from inside a running node")
+    return handler(value)
+
+
+__all__ = ["Meter", "NodeContext", "StreamWriter", "TaskScope", "current", "enter", "interrupt",
+           "leave"]

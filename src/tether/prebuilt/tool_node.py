@@ -1,0 +1,342 @@
+"""`ToolNode` (runs the tool calls of the model's last message, in parallel) and
+`tools_condition` (routes to it while there are calls), with LangGraph's names and behaviour."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Literal, TypedDict, cast
+
+import anyio
+from langchain_core.messages import AIMessage, ToolCall, ToolMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool
+from langchain_core.tools import tool as as_tool
+from pydantic import BaseModel, ValidationError
+
+from tether import node_context
+from tether.config import get_stream_writer
+from tether.constants import END
+from tether.errors import GraphInterrupt, ParentCommand
+from tether.prebuilt.injection import (
+    InjectedArgs,
+    InjectedState,
+    InjectedStore,
+    ToolRuntime,
+    inject,
+    injected_args,
+)
+from tether.prebuilt.invocation import passing_commands, unwrap
+from tether.prebuilt.tool_errors import (
+    INVALID_TOOL_NAME_ERROR_TEMPLATE,
+    ErrorHandling,
+    ErrorPolicy,
+    ToolInvocationError,
+    default_handle_tool_errors,
+)
+from tether.prebuilt.tool_results import CallOutput, InputKind, ToolAnswers, msg_content_output
+from tether.runtime import charge
+
+_BUBBLE_UP = (GraphInterrupt, ParentCommand)
+"""Control flow a tool may raise (an `interrupt()`, a parent-graph command): never an error."""
+
+
+class ToolCallWithContext(TypedDict):
+    """One tool call sent to a `ToolNode` with the state it was made in (`Send` payload)."""
+
+    __type: Literal["tool_call_with_context"]
+    tool_call: ToolCall
+    state: Any
+
+
+@dataclasses.dataclass
+class ToolCallRequest:
+    """One call as a `wrap_tool_call` interceptor sees it.
+
+    Attributes:
+        tool_call: the call (name, args, id).
+        tool: the tool it names, or None when the node has no such tool.
+        state: the graph state the node was given.
+        runtime: what the tool may reach.
+    """
+
+    tool_call: ToolCall
+    tool: BaseTool | None
+    state: Any
+    runtime: ToolRuntime[Any, Any]
+
+    def override(self, **changes: Any) -> ToolCallRequest:
+        """A copy with some fields replaced (a new `state` reaches the runtime too)."""
+        request = dataclasses.replace(self, **changes)
+        if "state" in changes and isinstance(request.runtime, ToolRuntime):
+            request = dataclasses.replace(
+                request, runtime=dataclasses.replace(request.runtime, state=request.state))
+        return request
+
+
+Execute = Callable[[ToolCallRequest], Any]
+ToolCallWrapper = Callable[[ToolCallRequest, Execute], Any]
+AsyncToolCallWrapper = Callable[[ToolCallRequest, Callable[[ToolCallRequest], Awaitable[Any]]],
+                                Awaitable[Any]]
+
+
+class ToolNode(Runnable[Any, Any]):
+    """Runs every tool call of the last `AIMessage` and answers each with a `ToolMessage`.
+
+    Input: a state with a messages key, a list of messages, a list of tool calls, or one call
+    sent with its state. Output: `{messages_key: [ToolMessage, ...]}` (a list for list input),
+    or a list of `Command`s and updates when a tool answers with a `Command`.
+
+    Args:
+        tools: tools, or plain functions (made into tools).
+        name: the node's name in a graph.
+        tags: tags for the node's runs.
+        handle_tool_errors: which tool failures become an error `ToolMessage` the model can
+            read (see `ErrorHandling`); by default only bad arguments from the model.
+        messages_key: the state key holding the messages.
+        wrap_tool_call: `wrapper(request, execute)` around each call (sync).
+        awrap_tool_call: the same, async.
+    """
+
+    def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], *, name: str = "tools",
+                 tags: list[str] | None = None,
+                 handle_tool_errors: ErrorHandling = default_handle_tool_errors,
+                 messages_key: str = "messages",
+                 wrap_tool_call: ToolCallWrapper | None = None,
+                 awrap_tool_call: AsyncToolCallWrapper | None = None) -> None:
+        self.name = name
+        self.tags = tags
+        self._errors = ErrorPolicy(handle_tool_errors)
+        self._handle_tool_errors = handle_tool_errors
+        self._messages_key = messages_key
+        self._answers = ToolAnswers(messages_key)
+        self._wrap_tool_call = wrap_tool_call
+        self._awrap_tool_call = awrap_tool_call
+        self._tools_by_name: dict[str, BaseTool] = {}
+        self._injected: dict[str, InjectedArgs] = {}
+        self._runners: dict[str, BaseTool] = {}
+        for item in tools:
+            made = item if isinstance(item, BaseTool) else as_tool(item)
+            self._tools_by_name[made.name] = made
+            self._injected[made.name] = injected_args(made)
+            self._runners[made.name] = passing_commands(made)
+
+    @property
+    def tools_by_name(self) -> dict[str, BaseTool]:
+        """The node's tools by name."""
+        return self._tools_by_name
+
+    # -- running --------------------------------------------------------------------------
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Run the calls from sync code (outside a graph, or in a sync node). See `ainvoke`."""
+        from tether.runs.portal import run_sync
+
+        return run_sync(lambda _private: self.ainvoke(input, config, **kwargs))
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None,
+                      **kwargs: Any) -> Any:
+        """Run every tool call of the input concurrently; their answers in call order.
+
+        Raises:
+            ValueError: the input holds no messages, or no `AIMessage`.
+            Exception: a tool's failure that `handle_tool_errors` does not handle (the other
+                calls are cancelled first).
+
+        Cancellation:
+            Cancelling the node cancels every call still running (async tools at their next
+            await; sync tools see `tether.cancelled()`); nothing is returned.
+        """
+        del kwargs
+        calls, kind = self._parse_input(input)
+        state = _state_of(input)
+        base = _tool_config(config)
+        runtimes = [self._runtime(call, state, base) for call in calls]
+        if len(calls) == 1:
+            outputs = [await self._run_one(calls[0], kind, runtimes[0])]
+        else:
+            outputs = await _gather([
+                functools.partial(self._run_one, call, kind, runtime)
+                for call, runtime in zip(calls, runtimes, strict=True)
+            ])
+        return self._answers.combine(outputs, kind)
+
+    def _runtime(self, call: ToolCall, state: Any, config: dict[str, Any]
+                 ) -> ToolRuntime[Any, Any]:
+        ctx = node_context.current()
+        graph_runtime = ctx.runtime if ctx is not None else None
+        return ToolRuntime(
+            state=state, context=getattr(graph_runtime, "context", None),
+            config=dict(config), stream_writer=get_stream_writer(), tool_call_id=call["id"],
+            store=getattr(graph_runtime, "store", None), tools=list(self._tools_by_name.values()),
+        )
+
+    async def _run_one(self, call: ToolCall, kind: InputKind,
+                       runtime: ToolRuntime[Any, Any]) -> CallOutput:
+        charge(tool_calls=1)  # every call counts toward the run's tool-call budget and rate
+        request = ToolCallRequest(call, self._tools_by_name.get(call["name"]), runtime.state,
+                                  runtime)
+        if self._awrap_tool_call is None and self._wrap_tool_call is None:
+            return await self._execute(request, kind)
+        try:
+            if self._awrap_tool_call is not None:
+                answer = await self._awrap_tool_call(
+                    request, lambda req: self._execute(req, kind))
+            else:
+                answer = await _wrapped_in_thread(
+                    cast("ToolCallWrapper", self._wrap_tool_call), request,
+                    lambda req: self._execute(req, kind))
+            return cast("CallOutput", answer)
+        except _BUBBLE_UP:
+            raise
+        except Exception as error:
+            if not self._handle_tool_errors:
+                raise
+            return self._error_message(call, error)
+
+    async def _execute(self, request: ToolCallRequest, kind: InputKind) -> CallOutput:
+        call, tool = request.tool_call, request.tool
+        if tool is None:
+            return self._unknown_tool(call)
+        known = self._tools_by_name.get(call["name"]) is tool
+        wanted = self._injected[call["name"]] if known else injected_args(tool)
+        runner = self._runners[call["name"]] if known else passing_commands(tool)
+        try:
+            filled = inject(call, request.runtime, wanted, self._messages_key)
+            try:
+                config = cast("RunnableConfig", request.runtime.config)
+                response = unwrap(await runner.ainvoke({**filled, "type": "tool_call"}, config))
+            except ValidationError as error:
+                raise ToolInvocationError(call["name"], error, call["args"],
+                                          _model_errors(error, wanted)) from error
+            return self._answers.normalize(response, call, kind)
+        except _BUBBLE_UP:
+            raise
+        except Exception as error:
+            if not self._errors.handles(error):
+                raise
+            return self._error_message(call, error)
+
+    def _error_message(self, call: ToolCall, error: Exception) -> ToolMessage:
+        return ToolMessage(content=self._errors.content(error), name=call["name"],
+                           tool_call_id=call["id"], status="error")
+
+    def _unknown_tool(self, call: ToolCall) -> ToolMessage:
+        content = INVALID_TOOL_NAME_ERROR_TEMPLATE.format(
+            requested_tool=call["name"], available_tools=", ".join(self._tools_by_name))
+        return ToolMessage(content, name=call["name"], tool_call_id=call["id"], status="error")
+
+    # -- input ----------------------------------------------------------------------------
+
+    def _parse_input(self, value: Any) -> tuple[list[ToolCall], InputKind]:
+        if isinstance(value, list):
+            if value and isinstance(value[-1], dict) and value[-1].get("type") == "tool_call":
+                return cast("list[ToolCall]", value), "tool_calls"
+            messages: Any = value
+            kind: InputKind = "list"
+        elif isinstance(value, dict) and value.get("__type") == "tool_call_with_context":
+            return [value["tool_call"]], "tool_calls"
+        else:
+            messages = (value.get(self._messages_key) if isinstance(value, dict)
+                        else getattr(value, self._messages_key, None))
+            if not messages:
+                raise ValueError("No message found in input")
+            kind = "dict"
+        for message in reversed(messages):
+            if isinstance(message, AIMessage):
+                return list(message.tool_calls), kind
+        raise ValueError("No AIMessage found in input")
+
+
+def _state_of(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("__type") == "tool_call_with_context":
+        return value["state"]
+    if isinstance(value, list) and value and isinstance(value[-1], dict) \
+            and value[-1].get("type") == "tool_call":
+        return {}
+    return value
+
+
+def _tool_config(config: RunnableConfig | None) -> dict[str, Any]:
+    # A tool call is a run of its own: it must not reuse the graph run's id.
+    return {k: v for k, v in (config or {}).items() if k != "run_id"}
+
+
+def _model_errors(error: ValidationError, wanted: InjectedArgs) -> list[Any]:
+    """pydantic's errors about the arguments the model controls, without injected values."""
+    injected = set(wanted.state) | set(wanted.hidden)
+    injected.update(name for name in (wanted.store, wanted.runtime) if name)
+    kept: list[Any] = []
+    for detail in error.errors():
+        if detail["loc"] and detail["loc"][0] not in injected:
+            shown: dict[str, Any] = dict(detail)
+            if isinstance(shown.get("input"), dict):
+                shown["input"] = {k: v for k, v in shown["input"].items() if k not in injected}
+            kept.append(shown)
+    return kept
+
+
+async def _gather(jobs: list[Callable[[], Awaitable[CallOutput]]]) -> list[CallOutput]:
+    """Run jobs concurrently; their results in order. On a failure the others are cancelled
+    and the failure of the earliest job (in job order) is raised."""
+    results: list[Any] = [None] * len(jobs)
+
+    async def run(index: int) -> None:
+        results[index] = await jobs[index]()
+
+    try:
+        async with anyio.create_task_group() as group:
+            for index in range(len(jobs)):
+                group.start_soon(run, index)
+    except BaseExceptionGroup as failures:
+        raise _first(failures) from None
+    return results
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    error = group.exceptions[0]
+    return _first(error) if isinstance(error, BaseExceptionGroup) else error
+
+
+async def _wrapped_in_thread(wrapper: ToolCallWrapper, request: ToolCallRequest,
+                             execute: Callable[[ToolCallRequest], Coroutine[Any, Any, CallOutput]]
+                             ) -> Any:
+    """A sync `wrap_tool_call` in the async node: the wrapper runs in a thread and each
+    `execute(...)` it makes comes back to the event loop."""
+    def execute_from_thread(req: ToolCallRequest) -> CallOutput:
+        return anyio.from_thread.run(execute, req)
+
+    return await anyio.to_thread.run_sync(wrapper, request, execute_from_thread)
+
+
+def tools_condition(state: list[Any] | dict[str, Any] | BaseModel,
+                    messages_key: str = "messages") -> Literal["tools", "__end__"]:
+    """Route to `"tools"` when the last message has tool calls, else to the end.
+
+    Raises:
+        ValueError: the state holds no messages.
+    """
+    if isinstance(state, list):
+        last = state[-1]
+    elif (isinstance(state, dict) and (messages := state.get(messages_key, []))) or (
+            messages := getattr(state, messages_key, [])):
+        last = messages[-1]
+    else:
+        raise ValueError(f"No messages found in input state to tool_edge: {state}")
+    if getattr(last, "tool_calls", None):
+        return "tools"
+    return END
+
+
+__all__ = [
+    "InjectedState",
+    "InjectedStore",
+    "ToolCallRequest",
+    "ToolCallWithContext",
+    "ToolInvocationError",
+    "ToolNode",
+    "ToolRuntime",
+    "msg_content_output",
+    "tools_condition",
+]

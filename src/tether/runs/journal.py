@@ -1,0 +1,75 @@
+"""A run's lifecycle events between the moment they happen and the run's next store transaction,
+which stores them; each is announced at once: a log line, and a `lifecycle` stream chunk for a
+consumer that asked for them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from tether.engine.stream import Emitter
+from tether.types import EventPhase, RunEvent, utcnow
+
+logger = logging.getLogger("tether.runs")
+
+
+class Journal:
+    """The events of one run not stored yet. Thread-safe: a cancel records its events from the
+    thread that asks for it.
+
+    Args:
+        run_id: the run, for log lines.
+        emitter: the run's stream.
+    """
+
+    __slots__ = ("_events", "_lock", "emitter", "loop", "run_id")
+
+    def __init__(self, run_id: str, emitter: Emitter) -> None:
+        self.run_id = run_id
+        self.emitter = emitter
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The run's event loop, where `lifecycle` chunks are emitted (None: not started)."""
+        self._events: list[RunEvent] = []
+        self._lock = threading.Lock()
+
+    def record(self, phase: EventPhase, node: str | None = None,
+               detail: dict[str, Any] | None = None) -> RunEvent:
+        """Record an event now (stored with the run's next transaction) and announce it."""
+        event = RunEvent(phase, utcnow(), node, detail or {})
+        with self._lock:
+            self._events.append(event)
+        self.announce(event)
+        return event
+
+    def take(self) -> tuple[RunEvent, ...]:
+        """The events recorded since the last `take`, oldest first, for a transaction."""
+        with self._lock:
+            events, self._events = tuple(self._events), []
+        return events
+
+    def announce(self, event: RunEvent) -> None:
+        """Log `event` and stream it (`lifecycle`), on the run's loop, from any thread; for an
+        event the store records itself (a cancel request) or that a transaction carries."""
+        logger.info("run %s %s%s %s", self.run_id, event.phase,
+                    f" [{event.node}]" if event.node else "", event.detail or "")
+        if not self.emitter.lifecycle:
+            return
+        payload = {"phase": event.phase, "at": event.at.isoformat(), "node": event.node,
+                   "detail": event.detail}
+        loop = self.loop
+        if loop is None or _in_loop(loop):
+            self.emitter.emit_lifecycle(payload)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self.emitter.emit_lifecycle, payload)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+__all__ = ["Journal"]

@@ -1,0 +1,69 @@
+"""What starting a run takes: the graph, its input and config, where it is recorded, how its
+chunks are shaped, and the policies it runs under."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.checkpoint.base import CheckpointStore
+from tether.config import RunConfig
+from tether.engine.spec import GraphSpec
+from tether.engine.threads import WorkerPool
+from tether.runs.policies import PolicyDefaults
+from tether.types import CancelReason
+
+
+@dataclass(slots=True)
+class StreamFormat:
+    """How chunks reach the consumer: LangGraph's shapes for `stream_mode` and `subgraphs`."""
+
+    modes: tuple[str, ...] = ()
+    single: bool = True
+    subgraphs: bool = False
+
+    def shape(self, ns: tuple[str, ...], mode: str, payload: Any) -> Any:
+        """The chunk as the consumer sees it."""
+        if self.single:
+            return (ns, payload) if self.subgraphs else payload
+        return (ns, mode, payload) if self.subgraphs else (mode, payload)
+
+
+@dataclass(slots=True)
+class RunRequest:
+    """Everything needed to start a run.
+
+    Attributes:
+        durable: the run checkpoints into `store` (a graph with a checkpointer); otherwise
+            `store` only records the run.
+        inline_sync: a sync node alone in its step may run on the caller's thread (a sync call
+            on a private loop).
+        buffer_limit: chunks kept for a consumer that lags (None: all).
+        metadata: recorded on the run.
+        policies: the graph's default budgets, loop detection and guards.
+        adopt: the run's record exists already (a queued run a worker claimed): take it over
+            instead of creating it.
+        step_check: asked before the policies at every superstep boundary; a reason stops the
+            run there.
+    """
+
+    spec: GraphSpec
+    input: Any
+    config: RunConfig
+    store: CheckpointStore
+    durable: bool
+    pool: WorkerPool
+    stream: StreamFormat = field(default_factory=StreamFormat)
+    context: Any = None
+    interrupt_before: frozenset[str] | None = None
+    interrupt_after: frozenset[str] | None = None
+    inline_sync: bool = False
+    buffer_limit: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    policies: PolicyDefaults = field(default_factory=PolicyDefaults)
+    adopt: bool = False
+    step_check: Callable[[], CancelReason | None] | None = None
+
+
+__all__ = ["RunRequest", "StreamFormat"]

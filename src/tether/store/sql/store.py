@@ -1,0 +1,93 @@
+"""`SqlStore`: what the SQLite and Postgres stores share — a batch run as the steps of
+`ops.batch`, by a driver that is sync (`_run`) or async (`_arun`)."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tether.checkpoint.query import Op
+from tether.store.base.ops import Result
+from tether.store.base.settings import IndexConfig, TTLConfig
+from tether.store.batched import BatchedStore
+from tether.store.clock import Clock
+from tether.store.embedding import Embedded
+from tether.store.plan import Plan
+from tether.store.sql import ops
+from tether.store.sql.dialect import Dialect
+from tether.store.sql.statements import statements_for
+from tether.store.values import loads
+
+T = TypeVar("T")
+
+
+class SqlStore(BatchedStore):
+    """A store whose items live in SQL tables (`sql/statements.py`).
+
+    Args:
+        dialect: the database's spelling.
+        deserializer: turns a stored JSON text into a value (default `json.loads`).
+        index, ttl, clock: as for `BatchedStore`.
+    """
+
+    def __init__(self, dialect: Dialect, *, index: IndexConfig | None, ttl: TTLConfig | None,
+                 deserializer: ops.Loads | None, clock: Clock | None) -> None:
+        super().__init__(index=index, ttl=ttl, clock=clock)
+        self._statements = statements_for(dialect)
+        self._loads: ops.Loads = deserializer or loads
+
+    @abstractmethod
+    def _run(self, op: Op[T], transaction: bool) -> T:
+        """Run `op` (in a write transaction if `transaction`, else in a read snapshot)."""
+
+    async def _arun(self, op: Op[T], transaction: bool) -> T:
+        """As `_run`, for async callers (by default inline: a local database).
+
+        Cancellation:
+            Inline, there is no await point: the step runs whole.
+        """
+        return self._run(op, transaction)
+
+    def _execute(self, plan: Plan, embedded: Embedded, now: int) -> list[Result]:
+        steps = ops.batch(ops.Batch(self._statements, self._loads, embedded, now), plan)
+        return drive(steps, self._run)
+
+    async def _aexecute(self, plan: Plan, embedded: Embedded, now: int) -> list[Result]:
+        steps = ops.batch(ops.Batch(self._statements, self._loads, embedded, now), plan)
+        return await adrive(steps, self._arun)
+
+    def _sweep(self, now: int) -> int:
+        return self._run(ops.sweep(self._statements, now), True)
+
+
+def drive(steps: ops.Steps, run: Callable[[Op[Any], bool], Any]) -> list[Result]:
+    """Run each step of a batch with `run`, in order; the batch's results."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(run(*step))
+    except StopIteration as stop:
+        results: list[Result] = stop.value
+        return results
+
+
+async def adrive(steps: ops.Steps, arun: Callable[[Op[Any], bool], Awaitable[Any]]
+                 ) -> list[Result]:
+    """As `drive`, awaiting each step.
+
+    Cancellation:
+        A step cancelled midway is rolled back by the driver's transaction; the steps before
+        it stay committed (only a read-only batch has two steps: its reads, then its ttl
+        refreshes).
+    """
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await arun(*step))
+    except StopIteration as stop:
+        results: list[Result] = stop.value
+        return results
+
+
+__all__ = ["SqlStore", "adrive", "drive"]

@@ -1,0 +1,116 @@
+"""`SqliteStore`: the long-term store in a SQLite file, the embedded default. Given the path of
+a tether database, its tables sit beside the checkpoints (one file for both)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any, TypeVar
+
+from tether.checkpoint.opening import Opening
+from tether.checkpoint.query import Op
+from tether.checkpoint.sqlite.connection import Connection, file_of
+from tether.store.base.settings import IndexConfig, TTLConfig
+from tether.store.clock import Clock
+from tether.store.sql.dialect import SQLITE
+from tether.store.sql.ops import Loads
+from tether.store.sql.store import SqlStore
+from tether.store.sqlite import schema
+
+T = TypeVar("T")
+
+
+class SqliteStore(SqlStore):
+    """LangGraph's `SqliteStore`, in a tether SQLite file (WAL, one connection behind a lock,
+    as `SqliteSaver`; give both the same path to keep runs and memories in one file).
+
+    Values are stored as JSON. Vectors (for an `index`) are stored normalised as float32;
+    similarity is computed in Python (with NumPy when installed) over the items under the
+    searched prefix, so semantic search suits some tens of thousands of items per prefix.
+
+    Cancellation:
+        Calls are short local transactions, run inline by the async methods too (after any
+        embedding, which is awaited before the transaction starts): a batch is committed whole
+        or not at all.
+
+    Args:
+        conn: the database file (created when missing), `":memory:"`, or a `sqlite3`
+            connection, whose file is opened (an in-memory connection: a new in-memory
+            database).
+        index: semantic search: `{"dims": ..., "embed": ..., "fields": [...]}`.
+        ttl: time-to-live settings (`TTLConfig`).
+        deserializer: turns a stored JSON text into the value (default `json.loads`).
+        synchronous, busy_timeout: as for `SqliteSaver`.
+        clock: seconds since the epoch (default `time.time`).
+
+    Raises:
+        CorruptStoreError: the file is not a tether database.
+        SchemaVersionError: the file was written by a newer tether.
+    """
+
+    def __init__(self, conn: str | os.PathLike[str] | sqlite3.Connection, *,
+                 index: IndexConfig | None = None, ttl: TTLConfig | None = None,
+                 deserializer: Loads | None = None, synchronous: Any = "normal",
+                 busy_timeout: float = 5.0, clock: Clock | None = None) -> None:
+        super().__init__(SQLITE, index=index, ttl=ttl, deserializer=deserializer, clock=clock)
+        self.path = file_of(conn)
+        self._db = Connection(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def from_conn_string(cls, conn_string: str, *, index: IndexConfig | None = None,
+                         ttl: TTLConfig | None = None, **options: Any) -> Opening[Any]:
+        """A `with` (or `async with`) block that opens the store and closes it at the end."""
+        return Opening(lambda: cls(conn_string, index=index, ttl=ttl, **options))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    def setup(self) -> None:
+        """Make the store's tables if missing (done when the store is opened).
+
+        Raises:
+            SchemaVersionError: the tables were made by a newer tether.
+        """
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._db.write() as conn:
+            schema.migrate(conn, self.path)
+
+    def close(self) -> None:
+        """Stop the sweeper and close the connection (idempotent)."""
+        super().close()
+        self._db.close()
+
+    def _run(self, op: Op[T], transaction: bool) -> T:
+        # A read-only step runs its statements in autocommit, each in its own snapshot (a
+        # lone `get` is then one statement): a search's vectors may be read one commit after
+        # its items, so an item rewritten in between is scored by its new vectors.
+        with self._db.write() if transaction else self._db.statements() as conn:
+            return run(conn, op)
+
+
+def run(conn: sqlite3.Connection, op: Op[T]) -> T:
+    """Drive `op` on a `sqlite3` connection (the caller owns the transaction)."""
+    try:
+        query = next(op)
+        while True:
+            cursor = conn.execute(query.sql, query.params or ())
+            if query.fetch == "one":
+                rows: Any = cursor.fetchone()
+            elif query.fetch == "all":
+                rows = cursor.fetchall()
+            else:
+                rows = None
+            query = op.send(rows)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+__all__ = ["SqliteStore", "run"]
