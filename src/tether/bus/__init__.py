@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from tether.bus.bus import StreamBus, open_bus
+from tether.bus.bus import StreamBus, bus_for, open_bus
 from tether.bus.event import END_EVENT, BusEvent
 from tether.bus.publisher import Publisher
 from tether.bus.subscription import Subscription
@@ -35,4 +35,4 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["END_EVENT", "BusEvent", "MemoryBroker", "MemoryTransport", "PostgresTransport",
            "Publisher", "RedisTransport", "Sink", "StreamBus", "Subscription", "Transport",
-           "open_bus"]
+           "bus_for", "open_bus"]

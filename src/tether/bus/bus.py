@@ -55,6 +55,14 @@ class StreamBus:
             raise RuntimeError("the bus is closed")
         return Subscription(self._router, run_id, after)
 
+    async def last(self, run_id: str) -> BusEvent | None:
+        """The run's last event on the bus (None: none, or removed by retention).
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self.transport.last(run_id)
+
     async def ended(self, run_id: str) -> BusEvent | None:
         """The run's run-ended signal if it has one on the bus (None also once retention has
         removed it: the durable record answers then).
@@ -145,6 +153,25 @@ class StreamBus:
         await self.aclose()
 
 
+def bus_for(store: Any, redis: str | None = None, **options: Any) -> StreamBus:
+    """The bus of a deployment whose system of record is `store` (a `PostgresSaver`): Redis
+    Streams at `redis` when given (keys under `tether:<schema>`, so deployments on other
+    schemas do not mix), else `LISTEN/NOTIFY` and a table in the store's own database and
+    schema, on the store's connections.
+
+    Raises:
+        ValueError: `redis` is not a Redis URL.
+    """
+    schema = getattr(store, "schema", None)
+    if redis is not None:
+        if not redis.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{redis!r} is not a Redis URL (redis://host:6379/0)")
+        return open_bus(redis, **{"prefix": f"tether:{schema or 'public'}", **options})
+    from tether.bus.postgres import PostgresTransport
+
+    return StreamBus(PostgresTransport(store.db, schema=schema, **options))
+
+
 def open_bus(url: str, **options: Any) -> StreamBus:
     """A bus on the transport `url` names: `redis://` / `rediss://` / `unix://` (Redis Streams;
     needs the `redis` extra) or `postgresql://` / `postgres://` (LISTEN/NOTIFY; needs the
@@ -165,4 +192,4 @@ def open_bus(url: str, **options: Any) -> StreamBus:
                      "postgresql://...")
 
 
-__all__ = ["StreamBus", "open_bus"]
+__all__ = ["StreamBus", "bus_for", "open_bus"]

@@ -69,9 +69,10 @@ _pollers: dict[tuple[int, int], _Poller] = {}
 
 
 def watch(core: RunCore) -> None:
-    """Poll for cancels of `core` made elsewhere, while it runs (shared stores only)."""
+    """Poll for cancels of `core` made elsewhere, while it runs (shared stores only; not a
+    worker's run, whose worker hears its cancels and checks them at every step: `step_check`)."""
     loop = core.aloop
-    if not core.store.shared or loop is None:
+    if not core.store.shared or loop is None or core.request.step_check is not None:
         return
     key = (id(loop), id(core.store))
     entry = _pollers.get(key)
@@ -109,7 +110,9 @@ class Gate:
     def __init__(self, core: RunCore, policies: StepHooks,
                  step_check: Callable[[], CancelReason | None] | None) -> None:
         self._core, self._inner, self._check = core, policies, step_check
-        self._poll = core.store.shared and core.request.durable
+        # A `step_check` (a worker's) answers from what the checkpoint statement returned:
+        # asking the store again would be a second round trip per step, blocking the loop.
+        self._poll = core.store.shared and core.request.durable and step_check is None
 
     def before_step(self, step: int, tasks: Sequence[Task],
                     values: Mapping[str, Any]) -> CancelReason | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -18,9 +18,12 @@ from tether.server.auth import ApiKeys, check_bind, load_api_keys
 from tether.server.context import ServerState
 from tether.server.graphs import Assistants
 from tether.server.guards import Guard
-from tether.server.launcher import LocalLauncher, RunLauncher, run_config
+from tether.server.launcher import FEED_MODES, LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.routes import assistants, cancel, runs, threads, ui
+
+if TYPE_CHECKING:
+    from tether.bus import StreamBus
 
 _NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KEYS "
             "('key1:tenantA,key2:tenantB'), pass an API keys file, or serve without auth "
@@ -30,7 +33,7 @@ _NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KE
 def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore | None = None,
                *, api_keys: ApiKeys | Mapping[str, str] | None = None, auth: bool = True,
                limits: ServerLimits | None = None,
-               launcher: RunLauncher | None = None) -> FastAPI:
+               launcher: RunLauncher | None = None, redis: str | None = None) -> FastAPI:
     """The Agent Server's run routes, tether's extras and the web page, as a FastAPI app.
 
     Args:
@@ -43,10 +46,14 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         limits: body, stream and feed bounds.
         launcher: how runs are run. If None: in this process (`LocalLauncher`), or, on a store
             that workers serve (`PostgresSaver`), queued for `tether worker` processes
-            (`tether.worker.QueueLauncher`).
+            (`tether.worker.QueueLauncher`), whose runs stream to the server on a bus
+            (`tether.bus`): Redis Streams at `redis`, else `LISTEN/NOTIFY` in the store's
+            database.
+        redis: the Redis URL of the bus, for a store that workers serve.
 
     Raises:
-        ValueError: auth is on and there are no keys; no graphs.
+        ValueError: auth is on and there are no keys; no graphs; `redis` for a store no
+            workers serve, or not a Redis URL.
         TypeError: a graph is not a compiled tether graph.
     """
     keys = _keys(api_keys) if auth else None
@@ -55,9 +62,16 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         from tether.checkpoint.sqlite import SqliteSaver
 
         store = SqliteSaver("tether.db")
+    if redis is not None and not getattr(store, "has_workers", False):
+        raise ValueError("a Redis bus carries runs from workers: it needs a postgresql:// store")
     served = Assistants(graphs, store)
     limits = limits or ServerLimits()
-    launcher = launcher or _launcher_for(store, served, limits)
+    bus = None
+    if launcher is None and getattr(store, "has_workers", False):
+        from tether.bus import bus_for
+
+        bus = bus_for(store, redis)
+    launcher = launcher or _launcher_for(store, served, limits, bus)
     state = ServerState(served, store, launcher, limits, StreamSlots(limits.max_streams_per_key),
                         auth=keys is not None)
 
@@ -65,6 +79,8 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await launcher.aclose()
+        if bus is not None:
+            await bus.aclose()
         close = getattr(store, "close", None)
         if owned and close is not None:
             close()
@@ -80,8 +96,8 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     return app
 
 
-def _launcher_for(store: CheckpointStore, served: Assistants,
-                  limits: ServerLimits) -> RunLauncher:
+def _launcher_for(store: CheckpointStore, served: Assistants, limits: ServerLimits,
+                  bus: StreamBus | None) -> RunLauncher:
     """Runs in this process; or, on a store that workers serve (Postgres), queued for them."""
     if not getattr(store, "has_workers", False):
         return LocalLauncher(served.first.graph, limits)
@@ -92,7 +108,7 @@ def _launcher_for(store: CheckpointStore, served: Assistants,
         store,  # type: ignore[arg-type]
         feed_factory=lambda run_id: RunFeed(run_id, limit=limits.feed_events),
         run_config=run_config, cancel_wait=limits.cancel_wait_seconds,
-        feed_retain=limits.feed_retain_seconds)
+        feed_retain=limits.feed_retain_seconds, bus=bus, feed_modes=FEED_MODES)
     # Its feeds are the RunFeeds the factory makes; it declares them as its own Feed protocol.
     return cast(RunLauncher, queued)
 
@@ -123,7 +139,8 @@ def open_store(db: str) -> Any:
 def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
           host: str = "127.0.0.1", port: int = 2024, no_auth: bool = False,
           api_keys_file: str | os.PathLike[str] | None = None,
-          limits: ServerLimits | None = None, log_level: str = "info") -> None:
+          limits: ServerLimits | None = None, log_level: str = "info",
+          redis: str | None = None) -> None:
     """Serve `graphs` over HTTP until interrupted (what `tether serve module:graph` runs).
 
     On shutdown (Ctrl-C, SIGTERM) every run still going is cancelled with kind `shutdown`,
@@ -134,9 +151,12 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
             runs are queued for `tether worker` processes.
         no_auth: serve without API keys; refused unless `host` is a loopback address.
         api_keys_file: `key:tenant` lines; else `$TETHER_API_KEYS`.
+        redis: with a `postgresql://` db, the Redis URL of the bus that carries the workers'
+            runs to the server (default: `LISTEN/NOTIFY` in the database).
 
     Raises:
-        ValueError: no auth on a non-loopback host; auth with no keys; a malformed key list.
+        ValueError: no auth on a non-loopback host; auth with no keys; a malformed key list;
+            `redis` without a `postgresql://` db.
     """
     import uvicorn
 
@@ -148,7 +168,8 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
             raise ValueError(_NO_KEYS)
     store = open_store(db)
     try:
-        app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits)
+        app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits,
+                         redis=redis)
         # The standard asyncio loop: tether's cancel scopes are written for it.
         uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none", loop="asyncio",
                     lifespan="on", timeout_graceful_shutdown=30)

@@ -60,6 +60,10 @@ NameOpt = Annotated[str | None, typer.Option(
                    "as `tether serve` names it).")]
 OwnerOpt = Annotated[str | None, typer.Option(
     "--owner", help="This worker's name in leases and logs.")]
+RedisOpt = Annotated[str | None, typer.Option(
+    "--redis", metavar="URL",
+    help="Redis for the stream bus (redis://host:6379/0), as `tether serve --redis` "
+         "(default: LISTEN/NOTIFY in the database).", show_default=False)]
 
 
 def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt = None,
@@ -67,7 +71,7 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
            concurrency: ConcurrencyOpt = 4, lease: LeaseOpt = 30.0, poll: PollOpt = 1.0,
            listen: ListenOpt = True, on_shutdown: ShutdownOpt = "requeue",
            grace: GraceOpt = 30.0, sweep_every: SweepOpt = 2.0, name: NameOpt = None,
-           owner: OwnerOpt = None) -> None:
+           owner: OwnerOpt = None, redis: RedisOpt = None) -> None:
     """Claim runs queued in Postgres (by `tether serve --db postgresql://...`) and drive them.
 
     SIGTERM drains gracefully; a second SIGTERM acts at once.
@@ -78,6 +82,15 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
                                  param_hint="'--db'")
     if on_shutdown not in ("requeue", "cancel"):
         raise typer.BadParameter("choose requeue or cancel", param_hint="'--on-shutdown'")
+    if redis is not None:
+        if not redis.startswith(("redis://", "rediss://", "unix://")):
+            raise typer.BadParameter("give a Redis URL (redis://host:6379/0)",
+                                     param_hint="'--redis'")
+        try:
+            import redis as _redis  # noqa: F401 - only whether the redis extra is installed
+        except ImportError:
+            raise typer.BadParameter("a Redis bus needs the redis extra: pip install "
+                                     "'tether[redis]'", param_hint="'--redis'") from None
     if graph_refs:
         if name is not None and len(graph_refs) != 1:
             raise typer.BadParameter("--name names one graph", param_hint="'--name'")
@@ -101,7 +114,7 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
     store = PostgresSaver(url, schema=schema, async_size=concurrency + 3,
                           application_name="tether-worker")
     try:
-        asyncio.run(_serve(store, found, options))
+        asyncio.run(_serve(store, found, options, redis))
     finally:
         store.close()
 
@@ -142,11 +155,13 @@ def _graphs(refs: list[str], name: str | None) -> dict[str, CompiledStateGraph]:
 
 
 async def _serve(store: PostgresSaver, found: dict[str, CompiledStateGraph],
-                 options: WorkerOptions) -> None:
+                 options: WorkerOptions, redis: str | None) -> None:
+    from tether.bus import bus_for
     from tether.worker.worker import Worker
 
     graphs = {n: loading.bind(g, store, n) for n, g in found.items()}
-    engine = Worker(store, graphs, options)
+    bus = bus_for(store, redis)
+    engine = Worker(store, graphs, options, bus=bus)
     loop = asyncio.get_running_loop()
     signals = [0]
 
@@ -161,6 +176,7 @@ async def _serve(store: PostgresSaver, found: dict[str, CompiledStateGraph],
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        await bus.aclose()
         await store.aclose()
 
 

@@ -18,11 +18,15 @@ if TYPE_CHECKING:
     from tether.checkpoint.postgres.queue import Job
     from tether.checkpoint.postgres.store import PostgresSaver
     from tether.graph.compiled import CompiledStateGraph
+    from tether.worker.relay import Relay
 
 logger = logging.getLogger("tether.worker")
 
 MIN_TIMEOUT = 0.001
 """The timeout given to a run claimed just before its deadline."""
+
+DEFAULT_MODES = ("values", "lifecycle")
+"""What a relayed run streams when its order named no modes (queued by other code)."""
 
 
 async def start_point(store: PostgresSaver, job: Job) -> tuple[Any, dict[str, Any]]:
@@ -53,8 +57,9 @@ async def start_point(store: PostgresSaver, job: Job) -> tuple[Any, dict[str, An
     return graph_input, config
 
 
-async def drive(held: Held, graph: CompiledStateGraph) -> None:
+async def drive(held: Held, graph: CompiledStateGraph, relay: Relay | None = None) -> None:
     """Run a claimed job to its end here (whatever its `fate`); never raises but a cancel.
+    With a `relay`, the run streams the modes its order asked for onto the bus.
 
     Cancellation:
         Cancelling the task that awaits this leaves the run going on its own; the worker
@@ -68,11 +73,19 @@ async def drive(held: Held, graph: CompiledStateGraph) -> None:
                 await store.adelete_run_checkpoints(prior)
         graph_input, config = await start_point(store, job)
         options = job.options
+        streaming: dict[str, Any] = {} if relay is None else {
+            "stream_mode": list(options.get("stream_mode") or DEFAULT_MODES),
+            "subgraphs": bool(options.get("subgraphs"))}
         held.run = graph.start_queued(
             job.run_id, graph_input, config, step_check=held.step_check,
             context=options.get("context"), interrupt_before=options.get("interrupt_before"),
-            interrupt_after=options.get("interrupt_after"))
+            interrupt_after=options.get("interrupt_after"), **streaming)
+        if relay is not None:
+            relay.start(held.run)
         await _settled(held)
+        if relay is not None:
+            ended_here = held.ended and held.fate in ("run", "cancel")
+            await relay.finish(held.run.info if ended_here else None)
     except Exception:
         logger.exception("run %s could not be driven", job.run_id)
     finally:
@@ -100,4 +113,4 @@ async def _settled(held: Held) -> None:
             task.exception()  # retrieved: the outcome was reported above
 
 
-__all__ = ["MIN_TIMEOUT", "drive", "start_point"]
+__all__ = ["DEFAULT_MODES", "MIN_TIMEOUT", "drive", "start_point"]
