@@ -155,8 +155,8 @@ class StreamBus:
 
 def bus_for(store: Any, redis: str | None = None, **options: Any) -> StreamBus:
     """The bus of a deployment whose system of record is `store` (a `PostgresSaver`): Redis
-    Streams at `redis` when given (keys under `tether:<schema>`, so deployments on other
-    schemas do not mix), else `LISTEN/NOTIFY` and a table in the store's own database and
+    Streams at `redis` when given (keys under `tether:<database>.<schema>`, so deployments on
+    other schemas do not mix), else `LISTEN/NOTIFY` and a table in the store's own database and
     schema, on the store's connections.
 
     Raises:
@@ -166,10 +166,18 @@ def bus_for(store: Any, redis: str | None = None, **options: Any) -> StreamBus:
     if redis is not None:
         if not redis.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"{redis!r} is not a Redis URL (redis://host:6379/0)")
-        return open_bus(redis, **{"prefix": f"tether:{schema or 'public'}", **options})
+        return open_bus(redis, **{"prefix": f"tether:{_scope(store)}", **options})
     from tether.bus.postgres import PostgresTransport
 
     return StreamBus(PostgresTransport(store.db, schema=schema, **options))
+
+
+def _scope(store: Any) -> str:
+    """`database.schema` of the store's tables, as the database resolves them (the same for a
+    server given a `search_path` in its URL and a worker given `--schema`)."""
+    with store.db.connect() as conn:
+        row = conn.execute("SELECT current_database(), current_schema()").fetchone()
+    return f"{row[0]}.{row[1]}"
 
 
 def open_bus(url: str, **options: Any) -> StreamBus:
