@@ -132,7 +132,8 @@ class RunFeed:
             if future is None or future.done():
                 future = self._waiters[key] = loop.create_future()
             futures.add(future)
-        done, _ = await asyncio.wait(futures, timeout=timeout)
+        done, _ = await asyncio.wait(futures, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
         return bool(done)
 
     def _wake(self, mode: str | None) -> None:
