@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +93,7 @@ class Deployment:
         """The worker holding the run's lease, once one has claimed it."""
         def owner() -> str | None:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
-                row = conn.execute(f"SELECT lease_owner FROM {self.schema}.runs "  # noqa: S608
+                row = conn.execute(f"SELECT lease_owner FROM {self.schema}.runs "
                                    "WHERE run_id = %s AND status = 'running'",
                                    (run_id,)).fetchone()
             return row[0] if row else None
@@ -104,7 +103,7 @@ class Deployment:
 
     def claims(self, run_id: str) -> int:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            row = conn.execute(f"SELECT count(*) FROM {self.schema}.events "  # noqa: S608
+            row = conn.execute(f"SELECT count(*) FROM {self.schema}.events "
                                "WHERE run_id = %s AND phase = 'claim'", (run_id,)).fetchone()
         return int(row[0]) if row else 0
 
