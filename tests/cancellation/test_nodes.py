@@ -283,6 +283,35 @@ async def test_shield_gives_way_after_the_grace() -> None:
     assert time.monotonic() - began < 1.0
 
 
+@pytest.mark.parametrize("source", ["deadline", "other thread"])
+def test_shield_gives_way_after_the_grace_when_the_cancel_comes_from_a_callback(
+        source: str) -> None:
+    # Under a sync invoke, a deadline's timer and a cancel from another thread reach the run's
+    # loop as plain callbacks, outside any task: the shield must still be bounded by its grace.
+    inside = threading.Event()
+
+    async def hog(state: Count) -> dict[str, int]:
+        with tether.shield():
+            inside.set()
+            await asyncio.sleep(10)
+        return {"count": 1}
+
+    graph = looping(hog).compile()
+    config: dict[str, Any] = {"cancel_grace": 0.05, "run_id": f"shielded-{source}"}
+    if source == "deadline":
+        config["timeout"] = 0.1
+    else:
+        def cancel_when_inside() -> None:
+            assert inside.wait(5)
+            graph.cancel(config["run_id"], "from another thread")
+
+        threading.Thread(target=cancel_when_inside, daemon=True).start()
+    began = time.monotonic()
+    with pytest.raises(RunCancelled):
+        graph.invoke({"count": 0}, config)
+    assert time.monotonic() - began < 1.5
+
+
 async def test_cancel_reaches_a_node_inside_a_subgraph() -> None:
     inside = asyncio.Event()
     cleaned: list[str] = []

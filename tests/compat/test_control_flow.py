@@ -340,6 +340,31 @@ def test_command_goto_list_of_nodes_runs_them_in_one_superstep(lib: Lib, lg: Lib
     assert run(lib) == expected
 
 
+def test_a_list_of_commands_and_updates_applies_all_and_follows_the_gotos(
+        lib: Lib, lg: Lib) -> None:
+    # What a ToolNode returns when some tools answered with a Command and others with a message.
+    def run(library: Lib) -> list:
+        def mixed(state: Visits) -> list:
+            return [library.Command(update={"seen": ["command"]}, goto="b"), {"seen": ["dict"]}]
+
+        def plain(state: Visits) -> list:
+            return [{"seen": ["dict"]}]
+
+        builder = library.StateGraph(Visits)
+        builder.add_node("mixed", mixed)
+        builder.add_node("b", _visit("b"))
+        builder.add_edge(library.START, "mixed")
+        ok = builder.compile().invoke({"seen": []})
+        bad = library.StateGraph(Visits).add_node("plain", plain)
+        refused = outcome(lambda: bad.add_edge(library.START, "plain").compile().invoke(
+            {"seen": []}))
+        return [ok, refused[0]]
+
+    expected = run(lg)
+    assert expected == [{"seen": ["command", "dict", "b"]}, "raised"]
+    assert run(lib) == expected
+
+
 def _shape(graph) -> tuple[list[str], list[tuple[str, str, bool]]]:
     drawable = graph.get_graph()
     edges = sorted((e.source, e.target, bool(e.conditional)) for e in drawable.edges)

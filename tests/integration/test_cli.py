@@ -284,6 +284,14 @@ def test_runs_ls_show_and_events(db: str) -> None:
     assert re.search(rf"^{info.run_id}\s+success\s+t1", listed.stdout, re.M), listed.stdout
     assert "no runs" in tether("runs", "ls", "--status", "cancelled", "--db", db).stdout
     assert "no runs" in tether("runs", "ls", "--thread", "other", "--db", db).stdout
+    again = tether("run", "cli_graphs:counter", "--thread", "t2", "--db", db)
+    assert again.returncode == 0
+    with _store(db) as store:
+        newest_first = [i.run_id for i in store.list_runs()]
+    quiet = tether("runs", "ls", "-q", "--db", db)
+    assert quiet.returncode == 0 and quiet.stdout.splitlines() == newest_first
+    assert tether("runs", "ls", "--quiet", "-n", "1", "--db", db).stdout == f"{newest_first[0]}\n"
+    assert tether("runs", "ls", "-q", "--thread", "other", "--db", db).stdout == ""
     shown = tether("runs", "show", info.run_id, "--db", db)
     assert shown.returncode == 0
     assert re.search(r"^status\s+success", shown.stdout, re.M)

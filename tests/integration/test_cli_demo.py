@@ -17,8 +17,9 @@ from tether.types import RunStatus
 @pytest.mark.slow
 def test_demo_cancels_mid_step_and_resumes_without_redoing_work(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    env = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     env.pop("TETHER_DB", None)
+    env.pop("COLUMNS", None)  # piped, as the README's `tether demo` in a script or CI log
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "tether", "demo", "--db", str(db)],
                             cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -41,6 +42,8 @@ def test_demo_cancels_mid_step_and_resumes_without_redoing_work(tmp_path: Path) 
     assert "✔ success" in out
     assert "first run executed:   plan, search_web, search_papers, read_archive (cancelled)" in out
     assert "resumed run executed: read_archive, write_report" in out
+    rules = [line for line in out.splitlines() if line.startswith("─")]
+    assert rules and max(map(len, rules)) <= 100  # a pipe's width is unbounded; rules are not
     with SqliteSaver(str(db)) as store:
         statuses = [info.status for info in store.list_runs()]
     assert statuses == [RunStatus.SUCCESS, RunStatus.CANCELLED]

@@ -90,6 +90,17 @@ async def test_usage_is_visible_inside_nodes() -> None:
     assert seen[-1].steps == 3 and seen[-1].tool_calls == 3
 
 
+async def test_cost_budget_message_shows_amounts_as_a_person_writes_them() -> None:
+    def spend(state: Count) -> dict[str, Any]:
+        tether.charge(cost=0.02)
+        return {"count": state["count"] + 1}
+
+    with pytest.raises(RunCancelled) as caught:
+        await counter(spend).ainvoke({"count": 0}, {"budget": {"cost": 0.1}})
+    assert caught.value.reason.message == "cost budget of 0.1 exceeded (0.12)"
+    assert caught.value.reason.evidence["usage"]["cost"] == pytest.approx(0.12)
+
+
 async def test_wall_time_budget_cancels_with_kind_budget() -> None:
     async def slow(state: Count) -> dict[str, Any]:
         await asyncio.sleep(0.02)

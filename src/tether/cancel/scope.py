@@ -202,8 +202,10 @@ class CancelScope:
         if scope is not None:
             scope.cancel("tether")
         if self._shields and self._shield_grace is not None:
-            # A shield holds the cancel off, but only for its grace.
-            limit = anyio.current_time() + self._shield_grace
+            # A shield holds the cancel off, but only for its grace. The loop's clock, not
+            # anyio.current_time(): this runs as a plain callback too (a deadline's timer, a
+            # cancel from another thread), where anyio cannot tell which library is running.
+            limit = asyncio.get_running_loop().time() + self._shield_grace
             for shield in self._shields:
                 shield.deadline = min(shield.deadline, limit)
 

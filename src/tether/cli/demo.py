@@ -174,7 +174,7 @@ async def _resume(console: Console, compiled: Any, first: Launch,
                   ending: Ending) -> Ending | None:
     from tether.graph.resume import resume_config
 
-    console.print(Rule("3. Resume it: a new run on the same thread, from the final checkpoint"))
+    _rule(console, "3. Resume it: a new run on the same thread, from the final checkpoint")
     console.print(Text.assemble(("same as: ", "dim"),
                                 (resume_command(ending.info.run_id, first), "cyan")))
     EXECUTED.clear()
@@ -184,15 +184,22 @@ async def _resume(console: Console, compiled: Any, first: Launch,
     return second if second.info.status is RunStatus.SUCCESS else None
 
 
+RULE_WIDTH = 100
+"""At most this wide: output sent to a pipe is as wide as its longest line (display.PIPE_WIDTH)."""
+
+
+def _rule(console: Console, title: str) -> None:
+    console.print(Rule(title), width=min(console.width, RULE_WIDTH))
+
+
 def _intro(console: Console, path: str) -> None:
-    console.print(Rule("[bold]tether demo[/bold]: every run can be stopped; stopping loses "
-                       "nothing"))
+    _rule(console, "[bold]tether demo[/bold]: every run can be stopped; stopping loses nothing")
     console.print("The graph: [bold]plan[/bold] → [bold]search_web[/bold] ‖ "
                   "[bold]search_papers[/bold] ‖ [bold]read_archive[/bold] (in parallel) → "
                   "[bold]write_report[/bold]")
     console.print(f"Runs, checkpoints and audit logs go to the SQLite file [bold]{path}[/bold].")
     console.print()
-    console.print(Rule("1. Start a run; it is cancelled mid-step"))
+    _rule(console, "1. Start a run; it is cancelled mid-step")
     console.print("[dim]The two quick searches finish; read_archive is still working when the "
                   "cancel arrives. (Ctrl-C would do the same to any `tether run`.)[/dim]")
 
@@ -208,7 +215,7 @@ _PHASES = {
 
 
 def _explain_cancel(console: Console, events: list[Any], ending: Ending) -> None:
-    console.print(Rule("2. What the cancel did: the run's audit log (store.events(run_id))"))
+    _rule(console, "2. What the cancel did: the run's audit log (store.events(run_id))")
     console.print(display.events_table(events))
     console.print()
     for phase, meaning in _PHASES.items():
@@ -222,7 +229,7 @@ def _explain_cancel(console: Console, events: list[Any], ending: Ending) -> None
 
 def _compare(console: Console, ran_first: list[str], ran_second: list[str],
              ending: Ending) -> None:
-    console.print(Rule("4. Finished work was not redone"))
+    _rule(console, "4. Finished work was not redone")
     cancelled = set(ending.snapshot.cancelled_tasks if ending.snapshot else ())
     first = ", ".join(f"{n} (cancelled)" if n in cancelled else n for n in ran_first)
     console.print(Text.assemble(("first run executed:   ", "bold"), first))
@@ -234,7 +241,7 @@ def _compare(console: Console, ran_first: list[str], ran_second: list[str],
 
 
 def _outro(console: Console, path: str, first_id: str, second_id: str) -> None:
-    console.print(Rule("Explore"))
+    _rule(console, "Explore")
     for command in (f"tether runs ls --db {path}", f"tether runs show {first_id} --db {path}",
                     f"tether runs events {first_id} --db {path}",
                     f"tether runs show {second_id} --db {path}",

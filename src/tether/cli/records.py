@@ -57,6 +57,9 @@ def ls(
         "--status", "-s", help=f"Only runs in this status: {', '.join(s.value for s in RunStatus)}."
     )] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Only the run ids, one per line, newest first (for scripts).")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """List runs, newest first."""
@@ -67,6 +70,10 @@ def ls(
     console = display.make_console(listing=True)
     with _store(db) as store:
         infos = store.list_runs(thread_id=thread, status=status, limit=limit)
+    if quiet:
+        for info in infos:
+            print(info.run_id)
+        return
     if not infos:
         console.print("no runs")
         return

@@ -105,15 +105,14 @@ class Router:
         return out
 
 
-
-
 def _commands(result: Any) -> list[Command[Any]] | None:
+    """A node's answer as Commands, when it has any: a Command, or a list of Commands and
+    updates (what a ToolNode returns when some tools answered with a Command), as LangGraph
+    reads it. None for a plain update."""
     if isinstance(result, Command):
         return [result]
-    if isinstance(result, (list, tuple)) and result and all(
-        isinstance(r, Command) for r in result
-    ):
-        return list(result)
+    if isinstance(result, (list, tuple)) and any(isinstance(r, Command) for r in result):
+        return [r if isinstance(r, Command) else Command(update=r) for r in result]
     return None
 
 

@@ -105,8 +105,13 @@ def over(budget: Budget, tally: Tally, limit: str, value: float | None, spent: f
     if value is None or spent <= value:
         return None
     evidence = {"limit": limit, "value": value, "usage": tally.snapshot().to_dict(), **extra}
-    return CancelReason("budget", f"{limit} budget of {value} exceeded ({spent})", "budget",
-                        evidence=evidence)
+    return CancelReason("budget", f"{limit} budget of {_shown(value)} exceeded ({_shown(spent)})",
+                        "budget", evidence=evidence)
+
+
+def _shown(number: float) -> str:
+    """A number for a message: 0.12, not 0.12000000000000001 (the evidence keeps it exact)."""
+    return str(round(number, 6)) if isinstance(number, float) else str(number)
 
 
 __all__ = ["BUDGET_KEYS", "Budget", "Tally", "over"]

@@ -1,0 +1,1 @@
+"""The project the docs' commands run against (`app.graphs:graph`)."""
