@@ -218,3 +218,24 @@ async def test_a_step_costs_one_round_trip_made_without_blocking_the_loop(
     assert steps <= checkpoints <= steps + 2
     own = [name for name in awaited if name not in BACKGROUND]
     assert len(own) - checkpoints <= 4, own
+
+
+async def test_an_in_process_run_on_postgres_asks_nothing_more_per_step(
+        store: PostgresSaver, monkeypatch: pytest.MonkeyPatch) -> None:
+    graph = looping().compile(checkpointer=store, name="loop")
+    loop_thread = threading.get_ident()
+    blocking: list[str] = []
+    real_run = type(store.db).run
+
+    def run(db: Any, op: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == loop_thread:
+            blocking.append(op.__name__)
+        return real_run(db, op, **kwargs)
+
+    monkeypatch.setattr(type(store.db), "run", run)
+    config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": 100}
+    final = await graph.ainvoke({"n": 0, "until": 30, "pause": 0.0}, config)
+    monkeypatch.undo()
+    assert final["n"] == 30
+    assert len(blocking) <= 3, blocking  # the run's record, not one query per step
+    await store.aclose()

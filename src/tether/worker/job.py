@@ -25,9 +25,6 @@ logger = logging.getLogger("tether.worker")
 MIN_TIMEOUT = 0.001
 """The timeout given to a run claimed just before its deadline."""
 
-DEFAULT_MODES = ("values", "lifecycle")
-"""What a relayed run streams when its order named no modes (queued by other code)."""
-
 
 async def start_point(store: PostgresSaver, job: Job) -> tuple[Any, dict[str, Any]]:
     """(input, config) the run starts from in this worker.
@@ -59,7 +56,8 @@ async def start_point(store: PostgresSaver, job: Job) -> tuple[Any, dict[str, An
 
 async def drive(held: Held, graph: CompiledStateGraph, relay: Relay | None = None) -> None:
     """Run a claimed job to its end here (whatever its `fate`); never raises but a cancel.
-    With a `relay`, the run streams the modes its order asked for onto the bus.
+    With a `relay`, the run streams the modes its order asked for onto the bus (none when it
+    named none: a run queued by code, not a server), then its run-ended signal.
 
     Cancellation:
         Cancelling the task that awaits this leaves the run going on its own; the worker
@@ -73,14 +71,14 @@ async def drive(held: Held, graph: CompiledStateGraph, relay: Relay | None = Non
                 await store.adelete_run_checkpoints(prior)
         graph_input, config = await start_point(store, job)
         options = job.options
-        streaming: dict[str, Any] = {} if relay is None else {
-            "stream_mode": list(options.get("stream_mode") or DEFAULT_MODES),
-            "subgraphs": bool(options.get("subgraphs"))}
+        modes = list(options.get("stream_mode") or ()) if relay is not None else []
+        streaming: dict[str, Any] = {"stream_mode": modes,
+                                     "subgraphs": bool(options.get("subgraphs"))} if modes else {}
         held.run = graph.start_queued(
             job.run_id, graph_input, config, step_check=held.step_check,
             context=options.get("context"), interrupt_before=options.get("interrupt_before"),
             interrupt_after=options.get("interrupt_after"), **streaming)
-        if relay is not None:
+        if relay is not None and modes:
             relay.start(held.run)
         await _settled(held)
         if relay is not None:
@@ -113,4 +111,4 @@ async def _settled(held: Held) -> None:
             task.exception()  # retrieved: the outcome was reported above
 
 
-__all__ = ["DEFAULT_MODES", "MIN_TIMEOUT", "drive", "start_point"]
+__all__ = ["MIN_TIMEOUT", "drive", "start_point"]

@@ -26,7 +26,8 @@ logger = logging.getLogger("tether.worker")
 
 
 class Relay:
-    """Publishes one run's stream (start it with `start`, end it with `finish`).
+    """Publishes one run's stream (start it with `start`, end it with `finish`; a run that
+    streams nothing gets only `finish`).
 
     Args:
         bus: the worker's bus.
@@ -71,11 +72,12 @@ class Relay:
                 logger.warning("run %s: relaying its stream failed: %r", self.run_id,
                                self._pump.exception())
         publisher = self._publisher
-        if publisher is None:
-            return
         if info is None:
-            await publisher.flush()
+            if publisher is not None:
+                await publisher.flush()
             return
+        if publisher is None:  # it streamed nothing: only its end
+            publisher = await self.bus.publisher(self.run_id)
         await publisher.end(frames.encode_end(info, self.serde))
 
     def stop(self) -> None:

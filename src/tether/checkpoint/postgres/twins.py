@@ -88,7 +88,9 @@ class AsyncTwins:
             safe to retry (a committed end refuses a second one).
         """
         op = runs.finish(run_id, finish, self.serde, self.leases.epoch(run_id))
-        return await self.leases.achecked(run_id, self._db.arun(op, transaction=True))
+        done = await self.leases.achecked(run_id, self._db.arun(op, transaction=True))
+        self.leases.forget_note(run_id)
+        return done
 
     async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         """Async twin of `append_events`.
