@@ -9,7 +9,8 @@
   LangGraph has no cross-process cancel: its column is the closest it has, `task.cancel()` of
   an `ainvoke` on its `AsyncPostgresSaver` in the same process. Targets (tether's own, not
   §7's): p50 ≤ 10 ms and p99 ≤ 25 ms with NOTIFY, p50 ≤ 300 ms and p99 ≤ 525 ms by polling;
-  the ✓ compares tether to them.
+  the ✓ compares tether to them. `+bus`: the API process also sends the cancel on the Redis bus
+  (as the server does), which the worker listens to; target p50 ≤ 2 ms (issue 15).
 - `short-runs[1|2|4 workers]`: many 3-step runs queued at once, each worker driving 4 at a time,
   until all ended; time per run. LangGraph's column: the same runs in one process with the same
   concurrency in total, on its `AsyncPostgresSaver`. Goal: not slower than that (ratio ≤ 1).
@@ -54,6 +55,11 @@ LEASE = 1.5
 """Seconds of a worker's lease here: renewals (and cancel polls) every 0.5 s."""
 CONCURRENCY = 4
 """Runs each worker drives at once."""
+
+
+REDIS = (os.environ.get("TETHER_BENCH_REDIS_URL") or os.environ.get("TETHER_TEST_REDIS_URL")
+         or "redis://127.0.0.1:6379/0")
+"""The Redis of the `+bus` rows."""
 
 
 def dsn() -> str:
@@ -121,13 +127,15 @@ def __getattr__(name: str) -> Any:
 
 
 @contextlib.contextmanager
-def workers(count: int, name: str, *,
-            listen: bool = True) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` worker processes serving `spin` and `short` on schema `name`, once all are ready."""
+def workers(count: int, name: str, *, listen: bool = True,
+            redis: str | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` worker processes serving `spin` and `short` on schema `name`, once all are ready
+    (on the Redis bus at `redis`, else the Postgres one)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     command = [sys.executable, "-m", "tether", "worker", "bench.workers:spin",
                "bench.workers:short", "--db", dsn(), "--schema", name, "--lease", str(LEASE),
-               "--poll", "0.05", "--concurrency", str(CONCURRENCY)]
+               "--poll", "0.05", "--concurrency", str(CONCURRENCY),
+               *(["--redis", redis] if redis else [])]
     if not listen:
         command.append("--no-listen")
     logs: list[Path] = []
@@ -180,9 +188,11 @@ def _order(graph: str, until: int) -> Any:
 # -- cross-process cancel -----------------------------------------------------------------------
 
 
-async def _tether_cancels(store: Any, count: int) -> list[float]:
+async def _tether_cancels(store: Any, count: int, redis: str | None) -> list[float]:
+    from tether.bus import bus_for
     from tether.types import CancelReason
 
+    bus = bus_for(store, redis) if redis else None
     samples = []
     for _ in range(count):
         run_id = (await store.queue.aenqueue(_order("spin", 10**9))).run_id
@@ -192,10 +202,15 @@ async def _tether_cancels(store: Any, count: int) -> list[float]:
                 break
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.02)
-        await store.arequest_cancel(run_id, CancelReason("user", "bench", "bench"))
+        reason = CancelReason("user", "bench", "bench")
+        await store.arequest_cancel(run_id, reason)
+        if bus is not None:  # as the server's QueueLauncher does, after the durable request
+            await bus.cancel(run_id, store.serde.dumps(reason))
         await _settled(store, [run_id])
         ended = await store.aget_run(run_id)
         samples.append((ended.ended_at - ended.reason.requested_at).total_seconds())
+    if bus is not None:
+        await bus.aclose()
     return samples
 
 
@@ -224,11 +239,12 @@ class _Samples:
     samples: dict[str, list[float]]
 
 
-_SERIES: dict[tuple[int, bool, tuple[str, ...]], _Samples] = {}
+_SERIES: dict[tuple[int, bool, str | None, tuple[str, ...]], _Samples] = {}
 
 
-def _cancel_series(libs: Sequence[Lib], plan: Plan, listen: bool) -> _Samples:
-    key = (id(plan), listen, tuple(lib.name for lib in libs))
+def _cancel_series(libs: Sequence[Lib], plan: Plan, listen: bool,
+                   redis: str | None) -> _Samples:
+    key = (id(plan), listen, redis, tuple(lib.name for lib in libs))
     if key in _SERIES:
         return _SERIES[key]
     count = 3 if plan.quick else 25
@@ -240,13 +256,13 @@ def _cancel_series(libs: Sequence[Lib], plan: Plan, listen: bool) -> _Samples:
             from tether.checkpoint.postgres import PostgresSaver
 
             ours = stack.enter_context(schema("xproc"))
-            stack.enter_context(workers(1, ours, listen=listen))
+            stack.enter_context(workers(1, ours, listen=listen, redis=redis))
             store = PostgresSaver(dsn(), schema=ours)
             stack.callback(store.close)
         theirs = stack.enter_context(schema("xproc_lg"))
         for index, lib_name in contest.turns():
             with contest.lap(lib_name):
-                run = (_tether_cancels(store, count) if lib_name == "tether"
+                run = (_tether_cancels(store, count, redis) if lib_name == "tether"
                        else _langgraph_cancels(by_name[lib_name], theirs, count))
                 found = asyncio.run(within(run, plan.timeout))
                 contest.results[lib_name] = {"cancelled": len(found)}
@@ -267,6 +283,7 @@ class XprocCancel:
     quantile: float
     listen: bool
     target: float
+    redis: str | None = None
     family: str = FAMILY
     unit: str = "cancel"
     goal: float = math.inf
@@ -277,12 +294,13 @@ class XprocCancel:
 
     @property
     def doc(self) -> str:
-        how = "NOTIFY" if self.listen else "polling (--no-listen)"
+        how = ("the Redis bus" if self.redis else "NOTIFY" if self.listen
+               else "polling (--no-listen)")
         return (f"p{round(self.quantile * 100)} of a cancel from another process reaching a run "
                 f"on a worker by {how}; LangGraph: in-process task.cancel()")
 
     def measure(self, libs: Sequence[Lib], plan: Plan) -> dict[str, Outcome]:
-        found = _cancel_series(libs, plan, self.listen)
+        found = _cancel_series(libs, plan, self.listen, self.redis)
         out: dict[str, Outcome] = {}
         for lib_name, outcome in found.outcomes.items():
             samples = found.samples.get(lib_name) or []
@@ -481,6 +499,8 @@ WORKLOADS: list[Any] = [
     XprocCancel("cancel-xproc+listen", 0.99, True, 0.025),
     XprocCancel("cancel-xproc+poll", 0.5, False, 0.300),
     XprocCancel("cancel-xproc+poll", 0.99, False, 0.525),
+    XprocCancel("cancel-xproc+bus", 0.5, True, 0.002, redis=REDIS),
+    XprocCancel("cancel-xproc+bus", 0.99, True, 0.010, redis=REDIS),
     *(Throughput(count) for count in (1, 2, 4)),
     *(_steps(mode, "sync", "") for mode in ("sync", "async")),
     *(_steps(mode, None, "+default") for mode in ("sync", "async")),

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from tether.graph.compiled import CompiledStateGraph
 
 USAGE = 2
+MAX_POOL = 16
+"""Connections a worker's event loop keeps at most, whatever its concurrency."""
 DB_ENV = "TETHER_DB"
 
 
@@ -111,7 +113,9 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tether.checkpoint.postgres import PostgresSaver
 
-    store = PostgresSaver(url, schema=schema, async_size=concurrency + 3,
+    # Runs share the pool: a run holds a connection only for a statement, so a hundred runs
+    # need far fewer than a hundred connections (Postgres allows 100 by default, in all).
+    store = PostgresSaver(url, schema=schema, async_size=min(concurrency + 3, MAX_POOL),
                           application_name="tether-worker")
     try:
         asyncio.run(_serve(store, found, options, redis))
