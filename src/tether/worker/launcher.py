@@ -143,7 +143,11 @@ class QueueLauncher:
         feed = self._feeds.get(run_id)
         if feed is not None or self._bus is None or self._tail is None:
             return feed
-        last = await self._bus.last(run_id)
+        try:
+            last = await self._bus.last(run_id)
+        except Exception as exc:  # noqa: BLE001 - without the bus, the run's end comes polled
+            logger.warning("bus unavailable: %s", exc)
+            return None
         feed = self._feeds.get(run_id)
         if feed is not None:  # made while the bus answered
             return feed
