@@ -1,10 +1,12 @@
 """`Worker`: claims queued runs from Postgres and drives them, until it is told to drain.
 
-Four loops share one event loop: claiming (woken by `NOTIFY tether_queue`, else every `poll`),
+Loops share one event loop: claiming (woken by `NOTIFY tether_queue`, else every `poll`),
 renewing leases (every `lease / 3`; each renewal also polls the held runs' cancel requests),
-sweeping (ending runs nobody holds that were cancelled or are past their deadline), and
-listening (`LISTEN tether_cancel`, the fast path for cancels). A cancel reaches a held run by
-whichever comes first: the notification, the renewal, or the run's next step boundary.
+sweeping (ending runs nobody holds that were cancelled or are past their deadline), listening
+(`LISTEN tether_cancel`), and, with a stream bus, listening to its cancel messages. A cancel
+reaches a held run by whichever comes first: the bus, the notification, the renewal, or the
+run's next step boundary. With a bus, each held run's stream and end are published on it
+(`Relay`), and every run a sweep ends gets its end there.
 """
 
 from __future__ import annotations
