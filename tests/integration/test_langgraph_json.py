@@ -199,7 +199,8 @@ def test_worker_config_serves_the_projects_graphs_by_id(
         def close(self) -> None:
             pass
 
-    async def fake_serve(store: Any, found: dict[str, Any], options: Any) -> None:
+    async def fake_serve(store: Any, found: dict[str, Any], options: Any,
+                         redis: str | None) -> None:
         served.append(found)
 
     monkeypatch.setattr(tether.checkpoint.postgres, "PostgresSaver", FakeSaver)
