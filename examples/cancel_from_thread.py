@@ -35,8 +35,8 @@ builder.add_node("write_chapter", write_chapter)
 builder.add_edge(START, "write_chapter")
 builder.add_conditional_edges("write_chapter", more)
 
-with tempfile.TemporaryDirectory() as tmp, SqliteSaver(Path(tmp) / "book.db") as store:
-    graph = builder.compile(checkpointer=store)
+with tempfile.TemporaryDirectory() as tmp, SqliteSaver(Path(tmp) / "book.db") as saver:
+    graph = builder.compile(checkpointer=saver)
     run_id = graph.invoke_async({"chapter": 0}, {"configurable": {"thread_id": "book"}})
 
     def editor() -> None:
@@ -50,7 +50,7 @@ with tempfile.TemporaryDirectory() as tmp, SqliteSaver(Path(tmp) / "book.db") as
     info = graph.wait(run_id, timeout=10)
     print(f"run {info.status.value}: {info.reason.message}, "
           f"{info.cancel_latency_ms:.2f} ms after the request")
-    print(f"kept: chapter {store.load(run_id).values['chapter']}")
+    print(f"kept: chapter {saver.load(run_id).values['chapter']}")
 
     resumed = graph.resume(run_id)
     final = graph.wait(resumed.run_id, timeout=10)

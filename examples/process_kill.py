@@ -30,15 +30,15 @@ builder.add_edge(START, "crunch")
 builder.add_edge("crunch", END)
 
 if __name__ == "__main__":  # the worker process imports this module
-    store = InMemorySaver()
-    graph = builder.compile(checkpointer=store)
+    saver = InMemorySaver()
+    graph = builder.compile(checkpointer=saver)
     config = {"configurable": {"thread_id": "t"}, "timeout": 1.0, "cancel_grace": 0.6}
     started = time.monotonic()
     try:
         graph.invoke({"total": 0}, config)
     except tether.RunTimeout as exc:
         print(f"RunTimeout after {time.monotonic() - started:.2f} s")
-        for event in store.events(exc.run_id):
+        for event in saver.events(exc.run_id):
             if event.phase == "terminate_node":
                 print(f"terminate_node {event.node}: {event.detail['how']}")
         print(f"final checkpoint: {exc.checkpoint_id is not None}")

@@ -1,6 +1,6 @@
 """Run configuration: the LangGraph-shaped `config` dict, validated once into a `RunConfig`, and
-LangGraph's calls that read a running node's config and stream writer (`get_config`,
-`get_stream_writer`)."""
+LangGraph's calls that read a running node's config, long-term store and stream writer
+(`get_config`, `get_store`, `get_stream_writer`)."""
 
 from __future__ import annotations
 
@@ -175,6 +175,20 @@ def get_config() -> dict[str, Any]:
     return ctx.config
 
 
+def get_store() -> Any:
+    """The long-term store of the running node's graph (LangGraph's `get_store`): what the
+    graph was compiled with (`compile(store=...)`), the parent's for a subgraph; None when it
+    has none.
+
+    Raises:
+        RuntimeError: called outside of a running node.
+    """
+    ctx = node_context.current()
+    if ctx is None:
+        raise RuntimeError("get_store() called outside of a running node")
+    return getattr(ctx.runtime, "store", None)
+
+
 def get_stream_writer() -> StreamWriter:
     """A writer for `custom` stream chunks from the running node (a no-op outside one)."""
     ctx = node_context.current()
@@ -185,6 +199,7 @@ __all__ = [
     "RunConfig",
     "RunnableConfig",
     "get_config",
+    "get_store",
     "get_stream_writer",
     "merge_configs",
     "parse_config",

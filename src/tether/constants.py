@@ -22,6 +22,12 @@ ERROR: Final = "__error__"
 CANCELLED: Final = "__cancelled__"
 """Pending-write key recording a task that was cancelled while it ran."""
 
+RETURN: Final = "__return__"
+"""Pending-write key holding the result of a finished call (a `@task`, a tool call)."""
+
+PREVIOUS: Final = "__previous__"
+"""Channel of a functional graph holding what its last run saved (`previous`)."""
+
 NO_WRITES: Final = "__no_writes__"
 """Pending-write key recording a task that finished without writing anything."""
 
@@ -35,7 +41,7 @@ JOIN_PREFIX: Final = "join:"
 """Prefix of the barrier channel behind `add_edge([a, b], c)`."""
 
 RESERVED_NAMES: Final = frozenset(
-    {START, END, INTERRUPT, RESUME, ERROR, CANCELLED, NO_WRITES, TASKS}
+    {START, END, INTERRUPT, RESUME, ERROR, CANCELLED, NO_WRITES, TASKS, RETURN, PREVIOUS}
 )
 """Names no node or state key may take."""
 

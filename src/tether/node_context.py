@@ -92,6 +92,9 @@ class NodeContext:
         meter: counts usage toward the run's budgets (None: nothing counts).
         interrupt: answers `interrupt(value)`: the resume value, or a pause.
         alive: a sign of life for the attempt's idle watchdog.
+        calls: the engine's launcher of the units this attempt starts from its code (a
+            `@task`, a tool call, a graph it invokes); see `tether.engine.calls`.
+        task: the engine's task of this attempt (what `calls` launches for).
     """
 
     node: str
@@ -104,6 +107,8 @@ class NodeContext:
     meter: Meter | None = None
     interrupt: Callable[[Any], Any] | None = None
     alive: Callable[[], None] | None = None
+    calls: Any = None
+    task: Any = None
     _config: dict[str, Any] | None = None
 
     @property

@@ -12,8 +12,12 @@ from tether.types import StreamWriter, Usage
 ContextT = TypeVar("ContextT")
 
 
-def _no_op_writer(_chunk: Any) -> None:
-    return None
+def _running_node_writer(chunk: Any) -> None:
+    """Writes a `custom` chunk for the node running in this context (dropped outside one): one
+    `Runtime` serves every node of a run, so its writer finds the node when called."""
+    ctx = node_context.current()
+    if ctx is not None:
+        ctx.writer(chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +35,7 @@ class Runtime(Generic[ContextT]):
 
     context: ContextT = field(default=None)  # type: ignore[assignment]
     store: Any = None
-    stream_writer: StreamWriter = _no_op_writer
+    stream_writer: StreamWriter = _running_node_writer
     previous: Any = None
     run_id: str | None = None
     thread_id: str | None = None

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import random
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypedDict, TypeVar
 
 from tether.errors import InvalidUpdateError
 from tether.node_context import StreamWriter, interrupt
 
 N = TypeVar("N", bound=Hashable)
+OutputT = TypeVar("OutputT")
 
 All = Literal["*"]
 """Marker for "every node" in `interrupt_before` / `interrupt_after`."""
@@ -409,8 +411,55 @@ class StateSnapshot(NamedTuple):
     interrupts: tuple[Interrupt, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class GraphOutput(Generic[OutputT]):
+    """What `invoke(..., version="v2")` returns: the output and the pending interrupts, apart.
+
+    Attributes:
+        value: the graph's output (a dict, or the dataclass or pydantic state it describes).
+        interrupts: the questions the run paused on, if it paused.
+    """
+
+    value: OutputT
+    interrupts: tuple[Interrupt, ...] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        """Deprecated, as in LangGraph: `out["__interrupt__"]` and the output's keys."""
+        warnings.warn("GraphOutput[key] is deprecated: use .value or .interrupts",
+                      DeprecationWarning, stacklevel=2)
+        if key == "__interrupt__":
+            return self.interrupts
+        if isinstance(self.value, dict):
+            return self.value[key]
+        try:
+            return getattr(self.value, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        """Deprecated, as in LangGraph: membership in the output (or `"__interrupt__"`)."""
+        warnings.warn("`key in GraphOutput` is deprecated: use .value or .interrupts",
+                      DeprecationWarning, stacklevel=2)
+        if key == "__interrupt__":
+            return bool(self.interrupts)
+        if isinstance(self.value, dict):
+            return key in self.value
+        return isinstance(key, str) and hasattr(self.value, key)
+
+
+class StreamPart(TypedDict):
+    """One chunk of a `version="v2"` stream: its mode, the namespace of the graph that made it,
+    and its payload (`values` parts also carry `interrupts`)."""
+
+    type: str
+    ns: tuple[str, ...]
+    data: Any
+
+
 __all__ = [
     "TERMINAL_STATUSES",
+    "GraphOutput",
+    "StreamPart",
     "Usage",
     "All",
     "CachePolicy",

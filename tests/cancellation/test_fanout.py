@@ -112,7 +112,7 @@ async def test_a_deaf_sync_node_in_a_fan_out_is_abandoned_after_the_grace() -> N
     began = time.monotonic()
     await run.cancel()
     assert time.monotonic() - began < 0.4
-    hows = [e.detail["how"] for e in graph.store.events(run.run_id)
+    hows = [e.detail["how"] for e in graph.ledger.events(run.run_id)
             if e.phase == "terminate_node"]
     assert hows == ["abandoned"]
 

@@ -37,8 +37,8 @@ async def test_seed_example_cancels_after_nodes_have_run() -> None:
     assert isinstance(caught.value, RunCancelled)
     assert caught.value.reason.kind == "user"
     assert run.status is RunStatus.CANCELLED
-    assert graph.store.get_run(run.run_id).status is RunStatus.CANCELLED
-    events = phases(graph.store.events(run.run_id))
+    assert graph.ledger.get_run(run.run_id).status is RunStatus.CANCELLED
+    events = phases(graph.ledger.events(run.run_id))
     assert events[:2] == ["create", "start"]
     assert events[-5:] == ["request", "propagate", "terminate_node", "checkpoint", "terminate"]
 
@@ -75,7 +75,7 @@ async def test_double_cancel_keeps_the_first_receipt() -> None:
     second = await run.cancel("second")
     assert first == second
     assert second.reason is not None and second.reason.message == "first"
-    assert phases(graph.store.events(run.run_id)).count("request") == 1
+    assert phases(graph.ledger.events(run.run_id)).count("request") == 1
 
 
 async def test_cancel_of_a_finished_run_returns_its_terminal_info() -> None:
@@ -99,7 +99,7 @@ async def test_cancel_before_the_run_starts_keeps_it_from_starting() -> None:
     assert info.status in (RunStatus.PENDING, RunStatus.CANCELLING)
     final = await graph.await_run(run_id, timeout=2)
     assert final.status is RunStatus.CANCELLED and ran == []
-    assert "start" not in phases(graph.store.events(run_id))
+    assert "start" not in phases(graph.ledger.events(run_id))
 
 
 async def test_concurrent_cancels_from_many_threads_are_recorded_once() -> None:
@@ -119,7 +119,7 @@ async def test_concurrent_cancels_from_many_threads_are_recorded_once() -> None:
     final = await graph.await_run(run.run_id, timeout=5)
     assert final.status is RunStatus.CANCELLED
     assert len({r.reason.message for r in receipts if r.reason}) == 1
-    assert phases(graph.store.events(run.run_id)).count("request") == 1
+    assert phases(graph.ledger.events(run.run_id)).count("request") == 1
 
 
 async def test_dropping_a_stream_cancels_its_run() -> None:

@@ -30,7 +30,7 @@ async def started(flag: threading.Event | asyncio.Event) -> None:
 
 
 def events_of(graph: Any, run_id: str, phase: str) -> list[Any]:
-    return [e for e in graph.store.events(run_id) if e.phase == phase]
+    return [e for e in graph.ledger.events(run_id) if e.phase == phase]
 
 
 async def test_node_that_swallows_the_cancel_is_cancelled_again_and_never_writes() -> None:
@@ -219,8 +219,8 @@ async def test_on_cancel_hooks_fire_once_for_the_cancelled_task_only() -> None:
     assert sorted(fired) == ["async", "sync"]
     cleanup = events_of(graph, run.run_id, "cleanup")
     assert sorted(e.detail["outcome"] for e in cleanup) == ["ok", "ok"]
-    assert phases(graph.store.events(run.run_id)).index("cleanup") < phases(
-        graph.store.events(run.run_id)).index("checkpoint")
+    assert phases(graph.ledger.events(run.run_id)).index("cleanup") < phases(
+        graph.ledger.events(run.run_id)).index("checkpoint")
 
 
 async def test_failing_and_slow_hooks_are_reported_not_raised() -> None:

@@ -172,7 +172,7 @@ async def test_recursion_limit_stops_the_run_through_the_cancel_path_and_resume_
     info = store.get_run(caught.value.run_id)  # type: ignore[attr-defined]
     assert info.status is RunStatus.CANCELLED
     assert info.reason.kind == "budget" and info.reason.evidence["value"] == 5
-    assert store.load(info.run_id).values == {"count": 4}
+    assert store.load(info.run_id).values == {"count": 5}
     resumed = graph.resume(info.run_id, {"recursion_limit": 6})
     assert await resumed.result() == {"count": 10}
 

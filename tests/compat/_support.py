@@ -35,6 +35,21 @@ class Lib:
         return importlib.import_module(f"{self.name}.runtime").Runtime
 
     @property
+    def func(self) -> ModuleType:
+        """`<lib>.func` (`entrypoint`, `task`), imported on first use."""
+        return importlib.import_module(f"{self.name}.func")
+
+    @property
+    def managed(self) -> ModuleType:
+        """`<lib>.managed` (`RemainingSteps`, `IsLastStep`), imported on first use."""
+        return importlib.import_module(f"{self.name}.managed")
+
+    @property
+    def types(self) -> ModuleType:
+        """`<lib>.types`."""
+        return importlib.import_module(f"{self.name}.types")
+
+    @property
     def prebuilt(self) -> ModuleType:
         """`<library>.prebuilt`, imported on first use (it needs langchain-core)."""
         return importlib.import_module(f"{self.name}.prebuilt")

@@ -109,6 +109,31 @@ def test_custom_writes_are_discarded_when_not_streamed(lib: Lib, lg: Lib) -> Non
     assert build_steps(lib).invoke({"n": 0}) == expected
 
 
+class Counted(TypedDict):
+    n: int
+
+
+def test_runtime_stream_writer_writes_custom_chunks_from_the_running_node(
+        lib: Lib, lg: Lib) -> None:
+    def run(library: Lib) -> list:
+        def first(state: Counted, runtime: library.Runtime) -> dict:  # type: ignore[name-defined]
+            runtime.stream_writer({"from": "first", "n": state["n"]})
+            return {"n": state["n"] + 1}
+
+        def second(state: Counted, runtime: library.Runtime) -> dict:  # type: ignore[name-defined]
+            runtime.stream_writer(f"second saw {state['n']}")
+            return {"n": state["n"] * 10}
+
+        builder = library.StateGraph(Counted)
+        builder.add_node("first", first).add_node("second", second)
+        builder.add_edge(library.START, "first").add_edge("first", "second")
+        return list(builder.compile().stream({"n": 1}, stream_mode="custom"))
+
+    expected = run(lg)
+    assert expected == [{"from": "first", "n": 1}, "second saw 2"]
+    assert run(lib) == expected
+
+
 def _debug_view(event: dict) -> tuple:
     """A debug event without ids, timestamps and internal channel names (`triggers`)."""
     payload = event["payload"]

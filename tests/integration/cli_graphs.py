@@ -7,6 +7,7 @@ import os
 import time
 from typing import Any, TypedDict
 
+from tether.config import get_store
 from tether.graph import END, StateGraph
 from tether.types import interrupt
 
@@ -105,3 +106,23 @@ def _approval() -> StateGraph[Approval]:
 approval = _approval().compile()
 
 not_a_graph = 42
+
+
+class Visit(TypedDict, total=False):
+    """Who came, and how many times they had come before."""
+
+    user: str
+    visits: int
+
+
+def count_visit(state: Visit) -> dict[str, Any]:
+    """Count the user's visits in the long-term store (the CLI gives it one in `--db`)."""
+    store = get_store()
+    seen = store.get(("visits",), state["user"])
+    visits = seen.value["n"] + 1 if seen is not None else 1
+    store.put(("visits",), state["user"], {"n": visits})
+    return {"visits": visits}
+
+
+visits = StateGraph(Visit).add_node("count_visit", count_visit).set_entry_point(
+    "count_visit").compile()

@@ -17,6 +17,7 @@ import uvicorn
 
 import tether
 from tether.checkpoint.sqlite import SqliteSaver
+from tether.config import get_config, get_store
 from tether.graph import END, StateGraph
 from tether.server import create_app
 from tether.types import interrupt
@@ -93,8 +94,37 @@ def nested() -> Any:
     return builder.compile()
 
 
+class Memo(TypedDict):
+    topic: str
+    greeting: str
+
+
+def remember(state: Memo) -> dict[str, str]:
+    """Greet the caller by the name in its profile, and remember the topic, in the store the
+    graph was given (the server's, for a graph compiled without one): under the tenant of the
+    run's key, as the server's `/store` routes expect."""
+    store = get_store()
+    tenant = get_config()["metadata"].get("tether_tenant") or "local"
+    profile = store.get((tenant, "profile"), "me")
+    store.put((tenant, "memories"), state["topic"], {"topic": state["topic"]})
+    name = profile.value["name"] if profile is not None else "stranger"
+    return {"greeting": f"hello {name}, noted: {state['topic']}"}
+
+
+def memo(store: Any = None) -> Any:
+    """One node that reads the caller's profile from the long-term store and writes a memory."""
+    builder = StateGraph(Memo)
+    builder.add_node("remember", remember)
+    builder.set_entry_point("remember")
+    builder.set_finish_point("remember")
+    return builder.compile(store=store)
+
+
 counter_graph = counter()
 """`counter` as a module attribute, for `tether worker integration.server_graphs:counter_graph`."""
+
+memo_graph = memo()
+"""`memo` compiled without a store, for `tether worker`: the worker gives it one."""
 
 
 def graphs() -> dict[str, Any]:

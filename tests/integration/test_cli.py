@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tether.checkpoint.sqlite import SqliteSaver
+from tether.store.sqlite import SqliteStore
 from tether.types import RunStatus
 
 HERE = Path(__file__).parent
@@ -127,6 +128,16 @@ def test_run_accepts_an_uncompiled_builder_and_json_from_a_file(db: str, tmp_pat
     with _store(db) as store:
         (info,) = store.list_runs(thread_id="t-file")
         assert info.status is RunStatus.SUCCESS
+
+
+def test_run_gives_a_graph_without_a_store_one_in_the_db_file(db: str) -> None:
+    for expected in (1, 2):  # two processes: the second sees what the first wrote
+        result = tether("run", "cli_graphs:visits", "--input", '{"user": "ada"}', "--db", db)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f'"visits": {expected}' in result.stdout.split("final state:")[1]
+    with SqliteStore(db) as store:
+        item = store.get(("visits",), "ada")
+        assert item is not None and item.value == {"n": 2}
 
 
 def test_run_uses_tether_db_from_the_environment(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ graphs by id (file paths and modules, factories), its env, its local dependencie
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -155,6 +156,18 @@ def test_bad_project_arguments_are_usage_errors(args: list[str], says: str, tmp_
     ('{"graphs": {"a": "m:g"}, "dependencies": "."}', "list of strings"),
     ('{"graphs": {"a": "m:g"}, "env": 3}', "'env' must be"),
     ('{"graphs": {"a": "m:g"}, "env": "missing.env"}', "missing.env"),
+    ('{"graphs": {"a": "m:g"}, "store": []}', "'store' must be an object"),
+    ('{"graphs": {"a": "m:g"}, "store": {"indx": {}}}', "'store': unknown key(s) indx"),
+    ('{"graphs": {"a": "m:g"}, "store": {"index": {"embed": "./e.py:f"}}}',
+     "'store.index.dims' must be a positive integer"),
+    ('{"graphs": {"a": "m:g"}, "store": {"index": {"dims": 3, "embed": "f"}}}',
+     "'store.index.embed' must be"),
+    ('{"graphs": {"a": "m:g"}, "store": {"index": {"dims": 3, "embed": "a:b", "fields": "$"}}}',
+     "'store.index.fields' must be a list"),
+    ('{"graphs": {"a": "m:g"}, "store": {"ttl": {"default_ttl": -1}}}',
+     "'store.ttl.default_ttl' must be a positive number"),
+    ('{"graphs": {"a": "m:g"}, "store": {"ttl": {"refresh_on_read": "yes"}}}',
+     "'store.ttl.refresh_on_read' must be true or false"),
 ])
 def test_a_malformed_langgraph_json_is_refused_by_key(tmp_path: Path, content: str,
                                                       says: str) -> None:
@@ -162,6 +175,48 @@ def test_a_malformed_langgraph_json_is_refused_by_key(tmp_path: Path, content: s
     path.write_text(content)
     with pytest.raises(ProjectError, match=re.escape(says)):
         Project.read(path)
+
+
+EMBED = """
+    WORDS = ("cat", "dog", "tea", "coffee")
+
+    def embed(texts):
+        return [[text.count(word) for word in WORDS] + [0.1] for text in texts]
+"""
+STORE = {"index": {"embed": "./embeddings.py:embed", "dims": 5, "fields": ["text"]},
+         "ttl": {"default_ttl": 60, "sweep_interval_minutes": 10}}
+
+
+def test_serve_gives_the_store_the_projects_index_and_ttl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated: None) -> None:
+    config = make_project(tmp_path, unique("GREETING"), store=STORE)
+    (tmp_path / "embeddings.py").write_text(textwrap.dedent(EMBED))
+    calls = fake_server(monkeypatch)
+    result = CliRunner().invoke(app, ["serve", "--config", str(config), "--no-auth", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    index = calls[0]["store_index"]
+    assert index["dims"] == 5 and index["fields"] == ["text"]
+    assert index["embed"](["a cat", "tea"]) == [[1, 0, 0, 0, 0.1], [0, 0, 1, 0, 0.1]]
+    assert calls[0]["store_ttl"] == STORE["ttl"]
+    assert "store" not in result.output  # used, not reported as ignored
+
+
+@pytest.mark.parametrize(("embed", "says"), [
+    ("./embeddings.py:missing", "store.index.embed (./embeddings.py:missing): "
+                                "'./embeddings.py' has no attribute 'missing'"),
+    ("./nowhere.py:embed", "store.index.embed (./nowhere.py:embed): cannot import"),
+    ("openai:text-embedding-3-small", "needs the `langchain` package"),
+])
+def test_an_embedding_that_does_not_load_is_named(tmp_path: Path, isolated: None, embed: str,
+                                                  says: str) -> None:
+    if embed.startswith("openai") and importlib.util.find_spec("langchain") is not None:
+        pytest.skip("langchain is installed here: the provider form loads")
+    (tmp_path / "embeddings.py").write_text(textwrap.dedent(EMBED))
+    path = tmp_path / "langgraph.json"
+    path.write_text(json.dumps({"graphs": {"a": "m:g"},
+                                "store": {"index": {"embed": embed, "dims": 5}}}))
+    with pytest.raises(ProjectError, match=re.escape(says)):
+        Project.read(path).store_index()
 
 
 def test_a_graph_that_does_not_load_is_named(tmp_path: Path, isolated: None) -> None:
@@ -199,9 +254,8 @@ def test_worker_config_serves_the_projects_graphs_by_id(
         def close(self) -> None:
             pass
 
-    async def fake_serve(store: Any, found: dict[str, Any], options: Any,
-                         redis: str | None) -> None:
-        served.append(found)
+    async def fake_serve(store: Any, found: Any, options: Any, redis: str | None) -> None:
+        served.append(found.graphs)
 
     monkeypatch.setattr(tether.checkpoint.postgres, "PostgresSaver", FakeSaver)
     monkeypatch.setattr(command, "_serve", fake_serve)
@@ -217,7 +271,8 @@ def test_tether_serve_in_a_project_directory_answers_over_http(tmp_path: Path) -
     import httpx
 
     var = unique("GREETING")
-    make_project(tmp_path, var)
+    make_project(tmp_path, var, store=STORE)
+    (tmp_path / "embeddings.py").write_text(textwrap.dedent(EMBED))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("TETHER_DB", None)
     env.pop(var, None)
@@ -242,6 +297,15 @@ def test_tether_serve_in_a_project_directory_answers_over_http(tmp_path: Path) -
                               json={"assistant_id": "agent", "input": {"text": "http"}})
         assert response.status_code == 200, response.text
         assert response.json() == {"text": "HELLO FROM ENV, HTTP"}
+        for key, text in (("pets", "a cat and a dog"), ("drinks", "tea or coffee")):
+            put = httpx.put(f"{base}/store/items", timeout=10, json={
+                "namespace": ["docs"], "key": key, "value": {"text": text}})
+            assert put.status_code == 204, put.text
+        found = httpx.post(f"{base}/store/items/search", timeout=10,
+                           json={"namespace_prefix": ["docs"], "query": "my tea"}).json()
+        # Ranked by the project's embedding function (langgraph.json's store.index).
+        assert [i["key"] for i in found["items"]] == ["drinks", "pets"]
+        assert found["items"][0]["score"] > found["items"][1]["score"]
         assert any("tether ignores dockerfile_lines, python_version" in s for s in seen)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0

@@ -20,7 +20,7 @@ from tether.checkpoint.postgres import PostgresSaver
 from tether.server import create_app
 from tether.types import RunStatus
 
-from .server_graphs import KEYS, LiveServer, eventually, graphs
+from .server_graphs import KEYS, LiveServer, eventually, graphs, memo
 
 pytestmark = pytest.mark.postgres
 TESTS = Path(__file__).resolve().parent.parent
@@ -33,19 +33,21 @@ def queued(tmp_path: Path) -> Iterator[tuple[LiveServer, PostgresSaver, Any]]:
         store = PostgresSaver(dsn, schema=schema)
         workers: list[subprocess.Popen[bytes]] = []
 
-        def start_worker() -> None:
+        def start_worker(ref: str = "integration.server_graphs:counter_graph",
+                         name: str = "counter") -> None:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
                 [str(TESTS), os.environ.get("PYTHONPATH", "")])}
             log = (tmp_path / f"worker-{len(workers)}.log").open("wb")
             workers.append(subprocess.Popen(
                 [sys.executable, "-m", "tether", "worker",
-                 "integration.server_graphs:counter_graph", "--name", "counter", "--db", dsn,
+                 ref, "--name", name, "--db", dsn,
                  "--schema", schema, "--poll", "0.05", "--lease", "1"],
                 env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT))
             log.close()
 
         try:
-            with LiveServer(create_app(graphs(), store, api_keys=KEYS)) as server:
+            served = {**graphs(), "memo": memo()}
+            with LiveServer(create_app(served, store, api_keys=KEYS)) as server:
                 yield server, store, start_worker
         finally:
             for worker in workers:
@@ -103,6 +105,19 @@ async def test_a_worker_runs_the_queued_run_and_the_api_streams_and_cancels_it(
         assert state["next"] == ["tick"] and state["values"]["count"] >= counts[-1]
     info = await eventually(lambda: store.get_run(run["run_id"]))
     assert info.status is RunStatus.CANCELLED and info.checkpoint_id == ended["checkpoint_id"]
+
+
+@pytest.mark.anyio
+async def test_a_worker_gives_a_graph_the_store_the_server_serves(
+        queued: tuple[LiveServer, PostgresSaver, Any]) -> None:
+    server, _store, start_worker = queued
+    start_worker("integration.server_graphs:memo_graph", "memo")
+    async with get_client(url=server.url, api_key="key-a") as client:
+        await client.store.put_item(["tenant-a", "profile"], "me", {"name": "Ada"})
+        done = await client.runs.wait(None, "memo", input={"topic": "tides"})
+        assert done["greeting"] == "hello Ada, noted: tides"  # read in the worker process
+        item = await client.store.get_item(["tenant-a", "memories"], "tides")
+        assert item["value"] == {"topic": "tides"}  # written there, served here
 
 
 def test_serve_opens_postgres_for_a_url_and_sqlite_for_a_path(tmp_path: Path) -> None:

@@ -334,9 +334,10 @@ def test_sigterm_hands_a_run_back_at_a_step_boundary_and_another_worker_finishes
     (first,) = cluster.start(1, "--concurrency", "1")
     run_id = cluster.enqueue("counter", {"n": 0, "until": 8, "pause": 0.25})
     eventually(lambda: len(cluster.ledger(run_id)) >= 2, 20)
-    cluster.start(1, "--concurrency", "1")
     first.process.send_signal(signal.SIGTERM)
     assert first.process.wait(15) == 0
+    # Started only now, so the handover does not race a worker's start-up against the run.
+    cluster.start(1, "--concurrency", "1")
     info = cluster.ended(run_id, 20)
     assert info.status is RunStatus.SUCCESS
     assert cluster.store.load(run_id).values["n"] == 8

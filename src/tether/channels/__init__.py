@@ -1,5 +1,6 @@
 """Channels: how a state key or a trigger takes the writes of a superstep."""
 
+from tether.channels.after_finish import LastValueAfterFinish, NamedBarrierValueAfterFinish
 from tether.channels.base import MISSING, BaseChannel, EmptyChannelError, ValueChannel
 from tether.channels.binop import BinaryOperatorAggregate, Overwrite
 from tether.channels.ephemeral_value import EphemeralValue
@@ -14,7 +15,9 @@ __all__ = [
     "EmptyChannelError",
     "EphemeralValue",
     "LastValue",
+    "LastValueAfterFinish",
     "NamedBarrierValue",
+    "NamedBarrierValueAfterFinish",
     "Overwrite",
     "Topic",
     "ValueChannel",

@@ -3,6 +3,7 @@
 Lifecycle of a channel within a run: created empty (or with its initial value), restored from a
 checkpoint, then for every superstep `update()` receives all writes of that step at once, in the
 engine's deterministic order; `consume()` is called when the channel has triggered a task;
+`finish()` when a step leaves nothing else to run (what deferred nodes wait for);
 `checkpoint()` gives the value to store.
 """
 
@@ -61,6 +62,11 @@ class BaseChannel(ABC):
 
     def consume(self) -> bool:
         """Called after the channel triggered a task; return True if that changed it."""
+        return False
+
+    def finish(self) -> bool:
+        """Called when a superstep leaves no other task due: the run is about to end unless
+        this channel now triggers one. Return True if that changed it."""
         return False
 
     def copy(self) -> BaseChannel:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from tether.checkpoint.serde import Serializer
-from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID
+from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID, RETURN
 from tether.errors import TerminalStatusError
 from tether.types import (
     CancelReason,
@@ -296,13 +296,15 @@ class CheckpointStore(ABC):
                                info.checkpoint_id, (), ())
         writes = checkpoint.pending_writes
         cancelled = tuple(sorted({w.task_name for w in writes if w.channel == CANCELLED}))
-        done = {w.task_id for w in writes
-                if w.channel not in CONTROL_WRITES and w.task_id != NULL_TASK_ID}
+        done = {w.task_id for w in writes if w.channel not in CONTROL_WRITES
+                and w.channel != RETURN and w.task_id != NULL_TASK_ID}
         done_names = {w.task_name for w in writes if w.task_id in done}
+        # What finished: the writes of the step's finished tasks, and the results of the calls
+        # (tasks of the Functional API, tool calls) that finished inside unfinished ones.
         pending = tuple(
             PendingWrite(w.task_name, w.channel, w.value)
             for w in writes
-            if w.task_id in done and not is_internal(w.channel)
+            if (w.task_id in done and not is_internal(w.channel)) or w.channel == RETURN
         )
         nxt = tuple(n for n in checkpoint.next if n not in done_names or n in cancelled)
         values = {k: v for k, v in checkpoint.values.items() if not is_internal(k)}

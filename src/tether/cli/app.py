@@ -17,6 +17,8 @@ from tether.cli.loading import attach_store, load_graph, open_store, parse_json,
 from tether.cli.plain_help import PlainCommand, PlainGroup
 from tether.cli.session import Launch, report, watch
 from tether.errors import TetherError
+from tether.store.base import BaseStore
+from tether.store.beside import store_beside
 from tether.types import Command, StreamMode
 from tether.worker import command as worker_command
 
@@ -76,8 +78,9 @@ def run(
     graph = load_graph(graph_ref)
     path = resolve_db(db)
     store = open_store(path, must_exist=False)
+    memory = store_beside(store)
     try:
-        graph = _with_store(graph, store)
+        graph = _with_store(graph, store, memory)
         thread_id = thread or uuid7()
         store.put_thread(thread_id, {GRAPH_REF_KEY: graph_ref})
         config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
@@ -85,6 +88,7 @@ def run(
             config["timeout"] = timeout
         code = _drive(Launch(graph, graph_ref, path, graph_input, config, modes))
     finally:
+        memory.close()
         store.close()
     raise typer.Exit(code)
 
@@ -110,10 +114,11 @@ def resume(
     modes = _modes(stream_mode)
     path = resolve_db(db)
     store = open_store(path, must_exist=True)
+    memory = store_beside(store)
     console = make_console()
     try:
         ref = graph_ref or _recorded_ref(store, run_id)
-        graph = _with_store(load_graph(ref, "'--graph'"), store)
+        graph = _with_store(load_graph(ref, "'--graph'"), store, memory)
         try:
             config = resume_config(graph, run_id, {"timeout": timeout} if timeout else None)
         except TetherError as exc:
@@ -123,6 +128,7 @@ def resume(
                       f"{config['configurable']['checkpoint_id']}")
         code = _drive(Launch(graph, ref, path, None, config, modes))
     finally:
+        memory.close()
         store.close()
     raise typer.Exit(code)
 
@@ -139,12 +145,12 @@ def _recorded_ref(store: SqliteSaver, run_id: str) -> str:
     return ref
 
 
-def _with_store(graph: Any, store: SqliteSaver) -> Any:
+def _with_store(graph: Any, store: SqliteSaver, memory: BaseStore) -> Any:
     if graph.checkpointer is not None and graph.checkpointer is not store:
         make_console(stderr=True).print(
             "[yellow]note:[/yellow] the graph was compiled with its own checkpointer; runs are "
             "recorded there, not in --db")
-    return attach_store(graph, store)
+    return attach_store(graph, store, memory)
 
 
 def _modes(asked: list[str] | None) -> tuple[str, ...]:

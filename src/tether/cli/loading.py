@@ -16,6 +16,7 @@ from tether.checkpoint.sqlite import SqliteSaver
 from tether.cli.exits import ExitCode
 from tether.errors import CorruptStoreError, SchemaVersionError
 from tether.graph.compiled import CompiledStateGraph
+from tether.store.base import BaseStore
 
 DEFAULT_DB = "tether.db"
 DB_ENV = "TETHER_DB"
@@ -97,11 +98,15 @@ def open_store(db: str, *, must_exist: bool) -> SqliteSaver:
         raise typer.Exit(ExitCode.USAGE) from None
 
 
-def attach_store(graph: CompiledStateGraph, store: SqliteSaver) -> CompiledStateGraph:
-    """`graph` recompiled with `store` as its checkpointer, unless it already has one."""
-    if graph.checkpointer is not None:
+def attach_store(graph: CompiledStateGraph, store: SqliteSaver,
+                 long_term_store: BaseStore | None = None) -> CompiledStateGraph:
+    """`graph` recompiled with `store` as its checkpointer, unless it already has one, and
+    with `long_term_store` as its long-term store, unless it already has one."""
+    checkpointer = graph.checkpointer or store
+    if checkpointer is graph.checkpointer and (graph.store is not None
+                                               or long_term_store is None):
         return graph
-    return graph.rebind(store)
+    return graph.rebind(checkpointer, default_store=long_term_store)
 
 
 def parse_json(text: str, option: str) -> Any:

@@ -17,7 +17,7 @@ from tether.cli import extras
 from tether.cli.display import make_console
 from tether.cli.exits import ExitCode
 from tether.cli.loading import load_graph, resolve_db
-from tether.worker.command import project_graphs
+from tether.worker.command import Served, project_graphs
 
 UVICORN_STARTUP_FAILURE = 3
 """uvicorn's exit code when it cannot start (the same number as tether's `cancelled`)."""
@@ -63,16 +63,15 @@ def serve(
             raise typer.BadParameter("a Redis bus carries runs from workers: it needs "
                                      "--db postgresql://...", param_hint="'--redis'")
         extras.require("redis", "serve --redis", "redis")
-    graphs = _graphs(graph_ref, config, name)
-    options: dict[str, Any] = {"db": path, "host": host, "port": port,
-                               "no_auth": no_auth}
-    if api_keys_file is not None:
-        options["api_keys_file"] = api_keys_file
-    if redis is not None:
-        options["redis"] = redis
+    served = _graphs(graph_ref, config, name)
+    options: dict[str, Any] = {"db": path, "host": host, "port": port, "no_auth": no_auth}
+    for key, value in (("api_keys_file", api_keys_file), ("store_index", served.store_index),
+                       ("store_ttl", served.store_ttl), ("redis", redis)):
+        if value is not None:
+            options[key] = value
     _check_address(host, port)
     try:
-        serve_graphs(graphs=graphs, **options)
+        serve_graphs(graphs=served.graphs, **options)
     except ValueError as exc:  # the server refuses its options (no keys, no auth off loopback)
         make_console(stderr=True).print(f"[red]error:[/red] {exc}", markup=False)
         raise typer.Exit(ExitCode.USAGE) from None
@@ -82,9 +81,9 @@ def serve(
         raise
 
 
-def _graphs(graph_ref: str | None, config: str | None, name: str | None) -> dict[str, Any]:
+def _graphs(graph_ref: str | None, config: str | None, name: str | None) -> Served:
     """The graphs to serve by id: `MODULE:GRAPH` (named by `--name` or its attribute), or a
-    LangGraph project's `langgraph.json`."""
+    LangGraph project's `langgraph.json` (with its store's settings)."""
     if graph_ref is None:
         if name is not None:
             raise typer.BadParameter("a project's graphs are named by their ids in "
@@ -94,7 +93,7 @@ def _graphs(graph_ref: str | None, config: str | None, name: str | None) -> dict
         raise typer.BadParameter("give MODULE:GRAPH or --config, not both",
                                  param_hint="'--config'")
     graph_id = name or graph_ref.rpartition(":")[2].rpartition(".")[2]
-    return {graph_id: load_graph(graph_ref)}
+    return Served({graph_id: load_graph(graph_ref)})
 
 
 def _check_address(host: str, port: int) -> None:

@@ -153,7 +153,7 @@ async def _ending(run: Run, launch: Launch, error: BaseException | None) -> Endi
     if info.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
         ending.output = await run.result()
     elif info.status in (RunStatus.CANCELLED, RunStatus.TIMEOUT):
-        ending.snapshot = await launch.graph.store.aload(run.run_id)
+        ending.snapshot = await launch.graph.ledger.aload(run.run_id)
     return ending
 
 

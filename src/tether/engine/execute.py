@@ -22,9 +22,12 @@ from typing import Any, Protocol
 from tether import node_context
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
+from tether.checkpoint.base import WriteRecord
+from tether.constants import RESUME, RETURN
+from tether.engine.calls import CallSite
 from tether.engine.liveness import Liveness
 from tether.engine.routing import Router
-from tether.engine.spec import NodeSpec, Write
+from tether.engine.spec import GraphSpec, NodeSpec, Write
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
 from tether.engine.threads import WorkerPool
@@ -36,7 +39,7 @@ from tether.errors import (
 )
 from tether.node_context import Meter, NodeContext
 from tether.runtime import Runtime, touch
-from tether.types import CancelReason, Interrupt, RetryPolicy
+from tether.types import CancelReason, Command, Interrupt, RetryPolicy
 
 _CANCELLED = object()
 SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
@@ -71,6 +74,10 @@ class TaskHost(Protocol):
     async def run_subgraph(self, task: Task, handler: Callable[[Any], Any]) -> Any:
         """Run a compiled-graph node's subgraph; its output is the task's result."""
 
+    async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
+                        handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
+        """Run a graph `task`'s code invokes (the `index`-th), under it; its output."""
+
 
 @dataclass(slots=True)
 class Executor:
@@ -85,6 +92,11 @@ class Executor:
         idle_timeout: the run's idle limit per attempt, unless the node sets its own.
         meter: counts the usage nodes report (`tether.charge()`).
         parent_interrupt: for a subgraph, the parent task's `interrupt()` handler.
+        null_resume: an answer not addressed to any task (`InputPlan.null_resume`), taken by
+            the first `interrupt()` asked without one.
+        kept: for the step the run resumes, what its calls left (pending writes by call id,
+            with the new answers to their questions); emptied once the step commits.
+        cache, cache_policy: where results of nodes and calls are cached (`LoopOptions`).
     """
 
     scope: CancelScope
@@ -100,9 +112,14 @@ class Executor:
     idle_timeout: float | None = None
     meter: Meter | None = None
     parent_interrupt: Callable[[Any], Any] | None = None
+    null_resume: list[Any] = field(default_factory=list)
+    kept: dict[str, list[WriteRecord]] = field(default_factory=dict)
+    cache: Any = None
+    cache_policy: Any = None
     _writer: Callable[[Any], None] | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None)
 
     @property
     def router(self) -> Router:
@@ -131,17 +148,22 @@ class Executor:
         while True:
             attempt += 1
             started = time.monotonic()
-            scope = CancelScope(self.scope, deadline=deadline_after(node.timeout, started),
-                                name=node.name)
+            parent = task.parent.scope if task.parent is not None else None
+            scope = CancelScope(parent or self.scope,
+                                deadline=deadline_after(node.timeout, started), name=node.name)
             task.scope = scope
             try:
                 result = await self._attempt(task, scope, alone)
+                if task.site is not None:
+                    await self.settle_calls(task)
             except GraphInterrupt as exc:
-                task.outcome, task.interrupts = "interrupted", exc.interrupts
+                await self.settle_calls(task)
+                task.outcome, task.interrupts = "interrupted", _asked(task, exc.interrupts)
                 task.finished_at = time.monotonic()
                 return
             except Exception as exc:  # noqa: BLE001 - recorded on the task, maybe retried
                 error: BaseException = exc
+                await self.settle_calls(task)
                 await self.host.task_failed(task, exc)
             else:
                 if result is not _CANCELLED:
@@ -152,14 +174,17 @@ class Executor:
                     return
             finally:
                 scope.close()
-            if isinstance(error, ParentCommand):
-                task.outcome, task.error = "error", error
+            if isinstance(error, ParentCommand) and task.parent is None:
+                # A graph the node's code invoked went to this graph: the node answers with
+                # that command.
+                command = error.command
+                await self.finish(task, Command(update=command.update, goto=command.goto))
                 return
             policy = _matching_policy(node.retry, error)
             if policy is None or attempt >= policy.max_attempts or self.scope.cancel_called:
                 task.outcome, task.error = "error", error
                 task.finished_at = time.monotonic()
-                if not alone:
+                if not alone and task.parent is None:
                     self.cancel_siblings()
                 return
             await asyncio.sleep(policy.interval(attempt))
@@ -280,7 +305,7 @@ class Executor:
         if "writer" in wanted:
             out["writer"] = self.writer
         if "store" in wanted:
-            out["store"] = None
+            out["store"] = self.runtime.store
         return out
 
     # -- context --------------------------------------------------------------------------
@@ -289,7 +314,7 @@ class Executor:
     def writer(self) -> Callable[[Any], None]:
         """The `custom` stream writer; safe to call from worker threads."""
         if self._writer is None:
-            loop = asyncio.get_running_loop()
+            loop = self._loop = asyncio.get_running_loop()
             owner = threading.get_ident()
             emit = self.emitter.emit_custom
 
@@ -307,21 +332,27 @@ class Executor:
               watch: Liveness | None = None) -> Token[NodeContext | None]:
         """Make `task`'s attempt under `scope` the node context of the calling code; the
         token undoes it (`node_context.leave`)."""
+        task.site = None
         return node_context.enter(NodeContext(
             task.name, task.step, self.run_id, scope, self.writer,
             functools.partial(self.host.task_config, task), self.runtime, self.meter,
-            self._interrupt_handler(task), watch.touch if watch is not None else None))
+            self._interrupt_handler(task), watch.touch if watch is not None else None,
+            self, task))
 
     def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
         if self.parent_interrupt is not None:
             return self.parent_interrupt
         task.interrupt_count = 0
-        return functools.partial(_interrupt, task)
+        return functools.partial(_interrupt, task, self.null_resume)
 
     # -- writes ---------------------------------------------------------------------------
 
     async def finish(self, task: Task, result: Any) -> None:
         """Record a task's result: its writes (and `updates` chunk), or why it has none."""
+        if task.parent is not None:
+            task.writes, task.outcome = [(RETURN, result)], "done"
+            self.emit_call(task)
+            return
         try:
             writes = await self.router.writes_for(task, result)
         except GraphInterrupt as exc:
@@ -335,16 +366,85 @@ class Executor:
         self.emitter.emit_update(task, task.state_update())
 
 
+    # -- calls ----------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the run's tasks and calls are scheduled on."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def site_for(self, task: Task) -> CallSite:
+        """The launcher of the units `task`'s current attempt starts (made on first use)."""
+        site = task.site
+        if site is None:
+            site = task.site = CallSite(self, task, self.loop)
+        result: CallSite = site
+        return result
+
+    async def settle_calls(self, task: Task) -> None:
+        """Wait for the calls `task`'s attempt launched (before the attempt's scope closes)."""
+        site = task.site
+        if site is not None and site.busy:
+            await site.settle()
+
+    def recall(self, call: Task) -> bool:
+        """Give a call what an earlier attempt of its step kept: its result (True: it does not
+        run again) or the answers to its questions."""
+        kept = self.kept.get(call.id)
+        if not kept:
+            return False
+        for record in kept:
+            if record.channel == RETURN:
+                call.writes, call.outcome, call.cached = [(RETURN, record.value)], "done", True
+                return True
+        call.resume = [r.value for r in sorted(kept, key=lambda r: -r.idx)
+                       if r.channel == RESUME]
+        return False
+
+    def remember(self, call: Task) -> None:
+        """A call finished: a retry of its parent in this step finds its result (as a resume
+        would find it in the checkpoint)."""
+        if call.outcome == "done" and call.writes and not call.cached:
+            self.kept.setdefault(call.id, []).append(
+                WriteRecord(call.id, call.name, 0, RETURN, call.writes[0][1]))
+
+    def emit_call(self, call: Task) -> None:
+        """The `updates` chunk of a finished call: its name and its value."""
+        if call.writes:
+            self.emitter.emit_update(call, call.writes[0][1])
+
+
+def _asked(task: Task, raised: tuple[Interrupt, ...]) -> tuple[Interrupt, ...]:
+    """The questions a paused task asks: those it raised, and those of its calls that paused
+    beside the one that stopped it."""
+    seen = {i.id for i in raised}
+    more = [i for call in task.calls or () if call.outcome == "interrupted"
+            for i in call.interrupts if i.id not in seen]
+    return (*raised, *more) if more else raised
+
+
 def _called(*scopes: CancelScope) -> bool:
     return any(scope.cancel_called for scope in scopes)
 
 
-def _interrupt(task: Task, value: Any) -> Any:
-    """`interrupt(value)` inside `task`: the next resume value, or a pause."""
+def _interrupt(task: Task, unaddressed: list[Any], value: Any) -> Any:
+    """`interrupt(value)` inside `task`: the next resume value, or a pause.
+
+    Args:
+        unaddressed: answers given to no task in particular; the first question asked without
+            an answer takes one (and keeps it, should the task pause again).
+    """
     idx = task.interrupt_count
     task.interrupt_count += 1
     if idx < len(task.resume):
         return task.resume[idx]
+    if unaddressed:
+        answer = unaddressed.pop(0)
+        task.resume.append(answer)
+        task.claimed.append(answer)
+        return answer
     raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
 
 

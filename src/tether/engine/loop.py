@@ -19,15 +19,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tether.channels.base import MISSING
+from tether.checkpoint.base import StoredCheckpoint
 from tether.constants import INTERRUPT
-from tether.engine import start, subgraph
+from tether.engine import caching, start, subgraph
 from tether.engine.apply import group_writes
 from tether.engine.execute import Executor
 from tether.engine.options import LoopOptions
 from tether.engine.outcome import LoopOutcome, LoopStatus, conclude, task_writes
 from tether.engine.persist import Persistence
 from tether.engine.report import announce_loaded, task_config
-from tether.engine.resume import InputPlan, attach_pending, paused_before_marker, plan_input
+from tether.engine.resume import (
+    InputPlan,
+    attach_pending,
+    kept_by_task,
+    paused_before_marker,
+    plan_input,
+)
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.state import ChannelState
 from tether.engine.step import run_step
@@ -57,11 +64,12 @@ class Loop:
         config = options.config
         self.executor = Executor(
             scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
-            host=self, runtime=Runtime(context=options.context, run_id=options.run_id,
-                                       thread_id=options.thread_id),
+            host=self, runtime=Runtime(context=options.context, store=options.long_term_store,
+                                       run_id=options.run_id, thread_id=options.thread_id),
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,
+            cache=options.cache, cache_policy=options.cache_policy,
         )
         self._ran: list[Task] = []
 
@@ -74,11 +82,13 @@ class Loop:
         plan = plan_input(self.spec, graph_input, loaded, self.opts.config)
         if plan.resume_writes and persist is not None:
             await persist.put_writes(plan.resume_writes)
+        state.stop = stop = budget_stop(loaded, self.opts.config.recursion_limit)
+        self.executor.null_resume.extend(plan.null_resume)
         if plan.writes is not None:
             self.tasks = await start.input_step(state, persist, router, graph_input, plan,
                                                 loaded=loaded)
-            self.opts.emitter.emit_values(state.view())
-            stop = state.step - 1 + self.opts.config.recursion_limit
+            if self.spec.start is not None:
+                self.opts.emitter.emit_values(state.view())
         else:
             if await start.replaying_older(persist, loaded, self.opts.config.checkpoint_id):
                 await start.fork(state, persist)
@@ -86,9 +96,8 @@ class Loop:
                 await start.apply_command(state, persist, router, plan)
             state.refresh_all()
             self.tasks = state.plan(None)
-            stop = state.step + self.opts.config.recursion_limit
             # Continuing a thread starts by showing where it stands, as LangGraph does.
-            announce_loaded(self.opts.emitter, self.spec, loaded, state.view(), state.step)
+            announce_loaded(self.opts.emitter, self.spec, loaded, state.shown(), state.step)
             self.opts.emitter.emit_values(state.view())
         pending = loaded.pending_writes if (loaded is not None and plan.writes is None) else ()
         return await self._supersteps(plan, pending, stop)
@@ -98,6 +107,10 @@ class Loop:
         first = True
         while True:
             tasks = self.tasks
+            if self.state.step >= stop:
+                # Checked before "nothing left to run", as LangGraph does: a run whose last
+                # step is the last one its budget allows still ends over budget.
+                return await self._over_budget()
             if not tasks:
                 return self._outcome("done")
             if self.persist is not None or self.opts.emitter.tasks:
@@ -106,7 +119,8 @@ class Loop:
                     task.key_id(base or "", self.opts.ns)
             if first and (pending or plan.resume_map):
                 attach_pending(tasks, pending, plan.resume_map)
-            held = await self._gate(tasks, stop, first and plan.skip_interrupt_before)
+                self.executor.kept = kept_by_task(pending, plan.resume_map)
+            held = await self._gate(tasks, first and plan.skip_interrupt_before)
             if held is not None:
                 return held
             first = False
@@ -117,19 +131,24 @@ class Loop:
             if after and self.tasks and any(t.name in after for t in self._ran):
                 return self._outcome("interrupted")
 
-    async def _gate(self, tasks: list[Task], stop: int,
+    async def _over_budget(self) -> LoopOutcome:
+        """The recursion budget is spent: a subgraph's loop fails its parent task; the run's
+        own loop stops the run through its cancel path."""
+        if self.opts.nested:
+            return self._outcome("limit")
+        limit = self.opts.config.recursion_limit
+        outcome = await self._stop(CancelReason(
+            "budget", f"recursion_limit of {limit} supersteps reached", "recursion_limit",
+            evidence={"limit": "recursion_limit", "value": limit, "step": self.state.step}))
+        assert outcome is not None
+        return outcome
+
+    async def _gate(self, tasks: list[Task],
                     resuming_pause: bool) -> LoopOutcome | None:
-        """What may keep the next superstep from starting: a cancel, the recursion budget, an
-        `interrupt_before` pause, or a policy."""
+        """What may keep the next superstep from starting: a cancel, an `interrupt_before`
+        pause, or a policy."""
         if self.opts.scope.cancel_called:
             return self._outcome("cancelled")
-        if self.state.step >= stop:
-            if self.opts.nested:
-                return self._outcome("limit")
-            limit = self.opts.config.recursion_limit
-            return await self._stop(CancelReason(
-                "budget", f"recursion_limit of {limit} supersteps reached", "recursion_limit",
-                evidence={"limit": "recursion_limit", "value": limit, "step": self.state.step}))
         before = self._pause_set(self.opts.interrupt_before, self.spec.interrupt_before)
         if before and not resuming_pause and any(t.name in before for t in tasks):
             if self.persist is not None:
@@ -143,6 +162,9 @@ class Loop:
         return await self._stop(hooks.before_step(self.state.step + 1, fresh, self.state.values))
 
     async def _superstep(self, tasks: list[Task]) -> LoopOutcome | None:
+        cache = self.opts.cache
+        if cache is not None:
+            await caching.recall(cache, [t for t in tasks if not t.cached])
         consumed = self.state.consume(tasks)
         if self.persist is not None:
             self.persist.mark(consumed)
@@ -153,6 +175,8 @@ class Loop:
             await run_step(self.executor, to_run)
         if self.opts.scope.cancel_called:
             return self._outcome("cancelled")
+        if cache is not None:
+            await caching.keep(cache, to_run)
         if emitter.tasks:
             for task in to_run:
                 emitter.emit_task_result(task, task.state_update() or {})
@@ -201,8 +225,9 @@ class Loop:
         emitter.emit_interrupts(interrupts)
         outcome = self._outcome("interrupted", interrupts=interrupts)
         if emitter.values:
-            shown = self.state.view(outcome.values) or {}
-            emitter.emit_values({**shown, INTERRUPT: interrupts})
+            shown = self.state.view(outcome.values)
+            emitter.emit_values({**shown, INTERRUPT: interrupts} if isinstance(shown, dict)
+                                else {INTERRUPT: interrupts})
         return outcome
 
     async def _stop(self, reason: CancelReason | None,
@@ -219,6 +244,7 @@ class Loop:
         before = {k: state.values.get(k, MISSING) for k in grouped if k in state.state_keys} \
             if self.opts.host.hooks is not None else {}
         updated = state.commit(grouped)
+        self.executor.kept = {}
         self.tasks = state.plan(updated)
         if self.persist is not None:
             await self.persist.take(state, "loop", updated, self.tasks, ran=self._ran)
@@ -276,14 +302,27 @@ class Loop:
         """
         spec = task.node.subgraph
         assert spec is not None
+        return await self.run_graph(task, spec, task.input, handler)
+
+    async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
+                        handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
+        """Run `spec` in a child loop under `task`: its node's subgraph (`index` None: the
+        output cut to this graph's keys), or the `index`-th graph its code invokes (the whole
+        output). With a checkpointer the child checkpoints in its own namespace and, when the
+        task runs again, continues from there.
+
+        Cancellation:
+            As `run_subgraph`.
+        """
         durable = self.persist is not None
-        opts = subgraph.child_options(self.opts, task, handler, durable=durable)
+        opts = subgraph.child_options(self.opts, task, handler, durable=durable,
+                                      index=index or 0)
         child = Loop(spec, opts)
-        outcome = await child.run(None if await subgraph.resumes(opts) else task.input)
+        outcome = await child.run(None if await subgraph.resumes(opts) else graph_input)
         if durable:
             await subgraph.keep(opts, outcome)
-        return subgraph.result(outcome, self.state.state_keys, task,
-                               self.opts.config.recursion_limit)
+        keys = self.state.state_keys if index is None else None
+        return subgraph.result(outcome, keys, task, self.opts.config.recursion_limit)
 
     # -- the end --------------------------------------------------------------------------
 
@@ -297,6 +336,16 @@ class Loop:
         return conclude(status, self.state, self.tasks, self.persist,
                         self.opts.scope.cancelled_at, error=error, interrupts=interrupts,
                         error_node=error_node)
+
+
+def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:
+    """The first superstep a run may not take, as LangGraph counts: the run's first step is
+    the one after its thread's checkpoint (-1 on a new thread) and the budget allows
+    `recursion_limit + 1` more. With fresh input the first of those is the input's own step,
+    so `recursion_limit` steps run nodes; a run that continues a thread gets them all, and one
+    more (its first step runs nodes too)."""
+    first = loaded.step + 1 if loaded is not None else -1
+    return first + recursion_limit + 1
 
 
 def _differs(old: Any, new: Any) -> bool:

@@ -15,6 +15,7 @@ from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
 from tether.engine.threads import WorkerPool
 from tether.node_context import Meter
+from tether.store.base import BaseStore
 from tether.types import CancelReason
 
 
@@ -56,11 +57,15 @@ class LoopOptions:
         ns: the checkpoint namespace ("" for the root graph).
         inline_sync: a sync node alone in its step may run on the loop's thread.
         context: the run's static context (`Runtime.context`).
+        long_term_store: the run's long-term store (`Runtime.store`); a subgraph's loop uses
+            its parent's, as in LangGraph.
         interrupt_before, interrupt_after: pauses asked for by the call (None: the graph's).
         parent_interrupt: for a subgraph, the parent task's `interrupt()` handler.
         nested: the loop of a subgraph: its recursion limit fails its parent task instead of
             cancelling the run.
         subgraphs: stream the subgraphs' chunks too.
+        cache: where nodes and calls with a `CachePolicy` keep their results (None: nowhere).
+        cache_policy: the policy of calls that have none (an entrypoint's).
     """
 
     config: RunConfig
@@ -74,11 +79,14 @@ class LoopOptions:
     run_id: str | None = None
     inline_sync: bool = False
     context: Any = None
+    long_term_store: BaseStore | None = None
     interrupt_before: frozenset[str] | None = None
     interrupt_after: frozenset[str] | None = None
     parent_interrupt: Callable[[Any], Any] | None = None
     nested: bool = False
     subgraphs: bool = False
+    cache: Any = None
+    cache_policy: Any = None
 
 
 __all__ = ["LoopOptions", "RunHost"]

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.checkpoint.base import CheckpointRecord, WriteRecord
-from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES
+from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, RESUME
+from tether.engine.calls import call_writes
 from tether.engine.persist import Persistence
 from tether.engine.state import ChannelState
 from tether.engine.task import Task
@@ -69,7 +70,9 @@ def task_writes(task: Task) -> list[WriteRecord]:
             return [WriteRecord(tid, name, 0, NO_WRITES, None)]
         return [WriteRecord(tid, name, i, ch, v) for i, (ch, v) in enumerate(writes)]
     if task.outcome == "interrupted":
-        return [WriteRecord(tid, name, -1, INTERRUPT, list(task.interrupts))]
+        return [WriteRecord(tid, name, -1, INTERRUPT, list(task.interrupts)),
+                *(WriteRecord(tid, name, -10 - (len(task.resume) - len(task.claimed) + i),
+                              RESUME, answer) for i, answer in enumerate(task.claimed))]
     if task.outcome == "error":
         return [WriteRecord(tid, name, -2, ERROR, repr(task.error))]
     if task.outcome == "cancelled":
@@ -102,7 +105,7 @@ def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
                     cancelled_at is not None and task.finished_at >= cancelled_at):
                 task.outcome, task.writes = "cancelled", None
     if status in ("cancelled", "error", "interrupted"):
-        writes = tuple(w for t in tasks for w in task_writes(t))
+        writes = tuple(w for t in tasks for w in (*task_writes(t), *call_writes(t)))
     return LoopOutcome(
         status=status, values=dict(values), output=state.output(values), step=state.step,
         checkpoint_id=persist.checkpoint_id if persist is not None else None,

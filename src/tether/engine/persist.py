@@ -121,7 +121,7 @@ class Persistence:
         record = await self.checkpoint(state.channels, state.step, source, names, metadata)
         if self.emitter.checkpoints:
             shown = [(t.name, ()) for t in next_tasks] if names != (START,) else [(START, ())]
-            payload = checkpoint_payload(self.thread_id, self.ns, state.view(), record.id,
+            payload = checkpoint_payload(self.thread_id, self.ns, state.shown(), record.id,
                                          record.parent_id, names=names, metadata=metadata,
                                          tasks=shown)
             self.emitter.emit_checkpoint(payload, state.step)

@@ -11,12 +11,15 @@ from tether.constants import TASKS
 from tether.engine.spec import GraphSpec
 from tether.engine.task import PULL, PUSH, Task
 from tether.errors import InvalidUpdateError
+from tether.managed.base import StepBudget
 from tether.types import Send
 
 
 def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
               candidates: Iterable[str] | None) -> list[str]:
-    """Nodes whose triggers are available, in declaration order.
+    """Nodes whose triggers are available, in LangGraph's order: by name within a run (the
+    order their tasks start in, and so the order instant ones finish and stream in), in
+    declaration order when planned from a checkpoint alone (`candidates` None).
 
     Args:
         candidates: trigger channels that changed in the last step (None: check them all,
@@ -24,7 +27,10 @@ def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
     """
     triggers = spec.triggers
     if candidates is None:
-        candidates = triggers
+        order = spec.order
+        return sorted({n for channel, nodes in triggers.items()
+                       if nodes and channels[channel].is_available() for n in nodes},
+                      key=order.__getitem__)
     names: set[str] = set()
     for channel in candidates:
         nodes = triggers.get(channel)
@@ -32,8 +38,7 @@ def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
             names.update(nodes)
     if len(names) <= 1:
         return list(names)
-    order = spec.order
-    return sorted(names, key=order.__getitem__)
+    return sorted(names)
 
 
 def pending_sends(channels: Mapping[str, BaseChannel]) -> list[Send]:
@@ -44,11 +49,27 @@ def pending_sends(channels: Mapping[str, BaseChannel]) -> list[Send]:
     return list(topic.values)
 
 
+def managed_values(spec: GraphSpec, step: int, stop: int | None) -> dict[str, Any]:
+    """The managed values (`RemainingSteps`...) a task of superstep `step` sees, for a run
+    whose budget stops before step `stop` (None: no budget known, none given)."""
+    if not spec.managed or stop is None:
+        return {}
+    budget = StepBudget(step, stop)
+    return {key: manager.get(budget) for key, manager in spec.managed.items()}
+
+
 def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dict[str, Any],
-               step: int, candidates: Iterable[str] | None) -> list[Task]:
-    """The tasks of superstep `step`: one per due node, then one per pending `Send`."""
+               step: int, candidates: Iterable[str] | None, *,
+               stop: int | None = None) -> list[Task]:
+    """The tasks of superstep `step`: one per due node, then one per pending `Send`.
+
+    Args:
+        stop: the first step the run's budget does not allow (for managed values).
+    """
     nodes = spec.nodes
     tasks: list[Task] = []
+    if spec.managed:
+        values = {**values, **managed_values(spec, step, stop)}
     for name in due_nodes(spec, channels, candidates):
         node = nodes[name]
         reader = node.reader
@@ -64,7 +85,8 @@ def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dic
 
 def consume_triggers(spec: GraphSpec, channels: Mapping[str, BaseChannel],
                      tasks: Iterable[Task]) -> list[str]:
-    """Reset the join barriers that fired for `tasks`; returns the channels that changed."""
+    """Reset the barriers (and deferred triggers) that fired for `tasks`; returns the
+    channels that changed."""
     changed: list[str] = []
     barriers = spec.barriers
     if not barriers:
@@ -78,4 +100,5 @@ def consume_triggers(spec: GraphSpec, channels: Mapping[str, BaseChannel],
     return changed
 
 
-__all__ = ["PULL", "PUSH", "consume_triggers", "due_nodes", "pending_sends", "plan_tasks"]
+__all__ = ["PULL", "PUSH", "consume_triggers", "due_nodes", "managed_values", "pending_sends",
+           "plan_tasks"]

@@ -10,6 +10,7 @@ from typing import Any
 from tether.checkpoint.base import StoredCheckpoint, WriteRecord
 from tether.config import RunConfig
 from tether.constants import CONTROL_WRITES, INTERRUPT, NO_WRITES, RESUME
+from tether.engine.calls import CALL_ASKED
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.task import Task
 from tether.errors import EmptyInputError, InvalidResumeError
@@ -27,6 +28,9 @@ class InputPlan:
         resume_writes: those values as pending writes, to store before anything runs.
         skip_interrupt_before: the checkpoint is an `interrupt_before` pause being resumed.
         command_writes: a `Command`'s update, applied to the thread's checkpoint at once.
+        null_resume: an answer given to a thread that has tasks due but no question pending
+            (its pause was replaced by `update_state`): it goes to the first `interrupt()`
+            asked without an answer, as LangGraph's does.
     """
 
     writes: list[Write] | None
@@ -35,15 +39,22 @@ class InputPlan:
     resume_map: dict[str, list[Any]] = field(default_factory=dict)
     resume_writes: list[WriteRecord] = field(default_factory=list)
     skip_interrupt_before: bool = False
+    null_resume: list[Any] = field(default_factory=list)
 
 
 def paused_interrupts(stored: StoredCheckpoint) -> dict[str, tuple[str, list[Interrupt]]]:
     """The interrupts a checkpoint is waiting on: task id -> (node, interrupts)."""
     out: dict[str, tuple[str, list[Interrupt]]] = {}
     for w in stored.pending_writes:
-        if w.channel == INTERRUPT and w.task_id != INTERRUPT:
+        if w.channel == INTERRUPT and w.task_id != INTERRUPT and w.idx != CALL_ASKED:
             out[w.task_id] = (w.task_name, list(w.value))
     return out
+
+
+def askers(stored: StoredCheckpoint) -> dict[str, tuple[str, str]]:
+    """Which call asked each interrupt a call asked: interrupt id -> (call id, call name)."""
+    return {i.id: (w.task_id, w.task_name) for w in stored.pending_writes
+            if w.channel == INTERRUPT and w.idx == CALL_ASKED for i in w.value}
 
 
 def paused_before_marker(names: list[str]) -> WriteRecord:
@@ -92,15 +103,29 @@ def _plan_resume(resume: Any, loaded: StoredCheckpoint | None, config: RunConfig
     if not waiting:
         if _paused_before(loaded):
             return InputPlan(None, skip_interrupt_before=True)
+        if loaded.next:
+            return InputPlan(None, null_resume=[resume])
         raise InvalidResumeError(
             f"cannot resume thread {thread!r}: it is not waiting for input (no pending interrupt)"
         )
-    by_id = {i.id: tid for tid, (_n, interrupts) in waiting.items() for i in interrupts}
-    values: dict[str, Any]
-    if isinstance(resume, dict) and resume and set(resume) <= set(by_id):
-        values = {by_id[iid]: value for iid, value in resume.items()}
+    # An answer goes to whoever asked: the task, or the call inside it that asked.
+    owner = {i.id: (tid, name) for tid, (name, interrupts) in waiting.items()
+             for i in interrupts}
+    owner.update(askers(loaded))
+    values: dict[tuple[str, str], Any]
+    if isinstance(resume, dict) and resume and set(resume) <= set(owner):
+        values = {owner[iid]: value for iid, value in resume.items()}
     elif len(waiting) == 1:
-        values = {next(iter(waiting)): resume}
+        ((tid, (name, asked)),) = waiting.items()
+        by_calls = [i for i in asked if owner[i.id][0] != tid]
+        if not by_calls:
+            values = {(tid, name): resume}
+        elif len(asked) == 1:
+            values = {owner[asked[0].id]: resume}
+        else:
+            # Calls of one task paused side by side: the first question asked again takes
+            # the answer, as LangGraph's does.
+            return InputPlan(None, null_resume=[resume])
     else:
         raise InvalidResumeError(
             f"thread {thread!r} has {len(waiting)} pending interrupts; resume with "
@@ -108,9 +133,8 @@ def _plan_resume(resume: Any, loaded: StoredCheckpoint | None, config: RunConfig
         )
     previous = _resume_values(loaded.pending_writes)
     plan = InputPlan(None)
-    for tid, value in values.items():
+    for (tid, name), value in values.items():
         count = len(previous.get(tid, ()))
-        name = waiting[tid][0]
         plan.resume_map[tid] = [value]
         plan.resume_writes.append(WriteRecord(tid, name, -10 - count, RESUME, value))
     return plan
@@ -122,6 +146,21 @@ def _resume_values(writes: Sequence[WriteRecord]) -> dict[str, list[Any]]:
         if w.channel == RESUME:
             out.setdefault(w.task_id, []).append((-w.idx, w.value))
     return {tid: [v for _i, v in sorted(items)] for tid, items in out.items()}
+
+
+def kept_by_task(pending: Sequence[WriteRecord],
+                 resume_map: dict[str, list[Any]]) -> dict[str, list[WriteRecord]]:
+    """The pending writes of a step by task id, with the new answers as `__resume__` records
+    (what the calls of the step find when they run again)."""
+    out: dict[str, list[WriteRecord]] = {}
+    for w in pending:
+        out.setdefault(w.task_id, []).append(w)
+    for tid, answers in resume_map.items():
+        given = out.setdefault(tid, [])
+        count = sum(1 for w in given if w.channel == RESUME)
+        given.extend(WriteRecord(tid, "", -10 - (count + i), RESUME, value)
+                     for i, value in enumerate(answers))
+    return out
 
 
 def is_paused_before(stored: StoredCheckpoint | None) -> bool:

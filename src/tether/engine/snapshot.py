@@ -56,16 +56,18 @@ def view(spec: GraphSpec, stored: StoredCheckpoint, *, live: bool) -> Checkpoint
     infos: list[PregelTask] = []
     for task in tasks:
         result = None
-        if task.outcome == "done":
+        if task.outcome == "done" and spec.root is not None:
+            result = dict(task.writes or ()).get(spec.root)
+        elif task.outcome == "done":
             result = {k: v for k, v in task.writes or () if k in spec.state_keys} or None
         interrupts = () if (live and task.outcome == "done") else tuple(raised.get(task.id, ()))
         error = errors.get(task.id)
         infos.append(PregelTask(task.id, task.name, task.path, error, interrupts, None, result))
-    if stored.source == "input" and START in stored.values:
+    if stored.source == "input" and START in stored.values and spec.start is not None:
         start_id = task_id(stored.id, stored.ns, stored.step + 1, START, f"{PULL}|{START}")
         infos.insert(0, PregelTask(start_id, START, (PULL, START), None, (), None,
                                    stored.values[START]))
         tasks.insert(0, Task(spec.start, stored.values[START], (PULL, START), stored.step + 1))
     shown = tuple(i for t in infos for i in t.interrupts)
     pending = tuple(t.name for t in tasks if not (live and t.outcome == "done"))
-    return CheckpointView(state.view() or {}, pending, tuple(infos), shown)
+    return CheckpointView(state.shown(), pending, tuple(infos), shown)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.channels.base import BaseChannel
+from tether.managed.base import ManagedValueSpec
 from tether.types import RetryPolicy
 
 Isolation = Literal["inline", "thread", "process"]
@@ -65,6 +66,10 @@ class NodeSpec:
         isolation: where a sync node runs (None: decided per step by the engine).
         subgraph: a child `GraphSpec` when the node is a compiled graph.
         cancel_grace: seconds the node has to stop after a cancel (None: the run's).
+        shows: what the node's `updates` chunk shows, from its writes (None: its writes to
+            state keys); a functional graph's node shows the value it returned.
+        cache: its `CachePolicy` (None: never cached).
+        cache_ns: where its cached writes are filed (after LangGraph's namespace prefix).
     """
 
     name: str
@@ -82,6 +87,9 @@ class NodeSpec:
     subgraph: GraphSpec | None = None
     cancel_grace: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    shows: Callable[[list[Write]], Any] | None = None
+    cache: Any = None
+    cache_ns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +104,23 @@ class GraphSpec:
         output_keys: state keys a caller sees (the output schema).
         input_keys: state keys the input may set (the input schema).
         input_writes: turns the caller's input into writes (raises on bad input).
-        start: the virtual START node: its edges and branches route the input.
+        start: the virtual START node: its edges and branches route the input (None: the
+            input's writes trigger the first tasks themselves, LangGraph's functional graphs).
         triggers: for each trigger channel, the nodes it starts.
         output: turns the state into what `invoke` returns (the output schema's keys).
         values: turns the state into a `values` stream chunk (the state schema's keys).
         interrupt_before: nodes to pause before (compile time).
         interrupt_after: nodes to pause after (compile time).
         order: each node's position in declaration order.
-        barriers: for each node, the join barriers that start it.
+        barriers: for each node, the channels its task consumes when it runs: the join
+            barriers that start it, and a deferred node's own trigger.
+        managed: state keys the engine computes for each task from the step budget
+            (`RemainingSteps`...), given to readers and conditional edges, never stored.
+        deferred: the trigger channels of deferred nodes (`defer=True`): they fire once a step
+            leaves nothing else due (`BaseChannel.finish`).
+        root: the channel whose value is the whole state (a functional graph's return
+            value), or None for a state of keys. A root state shows as that value (None when
+            empty) where a state of keys shows as a dict (`{}` when empty).
     """
 
     name: str
@@ -113,7 +130,7 @@ class GraphSpec:
     output_keys: tuple[str, ...]
     input_keys: tuple[str, ...]
     input_writes: Callable[[Any], list[Write]]
-    start: NodeSpec
+    start: NodeSpec | None
     triggers: Mapping[str, tuple[str, ...]]
     output: Callable[[dict[str, Any]], Any] = dict
     values: Callable[[dict[str, Any]], Any] = dict
@@ -121,3 +138,6 @@ class GraphSpec:
     interrupt_after: frozenset[str] = frozenset()
     order: Mapping[str, int] = field(default_factory=dict)
     barriers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    managed: Mapping[str, ManagedValueSpec] = field(default_factory=dict)
+    deferred: tuple[str, ...] = ()
+    root: str | None = None

@@ -46,12 +46,14 @@ async def input_step(state: ChannelState, persist: Persistence | None, router: R
     then the first step's. Returns the tasks of the first step."""
     state.move_to(loaded.step + 1 if loaded is not None else -1)
     state.refresh_all()
+    start = state.spec.start
+    if start is None:
+        return await _input_triggers(state, persist, graph_input)
     if persist is not None:
         if state.start_input(START, graph_input):
             persist.mark((START,))
         await persist.take(state, "input", (), (), names=(START,))
     writes: list[Write] = list(plan.writes or ())
-    start = state.spec.start
     writes.extend(start.edges)
     if start.branches:
         seen = state.preview(writes)
@@ -64,6 +66,20 @@ async def input_step(state: ChannelState, persist: Persistence | None, router: R
     tasks = state.plan(updated)
     if persist is not None:
         await persist.take(state, "loop", updated, tasks)
+    return tasks
+
+
+async def _input_triggers(state: ChannelState, persist: Persistence | None,
+                          graph_input: Any) -> list[Task]:
+    """The input of a graph without a START node: written to the START channel, it triggers
+    the first step's tasks; the input checkpoint names them."""
+    if state.start_input(START, graph_input):
+        state.refresh_all()
+        if persist is not None:
+            persist.mark((START,))
+    tasks = state.plan({START})
+    if persist is not None:
+        await persist.take(state, "input", (), tasks)
     return tasks
 
 

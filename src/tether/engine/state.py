@@ -8,6 +8,8 @@ Invariants:
 - `live` holds the trigger channels (and the `Send` topic) that held a value after the last
   change; `commit` clears those its writes do not write again (an edge fires once).
 - `step` is the step of the last commit (or of the checkpoint restored).
+- `stop` is the first step the run's recursion budget does not allow (None until the run
+  knows it); the managed values of a planned task are computed from it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tether.channels.base import BaseChannel
 from tether.checkpoint.base import StoredCheckpoint
 from tether.constants import NULL_TASK_ID, TASKS
 from tether.engine.apply import apply_grouped, preview, refresh_values
-from tether.engine.plan import consume_triggers, plan_tasks
+from tether.engine.plan import consume_triggers, managed_values, plan_tasks
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.task import Task
 
@@ -31,7 +33,8 @@ class ChannelState:
         spec: the graph.
     """
 
-    __slots__ = ("_node_triggers", "channels", "live", "spec", "state_keys", "step", "values")
+    __slots__ = ("_node_triggers", "channels", "live", "spec", "state_keys", "step", "stop",
+                 "values")
 
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec
@@ -39,6 +42,7 @@ class ChannelState:
         self.values: dict[str, Any] = {}
         self.state_keys = frozenset(spec.state_keys)
         self.step = -1
+        self.stop: int | None = None
         self.live: set[str] = set()
         self._node_triggers: dict[str, tuple[str, ...]] | None = None
 
@@ -70,7 +74,19 @@ class ChannelState:
         self.step += 1
         refresh_values(self.channels, self.values, self.state_keys, updated)
         self.live = self.triggers_in(updated)
+        if self.spec.deferred and not self._due(self.live):
+            # Nothing else is due: the run would end here, so deferred nodes fire now.
+            channels = self.channels
+            fired = {c for c in self.spec.deferred if channels[c].finish()}
+            updated |= fired
+            self.live |= self.triggers_in(fired)
         return updated
+
+    def _due(self, live: set[str]) -> bool:
+        """Whether a node trigger among `live` starts a task (a pending `Send` does not hold
+        deferred nodes back, as in LangGraph)."""
+        triggers = self.spec.triggers
+        return any(c in triggers for c in live)
 
     def put(self, grouped: Mapping[str, list[Any]]) -> set[str]:
         """Apply writes within the current step (a `Command` given to a paused thread): nothing
@@ -112,15 +128,26 @@ class ChannelState:
 
     def plan(self, candidates: Iterable[str] | None) -> list[Task]:
         """The tasks of the next step (`candidates`: the channels that changed; None: all)."""
-        return plan_tasks(self.spec, self.channels, self.values, self.step + 1, candidates)
+        return plan_tasks(self.spec, self.channels, self.values, self.step + 1, candidates,
+                          stop=self.stop)
 
     def preview(self, writes: Sequence[Write]) -> dict[str, Any]:
-        """The state with only `writes` applied (what a conditional edge sees)."""
-        return preview(self.channels, self.values, self.state_keys, writes)
+        """The state with only `writes` applied (what a conditional edge of a task of the next
+        step sees, managed values included)."""
+        seen = preview(self.channels, self.values, self.state_keys, writes)
+        if self.spec.managed:
+            seen.update(managed_values(self.spec, self.step + 1, self.stop))
+        return seen
 
     def view(self, values: dict[str, Any] | None = None) -> Any:
         """The state (or `values`) as a `values` chunk shows it: the state schema's keys."""
         return self.spec.values(self.values if values is None else values)
+
+    def shown(self, values: dict[str, Any] | None = None) -> Any:
+        """The state as a checkpoint shows it (`get_state`, `checkpoints` chunks): the view,
+        or `{}` for a state of keys none of which has a value yet."""
+        seen = self.view(values)
+        return {} if seen is None and self.spec.root is None else seen
 
     def output(self, values: dict[str, Any] | None = None) -> Any:
         """The state (or `values`) as `invoke` returns it: the output schema's keys."""

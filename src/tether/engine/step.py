@@ -87,6 +87,9 @@ async def run_batch(ex: Executor, tasks: list[Task]) -> None:
     """
     jobs = {_submit(ex, task): task for task in tasks}
     by_future = {job.future: job for job in jobs}
+    # Jobs seen finished at the same wake-up are settled (and stream) in the order they were
+    # submitted, never in the arbitrary order of a set.
+    position = {future: i for i, future in enumerate(by_future)}
     pending: set[asyncio.Future[Any]] = set(by_future)
     deadline: float | None = None
     try:
@@ -96,7 +99,7 @@ async def run_batch(ex: Executor, tasks: list[Task]) -> None:
                                                return_when=asyncio.FIRST_COMPLETED)
             if not done:
                 break  # the siblings of a failed task ran out of grace
-            for future in done:
+            for future in sorted(done, key=position.__getitem__):
                 job = by_future[future]
                 failed = await _settle(ex, jobs[job], job)
                 if failed and deadline is None:

@@ -24,17 +24,19 @@ from tether.errors import GraphInterrupt, GraphRecursionError, ParentCommand
 from tether.types import Command
 
 
-def child_namespace(parent_ns: str, node: str, task_id: str) -> str:
-    """The checkpoint namespace of a subgraph run by one task (LangGraph's `node:task_id`)."""
-    entry = f"{node}:{task_id}"
+def child_namespace(parent_ns: str, node: str, task_id: str, index: int = 0) -> str:
+    """The checkpoint namespace of a subgraph run by one task (LangGraph's `node:task_id`; the
+    `index`-th graph a task's code invokes after its first gets `|index` appended)."""
+    entry = f"{node}:{task_id}" if not index else f"{node}:{task_id}|{index}"
     return f"{parent_ns}|{entry}" if parent_ns else entry
 
 
 def child_options(opts: LoopOptions, task: Task, handler: Callable[[Any], Any], *,
-                  durable: bool) -> LoopOptions:
-    """The options of the loop that runs `task`'s subgraph, under `task`'s scope."""
+                  durable: bool, index: int = 0) -> LoopOptions:
+    """The options of the loop that runs a subgraph of `task` (its node's, or the `index`-th
+    one its code invokes), under `task`'s scope."""
     assert task.scope is not None
-    ns = child_namespace(opts.ns, task.name, task.id)
+    ns = child_namespace(opts.ns, task.name, task.id, index)
     emitter = (opts.emitter.child((*opts.emitter.ns, ns)) if opts.subgraphs
                else Emitter(drop, ()))
     return dataclasses.replace(
@@ -68,8 +70,15 @@ async def keep(opts: LoopOptions, outcome: LoopOutcome) -> None:
                                     outcome.final_writes)
 
 
-def result(outcome: LoopOutcome, parent_keys: frozenset[str], task: Task, limit: int) -> Any:
+def result(outcome: LoopOutcome, parent_keys: frozenset[str] | None, task: Task,
+           limit: int) -> Any:
     """What the child's end means for the parent task: its result, or what it raises.
+
+    Args:
+        parent_keys: the parent's state keys, that a subgraph node's output is cut to; None for
+            a graph invoked from a node's code, whose caller gets its whole output and sees its
+            `Command.PARENT` raised (as `ParentCommand`, which makes the caller's task answer
+            with that command).
 
     Raises:
         GraphInterrupt: the child paused for input.
@@ -80,7 +89,7 @@ def result(outcome: LoopOutcome, parent_keys: frozenset[str], task: Task, limit:
     """
     if outcome.status == "done":
         output = outcome.output
-        if isinstance(output, dict):
+        if isinstance(output, dict) and parent_keys is not None:
             # What the subgraph leaves behind, as seen by its parent: the parent's keys only.
             return {k: v for k, v in output.items() if k in parent_keys}
         return output
@@ -96,6 +105,8 @@ def result(outcome: LoopOutcome, parent_keys: frozenset[str], task: Task, limit:
         )
     error = outcome.error
     if isinstance(error, ParentCommand):
+        if parent_keys is None:
+            raise error
         command = error.command
         return Command(update=command.update, goto=command.goto)
     assert error is not None

@@ -45,8 +45,16 @@ class Task:
     # most tasks finish without anybody asking for it.
     id_key: tuple[str, str, int] | None = None
     interrupt_count: int = 0
+    # Answers this task took from a resume addressed to no task (kept with its pause).
+    claimed: list[Any] = field(default_factory=list)
     # The node that failed, when the task's error came from inside its subgraph (`sub/inner`).
     failed_node: str | None = None
+    # For a call (`tether.engine.calls`): the task (or call) that launched it, and its spec.
+    parent: Task | None = None
+    spec: Any = None
+    # The calls this task's attempt launched, in order, and the site that launched them.
+    calls: list[Task] | None = None
+    site: Any = None
 
     @property
     def id(self) -> str:
@@ -80,8 +88,11 @@ class Task:
         kind, detail = self.path
         return (0, detail) if kind == PULL else (1, detail)
 
-    def state_update(self) -> dict[str, Any] | None:
-        """The task's writes to state keys (what `updates` chunks show), or None if none."""
+    def state_update(self) -> Any:
+        """What `updates` chunks show of the task: its writes to state keys (None if none),
+        or what its node says it shows (a functional graph's return value)."""
+        if self.node.shows is not None:
+            return self.node.shows(self.writes or [])
         if not self.writes:
             return None
         update = {k: v for k, v in self.writes

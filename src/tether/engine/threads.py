@@ -106,8 +106,8 @@ class WorkerPool:
         self.abandoned = 0
         self._closed = False
 
-    def _sink(self) -> _Sink:
-        loop = asyncio.get_running_loop()
+    def _sink(self, loop: asyncio.AbstractEventLoop | None = None) -> _Sink:
+        loop = loop or asyncio.get_running_loop()
         with self._lock:
             sink = self._sinks.get(loop)
             if sink is None:
@@ -144,10 +144,11 @@ class WorkerPool:
             with self._lock:
                 self._idle += 1
 
-    def submit(self, fn: Callable[[], Any]) -> Job:
+    def submit(self, fn: Callable[[], Any],
+               loop: asyncio.AbstractEventLoop | None = None) -> Job:
         """Queue `fn` (with the caller's context variables) for a worker; `job.future` resolves
-        with its result on the calling loop."""
-        job = Job(fn, contextvars.copy_context(), self._sink())
+        with its result on the calling loop (or `loop`, for a caller on another thread)."""
+        job = Job(fn, contextvars.copy_context(), self._sink(loop))
         self._spawn_if_needed()
         self._queue.put(job)
         return job

@@ -43,8 +43,8 @@ async def apply_update(spec: GraphSpec, store: CheckpointStore, config: RunConfi
                           config.durability, emitter=Emitter(drop, ()))
     loaded = await load(state, persist, config.checkpoint_id)
     state.refresh_all()
-    node_name = as_node or _default_node(spec, loaded)
-    if node_name == START:
+    node_name = as_node or await _default_node(spec, store, loaded)
+    if node_name == START and spec.start is not None:
         writes = spec.input_writes(values)
         node = spec.start
         writes.extend(node.edges)
@@ -70,16 +70,29 @@ async def apply_update(spec: GraphSpec, store: CheckpointStore, config: RunConfi
     return record.id
 
 
-def _default_node(spec: GraphSpec, loaded: StoredCheckpoint | None) -> str:
-    if loaded is None:
-        return START
+async def _default_node(spec: GraphSpec, store: CheckpointStore,
+                        loaded: StoredCheckpoint | None) -> str:
+    """The node an update without `as_node` is made as, as LangGraph infers it: the node that
+    ran last. Updates and forks did not run a node: the checkpoints before them tell; a step
+    that ran several nodes makes it ambiguous; before any node ran, it is the input (START).
+
+    Raises:
+        InvalidUpdateError: several nodes ran last.
+    """
     if len(spec.nodes) == 1:
         return next(iter(spec.nodes))
-    ran = loaded.metadata.get("tasks")
+    seen = loaded
+    while seen is not None and seen.source in ("update", "fork"):
+        if seen.parent_id is None:
+            return START
+        seen = await store.aget_checkpoint(seen.thread_id, seen.ns, seen.parent_id)
+    if seen is None or seen.source == "input":
+        return START
+    ran = seen.metadata.get("tasks")
+    if not ran:
+        return START
     if isinstance(ran, list) and len(ran) == 1:
         return str(ran[0])
-    if loaded.metadata.get("source") == "input":
-        return START
     raise InvalidUpdateError("Ambiguous update, specify as_node")
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tether.channels.after_finish import LastValueAfterFinish, NamedBarrierValueAfterFinish
 from tether.channels.base import BaseChannel
 from tether.channels.ephemeral_value import EphemeralValue
 from tether.channels.named_barrier_value import NamedBarrierValue
 from tether.channels.topic import Topic
 from tether.constants import BRANCH_PREFIX, END, JOIN_PREFIX, START, TASKS
+from tether.engine.caching import identifier
 from tether.engine.spec import BranchSpec, GraphSpec, NodeSpec, Write
-from tether.graph.nodes import inspect_callable
+from tether.graph.nodes import NodeDef, inspect_callable, mentions_graph_calls
 from tether.graph.schema import input_writes, reader, update_writes
 
 if TYPE_CHECKING:
@@ -54,15 +56,24 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
     state_reader = reader(graph.schema, known)
     triggers: dict[str, tuple[str, ...]] = {}
     barriers: dict[str, tuple[str, ...]] = {}
-    for node_id in graph.nodes:
+    deferred: list[str] = []
+    for node_id, node in graph.nodes.items():
         channel = BRANCH_PREFIX + node_id
-        channels[channel] = _ephemeral(channel)
+        channels[channel] = _after_finish(channel) if node.defer else _ephemeral(channel)
         triggers[channel] = (node_id,)
+        if node.defer:
+            # A deferred node's trigger stays until the run is about to end, then fires once.
+            deferred.append(channel)
+            barriers[node_id] = (channel,)
     for sources, target in graph.waiting_edges:
         channel = join_channel(sources, target)
-        channels[channel] = _barrier(frozenset(sources), channel)
+        later = graph.nodes[target].defer
+        channels[channel] = (_barrier_after_finish if later else _barrier)(frozenset(sources),
+                                                                            channel)
         triggers[channel] = (target,)
         barriers[target] = (*barriers.get(target, ()), channel)
+        if later:
+            deferred.append(channel)
     channels[TASKS] = lambda: Topic(TASKS)
     channels[START] = _ephemeral(START)
     nodes: dict[str, NodeSpec] = {}
@@ -82,10 +93,12 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
             retry=node.retry,
             timeout=node.timeout,
             idle_timeout=node.idle_timeout,
-            isolation=node.isolation,  # type: ignore[arg-type]
+            isolation=_isolation(node),  # type: ignore[arg-type]
             subgraph=subgraph,
             cancel_grace=node.cancel_grace,
             metadata=node.metadata,
+            cache=node.cache_policy,
+            cache_ns=(identifier(node.call.func), node_name),
         )
     start = NodeSpec(name=START, func=_noop, is_async=False, edges=_edge_writes(graph, START),
                      branches=_branches(graph, START, state_reader))
@@ -99,7 +112,16 @@ def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
         interrupt_before=frozenset(interrupt_before),
         interrupt_after=frozenset(interrupt_after),
         order={n: i for i, n in enumerate(nodes)}, barriers=barriers,
+        managed=graph.managed, deferred=tuple(deferred),
     )
+
+
+def _isolation(node: NodeDef) -> str | None:
+    """Where a node runs: as asked, or on a thread when it is sync and invokes a graph (which
+    then runs under it on the event loop: a node inline on the loop's thread could not wait)."""
+    if node.isolation is None and node.subgraph is None and mentions_graph_calls(node.call):
+        return "thread"
+    return node.isolation
 
 
 def _ephemeral(key: str) -> Callable[[], BaseChannel]:
@@ -108,6 +130,14 @@ def _ephemeral(key: str) -> Callable[[], BaseChannel]:
 
 def _barrier(names: frozenset[str], key: str) -> Callable[[], BaseChannel]:
     return lambda: NamedBarrierValue(names, key)
+
+
+def _after_finish(key: str) -> Callable[[], BaseChannel]:
+    return lambda: LastValueAfterFinish(key)
+
+
+def _barrier_after_finish(names: frozenset[str], key: str) -> Callable[[], BaseChannel]:
+    return lambda: NamedBarrierValueAfterFinish(names, key)
 
 
 def _output(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:

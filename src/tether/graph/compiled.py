@@ -4,20 +4,23 @@ delegated to `tether.runs` (runs and their control) and `tether.engine` (state a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
+from tether import node_context
 from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
+from tether.engine.calls import current_site
 from tether.engine.threads import default_pool
 from tether.errors import ConfigError
-from tether.graph.assemble import assemble
 from tether.graph.history import GraphHistory
+from tether.graph.stream_parts import PartsFormat, coercing
 from tether.runs import control, portal
 from tether.runs.handle import Run
 from tether.runs.policies import PolicyDefaults
 from tether.runs.request import RunRequest, StreamFormat
-from tether.types import CancelReason, RunInfo, RunStatus
+from tether.store.base import BaseStore
+from tether.types import CancelReason, GraphOutput, RunInfo, RunStatus
 
 _VALUES = "values"
 
@@ -28,14 +31,19 @@ class CompiledStateGraph(GraphHistory):
     Attributes:
         builder: the `StateGraph` it was compiled from.
         checkpointer: its store for checkpoints, or None.
-        store: where its runs are recorded: the checkpointer, or an in-memory ledger.
+        store: its long-term store (`runtime.store` in its nodes), or None — LangGraph's
+            meaning of the name.
+        ledger: where its runs are recorded (`ledger.load(run_id)`, `ledger.events(run_id)`):
+            the checkpointer itself, or, without one, an in-memory ledger of this process.
         spec: what the engine runs.
+        cache: where nodes and tasks with a `CachePolicy` keep results (`compile(cache=)`).
+        cache_policy: the policy of tasks that have none (an entrypoint's).
     """
 
     def __init__(self, builder: Any, *, checkpointer: Any, store: Any,
                  interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
                  name: str, config: dict[str, Any] | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, cache: Any = None, cache_policy: Any = None) -> None:
         if checkpointer in (True, False):
             checkpointer = None
         if checkpointer is not None and not isinstance(checkpointer, CheckpointStore):
@@ -45,13 +53,15 @@ class CompiledStateGraph(GraphHistory):
             )
         self.builder = builder
         self.checkpointer: CheckpointStore | None = checkpointer
-        self.store: CheckpointStore = checkpointer or run_ledger()
-        self.long_term_store = store
+        self.ledger: CheckpointStore = checkpointer or run_ledger()
+        self.store: BaseStore | None = _long_term_store(store)
+        self.cache = cache
+        self.cache_policy = cache_policy
         self.name = name
         self.interrupt_before_nodes = interrupt_before
         self.interrupt_after_nodes = interrupt_after
         self.strict = strict
-        self.spec = assemble(builder, interrupt_before, interrupt_after, name, strict=strict)
+        self.spec = builder.compile_spec(interrupt_before, interrupt_after, name, strict=strict)
         self.nodes = dict(builder.nodes)
         self.stream_mode = "updates"
         self.config = config or {}
@@ -66,16 +76,23 @@ class CompiledStateGraph(GraphHistory):
         clone.config = merge_configs(self.config, {**(config or {}), **kwargs})
         return clone
 
-    def rebind(self, checkpointer: CheckpointStore, *, name: str | None = None
-               ) -> CompiledStateGraph:
+    def rebind(self, checkpointer: CheckpointStore, *, name: str | None = None,
+               default_store: BaseStore | None = None) -> CompiledStateGraph:
         """The same graph recorded in `checkpointer` (and, given, served under `name`): its
         interrupts, config, long-term store, strictness and policies (budgets, loop detection,
-        guards) kept. What the CLI, the server and workers run a user's graph as."""
-        bound = CompiledStateGraph(
-            self.builder, checkpointer=checkpointer, store=self.long_term_store,
+        guards) kept. What the CLI, the server and workers run a user's graph as.
+
+        Args:
+            default_store: the long-term store of the copy if this graph has none (a store
+                the graph was compiled with is kept).
+        """
+        bound = type(self)(
+            self.builder, checkpointer=checkpointer,
+            store=self.store if self.store is not None else default_store,
             interrupt_before=self.interrupt_before_nodes,
             interrupt_after=self.interrupt_after_nodes, name=name or self.name,
-            config=self.config, strict=self.strict)
+            config=self.config, strict=self.strict, cache=self.cache,
+            cache_policy=self.cache_policy)
         bound.policy_defaults = self.policy_defaults
         return bound
 
@@ -91,8 +108,8 @@ class CompiledStateGraph(GraphHistory):
             ignored.pop(key, None)
         if ignored:
             raise TypeError(f"unexpected arguments {sorted(ignored)}")
-        if version != "v1":
-            raise ConfigError(f"stream version {version!r} is not supported (use 'v1')")
+        if version not in ("v1", "v2"):
+            raise ConfigError(f"stream version {version!r} is not supported (use 'v1' or 'v2')")
         merged = merge_configs(self.config, config)
         if durability is not None:
             merged["durability"] = durability
@@ -110,14 +127,33 @@ class CompiledStateGraph(GraphHistory):
             modes, single = tuple(stream_mode), False
         context = self._coerce_context(context)
         request = RunRequest(
-            spec=self.spec, input=graph_input, config=rc, store=self.store, durable=durable,
-            pool=self.pool, stream=StreamFormat(modes, single, subgraphs), context=context,
+            spec=self.spec, input=graph_input, config=rc, store=self.ledger, durable=durable,
+            pool=self.pool, stream=self._format(modes, single, subgraphs, version),
+            context=context,
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit,
             metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
-            policies=self.policy_defaults,
+            policies=self.policy_defaults, long_term_store=self._run_store(),
+            cache=self.cache, cache_policy=self.cache_policy,
         )
         return request, run_id
+
+    def _format(self, modes: tuple[str, ...], single: bool, subgraphs: bool,
+                version: str) -> StreamFormat:
+        if version == "v1":
+            return StreamFormat(modes, single, subgraphs)
+        return PartsFormat(modes, single, subgraphs,
+                           output=coercing(getattr(self.builder, "output_schema", None)),
+                           state=coercing(getattr(self.builder, "schema", None)))
+
+    def _run_store(self) -> BaseStore | None:
+        # The store belongs to the run, as in LangGraph: a graph run from inside a node of
+        # another graph (`sub.invoke(...)` in a node or a tool) uses the calling run's store,
+        # as a subgraph added as a node does, whatever it was compiled with.
+        ctx = node_context.current()
+        if ctx is None:
+            return self.store
+        return cast("BaseStore | None", getattr(ctx.runtime, "store", None))
 
     def _coerce_context(self, context: Any) -> Any:
         # A dict given for a dataclass or pydantic context schema is built into one, as in
@@ -154,8 +190,28 @@ class CompiledStateGraph(GraphHistory):
         """
         return await self._ainvoke(input, config, stream_mode, False, kwargs)
 
+    def _nested_site(self) -> Any:
+        """The node attempt this graph is invoked from, when it runs under it (LangGraph's
+        subgraph called from a node's code: its checkpoints, stream chunks, interrupts and
+        parent commands go through its caller); None to run on its own."""
+        if self.checkpointer is not None or node_context.current() is None:
+            return None
+        return current_site()
+
     async def _ainvoke(self, graph_input: Any, config: dict[str, Any] | None, stream_mode: str,
                        inline_sync: bool, kwargs: dict[str, Any]) -> Any:
+        site = self._nested_site()
+        if site is not None and stream_mode == _VALUES and not kwargs:
+            return await site.run_graph(self.spec, graph_input)
+        if stream_mode == _VALUES and kwargs.get("version") == "v2":
+            request, run_id = self._request(graph_input, config, stream_mode=_VALUES,
+                                            inline_sync=inline_sync, **kwargs)
+            last: Any = None
+            async for part in Run(request, run_id, owned=True):
+                last = part
+            if last is None:
+                return GraphOutput(None)
+            return GraphOutput(last["data"], last["interrupts"])
         if stream_mode == _VALUES:
             request, run_id = self._request(graph_input, config, inline_sync=inline_sync,
                                             **kwargs)
@@ -182,7 +238,7 @@ class CompiledStateGraph(GraphHistory):
                      step_check: Callable[[], CancelReason | None] | None = None,
                      **kwargs: Any) -> Run:
         """Start, in the background of the running loop, a run whose record already exists in
-        this graph's store (a queued run a worker claimed): the record is taken over, not made.
+        this graph's ledger (a queued run a worker claimed): the record is taken over, not made.
 
         Args:
             step_check: asked at every superstep boundary, before the policies; a reason
@@ -220,6 +276,10 @@ class CompiledStateGraph(GraphHistory):
             RunTimeout: `config["timeout"]` passed.
             RunCancelled: the run was cancelled (by id, from another thread or process).
         """
+        site = self._nested_site()
+        if site is not None and stream_mode == _VALUES and not kwargs \
+                and not portal.loop_running():
+            return site.run_graph_sync(self.spec, input)
         return portal.run_sync(
             lambda private: self._ainvoke(input, config, stream_mode, private, kwargs)
         )
@@ -235,7 +295,7 @@ class CompiledStateGraph(GraphHistory):
 
     def cancel(self, run_id: str, reason: CancelReason | str | None = None) -> RunInfo:
         """Cancel a run by id from any thread; returns once the request is durable."""
-        return control.cancel(self.store, run_id, CancelReason.coerce(reason, default_by="id"))
+        return control.cancel(self.ledger, run_id, CancelReason.coerce(reason, default_by="id"))
 
     async def acancel(self, run_id: str, reason: CancelReason | str | None = None, *,
                       wait: bool = True) -> RunInfo:
@@ -244,26 +304,26 @@ class CompiledStateGraph(GraphHistory):
         Cancellation:
             The request is durable before this returns or is interrupted; safe to retry.
         """
-        return await control.acancel(self.store, run_id,
+        return await control.acancel(self.ledger, run_id,
                                      CancelReason.coerce(reason, default_by="id"), wait)
 
     def get_run(self, run_id: str) -> RunInfo:
         """A run's record."""
-        return control.get(self.store, run_id)
+        return control.get(self.ledger, run_id)
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
         """Block until the run has ended; its record."""
-        return control.wait(self.store, run_id, timeout)
+        return control.wait(self.ledger, run_id, timeout)
 
     async def await_run(self, run_id: str,
                         timeout: float | None = None) -> RunInfo:  # noqa: ASYNC109
         """Wait (async) until the run has ended; its record."""
-        return await control.await_run(self.store, run_id, timeout)
+        return await control.await_run(self.ledger, run_id, timeout)
 
     def list_runs(self, thread_id: str | None = None,
                   status: RunStatus | str | None = None) -> list[RunInfo]:
-        """Runs of this graph's store, newest first."""
-        return control.list_runs(self.store, thread_id, status)
+        """Runs of this graph's ledger, newest first."""
+        return control.list_runs(self.ledger, thread_id, status)
 
     def resume(self, run_id: str, config: dict[str, Any] | None = None, *,
                stream_mode: Any = None, **kwargs: Any) -> Run:
@@ -300,6 +360,19 @@ class CompiledStateGraph(GraphHistory):
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name} nodes={list(self.nodes)}>"
+
+
+def _long_term_store(store: Any) -> BaseStore | None:
+    """`compile(store=...)` checked: a tether store, or one with LangGraph's `BaseStore`
+    methods (LangGraph's own stores work in nodes as they are)."""
+    if store is None or isinstance(store, BaseStore):
+        return store
+    if callable(getattr(store, "batch", None)) and callable(getattr(store, "abatch", None)):
+        return cast(BaseStore, store)
+    raise TypeError(
+        f"store must be a long-term store (InMemoryStore, SqliteStore, PostgresStore...), "
+        f"not {type(store).__module__}.{type(store).__name__}"
+    )
 
 
 def _pause(value: Any) -> frozenset[str] | None:

@@ -12,6 +12,7 @@ from tether.engine.spec import GraphSpec
 from tether.engine.subgraph import child_namespace
 from tether.engine.update import apply_update
 from tether.errors import CheckpointerRequired, CheckpointNotFound, ConfigError
+from tether.graph.nodes import graphs_used
 from tether.runs import portal
 from tether.types import PregelTask, StateSnapshot
 
@@ -126,12 +127,16 @@ def snapshot_of(spec: GraphSpec, store: CheckpointStore | None, stored: StoredCh
 def _with_child(spec: GraphSpec, store: CheckpointStore, stored: StoredCheckpoint,
                 task: PregelTask) -> PregelTask:
     node = spec.nodes.get(task.name)
-    if node is None or node.subgraph is None:
+    if node is None:
+        return task
+    # The node's subgraph, or the graph its code invokes (found as LangGraph finds it).
+    child_spec = node.subgraph or next(iter(graphs_used(node.func)), None)
+    if child_spec is None:
         return task
     child = store.get_checkpoint(stored.thread_id, child_namespace(stored.ns, task.name, task.id))
     if child is None:
         return task
-    state = snapshot_of(node.subgraph, store, child, live=True, subgraphs=True)
+    state = snapshot_of(child_spec, store, child, live=True, subgraphs=True)
     return task._replace(state=state)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-from tether.engine.spec import NODE_KWARGS
+from tether.engine.spec import NODE_KWARGS, GraphSpec
 from tether.types import Command, RetryPolicy
 
 
@@ -43,6 +43,7 @@ class NodeDef:
     subgraph: Any = None
     defer: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    cache_policy: Any = None
 
 
 def _unwrap(fn: Any) -> Any:
@@ -167,16 +168,56 @@ def mentions_routing(info: CallableInfo) -> bool:
     """
     if info.opaque:
         return True
-    target = _unwrap(info.func)
+    # A graph the node invokes may answer with `Command.PARENT`, which routes this graph.
+    return _mentions(info.func, {"Command", "Send", *GRAPH_CALLS}, unknown=True)
+
+
+GRAPH_CALLS = frozenset({"invoke", "ainvoke", "stream", "astream"})
+"""The methods a node's code calls to run a compiled graph under it."""
+
+
+def mentions_graph_calls(info: CallableInfo) -> bool:
+    """Whether a sync node's code calls a graph's `invoke`/`stream` (so it is run on a thread,
+    where a graph it invokes can run under it on the loop)."""
+    return not info.is_async and not info.opaque and _mentions(info.func, GRAPH_CALLS,
+                                                               unknown=False)
+
+
+def graphs_used(fn: Any) -> list[GraphSpec]:
+    """The compiled graphs a node's code refers to (by a global or a closure variable), as
+    LangGraph finds the subgraphs a node invokes: their specs, in the order found."""
+    target = _unwrap(fn)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return []
+    found: list[Any] = [cell.cell_contents for cell in getattr(target, "__closure__", None) or ()
+                        if _has_contents(cell)]
+    scope = getattr(target, "__globals__", {})
+    found.extend(scope[name] for name in code.co_names if name in scope)
+    return [spec for obj in found if isinstance(spec := getattr(obj, "spec", None), GraphSpec)]
+
+
+def _has_contents(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def _mentions(fn: Any, names: set[str] | frozenset[str], *, unknown: bool) -> bool:
+    """Whether `fn`'s code (or code nested in it) names any of `names` (`unknown` when it has
+    no code to read)."""
+    target = _unwrap(fn)
     code = getattr(target, "__code__", None)
     if code is None:
         code = getattr(getattr(target, "__call__", None), "__code__", None)  # noqa: B004
     if code is None:
-        return True
+        return unknown
     stack = [code]
     while stack:
         current = stack.pop()
-        if {"Command", "Send"} & set(current.co_names):
+        if names & set(current.co_names):
             return True
         stack.extend(c for c in current.co_consts if hasattr(c, "co_names"))
     return False

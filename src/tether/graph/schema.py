@@ -15,6 +15,7 @@ from tether.channels.base import BaseChannel
 from tether.channels.binop import BinaryOperatorAggregate
 from tether.channels.last_value import LastValue
 from tether.errors import GraphCompileError, InvalidUpdateError, StrictnessWarning
+from tether.managed.base import ManagedValueSpec, is_managed_value
 
 SchemaKind = Literal["typeddict", "dataclass", "pydantic", "mapping"]
 
@@ -36,10 +37,16 @@ class Schema:
     kind: SchemaKind
     keys: tuple[str, ...]
     channels: dict[str, Callable[[], BaseChannel]]
+    managed: dict[str, ManagedValueSpec] = dataclasses.field(default_factory=dict)
+    """Keys whose value the engine computes for each task (`RemainingSteps`...): no channel,
+    not in `keys`, but given to the nodes that read this schema."""
 
     def build(self, values: dict[str, Any]) -> Any:
         """The schema's instance for a state dict (a dict of its keys for TypedDicts)."""
         present = {k: values[k] for k in self.keys if k in values}
+        for key in self.managed:
+            if key in values:
+                present[key] = values[key]
         if self.kind in ("typeddict", "mapping"):
             return present
         return self.cls(**present)
@@ -98,6 +105,14 @@ def _channel(key: str, hint: Any, cls: Any) -> Callable[[], BaseChannel]:
     return lambda: LastValue(key)
 
 
+def _managed(hint: Any) -> ManagedValueSpec | None:
+    if get_origin(hint) is typing.Annotated:
+        for item in get_args(hint)[1:]:
+            if is_managed_value(item):
+                return item
+    return None
+
+
 def _is_typeddict(cls: Any) -> bool:
     return isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__annotations__") \
         and hasattr(cls, "__total__")
@@ -139,8 +154,10 @@ def schema_of(cls: Any) -> Schema:
     elif kind == "dataclass":
         hints = {f.name: hints.get(f.name, typing.Any) for f in dataclasses.fields(cls)}
     hints = {k: v for k, v in hints.items() if not k.startswith("__")}
+    managed = {key: spec for key, hint in hints.items() if (spec := _managed(hint)) is not None}
+    hints = {k: v for k, v in hints.items() if k not in managed}
     channels = {key: _channel(key, hint, cls) for key, hint in hints.items()}
-    return Schema(cls, kind, tuple(hints), channels)
+    return Schema(cls, kind, tuple(hints), channels, managed)
 
 
 def input_writes(schema: Schema, node: str) -> Callable[[Any], list[tuple[str, Any]]]:
@@ -233,6 +250,7 @@ def _short(value: Any) -> str:
 
 def reader(schema: Schema, state_keys: frozenset[str]) -> Callable[[dict[str, Any]], Any] | None:
     """Builds a node's input from the state dict (None when a plain copy of it is right)."""
-    if schema.kind in ("typeddict", "mapping") and state_keys <= set(schema.keys):
+    if (schema.kind in ("typeddict", "mapping") and state_keys <= set(schema.keys)
+            and not schema.managed):
         return None
     return schema.build

@@ -11,7 +11,9 @@ from typing import Any, Generic, TypeVar
 
 from tether.cancel.deadlines import coerce_timeout
 from tether.constants import END, RESERVED_CHARS, RESERVED_NAMES, START
+from tether.engine.spec import GraphSpec
 from tether.errors import GraphCompileError
+from tether.graph.assemble import assemble
 from tether.graph.nodes import NodeDef, inspect_callable, node_name
 from tether.graph.schema import Schema, schema_of
 from tether.types import RetryPolicy, TimeoutPolicy
@@ -78,6 +80,20 @@ class StateGraph(Generic[StateT]):
                 out.setdefault(key, schema.channels[key])
         return out
 
+    @property
+    def managed(self) -> dict[str, Any]:
+        """Every managed-value key of every schema (`RemainingSteps`...), with its class."""
+        out: dict[str, Any] = {}
+        for schema in self.schemas.values():
+            for key, spec in schema.managed.items():
+                out.setdefault(key, spec)
+        return out
+
+    def compile_spec(self, interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
+                     name: str, *, strict: bool = False) -> GraphSpec:
+        """What the engine runs for this builder (a compiled graph asks for it)."""
+        return assemble(self, interrupt_before, interrupt_after, name, strict=strict)
+
     # -- nodes ----------------------------------------------------------------------------
 
     def add_node(self, node: str | Callable[..., Any] | Any, action: Any = None, *,
@@ -89,7 +105,7 @@ class StateGraph(Generic[StateT]):
                  isolation: str | None = None,
                  cancel_grace: float | None = None,
                  destinations: dict[str, str] | tuple[str, ...] | None = None,
-                 **kwargs: Any) -> StateGraph[StateT]:
+                 cache_policy: Any = None, **kwargs: Any) -> StateGraph[StateT]:
         """Add a node.
 
         Args:
@@ -105,11 +121,12 @@ class StateGraph(Generic[StateT]):
                 the node is alone in its step under a sync `invoke` with no deadline, else thread.
             cancel_grace: seconds the node has to stop after a cancel (default: the run's).
             destinations: nodes a `Command`-returning node may go to (for checks and drawing).
+            cache_policy: reuse the node's writes for an input seen before (a `CachePolicy`;
+                needs `compile(cache=...)`).
 
         Raises:
             GraphCompileError: a duplicate or reserved name, or a bad option.
         """
-        kwargs.pop("cache_policy", None)
         kwargs.pop("trace_policy", None)
         if kwargs:
             raise TypeError(f"add_node() got unexpected arguments {sorted(kwargs)}")
@@ -154,6 +171,7 @@ class StateGraph(Generic[StateT]):
             subgraph=subgraph,
             defer=defer,
             metadata=dict(metadata or {}),
+            cache_policy=cache_policy,
         )
         return self
 
@@ -293,7 +311,7 @@ class StateGraph(Generic[StateT]):
         """
         from tether.graph.compiled import CompiledStateGraph
 
-        del cache, debug
+        del debug
         kwargs.pop("transformers", None)
         if kwargs:
             raise TypeError(f"compile() got unexpected arguments {sorted(kwargs)}")
@@ -306,7 +324,7 @@ class StateGraph(Generic[StateT]):
         LoopSettings.parse(loop_detection)
         compiled = CompiledStateGraph(self, checkpointer=checkpointer, store=store,
                                       interrupt_before=before, interrupt_after=after,
-                                      name=name or "LangGraph", strict=strict)
+                                      name=name or "LangGraph", strict=strict, cache=cache)
         compiled.policy_defaults = PolicyDefaults(dict(budget or {}), loop_detection,
                                                   tuple(guards))
         return compiled

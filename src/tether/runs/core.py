@@ -229,8 +229,10 @@ class RunCore:
             host=self, store=self.store if req.durable else None,
             thread_id=self.thread_id if req.durable else None,
             ns=req.config.checkpoint_ns, run_id=self.run_id, inline_sync=req.inline_sync,
-            context=req.context, interrupt_before=req.interrupt_before,
+            context=req.context, long_term_store=req.long_term_store,
+            interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
+            cache=req.cache, cache_policy=req.cache_policy,
         ))
         return self._loop
 

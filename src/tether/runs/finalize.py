@@ -75,8 +75,8 @@ def ending(outcome: LoopOutcome | None, failure: BaseException | None) -> Ending
     assert outcome.status == "interrupted", f"a run's loop never ends {outcome.status!r}"
     value = outcome.output
     if outcome.interrupts:
-        value = dict(value or {})
-        value[INTERRUPT] = list(outcome.interrupts)
+        shown = list(outcome.interrupts)
+        value = {**value, INTERRUPT: shown} if isinstance(value, dict) else {INTERRUPT: shown}
     return Ending(RunStatus.INTERRUPTED, value=value)
 
 

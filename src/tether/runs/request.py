@@ -12,6 +12,7 @@ from tether.config import RunConfig
 from tether.engine.spec import GraphSpec
 from tether.engine.threads import WorkerPool
 from tether.runs.policies import PolicyDefaults
+from tether.store.base import BaseStore
 from tether.types import CancelReason
 
 
@@ -35,8 +36,10 @@ class RunRequest:
     """Everything needed to start a run.
 
     Attributes:
+        store: where the run is recorded (the graph's ledger).
         durable: the run checkpoints into `store` (a graph with a checkpointer); otherwise
             `store` only records the run.
+        long_term_store: what its nodes get as `runtime.store` (None: nothing).
         inline_sync: a sync node alone in its step may run on the caller's thread (a sync call
             on a private loop).
         buffer_limit: chunks kept for a consumer that lags (None: all).
@@ -64,6 +67,11 @@ class RunRequest:
     policies: PolicyDefaults = field(default_factory=PolicyDefaults)
     adopt: bool = False
     step_check: Callable[[], CancelReason | None] | None = None
+    long_term_store: BaseStore | None = None
+    cache: Any = None
+    """Where nodes and calls with a `CachePolicy` keep their results (`compile(cache=...)`)."""
+    cache_policy: Any = None
+    """The policy of calls that have none (an entrypoint's `cache_policy`)."""
 
 
 __all__ = ["RunRequest", "StreamFormat"]

@@ -21,6 +21,9 @@ from tether.server.guards import Guard
 from tether.server.launcher import FEED_MODES, LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.routes import assistants, cancel, runs, threads, ui
+from tether.server.routes import store as store_routes
+from tether.store.base import BaseStore, IndexConfig, TTLConfig
+from tether.store.beside import store_beside
 
 if TYPE_CHECKING:
     from tether.bus import StreamBus
@@ -32,8 +35,8 @@ _NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KE
 
 def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore | None = None,
                *, api_keys: ApiKeys | Mapping[str, str] | None = None, auth: bool = True,
-               limits: ServerLimits | None = None,
-               launcher: RunLauncher | None = None, redis: str | None = None) -> FastAPI:
+               limits: ServerLimits | None = None, launcher: RunLauncher | None = None,
+               long_term_store: BaseStore | None = None, redis: str | None = None) -> FastAPI:
     """The Agent Server's run routes, tether's extras and the web page, as a FastAPI app.
 
     Args:
@@ -49,6 +52,9 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
             (`tether.worker.QueueLauncher`), whose runs stream to the server on a bus
             (`tether.bus`): Redis Streams at `redis`, else `LISTEN/NOTIFY` in the store's
             database.
+        long_term_store: the long-term store of the graphs compiled without one, served on
+            the `/store` routes; if None, one in `store`'s database (`store_beside`), closed
+            when the app shuts down (a store given is the caller's to close).
         redis: the Redis URL of the bus, for a store that workers serve.
 
     Raises:
@@ -64,7 +70,9 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         store = SqliteSaver("tether.db")
     if redis is not None and not getattr(store, "has_workers", False):
         raise ValueError("a Redis bus carries runs from workers: it needs a postgresql:// store")
-    served = Assistants(graphs, store)
+    opened = store_beside(store) if long_term_store is None else None
+    memory = long_term_store if long_term_store is not None else cast(BaseStore, opened)
+    served = Assistants(graphs, store, memory)
     limits = limits or ServerLimits()
     bus = None
     if launcher is None and getattr(store, "has_workers", False):
@@ -73,7 +81,7 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         bus = bus_for(store, redis)
     launcher = launcher or _launcher_for(store, served, limits, bus)
     state = ServerState(served, store, launcher, limits, StreamSlots(limits.max_streams_per_key),
-                        auth=keys is not None)
+                        auth=keys is not None, long_term_store=memory)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +89,8 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         await launcher.aclose()
         if bus is not None:
             await bus.aclose()
+        if opened is not None:
+            opened.close()
         close = getattr(store, "close", None)
         if owned and close is not None:
             close()
@@ -89,7 +99,7 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
                   docs_url=None, redoc_url=None)
     app.state.tether = state
     errors.install(app)
-    for module in (assistants, threads, runs, cancel, ui):
+    for module in (assistants, threads, runs, cancel, store_routes, ui):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
@@ -140,6 +150,7 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
           host: str = "127.0.0.1", port: int = 2024, no_auth: bool = False,
           api_keys_file: str | os.PathLike[str] | None = None,
           limits: ServerLimits | None = None, log_level: str = "info",
+          store_index: IndexConfig | None = None, store_ttl: TTLConfig | None = None,
           redis: str | None = None) -> None:
     """Serve `graphs` over HTTP until interrupted (what `tether serve module:graph` runs).
 
@@ -148,9 +159,13 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
 
     Args:
         db: the SQLite file for runs, threads and checkpoints; or a `postgresql://` URL, whose
-            runs are queued for `tether worker` processes.
+            runs are queued for `tether worker` processes. The server's long-term store (for
+            the graphs compiled without one, and the `/store` routes) is in the same database.
         no_auth: serve without API keys; refused unless `host` is a loopback address.
         api_keys_file: `key:tenant` lines; else `$TETHER_API_KEYS`.
+        store_index, store_ttl: semantic search and time-to-live settings of the server's
+            long-term store (a `langgraph.json`'s `store` key); with a TTL, expired items are
+            swept in the background.
         redis: with a `postgresql://` db, the Redis URL of the bus that carries the workers'
             runs to the server (default: `LISTEN/NOTIFY` in the database).
 
@@ -168,12 +183,20 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
             raise ValueError(_NO_KEYS)
     store = open_store(db)
     try:
+        memory = store_beside(store, index=store_index, ttl=store_ttl)
+    except BaseException:
+        store.close()
+        raise
+    try:
+        if store_ttl:
+            memory.start_ttl_sweeper()
         app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits,
-                         redis=redis)
+                         long_term_store=memory, redis=redis)
         # The standard asyncio loop: tether's cancel scopes are written for it.
         uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none", loop="asyncio",
                     lifespan="on", timeout_graceful_shutdown=30)
     finally:
+        memory.close()
         store.close()
 
 

@@ -22,6 +22,7 @@ from tether.server.guards import PRINCIPAL
 from tether.server.launcher import RunLauncher
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.wire import TENANT_KEY
+from tether.store.base import BaseStore
 from tether.types import RunInfo, RunStatus, StateSnapshot
 
 BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING})
@@ -29,7 +30,13 @@ BUSY = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING})
 
 @dataclass(frozen=True, slots=True)
 class ServerState:
-    """The parts of a running server."""
+    """The parts of a running server.
+
+    Attributes:
+        store: where runs, threads and checkpoints live.
+        long_term_store: the server's long-term store (the `/store` routes; the graphs
+            compiled without a store of their own).
+    """
 
     assistants: Assistants
     store: CheckpointStore
@@ -37,6 +44,7 @@ class ServerState:
     limits: ServerLimits
     slots: StreamSlots
     auth: bool
+    long_term_store: BaseStore
 
     # -- threads ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The graphs a server serves, one assistant each, all bound to the server's store."""
+"""The graphs a server serves, one assistant each, all bound to the server's store (and, those
+compiled without a long-term store, to the server's)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from tether.checkpoint.base import CheckpointStore
 from tether.graph.compiled import CompiledStateGraph
 from tether.server.wire import assistant_id_of
+from tether.store.base import BaseStore
 from tether.types import utcnow
 
 
@@ -31,11 +33,13 @@ class Assistant:
                 "description": None}
 
 
-def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> CompiledStateGraph:
+def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str,
+         long_term_store: BaseStore | None = None) -> CompiledStateGraph:
     """`graph` running on `store` under `name` (the id it is served as, which its runs record):
     itself if it already does, else compiled again.
 
-    The graph keeps its interrupts, config, long-term store and policies (`rebind`).
+    The graph keeps its interrupts, config, long-term store and policies (`rebind`); a graph
+    compiled without a long-term store gets `long_term_store`.
 
     Raises:
         TypeError: `graph` is not a compiled tether graph (a LangGraph one, say).
@@ -45,9 +49,10 @@ def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> Compil
             f"the server serves compiled tether graphs (tether.graph.StateGraph(...).compile()), "
             f"not {type(graph).__module__}.{type(graph).__name__}"
         )
-    if graph.checkpointer is store and graph.name == name:
+    if graph.checkpointer is store and graph.name == name and (
+            graph.store is not None or long_term_store is None):
         return graph
-    return graph.rebind(store, name=name)
+    return graph.rebind(store, name=name, default_store=long_term_store)
 
 
 class Assistants:
@@ -56,20 +61,22 @@ class Assistants:
     Args:
         graphs: graph id → compiled graph (with or without a checkpointer).
         store: the store every graph runs on.
+        long_term_store: the long-term store of the graphs compiled without one.
 
     Raises:
         ValueError: no graphs.
         TypeError: a value is not a compiled tether graph.
     """
 
-    def __init__(self, graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore) -> None:
+    def __init__(self, graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore,
+                 long_term_store: BaseStore | None = None) -> None:
         if not graphs:
             raise ValueError("the server needs at least one graph to serve")
         self._by_graph: dict[str, Assistant] = {}
         self._by_id: dict[str, Assistant] = {}
         for graph_id, graph in graphs.items():
             assistant = Assistant(graph_id, assistant_id_of(graph_id),
-                                  bind(graph, store, graph_id))
+                                  bind(graph, store, graph_id, long_term_store))
             self._by_graph[graph_id] = assistant
             self._by_id[assistant.assistant_id] = assistant
 

@@ -249,7 +249,7 @@ class LocalLauncher:
             loop.call_later(self._limits.feed_retain_seconds, self._forget, feed)
             if order.temporary:
                 with contextlib.suppress(Exception):
-                    order.assistant.graph.store.delete_thread(order.thread_id)
+                    order.assistant.graph.ledger.delete_thread(order.thread_id)
 
     def _forget(self, feed: RunFeed) -> None:
         if self._feeds.get(feed.run_id) is feed:

@@ -211,6 +211,44 @@ class ResumeRequest(Strict):
     stream_mode: StreamModeName | list[StreamModeName] = "values"
 
 
+class StorePut(Strict):
+    """`PUT /store/items`: write an item of the long-term store."""
+
+    namespace: list[str]
+    key: str = Field(min_length=1)
+    value: dict[str, Any]
+    index: Literal[False] | list[str] | None = None
+    ttl: float | None = Field(default=None, gt=0)
+
+
+class StoreDelete(Strict):
+    """`DELETE /store/items`."""
+
+    namespace: list[str]
+    key: str = Field(min_length=1)
+
+
+class StoreSearch(Strict):
+    """`POST /store/items/search`."""
+
+    namespace_prefix: list[str] = Field(default_factory=list)
+    filter: dict[str, Any] | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+    query: str | None = None
+    refresh_ttl: bool | None = None
+
+
+class StoreNamespaces(Strict):
+    """`POST /store/namespaces`."""
+
+    prefix: list[str] | None = None
+    suffix: list[str] | None = None
+    max_depth: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
 __all__ = [
     "STREAM_MODES",
     "AssistantSearch",
@@ -224,6 +262,10 @@ __all__ = [
     "SendIn",
     "StateAt",
     "StateUpdate",
+    "StoreDelete",
+    "StoreNamespaces",
+    "StorePut",
+    "StoreSearch",
     "ThreadCreate",
     "ThreadPatch",
     "ThreadSearch",

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,6 +24,7 @@ from tether.worker.options import OnShutdown, WorkerOptions
 if TYPE_CHECKING:
     from tether.checkpoint.postgres.store import PostgresSaver
     from tether.graph.compiled import CompiledStateGraph
+    from tether.store.base import IndexConfig, TTLConfig
 
 USAGE = 2
 MAX_POOL = 16
@@ -99,12 +101,12 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
         if config is not None:
             raise typer.BadParameter("give MODULE:GRAPH or --config, not both",
                                      param_hint="'--config'")
-        found = _graphs(graph_refs, name)
+        served = Served(_graphs(graph_refs, name))
     else:
         if name is not None:
             raise typer.BadParameter("a project's graphs are named by their ids in "
                                      "langgraph.json", param_hint="'--name'")
-        found = project_graphs(config, "tether worker")
+        served = project_graphs(config, "tether worker")
     mode: OnShutdown = "requeue" if on_shutdown == "requeue" else "cancel"
     options = WorkerOptions(concurrency=concurrency, lease=lease, poll=poll, listen=listen,
                             sweep_every=sweep_every, on_shutdown=mode, grace=grace,
@@ -118,19 +120,29 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
     store = PostgresSaver(url, schema=schema, async_size=min(concurrency + 3, MAX_POOL),
                           application_name="tether-worker")
     try:
-        asyncio.run(_serve(store, found, options, redis))
+        asyncio.run(_serve(store, served, options, redis))
     finally:
         store.close()
 
 
-def project_graphs(config: str | None, command: str) -> dict[str, CompiledStateGraph]:
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What a command serves: graphs by id, and the settings of the long-term store it gives
+    those compiled without one (a `langgraph.json`'s `store`; none for `MODULE:GRAPH`)."""
+
+    graphs: dict[str, CompiledStateGraph]
+    store_index: IndexConfig | None = None
+    store_ttl: TTLConfig | None = None
+
+
+def project_graphs(config: str | None, command: str) -> Served:
     """The graphs of a LangGraph project's `langgraph.json` (`config`, else the one in the
-    current directory), by graph id, after setting its env and dependency paths; what tether
-    ignores in the file is noted on stderr.
+    current directory), by graph id, and its store settings, after setting its env and
+    dependency paths; what tether ignores in the file is noted on stderr.
 
     Raises:
         typer.BadParameter: no such file (or none in the current directory), or a graph of it
-            does not load.
+            (or its store's embedding) does not load.
     """
     path = config or project.find()
     if path is None:
@@ -142,7 +154,7 @@ def project_graphs(config: str | None, command: str) -> dict[str, CompiledStateG
         for line in found.notices():
             print(f"note: {line}", file=sys.stderr)
         found.activate()
-        return found.load_all()
+        return Served(found.load_all(), found.store_index(), found.store.ttl)
     except project.ProjectError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--config'") from exc
 
@@ -158,12 +170,16 @@ def _graphs(refs: list[str], name: str | None) -> dict[str, CompiledStateGraph]:
     return found
 
 
-async def _serve(store: PostgresSaver, found: dict[str, CompiledStateGraph],
-                 options: WorkerOptions, redis: str | None) -> None:
+async def _serve(store: PostgresSaver, served: Served, options: WorkerOptions,
+                 redis: str | None) -> None:
     from tether.bus import bus_for
+    from tether.store.beside import store_beside
     from tether.worker.worker import Worker
 
-    graphs = {n: loading.bind(g, store, n) for n, g in found.items()}
+    memory = store_beside(store, index=served.store_index, ttl=served.store_ttl)
+    if served.store_ttl:
+        memory.start_ttl_sweeper()
+    graphs = {n: loading.bind(g, store, n, memory) for n, g in served.graphs.items()}
     bus = bus_for(store, redis)
     engine = Worker(store, graphs, options, bus=bus)
     loop = asyncio.get_running_loop()
@@ -181,7 +197,12 @@ async def _serve(store: PostgresSaver, found: dict[str, CompiledStateGraph],
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await bus.aclose()
+        aclose = getattr(memory, "aclose", None)
+        if aclose is not None:  # a PostgresStore: its pool on this loop too
+            await aclose()
+        else:
+            memory.close()
         await store.aclose()
 
 
-__all__ = ["project_graphs", "worker"]
+__all__ = ["Served", "project_graphs", "worker"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from tether.checkpoint.base import CheckpointStore
 from tether.graph.compiled import CompiledStateGraph
+from tether.store.base import BaseStore
 
 
 def load(ref: str) -> CompiledStateGraph:
@@ -44,12 +45,15 @@ def default_name(ref: str) -> str:
     return ref.rpartition(":")[2].rpartition(".")[2]
 
 
-def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str) -> CompiledStateGraph:
+def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str,
+         long_term_store: BaseStore | None = None) -> CompiledStateGraph:
     """`graph` compiled onto `store` under `name`: its interrupts, config, long-term store
-    and policies (budgets, loop detection, guards) kept."""
-    if graph.checkpointer is store and graph.name == name:
+    and policies (budgets, loop detection, guards) kept; a graph compiled without a long-term
+    store gets `long_term_store`."""
+    if graph.checkpointer is store and graph.name == name and (
+            graph.store is not None or long_term_store is None):
         return graph
-    return graph.rebind(store, name=name)
+    return graph.rebind(store, name=name, default_store=long_term_store)
 
 
 __all__ = ["bind", "default_name", "load"]

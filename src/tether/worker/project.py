@@ -2,8 +2,9 @@
 it names, its environment, and the local paths its code imports from.
 
 Used keys: `graphs` (`{"id": "./path/file.py:attr" or "package.module:attr"}`), `env` (a
-`.env` file or a dict), `dependencies` (local paths, e.g. `"."`, go on `sys.path`). Every other
-key (`python_version`, `dockerfile_lines`, `store`, `auth`...) is reported and ignored.
+`.env` file or a dict), `dependencies` (local paths, e.g. `"."`, go on `sys.path`), `store`
+(the long-term store's `index` and `ttl`, `tether.worker.store_config`). Every other key
+(`python_version`, `dockerfile_lines`, `auth`...) is reported and ignored.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tether.graph.compiled import CompiledStateGraph
+from tether.store.base import IndexConfig
+from tether.worker.store_config import StoreConfig, StoreConfigError
 
 CONFIG_FILE = "langgraph.json"
-USED_KEYS = frozenset({"graphs", "env", "dependencies"})
+USED_KEYS = frozenset({"graphs", "env", "dependencies", "store"})
 
 
 class ProjectError(ValueError):
@@ -42,6 +45,7 @@ class Project:
         paths: local dependency directories, put on `sys.path`.
         packages: dependencies that are package names (tether installs nothing).
         ignored: keys of the file tether does not use.
+        store: the long-term store's settings (`store`).
     """
 
     file: Path
@@ -50,6 +54,7 @@ class Project:
     paths: tuple[Path, ...]
     packages: tuple[str, ...]
     ignored: tuple[str, ...]
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def root(self) -> Path:
@@ -74,9 +79,13 @@ class Project:
             raise ProjectError(f"{file}: expected a JSON object")
         graphs = _graphs(data.get("graphs"), file)
         paths, packages = _dependencies(data.get("dependencies", []), path.parent, file)
+        try:
+            store = StoreConfig.parse(data.get("store"), str(file))
+        except StoreConfigError as exc:
+            raise ProjectError(str(exc)) from None
         return cls(file=path, graphs=graphs, env=_env(data.get("env", {}), path.parent, file),
                    paths=paths, packages=packages,
-                   ignored=tuple(sorted(set(data) - USED_KEYS)))
+                   ignored=tuple(sorted(set(data) - USED_KEYS)), store=store)
 
     def notices(self) -> list[str]:
         """One line per thing of the file tether leaves alone."""
@@ -113,19 +122,38 @@ class Project:
             ProjectError: the reference does not import, or does not give a tether graph.
         """
         ref = self.graphs[graph_id]
+        what = f"graph {graph_id!r} ({ref})"
+        return _as_graph(self._attribute(ref, what), f"{self.file}: {what}")
+
+    def store_index(self) -> IndexConfig | None:
+        """The long-term store's `index` settings, its `embed` imported (after `activate`).
+
+        Raises:
+            ProjectError: `store.index.embed` cannot be loaded.
+        """
+        try:
+            return self.store.resolve(
+                lambda ref: self._attribute(ref, f"store.index.embed ({ref})"))
+        except StoreConfigError as exc:
+            raise ProjectError(str(exc)) from None
+
+    def _attribute(self, ref: str, what: str) -> Any:
+        """Import `path/file.py:attr` (or `module:attr`) of the project; the attribute.
+
+        Raises:
+            ProjectError: the module does not import, or lacks the attribute.
+        """
         where, _, attr = ref.rpartition(":")
         try:
-            module = self._module(where)
+            target: Any = self._module(where)
         except (ImportError, OSError, SyntaxError) as exc:
-            raise ProjectError(f"{self.file}: graph {graph_id!r} ({ref}): cannot import "
-                               f"{where!r}: {type(exc).__name__}: {exc}") from exc
-        target: Any = module
+            raise ProjectError(f"{self.file}: {what}: cannot import {where!r}: "
+                               f"{type(exc).__name__}: {exc}") from exc
         for part in attr.split("."):
             if not hasattr(target, part):
-                raise ProjectError(f"{self.file}: graph {graph_id!r} ({ref}): {where!r} has "
-                                   f"no attribute {attr!r}")
+                raise ProjectError(f"{self.file}: {what}: {where!r} has no attribute {attr!r}")
             target = getattr(target, part)
-        return _as_graph(target, f"{self.file}: graph {graph_id!r} ({ref})")
+        return target
 
     def _module(self, where: str) -> Any:
         if not (where.endswith(".py") or "/" in where or os.sep in where):

@@ -257,3 +257,21 @@ def test_input_and_output_schemas_filter_what_goes_in_and_comes_out() -> None:
     b.add_node("say", lambda s: {"answer": s["notes"] + "!"})
     b.add_edge(START, "think").add_edge("think", "say")
     assert b.compile().invoke({"question": "hi", "notes": "ignored?"}) == {"answer": "HI!"}
+
+
+def test_a_parallel_steps_updates_stream_in_task_order_every_time() -> None:
+    """Instant nodes of one step start in LangGraph's order (by name) and stream in it, run
+    after run (LangGraph's threads swap two now and then under load; tether's do not)."""
+    from typing import TypedDict
+
+    class Log(TypedDict):
+        log: Annotated[list, operator.add]
+
+    builder = StateGraph(Log)
+    for name in ["e", "d", "c", "b", "a"]:
+        builder.add_node(name, lambda _s, name=name: {"log": [name]})
+        builder.add_edge(START, name)
+    graph = builder.compile()
+    orders = {tuple(next(iter(chunk)) for chunk in graph.stream({"log": []}))
+              for _ in range(30)}
+    assert orders == {("a", "b", "c", "d", "e")}
