@@ -22,7 +22,8 @@ Exception
 │       ├── SchemaVersionError          a database written by a newer tether
 │       ├── CorruptStoreError           a file that is not a tether database
 │       ├── SerializationError          a state value that cannot be stored
-│       ├── TerminalStatusError         an attempt to overwrite a terminal run status
+│       ├── StatusTransitionError       a run status change the status machine forbids
+│       │   └── TerminalStatusError     ... an attempt to overwrite a terminal run status
 │       └── StaleLeaseError             a worker whose lease was taken over tried to write
 ├── GraphInterrupt                      control flow: a node paused for human input
 └── ParentCommand                       control flow: a subgraph node updates its parent
@@ -186,7 +187,11 @@ class SerializationError(StoreError, TypeError):
     """A value cannot be stored; the message names the state key."""
 
 
-class TerminalStatusError(StoreError):
+class StatusTransitionError(StoreError):
+    """A change of a run's status that `tether.types.TRANSITIONS` does not allow."""
+
+
+class TerminalStatusError(StatusTransitionError):
     """Something tried to change the status of a run that has already ended."""
 
 
@@ -276,6 +281,7 @@ __all__ = [
     "SchemaVersionError",
     "SerializationError",
     "StaleLeaseError",
+    "StatusTransitionError",
     "StoreError",
     "StrictnessWarning",
     "TerminalStatusError",

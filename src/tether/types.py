@@ -10,11 +10,11 @@ import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypedDict, TypeVar
 
 from tether.errors import InvalidUpdateError
 from tether.node_context import StreamWriter, interrupt
+from tether.status import TERMINAL_STATUSES, TRANSITIONS, Move, RunStatus, sources
 
 N = TypeVar("N", bound=Hashable)
 OutputT = TypeVar("OutputT")
@@ -57,29 +57,6 @@ lease), and the six phases of a cancel."""
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime (what every record stores)."""
     return datetime.now(UTC)
-
-
-class RunStatus(StrEnum):
-    """Where a run is in its life. Terminal states are final; `interrupted` is not terminal."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    CANCELLING = "cancelling"
-    INTERRUPTED = "interrupted"
-    SUCCESS = "success"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-
-    @property
-    def terminal(self) -> bool:
-        """True for states nothing may overwrite."""
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset(
-    {RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED, RunStatus.TIMEOUT}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +437,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "GraphOutput",
     "StreamPart",
+    "TRANSITIONS",
     "Usage",
     "All",
     "CachePolicy",
@@ -469,6 +447,7 @@ __all__ = [
     "Durability",
     "EventPhase",
     "Interrupt",
+    "Move",
     "MultitaskStrategy",
     "PendingWrite",
     "PregelTask",
@@ -485,5 +464,6 @@ __all__ = [
     "default_cache_key",
     "default_retry_on",
     "interrupt",
+    "sources",
     "utcnow",
 ]

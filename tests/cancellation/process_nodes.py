@@ -1,4 +1,4 @@
-"""Node functions for process isolation: module-level, so that a worker process can import them."""
+"""Node functions for process isolation: module-level, so that a child process can import them."""
 
 from __future__ import annotations
 

@@ -182,15 +182,14 @@ def _launcher(cluster: Cluster) -> tuple[Any, Any]:
     """A `QueueLauncher` as the server would build it, and the sleeper's assistant."""
     from tether.server.feed import RunFeed
     from tether.server.graphs import Assistant
-    from tether.server.launcher import _run_config
+    from tether.server.launcher import run_config
     from tether.worker import QueueLauncher
-    from tether.worker.graphs import bind
 
     from .worker_graphs import sleeper
 
     launcher = QueueLauncher(cluster.store, feed_factory=lambda r: RunFeed(r, limit=1000),
-                             run_config=_run_config, poll=0.02)
-    return launcher, Assistant("sleeper", "sleeper", bind(sleeper, cluster.store, "sleeper"))
+                             run_config=run_config, poll=0.02)
+    return launcher, Assistant("sleeper", "sleeper", sleeper.rebind(cluster.store, name="sleeper"))
 
 
 def _order(assistant: Any, seconds: float) -> Any:

@@ -34,7 +34,11 @@ class Membership(Protocol):
     """What a subscription needs from its bus."""
 
     async def join(self, subscription: Subscription) -> int | None:
-        """Start live delivery to `subscription`; see `Transport.watch` for the answer."""
+        """Start live delivery to `subscription`; see `Transport.watch` for the answer.
+
+        Cancellation:
+            Nothing stays joined: the subscription is left again.
+        """
         ...
 
     def leave(self, subscription: Subscription) -> None:
@@ -42,7 +46,11 @@ class Membership(Protocol):
 
     async def read(self, run_id: str, after: int, upto: int | None,
                    limit: int) -> list[BusEvent]:
-        """Stored events of the run in `(after, upto]`, ascending."""
+        """Stored events of the run in `(after, upto]`, ascending.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         ...
 
 

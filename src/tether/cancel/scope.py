@@ -150,12 +150,8 @@ class CancelScope:
         return True
 
     def cancel_children(self, reason: CancelReason) -> int:
-        """Cancel every child scope not cancelled yet (and their descendants), leaving this
-        scope alone: how the failure of one task stops its siblings. Safe from any thread.
-
-        Returns:
-            How many children this call cancelled.
-        """
+        """Cancel the children not cancelled yet (and their descendants), not this scope: how
+        a failed task stops its siblings. Safe from any thread; returns how many it cancelled."""
         with _TREE_LOCK:
             children = [c for c in self._children or () if c.reason is None]
         return sum(1 for child in children if child.cancel(reason))

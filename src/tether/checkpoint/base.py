@@ -23,7 +23,7 @@ from typing import Any
 
 from tether.checkpoint.serde import Serializer
 from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID, RETURN
-from tether.errors import TerminalStatusError
+from tether.errors import StatusTransitionError, TerminalStatusError
 from tether.types import (
     CancelReason,
     PendingWrite,
@@ -268,7 +268,11 @@ class CheckpointStore(ABC):
         return out
 
     async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
-        """Async twin of `cancel_requests`."""
+        """Async twin of `cancel_requests`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         return self.cancel_requests(run_ids)
 
     def cancel_noted(self, run_id: str) -> CancelReason | None:
@@ -314,59 +318,111 @@ class CheckpointStore(ABC):
     # -- async twins --------------------------------------------------------------------------
 
     async def acreate_run(self, info: RunInfo) -> RunInfo:
-        """Async twin of `create_run`."""
+        """Async twin of `create_run`.
+
+        Cancellation:
+            One transaction: cancelled before it commits, nothing is recorded.
+        """
         return self.create_run(info)
 
     async def aget_run(self, run_id: str) -> RunInfo | None:
-        """Async twin of `get_run`."""
+        """Async twin of `get_run`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         return self.get_run(run_id)
 
     async def alist_runs(self, *, thread_id: str | None = None,
                          status: RunStatus | str | None = None,
                          limit: int | None = None) -> list[RunInfo]:
-        """Async twin of `list_runs`."""
+        """Async twin of `list_runs`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         return self.list_runs(thread_id=thread_id, status=status, limit=limit)
 
     async def amark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
-        """Async twin of `mark_running`."""
+        """Async twin of `mark_running`.
+
+        Cancellation:
+            One transaction: cancelled before it commits, the run has not started.
+        """
         return self.mark_running(run_id, events)
 
     async def arequest_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
-        """Async twin of `request_cancel`."""
+        """Async twin of `request_cancel`.
+
+        Cancellation:
+            One transaction; safe to retry: a repeat returns the first request's receipt.
+        """
         return self.request_cancel(run_id, reason)
 
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
-        """Async twin of `finish_run`."""
+        """Async twin of `finish_run`.
+
+        Cancellation:
+            One transaction, committed whole or not at all; the runs layer calls it shielded.
+        """
         return self.finish_run(run_id, finish)
 
     async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
-        """Async twin of `append_events`."""
+        """Async twin of `append_events`.
+
+        Cancellation:
+            One transaction: cancelled before it commits, nothing is appended.
+        """
         self.append_events(run_id, events)
 
     async def aevents(self, run_id: str) -> list[RunEvent]:
-        """Async twin of `events`."""
+        """Async twin of `events`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         return self.events(run_id)
 
     async def aload(self, run_id: str) -> RunSnapshot:
-        """Async twin of `load`."""
+        """Async twin of `load`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         return self.load(run_id)
 
     async def aput_checkpoint(self, record: CheckpointRecord) -> None:
-        """Async twin of `put_checkpoint`."""
+        """Async twin of `put_checkpoint`.
+
+        Cancellation:
+            One transaction: the checkpoint is stored whole or not at all.
+        """
         self.put_checkpoint(record)
 
     async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                           writes: Sequence[WriteRecord]) -> None:
-        """Async twin of `put_writes`."""
+        """Async twin of `put_writes`.
+
+        Cancellation:
+            One transaction; safe to retry (an ordinary write is stored once).
+        """
         self.put_writes(thread_id, ns, checkpoint_id, writes)
 
     async def aget_checkpoint(self, thread_id: str, ns: str = "",
                               checkpoint_id: str | None = None) -> StoredCheckpoint | None:
-        """Async twin of `get_checkpoint`."""
+        """Async twin of `get_checkpoint`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         return self.get_checkpoint(thread_id, ns, checkpoint_id)
 
     async def adelete_run_checkpoints(self, run_id: str) -> None:
-        """Async twin of `delete_run_checkpoints`."""
+        """Async twin of `delete_run_checkpoints`.
+
+        Cancellation:
+            One transaction; safe to retry.
+        """
         self.delete_run_checkpoints(run_id)
 
     def find_orphans(self, owner_alive: Callable[[str], bool] | None = None) -> list[RunInfo]:
@@ -390,6 +446,8 @@ def refusal(info: RunInfo, end: RunFinish) -> FinishResult | None:
 
     Raises:
         TerminalStatusError: the run has ended and `end` is unconditional.
+        StatusTransitionError: the status machine (`TRANSITIONS`) has no `finish_run` edge
+            from the run's status to `end.status`.
     """
     if info.terminal:
         if end.unless_cancel_requested:
@@ -400,6 +458,11 @@ def refusal(info: RunInfo, end: RunFinish) -> FinishResult | None:
         )
     if end.unless_cancel_requested and info.reason is not None:
         return FinishResult(info, applied=False)
+    if not info.status.can_become(end.status, "finish_run"):
+        raise StatusTransitionError(
+            f"run {info.run_id!r} is {info.status.value}; finish_run cannot make it "
+            f"{end.status.value}"
+        )
     return None
 
 

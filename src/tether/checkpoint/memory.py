@@ -33,8 +33,6 @@ from tether.types import (
     utcnow,
 )
 
-_STARTABLE = frozenset({RunStatus.PENDING, RunStatus.INTERRUPTED})
-
 
 @dataclass(slots=True)
 class _Checkpoint:
@@ -101,7 +99,8 @@ class InMemorySaver(CheckpointStore):
     def mark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
         with self._lock:
             info = self._with_head(self._runs[run_id])
-            if info.status not in _STARTABLE or info.reason is not None:
+            if not info.status.can_become(RunStatus.RUNNING, "mark_running") \
+                    or info.reason is not None:
                 return None
             info = dataclasses.replace(
                 info, status=RunStatus.RUNNING, started_at=info.started_at or utcnow()
@@ -113,7 +112,8 @@ class InMemorySaver(CheckpointStore):
     def request_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
         with self._lock:
             info = self._with_head(self._runs[run_id])
-            if info.status in TERMINAL_STATUSES or info.reason is not None:
+            if not info.status.can_become(RunStatus.CANCELLING, "request_cancel") \
+                    or info.reason is not None:
                 return info, False
             info = _replace(info, status=RunStatus.CANCELLING, reason=reason)
             self._runs[run_id] = info
@@ -343,7 +343,7 @@ class InMemorySaver(CheckpointStore):
             info = self._runs.get(run_id)
             if info is None:
                 return False
-            if not info.terminal and info.status is not RunStatus.INTERRUPTED:
+            if not info.status.at_rest:
                 raise RunError(f"run {run_id!r} is {info.status.value}; cancel it before "
                                "deleting it")
             del self._runs[run_id]

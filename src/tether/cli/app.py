@@ -109,7 +109,7 @@ def resume(
 
     Only the tasks that had not finished run again.
     """
-    from tether.graph.resume import resume_config
+    from tether.graph.run_resume import resume_config
 
     modes = _modes(stream_mode)
     path = resolve_db(db)

@@ -71,25 +71,41 @@ async def _work(node: str) -> None:
 
 
 async def plan(state: Research) -> dict[str, Any]:
-    """Decide what to look at."""
+    """Decide what to look at.
+
+    Cancellation:
+        Wakes at once from its sleep (`tether.sleep`); writes nothing.
+    """
     await _work("plan")
     return {"notes": [f"plan: web, papers and the archive on {state['topic']!r}"]}
 
 
 async def search_web(state: Research) -> dict[str, Any]:
-    """A quick search."""
+    """A quick search.
+
+    Cancellation:
+        Wakes at once from its sleep (`tether.sleep`); writes nothing.
+    """
     await _work("search_web")
     return {"notes": ["web: 3 blog posts"]}
 
 
 async def search_papers(state: Research) -> dict[str, Any]:
-    """A slower search."""
+    """A slower search.
+
+    Cancellation:
+        Wakes at once from its sleep (`tether.sleep`); writes nothing.
+    """
     await _work("search_papers")
     return {"notes": ["papers: 2 surveys"]}
 
 
 async def read_archive(state: Research) -> dict[str, Any]:
-    """The slow one: holds an archive connection that must be closed if it is cancelled."""
+    """The slow one: holds an archive connection that must be closed if it is cancelled.
+
+    Cancellation:
+        Wakes at once from its sleep; its `on_cancel` hook closes the archive.
+    """
     tether.on_cancel(_close_archive)
     await _work("read_archive")
     return {"notes": ["archive: 1 old report"]}
@@ -100,7 +116,11 @@ def _close_archive() -> None:
 
 
 async def write_report(state: Research) -> dict[str, Any]:
-    """Join the notes."""
+    """Join the notes.
+
+    Cancellation:
+        Wakes at once from its sleep (`tether.sleep`); writes nothing.
+    """
     await _work("write_report")
     return {"report": f"{state['topic']}: " + "; ".join(state["notes"][1:])}
 
@@ -172,7 +192,7 @@ async def _demo(console: Console, path: str, topic: str) -> int:
 
 async def _resume(console: Console, compiled: Any, first: Launch,
                   ending: Ending) -> Ending | None:
-    from tether.graph.resume import resume_config
+    from tether.graph.run_resume import resume_config
 
     _rule(console, "3. Resume it: a new run on the same thread, from the final checkpoint")
     console.print(Text.assemble(("same as: ", "dim"),

@@ -73,7 +73,11 @@ class SignalGuard:
         self.cancelling = self._loop.create_task(self._on_first(sig, reason_for(signum)))
 
     async def settled(self) -> None:
-        """Wait for the graceful cancel started by the first signal, if any."""
+        """Wait for the graceful cancel started by the first signal, if any.
+
+        Cancellation:
+            Only the waiting stops.
+        """
         if self.cancelling is not None:
             await self.cancelling
 

@@ -25,8 +25,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
+from contextvars import Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -35,14 +36,74 @@ from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import WriteRecord
 from tether.constants import INTERRUPT, RESUME, RETURN
 from tether.engine import caching
+from tether.engine.liveness import Liveness
 from tether.engine.spec import GraphSpec, NodeSpec
+from tether.engine.stream import Emitter
 from tether.engine.task import PUSH, Task
-from tether.engine.threads import Job
+from tether.engine.to_thread import Job, ThreadPool
 from tether.errors import GraphInterrupt, NodeCancelled
+from tether.node_context import NodeContext
 from tether.types import RetryPolicy
 
-if TYPE_CHECKING:
-    from tether.engine.execute import Executor
+
+class CallHost(Protocol):
+    """What calls ask of the graph run their parent task belongs to (the loop, `TaskHost`)."""
+
+    keeps_writes: bool
+
+    async def task_done(self, task: Task) -> None:
+        """Store a finished call's result as a pending write.
+
+        Cancellation:
+            One store transaction; cancelled before it commits, the call runs again on resume.
+        """
+
+    async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
+                        handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
+        """Run a graph `task`'s code invokes (the `index`-th), under it; its output.
+
+        Cancellation:
+            The graph's tasks are children of `task`'s scope: cancelling stops them.
+        """
+
+
+class Executor(Protocol):
+    """What running calls asks of the executor of their parent task (implemented by
+    `tether.engine.execute.Executor`, which imports this module)."""
+
+    scope: CancelScope
+    emitter: Emitter
+    pool: ThreadPool
+    grace: float
+    cache: Any
+    cache_policy: Any
+
+    @property
+    def host(self) -> CallHost:
+        """The graph run the parent task belongs to."""
+
+    def recall(self, call: Task) -> bool:
+        """Give a call what an earlier attempt kept (True: its result; it does not run)."""
+
+    def remember(self, call: Task) -> None:
+        """A call finished: a retry of its parent finds its result."""
+
+    def emit_call(self, call: Task) -> None:
+        """The `updates` chunk of a finished call."""
+
+    async def run_task(self, task: Task, *, alone: bool) -> None:
+        """Run one task (a call) to its outcome.
+
+        Cancellation:
+            A cancel of the run stops the task with the node's ladder; its outcome says so.
+        """
+
+    def kwargs(self, task: Task) -> dict[str, Any]:
+        """The keyword arguments the task's function asks for."""
+
+    def enter(self, task: Task, scope: CancelScope,
+              watch: Liveness | None = None) -> Token[NodeContext | None]:
+        """Make `task`'s attempt the node context of the calling code."""
 
 T = TypeVar("T")
 

@@ -30,14 +30,14 @@ from tether.engine.routing import Router
 from tether.engine.spec import GraphSpec, NodeSpec, Write
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
-from tether.engine.threads import WorkerPool
+from tether.engine.to_thread import ThreadPool
 from tether.errors import (
     GraphInterrupt,
     NodeError,
     NodeTimeoutError,
     ParentCommand,
 )
-from tether.node_context import Meter, NodeContext
+from tether.node_context import Meter, NodeContext, StreamWriter
 from tether.runtime import Runtime, touch
 from tether.types import CancelReason, Command, Interrupt, RetryPolicy
 
@@ -63,20 +63,39 @@ class TaskHost(Protocol):
         """The config dict `task`'s node sees."""
 
     async def task_done(self, task: Task) -> None:
-        """A task of a multi-task step finished (store its writes as pending writes)."""
+        """A task of a multi-task step finished (store its writes as pending writes).
+
+        Cancellation:
+            Storing the writes is one store transaction; cancelled before it commits,
+            the task runs again on resume.
+        """
 
     async def task_failed(self, task: Task, error: BaseException) -> None:
-        """An attempt of `task` failed (the run's policies may stop the run)."""
+        """An attempt of `task` failed (the run's policies may stop the run).
+
+        Cancellation:
+            As `RunHost.stop` when the run is stopped for it.
+        """
 
     def node_stopped(self, task: Task, how: StopMode) -> None:
         """A node stopped after the run's cancel (`terminate_node`)."""
 
     async def run_subgraph(self, task: Task, handler: Callable[[Any], Any]) -> Any:
-        """Run a compiled-graph node's subgraph; its output is the task's result."""
+        """Run a compiled-graph node's subgraph; its output is the task's result.
+
+        Cancellation:
+            Cancelling the run stops the subgraph's tasks with the same ladder, then
+            `CancelledError` is raised.
+        """
 
     async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
                         handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
-        """Run a graph `task`'s code invokes (the `index`-th), under it; its output."""
+        """Run a graph `task`'s code invokes (the `index`-th), under it; its output.
+
+        Cancellation:
+            The graph's tasks are children of `task`'s scope: cancelling stops them, and
+            their writes of an unfinished step are kept as for a subgraph node.
+        """
 
 
 @dataclass(slots=True)
@@ -101,7 +120,7 @@ class Executor:
 
     scope: CancelScope
     emitter: Emitter
-    pool: WorkerPool
+    pool: ThreadPool
     nodes: Mapping[str, NodeSpec]
     host: TaskHost
     runtime: Runtime[Any]
@@ -116,7 +135,7 @@ class Executor:
     kept: dict[str, list[WriteRecord]] = field(default_factory=dict)
     cache: Any = None
     cache_policy: Any = None
-    _writer: Callable[[Any], None] | None = field(default=None)
+    _writer: StreamWriter | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
     _loop: asyncio.AbstractEventLoop | None = field(default=None)
@@ -131,7 +150,12 @@ class Executor:
     # -- one task -------------------------------------------------------------------------
 
     async def run_task(self, task: Task, *, alone: bool) -> None:
-        """Run one task to an outcome, retrying per its policies."""
+        """Run one task to an outcome, retrying per its policies.
+
+        Cancellation:
+            A cancel of the run is recorded on the task (`cancelled`), not raised; the
+            node's grace bounds the wait for it to stop. A foreign cancellation propagates.
+        """
         if self._semaphore is None and self.max_concurrency is not None and not alone:
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         if self._semaphore is not None and not alone:
@@ -276,7 +300,7 @@ class Executor:
         fn = functools.partial(node.func, task.input, **(kwargs or {}))
         grace = node.cancel_grace or self.grace
         if node.isolation == "process":
-            from tether.engine.process import run_in_process
+            from tether.engine.to_process import run_in_process
 
             return await run_in_process(fn, node=node.name, grace=grace,
                                         on_stop=lambda how: self.stopped(task, how))
@@ -311,7 +335,7 @@ class Executor:
     # -- context --------------------------------------------------------------------------
 
     @property
-    def writer(self) -> Callable[[Any], None]:
+    def writer(self) -> StreamWriter:
         """The `custom` stream writer; safe to call from worker threads."""
         if self._writer is None:
             loop = self._loop = asyncio.get_running_loop()
@@ -348,7 +372,11 @@ class Executor:
     # -- writes ---------------------------------------------------------------------------
 
     async def finish(self, task: Task, result: Any) -> None:
-        """Record a task's result: its writes (and `updates` chunk), or why it has none."""
+        """Record a task's result: its writes (and `updates` chunk), or why it has none.
+
+        Cancellation:
+            Conditional edges may await; a cancel there fails the task like any error.
+        """
         if task.parent is not None:
             task.writes, task.outcome = [(RETURN, result)], "done"
             self.emit_call(task)
@@ -384,7 +412,12 @@ class Executor:
         return result
 
     async def settle_calls(self, task: Task) -> None:
-        """Wait for the calls `task`'s attempt launched (before the attempt's scope closes)."""
+        """Wait for the calls `task`'s attempt launched (before the attempt's scope closes).
+
+        Cancellation:
+            The calls are children of the attempt's scope: a cancel stops them with the
+            node's ladder; this waits for them to settle.
+        """
         site = task.site
         if site is not None and site.busy:
             await site.settle()

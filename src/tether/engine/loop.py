@@ -19,22 +19,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tether.channels.base import MISSING
-from tether.checkpoint.base import StoredCheckpoint
+from tether.checkpoint.base import StoredCheckpoint, WriteRecord
 from tether.constants import INTERRUPT
 from tether.engine import caching, start, subgraph
 from tether.engine.apply import group_writes
 from tether.engine.execute import Executor
-from tether.engine.options import LoopOptions
-from tether.engine.outcome import LoopOutcome, LoopStatus, conclude, task_writes
-from tether.engine.persist import Persistence
-from tether.engine.report import announce_loaded, task_config
-from tether.engine.resume import (
+from tether.engine.interrupts import (
     InputPlan,
     attach_pending,
     kept_by_task,
     paused_before_marker,
     plan_input,
 )
+from tether.engine.options import LoopOptions
+from tether.engine.outcome import LoopOutcome, LoopStatus, conclude, task_writes
+from tether.engine.persist import Persistence
+from tether.engine.report import announce_loaded, task_config
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.state import ChannelState
 from tether.engine.step import run_step
@@ -76,8 +76,13 @@ class Loop:
     # -- the run --------------------------------------------------------------------------
 
     async def run(self, graph_input: Any) -> LoopOutcome:
-        """Run from `graph_input` (values, `Command`, or None to continue) to an outcome."""
-        state, persist, router = self.state, self.persist, self.executor.router
+        """Run from `graph_input` (values, `Command`, or None to continue) to an outcome.
+
+        Cancellation:
+            Under the run's scope: a cancel ends it with a `cancelled` outcome once the
+            running tasks have settled (bounded by their graces); it never raises the cancel.
+        """
+        state, persist = self.state, self.persist
         loaded = await start.load(state, persist, self.opts.config.checkpoint_id)
         plan = plan_input(self.spec, graph_input, loaded, self.opts.config)
         if plan.resume_writes and persist is not None:
@@ -85,15 +90,15 @@ class Loop:
         state.stop = stop = budget_stop(loaded, self.opts.config.recursion_limit)
         self.executor.null_resume.extend(plan.null_resume)
         if plan.writes is not None:
-            self.tasks = await start.input_step(state, persist, router, graph_input, plan,
-                                                loaded=loaded)
+            self.tasks = await start.input_step(state, persist, self.executor, graph_input,
+                                                plan, loaded=loaded)
             if self.spec.start is not None:
                 self.opts.emitter.emit_values(state.view())
         else:
             if await start.replaying_older(persist, loaded, self.opts.config.checkpoint_id):
                 await start.fork(state, persist)
             if plan.command_writes is not None or plan.goto:
-                await start.apply_command(state, persist, router, plan)
+                await start.apply_command(state, persist, self.executor.router, plan)
             state.refresh_all()
             self.tasks = state.plan(None)
             # Continuing a thread starts by showing where it stands, as LangGraph does.
@@ -102,7 +107,7 @@ class Loop:
         pending = loaded.pending_writes if (loaded is not None and plan.writes is None) else ()
         return await self._supersteps(plan, pending, stop)
 
-    async def _supersteps(self, plan: InputPlan, pending: Sequence[Any],
+    async def _supersteps(self, plan: InputPlan, pending: Sequence[WriteRecord],
                           stop: int) -> LoopOutcome:
         first = True
         while True:
@@ -277,12 +282,21 @@ class Loop:
 
     async def task_done(self, task: Task) -> None:
         """A task of a multi-task step finished: keep its writes even if the step never
-        completes (a crash, a cancel, a sibling's error or interrupt)."""
+        completes (a crash, a cancel, a sibling's error or interrupt).
+
+        Cancellation:
+            One store transaction; cancelled before it commits, the task runs again
+            on resume.
+        """
         if self.persist is not None and not self.opts.scope.cancel_called:
             await self.persist.put_writes(task_writes(task))
 
     async def task_failed(self, task: Task, error: BaseException) -> None:
-        """An attempt failed: the run's policies may stop the run for it."""
+        """An attempt failed: the run's policies may stop the run for it.
+
+        Cancellation:
+            As `RunHost.stop`.
+        """
         hooks = self.opts.host.hooks
         if hooks is not None:
             reason = hooks.task_failed(task, error)

@@ -13,7 +13,7 @@ from tether.config import RunConfig
 from tether.engine.hooks import StepHooks
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
-from tether.engine.threads import WorkerPool
+from tether.engine.to_thread import ThreadPool
 from tether.node_context import Meter
 from tether.store.base import BaseStore
 from tether.types import CancelReason
@@ -71,7 +71,7 @@ class LoopOptions:
     config: RunConfig
     scope: CancelScope
     emitter: Emitter
-    pool: WorkerPool
+    pool: ThreadPool
     host: RunHost
     store: CheckpointStore | None = None
     thread_id: str | None = None

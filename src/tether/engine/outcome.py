@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tether.cancel.scope import CancelHook
 from tether.checkpoint.base import CheckpointRecord, WriteRecord
 from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, RESUME
 from tether.engine.calls import call_writes
@@ -56,7 +57,7 @@ class LoopOutcome:
         return tuple(t.name for t in self.tasks if t.outcome == "cancelled")
 
     @property
-    def hooks(self) -> list[tuple[str, Any]]:
+    def hooks(self) -> list[tuple[str, CancelHook]]:
         """Cleanup hooks of the cancelled tasks, with their task names."""
         return [hook for t in self.tasks for hook in t.hooks]
 
@@ -105,7 +106,8 @@ def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
                     cancelled_at is not None and task.finished_at >= cancelled_at):
                 task.outcome, task.writes = "cancelled", None
     if status in ("cancelled", "error", "interrupted"):
-        writes = tuple(w for t in tasks for w in (*task_writes(t), *call_writes(t)))
+        writes = tuple(w for t in tasks
+                       for w in (*task_writes(t), *(call_writes(t) if t.calls else ())))
     return LoopOutcome(
         status=status, values=dict(values), output=state.output(values), step=state.step,
         checkpoint_id=persist.checkpoint_id if persist is not None else None,

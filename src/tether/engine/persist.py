@@ -70,7 +70,12 @@ class Persistence:
 
     async def checkpoint(self, channels: Mapping[str, BaseChannel], step: int, source: str,
                          nxt: Sequence[str], metadata: dict[str, Any]) -> CheckpointRecord:
-        """Take a checkpoint of `channels` and store it per the durability mode."""
+        """Take a checkpoint of `channels` and store it per the durability mode.
+
+        Cancellation:
+            With durability `sync`, one store transaction: cancelled before it
+            commits, the checkpoint is not stored (the run's end stores what is left).
+        """
         new_id = uuid7()
         blobs: dict[str, Any] = {}
         refs = self.refs
@@ -108,6 +113,9 @@ class Persistence:
             ran: the tasks of the step it concludes (named in its metadata).
             names: the names recorded as due, when not those of `next_tasks` (the input
                 checkpoint records `__start__`).
+
+        Cancellation:
+            As `checkpoint`.
         """
         self.mark(updated)
         if names is None:
@@ -139,7 +147,11 @@ class Persistence:
             self._unsaved.pop(0)
 
     async def flush(self) -> None:
-        """Wait until background writes (durability `async`) are done."""
+        """Wait until background writes (durability `async`) are done.
+
+        Cancellation:
+            Only the waiting stops; the background writer goes on.
+        """
         if self._writer is not None and not self._writer.done():
             await self._writer
 
@@ -167,7 +179,11 @@ class Persistence:
         return (replace(last, blobs=blobs, refs=refs, parent_id=parent),)
 
     async def put_writes(self, writes: Sequence[WriteRecord]) -> None:
-        """Store pending writes against the current checkpoint, now (durability `sync`)."""
+        """Store pending writes against the current checkpoint, now (durability `sync`).
+
+        Cancellation:
+            One store transaction; safe to retry.
+        """
         if self.checkpoint_id is None or not writes or self.durability != "sync":
             return
         await self.store.aput_writes(self.thread_id, self.ns, self.checkpoint_id, writes)

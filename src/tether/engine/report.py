@@ -3,6 +3,7 @@ the config a task sees (the run's, plus LangGraph's per-task metadata)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tether.checkpoint.base import StoredCheckpoint
@@ -10,12 +11,13 @@ from tether.engine.snapshot import view
 from tether.engine.spec import GraphSpec
 from tether.engine.stream import Emitter
 from tether.engine.task import Task
+from tether.types import Interrupt
 
 
 def checkpoint_payload(thread_id: str | None, ns: str, values: Any, checkpoint_id: str,
                        parent_id: str | None, *, names: tuple[str, ...],
                        metadata: dict[str, Any],
-                       tasks: list[tuple[str, tuple[Any, ...]]]) -> dict[str, Any]:
+                       tasks: Sequence[tuple[str, tuple[Interrupt, ...]]]) -> dict[str, Any]:
     """The `checkpoints`/`debug` chunk for a checkpoint of `thread_id`, in LangGraph's shape."""
     def cfg(cid: str | None) -> dict[str, Any] | None:
         if cid is None:

@@ -31,7 +31,11 @@ class Router:
         self.preview = preview
 
     async def writes_for(self, task: Task, result: Any) -> list[Write]:
-        """The writes a task's return value makes: state updates, edges, branches, gotos."""
+        """The writes a task's return value makes: state updates, edges, branches, gotos.
+
+        Cancellation:
+            A conditional edge may await; cancelled there, no write is made.
+        """
         node = task.node
         updates = node.updates
         writes: list[Write] = []
@@ -72,7 +76,11 @@ class Router:
 
     async def branch_writes(self, branch: BranchSpec, state: dict[str, Any],
                             source: str) -> list[Write]:
-        """Evaluate a conditional edge on `state` and turn its answer into trigger writes."""
+        """Evaluate a conditional edge on `state` and turn its answer into trigger writes.
+
+        Cancellation:
+            The path function may await; cancelled there, no write is made.
+        """
         arg = branch.reader(state) if branch.reader is not None else state
         kwargs: dict[str, Any] = {}
         if "config" in branch.kwargs:

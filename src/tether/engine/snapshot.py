@@ -10,7 +10,7 @@ from tether.checkpoint.base import StoredCheckpoint
 from tether.checkpoint.ids import task_id
 from tether.constants import ERROR, INTERRUPT, START
 from tether.engine.apply import group_writes
-from tether.engine.resume import attach_pending
+from tether.engine.interrupts import attach_pending
 from tether.engine.spec import GraphSpec
 from tether.engine.state import ChannelState
 from tether.engine.task import PULL, Task

@@ -8,8 +8,9 @@ from typing import Any
 from tether.checkpoint.base import StoredCheckpoint, WriteRecord
 from tether.constants import END, NULL_TASK_ID, START
 from tether.engine.apply import group_writes
+from tether.engine.execute import Executor
+from tether.engine.interrupts import InputPlan
 from tether.engine.persist import Persistence
-from tether.engine.resume import InputPlan
 from tether.engine.routing import Router
 from tether.engine.spec import Write
 from tether.engine.state import ChannelState
@@ -24,6 +25,9 @@ async def load(state: ChannelState, persist: Persistence | None,
 
     Raises:
         CheckpointNotFound: the thread has no checkpoint `checkpoint_id`.
+
+    Cancellation:
+        Safe: it only reads.
     """
     if persist is None:
         return None
@@ -39,11 +43,17 @@ async def load(state: ChannelState, persist: Persistence | None,
     return stored
 
 
-async def input_step(state: ChannelState, persist: Persistence | None, router: Router,
+async def input_step(state: ChannelState, persist: Persistence | None, executor: Executor,
                      graph_input: Any, plan: InputPlan, *,
                      loaded: StoredCheckpoint | None) -> list[Task]:
     """Apply the run's input as the writes of the virtual START node: the input checkpoint,
-    then the first step's. Returns the tasks of the first step."""
+    then the first step's (routed by `executor.router` when the input routes). Returns the
+    tasks of the first step.
+
+    Cancellation:
+        Each checkpoint is one store transaction; cancelled between them, the run
+        resumes from the input checkpoint.
+    """
     state.move_to(loaded.step + 1 if loaded is not None else -1)
     state.refresh_all()
     start = state.spec.start
@@ -58,8 +68,8 @@ async def input_step(state: ChannelState, persist: Persistence | None, router: R
     if start.branches:
         seen = state.preview(writes)
         for branch in start.branches:
-            writes.extend(await router.branch_writes(branch, seen, START))
-    writes.extend(router.goto_write(t, START) for t in plan.goto if t != END)
+            writes.extend(await executor.router.branch_writes(branch, seen, START))
+    writes.extend(executor.router.goto_write(t, START) for t in plan.goto if t != END)
     start_task = Task(start, graph_input, (PULL, START), state.step, outcome="done",
                       writes=writes)
     updated = state.commit(group_writes([start_task]))
@@ -86,7 +96,11 @@ async def _input_triggers(state: ChannelState, persist: Persistence | None,
 async def replaying_older(persist: Persistence | None, loaded: StoredCheckpoint | None,
                           checkpoint_id: str | None) -> bool:
     """True when the run continues from a checkpoint (`checkpoint_id`, asked for by the
-    config) that is not its thread's latest."""
+    config) that is not its thread's latest.
+
+    Cancellation:
+        Safe: it only reads.
+    """
     if loaded is None or checkpoint_id is None or persist is None:
         return False
     latest = await persist.store.aget_checkpoint(persist.thread_id, persist.ns)
@@ -94,7 +108,11 @@ async def replaying_older(persist: Persistence | None, loaded: StoredCheckpoint 
 
 
 async def fork(state: ChannelState, persist: Persistence | None) -> None:
-    """Replaying an older checkpoint starts a new branch of history from a copy of it."""
+    """Replaying an older checkpoint starts a new branch of history from a copy of it.
+
+    Cancellation:
+        One store transaction: the fork checkpoint is stored whole or not at all.
+    """
     state.move_to(state.step + 1)
     if persist is not None:
         await persist.take(state, "fork", (), state.plan(None))
@@ -103,7 +121,11 @@ async def fork(state: ChannelState, persist: Persistence | None) -> None:
 async def apply_command(state: ChannelState, persist: Persistence | None, router: Router,
                         plan: InputPlan) -> None:
     """A `Command(update=..., goto=...)` for a thread that has a checkpoint: its writes are
-    applied at once (and kept on the checkpoint), then the pending tasks run."""
+    applied at once (and kept on the checkpoint), then the pending tasks run.
+
+    Cancellation:
+        The writes are stored in one transaction before they are applied.
+    """
     writes: list[Write] = list(plan.command_writes or ())
     writes.extend(router.goto_write(t, START) for t in plan.goto if t != END)
     if persist is not None:

@@ -21,7 +21,7 @@ from tether import node_context
 from tether.cancel.scope import CancelScope
 from tether.engine.execute import Executor
 from tether.engine.task import Task
-from tether.engine.threads import Job
+from tether.engine.to_thread import Job
 from tether.errors import GraphInterrupt
 
 

@@ -108,7 +108,7 @@ class Emitter:
                       {"step": step, "timestamp": _now(), "type": "checkpoint",
                        "payload": payload})
 
-    def emit_lifecycle(self, event: Any) -> None:
+    def emit_lifecycle(self, event: dict[str, Any]) -> None:
         """A run lifecycle event (tether's `lifecycle` mode)."""
         if self.lifecycle:
             self.sink(self.ns, "lifecycle", event)

@@ -47,7 +47,11 @@ def child_options(opts: LoopOptions, task: Task, handler: Callable[[Any], Any], 
 
 
 async def resumes(opts: LoopOptions) -> bool:
-    """Whether the child loop of `opts` continues from a checkpoint of its own."""
+    """Whether the child loop of `opts` continues from a checkpoint of its own.
+
+    Cancellation:
+        Safe: it only reads.
+    """
     if opts.store is None or opts.thread_id is None:
         return False
     return await opts.store.aget_checkpoint(opts.thread_id, opts.ns) is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tether.cancel.scope import CancelScope
+from tether.cancel.scope import CancelHook, CancelScope
 from tether.checkpoint.ids import task_id
 from tether.engine.spec import NodeSpec, Write
 from tether.types import Interrupt
@@ -27,7 +27,7 @@ class Task:
 
     node: NodeSpec
     input: Any
-    path: tuple[str, Any]
+    path: tuple[str, str | int]
     step: int
     _id: str = ""
     outcome: TaskOutcome = "pending"
@@ -40,7 +40,7 @@ class Task:
     finished_at: float | None = None
     stop_mode: StopMode | None = None
     cached: bool = False
-    hooks: list[Any] = field(default_factory=list)
+    hooks: list[tuple[str, CancelHook]] = field(default_factory=list)
     # What the id is made of, when it is derived from a checkpoint: computed on first use, as
     # most tasks finish without anybody asking for it.
     id_key: tuple[str, str, int] | None = None
@@ -83,7 +83,7 @@ class Task:
         return self.node.name
 
     @property
-    def sort_key(self) -> tuple[int, Any]:
+    def sort_key(self) -> tuple[int, str | int]:
         """LangGraph's write order: pull tasks by node name, then push tasks by index."""
         kind, detail = self.path
         return (0, detail) if kind == PULL else (1, detail)

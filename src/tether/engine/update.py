@@ -8,8 +8,8 @@ from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
 from tether.config import RunConfig
 from tether.constants import START
 from tether.engine.apply import group_writes
+from tether.engine.interrupts import is_paused_before, paused_before_marker
 from tether.engine.persist import Persistence
-from tether.engine.resume import is_paused_before, paused_before_marker
 from tether.engine.routing import Router
 from tether.engine.spec import GraphSpec
 from tether.engine.start import load

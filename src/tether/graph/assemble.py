@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tether.channels.after_finish import LastValueAfterFinish, NamedBarrierValueAfterFinish
 from tether.channels.base import BaseChannel
@@ -13,11 +13,8 @@ from tether.channels.topic import Topic
 from tether.constants import BRANCH_PREFIX, END, JOIN_PREFIX, START, TASKS
 from tether.engine.caching import identifier
 from tether.engine.spec import BranchSpec, GraphSpec, NodeSpec, Write
-from tether.graph.nodes import NodeDef, inspect_callable, mentions_graph_calls
+from tether.graph.nodes import NodeDef, Wiring, inspect_callable, mentions_graph_calls
 from tether.graph.schema import input_writes, reader, update_writes
-
-if TYPE_CHECKING:
-    from tether.graph.state import StateGraph
 
 
 def join_channel(sources: tuple[str, ...], target: str) -> str:
@@ -25,7 +22,7 @@ def join_channel(sources: tuple[str, ...], target: str) -> str:
     return f"{JOIN_PREFIX}{'+'.join(sources)}:{target}"
 
 
-def _edge_writes(graph: StateGraph[Any], source: str) -> tuple[Write, ...]:
+def _edge_writes(graph: Wiring, source: str) -> tuple[Write, ...]:
     writes: list[Write] = []
     for start, end in graph.edges:
         if start == source and end != END:
@@ -36,7 +33,7 @@ def _edge_writes(graph: StateGraph[Any], source: str) -> tuple[Write, ...]:
     return tuple(writes)
 
 
-def _branches(graph: StateGraph[Any], source: str,
+def _branches(graph: Wiring, source: str,
               state_reader: Callable[[dict[str, Any]], Any] | None) -> tuple[BranchSpec, ...]:
     out: list[BranchSpec] = []
     for branch in graph.branches.get(source, {}).values():
@@ -46,7 +43,7 @@ def _branches(graph: StateGraph[Any], source: str,
     return tuple(out)
 
 
-def assemble(graph: StateGraph[Any], interrupt_before: tuple[str, ...],
+def assemble(graph: Wiring, interrupt_before: tuple[str, ...],
              interrupt_after: tuple[str, ...], name: str, *, strict: bool = False) -> GraphSpec:
     """Build the engine's view of a validated graph (`strict`: a node returning a key the
     state lacks fails instead of warning)."""

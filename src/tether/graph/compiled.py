@@ -11,7 +11,7 @@ from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
 from tether.engine.calls import current_site
-from tether.engine.threads import default_pool
+from tether.engine.to_thread import default_pool
 from tether.errors import ConfigError
 from tether.graph.history import GraphHistory
 from tether.graph.stream_parts import PartsFormat, coercing
@@ -80,12 +80,16 @@ class CompiledStateGraph(GraphHistory):
                default_store: BaseStore | None = None) -> CompiledStateGraph:
         """The same graph recorded in `checkpointer` (and, given, served under `name`): its
         interrupts, config, long-term store, strictness and policies (budgets, loop detection,
-        guards) kept. What the CLI, the server and workers run a user's graph as.
+        guards) kept. What the CLI, the server and workers run a user's graph as: itself when it
+        is recorded there under that name already (with a long-term store, if one is offered).
 
         Args:
             default_store: the long-term store of the copy if this graph has none (a store
                 the graph was compiled with is kept).
         """
+        if (checkpointer is self.checkpointer and (name is None or name == self.name)
+                and (self.store is not None or default_store is None)):
+            return self
         bound = type(self)(
             self.builder, checkpointer=checkpointer,
             store=self.store if self.store is not None else default_store,
@@ -289,7 +293,13 @@ class CompiledStateGraph(GraphHistory):
         """Iterate over a run's chunks from sync code. Leaving the loop early cancels the run."""
         from tether.graph.sync_stream import iterate
 
-        return iterate(self, input, config, stream_mode or self.stream_mode, kwargs)
+        def begin(private: bool) -> Run:
+            request, run_id = self._request(input, config,
+                                            stream_mode=stream_mode or self.stream_mode,
+                                            inline_sync=private, **kwargs)
+            return Run(request, run_id, owned=True)
+
+        return iterate(begin)
 
     # -- runs by id -----------------------------------------------------------------------
 
@@ -317,7 +327,11 @@ class CompiledStateGraph(GraphHistory):
 
     async def await_run(self, run_id: str,
                         timeout: float | None = None) -> RunInfo:  # noqa: ASYNC109
-        """Wait (async) until the run has ended; its record."""
+        """Wait (async) until the run has ended; its record.
+
+        Cancellation:
+            Only the waiting stops; the run goes on.
+        """
         return await control.await_run(self.ledger, run_id, timeout)
 
     def list_runs(self, thread_id: str | None = None,
@@ -332,7 +346,7 @@ class CompiledStateGraph(GraphHistory):
         Only the tasks that had not finished run again; the new run gets the full
         `recursion_limit` it is given.
         """
-        from tether.graph.resume import resume_config
+        from tether.graph.run_resume import resume_config
 
         cfg = resume_config(self, run_id, config)
         def make() -> Run:
@@ -356,7 +370,7 @@ class CompiledStateGraph(GraphHistory):
         from tether.graph.drawing import draw
 
         del config
-        return draw(self, xray=bool(xray))
+        return draw(self.builder, xray=bool(xray))
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name} nodes={list(self.nodes)}>"

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from tether.constants import END, START
-from tether.graph.nodes import inspect_callable
-
-if TYPE_CHECKING:
-    from tether.graph.compiled import CompiledStateGraph
+from tether.graph.nodes import Wiring, inspect_callable
 
 
 class Node(NamedTuple):
@@ -73,10 +70,9 @@ def _mermaid_id(name: str) -> str:
     return name.replace(" ", "_").replace("-", "_")
 
 
-def draw(graph: CompiledStateGraph, *, xray: bool = False) -> DrawableGraph:
-    """The drawing of a compiled graph."""
+def draw(builder: Wiring, *, xray: bool = False) -> DrawableGraph:
+    """The drawing of a graph, from what its builder recorded."""
     del xray
-    builder = graph.builder
     out = DrawableGraph()
     out.nodes[START] = Node(START, START)
     for name in builder.nodes:
@@ -101,7 +97,7 @@ def draw(graph: CompiledStateGraph, *, xray: bool = False) -> DrawableGraph:
     return out
 
 
-def _conditional_edges(builder: Any) -> list[Edge]:
+def _conditional_edges(builder: Wiring) -> list[Edge]:
     out: list[Edge] = []
     every = [*builder.nodes, END]
     for source, branches in builder.branches.items():

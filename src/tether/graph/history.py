@@ -58,7 +58,11 @@ class GraphHistory:
 
     async def aget_state(self, config: dict[str, Any], *,
                          subgraphs: bool = False) -> StateSnapshot:
-        """Async twin of `get_state`."""
+        """Async twin of `get_state`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         return self.get_state(config, subgraphs=subgraphs)
 
     def get_state_history(self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
@@ -81,7 +85,11 @@ class GraphHistory:
                                  filter: dict[str, Any] | None = None,
                                  before: dict[str, Any] | None = None,
                                  limit: int | None = None) -> AsyncIterator[StateSnapshot]:
-        """Async twin of `get_state_history`."""
+        """Async twin of `get_state_history`.
+
+        Cancellation:
+            Safe: it only reads (checkpoints are read as the iterator advances).
+        """
         for snapshot in self.get_state_history(config, filter=filter, before=before, limit=limit):
             yield snapshot
 
@@ -91,6 +99,10 @@ class GraphHistory:
 
         Returns:
             The config of the new checkpoint.
+
+        Cancellation:
+            The new checkpoint is one store transaction: stored whole or not at all;
+            a retry applies the update again.
         """
         store, rc = self._thread(config, "update_state()")
         assert rc.thread_id is not None

@@ -1,16 +1,18 @@
-"""What the builder learns from a node's or path function's callable: async or not, which engine
-objects it takes, and where its annotations say it may route."""
+"""What the builder records: its nodes and conditional edges (`NodeDef`, `BranchDef`, the whole
+as `Wiring`), and what it learns from a node's or path function's callable: async or not, which
+engine objects it takes, and where its annotations say it may route."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, Protocol, get_args, get_origin
 
 from tether.engine.spec import NODE_KWARGS, GraphSpec
+from tether.graph.schema import Schema
 from tether.types import Command, RetryPolicy
 
 
@@ -44,6 +46,44 @@ class NodeDef:
     defer: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     cache_policy: Any = None
+
+
+@dataclass(slots=True)
+class BranchDef:
+    """A conditional edge as recorded by `add_conditional_edges`."""
+
+    name: str
+    path: Callable[..., Any]
+    path_map: dict[Hashable, str] | None
+
+
+class Wiring(Protocol):
+    """What a builder has recorded, as compiling, validating and drawing read it (implemented
+    by `StateGraph`).
+
+    Attributes:
+        nodes: nodes in the order they were added.
+        edges: plain edges (source, target).
+        waiting_edges: join edges (sources, target): the target waits for all of them.
+        branches: conditional edges by source and name.
+        schema, input_schema, output_schema: the state, input and output schemas.
+    """
+
+    nodes: dict[str, NodeDef]
+    edges: list[tuple[str, str]]
+    waiting_edges: list[tuple[tuple[str, ...], str]]
+    branches: dict[str, dict[str, BranchDef]]
+    schema: Schema
+    input_schema: Schema
+    output_schema: Schema
+
+    @property
+    def channels(self) -> dict[str, Any]:
+        """Every state key of every schema, with its channel factory."""
+
+    @property
+    def managed(self) -> dict[str, Any]:
+        """Every managed-value key of every schema (`RemainingSteps`...), with its class."""
 
 
 def _unwrap(fn: Any) -> Any:

@@ -3,7 +3,6 @@ checks the wiring and produces a runnable graph."""
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import timedelta
@@ -14,21 +13,12 @@ from tether.constants import END, RESERVED_CHARS, RESERVED_NAMES, START
 from tether.engine.spec import GraphSpec
 from tether.errors import GraphCompileError
 from tether.graph.assemble import assemble
-from tether.graph.nodes import NodeDef, inspect_callable, node_name
+from tether.graph.nodes import BranchDef, NodeDef, inspect_callable, node_name
 from tether.graph.schema import Schema, schema_of
 from tether.types import RetryPolicy, TimeoutPolicy
 
 StateT = TypeVar("StateT")
 ISOLATIONS = ("inline", "thread", "process")
-
-
-@dataclasses.dataclass(slots=True)
-class BranchDef:
-    """A conditional edge as recorded by `add_conditional_edges`."""
-
-    name: str
-    path: Callable[..., Any]
-    path_map: dict[Hashable, str] | None
 
 
 class StateGraph(Generic[StateT]):

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tether.runs import portal
 from tether.runs.handle import Run
 from tether.types import CancelReason
-
-if TYPE_CHECKING:
-    from tether.graph.compiled import CompiledStateGraph
 
 
 async def _batch(run: Run) -> tuple[list[Any], bool]:
@@ -22,9 +19,12 @@ async def _batch(run: Run) -> tuple[list[Any], bool]:
     return [chunk, *buffer.drain()], False
 
 
-def iterate(graph: CompiledStateGraph, graph_input: Any, config: dict[str, Any] | None,
-            stream_mode: Any, kwargs: dict[str, Any]) -> Iterator[Any]:
-    """Run the graph and yield its chunks as they come.
+def iterate(start: Callable[[bool], Run]) -> Iterator[Any]:
+    """Start a run with `start` and yield its chunks as they come.
+
+    Args:
+        start: makes the run; told whether it runs on this thread's private loop (a lone sync
+            node may then run inline).
 
     Leaving the loop early (break, an exception, garbage collection) cancels the run and waits
     for its final checkpoint.
@@ -32,9 +32,7 @@ def iterate(graph: CompiledStateGraph, graph_input: Any, config: dict[str, Any] 
     private = not portal.loop_running()
 
     async def begin() -> Run:
-        request, run_id = graph._request(graph_input, config, stream_mode=stream_mode,
-                                         inline_sync=private, **kwargs)
-        return Run(request, run_id, owned=True)
+        return start(private)
 
     call: Callable[[Coroutine[Any, Any, Any]], Any]
     if private:

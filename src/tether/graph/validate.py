@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from tether.constants import END, START
 from tether.errors import GraphCompileError, StrictnessWarning
 from tether.graph.nodes import (
+    Wiring,
     has_return_annotation,
     inspect_callable,
     may_return_command,
     mentions_routing,
 )
 
-if TYPE_CHECKING:
-    from tether.graph.state import StateGraph
-
 ANY = "*"
 
 
-def validate(graph: StateGraph[Any], interrupt: Iterable[str], *, strict: bool = False) -> None:
+def validate(graph: Wiring, interrupt: Iterable[str], *, strict: bool = False) -> None:
     """Check a builder's wiring.
 
     A node that nothing can reach is refused with `strict`; otherwise it is a
@@ -43,7 +40,7 @@ def validate(graph: StateGraph[Any], interrupt: Iterable[str], *, strict: bool =
     _check_reachable(graph, strict)
 
 
-def _check_edges(graph: StateGraph[Any]) -> None:
+def _check_edges(graph: Wiring) -> None:
     nodes = set(graph.nodes)
     for source, target in graph.edges:
         if source != START and source not in nodes:
@@ -61,7 +58,7 @@ def _check_edges(graph: StateGraph[Any]) -> None:
             raise GraphCompileError(f"Found edge ending at unknown node `{target}`")
 
 
-def _check_routes(graph: StateGraph[Any]) -> None:
+def _check_routes(graph: Wiring) -> None:
     known = set(graph.nodes) | {END}
     for source, branches in graph.branches.items():
         if source != START and source not in graph.nodes:
@@ -81,7 +78,7 @@ def _check_routes(graph: StateGraph[Any]) -> None:
                 )
 
 
-def _targets(graph: StateGraph[Any], source: str) -> set[str] | None:
+def _targets(graph: Wiring, source: str) -> set[str] | None:
     """Where `source` may route; None when it may route anywhere."""
     out = {t for s, t in graph.edges if s == source}
     out |= {t for sources, t in graph.waiting_edges if source in sources}
@@ -106,7 +103,7 @@ def _targets(graph: StateGraph[Any], source: str) -> set[str] | None:
     return out
 
 
-def _may_command_parent(graph: StateGraph[Any]) -> bool:
+def _may_command_parent(graph: Wiring) -> bool:
     """Whether a node of `graph`, or of a subgraph inside it, may return a `Command` (and so
     `Command(graph=Command.PARENT, goto=...)` to a node of the graph above)."""
     for node in graph.nodes.values():
@@ -118,7 +115,7 @@ def _may_command_parent(graph: StateGraph[Any]) -> bool:
     return False
 
 
-def _check_reachable(graph: StateGraph[Any], strict: bool) -> None:
+def _check_reachable(graph: Wiring, strict: bool) -> None:
     seen: set[str] = set()
     frontier = [START]
     while frontier:

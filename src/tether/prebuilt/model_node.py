@@ -126,14 +126,22 @@ class AgentModel:
             raise ValueError(f"Got unexpected type for `prompt`: {type(prompt)}")
 
     async def resolve(self, state: Any, runtime: Runtime[Any]) -> Any:
-        """The model for this call (the fixed one, or the one the model function chose)."""
+        """The model for this call (the fixed one, or the one the model function chose).
+
+        Cancellation:
+            An async model function is cancelled with the node; nothing is kept.
+        """
         if not self.dynamic:
             return self.model
         chosen = self.model(state, runtime)
         return await chosen if inspect.isawaitable(chosen) else chosen
 
     async def model_input(self, state: Any, config: dict[str, Any]) -> Any:
-        """The prompt applied to the state: what the model is given."""
+        """The prompt applied to the state: what the model is given.
+
+        Cancellation:
+            A prompt runnable is cancelled with the node; nothing is kept.
+        """
         prompt = self.prompt
         messages = list(state_value(state, "messages") or [])
         if prompt is None:

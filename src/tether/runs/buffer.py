@@ -54,7 +54,11 @@ class ChunkBuffer:
             waiter.set_result(None)
 
     async def get(self) -> tuple[bool, Any]:
-        """The next chunk as (True, chunk), or (False, None) once closed and drained."""
+        """The next chunk as (True, chunk), or (False, None) once closed and drained.
+
+        Cancellation:
+            Only the waiting stops; no chunk is lost.
+        """
         while not self._chunks:
             if self._closed:
                 return False, None

@@ -9,11 +9,12 @@ from typing import Any
 import anyio
 
 from tether.cancel.context import is_async_hook
-from tether.engine.threads import WorkerPool
+from tether.cancel.scope import CancelHook
+from tether.engine.to_thread import ThreadPool
 
 
-async def run_hooks(hooks: Sequence[tuple[str, Any]], grace: float,
-                    pool: WorkerPool) -> list[dict[str, Any]]:
+async def run_hooks(hooks: Sequence[tuple[str, CancelHook]], grace: float,
+                    pool: ThreadPool) -> list[dict[str, Any]]:
     """Run each (task name, hook) once, within `grace` seconds for all of them together.
 
     Cancellation:
@@ -37,7 +38,8 @@ async def run_hooks(hooks: Sequence[tuple[str, Any]], grace: float,
     return reports
 
 
-async def _run_one(hook: Any, budget: float, pool: WorkerPool) -> tuple[str, str | None]:
+async def _run_one(hook: CancelHook, budget: float,
+                   pool: ThreadPool) -> tuple[str, str | None]:
     with anyio.CancelScope(shield=True):
         with anyio.move_on_after(budget) as guard:
             try:

@@ -11,6 +11,7 @@ import time
 
 from tether.checkpoint.base import CheckpointStore, RunFinish
 from tether.errors import RunNotFound
+from tether.runs import portal
 from tether.runs.core import RunCore
 from tether.runs.registry import REGISTRY
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
@@ -63,7 +64,12 @@ def cancel(store: CheckpointStore, run_id: str, reason: CancelReason) -> RunInfo
 
 async def acancel(store: CheckpointStore, run_id: str, reason: CancelReason,
                   wait: bool) -> RunInfo:
-    """Async `cancel`, optionally waiting for the run's end."""
+    """Async `cancel`, optionally waiting for the run's end.
+
+    Cancellation:
+        The request is durable before this returns or is interrupted; waiting can
+        be abandoned without affecting the cancel. Safe to retry.
+    """
     core = _live(run_id)
     if core is not None and core.aloop is _running_loop():
         info = await core.request_cancel(reason)
@@ -101,19 +107,20 @@ def wait(store: CheckpointStore, run_id: str, timeout: float | None) -> RunInfo:
             raise TimeoutError(f"run {run_id!r} did not end within {timeout}s")
         assert core.final is not None
         return core.final
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        info = get(store, run_id)
-        if info.terminal:
-            return info
-        if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"run {run_id!r} did not end within {timeout}s")
-        time.sleep(_POLL)
+    # A run of another process: the one polling loop, run on a loop of this thread's own.
+    return portal.run_sync(lambda _private: await_run(store, run_id, timeout))
 
 
 async def await_run(store: CheckpointStore, run_id: str,
                     timeout: float | None) -> RunInfo:  # noqa: ASYNC109
-    """Async `wait`."""
+    """Async `wait`.
+
+    Raises:
+        TimeoutError: `timeout` seconds passed first.
+
+    Cancellation:
+        Only the waiting stops; the run goes on.
+    """
     core = REGISTRY.live(run_id)
     if core is not None and core.aloop is _running_loop():
         return await asyncio.wait_for(core.wait(), timeout)

@@ -173,8 +173,9 @@ class RunCore:
         with self._lock:
             if self._requested_at is None:
                 now = time.monotonic()
-                age = max((utcnow() - reason.requested_at).total_seconds(), 0.0)
-                self._requested_at = now if first else now - age
+                if not first:  # made elsewhere: count from the request, by its age
+                    now -= max((utcnow() - reason.requested_at).total_seconds(), 0.0)
+                self._requested_at = now
                 if first:
                     self.journal.announce(RunEvent("request", reason.requested_at, None,
                                                    reason.to_dict()))
@@ -271,7 +272,7 @@ class RunCore:
 
     async def _commit_end(self, end: finalize.Ending,
                           outcome: LoopOutcome | None) -> RunFinish | None:
-        self.journal.record("finish", end.node, end.detail())
+        self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
         if not result.applied:
@@ -302,7 +303,8 @@ class RunCore:
         latency = (time.monotonic() - self._requested_at) * 1000.0
         commit, terminate = finalize.commit_cancel(reason, outcome, refused, self.thread_id,
                                                    events=self.journal.take(),
-                                                   latency_ms=latency)
+                                                   latency_ms=latency,
+                                                   spent=finalize.spent(self.policies))
         result = await self.store.afinish_run(self.run_id, commit)
         self.journal.announce(terminate)
         self.settle(result.info, None, finalize.cancel_error(

@@ -10,6 +10,7 @@ hooks, `commit_cancel`, `cancel_error`. Whichever became durable first wins.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from tether.errors import (
     RunTimeout,
 )
 from tether.runs.failure import short_traceback
+from tether.runs.policies import Policies
+from tether.runs.policies.budget import BUDGET_KEYS
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
@@ -143,7 +146,8 @@ def _final_checkpoint(outcome: LoopOutcome | None, refused: RunFinish | None) ->
 
 def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: RunFinish | None,
                   thread_id: str | None, *, events: tuple[RunEvent, ...],
-                  latency_ms: float) -> tuple[RunFinish, RunEvent]:
+                  latency_ms: float, spent: Mapping[str, Any] | None = None,
+                  ) -> tuple[RunFinish, RunEvent]:
     """The transaction of the cancel path: the final checkpoint and writes with the status flip
     (`timeout` for a reason of kind timeout), and the `terminate` event it ends with.
 
@@ -152,10 +156,12 @@ def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: Ru
             held back are committed here instead.
         events: the events recorded so far, not stored yet.
         latency_ms: from the cancel request to now.
+        spent: what the run spent and its budget (`spent`), for the `terminate` event.
     """
     status = RunStatus.TIMEOUT if reason.kind == "timeout" else RunStatus.CANCELLED
     terminate = RunEvent("terminate", utcnow(), None,
-                         {"status": status.value, "cancel_latency_ms": round(latency_ms, 3)})
+                         {"status": status.value, "cancel_latency_ms": round(latency_ms, 3),
+                          **(spent or {})})
     finish = RunFinish(
         status=status, checkpoint_id=_final_checkpoint(outcome, refused), thread_id=thread_id,
         reason=reason,
@@ -187,10 +193,21 @@ def cancel_error(reason: CancelReason, run_id: str, checkpoint_id: str | None,
     return RunCancelled(reason, run_id, checkpoint_id)
 
 
+def spent(policies: Policies | None) -> dict[str, Any]:
+    """What a run spent (`usage`) and its `budget`, for its last audit event: the faces show
+    them. Empty for a run that never started."""
+    if policies is None:
+        return {}
+    budget = policies.budget
+    limits = {key: dict(value) if isinstance(value, Mapping) else value
+              for key in sorted(BUDGET_KEYS) if (value := getattr(budget, key)) is not None}
+    return {"usage": policies.usage().to_dict(), **({"budget": limits} if limits else {})}
+
+
 def describe(error: BaseException) -> str:
     """An error as a run's record keeps it: its type and message."""
     return f"{type(error).__name__}: {error}"
 
 
 __all__ = ["CANCELLED", "Ending", "cancel_error", "cancel_reason", "checkpoint_detail",
-           "commit_cancel", "commit_end", "describe", "ending", "stopped_nodes"]
+           "commit_cancel", "commit_end", "describe", "ending", "spent", "stopped_nodes"]

@@ -120,6 +120,12 @@ class Run:
         Raises:
             RunCancelled: the run was cancelled (`RunTimeout` for a deadline).
             Exception: the exception of the node that failed.
+
+        Cancellation:
+            If the caller is cancelled while waiting for a run it owns (from `astream`,
+            `ainvoke`), the run is cancelled too and its cancel path finished (shielded,
+            bounded by the graces) before the cancellation propagates; a run from `start`
+            goes on.
         """
         self._ensure_started()
         try:

@@ -10,7 +10,7 @@ from typing import Any
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
 from tether.engine.spec import GraphSpec
-from tether.engine.threads import WorkerPool
+from tether.engine.to_thread import ThreadPool
 from tether.runs.policies import PolicyDefaults
 from tether.store.base import BaseStore
 from tether.types import CancelReason
@@ -56,7 +56,7 @@ class RunRequest:
     config: RunConfig
     store: CheckpointStore
     durable: bool
-    pool: WorkerPool
+    pool: ThreadPool
     stream: StreamFormat = field(default_factory=StreamFormat)
     context: Any = None
     interrupt_before: frozenset[str] | None = None

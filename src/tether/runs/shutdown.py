@@ -58,7 +58,11 @@ def drain(timeout: float | None = 10.0, reason: CancelReason | None = None) -> l
 
 async def adrain(timeout: float | None = 10.0,  # noqa: ASYNC109 - mirrors drain()
                  reason: CancelReason | None = None) -> list[RunInfo]:
-    """`drain` from async code: waits without blocking the event loop."""
+    """`drain` from async code: waits without blocking the event loop.
+
+    Cancellation:
+        Only the waiting stops: the cancels are already requested.
+    """
     return await asyncio.to_thread(drain, timeout, reason)
 
 

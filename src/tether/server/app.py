@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -15,13 +16,15 @@ from tether.checkpoint.base import CheckpointStore
 from tether.graph.compiled import CompiledStateGraph
 from tether.server import errors
 from tether.server.auth import ApiKeys, check_bind, load_api_keys
+from tether.server.board import ReportingLauncher, RunBoard
 from tether.server.context import ServerState
 from tether.server.graphs import Assistants
 from tether.server.guards import Guard
 from tether.server.launcher import FEED_MODES, LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
-from tether.server.routes import assistants, cancel, runs, threads, ui
+from tether.server.routes import assistants, cancel, console, runs, threads, ui
 from tether.server.routes import store as store_routes
+from tether.server.wire import RecentFacts, run_json
 from tether.store.base import BaseStore, IndexConfig, TTLConfig
 from tether.store.beside import store_beside
 
@@ -72,21 +75,19 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         raise ValueError("a Redis bus carries runs from workers: it needs a postgresql:// store")
     opened = store_beside(store) if long_term_store is None else None
     memory = long_term_store if long_term_store is not None else cast(BaseStore, opened)
-    served = Assistants(graphs, store, memory)
     limits = limits or ServerLimits()
     bus = None
     if launcher is None and getattr(store, "has_workers", False):
         from tether.bus import bus_for
 
         bus = bus_for(store, redis)
-    launcher = launcher or _launcher_for(store, served, limits, bus)
-    state = ServerState(served, store, launcher, limits, StreamSlots(limits.max_streams_per_key),
-                        auth=keys is not None, long_term_store=memory)
+    state = _state(Assistants(graphs, store, memory), store, limits, launcher,
+                   auth=keys is not None, memory=memory, bus=bus)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await launcher.aclose()
+        await state.aclose()
         if bus is not None:
             await bus.aclose()
         if opened is not None:
@@ -99,11 +100,22 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
                   docs_url=None, redoc_url=None)
     app.state.tether = state
     errors.install(app)
-    for module in (assistants, threads, runs, cancel, store_routes, ui):
+    for module in (assistants, threads, runs, cancel, store_routes, console, ui):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
     return app
+
+
+def _state(served: Assistants, store: CheckpointStore, limits: ServerLimits,
+           launcher: RunLauncher | None, *, auth: bool, memory: BaseStore,
+           bus: StreamBus | None) -> ServerState:
+    """The server's parts: its runs launched (and reported to the pages' board)."""
+    inner = launcher or _launcher_for(store, served, limits, bus)
+    board = RunBoard(store, inner, lambda info: run_json(info, inner.facts(info.run_id)))
+    return ServerState(served, store, ReportingLauncher(inner, board), limits,
+                       StreamSlots(limits.max_streams_per_key), auth=auth, board=board,
+                       long_term_store=memory)
 
 
 def _launcher_for(store: CheckpointStore, served: Assistants, limits: ServerLimits,
@@ -118,7 +130,8 @@ def _launcher_for(store: CheckpointStore, served: Assistants, limits: ServerLimi
         store,  # type: ignore[arg-type]
         feed_factory=lambda run_id: RunFeed(run_id, limit=limits.feed_events),
         run_config=run_config, cancel_wait=limits.cancel_wait_seconds,
-        feed_retain=limits.feed_retain_seconds, bus=bus, feed_modes=FEED_MODES)
+        feed_retain=limits.feed_retain_seconds, facts=RecentFacts(), bus=bus,
+        feed_modes=FEED_MODES)
     # Its feeds are the RunFeeds the factory makes; it declares them as its own Feed protocol.
     return cast(RunLauncher, queued)
 
@@ -173,8 +186,6 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
         ValueError: no auth on a non-loopback host; auth with no keys; a malformed key list;
             `redis` without a `postgresql://` db.
     """
-    import uvicorn
-
     check_bind(host, auth=not no_auth)
     keys: Any = None
     if not no_auth:
@@ -192,12 +203,36 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
             memory.start_ttl_sweeper()
         app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits,
                          long_term_store=memory, redis=redis)
-        # The standard asyncio loop: tether's cancel scopes are written for it.
-        uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none", loop="asyncio",
-                    lifespan="on", timeout_graceful_shutdown=30)
+        _run(app, host=host, port=port, log_level=log_level)
     finally:
         memory.close()
         store.close()
+
+
+def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
+    """Serve `app` with uvicorn until interrupted.
+
+    Raises:
+        SystemExit: 3, as `uvicorn.run`, when the server could not start (a port in use...).
+    """
+    import uvicorn
+
+    state: ServerState = app.state.tether
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Before uvicorn waits for open connections: end the streams that would otherwise
+            # hold it (the pages' boards, the streams of runs still going).
+            await state.aclose()
+            await super().shutdown(sockets)
+
+    # The standard asyncio loop: tether's cancel scopes are written for it.
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
+                                   loop="asyncio", lifespan="on", timeout_graceful_shutdown=30))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise SystemExit(3)
 
 
 __all__ = ["create_app", "open_store", "serve"]

@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Request
 from tether.checkpoint.base import CheckpointStore, ThreadRecord
 from tether.checkpoint.ids import uuid7
 from tether.server.auth import Principal
+from tether.server.board import RunBoard
 from tether.server.errors import not_found
 from tether.server.graphs import Assistant, Assistants
 from tether.server.guards import PRINCIPAL
@@ -44,7 +45,18 @@ class ServerState:
     limits: ServerLimits
     slots: StreamSlots
     auth: bool
+    board: RunBoard
     long_term_store: BaseStore
+
+    async def aclose(self) -> None:
+        """Stop serving: the pages' live boards end, and runs still going are cancelled
+        (kind `shutdown`) or, when workers drive them, left to the workers. Idempotent.
+
+        Cancellation:
+            As `RunLauncher.aclose`.
+        """
+        self.board.close()
+        await self.launcher.aclose()
 
     # -- threads ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from collections.abc import Collection
 from typing import Any
@@ -21,11 +22,16 @@ ALWAYS = frozenset({"metadata", "error"})
 
 
 class FeedEvent:
-    """One event of a run's stream; its SSE bytes are made once, on first use."""
+    """One event of a run's stream; its SSE bytes are made once, on first use.
 
-    __slots__ = ("_wire", "event", "mode", "payload", "seq")
+    Attributes:
+        at: when it was published (epoch seconds): the web page's timeline times tasks by it.
+    """
+
+    __slots__ = ("_wire", "at", "event", "mode", "payload", "seq")
 
     def __init__(self, seq: int, event: str, payload: Any) -> None:
+        self.at = time.time()
         self.seq = seq
         self.event = event
         self.mode = event.split("|", 1)[0]

@@ -36,10 +36,9 @@ class Assistant:
 def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str,
          long_term_store: BaseStore | None = None) -> CompiledStateGraph:
     """`graph` running on `store` under `name` (the id it is served as, which its runs record):
-    itself if it already does, else compiled again.
-
-    The graph keeps its interrupts, config, long-term store and policies (`rebind`); a graph
-    compiled without a long-term store gets `long_term_store`.
+    itself if it already does, else compiled again (`CompiledStateGraph.rebind`: it keeps its
+    interrupts, config, long-term store and policies; a graph compiled without a long-term store
+    gets `long_term_store`).
 
     Raises:
         TypeError: `graph` is not a compiled tether graph (a LangGraph one, say).
@@ -49,9 +48,6 @@ def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str,
             f"the server serves compiled tether graphs (tether.graph.StateGraph(...).compile()), "
             f"not {type(graph).__module__}.{type(graph).__name__}"
         )
-    if graph.checkpointer is store and graph.name == name and (
-            graph.store is not None or long_term_store is None):
-        return graph
     return graph.rebind(store, name=name, default_store=long_term_store)
 
 

@@ -8,17 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tether.errors import RunCancelled
-from tether.graph.resume import resume_config
+from tether.graph.run_resume import resume_config
 from tether.runs import Run
 from tether.server.feed import RunFeed
 from tether.server.graphs import Assistant
 from tether.server.limits import ServerLimits
-from tether.server.wire import TENANT_KEY, RunFacts
+from tether.server.wire import TENANT_KEY, RecentFacts, RunFacts
 from tether.types import CancelReason, RunInfo
 
 logger = logging.getLogger("tether.server")
@@ -26,8 +25,6 @@ logger = logging.getLogger("tether.server")
 FEED_MODES = frozenset({"values", "updates", "tasks", "lifecycle"})
 """Modes every run streams into its feed, whatever the client asked for: `values` gives the
 final result of a join, `tasks` and `lifecycle` drive the web page."""
-
-_FACTS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +122,7 @@ class LocalLauncher:
         self._graph = assistants_graph
         self._limits = limits
         self._feeds: dict[str, RunFeed] = {}
-        self._facts: OrderedDict[str, RunFacts] = OrderedDict()
+        self._facts = RecentFacts()
         self._pumps: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -156,7 +153,7 @@ class LocalLauncher:
         feed = RunFeed(run.run_id, limit=self._limits.feed_events)
         feed.publish("metadata", {"run_id": run.run_id, "attempt": 1})
         self._feeds[run.run_id] = feed
-        self._remember(run.run_id, order.facts)
+        self._facts.remember(run.run_id, order.facts)
         pump = asyncio.get_running_loop().create_task(self._pump(run, feed, order),
                                                       name=f"tether-feed-{run.run_id}")
         self._pumps.add(pump)
@@ -213,7 +210,7 @@ class LocalLauncher:
             if isinstance(feed.final, RunInfo):
                 return feed.final
         info: RunInfo = self._graph.get_run(run_id)
-        if info.terminal or info.status.value == "interrupted":
+        if info.status.at_rest:
             return info
         ended: RunInfo = await self._graph.await_run(run_id, timeout)
         return ended
@@ -255,10 +252,6 @@ class LocalLauncher:
         if self._feeds.get(feed.run_id) is feed:
             del self._feeds[feed.run_id]
 
-    def _remember(self, run_id: str, facts: RunFacts) -> None:
-        self._facts[run_id] = facts
-        while len(self._facts) > _FACTS_KEPT:
-            self._facts.popitem(last=False)
 
 
 def run_config(order: RunOrder) -> dict[str, Any]:
@@ -279,8 +272,6 @@ def run_config(order: RunOrder) -> dict[str, Any]:
     config["metadata"] = metadata
     return config
 
-
-_run_config = run_config  # the name tether.worker's tests import
 
 
 def _event(chunk: Any) -> tuple[str, Any]:

@@ -211,6 +211,29 @@ class ResumeRequest(Strict):
     stream_mode: StreamModeName | list[StreamModeName] = "values"
 
 
+class RunsQuery(Strict):
+    """The query of tether's `GET /tether/runs`: a page of runs matching a filter."""
+
+    limit: int = Field(default=50, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+    status: str | None = None
+    graph: str | None = None
+    thread: str | None = None
+    kind: str | None = None
+    since: str | None = None
+    until: str | None = None
+    q: str | None = Field(default=None, max_length=500)
+
+
+class ForkRequest(Strict):
+    """tether's `POST /tether/runs/{id}/fork`: edit a stopped run's state and continue."""
+
+    values: dict[str, Any]
+    as_node: str | None = Field(default=None, min_length=1)
+    config: dict[str, Any] | None = None
+    stream_mode: StreamModeName | list[StreamModeName] = "values"
+
+
 class StorePut(Strict):
     """`PUT /store/items`: write an item of the long-term store."""
 
@@ -255,10 +278,12 @@ __all__ = [
     "CancelRequest",
     "CheckpointIn",
     "CommandIn",
+    "ForkRequest",
     "HistoryRequest",
     "ResumeRequest",
     "RunCreate",
     "RunsCancel",
+    "RunsQuery",
     "SendIn",
     "StateAt",
     "StateUpdate",

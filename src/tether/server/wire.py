@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import date, datetime
 from enum import Enum
@@ -59,6 +60,32 @@ class RunFacts:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     multitask_strategy: str | None = None
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+FACTS_KEPT = 10_000
+"""How many runs' facts a launcher remembers; the oldest are forgotten first."""
+
+
+class RecentFacts:
+    """The `RunFacts` of the runs a server started most recently (`FACTS_KEPT` of them).
+
+    Only the loop of the server touches it.
+    """
+
+    __slots__ = ("_facts",)
+
+    def __init__(self) -> None:
+        self._facts: OrderedDict[str, RunFacts] = OrderedDict()
+
+    def remember(self, run_id: str, facts: RunFacts) -> None:
+        """Keep `facts` of a run just started."""
+        self._facts[run_id] = facts
+        while len(self._facts) > FACTS_KEPT:
+            self._facts.popitem(last=False)
+
+    def get(self, run_id: str) -> RunFacts | None:
+        """The facts of a run, if still remembered."""
+        return self._facts.get(run_id)
 
 
 _SIMPLE: tuple[tuple[type[Any] | tuple[type[Any], ...], Any], ...] = (
@@ -203,6 +230,8 @@ def interrupts_by_task(snapshot: StateSnapshot | None) -> dict[str, list[Any]]:
 
 
 __all__ = [
+    "FACTS_KEPT",
+    "RecentFacts",
     "AGENT_STATUS",
     "NAMESPACE_GRAPH",
     "TENANT_KEY",

@@ -179,7 +179,8 @@ async def _serve(store: PostgresSaver, served: Served, options: WorkerOptions,
     memory = store_beside(store, index=served.store_index, ttl=served.store_ttl)
     if served.store_ttl:
         memory.start_ttl_sweeper()
-    graphs = {n: loading.bind(g, store, n, memory) for n, g in served.graphs.items()}
+    graphs = {n: g.rebind(store, name=n, default_store=memory)
+              for n, g in served.graphs.items()}
     bus = bus_for(store, redis)
     engine = Worker(store, graphs, options, bus=bus)
     loop = asyncio.get_running_loop()

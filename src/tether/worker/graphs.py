@@ -1,5 +1,5 @@
-"""The graphs a worker serves: imported from `module:attr`, compiled onto the worker's store
-under the name their runs are queued with."""
+"""The graphs a worker serves: imported from `module:attr` (then compiled onto the worker's
+store under the name their runs are queued with: `CompiledStateGraph.rebind`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import os
 import sys
 from typing import Any
 
-from tether.checkpoint.base import CheckpointStore
 from tether.graph.compiled import CompiledStateGraph
-from tether.store.base import BaseStore
 
 
 def load(ref: str) -> CompiledStateGraph:
@@ -45,15 +43,4 @@ def default_name(ref: str) -> str:
     return ref.rpartition(":")[2].rpartition(".")[2]
 
 
-def bind(graph: CompiledStateGraph, store: CheckpointStore, name: str,
-         long_term_store: BaseStore | None = None) -> CompiledStateGraph:
-    """`graph` compiled onto `store` under `name`: its interrupts, config, long-term store
-    and policies (budgets, loop detection, guards) kept; a graph compiled without a long-term
-    store gets `long_term_store`."""
-    if graph.checkpointer is store and graph.name == name and (
-            graph.store is not None or long_term_store is None):
-        return graph
-    return graph.rebind(store, name=name, default_store=long_term_store)
-
-
-__all__ = ["bind", "default_name", "load"]
+__all__ = ["default_name", "load"]

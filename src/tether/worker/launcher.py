@@ -22,13 +22,12 @@ import contextlib
 import logging
 import os
 import socket
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.checkpoint.postgres.queue import Order
 from tether.errors import RunNotFound
-from tether.graph.resume import resume_config
+from tether.graph.run_resume import resume_config
 from tether.types import CancelReason, RunInfo, RunStatus
 from tether.worker import frames
 from tether.worker.tail import Tail
@@ -40,7 +39,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tether.worker")
 
-_FACTS_KEPT = 10_000
+class FactsBook(Protocol):
+    """Where a launcher keeps what a run's order said beyond tether's record (the server's
+    `RecentFacts`)."""
+
+    def remember(self, run_id: str, facts: Any) -> None:
+        """Keep `facts` of a run just queued."""
+
+    def get(self, run_id: str) -> Any:
+        """The facts of a run, if kept."""
 
 FALLBACK_POLL = 1.0
 """Seconds between looks at the database for the ends of runs, with a bus."""
@@ -63,6 +70,7 @@ class QueueLauncher:
         poll: seconds between looks at the database for feeds and waiters (without a bus).
         cancel_wait: seconds `cancel(wait=True)` waits for the run's end.
         feed_retain: seconds a feed stays after its run ended (for late subscribers).
+        facts: where to keep each run's facts (None: kept nowhere).
         bus: the bus the workers publish runs on (None: follow runs in the database).
         feed_modes: stream modes every run streams, whatever its order asked for.
     """
@@ -70,7 +78,8 @@ class QueueLauncher:
     def __init__(self, store: PostgresSaver, *, feed_factory: Callable[[str], Feed],
                  run_config: Callable[[Any], dict[str, Any]], poll: float = 0.05,
                  cancel_wait: float = 30.0, feed_retain: float = 60.0,
-                 bus: StreamBus | None = None, feed_modes: Collection[str] = ()) -> None:
+                 facts: FactsBook | None = None, bus: StreamBus | None = None,
+                 feed_modes: Collection[str] = ()) -> None:
         self._store = store
         self._feed_factory = feed_factory
         self._run_config = run_config
@@ -81,7 +90,7 @@ class QueueLauncher:
         self._watch = Watch(store, poll if bus is None else max(poll, FALLBACK_POLL))
         self._tail = None if bus is None else Tail(bus, store.serde, self._heard_end)
         self._feeds: dict[str, Feed] = {}
-        self._facts: OrderedDict[str, Any] = OrderedDict()
+        self._facts = facts
         self._closing = False
         self.name = f"launcher:{socket.gethostname()}:{os.getpid()}"
 
@@ -114,7 +123,8 @@ class QueueLauncher:
             graph=graph.name, thread_id=order.thread_id, input=graph_input, config=config,
             options=options, run_id=order.run_id, multitask=order.multitask_strategy))
         feed = self._open_feed(info.run_id)
-        self._remember(info.run_id, order.facts)
+        if self._facts is not None:
+            self._facts.remember(info.run_id, order.facts)
         on_end = self._on_end(info.run_id, feed, order.thread_id if order.temporary else None)
         if self._tail is not None:
             self._tail.feed(info.run_id, feed)
@@ -163,7 +173,7 @@ class QueueLauncher:
 
     def facts(self, run_id: str) -> Any:
         """What the order of a run queued here said beyond tether's record."""
-        return self._facts.get(run_id)
+        return self._facts.get(run_id) if self._facts is not None else None
 
     async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
         """Record the cancel, then tell the workers: by the bus, by `NOTIFY`, by polling, and
@@ -204,7 +214,7 @@ class QueueLauncher:
         info = await self._store.aget_run(run_id)
         if info is None:
             raise RunNotFound(run_id)
-        if info.terminal or info.status is RunStatus.INTERRUPTED:
+        if info.status.at_rest:
             return info
         ended = self._watch.waiter(run_id)
         if self._tail is not None and not self._tail.following(run_id):
@@ -262,7 +272,7 @@ class QueueLauncher:
 
     async def _fetch_end(self, run_id: str) -> None:
         info = await self._store.aget_run(run_id)
-        if info is not None and (info.terminal or info.status is RunStatus.INTERRUPTED):
+        if info is not None and info.status.at_rest:
             self._heard_end(run_id, info)
 
     def _close_late(self, run_id: str, feed: Feed, ended: RunInfo) -> None:
@@ -281,10 +291,6 @@ class QueueLauncher:
         if self._feeds.get(run_id) is feed:
             del self._feeds[run_id]
 
-    def _remember(self, run_id: str, facts: Any) -> None:
-        self._facts[run_id] = facts
-        while len(self._facts) > _FACTS_KEPT:
-            self._facts.popitem(last=False)
 
 
 __all__ = ["FALLBACK_POLL", "QueueLauncher"]

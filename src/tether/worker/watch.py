@@ -149,7 +149,7 @@ class Watch:
             seen.add(run_id)
             followed = self._runs[run_id]
             await self._show_state(followed, checkpoint_id)
-            if status.terminal or status is RunStatus.INTERRUPTED:
+            if status.at_rest:
                 await self._end(followed)
         for run_id in set(asked) - seen:
             gone = self._runs.pop(run_id, None)

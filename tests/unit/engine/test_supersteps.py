@@ -60,7 +60,7 @@ def test_lone_sync_node_runs_inline_under_invoke_and_on_a_worker_under_ainvoke()
     graph = StateGraph(S).add_node("w", where).add_edge(START, "w").compile()
     graph.invoke({"n": 0})
     asyncio.run(graph.ainvoke({"n": 0}))
-    assert seen == [threading.current_thread().name, "tether-worker"]
+    assert seen == [threading.current_thread().name, "tether-thread"]
 
 
 def test_node_returning_a_non_update_names_the_node() -> None:

@@ -13,10 +13,17 @@ from __future__ import annotations
 import re
 from typing import Final
 
-TERMINAL: Final = "('success', 'error', 'cancelled', 'timeout')"
-"""The terminal statuses as an SQL list; mirrors `tether.types.TERMINAL_STATUSES`."""
-ACTIVE: Final = "('pending', 'running', 'cancelling')"
+from tether.checkpoint import query
+from tether.types import RunStatus, sources
+
+TERMINAL: Final = query.TERMINAL
+"""The terminal statuses as an SQL list (`tether.types.TERMINAL_STATUSES`)."""
+ACTIVE: Final = query.ACTIVE
 """Statuses that need a live process to move on (an `interrupted` run waits for input)."""
+STARTABLE: Final = query.sql_list(sources(RunStatus.RUNNING))
+"""Where `mark_running` starts a run from (`tether.types.TRANSITIONS`)."""
+CANCELLABLE: Final = query.sql_list(sources(RunStatus.CANCELLING))
+"""Where `request_cancel` moves a run from (`tether.types.TRANSITIONS`)."""
 
 CANCEL_CHANNEL: Final = "tether_cancel"
 """`NOTIFY tether_cancel, '<run_id>'` is sent when a run's cancel request commits."""
@@ -188,8 +195,8 @@ moved AS (
     UPDATE runs SET status = 'running', started_at = coalesce(started_at, %(now)s),
         owner = %(owner)s, heartbeat_at = %(now)s
     WHERE run_id = %(run_id)s AND reason IS NULL AND CASE
-        WHEN %(epoch)s::bigint IS NULL THEN status IN ('pending', 'interrupted')
-        ELSE epoch = %(epoch)s AND status IN ('pending', 'interrupted', 'running') END
+        WHEN %(epoch)s::bigint IS NULL THEN status IN {STARTABLE}
+        ELSE epoch = %(epoch)s AND (status IN {STARTABLE} OR status = 'running') END
     RETURNING {RUN_COLUMNS}),
 logged AS (
     INSERT INTO events (run_id, phase, at, node, detail)
@@ -202,7 +209,7 @@ epoch before the statement (NULL: no such run), then the run if it moved."""
 REQUEST_CANCEL: Final = f"""
 WITH moved AS (
     UPDATE runs SET status = 'cancelling', reason = %(reason)s
-    WHERE run_id = %(run_id)s AND status NOT IN {TERMINAL} AND reason IS NULL
+    WHERE run_id = %(run_id)s AND status IN {CANCELLABLE} AND reason IS NULL
     RETURNING {RUN_COLUMNS}),
 logged AS (
     INSERT INTO events (run_id, phase, at, node, detail)

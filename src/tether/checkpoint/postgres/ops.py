@@ -1,11 +1,6 @@
-"""Store operations written once, run by a sync or an async connection.
-
-An operation is a generator: it yields `Query` objects and is sent each one's rows back; what it
-returns is the operation's result. It does no I/O itself, so the same code serves the sync
-methods (a `psycopg.Connection`) and their async twins (a `psycopg.AsyncConnection`): only the two
-small drivers below touch a connection. A database error is thrown into the operation at the
-`yield` that caused it, so the operation can translate it with its own context (a run id); an
-operation that catches one must return or raise, never yield again (the transaction is aborted).
+"""The Postgres drivers of the store operations (`tether.checkpoint.query`): a sync one for a
+`psycopg.Connection`, an async one for a `psycopg.AsyncConnection`, so one operation serves the
+sync methods and their async twins; and where psycopg's errors become tether's.
 """
 
 from __future__ import annotations
@@ -16,7 +11,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from tether.checkpoint.postgres import _sql
-from tether.checkpoint.query import Op, Query
+from tether.checkpoint.query import Op, Query, drive
 from tether.errors import CheckpointNotFound, TerminalStatusError
 
 T = TypeVar("T")
@@ -24,24 +19,25 @@ T = TypeVar("T")
 
 def run(conn: psycopg.Connection[Any], op: Op[T]) -> T:
     """Drive `op` on a sync connection (the caller owns the transaction)."""
-    try:
-        query = next(op)
-        while True:
-            try:
-                cursor = conn.execute(query.sql, query.params)
-                if query.fetch == "one":
-                    rows: Any = cursor.fetchone()
-                elif query.fetch == "all":
-                    rows = cursor.fetchall()
-                else:
-                    rows = None
-            except psycopg.Error as exc:
-                query = op.throw(translate(exc))
-            else:
-                query = op.send(rows)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+
+    def execute(query: Query) -> Any:
+        if query.fetch == "each":
+            with conn.cursor() as many:
+                many.executemany(query.sql, query.params)
+            return None
+        cursor = conn.execute(query.sql, query.params)
+        if query.fetch == "one":
+            return cursor.fetchone()
+        if query.fetch == "all":
+            return cursor.fetchall()
+        return None
+
+    return drive(op, execute, psycopg.Error, _translate)
+
+
+def _translate(exc: Exception) -> BaseException:
+    assert isinstance(exc, psycopg.Error)
+    return translate(exc)
 
 
 async def arun(conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
@@ -55,6 +51,11 @@ async def arun(conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
         query = next(op)
         while True:
             try:
+                if query.fetch == "each":
+                    async with conn.cursor() as many:
+                        await many.executemany(query.sql, query.params)
+                    query = op.send(None)
+                    continue
                 cursor = await conn.execute(query.sql, query.params)
                 if query.fetch == "one":
                     rows: Any = await cursor.fetchone()

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from typing import Final
 
+from tether.checkpoint import query
+from tether.types import RunStatus, sources
+
 APPLICATION_ID: Final = 0x54455448
 """`PRAGMA application_id` of a tether database ("TETH"): tells our files from other SQLite ones."""
 
-TERMINAL: Final = "('success', 'error', 'cancelled', 'timeout')"
-"""The terminal statuses as an SQL list; mirrors `tether.types.TERMINAL_STATUSES`."""
+TERMINAL: Final = query.TERMINAL
+"""The terminal statuses as an SQL list (`tether.types.TERMINAL_STATUSES`)."""
 
-ACTIVE: Final = "('pending', 'running', 'cancelling')"
+ACTIVE: Final = query.ACTIVE
 """Statuses that need a live process to move on (an `interrupted` run waits for input)."""
+STARTABLE: Final = query.sql_list(sources(RunStatus.RUNNING))
+"""Where `mark_running` starts a run from (`tether.types.TRANSITIONS`)."""
+CANCELLABLE: Final = query.sql_list(sources(RunStatus.CANCELLING))
+"""Where `request_cancel` moves a run from (`tether.types.TRANSITIONS`)."""
 
 # -- schema -------------------------------------------------------------------------------
 # Migrations are append-only: a released step is never edited, only followed by a new one.
@@ -201,12 +208,12 @@ def cancel_requests(count: int) -> str:
 MARK_RUNNING: Final = (
     "UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), owner = ?, "
     "heartbeat_at = ? "
-    "WHERE run_id = ? AND status IN ('pending', 'interrupted') AND reason IS NULL "
+    f"WHERE run_id = ? AND status IN {STARTABLE} AND reason IS NULL "
     f"RETURNING {RUN_COLUMNS}"
 )
 REQUEST_CANCEL: Final = (
     "UPDATE runs SET status = 'cancelling', reason = ? "
-    f"WHERE run_id = ? AND status NOT IN {TERMINAL} AND reason IS NULL "
+    f"WHERE run_id = ? AND status IN {CANCELLABLE} AND reason IS NULL "
     f"RETURNING {RUN_COLUMNS}"
 )
 FINISH_RUN: Final = (

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, WriteRecord
+from tether.checkpoint.query import Op, Query
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite import refs as refcodec
@@ -48,13 +49,13 @@ class Checkpoints:
         encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id, head)
         return encoded, rows.blob_rows(record, self.serde)
 
-    def insert(self, conn: sqlite3.Connection, record: CheckpointRecord,
-               prepared: Prepared) -> None:
+    def insert(self, record: CheckpointRecord, prepared: Prepared) -> Op[None]:
         """Insert a prepared checkpoint; the trigger `checkpoints_point_run` points its run."""
         encoded, blobs = prepared
-        conn.execute(_sql.INSERT_CHECKPOINT, rows.checkpoint_row(record, self.serde, encoded))
+        yield Query(_sql.INSERT_CHECKPOINT, rows.checkpoint_params(record, self.serde, encoded),
+                    "none")
         if blobs:
-            conn.executemany(_sql.INSERT_BLOB, blobs)
+            yield Query(_sql.INSERT_BLOB, blobs, "each")
 
     def remember(self, record: CheckpointRecord, prepared: Prepared) -> None:
         """Make a committed checkpoint the base for the next one of its thread and namespace."""
@@ -76,18 +77,20 @@ class Checkpoints:
         return [(w, dumps(w.value, w.channel)) for w in writes]
 
     @staticmethod
-    def insert_writes(conn: sqlite3.Connection, thread_id: str, ns: str, checkpoint_id: str,
-                      writes: DumpedWrites) -> None:
+    def insert_writes(thread_id: str, ns: str, checkpoint_id: str,
+                      writes: DumpedWrites) -> Op[None]:
         """Attach serialized writes to a checkpoint (see `_sql.PUT_WRITE` for the rule).
 
         Raises:
             CheckpointNotFound: no such checkpoint.
         """
-        if conn.execute(_sql.HAS_CHECKPOINT, (thread_id, ns, checkpoint_id)).fetchone() is None:
+        found = yield Query(_sql.HAS_CHECKPOINT, (thread_id, ns, checkpoint_id))
+        if found is None:
             raise CheckpointNotFound(
                 f"no checkpoint {checkpoint_id!r} in thread {thread_id!r} (namespace {ns!r})"
             )
-        conn.executemany(_sql.PUT_WRITE, rows.write_rows(thread_id, ns, checkpoint_id, writes))
+        yield Query(_sql.PUT_WRITE, rows.write_params(thread_id, ns, checkpoint_id, writes),
+                    "each")
 
     # -- reading ----------------------------------------------------------------------------
 

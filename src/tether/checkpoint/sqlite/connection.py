@@ -14,10 +14,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+from tether.checkpoint.query import Op, Query, drive
 from tether.checkpoint.sqlite import _sql, schema
 from tether.checkpoint.sqlite.wal import WalCheckpointer
+
+T = TypeVar("T")
 
 
 class Connection:
@@ -83,6 +86,11 @@ class Connection:
                 if conn.in_transaction:
                     conn.execute(_sql.COMMIT)
 
+    def run(self, op: Op[T]) -> T:
+        """Run the store operation `op` in one `BEGIN IMMEDIATE` transaction (see `write`)."""
+        with self.write() as conn:
+            return drive(op, lambda query: _execute(conn, query), sqlite3.Error, _as_is)
+
     @contextmanager
     def statements(self) -> Iterator[sqlite3.Connection]:
         """The connection for statements that each run in their own snapshot (no transaction
@@ -99,6 +107,22 @@ class Connection:
         """The first row of one statement, or None."""
         with self._lock:
             return self._conn.execute(sql, params).fetchone()
+
+
+def _execute(conn: sqlite3.Connection, query: Query) -> Any:
+    if query.fetch == "each":
+        conn.executemany(query.sql, query.params)
+        return None
+    cursor = conn.execute(query.sql, () if query.params is None else query.params)
+    if query.fetch == "one":
+        return cursor.fetchone()
+    if query.fetch == "all":
+        return cursor.fetchall()
+    return None
+
+
+def _as_is(exc: Exception) -> BaseException:
+    return exc
 
 
 def file_of(target: str | os.PathLike[str] | sqlite3.Connection) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tether.checkpoint import owner
-from tether.checkpoint.sqlite import _sql, rows
+from tether.checkpoint.sqlite import _sql, rows, runs
 from tether.checkpoint.sqlite.connection import Connection
-from tether.types import RunEvent, RunInfo, utcnow
+from tether.types import RunInfo, utcnow
 
 OwnerAlive = Callable[[str], bool]
 """Tells whether the process an owner string names is alive (default: `owner.is_alive`)."""
@@ -42,19 +42,9 @@ def reconcile(db: Connection, owner_alive: OwnerAlive | None = None) -> list[Run
     """
     ended = []
     for who, info in find(db, owner_alive):
-        pid = owner.pid_of(who)
-        now = utcnow()
-        error = f"orphaned: the process running it died (pid {pid})"
-        detail = {"owner": who, "pid": pid, "status": info.status.value,
-                  "checkpoint_id": info.checkpoint_id}
-        event = rows.event_rows(info.run_id, [RunEvent("orphan", now, None, detail)])
-        with db.write() as conn:
-            row = conn.execute(_sql.MARK_ORPHANED,
-                               (error, now.isoformat(), info.run_id, who)).fetchone()
-            if row is None:
-                continue
-            conn.executemany(_sql.INSERT_EVENT, event)
-        ended.append(rows.run_info(row))
+        done = db.run(runs.mark_orphaned(info, who, owner.pid_of(who), utcnow()))
+        if done is not None:
+            ended.append(done)
     return ended
 
 

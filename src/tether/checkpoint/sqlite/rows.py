@@ -40,7 +40,7 @@ def parse_time(value: str | None) -> datetime | None:
 # -- runs -----------------------------------------------------------------------------------
 
 
-def reason_json(reason: CancelReason | None) -> str | None:
+def reason_param(reason: CancelReason | None) -> str | None:
     """A cancel reason as stored in `runs.reason`."""
     return to_json(reason.to_dict()) if reason is not None else None
 
@@ -55,7 +55,7 @@ def failure_json(node: str | None, traceback: str | None) -> str | None:
 def run_row(info: RunInfo, owner: str, now: datetime) -> tuple[Any, ...]:
     """The parameters of `_sql.INSERT_RUN`."""
     return (
-        info.run_id, info.thread_id, info.status.value, reason_json(info.reason),
+        info.run_id, info.thread_id, info.status.value, reason_param(info.reason),
         info.created_at.isoformat(), _time(info.started_at), _time(info.ended_at),
         info.checkpoint_id, info.error, info.cancel_latency_ms, to_json(info.metadata),
         failure_json(info.error_node, info.error_traceback), owner, now.isoformat(),
@@ -87,7 +87,7 @@ def run_info(row: RunRow) -> RunInfo:
 # -- events ---------------------------------------------------------------------------------
 
 
-def event_rows(run_id: str, events: Iterable[RunEvent]) -> list[tuple[Any, ...]]:
+def event_params(run_id: str, events: Iterable[RunEvent]) -> list[tuple[Any, ...]]:
     """The parameters of `_sql.INSERT_EVENT`, one tuple per event, in order."""
     return [(run_id, e.phase, e.at.isoformat(), e.node, to_json(e.detail)) for e in events]
 
@@ -117,7 +117,7 @@ def thread(row: tuple[Any, ...]) -> ThreadRecord:
 # -- checkpoints ----------------------------------------------------------------------------
 
 
-def checkpoint_row(record: CheckpointRecord, serde: Serializer,
+def checkpoint_params(record: CheckpointRecord, serde: Serializer,
                    refs: Encoded) -> tuple[Any, ...]:
     """The parameters of `_sql.INSERT_CHECKPOINT`, with `refs` encoded by the store."""
     return (
@@ -139,7 +139,7 @@ def blob_rows(record: CheckpointRecord, serde: Serializer) -> list[tuple[Any, ..
     return [(*key, channel, dumps(value, channel)) for channel, value in record.blobs.items()]
 
 
-def write_rows(thread_id: str, ns: str, checkpoint_id: str,
+def write_params(thread_id: str, ns: str, checkpoint_id: str,
                writes: Sequence[tuple[WriteRecord, bytes]]) -> list[tuple[Any, ...]]:
     """The parameters of `_sql.PUT_WRITE`, from writes paired with their serialized values."""
     return [

@@ -1,116 +1,124 @@
-"""Run records and their status machine, each change one conditional statement in one
-transaction: a terminal status is never overwritten (and the schema's trigger refuses it
-too), and of racing cancel requests exactly one is recorded."""
+"""Run records and their status machine as store operations (`tether.checkpoint.query`), each run
+in one transaction (`Connection.run`): a terminal status is never overwritten (and the schema's
+trigger refuses it too), and of racing cancel requests exactly one is recorded."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime
 
-from tether.checkpoint import owner
 from tether.checkpoint.base import FinishResult, RunFinish, refusal
+from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import _sql, rows
-from tether.checkpoint.sqlite.checkpoints import Checkpoints
-from tether.checkpoint.sqlite.connection import Connection
+from tether.checkpoint.sqlite.checkpoints import Checkpoints, DumpedWrites, Prepared
 from tether.errors import RunNotFound
-from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo, utcnow
+from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo
 
 
-def create(db: Connection, info: RunInfo) -> RunInfo:
-    """Record a new run, owned by this process.
+def create(info: RunInfo, owner: str, now: datetime) -> Op[RunInfo]:
+    """Record a new run, owned by `owner`.
 
     Raises:
         ValueError: a run with this id exists.
     """
-    row = rows.run_row(info, owner.current(), utcnow())
     try:
-        with db.write() as conn:
-            conn.execute(_sql.INSERT_RUN, row)
+        yield Query(_sql.INSERT_RUN, rows.run_row(info, owner, now), "none")
     except sqlite3.IntegrityError as exc:
         raise ValueError(f"run {info.run_id!r} already exists") from exc
     return info
 
 
-def mark_running(db: Connection, run_id: str, events: Sequence[RunEvent]) -> RunInfo | None:
-    """`pending`/`interrupted` → `running`, now owned by this process; None if refused.
+def mark_running(run_id: str, events: Sequence[RunEvent], owner: str,
+                 now: datetime) -> Op[RunInfo | None]:
+    """`pending`/`interrupted` → `running`, now owned by `owner`; None if refused.
 
     Raises:
         RunNotFound: no such run.
     """
-    now = utcnow().isoformat()
-    event_rows = rows.event_rows(run_id, events)
-    with db.write() as conn:
-        row = conn.execute(_sql.MARK_RUNNING, (now, owner.current(), now, run_id)).fetchone()
-        if row is None:
-            run_of(conn, run_id)
-            return None
-        conn.executemany(_sql.INSERT_EVENT, event_rows)
+    at = now.isoformat()
+    row = yield Query(_sql.MARK_RUNNING, (at, owner, at, run_id))
+    if row is None:
+        yield from require(run_id)
+        return None
+    yield Query(_sql.INSERT_EVENT, rows.event_params(run_id, events), "each")
     return rows.run_info(row)
 
 
-def request_cancel(db: Connection, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
+def request_cancel(run_id: str, reason: CancelReason) -> Op[tuple[RunInfo, bool]]:
     """Record a cancel request unless one is recorded or the run ended; True if this call did.
 
     Raises:
         RunNotFound: no such run.
     """
-    request = rows.event_rows(run_id, [RunEvent("request", reason.requested_at, None,
-                                                reason.to_dict())])
-    with db.write() as conn:
-        # The statement's condition makes the first request the only one, across threads
-        # and processes.
-        row = conn.execute(_sql.REQUEST_CANCEL, (rows.reason_json(reason), run_id)).fetchone()
-        if row is None:
-            return run_of(conn, run_id), False
-        conn.executemany(_sql.INSERT_EVENT, request)
+    # The statement's condition makes the first request the only one, across threads and
+    # processes.
+    row = yield Query(_sql.REQUEST_CANCEL, (rows.reason_param(reason), run_id))
+    if row is None:
+        info = yield from require(run_id)
+        return info, False
+    request = RunEvent("request", reason.requested_at, None, reason.to_dict())
+    yield Query(_sql.INSERT_EVENT, rows.event_params(run_id, [request]), "each")
     return rows.run_info(row), True
 
 
-def finish(db: Connection, checkpoints: Checkpoints, run_id: str,
-           end: RunFinish) -> FinishResult:
-    """Commit a run's end in one transaction: checkpoints, writes, events, status.
+def finish(run_id: str, end: RunFinish, checkpoints: Checkpoints, *,
+           prepared: Sequence[Prepared], writes: DumpedWrites,
+           now: datetime) -> Op[FinishResult]:
+    """Commit a run's end: checkpoints, writes, events, status.
+
+    Args:
+        prepared: `end.checkpoints`, each with its serialized form (made before the
+            transaction, which then cannot fail half-way on a value).
+        writes: `end.writes` serialized.
 
     Raises:
-        RunNotFound, TerminalStatusError, CheckpointNotFound, SerializationError: nothing is
-            changed.
+        RunNotFound, TerminalStatusError, StatusTransitionError, CheckpointNotFound: nothing
+            is changed.
     """
-    # Everything is serialized before the transaction, which then cannot fail half-way on a
-    # value.
-    prepared = [(r, checkpoints.prepare(r)) for r in end.checkpoints]
-    writes = checkpoints.dump_writes(end.writes)
-    events = rows.event_rows(run_id, end.events)
-    now = utcnow().isoformat()
-    with db.write() as conn:
-        info = run_of(conn, run_id)
-        refused = refusal(info, end)
-        if refused is not None:
-            return refused
-        for record, ready in prepared:
-            checkpoints.insert(conn, record, ready)
-        if writes and end.checkpoint_id is not None and end.thread_id is not None:
-            ns = str(info.metadata.get("checkpoint_ns", ""))
-            checkpoints.insert_writes(conn, end.thread_id, ns, end.checkpoint_id, writes)
-        conn.executemany(_sql.INSERT_EVENT, events)
-        row = conn.execute(_sql.FINISH_RUN, (
-            end.status.value, rows.reason_json(end.reason), end.error,
-            rows.failure_json(end.error_node, end.error_traceback), end.checkpoint_id,
-            now if end.status in TERMINAL_STATUSES else None, end.cancel_latency_ms, now, run_id,
-        )).fetchone()
-    for record, ready in prepared:
-        checkpoints.remember(record, ready)
+    info = yield from require(run_id)
+    refused = refusal(info, end)
+    if refused is not None:
+        return refused
+    for record, ready in zip(end.checkpoints, prepared, strict=True):
+        yield from checkpoints.insert(record, ready)
+    if writes and end.checkpoint_id is not None and end.thread_id is not None:
+        ns = str(info.metadata.get("checkpoint_ns", ""))
+        yield from checkpoints.insert_writes(end.thread_id, ns, end.checkpoint_id, writes)
+    yield Query(_sql.INSERT_EVENT, rows.event_params(run_id, end.events), "each")
+    at = now.isoformat()
+    row = yield Query(_sql.FINISH_RUN, (
+        end.status.value, rows.reason_param(end.reason), end.error,
+        rows.failure_json(end.error_node, end.error_traceback), end.checkpoint_id,
+        at if end.status in TERMINAL_STATUSES else None, end.cancel_latency_ms, at, run_id,
+    ))
     return FinishResult(rows.run_info(row), applied=True)
 
 
-def run_of(conn: sqlite3.Connection, run_id: str) -> RunInfo:
-    """The run's record, read in the caller's transaction.
+def mark_orphaned(info: RunInfo, who: str, pid: int | None, now: datetime) -> Op[RunInfo | None]:
+    """End an orphan as `error` with an `orphan` event, if it still has the same dead owner and
+    is still active (None otherwise)."""
+    error = f"orphaned: the process running it died (pid {pid})"
+    row = yield Query(_sql.MARK_ORPHANED, (error, now.isoformat(), info.run_id, who))
+    if row is None:
+        return None
+    detail = {"owner": who, "pid": pid, "status": info.status.value,
+              "checkpoint_id": info.checkpoint_id}
+    orphan = RunEvent("orphan", now, None, detail)
+    yield Query(_sql.INSERT_EVENT, rows.event_params(info.run_id, [orphan]), "each")
+    return rows.run_info(row)
+
+
+def require(run_id: str) -> Op[RunInfo]:
+    """The run's record, read in the operation's transaction.
 
     Raises:
         RunNotFound: no such run.
     """
-    row = conn.execute(_sql.GET_RUN, (run_id,)).fetchone()
+    row = yield Query(_sql.GET_RUN, (run_id,))
     if row is None:
         raise RunNotFound(run_id)
     return rows.run_info(row)
 
 
-__all__ = ["create", "finish", "mark_running", "request_cancel", "run_of"]
+__all__ = ["create", "finish", "mark_orphaned", "mark_running", "request_cancel", "require"]

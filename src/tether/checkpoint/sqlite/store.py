@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from tether.checkpoint import owner
 from tether.checkpoint.base import (
     CheckpointRecord,
     CheckpointStore,
@@ -24,7 +25,7 @@ from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
 from tether.checkpoint.sqlite.checkpoints import Checkpoints
 from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.errors import RunError
-from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
+from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
 class SqliteSaver(CheckpointStore):
@@ -129,7 +130,7 @@ class SqliteSaver(CheckpointStore):
         Raises:
             ValueError: a run with this id exists.
         """
-        return runs.create(self._db, info)
+        return self._db.run(runs.create(info, owner.current(), utcnow()))
 
     def get_run(self, run_id: str) -> RunInfo | None:
         row = self._db.one(_sql.GET_RUN, (run_id,))
@@ -154,7 +155,7 @@ class SqliteSaver(CheckpointStore):
         Raises:
             RunNotFound: no such run.
         """
-        return runs.mark_running(self._db, run_id, events)
+        return self._db.run(runs.mark_running(run_id, events, owner.current(), utcnow()))
 
     def request_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
         """Record a cancel once; see `CheckpointStore.request_cancel`.
@@ -162,7 +163,7 @@ class SqliteSaver(CheckpointStore):
         Raises:
             RunNotFound: no such run.
         """
-        return runs.request_cancel(self._db, run_id, reason)
+        return self._db.run(runs.request_cancel(run_id, reason))
 
     def finish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Commit a run's end in one transaction; see `RunFinish`.
@@ -174,10 +175,19 @@ class SqliteSaver(CheckpointStore):
             SerializationError: a value cannot be stored.
         In every case nothing is changed.
         """
-        return runs.finish(self._db, self._checkpoints, run_id, finish)
+        checkpoints = self._checkpoints
+        # Serialized before the transaction, which then cannot fail half-way on a value.
+        prepared = [checkpoints.prepare(record) for record in finish.checkpoints]
+        writes = checkpoints.dump_writes(finish.writes)
+        result = self._db.run(runs.finish(run_id, finish, checkpoints, prepared=prepared,
+                                          writes=writes, now=utcnow()))
+        if result.applied:
+            for record, ready in zip(finish.checkpoints, prepared, strict=True):
+                checkpoints.remember(record, ready)
+        return result
 
     def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
-        event_rows = rows.event_rows(run_id, events)
+        event_rows = rows.event_params(run_id, events)
         with self._db.write() as conn:
             conn.executemany(_sql.INSERT_EVENT, event_rows)
 
@@ -208,8 +218,7 @@ class SqliteSaver(CheckpointStore):
             SerializationError: a value cannot be stored (nothing is changed).
         """
         prepared = self._checkpoints.prepare(record)
-        with self._db.write() as conn:
-            self._checkpoints.insert(conn, record, prepared)
+        self._db.run(self._checkpoints.insert(record, prepared))
         self._checkpoints.remember(record, prepared)
 
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
@@ -222,8 +231,7 @@ class SqliteSaver(CheckpointStore):
             SerializationError: a value cannot be stored (nothing is changed).
         """
         dumped = self._checkpoints.dump_writes(writes)
-        with self._db.write() as conn:
-            self._checkpoints.insert_writes(conn, thread_id, ns, checkpoint_id, dumped)
+        self._db.run(self._checkpoints.insert_writes(thread_id, ns, checkpoint_id, dumped))
 
     def get_checkpoint(self, thread_id: str, ns: str = "",
                        checkpoint_id: str | None = None) -> StoredCheckpoint | None:
@@ -265,7 +273,7 @@ class SqliteSaver(CheckpointStore):
             if row is None:
                 return False
             status = RunStatus(row[0])
-            if not status.terminal and status is not RunStatus.INTERRUPTED:
+            if not status.at_rest:
                 raise RunError(f"run {run_id!r} is {status.value}; cancel it before deleting it")
             for statement in _sql.DELETE_RUN:
                 conn.execute(statement, (run_id,))

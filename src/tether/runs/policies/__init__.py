@@ -15,7 +15,7 @@ from tether.runs.policies.loops import LoopDetector, LoopSettings
 from tether.runs.policies.rates import Rate
 from tether.types import CancelReason, Usage
 
-Stop = Callable[[CancelReason], Any]
+Stop = Callable[[CancelReason], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,7 +231,7 @@ async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller
         One store transaction: done or not done; safe to retry (a repeat is 404).
     """
     info = server.run(caller, thread_id, run_id)
-    if not info.terminal and info.status is not RunStatus.INTERRUPTED:
+    if not info.status.at_rest:
         raise HTTPException(409, f"run {run_id!r} is {info.status.value}: cancel it first")
     server.store.delete_run(run_id)
     return Response(status_code=204)

@@ -25,9 +25,19 @@ class Embeddings(Protocol):
 
     def embed_query(self, text: str) -> list[float]: ...
 
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]: ...
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """The vectors of `texts`.
 
-    async def aembed_query(self, text: str) -> list[float]: ...
+        Cancellation:
+            The embedding is abandoned; the store stores nothing for it.
+        """
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """The vector of one query text.
+
+        Cancellation:
+            As `aembed_documents`.
+        """
 
 
 class EmbeddingsLambda:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from tether.checkpoint.base import CheckpointStore
 from tether.config import merge_configs
 from tether.errors import CheckpointerRequired, InvalidResumeError, RunNotFound
 from tether.types import RunStatus
 
-if TYPE_CHECKING:
-    from tether.graph.compiled import CompiledStateGraph
+
+class Resumable(Protocol):
+    """A graph whose runs can be resumed (a `CompiledStateGraph`)."""
+
+    @property
+    def checkpointer(self) -> CheckpointStore | None:
+        """Where its runs' checkpoints are kept."""
 
 RESUMABLE = frozenset({RunStatus.CANCELLED, RunStatus.TIMEOUT, RunStatus.ERROR})
 
 
-def resume_config(graph: CompiledStateGraph, run_id: str,
+def resume_config(graph: Resumable, run_id: str,
                   config: dict[str, Any] | None) -> dict[str, Any]:
     """The config of a run that continues `run_id` from its final checkpoint.
 

@@ -1,10 +1,10 @@
-"""Process isolation: a sync node in a worker process, the guaranteed stop for code that cannot
-be changed (a blocking SDK call, a CPU loop).
+"""Process isolation (anyio's name: work handed *to a process*): a sync node in a child process,
+the guaranteed stop for code that cannot be changed (a blocking SDK call, a CPU loop).
 
 The ladder on cancel: a first SIGTERM sets the node's cancel flag (`tether.cancelled()` turns
 True, `sleep_sync` wakes) — *cooperative*; if the node has not returned after half its grace, a
 second SIGTERM raises `NodeCancelled` inside it, interrupting blocking calls — *terminated*; at the
-end of the grace the worker is SIGKILLed — *killed*. A worker that was signalled is never reused.
+end of the grace the child is SIGKILLed — *killed*. A child that was signalled is never reused.
 Process nodes take and return picklable values.
 """
 
@@ -27,7 +27,7 @@ import anyio
 from tether.engine.task import StopMode
 from tether.errors import NodeCancelled, NodeError
 
-# -- the worker side (runs in the child process) ------------------------------------------------
+# -- the child side (runs in the child process) ------------------------------------------------
 
 _signals = [0]
 _busy = [False]
@@ -38,7 +38,7 @@ def _on_term(_signum: int, _frame: Any) -> None:
     from tether.types import CancelReason
 
     if not _busy[0]:
-        os._exit(0)  # an idle worker asked to stop (the parent is exiting)
+        os._exit(0)  # an idle child asked to stop (the parent is exiting)
     _signals[0] += 1
     scope = current_scope()
     if scope is not None:
@@ -47,7 +47,7 @@ def _on_term(_signum: int, _frame: Any) -> None:
         raise NodeCancelled(scope.reason if scope is not None else None)
 
 
-def _worker_main(conn: Connection) -> None:
+def _child_main(conn: Connection) -> None:
     from tether import node_context
     from tether.cancel.scope import CancelScope
 
@@ -84,27 +84,27 @@ def _worker_main(conn: Connection) -> None:
 # -- the parent side -------------------------------------------------------------------------------
 
 
-_all_workers: set[_Worker] = set()
+_all_children: set[_Child] = set()
 
 
 def _kill_all() -> None:
-    # At exit: no worker may outlive its parent or make multiprocessing wait for it.
-    for worker in list(_all_workers):
-        worker.close()
+    # At exit: no child may outlive its parent or make multiprocessing wait for it.
+    for child in list(_all_children):
+        child.close()
 
 
-class _Worker:
+class _Child:
     __slots__ = ("__weakref__", "conn", "process")
 
     def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         self.conn = parent
-        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True,
+        self.process = ctx.Process(target=_child_main, args=(child,), daemon=True,
                                    name="tether-process-node")
         self.process.start()
         child.close()
-        _all_workers.add(self)
+        _all_children.add(self)
 
     def signal(self, signum: int) -> None:
         pid = self.process.pid
@@ -112,7 +112,7 @@ class _Worker:
             os.kill(pid, signum)
 
     def close(self) -> None:
-        _all_workers.discard(self)
+        _all_children.discard(self)
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=1.0)
@@ -123,28 +123,28 @@ class ProcessPool:
     """Worker processes for `isolation="process"` nodes, reused while they behave."""
 
     def __init__(self, max_idle: int = 4) -> None:
-        self._idle: list[_Worker] = []
+        self._idle: list[_Child] = []
         self._lock = threading.Lock()
         self.max_idle = max_idle
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self) -> _Child:
         with self._lock:
             while self._idle:
-                worker = self._idle.pop()
-                if worker.process.is_alive():
-                    return worker
-        return await anyio.to_thread.run_sync(_Worker)
+                child = self._idle.pop()
+                if child.process.is_alive():
+                    return child
+        return await anyio.to_thread.run_sync(_Child)
 
-    def _release(self, worker: _Worker) -> None:
+    def _release(self, child: _Child) -> None:
         with self._lock:
-            if len(self._idle) < self.max_idle and worker.process.is_alive():
-                self._idle.append(worker)
+            if len(self._idle) < self.max_idle and child.process.is_alive():
+                self._idle.append(child)
                 return
-        worker.close()
+        child.close()
 
     async def run(self, fn: Callable[[], Any], *, node: str, grace: float,
                   on_stop: Callable[[StopMode], None]) -> Any:
-        """Run `fn` in a worker process and return its result.
+        """Run `fn` in a child process and return its result.
 
         Cancellation:
             Escalates as the module docstring says, within `grace`, then re-raises
@@ -158,20 +158,20 @@ class ProcessPool:
         except Exception as exc:  # noqa: BLE001 - pickling failures come in many types
             raise NodeError(node, "process nodes take and return picklable values; its "
                                   f"function or input cannot be pickled: {exc}") from None
-        worker = await self._acquire()
-        worker.conn.send_bytes(payload)
+        child = await self._acquire()
+        child.conn.send_bytes(payload)
         try:
-            reply = await _receive(worker.conn)
+            reply = await _receive(child.conn)
         except asyncio.CancelledError:
             with anyio.CancelScope(shield=True):
-                await self._stop(worker, grace, on_stop)
+                await self._stop(child, grace, on_stop)
             raise
         except EOFError:
-            worker.close()
-            raise NodeError(node, f"worker process died (exit code "
-                                  f"{worker.process.exitcode})") from None
-        self._release(worker)
-        kind, value = pickle.loads(reply)  # from our own worker
+            child.close()
+            raise NodeError(node, f"child process died (exit code "
+                                  f"{child.process.exitcode})") from None
+        self._release(child)
+        kind, value = pickle.loads(reply)  # from our own child
         if kind == "ok":
             return value
         if kind == "cancelled":
@@ -180,21 +180,21 @@ class ProcessPool:
             raise NodeError(node, str(value).split(": ", 1)[-1])
         raise value
 
-    async def _stop(self, worker: _Worker, grace: float,
+    async def _stop(self, child: _Child, grace: float,
                     on_stop: Callable[[StopMode], None]) -> None:
         steps: tuple[tuple[StopMode, signal.Signals], ...] = (
             ("cooperative", signal.SIGTERM), ("terminated", signal.SIGTERM))
         for how, signum in steps:
-            worker.signal(signum)
+            child.signal(signum)
             with anyio.move_on_after(grace / 2):
                 with contextlib.suppress(EOFError):
-                    await _receive(worker.conn)
+                    await _receive(child.conn)
                 on_stop(how)
-                worker.close()
+                child.close()
                 return
-        worker.signal(signal.SIGKILL)
+        child.signal(signal.SIGKILL)
         on_stop("killed")
-        await anyio.to_thread.run_sync(worker.close)
+        await anyio.to_thread.run_sync(child.close)
 
 
 async def _receive(conn: Connection) -> bytes:
@@ -222,7 +222,12 @@ _pool_lock = threading.Lock()
 
 async def run_in_process(fn: Callable[[], Any], *, node: str, grace: float,
                          on_stop: Callable[[StopMode], None]) -> Any:
-    """Run a node's call in the process-wide pool of worker processes (see `ProcessPool.run`)."""
+    """Run a node's call in the process-wide pool of child processes (see `ProcessPool.run`).
+
+    Cancellation:
+        As `ProcessPool.run`: cooperative, then terminated, then killed, within
+        `grace`.
+    """
     global _pool  # noqa: PLW0603 - one pool per process, created on first use
     with _pool_lock:
         if _pool is None:

@@ -1,7 +1,8 @@
-"""tether's own threads for sync nodes, separate from the event loop's default executor.
+"""tether's own threads for sync nodes, separate from the event loop's default executor
+(anyio's name: work handed *to a thread*).
 
-A worker stuck in a node that ignores its cancel is *abandoned* after the node's grace: its job
-is marked so that whatever it returns is thrown away, and a new worker takes its place so that
+A thread stuck in a node that ignores its cancel is *abandoned* after the node's grace: its job
+is marked so that whatever it returns is thrown away, and a new thread takes its place so that
 other runs never wait for it. The stuck thread exits when (if ever) its node returns.
 """
 
@@ -26,7 +27,7 @@ _STOP = object()
 
 
 class _Sink:
-    """Where workers hand finished jobs back to one event loop.
+    """Where threads hand finished jobs back to one event loop.
 
     Wake-ups are coalesced: however many jobs finish while the loop is busy, it is woken once
     and settles them all, which matters for wide fan-outs of sync nodes.
@@ -41,7 +42,7 @@ class _Sink:
         self._pending = False
 
     def push(self, job: Job, ok: bool, value: Any) -> None:
-        """From a worker thread: a job finished."""
+        """From a pool thread: a job finished."""
         with self._lock:
             self._ready.append((job, ok, value))
             wake = not self._pending
@@ -59,7 +60,7 @@ class _Sink:
 
 
 class Job:
-    """A call handed to a worker thread: its future resolves on the loop that submitted it."""
+    """A call handed to a pool thread: its future resolves on the loop that submitted it."""
 
     __slots__ = ("abandoned", "context", "finished_at", "fn", "future", "sink", "waiters")
 
@@ -68,9 +69,9 @@ class Job:
         self.context = context
         self.sink = sink
         self.future: asyncio.Future[Any] = sink.loop.create_future()
-        # Set by the loop thread when the job's worker is given up on.
+        # Set by the loop thread when the job's thread is given up on.
         self.abandoned = False
-        # Monotonic time at which the node returned or raised, measured in the worker.
+        # Monotonic time at which the node returned or raised, measured in its thread.
         self.finished_at: float | None = None
         self.waiters: list[asyncio.Future[None]] = []
 
@@ -88,15 +89,15 @@ class Job:
         self.waiters.clear()
 
 
-class WorkerPool:
+class ThreadPool:
     """A pool of daemon threads running sync nodes, one job at a time each.
 
     Args:
-        max_workers: live (non-abandoned) workers at most; jobs beyond wait in a queue.
+        max_threads: live (non-abandoned) threads at most; jobs beyond wait in a queue.
     """
 
-    def __init__(self, max_workers: int = 64) -> None:
-        self.max_workers = max_workers
+    def __init__(self, max_threads: int = 64) -> None:
+        self.max_threads = max_threads
         self._sinks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sink] = (
             weakref.WeakKeyDictionary())
         self._queue: SimpleQueue[Any] = SimpleQueue()
@@ -116,11 +117,11 @@ class WorkerPool:
 
     def _spawn_if_needed(self) -> None:
         with self._lock:
-            if self._idle > 0 or self._live >= self.max_workers:
+            if self._idle > 0 or self._live >= self.max_threads:
                 self._idle -= 1 if self._idle > 0 else 0
                 return
             self._live += 1
-        thread = threading.Thread(target=self._work, name="tether-worker", daemon=True)
+        thread = threading.Thread(target=self._work, name="tether-thread", daemon=True)
         thread.start()
 
     def _work(self) -> None:
@@ -138,7 +139,7 @@ class WorkerPool:
                     value, ok = exc, False
                 job.finished_at = time.monotonic()
                 if job.abandoned:
-                    # A replacement already took this worker's place: leave the pool.
+                    # A replacement already took this thread's place: leave the pool.
                     return
                 job.sink.push(job, ok, value)
             with self._lock:
@@ -146,15 +147,16 @@ class WorkerPool:
 
     def submit(self, fn: Callable[[], Any],
                loop: asyncio.AbstractEventLoop | None = None) -> Job:
-        """Queue `fn` (with the caller's context variables) for a worker; `job.future` resolves
-        with its result on the calling loop (or `loop`, for a caller on another thread)."""
+        """Queue `fn` (with the caller's context variables) for a pool thread; `job.future`
+        resolves with its result on the calling loop (or `loop`, for a caller on another
+        thread)."""
         job = Job(fn, contextvars.copy_context(), self._sink(loop))
         self._spawn_if_needed()
         self._queue.put(job)
         return job
 
     async def stop(self, jobs: list[Job], grace: float) -> list[StopMode]:
-        """After a cancel: wait, shielded, up to `grace` for each job's worker to return; give
+        """After a cancel: wait, shielded, up to `grace` for each job's thread to return; give
         up on the rest. Returns how each stopped: `cooperative` or `abandoned`.
 
         Cancellation:
@@ -183,13 +185,13 @@ class WorkerPool:
 
     async def run(self, fn: Callable[[], Any], *, scope: CancelScope | None, grace: float,
                   on_stop: Callable[[StopMode, float | None], None] | None = None) -> Any:
-        """Run `fn` (with the caller's context variables) on a worker thread.
+        """Run `fn` (with the caller's context variables) on a pool thread.
 
         Cancellation:
             When the awaiting task is cancelled, the node's scope is already cancelled, so a
             cooperative node sees `cancelled()` at once. The caller then waits, shielded, up to
             `grace` seconds for the thread to return (`on_stop("cooperative", finished_at)`);
-            past that the worker is abandoned (`on_stop("abandoned", None)`) and replaced. In
+            past that the thread is abandoned (`on_stop("abandoned", None)`) and replaced. In
             both cases `CancelledError` is re-raised and the node's result is discarded.
         """
         del scope  # the caller's bound scope delivers the cancel; kept for symmetry
@@ -203,7 +205,7 @@ class WorkerPool:
             raise
 
     def close(self) -> None:
-        """Ask idle workers to exit (stuck ones exit when their node returns)."""
+        """Ask idle threads to exit (stuck ones exit when their node returns)."""
         self._closed = True
         with self._lock:
             live = self._live
@@ -211,14 +213,14 @@ class WorkerPool:
             self._queue.put(_STOP)
 
 
-_default_pool: WorkerPool | None = None
+_default_pool: ThreadPool | None = None
 _default_lock = threading.Lock()
 
 
-def default_pool() -> WorkerPool:
+def default_pool() -> ThreadPool:
     """The process-wide pool shared by all runs."""
     global _default_pool  # noqa: PLW0603 - one pool per process, created on first use
     with _default_lock:
         if _default_pool is None:
-            _default_pool = WorkerPool()
+            _default_pool = ThreadPool()
         return _default_pool

@@ -1,0 +1,69 @@
+"""Fixtures of the browser tests: Chromium (`browser`), the console served in each mode
+(`console`: SQLite, Postgres with a worker), and a fresh page on it (`tab`, `phone_tab`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .console_page import (
+    ARGS,
+    CHROMIUM,
+    PHONE,
+    WIDE,
+    Console,
+    Tab,
+    postgres_console,
+    require_browser,
+    sqlite_console,
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless (never a downloaded browser)."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
+                                                               marks=pytest.mark.postgres)])
+def console(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """The console on a real server: SQLite (runs in the server) or Postgres (a worker)."""
+    require_browser()
+    where = tmp_path_factory.mktemp(f"console-{request.param}")
+    opened = sqlite_console(where / "console.db") if request.param == "sqlite" \
+        else postgres_console(where)
+    with opened as served:
+        yield served
+
+
+def _tab(browser: Any, console: Console, viewport: dict[str, int]) -> Iterator[Tab]:
+    made = Tab(browser, console, viewport)
+    try:
+        yield made
+        assert made.errors == [], made.errors
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def tab(browser: Any, console: Console) -> Iterator[Tab]:
+    """A page of the console at 1280 by 800; the test fails on any script error in it."""
+    yield from _tab(browser, console, WIDE)
+
+
+@pytest.fixture
+def phone_tab(browser: Any, console: Console) -> Iterator[Tab]:
+    """A page of the console at 390 by 844."""
+    yield from _tab(browser, console, PHONE)

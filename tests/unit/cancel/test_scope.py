@@ -1,0 +1,196 @@
+"""`CancelScope` on its own, without a run: the tree, the state any thread reads, the delivery to
+async code (level-triggered), deadlines, hooks, waiters and shields."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import anyio
+import pytest
+
+from tether.cancel.scope import CancelScope
+from tether.types import CancelReason
+
+pytestmark = pytest.mark.anyio
+
+STOP = CancelReason("user", "stop")
+OTHER = CancelReason("policy", "other")
+
+
+# -- the tree, read from any thread ----------------------------------------------------------
+
+
+def test_cancel_reaches_every_descendant_with_the_same_reason_once() -> None:
+    root = CancelScope(name="run")
+    child = CancelScope(root, name="task")
+    grandchild = CancelScope(child, name="subgraph task")
+    assert not root.cancel_called and not grandchild.cancelled()
+    assert root.cancel(STOP) is True
+    assert root.cancel(OTHER) is False
+    for scope in (root, child, grandchild):
+        assert scope.reason is STOP and scope.cancel_called and scope.cancelled()
+        assert scope.cancelled_at == root.cancelled_at
+
+
+def test_cancelling_a_child_leaves_its_parent_and_siblings_alone() -> None:
+    root = CancelScope()
+    first, second = CancelScope(root), CancelScope(root)
+    first.cancel(STOP)
+    assert first.cancel_called
+    assert not root.cancel_called and not second.cancel_called
+
+
+def test_a_child_made_under_a_cancelled_parent_starts_cancelled() -> None:
+    root = CancelScope()
+    root.cancel(STOP)
+    late = CancelScope(root)
+    assert late.reason is STOP and late.cancelled_at == root.cancelled_at
+
+
+def test_cancel_children_stops_the_live_children_only() -> None:
+    root = CancelScope()
+    done, live, grandchild_parent = CancelScope(root), CancelScope(root), CancelScope(root)
+    grandchild = CancelScope(grandchild_parent)
+    done.cancel(STOP)
+    assert root.cancel_children(OTHER) == 2
+    assert not root.cancel_called
+    assert done.reason is STOP
+    assert live.reason is OTHER and grandchild.reason is OTHER
+
+
+def test_a_closed_child_no_longer_hears_its_parent() -> None:
+    root = CancelScope()
+    child = CancelScope(root)
+    child.close()
+    root.cancel(STOP)
+    assert not child.cancel_called
+
+
+def test_a_cancel_from_another_thread_is_seen_at_once() -> None:
+    scope = CancelScope()
+    thread = threading.Thread(target=scope.cancel, args=(STOP,))
+    thread.start()
+    thread.join()
+    assert scope.cancelled() and scope.reason is STOP
+
+
+# -- deadlines ---------------------------------------------------------------------------------
+
+
+def test_a_child_can_only_shorten_its_parents_deadline() -> None:
+    now = time.monotonic()
+    root = CancelScope(deadline=now + 10)
+    later = CancelScope(root, deadline=now + 20)
+    sooner = CancelScope(root, deadline=now + 5)
+    assert later.deadline == now + 10 and later.own_deadline is None
+    assert sooner.deadline == now + 5 and sooner.own_deadline == now + 5
+    assert CancelScope(root).deadline == now + 10
+
+
+def test_a_passed_deadline_reads_as_cancelled_with_a_timeout_reason() -> None:
+    scope = CancelScope(deadline=time.monotonic() - 1)
+    assert scope.cancelled() and not scope.cancel_called
+    reason = scope.effective_reason()
+    assert reason is not None and reason.kind == "timeout"
+
+
+async def test_an_armed_deadline_cancels_the_scope_with_kind_timeout() -> None:
+    scope = CancelScope(deadline=time.monotonic() + 0.01)
+    scope.arm()
+    with anyio.fail_after(5):
+        while not scope.cancel_called:
+            await asyncio.sleep(0.005)
+    assert scope.reason is not None and scope.reason.kind == "timeout"
+
+
+async def test_an_armed_deadline_hands_its_expiry_to_the_callback() -> None:
+    seen: list[CancelScope] = []
+    scope = CancelScope(deadline=time.monotonic() + 0.01)
+    scope.arm(seen.append)
+    with anyio.fail_after(5):
+        while not seen:
+            await asyncio.sleep(0.005)
+    assert seen == [scope] and not scope.cancel_called
+
+
+async def test_expire_due_fires_the_outermost_passed_deadline_now() -> None:
+    fired: list[str] = []
+    root = CancelScope(deadline=time.monotonic() + 0.001, name="run")
+    child = CancelScope(root, deadline=time.monotonic() + 0.0005, name="task")
+    root.arm(lambda s: fired.append(str(s.name)))
+    child.arm(lambda s: fired.append(str(s.name)))
+    time.sleep(0.005)  # both passed; neither timer has run (the loop is blocked)
+    child.expire_due()
+    assert fired == ["run"]
+
+
+# -- delivery to async code --------------------------------------------------------------------
+
+
+async def test_an_entered_scope_delivers_its_cancel_at_the_next_await() -> None:
+    scope = CancelScope()
+    asyncio.get_running_loop().call_later(0.01, scope.cancel, STOP)
+    with anyio.fail_after(5):
+        with scope:
+            await asyncio.sleep(10)
+    assert scope.reason is STOP
+
+
+async def test_the_cancel_is_level_triggered_a_swallowed_one_comes_back() -> None:
+    scope = CancelScope()
+    caught = 0
+    with anyio.fail_after(5), scope:
+        scope.cancel(STOP)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            caught += 1  # swallowed: the next await is cancelled again
+        await asyncio.sleep(10)
+    assert caught == 1
+
+
+async def test_a_cancel_from_another_thread_reaches_the_awaiting_task() -> None:
+    scope = CancelScope()
+    with anyio.fail_after(5), scope:
+        threading.Timer(0.01, scope.cancel, (STOP,)).start()
+        await asyncio.sleep(10)
+    assert scope.reason is STOP
+
+
+# -- hooks, waiters, shields -------------------------------------------------------------------
+
+
+def test_hooks_are_taken_once() -> None:
+    scope = CancelScope()
+    scope.add_hook(print)
+    assert scope.take_hooks() == [print]
+    assert scope.take_hooks() == []
+
+
+def test_a_waiter_is_set_by_the_cancel_or_at_once_when_cancelled_already() -> None:
+    scope = CancelScope()
+    event = threading.Event()
+    scope.add_waiter(event)
+    scope.cancel(STOP)
+    assert event.is_set()
+    late = threading.Event()
+    scope.add_waiter(late)
+    assert late.is_set()
+    scope.remove_waiter(late)
+
+
+async def test_a_shield_holds_the_cancel_off_for_the_grace_only() -> None:
+    scope = CancelScope(shield_grace=0.05)
+    finished = False
+    with anyio.fail_after(5), scope:
+        shield = anyio.CancelScope(shield=True)
+        with shield:
+            scope.push_shield(shield)
+            scope.cancel(STOP)
+            await asyncio.sleep(0.01)  # within the grace: not interrupted
+            finished = True
+            await asyncio.sleep(10)  # past the grace: the shield gives way
+        scope.pop_shield(shield)
+    assert finished and shield.cancel_called
