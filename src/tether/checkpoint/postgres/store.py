@@ -152,6 +152,10 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         """Stop fencing `run_id` (the worker is done with it)."""
         self.leases.unbind(run_id)
 
+    def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        """Which of these runs have a durable cancel request (one statement)."""
+        return self._db.run(runs.cancel_requests(run_ids)) if run_ids else {}
+
     def cancel_noted(self, run_id: str) -> CancelReason | None:
         """A durable cancel of a run seen in the answer to one of its checkpoint writes."""
         return self.leases.noted(run_id)

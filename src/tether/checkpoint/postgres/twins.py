@@ -45,6 +45,15 @@ class AsyncTwins:
         """
         return await self._db.arun(runs.create(info, owner.current()))
 
+    async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        """Async twin of `cancel_requests` (the poll of a process's live runs: real async
+        I/O, never a blocking call on the loop).
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._db.arun(runs.cancel_requests(run_ids)) if run_ids else {}
+
     async def aget_run(self, run_id: str) -> RunInfo | None:
         """Async twin of `get_run`.
 
