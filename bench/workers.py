@@ -1,15 +1,6 @@
-"""Scale-out on Postgres (DESIGN.md §6): workers, cross-process cancels, and the store per step.
+"""Scale-out on Postgres (DESIGN.md §6): workers and the store per step (cross-process cancels:
+`bench.xproc`).
 
-- `cancel-xproc[+listen|+poll]` (p50, p99): a run looping through 5 ms async steps on a
-  `tether worker` process is cancelled from the API process (`store.request_cancel`, as the
-  server's `QueueLauncher` does); the time is from the durable request to the run's terminal
-  status committed by the worker with its final checkpoint (`ended_at - requested_at`, one
-  machine's clock). `+listen`: the worker hears `NOTIFY tether_cancel`; `+poll`: `--no-listen`,
-  the cancel arrives by the lease renewal (every 0.5 s here) or the run's next step boundary.
-  LangGraph has no cross-process cancel: its column is the closest it has, `task.cancel()` of
-  an `ainvoke` on its `AsyncPostgresSaver` in the same process. Targets (tether's own, not
-  §7's): p50 ≤ 10 ms and p99 ≤ 25 ms with NOTIFY, p50 ≤ 300 ms and p99 ≤ 525 ms by polling;
-  the ✓ compares tether to them.
 - `short-runs[1|2|4 workers]`: many 3-step runs queued at once, each worker driving 4 at a time,
   until all ended; time per run. LangGraph's column: the same runs in one process with the same
   concurrency in total, on its `AsyncPostgresSaver`. Goal: not slower than that (ratio ≤ 1).
@@ -29,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import subprocess
 import sys
@@ -43,7 +33,7 @@ from typing import Any, TypedDict
 
 from bench.engine import build_loop
 from bench.libs import Lib, load
-from bench.timing import Contest, Measurement, Outcome, Plan, within
+from bench.timing import Contest, Outcome, Plan, within
 from bench.workload import Case, GraphWorkload, Mode
 
 ORDER = 40
@@ -54,6 +44,11 @@ LEASE = 1.5
 """Seconds of a worker's lease here: renewals (and cancel polls) every 0.5 s."""
 CONCURRENCY = 4
 """Runs each worker drives at once."""
+
+
+REDIS = (os.environ.get("TETHER_BENCH_REDIS_URL") or os.environ.get("TETHER_TEST_REDIS_URL")
+         or "redis://127.0.0.1:6379/0")
+"""The Redis of the `+bus` rows."""
 
 
 def dsn() -> str:
@@ -121,13 +116,15 @@ def __getattr__(name: str) -> Any:
 
 
 @contextlib.contextmanager
-def workers(count: int, name: str, *,
-            listen: bool = True) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` worker processes serving `spin` and `short` on schema `name`, once all are ready."""
+def workers(count: int, name: str, *, listen: bool = True,
+            redis: str | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` worker processes serving `spin` and `short` on schema `name`, once all are ready
+    (on the Redis bus at `redis`, else the Postgres one)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     command = [sys.executable, "-m", "tether", "worker", "bench.workers:spin",
                "bench.workers:short", "--db", dsn(), "--schema", name, "--lease", str(LEASE),
-               "--poll", "0.05", "--concurrency", str(CONCURRENCY)]
+               "--poll", "0.05", "--concurrency", str(CONCURRENCY),
+               *(["--redis", redis] if redis else [])]
     if not listen:
         command.append("--no-listen")
     logs: list[Path] = []
@@ -158,7 +155,7 @@ def workers(count: int, name: str, *,
             log.unlink(missing_ok=True)
 
 
-async def _settled(store: Any, run_ids: Sequence[str], *, poll: float = 0.005) -> None:
+async def settled(store: Any, run_ids: Sequence[str], *, poll: float = 0.005) -> None:
     waiting = set(run_ids)
     while waiting:
         for run_id, status, _c, _e in await store.queue.awatch(list(waiting)):
@@ -168,7 +165,7 @@ async def _settled(store: Any, run_ids: Sequence[str], *, poll: float = 0.005) -
             await asyncio.sleep(poll)
 
 
-def _order(graph: str, until: int) -> Any:
+def order(graph: str, until: int) -> Any:
     from tether.checkpoint.postgres.queue import Order
 
     thread = uuid.uuid4().hex
@@ -177,133 +174,12 @@ def _order(graph: str, until: int) -> Any:
                  multitask="enqueue")
 
 
-# -- cross-process cancel -----------------------------------------------------------------------
-
-
-async def _tether_cancels(store: Any, count: int) -> list[float]:
-    from tether.types import CancelReason
-
-    samples = []
-    for _ in range(count):
-        run_id = (await store.queue.aenqueue(_order("spin", 10**9))).run_id
-        while True:  # a few steps in, with a checkpoint to end on
-            info = await store.aget_run(run_id)
-            if info.status.value == "running" and info.checkpoint_id is not None:
-                break
-            await asyncio.sleep(0.005)
-        await asyncio.sleep(0.02)
-        await store.arequest_cancel(run_id, CancelReason("user", "bench", "bench"))
-        await _settled(store, [run_id])
-        ended = await store.aget_run(run_id)
-        samples.append((ended.ended_at - ended.reason.requested_at).total_seconds())
-    return samples
-
-
-async def _langgraph_cancels(lib: Lib, name: str, count: int) -> list[float]:
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
-    samples = []
-    async with AsyncPostgresSaver.from_conn_string(conninfo(name)) as saver:
-        await saver.setup()
-        graph = build_spin(lib).compile(checkpointer=saver)
-        for _ in range(count):
-            config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": 10**9}
-            task = asyncio.ensure_future(graph.ainvoke({"n": 0, "until": 10**9}, config))
-            await asyncio.sleep(0.05)
-            begun = time.perf_counter()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            samples.append(time.perf_counter() - begun)
-    return samples
-
-
-@dataclass
-class _Samples:
-    outcomes: dict[str, Outcome]
-    samples: dict[str, list[float]]
-
-
-_SERIES: dict[tuple[int, bool, tuple[str, ...]], _Samples] = {}
-
-
-def _cancel_series(libs: Sequence[Lib], plan: Plan, listen: bool) -> _Samples:
-    key = (id(plan), listen, tuple(lib.name for lib in libs))
-    if key in _SERIES:
-        return _SERIES[key]
-    count = 3 if plan.quick else 25
-    contest = Contest(plan, [lib.name for lib in libs])
-    samples: dict[str, list[float]] = {lib.name: [] for lib in libs}
-    by_name = {lib.name: lib for lib in libs}
-    with contextlib.ExitStack() as stack:
-        with contest.guard("tether"):
-            from tether.checkpoint.postgres import PostgresSaver
-
-            ours = stack.enter_context(schema("xproc"))
-            stack.enter_context(workers(1, ours, listen=listen))
-            store = PostgresSaver(dsn(), schema=ours)
-            stack.callback(store.close)
-        theirs = stack.enter_context(schema("xproc_lg"))
-        for index, lib_name in contest.turns():
-            with contest.lap(lib_name):
-                run = (_tether_cancels(store, count) if lib_name == "tether"
-                       else _langgraph_cancels(by_name[lib_name], theirs, count))
-                found = asyncio.run(within(run, plan.timeout))
-                contest.results[lib_name] = {"cancelled": len(found)}
-            if index >= plan.warmup:
-                samples[lib_name] += found
-    _SERIES[key] = _Samples(contest.outcomes(per=count), samples)
-    return _SERIES[key]
-
-
-@dataclass
-class XprocCancel:
-    """p`quantile` of API cancel → run terminated on a worker (see the module docstring).
-
-    `goal` is `target` over LangGraph's number once measured, so that ✓ means tether met its
-    target (as in `bench/cancel.py`)."""
-
-    name: str
-    quantile: float
-    listen: bool
-    target: float
-    family: str = FAMILY
-    unit: str = "cancel"
-    goal: float = math.inf
-
-    @property
-    def mode(self) -> str:
-        return f"p{round(self.quantile * 100)}"
-
-    @property
-    def doc(self) -> str:
-        how = "NOTIFY" if self.listen else "polling (--no-listen)"
-        return (f"p{round(self.quantile * 100)} of a cancel from another process reaching a run "
-                f"on a worker by {how}; LangGraph: in-process task.cancel()")
-
-    def measure(self, libs: Sequence[Lib], plan: Plan) -> dict[str, Outcome]:
-        found = _cancel_series(libs, plan, self.listen)
-        out: dict[str, Outcome] = {}
-        for lib_name, outcome in found.outcomes.items():
-            samples = found.samples.get(lib_name) or []
-            if outcome.measurement is None or not samples:
-                out[lib_name] = outcome
-                continue
-            ranked = sorted(samples)
-            value = ranked[max(math.ceil(self.quantile * len(ranked)), 1) - 1]
-            out[lib_name] = Outcome(Measurement([value], 1, outcome.measurement.result))
-        theirs = out.get("langgraph")
-        if theirs is not None and theirs.measurement is not None:
-            self.goal = self.target / max(theirs.measurement.per_unit, 1e-9)
-        return out
-
-
 # -- throughput ---------------------------------------------------------------------------------
 
 
 async def _tether_batch(store: Any, runs: int) -> int:
-    queued = [(await store.queue.aenqueue(_order("short", 3))).run_id for _ in range(runs)]
-    await _settled(store, queued, poll=0.01)
+    queued = [(await store.queue.aenqueue(order("short", 3))).run_id for _ in range(runs)]
+    await settled(store, queued, poll=0.01)
     return len(queued)
 
 
@@ -477,10 +353,6 @@ def _steps(mode: Mode, durability: str | None, suffix: str) -> PostgresSteps:
 
 
 WORKLOADS: list[Any] = [
-    XprocCancel("cancel-xproc+listen", 0.5, True, 0.010),
-    XprocCancel("cancel-xproc+listen", 0.99, True, 0.025),
-    XprocCancel("cancel-xproc+poll", 0.5, False, 0.300),
-    XprocCancel("cancel-xproc+poll", 0.99, False, 0.525),
     *(Throughput(count) for count in (1, 2, 4)),
     *(_steps(mode, "sync", "") for mode in ("sync", "async")),
     *(_steps(mode, None, "+default") for mode in ("sync", "async")),

@@ -19,6 +19,8 @@ NEEDS_EXTRA = {
     "tether.worker.": "postgres",
     "tether.checkpoint.postgres": "postgres",
     "tether.store.postgres": "postgres",
+    "tether.bus.postgres": "postgres",
+    "tether.bus.redis": "redis",
     "tether.prebuilt": "agents",
     "tether.graph.chat_stream": "agents",
 }
@@ -26,7 +28,8 @@ NEEDS_EXTRA = {
 
 CORE = ("tether", "tether.graph", "tether.types", "tether.errors", "tether.config",
         "tether.runtime", "tether.checkpoint.memory", "tether.checkpoint.sqlite",
-        "tether.runs", "tether.engine.loop", "tether.cli", "tether.worker")
+        "tether.runs", "tether.engine.loop", "tether.cli", "tether.worker", "tether.bus",
+        "tether.bus.memory")
 """Modules a user without extras imports, which must be found among those that import."""
 
 

@@ -273,3 +273,60 @@ def write(task_id: str, channel: str, value: Any, *, idx: int = 0,
           task_name: str = "node") -> WriteRecord:
     """A pending write."""
     return WriteRecord(task_id, task_name, idx, channel, value)
+
+
+# -- Redis -------------------------------------------------------------------------------------
+
+REDIS_URL_ENV = "TETHER_TEST_REDIS_URL"
+REDIS_REQUIRED_ENV = "TETHER_REQUIRE_REDIS"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_redis_verdict: list[str | None] = []
+"""[None] once the server answered; [message] once it did not (checked once per session)."""
+
+
+def redis_url() -> str:
+    """The test Redis (`$TETHER_TEST_REDIS_URL`), once it has answered a PING.
+
+    Skips the calling test when none answers, naming the address; with
+    `TETHER_REQUIRE_REDIS=1` (CI) that is a failure instead. Redis is shared: tests use keys
+    under a random prefix (`redis_prefix`).
+    """
+    url = os.environ.get(REDIS_URL_ENV, DEFAULT_REDIS_URL)
+    if not _redis_verdict:
+        try:
+            import redis
+        except ImportError:
+            _redis_verdict.append("the redis package is not installed (pip install "
+                                  "'tether[redis]')")
+        else:
+            try:
+                client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+                client.ping()
+                client.close()
+                _redis_verdict.append(None)
+            except redis.RedisError as exc:
+                _redis_verdict.append(f"no Redis server answers at {url} (set "
+                                      f"{REDIS_URL_ENV}): {exc}")
+    problem = _redis_verdict[0]
+    if problem is not None:
+        if os.environ.get(REDIS_REQUIRED_ENV) == "1":
+            pytest.fail(f"{problem} — and {REDIS_REQUIRED_ENV}=1 forbids skipping", pytrace=False)
+        pytest.skip(problem)
+    return url
+
+
+def redis_prefix() -> str:
+    """A fresh key prefix for one test."""
+    return f"tether-test-{uuid.uuid4().hex[:12]}"
+
+
+def drop_redis_keys(url: str, prefix: str) -> None:
+    """Delete every key under `prefix`."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()

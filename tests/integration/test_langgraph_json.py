@@ -254,7 +254,7 @@ def test_worker_config_serves_the_projects_graphs_by_id(
         def close(self) -> None:
             pass
 
-    async def fake_serve(store: Any, found: Any, options: Any) -> None:
+    async def fake_serve(store: Any, found: Any, options: Any, redis: str | None) -> None:
         served.append(found.graphs)
 
     monkeypatch.setattr(tether.checkpoint.postgres, "PostgresSaver", FakeSaver)

@@ -255,3 +255,25 @@ def test_a_websocket_passes_the_same_gate(key: bytes | None) -> None:
         assert reached == ["websocket"] and sent == []
     else:
         assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_of_several_modes_is_woken_by_an_event_of_any_one() -> None:
+    feed = RunFeed("r", limit=10)
+    sub = feed.subscribe(("custom", "values"))
+    asyncio.get_running_loop().call_later(0.01, feed.publish, "custom", {"i": 0})
+    began = asyncio.get_running_loop().time()
+    assert await sub.wait(5) is True
+    assert asyncio.get_running_loop().time() - began < 1
+    assert [e.payload for e in sub.take()] == [{"i": 0}]
+
+
+def test_events_numbered_by_their_producer_keep_their_numbers_across_a_gap() -> None:
+    feed = RunFeed("r", limit=10)
+    feed.publish("metadata", {})
+    for seq in (1, 2, 5, 6):
+        feed.publish("custom", seq, seq=seq)
+    feed.publish("custom", "repeat", seq=5)
+    sub = feed.subscribe(None, after=2)
+    assert [(e.seq, e.payload) for e in sub.take()] == [(5, 5), (6, 6)]
+    assert feed.next_seq == 7 and [e.seq for e in feed.since(3)[0]] == [5, 6]

@@ -142,6 +142,9 @@ class CheckpointStore(ABC):
     """True when other processes may drive this store's runs (a worker pool)."""
     shared: bool = False
     """True when other processes may write to this store (a cancel may come from them)."""
+    notes_cancels: bool = False
+    """True when every checkpoint write reports its run's durable cancel (`cancel_noted`): a
+    run checkpointing each step learns of a cancel made elsewhere without asking again."""
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -271,6 +274,11 @@ class CheckpointStore(ABC):
             Safe: it only reads.
         """
         return self.cancel_requests(run_ids)
+
+    def cancel_noted(self, run_id: str) -> CancelReason | None:
+        """The run's durable cancel as its last checkpoint write reported it (no I/O; None
+        from a store that does not note them: see `notes_cancels`)."""
+        return None
 
     def load(self, run_id: str) -> RunSnapshot:
         """The state the run ended or paused in (`RunSnapshot`).

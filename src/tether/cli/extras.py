@@ -22,6 +22,7 @@ PROVIDERS: dict[str, frozenset[str]] = {
     "server": frozenset({"fastapi", "uvicorn", "starlette", "pydantic", "pydantic_core",
                          "sse_starlette", "anyio._backends"}),
     "postgres": frozenset({"psycopg", "psycopg_pool", "psycopg_binary"}),
+    "redis": frozenset({"redis"}),
     "agents": frozenset({"langchain_core"}),
 }
 """The top-level modules each extra installs (what a failed import can be traced back to)."""

@@ -46,6 +46,11 @@ def serve(
     ] = False,
     api_keys_file: Annotated[str | None, typer.Option(
         "--api-keys-file", help="`key:tenant` lines (default: $TETHER_API_KEYS).")] = None,
+    redis: Annotated[str | None, typer.Option(
+        "--redis", metavar="URL",
+        help="With --db postgresql://...: Redis for the stream bus that brings the workers' "
+             "runs (redis://host:6379/0; default: LISTEN/NOTIFY in the database).",
+        show_default=False)] = None,
 ) -> None:
     """Serve a graph over HTTP: the Agent Server routes for runs, SSE streams, a web page.
 
@@ -53,10 +58,15 @@ def serve(
     """
     path = resolve_db(db)
     serve_graphs = _import_server(path)
+    if redis is not None:
+        if not path.startswith(("postgresql://", "postgres://")):
+            raise typer.BadParameter("a Redis bus carries runs from workers: it needs "
+                                     "--db postgresql://...", param_hint="'--redis'")
+        extras.require("redis", "serve --redis", "redis")
     served = _graphs(graph_ref, config, name)
     options: dict[str, Any] = {"db": path, "host": host, "port": port, "no_auth": no_auth}
     for key, value in (("api_keys_file", api_keys_file), ("store_index", served.store_index),
-                       ("store_ttl", served.store_ttl)):
+                       ("store_ttl", served.store_ttl), ("redis", redis)):
         if value is not None:
             options[key] = value
     _check_address(host, port)

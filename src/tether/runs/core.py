@@ -287,8 +287,11 @@ class RunCore:
 
     async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
                              refused: RunFinish | None) -> None:
-        reason = finalize.cancel_reason(await self.store.aget_run(self.run_id),
-                                        self.scope.reason)
+        # A cancel that reached the run durably (`_receive`) left the durable reason in
+        # `info`: reading it back would be a round trip more on every cancel.
+        known = self.info.reason if self._requested_at is not None else None
+        reason = known or finalize.cancel_reason(await self.store.aget_run(self.run_id),
+                                                 self.scope.reason)
         if self._requested_at is None:
             # The request came through the store (another process), unseen so far.
             self.follow_cancel(reason)

@@ -69,9 +69,10 @@ _pollers: dict[tuple[int, int], _Poller] = {}
 
 
 def watch(core: RunCore) -> None:
-    """Poll for cancels of `core` made elsewhere, while it runs (shared stores only)."""
+    """Poll for cancels of `core` made elsewhere, while it runs (shared stores only; not a
+    worker's run, whose worker hears its cancels and checks them at every step: `step_check`)."""
     loop = core.aloop
-    if not core.store.shared or loop is None:
+    if not core.store.shared or loop is None or core.request.step_check is not None:
         return
     key = (id(loop), id(core.store))
     entry = _pollers.get(key)
@@ -104,12 +105,18 @@ class Gate:
         step_check: asked first (a reason stops the run at this boundary).
     """
 
-    __slots__ = ("_check", "_core", "_inner", "_poll")
+    __slots__ = ("_check", "_core", "_inner", "_noted", "_poll")
 
     def __init__(self, core: RunCore, policies: StepHooks,
                  step_check: Callable[[], CancelReason | None] | None) -> None:
         self._core, self._inner, self._check = core, policies, step_check
-        self._poll = core.store.shared and core.request.durable
+        store, request = core.store, core.request
+        # A `step_check` (a worker's) and a store that notes cancels answer from what the
+        # last checkpoint statement returned: asking the store again would be a second round
+        # trip per step, made on the event loop.
+        self._poll = store.shared and request.durable and step_check is None
+        self._noted = (self._poll and store.notes_cancels
+                       and request.config.durability == "sync")
 
     def before_step(self, step: int, tasks: Sequence[Task],
                     values: Mapping[str, Any]) -> CancelReason | None:
@@ -118,7 +125,12 @@ class Gate:
             reason = self._check()
             if reason is not None:
                 return reason
-        if self._poll:
+        if self._noted:
+            reason = self._core.store.cancel_noted(self._core.run_id)
+            if reason is not None:
+                follow(self._core, reason)
+                return reason
+        elif self._poll:
             reason = check(self._core)
             if reason is not None:
                 return reason

@@ -6,7 +6,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -20,13 +20,16 @@ from tether.server.board import ReportingLauncher, RunBoard
 from tether.server.context import ServerState
 from tether.server.graphs import Assistants
 from tether.server.guards import Guard
-from tether.server.launcher import LocalLauncher, RunLauncher, run_config
+from tether.server.launcher import FEED_MODES, LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
 from tether.server.routes import assistants, cancel, console, runs, threads, ui
 from tether.server.routes import store as store_routes
 from tether.server.wire import RecentFacts, WireJSON, run_json
 from tether.store.base import BaseStore, IndexConfig, TTLConfig
 from tether.store.beside import store_beside
+
+if TYPE_CHECKING:
+    from tether.bus import StreamBus
 
 _NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KEYS "
             "('key1:tenantA,key2:tenantB'), pass an API keys file, or serve without auth "
@@ -36,7 +39,7 @@ _NO_KEYS = ("the server requires API keys and none were given: set TETHER_API_KE
 def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore | None = None,
                *, api_keys: ApiKeys | Mapping[str, str] | None = None, auth: bool = True,
                limits: ServerLimits | None = None, launcher: RunLauncher | None = None,
-               long_term_store: BaseStore | None = None) -> FastAPI:
+               long_term_store: BaseStore | None = None, redis: str | None = None) -> FastAPI:
     """The Agent Server's run routes, tether's extras and the web page, as a FastAPI app.
 
     Args:
@@ -49,13 +52,17 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         limits: body, stream and feed bounds.
         launcher: how runs are run. If None: in this process (`LocalLauncher`), or, on a store
             that workers serve (`PostgresSaver`), queued for `tether worker` processes
-            (`tether.worker.QueueLauncher`).
+            (`tether.worker.QueueLauncher`), whose runs stream to the server on a bus
+            (`tether.bus`): Redis Streams at `redis`, else `LISTEN/NOTIFY` in the store's
+            database.
         long_term_store: the long-term store of the graphs compiled without one, served on
             the `/store` routes; if None, one in `store`'s database (`store_beside`), closed
             when the app shuts down (a store given is the caller's to close).
+        redis: the Redis URL of the bus, for a store that workers serve.
 
     Raises:
-        ValueError: auth is on and there are no keys; no graphs.
+        ValueError: auth is on and there are no keys; no graphs; `redis` for a store no
+            workers serve, or not a Redis URL.
         TypeError: a graph is not a compiled tether graph.
     """
     keys = _keys(api_keys) if auth else None
@@ -64,16 +71,25 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         from tether.checkpoint.sqlite import SqliteSaver
 
         store = SqliteSaver("tether.db")
+    if redis is not None and not getattr(store, "has_workers", False):
+        raise ValueError("a Redis bus carries runs from workers: it needs a postgresql:// store")
     opened = store_beside(store) if long_term_store is None else None
     memory = long_term_store if long_term_store is not None else cast(BaseStore, opened)
     limits = limits or ServerLimits()
+    bus = None
+    if launcher is None and getattr(store, "has_workers", False):
+        from tether.bus import bus_for
+
+        bus = bus_for(store, redis)
     state = _state(Assistants(graphs, store, memory), store, limits, launcher,
-                   auth=keys is not None, memory=memory)
+                   auth=keys is not None, memory=memory, bus=bus)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await state.aclose()
+        if bus is not None:
+            await bus.aclose()
         if opened is not None:
             opened.close()
         close = getattr(store, "close", None)
@@ -92,17 +108,18 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
 
 
 def _state(served: Assistants, store: CheckpointStore, limits: ServerLimits,
-           launcher: RunLauncher | None, *, auth: bool, memory: BaseStore) -> ServerState:
+           launcher: RunLauncher | None, *, auth: bool, memory: BaseStore,
+           bus: StreamBus | None) -> ServerState:
     """The server's parts: its runs launched (and reported to the pages' board)."""
-    inner = launcher or _launcher_for(store, served, limits)
+    inner = launcher or _launcher_for(store, served, limits, bus)
     board = RunBoard(store, inner, lambda info: run_json(info, inner.facts(info.run_id)))
     return ServerState(served, store, ReportingLauncher(inner, board), limits,
                        StreamSlots(limits.max_streams_per_key), auth=auth, board=board,
                        long_term_store=memory)
 
 
-def _launcher_for(store: CheckpointStore, served: Assistants,
-                  limits: ServerLimits) -> RunLauncher:
+def _launcher_for(store: CheckpointStore, served: Assistants, limits: ServerLimits,
+                  bus: StreamBus | None) -> RunLauncher:
     """Runs in this process; or, on a store that workers serve (Postgres), queued for them."""
     if not getattr(store, "has_workers", False):
         return LocalLauncher(served.first.graph, limits)
@@ -113,7 +130,8 @@ def _launcher_for(store: CheckpointStore, served: Assistants,
         store,  # type: ignore[arg-type]
         feed_factory=lambda run_id: RunFeed(run_id, limit=limits.feed_events),
         run_config=run_config, cancel_wait=limits.cancel_wait_seconds,
-        feed_retain=limits.feed_retain_seconds, facts=RecentFacts())
+        feed_retain=limits.feed_retain_seconds, facts=RecentFacts(), bus=bus,
+        feed_modes=FEED_MODES)
     # Its feeds are the RunFeeds the factory makes; it declares them as its own Feed protocol.
     return cast(RunLauncher, queued)
 
@@ -145,7 +163,8 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
           host: str = "127.0.0.1", port: int = 2024, no_auth: bool = False,
           api_keys_file: str | os.PathLike[str] | None = None,
           limits: ServerLimits | None = None, log_level: str = "info",
-          store_index: IndexConfig | None = None, store_ttl: TTLConfig | None = None) -> None:
+          store_index: IndexConfig | None = None, store_ttl: TTLConfig | None = None,
+          redis: str | None = None) -> None:
     """Serve `graphs` over HTTP until interrupted (what `tether serve module:graph` runs).
 
     On shutdown (Ctrl-C, SIGTERM) every run still going is cancelled with kind `shutdown`,
@@ -160,9 +179,12 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
         store_index, store_ttl: semantic search and time-to-live settings of the server's
             long-term store (a `langgraph.json`'s `store` key); with a TTL, expired items are
             swept in the background.
+        redis: with a `postgresql://` db, the Redis URL of the bus that carries the workers'
+            runs to the server (default: `LISTEN/NOTIFY` in the database).
 
     Raises:
-        ValueError: no auth on a non-loopback host; auth with no keys; a malformed key list.
+        ValueError: no auth on a non-loopback host; auth with no keys; a malformed key list;
+            `redis` without a `postgresql://` db.
     """
     check_bind(host, auth=not no_auth)
     keys: Any = None
@@ -180,7 +202,7 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
         if store_ttl:
             memory.start_ttl_sweeper()
         app = create_app(graphs, store, api_keys=keys, auth=not no_auth, limits=limits,
-                         long_term_store=memory)
+                         long_term_store=memory, redis=redis)
         _run(app, host=host, port=port, log_level=log_level)
     finally:
         memory.close()

@@ -196,6 +196,14 @@ class ReportingLauncher:
         """See `RunLauncher.feed`."""
         return self.inner.feed(run_id)
 
+    async def follow(self, run_id: str) -> RunFeed | None:
+        """See `RunLauncher.follow`.
+
+        Cancellation:
+            As `RunLauncher.follow`.
+        """
+        return await self.inner.follow(run_id)
+
     def facts(self, run_id: str) -> RunFacts | None:
         """See `RunLauncher.facts`."""
         return self.inner.facts(run_id)

@@ -57,7 +57,8 @@ class RunFeed:
     def __init__(self, run_id: str, *, limit: int) -> None:
         self.run_id = run_id
         self._events: deque[FeedEvent] = deque(maxlen=max(1, limit))
-        self._seq = itertools.count()
+        # Invariant: kept events are numbered in increasing order, below `_next`; numbers
+        # are consecutive unless the producer gave its own (a bus offset that skipped).
         self._next = 0
         self._closed = False
         # Waiters by the mode they wait for (None: any event). A publish wakes only the
@@ -76,12 +77,18 @@ class RunFeed:
         """The number the next event will get."""
         return self._next
 
-    def publish(self, event: str, payload: Any) -> None:
-        """Append an event (ignored once closed) and wake the subscribers."""
-        if self._closed:
+    def publish(self, event: str, payload: Any, seq: int | None = None) -> None:
+        """Append an event (ignored once closed) and wake the subscribers.
+
+        Args:
+            seq: the event's number (a run's bus offset, the same on every server), else the
+                next one; a number already passed is a repeat and is ignored.
+        """
+        if self._closed or (seq is not None and seq < self._next):
             return
-        self._next = next(self._seq) + 1
-        added = FeedEvent(self._next - 1, event, payload)
+        number = self._next if seq is None else seq
+        self._next = number + 1
+        added = FeedEvent(number, event, payload)
         self._events.append(added)
         self._wake(None if added.mode in ALWAYS else added.mode)
 
@@ -101,13 +108,13 @@ class RunFeed:
     def since(self, cursor: int) -> tuple[list[FeedEvent], int]:
         """The kept events numbered `cursor` or later, and the cursor after them."""
         events = self._events
-        fresh = self._next - cursor
-        if not events or fresh <= 0:
+        if not events or cursor >= self._next:
             return [], max(cursor, self._next)
-        if fresh >= len(events):
+        if events[0].seq >= cursor:
             return list(events), self._next
         # From the right: a subscriber that keeps up costs what is new, not the whole deque.
-        return list(itertools.islice(reversed(events), fresh))[::-1], self._next
+        fresh = list(itertools.takewhile(lambda e: e.seq >= cursor, reversed(events)))
+        return fresh[::-1], self._next
 
     def latest(self, events: Collection[str]) -> FeedEvent | None:
         """The last kept event named one of `events`, or None."""
@@ -131,7 +138,8 @@ class RunFeed:
             if future is None or future.done():
                 future = self._waiters[key] = loop.create_future()
             futures.add(future)
-        done, _ = await asyncio.wait(futures, timeout=timeout)
+        done, _ = await asyncio.wait(futures, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
         return bool(done)
 
     def _wake(self, mode: str | None) -> None:

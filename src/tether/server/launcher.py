@@ -70,6 +70,15 @@ class RunLauncher(Protocol):
         """The run's stream, while this launcher has it."""
         ...
 
+    async def follow(self, run_id: str) -> RunFeed | None:
+        """The run's stream, made here if this launcher can follow a run started elsewhere
+        (a worker's run, on the bus); None when it cannot.
+
+        Cancellation:
+            Safe: only the waiting for the run's events so far stops.
+        """
+        ...
+
     def facts(self, run_id: str) -> RunFacts | None:
         """What the order of a run said beyond tether's record, if this launcher knows."""
         ...
@@ -153,6 +162,14 @@ class LocalLauncher:
 
     def feed(self, run_id: str) -> RunFeed | None:
         """See `RunLauncher.feed`."""
+        return self._feeds.get(run_id)
+
+    async def follow(self, run_id: str) -> RunFeed | None:
+        """See `RunLauncher.follow`: a run of another process has no feed here.
+
+        Cancellation:
+            Nothing to cancel: it does not wait.
+        """
         return self._feeds.get(run_id)
 
     def facts(self, run_id: str) -> RunFacts | None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from tether.store.base import IndexConfig, TTLConfig
 
 USAGE = 2
+MAX_POOL = 16
+"""Connections a worker's event loop keeps at most, whatever its concurrency."""
 DB_ENV = "TETHER_DB"
 
 
@@ -63,6 +65,10 @@ NameOpt = Annotated[str | None, typer.Option(
                    "as `tether serve` names it).")]
 OwnerOpt = Annotated[str | None, typer.Option(
     "--owner", help="This worker's name in leases and logs.")]
+RedisOpt = Annotated[str | None, typer.Option(
+    "--redis", metavar="URL",
+    help="Redis for the stream bus (redis://host:6379/0), as `tether serve --redis` "
+         "(default: LISTEN/NOTIFY in the database).", show_default=False)]
 
 
 def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt = None,
@@ -70,7 +76,7 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
            concurrency: ConcurrencyOpt = 4, lease: LeaseOpt = 30.0, poll: PollOpt = 1.0,
            listen: ListenOpt = True, on_shutdown: ShutdownOpt = "requeue",
            grace: GraceOpt = 30.0, sweep_every: SweepOpt = 2.0, name: NameOpt = None,
-           owner: OwnerOpt = None) -> None:
+           owner: OwnerOpt = None, redis: RedisOpt = None) -> None:
     """Claim runs queued in Postgres (by `tether serve --db postgresql://...`) and drive them.
 
     SIGTERM drains gracefully; a second SIGTERM acts at once.
@@ -81,6 +87,15 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
                                  param_hint="'--db'")
     if on_shutdown not in ("requeue", "cancel"):
         raise typer.BadParameter("choose requeue or cancel", param_hint="'--on-shutdown'")
+    if redis is not None:
+        if not redis.startswith(("redis://", "rediss://", "unix://")):
+            raise typer.BadParameter("give a Redis URL (redis://host:6379/0)",
+                                     param_hint="'--redis'")
+        try:
+            import redis as _redis  # noqa: F401 - only whether the redis extra is installed
+        except ImportError:
+            raise typer.BadParameter("a Redis bus needs the redis extra: pip install "
+                                     "'tether[redis]'", param_hint="'--redis'") from None
     if graph_refs:
         if name is not None and len(graph_refs) != 1:
             raise typer.BadParameter("--name names one graph", param_hint="'--name'")
@@ -102,11 +117,13 @@ def worker(graph_refs: GraphsArg = None, *, config: ConfigOpt = None, db: DbOpt 
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tether.checkpoint.postgres import PostgresSaver
 
+    # Runs share the pool: a run holds a connection only for a statement, so a hundred runs
+    # need far fewer than a hundred connections (Postgres allows 100 by default, in all).
     # Named after the worker, so its connections are told apart in `pg_stat_activity`.
-    store = PostgresSaver(url, schema=schema, async_size=concurrency + 3,
+    store = PostgresSaver(url, schema=schema, async_size=min(concurrency + 3, MAX_POOL),
                           application_name=f"tether-worker {options.owner}"[:63])
     try:
-        asyncio.run(_serve(store, served, options))
+        asyncio.run(_serve(store, served, options, redis))
     finally:
         store.close()
 
@@ -156,7 +173,9 @@ def _graphs(refs: list[str], name: str | None) -> dict[str, CompiledStateGraph]:
     return found
 
 
-async def _serve(store: PostgresSaver, served: Served, options: WorkerOptions) -> None:
+async def _serve(store: PostgresSaver, served: Served, options: WorkerOptions,
+                 redis: str | None) -> None:
+    from tether.bus import bus_for
     from tether.store.beside import store_beside
     from tether.worker.worker import Worker
 
@@ -165,7 +184,8 @@ async def _serve(store: PostgresSaver, served: Served, options: WorkerOptions) -
         memory.start_ttl_sweeper()
     graphs = {n: g.rebind(store, name=n, default_store=memory)
               for n, g in served.graphs.items()}
-    engine = Worker(store, graphs, options)
+    bus = bus_for(store, redis)
+    engine = Worker(store, graphs, options, bus=bus)
     loop = asyncio.get_running_loop()
     signals = [0]
 
@@ -180,6 +200,7 @@ async def _serve(store: PostgresSaver, served: Served, options: WorkerOptions) -
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        await bus.aclose()
         aclose = getattr(memory, "aclose", None)
         if aclose is not None:  # a PostgresStore: its pool on this loop too
             await aclose()

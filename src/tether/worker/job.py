@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tether.checkpoint.postgres.store import PostgresSaver
     from tether.graph.compiled import CompiledStateGraph
     from tether.runs.handle import Run
+    from tether.worker.relay import Relay
 
 logger = logging.getLogger("tether.worker")
 
@@ -57,8 +58,10 @@ async def start_point(store: PostgresSaver, job: Job) -> tuple[Any, dict[str, An
 
 
 async def drive(held: Held, graph: CompiledStateGraph, *, failures: FailureLog,
-                start_attempts: int) -> None:
+                start_attempts: int, relay: Relay | None = None) -> None:
     """Run a claimed job to its end here (whatever its `fate`); never raises but a cancel.
+    With a `relay`, the run streams the modes its order asked for onto the bus (none when it
+    named none: a run queued by code, not a server), then its run-ended signal.
 
     A run that fails before its first step (its config or context refused, its checkpoint
     unreadable...) goes back to the queue; at its `start_attempts`-th such failure it ends
@@ -71,27 +74,36 @@ async def drive(held: Held, graph: CompiledStateGraph, *, failures: FailureLog,
     job, store = held.job, held.store
     store.bind_lease(job.run_id, job.epoch, job.thread_id)
     try:
+        modes = list(job.options.get("stream_mode") or ()) if relay is not None else []
         try:
-            held.run = await _start(held, graph)
+            held.run = await _start(held, graph, modes)
         except Exception as exc:  # noqa: BLE001 - recorded on the run, logged once
             await _not_started(held, exc, failures, start_attempts)
             return
+        if relay is not None and modes:
+            relay.start(held.run)
         await _settled(held)
+        if relay is not None:
+            ended_here = held.ended and held.fate in ("run", "cancel")
+            await relay.finish(held.run.info if ended_here else None)
     finally:
         store.release_lease(job.run_id)
 
 
-async def _start(held: Held, graph: CompiledStateGraph) -> Run:
+async def _start(held: Held, graph: CompiledStateGraph, modes: list[str]) -> Run:
+    """Start the run, streaming `modes` (those its order asked for, when it is relayed)."""
     job, store = held.job, held.store
     if job.supersedes and not job.resumed:
         for prior in job.supersedes:  # multitask_strategy="rollback"
             await store.adelete_run_checkpoints(prior)
     graph_input, config = await start_point(store, job)
     options = job.options
+    streaming: dict[str, Any] = {"stream_mode": modes,
+                                 "subgraphs": bool(options.get("subgraphs"))} if modes else {}
     return graph.start_queued(
         job.run_id, graph_input, config, step_check=held.step_check,
         context=options.get("context"), interrupt_before=options.get("interrupt_before"),
-        interrupt_after=options.get("interrupt_after"))
+        interrupt_after=options.get("interrupt_after"), **streaming)
 
 
 async def _not_started(held: Held, exc: Exception, failures: FailureLog, attempts: int) -> None:

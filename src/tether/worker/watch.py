@@ -29,11 +29,15 @@ logger = logging.getLogger("tether.worker")
 class Feed(Protocol):
     """What the watch writes a run's stream into (the server's `RunFeed`)."""
 
-    def publish(self, event: str, payload: Any) -> None:
-        """Append an event."""
+    def publish(self, event: str, payload: Any, seq: int | None = None) -> None:
+        """Append an event, numbered `seq` (its bus offset) or the next number."""
 
     def close(self, final: Any = None) -> None:
         """No more events; `final` is the run's record at its end."""
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
 
 
 @dataclass(slots=True)
@@ -89,10 +93,16 @@ class Watch:
         Cancellation:
             Safe: only the waiting stops.
         """
-        future: asyncio.Future[RunInfo] = asyncio.get_running_loop().create_future()
-        self.follow(run_id).waiters.append(future)
+        future = self.waiter(run_id)
         async with asyncio.timeout(timeout):
             return await future
+
+    def waiter(self, run_id: str) -> asyncio.Future[RunInfo]:
+        """A future of the run's record once it has ended or paused for input (its
+        exception: `RunNotFound`), registered now."""
+        future: asyncio.Future[RunInfo] = asyncio.get_running_loop().create_future()
+        self.follow(run_id).waiters.append(future)
+        return future
 
     async def aclose(self) -> None:
         """Stop following; close the feeds (their runs go on in the workers).
@@ -121,7 +131,10 @@ class Watch:
 
     async def _round(self) -> None:
         queue = self._store.queue
-        found = await queue.awatch(list(self._runs))
+        # Only the runs asked about can be missing from the answer: runs followed while the
+        # query was in flight are asked about next round.
+        asked = list(self._runs)
+        found = await queue.awatch(asked)
         cursors = {run_id: self._runs[run_id].cursor for run_id, _s, _c, last in found
                    if last is not None and self._runs[run_id].cursor < last
                    and self._runs[run_id].feed is not None}
@@ -138,8 +151,10 @@ class Watch:
             await self._show_state(followed, checkpoint_id)
             if status.at_rest:
                 await self._end(followed)
-        for run_id in set(self._runs) - seen:
-            self._gone(self._runs.pop(run_id))
+        for run_id in set(asked) - seen:
+            gone = self._runs.pop(run_id, None)
+            if gone is not None:
+                self._gone(gone)
 
     async def _show_state(self, followed: Followed, checkpoint_id: str | None) -> None:
         if checkpoint_id is None or checkpoint_id == followed.checkpoint_id:
@@ -148,17 +163,25 @@ class Watch:
         if followed.feed is not None and followed.values is not None:
             followed.feed.publish("values", await followed.values(checkpoint_id))
 
+    def settle(self, run_id: str, info: RunInfo) -> None:
+        """End the following of a run whose end was heard elsewhere (the bus): as a round
+        that found it ended would, without asking the database."""
+        followed = self._runs.pop(run_id, None)
+        if followed is not None:
+            self._ended(followed, info)
+
     async def _end(self, followed: Followed) -> None:
         info = await self._store.aget_run(followed.run_id)
-        self._runs.pop(followed.run_id, None)
+        if self._runs.pop(followed.run_id, None) is None:
+            return  # settled meanwhile
         if info is None:
             self._gone(followed)
             return
+        self._ended(followed, info)
+
+    def _ended(self, followed: Followed, info: RunInfo) -> None:
         if followed.feed is not None:
-            if info.status is RunStatus.ERROR and info.error:
-                kind, _, message = info.error.partition(": ")
-                followed.feed.publish("error", {"error": kind, "message": message})
-            followed.feed.close(info)
+            close_feed(followed.feed, info)
         for waiter in followed.waiters:
             if not waiter.done():
                 waiter.set_result(info)
@@ -174,10 +197,18 @@ class Watch:
                 waiter.set_exception(RunNotFound(followed.run_id))
 
 
+def close_feed(feed: Feed, info: RunInfo) -> None:
+    """Close a run's feed at its end: an `error` event first for a failed run."""
+    if info.status is RunStatus.ERROR and info.error:
+        kind, _, message = info.error.partition(": ")
+        feed.publish("error", {"error": kind, "message": message})
+    feed.close(info)
+
+
 def lifecycle(event: RunEvent) -> dict[str, Any]:
     """An audit event as a `lifecycle` stream chunk (the shape a local run streams)."""
     return {"phase": event.phase, "at": event.at.isoformat(), "node": event.node,
             "detail": event.detail}
 
 
-__all__ = ["Feed", "Followed", "Watch", "lifecycle"]
+__all__ = ["Feed", "Followed", "Watch", "close_feed", "lifecycle"]

@@ -1,10 +1,12 @@
 """`Worker`: claims queued runs from Postgres and drives them, until it is told to drain.
 
-Four loops share one event loop: claiming (woken by `NOTIFY tether_queue`, else every `poll`),
+Loops share one event loop: claiming (woken by `NOTIFY tether_queue`, else every `poll`),
 renewing leases (every `lease / 3`; each renewal also polls the held runs' cancel requests),
-sweeping (ending runs nobody holds that were cancelled or are past their deadline), and
-listening (`LISTEN tether_cancel`, the fast path for cancels). A cancel reaches a held run by
-whichever comes first: the notification, the renewal, or the run's next step boundary.
+sweeping (ending runs nobody holds that were cancelled or are past their deadline), listening
+(`LISTEN tether_cancel`), and, with a stream bus, listening to its cancel messages. A cancel
+reaches a held run by whichever comes first: the bus, the notification, the renewal, or the
+run's next step boundary. With a bus, each held run's stream and end are published on it
+(`Relay`), and every run a sweep ends gets its end there.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from tether.errors import StoreError
 from tether.types import CancelReason
+from tether.worker import frames
 from tether.worker import job as jobs
 from tether.worker.failures import FailureLog
 from tether.worker.held import Held
 from tether.worker.listener import Listener
 from tether.worker.options import WorkerOptions
+from tether.worker.relay import Relay
 
 if TYPE_CHECKING:
+    from tether.bus import StreamBus
     from tether.checkpoint.postgres.queue import Job
     from tether.checkpoint.postgres.store import PostgresSaver
     from tether.graph.compiled import CompiledStateGraph
@@ -33,6 +38,9 @@ logger = logging.getLogger("tether.worker")
 
 SETTLE_TIMEOUT = 30.0
 """Seconds a shutdown waits, after acting on its runs, for them to settle."""
+
+BUS_RETRY_FIRST, BUS_RETRY_MAX = 0.5, 10.0
+"""Seconds before listening on the bus again after a failure, doubling up to the maximum."""
 
 
 class Worker:
@@ -45,10 +53,11 @@ class Worker:
     """
 
     def __init__(self, store: PostgresSaver, graphs: Mapping[str, CompiledStateGraph],
-                 options: WorkerOptions | None = None) -> None:
+                 options: WorkerOptions | None = None, *, bus: StreamBus | None = None) -> None:
         if not graphs:
             raise ValueError("a worker needs at least one graph")
         self.store = store
+        self.bus = bus
         self.graphs = dict(graphs)
         self.options = options or WorkerOptions()
         self.owner = self.options.name()
@@ -81,6 +90,8 @@ class Worker:
                       self._spawn(self._every(self.options.sweep_every, self._sweep), "sweep")]
         if self.listener is not None:
             background.append(self._spawn(self.listener.run(), "listen"))
+        if self.bus is not None:
+            background.append(self._spawn(self._listen_bus(), "bus"))
         logger.info("worker %s ready: graphs %s, concurrency %d, lease %ss, listen %s",
                     self.owner, ", ".join(sorted(self.graphs)), self.options.concurrency,
                     self.options.lease, "on" if self.listener else "off")
@@ -126,9 +137,10 @@ class Worker:
         self._drives.add(self._spawn(self._drive(held), f"drive-{claimed.run_id}"))
 
     async def _drive(self, held: Held) -> None:
+        relay = None if self.bus is None else Relay(self.bus, self.store.serde, held.run_id)
         try:
             await jobs.drive(held, self.graphs[held.job.graph], failures=self.failures,
-                             start_attempts=self.options.start_attempts)
+                             start_attempts=self.options.start_attempts, relay=relay)
             if held.fate == "requeue":
                 released = await self._guarded(self.store.queue.arelease(
                     held.run_id, held.job.epoch, self.owner, "shutdown"), False)
@@ -175,6 +187,43 @@ class Worker:
         ended = await self._guarded(self.store.queue.asweep(self.owner), [])
         for info in ended:
             logger.info("swept run %s: %s", info.run_id, info.status.value)
+            if self.bus is not None:
+                await self._guarded_bus(self.bus.end(
+                    info.run_id, frames.encode_end(info, self.store.serde)))
+
+    # -- the bus ------------------------------------------------------------------------------
+
+    async def _listen_bus(self) -> None:
+        assert self.bus is not None
+        delay = BUS_RETRY_FIRST
+        while True:  # until it listens: cancels arrive by NOTIFY and polling meanwhile
+            try:
+                await self.bus.listen_cancels(self._bus_cancelled, on_resync=self._resync)
+                return
+            except Exception as exc:  # noqa: BLE001 - any bus error: logged, retried
+                logger.warning("bus unavailable for cancels (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BUS_RETRY_MAX)
+
+    def _bus_cancelled(self, run_id: str, data: bytes | None) -> None:
+        entry = self.held.get(run_id)
+        if entry is None:
+            return
+        reason = None
+        if data:
+            with contextlib.suppress(Exception):
+                found = self.store.serde.loads(data)
+                reason = found if isinstance(found, CancelReason) else None
+        if reason is not None:
+            entry.follow(reason)  # durable already: the request committed before it was sent
+        else:
+            self._spawn(entry.propagate(), f"cancel-{run_id}")
+
+    async def _guarded_bus(self, call: Awaitable[Any]) -> None:
+        try:
+            await call
+        except Exception as exc:  # noqa: BLE001 - the bus is a fast path: the row stays true
+            logger.warning("bus unavailable: %s", exc)
 
     # -- shutting down ------------------------------------------------------------------------
 

@@ -491,6 +491,12 @@ SELECT run_id, thread_id, graph, job, config, epoch, status, checkpoint_id, supe
 not still winding down in this worker (`held`), first on their thread. `SKIP LOCKED` lets
 workers claim side by side; each claim takes the lease and a new epoch, logged (`claim`)."""
 
+CANCEL_REQUESTS: Final = f"""
+SELECT run_id, reason FROM runs
+WHERE run_id = ANY(%s::text[]) AND reason IS NOT NULL AND status NOT IN {TERMINAL}"""
+"""The durable cancel reasons of the runs in flight among those asked for (one statement for
+all the live runs a process polls)."""
+
 RENEW: Final = f"""
 UPDATE runs AS r SET lease_expires_at = now() + make_interval(secs => %(lease)s)
 FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS l(run_id, epoch)

@@ -76,12 +76,14 @@ class Database:
             self._sync.close()
             raise StoreError(f"cannot connect to PostgreSQL ({redacted(conninfo)}) within "
                              f"{connect_timeout}s") from exc
-        # Invariant: every pool in _async is open or being opened on its key's loop, and
-        # _closers holds the generator that closes it when that loop shuts down.
+        # Invariant: every pool in _async is open or being opened on its key's loop, by the
+        # one task in _ready (concurrent first callers all await that task: opening a pool
+        # twice trips psycopg_pool's assertions), and _closers holds the generator that closes
+        # it when that loop shuts down.
         self._lock = threading.Lock()
         self._async: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+        self._ready: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool[Any]]] = {}
         self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
-        self._opened: set[int] = set()
         self._closed = False
 
     # -- running operations -----------------------------------------------------------------
@@ -171,24 +173,43 @@ class Database:
 
     async def _pool(self) -> AsyncConnectionPool[Any]:
         loop = asyncio.get_running_loop()
-        pool = self._async.get(loop)
-        if pool is None:
+        ready = self._ready.get(loop)
+        if ready is None:
             if self._closed:
                 raise StoreError("the store is closed")
-            # A fixed size, filled before first use: psycopg_pool's connecting task swallows
-            # the cancellation a loop's shutdown sends it, which hangs `asyncio.run` if a
-            # connection is being added then; a full pool that never grows adds none.
-            pool = AsyncConnectionPool(self.conninfo, kwargs=self.kwargs,
-                                       min_size=self._async_size, max_size=self._async_size,
-                                       open=False, name="tether-async")
-            closer = _close_at_shutdown(self, loop, pool)
-            with self._lock:
-                self._async[loop] = pool
-                self._closers[loop] = closer
-            await closer.__anext__()
-        if id(pool) not in self._opened:
-            await pool.open(wait=True, timeout=self._timeout)  # idempotent
-            self._opened.add(id(pool))
+            ready = loop.create_task(self._open_pool(loop), name="tether-pool-open")
+            self._ready[loop] = ready
+        if ready.done() and not ready.cancelled() and ready.exception() is None:
+            return ready.result()
+        try:
+            # Shielded: a caller that gives up does not abort the opening the others await.
+            return await asyncio.shield(ready)
+        except PoolTimeout as exc:
+            raise StoreError(f"cannot connect to PostgreSQL ({redacted(self.conninfo)}) "
+                             f"within {self._timeout}s") from exc
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if ready.cancelled() and (task is None or not task.cancelling()):
+                raise StoreError("the store was closed while connecting") from None
+            raise
+
+    async def _open_pool(self, loop: asyncio.AbstractEventLoop) -> AsyncConnectionPool[Any]:
+        # A fixed size, filled before first use: psycopg_pool's connecting task swallows the
+        # cancellation a loop's shutdown sends it, which hangs `asyncio.run` if a connection is
+        # being added then; a full pool that never grows adds none.
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self.conninfo, kwargs=self.kwargs, min_size=self._async_size,
+            max_size=self._async_size, open=False, name="tether-async")
+        closer = _close_at_shutdown(self, loop, pool)
+        with self._lock:
+            self._async[loop] = pool
+            self._closers[loop] = closer
+        await closer.__anext__()
+        try:
+            await pool.open(wait=True, timeout=self._timeout)
+        except BaseException:
+            await closer.aclose()  # forgets the pool: the next call tries again
+            raise
         return pool
 
     def _forget(self, loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool[Any]) -> None:
@@ -196,7 +217,7 @@ class Database:
             if self._async.get(loop) is pool:
                 del self._async[loop]
                 self._closers.pop(loop, None)
-        self._opened.discard(id(pool))
+                self._ready.pop(loop, None)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -217,7 +238,12 @@ class Database:
         Cancellation:
             Safe to retry; a pool left open is closed with its loop.
         """
-        closer = self._closers.get(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        ready = self._ready.get(loop)
+        if ready is not None and not ready.done():
+            ready.cancel()  # an opening would wait its whole timeout for a closed pool
+            await asyncio.wait({ready})
+        closer = self._closers.get(loop)
         if closer is not None:
             await closer.aclose()
         self.close()

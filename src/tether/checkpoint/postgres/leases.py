@@ -95,9 +95,14 @@ class Leases:
                        run_id, self.epoch(run_id), exc)
 
     def note(self, run_id: str | None, reason: CancelReason | None) -> None:
-        """Remember a durable cancel the database reported for a held run."""
-        if reason is not None and run_id is not None and run_id in self._epochs:
+        """Remember a durable cancel the database reported with a write for a run (held by
+        a worker, or run in this process)."""
+        if reason is not None and run_id is not None:
             self._noted[run_id] = reason
+
+    def forget_note(self, run_id: str) -> None:
+        """The run has ended: drop what was noted for it."""
+        self._noted.pop(run_id, None)
 
     def noted(self, run_id: str) -> CancelReason | None:
         """The cancel noted for `run_id`, if any."""

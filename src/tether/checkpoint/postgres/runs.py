@@ -40,6 +40,12 @@ def get(run_id: str) -> Op[RunInfo | None]:
     return rows.run_info(row) if row is not None else None
 
 
+def cancel_requests(run_ids: Sequence[str]) -> Op[dict[str, CancelReason]]:
+    """Which of these runs, still in flight, have a durable cancel request."""
+    found = yield Query(_sql.CANCEL_REQUESTS, (list(run_ids),), "all")
+    return {run_id: CancelReason.from_dict(reason) for run_id, reason in found}
+
+
 def require(run_id: str) -> Op[RunInfo]:
     """The run's record.
 

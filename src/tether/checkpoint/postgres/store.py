@@ -76,6 +76,7 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
 
     has_workers = True
     shared = True  # runs here may be cancelled by any process that reaches the database
+    notes_cancels = True  # a checkpoint statement returns its run's cancel reason
 
     def __init__(self, conninfo: str, *, schema: str | None = None,
                  serde: Serializer | None = None, min_size: int = 1, max_size: int = 10,
@@ -151,8 +152,12 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         """Stop fencing `run_id` (the worker is done with it)."""
         self.leases.unbind(run_id)
 
+    def cancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        """Which of these runs have a durable cancel request (one statement)."""
+        return self._db.run(runs.cancel_requests(run_ids)) if run_ids else {}
+
     def cancel_noted(self, run_id: str) -> CancelReason | None:
-        """A durable cancel of a held run seen in the answer to one of its checkpoint writes."""
+        """A durable cancel of a run seen in the answer to one of its checkpoint writes."""
         return self.leases.noted(run_id)
 
     # -- runs -------------------------------------------------------------------------------
@@ -201,8 +206,10 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
             StaleLeaseError: the run is bound to a lease that was taken over.
         """
         epoch = self.leases.epoch(run_id)
-        return self.leases.checked(run_id, lambda: self._db.run_again(
+        done = self.leases.checked(run_id, lambda: self._db.run_again(
             lambda: runs.finish(run_id, finish, self.serde, epoch), transaction=True))
+        self.leases.forget_note(run_id)
+        return done
 
     def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         op = runs.append_events(run_id, events, self.leases.epoch(run_id))

@@ -50,6 +50,15 @@ class AsyncTwins:
         """
         return await self._db.arun(runs.create(info, owner.current()))
 
+    async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        """Async twin of `cancel_requests` (the poll of a process's live runs: real async
+        I/O, never a blocking call on the loop).
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._db.arun(runs.cancel_requests(run_ids)) if run_ids else {}
+
     async def aget_run(self, run_id: str) -> RunInfo | None:
         """Async twin of `get_run`.
 
@@ -96,8 +105,10 @@ class AsyncTwins:
         # Once more on a fresh connection if the first was lost: the end of a run is the one
         # write a lost connection must not cost (the run would stay `running`).
         epoch = self.leases.epoch(run_id)
-        return await self.leases.achecked(run_id, self._db.arun_again(
+        done = await self.leases.achecked(run_id, self._db.arun_again(
             lambda: runs.finish(run_id, finish, self.serde, epoch), transaction=True))
+        self.leases.forget_note(run_id)
+        return done
 
     async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         """Async twin of `append_events`.

@@ -274,7 +274,7 @@ async def join_stream(thread_id: str, run_id: str, *, request: Request, server: 
     slot = take_slot(server, caller)
     hook = canceller(server, run_id, "client disconnected from the run stream "
                                      "(cancel_on_disconnect)") if cancel_on_disconnect else None
-    feed = server.launcher.feed(run_id)
+    feed = await server.launcher.follow(run_id)
     if after is None and feed is not None:
         after = feed.next_seq - 1
     sub = subscription(server, info, modes, after)

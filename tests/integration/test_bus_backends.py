@@ -1,0 +1,193 @@
+"""What each bus backend does beyond the shared suite: Redis retention (time to live after the
+end, trimming to about `maxlen`) and its reader surviving a killed connection; Postgres
+trimming ended runs, keeping schemas apart, and a lost LISTEN connection losing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from conformance.conftest import drop_redis_keys, fresh_schema, redis_prefix, redis_url
+from tether.bus import BusEvent, StreamBus
+
+pytestmark = pytest.mark.anyio
+WAIT = 20.0
+
+
+async def _collect(bus: StreamBus, run_id: str) -> list[BusEvent]:
+    async with asyncio.timeout(WAIT), bus.subscribe(run_id) as events:
+        return [event async for event in events]
+
+
+async def _publish(bus: StreamBus, run_id: str, start: int, stop: int) -> None:
+    publisher = await bus.publisher(run_id)
+    for i in range(start, stop):
+        publisher.send("custom", str(i).encode())
+    await publisher.flush()
+
+
+# -- Redis ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_site() -> AsyncIterator[tuple[str, str]]:
+    url, prefix = redis_url(), redis_prefix()
+    try:
+        yield url, prefix
+    finally:
+        drop_redis_keys(url, prefix)
+
+
+@pytest.mark.redis
+async def test_a_redis_stream_lives_for_idle_ttl_and_then_retain_after_the_end(
+        redis_site: tuple[str, str]) -> None:
+    import redis.asyncio as aioredis
+
+    from tether.bus.redis import RedisTransport
+
+    url, prefix = redis_site
+    transport = RedisTransport(url, prefix=prefix, retain=7, idle_ttl=3600)
+    async with StreamBus(transport) as bus:
+        publisher = await bus.publisher("r1")
+        publisher.send("custom", b"a")
+        await publisher.flush()
+        client = aioredis.Redis.from_url(url)
+        try:
+            assert 3590 <= await client.ttl(transport.key("r1")) <= 3600
+            await publisher.end(b"done")
+            assert 0 < await client.ttl(transport.key("r1")) <= 7
+        finally:
+            await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_redis_stream_is_trimmed_to_about_maxlen_and_readers_pass_the_hole(
+        redis_site: tuple[str, str]) -> None:
+    import redis.asyncio as aioredis
+
+    from tether.bus.redis import RedisTransport
+
+    url, prefix = redis_site
+    transport = RedisTransport(url, prefix=prefix, maxlen=100)
+    async with StreamBus(transport) as bus:
+        await _publish(bus, "r1", 0, 2000)
+        await (await bus.publisher("r1")).end(b"done")
+        client = aioredis.Redis.from_url(url)
+        try:
+            kept = await client.xlen(transport.key("r1"))
+        finally:
+            await client.aclose()
+        assert 100 <= kept < 400
+        got = await _collect(bus, "r1")
+    seqs = [e.seq for e in got]
+    assert seqs == sorted(seqs) and seqs[-1] == 2001 and got[-1].final
+    assert seqs[-101:] == list(range(1901, 2002))
+
+
+@pytest.mark.redis
+async def test_the_redis_reader_survives_a_killed_connection(
+        redis_site: tuple[str, str]) -> None:
+    import redis.asyncio as aioredis
+
+    from tether.bus.redis import RedisTransport
+
+    url, prefix = redis_site
+    name = f"tether-test-{uuid.uuid4().hex[:8]}"
+    reader_client = aioredis.Redis.from_url(url, client_name=name)
+    admin = aioredis.Redis.from_url(url)
+    try:
+        async with StreamBus(RedisTransport(url, prefix=prefix)) as writer, \
+                StreamBus(RedisTransport(client=reader_client, prefix=prefix)) as reader:
+            reading = asyncio.ensure_future(_collect(reader, "r1"))
+            await _publish(writer, "r1", 0, 10)
+            killed = 0
+            async with asyncio.timeout(WAIT):
+                while not killed:
+                    for client in await admin.client_list():
+                        if client.get("name") == name and client.get("cmd") == "xread":
+                            await admin.client_kill_filter(_id=client["id"])
+                            killed += 1
+                    await asyncio.sleep(0.01)
+            await _publish(writer, "r1", 10, 20)
+            await (await writer.publisher("r1")).end(b"done")
+            got = await reading
+    finally:
+        await reader_client.aclose()
+        await admin.aclose()
+    assert [e.seq for e in got] == list(range(1, 22))
+    assert [e.data for e in got[:-1]] == [str(i).encode() for i in range(20)]
+
+
+# -- Postgres ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    with fresh_schema() as found:
+        yield found
+
+
+def _pg_bus(dsn: str, schema: str, name: str = "tether-bus", **options: Any) -> StreamBus:
+    from tether.bus.postgres import PostgresTransport
+
+    return StreamBus(PostgresTransport.open(dsn, schema=schema, application_name=name,
+                                            **options))
+
+
+@pytest.mark.postgres
+async def test_postgres_trim_forgets_ended_runs_only(pg_schema: tuple[str, str]) -> None:
+    dsn, schema = pg_schema
+    async with _pg_bus(dsn, schema, retain=0) as bus:
+        await _publish(bus, "ended", 0, 5)
+        await (await bus.publisher("ended")).end(b"done")
+        await _publish(bus, "going", 0, 3)
+        assert await bus.trim() == 6
+        assert [e.seq for e in await bus.transport.read("going", 0, None, 10)] == [1, 2, 3]
+        assert await bus.transport.read("ended", 0, None, 10) == []
+
+
+@pytest.mark.postgres
+async def test_postgres_buses_of_two_schemas_do_not_hear_each_other(
+        pg_schema: tuple[str, str]) -> None:
+    dsn, schema = pg_schema
+    with fresh_schema() as (_dsn, other):
+        async with _pg_bus(dsn, schema) as ours, _pg_bus(dsn, other) as theirs:
+            reading = asyncio.ensure_future(_collect(ours, "same-id"))
+            await asyncio.sleep(0.1)
+            await _publish(theirs, "same-id", 0, 5)
+            await (await theirs.publisher("same-id")).end(b"theirs")
+            await _publish(ours, "same-id", 100, 102)
+            await (await ours.publisher("same-id")).end(b"ours")
+            got = await reading
+    assert [e.data for e in got] == [b"100", b"101", b"ours"]
+
+
+@pytest.mark.postgres
+async def test_a_lost_postgres_listen_connection_loses_nothing(
+        pg_schema: tuple[str, str]) -> None:
+    dsn, schema = pg_schema
+    name = f"tether-test-{uuid.uuid4().hex[:8]}"
+    async with _pg_bus(dsn, schema) as writer, _pg_bus(dsn, schema, name) as reader:
+        reading = asyncio.ensure_future(_collect(reader, "r1"))
+        await _publish(writer, "r1", 0, 10)
+        async with asyncio.timeout(WAIT):
+            while not _terminate_listener(dsn, name):
+                await asyncio.sleep(0.01)
+        await _publish(writer, "r1", 10, 20)  # sent while the reader is reconnecting
+        await (await writer.publisher("r1")).end(b"done")
+        got = await reading
+    assert [e.seq for e in got] == list(range(1, 22))
+    assert [e.data for e in got[:-1]] == [str(i).encode() for i in range(20)]
+
+
+def _terminate_listener(dsn: str, name: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND query LIKE 'LISTEN%%'", (name,)).fetchall()
+    return len(rows)
