@@ -14,6 +14,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from tether.lifecycle import CANCEL_PHASES
 from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus
 
 STATUS_STYLE = {
@@ -243,9 +244,6 @@ def events_table(events: Iterable[RunEvent]) -> Table:
                       event.node or "", phase_summary(event.phase, event.detail))
     return table
 
-
-CANCEL_PHASES = ("request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate")
-"""The six phases of a cancel, in the order they happen."""
 
 __all__ = [
     "CANCEL_PHASES",
