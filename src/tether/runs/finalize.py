@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tether import lifecycle
 from tether.checkpoint.base import RunFinish, is_internal
 from tether.constants import INTERRUPT
 from tether.engine.outcome import LoopOutcome
-from tether import lifecycle
 from tether.errors import (
     InvalidUpdateError,
     NodeTimeoutError,
