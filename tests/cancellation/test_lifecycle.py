@@ -125,3 +125,26 @@ def test_complete_fills_each_missing_phase_in_its_place() -> None:
     assert [e.phase for e in done] == list(CANCEL_PHASES[1:])
     assert done[2].detail == {"hooks": 0, "detail": "0 hooks"}
     assert complete(done, now) == done
+
+
+async def test_a_sibling_failure_runs_a_sync_nodes_cleanup_hook_once(store: Any) -> None:
+    hooks: list[str] = []
+    started = threading.Event()
+
+    def bad(state: Log) -> dict[str, list[str]]:
+        started.wait(30)
+        raise ValueError("boom")
+
+    def slow(state: Log) -> dict[str, list[str]]:
+        tether.on_cancel(lambda: hooks.append("hook"))
+        started.set()
+        tether.sleep_sync(60)  # wakes on the cancel the failure sends its siblings
+        return {"log": ["slow"]}
+
+    b = StateGraph(Log).add_node("bad", bad).add_node("slow", slow)
+    graph = b.add_edge(START, "bad").add_edge(START, "slow").compile(checkpointer=store)
+    run = graph.astream({"log": []}, thread_config("sync-sibling"))
+    with pytest.raises(ValueError, match="boom"):
+        await run.result()
+    assert hooks == ["hook"]
+    assert store.get_run(run.run_id).status is RunStatus.ERROR
