@@ -148,3 +148,37 @@ async def test_a_sibling_failure_runs_a_sync_nodes_cleanup_hook_once(store: Any)
         await run.result()
     assert hooks == ["hook"]
     assert store.get_run(run.run_id).status is RunStatus.ERROR
+
+
+@pytest.mark.parametrize("stop", ["user", "timeout", "budget", "shutdown"])
+async def test_every_stop_runs_the_hook_of_the_node_in_flight_and_records_six_phases(
+        stop: str) -> None:
+    from tether.checkpoint.memory import InMemorySaver
+    from tether.runs.shutdown import cancel_all, shutdown_reason
+
+    store = InMemorySaver()
+    hooks: list[str] = []
+    inside = asyncio.Event()
+
+    async def work(state: Log) -> dict[str, list[str]]:
+        tether.on_cancel(lambda: hooks.append("hook"))
+        inside.set()
+        if stop == "budget":
+            tether.charge(tokens=100)  # over the budget: the run is cancelled at once
+        await asyncio.sleep(60)
+        return {"log": ["work"]}
+
+    graph = StateGraph(Log).add_node("work", work).add_edge(START, "work").compile(
+        checkpointer=store, budget={"tokens": 10})
+    config = thread_config(f"every-{stop}", **({"timeout": 0.2} if stop == "timeout" else {}))
+    run = graph.astream({"log": []}, config)
+    await asyncio.wait_for(inside.wait(), 30)
+    if stop == "user":
+        await run.cancel("enough")
+    elif stop == "shutdown":
+        await asyncio.to_thread(cancel_all, shutdown_reason("test"))
+    with pytest.raises(tether.RunCancelled) as stopped:
+        await run.result()
+    assert stopped.value.reason.kind == stop
+    assert hooks == ["hook"]
+    assert cancel_phases(store.events(run.run_id)) == list(CANCEL_PHASES)
