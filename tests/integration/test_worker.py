@@ -322,7 +322,7 @@ def test_a_deadline_holds_for_a_queued_run_no_worker_serves(cluster: Cluster) ->
     assert info.status is RunStatus.TIMEOUT
     assert info.reason is not None and info.reason.requested_by == "deadline"
     assert phases(cluster.store, run_id) == [
-        "create", "request", "propagate", "checkpoint", "terminate"]
+        "create", "request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
 
 
 # -- draining ---------------------------------------------------------------------------------

@@ -212,9 +212,10 @@ def _finish_summary(d: Mapping[str, Any]) -> str:
 
 _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "request": _request_summary,
-    "propagate": lambda d: f"kind {d.get('kind')}",
-    "terminate_node": lambda d: str(d.get("how", "?")),
-    "cleanup": lambda d: f"{d.get('hook', '?')}: {d.get('outcome', '?')}",
+    "propagate": lambda d: f"kind {d['kind']}" if "kind" in d else str(d.get("detail", "?")),
+    "terminate_node": lambda d: str(d.get("how") or d.get("detail", "?")),
+    "cleanup": lambda d: f"{d['hook']}: {d.get('outcome', '?')}" if "hook" in d
+    else str(d.get("detail", "?")),
     "checkpoint": _checkpoint_summary,
     "terminate": _terminate_summary,
     "finish": _finish_summary,
