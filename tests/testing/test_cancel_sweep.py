@@ -166,3 +166,47 @@ def test_a_nondeterministic_graph_is_reported() -> None:
     result = cancel_sweep(graph, {"log": []}, raise_on_failure=False, show=False)
     for tried in result.failures:
         assert "never reached" in (tried.failure or "") or "reference" in (tried.failure or "")
+
+
+def react_agent() -> Any:
+    """`create_react_agent` with a chat model whose answer depends only on the conversation
+    (a scripted model keeps its place across runs: a sweep needs the same answer every run)."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+    from langchain_core.tools import tool
+
+    from tether.prebuilt import create_react_agent
+
+    class Deterministic(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "deterministic"
+
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            return self
+
+        def _generate(self, messages: list[BaseMessage], stop: Any = None,
+                      run_manager: Any = None, **kwargs: Any) -> ChatResult:
+            if messages[-1].type == "tool":
+                answer = AIMessage("it is sunny in both")
+            else:
+                answer = AIMessage("", tool_calls=[
+                    {"name": "weather", "args": {"city": c}, "id": f"call-{c}"}
+                    for c in ("Oslo", "Lima")])
+            return ChatResult(generations=[ChatGeneration(message=answer)])
+
+    @tool
+    async def weather(city: str) -> str:
+        """The weather in a city."""
+        tether.on_cancel(lambda: None)
+        await asyncio.sleep(0)
+        return f"sunny in {city}"
+
+    return create_react_agent(Deterministic(), [weather], checkpointer=InMemorySaver())
+
+
+def test_a_react_agent_keeps_every_invariant_at_every_point() -> None:
+    pytest.importorskip("langchain_core")
+    result = cancel_sweep(react_agent(), {"messages": [("user", "weather?")]}, show=False)
+    assert {p.node for p in result.points} == {"agent", "tools"}
