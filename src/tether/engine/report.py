@@ -69,7 +69,4 @@ def task_config(raw: dict[str, Any], thread_id: str | None, ns: str,
     })
     if thread_id is not None:
         metadata.setdefault("thread_id", thread_id)
-    # `run_id` names the graph's own run, as in LangGraph: a node never sees it, or the chat
-    # models it calls would all take that id (and their messages one id between them).
-    own = {key: value for key, value in raw.items() if key != "run_id"}
-    return {**own, "configurable": configurable, "metadata": metadata}
+    return {**raw, "configurable": configurable, "metadata": metadata}

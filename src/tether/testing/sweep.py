@@ -123,17 +123,16 @@ def cancel_sweep(graph: CompiledStateGraph, input: Any, config: dict[str, Any] |
     return asyncio.run(acancel_sweep(graph, input, config, **options))
 
 
-def _config(config: dict[str, Any] | None, thread_id: str, run_id: str) -> dict[str, Any]:
-    base = dict(config or {})
+def _config(config: dict[str, Any] | None, thread_id: str) -> dict[str, Any]:
+    base = {k: v for k, v in (config or {}).items() if k != "run_id"}  # every run its own
     base["configurable"] = {**(base.get("configurable") or {}), "thread_id": thread_id}
-    base["run_id"] = run_id
     return base
 
 
 async def _reference(graph: CompiledStateGraph, input: Any, config: dict[str, Any] | None,
                      thread: str) -> tuple[checks.Reference, list[CancelPoint]]:
     probe = Probe()
-    cfg = _config(config, thread, str(uuid.uuid4()))
+    cfg = _config(config, thread)
     token = watch(probe)
     try:
         run = graph.astream(input, cfg)
@@ -188,15 +187,17 @@ class _Target:
     reference: checks.Reference
 
     async def run(self, thread: str, point: CancelPoint) -> PointResult:
-        run_id = str(uuid.uuid4())
-        cfg = _config(self.config, thread, run_id)
+        cfg = _config(self.config, thread)
         graph = self.graph
-        probe = Probe(point, lambda: _cancel(graph, run_id))
+        ids: list[str] = []
+        probe = Probe(point, lambda: _cancel(graph, ids[0]))
         token = watch(probe)
         try:
             run = graph.astream(self.input, cfg)
         finally:
             unwatch(token)
+        # Its driver is a task of this loop: no node of it runs before the next await.
+        ids.append(run_id := run.run_id)
         try:
             await run.result()
         except RunCancelled:
