@@ -69,7 +69,7 @@ class Loop:
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,
-            cache=options.cache, cache_policy=options.cache_policy,
+            cache=options.cache, cache_policy=options.cache_policy, observer=options.observer,
         )
         self._ran: list[Task] = []
 
@@ -118,7 +118,8 @@ class Loop:
                 return await self._over_budget()
             if not tasks:
                 return self._outcome("done")
-            if self.persist is not None or self.opts.emitter.tasks:
+            emitter = self.opts.emitter
+            if self.persist is not None or emitter.tasks or emitter.messages:
                 base = self.persist.checkpoint_id if self.persist is not None else None
                 for task in tasks:
                     task.key_id(base or "", self.opts.ns)

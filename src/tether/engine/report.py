@@ -62,10 +62,13 @@ def task_config(raw: dict[str, Any], thread_id: str | None, ns: str,
         configurable["thread_id"] = thread_id
     configurable["checkpoint_ns"] = ns
     metadata = dict(raw.get("metadata") or {})
+    task_ns = f"{ns}|{task.name}:{task.id}" if ns else f"{task.name}:{task.id}"
     metadata.update({
         "langgraph_step": task.step, "langgraph_node": task.name,
         "langgraph_triggers": triggers,
-        "langgraph_path": task.path, "langgraph_checkpoint_ns": f"{task.name}:{task.id}",
+        "langgraph_path": task.path, "langgraph_checkpoint_ns": task_ns,
+        # LangGraph's: a root task shows its own namespace, a subgraph's task its graph's.
+        "checkpoint_ns": ns or task_ns,
     })
     if thread_id is not None:
         metadata.setdefault("thread_id", thread_id)

@@ -32,8 +32,8 @@ class Emitter:
         ns: the namespace of this graph (empty for the root, one entry per subgraph level).
     """
 
-    __slots__ = ("checkpoints", "custom", "debug", "lifecycle", "modes", "ns", "sink", "tasks",
-                 "updates", "values")
+    __slots__ = ("checkpoints", "custom", "debug", "lifecycle", "messages", "modes", "ns", "sink",
+                 "tasks", "updates", "values")
 
     def __init__(self, sink: Sink, modes: Iterable[str], ns: tuple[str, ...] = ()) -> None:
         self.sink = sink
@@ -46,6 +46,7 @@ class Emitter:
         self.tasks = "tasks" in self.modes or self.debug
         self.checkpoints = "checkpoints" in self.modes or self.debug
         self.lifecycle = "lifecycle" in self.modes
+        self.messages = "messages" in self.modes
 
     def child(self, ns: tuple[str, ...]) -> Emitter:
         """The emitter for a subgraph running under namespace `ns`."""
@@ -74,6 +75,11 @@ class Emitter:
         """A chunk written by a node through its stream writer."""
         if self.custom:
             self.sink(self.ns, "custom", chunk)
+
+    def emit_message(self, payload: Any) -> None:
+        """A chat model's `(message_chunk, metadata)` from a node (`messages` mode)."""
+        if self.messages:
+            self.sink(self.ns, "messages", payload)
 
     def emit_task_start(self, task: Task, triggers: tuple[str, ...]) -> None:
         """A task is about to run (`tasks` and `debug` modes)."""
