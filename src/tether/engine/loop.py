@@ -279,7 +279,7 @@ class Loop:
         """The config dict `task`'s node sees."""
         opts = self.opts
         return task_config(opts.config.raw, opts.thread_id, opts.ns,
-                           self.state.triggers_of(task.name), task)
+                           task_triggers(task, self.state.triggers_of), task)
 
     async def task_done(self, task: Task) -> None:
         """A task of a multi-task step finished: keep its writes even if the step never

@@ -27,7 +27,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager, CallbackManager
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 from langchain_core.runnables.config import var_child_runnable_config
@@ -200,20 +200,27 @@ class ChatObserver:
                 handler.started(node_input)
         else:
             handler = ModelCalls(None)
-        handler.task_metadata = task_config.get("metadata") or {}
+        metadata = task_config.get("metadata") or {}
+        # What a node returns is shown with its task's metadata as LangGraph's node sees it.
+        handler.task_metadata = {k: v for k, v in metadata.items() if k != "checkpoint_ns"}
         child: dict[str, Any] = {k: task_config[k] for k in _LANGCHAIN_KEYS if k in task_config}
         child["callbacks"] = _with_handler(task_config.get("callbacks"), handler)
         handler.token = var_child_runnable_config.set(child)  # type: ignore[arg-type]
         return handler
 
 
-def _with_handler(callbacks: Any, handler: ModelCalls) -> Any:
-    """The caller's callbacks (a list or a manager), and `handler`."""
+def _with_handler(callbacks: Any, handler: ModelCalls) -> BaseCallbackManager:
+    """The caller's callbacks (a list or a manager), and `handler`, in a manager (as lists,
+    LangChain would concatenate them each time a runnable merges its config with its caller's:
+    a bound model would call the handler twice)."""
     if isinstance(callbacks, BaseCallbackManager):
         manager = callbacks.copy()
-        manager.add_handler(handler, inherit=True)
-        return manager
-    return [*(callbacks or ()), handler]
+    else:
+        manager = CallbackManager(handlers=[])
+        for given in callbacks or ():
+            manager.add_handler(given, inherit=True)
+    manager.add_handler(handler, inherit=True)
+    return manager
 
 
 def _text_of(message: BaseMessage) -> str:
