@@ -188,6 +188,9 @@ class RunSnapshot:
     checkpoint_id: str | None
     cancelled_tasks: tuple[str, ...]
     pending_writes: tuple[PendingWrite, ...]
+    partial_answers: tuple[dict[str, Any], ...] = ()
+    """What the chat models of stopped nodes had streamed of their answers ("Stop
+    generating"): one `{"text", "id", "name"}` per answer cut short, in order."""
 
 
 @dataclass(frozen=True, slots=True)

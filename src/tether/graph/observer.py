@@ -18,8 +18,6 @@ from typing import Any
 
 from tether.engine.observe import TaskObserver
 
-_recorder: TaskObserver | None = None
-
 
 @functools.cache
 def has_langchain() -> bool:
@@ -40,20 +38,21 @@ def holds_conversation(schemas: Iterable[Any]) -> bool:
 def observer_for(modes: Iterable[str], records: bool) -> TaskObserver | None:
     """The observer of a run streaming `modes`, for a graph that `records` partial answers
     (it holds a conversation and `langchain-core` is installed)."""
-    global _recorder
     if "messages" in modes:
         if not records and not has_langchain():
             return None
         from tether.graph.chat_stream import ChatObserver
 
         return ChatObserver(stream=True)
-    if not records:
-        return None
-    if _recorder is None:
-        from tether.graph.chat_stream import ChatObserver
+    return _recorder() if records else None
 
-        _recorder = ChatObserver(stream=False)
-    return _recorder
+
+@functools.cache
+def _recorder() -> TaskObserver:
+    """The recording observer: one for every run (it keeps nothing between attempts)."""
+    from tether.graph.chat_stream import ChatObserver
+
+    return ChatObserver(stream=False)
 
 
 __all__ = ["has_langchain", "holds_conversation", "observer_for"]

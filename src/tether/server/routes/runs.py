@@ -16,8 +16,9 @@ from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
 from tether.server.models import MAX_OFFSET, STREAM_MODES, RunCreate
 from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
+from tether.server.runview import run_record
 from tether.server.sse import STREAM_RESPONSE, DelayedJson, EventStream
-from tether.server.wire import client_id, error_json, jsonable, run_json
+from tether.server.wire import client_id, error_json, jsonable
 from tether.types import CancelReason, RunInfo, RunStatus
 
 router = APIRouter()
@@ -34,8 +35,8 @@ _watchers: set[asyncio.Task[None]] = set()
 
 
 def run_out(server: ServerState, info: RunInfo) -> dict[str, Any]:
-    """A run record as the API returns it."""
-    return run_json(info, server.launcher.facts(info.run_id))
+    """A run record as the API returns it (with its `partial_answers`)."""
+    return run_record(server, info)
 
 
 def links(thread_id: str, run_id: str, tail: str) -> dict[str, str]:
