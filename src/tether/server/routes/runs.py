@@ -14,6 +14,7 @@ from tether.server.errors import invalid
 from tether.server.feed import RunFeed, Subscription
 from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
+from tether.server.message_events import run_modes
 from tether.server.models import MAX_OFFSET, STREAM_MODES, RunCreate
 from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
 from tether.server.runview import run_record
@@ -115,7 +116,7 @@ async def start_streaming(server: ServerState, caller: Principal, order: RunOrde
     sub = subscription(server, info, body.modes, after=None)
     headers = headers or links(client_id(order.thread_id), info.run_id, "stream")
     return EventStream(sub, slot=slot, headers=headers, limits=server.limits,
-                       on_disconnect=hook)
+                       on_disconnect=hook, modes=body.modes)
 
 
 def subscription(server: ServerState, info: RunInfo, modes: tuple[str, ...] | None,
@@ -130,7 +131,7 @@ def subscription(server: ServerState, info: RunInfo, modes: tuple[str, ...] | No
             watcher = asyncio.get_running_loop().create_task(_close_at_end(server, feed))
             _watchers.add(watcher)
             watcher.add_done_callback(_watchers.discard)
-    return feed.subscribe(modes, after)
+    return feed.subscribe(run_modes(modes) if modes is not None else None, after)
 
 
 async def _close_at_end(server: ServerState, feed: RunFeed) -> None:
@@ -280,7 +281,7 @@ async def join_stream(thread_id: str, run_id: str, *, request: Request, server: 
         after = feed.next_seq - 1
     sub = subscription(server, info, modes, after)
     return EventStream(sub, slot=slot, headers=links(thread_id, run_id, "stream"),
-                       limits=server.limits, on_disconnect=hook)
+                       limits=server.limits, on_disconnect=hook, modes=modes)
 
 
 def query_modes(request: Request) -> tuple[str, ...] | None:
