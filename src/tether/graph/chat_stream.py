@@ -72,7 +72,7 @@ class ModelCalls(BaseCallbackHandler):
         self.token: Token[Any] | None = None
         # model call -> its metadata; only calls made by the watched task, not `nostream`
         self.calls: dict[UUID, dict[str, Any]] = {}
-        # model call -> [text so far, message id, name]: what a stop leaves behind
+        # model call -> [texts streamed so far, message id, name]: what a stop leaves behind
         self.streamed: dict[UUID, list[Any]] = {}
 
     # -- chat models ----------------------------------------------------------------------
@@ -96,13 +96,19 @@ class ModelCalls(BaseCallbackHandler):
         if metadata is None or not isinstance(chunk, ChatGenerationChunk):
             return
         message = chunk.message
-        if self.out is not None:
-            self._send(metadata, message)
         kept = self.streamed.get(run_id)
         if kept is None:
-            kept = self.streamed[run_id] = ["", None, metadata.get("lc_agent_name")]
-        kept[0] += _text_of(message)
-        kept[1] = kept[1] or message.id
+            if message.id is None:
+                message.id = str(uuid.uuid4())
+            if self.out is not None:  # sent: the node's output will not send it again
+                self.seen.add(message.id)
+            kept = self.streamed[run_id] = [[], message.id, metadata.get("lc_agent_name")]
+        elif message.id is None:
+            message.id = kept[1]
+        if self.out is not None:
+            self.out((message, metadata))
+        text = message.content
+        kept[0].append(text if isinstance(text, str) else _text_of(message))
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """A call that did not stream sends its whole answer; either way it is complete."""
@@ -172,8 +178,9 @@ class StreamingModelCalls(ModelCalls, _Streaming[Any]):
 def partial_answers(streamed: Mapping[UUID, list[Any]]) -> list[dict[str, Any]]:
     """The answers of unfinished model calls that streamed some text, as pending-write values
     (`{"text", "id", "name"}`); tool-call chunks are not kept (they are incomplete)."""
-    return [{"text": text, "id": ident, "name": name}
-            for text, ident, name in streamed.values() if text]
+    answers = [{"text": "".join(texts), "id": ident, "name": name}
+               for texts, ident, name in streamed.values()]
+    return [answer for answer in answers if answer["text"]]
 
 
 class ChatObserver:
