@@ -190,3 +190,16 @@ def test_an_agent_streams_its_models_tokens_and_its_tool_results(lib: Lib, lg: L
     expected = run(lg)
     assert "ToolMessage" in {c[2] for c in expected}
     assert run(lib) == expected
+
+
+def test_messages_as_v2_stream_parts(lib: Lib, lg: Lib) -> None:
+    def run(on: Lib) -> list[Any]:
+        graph = chat_graph(on, sync_invoke(on))
+        return [(p["type"], _ns_shape(p["ns"]), *view(p["data"])[2:])
+                for p in graph.stream(QUESTION, stream_mode=["messages", "updates"],
+                                      version="v2")
+                if p["type"] == "messages"]
+
+    expected = run(lg)
+    assert expected
+    assert run(lib) == expected
