@@ -161,6 +161,15 @@ class ModelCalls(BaseCallbackHandler):
         assert self.out is not None
         self.out((message, metadata))
 
+
+
+class StreamingModelCalls(ModelCalls, _Streaming[Any]):
+    """`ModelCalls` of a run that streams `messages`: `invoke()` of a chat model streams.
+
+    (LangChain recognises a streaming handler by these two methods, so the recording
+    `ModelCalls` must not have them: it would make every model call stream.)
+    """
+
     # Streams pass through untouched (tokens arrive through `on_llm_new_token`).
     def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[T]) -> AsyncIterator[T]:
         """Pass a stream through."""
@@ -169,10 +178,6 @@ class ModelCalls(BaseCallbackHandler):
     def tap_output_iter(self, run_id: UUID, output: Iterator[T]) -> Iterator[T]:
         """Pass a stream through."""
         return output
-
-
-class StreamingModelCalls(ModelCalls, _Streaming[Any]):
-    """`ModelCalls` of a run that streams `messages`: `invoke()` of a chat model streams."""
 
 
 def partial_answers(streamed: Mapping[UUID, list[Any]]) -> list[dict[str, Any]]:

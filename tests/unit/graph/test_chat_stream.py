@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.tracers._streaming import _StreamingCallbackHandler as _Streaming
 
 from tether.graph.chat_stream import ChatObserver, ModelCalls, StreamingModelCalls
 from tether.prebuilt.scripted import ScriptedChatModel
@@ -41,6 +42,8 @@ def test_a_model_call_tagged_nostream_is_neither_streamed_nor_kept() -> None:
 
 def test_the_recording_handler_sends_nothing_and_does_not_make_invoke_stream() -> None:
     handler = ModelCalls(None)
+    assert not isinstance(handler, _Streaming)  # LangChain would make every call stream
+    assert isinstance(StreamingModelCalls(None), _Streaming)
     model = ScriptedChatModel(responses=["plain answer"])
     model.invoke("hi", {"callbacks": [handler], "metadata": dict(TASK)})
     assert handler.streamed == {}
