@@ -149,7 +149,7 @@ class ModelCalls(BaseCallbackHandler):
         if self.token is not None:
             var_child_runnable_config.reset(self.token)
             self.token = None
-        return partial_answers(self.streamed)
+        return partial_answers(self.streamed) if self.streamed else []
 
     def _send(self, metadata: dict[str, Any], message: BaseMessage, *,
               once: bool = False) -> None:
@@ -210,11 +210,13 @@ class ChatObserver:
             handler = StreamingModelCalls(out, self.seen)
             if out is not None:
                 handler.started(node_input)
+                # What a node returns is shown with its task's metadata as LangGraph's node
+                # sees it.
+                metadata = task_config.get("metadata") or {}
+                handler.task_metadata = {k: v for k, v in metadata.items()
+                                         if k != "checkpoint_ns"}
         else:
             handler = ModelCalls(None)
-        metadata = task_config.get("metadata") or {}
-        # What a node returns is shown with its task's metadata as LangGraph's node sees it.
-        handler.task_metadata = {k: v for k, v in metadata.items() if k != "checkpoint_ns"}
         child: dict[str, Any] = {k: task_config[k] for k in _LANGCHAIN_KEYS if k in task_config}
         child["callbacks"] = _with_handler(task_config.get("callbacks"), handler)
         handler.token = var_child_runnable_config.set(child)  # type: ignore[arg-type]
