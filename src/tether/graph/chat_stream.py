@@ -65,6 +65,14 @@ class ModelCalls(BaseCallbackHandler):
     run_inline = True
     """Callbacks run in the caller's thread, in order."""
 
+    # Only chat models matter: LangChain then skips this handler for every other runnable
+    # (chains, tools, retrievers) the node's code runs.
+    ignore_chain = True
+    ignore_agent = True
+    ignore_retriever = True
+    ignore_retry = True
+    ignore_custom_event = True
+
     def __init__(self, out: MessageOut | None, seen: set[str] | None = None) -> None:
         self.out = out
         self.seen = seen if seen is not None else set()
