@@ -203,3 +203,19 @@ def test_messages_as_v2_stream_parts(lib: Lib, lg: Lib) -> None:
     expected = run(lg)
     assert expected
     assert run(lib) == expected
+
+
+def test_a_subgraph_of_a_subgraph_streams_under_both_names(lib: Lib, lg: Lib) -> None:
+    def run(on: Lib) -> list[Any]:
+        leaf = (on.StateGraph(on.MessagesState).add_node("leaf", sync_invoke(on))
+                .add_edge(on.START, "leaf").compile())
+        mid = (on.StateGraph(on.MessagesState).add_node("inner", leaf)
+               .add_edge(on.START, "inner").compile())
+        top = (on.StateGraph(on.MessagesState).add_node("mid", mid)
+               .add_edge(on.START, "mid").compile())
+        return [view(c) for c in top.stream(QUESTION, stream_mode=["messages", "updates"],
+                                            subgraphs=True)]
+
+    expected = run(lg)
+    assert ("messages", ("mid", "inner")) in {c[:2] for c in expected}
+    assert run(lib) == expected

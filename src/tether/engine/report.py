@@ -69,8 +69,8 @@ def task_config(raw: dict[str, Any], thread_id: str | None, ns: str,
         # LangGraph's path of a `Send` task ends with False (not a functional call).
         "langgraph_path": task.path if task.path[0] != PUSH else (*task.path, False),
         "langgraph_checkpoint_ns": task_ns,
-        # LangGraph's: a root task shows its own namespace, a subgraph's task its graph's.
-        "checkpoint_ns": ns or task_ns,
+        # LangGraph's: the first entry of the task's namespace (the root graph's task).
+        "checkpoint_ns": task_ns.split("|", 1)[0],
     })
     if thread_id is not None:
         metadata.setdefault("thread_id", thread_id)
