@@ -29,7 +29,7 @@ from tether.engine.liveness import Liveness
 from tether.engine.observe import AttemptWatch, MessageOut, TaskObserver
 from tether.engine.routing import Router
 from tether.engine.spec import GraphSpec, NodeSpec, Write
-from tether.engine.stream import Emitter
+from tether.engine.stream import Emitter, LoopRelay
 from tether.engine.task import StopMode, Task
 from tether.engine.to_thread import ThreadPool
 from tether.errors import (
@@ -373,16 +373,11 @@ class Executor:
         if not self.emitter.messages:
             return None
         if self._out is None:
-            loop = self.loop
-            owner = threading.get_ident()
-            emit = self.emitter.emit_message
+            relay = LoopRelay(self.emitter.emit_message, self.loop)
 
             def out(payload: Any) -> None:
                 touch()
-                if threading.get_ident() == owner:
-                    emit(payload)
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(emit, payload)
+                relay(payload)
 
             self._out = out
         return self._out

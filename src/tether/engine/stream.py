@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -118,6 +121,44 @@ class Emitter:
         """A run lifecycle event (tether's `lifecycle` mode)."""
         if self.lifecycle:
             self.sink(self.ns, "lifecycle", event)
+
+
+class LoopRelay:
+    """Hands chunks made on worker threads to the loop's thread, in order, waking the loop
+    once per batch rather than once per chunk (a sync node's model streams its tokens from a
+    worker thread); chunks made on the loop's thread go straight through.
+
+    Args:
+        emit: what the loop's thread does with each chunk.
+        loop: the run's event loop (its thread is the one calling this constructor).
+    """
+
+    __slots__ = ("_emit", "_loop", "_owner", "_pending", "_scheduled")
+
+    def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop) -> None:
+        self._emit = emit
+        self._loop = loop
+        self._owner = threading.get_ident()
+        self._pending: deque[Any] = deque()
+        # Invariant: True from the moment a drain is scheduled until it starts; a chunk
+        # appended after a drain started is either taken by it or schedules the next one.
+        self._scheduled = False
+
+    def __call__(self, chunk: Any) -> None:
+        """Send `chunk` (from any thread)."""
+        if threading.get_ident() == self._owner:
+            self._emit(chunk)
+            return
+        self._pending.append(chunk)
+        if not self._scheduled and not self._loop.is_closed():
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        pending, emit = self._pending, self._emit
+        while pending:
+            emit(pending.popleft())
 
 
 def task_triggers(task: Task, triggers_of: Callable[[str], tuple[str, ...]]) -> tuple[str, ...]:
