@@ -368,18 +368,10 @@ class Executor:
 
     @property
     def message_out(self) -> MessageOut | None:
-        """Sends a `messages` chunk of this graph's tasks; safe to call from worker threads.
-        None when they are not streamed."""
-        if not self.emitter.messages:
-            return None
-        if self._out is None:
-            relay = LoopRelay(self.emitter.emit_message, self.loop)
-
-            def out(payload: Any) -> None:
-                touch()
-                relay(payload)
-
-            self._out = out
+        """Sends a `messages` chunk of this graph's tasks (a sign of life too); safe to call
+        from worker threads. None when they are not streamed."""
+        if self._out is None and self.emitter.messages:
+            self._out = LoopRelay(self.emitter.emit_message, self.loop, before=touch)
         return self._out
 
     def enter(self, task: Task, scope: CancelScope,

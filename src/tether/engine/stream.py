@@ -131,11 +131,14 @@ class LoopRelay:
     Args:
         emit: what the loop's thread does with each chunk.
         loop: the run's event loop (its thread is the one calling this constructor).
+        before: called in the sending thread before each chunk is sent.
     """
 
-    __slots__ = ("_emit", "_loop", "_owner", "_pending", "_scheduled")
+    __slots__ = ("_before", "_emit", "_loop", "_owner", "_pending", "_scheduled")
 
-    def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop, *,
+                 before: Callable[[], None] | None = None) -> None:
+        self._before = before
         self._emit = emit
         self._loop = loop
         self._owner = threading.get_ident()
@@ -146,6 +149,8 @@ class LoopRelay:
 
     def __call__(self, chunk: Any) -> None:
         """Send `chunk` (from any thread)."""
+        if self._before is not None:
+            self._before()
         if threading.get_ident() == self._owner:
             self._emit(chunk)
             return
