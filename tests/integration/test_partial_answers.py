@@ -176,3 +176,19 @@ async def test_resume_reruns_the_model_cleanly(saver: CheckpointStore) -> None:
     assert [m.content for m in final["messages"]] == ["what is it?", ANSWER]
     assert [m.content for m in llm.calls[1]] == ["what is it?"]  # the partial was not fed back
     assert saver.load(resumed.run_id).partial_answers == ()
+
+
+async def test_an_answer_cut_short_in_a_subgraph_is_kept_with_the_run(
+        saver: CheckpointStore) -> None:
+    streamed = asyncio.Event()
+    llm = ScriptedChatModel(responses=[ANSWER], stalls={0: 3})
+    inner = (StateGraph(MessagesState).add_node("model", streaming_node(llm, streamed))
+             .add_edge(START, "model").compile())
+    graph = (StateGraph(MessagesState).add_node("agent", inner).add_edge(START, "agent")
+             .compile(checkpointer=saver))
+    run = graph.astream(QUESTION, thread())
+    await asyncio.wait_for(streamed.wait(), 30)
+    await run.cancel("stop")
+    await graph.await_run(run.run_id)
+    assert [p["text"] for p in saver.load(run.run_id).partial_answers] == ["The answer"]
+    assert len(partial_writes(saver, run.run_id)) == 1

@@ -243,6 +243,7 @@ class Executor:
         idle = node.idle_timeout or self.idle_timeout
         watch = Liveness(scope, idle) if idle is not None else None
         token = self.enter(task, scope, watch)
+        task.partials = None
         seen = self._watch(task) if self.observer is not None and task.parent is None else None
         try:
             bind = (not alone or node.timeout is not None or watch is not None
@@ -277,7 +278,9 @@ class Executor:
             if watch is not None:
                 watch.stop()
             if seen is not None:
-                task.partials = seen.close()
+                cut = seen.close()
+                if cut:  # after those of its subgraphs (`Loop.run_graph`)
+                    task.partials = [*(task.partials or ()), *cut]
             node_context.leave(token)
 
     def _observe(self, task: Task, result: Any, seen: AttemptWatch | None = None) -> Any:

@@ -336,6 +336,11 @@ class Loop:
         outcome = await child.run(None if await subgraph.resumes(opts) else graph_input)
         if durable:
             await subgraph.keep(opts, outcome)
+        # The answers its models were cut short in are the task's too: a run's partial
+        # answers are found in its own final checkpoint, whatever graph streamed them.
+        cut = [p for t in outcome.tasks for p in t.partials or ()]
+        if cut:
+            task.partials = [*(task.partials or ()), *cut]
         keys = self.state.state_keys if index is None else None
         return subgraph.result(outcome, keys, task, self.opts.config.recursion_limit)
 
