@@ -277,10 +277,7 @@ class Executor:
         finally:
             if watch is not None:
                 watch.stop()
-            if seen is not None:
-                cut = seen.close()
-                if cut:  # after those of its subgraphs (`Loop.run_graph`)
-                    task.partials = [*(task.partials or ()), *cut]
+            _unwatch(task, seen)
             node_context.leave(token)
 
     def _observe(self, task: Task, result: Any, seen: AttemptWatch | None = None) -> Any:
@@ -472,6 +469,14 @@ class Executor:
         """The `updates` chunk of a finished call: its name and its value."""
         if call.writes:
             self.emitter.emit_update(call, call.writes[0][1])
+
+
+def _unwatch(task: Task, seen: AttemptWatch | None) -> None:
+    """End the watch of an attempt; what it left unfinished goes to the task (after what its
+    subgraphs left, `Loop.run_graph`)."""
+    cut = seen.close() if seen is not None else None
+    if cut:
+        task.partials = [*(task.partials or ()), *cut]
 
 
 def _asked(task: Task, raised: tuple[Interrupt, ...]) -> tuple[Interrupt, ...]:
