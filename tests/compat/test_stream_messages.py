@@ -219,3 +219,27 @@ def test_a_subgraph_of_a_subgraph_streams_under_both_names(lib: Lib, lg: Lib) ->
     expected = run(lg)
     assert ("messages", ("mid", "inner")) in {c[:2] for c in expected}
     assert run(lib) == expected
+
+
+@pytest.mark.anyio
+async def test_the_callers_callbacks_and_the_stream_both_get_the_tokens(lib: Lib,
+                                                                        lg: Lib) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Counting(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.tokens = 0
+
+        def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
+            self.tokens += 1
+
+    async def run(on: Lib) -> tuple[list[Any], int]:
+        counting = Counting()
+        graph = chat_graph(on, async_invoke(on))  # passes its config to the model
+        got = [view(c) async for c in graph.astream(QUESTION, {"callbacks": [counting]},
+                                                    stream_mode="messages")]
+        return got, counting.tokens
+
+    expected = await run(lg)
+    assert expected[1] == len(expected[0]) >= 3
+    assert await run(lib) == expected

@@ -292,8 +292,16 @@ class Executor:
 
     def _watch(self, task: Task) -> AttemptWatch:
         assert self.observer is not None
-        return self.observer.watch(functools.partial(self.host.task_config, task), task.input,
+        return self.observer.watch(functools.partial(self._config_of, task), task.input,
                                    self.message_out)
+
+    def _config_of(self, task: Task) -> dict[str, Any]:
+        # A watched attempt's node sees the config its observer saw (and may have added
+        # to), the one its node context holds.
+        ctx = node_context.current()
+        if self.observer is not None and ctx is not None and ctx.task is task:
+            return ctx.config
+        return self.host.task_config(task)
 
     def _runs_inline(self, node: NodeSpec, alone: bool) -> bool:
         if node.isolation is not None:
@@ -337,7 +345,7 @@ class Executor:
         wanted = task.node.kwargs
         out: dict[str, Any] = {}
         if "config" in wanted:
-            out["config"] = self.host.task_config(task)
+            out["config"] = self._config_of(task)
         if "runtime" in wanted:
             out["runtime"] = self.runtime
         if "writer" in wanted:

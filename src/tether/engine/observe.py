@@ -38,7 +38,8 @@ class TaskObserver(Protocol):
         node's code sees).
 
         Args:
-            config: builds the config the task's node sees (with LangGraph's metadata).
+            config: the config the task's node sees (with LangGraph's metadata), built on
+                first call; the observer may add to it (the node then sees that).
             node_input: the node's input.
             out: where the attempt's `messages` chunks go (None: its graph's chunks are not
                 streamed, a subgraph's in a run that does not stream subgraphs).

@@ -226,7 +226,11 @@ class ChatObserver:
         else:
             handler = ModelCalls(None)
         child: dict[str, Any] = {k: task_config[k] for k in _LANGCHAIN_KEYS if k in task_config}
-        child["callbacks"] = _with_handler(task_config.get("callbacks"), handler)
+        child["callbacks"] = callbacks = _with_handler(task_config.get("callbacks"), handler)
+        if task_config.get("callbacks") is not None:
+            # The run was given callbacks: a node that passes its config on to a model passes
+            # them, and the handler with them (as LangGraph's node config holds its own).
+            task_config["callbacks"] = callbacks
         handler.token = var_child_runnable_config.set(child)  # type: ignore[arg-type]
         return handler
 
