@@ -83,6 +83,48 @@ def build_react(env: Env) -> Case:
     return Case(_Messages(agent), {"messages": [("user", "go")]}, env.size)
 
 
+class _Tokens:
+    """A graph streamed with `stream_mode="messages"`, answering (chunks, their text)."""
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+
+    def invoke(self, graph_input: Any, config: Any) -> tuple[int, str]:
+        texts = [m.content for m, _ in self.graph.stream(graph_input, config,
+                                                         stream_mode="messages")]
+        return len(texts), "".join(texts)
+
+    async def ainvoke(self, graph_input: Any, config: Any) -> tuple[int, str]:
+        texts = [m.content async for m, _ in self.graph.astream(graph_input, config,
+                                                                stream_mode="messages")]
+        return len(texts), "".join(texts)
+
+
+def build_tokens(env: Env) -> Case:
+    """A chat-model node whose scripted model (no sleep) answers `size` words, streamed with
+    `stream_mode="messages"`; the unit is one chunk (a word or the space after it), so the
+    table's time per unit is the inverse of chunks/s."""
+    from tether.prebuilt.scripted import ScriptedChatModel
+
+    graph_module = importlib.import_module(f"{env.lib.name}.graph")
+    words = " ".join(f"w{i}" for i in range(env.size))
+    model = ScriptedChatModel(responses=[words], cycle=True, strict=False)
+
+    if env.mode == "sync":
+        def answer(state: dict[str, Any]) -> dict[str, Any]:
+            return {"messages": [model.invoke(state["messages"])]}
+        node: Any = answer
+    else:
+        async def aanswer(state: dict[str, Any]) -> dict[str, Any]:
+            return {"messages": [await model.ainvoke(state["messages"])]}
+        node = aanswer
+    builder = graph_module.StateGraph(graph_module.MessagesState)
+    builder.add_node("model", node)
+    builder.add_edge(env.lib.START, "model")
+    graph = builder.compile(checkpointer=env.checkpointer)
+    return Case(_Tokens(graph), {"messages": [("user", "go")]}, 2 * env.size - 1)
+
+
 @dataclass(frozen=True)
 class AgentWorkload(GraphWorkload):
     """A graph workload whose unit (a round) spans several supersteps."""
@@ -104,4 +146,6 @@ WORKLOADS = [
     *_rows(name="react", family=FAMILY, build=build_react, size=20, quick_size=2, unit="round"),
     *_rows(name="react_sqlite", family=FAMILY, build=build_react, size=20, quick_size=2,
            unit="round", saver="sqlite"),
+    *_rows(name="tokens", family=FAMILY, build=build_tokens, size=500, quick_size=5,
+           unit="chunk"),
 ]

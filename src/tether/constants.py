@@ -25,6 +25,10 @@ CANCELLED: Final = "__cancelled__"
 RETURN: Final = "__return__"
 """Pending-write key holding the result of a finished call (a `@task`, a tool call)."""
 
+PARTIAL: Final = "__partial__"
+"""Pending-write channel of the text a model node had streamed when its run was stopped: a dict
+`{"text", "id", "name"}` in the run's final checkpoint (kept when the thread gets a new input)."""
+
 PREVIOUS: Final = "__previous__"
 """Channel of a functional graph holding what its last run saved (`previous`)."""
 
@@ -41,14 +45,15 @@ JOIN_PREFIX: Final = "join:"
 """Prefix of the barrier channel behind `add_edge([a, b], c)`."""
 
 RESERVED_NAMES: Final = frozenset(
-    {START, END, INTERRUPT, RESUME, ERROR, CANCELLED, NO_WRITES, TASKS, RETURN, PREVIOUS}
+    {START, END, INTERRUPT, RESUME, ERROR, CANCELLED, NO_WRITES, TASKS, RETURN, PREVIOUS,
+     PARTIAL}
 )
 """Names no node or state key may take."""
 
 RESERVED_CHARS: Final = (":", "|")
 """Characters that separate namespaces and therefore cannot appear in node names."""
 
-CONTROL_WRITES: Final = frozenset({INTERRUPT, RESUME, ERROR, CANCELLED})
+CONTROL_WRITES: Final = frozenset({INTERRUPT, RESUME, ERROR, CANCELLED, PARTIAL})
 """Pending-write keys that record what happened to a task rather than what it produced."""
 
 DEFAULT_RECURSION_LIMIT: Final = 10007

@@ -22,9 +22,10 @@ OutputT = TypeVar("OutputT")
 All = Literal["*"]
 """Marker for "every node" in `interrupt_before` / `interrupt_after`."""
 
-StreamMode = Literal["values", "updates", "custom", "debug", "tasks", "checkpoints", "lifecycle"]
-"""What a stream yields: whole states, per-node updates, node-written chunks, engine events,
-or (tether's own) the run's lifecycle events."""
+StreamMode = Literal["values", "updates", "custom", "messages", "debug", "tasks", "checkpoints",
+                     "lifecycle"]
+"""What a stream yields: whole states, per-node updates, node-written chunks, chat-model tokens
+(`(message_chunk, metadata)`), engine events, or (tether's own) the run's lifecycle events."""
 
 Durability = Literal["sync", "async", "exit"]
 """When checkpoints are written: before the next step starts, while it runs, or at the end."""
@@ -188,6 +189,9 @@ class RunSnapshot:
     checkpoint_id: str | None
     cancelled_tasks: tuple[str, ...]
     pending_writes: tuple[PendingWrite, ...]
+    partial_answers: tuple[dict[str, Any], ...] = ()
+    """What the chat models of stopped nodes had streamed of their answers ("Stop
+    generating"): one `{"text", "id", "name"}` per answer cut short, in order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,3 +126,20 @@ def count_visit(state: Visit) -> dict[str, Any]:
 
 visits = StateGraph(Visit).add_node("count_visit", count_visit).set_entry_point(
     "count_visit").compile()
+
+
+def _chat() -> Any:
+    """A chat model node (a scripted model: it runs offline)."""
+    from tether.graph import MessagesState
+    from tether.prebuilt.scripted import ScriptedChatModel
+
+    llm = ScriptedChatModel(responses=["Hello from the model"], cycle=True)
+
+    def model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [llm.invoke(state["messages"])]}
+
+    return StateGraph(MessagesState).add_node("model", model).set_entry_point(
+        "model").compile()
+
+
+chat = _chat()

@@ -18,7 +18,7 @@ import uvicorn
 import tether
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.config import get_config, get_store
-from tether.graph import END, StateGraph
+from tether.graph import END, START, StateGraph
 from tether.server import create_app
 from tether.types import interrupt
 
@@ -198,3 +198,20 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:  # 
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout}s: {check}")
         await asyncio.sleep(0.01)
+
+
+def chat() -> Any:
+    """A chat model node (a scripted model: offline), for token streaming."""
+    from tether.graph import MessagesState
+    from tether.prebuilt.scripted import ScriptedChatModel
+
+    llm = ScriptedChatModel(responses=["Tokens from a worker"], cycle=True)
+
+    async def model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await llm.ainvoke(state["messages"])]}
+
+    return StateGraph(MessagesState).add_node("model", model).add_edge(START, "model").compile()
+
+
+chat_graph = chat()
+"""`chat` as a module attribute, for `tether worker integration.server_graphs:chat_graph`."""

@@ -157,6 +157,14 @@ def test_run_prints_the_extra_stream_modes_asked_for(db: str) -> None:
     assert '[values] {"count": 1' in result.stdout
 
 
+def test_run_prints_a_chat_models_tokens_with_stream_mode_messages(db: str) -> None:
+    result = tether("run", "cli_graphs:chat", "--db", db, "-m", "messages", "--input",
+                    '{"messages": [{"role": "user", "content": "hi"}]}')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '[messages] model "Hello"' in result.stdout
+    assert '[messages] model "model"' in result.stdout
+
+
 def test_timeout_cancels_the_run_with_exit_code_4(db: str) -> None:
     result = tether("run", "cli_graphs:counter", "--input",
                     '{"target": 1000, "step_seconds": 0.1}', "--timeout", "0.5", "--db", db)

@@ -151,7 +151,7 @@ async def test_a_run_is_only_found_under_its_own_thread(http_a: httpx.AsyncClien
 
 @pytest.mark.parametrize(("body", "needle"), [
     ({}, "assistant_id"),
-    ({"assistant_id": "counter", "stream_mode": "messages"}, "token streaming"),
+    ({"assistant_id": "counter", "stream_mode": "events"}, "astream_events"),
     ({"assistant_id": "counter", "stream_mode": "bogus"}, "stream_mode"),
     ({"assistant_id": "counter", "multitask_strategy": "later"}, "multitask_strategy"),
     ({"assistant_id": "counter", "inptu": {}}, "inptu"),

@@ -209,7 +209,7 @@ def test_every_validation_error_the_server_raises_has_the_declared_shape(
         http.post(f"/threads/{tid}/runs", json={"assistant_id": "counter",
                                                 "interrupt_before": ["nope"]}),
         http.post(f"/threads/{tid}/runs", json={"assistant_id": "counter", "input": {},
-                                                "stream_mode": "messages"}),
+                                                "stream_mode": "events"}),
         http.post("/runs/wait", json={"assistant_id": "counter", "input": {},
                                       "config": {"recursion_limit": 0}}),
     ):

@@ -20,7 +20,7 @@ from tether.checkpoint.postgres import PostgresSaver
 from tether.server import create_app
 from tether.types import RunStatus
 
-from .server_graphs import KEYS, LiveServer, eventually, graphs, memo
+from .server_graphs import KEYS, LiveServer, chat, eventually, graphs, memo
 
 pytestmark = pytest.mark.postgres
 TESTS = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def queued(tmp_path: Path) -> Iterator[tuple[LiveServer, PostgresSaver, Any]]:
             log.close()
 
         try:
-            served = {**graphs(), "memo": memo()}
+            served = {**graphs(), "memo": memo(), "chat": chat()}
             with LiveServer(create_app(served, store, api_keys=KEYS)) as server:
                 yield server, store, start_worker
         finally:
@@ -118,6 +118,20 @@ async def test_a_worker_gives_a_graph_the_store_the_server_serves(
         assert done["greeting"] == "hello Ada, noted: tides"  # read in the worker process
         item = await client.store.get_item(["tenant-a", "memories"], "tides")
         assert item["value"] == {"topic": "tides"}  # written there, served here
+
+
+@pytest.mark.anyio
+async def test_a_workers_chat_model_streams_its_tokens_to_the_sdk(
+        queued: tuple[LiveServer, PostgresSaver, Any]) -> None:
+    server, _store, start_worker = queued
+    start_worker("integration.server_graphs:chat_graph", "chat")
+    async with get_client(url=server.url, api_key="key-a") as client:
+        parts = [p async for p in client.runs.stream(
+            None, "chat", input={"messages": [{"role": "user", "content": "hi"}]},
+            stream_mode="messages-tuple")]
+    tokens = [p.data for p in parts if p.event == "messages"]
+    assert "".join(t[0]["content"] for t in tokens) == "Tokens from a worker"
+    assert tokens[0][1]["langgraph_node"] == "model"
 
 
 def test_serve_opens_postgres_for_a_url_and_sqlite_for_a_path(tmp_path: Path) -> None:

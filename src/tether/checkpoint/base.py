@@ -16,13 +16,13 @@ terminal status is never overwritten, and the backend enforces it, not the calle
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tether.checkpoint.serde import Serializer
-from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID, RETURN
+from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID, PARTIAL, RETURN
 from tether.errors import StatusTransitionError, TerminalStatusError
 from tether.types import (
     CancelReason,
@@ -312,8 +312,9 @@ class CheckpointStore(ABC):
         )
         nxt = tuple(n for n in checkpoint.next if n not in done_names or n in cancelled)
         values = {k: v for k, v in checkpoint.values.items() if not is_internal(k)}
+        partials = partial_answers(writes)
         return RunSnapshot(run_id, values, nxt, checkpoint.step, info.status, info.reason,
-                           checkpoint.id, cancelled, pending)
+                           checkpoint.id, cancelled, pending, partials)
 
     # -- async twins --------------------------------------------------------------------------
 
@@ -464,6 +465,14 @@ def refusal(info: RunInfo, end: RunFinish) -> FinishResult | None:
             f"{end.status.value}"
         )
     return None
+
+
+def partial_answers(writes: Sequence[WriteRecord]) -> tuple[dict[str, Any], ...]:
+    """The partial answers among a checkpoint's pending writes: task by task, each task's in
+    the order its model calls began (their indexes count down)."""
+    kept = [w for w in writes if w.channel == PARTIAL and isinstance(w.value, Mapping)]
+    first = {w.task_id: i for i, w in reversed(list(enumerate(kept)))}
+    return tuple(dict(w.value) for w in sorted(kept, key=lambda w: (first[w.task_id], -w.idx)))
 
 
 def is_internal(key: str) -> bool:

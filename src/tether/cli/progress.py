@@ -122,6 +122,12 @@ class ChunkPrinter:
             self._updates(payload)
         elif mode == "lifecycle" and isinstance(payload, Mapping):
             self._lifecycle(payload)
+        elif mode == "messages" and isinstance(payload, tuple) and len(payload) == 2:
+            message, metadata = payload
+            node = metadata.get("langgraph_node", "") if isinstance(metadata, Mapping) else ""
+            self._line(Text.assemble(("[messages] ", "dim"), (f"{node} ", "bold"),
+                                     self._clip(to_json(getattr(message, "content", message)),
+                                                len(str(node)) + 12)))
         else:
             self._line(Text.assemble((f"[{mode}] ", "dim"), self._clip(to_json(payload), 8)))
 

@@ -26,9 +26,10 @@ from tether.checkpoint.base import WriteRecord
 from tether.constants import RESUME, RETURN
 from tether.engine.calls import CallSite
 from tether.engine.liveness import Liveness
+from tether.engine.observe import AttemptWatch, MessageOut, TaskObserver
 from tether.engine.routing import Router
 from tether.engine.spec import GraphSpec, NodeSpec, Write
-from tether.engine.stream import Emitter
+from tether.engine.stream import Emitter, LoopRelay
 from tether.engine.task import StopMode, Task
 from tether.engine.to_thread import ThreadPool
 from tether.errors import (
@@ -116,6 +117,7 @@ class Executor:
         kept: for the step the run resumes, what its calls left (pending writes by call id,
             with the new answers to their questions); emptied once the step commits.
         cache, cache_policy: where results of nodes and calls are cached (`LoopOptions`).
+        observer: watches each attempt of the graph's tasks (None: nothing is watched).
     """
 
     scope: CancelScope
@@ -135,7 +137,9 @@ class Executor:
     kept: dict[str, list[WriteRecord]] = field(default_factory=dict)
     cache: Any = None
     cache_policy: Any = None
+    observer: TaskObserver | None = None
     _writer: StreamWriter | None = field(default=None)
+    _out: MessageOut | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
     _loop: asyncio.AbstractEventLoop | None = field(default=None)
@@ -239,6 +243,8 @@ class Executor:
         idle = node.idle_timeout or self.idle_timeout
         watch = Liveness(scope, idle) if idle is not None else None
         token = self.enter(task, scope, watch)
+        task.partials = None
+        seen = self._watch(task) if self.observer is not None and task.parent is None else None
         try:
             bind = (not alone or node.timeout is not None or watch is not None
                     or (not node.is_async and not self._runs_inline(node, alone)))
@@ -247,13 +253,13 @@ class Executor:
                     result = await self._call(task, scope, alone)
                 else:
                     result = self._call_sync(task)
-                return self._observe(task, result)
+                return self._observe(task, result, seen)
             with scope:
                 scope.arm()
                 if watch is not None:
                     watch.start()
                 result = await self._call(task, scope, alone)
-                return self._observe(task, result)
+                return self._observe(task, result, seen)
             return _CANCELLED
         except asyncio.CancelledError:
             if _called(scope, self.scope):
@@ -271,15 +277,31 @@ class Executor:
         finally:
             if watch is not None:
                 watch.stop()
+            _unwatch(task, seen)
             node_context.leave(token)
 
-    def _observe(self, task: Task, result: Any) -> Any:
+    def _observe(self, task: Task, result: Any, seen: AttemptWatch | None = None) -> Any:
         # The instant the engine sees the node's answer decides whether it counts.
         task.finished_at = finished = time.monotonic()
         cancelled_at = self.scope.cancelled_at
         if cancelled_at is not None and finished >= cancelled_at:
             return _CANCELLED
+        if seen is not None:
+            seen.finished(result)
         return result
+
+    def _watch(self, task: Task) -> AttemptWatch:
+        assert self.observer is not None
+        return self.observer.watch(functools.partial(self._config_of, task), task.input,
+                                   self.message_out)
+
+    def _config_of(self, task: Task) -> dict[str, Any]:
+        # A watched attempt's node sees the config its observer saw (and may have added
+        # to), the one its node context holds.
+        ctx = node_context.current()
+        if self.observer is not None and ctx is not None and ctx.task is task:
+            return ctx.config
+        return self.host.task_config(task)
 
     def _runs_inline(self, node: NodeSpec, alone: bool) -> bool:
         if node.isolation is not None:
@@ -327,7 +349,7 @@ class Executor:
         wanted = task.node.kwargs
         out: dict[str, Any] = {}
         if "config" in wanted:
-            out["config"] = self.host.task_config(task)
+            out["config"] = self._config_of(task)
         if "runtime" in wanted:
             out["runtime"] = self.runtime
         if "writer" in wanted:
@@ -355,6 +377,14 @@ class Executor:
 
             self._writer = write
         return self._writer
+
+    @property
+    def message_out(self) -> MessageOut | None:
+        """Sends a `messages` chunk of this graph's tasks (a sign of life too); safe to call
+        from worker threads. None when they are not streamed."""
+        if self._out is None and self.emitter.messages:
+            self._out = LoopRelay(self.emitter.emit_message, self.loop, before=touch)
+        return self._out
 
     def enter(self, task: Task, scope: CancelScope,
               watch: Liveness | None = None) -> Token[NodeContext | None]:
@@ -451,6 +481,14 @@ class Executor:
         """The `updates` chunk of a finished call: its name and its value."""
         if call.writes:
             self.emitter.emit_update(call, call.writes[0][1])
+
+
+def _unwatch(task: Task, seen: AttemptWatch | None) -> None:
+    """End the watch of an attempt; what it left unfinished goes to the task (after what its
+    subgraphs left, `Loop.run_graph`)."""
+    cut = seen.close() if seen is not None else None
+    if cut:
+        task.partials = [*(task.partials or ()), *cut]
 
 
 def _asked(task: Task, raised: tuple[Interrupt, ...]) -> tuple[Interrupt, ...]:

@@ -69,7 +69,7 @@ class Loop:
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,
-            cache=options.cache, cache_policy=options.cache_policy,
+            cache=options.cache, cache_policy=options.cache_policy, observer=options.observer,
         )
         self._ran: list[Task] = []
 
@@ -118,7 +118,8 @@ class Loop:
                 return await self._over_budget()
             if not tasks:
                 return self._outcome("done")
-            if self.persist is not None or self.opts.emitter.tasks:
+            emitter = self.opts.emitter
+            if self.persist is not None or emitter.tasks or emitter.messages:
                 base = self.persist.checkpoint_id if self.persist is not None else None
                 for task in tasks:
                     task.key_id(base or "", self.opts.ns)
@@ -278,7 +279,7 @@ class Loop:
         """The config dict `task`'s node sees."""
         opts = self.opts
         return task_config(opts.config.raw, opts.thread_id, opts.ns,
-                           self.state.triggers_of(task.name), task)
+                           task_triggers(task, self.state.triggers_of), task)
 
     async def task_done(self, task: Task) -> None:
         """A task of a multi-task step finished: keep its writes even if the step never
@@ -335,6 +336,11 @@ class Loop:
         outcome = await child.run(None if await subgraph.resumes(opts) else graph_input)
         if durable:
             await subgraph.keep(opts, outcome)
+        # The answers its models were cut short in are the task's too: a run's partial
+        # answers are found in its own final checkpoint, whatever graph streamed them.
+        cut = [p for t in outcome.tasks for p in t.partials or ()]
+        if cut:
+            task.partials = [*(task.partials or ()), *cut]
         keys = self.state.state_keys if index is None else None
         return subgraph.result(outcome, keys, task, self.opts.config.recursion_limit)
 

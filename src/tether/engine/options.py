@@ -11,6 +11,7 @@ from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
 from tether.engine.hooks import StepHooks
+from tether.engine.observe import TaskObserver
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
 from tether.engine.to_thread import ThreadPool
@@ -66,6 +67,8 @@ class LoopOptions:
         subgraphs: stream the subgraphs' chunks too.
         cache: where nodes and calls with a `CachePolicy` keep their results (None: nowhere).
         cache_policy: the policy of calls that have none (an entrypoint's).
+        observer: watches each attempt of the tasks (chat-model tokens, partial answers); a
+            subgraph's loop has its parent's. None: nothing is watched.
     """
 
     config: RunConfig
@@ -87,6 +90,7 @@ class LoopOptions:
     subgraphs: bool = False
     cache: Any = None
     cache_policy: Any = None
+    observer: TaskObserver | None = None
 
 
 __all__ = ["LoopOptions", "RunHost"]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from tether.cancel.scope import CancelHook
 from tether.checkpoint.base import CheckpointRecord, WriteRecord
-from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, RESUME
+from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, PARTIAL, RESUME
 from tether.engine.calls import call_writes
 from tether.engine.persist import Persistence
 from tether.engine.state import ChannelState
@@ -75,10 +75,20 @@ def task_writes(task: Task) -> list[WriteRecord]:
                 *(WriteRecord(tid, name, -10 - (len(task.resume) - len(task.claimed) + i),
                               RESUME, answer) for i, answer in enumerate(task.claimed))]
     if task.outcome == "error":
-        return [WriteRecord(tid, name, -2, ERROR, repr(task.error))]
+        return [WriteRecord(tid, name, -2, ERROR, repr(task.error)), *partial_writes(task)]
     if task.outcome == "cancelled":
-        return [WriteRecord(tid, name, -3, CANCELLED, None)]
+        return [WriteRecord(tid, name, -3, CANCELLED, None), *partial_writes(task)]
     return []
+
+
+PARTIAL_IDX = -1000
+"""Index of a stopped task's first partial answer (the next ones count down from it)."""
+
+
+def partial_writes(task: Task) -> list[WriteRecord]:
+    """The answers a stopped task's chat models had begun to stream, one record each."""
+    return [WriteRecord(task.id, task.name, PARTIAL_IDX - i, PARTIAL, partial)
+            for i, partial in enumerate(task.partials or ())]
 
 
 def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],

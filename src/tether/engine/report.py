@@ -10,7 +10,7 @@ from tether.checkpoint.base import StoredCheckpoint
 from tether.engine.snapshot import view
 from tether.engine.spec import GraphSpec
 from tether.engine.stream import Emitter
-from tether.engine.task import Task
+from tether.engine.task import PUSH, Task
 from tether.types import Interrupt
 
 
@@ -62,10 +62,15 @@ def task_config(raw: dict[str, Any], thread_id: str | None, ns: str,
         configurable["thread_id"] = thread_id
     configurable["checkpoint_ns"] = ns
     metadata = dict(raw.get("metadata") or {})
+    task_ns = f"{ns}|{task.name}:{task.id}" if ns else f"{task.name}:{task.id}"
     metadata.update({
-        "langgraph_step": task.step, "langgraph_node": task.name,
+        "ls_integration": "langgraph", "langgraph_step": task.step, "langgraph_node": task.name,
         "langgraph_triggers": triggers,
-        "langgraph_path": task.path, "langgraph_checkpoint_ns": f"{task.name}:{task.id}",
+        # LangGraph's path of a `Send` task ends with False (not a functional call).
+        "langgraph_path": task.path if task.path[0] != PUSH else (*task.path, False),
+        "langgraph_checkpoint_ns": task_ns,
+        # LangGraph's: the first entry of the task's namespace (the root graph's task).
+        "checkpoint_ns": task_ns.split("|", 1)[0],
     })
     if thread_id is not None:
         metadata.setdefault("thread_id", thread_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -32,8 +35,8 @@ class Emitter:
         ns: the namespace of this graph (empty for the root, one entry per subgraph level).
     """
 
-    __slots__ = ("checkpoints", "custom", "debug", "lifecycle", "modes", "ns", "sink", "tasks",
-                 "updates", "values")
+    __slots__ = ("checkpoints", "custom", "debug", "lifecycle", "messages", "modes", "ns", "sink",
+                 "tasks", "updates", "values")
 
     def __init__(self, sink: Sink, modes: Iterable[str], ns: tuple[str, ...] = ()) -> None:
         self.sink = sink
@@ -46,6 +49,7 @@ class Emitter:
         self.tasks = "tasks" in self.modes or self.debug
         self.checkpoints = "checkpoints" in self.modes or self.debug
         self.lifecycle = "lifecycle" in self.modes
+        self.messages = "messages" in self.modes
 
     def child(self, ns: tuple[str, ...]) -> Emitter:
         """The emitter for a subgraph running under namespace `ns`."""
@@ -74,6 +78,11 @@ class Emitter:
         """A chunk written by a node through its stream writer."""
         if self.custom:
             self.sink(self.ns, "custom", chunk)
+
+    def emit_message(self, payload: Any) -> None:
+        """A chat model's `(message_chunk, metadata)` from a node (`messages` mode)."""
+        if self.messages:
+            self.sink(self.ns, "messages", payload)
 
     def emit_task_start(self, task: Task, triggers: tuple[str, ...]) -> None:
         """A task is about to run (`tasks` and `debug` modes)."""
@@ -112,6 +121,49 @@ class Emitter:
         """A run lifecycle event (tether's `lifecycle` mode)."""
         if self.lifecycle:
             self.sink(self.ns, "lifecycle", event)
+
+
+class LoopRelay:
+    """Hands chunks made on worker threads to the loop's thread, in order, waking the loop
+    once per batch rather than once per chunk (a sync node's model streams its tokens from a
+    worker thread); chunks made on the loop's thread go straight through.
+
+    Args:
+        emit: what the loop's thread does with each chunk.
+        loop: the run's event loop (its thread is the one calling this constructor).
+        before: called in the sending thread before each chunk is sent.
+    """
+
+    __slots__ = ("_before", "_emit", "_loop", "_owner", "_pending", "_scheduled")
+
+    def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop, *,
+                 before: Callable[[], None] | None = None) -> None:
+        self._before = before
+        self._emit = emit
+        self._loop = loop
+        self._owner = threading.get_ident()
+        self._pending: deque[Any] = deque()
+        # Invariant: True from the moment a drain is scheduled until it starts; a chunk
+        # appended after a drain started is either taken by it or schedules the next one.
+        self._scheduled = False
+
+    def __call__(self, chunk: Any) -> None:
+        """Send `chunk` (from any thread)."""
+        if self._before is not None:
+            self._before()
+        if threading.get_ident() == self._owner:
+            self._emit(chunk)
+            return
+        self._pending.append(chunk)
+        if not self._scheduled and not self._loop.is_closed():
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        pending, emit = self._pending, self._emit
+        while pending:
+            emit(pending.popleft())
 
 
 def task_triggers(task: Task, triggers_of: Callable[[str], tuple[str, ...]]) -> tuple[str, ...]:

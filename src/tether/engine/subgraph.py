@@ -37,7 +37,10 @@ def child_options(opts: LoopOptions, task: Task, handler: Callable[[Any], Any], 
     one its code invokes), under `task`'s scope."""
     assert task.scope is not None
     ns = child_namespace(opts.ns, task.name, task.id, index)
-    emitter = (opts.emitter.child((*opts.emitter.ns, ns)) if opts.subgraphs
+    # A chunk's namespace has one entry per level, as LangGraph's (the checkpoint namespace
+    # joins them with "|").
+    entry = ns[len(opts.ns) + 1:] if opts.ns else ns
+    emitter = (opts.emitter.child((*opts.emitter.ns, entry)) if opts.subgraphs
                else Emitter(drop, ()))
     return dataclasses.replace(
         opts, config=dataclasses.replace(opts.config, checkpoint_id=None, checkpoint_ns=ns),

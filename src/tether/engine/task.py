@@ -55,6 +55,8 @@ class Task:
     # The calls this task's attempt launched, in order, and the site that launched them.
     calls: list[Task] | None = None
     site: Any = None
+    # What the last attempt left unfinished, as its observer saw it (partial model answers).
+    partials: list[dict[str, Any]] | None = None
 
     @property
     def id(self) -> str:

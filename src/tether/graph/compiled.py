@@ -14,6 +14,7 @@ from tether.engine.calls import current_site
 from tether.engine.to_thread import default_pool
 from tether.errors import ConfigError
 from tether.graph.history import GraphHistory
+from tether.graph.observer import has_langchain, holds_conversation, observer_for
 from tether.graph.stream_parts import PartsFormat, coercing
 from tether.runs import control, portal
 from tether.runs.handle import Run
@@ -67,6 +68,9 @@ class CompiledStateGraph(GraphHistory):
         self.config = config or {}
         self.pool = default_pool()
         self.policy_defaults = PolicyDefaults()
+        # A model stopped mid-answer keeps its text in graphs that hold a conversation.
+        self.records_partials = has_langchain() and holds_conversation(
+            getattr(builder, "schemas", {}).values())
 
     def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any
                     ) -> CompiledStateGraph:
@@ -139,6 +143,8 @@ class CompiledStateGraph(GraphHistory):
             metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
             policies=self.policy_defaults, long_term_store=self._run_store(),
             cache=self.cache, cache_policy=self.cache_policy,
+            observer=observer_for(modes, self.records_partials)
+            if self.records_partials or "messages" in modes else None,
         )
         return request, run_id
 

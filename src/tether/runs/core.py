@@ -233,7 +233,7 @@ class RunCore:
             context=req.context, long_term_store=req.long_term_store,
             interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
-            cache=req.cache, cache_policy=req.cache_policy,
+            cache=req.cache, cache_policy=req.cache_policy, observer=req.observer,
         ))
         return self._loop
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
+from tether.engine.observe import TaskObserver
 from tether.engine.spec import GraphSpec
 from tether.engine.to_thread import ThreadPool
 from tether.runs.policies import PolicyDefaults
@@ -72,6 +73,8 @@ class RunRequest:
     """Where nodes and calls with a `CachePolicy` keep their results (`compile(cache=...)`)."""
     cache_policy: Any = None
     """The policy of calls that have none (an entrypoint's `cache_policy`)."""
+    observer: TaskObserver | None = None
+    """Watches each attempt of the run's tasks (chat-model tokens, partial answers)."""
 
 
 __all__ = ["RunRequest", "StreamFormat"]

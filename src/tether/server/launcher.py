@@ -22,9 +22,10 @@ from tether.types import CancelReason, RunInfo
 
 logger = logging.getLogger("tether.server")
 
-FEED_MODES = frozenset({"values", "updates", "tasks", "lifecycle"})
+FEED_MODES = frozenset({"values", "updates", "tasks", "lifecycle", "messages"})
 """Modes every run streams into its feed, whatever the client asked for: `values` gives the
-final result of a join, `tasks` and `lifecycle` drive the web page."""
+final result of a join, `tasks` and `lifecycle` drive the web page, `messages` its chat (tokens
+as they come; and a model stopped mid-answer keeps what it had streamed)."""
 
 
 @dataclass(frozen=True, slots=True)

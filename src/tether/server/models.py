@@ -12,12 +12,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from tether.server.payload import JsonObject, JsonValue, Text
 
 StreamModeName = Literal["values", "updates", "custom", "debug", "tasks", "checkpoints",
-                         "lifecycle"]
+                         "lifecycle", "messages", "messages-tuple"]
 STREAM_MODES: tuple[str, ...] = typing.get_args(StreamModeName)
 MultitaskName = Literal["reject", "enqueue", "interrupt", "rollback"]
 _UNSUPPORTED_MODES = {
-    "messages": "token streaming of chat models is not supported by tether yet",
-    "messages-tuple": "token streaming of chat models is not supported by tether yet",
     "events": "LangChain's astream_events is not supported by tether",
     "tools": "tool events are not supported by tether",
 }

@@ -14,6 +14,7 @@ from tether.server.context import ServerState
 from tether.server.errors import invalid, not_found
 from tether.server.graphs import Assistant
 from tether.server.launcher import RunOrder
+from tether.server.message_events import run_modes
 from tether.server.models import CommandIn, RunCreate
 from tether.server.wire import RunFacts
 from tether.types import Command, Send
@@ -98,7 +99,7 @@ def order_for(assistant: Assistant, thread_id: str, body: RunCreate, caller: Pri
     graph_input = command_of(body.command) if body.command is not None else body.input
     return RunOrder(
         assistant=assistant, thread_id=thread_id, run_id=uuid7(), input=graph_input,
-        config=config, context=body.context or None, stream_modes=body.modes,
+        config=config, context=body.context or None, stream_modes=run_modes(body.modes),
         subgraphs=body.stream_subgraphs, interrupt_before=body.interrupt_before,
         interrupt_after=body.interrupt_after, multitask_strategy=strategy,
         facts=RunFacts(assistant.assistant_id, dict(body.metadata or {}), strategy,

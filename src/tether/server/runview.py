@@ -16,10 +16,24 @@ from tether.server.timeline import MAX_STEPS, Point, build, outcome_of, spans_of
 from tether.server.wire import jsonable, run_json
 from tether.types import RunEvent, RunInfo, RunSnapshot, RunStatus, utcnow
 
+STOPPED = frozenset({RunStatus.CANCELLED, RunStatus.TIMEOUT, RunStatus.ERROR})
+"""The ends of a run that may leave partial answers."""
+
 
 def run_record(server: ServerState, info: RunInfo) -> dict[str, Any]:
-    """A run record as the API returns it."""
-    return run_json(info, server.launcher.facts(info.run_id))
+    """A run record as the API returns it: the Agent Server's, with tether's fields, and the
+    partial answers a stop kept ("Stop generating")."""
+    record = run_json(info, server.launcher.facts(info.run_id))
+    record["partial_answers"] = partial_answers(server, info)
+    return record
+
+
+def partial_answers(server: ServerState, info: RunInfo) -> list[dict[str, Any]]:
+    """What the chat models of a stopped run had streamed when it stopped (read only for runs
+    that ended stopped: the others have none)."""
+    if info.status not in STOPPED or info.checkpoint_id is None:
+        return []
+    return [jsonable(p) for p in server.store.load(info.run_id).partial_answers]
 
 
 def detail(server: ServerState, info: RunInfo) -> dict[str, Any]:
@@ -67,6 +81,7 @@ def _event(event: RunEvent) -> dict[str, Any]:
 def _kept(snap: RunSnapshot) -> dict[str, Any]:
     return {"step": snap.step, "next": list(snap.next), "values": jsonable(snap.values),
             "cancelled_tasks": list(snap.cancelled_tasks),
+            "partial_answers": [jsonable(p) for p in snap.partial_answers],
             "pending_writes": [{"node": w.node, "key": w.key, "value": jsonable(w.value)}
                                for w in snap.pending_writes],
             "checkpoint_id": snap.checkpoint_id}

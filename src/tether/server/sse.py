@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import anyio
@@ -18,6 +18,7 @@ from starlette.responses import Response
 from tether.server.feed import Subscription
 from tether.server.guards import Receive, Scope, Send
 from tether.server.limits import ServerLimits, StreamSlots
+from tether.server.message_events import LegacyMessages, wants_legacy
 from tether.server.wire import dumps
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
@@ -107,9 +108,13 @@ class EventStream(_Held):
 
     def __init__(self, subscription: Subscription, *, slot: tuple[StreamSlots, str],
                  headers: Mapping[str, str], limits: ServerLimits,
-                 on_disconnect: Disconnect | None = None) -> None:
+                 on_disconnect: Disconnect | None = None,
+                 modes: Collection[str] | None = None) -> None:
         super().__init__(slot=slot, headers=headers, limits=limits, on_disconnect=on_disconnect)
         self.subscription = subscription
+        # Chat-model tokens in the Agent Server's older form, when the client asked for it.
+        self.legacy = LegacyMessages() if wants_legacy(modes) else None
+        self.keep_tuple = modes is not None and "messages-tuple" in modes
 
     async def produce(self, send: Send) -> None:
         """Send the subscription's events, heartbeats in the silences, until the run ends.
@@ -125,7 +130,9 @@ class EventStream(_Held):
         while True:
             events = sub.take()
             if events:
-                body = b"".join(event.wire() for event in events)
+                legacy = self.legacy
+                body = b"".join(event.wire() for event in events) if legacy is None else \
+                    b"".join(legacy.wire(event, keep_tuple=self.keep_tuple) for event in events)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 continue
             if sub.done:

@@ -14,10 +14,12 @@ from tether.server.errors import invalid
 from tether.server.feed import RunFeed, Subscription
 from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
+from tether.server.message_events import run_modes
 from tether.server.models import MAX_OFFSET, STREAM_MODES, RunCreate
 from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
+from tether.server.runview import run_record
 from tether.server.sse import STREAM_RESPONSE, DelayedJson, EventStream
-from tether.server.wire import client_id, error_json, jsonable, run_json
+from tether.server.wire import client_id, error_json, jsonable
 from tether.types import CancelReason, RunInfo, RunStatus
 
 router = APIRouter()
@@ -34,8 +36,8 @@ _watchers: set[asyncio.Task[None]] = set()
 
 
 def run_out(server: ServerState, info: RunInfo) -> dict[str, Any]:
-    """A run record as the API returns it."""
-    return run_json(info, server.launcher.facts(info.run_id))
+    """A run record as the API returns it (with its `partial_answers`)."""
+    return run_record(server, info)
 
 
 def links(thread_id: str, run_id: str, tail: str) -> dict[str, str]:
@@ -114,7 +116,7 @@ async def start_streaming(server: ServerState, caller: Principal, order: RunOrde
     sub = subscription(server, info, body.modes, after=None)
     headers = headers or links(client_id(order.thread_id), info.run_id, "stream")
     return EventStream(sub, slot=slot, headers=headers, limits=server.limits,
-                       on_disconnect=hook)
+                       on_disconnect=hook, modes=body.modes)
 
 
 def subscription(server: ServerState, info: RunInfo, modes: tuple[str, ...] | None,
@@ -129,7 +131,7 @@ def subscription(server: ServerState, info: RunInfo, modes: tuple[str, ...] | No
             watcher = asyncio.get_running_loop().create_task(_close_at_end(server, feed))
             _watchers.add(watcher)
             watcher.add_done_callback(_watchers.discard)
-    return feed.subscribe(modes, after)
+    return feed.subscribe(run_modes(modes) if modes is not None else None, after)
 
 
 async def _close_at_end(server: ServerState, feed: RunFeed) -> None:
@@ -279,7 +281,7 @@ async def join_stream(thread_id: str, run_id: str, *, request: Request, server: 
         after = feed.next_seq - 1
     sub = subscription(server, info, modes, after)
     return EventStream(sub, slot=slot, headers=links(thread_id, run_id, "stream"),
-                       limits=server.limits, on_disconnect=hook)
+                       limits=server.limits, on_disconnect=hook, modes=modes)
 
 
 def query_modes(request: Request) -> tuple[str, ...] | None:

@@ -82,6 +82,9 @@ function keptCard() {
   if (stopped && kept.cancelled_tasks.length) {
     facts.push(h("li", {}, "Cancelled tasks: ", kept.cancelled_tasks.map((n) => h("span.chip.cancelled", { text: n }))));
   }
+  for (const partial of (stopped && kept.partial_answers) || []) {
+    facts.push(h("li.partial-answer", {}, "Answer cut short (kept): ", h("q", { text: partial.text })));
+  }
   if (stopped && kept.next.length) {
     facts.push(h("li", {}, run.tether_status === "error" ? "Unfinished: " : "A resume runs: ", kept.next.map((n) => h("span.chip", { text: n }))));
   }
