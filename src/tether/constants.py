@@ -25,6 +25,10 @@ CANCELLED: Final = "__cancelled__"
 RETURN: Final = "__return__"
 """Pending-write key holding the result of a finished call (a `@task`, a tool call)."""
 
+PARTIAL: Final = "__partial__"
+"""Pending-write channel of the text a model node had streamed when its run was stopped: a dict
+`{"text", "id", "name"}` in the run's final checkpoint (kept when the thread gets a new input)."""
+
 PREVIOUS: Final = "__previous__"
 """Channel of a functional graph holding what its last run saved (`previous`)."""
 

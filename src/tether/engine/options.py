@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
+from tether.engine.closing import Closer
 from tether.engine.hooks import StepHooks
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
@@ -66,6 +67,8 @@ class LoopOptions:
         subgraphs: stream the subgraphs' chunks too.
         cache: where nodes and calls with a `CachePolicy` keep their results (None: nowhere).
         cache_policy: the policy of calls that have none (an entrypoint's).
+        closer: closes a thread a stopped run left open before a new input is applied (the
+            root loop only; None: never).
     """
 
     config: RunConfig
@@ -87,6 +90,7 @@ class LoopOptions:
     subgraphs: bool = False
     cache: Any = None
     cache_policy: Any = None
+    closer: Closer | None = None
 
 
 __all__ = ["LoopOptions", "RunHost"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
+from tether.engine.closing import Closer
 from tether.engine.spec import GraphSpec
 from tether.engine.to_thread import ThreadPool
 from tether.runs.policies import PolicyDefaults
@@ -72,6 +73,9 @@ class RunRequest:
     """Where nodes and calls with a `CachePolicy` keep their results (`compile(cache=...)`)."""
     cache_policy: Any = None
     """The policy of calls that have none (an entrypoint's `cache_policy`)."""
+    closer: Closer | None = None
+    """Closes a thread a stopped run left open before a new input (a chat's unanswered tool
+    calls); each closing is recorded in the run's audit log (a `repair` event)."""
 
 
 __all__ = ["RunRequest", "StreamFormat"]
