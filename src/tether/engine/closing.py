@@ -56,6 +56,7 @@ async def close(closer: Closer, state: ChannelState, persist: Persistence | None
     Cancellation:
         Nothing is stored here: cancelled before the input checkpoint, the thread is as it was.
     """
+    state.refresh_all()
     closing = await closer(loaded, state.values)
     if closing is None or not closing.writes:
         return None
