@@ -64,8 +64,9 @@ async def close(closer: Closer, state: ChannelState, persist: Persistence | None
     if persist is not None:
         persist.mark(updated)
     if emitter.updates:
-        emitter.sink(emitter.ns, "updates",
-                     {REPAIR_NODE: {k: list(v) for k, v in closing.writes.items()}})
+        # Shown as a node's update: one value per key (a key written once shows its write).
+        shown = {k: v[0] if len(v) == 1 else list(v) for k, v in closing.writes.items()}
+        emitter.sink(emitter.ns, "updates", {REPAIR_NODE: shown})
     return closing
 
 

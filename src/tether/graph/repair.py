@@ -138,7 +138,9 @@ class ThreadCloser:
             return None
         kept = kept_answers(loaded.pending_writes, open_ids, self.key)
         why = stop_message(info)
-        added: list[Any] = [*kept, *closing_messages([*messages, *kept], why, None)]
+        by_call = {m.tool_call_id: m for m in
+                   (*kept, *closing_messages([*messages, *kept], why, None))}
+        added: list[Any] = [by_call[i] for i in open_ids]  # in call order, as a ToolNode's
         for partial in partials:
             added.extend(closing_messages([], why, partial))
         if not added:
