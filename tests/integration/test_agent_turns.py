@@ -153,7 +153,7 @@ async def stop_in(phase: str, graph: Any, model: ScriptedChatModel, box: Toolbox
     else:
         blocked = phase.split(":")[1]
         other = "beta" if blocked == "alpha" else "alpha"
-        await until(lambda: box.started[blocked].is_set(), f"{blocked} running")
+        await until(box.started[blocked].is_set, f"{blocked} running")
         await until_kept(graph, config, f"c-{other}")
     info = await graph.acancel(run.run_id)
     assert info.status.value == "cancelled"

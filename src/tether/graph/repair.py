@@ -73,9 +73,16 @@ def closing_messages(messages: Sequence[Any], why: str,
         for call in open_calls(messages)
     ]
     if partial is not None and partial.text:
-        closing.append(kinds.ai(content=partial.text, id=partial.id, name=partial.name,
-                                response_metadata={"finish_reason": CANCELLED_FINISH_REASON}))
+        closing.append(answer_of(messages, partial))
     return closing
+
+
+def answer_of(messages: Sequence[Any], partial: PartialAnswer) -> Any:
+    """`partial` as the assistant message that keeps it (of the conversation's classes): its
+    text, no tool calls, `finish_reason` "cancelled"."""
+    return _classes(messages).ai(
+        content=partial.text, id=partial.id, name=partial.name,
+        response_metadata={"finish_reason": CANCELLED_FINISH_REASON})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +148,7 @@ class ThreadCloser:
         by_call = {m.tool_call_id: m for m in
                    (*kept, *closing_messages([*messages, *kept], why, None))}
         added: list[Any] = [by_call[i] for i in open_ids]  # in call order, as a ToolNode's
-        for partial in partials:
-            added.extend(closing_messages([], why, partial))
+        added.extend(answer_of(messages, partial) for partial in partials)
         if not added:
             return None
         kept_ids = {m.tool_call_id for m in kept}
@@ -218,5 +224,5 @@ def messages_key(schemas: Any) -> str | None:
     return keys[0] if keys else None
 
 
-__all__ = ["CANCELLED_FINISH_REASON", "STOPPED", "PartialAnswer", "ThreadCloser",
+__all__ = ["CANCELLED_FINISH_REASON", "STOPPED", "PartialAnswer", "ThreadCloser", "answer_of",
            "closing_messages", "kept_answers", "messages_key", "open_calls", "stop_message"]
