@@ -6,6 +6,7 @@ the thread ends with every call answered exactly once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import threading
 from collections import Counter
@@ -140,10 +141,8 @@ async def scenario(db: Path, model_stops: set[int], tool_stops: set[int],
             model._stalled.clear()
             tools.stalled.clear()
             await graph.acancel(run.run_id)
-            try:
+            with contextlib.suppress(RunCancelled):
                 await waiter
-            except RunCancelled:
-                pass
             if (choices.pop(0) if choices else True) or not turns:
                 run = graph.resume(run.run_id)
             else:
