@@ -275,3 +275,44 @@ async def test_a_new_query_supersedes_a_running_agent_over_the_rest_api(
     assert messages[2]["content"].startswith("Cancelled: superseded")
     assert messages[3]["content"] == "fast(2)"
     assert messages[-1]["content"] == "answer to the new query"
+
+
+async def test_tool_calls_count_toward_the_run_budget_and_a_budget_stop_is_repaired(
+        tmp_path: Path) -> None:
+    store = SqliteSaver(str(tmp_path / "b.db"))
+
+    @tool
+    def lookup(x: int) -> str:
+        """Look up."""
+        return f"r{x}"
+
+    model = ScriptedChatModel(responses=[
+        AIMessage(content="", tool_calls=[tool_call("lookup", f"c{i}", x=i) for i in range(3)]),
+        "done"])
+    graph = create_react_agent(model, [lookup], checkpointer=store)
+    with pytest.raises(RunCancelled, match="tool_calls budget of 2 exceeded"):
+        await graph.ainvoke({"messages": [("user", "hi")]},
+                            {**thread("b"), "budget": {"tool_calls": 2}})
+    out = await graph.ainvoke({"messages": [("user", "again")]}, thread("b"))
+    check_tool_results(out["messages"])
+    assert all(m.content in ("r0", "r1", "r2", "Cancelled: tool_calls budget of 2 exceeded (3)")
+               for m in out["messages"] if isinstance(m, ToolMessage))
+    store.close()
+
+
+async def test_tool_calls_are_not_streamed_as_units_of_their_own() -> None:
+    @tool
+    def lookup(x: int) -> str:
+        """Look up."""
+        return f"r{x}"
+
+    model = ScriptedChatModel(responses=[
+        AIMessage(content="", tool_calls=[tool_call("lookup", "c1", x=1)]), "done"])
+    graph = create_react_agent(model, [lookup])
+    modes = ["tasks", "updates", "debug"]
+    chunks = [c async for c in graph.astream({"messages": [("user", "hi")]},
+                                             stream_mode=modes)]
+    names = {p.get("name") for mode, p in chunks if mode in ("tasks", "debug")
+             for p in [p.get("payload", p) if mode == "debug" else p]}
+    updates = {k for mode, p in chunks if mode == "updates" for k in p}
+    assert names == {"agent", "tools"} and updates == {"agent", "tools"}

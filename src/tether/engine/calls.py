@@ -125,8 +125,9 @@ class CallSpec:
             is async, the engine objects it takes, its retry policies and timeouts.
         cache: its `CachePolicy`, or None.
         cache_ns: the namespace its cached results are filed under (the function's path).
-        quiet: its result is not streamed as an `updates` chunk of its own (a tool call of a
-            `ToolNode`: the node's update shows it, as in LangGraph).
+        quiet: it is not streamed as a unit of its own (no `updates` chunk, no `tasks` or
+            `debug` events): a tool call of a `ToolNode`, which its node's update shows, as in
+            LangGraph.
     """
 
     node: NodeSpec
@@ -330,12 +331,12 @@ class CallSite:
 
     def _announce(self, call: Task) -> None:
         emitter = self.executor.emitter
-        if emitter.tasks:
+        if emitter.tasks and not getattr(call.spec, "quiet", False):
             emitter.emit_task_start(call, (PUSH,))
 
     def _report(self, call: Task) -> None:
         emitter = self.executor.emitter
-        if emitter.tasks:
+        if emitter.tasks and not getattr(call.spec, "quiet", False):
             result = {RETURN: call.writes[0][1]} if call.writes else {}
             emitter.emit_task_result(call, result)
 
