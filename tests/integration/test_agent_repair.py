@@ -316,3 +316,26 @@ async def test_tool_calls_are_not_streamed_as_units_of_their_own() -> None:
              for p in [p.get("payload", p) if mode == "debug" else p]}
     updates = {k for mode, p in chunks if mode == "updates" for k in p}
     assert names == {"agent", "tools"} and updates == {"agent", "tools"}
+
+
+def test_a_tool_node_invoked_from_a_sync_node_runs_its_calls_directly() -> None:
+    @tool
+    def shout(text: str) -> str:
+        """Upper-case a text."""
+        return text.upper()
+
+    node = ToolNode([shout])
+
+    def asks(state: Chat) -> dict[str, Any]:
+        return {"messages": [AIMessage("", tool_calls=[tool_call("shout", "s1", text="hi")])]}
+
+    def tools_by_hand(state: Chat) -> Any:
+        return node.invoke(state)
+
+    builder = StateGraph(Chat)
+    builder.add_node("asks", asks)
+    builder.add_node("tools", tools_by_hand)
+    builder.set_entry_point("asks")
+    builder.add_edge("asks", "tools")
+    out = builder.compile().invoke({"messages": [("user", "x")]})
+    assert out["messages"][-1].content == "HI"

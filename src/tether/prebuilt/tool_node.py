@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -19,7 +20,7 @@ from tether import node_context
 from tether.cancel.deadlines import coerce_timeout
 from tether.config import get_stream_writer
 from tether.constants import END
-from tether.engine.calls import CallSpec, call_spec, launch
+from tether.engine.calls import CallSpec, call_spec, current_site, launch
 from tether.errors import GraphInterrupt, NodeTimeoutError, ParentCommand
 from tether.prebuilt.injection import (
     InjectedArgs,
@@ -168,8 +169,7 @@ class ToolNode(Runnable[Any, Any]):
         state = _state_of(input)
         base = _tool_config(config)
         runtimes = [self._runtime(call, state, base) for call in calls]
-        ctx = node_context.current()
-        if ctx is not None and ctx.calls is not None:
+        if _units_here():
             outputs = await self._as_units(calls, kind, runtimes)
         elif len(calls) == 1:
             outputs = [await self._run_one(calls[0], kind, runtimes[0])]
@@ -287,6 +287,19 @@ class ToolNode(Runnable[Any, Any]):
             if isinstance(message, AIMessage):
                 return list(message.tool_calls), kind
         raise ValueError("No AIMessage found in input")
+
+
+def _units_here() -> bool:
+    """Whether the calls can be units of the running node: an async attempt, on its loop (a
+    sync node calling `invoke` runs them on a loop of its own, directly)."""
+    ctx = node_context.current()
+    if ctx is None or ctx.calls is None:
+        return False
+    site = current_site()
+    try:
+        return not site.sync and site.loop is asyncio.get_running_loop()
+    except RuntimeError:
+        return False
 
 
 def _state_of(value: Any) -> Any:
