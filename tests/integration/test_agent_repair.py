@@ -339,3 +339,27 @@ def test_a_tool_node_invoked_from_a_sync_node_runs_its_calls_directly() -> None:
     builder.add_edge("asks", "tools")
     out = builder.compile().invoke({"messages": [("user", "x")]})
     assert out["messages"][-1].content == "HI"
+
+
+async def test_a_sync_tool_that_never_checks_does_not_hold_the_stop(tmp_path: Path) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    @tool
+    def stubborn(x: int) -> str:
+        """Blocks without ever checking for a cancel."""
+        entered.set()
+        release.wait(WAIT)
+        return "late"
+
+    store = SqliteSaver(str(tmp_path / "s.db"))
+    model = ScriptedChatModel(responses=[
+        AIMessage(content="", tool_calls=[tool_call("stubborn", "c1", x=1)]), "ok"])
+    graph = create_react_agent(model, [stubborn], checkpointer=store)
+    run = graph.start({"messages": [("user", "hi")]}, thread("s"))
+    await asyncio.to_thread(entered.wait, WAIT)
+    info = await graph.acancel(run.run_id)
+    assert info.status.value == "cancelled" and not release.is_set()  # the tool still blocks
+    out = await graph.ainvoke({"messages": [("user", "again")]}, thread("s"))
+    release.set()
+    assert out["messages"][2].content == "Cancelled: cancelled by request"
+    store.close()
