@@ -19,7 +19,7 @@ from langgraph_sdk import get_client
 import tether
 from tether.checkpoint.base import WriteRecord
 from tether.checkpoint.sqlite import SqliteSaver
-from tether.constants import PARTIAL
+from tether.constants import CANCELLED, PARTIAL
 from tether.errors import NodeTimeoutError, RunCancelled, RunTimeout
 from tether.graph import StateGraph
 from tether.graph.message import add_messages
@@ -76,8 +76,11 @@ async def kept_partial(graph: Any, thread_id: str, text: str) -> None:
     """What the stream helper's model node leaves when stopped mid-answer: a pending write on
     `PARTIAL` of the stopped run's final checkpoint (written here by hand)."""
     latest = await graph.checkpointer.aget_checkpoint(thread_id, "", None)
+    stopped = next(w for w in latest.pending_writes if w.channel == CANCELLED)
+    assert stopped.task_name == "agent"  # written as the stopped model task's
     await graph.checkpointer.aput_writes(thread_id, "", latest.id, [WriteRecord(
-        "partial-task", "agent", 0, PARTIAL, {"text": text, "id": "msg-partial", "name": None})])
+        stopped.task_id, "agent", 0, PARTIAL, {"text": text, "id": "msg-partial",
+                                               "name": None})])
 
 
 async def test_a_partial_answer_is_kept_once_on_a_new_message_and_not_on_resume(
