@@ -54,7 +54,8 @@ RESERVED_CHARS: Final = (":", "|")
 """Characters that separate namespaces and therefore cannot appear in node names."""
 
 CONTROL_WRITES: Final = frozenset({INTERRUPT, RESUME, ERROR, CANCELLED, PARTIAL})
-"""Pending-write keys that record what happened to a task rather than what it produced."""
+"""Pending-write keys that record what happened to a task rather than what it produced (a
+partial answer too: the model task it belongs to did not finish, and runs again on resume)."""
 
 DEFAULT_RECURSION_LIMIT: Final = 10007
 """Supersteps a fresh run may take, counting the input step (LangGraph 1.2's default)."""

@@ -51,9 +51,11 @@ EventPhase = Literal[
     "orphan",
     "claim",
     "release",
+    "repair",
 ]
 """A run's audit-log entries: its lifecycle (and, with workers, each claim and release of its
-lease), and the six phases of a cancel."""
+lease), the six phases of a cancel, and the repair of a thread a stopped run left open (the
+tool calls it answered, the partial answer it kept)."""
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime (what every record stores)."""

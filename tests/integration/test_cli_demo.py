@@ -61,3 +61,33 @@ def test_demo_graph_runs_from_the_cli_like_any_graph(tmp_path: Path) -> None:
         check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"report": "tests: ' in result.stdout
+
+
+def test_agent_demo_stops_during_a_tool_and_between_model_and_tools_then_repairs(
+        tmp_path: Path) -> None:
+    db = tmp_path / "agent.db"
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env.pop("TETHER_DB", None)
+    result = subprocess.run([sys.executable, "-m", "tether", "demo", "--agent", "--db", str(db)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True,
+                            encoding="utf-8", timeout=60, check=False)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    stop_tool = out.split("1. Stop during a tool")[1].split("2. Stop between")[0]
+    assert "cancelled" in stop_tool and "on_cancel: archive connection closed" in stop_tool
+    between = out.split("2. Stop between the model and its tools")[1].split("3. The repaired")[0]
+    assert "tool  [call-clock] success: 12:00 UTC" in between  # the kept result
+    assert "tool  [call-archive] error: Cancelled: the user pressed stop" in between
+    assert "(budget: steps budget of 1 exceeded (2))" in between
+    thread = out.split("The thread")[1]
+    assert thread.count("[call-clock]") == 1 and thread.count("[call-archive]") == 1
+    assert "tool  [call-clock-2] error: Cancelled: steps budget of 1 exceeded (2)" in thread
+    assert "Every tool call is answered exactly once" in out
+    store = SqliteSaver(str(db))
+    try:
+        runs = store.list_runs()
+        assert [r.status for r in runs] == [RunStatus.SUCCESS, RunStatus.CANCELLED,
+                                            RunStatus.CANCELLED]
+        assert [e.phase for e in store.events(runs[0].run_id)].count("repair") == 1
+    finally:
+        store.close()

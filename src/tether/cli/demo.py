@@ -156,10 +156,18 @@ def demo(
         show_default=False)] = None,
     topic: Annotated[str, typer.Option("--topic", help="What the graph researches.")
                      ] = "cancellation",
+    agent: Annotated[bool, typer.Option(
+        "--agent", help="Instead: a scripted chat agent stopped during a tool and between "
+                        "its model and tools, then its repaired thread (needs tether[agents]).")
+                     ] = False,
 ) -> None:
     """Watch a run being cancelled mid-step and resumed, on SQLite, in a few seconds."""
     path = db or str(Path(tempfile.mkdtemp(prefix="tether-demo-")) / "demo.db")
     console = display.make_console()
+    if agent:
+        from tether.cli.agent_demo import run_agent_demo
+
+        raise typer.Exit(run_agent_demo(console, path))
     raise typer.Exit(asyncio.run(_demo(console, path, topic)))
 
 

@@ -125,11 +125,15 @@ class CallSpec:
             is async, the engine objects it takes, its retry policies and timeouts.
         cache: its `CachePolicy`, or None.
         cache_ns: the namespace its cached results are filed under (the function's path).
+        quiet: it is not streamed as a unit of its own (no `updates` chunk, no `tasks` or
+            `debug` events): a tool call of a `ToolNode`, which its node's update shows, as in
+            LangGraph.
     """
 
     node: NodeSpec
     cache: Any = None
     cache_ns: str = "__dynamic__"
+    quiet: bool = False
 
     @property
     def name(self) -> str:
@@ -140,7 +144,7 @@ class CallSpec:
 def call_spec(name: str, func: Callable[..., Any], *, is_async: bool,
               kwargs: frozenset[str] = frozenset(), retry: Sequence[RetryPolicy] = (),
               timeout: float | None = None, idle_timeout: float | None = None,
-              cache: Any = None, cache_ns: str = "__dynamic__") -> CallSpec:
+              cache: Any = None, cache_ns: str = "__dynamic__", quiet: bool = False) -> CallSpec:
     """Describe a function to be launched as calls.
 
     Args:
@@ -157,7 +161,7 @@ def call_spec(name: str, func: Callable[..., Any], *, is_async: bool,
     node = NodeSpec(name=name, func=arun if is_async else run, is_async=is_async,
                     kwargs=kwargs, retry=tuple(retry), timeout=timeout,
                     idle_timeout=idle_timeout, isolation="thread")
-    return CallSpec(node, cache, cache_ns)
+    return CallSpec(node, cache, cache_ns, quiet)
 
 
 class CallFuture(concurrent.futures.Future[T], Generic[T]):
@@ -327,12 +331,12 @@ class CallSite:
 
     def _announce(self, call: Task) -> None:
         emitter = self.executor.emitter
-        if emitter.tasks:
+        if emitter.tasks and not getattr(call.spec, "quiet", False):
             emitter.emit_task_start(call, (PUSH,))
 
     def _report(self, call: Task) -> None:
         emitter = self.executor.emitter
-        if emitter.tasks:
+        if emitter.tasks and not getattr(call.spec, "quiet", False):
             result = {RETURN: call.writes[0][1]} if call.writes else {}
             emitter.emit_task_result(call, result)
 

@@ -478,8 +478,9 @@ class Executor:
                 WriteRecord(call.id, call.name, 0, RETURN, call.writes[0][1]))
 
     def emit_call(self, call: Task) -> None:
-        """The `updates` chunk of a finished call: its name and its value."""
-        if call.writes:
+        """The `updates` chunk of a finished call: its name and its value (none for a quiet
+        call)."""
+        if call.writes and not getattr(call.spec, "quiet", False):
             self.emitter.emit_update(call, call.writes[0][1])
 
 

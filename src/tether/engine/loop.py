@@ -21,7 +21,7 @@ from typing import Any
 from tether.channels.base import MISSING
 from tether.checkpoint.base import StoredCheckpoint, WriteRecord
 from tether.constants import INTERRUPT
-from tether.engine import caching, start, subgraph
+from tether.engine import caching, closing, start, subgraph
 from tether.engine.apply import group_writes
 from tether.engine.execute import Executor
 from tether.engine.interrupts import (
@@ -90,6 +90,9 @@ class Loop:
         state.stop = stop = budget_stop(loaded, self.opts.config.recursion_limit)
         self.executor.null_resume.extend(plan.null_resume)
         if plan.writes is not None:
+            closer = self.opts.closer
+            if closer is not None and loaded is not None and not self.opts.nested:
+                await closing.close(closer, state, persist, self.opts.emitter, loaded)
             self.tasks = await start.input_step(state, persist, self.executor, graph_input,
                                                 plan, loaded=loaded)
             if self.spec.start is not None:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
+from tether.engine.closing import Closer
 from tether.engine.hooks import StepHooks
 from tether.engine.observe import TaskObserver
 from tether.engine.stream import Emitter
@@ -69,6 +70,8 @@ class LoopOptions:
         cache_policy: the policy of calls that have none (an entrypoint's).
         observer: watches each attempt of the tasks (chat-model tokens, partial answers); a
             subgraph's loop has its parent's. None: nothing is watched.
+        closer: closes a thread a stopped run left open before a new input is applied (the
+            root loop only; None: never).
     """
 
     config: RunConfig
@@ -91,6 +94,7 @@ class LoopOptions:
     cache: Any = None
     cache_policy: Any = None
     observer: TaskObserver | None = None
+    closer: Closer | None = None
 
 
 __all__ = ["LoopOptions", "RunHost"]

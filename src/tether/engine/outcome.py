@@ -58,8 +58,13 @@ class LoopOutcome:
 
     @property
     def hooks(self) -> list[tuple[str, CancelHook]]:
-        """Cleanup hooks of the cancelled tasks, with their task names."""
-        return [hook for t in self.tasks for hook in t.hooks]
+        """Cleanup hooks of the cancelled tasks and of the calls they launched (a `@task`, a
+        tool call), with their names."""
+        return [hook for t in self.tasks for hook in _hooks_of(t)]
+
+
+def _hooks_of(task: Task) -> list[tuple[str, CancelHook]]:
+    return [*task.hooks, *(hook for call in task.calls or () for hook in _hooks_of(call))]
 
 
 def task_writes(task: Task) -> list[WriteRecord]:

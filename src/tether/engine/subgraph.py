@@ -46,7 +46,7 @@ def child_options(opts: LoopOptions, task: Task, handler: Callable[[Any], Any], 
         opts, config=dataclasses.replace(opts.config, checkpoint_id=None, checkpoint_ns=ns),
         scope=task.scope, emitter=emitter, store=opts.store if durable else None,
         thread_id=opts.thread_id if durable else None, ns=ns, interrupt_before=None,
-        interrupt_after=None, parent_interrupt=handler, nested=True)
+        interrupt_after=None, parent_interrupt=handler, nested=True, closer=None)
 
 
 async def resumes(opts: LoopOptions) -> bool:

@@ -15,6 +15,7 @@ from tether.engine.to_thread import default_pool
 from tether.errors import ConfigError
 from tether.graph.history import GraphHistory
 from tether.graph.observer import has_langchain, holds_conversation, observer_for
+from tether.graph.repair import ThreadCloser, messages_key
 from tether.graph.stream_parts import PartsFormat, coercing
 from tether.runs import control, portal
 from tether.runs.handle import Run
@@ -39,12 +40,16 @@ class CompiledStateGraph(GraphHistory):
         spec: what the engine runs.
         cache: where nodes and tasks with a `CachePolicy` keep results (`compile(cache=)`).
         cache_policy: the policy of tasks that have none (an entrypoint's).
+        repair_after_stop: a new input on a thread whose last run stopped first closes the
+            conversation it left open (`tether.graph.repair`); on for a state with an
+            `add_messages` channel, unless `compile(repair_after_stop=False)`.
     """
 
     def __init__(self, builder: Any, *, checkpointer: Any, store: Any,
                  interrupt_before: tuple[str, ...], interrupt_after: tuple[str, ...],
                  name: str, config: dict[str, Any] | None = None,
-                 strict: bool = False, cache: Any = None, cache_policy: Any = None) -> None:
+                 strict: bool = False, cache: Any = None, cache_policy: Any = None,
+                 repair_after_stop: bool = True) -> None:
         if checkpointer in (True, False):
             checkpointer = None
         if checkpointer is not None and not isinstance(checkpointer, CheckpointStore):
@@ -71,6 +76,9 @@ class CompiledStateGraph(GraphHistory):
         # A model stopped mid-answer keeps its text in graphs that hold a conversation.
         self.records_partials = has_langchain() and holds_conversation(
             getattr(builder, "schemas", {}).values())
+        self.repair_after_stop = repair_after_stop
+        self._conversation = (messages_key(getattr(builder, "schemas", {}).values())
+                              if repair_after_stop else None)
 
     def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any
                     ) -> CompiledStateGraph:
@@ -100,7 +108,7 @@ class CompiledStateGraph(GraphHistory):
             interrupt_before=self.interrupt_before_nodes,
             interrupt_after=self.interrupt_after_nodes, name=name or self.name,
             config=self.config, strict=self.strict, cache=self.cache,
-            cache_policy=self.cache_policy)
+            cache_policy=self.cache_policy, repair_after_stop=self.repair_after_stop)
         bound.policy_defaults = self.policy_defaults
         return bound
 
@@ -145,6 +153,8 @@ class CompiledStateGraph(GraphHistory):
             cache=self.cache, cache_policy=self.cache_policy,
             observer=observer_for(modes, self.records_partials)
             if self.records_partials or "messages" in modes else None,
+            closer=(ThreadCloser(self.ledger, self._conversation)
+                    if durable and self._conversation is not None else None),
         )
         return request, run_id
 

@@ -277,7 +277,8 @@ class StateGraph(Generic[StateT]):
                 interrupt_after: Sequence[str] | str | None = None, debug: bool = False,
                 name: str | None = None, budget: dict[str, Any] | None = None,
                 loop_detection: dict[str, Any] | bool | None = None,
-                guards: Sequence[Any] = (), strict: bool = False, **kwargs: Any) -> Any:
+                guards: Sequence[Any] = (), strict: bool = False, repair_after_stop: bool = True,
+                **kwargs: Any) -> Any:
         """Check the wiring and build a runnable graph.
 
         Args:
@@ -295,6 +296,11 @@ class StateGraph(Generic[StateT]):
                 branch, `Command` or `Send` can reach (at compile), a node returning a key the
                 state lacks (when it does). Without it both are a `StrictnessWarning`, once
                 per node and key, and the unknown key is dropped as LangGraph drops it.
+            repair_after_stop: when a new input (not a resume) reaches a thread whose last
+                run stopped (cancel, timeout, error...) with tool calls unanswered, first
+                close the conversation: the results the run kept, an error `ToolMessage`
+                ("Cancelled: <why>") for every other call, and the partial answer it kept.
+                On by default (it only acts on a state with an `add_messages` channel).
 
         Raises:
             GraphCompileError: the wiring is wrong; the message names the node or edge.
@@ -305,6 +311,9 @@ class StateGraph(Generic[StateT]):
         kwargs.pop("transformers", None)
         if kwargs:
             raise TypeError(f"compile() got unexpected arguments {sorted(kwargs)}")
+        if not isinstance(repair_after_stop, bool):
+            raise TypeError("compile(repair_after_stop=...) must be True or False, not "
+                            f"{type(repair_after_stop).__name__}")
         before = _pause_list(interrupt_before)
         after = _pause_list(interrupt_after)
         self.validate([*before, *after], strict=strict)
@@ -314,7 +323,8 @@ class StateGraph(Generic[StateT]):
         LoopSettings.parse(loop_detection)
         compiled = CompiledStateGraph(self, checkpointer=checkpointer, store=store,
                                       interrupt_before=before, interrupt_after=after,
-                                      name=name or "LangGraph", strict=strict, cache=cache)
+                                      name=name or "LangGraph", strict=strict, cache=cache,
+                                      repair_after_stop=repair_after_stop)
         compiled.policy_defaults = PolicyDefaults(dict(budget or {}), loop_detection,
                                                   tuple(guards))
         return compiled

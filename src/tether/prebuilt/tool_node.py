@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -16,9 +17,11 @@ from langchain_core.tools import tool as as_tool
 from pydantic import BaseModel, ValidationError
 
 from tether import node_context
+from tether.cancel.deadlines import coerce_timeout
 from tether.config import get_stream_writer
 from tether.constants import END
-from tether.errors import GraphInterrupt, ParentCommand
+from tether.engine.calls import CallSpec, call_spec, current_site, launch
+from tether.errors import GraphInterrupt, NodeTimeoutError, ParentCommand
 from tether.prebuilt.injection import (
     InjectedArgs,
     InjectedState,
@@ -97,6 +100,15 @@ class ToolNode(Runnable[Any, Any]):
         messages_key: the state key holding the messages.
         wrap_tool_call: `wrapper(request, execute)` around each call (sync).
         awrap_tool_call: the same, async.
+        timeout: seconds each call may take (None: no limit but its node's). A call that
+            runs longer is stopped (its `tether.on_cancel` hooks run) and answered with an
+            error `ToolMessage` ("Error: tool 'x' timed out after Ns"), so the model can go
+            on; with `handle_tool_errors=False` the node fails with `NodeTimeoutError`.
+
+    Inside a graph run each call is a unit of the run of its own (as a `@task` is): it is
+    cancelled with its node and inherits its deadline and budget; when the run is stopped,
+    the answers of the calls that finished are kept in its final checkpoint, and
+    `graph.resume(run_id)` runs only the calls that did not finish.
     """
 
     def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], *, name: str = "tools",
@@ -104,8 +116,12 @@ class ToolNode(Runnable[Any, Any]):
                  handle_tool_errors: ErrorHandling = default_handle_tool_errors,
                  messages_key: str = "messages",
                  wrap_tool_call: ToolCallWrapper | None = None,
-                 awrap_tool_call: AsyncToolCallWrapper | None = None) -> None:
+                 awrap_tool_call: AsyncToolCallWrapper | None = None,
+                 timeout: float | None = None) -> None:
         self.name = name
+        self.timeout = coerce_timeout(timeout, f"timeout of ToolNode '{name}'")
+        self._unit: CallSpec = call_spec(f"{name}:call", self._run_one, is_async=True,
+                                         timeout=self.timeout, quiet=True)
         self.tags = tags
         self._errors = ErrorPolicy(handle_tool_errors)
         self._handle_tool_errors = handle_tool_errors
@@ -153,7 +169,9 @@ class ToolNode(Runnable[Any, Any]):
         state = _state_of(input)
         base = _tool_config(config)
         runtimes = [self._runtime(call, state, base) for call in calls]
-        if len(calls) == 1:
+        if _units_here():
+            outputs = await self._as_units(calls, kind, runtimes)
+        elif len(calls) == 1:
             outputs = [await self._run_one(calls[0], kind, runtimes[0])]
         else:
             outputs = await _gather([
@@ -161,6 +179,28 @@ class ToolNode(Runnable[Any, Any]):
                 for call, runtime in zip(calls, runtimes, strict=True)
             ])
         return self._answers.combine(outputs, kind)
+
+    async def _as_units(self, calls: list[ToolCall], kind: InputKind,
+                        runtimes: list[ToolRuntime[Any, Any]]) -> list[CallOutput]:
+        """Each call launched as a unit of the run (in call order, so that a resumed node
+        finds the answers its stopped attempt kept); their answers in call order."""
+        futures = [launch(self._unit, (call, kind, runtime), {})
+                   for call, runtime in zip(calls, runtimes, strict=True)]
+
+        async def answer(index: int) -> CallOutput:
+            try:
+                return cast("CallOutput", await futures[index])
+            except NodeTimeoutError as error:
+                if self._handle_tool_errors is False:
+                    raise
+                call = calls[index]
+                return ToolMessage(
+                    content=f"Error: tool '{call['name']}' timed out after {error.timeout:g}s",
+                    name=call["name"], tool_call_id=call["id"], status="error")
+
+        if len(calls) == 1:
+            return [await answer(0)]
+        return await _gather([functools.partial(answer, i) for i in range(len(calls))])
 
     def _runtime(self, call: ToolCall, state: Any, config: dict[str, Any]
                  ) -> ToolRuntime[Any, Any]:
@@ -247,6 +287,19 @@ class ToolNode(Runnable[Any, Any]):
             if isinstance(message, AIMessage):
                 return list(message.tool_calls), kind
         raise ValueError("No AIMessage found in input")
+
+
+def _units_here() -> bool:
+    """Whether the calls can be units of the running node: an async attempt, on its loop (a
+    sync node calling `invoke` runs them on a loop of its own, directly)."""
+    ctx = node_context.current()
+    if ctx is None or ctx.calls is None:
+        return False
+    site = current_site()
+    try:
+        return not site.sync and site.loop is asyncio.get_running_loop()
+    except RuntimeError:
+        return False
 
 
 def _state_of(value: Any) -> Any:

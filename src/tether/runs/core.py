@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,8 @@ import anyio
 
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
-from tether.checkpoint.base import RunFinish
+from tether.checkpoint.base import RunFinish, StoredCheckpoint
+from tether.engine.closing import REPAIR_NODE, Closer, Closing
 from tether.engine.hooks import StepHooks
 from tether.engine.loop import Loop
 from tether.engine.options import LoopOptions
@@ -234,6 +235,7 @@ class RunCore:
             interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
             cache=req.cache, cache_policy=req.cache_policy, observer=req.observer,
+            closer=None if req.closer is None else _Recorded(req.closer, self.journal),
         ))
         return self._loop
 
@@ -366,3 +368,25 @@ class RunCore:
                 self._done_event = threading.Event()
             event = self._done_event
         return event.wait(timeout)
+
+
+class _Recorded:
+    """A closer whose closings are recorded in the run's audit log (`repair` events)."""
+
+    __slots__ = ("_closer", "_journal")
+
+    def __init__(self, closer: Closer, journal: Journal) -> None:
+        self._closer = closer
+        self._journal = journal
+
+    async def __call__(self, loaded: StoredCheckpoint,
+                       values: Mapping[str, Any]) -> Closing | None:
+        """The closer's answer, recorded when there is one.
+
+        Cancellation:
+            As the closer's: it only reads.
+        """
+        closing = await self._closer(loaded, values)
+        if closing is not None and closing.writes:
+            self._journal.record("repair", REPAIR_NODE, closing.detail)
+        return closing

@@ -9,6 +9,7 @@ from typing import Any
 
 from tether.checkpoint.base import CheckpointStore
 from tether.config import RunConfig
+from tether.engine.closing import Closer
 from tether.engine.observe import TaskObserver
 from tether.engine.spec import GraphSpec
 from tether.engine.to_thread import ThreadPool
@@ -75,6 +76,9 @@ class RunRequest:
     """The policy of calls that have none (an entrypoint's `cache_policy`)."""
     observer: TaskObserver | None = None
     """Watches each attempt of the run's tasks (chat-model tokens, partial answers)."""
+    closer: Closer | None = None
+    """Closes a thread a stopped run left open before a new input (a chat's unanswered tool
+    calls); each closing is recorded in the run's audit log (a `repair` event)."""
 
 
 __all__ = ["RunRequest", "StreamFormat"]

@@ -7,6 +7,7 @@ const PHASES = {
   create: "created", start: "started", request: "cancel requested", propagate: "cancel propagated",
   terminate_node: "node stopped", cleanup: "cleanup", checkpoint: "final checkpoint",
   terminate: "terminated", finish: "finished", orphan: "orphaned", claim: "claimed", release: "released",
+  repair: "thread repaired",
 };
 
 function detailView(detail) {
