@@ -195,6 +195,9 @@ BEGIN_WRITE: Final = "BEGIN IMMEDIATE"
 BEGIN_READ: Final = "BEGIN"
 COMMIT: Final = "COMMIT"
 ROLLBACK: Final = "ROLLBACK"
+SAVEPOINT: Final = "SAVEPOINT tether_op"
+ROLLBACK_TO_SAVEPOINT: Final = "ROLLBACK TO tether_op"
+RELEASE_SAVEPOINT: Final = "RELEASE tether_op"
 
 # -- runs -----------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -105,6 +105,29 @@ class Connection:
         with self.write() as conn:
             return drive(op, lambda query: _execute(conn, query), sqlite3.Error, _as_is)
 
+    def run_group(self, ops: Sequence[Callable[[], Op[Any]]]) -> list[Outcome]:
+        """Run several store operations in one transaction (a group commit), each as if alone.
+
+        Each operation runs inside a savepoint of the group's transaction: one that raises is
+        rolled back to its savepoint and its error becomes its outcome, the others commit
+        together. When the group itself cannot commit (the disk refused it, SQLite aborted the
+        transaction), every operation is run again in a transaction of its own, so each outcome
+        is what `run` would have returned or raised. `ops` makes each operation afresh for that.
+        """
+        if len(ops) == 1:
+            return [_outcome(lambda: self.run(ops[0]()))]
+        try:
+            outcomes: list[Outcome] = []
+            with self.write() as conn:
+                for make in ops:
+                    outcomes.append(_in_savepoint(conn, make))
+            return outcomes
+        except (sqlite3.Error, StoreError, _GroupAborted):
+            return [self._alone(make) for make in ops]
+
+    def _alone(self, make: Callable[[], Op[Any]]) -> Outcome:
+        return _outcome(lambda: self.run(make()))
+
     @contextmanager
     def statements(self) -> Iterator[sqlite3.Connection]:
         """The connection for statements that each run in their own snapshot (no transaction
@@ -121,6 +144,35 @@ class Connection:
         """The first row of one statement, or None."""
         with self._lock:
             return self._conn.execute(sql, params).fetchone()
+
+
+Outcome = tuple[bool, Any]
+"""What an operation of a group came to: `(True, result)` or `(False, the exception)`."""
+
+
+class _GroupAborted(Exception):
+    """SQLite ended a group's transaction on an operation's error: the group must be redone."""
+
+
+def _outcome(call: Callable[[], Any]) -> Outcome:
+    try:
+        return True, call()
+    except Exception as exc:  # noqa: BLE001 - handed to the operation's caller
+        return False, exc
+
+
+def _in_savepoint(conn: sqlite3.Connection, make: Callable[[], Op[Any]]) -> Outcome:
+    conn.execute(_sql.SAVEPOINT)
+    try:
+        result = drive(make(), lambda query: _execute(conn, query), sqlite3.Error, _as_is)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise _GroupAborted from exc
+        conn.execute(_sql.ROLLBACK_TO_SAVEPOINT)
+        conn.execute(_sql.RELEASE_SAVEPOINT)
+        return False, exc
+    conn.execute(_sql.RELEASE_SAVEPOINT)
+    return True, result
 
 
 def _execute(conn: sqlite3.Connection, query: Query) -> Any:
@@ -159,4 +211,4 @@ def file_of(target: str | os.PathLike[str] | sqlite3.Connection) -> str:
         f"{type(target).__module__}.{type(target).__name__}; use from_conn_string(path)")
 
 
-__all__ = ["Connection", "file_of"]
+__all__ = ["Connection", "Outcome", "file_of"]
