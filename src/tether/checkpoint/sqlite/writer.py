@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,11 +56,11 @@ class Writer:
 
     def __init__(self, db: Connection) -> None:
         self._db = db
-        # Invariant: every job in _jobs is taken by _thread, which is alive or about to start;
-        # _thread only exits after finding _jobs empty under _lock.
+        # Invariant: a job put in _jobs (under _lock, while not closed) is taken by _thread,
+        # which is alive or about to start; _thread exits only after finding _jobs empty under
+        # _lock, or on the sentinel `close` puts last.
         self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
-        self._jobs: deque[_Job] = deque()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -94,9 +94,12 @@ class Writer:
     def close(self, timeout: float = 5.0) -> None:
         """Let the thread finish the jobs it has, then end it. Later calls run inline."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             thread = self._thread
-            self._ready.notify()
+            if thread is not None:
+                self._jobs.put(None)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -106,13 +109,11 @@ class Writer:
         with self._lock:
             queued = not self._closed
             if queued:
-                self._jobs.append(job)
+                self._jobs.put(job)
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._serve, daemon=True,
                                                     name=f"tether-sqlite-writer {self._db.path}")
                     self._thread.start()
-                else:
-                    self._ready.notify()
         if queued:
             return await wait_whole(job.future)
         # Closed: run inline, as before there was a thread (the connection says it is closed).
@@ -127,13 +128,38 @@ class Writer:
                 _settle(self._work(jobs))
             except BaseException as exc:
                 _settle([(job, (False, exc)) for job in jobs])
-                with self._lock:
+                with self._lock:  # no caller may wait for ever: later calls run inline
                     self._thread = None
-                    if self._jobs:  # whoever queued them counted on this thread
-                        self._closed = True
-                        _settle([(job, (False, exc)) for job in self._jobs])
-                        self._jobs.clear()
+                    self._closed = True
+                    _settle([(job, (False, exc)) for job in self._drain()])
                 raise
+
+    def _take(self) -> list[_Job] | None:
+        """The jobs queued, waiting for the first; None when the thread should end."""
+        if self._closed and self._jobs.empty():
+            return None  # closed, and its sentinel was drained with the last jobs
+        try:
+            first = self._jobs.get(timeout=IDLE_EXIT)
+        except queue.Empty:
+            with self._lock:
+                if self._jobs.empty():
+                    self._thread = None
+                    return None
+            first = self._jobs.get()
+        if first is None:
+            return None
+        return [first, *self._drain()]
+
+    def _drain(self) -> list[_Job]:
+        """Every job queued now (after a sentinel there are none)."""
+        jobs: list[_Job] = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return jobs
+            if job is not None:
+                jobs.append(job)
 
     def _work(self, jobs: list[_Job]) -> list[tuple[_Job, Outcome]]:
         """Run the jobs in order: each run of consecutive transactions as one group."""
@@ -162,18 +188,6 @@ class Writer:
             return True, job.call()
         except Exception as exc:  # noqa: BLE001 - handed to the caller
             return False, exc
-
-    def _take(self) -> list[_Job] | None:
-        """Every job queued, waiting for one; None when the thread should end."""
-        with self._lock:
-            while not self._jobs:
-                if self._closed or (not self._ready.wait(IDLE_EXIT) and not self._jobs):
-                    self._thread = None
-                    return None
-            jobs = list(self._jobs)
-            self._jobs.clear()
-            return jobs
-
 
 def _after(job: _Job, outcome: Outcome) -> Outcome:
     ok, value = outcome
