@@ -108,21 +108,43 @@ def _deadline_passed(core: RunCore) -> CancelReason:
                         evidence={"timeout": timeout})
 
 
-def _wall_time(core: RunCore) -> asyncio.TimerHandle | None:
+def _wall_time(core: RunCore) -> _WallTimer | None:
     policies = core.policies
     limit = policies.budget.wall_time if policies is not None else None
     if limit is None or core.aloop is None:
         return None
-    aloop = core.aloop
+    return _WallTimer(core, limit)
 
-    def expire() -> None:
-        assert policies is not None
-        reason = over(policies.budget, policies.tally, "wall_time", limit,
-                      round(policies.usage().wall_time, 6))
+
+class _WallTimer:
+    """The wall-time budget's timer: cancels the run once the budget is spent.
+
+    A loop's timers may run a little before their time by the clock the budget is counted in
+    (uvloop rounds to milliseconds): then the timer is armed again for what is left, so an
+    early tick never lets the run go on unbudgeted.
+    """
+
+    __slots__ = ("_core", "_handle", "_limit")
+
+    def __init__(self, core: RunCore, limit: float) -> None:
+        self._core, self._limit = core, limit
+        assert core.aloop is not None
+        self._handle = core.aloop.call_later(limit * 1.000001 + 1e-6, self._expire)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+    def _expire(self) -> None:
+        core, policies = self._core, self._core.policies
+        assert policies is not None and core.aloop is not None
+        spent = policies.usage().wall_time
+        reason = over(policies.budget, policies.tally, "wall_time", self._limit,
+                      round(spent, 6))
         if reason is not None:
-            aloop.create_task(core.request_cancel(reason))
-
-    return aloop.call_later(limit * 1.000001 + 1e-6, expire)
+            core.aloop.create_task(core.request_cancel(reason))
+        else:
+            self._handle = core.aloop.call_later(max(self._limit - spent, 0.0) * 1.000001 + 1e-4,
+                                                 self._expire)
 
 
 __all__ = ["drive", "launch"]
