@@ -7,6 +7,8 @@ returns happens outside it, so the run's end is never interrupted by the cancel 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Callable
 
 import anyio
 
@@ -71,7 +73,7 @@ async def _drive(core: RunCore) -> None:
             return
         core.scope.arm(lambda _scope: core.request_cancel_sync(_deadline_passed(core)))
         remote.watch(core)
-        policies = core.request.policies.for_run(core.request.config, core.stop_sync)
+        policies = core.request.policies.for_run(core.request.config, _stopper(core))
         loop = core.make_loop(policies, remote.gate(core, policies))
         timer = _wall_time(core)
         try:
@@ -97,6 +99,19 @@ async def _drive(core: RunCore) -> None:
     await core.finish(outcome, failure, started=True)
     if foreign is not None:
         raise foreign
+
+
+def _stopper(core: RunCore) -> Callable[[CancelReason], None]:
+    """`core.stop_sync` for the policies to hold, by a weak reference: the run holds its
+    policies, which must not hold it back (no reference cycle for the collector)."""
+    ref = weakref.ref(core)
+
+    def stop(reason: CancelReason) -> None:
+        found = ref()
+        if found is not None:
+            found.stop_sync(reason)
+
+    return stop
 
 
 def _deadline_passed(core: RunCore) -> CancelReason:
