@@ -203,3 +203,19 @@ async def test_calls_after_close_run_inline_and_fail_as_before(path: str) -> Non
     store.close()
     with pytest.raises(sqlite3.ProgrammingError):
         await store.aget_run("r")
+
+
+async def test_sync_reads_do_not_wait_for_a_write_in_progress(store: SqliteSaver,
+                                                              path: str) -> None:
+    # The server reads with the sync API on its loop: a write the writer thread is in the
+    # middle of (here: waiting for the file's lock) must not hold such a read.
+    first = record()
+    store.put_checkpoint(first)
+    with WriteLock(path):
+        write = asyncio.ensure_future(store.aput_checkpoint(record(value=2)))
+        await asyncio.sleep(0.1)  # time for the writer thread to take its lock (not asserted)
+        read = await asyncio.wait_for(asyncio.to_thread(store.get_checkpoint, "t"), 30)
+        assert read is not None and read.id == first.id
+        assert store.get_run("nobody") is None
+        assert not write.done()
+    await asyncio.wait_for(write, 60)

@@ -9,6 +9,7 @@ waiting on the lock. Other processes are kept out by the file's write lock (`bus
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -48,18 +49,29 @@ class Connection:
         self._conn = schema.connect(path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._closed = False
         self._wal: WalCheckpointer | None = None
+        # Reads have a connection of their own (a file's: an in-memory database is private to
+        # its one connection), so a read never waits for a write transaction of this process
+        # (WAL readers do not block on the writer): the sync reads the server makes on its
+        # event loop stay short while the writer thread commits. Invariant: every use of
+        # _reader holds _read_lock.
+        self._reader = self._conn
+        self._read_lock = self._lock
         if path != schema.MEMORY:
             self._conn.execute(_sql.AUTOCHECKPOINT_OFF)
             self._wal = WalCheckpointer(path, busy_timeout=busy_timeout)
+            self._reader = schema.reader(path, busy_timeout=busy_timeout)
+            self._read_lock = threading.Lock()
 
     def close(self) -> None:
         """Close (idempotent). Committed data is already in the file."""
         if self._wal is not None:
             self._wal.close()
-        with self._lock:
+        with self._lock, self._read_lock if self._read_lock is not self._lock else _NO_LOCK:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                if self._reader is not self._conn:
+                    self._reader.close()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -90,9 +102,9 @@ class Connection:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A read snapshot across several statements."""
-        with self._lock:
-            conn = self._conn
+        """A read snapshot across several statements (on the reading connection)."""
+        with self._read_lock:
+            conn = self._reader
             conn.execute(_sql.BEGIN_READ)
             try:
                 yield conn
@@ -136,15 +148,17 @@ class Connection:
             yield self._conn
 
     def all(self, sql: str, params: Any = ()) -> list[Any]:
-        """Every row of one statement (its own snapshot)."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        """Every row of one read-only statement (its own snapshot)."""
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Any = ()) -> Any:
-        """The first row of one statement, or None."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchone()
+        """The first row of one read-only statement, or None."""
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchone()
 
+
+_NO_LOCK = contextlib.nullcontext()
 
 Outcome = tuple[bool, Any]
 """What an operation of a group came to: `(True, result)` or `(False, the exception)`."""
