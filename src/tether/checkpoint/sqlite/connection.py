@@ -5,6 +5,9 @@ connection per thread for the engine's pattern (a checkpoint per superstep from 
 cancels from other threads): the same cost per checkpoint, but a cancel that waited on SQLite's
 busy handler (which sleeps in steps of milliseconds) took 20-100 ms at p99, against about 6 ms
 waiting on the lock. Other processes are kept out by the file's write lock (`busy_timeout`).
+Reads (`read`, `one`, `all`) of a file go to a second connection with a lock of its own: in WAL
+mode a reader never waits for the writer, so a read is never held by a write transaction (the
+writer thread's group commit, a slow disk).
 """
 
 from __future__ import annotations

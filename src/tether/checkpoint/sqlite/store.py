@@ -42,8 +42,9 @@ class SqliteSaver(CheckpointStore):
     crash can take back the last commits (never corrupt the file); `synchronous="full"` syncs
     the WAL on every commit and keeps them too, at the price of an `fsync` per superstep.
 
-    **Concurrency.** One connection, behind a lock, serves every thread of the process (see
-    `connection.py` for the measurement behind that choice). Writes are `BEGIN IMMEDIATE`
+    **Concurrency.** One connection, behind a lock, serves every thread's writes (see
+    `connection.py` for the measurement behind that choice); reads of a file have a second,
+    read-only one, so they never wait for a write transaction. Writes are `BEGIN IMMEDIATE`
     transactions; other processes wait for the file's write lock up to `busy_timeout`. WAL
     checkpoints run in a helper thread (`wal.py`), not inside a superstep's commit.
 
