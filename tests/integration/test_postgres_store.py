@@ -272,12 +272,16 @@ def test_claims_go_by_priority_then_age_and_only_to_workers_of_the_graph(
 def test_a_sweep_ends_unheld_cancelled_runs_and_runs_past_their_deadline(
         where: tuple[str, str], store: PostgresSaver) -> None:
     cancelled = store.queue.enqueue(order("a"))
-    overdue = store.queue.enqueue(order("b", config={"timeout": 0.05}))
-    held = store.queue.enqueue(order("c", config={"timeout": 0.05}))
-    asyncio.run(store.queue.aclaim("w", ["g"], 30.0, 10))
+    overdue = store.queue.enqueue(order("b", config={"timeout": 60}))
+    held = store.queue.enqueue(order("c", config={"timeout": 60}))
+    claimed = asyncio.run(store.queue.aclaim("w", ["g"], 30.0, 10))
+    assert len(claimed) == 3
+    # The deadlines pass now (set here: a claim skips a run already overdue, and a short timeout
+    # could lapse before the claim on a busy machine); only `held` keeps its worker's lease.
+    sql(where, "UPDATE runs SET deadline_at = now() - interval '1 second' WHERE run_id <> %s",
+        (cancelled.run_id,))
     sql(where, "UPDATE runs SET lease_expires_at = NULL WHERE run_id <> %s", (held.run_id,))
     store.request_cancel(cancelled.run_id, CancelReason("user", "no longer needed"))
-    threading.Event().wait(0.1)
     ended = {i.run_id: i for i in asyncio.run(store.queue.asweep("sweeper"))}
     assert set(ended) == {cancelled.run_id, overdue.run_id}
     assert ended[cancelled.run_id].status is RunStatus.CANCELLED

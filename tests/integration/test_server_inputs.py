@@ -302,3 +302,14 @@ def test_a_store_item_that_cannot_be_kept_is_refused(http: httpx.Client, body: s
 def test_a_malformed_store_search_is_a_422(http: httpx.Client, body: dict[str, Any]) -> None:
     assert_validation_error(http.post("/store/items/search",
                                       json={"namespace_prefix": ["tenant-a"], **body}))
+
+
+@pytest.mark.parametrize(("query", "named"), [
+    ("thread=%00", ["thread"]), ("thread=a%00b&limit=2", ["thread"]),
+    ("limit=2&status=%00x&thread=a%00", ["status", "thread"]), ("a%00=1", ["a\\x00"])])
+def test_a_nul_in_a_query_is_a_422_naming_the_parameter(http: httpx.Client, query: str,
+                                                          named: list[str]) -> None:
+    answer = http.get(f"/tether/runs?{query}")
+    assert_validation_error(answer)
+    assert [item["loc"][1] for item in answer.json()["detail"]] == named
+    assert http.get("/tether/runs?limit=2").status_code == 200

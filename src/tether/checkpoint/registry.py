@@ -22,16 +22,24 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tether import messages as _messages
+from tether import types as _types
+
 _LANGCHAIN_MESSAGES = ("human:HumanMessage", "ai:AIMessage", "system:SystemMessage",
                        "chat:ChatMessage", "tool:ToolMessage", "function:FunctionMessage")
+_OWN_TYPES = ("CancelReason", "Command", "Interrupt", "PendingWrite", "PregelTask", "RetryPolicy",
+              "RunEvent", "RunInfo", "RunSnapshot", "RunStatus", "StateSnapshot", "TimeoutPolicy",
+              "Usage")
+_OWN_MESSAGES = ("AIMessage", "BaseMessage", "HumanMessage", "RemoveMessage", "SystemMessage",
+                 "ToolMessage")
 BUILTIN: frozenset[str] = frozenset({
-    *(f"tether.types:{name}" for name in (
-        "CancelReason", "Command", "Interrupt", "PendingWrite", "PregelTask", "RetryPolicy",
-        "RunEvent", "RunInfo", "RunSnapshot", "RunStatus", "StateSnapshot", "TimeoutPolicy",
-        "Usage")),
-    *(f"tether.messages:{name}" for name in (
-        "AIMessage", "BaseMessage", "HumanMessage", "RemoveMessage", "SystemMessage",
-        "ToolMessage")),
+    # Where each class is defined today (`RunStatus` lives in `tether.status`), and the public
+    # module's name too, which values stored before a class moved still carry.
+    *(f"{cls.__module__}:{cls.__qualname__}"
+      for cls in (*(getattr(_types, name) for name in _OWN_TYPES),
+                  *(getattr(_messages, name) for name in _OWN_MESSAGES))),
+    *(f"tether.types:{name}" for name in _OWN_TYPES),
+    *(f"tether.messages:{name}" for name in _OWN_MESSAGES),
     *(f"langchain_core.messages.{path}" for path in _LANGCHAIN_MESSAGES),
     *(f"langchain_core.messages.{path}Chunk" for path in _LANGCHAIN_MESSAGES),
     "langchain_core.messages.base:BaseMessage", "langchain_core.messages.base:BaseMessageChunk",

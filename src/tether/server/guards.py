@@ -1,7 +1,8 @@
 """The gate every request passes before a route sees it: the API key, the address of the
-client of a server without keys, and the size of the body.
+client of a server without keys, the size of the body, and no NUL in the path or the query
+(no stored name holds one, and PostgreSQL's text cannot).
 
-A refused request is answered here (401, 403, 413) and never reaches a route, so nothing
+A refused request is answered here (401, 403, 404, 413, 422) and never reaches a route, so nothing
 changes. The body is read here, up to the limit, and replayed to the route. A websocket
 connection passes the same gate (the server serves none today: the gate must not depend on
 that), and is closed before it is accepted when refused.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from tether.server.auth import HEADER, LOCAL, ApiKeys, is_loopback
 
@@ -56,6 +58,12 @@ class Guard:
             refusal = 404, "not found: a path cannot hold a NUL character"
         if refusal is not None:
             await _answer(send, *refusal)
+            return
+        query = scope.get("query_string", b"")
+        if b"%00" in query:
+            # Ids, names and filters given in the query are looked up as text, which holds none
+            # (PostgreSQL's cannot): the same 422 as a validation error, naming the parameter.
+            await _answer(send, 422, _nul_in_query(query.decode("latin-1")))
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -135,7 +143,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _answer(send: Send, status: int, detail: str) -> None:
+def _nul_in_query(query: str) -> list[dict[str, Any]]:
+    names = [name for name, value in parse_qsl(query, keep_blank_values=True)
+             if "\x00" in name or "\x00" in value]
+    return [{"loc": ["query", name.replace("\x00", "\\x00")],
+             "msg": "a query parameter cannot hold a NUL character (%00)",
+             "type": "value_error"} for name in names or ["?"]]
+
+
+async def _answer(send: Send, status: int, detail: str | list[dict[str, Any]]) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:

@@ -114,3 +114,29 @@ def test_a_process_that_only_reads_rebuilds_the_classes_its_state_schema_names(
         assert done.returncode == 0, done.stderr[-2000:]
     # `Point` is named by the schema; `Other`, held in an `Any` key, was never allowed there.
     assert done.stdout.split() == ["Point", "UnresolvedValue"]
+
+
+def test_every_class_of_tethers_own_is_rebuilt_by_a_process_that_never_stored_it() -> None:
+    # A fresh process has stored nothing: each of tether's value classes must be rebuilt from
+    # where it is defined today (RunStatus moved to `tether.status`), and from the public
+    # module's name that values stored before a move still carry.
+    program = textwrap.dedent("""
+        import sys
+        from tether import messages, types
+        from tether.checkpoint import registry
+        from tether.checkpoint.serde import Serializer
+        wrong = []
+        for module, names in ((types, registry._OWN_TYPES), (messages, registry._OWN_MESSAGES)):
+            for name in names:
+                cls = getattr(module, name)
+                for path in (registry.path_of(cls), f"{module.__name__}:{name}"):
+                    if registry.resolve(path, {}) is not cls:
+                        wrong.append(path)
+        print(repr(Serializer().loads(bytes.fromhex(sys.argv[1]))), wrong)
+    """)
+    from tether.types import RunStatus
+    data = Serializer().dumps(RunStatus.CANCELLED).hex()
+    done = subprocess.run([sys.executable, "-c", program, data], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "<RunStatus.CANCELLED: 'cancelled'> []"
