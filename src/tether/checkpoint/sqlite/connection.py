@@ -136,6 +136,9 @@ class Connection:
             with self.write() as conn:
                 for make in ops:
                     outcomes.append(_in_savepoint(conn, make))
+            if self._wal is not None:
+                with self._lock:  # `write` counted the group as one transaction
+                    self._wal.committed(len(ops) - 1)
             return outcomes
         except (sqlite3.Error, StoreError, _GroupAborted):
             return [self._alone(make) for make in ops]

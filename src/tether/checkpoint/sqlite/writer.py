@@ -34,6 +34,9 @@ T = TypeVar("T")
 
 IDLE_EXIT = 5.0
 """Seconds without work after which the writer thread ends."""
+GROUP_LIMIT = 256
+"""Jobs taken at once: a group commits for all of them, and the callers of the first ones
+should not wait for a thousand others to be written before they hear back."""
 
 
 @dataclass(slots=True)
@@ -148,18 +151,19 @@ class Writer:
             first = self._jobs.get()
         if first is None:
             return None
-        return [first, *self._drain()]
+        return [first, *self._drain(GROUP_LIMIT - 1)]
 
-    def _drain(self) -> list[_Job]:
-        """Every job queued now (after a sentinel there are none)."""
+    def _drain(self, limit: int | None = None) -> list[_Job]:
+        """The jobs queued now, up to `limit` (after a sentinel there are none)."""
         jobs: list[_Job] = []
-        while True:
+        while limit is None or len(jobs) < limit:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 return jobs
             if job is not None:
                 jobs.append(job)
+        return jobs
 
     def _work(self, jobs: list[_Job]) -> list[tuple[_Job, Outcome]]:
         """Run the jobs in order: each run of consecutive transactions as one group."""
