@@ -13,6 +13,8 @@ import pytest
 from tether.checkpoint.base import CheckpointStore
 from tether.checkpoint.memory import InMemorySaver
 
+pytest_plugins = ["tether.testing.pytest_plugin"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

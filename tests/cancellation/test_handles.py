@@ -40,7 +40,8 @@ async def test_seed_example_cancels_after_nodes_have_run() -> None:
     assert graph.ledger.get_run(run.run_id).status is RunStatus.CANCELLED
     events = phases(graph.ledger.events(run.run_id))
     assert events[:2] == ["create", "start"]
-    assert events[-5:] == ["request", "propagate", "terminate_node", "checkpoint", "terminate"]
+    assert events[-6:] == [
+        "request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
 
 
 async def test_a_run_makes_progress_without_a_consumer() -> None:

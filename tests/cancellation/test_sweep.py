@@ -156,7 +156,8 @@ async def test_cancel_of_an_interrupted_run_ends_it_cancelled(store: Any) -> Non
     assert paused.status is RunStatus.INTERRUPTED
     info = await graph.acancel(paused.run_id, "not answering")
     assert info.status is RunStatus.CANCELLED
-    assert phases(store.events(paused.run_id))[-3:] == ["propagate", "checkpoint", "terminate"]
+    assert phases(store.events(paused.run_id))[-5:] == [
+        "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
 
 
 async def test_recursion_limit_stops_the_run_through_the_cancel_path_and_resume_continues(

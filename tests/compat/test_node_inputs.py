@@ -35,6 +35,36 @@ def test_node_with_a_config_parameter_receives_the_run_config(lib: Lib, lg: Lib)
     assert run(lib) == expected
 
 
+def test_a_node_never_sees_the_run_id_the_caller_gave_the_run(lib: Lib, lg: Lib) -> None:
+    # The caller's `run_id` names the graph's run; a chat model a node calls with the node's
+    # config would otherwise take it too, and every message it makes the same id.
+    def run(library: Lib) -> dict:
+        def tag(state: Text, config: RunnableConfig) -> dict:
+            return {"text": f"{state['text']}:{config.get('run_id')}"}
+
+        builder = library.StateGraph(Text)
+        builder.add_node("tag", tag)
+        builder.add_edge(library.START, "tag")
+        run_id = "0193c5a4-0000-7000-8000-000000000001"
+        return builder.compile().invoke({"text": "t"}, {"run_id": run_id})
+
+    expected = run(lg)
+    assert expected == {"text": "t:None"}
+    assert run(lib) == expected
+
+
+def test_a_node_reads_its_runs_id_from_the_runtime() -> None:
+    import tether
+    from tether.graph import START, StateGraph
+
+    def tag(state: Text) -> dict:
+        return {"text": f"{state['text']}:{tether.get_runtime().run_id}"}
+
+    graph = StateGraph(Text).add_node("tag", tag).add_edge(START, "tag").compile()
+    run_id = "0193c5a4-0000-7000-8000-000000000002"
+    assert graph.invoke({"text": "t"}, {"run_id": run_id}) == {"text": f"t:{run_id}"}
+
+
 @pytest.mark.anyio
 async def test_async_node_with_a_config_parameter_receives_the_run_config(
     lib: Lib, lg: Lib

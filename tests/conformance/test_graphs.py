@@ -102,7 +102,8 @@ async def test_a_cancelled_run_is_recorded_with_its_phases_and_final_checkpoint(
     assert snap.next == ("step",) and snap.cancelled_tasks == ("step",)
     assert snap.checkpoint_id == info.checkpoint_id is not None
     phases = [e.phase for e in store.events(run.run_id)]
-    assert phases[-5:] == ["request", "propagate", "terminate_node", "checkpoint", "terminate"]
+    assert phases[-6:] == [
+        "request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
 
 
 @pytest.mark.anyio

@@ -20,7 +20,7 @@ from tether.store.sqlite import SqliteStore
 from tether.types import RunStatus
 
 HERE = Path(__file__).parent
-CANCEL_PHASES = ["request", "propagate", "terminate_node", "checkpoint", "terminate"]
+CANCEL_PHASES = ["request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
 
 
 def _env() -> dict[str, str]:

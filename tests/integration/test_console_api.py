@@ -202,7 +202,7 @@ async def test_a_stopped_run_shows_what_it_kept_its_usage_and_its_audit_log(
     assert kept["cancelled_tasks"] == ["tick"] and kept["next"] == ["tick"]
     assert kept["checkpoint_id"] == snap.checkpoint_id
     phases = [e["phase"] for e in detail["events"]]
-    cancel = ["request", "propagate", "terminate_node", "checkpoint", "terminate"]
+    cancel = ["request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
     assert [p for p in phases if p in cancel] == cancel
     usage = detail["usage"]
     assert usage["usage"]["node_calls"]["tick"] >= snap.step

@@ -66,7 +66,7 @@ async def test_a_cancel_written_elsewhere_reaches_a_node_in_a_long_step(tmp_path
     info = await run.core.wait()
     assert time.monotonic() - sent < 1.0
     assert info.status is RunStatus.CANCELLED
-    assert [e.phase for e in there.events(run.run_id)][-4:] == [
-        "propagate", "terminate_node", "checkpoint", "terminate"]
+    assert [e.phase for e in there.events(run.run_id)][-5:] == [
+        "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
     there.close()
     here.close()

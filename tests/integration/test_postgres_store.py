@@ -288,8 +288,8 @@ def test_a_sweep_ends_unheld_cancelled_runs_and_runs_past_their_deadline(
     timed_out = ended[overdue.run_id]
     assert timed_out.status is RunStatus.TIMEOUT
     assert timed_out.reason is not None and timed_out.reason.kind == "timeout"
-    assert [e.phase for e in store.events(overdue.run_id)][-4:] == [
-        "request", "propagate", "checkpoint", "terminate"]
+    assert [e.phase for e in store.events(overdue.run_id)][-6:] == [
+        "request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
     still = store.get_run(held.run_id)
     assert still is not None and still.status is RunStatus.PENDING
     assert asyncio.run(store.queue.asweep("sweeper")) == []

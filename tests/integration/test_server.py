@@ -71,7 +71,8 @@ async def test_long_run_streamed_cancelled_joined_with_reason_and_final_checkpoi
     assert stored is not None and stored.checkpoint_id == ended["checkpoint_id"]
     assert state["checkpoint"]["checkpoint_id"] == stored.checkpoint_id
     phases = [e.phase for e in _store(live).events(run["run_id"])]
-    cancel_phases = ["request", "propagate", "checkpoint", "terminate"]
+    cancel_phases = ["request", "propagate", "terminate_node", "cleanup", "checkpoint",
+                     "terminate"]
     assert [p for p in phases if p in cancel_phases] == cancel_phases
     assert (await client.threads.get(tid))["status"] == "idle"
 

@@ -43,13 +43,14 @@ def connect(schema: str | None = None) -> psycopg.Connection[Any]:
 
 async def _enter(config: dict[str, Any], node: str) -> tuple[int, int]:
     """Record an execution of `node`: (its ledger id, how many came before it in this run)."""
+    run_id = str(get_runtime().run_id)
     async with await psycopg.AsyncConnection.connect(
             os.environ.get(DSN_ENV, DEFAULT_DSN), autocommit=True,
             options=f"-c search_path={os.environ[SCHEMA_ENV]}") as conn:
         cur = await conn.execute(
             "INSERT INTO ledger (run_id, node, pid, started_at) VALUES (%s, %s, %s, %s) "
             "RETURNING id, (SELECT count(*) FROM ledger WHERE run_id = %s AND node = %s)",
-            (str(config["run_id"]), node, os.getpid(), time.time(), str(config["run_id"]), node))
+            (run_id, node, os.getpid(), time.time(), run_id, node))
         row = await cur.fetchone()
         assert row is not None
         return int(row[0]), int(row[1])

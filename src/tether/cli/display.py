@@ -14,6 +14,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from tether.lifecycle import CANCEL_PHASES
 from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus
 
 STATUS_STYLE = {
@@ -211,9 +212,10 @@ def _finish_summary(d: Mapping[str, Any]) -> str:
 
 _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "request": _request_summary,
-    "propagate": lambda d: f"kind {d.get('kind')}",
-    "terminate_node": lambda d: str(d.get("how", "?")),
-    "cleanup": lambda d: f"{d.get('hook', '?')}: {d.get('outcome', '?')}",
+    "propagate": lambda d: f"kind {d['kind']}" if "kind" in d else str(d.get("detail", "?")),
+    "terminate_node": lambda d: str(d.get("how") or d.get("detail", "?")),
+    "cleanup": lambda d: f"{d['hook']}: {d.get('outcome', '?')}" if "hook" in d
+    else str(d.get("detail", "?")),
     "checkpoint": _checkpoint_summary,
     "terminate": _terminate_summary,
     "finish": _finish_summary,
@@ -243,9 +245,6 @@ def events_table(events: Iterable[RunEvent]) -> Table:
                       event.node or "", phase_summary(event.phase, event.detail))
     return table
 
-
-CANCEL_PHASES = ("request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate")
-"""The six phases of a cancel, in the order they happen."""
 
 __all__ = [
     "CANCEL_PHASES",

@@ -285,7 +285,11 @@ class Executor:
     def _runs_inline(self, node: NodeSpec, alone: bool) -> bool:
         if node.isolation is not None:
             return node.isolation == "inline"
-        return self.inline_sync and alone and node.timeout is None and self.scope.deadline is None
+        # Inline, a sync node blocks the loop: no timer (a deadline, an idle watchdog) could
+        # fire, and its thread could not be abandoned.
+        return (self.inline_sync and alone and node.timeout is None
+                and node.idle_timeout is None and self.idle_timeout is None
+                and self.scope.deadline is None)
 
     async def _call(self, task: Task, scope: CancelScope, alone: bool) -> Any:
         node = task.node

@@ -69,4 +69,8 @@ def task_config(raw: dict[str, Any], thread_id: str | None, ns: str,
     })
     if thread_id is not None:
         metadata.setdefault("thread_id", thread_id)
-    return {**raw, "configurable": configurable, "metadata": metadata}
+    # `run_id` names the graph's own run, as in LangGraph a node's config never holds it: the
+    # chat models a node calls would all take that id, and `add_messages` would merge their
+    # answers into one message. A node reads its run's id from `get_runtime().run_id`.
+    own = {key: value for key, value in raw.items() if key != "run_id"}
+    return {**own, "configurable": configurable, "metadata": metadata}

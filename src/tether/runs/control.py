@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from tether import lifecycle
 from tether.checkpoint.base import CheckpointStore, RunFinish
 from tether.errors import RunNotFound
 from tether.runs import portal
@@ -28,12 +29,13 @@ def _orphan_cancel(store: CheckpointStore, info: RunInfo, reason: CancelReason) 
     if info.status is not RunStatus.CANCELLING:
         return info
     now = utcnow()
-    events = (
+    events: tuple[RunEvent, ...] = (
         RunEvent("propagate", now, None, {"kind": reason.kind, "driver": None}),
         RunEvent("checkpoint", now, None, {"checkpoint_id": info.checkpoint_id,
                                            "pending_writes": 0, "cancelled_tasks": []}),
         RunEvent("terminate", now, None, {"status": RunStatus.CANCELLED.value}),
     )
+    events = lifecycle.complete(events, now)  # no node was in flight, no hook to run
     finish = RunFinish(status=RunStatus.TIMEOUT if reason.kind == "timeout"
                        else RunStatus.CANCELLED, checkpoint_id=info.checkpoint_id,
                        thread_id=info.thread_id, reason=info.reason, events=events,

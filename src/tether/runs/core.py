@@ -278,6 +278,8 @@ class RunCore:
 
     async def _commit_end(self, end: finalize.Ending,
                           outcome: LoopOutcome | None) -> RunFinish | None:
+        # A failing node aborts its step: the siblings it stopped clean up as on any stop.
+        await self._clean_up(outcome)
         self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
@@ -296,6 +298,27 @@ class RunCore:
         if self._requested_at is None:
             # The request came through the store (another process), unseen so far.
             self.follow_cancel(reason)
+        await self._clean_up(outcome)
+        self.journal.record("checkpoint",
+                            detail=finalize.checkpoint_detail(outcome, refused, started))
+        assert self._requested_at is not None
+        latency = (time.monotonic() - self._requested_at) * 1000.0
+        taken = self.journal.take()
+        commit, _terminate = finalize.commit_cancel(reason, outcome, refused, self.thread_id,
+                                                    events=taken, latency_ms=latency,
+                                                    spent=finalize.spent(self.policies))
+        result = await self.store.afinish_run(self.run_id, commit)
+        recorded = {id(event) for event in taken}
+        for event in commit.events:  # the phases with nothing to do, and `terminate`
+            if id(event) not in recorded:
+                self.journal.announce(event)
+        self.settle(result.info, None, finalize.cancel_error(
+            reason, self.run_id, result.info.checkpoint_id, outcome,
+            self.request.config.recursion_limit))
+
+    async def _clean_up(self, outcome: LoopOutcome | None) -> None:
+        """Report the nodes the stop ended at their next await (`terminate_node`) and run the
+        cleanup hooks of every stopped task, once each (`cleanup`)."""
         for node, detail in finalize.stopped_nodes(outcome):
             self.journal.record("terminate_node", node, detail)
         hooks = outcome.hooks if outcome is not None else []
@@ -303,19 +326,6 @@ class RunCore:
             config = self.request.config
             for report in await run_hooks(hooks, config.cleanup_grace, self.request.pool):
                 self.journal.record("cleanup", report["node"], report)
-        self.journal.record("checkpoint",
-                            detail=finalize.checkpoint_detail(outcome, refused, started))
-        assert self._requested_at is not None
-        latency = (time.monotonic() - self._requested_at) * 1000.0
-        commit, terminate = finalize.commit_cancel(reason, outcome, refused, self.thread_id,
-                                                   events=self.journal.take(),
-                                                   latency_ms=latency,
-                                                   spent=finalize.spent(self.policies))
-        result = await self.store.afinish_run(self.run_id, commit)
-        self.journal.announce(terminate)
-        self.settle(result.info, None, finalize.cancel_error(
-            reason, self.run_id, result.info.checkpoint_id, outcome,
-            self.request.config.recursion_limit))
 
     def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
         """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks."""

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tether import lifecycle
 from tether.checkpoint.base import RunFinish, is_internal
 from tether.constants import INTERRUPT
 from tether.engine.outcome import LoopOutcome
@@ -149,7 +150,8 @@ def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: Ru
                   latency_ms: float, spent: Mapping[str, Any] | None = None,
                   ) -> tuple[RunFinish, RunEvent]:
     """The transaction of the cancel path: the final checkpoint and writes with the status flip
-    (`timeout` for a reason of kind timeout), and the `terminate` event it ends with.
+    (`timeout` for a reason of kind timeout), and the `terminate` event it ends with. Its events
+    hold every phase of the stop, in order (`lifecycle.complete`).
 
     Args:
         refused: an end the store refused because the cancel won the race: the checkpoints it
@@ -168,7 +170,8 @@ def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: Ru
         checkpoints=(outcome.unsaved if outcome is not None else ())
         + (refused.checkpoints if refused is not None else ()),
         writes=outcome.final_writes if outcome is not None else (),
-        events=(*events, terminate), cancel_latency_ms=latency_ms,
+        events=lifecycle.complete((*events, terminate), terminate.at),
+        cancel_latency_ms=latency_ms,
     )
     return finish, terminate
 

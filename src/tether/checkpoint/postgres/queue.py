@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tether import lifecycle
 from tether.checkpoint.base import RunFinish
 from tether.checkpoint.ids import uuid7
 from tether.checkpoint.postgres import _sql, rows, runs
@@ -314,7 +315,8 @@ def _swept(info: RunInfo, timeout: Any, owner: str) -> RunFinish:
     ]
     latency = max(0.0, (now - reason.requested_at).total_seconds() * 1000.0)
     return RunFinish(status=status, checkpoint_id=info.checkpoint_id, thread_id=info.thread_id,
-                     reason=reason, events=tuple(events), cancel_latency_ms=latency)
+                     reason=reason, events=lifecycle.complete(events, now),
+                     cancel_latency_ms=latency)
 
 
 def _rows(query: Query) -> Op[list[Any]]:
