@@ -196,14 +196,7 @@ class CancelScope:
     def _deliver_async(self) -> None:
         scope = self._anyio
         if scope is not None:
-            if asyncio.current_task() is None:
-                scope.cancel("tether")
-            else:
-                # anyio names the calling task in its cancel's message, formatting the task's
-                # repr (a tenth of a cancel's cost); from a plain callback there is none. The
-                # state (`reason`, `cancelled()`) is set already: only the delivery of the
-                # exception to the scope's task waits for the next turn of the loop.
-                asyncio.get_running_loop().call_soon(scope.cancel, "tether")
+            scope.cancel("tether")
         if self._shields and self._shield_grace is not None:
             # A shield holds the cancel off, but only for its grace. The loop's clock, not
             # anyio.current_time(): this runs as a plain callback too (a deadline's timer, a
