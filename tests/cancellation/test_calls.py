@@ -259,3 +259,23 @@ async def test_a_functional_run_stops_on_its_budget_through_the_cancel_path(stor
     assert caught.value.reason is not None and caught.value.reason.kind == "budget"
     kept = [w.value for w in store.load(caught.value.run_id).pending_writes if w.key == RETURN]
     assert kept == [0] and finished == [0]
+
+
+async def test_a_wall_time_budget_holds_when_the_loop_fires_its_timer_early(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvloop rounds timers to milliseconds, so a timer may run before the budget is spent by
+    # the clock it is counted in: the budget must still end the run, not lapse.
+    loop = asyncio.get_running_loop()
+    on_time = loop.call_later
+    monkeypatch.setattr(loop, "call_later",
+                        lambda delay, callback, *args: on_time(delay / 2, callback, *args))
+
+    @entrypoint(checkpointer=store)
+    async def main(n: int) -> int:
+        await asyncio.sleep(30)
+        return n
+
+    config = {**thread_config("early"), "budget": {"wall_time": 0.2}}
+    with pytest.raises(RunCancelled) as caught:
+        await asyncio.wait_for(main.ainvoke(1, config), 20)
+    assert caught.value.reason is not None and caught.value.reason.kind == "budget"

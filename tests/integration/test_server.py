@@ -65,7 +65,9 @@ async def test_long_run_streamed_cancelled_joined_with_reason_and_final_checkpoi
     assert ended["tether_reason"]["requested_by"] == "api:tenant-a"
     state = await client.threads.get_state(tid)
     assert state["next"] == ["tick"]
-    assert state["values"]["count"] >= 3
+    # Every value streamed was checkpointed first: the final state is at least the last one
+    # seen (the join may or may not catch the run's first value, so not "at least 3").
+    assert state["values"]["count"] >= seen[-1] >= 2
     assert values["count"] == state["values"]["count"]
     stored = _store(live).get_run(run["run_id"])
     assert stored is not None and stored.checkpoint_id == ended["checkpoint_id"]

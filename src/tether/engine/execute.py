@@ -148,7 +148,8 @@ class Executor:
     def router(self) -> Router:
         """Turns this graph's node answers into writes."""
         if self._router is None:
-            self._router = Router(self.nodes, self.host.preview)
+            host = self.host  # called through the (weak) host: a bound method holds the loop
+            self._router = Router(self.nodes, lambda writes: host.preview(writes))  # noqa: PLW0108
         return self._router
 
     # -- one task -------------------------------------------------------------------------

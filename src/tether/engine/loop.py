@@ -15,6 +15,7 @@ Invariants the loop keeps:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -62,10 +63,13 @@ class Loop:
                                        metadata=options.config.raw.get("metadata"))
         self.keeps_writes = self.persist is not None
         config = options.config
+        # The executor points back at its loop weakly: a loop and its executor leave no
+        # reference cycle for the collector (runs start by the thousand).
         self.executor = Executor(
             scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
-            host=self, runtime=Runtime(context=options.context, store=options.long_term_store,
-                                       run_id=options.run_id, thread_id=options.thread_id),
+            host=weakref.proxy(self),
+            runtime=Runtime(context=options.context, store=options.long_term_store,
+                            run_id=options.run_id, thread_id=options.thread_id),
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,

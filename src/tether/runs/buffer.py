@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 
@@ -30,6 +31,12 @@ class ChunkBuffer:
     def waiting(self) -> bool:
         """True while a consumer is blocked waiting for a chunk."""
         return self._waiter is not None and not self._waiter.done()
+
+    def put_shaped(self, shape: Callable[[tuple[str, ...], str, Any], Any],
+                   ns: tuple[str, ...], mode: str, payload: Any) -> None:
+        """Add `shape(ns, mode, payload)`: the sink of the run's emitter (which must not
+        reach the run itself, or the two would make a reference cycle)."""
+        self.put(shape(ns, mode, payload))
 
     def put(self, chunk: Any) -> None:
         """Add a chunk (ignored once closed)."""

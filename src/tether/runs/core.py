@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
@@ -67,7 +69,9 @@ class RunCore:
         self.scope = CancelScope(deadline=deadline_after(config.timeout), name=run_id,
                                  shield_grace=config.cancel_grace)
         self.buffer = ChunkBuffer(request.buffer_limit)
-        self.emitter = Emitter(self._sink, request.stream.modes)
+        # The emitter's sink closes over the buffer, not the run: no cycle through `self`.
+        self.emitter = Emitter(functools.partial(self.buffer.put_shaped, request.stream.shape),
+                               request.stream.modes)
         self.journal = Journal(run_id, self.emitter)
         self.info = RunInfo(run_id, self.thread_id, RunStatus.PENDING,
                             metadata={**request.metadata, "checkpoint_ns": config.checkpoint_ns})
@@ -211,9 +215,6 @@ class RunCore:
         """Record how a node stopped after the cancel (the `terminate_node` phase)."""
         self.journal.record("terminate_node", task.name, {"how": how, "task_id": task.id})
 
-    def _sink(self, ns: tuple[str, ...], mode: str, payload: Any) -> None:
-        self.buffer.put(self.request.stream.shape(ns, mode, payload))
-
     def consumer_waiting(self) -> bool:
         """True when a consumer is blocked on this run's stream (the loop then yields)."""
         return self.buffer.waiting
@@ -228,7 +229,7 @@ class RunCore:
         self.hooks = hooks
         self._loop = Loop(req.spec, LoopOptions(
             config=req.config, scope=self.scope, emitter=self.emitter, pool=req.pool,
-            host=self, store=self.store if req.durable else None,
+            host=weakref.proxy(self), store=self.store if req.durable else None,
             thread_id=self.thread_id if req.durable else None,
             ns=req.config.checkpoint_ns, run_id=self.run_id, inline_sync=req.inline_sync,
             context=req.context, long_term_store=req.long_term_store,

@@ -7,6 +7,8 @@ returns happens outside it, so the run's end is never interrupted by the cancel 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Callable
 
 import anyio
 
@@ -71,7 +73,7 @@ async def _drive(core: RunCore) -> None:
             return
         core.scope.arm(lambda _scope: core.request_cancel_sync(_deadline_passed(core)))
         remote.watch(core)
-        policies = core.request.policies.for_run(core.request.config, core.stop_sync)
+        policies = core.request.policies.for_run(core.request.config, _stopper(core))
         loop = core.make_loop(policies, remote.gate(core, policies))
         timer = _wall_time(core)
         try:
@@ -99,6 +101,19 @@ async def _drive(core: RunCore) -> None:
         raise foreign
 
 
+def _stopper(core: RunCore) -> Callable[[CancelReason], None]:
+    """`core.stop_sync` for the policies to hold, by a weak reference: the run holds its
+    policies, which must not hold it back (no reference cycle for the collector)."""
+    ref = weakref.ref(core)
+
+    def stop(reason: CancelReason) -> None:
+        found = ref()
+        if found is not None:
+            found.stop_sync(reason)
+
+    return stop
+
+
 def _deadline_passed(core: RunCore) -> CancelReason:
     # Called synchronously on the run's loop when the deadline passes: the request is durable
     # and the scope cancelled before the timer returns, so nothing of the run can observe the
@@ -108,21 +123,43 @@ def _deadline_passed(core: RunCore) -> CancelReason:
                         evidence={"timeout": timeout})
 
 
-def _wall_time(core: RunCore) -> asyncio.TimerHandle | None:
+def _wall_time(core: RunCore) -> _WallTimer | None:
     policies = core.policies
     limit = policies.budget.wall_time if policies is not None else None
     if limit is None or core.aloop is None:
         return None
-    aloop = core.aloop
+    return _WallTimer(core, limit)
 
-    def expire() -> None:
-        assert policies is not None
-        reason = over(policies.budget, policies.tally, "wall_time", limit,
-                      round(policies.usage().wall_time, 6))
+
+class _WallTimer:
+    """The wall-time budget's timer: cancels the run once the budget is spent.
+
+    A loop's timers may run a little before their time by the clock the budget is counted in
+    (uvloop rounds to milliseconds): then the timer is armed again for what is left, so an
+    early tick never lets the run go on unbudgeted.
+    """
+
+    __slots__ = ("_core", "_handle", "_limit")
+
+    def __init__(self, core: RunCore, limit: float) -> None:
+        self._core, self._limit = core, limit
+        assert core.aloop is not None
+        self._handle = core.aloop.call_later(limit * 1.000001 + 1e-6, self._expire)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+    def _expire(self) -> None:
+        core, policies = self._core, self._core.policies
+        assert policies is not None and core.aloop is not None
+        spent = policies.usage().wall_time
+        reason = over(policies.budget, policies.tally, "wall_time", self._limit,
+                      round(spent, 6))
         if reason is not None:
-            aloop.create_task(core.request_cancel(reason))
-
-    return aloop.call_later(limit * 1.000001 + 1e-6, expire)
+            core.aloop.create_task(core.request_cancel(reason))
+        else:
+            self._handle = core.aloop.call_later(max(self._limit - spent, 0.0) * 1.000001 + 1e-4,
+                                                 self._expire)
 
 
 __all__ = ["drive", "launch"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,12 @@ class _Poller:
         self.task: asyncio.Task[None] | None = None
 
     async def poll(self) -> None:
+        # The last run's end cancels the poll: it then returns, leaving no exception (and its
+        # traceback, which would point back here) on the task.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._poll()
+
+    async def _poll(self) -> None:
         while self.cores:
             await asyncio.sleep(POLL)
             live = [c for c in self.cores.values() if c.final is None
@@ -109,7 +116,9 @@ class Gate:
 
     def __init__(self, core: RunCore, policies: StepHooks,
                  step_check: Callable[[], CancelReason | None] | None) -> None:
-        self._core, self._inner, self._check = core, policies, step_check
+        # The run holds its gate (`core.hooks`): the gate holds it weakly, leaving no cycle.
+        self._core: RunCore = weakref.proxy(core)
+        self._inner, self._check = policies, step_check
         store, request = core.store, core.request
         # A `step_check` (a worker's) and a store that notes cancels answer from what the
         # last checkpoint statement returned: asking the store again would be a second round

@@ -209,6 +209,14 @@ def serve(graphs: Mapping[str, CompiledStateGraph], *, db: str = "tether.db",
         store.close()
 
 
+LOOP = "auto"
+"""uvicorn's event loop: uvloop where it is installed (the `server` extra installs it, where it
+builds), else asyncio's. uvloop runs asyncio's own `Task`s, so tether's cancel scopes and the
+cancellation suites behave the same on both."""
+HTTP = "auto"
+"""uvicorn's HTTP parser: httptools when installed (the `server` extra), else h11."""
+
+
 def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     """Serve `app` with uvicorn until interrupted.
 
@@ -226,9 +234,9 @@ def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
             await state.aclose()
             await super().shutdown(sockets)
 
-    # The standard asyncio loop: tether's cancel scopes are written for it.
     server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
-                                   loop="asyncio", lifespan="on", timeout_graceful_shutdown=30))
+                                   loop=LOOP, http=HTTP, lifespan="on",
+                                   timeout_graceful_shutdown=30))
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:

@@ -195,6 +195,11 @@ BEGIN_WRITE: Final = "BEGIN IMMEDIATE"
 BEGIN_READ: Final = "BEGIN"
 COMMIT: Final = "COMMIT"
 ROLLBACK: Final = "ROLLBACK"
+QUERY_ONLY: Final = "PRAGMA query_only = ON"
+"""The reading connection refuses writes: a write sent to it by mistake fails loudly."""
+SAVEPOINT: Final = "SAVEPOINT tether_op"
+ROLLBACK_TO_SAVEPOINT: Final = "ROLLBACK TO tether_op"
+RELEASE_SAVEPOINT: Final = "RELEASE tether_op"
 
 # -- runs -----------------------------------------------------------------------------------
 

@@ -5,14 +5,18 @@ connection per thread for the engine's pattern (a checkpoint per superstep from 
 cancels from other threads): the same cost per checkpoint, but a cancel that waited on SQLite's
 busy handler (which sleeps in steps of milliseconds) took 20-100 ms at p99, against about 6 ms
 waiting on the lock. Other processes are kept out by the file's write lock (`busy_timeout`).
+Reads (`read`, `one`, `all`) of a file go to a second connection with a lock of its own: in WAL
+mode a reader never waits for the writer, so a read is never held by a write transaction (the
+writer thread's group commit, a slow disk).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -48,18 +52,29 @@ class Connection:
         self._conn = schema.connect(path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._closed = False
         self._wal: WalCheckpointer | None = None
+        # Reads have a connection of their own (a file's: an in-memory database is private to
+        # its one connection), so a read never waits for a write transaction of this process
+        # (WAL readers do not block on the writer): the sync reads the server makes on its
+        # event loop stay short while the writer thread commits. Invariant: every use of
+        # _reader holds _read_lock.
+        self._reader = self._conn
+        self._read_lock = self._lock
         if path != schema.MEMORY:
             self._conn.execute(_sql.AUTOCHECKPOINT_OFF)
             self._wal = WalCheckpointer(path, busy_timeout=busy_timeout)
+            self._reader = schema.reader(path, busy_timeout=busy_timeout)
+            self._read_lock = threading.Lock()
 
     def close(self) -> None:
         """Close (idempotent). Committed data is already in the file."""
         if self._wal is not None:
             self._wal.close()
-        with self._lock:
+        with self._lock, self._read_lock if self._read_lock is not self._lock else _NO_LOCK:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                if self._reader is not self._conn:
+                    self._reader.close()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -90,9 +105,9 @@ class Connection:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A read snapshot across several statements."""
-        with self._lock:
-            conn = self._conn
+        """A read snapshot across several statements (on the reading connection)."""
+        with self._read_lock:
+            conn = self._reader
             conn.execute(_sql.BEGIN_READ)
             try:
                 yield conn
@@ -105,6 +120,32 @@ class Connection:
         with self.write() as conn:
             return drive(op, lambda query: _execute(conn, query), sqlite3.Error, _as_is)
 
+    def run_group(self, ops: Sequence[Callable[[], Op[Any]]]) -> list[Outcome]:
+        """Run several store operations in one transaction (a group commit), each as if alone.
+
+        Each operation runs inside a savepoint of the group's transaction: one that raises is
+        rolled back to its savepoint and its error becomes its outcome, the others commit
+        together. When the group itself cannot commit (the disk refused it, SQLite aborted the
+        transaction), every operation is run again in a transaction of its own, so each outcome
+        is what `run` would have returned or raised. `ops` makes each operation afresh for that.
+        """
+        if len(ops) == 1:
+            return [_outcome(lambda: self.run(ops[0]()))]
+        try:
+            outcomes: list[Outcome] = []
+            with self.write() as conn:
+                for make in ops:
+                    outcomes.append(_in_savepoint(conn, make))
+            if self._wal is not None:
+                with self._lock:  # `write` counted the group as one transaction
+                    self._wal.committed(len(ops) - 1)
+            return outcomes
+        except (sqlite3.Error, StoreError, _GroupAborted):
+            return [self._alone(make) for make in ops]
+
+    def _alone(self, make: Callable[[], Op[Any]]) -> Outcome:
+        return _outcome(lambda: self.run(make()))
+
     @contextmanager
     def statements(self) -> Iterator[sqlite3.Connection]:
         """The connection for statements that each run in their own snapshot (no transaction
@@ -113,14 +154,45 @@ class Connection:
             yield self._conn
 
     def all(self, sql: str, params: Any = ()) -> list[Any]:
-        """Every row of one statement (its own snapshot)."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        """Every row of one read-only statement (its own snapshot)."""
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Any = ()) -> Any:
-        """The first row of one statement, or None."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchone()
+        """The first row of one read-only statement, or None."""
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchone()
+
+
+_NO_LOCK = contextlib.nullcontext()
+
+Outcome = tuple[bool, Any]
+"""What an operation of a group came to: `(True, result)` or `(False, the exception)`."""
+
+
+class _GroupAborted(Exception):
+    """SQLite ended a group's transaction on an operation's error: the group must be redone."""
+
+
+def _outcome(call: Callable[[], Any]) -> Outcome:
+    try:
+        return True, call()
+    except Exception as exc:  # noqa: BLE001 - handed to the operation's caller
+        return False, exc
+
+
+def _in_savepoint(conn: sqlite3.Connection, make: Callable[[], Op[Any]]) -> Outcome:
+    conn.execute(_sql.SAVEPOINT)
+    try:
+        result = drive(make(), lambda query: _execute(conn, query), sqlite3.Error, _as_is)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise _GroupAborted from exc
+        conn.execute(_sql.ROLLBACK_TO_SAVEPOINT)
+        conn.execute(_sql.RELEASE_SAVEPOINT)
+        return False, exc
+    conn.execute(_sql.RELEASE_SAVEPOINT)
+    return True, result
 
 
 def _execute(conn: sqlite3.Connection, query: Query) -> Any:
@@ -159,4 +231,4 @@ def file_of(target: str | os.PathLike[str] | sqlite3.Connection) -> str:
         f"{type(target).__module__}.{type(target).__name__}; use from_conn_string(path)")
 
 
-__all__ = ["Connection", "file_of"]
+__all__ = ["Connection", "Outcome", "file_of"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from tether.checkpoint.base import FinishResult, RunFinish, refusal
 from tether.checkpoint.query import Op, Query
@@ -121,4 +122,10 @@ def require(run_id: str) -> Op[RunInfo]:
     return rows.run_info(row)
 
 
-__all__ = ["create", "finish", "mark_orphaned", "mark_running", "request_cancel", "require"]
+def append_events(event_rows: Sequence[tuple[Any, ...]]) -> Op[None]:
+    """Append rows of the audit log (`rows.event_params`)."""
+    yield Query(_sql.INSERT_EVENT, event_rows, "each")
+
+
+__all__ = ["append_events", "create", "finish", "mark_orphaned", "mark_running", "request_cancel",
+           "require"]

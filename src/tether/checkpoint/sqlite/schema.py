@@ -63,6 +63,15 @@ def connect(path: str, *, synchronous: Synchronous, busy_timeout: float) -> sqli
     return conn
 
 
+def reader(path: str, *, busy_timeout: float) -> sqlite3.Connection:
+    """A second, read-only connection to a file `connect` has opened (and migrated)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           timeout=busy_timeout, cached_statements=256)
+    conn.execute(_sql.set_busy_timeout(busy_timeout))
+    conn.execute(_sql.QUERY_ONLY)
+    return conn
+
+
 def _check_file(path: Path) -> None:
     if not path.parent.is_dir():
         raise FileNotFoundError(

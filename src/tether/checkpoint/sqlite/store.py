@@ -24,8 +24,9 @@ from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
 from tether.checkpoint.sqlite.checkpoints import Checkpoints
 from tether.checkpoint.sqlite.connection import Connection, file_of
+from tether.checkpoint.sqlite.writer import Writer
 from tether.errors import RunError
-from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
+from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus, utcnow
 
 
 class SqliteSaver(CheckpointStore):
@@ -41,8 +42,9 @@ class SqliteSaver(CheckpointStore):
     crash can take back the last commits (never corrupt the file); `synchronous="full"` syncs
     the WAL on every commit and keeps them too, at the price of an `fsync` per superstep.
 
-    **Concurrency.** One connection, behind a lock, serves every thread of the process (see
-    `connection.py` for the measurement behind that choice). Writes are `BEGIN IMMEDIATE`
+    **Concurrency.** One connection, behind a lock, serves every thread's writes (see
+    `connection.py` for the measurement behind that choice); reads of a file have a second,
+    read-only one, so they never wait for a write transaction. Writes are `BEGIN IMMEDIATE`
     transactions; other processes wait for the file's write lock up to `busy_timeout`. WAL
     checkpoints run in a helper thread (`wal.py`), not inside a superstep's commit.
 
@@ -51,10 +53,17 @@ class SqliteSaver(CheckpointStore):
     `running` or `cancelling` by a dead process of this host ends as `error` ("orphaned: ...")
     with an `orphan` event, keeping its last checkpoint, so `graph.resume(run_id)` continues it.
 
-    **Cancellation.** The async twins (`aput_checkpoint`, `afinish_run`...) run the sync call
-    inline: it has no await point, so a cancel cannot interrupt it midway; each call is one
-    transaction, committed whole or not at all, and safe to retry (checkpoint ids and
-    ordinary pending writes are idempotent; a repeated cancel request returns the first).
+    **Off the event loop.** The async methods never run SQLite on the calling loop: they hand
+    their work to the store's writer thread (`writer.py`), which commits the transactions of
+    concurrent callers together (a group commit) and reads in queue order, so a slow disk or a
+    busy file stalls the calls that wait for it, not every task of the loop. The sync methods
+    run in the calling thread, as ever.
+
+    **Cancellation.** An async call, once handed to the writer thread, is one transaction,
+    committed whole or not at all, and returns its outcome; a cancel that arrives meanwhile is
+    delivered at the caller's next await, as when the call ran inline (see
+    `tether.cancel.whole`). Each call is safe to retry (checkpoint ids and ordinary pending
+    writes are idempotent; a repeated cancel request returns the first).
 
     Do not share one instance across `os.fork()`; open the file again in the child.
 
@@ -83,6 +92,7 @@ class SqliteSaver(CheckpointStore):
         self.path = file_of(path)
         self.serde = serde or Serializer()
         self._db = Connection(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._writer = Writer(self._db)
         self._checkpoints = Checkpoints(self.serde)
         if reconcile:
             self.reconcile_orphans()
@@ -103,6 +113,7 @@ class SqliteSaver(CheckpointStore):
 
     def close(self) -> None:
         """Close the connection (idempotent). Committed data is already in the file."""
+        self._writer.close()
         self._db.close()
 
     def __enter__(self) -> SqliteSaver:
@@ -187,9 +198,7 @@ class SqliteSaver(CheckpointStore):
         return result
 
     def append_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
-        event_rows = rows.event_params(run_id, events)
-        with self._db.write() as conn:
-            conn.executemany(_sql.INSERT_EVENT, event_rows)
+        self._db.run(runs.append_events(rows.event_params(run_id, events)))
 
     def events(self, run_id: str) -> list[RunEvent]:
         return [rows.event(row) for row in self._db.all(_sql.LIST_EVENTS, (run_id,))]
@@ -285,6 +294,150 @@ class SqliteSaver(CheckpointStore):
             conn.execute(_sql.DELETE_RUN_CHECKPOINTS if known
                          else _sql.DELETE_UNKNOWN_RUN_CHECKPOINTS, (run_id,))
             self._checkpoints.forget(lambda _key, head: head.run_id == run_id)
+
+    # -- the async API: the same work, in the writer thread ----------------------------------
+
+    async def acreate_run(self, info: RunInfo) -> RunInfo:
+        """Async twin of `create_run`, run by the writer thread.
+
+        Cancellation:
+            Deferred: the run is recorded (or refused) whole; see the class's docstring.
+        """
+        return await self._writer.transaction(
+            lambda: runs.create(info, owner.current(), utcnow()))
+
+    async def amark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
+        """Async twin of `mark_running`, run by the writer thread.
+
+        Cancellation:
+            Deferred: one transaction, whole; see the class's docstring.
+        """
+        return await self._writer.transaction(
+            lambda: runs.mark_running(run_id, events, owner.current(), utcnow()))
+
+    async def arequest_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
+        """Async twin of `request_cancel`, run by the writer thread.
+
+        Cancellation:
+            Deferred: one transaction, whole; safe to retry (a repeat returns the first).
+        """
+        return await self._writer.transaction(lambda: runs.request_cancel(run_id, reason))
+
+    async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
+        """Async twin of `finish_run`, run by the writer thread (values are serialized first,
+        in the caller).
+
+        Cancellation:
+            Deferred: committed whole or not at all; the runs layer calls it shielded too.
+        """
+        checkpoints = self._checkpoints
+        prepared = [checkpoints.prepare(record) for record in finish.checkpoints]
+        writes = checkpoints.dump_writes(finish.writes)
+
+        def remember(result: FinishResult) -> None:
+            if result.applied:
+                for record, ready in zip(finish.checkpoints, prepared, strict=True):
+                    checkpoints.remember(record, ready)
+
+        return await self._writer.transaction(
+            lambda: runs.finish(run_id, finish, checkpoints, prepared=prepared, writes=writes,
+                                now=utcnow()), remember)
+
+    async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        """Async twin of `append_events`, run by the writer thread.
+
+        Cancellation:
+            Deferred: all of the events are appended, or none.
+        """
+        event_rows = rows.event_params(run_id, events)
+        await self._writer.transaction(lambda: runs.append_events(event_rows))
+
+    async def aput_checkpoint(self, record: CheckpointRecord) -> None:
+        """Async twin of `put_checkpoint`, run by the writer thread (values are serialized
+        first, in the caller).
+
+        Cancellation:
+            Deferred: the checkpoint is stored whole or not at all, and the call returns once
+            it is committed.
+        """
+        checkpoints = self._checkpoints
+        prepared = checkpoints.prepare(record)
+        await self._writer.transaction(lambda: checkpoints.insert(record, prepared),
+                                       lambda _none: checkpoints.remember(record, prepared))
+
+    async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                          writes: Sequence[WriteRecord]) -> None:
+        """Async twin of `put_writes`, run by the writer thread.
+
+        Cancellation:
+            Deferred: one transaction, whole; safe to retry.
+        """
+        dumped = self._checkpoints.dump_writes(writes)
+        await self._writer.transaction(
+            lambda: self._checkpoints.insert_writes(thread_id, ns, checkpoint_id, dumped))
+
+    async def aget_run(self, run_id: str) -> RunInfo | None:
+        """Async twin of `get_run`, read by the writer thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._writer.call(lambda: self.get_run(run_id))
+
+    async def alist_runs(self, *, thread_id: str | None = None,
+                         status: RunStatus | str | None = None,
+                         limit: int | None = None) -> list[RunInfo]:
+        """Async twin of `list_runs`, read by the writer thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._writer.call(
+            lambda: self.list_runs(thread_id=thread_id, status=status, limit=limit))
+
+    async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        """Async twin of `cancel_requests`, read by the writer thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        if not run_ids:
+            return {}
+        return await self._writer.call(lambda: self.cancel_requests(run_ids))
+
+    async def aevents(self, run_id: str) -> list[RunEvent]:
+        """Async twin of `events`, read by the writer thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._writer.call(lambda: self.events(run_id))
+
+    async def aload(self, run_id: str) -> RunSnapshot:
+        """Async twin of `load`, read by the writer thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._writer.call(lambda: self.load(run_id))
+
+    async def aget_checkpoint(self, thread_id: str, ns: str = "",
+                              checkpoint_id: str | None = None) -> StoredCheckpoint | None:
+        """Async twin of `get_checkpoint`, read by the writer thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._writer.call(
+            lambda: self.get_checkpoint(thread_id, ns, checkpoint_id))
+
+    async def adelete_run_checkpoints(self, run_id: str) -> None:
+        """Async twin of `delete_run_checkpoints`, run by the writer thread.
+
+        Cancellation:
+            Deferred: one transaction, whole; safe to retry.
+        """
+        await self._writer.call(lambda: self.delete_run_checkpoints(run_id))
 
     # -- crash recovery ---------------------------------------------------------------------
 

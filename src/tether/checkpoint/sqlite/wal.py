@@ -50,9 +50,11 @@ class WalCheckpointer:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def committed(self) -> None:
-        """Count a commit; wake the helper every `every` of them. Called under the store lock."""
-        self._commits += 1
+    def committed(self, transactions: int = 1) -> None:
+        """Count a commit of `transactions` transactions (a group commit counts each, as the
+        log grows by what they wrote); wake the helper every `every` of them. Called under the
+        store lock."""
+        self._commits += transactions
         if self._commits < self._every:
             return
         self._commits = 0
