@@ -112,9 +112,12 @@ async def test_a_deaf_sync_node_in_a_fan_out_is_abandoned_after_the_grace() -> N
     began = time.monotonic()
     await run.cancel()
     assert time.monotonic() - began < 0.4
-    hows = [e.detail["how"] for e in graph.ledger.events(run.run_id)
-            if e.phase == "terminate_node"]
-    assert hows == ["abandoned"]
+    stops = {e.node: e.detail["how"] for e in graph.ledger.events(run.run_id)
+             if e.phase == "terminate_node"}
+    # The deaf node is abandoned; a quick sibling the cancel caught before it returned (a busy
+    # machine delays their threads) stops cooperatively — never abandoned.
+    assert stops.pop("w0") == "abandoned"
+    assert set(stops.values()) <= {"cooperative"}
 
 
 async def test_an_interrupt_in_a_sync_fan_out_pauses_the_step(store: Any) -> None:

@@ -78,7 +78,8 @@ def test_stop_on_the_page_cancels_the_run_and_resume_continues_it(
         assert stored is not None and stored.status is RunStatus.CANCELLED
         final = store.get_checkpoint(run["thread_id"], "", stored.checkpoint_id)
         assert final is not None and final.values["count"] > 0
-        assert store.load(run["run_id"]).cancelled_tasks == ("tick",)
+        # Inside a `tick`, or (now and then) between steps while one is checkpointed.
+        assert store.load(run["run_id"]).cancelled_tasks in (("tick",), ())
         page.click("#tab-audit")
         page.wait_for_selector("#panel-audit tr[data-phase=terminate]", timeout=2000)
 

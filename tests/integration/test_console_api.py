@@ -199,7 +199,10 @@ async def test_a_stopped_run_shows_what_it_kept_its_usage_and_its_audit_log(
     snap = live[1].load(run["run_id"])
     kept = detail["kept"]
     assert kept["values"] == snap.values and kept["step"] == snap.step > 0
-    assert kept["cancelled_tasks"] == ["tick"] and kept["next"] == ["tick"]
+    # The cancel lands inside a `tick` (cancelled) or, now and then, while the step before it
+    # is being checkpointed (then no task was in flight); the page shows what the store holds.
+    assert kept["cancelled_tasks"] == list(snap.cancelled_tasks)
+    assert set(snap.cancelled_tasks) <= {"tick"} and kept["next"] == ["tick"]
     assert kept["checkpoint_id"] == snap.checkpoint_id
     assert kept["partial_answers"] == [] and detail["run"]["partial_answers"] == []  # no model
     phases = [e["phase"] for e in detail["events"]]
