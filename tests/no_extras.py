@@ -26,6 +26,9 @@ NEEDS_EXTRA = {
 }
 """Module prefixes that may need an extra (they must then fail only on that extra's imports)."""
 
+LOADED_BY = {"tether.testing.pytest_plugin": "pytest"}
+"""Modules only a tool imports (a pytest plugin): they may fail only for want of that tool."""
+
 CORE = ("tether", "tether.graph", "tether.types", "tether.errors", "tether.config",
         "tether.runtime", "tether.checkpoint.memory", "tether.checkpoint.sqlite",
         "tether.runs", "tether.engine.loop", "tether.cli", "tether.worker", "tether.bus",
@@ -45,6 +48,8 @@ def problems() -> list[str]:
         try:
             importlib.import_module(name)
         except ImportError as exc:
+            if name in LOADED_BY and exc.name == LOADED_BY[name]:
+                continue
             extra = next((e for p, e in NEEDS_EXTRA.items() if name.startswith(p)), None)
             if extra is None or extra_for(exc) is None:
                 found.append(f"{name} fails to import without extras: {exc!r}")
