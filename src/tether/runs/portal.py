@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -28,6 +29,11 @@ class _PrivateLoop:
         self.runner = asyncio.Runner()
 
     def __del__(self) -> None:
+        if sys.is_finalizing():
+            # The interpreter is exiting (the locals of threads still alive are dropped now):
+            # closing would start a thread to shut the loop's executor down, and no thread
+            # starts any more — the process would hang on its way out.
+            return
         with contextlib.suppress(Exception):  # best effort during thread teardown
             self.runner.close()
 
