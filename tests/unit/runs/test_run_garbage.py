@@ -5,7 +5,9 @@ collector nothing to chase (it was a third of the cost of starting them)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -25,6 +27,21 @@ class Count(TypedDict):
 def _cyclic(found: list[Any]) -> list[str]:
     """The types of the collected objects, for a readable failure."""
     return sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in found})
+
+
+@contextlib.contextmanager
+def _no_cyclic_garbage() -> Iterator[None]:
+    """Assert that the block leaves nothing for the cyclic collector (it is collected first)."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield
+        gc.collect()
+        found = list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert _cyclic(found) == []
 
 
 def _graph(checkpointer: Any, entered: asyncio.Event | None) -> Any:
@@ -54,21 +71,13 @@ async def test_a_finished_run_leaves_no_cyclic_garbage(kind: str, tmp_path: Path
     graph = _graph(saver, None)
     config = {"configurable": {"thread_id": "warm"}}
     await graph.ainvoke({"count": 0}, config)  # first-use caches are not the run's garbage
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with _no_cyclic_garbage():
         for n in range(3):
             result = await graph.ainvoke({"count": 0}, {"configurable": {"thread_id": f"t{n}"}})
             assert result == {"count": 4}
             run = graph.start({"count": 0}, {"configurable": {"thread_id": f"s{n}"}})
             assert await run.result() == {"count": 4}
             del run
-        gc.collect()
-        found = list(gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-    assert _cyclic(found) == []
     if saver is not None and hasattr(saver, "close"):
         saver.close()
 
@@ -82,9 +91,7 @@ async def test_a_cancelled_run_leaves_no_cyclic_garbage(kind: str, tmp_path: Pat
     await entered.wait()
     await warm.cancel()
     del warm
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with _no_cyclic_garbage():
         for n in range(3):
             entered.clear()
             run = graph.start({"count": 0}, {"configurable": {"thread_id": f"t{n}"}})
@@ -92,11 +99,5 @@ async def test_a_cancelled_run_leaves_no_cyclic_garbage(kind: str, tmp_path: Pat
             info = await run.cancel()
             assert info.status.value == "cancelled"
             del run, info
-        gc.collect()
-        found = list(gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-    assert _cyclic(found) == []
     if saver is not None and hasattr(saver, "close"):
         saver.close()
