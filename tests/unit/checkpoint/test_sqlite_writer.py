@@ -255,3 +255,18 @@ async def test_an_async_call_on_a_shared_loop_still_goes_to_the_writer_thread(
         store: SqliteSaver, path: str) -> None:
     await store.aput_checkpoint(record())
     assert [t for t in threading.enumerate() if t.name.endswith(f"-writer {path}")]
+
+
+def test_only_a_sync_callers_private_loop_may_be_blocked_by_a_store() -> None:
+    # The guarantee of DESIGN.md §7 holds for every shared loop: tether's background loop and
+    # any loop a caller (or a server) runs are never marked; the private loop of a sync call is.
+    from tether.checkpoint import loops
+    from tether.runs import portal
+
+    assert loops.may_block(portal.private_runner().get_loop())
+    assert not loops.may_block(portal.background_loop())
+    fresh = asyncio.new_event_loop()
+    try:
+        assert not loops.may_block(fresh)
+    finally:
+        fresh.close()
