@@ -3,6 +3,8 @@ the file's write lock (another process's transaction, a slow disk) waits in the 
 thread while the loop goes on; reads and writes keep their order and their whole-or-nothing
 batches; a cancel waits for the step it interrupted and lands at the caller's next await.
 
+Reads run on the reading connection, which never waits for a writer.
+
 The slow part is made deterministic: a connection of the test holds the file's write lock, so
 the store's next write waits (in SQLite's busy handler) until the test lets it go.
 """
@@ -109,3 +111,18 @@ async def test_async_calls_after_close_fail_as_before(path: Path) -> None:
     opened.close()
     with pytest.raises(sqlite3.ProgrammingError):
         await opened.aget(("docs",), "a")
+
+
+async def test_reads_do_not_wait_for_a_held_write(store: SqliteStore, path: Path) -> None:
+    await store.aput(("docs",), "a", {"v": 1})
+    with WriteLock(path):
+        write = asyncio.ensure_future(store.aput(("docs",), "a", {"v": 2}))
+        await asyncio.sleep(0)
+        # The write waits for the lock; reads answer meanwhile with what is committed.
+        item = await asyncio.wait_for(store.aget(("docs",), "a"), 5)
+        assert item is not None and item.value == {"v": 1}
+        assert [i.key for i in await asyncio.wait_for(store.asearch(("docs",)), 5)] == ["a"]
+        assert not write.done()
+    await asyncio.wait_for(write, 60)
+    item = await store.aget(("docs",), "a")
+    assert item is not None and item.value == {"v": 2}

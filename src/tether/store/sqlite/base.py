@@ -94,19 +94,24 @@ class SqliteStore(SqlStore):
         self._db.close()
 
     def _run(self, op: Op[T], transaction: bool) -> T:
-        # A read-only step runs its statements in autocommit, each in its own snapshot (a
-        # lone `get` is then one statement): a search's vectors may be read one commit after
-        # its items, so an item rewritten in between is scored by its new vectors.
-        with self._db.write() if transaction else self._db.statements() as conn:
+        # A read-only step runs its statements in autocommit on the reading connection, each in
+        # its own snapshot (a lone `get` is then one statement, and never waits for a write):
+        # a search's vectors may be read one commit after its items, so an item rewritten in
+        # between is scored by its new vectors.
+        with self._db.write() if transaction else self._db.reading() as conn:
             return run(conn, op)
 
     async def _arun(self, op: Op[T], transaction: bool) -> T:
-        """As `_run`, in the writer thread: the event loop goes on meanwhile.
+        """As `_run`: a write step in the writer thread, so the event loop goes on while it
+        waits for the file's write lock or the disk; a read-only step inline, on the reading
+        connection, which in WAL mode never waits for a writer.
 
         Cancellation:
-            Deferred: the step, once handed over, runs whole (committed or rolled back); a
-            cancel meanwhile is delivered when it is done.
+            Deferred: a write step, once handed over, runs whole (committed or rolled back); a
+            cancel meanwhile is delivered when it is done. A read has no await point.
         """
+        if not transaction:
+            return self._run(op, transaction)
         return await self._writer.call(lambda: self._run(op, transaction))
 
 
