@@ -171,8 +171,9 @@ class Loop:
         hooks = self.opts.host.hooks
         if hooks is None:
             return None
-        fresh = [t for t in tasks if not t.cached]
-        return await self._stop(hooks.before_step(self.state.step + 1, fresh, self.state.values))
+        fresh = [t for t in tasks if not t.cached] if any(t.cached for t in tasks) else tasks
+        reason = hooks.before_step(self.state.step + 1, fresh, self.state.values)
+        return None if reason is None else await self._stop(reason)
 
     async def _superstep(self, tasks: list[Task]) -> LoopOutcome | None:
         cache = self.opts.cache
@@ -197,19 +198,27 @@ class Loop:
         if unfinished is not None:
             return unfinished
         hooks = self.opts.host.hooks
-        if hooks is not None:
-            verdict = hooks.before_commit(self.state.step + 1, tasks, self.state.values)
-            if verdict is not None:
-                # Vetoed writes are never applied, nor kept: the tasks run again on resume.
-                for task in tasks:
-                    task.outcome, task.writes = "cancelled", None
-                return await self._stop(verdict)
+        verdict = self._veto(tasks) if hooks is not None else None
+        if verdict is not None:
+            return await self._stop(verdict)
         self._ran = tasks
         changed = await self._commit(tasks)
         if hooks is not None:
-            return await self._stop(hooks.after_commit(self.state.step, changed,
-                                                       self.state.values))
+            reason = hooks.after_commit(self.state.step, changed, self.state.values)
+            if reason is not None:
+                return await self._stop(reason)
         return None
+
+    def _veto(self, tasks: list[Task]) -> CancelReason | None:
+        """The policies' verdict on the step's writes; vetoed writes are never applied, nor
+        kept: the tasks run again on resume."""
+        hooks = self.opts.host.hooks
+        assert hooks is not None
+        verdict = hooks.before_commit(self.state.step + 1, tasks, self.state.values)
+        if verdict is not None:
+            for task in tasks:
+                task.outcome, task.writes = "cancelled", None
+        return verdict
 
     def _announce_tasks(self, tasks: list[Task]) -> None:
         emitter = self.opts.emitter
@@ -254,8 +263,9 @@ class Loop:
     async def _commit(self, tasks: list[Task]) -> frozenset[str]:
         state = self.state
         grouped = group_writes(tasks)
+        hooks = self.opts.host.hooks
         before = {k: state.values.get(k, MISSING) for k in grouped if k in state.state_keys} \
-            if self.opts.host.hooks is not None else {}
+            if hooks is not None and hooks.watches_progress else None
         updated = state.commit(grouped)
         self.executor.kept = {}
         self.tasks = state.plan(updated)
@@ -266,8 +276,12 @@ class Loop:
         if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
-        return frozenset(k for k, old in before.items()
-                         if _differs(old, state.values.get(k, MISSING)))
+        if not before:
+            return _NOTHING
+        values = state.values
+        changed = [k for k, old in before.items()
+                   if (new := values.get(k, MISSING)) is not old and _differs(old, new)]
+        return frozenset(changed) if changed else _NOTHING
 
     def _pause_set(self, override: frozenset[str] | None,
                    default: frozenset[str]) -> frozenset[str]:
@@ -363,6 +377,9 @@ class Loop:
         return conclude(status, self.state, self.tasks, self.persist,
                         self.opts.scope.cancelled_at, error=error, interrupts=interrupts,
                         error_node=error_node)
+
+
+_NOTHING: frozenset[str] = frozenset()
 
 
 def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:

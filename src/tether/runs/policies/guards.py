@@ -23,7 +23,8 @@ def proposed(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
     for task in tasks:
         if task.outcome != "done":
             continue
-        label = task.name if task.path[0] == PULL else f"{task.name}#{task.path[1]}"
+        path = task.path
+        label = task.node.name if path[0] == PULL else f"{task.node.name}#{path[1]}"
         out[label] = task.state_update() or {}
     return out
 
@@ -36,9 +37,13 @@ def check(guards: Sequence[Guard], step: int, tasks: Sequence[Task],
         verdict = guard(step, writes, state)
         if verdict is None or verdict is True:
             continue
-        name = getattr(guard, "__name__", repr(guard))
-        message = verdict if isinstance(verdict, str) else f"vetoed by {name}"
-        return CancelReason("policy", message, f"guard:{name}",
-                            evidence={"guard": name, "step": step,
-                                      "vetoed": sorted(writes)})
+        return _veto(guard, verdict, step, writes)
     return None
+
+
+def _veto(guard: Guard, verdict: Any, step: int,
+          writes: Mapping[str, Mapping[str, Any]]) -> CancelReason:
+    name = getattr(guard, "__name__", repr(guard))
+    message = verdict if isinstance(verdict, str) else f"vetoed by {name}"
+    return CancelReason("policy", message, f"guard:{name}",
+                        evidence={"guard": name, "step": step, "vetoed": sorted(writes)})

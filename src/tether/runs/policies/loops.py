@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ormsgpack
@@ -64,73 +64,97 @@ class LoopSettings:
         return cls(**merged)
 
 
+_RAW = 16  # packed values shorter than a digest are their own digest (no hashing, no collision)
+_PACK = ormsgpack.OPT_NON_STR_KEYS
+
+
 def digest(value: Any) -> bytes:
-    """A short digest of one value."""
-    packed = ormsgpack.packb(value, default=repr, option=ormsgpack.OPT_NON_STR_KEYS)
-    return hashlib.blake2b(packed, digest_size=12).digest()
+    """A short digest of one value: its msgpack bytes when shorter than 16 bytes, else a 16-byte
+    hash of them (the lengths differ, so the two kinds never meet)."""
+    packed = ormsgpack.packb(value, default=repr, option=_PACK)
+    if len(packed) < _RAW:
+        return packed
+    return hashlib.blake2b(packed, digest_size=_RAW).digest()
+
+
+Fingerprint = bytes | tuple[bytes, ...]
 
 
 class Fingerprints:
     """Digests of node inputs, hashing each state value once while it stays the same object.
 
     State values that a step did not write keep their identity, so only what changed is hashed
-    again; the cache keeps each value alive so that an id is never reused while cached.
+    again; the cache keeps each value alive so that an id is never reused while cached. A
+    mapping's fingerprint is the tuple of its fields' labelled digests: a dict key hashes it
+    cheaply, and no second hash is needed.
     """
 
     def __init__(self, fields: tuple[str, ...] | None) -> None:
         self.fields = fields
+        # key -> (the value last hashed, `key NUL digest`).
         self._cache: dict[str, tuple[Any, bytes]] = {}
-        self._labels: dict[str, bytes] = {}
 
-    def of(self, value: Any) -> bytes:
+    def of_dict(self, value: dict[str, Any]) -> tuple[bytes, ...]:
+        """The fingerprint of a plain dict, every field of it (the usual node input)."""
+        cache = self._cache
+        parts = []
+        for key, item in value.items():
+            cached = cache.get(key)
+            if cached is None or cached[0] is not item:
+                cached = cache[key] = (item, f"{key}\x00".encode() + digest(item))
+            parts.append(cached[1])
+        return tuple(parts)
+
+    def of(self, value: Any) -> Fingerprint:
         """The fingerprint of a node's input (of its chosen fields, when it is a mapping)."""
+        fields = self.fields
+        if fields is None and type(value) is dict:
+            return self.of_dict(value)
         if not isinstance(value, Mapping):
             return digest(value)
-        keys = self.fields if self.fields is not None else tuple(value)
-        parts = []
-        for key in keys:
-            item = value.get(key)
-            cached = self._cache.get(key)
-            if cached is not None and cached[0] is item:
-                part = cached[1]
-            else:
-                part = digest(item)
-                self._cache[key] = (item, part)
-            label = self._labels.get(key)
-            if label is None:
-                label = self._labels[key] = f"{key}\x00".encode()
-            parts.append(label + part)
-        return hashlib.blake2b(b"".join(parts), digest_size=12).digest()
+        return self.of_dict({key: value.get(key) for key in (value if fields is None
+                                                            else fields)})
 
 
-@dataclass
 class LoopDetector:
     """Counts what each node has seen, and how long nothing has changed."""
 
-    settings: LoopSettings
-    seen: dict[tuple[str, bytes], list[int]] = field(default_factory=dict)
-    still: list[int] = field(default_factory=list)
-    prints: Fingerprints | None = None
+    def __init__(self, settings: LoopSettings) -> None:
+        self.settings = settings
+        # (node, input fingerprint) -> the step it was first seen in, or, once seen again,
+        # every step it was seen in: most inputs are seen once, and an int costs no list.
+        self.seen: dict[tuple[str, Fingerprint], int | list[int]] = {}
+        self.still: list[int] = []
+        self.prints: Fingerprints | None = None
 
     def before_step(self, step: int, tasks: Sequence[Task]) -> CancelReason | None:
         """Note each task's input; a node that saw the same input too often is a loop."""
         limit = self.settings.max_repeats
         if limit is None:
             return None
-        if self.prints is None:
-            self.prints = Fingerprints(self.settings.fields)
+        prints = self.prints
+        if prints is None:
+            prints = self.prints = Fingerprints(self.settings.fields)
+        seen = self.seen
         for task in tasks:
-            if task.path[0] == PULL:
-                key = (task.name, self.prints.of(task.input))
+            name, given = task.node.name, task.input
+            key: tuple[str, Fingerprint]
+            if task.path[0] != PULL:
+                key = (name, b"send:" + digest(given))
             else:
-                key = (task.name, b"send:" + digest(task.input))
-            steps = self.seen.setdefault(key, [])
+                key = (name, prints.of(given))
+            steps = seen.get(key)
+            if steps is None:
+                seen[key] = step
+                continue
+            if isinstance(steps, int):
+                steps = seen[key] = [steps]
             steps.append(step)
             if len(steps) > limit:
                 return CancelReason(
-                    "loop", f"node '{task.name}' saw the same state {len(steps)} times",
+                    "loop", f"node '{name}' saw the same state {len(steps)} times",
                     "loop_detection",
-                    evidence={"node": task.name, "repeats": len(steps), "steps": steps[-10:],
+                    evidence={"node": name, "repeats": len(steps), "steps": steps[-10:],
                               "limit": limit},
                 )
         return None
@@ -141,7 +165,8 @@ class LoopDetector:
         if limit is None:
             return None
         if changed:
-            self.still.clear()
+            if self.still:
+                self.still.clear()
             return None
         self.still.append(step)
         if len(self.still) >= limit:
