@@ -376,7 +376,8 @@ class Executor:
             return
         task.writes = writes
         task.outcome = "done"
-        self.emitter.emit_update(task, task.state_update())
+        if self.emitter.updates:
+            self.emitter.emit_update(task, task.state_update())
 
 
     # -- calls ----------------------------------------------------------------------------

@@ -86,32 +86,31 @@ class Policies:
         """Count reported usage; past a limit, cancel the run (kind `budget`/`policy`)."""
         tally = self.tally
         with tally.lock:
-            tally.tokens += tokens
-            tally.cost += cost
-            tally.tool_calls += tool_calls
-            spent = (tally.tokens, tally.cost, tally.tool_calls)
-        if self._spend_limited:
-            reason = self._overspent(spent, tool_calls)
-            if reason is not None:
-                self.stop(reason)
+            spent_tokens = tally.tokens = tally.tokens + tokens
+            spent_cost = tally.cost = tally.cost + cost
+            spent_calls = tally.tool_calls = tally.tool_calls + tool_calls
+        if not self._spend_limited:
+            return
+        budget = self.budget
+        limit_tokens, limit_cost, limit_calls = budget.tokens, budget.cost, budget.tool_calls
+        reason = None
+        if ((limit_tokens is not None and spent_tokens > limit_tokens)
+                or (limit_cost is not None and spent_cost > limit_cost)
+                or (limit_calls is not None and spent_calls > limit_calls)):
+            reason = (over(budget, tally, "tokens", limit_tokens, spent_tokens)
+                      or over(budget, tally, "cost", limit_cost, spent_cost)
+                      or over(budget, tally, "tool_calls", limit_calls, spent_calls))
+        elif tool_calls and budget.tool_calls_per_minute is not None:
+            reason = self._tool_rate(tool_calls, budget.tool_calls_per_minute)
+        if reason is not None:
+            self.stop(reason)
 
-    def _overspent(self, spent: tuple[int, float, int], tool_calls: int) -> CancelReason | None:
-        budget, tally = self.budget, self.tally
-        tokens, cost, calls = budget.tokens, budget.cost, budget.tool_calls
-        if ((tokens is not None and spent[0] > tokens) or (cost is not None and spent[1] > cost)
-                or (calls is not None and spent[2] > calls)):
-            return (over(budget, tally, "tokens", tokens, spent[0])
-                    or over(budget, tally, "cost", cost, spent[1])
-                    or over(budget, tally, "tool_calls", calls, spent[2]))
-        limit = budget.tool_calls_per_minute
-        if tool_calls and limit is not None:
-            tools = self._tools
-            if tools is None:
-                tools = self._tools = Rate()
-            rate = tools.add(tool_calls)
-            if rate > limit:
-                return _rate("tool_calls_per_minute", limit, rate)
-        return None
+    def _tool_rate(self, tool_calls: int, limit: int) -> CancelReason | None:
+        tools = self._tools
+        if tools is None:
+            tools = self._tools = Rate()
+        rate = tools.add(tool_calls)
+        return _rate("tool_calls_per_minute", limit, rate) if rate > limit else None
 
     def usage(self) -> Usage:
         """What the run has spent."""

@@ -35,9 +35,8 @@ def check(guards: Sequence[Guard], step: int, tasks: Sequence[Task],
     writes = proposed(tasks)
     for guard in guards:
         verdict = guard(step, writes, state)
-        if verdict is None or verdict is True:
-            continue
-        return _veto(guard, verdict, step, writes)
+        if verdict is not None and verdict is not True:
+            return _veto(guard, verdict, step, writes)
     return None
 
 

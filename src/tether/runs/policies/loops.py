@@ -77,32 +77,39 @@ def digest(value: Any) -> bytes:
     return hashlib.blake2b(packed, digest_size=_RAW).digest()
 
 
-Fingerprint = bytes | tuple[bytes, ...]
+_SHORT = 16  # strings shorter than this stand for themselves in a fingerprint
+
+Fingerprint = bytes | tuple[str | int | bytes, ...]
 
 
 class Fingerprints:
-    """Digests of node inputs, hashing each state value once while it stays the same object.
+    """Fingerprints of node inputs, hashing each state value once while it stays the same object.
 
-    State values that a step did not write keep their identity, so only what changed is hashed
-    again; the cache keeps each value alive so that an id is never reused while cached. A
-    mapping's fingerprint is the tuple of its fields' labelled digests: a dict key hashes it
-    cheaply, and no second hash is needed.
+    A mapping's fingerprint is a flat tuple of its fields' names and values, where a value is
+    itself when it is an int or a short str (equal ints and strs are equal values, and they
+    never equal each other nor bytes) and otherwise its `digest`. A digest is computed once per
+    value object: values that a step did not write keep their identity, so only what changed is
+    hashed again; the cache keeps each value alive so that an id is never reused while cached.
     """
 
     def __init__(self, fields: tuple[str, ...] | None) -> None:
         self.fields = fields
-        # key -> (the value last hashed, `key NUL digest`).
+        # key -> (the value last hashed, its digest).
         self._cache: dict[str, tuple[Any, bytes]] = {}
 
-    def of_dict(self, value: dict[str, Any]) -> tuple[bytes, ...]:
+    def of_dict(self, value: dict[str, Any]) -> tuple[str | int | bytes, ...]:
         """The fingerprint of a plain dict, every field of it (the usual node input)."""
         cache = self._cache
-        parts = []
+        parts: list[str | int | bytes] = []
         for key, item in value.items():
+            kind = type(item)
+            if kind is int or (kind is str and len(item) < _SHORT):
+                parts += (key, item)
+                continue
             cached = cache.get(key)
             if cached is None or cached[0] is not item:
-                cached = cache[key] = (item, f"{key}\x00".encode() + digest(item))
-            parts.append(cached[1])
+                cached = cache[key] = (item, digest(item))
+            parts += (key, cached[1])
         return tuple(parts)
 
     def of(self, value: Any) -> Fingerprint:
