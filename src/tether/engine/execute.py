@@ -127,8 +127,9 @@ class Executor:
             attempt += 1
             started = time.monotonic()
             parent = task.parent.scope if task.parent is not None else None
-            scope = CancelScope(parent or self.scope,
-                                deadline=deadline_after(node.timeout, started), name=node.name)
+            scope = CancelScope(parent or self.scope, name=node.name,
+                                deadline=None if node.timeout is None
+                                else deadline_after(node.timeout, started))
             task.scope = scope
             try:
                 result = await self._attempt(task, scope, alone)
@@ -206,7 +207,8 @@ class Executor:
                     result = self._call_sync(task)
                 return self._observe(task, result, seen)
             with scope:
-                scope.arm()
+                if scope.own_deadline is not None:
+                    scope.arm()
                 if watch is not None:
                     watch.start()
                 result = await self._call(task, scope, alone)
