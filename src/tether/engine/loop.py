@@ -171,7 +171,11 @@ class Loop:
         hooks = self.opts.host.hooks
         if hooks is None:
             return None
-        fresh = [t for t in tasks if not t.cached] if any(t.cached for t in tasks) else tasks
+        fresh = tasks
+        for task in tasks:
+            if task.cached:
+                fresh = [t for t in tasks if not t.cached]
+                break
         reason = hooks.before_step(self.state.step + 1, fresh, self.state.values)
         return None if reason is None else await self._stop(reason)
 
@@ -192,15 +196,15 @@ class Loop:
         if cache is not None:
             await caching.keep(cache, to_run)
         if emitter.tasks:
-            for task in to_run:
-                emitter.emit_task_result(task, task.state_update() or {})
+            self._announce_results(to_run)
         unfinished = await self._unfinished(tasks)
         if unfinished is not None:
             return unfinished
         hooks = self.opts.host.hooks
-        verdict = self._veto(tasks) if hooks is not None else None
-        if verdict is not None:
-            return await self._stop(verdict)
+        if hooks is not None:
+            verdict = hooks.before_commit(self.state.step + 1, tasks, self.state.values)
+            if verdict is not None:
+                return await self._stop(_vetoed(tasks, verdict))
         self._ran = tasks
         changed = await self._commit(tasks)
         if hooks is not None:
@@ -209,16 +213,10 @@ class Loop:
                 return await self._stop(reason)
         return None
 
-    def _veto(self, tasks: list[Task]) -> CancelReason | None:
-        """The policies' verdict on the step's writes; vetoed writes are never applied, nor
-        kept: the tasks run again on resume."""
-        hooks = self.opts.host.hooks
-        assert hooks is not None
-        verdict = hooks.before_commit(self.state.step + 1, tasks, self.state.values)
-        if verdict is not None:
-            for task in tasks:
-                task.outcome, task.writes = "cancelled", None
-        return verdict
+    def _announce_results(self, tasks: list[Task]) -> None:
+        emitter = self.opts.emitter
+        for task in tasks:
+            emitter.emit_task_result(task, task.state_update() or {})
 
     def _announce_tasks(self, tasks: list[Task]) -> None:
         emitter = self.opts.emitter
@@ -380,6 +378,14 @@ class Loop:
 
 
 _NOTHING: frozenset[str] = frozenset()
+
+
+def _vetoed(tasks: list[Task], verdict: CancelReason) -> CancelReason:
+    """A policy vetoed the step's writes: they are never applied, nor kept (the tasks run
+    again on resume)."""
+    for task in tasks:
+        task.outcome, task.writes = "cancelled", None
+    return verdict
 
 
 def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:

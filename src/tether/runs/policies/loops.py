@@ -78,6 +78,14 @@ def digest(value: Any) -> bytes:
 
 
 _SHORT = 16  # strings shorter than this stand for themselves in a fingerprint
+_LIST = b"tether:list"  # the hash family of list digests (apart from every other digest)
+
+
+def _items(items: list[Any]) -> bytes:
+    """The msgpack bytes of a list's items, one after another (its array header cut off)."""
+    packed = ormsgpack.packb(items, default=repr, option=_PACK)
+    count = len(items)
+    return packed[1 if count < 16 else 3 if count < 0x10000 else 5:]
 
 Fingerprint = bytes | tuple[str | int | bytes, ...]
 
@@ -96,6 +104,9 @@ class Fingerprints:
         self.fields = fields
         # key -> (the value last hashed, its digest).
         self._cache: dict[str, tuple[Any, bytes]] = {}
+        # key -> (the list last hashed, the hash of its items): a list that starts with the
+        # previous one (a reducer's appends, a growing message history) hashes only its tail.
+        self._lists: dict[str, tuple[list[Any], Any]] = {}
 
     def of_dict(self, value: dict[str, Any]) -> tuple[str | int | bytes, ...]:
         """The fingerprint of a plain dict, every field of it (the usual node input)."""
@@ -108,9 +119,33 @@ class Fingerprints:
                 continue
             cached = cache.get(key)
             if cached is None or cached[0] is not item:
-                cached = cache[key] = (item, digest(item))
+                cached = cache[key] = (item, self._list(key, item) if kind is list
+                                       else digest(item))
             parts += (key, cached[1])
         return tuple(parts)
+
+    def _list(self, key: str, items: list[Any]) -> bytes:
+        """The digest of a list under `key`: the hash of its items' bytes, extended from the
+        list last seen there when that one is its start (compared by equality, which for a
+        reducer's appends is identity; a list whose comparison fails is hashed afresh)."""
+        last = self._lists.get(key)
+        hasher = None
+        if last is not None:
+            old, hashed = last
+            count = len(old)
+            try:
+                same_start = len(items) >= count and items[:count] == old
+            except Exception:  # noqa: BLE001 - items that cannot be compared: hash afresh
+                same_start = False
+            if same_start:
+                hasher = hashed.copy()
+                if len(items) > count:
+                    hasher.update(_items(items[count:]))
+        if hasher is None:
+            hasher = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
+        self._lists[key] = (items, hasher)
+        result: bytes = hasher.digest()
+        return result
 
     def of(self, value: Any) -> Fingerprint:
         """The fingerprint of a node's input (of its chosen fields, when it is a mapping)."""

@@ -202,3 +202,39 @@ def test_the_no_progress_detector_compares_the_values_a_step_wrote() -> None:
     Counted.compared = 0
     _graph().invoke({"value": Counted(0), "n": 0})
     assert Counted.compared > 0
+
+
+def test_a_grown_list_has_the_fingerprint_of_the_same_list_built_afresh() -> None:
+    grown = Fingerprints(None)
+    items: list[Any] = []
+    for i in range(40):
+        items = [*items, {"i": i, "text": f"message {i}"}]
+        assert grown.of({"log": items}) == Fingerprints(None).of({"log": list(items)})
+
+
+def test_a_list_that_does_not_start_with_the_last_one_is_hashed_afresh() -> None:
+    prints = Fingerprints(None)
+    prints.of({"log": [1, 2, 3]})
+    assert prints.of({"log": [9, 2, 3, 4]}) == Fingerprints(None).of({"log": [9, 2, 3, 4]})
+    assert prints.of({"log": [9]}) == Fingerprints(None).of({"log": [9]})
+
+
+def test_lists_never_share_a_fingerprint_with_other_values() -> None:
+    prints = Fingerprints(None)
+    assert prints.of({"k": [1, 2]}) != Fingerprints(None).of({"k": (1, 2)})
+    assert prints.of({"k": []}) != Fingerprints(None).of({"k": None})
+
+
+def test_lists_whose_items_cannot_be_compared_are_hashed_afresh() -> None:
+    class Odd:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("no")
+
+        __hash__ = None  # type: ignore[assignment]
+
+        def __repr__(self) -> str:
+            return "Odd()"
+
+    prints = Fingerprints(None)
+    prints.of({"k": [Odd()]})
+    assert prints.of({"k": [Odd(), 1]}) == Fingerprints(None).of({"k": [Odd(), 1]})
