@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tether.channels.base import MISSING
@@ -262,8 +262,8 @@ class Loop:
         state = self.state
         grouped = group_writes(tasks)
         hooks = self.opts.host.hooks
-        before = {k: state.values.get(k, MISSING) for k in grouped if k in state.state_keys} \
-            if hooks is not None and hooks.watches_progress else None
+        before = _written(state, grouped) if hooks is not None and hooks.watches_progress \
+            else None
         updated = state.commit(grouped)
         self.executor.kept = {}
         self.tasks = state.plan(updated)
@@ -274,12 +274,7 @@ class Loop:
         if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
-        if not before:
-            return _NOTHING
-        values = state.values
-        changed = [k for k, old in before.items()
-                   if (new := values.get(k, MISSING)) is not old and _differs(old, new)]
-        return frozenset(changed) if changed else _NOTHING
+        return _changed(state.values, before) if before else _NOTHING
 
     def _pause_set(self, override: frozenset[str] | None,
                    default: frozenset[str]) -> frozenset[str]:
@@ -398,14 +393,31 @@ def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:
     return first + recursion_limit + 1
 
 
-def _differs(old: Any, new: Any) -> bool:
-    """Whether a state value really changed (a write of an equal value is no progress)."""
-    if old is new:
-        return False
-    try:
-        return bool(old != new)
-    except Exception:  # noqa: BLE001 - values that cannot be compared count as changed
-        return True
+def _written(state: ChannelState, grouped: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The state keys a step writes, with their values before it."""
+    keys, values = state.state_keys, state.values
+    out = []
+    for key in grouped:
+        if key in keys:
+            out.append((key, values.get(key, MISSING)))
+    return out
+
+
+def _changed(values: Mapping[str, Any], before: list[tuple[str, Any]]) -> frozenset[str]:
+    """The keys whose values really changed (a write of an equal value is no progress; values
+    that cannot be compared count as changed)."""
+    changed = []
+    for key, old in before:
+        new = values.get(key, MISSING)
+        if new is old:
+            continue
+        try:
+            differs = bool(old != new)
+        except Exception:  # noqa: BLE001 - values that cannot be compared count as changed
+            differs = True
+        if differs:
+            changed.append(key)
+    return frozenset(changed) if changed else _NOTHING
 
 
 __all__ = ["Loop"]

@@ -183,6 +183,8 @@ class LoopDetector:
             key: tuple[str, Fingerprint]
             if task.path[0] != PULL:
                 key = (name, b"send:" + digest(given))
+            elif type(given) is dict and prints.fields is None:
+                key = (name, prints.of_dict(given))
             else:
                 key = (name, prints.of(given))
             steps = seen.get(key)
