@@ -24,7 +24,7 @@ class LoopSettings:
 
     Attributes:
         max_repeats: cancel when one node sees the same state fingerprint more than this many
-            times (None: off; it costs a hash of the state per task).
+            times (None: off; it costs a fingerprint of each task's input).
         no_progress_steps: cancel after this many supersteps in a row that change no state key
             (cheap; on by default at 100).
         fields: the state keys that make the fingerprint (None: all of them).
