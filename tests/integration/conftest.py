@@ -1,12 +1,16 @@
 """Fixtures of the browser tests: Chromium (`browser`), the console served in each mode
-(`console`: SQLite, Postgres with a worker), and a fresh page on it (`tab`, `phone_tab`)."""
+(`console`: SQLite, Postgres with a worker), and a fresh page on it (`tab`, `phone_tab`); and of
+the worker tests: `tether worker` processes on a fresh Postgres schema (`cluster`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conformance.conftest import fresh_schema
 
 from .console_page import (
     ARGS,
@@ -19,6 +23,7 @@ from .console_page import (
     require_browser,
     sqlite_console,
 )
+from .worker_cluster import Cluster
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +72,15 @@ def tab(browser: Any, console: Console) -> Iterator[Tab]:
 def phone_tab(browser: Any, console: Console) -> Iterator[Tab]:
     """A page of the console at 390 by 844."""
     yield from _tab(browser, console, PHONE)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """`tether worker` processes on a fresh Postgres schema (started by the test), killed at
+    the end."""
+    with fresh_schema() as (dsn, schema):
+        made = Cluster(dsn, schema, tmp_path)
+        try:
+            yield made
+        finally:
+            made.close()

@@ -8,19 +8,16 @@ taking work."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from conformance.conftest import fresh_schema
 from tether.checkpoint.postgres.queue import Order
 from tether.graph.run_resume import resume_config
 from tether.types import CancelReason, RunStatus
 
-from .test_worker import Cluster, WorkerProcess, no_overlap
+from .worker_cluster import Cluster, WorkerProcess, no_overlap
 from .worker_graphs import counter
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(120)]
@@ -28,16 +25,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(120)]
 RUNS, TICKS = 6, 40
 ROUNDS = 6
 """Times the server closes a worker's connections (alternating between the two workers)."""
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with fresh_schema() as (dsn, schema):
-        made = Cluster(dsn, schema, tmp_path)
-        try:
-            yield made
-        finally:
-            made.close()
 
 
 def close_connections(cluster: Cluster, worker: WorkerProcess) -> int:

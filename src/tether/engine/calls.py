@@ -23,145 +23,26 @@ import concurrent.futures
 import contextlib
 import os
 import threading
-import time
-from collections.abc import Callable, Generator, Sequence
-from contextvars import Token
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Generator
+from typing import Any, Generic, TypeVar
 
 import anyio
 
 from tether import node_context
-from tether.cancel.scope import CancelScope
-from tether.checkpoint.base import WriteRecord
-from tether.constants import INTERRUPT, RESUME, RETURN
+from tether.constants import RETURN
 from tether.engine import caching
-from tether.engine.liveness import Liveness
-from tether.engine.spec import GraphSpec, NodeSpec
-from tether.engine.stream import Emitter
+from tether.engine.call_attempts import Executor, run_here
+from tether.engine.call_spec import CALL_ASKED, CallSpec, call_spec, call_writes
+from tether.engine.spec import GraphSpec
 from tether.engine.task import PUSH, Task
-from tether.engine.to_thread import Job, ThreadPool
+from tether.engine.to_thread import Job
 from tether.errors import GraphInterrupt, NodeCancelled
-from tether.node_context import NodeContext
-from tether.types import RetryPolicy
-
-
-class CallHost(Protocol):
-    """What calls ask of the graph run their parent task belongs to (the loop, `TaskHost`)."""
-
-    keeps_writes: bool
-
-    async def task_done(self, task: Task) -> None:
-        """Store a finished call's result as a pending write.
-
-        Cancellation:
-            One store transaction; cancelled before it commits, the call runs again on resume.
-        """
-
-    async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
-                        handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
-        """Run a graph `task`'s code invokes (the `index`-th), under it; its output.
-
-        Cancellation:
-            The graph's tasks are children of `task`'s scope: cancelling stops them.
-        """
-
-
-class Executor(Protocol):
-    """What running calls asks of the executor of their parent task (implemented by
-    `tether.engine.execute.Executor`, which imports this module)."""
-
-    scope: CancelScope
-    emitter: Emitter
-    pool: ThreadPool
-    grace: float
-    cache: Any
-    cache_policy: Any
-
-    @property
-    def host(self) -> CallHost:
-        """The graph run the parent task belongs to."""
-
-    def recall(self, call: Task) -> bool:
-        """Give a call what an earlier attempt kept (True: its result; it does not run)."""
-
-    def remember(self, call: Task) -> None:
-        """A call finished: a retry of its parent finds its result."""
-
-    def emit_call(self, call: Task) -> None:
-        """The `updates` chunk of a finished call."""
-
-    async def run_task(self, task: Task, *, alone: bool) -> None:
-        """Run one task (a call) to its outcome.
-
-        Cancellation:
-            A cancel of the run stops the task with the node's ladder; its outcome says so.
-        """
-
-    def kwargs(self, task: Task) -> dict[str, Any]:
-        """The keyword arguments the task's function asks for."""
-
-    def enter(self, task: Task, scope: CancelScope,
-              watch: Liveness | None = None) -> Token[NodeContext | None]:
-        """Make `task`'s attempt the node context of the calling code."""
 
 T = TypeVar("T")
 
 CALL_THREADS = min(32, (os.cpu_count() or 1) + 4)
 """Threads at most that run the calls of one sync attempt side by side (a thread pool's usual
 size; the attempt's own thread helps too)."""
-
-CALL_ASKED = -6
-"""The `idx` of a call's own interrupt record: who asked, so that an answer reaches it (the
-parent task's record, idx -1, lists the same interrupts for display)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallSpec:
-    """What a call runs.
-
-    Attributes:
-        node: the call as a node: its name, the function (taking `(args, kwargs)`), whether it
-            is async, the engine objects it takes, its retry policies and timeouts.
-        cache: its `CachePolicy`, or None.
-        cache_ns: the namespace its cached results are filed under (the function's path).
-        quiet: it is not streamed as a unit of its own (no `updates` chunk, no `tasks` or
-            `debug` events): a tool call of a `ToolNode`, which its node's update shows, as in
-            LangGraph.
-    """
-
-    node: NodeSpec
-    cache: Any = None
-    cache_ns: str = "__dynamic__"
-    quiet: bool = False
-
-    @property
-    def name(self) -> str:
-        """The call's name (in streams and ids)."""
-        return self.node.name
-
-
-def call_spec(name: str, func: Callable[..., Any], *, is_async: bool,
-              kwargs: frozenset[str] = frozenset(), retry: Sequence[RetryPolicy] = (),
-              timeout: float | None = None, idle_timeout: float | None = None,
-              cache: Any = None, cache_ns: str = "__dynamic__", quiet: bool = False) -> CallSpec:
-    """Describe a function to be launched as calls.
-
-    Args:
-        kwargs: the engine objects (`config`, `runtime`, `writer`, `store`) it takes by keyword.
-    """
-    def run(given: tuple[tuple[Any, ...], dict[str, Any]], **engine: Any) -> Any:
-        args, keywords = given
-        return func(*args, **keywords, **engine)
-
-    async def arun(given: tuple[tuple[Any, ...], dict[str, Any]], **engine: Any) -> Any:
-        args, keywords = given
-        return await func(*args, **keywords, **engine)
-
-    node = NodeSpec(name=name, func=arun if is_async else run, is_async=is_async,
-                    kwargs=kwargs, retry=tuple(retry), timeout=timeout,
-                    idle_timeout=idle_timeout, isolation="thread")
-    return CallSpec(node, cache, cache_ns, quiet)
 
 
 class CallFuture(concurrent.futures.Future[T], Generic[T]):
@@ -486,67 +367,13 @@ class CallSite:
         """Whether any call may still need settling."""
         return bool(self._futures or self._aside or self._tasks)
 
-
-def run_here(executor: Executor, call: Task) -> None:
-    """Run a sync call in the calling thread, with its own scope and retries, to an outcome
-    (or serve it from the cache)."""
-    cache = executor.cache
-    if cache is not None and caching.recall_sync(cache, call, executor.cache_policy):
-        return
-    _attempts(executor, call)
-    if cache is not None:
-        caching.keep_sync(cache, call, executor.cache_policy)
-
-
-def _attempts(executor: Executor, call: Task) -> None:
-    parent_scope = call.parent.scope if call.parent is not None else executor.scope
-    node = call.node
-    attempt = 0
-    while True:
-        attempt += 1
-        scope = CancelScope(parent_scope, name=node.name)
-        call.scope = scope
-        token = executor.enter(call, scope)
-        try:
-            value = node.func(call.input, **executor.kwargs(call)) if node.kwargs \
-                else node.func(call.input)
-            if call.site is not None and call.site.busy:
-                _settle_here(call.site)
-        except GraphInterrupt as exc:
-            call.outcome, call.interrupts = "interrupted", exc.interrupts
-            return
-        except asyncio.CancelledError:
-            call.outcome = "cancelled"
-            return
-        except Exception as exc:  # noqa: BLE001 - recorded on the call, maybe retried
-            policy = _policy(node.retry, exc)
-            if policy is None or attempt >= policy.max_attempts or scope.cancelled():
-                call.outcome, call.error = "error", exc
-                return
-            done = threading.Event()
-            scope.add_waiter(done)
-            done.wait(policy.interval(attempt))
-            scope.remove_waiter(done)
-            continue
-        finally:
-            node_context.leave(token)
-            scope.close()
-        call.finished_at = finished = time.monotonic()
-        cancelled_at = executor.scope.cancelled_at
-        if cancelled_at is not None and finished >= cancelled_at:
-            call.outcome = "cancelled"
-        else:
-            call.writes, call.outcome = [(RETURN, value)], "done"
-        return
-
-
-def _settle_here(site: CallSite) -> None:
-    """Sync settling of a call's own calls, in the thread that ran it."""
-    for call in list(site.parent.calls or ()):
-        future = site._futures.get(id(call))
-        if future is not None:
-            with contextlib.suppress(BaseException):  # the call's fate is on the call
-                future.result()
+    def settle_here(self) -> None:
+        """Sync settling of a call's own calls, in the thread that ran it."""
+        for call in list(self.parent.calls or ()):
+            future = self._futures.get(id(call))
+            if future is not None:
+                with contextlib.suppress(BaseException):  # the call's fate is on the call
+                    future.result()
 
 
 def launch(spec: CallSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture:
@@ -571,23 +398,6 @@ def current_site() -> CallSite:
                            "entrypoint, from another task, or from a node")
     site: CallSite = ctx.calls.site_for(ctx.task)
     return site
-
-
-def call_writes(task: Task) -> list[WriteRecord]:
-    """What the calls of an unfinished task leave for a resume: the results of the finished
-    ones and the questions the paused ones asked (recursively)."""
-    out: list[WriteRecord] = []
-    for call in task.calls or ():
-        if call.outcome == "done" and not call.cached and call.writes:
-            out.append(WriteRecord(call.id, call.name, 0, RETURN, call.writes[0][1]))
-        elif call.outcome == "interrupted":
-            out.append(WriteRecord(call.id, call.name, CALL_ASKED, INTERRUPT,
-                                   list(call.interrupts)))
-            start = len(call.resume) - len(call.claimed)
-            out.extend(WriteRecord(call.id, call.name, -10 - (start + i), RESUME, answer)
-                       for i, answer in enumerate(call.claimed))
-        out.extend(call_writes(call))
-    return out
 
 
 def _watched(future: CallFuture[Any]) -> asyncio.Future[Any]:
@@ -644,9 +454,7 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def _policy(policies: tuple[RetryPolicy, ...], exc: Exception) -> RetryPolicy | None:
-    return next((p for p in policies if p.should_retry(exc)), None)
-
-
-__all__ = ["CALL_ASKED", "CallFuture", "CallSite", "CallSpec", "TaskFuture", "call_spec",
-           "call_writes", "current_site", "launch", "run_here"]
+# `CallSpec`, `call_spec`, `call_writes`, `CALL_ASKED` (`call_spec`) and `run_here`
+# (`call_attempts`) are re-exported: the callers of calls import them from here.
+__all__ = ["CALL_ASKED", "CallFuture", "CallSite", "CallSpec", "Executor", "TaskFuture",
+           "call_spec", "call_writes", "current_site", "launch", "run_here"]

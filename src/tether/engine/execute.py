@@ -11,24 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from tether import node_context
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import WriteRecord
 from tether.constants import RESUME, RETURN
+from tether.engine import interrupts
 from tether.engine.calls import CallSite
+from tether.engine.host import TaskHost
 from tether.engine.liveness import Liveness
 from tether.engine.observe import AttemptWatch, MessageOut, TaskObserver
 from tether.engine.routing import Router
-from tether.engine.spec import GraphSpec, NodeSpec, Write
+from tether.engine.spec import NodeSpec
 from tether.engine.stream import Emitter, LoopRelay
 from tether.engine.task import StopMode, Task
 from tether.engine.to_thread import ThreadPool
@@ -40,63 +41,11 @@ from tether.errors import (
 )
 from tether.node_context import Meter, NodeContext, StreamWriter
 from tether.runtime import Runtime, touch
-from tether.types import CancelReason, Command, Interrupt, RetryPolicy
+from tether.types import CancelReason, Command, RetryPolicy
 
 _CANCELLED = object()
 SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
 """Why the running siblings of a task that failed are cancelled."""
-
-
-class TaskHost(Protocol):
-    """What running a task asks of the loop it belongs to (implemented by `Loop`).
-
-    Attributes:
-        keeps_writes: the finished tasks of a multi-task step keep their writes at once
-            (`task_done`), in case the step never completes.
-    """
-
-    keeps_writes: bool
-
-    def preview(self, writes: Sequence[Write]) -> dict[str, Any]:
-        """The state with only `writes` applied (what a conditional edge sees)."""
-
-    def task_config(self, task: Task) -> dict[str, Any]:
-        """The config dict `task`'s node sees."""
-
-    async def task_done(self, task: Task) -> None:
-        """A task of a multi-task step finished (store its writes as pending writes).
-
-        Cancellation:
-            Storing the writes is one store transaction; cancelled before it commits,
-            the task runs again on resume.
-        """
-
-    async def task_failed(self, task: Task, error: BaseException) -> None:
-        """An attempt of `task` failed (the run's policies may stop the run).
-
-        Cancellation:
-            As `RunHost.stop` when the run is stopped for it.
-        """
-
-    def node_stopped(self, task: Task, how: StopMode) -> None:
-        """A node stopped after the run's cancel (`terminate_node`)."""
-
-    async def run_subgraph(self, task: Task, handler: Callable[[Any], Any]) -> Any:
-        """Run a compiled-graph node's subgraph; its output is the task's result.
-
-        Cancellation:
-            Cancelling the run stops the subgraph's tasks with the same ladder, then
-            `CancelledError` is raised.
-        """
-
-    async def run_graph(self, task: Task, spec: GraphSpec, graph_input: Any,
-                        handler: Callable[[Any], Any], *, index: int | None = None) -> Any:
-        """Run a graph `task`'s code invokes (the `index`-th), under it; its output.
-
-        Cancellation:
-            The graph's tasks are children of `task`'s scope: cancelling stops them, and
-            their writes of an unfinished step are kept as for a subgraph node.
-        """
 
 
 @dataclass(slots=True)
@@ -178,8 +127,9 @@ class Executor:
             attempt += 1
             started = time.monotonic()
             parent = task.parent.scope if task.parent is not None else None
-            scope = CancelScope(parent or self.scope,
-                                deadline=deadline_after(node.timeout, started), name=node.name)
+            scope = CancelScope(parent or self.scope, name=node.name,
+                                deadline=None if node.timeout is None
+                                else deadline_after(node.timeout, started))
             task.scope = scope
             try:
                 result = await self._attempt(task, scope, alone)
@@ -187,7 +137,8 @@ class Executor:
                     await self.settle_calls(task)
             except GraphInterrupt as exc:
                 await self.settle_calls(task)
-                task.outcome, task.interrupts = "interrupted", _asked(task, exc.interrupts)
+                task.outcome = "interrupted"
+                task.interrupts = interrupts.asked(task, exc.interrupts)
                 task.finished_at = time.monotonic()
                 return
             except Exception as exc:  # noqa: BLE001 - recorded on the task, maybe retried
@@ -256,7 +207,8 @@ class Executor:
                     result = self._call_sync(task)
                 return self._observe(task, result, seen)
             with scope:
-                scope.arm()
+                if scope.own_deadline is not None:
+                    scope.arm()
                 if watch is not None:
                     watch.start()
                 result = await self._call(task, scope, alone)
@@ -402,7 +354,7 @@ class Executor:
         if self.parent_interrupt is not None:
             return self.parent_interrupt
         task.interrupt_count = 0
-        return functools.partial(_interrupt, task, self.null_resume)
+        return functools.partial(interrupts.answer, task, self.null_resume)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -426,7 +378,8 @@ class Executor:
             return
         task.writes = writes
         task.outcome = "done"
-        self.emitter.emit_update(task, task.state_update())
+        if self.emitter.updates:
+            self.emitter.emit_update(task, task.state_update())
 
 
     # -- calls ----------------------------------------------------------------------------
@@ -493,36 +446,8 @@ def _unwatch(task: Task, seen: AttemptWatch | None) -> None:
         task.partials = [*(task.partials or ()), *cut]
 
 
-def _asked(task: Task, raised: tuple[Interrupt, ...]) -> tuple[Interrupt, ...]:
-    """The questions a paused task asks: those it raised, and those of its calls that paused
-    beside the one that stopped it."""
-    seen = {i.id for i in raised}
-    more = [i for call in task.calls or () if call.outcome == "interrupted"
-            for i in call.interrupts if i.id not in seen]
-    return (*raised, *more) if more else raised
-
-
 def _called(*scopes: CancelScope) -> bool:
     return any(scope.cancel_called for scope in scopes)
-
-
-def _interrupt(task: Task, unaddressed: list[Any], value: Any) -> Any:
-    """`interrupt(value)` inside `task`: the next resume value, or a pause.
-
-    Args:
-        unaddressed: answers given to no task in particular; the first question asked without
-            an answer takes one (and keeps it, should the task pause again).
-    """
-    idx = task.interrupt_count
-    task.interrupt_count += 1
-    if idx < len(task.resume):
-        return task.resume[idx]
-    if unaddressed:
-        answer = unaddressed.pop(0)
-        task.resume.append(answer)
-        task.claimed.append(answer)
-        return answer
-    raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
 
 
 def _matching_policy(policies: tuple[RetryPolicy, ...], exc: BaseException) -> RetryPolicy | None:
@@ -532,8 +457,3 @@ def _matching_policy(policies: tuple[RetryPolicy, ...], exc: BaseException) -> R
         if policy.should_retry(exc):
             return policy
     return None
-
-
-def interrupt_id(task_id: str, idx: int) -> str:
-    """A stable id for the `idx`-th interrupt of a task (what `Command(resume={id: v})` uses)."""
-    return hashlib.blake2b(f"{task_id}:{idx}".encode(), digest_size=16).hexdigest()

@@ -17,6 +17,10 @@ from tether.types import CancelReason
 class StepHooks(Protocol):
     """A run's policies, as the superstep loop consults them."""
 
+    #: Whether `after_commit` needs the keys a step changed (False: it is given an empty set,
+    #: and the loop does not compare old and new values).
+    watches_progress: bool
+
     def before_step(self, step: int, tasks: Sequence[Task],
                     values: Mapping[str, Any]) -> CancelReason | None:
         """The tasks of `step` are about to run (budgets on steps and node calls, loops)."""

@@ -1,8 +1,10 @@
-"""What a run's input means for the loop: fresh values, a `Command`, or nothing (continue); and
-how a resumed step picks up the writes its finished tasks left behind."""
+"""What a run's input means for the loop: fresh values, a `Command`, or nothing (continue); how
+a resumed step picks up the writes its finished tasks left behind; and `interrupt()` inside a
+task: the answer it is given, or a pause."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,10 +12,10 @@ from typing import Any
 from tether.checkpoint.base import StoredCheckpoint, WriteRecord
 from tether.config import RunConfig
 from tether.constants import CONTROL_WRITES, INTERRUPT, NO_WRITES, RESUME
-from tether.engine.calls import CALL_ASKED
+from tether.engine.call_spec import CALL_ASKED
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.task import Task
-from tether.errors import EmptyInputError, InvalidResumeError
+from tether.errors import EmptyInputError, GraphInterrupt, InvalidResumeError
 from tether.types import Command, Interrupt, Send
 
 
@@ -185,3 +187,36 @@ def attach_pending(tasks: Sequence[Task], pending: Sequence[WriteRecord],
             task.writes = [(w.channel, w.value) for w in ordered if w.channel != NO_WRITES]
             task.outcome = "done"
             task.cached = True
+
+
+def asked(task: Task, raised: tuple[Interrupt, ...]) -> tuple[Interrupt, ...]:
+    """The questions a paused task asks: those it raised, and those of its calls that paused
+    beside the one that stopped it."""
+    seen = {i.id for i in raised}
+    more = [i for call in task.calls or () if call.outcome == "interrupted"
+            for i in call.interrupts if i.id not in seen]
+    return (*raised, *more) if more else raised
+
+
+def answer(task: Task, unaddressed: list[Any], value: Any) -> Any:
+    """`interrupt(value)` inside `task`: the next resume value, or a pause (`GraphInterrupt`).
+
+    Args:
+        unaddressed: answers given to no task in particular; the first question asked without
+            an answer takes one (and keeps it, should the task pause again).
+    """
+    idx = task.interrupt_count
+    task.interrupt_count += 1
+    if idx < len(task.resume):
+        return task.resume[idx]
+    if unaddressed:
+        answer = unaddressed.pop(0)
+        task.resume.append(answer)
+        task.claimed.append(answer)
+        return answer
+    raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
+
+
+def interrupt_id(task_id: str, idx: int) -> str:
+    """A stable id for the `idx`-th interrupt of a task (what `Command(resume={id: v})` uses)."""
+    return hashlib.blake2b(f"{task_id}:{idx}".encode(), digest_size=16).hexdigest()

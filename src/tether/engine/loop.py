@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tether.channels.base import MISSING
@@ -171,8 +171,13 @@ class Loop:
         hooks = self.opts.host.hooks
         if hooks is None:
             return None
-        fresh = [t for t in tasks if not t.cached]
-        return await self._stop(hooks.before_step(self.state.step + 1, fresh, self.state.values))
+        fresh = tasks
+        for task in tasks:
+            if task.cached:
+                fresh = [t for t in tasks if not t.cached]
+                break
+        reason = hooks.before_step(self.state.step + 1, fresh, self.state.values)
+        return None if reason is None else await self._stop(reason)
 
     async def _superstep(self, tasks: list[Task]) -> LoopOutcome | None:
         cache = self.opts.cache
@@ -191,8 +196,7 @@ class Loop:
         if cache is not None:
             await caching.keep(cache, to_run)
         if emitter.tasks:
-            for task in to_run:
-                emitter.emit_task_result(task, task.state_update() or {})
+            self._announce_results(to_run)
         unfinished = await self._unfinished(tasks)
         if unfinished is not None:
             return unfinished
@@ -200,16 +204,19 @@ class Loop:
         if hooks is not None:
             verdict = hooks.before_commit(self.state.step + 1, tasks, self.state.values)
             if verdict is not None:
-                # Vetoed writes are never applied, nor kept: the tasks run again on resume.
-                for task in tasks:
-                    task.outcome, task.writes = "cancelled", None
-                return await self._stop(verdict)
+                return await self._stop(_vetoed(tasks, verdict))
         self._ran = tasks
         changed = await self._commit(tasks)
         if hooks is not None:
-            return await self._stop(hooks.after_commit(self.state.step, changed,
-                                                       self.state.values))
+            reason = hooks.after_commit(self.state.step, changed, self.state.values)
+            if reason is not None:
+                return await self._stop(reason)
         return None
+
+    def _announce_results(self, tasks: list[Task]) -> None:
+        emitter = self.opts.emitter
+        for task in tasks:
+            emitter.emit_task_result(task, task.state_update() or {})
 
     def _announce_tasks(self, tasks: list[Task]) -> None:
         emitter = self.opts.emitter
@@ -254,8 +261,9 @@ class Loop:
     async def _commit(self, tasks: list[Task]) -> frozenset[str]:
         state = self.state
         grouped = group_writes(tasks)
-        before = {k: state.values.get(k, MISSING) for k in grouped if k in state.state_keys} \
-            if self.opts.host.hooks is not None else {}
+        hooks = self.opts.host.hooks
+        before = _written(state, grouped) if hooks is not None and hooks.watches_progress \
+            else None
         updated = state.commit(grouped)
         self.executor.kept = {}
         self.tasks = state.plan(updated)
@@ -266,8 +274,7 @@ class Loop:
         if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
-        return frozenset(k for k, old in before.items()
-                         if _differs(old, state.values.get(k, MISSING)))
+        return _changed(state.values, before) if before else _NOTHING
 
     def _pause_set(self, override: frozenset[str] | None,
                    default: frozenset[str]) -> frozenset[str]:
@@ -365,6 +372,17 @@ class Loop:
                         error_node=error_node)
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _vetoed(tasks: list[Task], verdict: CancelReason) -> CancelReason:
+    """A policy vetoed the step's writes: they are never applied, nor kept (the tasks run
+    again on resume)."""
+    for task in tasks:
+        task.outcome, task.writes = "cancelled", None
+    return verdict
+
+
 def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:
     """The first superstep a run may not take, as LangGraph counts: the run's first step is
     the one after its thread's checkpoint (-1 on a new thread) and the budget allows
@@ -375,14 +393,31 @@ def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:
     return first + recursion_limit + 1
 
 
-def _differs(old: Any, new: Any) -> bool:
-    """Whether a state value really changed (a write of an equal value is no progress)."""
-    if old is new:
-        return False
-    try:
-        return bool(old != new)
-    except Exception:  # noqa: BLE001 - values that cannot be compared count as changed
-        return True
+def _written(state: ChannelState, grouped: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The state keys a step writes, with their values before it."""
+    keys, values = state.state_keys, state.values
+    out = []
+    for key in grouped:
+        if key in keys:
+            out.append((key, values.get(key, MISSING)))
+    return out
+
+
+def _changed(values: Mapping[str, Any], before: list[tuple[str, Any]]) -> frozenset[str]:
+    """The keys whose values really changed (a write of an equal value is no progress; values
+    that cannot be compared count as changed)."""
+    changed = []
+    for key, old in before:
+        new = values.get(key, MISSING)
+        if new is old:
+            continue
+        try:
+            differs = bool(old != new)
+        except Exception:  # noqa: BLE001 - values that cannot be compared count as changed
+            differs = True
+        if differs:
+            changed.append(key)
+    return frozenset(changed) if changed else _NOTHING
 
 
 __all__ = ["Loop"]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from tether.cancel.scope import CancelHook
 from tether.checkpoint.base import CheckpointRecord, WriteRecord
 from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, PARTIAL, RESUME
-from tether.engine.calls import call_writes
+from tether.engine.call_spec import call_writes
 from tether.engine.persist import Persistence
 from tether.engine.state import ChannelState
 from tether.engine.task import Task

@@ -38,8 +38,10 @@ async def run_step(ex: Executor, tasks: list[Task]) -> None:
         return
     batch = [t for t in tasks if eligible(ex, t)]
     if len(batch) < 2:
-        batch = []
-    others = [t for t in tasks if all(t is not b for b in batch)]
+        batch, others = [], tasks
+    else:
+        batched = {id(t) for t in batch}
+        others = [t for t in tasks if id(t) not in batched]
     loop = asyncio.get_running_loop()
     children = [loop.create_task(ex.run_task(task, alone=False)) for task in others]
     try:

@@ -112,13 +112,14 @@ class Gate:
         step_check: asked first (a reason stops the run at this boundary).
     """
 
-    __slots__ = ("_check", "_core", "_inner", "_noted", "_poll")
+    __slots__ = ("_check", "_core", "_inner", "_noted", "_poll", "watches_progress")
 
     def __init__(self, core: RunCore, policies: StepHooks,
                  step_check: Callable[[], CancelReason | None] | None) -> None:
         # The run holds its gate (`core.hooks`): the gate holds it weakly, leaving no cycle.
         self._core: RunCore = weakref.proxy(core)
         self._inner, self._check = policies, step_check
+        self.watches_progress = policies.watches_progress
         store, request = core.store, core.request
         # A `step_check` (a worker's) and a store that notes cancels answer from what the
         # last checkpoint statement returned: asking the store again would be a second round

@@ -1,8 +1,9 @@
 """What tether's stores share: `batch` and `abatch` written once (plan the batch, embed its
 texts with sync or async calls, then execute it on the backend), and the TTL sweeper.
 
-A backend implements `_execute` (and `_aexecute` when it has real async I/O; the embedded
-stores run `_execute` inline, as their calls take microseconds) and `_sweep`.
+A backend implements `_execute` (and `_aexecute` when its async callers must not run it inline:
+real async I/O for Postgres, a writer thread for SQLite; the in-memory store runs `_execute`
+inline, as its calls take microseconds and never wait) and `_sweep`.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class BatchedStore(BaseStore):
 
         Cancellation:
             Cancelled while embedding, nothing is done. The batch's transaction is committed
-            whole or not at all (embedded stores run it without an await point). Safe to
-            retry.
+            whole or not at all (one handed to a thread or a server finishes first, and the
+            cancel lands after it). Safe to retry.
         """
         plan = Plan.of(ops, self._index)
         embedded = await aembed(plan, self._index)

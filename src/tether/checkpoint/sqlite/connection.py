@@ -153,6 +153,13 @@ class Connection:
         with self._lock:
             yield self._conn
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The reading connection, for read-only statements that each run in their own
+        snapshot: in WAL mode they never wait for a write transaction."""
+        with self._read_lock:
+            yield self._reader
+
     def all(self, sql: str, params: Any = ()) -> list[Any]:
         """Every row of one read-only statement (its own snapshot)."""
         with self._read_lock:

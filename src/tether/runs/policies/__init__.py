@@ -46,6 +46,9 @@ class PolicyDefaults:
 class Policies:
     """One run's policies: the engine's `StepHooks` and the nodes' `Meter` in one object.
 
+    What a step asks is decided once here, from the limits, so that a step pays only for the
+    policies that are on: no limit is looked up, and no clock read, on the per-step path.
+
     Args:
         budget: the run's limits.
         loops: loop detection settings (None: off).
@@ -62,28 +65,52 @@ class Policies:
         self.detector = LoopDetector(loops) if loops is not None else None
         self._errors: Rate | None = None
         self._tools: Rate | None = None
+        limits = budget.node_calls
+        # Invariant: at most one of the two is set; both None when node calls are unlimited.
+        self._calls_each: Mapping[str, int] | None = limits if isinstance(limits, Mapping) \
+            else None
+        self._calls_all: int | None = None if isinstance(limits, Mapping) else limits
+        self._spend_limited = any(limit is not None for limit in (
+            budget.tokens, budget.cost, budget.tool_calls, budget.tool_calls_per_minute))
+        detector = self.detector
+        self._repeats = detector if detector is not None and loops is not None \
+            and loops.max_repeats is not None else None
+        self._progress = detector if detector is not None and loops is not None \
+            and loops.no_progress_steps is not None else None
+        # Whether `after_commit` needs the changed keys (the no-progress detector is on).
+        self.watches_progress = self._progress is not None
 
     # -- Meter: what nodes report ---------------------------------------------------------
 
     def charge(self, tokens: int, cost: float, tool_calls: int) -> None:
         """Count reported usage; past a limit, cancel the run (kind `budget`/`policy`)."""
-        tally, budget = self.tally, self.budget
+        tally = self.tally
         with tally.lock:
-            tally.tokens += tokens
-            tally.cost += cost
-            tally.tool_calls += tool_calls
-            spent = (tally.tokens, tally.cost, tally.tool_calls)
-        reason = (over(budget, tally, "tokens", budget.tokens, spent[0])
-                  or over(budget, tally, "cost", budget.cost, spent[1])
-                  or over(budget, tally, "tool_calls", budget.tool_calls, spent[2]))
-        if reason is None and tool_calls and budget.tool_calls_per_minute is not None:
-            if self._tools is None:
-                self._tools = Rate()
-            rate = self._tools.add(tool_calls)
-            if rate > budget.tool_calls_per_minute:
-                reason = _rate("tool_calls_per_minute", budget.tool_calls_per_minute, rate)
+            spent_tokens = tally.tokens = tally.tokens + tokens
+            spent_cost = tally.cost = tally.cost + cost
+            spent_calls = tally.tool_calls = tally.tool_calls + tool_calls
+        if not self._spend_limited:
+            return
+        budget = self.budget
+        limit_tokens, limit_cost, limit_calls = budget.tokens, budget.cost, budget.tool_calls
+        reason = None
+        if ((limit_tokens is not None and spent_tokens > limit_tokens)
+                or (limit_cost is not None and spent_cost > limit_cost)
+                or (limit_calls is not None and spent_calls > limit_calls)):
+            reason = (over(budget, tally, "tokens", limit_tokens, spent_tokens)
+                      or over(budget, tally, "cost", limit_cost, spent_cost)
+                      or over(budget, tally, "tool_calls", limit_calls, spent_calls))
+        elif tool_calls and budget.tool_calls_per_minute is not None:
+            reason = self._tool_rate(tool_calls, budget.tool_calls_per_minute)
         if reason is not None:
             self.stop(reason)
+
+    def _tool_rate(self, tool_calls: int, limit: int) -> CancelReason | None:
+        tools = self._tools
+        if tools is None:
+            tools = self._tools = Rate()
+        rate = tools.add(tool_calls)
+        return _rate("tool_calls_per_minute", limit, rate) if rate > limit else None
 
     def usage(self) -> Usage:
         """What the run has spent."""
@@ -94,20 +121,43 @@ class Policies:
     def before_step(self, step: int, tasks: Sequence[Task],
                     values: Mapping[str, Any]) -> CancelReason | None:
         """Steps and node-call budgets, then repeated-state detection."""
-        tally, budget = self.tally, self.budget
-        if budget.steps is not None and tally.steps >= budget.steps:
-            return over(budget, tally, "steps", budget.steps, tally.steps + 1)
+        tally, limit = self.tally, self.budget.steps
+        if limit is not None and tally.steps >= limit:
+            return over(self.budget, tally, "steps", limit, tally.steps + 1)
         with tally.lock:
-            calls = tally.node_calls
-            breach = _breach(budget, calls, tasks) if budget.node_calls is not None else None
+            breach = self._count(tally.node_calls, tasks)
             if breach is None:
-                for task in tasks:
-                    calls[task.name] = calls.get(task.name, 0) + 1
                 tally.steps += 1
         if breach is not None:
-            node, limit, spent = breach
-            return over(budget, tally, "node_calls", limit, spent, node=node)
-        return self.detector.before_step(step, tasks) if self.detector is not None else None
+            node, most, spent = breach
+            return over(self.budget, tally, "node_calls", most, spent, node=node)
+        repeats = self._repeats
+        return repeats.before_step(step, tasks) if repeats is not None else None
+
+    def _count(self, calls: dict[str, int],
+               tasks: Sequence[Task]) -> tuple[str, int, int] | None:
+        """Count the step's node calls, unless one node would go past its limit: that node,
+        its limit and the calls it would make (nothing is counted then)."""
+        each, every = self._calls_each, self._calls_all
+        if len(tasks) == 1:  # the common step: one task, no per-step dict
+            name = tasks[0].node.name
+            spent = calls.get(name, 0) + 1
+            limit = every if each is None else each.get(name)
+            if limit is not None and spent > limit:
+                return name, limit, spent
+            calls[name] = spent
+            return None
+        wanted: dict[str, int] = {}
+        for task in tasks:
+            wanted[task.node.name] = wanted.get(task.node.name, 0) + 1
+        if each is not None or every is not None:
+            for name, count in wanted.items():
+                limit = every if each is None else each.get(name)
+                if limit is not None and calls.get(name, 0) + count > limit:
+                    return name, limit, calls.get(name, 0) + count
+        for name, count in wanted.items():
+            calls[name] = calls.get(name, 0) + count
+        return None
 
     def before_commit(self, step: int, tasks: Sequence[Task],
                       values: Mapping[str, Any]) -> CancelReason | None:
@@ -117,7 +167,8 @@ class Policies:
     def after_commit(self, step: int, changed: frozenset[str],
                      values: Mapping[str, Any]) -> CancelReason | None:
         """Steps that change nothing."""
-        return self.detector.after_commit(step, changed) if self.detector is not None else None
+        progress = self._progress
+        return progress.after_commit(step, changed) if progress is not None else None
 
     def task_failed(self, task: Task, error: BaseException) -> CancelReason | None:
         """Failed attempts per minute."""
@@ -131,19 +182,6 @@ class Policies:
             return _rate("errors_per_minute", limit, rate, node=task.name,
                          error=f"{type(error).__name__}: {error}")
         return None
-
-
-def _breach(budget: Budget, calls: Mapping[str, int],
-            tasks: Sequence[Task]) -> tuple[str, int, int] | None:
-    """The first node whose calls this step would take past its limit."""
-    wanted: dict[str, int] = {}
-    for task in tasks:
-        wanted[task.name] = wanted.get(task.name, 0) + 1
-    for name, count in wanted.items():
-        limit = budget.node_limit(name)
-        if limit is not None and calls.get(name, 0) + count > limit:
-            return name, limit, calls.get(name, 0) + count
-    return None
 
 
 def _rate(limit: str, value: int, rate: int, **extra: Any) -> CancelReason:

@@ -61,13 +61,6 @@ class Budget:
         """True when nothing is limited."""
         return all(getattr(self, name) is None for name in BUDGET_KEYS)
 
-    def node_limit(self, node: str) -> int | None:
-        """The call limit of `node`."""
-        limit = self.node_calls
-        if isinstance(limit, Mapping):
-            return limit.get(node)
-        return limit
-
 
 def _check(key: str, value: Any) -> None:
     if value is None:

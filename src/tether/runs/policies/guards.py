@@ -17,28 +17,25 @@ from tether.types import CancelReason
 Guard = Callable[[int, Mapping[str, Mapping[str, Any]], Mapping[str, Any]], Any]
 
 
-def proposed(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
-    """Each finished task's writes to state keys."""
-    out: dict[str, dict[str, Any]] = {}
-    for task in tasks:
-        if task.outcome != "done":
-            continue
-        label = task.name if task.path[0] == PULL else f"{task.name}#{task.path[1]}"
-        out[label] = task.state_update() or {}
-    return out
-
-
 def check(guards: Sequence[Guard], step: int, tasks: Sequence[Task],
           state: Mapping[str, Any]) -> CancelReason | None:
     """Ask every guard; the first veto wins."""
-    writes = proposed(tasks)
+    writes: dict[str, dict[str, Any]] = {}
+    for task in tasks:  # each finished task's writes to state keys
+        if task.outcome == "done":
+            path = task.path
+            label = task.node.name if path[0] == PULL else f"{task.node.name}#{path[1]}"
+            writes[label] = task.state_update() or {}
     for guard in guards:
         verdict = guard(step, writes, state)
-        if verdict is None or verdict is True:
-            continue
-        name = getattr(guard, "__name__", repr(guard))
-        message = verdict if isinstance(verdict, str) else f"vetoed by {name}"
-        return CancelReason("policy", message, f"guard:{name}",
-                            evidence={"guard": name, "step": step,
-                                      "vetoed": sorted(writes)})
+        if verdict is not None and verdict is not True:
+            return _veto(guard, verdict, step, writes)
     return None
+
+
+def _veto(guard: Guard, verdict: Any, step: int,
+          writes: Mapping[str, Mapping[str, Any]]) -> CancelReason:
+    name = getattr(guard, "__name__", repr(guard))
+    message = verdict if isinstance(verdict, str) else f"vetoed by {name}"
+    return CancelReason("policy", message, f"guard:{name}",
+                        evidence={"guard": name, "step": step, "vetoed": sorted(writes)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ormsgpack
@@ -24,7 +24,7 @@ class LoopSettings:
 
     Attributes:
         max_repeats: cancel when one node sees the same state fingerprint more than this many
-            times (None: off; it costs a hash of the state per task).
+            times (None: off; it costs a fingerprint of each task's input).
         no_progress_steps: cancel after this many supersteps in a row that change no state key
             (cheap; on by default at 100).
         fields: the state keys that make the fingerprint (None: all of them).
@@ -64,73 +64,141 @@ class LoopSettings:
         return cls(**merged)
 
 
+_RAW = 16  # packed values shorter than a digest are their own digest (no hashing, no collision)
+_PACK = ormsgpack.OPT_NON_STR_KEYS
+
+
 def digest(value: Any) -> bytes:
-    """A short digest of one value."""
-    packed = ormsgpack.packb(value, default=repr, option=ormsgpack.OPT_NON_STR_KEYS)
-    return hashlib.blake2b(packed, digest_size=12).digest()
+    """A short digest of one value: its msgpack bytes when shorter than 16 bytes, else a 16-byte
+    hash of them (the lengths differ, so the two kinds never meet)."""
+    packed = ormsgpack.packb(value, default=repr, option=_PACK)
+    if len(packed) < _RAW:
+        return packed
+    return hashlib.blake2b(packed, digest_size=_RAW).digest()
+
+
+_SHORT = 16  # strings shorter than this stand for themselves in a fingerprint
+_LIST = b"tether:list"  # the hash family of list digests (apart from every other digest)
+
+
+def _items(items: list[Any]) -> bytes:
+    """The msgpack bytes of a list's items, one after another (its array header cut off)."""
+    packed = ormsgpack.packb(items, default=repr, option=_PACK)
+    count = len(items)
+    return packed[1 if count < 16 else 3 if count < 0x10000 else 5:]
+
+Fingerprint = bytes | tuple[str | int | bytes, ...]
 
 
 class Fingerprints:
-    """Digests of node inputs, hashing each state value once while it stays the same object.
+    """Fingerprints of node inputs, hashing each state value once while it stays the same object.
 
-    State values that a step did not write keep their identity, so only what changed is hashed
-    again; the cache keeps each value alive so that an id is never reused while cached.
+    A mapping's fingerprint is a flat tuple of its fields' names and values, where a value is
+    itself when it is an int or a short str (equal ints and strs are equal values, and they
+    never equal each other nor bytes) and otherwise its `digest`. A digest is computed once per
+    value object: values that a step did not write keep their identity, so only what changed is
+    hashed again; the cache keeps each value alive so that an id is never reused while cached.
     """
 
     def __init__(self, fields: tuple[str, ...] | None) -> None:
         self.fields = fields
+        # key -> (the value last hashed, its digest).
         self._cache: dict[str, tuple[Any, bytes]] = {}
-        self._labels: dict[str, bytes] = {}
+        # key -> (the list last hashed, the hash of its items): a list that starts with the
+        # previous one (a reducer's appends, a growing message history) hashes only its tail.
+        self._lists: dict[str, tuple[list[Any], Any]] = {}
 
-    def of(self, value: Any) -> bytes:
+    def of_dict(self, value: dict[str, Any]) -> tuple[str | int | bytes, ...]:
+        """The fingerprint of a plain dict, every field of it (the usual node input)."""
+        cache = self._cache
+        parts: list[str | int | bytes] = []
+        for key, item in value.items():
+            kind = type(item)
+            if kind is int or (kind is str and len(item) < _SHORT):
+                parts += (key, item)
+                continue
+            cached = cache.get(key)
+            if cached is None or cached[0] is not item:
+                cached = cache[key] = (item, self._list(key, item) if kind is list
+                                       else digest(item))
+            parts += (key, cached[1])
+        return tuple(parts)
+
+    def _list(self, key: str, items: list[Any]) -> bytes:
+        """The digest of a list under `key`: the hash of its items' bytes, extended from the
+        list last seen there when that one is its start (compared by equality, which for a
+        reducer's appends is identity; a list whose comparison fails is hashed afresh)."""
+        last = self._lists.get(key)
+        hasher = None
+        if last is not None:
+            old, hashed = last
+            count = len(old)
+            try:
+                same_start = len(items) >= count and items[:count] == old
+            except Exception:  # noqa: BLE001 - items that cannot be compared: hash afresh
+                same_start = False
+            if same_start:
+                hasher = hashed.copy()
+                if len(items) > count:
+                    hasher.update(_items(items[count:]))
+        if hasher is None:
+            hasher = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
+        self._lists[key] = (items, hasher)
+        result: bytes = hasher.digest()
+        return result
+
+    def of(self, value: Any) -> Fingerprint:
         """The fingerprint of a node's input (of its chosen fields, when it is a mapping)."""
+        fields = self.fields
+        if fields is None and type(value) is dict:
+            return self.of_dict(value)
         if not isinstance(value, Mapping):
             return digest(value)
-        keys = self.fields if self.fields is not None else tuple(value)
-        parts = []
-        for key in keys:
-            item = value.get(key)
-            cached = self._cache.get(key)
-            if cached is not None and cached[0] is item:
-                part = cached[1]
-            else:
-                part = digest(item)
-                self._cache[key] = (item, part)
-            label = self._labels.get(key)
-            if label is None:
-                label = self._labels[key] = f"{key}\x00".encode()
-            parts.append(label + part)
-        return hashlib.blake2b(b"".join(parts), digest_size=12).digest()
+        return self.of_dict({key: value.get(key) for key in (value if fields is None
+                                                            else fields)})
 
 
-@dataclass
 class LoopDetector:
     """Counts what each node has seen, and how long nothing has changed."""
 
-    settings: LoopSettings
-    seen: dict[tuple[str, bytes], list[int]] = field(default_factory=dict)
-    still: list[int] = field(default_factory=list)
-    prints: Fingerprints | None = None
+    def __init__(self, settings: LoopSettings) -> None:
+        self.settings = settings
+        # (node, input fingerprint) -> the step it was first seen in, or, once seen again,
+        # every step it was seen in: most inputs are seen once, and an int costs no list.
+        self.seen: dict[tuple[str, Fingerprint], int | list[int]] = {}
+        self.still: list[int] = []
+        self.prints: Fingerprints | None = None
 
     def before_step(self, step: int, tasks: Sequence[Task]) -> CancelReason | None:
         """Note each task's input; a node that saw the same input too often is a loop."""
         limit = self.settings.max_repeats
         if limit is None:
             return None
-        if self.prints is None:
-            self.prints = Fingerprints(self.settings.fields)
+        prints = self.prints
+        if prints is None:
+            prints = self.prints = Fingerprints(self.settings.fields)
+        seen = self.seen
         for task in tasks:
-            if task.path[0] == PULL:
-                key = (task.name, self.prints.of(task.input))
+            name, given = task.node.name, task.input
+            key: tuple[str, Fingerprint]
+            if task.path[0] != PULL:
+                key = (name, b"send:" + digest(given))
+            elif type(given) is dict and prints.fields is None:
+                key = (name, prints.of_dict(given))
             else:
-                key = (task.name, b"send:" + digest(task.input))
-            steps = self.seen.setdefault(key, [])
+                key = (name, prints.of(given))
+            steps = seen.get(key)
+            if steps is None:
+                seen[key] = step
+                continue
+            if isinstance(steps, int):
+                steps = seen[key] = [steps]
             steps.append(step)
             if len(steps) > limit:
                 return CancelReason(
-                    "loop", f"node '{task.name}' saw the same state {len(steps)} times",
+                    "loop", f"node '{name}' saw the same state {len(steps)} times",
                     "loop_detection",
-                    evidence={"node": task.name, "repeats": len(steps), "steps": steps[-10:],
+                    evidence={"node": name, "repeats": len(steps), "steps": steps[-10:],
                               "limit": limit},
                 )
         return None
@@ -141,7 +209,8 @@ class LoopDetector:
         if limit is None:
             return None
         if changed:
-            self.still.clear()
+            if self.still:
+                self.still.clear()
             return None
         self.still.append(step)
         if len(self.still) >= limit:

@@ -41,13 +41,13 @@ class SqlStore(BatchedStore):
     def _run(self, op: Op[T], transaction: bool) -> T:
         """Run `op` (in a write transaction if `transaction`, else in a read snapshot)."""
 
+    @abstractmethod
     async def _arun(self, op: Op[T], transaction: bool) -> T:
-        """As `_run`, for async callers (by default inline: a local database).
+        """As `_run`, for async callers, without holding their event loop.
 
         Cancellation:
-            Inline, there is no await point: the step runs whole.
+            The step is committed whole or not at all.
         """
-        return self._run(op, transaction)
 
     def _execute(self, plan: Plan, embedded: Embedded, now: int) -> list[Result]:
         steps = ops.batch(ops.Batch(self._statements, self._loads, embedded, now), plan)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from tether.checkpoint.opening import Opening
 from tether.checkpoint.query import Op
 from tether.checkpoint.sqlite.connection import Connection, file_of
+from tether.checkpoint.sqlite.writer import Writer
 from tether.store.base.settings import IndexConfig, TTLConfig
 from tether.store.clock import Clock
 from tether.store.sql.dialect import SQLITE
@@ -29,9 +30,11 @@ class SqliteStore(SqlStore):
     searched prefix, so semantic search suits some tens of thousands of items per prefix.
 
     Cancellation:
-        Calls are short local transactions, run inline by the async methods too (after any
-        embedding, which is awaited before the transaction starts): a batch is committed whole
-        or not at all.
+        The async methods hand each step of a batch (after any embedding, which is awaited
+        before the transaction starts) to the store's writer thread, so the event loop never
+        waits on SQLite (a slow disk, another process's write lock); a step handed over runs
+        whole, and a batch is committed whole or not at all. The sync methods run in the
+        caller's thread.
 
     Args:
         conn: the database file (created when missing), `":memory:"`, or a `sqlite3`
@@ -60,6 +63,7 @@ class SqliteStore(SqlStore):
         except BaseException:
             self._db.close()
             raise
+        self._writer = Writer(self._db)
 
     @classmethod
     def from_conn_string(cls, conn_string: str, *, index: IndexConfig | None = None,
@@ -83,16 +87,32 @@ class SqliteStore(SqlStore):
             schema.migrate(conn, self.path)
 
     def close(self) -> None:
-        """Stop the sweeper and close the connection (idempotent)."""
+        """Stop the sweeper, let the writer thread finish, close the connection
+        (idempotent)."""
         super().close()
+        self._writer.close()
         self._db.close()
 
     def _run(self, op: Op[T], transaction: bool) -> T:
-        # A read-only step runs its statements in autocommit, each in its own snapshot (a
-        # lone `get` is then one statement): a search's vectors may be read one commit after
-        # its items, so an item rewritten in between is scored by its new vectors.
-        with self._db.write() if transaction else self._db.statements() as conn:
+        # A read-only step runs its statements in autocommit on the reading connection, each in
+        # its own snapshot (a lone `get` is then one statement, and never waits for a write):
+        # a search's vectors may be read one commit after its items, so an item rewritten in
+        # between is scored by its new vectors.
+        with self._db.write() if transaction else self._db.reading() as conn:
             return run(conn, op)
+
+    async def _arun(self, op: Op[T], transaction: bool) -> T:
+        """As `_run`: a write step in the writer thread, so the event loop goes on while it
+        waits for the file's write lock or the disk; a read-only step inline, on the reading
+        connection, which in WAL mode never waits for a writer.
+
+        Cancellation:
+            Deferred: a write step, once handed over, runs whole (committed or rolled back); a
+            cancel meanwhile is delivered when it is done. A read has no await point.
+        """
+        if not transaction:
+            return self._run(op, transaction)
+        return await self._writer.call(lambda: self._run(op, transaction))
 
 
 def run(conn: sqlite3.Connection, op: Op[T]) -> T:

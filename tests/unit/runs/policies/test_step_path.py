@@ -1,0 +1,240 @@
+"""The per-step path of a run's policies: what each step pays for, and that the cheaper forms
+(fingerprints, seen inputs, rate windows, node-call counting) keep their meaning."""
+
+from __future__ import annotations
+
+from collections import UserDict
+from typing import Any, TypedDict
+
+import pytest
+
+from tether.engine.spec import NodeSpec
+from tether.engine.task import PULL, PUSH, Task
+from tether.graph import END, START, StateGraph
+from tether.runs.policies import Budget, LoopSettings, Policies
+from tether.runs.policies.loops import Fingerprints, LoopDetector, digest
+from tether.runs.policies.rates import Rate
+from tether.types import CancelReason
+
+NODE = NodeSpec("step", lambda state: state, False)
+OTHER = NodeSpec("other", lambda state: state, False)
+
+
+def _task(value: Any, node: NodeSpec = NODE, step: int = 1, push: int | None = None) -> Task:
+    path: tuple[str, str | int] = (PULL, node.name) if push is None else (PUSH, push)
+    return Task(node, value, path, step)
+
+
+def _policies(budget: dict[str, Any] | None = None,
+              loops: dict[str, Any] | bool | None = False) -> tuple[Policies, list[CancelReason]]:
+    stopped: list[CancelReason] = []
+    return Policies(Budget.parse(budget), LoopSettings.parse(loops), (), stopped.append), stopped
+
+
+# -- fingerprints -----------------------------------------------------------------------------
+
+def test_equal_states_made_of_new_objects_have_one_fingerprint() -> None:
+    prints = Fingerprints(None)
+    first = prints.of({"n": 1000, "text": "x" * 100, "items": [1, 2, 3], "name": "ab"})
+    again = prints.of({"n": 1000, "text": "x" * 100, "items": [1, 2, 3], "name": "ab"})
+    assert first == again
+
+
+@pytest.mark.parametrize("other", [True, 1.0, "1", b"1", [1], None])
+def test_values_of_different_types_never_share_a_fingerprint(other: Any) -> None:
+    prints = Fingerprints(None)
+    assert prints.of({"n": 1}) != prints.of({"n": other})
+
+
+def test_a_field_name_is_part_of_the_fingerprint() -> None:
+    prints = Fingerprints(None)
+    assert prints.of({"a": 1, "b": 2}) != prints.of({"b": 1, "a": 2})
+    assert prints.of({"a": "x" * 40}) != prints.of({"b": "x" * 40})
+
+
+def test_a_changed_value_is_hashed_again_even_in_the_same_key() -> None:
+    prints = Fingerprints(None)
+    long_a, long_b = "a" * 40, "b" * 40
+    assert prints.of({"k": long_a}) != prints.of({"k": long_b})
+    assert prints.of({"k": [1]}) != prints.of({"k": [2]})
+
+
+def test_chosen_fields_and_other_mappings_read_like_a_dict() -> None:
+    assert Fingerprints(("a",)).of({"a": 1, "b": 2}) == Fingerprints(("a",)).of({"a": 1, "b": 3})
+    assert Fingerprints(None).of(UserDict({"a": [1]})) == Fingerprints(None).of({"a": [1]})
+    assert Fingerprints(None).of([1, 2]) == digest([1, 2])
+
+
+def test_short_values_are_their_own_digest_and_long_ones_a_hash_of_another_length() -> None:
+    assert len(digest(5)) < 16
+    assert len(digest("x" * 100)) == 16
+    assert digest("x" * 100) == digest("x" * 100)
+
+
+# -- the loop detector ------------------------------------------------------------------------
+
+def test_an_input_seen_once_costs_no_list_and_a_repeat_keeps_every_step() -> None:
+    detector = LoopDetector(LoopSettings(max_repeats=2, no_progress_steps=None))
+    assert detector.before_step(1, [_task({"n": 1})]) is None
+    assert list(detector.seen.values()) == [1]
+    assert detector.before_step(2, [_task({"n": 1})]) is None
+    reason = detector.before_step(5, [_task({"n": 1})])
+    assert reason is not None
+    assert reason.evidence["steps"] == [1, 2, 5]
+
+
+def test_send_inputs_and_pull_inputs_are_counted_apart() -> None:
+    detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
+    assert detector.before_step(1, [_task({"n": 1}), _task({"n": 1}, push=0)]) is None
+
+
+# -- rate windows -----------------------------------------------------------------------------
+
+def test_a_report_of_many_events_counts_them_all_in_one_entry() -> None:
+    rate = Rate(window=60.0)
+    assert rate.add(5, now=0.0) == 5
+    assert rate.add(1, now=30.0) == 6
+
+
+def test_events_leave_the_window_once_older_than_it() -> None:
+    rate = Rate(window=60.0)
+    rate.add(3, now=0.0)
+    rate.add(2, now=10.0)
+    assert rate.add(1, now=60.0) == 6  # the first three are exactly a window old: still in
+    assert rate.add(1, now=60.5) == 4
+    assert rate.add(0, now=200.0) == 0
+
+
+# -- the policies' step hooks -----------------------------------------------------------------
+
+def test_only_the_no_progress_detector_makes_the_loop_compare_values() -> None:
+    assert not _policies(loops=False)[0].watches_progress
+    assert not _policies(loops={"no_progress_steps": None, "max_repeats": 3})[0].watches_progress
+    assert _policies(loops=None)[0].watches_progress  # on by default
+    assert _policies(loops={"no_progress_steps": 5})[0].watches_progress
+
+
+def test_node_calls_are_counted_per_node_in_a_step_of_many_tasks() -> None:
+    policies, _ = _policies()
+    tasks = [_task({}), _task({}, push=0), _task({}, OTHER)]
+    assert policies.before_step(1, tasks, {}) is None
+    assert policies.before_step(2, [_task({})], {}) is None
+    assert policies.usage().node_calls == {"step": 3, "other": 1}
+    assert policies.usage().steps == 2
+
+
+@pytest.mark.parametrize("limit", [2, {"step": 2}])
+def test_a_step_that_would_pass_a_node_call_limit_counts_nothing(limit: Any) -> None:
+    policies, _ = _policies({"node_calls": limit})
+    assert policies.before_step(1, [_task({})], {}) is None
+    reason = policies.before_step(2, [_task({}), _task({}, push=0)], {})
+    assert reason is not None
+    assert reason.evidence["node"] == "step"
+    assert policies.usage().node_calls == {"step": 1}
+    assert policies.usage().steps == 1
+
+
+def test_a_node_without_a_limit_of_its_own_is_not_limited() -> None:
+    policies, _ = _policies({"node_calls": {"other": 1}})
+    for step in range(1, 5):
+        assert policies.before_step(step, [_task({})], {}) is None
+
+
+@pytest.mark.parametrize(("report", "kind"), [
+    ({"tokens": 11}, "tokens"), ({"cost": 1.5}, "cost"), ({"tool_calls": 4}, "tool_calls"),
+])
+def test_charge_past_a_total_stops_the_run(report: dict[str, Any], kind: str) -> None:
+    policies, stopped = _policies({"tokens": 10, "cost": 1.0, "tool_calls": 3})
+    policies.charge(report.get("tokens", 0), report.get("cost", 0.0),
+                    report.get("tool_calls", 0))
+    assert [r.evidence["limit"] for r in stopped] == [kind]
+
+
+def test_charge_past_the_tool_call_rate_stops_the_run() -> None:
+    policies, stopped = _policies({"tool_calls_per_minute": 3})
+    policies.charge(0, 0.0, 2)
+    assert stopped == []
+    policies.charge(0, 0.0, 2)
+    assert [r.evidence["limit"] for r in stopped] == ["tool_calls_per_minute"]
+
+
+# -- the loop: values are compared only for the no-progress detector --------------------------
+
+class Counted:
+    """A state value that counts how often it is compared."""
+
+    compared = 0
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __eq__(self, other: object) -> bool:
+        Counted.compared += 1
+        return isinstance(other, Counted) and other.n == self.n
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class S(TypedDict):
+    value: Counted
+    n: int
+
+
+def _graph(**compile_kw: Any) -> Any:
+    def step(state: S) -> dict[str, Any]:
+        return {"value": Counted(state["n"] // 2), "n": state["n"] + 1}
+
+    b = StateGraph(S).add_node("step", step).add_edge(START, "step")
+    b.add_conditional_edges("step", lambda s: "step" if s["n"] < 10 else END)
+    return b.compile(**compile_kw)
+
+
+def test_without_the_no_progress_detector_the_loop_compares_no_state_values() -> None:
+    Counted.compared = 0
+    _graph(loop_detection=False).invoke({"value": Counted(0), "n": 0})
+    assert Counted.compared == 0
+
+
+def test_the_no_progress_detector_compares_the_values_a_step_wrote() -> None:
+    Counted.compared = 0
+    _graph().invoke({"value": Counted(0), "n": 0})
+    assert Counted.compared > 0
+
+
+def test_a_grown_list_has_the_fingerprint_of_the_same_list_built_afresh() -> None:
+    grown = Fingerprints(None)
+    items: list[Any] = []
+    for i in range(40):
+        items = [*items, {"i": i, "text": f"message {i}"}]
+        assert grown.of({"log": items}) == Fingerprints(None).of({"log": list(items)})
+
+
+def test_a_list_that_does_not_start_with_the_last_one_is_hashed_afresh() -> None:
+    prints = Fingerprints(None)
+    prints.of({"log": [1, 2, 3]})
+    assert prints.of({"log": [9, 2, 3, 4]}) == Fingerprints(None).of({"log": [9, 2, 3, 4]})
+    assert prints.of({"log": [9]}) == Fingerprints(None).of({"log": [9]})
+
+
+def test_lists_never_share_a_fingerprint_with_other_values() -> None:
+    prints = Fingerprints(None)
+    assert prints.of({"k": [1, 2]}) != Fingerprints(None).of({"k": (1, 2)})
+    assert prints.of({"k": []}) != Fingerprints(None).of({"k": None})
+
+
+def test_lists_whose_items_cannot_be_compared_are_hashed_afresh() -> None:
+    class Odd:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("no")
+
+        __hash__ = None  # type: ignore[assignment]
+
+        def __repr__(self) -> str:
+            return "Odd()"
+
+    prints = Fingerprints(None)
+    prints.of({"k": [Odd()]})
+    assert prints.of({"k": [Odd(), 1]}) == Fingerprints(None).of({"k": [Odd(), 1]})
