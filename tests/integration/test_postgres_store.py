@@ -154,6 +154,34 @@ def test_async_twins_work_from_several_event_loops_in_turn(store: PostgresSaver)
     assert result == [RunStatus.PENDING]
 
 
+def test_a_sync_invoke_uses_the_sync_pool_and_opens_no_async_one(
+        store: PostgresSaver, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `invoke` from sync code runs on tether's private loop, which serves that call only: its
+    # store calls take the sync pool in the calling thread (cheaper per superstep than
+    # psycopg's async path), so no async pool is ever opened for that loop.
+    from typing import TypedDict
+
+    from tether.checkpoint.postgres import connection
+    from tether.graph import END, START, StateGraph
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("an async pool was opened for the private loop")
+
+    monkeypatch.setattr(connection, "AsyncConnectionPool", refuse)
+
+    class Count(TypedDict):
+        count: int
+
+    builder = StateGraph(Count)
+    builder.add_node("tick", lambda state: {"count": state["count"] + 1})
+    builder.add_edge(START, "tick")
+    builder.add_conditional_edges("tick", lambda s: "tick" if s["count"] < 3 else END)
+    graph = builder.compile(checkpointer=store)
+    config: Any = {"configurable": {"thread_id": "t"}}
+    assert graph.invoke({"count": 0}, config) == {"count": 3}
+    assert len(list(graph.get_state_history(config))) >= 4
+
+
 # -- fencing --------------------------------------------------------------------------------
 
 

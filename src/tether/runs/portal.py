@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from tether.checkpoint import loops
+
 T = TypeVar("T")
 
 
@@ -51,6 +53,9 @@ def _private() -> asyncio.Runner:
     if holder is None:
         holder = _PrivateLoop()
         _local.holder = holder
+        # Only this thread's sync call runs on the loop: a store may block it (no hop to a
+        # writer thread per checkpoint).
+        loops.dedicate(holder.runner.get_loop())
         if threading.current_thread() is threading.main_thread():
             atexit.register(holder.runner.close)
     return holder.runner

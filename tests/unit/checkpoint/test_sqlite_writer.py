@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -219,3 +220,53 @@ async def test_sync_reads_do_not_wait_for_a_write_in_progress(store: SqliteSaver
         assert store.get_run("nobody") is None
         assert not write.done()
     await asyncio.wait_for(write, 60)
+
+
+def test_a_sync_invoke_checkpoints_inline_without_the_writer_thread(path: str) -> None:
+    # `invoke` from sync code runs on tether's private loop, which serves that one call only
+    # (`tether.checkpoint.loops`): its checkpoints are written in the calling thread, with no
+    # hop to the writer thread and back per superstep, so that thread never starts.
+    from typing import TypedDict
+
+    from tether.graph import END, START, StateGraph
+
+    class Count(TypedDict):
+        count: int
+
+    def tick(state: Count) -> Count:
+        return {"count": state["count"] + 1}
+
+    builder = StateGraph(Count)
+    builder.add_node("tick", tick)
+    builder.add_edge(START, "tick")
+    builder.add_conditional_edges("tick", lambda s: "tick" if s["count"] < 3 else END)
+    store = SqliteSaver(path)
+    try:
+        graph = builder.compile(checkpointer=store)
+        config = {"configurable": {"thread_id": "t"}}
+        assert graph.invoke({"count": 0}, config) == {"count": 3}
+        assert not [t for t in threading.enumerate() if t.name.endswith(f"-writer {path}")]
+        assert len(list(graph.get_state_history(config))) >= 4  # every step's checkpoint
+    finally:
+        store.close()
+
+
+async def test_an_async_call_on_a_shared_loop_still_goes_to_the_writer_thread(
+        store: SqliteSaver, path: str) -> None:
+    await store.aput_checkpoint(record())
+    assert [t for t in threading.enumerate() if t.name.endswith(f"-writer {path}")]
+
+
+def test_only_a_sync_callers_private_loop_may_be_blocked_by_a_store() -> None:
+    # The guarantee of DESIGN.md §7 holds for every shared loop: tether's background loop and
+    # any loop a caller (or a server) runs are never marked; the private loop of a sync call is.
+    from tether.checkpoint import loops
+    from tether.runs import portal
+
+    assert loops.may_block(portal.private_runner().get_loop())
+    assert not loops.may_block(portal.background_loop())
+    fresh = asyncio.new_event_loop()
+    try:
+        assert not loops.may_block(fresh)
+    finally:
+        fresh.close()

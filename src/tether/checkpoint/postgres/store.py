@@ -61,7 +61,8 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         schema: the schema holding tether's tables (created when missing); None uses the
             connection's `search_path`.
         serde: the serializer for state values.
-        min_size, max_size: connections of the sync pool.
+        min_size, max_size: connections of the sync pool (the sync methods', and those of
+            runs driven by a sync `invoke`, whose private loop uses no async pool).
         async_size: connections of the async pool of each event loop that uses the store.
         connect_timeout: seconds to wait for the first connection.
         prepare_threshold: psycopg's automatic server-side prepare (None: never, e.g. behind

@@ -222,6 +222,11 @@ def cancel_requests(count: int) -> str:
     return (f"SELECT run_id, reason FROM runs WHERE run_id IN ({marks}) "
             "AND status = 'cancelling' AND reason IS NOT NULL")
 
+CANCEL_REASON: Final = (
+    "SELECT reason FROM runs WHERE run_id = ? AND status = 'cancelling' AND reason IS NOT NULL"
+)
+"""A run's durable cancel request, read in the transaction of its checkpoint (`notes_cancels`)."""
+
 MARK_RUNNING: Final = (
     "UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), owner = ?, "
     "heartbeat_at = ? "

@@ -63,6 +63,17 @@ class Checkpoints:
         if blobs:
             yield Query(_sql.INSERT_BLOB, blobs, "each")
 
+    def insert_noting(self, record: CheckpointRecord, prepared: Prepared) -> Op[str | None]:
+        """`insert`, then the run's durable cancel request (its reason as stored), read in the
+        same transaction: what the run's next superstep boundary would ask the store, at the
+        price of one read of the page the insert's trigger has just written (a root
+        checkpoint of a run; None for others)."""
+        yield from self.insert(record, prepared)
+        if record.run_id is None or record.ns != "":
+            return None
+        row = yield Query(_sql.CANCEL_REASON, (record.run_id,))
+        return None if row is None else str(row[0])
+
     def remember(self, record: CheckpointRecord, prepared: Prepared) -> None:
         """Make a committed checkpoint the base for the next one of its thread and namespace."""
         key = (record.thread_id, record.ns)

@@ -33,8 +33,7 @@ class SqliteSaver(CheckpointStore):
     """A complete store in one SQLite file: runs, audit log, checkpoints and pending writes.
 
     Usable from sync and async code, from several threads, and from several processes on one
-    machine. Its calls are short local transactions (tens of microseconds), so the async twins
-    run them inline rather than in a worker thread.
+    machine. Its calls are short local transactions (tens of microseconds).
 
     **Durability.** The file is in WAL mode. With `synchronous="normal"` (the default) a commit
     is durable against the crash of the process, including `SIGKILL`: SQLite has written it to
@@ -57,7 +56,14 @@ class SqliteSaver(CheckpointStore):
     their work to the store's writer thread (`writer.py`), which commits the transactions of
     concurrent callers together (a group commit) and reads in queue order, so a slow disk or a
     busy file stalls the calls that wait for it, not every task of the loop. The sync methods
-    run in the calling thread, as ever.
+    run in the calling thread, as ever, and so do async calls made on a loop that serves one
+    sync caller only (tether's private loop of `graph.invoke` from sync code; see
+    `tether.checkpoint.loops`): nobody else waits on that loop, and a hop to the writer thread
+    and back per checkpoint would cost more than the SQLite work.
+
+    **Cancels from elsewhere.** A root checkpoint's transaction also reads its run's cancel
+    request (`notes_cancels`), so a run checkpointing every superstep learns of a cancel
+    committed by another process at its next step boundary without a read of its own.
 
     **Cancellation.** An async call, once handed to the writer thread, is one transaction,
     committed whole or not at all, and returns its outcome; a cancel that arrives meanwhile is
@@ -84,6 +90,7 @@ class SqliteSaver(CheckpointStore):
     """
 
     shared = True  # other processes may open the same file and cancel its runs
+    notes_cancels = True  # a checkpoint's transaction reads its run's cancel request
 
     def __init__(self, path: str | os.PathLike[str] | sqlite3.Connection, *,
                  serde: Serializer | None = None,
@@ -94,6 +101,9 @@ class SqliteSaver(CheckpointStore):
         self._db = Connection(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._writer = Writer(self._db)
         self._checkpoints = Checkpoints(self.serde)
+        # Durable cancels of runs that their last checkpoint's transaction found (run id ->
+        # the reason as stored); dropped when the run finishes.
+        self._noted: dict[str, str] = {}
         if reconcile:
             self.reconcile_orphans()
 
@@ -153,6 +163,15 @@ class SqliteSaver(CheckpointStore):
         found = self._db.all(_sql.cancel_requests(len(run_ids)), tuple(run_ids))
         return {run_id: CancelReason.from_dict(json.loads(reason)) for run_id, reason in found}
 
+    def cancel_noted(self, run_id: str) -> CancelReason | None:
+        """The run's durable cancel as its last checkpoint's transaction read it (no I/O)."""
+        reason = self._noted.get(run_id)
+        return CancelReason.from_dict(json.loads(reason)) if reason is not None else None
+
+    def _note(self, record: CheckpointRecord, reason: str | None) -> None:
+        if reason is not None and record.run_id is not None:
+            self._noted[record.run_id] = reason
+
     def list_runs(self, *, thread_id: str | None = None, status: RunStatus | str | None = None,
                   limit: int | None = None) -> list[RunInfo]:
         sql = _sql.list_runs(by_thread=thread_id is not None, by_status=status is not None)
@@ -192,6 +211,7 @@ class SqliteSaver(CheckpointStore):
         writes = checkpoints.dump_writes(finish.writes)
         result = self._db.run(runs.finish(run_id, finish, checkpoints, prepared=prepared,
                                           writes=writes, now=utcnow()))
+        self._noted.pop(run_id, None)
         if result.applied:
             for record, ready in zip(finish.checkpoints, prepared, strict=True):
                 checkpoints.remember(record, ready)
@@ -227,8 +247,9 @@ class SqliteSaver(CheckpointStore):
             SerializationError: a value cannot be stored (nothing is changed).
         """
         prepared = self._checkpoints.prepare(record)
-        self._db.run(self._checkpoints.insert(record, prepared))
+        reason = self._db.run(self._checkpoints.insert_noting(record, prepared))
         self._checkpoints.remember(record, prepared)
+        self._note(record, reason)
 
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    writes: Sequence[WriteRecord]) -> None:
@@ -335,6 +356,7 @@ class SqliteSaver(CheckpointStore):
         writes = checkpoints.dump_writes(finish.writes)
 
         def remember(result: FinishResult) -> None:
+            self._noted.pop(run_id, None)
             if result.applied:
                 for record, ready in zip(finish.checkpoints, prepared, strict=True):
                     checkpoints.remember(record, ready)
@@ -362,8 +384,13 @@ class SqliteSaver(CheckpointStore):
         """
         checkpoints = self._checkpoints
         prepared = checkpoints.prepare(record)
-        await self._writer.transaction(lambda: checkpoints.insert(record, prepared),
-                                       lambda _none: checkpoints.remember(record, prepared))
+
+        def remember(reason: str | None) -> None:
+            checkpoints.remember(record, prepared)
+            self._note(record, reason)
+
+        await self._writer.transaction(lambda: checkpoints.insert_noting(record, prepared),
+                                       remember)
 
     async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                           writes: Sequence[WriteRecord]) -> None:

@@ -13,7 +13,11 @@ The thread uses the store's one connection under its lock, so the sync API, whic
 call directly, is unchanged, and durability too: a call's future is resolved only after its
 transaction has committed.
 
-The thread starts on first use and ends after `IDLE_EXIT` seconds without work.
+The thread starts on first use and ends after `IDLE_EXIT` seconds without work. A loop that
+serves one sync caller's call only (`tether.checkpoint.loops`: tether's private loop of a sync
+`invoke`) has nobody else to keep serving: calls made on it run inline, under the same lock,
+sparing the two thread wake-ups of the hand-off that would otherwise cost a checkpoint per step
+more than the SQLite work itself.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tether.cancel.whole import wait_whole
+from tether.checkpoint.loops import may_block
 from tether.checkpoint.query import Op
 from tether.checkpoint.sqlite.connection import Connection, Outcome
 
@@ -108,6 +113,10 @@ class Writer:
 
     async def _submit(self, **work: Any) -> Any:
         loop = asyncio.get_running_loop()
+        if may_block(loop):
+            # Nothing else runs on this loop: inline, in the caller's thread (every call made
+            # on it is, so none of its earlier calls waits in the queue).
+            return _unwrap(_run(self._db, **work))
         job = _Job(loop, loop.create_future(), **work)
         with self._lock:
             queued = not self._closed
@@ -120,10 +129,7 @@ class Writer:
         if queued:
             return await wait_whole(job.future)
         # Closed: run inline, as before there was a thread (the connection says it is closed).
-        ok, value = self._run_alone(job)
-        if ok:
-            return value
-        raise value
+        return _unwrap(self._run_alone(job))
 
     def _serve(self) -> None:
         while (jobs := self._take()) is not None:
@@ -185,19 +191,38 @@ class Writer:
         return settled
 
     def _run_alone(self, job: _Job) -> Outcome:
-        if job.op is not None:
-            return _after(job, self._db.run_group([job.op])[0])
-        assert job.call is not None
-        try:
-            return True, job.call()
-        except Exception as exc:  # noqa: BLE001 - handed to the caller
-            return False, exc
+        return _run(self._db, op=job.op, after=job.after, call=job.call)
+
+
+def _run(db: Connection, op: Callable[[], Op[Any]] | None = None,
+         after: Callable[[Any], None] | None = None,
+         call: Callable[[], Any] | None = None) -> Outcome:
+    """One job's work alone, in the calling thread: `op`'s transaction then `after`, or `call`."""
+    if op is not None:
+        return _then(after, db.run_group([op])[0])
+    assert call is not None
+    try:
+        return True, call()
+    except Exception as exc:  # noqa: BLE001 - handed to the caller
+        return False, exc
+
+
+def _unwrap(outcome: Outcome) -> Any:
+    ok, value = outcome
+    if ok:
+        return value
+    raise value
+
 
 def _after(job: _Job, outcome: Outcome) -> Outcome:
+    return _then(job.after, outcome)
+
+
+def _then(after: Callable[[Any], None] | None, outcome: Outcome) -> Outcome:
     ok, value = outcome
-    if ok and job.after is not None:
+    if ok and after is not None:
         try:
-            job.after(value)
+            after(value)
         except Exception as exc:  # noqa: BLE001 - handed to the caller
             return False, exc
     return outcome
