@@ -1,0 +1,34 @@
+"""The server's blocking store calls, made off its event loop.
+
+The store's writes that have no async twin (`put_thread`, `delete_thread`, `delete_run`) take the
+store's write lock, which the store's writer thread holds while it commits a group of runs'
+checkpoints, and wait on the disk. Made on the event loop, they would stall every request and
+stream of the server for as long; `off_loop` runs them in a worker thread instead, so that only
+the request that needs the write waits for it.
+
+Reads stay on the loop: they use the store's reading connection, which in WAL mode never waits
+for a write (see `tether.checkpoint.sqlite.connection`), and a thread hop would cost more than
+the read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def off_loop(call: Callable[[], T]) -> T:
+    """`call()`, run in a worker thread while the event loop goes on serving.
+
+    Cancellation:
+        Deferred: the call (one store transaction) runs to its end in its thread, committed
+        whole or not at all; a cancel of the caller is delivered at once and the outcome is
+        dropped.
+    """
+    return await asyncio.to_thread(call)
+
+
+__all__ = ["off_loop"]
