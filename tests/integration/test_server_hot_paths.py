@@ -4,6 +4,10 @@ them), no store write on the event loop, and no store read to answer a thread ju
 
 from __future__ import annotations
 
+import gc
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +21,7 @@ from fastapi.routing import APIRoute
 from tether.checkpoint.base import StoredCheckpoint, ThreadRecord
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.server import create_app
+from tether.server.app import settle_heap
 from tether.server.routes import cancel, runs, threads
 from tether.types import RunInfo, RunStatus
 
@@ -166,3 +171,41 @@ async def test_a_thread_just_created_is_answered_without_reading_the_store(
     assert same["values"] == {"count": 2, "limit": 2}
     info = store.get_run(run["run_id"])
     assert info is not None and info.status is RunStatus.SUCCESS
+
+
+FROZEN = """
+import gc, os, signal, sys, threading, time
+from integration.server_graphs import graphs
+from tether.server import serve
+
+def watch():
+    deadline = time.monotonic() + 20
+    while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("frozen", gc.get_freeze_count(), flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=watch, daemon=True).start()
+serve(graphs(), db=sys.argv[1], port=0, no_auth=True, log_level="warning")
+"""
+
+
+def test_a_served_process_freezes_its_start_up_heap(tmp_path: Path) -> None:
+    # What the server built before it listens is out of the collector's sight, so a full
+    # collection does not walk it while runs and requests wait (`settle_heap`).
+    tests = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", FROZEN, str(tmp_path / "f.db")], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    counted = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("frozen")]
+    assert counted and int(counted[0]) > 10_000, done.stdout + done.stderr
+
+
+def test_settle_heap_collects_then_freezes() -> None:
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_count()[0] < 100  # a collection just ran
+    finally:
+        gc.unfreeze()

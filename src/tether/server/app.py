@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -217,6 +218,22 @@ HTTP = "auto"
 """uvicorn's HTTP parser: httptools when installed (the `server` extra), else h11."""
 
 
+def settle_heap() -> None:
+    """Move every object alive now out of the garbage collector's sight (`gc.freeze`), once
+    the server is built, before it listens.
+
+    What exists once the server listens (modules, the app and its routes, the compiled graphs,
+    pydantic's schemas: the bulk of the heap) lives as long as the process. Left tracked, it
+    would be walked by every full collection, which stops the event loop for tens of
+    milliseconds while runs and requests wait (measured: a 50 ms pause among 50 runs
+    checkpointing, the `server-blocking` row's p99). Frozen, a full collection walks only what
+    requests and runs made since. Garbage of the start-up is collected first, so none of it is
+    kept.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     """Serve `app` with uvicorn until interrupted.
 
@@ -228,6 +245,10 @@ def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     state: ServerState = app.state.tether
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            settle_heap()  # before the first request: the pause of the collection is paid here
+            await super().startup(sockets)
+
         async def shutdown(self, sockets: Any = None) -> None:
             # Before uvicorn waits for open connections: end the streams that would otherwise
             # hold it (the pages' boards, the streams of runs still going).
@@ -243,4 +264,4 @@ def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
         raise SystemExit(3)
 
 
-__all__ = ["create_app", "open_store", "serve"]
+__all__ = ["create_app", "open_store", "serve", "settle_heap"]
