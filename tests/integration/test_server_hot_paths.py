@@ -54,6 +54,11 @@ class Watched(SqliteSaver):
         super().__init__(path)
         self.writers: list[int] = []
         self.state_reads = 0
+        self.thread_reads = 0
+
+    def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        self.thread_reads += 1
+        return super().get_thread(thread_id)
 
     def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
         self.writers.append(threading.get_ident())
@@ -171,6 +176,23 @@ async def test_a_thread_just_created_is_answered_without_reading_the_store(
     assert same["values"] == {"count": 2, "limit": 2}
     info = store.get_run(run["run_id"])
     assert info is not None and info.status is RunStatus.SUCCESS
+
+
+async def test_without_tenants_a_run_is_read_without_its_thread(http: httpx.AsyncClient,
+                                                                store: Watched) -> None:
+    tid = (await http.post("/threads", json={})).json()["thread_id"]
+    run = (await http.post(f"/threads/{tid}/runs", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": 1}})).json()
+    before = store.thread_reads
+    read = await http.get(f"/threads/{tid}/runs/{run['run_id']}")
+    assert read.status_code == 200 and read.json()["run_id"] == run["run_id"]
+    assert store.thread_reads == before
+    # Another thread's id, or none at all, is answered as before.
+    other = (await http.post("/threads", json={})).json()["thread_id"]
+    wrong = await http.get(f"/threads/{other}/runs/{run['run_id']}")
+    assert wrong.status_code == 404 and "run" in wrong.json()["detail"]
+    missing = await http.get(f"/threads/nope/runs/{run['run_id']}")
+    assert missing.status_code == 404 and "thread" in missing.json()["detail"]
 
 
 FROZEN = """
