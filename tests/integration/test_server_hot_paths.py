@@ -152,6 +152,7 @@ async def test_thread_writes_are_made_off_the_event_loop(http: httpx.AsyncClient
     # made and deleted, delete a thread: each a write, none on the loop's thread.
     assert len(store.writers) >= 7
     assert loop_thread not in store.writers
+    assert len(set(store.writers)) == 1  # one write thread, not a pool fighting for the lock
     assert store.get_thread("made-here") is None
 
 
