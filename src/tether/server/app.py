@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, cast
@@ -216,6 +217,12 @@ builds), else asyncio's. uvloop runs asyncio's own `Task`s, so tether's cancel s
 cancellation suites behave the same on both."""
 HTTP = "auto"
 """uvicorn's HTTP parser: httptools when installed (the `server` extra), else h11."""
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it (`sys.setswitchinterval`;
+Python's default is 0.005). The store's writer thread runs Python between its SQLite calls
+(preparing a group commit, settling its callers); with the default, the event loop could wait
+up to 5 ms for it before it serves the next request. Measured with 50 runs checkpointing and
+with HTTP cancels: lower p99 latencies, the same throughput."""
 
 
 def settle_heap() -> None:
@@ -258,6 +265,7 @@ def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
                                    loop=LOOP, http=HTTP, lifespan="on",
                                    timeout_graceful_shutdown=30))
+    sys.setswitchinterval(SWITCH_INTERVAL)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
