@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, cast
@@ -215,6 +217,28 @@ builds), else asyncio's. uvloop runs asyncio's own `Task`s, so tether's cancel s
 cancellation suites behave the same on both."""
 HTTP = "auto"
 """uvicorn's HTTP parser: httptools when installed (the `server` extra), else h11."""
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it (`sys.setswitchinterval`;
+Python's default is 0.005). The store's writer thread runs Python between its SQLite calls
+(preparing a group commit, settling its callers); with the default, the event loop could wait
+up to 5 ms for it before it serves the next request. Measured with 50 runs checkpointing and
+with HTTP cancels: lower p99 latencies, the same throughput."""
+
+
+def settle_heap() -> None:
+    """Move every object alive now out of the garbage collector's sight (`gc.freeze`), once
+    the server is built, before it listens.
+
+    What exists once the server listens (modules, the app and its routes, the compiled graphs,
+    pydantic's schemas: the bulk of the heap) lives as long as the process. Left tracked, it
+    would be walked by every full collection, which stops the event loop for tens of
+    milliseconds while runs and requests wait (measured: a 50 ms pause among 50 runs
+    checkpointing, the `server-blocking` row's p99). Frozen, a full collection walks only what
+    requests and runs made since. Garbage of the start-up is collected first, so none of it is
+    kept.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
@@ -228,6 +252,10 @@ def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     state: ServerState = app.state.tether
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            settle_heap()  # before the first request: the pause of the collection is paid here
+            await super().startup(sockets)
+
         async def shutdown(self, sockets: Any = None) -> None:
             # Before uvicorn waits for open connections: end the streams that would otherwise
             # hold it (the pages' boards, the streams of runs still going).
@@ -237,10 +265,11 @@ def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
                                    loop=LOOP, http=HTTP, lifespan="on",
                                    timeout_graceful_shutdown=30))
+    sys.setswitchinterval(SWITCH_INTERVAL)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
         raise SystemExit(3)
 
 
-__all__ = ["create_app", "open_store", "serve"]
+__all__ = ["create_app", "open_store", "serve", "settle_heap"]

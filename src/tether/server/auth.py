@@ -8,6 +8,7 @@ lookup takes the same time whichever key is tried.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -109,8 +110,10 @@ def load_api_keys(*, file: str | os.PathLike[str] | None = None,
     return ApiKeys.parse(text, source=f"${ENV_VAR}") if text else None
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and `localhost`."""
+    """True for 127.0.0.0/8, ::1 and `localhost`. Remembered per address: a server without
+    keys asks it of every request, with the same few client addresses."""
     if host in LOOPBACK_NAMES:
         return True
     try:

@@ -17,6 +17,7 @@ from tether.runs import Run
 from tether.server.feed import RunFeed
 from tether.server.graphs import Assistant
 from tether.server.limits import ServerLimits
+from tether.server.offload import off_loop
 from tether.server.wire import TENANT_KEY, RecentFacts, RunFacts
 from tether.types import CancelReason, RunInfo
 
@@ -242,12 +243,17 @@ class LocalLauncher:
         except Exception as exc:  # noqa: BLE001 - the run's failure, reported to subscribers
             feed.publish("error", {"error": type(exc).__name__, "message": str(exc)})
         finally:
-            feed.close(run.info)
-            loop = asyncio.get_running_loop()
-            loop.call_later(self._limits.feed_retain_seconds, self._forget, feed)
-            if order.temporary:
-                with contextlib.suppress(Exception):
-                    order.assistant.graph.ledger.delete_thread(order.thread_id)
+            try:
+                if order.temporary:
+                    # Before the feed closes: whoever waits for the run's end finds the
+                    # thread gone. Off the loop: a write (see `off_loop`).
+                    ledger = order.assistant.graph.ledger
+                    with contextlib.suppress(Exception):
+                        await off_loop(lambda: ledger.delete_thread(order.thread_id))
+            finally:
+                feed.close(run.info)
+                loop = asyncio.get_running_loop()
+                loop.call_later(self._limits.feed_retain_seconds, self._forget, feed)
 
     def _forget(self, feed: RunFeed) -> None:
         if self._feeds.get(feed.run_id) is feed:

@@ -16,6 +16,7 @@ from tether.server.graphs import Assistant
 from tether.server.launcher import RunOrder
 from tether.server.message_events import run_modes
 from tether.server.models import CommandIn, RunCreate
+from tether.server.offload import off_loop
 from tether.server.wire import RunFacts
 from tether.types import Command, Send
 
@@ -35,24 +36,32 @@ def assistant_for(server: ServerState, body: RunCreate) -> Assistant:
     return assistant
 
 
-def prepare_thread(server: ServerState, caller: Principal, thread_id: str,
-                   assistant: Assistant, if_not_exists: str | None) -> str:
+async def prepare_thread(server: ServerState, caller: Principal, thread_id: str,
+                         assistant: Assistant, if_not_exists: str | None) -> str:
     """Make sure the caller's thread exists (creating it if asked) and records its graph; the
-    id it is stored under (what its runs are queued on).
+    id it is stored under (what its runs are queued on). The write is made off the event loop
+    (`off_loop`): one write, whether the thread is created or only gets its graph recorded.
 
     Raises:
         HTTPException: 404 for a missing thread (unless `if_not_exists="create"`) or another
             tenant's.
+
+    Cancellation:
+        As `off_loop`: the write is whole or not made; no run is started.
     """
+    graph = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
     try:
         record = server.thread(caller, thread_id)
     except HTTPException:
         if if_not_exists != "create":
             raise
-        record = server.create_thread(caller, thread_id, {}, if_exists="do_nothing")
-    server.store.put_thread(record.thread_id, {"graph_id": assistant.graph_id,
-                                               "assistant_id": assistant.assistant_id})
-    return record.thread_id
+        record, created = await server.create_thread(caller, thread_id, graph,
+                                                     if_exists="do_nothing")
+        if created:
+            return record.thread_id
+    stored = record.thread_id
+    await off_loop(lambda: server.store.put_thread(stored, graph))
+    return stored
 
 
 def command_of(command: CommandIn) -> Command[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tether.checkpoint.base import StoredCheckpoint, is_internal
+from tether.checkpoint.base import partial_answers as kept_answers
 from tether.constants import ERROR
 from tether.server.context import ServerState
 from tether.server.lineage import lineage, resume_refusal
@@ -31,9 +32,12 @@ def run_record(server: ServerState, info: RunInfo) -> dict[str, Any]:
 def partial_answers(server: ServerState, info: RunInfo) -> list[dict[str, Any]]:
     """What the chat models of a stopped run had streamed when it stopped (read only for runs
     that ended stopped: the others have none)."""
-    if info.status not in STOPPED or info.checkpoint_id is None:
+    if info.status not in STOPPED:
         return []
-    return [jsonable(p) for p in server.store.load(info.run_id).partial_answers]
+    # Read from the run's final checkpoint alone: `store.load` would read the run again and
+    # build its whole snapshot, for the same partial answers.
+    final = _final(server, info)
+    return [jsonable(p) for p in kept_answers(final.pending_writes)] if final is not None else []
 
 
 def detail(server: ServerState, info: RunInfo) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from tether.server.auth import Principal
-from tether.server.context import Caller, Server, ServerState, visible
+from tether.server.context import Caller, Server, ServerState, parts, visible
 from tether.server.errors import issue
 from tether.server.models import CancelRequest, RunsCancel
 from tether.server.payload import Text
@@ -52,10 +52,10 @@ async def cancel_one(server: ServerState, before: RunInfo, reason: CancelReason,
         try:
             info = await server.launcher.wait(run_id, server.limits.cancel_wait_seconds)
         except TimeoutError:
-            info = server.store.get_run(run_id) or info
+            info = await server.store.aget_run(run_id) or info
     if action == "rollback" and not before.terminal:
         if info.terminal:
-            _rollback(server, info)
+            await _rollback(server, info)
         else:
             task = asyncio.get_running_loop().create_task(_rollback_later(server, run_id))
             _rollbacks.add(task)
@@ -63,18 +63,18 @@ async def cancel_one(server: ServerState, before: RunInfo, reason: CancelReason,
     return info
 
 
-def _rollback(server: ServerState, info: RunInfo) -> None:
+async def _rollback(server: ServerState, info: RunInfo) -> None:
     if info.status in _STOPPED:
-        server.store.delete_run_checkpoints(info.run_id)
+        await server.store.adelete_run_checkpoints(info.run_id)
 
 
 async def _rollback_later(server: ServerState, run_id: str) -> None:
-    _rollback(server, await server.launcher.wait(run_id, None))
+    await _rollback(server, await server.launcher.wait(run_id, None))
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
-async def cancel_run(thread_id: str, run_id: str, *, request: Request, server: Server,
-                     caller: Caller, wait: bool = False, action: Action = "interrupt",
+async def cancel_run(thread_id: str, run_id: str, *, request: Request, wait: bool = False,
+                     action: Action = "interrupt",
                      reason: Annotated[Text | None, Query(max_length=2000)] = None
                      ) -> JSONResponse:
     """Cancel a run; 202 while it stops, 200 once it has ended. Body (optional):
@@ -84,6 +84,7 @@ async def cancel_run(thread_id: str, run_id: str, *, request: Request, server: S
         The cancel is durable before the answer is sent; a client that leaves after sending the
         request does not stop it. Safe to retry: a repeat answers with the first request's reason.
     """
+    server, caller = parts(request)
     before = server.run(caller, thread_id, run_id)
     message = reason or await _body_reason(request)
     why = reason_for(caller, action, message,

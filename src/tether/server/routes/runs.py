@@ -9,20 +9,25 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from tether.server.auth import Principal
-from tether.server.context import Caller, Server, ServerState, stamped
+from tether.server.context import Caller, Server, ServerState, parts, stamped
 from tether.server.errors import invalid
 from tether.server.feed import RunFeed, Subscription
 from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
 from tether.server.message_events import run_modes
 from tether.server.models import MAX_OFFSET, STREAM_MODES, RunCreate
+from tether.server.offload import off_loop
 from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
 from tether.server.runview import run_record
 from tether.server.sse import STREAM_RESPONSE, DelayedJson, EventStream
-from tether.server.wire import client_id, error_json, jsonable
+from tether.server.wire import WireJSON, client_id, error_json, jsonable
 from tether.types import CancelReason, RunInfo, RunStatus
 
 router = APIRouter()
+Record = dict[str, Any]
+"""The declared shape of a run record in the OpenAPI document. The hot routes answer a
+`WireJSON` they render themselves (what `run_json` makes is JSON-ready already), so FastAPI
+neither validates nor re-encodes it; `response_model=Record` keeps the document as it was."""
 
 _AGENT_TO_TETHER: dict[str, frozenset[RunStatus]] = {
     "pending": frozenset({RunStatus.PENDING}),
@@ -147,45 +152,45 @@ async def _close_at_end(server: ServerState, feed: RunFeed) -> None:
 async def _order(server: ServerState, caller: Principal, thread_id: str,
                  body: RunCreate) -> RunOrder:
     assistant = assistant_for(server, body)
-    stored = prepare_thread(server, caller, thread_id, assistant, body.if_not_exists)
+    stored = await prepare_thread(server, caller, thread_id, assistant, body.if_not_exists)
     return order_for(assistant, stored, body, caller)
 
 
-@router.post("/threads/{thread_id}/runs")
-async def create_run(thread_id: str, body: RunCreate, server: Server, caller: Caller,
-                     response: Response) -> dict[str, Any]:
+@router.post("/threads/{thread_id}/runs", response_model=Record)
+async def create_run(thread_id: str, body: RunCreate, request: Request) -> Response:
     """Start a background run.
 
     Cancellation:
         The run is recorded and started before the answer; it runs on whatever the client does next.
         Not idempotent: a retry starts another run.
     """
+    server, caller = parts(request)
     info = await server.launcher.start(await _order(server, caller, thread_id, body))
-    response.headers["Content-Location"] = f"/threads/{thread_id}/runs/{info.run_id}"
-    return run_out(server, info)
+    return WireJSON(run_out(server, info), headers={
+        "Content-Location": f"/threads/{thread_id}/runs/{info.run_id}"})
 
 
 @router.post("/threads/{thread_id}/runs/stream", responses=STREAM_RESPONSE)
-async def stream_run(thread_id: str, body: RunCreate, server: Server,
-                     caller: Caller) -> EventStream:
+async def stream_run(thread_id: str, body: RunCreate, request: Request) -> EventStream:
     """Start a run and stream it (SSE).
 
     Cancellation:
         As `create_run`; leaving the stream cancels the run only with `on_disconnect="cancel"`.
     """
+    server, caller = parts(request)
     order = await _order(server, caller, thread_id, body)
     return await start_streaming(server, caller, order, body, {})
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait_run(thread_id: str, body: RunCreate, server: Server,
-                   caller: Caller) -> DelayedJson:
+async def wait_run(thread_id: str, body: RunCreate, request: Request) -> DelayedJson:
     """Start a run and answer with its output once it has ended.
 
     Cancellation:
         As `create_run`; leaving before the answer cancels the run only with
         `on_disconnect="cancel"`.
     """
+    server, caller = parts(request)
     info = await server.launcher.start(await _order(server, caller, thread_id, body))
     hook = None
     if body.on_disconnect == "cancel":
@@ -201,30 +206,31 @@ QueryLimit = Annotated[int, Query(ge=1, le=1000)]
 QueryOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
-@router.get("/threads/{thread_id}/runs")
-async def list_runs(thread_id: str, *, server: Server, caller: Caller, limit: QueryLimit = 10,
-                    offset: QueryOffset = 0,
-                    status: AgentStatus | None = None) -> list[dict[str, Any]]:
+@router.get("/threads/{thread_id}/runs", response_model=list[Record])
+async def list_runs(thread_id: str, *, request: Request, limit: QueryLimit = 10,
+                    offset: QueryOffset = 0, status: AgentStatus | None = None) -> Response:
     """The thread's runs, newest first.
 
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
+    server, caller = parts(request)
     record = server.thread(caller, thread_id)
     runs = server.store.list_runs(thread_id=record.thread_id)
     if status is not None:
         runs = [r for r in runs if r.status in _AGENT_TO_TETHER[status]]
-    return [run_out(server, r) for r in runs[offset:offset + limit]]
+    return WireJSON([run_out(server, r) for r in runs[offset:offset + limit]])
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}")
-async def get_run(thread_id: str, run_id: str, server: Server, caller: Caller) -> dict[str, Any]:
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=Record)
+async def get_run(thread_id: str, run_id: str, request: Request) -> Response:
     """A run.
 
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    return run_out(server, server.run(caller, thread_id, run_id))
+    server, caller = parts(request)
+    return WireJSON(run_out(server, server.run(caller, thread_id, run_id)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
@@ -238,12 +244,12 @@ async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller
     info = server.run(caller, thread_id, run_id)
     if not info.status.at_rest:
         raise HTTPException(409, f"run {run_id!r} is {info.status.value}: cancel it first")
-    server.store.delete_run(run_id)
+    await off_loop(lambda: server.store.delete_run(run_id))
     return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(thread_id: str, run_id: str, server: Server, caller: Caller,
+async def join_run(thread_id: str, run_id: str, request: Request,
                    cancel_on_disconnect: bool = False) -> DelayedJson:
     """Wait for the run to end; its output.
 
@@ -251,6 +257,7 @@ async def join_run(thread_id: str, run_id: str, server: Server, caller: Caller,
         Only the waiting stops when the client leaves (the run goes on) unless
         `cancel_on_disconnect`. Safe to retry.
     """
+    server, caller = parts(request)
     server.run(caller, thread_id, run_id)
     hook = canceller(server, run_id, "client disconnected from join (cancel_on_disconnect)") \
         if cancel_on_disconnect else None
@@ -260,13 +267,14 @@ async def join_run(thread_id: str, run_id: str, server: Server, caller: Caller,
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", responses=STREAM_RESPONSE)
-async def join_stream(thread_id: str, run_id: str, *, request: Request, server: Server,
-                      caller: Caller, cancel_on_disconnect: bool = False) -> EventStream:
+async def join_stream(thread_id: str, run_id: str, *, request: Request,
+                      cancel_on_disconnect: bool = False) -> EventStream:
     """Follow a run's stream from now (or after `Last-Event-ID`) to its end (SSE).
 
     Cancellation:
         As `join_run`.
     """
+    server, caller = parts(request)
     info = server.run(caller, thread_id, run_id)
     modes = query_modes(request) or _requested_modes(server, run_id)
     after = _last_event_id(request)
@@ -329,31 +337,34 @@ def _last_event_id(request: Request) -> int | None:
 async def _stateless(server: ServerState, caller: Principal, body: RunCreate) -> RunOrder:
     assistant = assistant_for(server, body)
     thread_id = new_thread_id()
-    server.store.put_thread(thread_id, stamped({"graph_id": assistant.graph_id,
-                                                "assistant_id": assistant.assistant_id}, caller))
+    metadata = stamped({"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id},
+                       caller)
+    await off_loop(lambda: server.store.put_thread(thread_id, metadata))
     return order_for(assistant, thread_id, body, caller,
                      temporary=body.on_completion != "keep")
 
 
 @router.post("/runs/stream", responses=STREAM_RESPONSE)
-async def stream_stateless(body: RunCreate, server: Server, caller: Caller) -> EventStream:
+async def stream_stateless(body: RunCreate, request: Request) -> EventStream:
     """Run on a new thread (deleted afterwards unless `on_completion="keep"`) and stream it.
 
     Cancellation:
         As `stream_run`; the thread is deleted once the run ends (unless `on_completion="keep"`).
     """
+    server, caller = parts(request)
     order = await _stateless(server, caller, body)
     return await start_streaming(server, caller, order, body, {
         "Location": f"/runs/{order.run_id}/stream", "Content-Location": f"/runs/{order.run_id}"})
 
 
 @router.post("/runs/wait")
-async def wait_stateless(body: RunCreate, server: Server, caller: Caller) -> DelayedJson:
+async def wait_stateless(body: RunCreate, request: Request) -> DelayedJson:
     """Run on a new thread (deleted afterwards unless `on_completion="keep"`); its output.
 
     Cancellation:
         As `wait_run`; the thread is deleted once the run ends (unless `on_completion="keep"`).
     """
+    server, caller = parts(request)
     order = await _stateless(server, caller, body)
     info = await server.launcher.start(order)
     hook = canceller(server, info.run_id, "client disconnected while waiting for the run "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from tether.checkpoint.base import ThreadRecord
 from tether.errors import TetherError
-from tether.server.context import BUSY, TENANT_KEY, Caller, Server, ServerState, stamped
+from tether.server.context import BUSY, TENANT_KEY, Caller, Server, ServerState, parts, stamped
 from tether.server.errors import invalid
 from tether.server.models import (
     CheckpointIn,
@@ -19,43 +19,56 @@ from tether.server.models import (
     ThreadPatch,
     ThreadSearch,
 )
+from tether.server.offload import off_loop
 from tether.server.routes.cancel import cancel_one
-from tether.server.wire import client_id, interrupts_by_task, jsonable, state_json
+from tether.server.wire import WireJSON, client_id, interrupts_by_task, jsonable, state_json
 from tether.types import CancelReason
 
 router = APIRouter()
 _SEARCH_SCAN = 10_000
 
 
-def thread_json(server: ServerState, record: ThreadRecord) -> dict[str, Any]:
-    """A thread in the Agent Server's shape: status, current values, waiting interrupts."""
-    snapshot = server.snapshot(record)
+def thread_json(server: ServerState, record: ThreadRecord, *,
+                new: bool = False) -> dict[str, Any]:
+    """A thread in the Agent Server's shape: status, current values, waiting interrupts.
+
+    Args:
+        new: the thread was created just now, so it has no runs and no checkpoint: it is
+            `idle` with no values, and neither is read from the store.
+    """
+    snapshot = None if new else server.snapshot(record)
     return {
         "thread_id": client_id(record.thread_id),
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
         "metadata": jsonable(record.metadata),
-        "status": server.thread_status(record.thread_id),
+        "status": "idle" if new else server.thread_status(record.thread_id),
         "values": jsonable(snapshot.values) if snapshot is not None else None,
         "interrupts": interrupts_by_task(snapshot),
         "config": {},
     }
 
 
-@router.post("/threads")
-async def post_thread(body: ThreadCreate, server: Server, caller: Caller) -> dict[str, Any]:
+Thread = dict[str, Any]
+"""The declared shape of a thread in the OpenAPI document (the routes that answer a `WireJSON`
+of their own declare it with `response_model`)."""
+
+
+@router.post("/threads", response_model=Thread)
+async def post_thread(body: ThreadCreate, request: Request) -> Response:
     """Create a thread.
 
     Cancellation:
         One store write; a retry with the same `thread_id` answers 409 (or the thread, with
         `if_exists="do_nothing"`).
     """
+    server, caller = parts(request)
     metadata = dict(body.metadata or {})
     if body.graph_id:
         metadata["graph_id"] = body.graph_id
-    record = server.create_thread(caller, body.thread_id, metadata,
-                                  if_exists=body.if_exists or "raise")
-    return thread_json(server, record)
+    record, new = await server.create_thread(caller, body.thread_id, metadata,
+                                             if_exists=body.if_exists or "raise")
+    return WireJSON(thread_json(server, record, new=new))
 
 
 @router.post("/threads/search")
@@ -88,14 +101,15 @@ async def search_threads(body: ThreadSearch, server: Server,
     return found[body.offset:body.offset + body.limit]
 
 
-@router.get("/threads/{thread_id}")
-async def get_thread(thread_id: str, server: Server, caller: Caller) -> dict[str, Any]:
+@router.get("/threads/{thread_id}", response_model=Thread)
+async def get_thread(thread_id: str, request: Request) -> Response:
     """A thread.
 
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    return thread_json(server, server.thread(caller, thread_id))
+    server, caller = parts(request)
+    return WireJSON(thread_json(server, server.thread(caller, thread_id)))
 
 
 @router.patch("/threads/{thread_id}")
@@ -106,8 +120,9 @@ async def patch_thread(thread_id: str, body: ThreadPatch, server: Server,
     Cancellation:
         One store write; safe to retry.
     """
-    record = server.thread(caller, thread_id)
-    record = server.store.put_thread(record.thread_id, stamped(body.metadata, caller))
+    stored = server.thread(caller, thread_id).thread_id
+    metadata = stamped(body.metadata, caller)
+    record = await off_loop(lambda: server.store.put_thread(stored, metadata))
     return thread_json(server, record)
 
 
@@ -124,7 +139,7 @@ async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Respo
     for info in server.store.list_runs(thread_id=record.thread_id):
         if info.status in BUSY or info.status.value == "interrupted":
             await cancel_one(server, info, reason, wait=True, action="interrupt")
-    server.store.delete_thread(record.thread_id)
+    await off_loop(lambda: server.store.delete_thread(record.thread_id))
     return Response(status_code=204)
 
 
