@@ -87,6 +87,8 @@ class RunCore:
         self._requested_at: float | None = None
         self._early: CancelReason | None = None
         self._created = False
+        # True when the run took its admission slot as it was launched (no wait for one).
+        self.admitted = False
         # Waiters, made only when someone waits: most runs are awaited once, on their loop.
         self._done_event: threading.Event | None = None
         self._waiters: list[asyncio.Future[None]] = []

@@ -28,7 +28,7 @@ def launch(core: RunCore, loop: asyncio.AbstractEventLoop) -> None:
     Raises:
         OverloadError: the process is full and refuses new runs.
     """
-    ADMISSION.admit(core)
+    core.admitted = ADMISSION.admit(core)
     try:
         core.start(loop, drive)
     except BaseException:
@@ -62,10 +62,13 @@ async def _drive(core: RunCore) -> None:
         if early is not None:
             await core.request_cancel(early)
         since = utcnow()
-        with core.scope:
-            if core.predecessors:
-                await wait_turn(core)
-            await ADMISSION.enter(core)
+        if core.predecessors or not core.admitted:
+            # Waiting (for the thread, for a slot) is cancellable; a run that holds its slot
+            # and waits for nobody has nothing to wait for, and no scope to enter for it.
+            with core.scope:
+                if core.predecessors:
+                    await wait_turn(core)
+                await ADMISSION.enter(core)
         core.when_done(ADMISSION.leave)
         if not await core.mark_running(since):
             # A cancel became durable before the run started: it never starts.
