@@ -102,7 +102,7 @@ class InMemorySaver(CheckpointStore):
             if not info.status.can_become(RunStatus.RUNNING, "mark_running") \
                     or info.reason is not None:
                 return None
-            info = dataclasses.replace(
+            info = _replace(
                 info, status=RunStatus.RUNNING, started_at=info.started_at or utcnow()
             )
             self._runs[run_id] = info
@@ -146,7 +146,7 @@ class InMemorySaver(CheckpointStore):
                 assert finish.thread_id is not None and finish.checkpoint_id is not None
                 self._store_writes(finish.thread_id, ns, finish.checkpoint_id, rows)
             terminal = finish.status in TERMINAL_STATUSES
-            info = dataclasses.replace(
+            info = _replace(
                 info,
                 status=finish.status,
                 reason=finish.reason if finish.reason is not None else info.reason,

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +47,10 @@ from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 Driver = Callable[["RunCore"], Coroutine[Any, Any, None]]
 
+# One lock for every run's few cross-thread fields (`_requested_at`, `final`, `_done_event`):
+# the sections it guards are a handful of assignments, and a lock per run is memory per run.
+_LOCK = threading.Lock()
+
 
 class RunCore:
     """One run's state; see the module docstring.
@@ -59,19 +62,18 @@ class RunCore:
     """
 
     def __init__(self, request: RunRequest, run_id: str,
-                 predecessors: list[RunCore] | None = None) -> None:
+                 predecessors: Sequence[RunCore] = ()) -> None:
         config = request.config
         self.request = request
         self.run_id = run_id
         self.thread_id = config.thread_id
         self.store = request.store
-        self.predecessors = predecessors or []
+        self.predecessors = predecessors
         self.scope = CancelScope(deadline=deadline_after(config.timeout), name=run_id,
                                  shield_grace=config.cancel_grace)
-        self.buffer = ChunkBuffer(request.buffer_limit)
-        # The emitter's sink closes over the buffer, not the run: no cycle through `self`.
-        self.emitter = Emitter(functools.partial(self.buffer.put_shaped, request.stream.shape),
-                               request.stream.modes)
+        self.buffer = ChunkBuffer(request.buffer_limit, request.stream)
+        # The buffer is the emitter's sink, not the run: no cycle through `self`.
+        self.emitter = Emitter(self.buffer, request.stream.modes)
         self.journal = Journal(run_id, self.emitter)
         self.info = RunInfo(run_id, self.thread_id, RunStatus.PENDING,
                             metadata={**request.metadata, "checkpoint_ns": config.checkpoint_ns})
@@ -91,9 +93,8 @@ class RunCore:
         self.admitted = False
         # Waiters, made only when someone waits: most runs are awaited once, on their loop.
         self._done_event: threading.Event | None = None
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[None]] | None = None
         self._on_final: list[Callable[[RunCore], None]] = []
-        self._lock = threading.Lock()
 
     # -- starting -------------------------------------------------------------------------
 
@@ -177,7 +178,7 @@ class RunCore:
             return info
         reason = info.reason
         assert reason is not None
-        with self._lock:
+        with _LOCK:
             if self._requested_at is None:
                 now = time.monotonic()
                 if not first:  # made elsewhere: count from the request, by its age
@@ -333,16 +334,16 @@ class RunCore:
 
     def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
         """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks."""
-        with self._lock:
+        with _LOCK:
             self.final = self.info = info
             self.result = result
             self.exception = exception
             event = self._done_event
         self.buffer.close()
-        for waiter in self._waiters:
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
-        self._waiters.clear()
         if event is not None:
             event.set()
         for callback in self._on_final:
@@ -356,6 +357,8 @@ class RunCore:
         """
         if self.final is None:
             waiter = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
             self._waiters.append(waiter)
             await waiter
         assert self.final is not None
@@ -364,7 +367,7 @@ class RunCore:
     def wait_blocking(self, timeout: float | None) -> bool:
         """Block (another thread than the run's loop) until the run has ended; False on
         timeout."""
-        with self._lock:
+        with _LOCK:
             if self.final is not None:
                 return True
             if self._done_event is None:

@@ -21,6 +21,10 @@ from tether.runs.policies.budget import over
 from tether.types import CancelReason, utcnow
 
 
+_LEAVE = ADMISSION.leave
+"""Made once: a bound method per run would be one more object for the collector."""
+
+
 def launch(core: RunCore, loop: asyncio.AbstractEventLoop) -> None:
     """Take a slot for `core` (or a place in the queue for one), create its record and start
     its driver on `loop` (the caller's running loop).
@@ -69,7 +73,7 @@ async def _drive(core: RunCore) -> None:
                 if core.predecessors:
                     await wait_turn(core)
                 await ADMISSION.enter(core)
-        core.when_done(ADMISSION.leave)
+        core.when_done(_LEAVE)
         if not await core.mark_running(since):
             # A cancel became durable before the run started: it never starts.
             await core.finish(None, None, started=False)
