@@ -360,6 +360,25 @@ class CheckpointStore(ABC):
         """
         return self.request_cancel(run_id, reason)
 
+    async def arequest_cancels(
+        self, requests: Sequence[tuple[str, CancelReason]],
+    ) -> list[tuple[RunInfo, bool] | Exception]:
+        """`arequest_cancel` for many runs at once, in one transaction where the backend can
+        (a crowd of cancels made together); each answer, or the error of that run alone, in
+        the order of `requests`. This default asks one by one.
+
+        Cancellation:
+            Each request is durable once its answer is; cancelled midway, the ones asked so
+            far are recorded. Safe to retry: a repeat returns the first request's receipt.
+        """
+        out: list[tuple[RunInfo, bool] | Exception] = []
+        for run_id, reason in requests:
+            try:
+                out.append(await self.arequest_cancel(run_id, reason))
+            except Exception as exc:  # noqa: BLE001 - that run's answer
+                out.append(exc)
+        return out
+
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Async twin of `finish_run`.
 

@@ -122,6 +122,23 @@ class InMemorySaver(CheckpointStore):
             )
             return info, True
 
+    async def arequest_cancels(
+        self, requests: Sequence[tuple[str, CancelReason]],
+    ) -> list[tuple[RunInfo, bool] | Exception]:
+        """Record many cancel requests under one hold of the lock (one transaction).
+
+        Cancellation:
+            Nothing to interrupt: it does not suspend. Safe to retry.
+        """
+        out: list[tuple[RunInfo, bool] | Exception] = []
+        with self._lock:
+            for run_id, reason in requests:
+                try:
+                    out.append(self.request_cancel(run_id, reason))
+                except Exception as exc:  # noqa: BLE001 - that run's answer
+                    out.append(exc)
+        return out
+
     def finish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         with self._lock:
             info = self._with_head(self._runs[run_id])

@@ -9,9 +9,9 @@ Invariants:
 - `final` is set exactly once, after the store accepted the run's last transaction.
 - A cancel is recorded in the store before the scope is cancelled; the store decides races
   between a cancel and the run's own end.
-- Every durable cancel reaches the run through `_receive`, which sets `_requested_at` once: the
-  instant of the request on this process's monotonic clock (for a request made elsewhere, now
-  minus its age). `cancel_latency_ms` is counted from it, by one formula.
+- Every durable cancel reaches the run through `receive_cancel`, which sets `_requested_at`
+  once: the instant of the request on this process's monotonic clock (for a request made
+  elsewhere, now minus its age). `cancel_latency_ms` is counted from it, by one formula.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tether.engine.options import LoopOptions
 from tether.engine.outcome import LoopOutcome
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
-from tether.runs import finalize
+from tether.runs import batch, finalize
 from tether.runs.buffer import ChunkBuffer
 from tether.runs.cleanup import run_hooks
 from tether.runs.journal import Journal
@@ -137,15 +137,26 @@ class RunCore:
     async def request_cancel(self, reason: CancelReason) -> RunInfo:
         """Record a cancel durably, then cancel the scope. Idempotent; returns the receipt.
 
+        Requests made on this loop in the same iteration, for runs of the same store, are
+        recorded together (`runs/batch.py`): a crowd of cancels is one store transaction.
+
         Cancellation:
-            The durable write is not interrupted midway; if the caller is cancelled after it,
-            the cancel still proceeds. Safe to retry.
+            The request is recorded and propagated by the batch's own task: a caller
+            cancelled while it waits leaves the cancel to proceed. Safe to retry.
         """
         receipt = self._not_requestable(reason)
         if receipt is not None:
             return receipt
+        return await batch.request(self, reason)
+
+    async def _request_alone(self, reason: CancelReason) -> RunInfo:
+        # The run's own task asking (a policy, its deadline, its loop shutting down): no batch
+        # to wait for, and no wait inside its own scope.
+        receipt = self._not_requestable(reason)
+        if receipt is not None:
+            return receipt
         info, first = await self.store.arequest_cancel(self.run_id, reason)
-        return self._receive(info, first)
+        return self.receive_cancel(info, first)
 
     def request_cancel_sync(self, reason: CancelReason) -> RunInfo:
         """`request_cancel` from any thread, without an event loop."""
@@ -153,7 +164,7 @@ class RunCore:
         if receipt is not None:
             return receipt
         info, first = self.store.request_cancel(self.run_id, reason)
-        return self._receive(info, first)
+        return self.receive_cancel(info, first)
 
     def follow_cancel(self, reason: CancelReason) -> RunInfo:
         """Propagate a cancel already durable in the store (recorded by another process and
@@ -161,7 +172,7 @@ class RunCore:
         if self.final is not None:
             return self.final
         info = dataclasses.replace(self.info, status=RunStatus.CANCELLING, reason=reason)
-        return self._receive(info, False)
+        return self.receive_cancel(info, False)
 
     def _not_requestable(self, reason: CancelReason) -> RunInfo | None:
         if self.final is not None:
@@ -172,8 +183,9 @@ class RunCore:
             return self.info
         return None
 
-    def _receive(self, info: RunInfo, first: bool) -> RunInfo:
-        """A durable cancel reached the run: `first` when this process's request recorded it."""
+    def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
+        """A durable cancel reached the run (`info`, the store's answer): `first` when this
+        process's request recorded it. Returns the receipt."""
         if info.terminal:
             return info
         reason = info.reason
@@ -184,7 +196,7 @@ class RunCore:
                 if not first:  # made elsewhere: count from the request, by its age
                     now -= max((utcnow() - reason.requested_at).total_seconds(), 0.0)
                 self._requested_at = now
-                if first:
+                if first and self.journal.announcing:
                     self.journal.announce(RunEvent("request", reason.requested_at, None,
                                                    reason.to_dict()))
         self.info = info
@@ -198,14 +210,15 @@ class RunCore:
         return self._early
 
     async def stop(self, reason: CancelReason) -> None:
-        """Stop the run for a reason the engine found (a policy, its recursion limit, a node's
-        timeout): through `request_cancel`, unless the run is being cancelled already.
+        """Stop the run for a reason the run's own task found (a policy, its recursion limit, a
+        node's timeout, a cancel kept from before it started, its loop shutting down): recorded
+        durably at once (no batch), unless the run is being cancelled already.
 
         Cancellation:
             As `request_cancel`.
         """
         if self.final is None and not self.scope.cancel_called:
-            await self.request_cancel(reason)
+            await self._request_alone(reason)
 
     def stop_sync(self, reason: CancelReason) -> None:
         """`stop` from code that cannot await (a budget crossed by a node's worker thread)."""
@@ -295,7 +308,7 @@ class RunCore:
 
     async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
                              refused: RunFinish | None) -> None:
-        # A cancel that reached the run durably (`_receive`) left the durable reason in
+        # A cancel that reached the run durably (`receive_cancel`) left the durable reason in
         # `info`: reading it back would be a round trip more on every cancel.
         known = self.info.reason if self._requested_at is not None else None
         reason = known or finalize.cancel_reason(await self.store.aget_run(self.run_id),

@@ -20,7 +20,6 @@ from tether.runs.multitask import wait_turn
 from tether.runs.policies.budget import over
 from tether.types import CancelReason, utcnow
 
-
 _LEAVE = ADMISSION.leave
 """Made once: a bound method per run would be one more object for the collector."""
 
@@ -64,7 +63,7 @@ async def _drive(core: RunCore) -> None:
     try:
         early = core.early_cancel
         if early is not None:
-            await core.request_cancel(early)
+            await core.stop(early)
         since = utcnow()
         if core.predecessors or not core.admitted:
             # Waiting (for the thread, for a slot) is cancellable; a run that holds its slot
@@ -99,7 +98,7 @@ async def _drive(core: RunCore) -> None:
             reason = CancelReason("shutdown", "the event loop running the run was shut down",
                                   "loop")
             with anyio.CancelScope(shield=True):
-                await core.request_cancel(reason)
+                await core.stop(reason)
             outcome = core.outcome_if_cancelled()
     except Exception as exc:  # noqa: BLE001 - the run's failure, reported by finish
         failure = exc

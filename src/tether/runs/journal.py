@@ -54,6 +54,12 @@ class Journal:
             events, self._events = self._events, None
         return tuple(events) if events else ()
 
+    @property
+    def announcing(self) -> bool:
+        """True when `announce` has somewhere to send an event (a log, a `lifecycle` stream):
+        an event made only to be announced need not be made otherwise."""
+        return self.emitter.lifecycle or logger.isEnabledFor(logging.INFO)
+
     def announce(self, event: RunEvent) -> None:
         """Log `event` and stream it (`lifecycle`), on the run's loop, from any thread; for an
         event the store records itself (a cancel request) or that a transaction carries."""
