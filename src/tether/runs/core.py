@@ -68,7 +68,7 @@ class RunCore:
         self.run_id = run_id
         self.thread_id = config.thread_id
         self.store = request.store
-        self.predecessors = predecessors
+        self.predecessors = predecessors or ()  # not a list per run for the usual none
         self.scope = CancelScope(deadline=deadline_after(config.timeout), name=run_id,
                                  shield_grace=config.cancel_grace)
         self.buffer = ChunkBuffer(request.buffer_limit, request.stream)

@@ -77,7 +77,8 @@ async def _drive(core: RunCore) -> None:
             # A cancel became durable before the run started: it never starts.
             await core.finish(None, None, started=False)
             return
-        core.scope.arm(lambda _scope: core.request_cancel_sync(_deadline_passed(core)))
+        if core.scope.own_deadline is not None:  # no closure per run for a run with none
+            core.scope.arm(lambda _scope: core.request_cancel_sync(_deadline_passed(core)))
         remote.watch(core)
         policies = core.request.policies.for_run(core.request.config, _stopper(core))
         loop = core.make_loop(policies, remote.gate(core, policies))
@@ -110,14 +111,21 @@ async def _drive(core: RunCore) -> None:
 def _stopper(core: RunCore) -> Callable[[CancelReason], None]:
     """`core.stop_sync` for the policies to hold, by a weak reference: the run holds its
     policies, which must not hold it back (no reference cycle for the collector)."""
-    ref = weakref.ref(core)
+    return _Stopper(weakref.ref(core))
 
-    def stop(reason: CancelReason) -> None:
-        found = ref()
+
+class _Stopper:
+    """`stop_sync` of a run held weakly (one object, where a closure would be three)."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, ref: weakref.ref[RunCore]) -> None:
+        self._ref = ref
+
+    def __call__(self, reason: CancelReason) -> None:
+        found = self._ref()
         if found is not None:
             found.stop_sync(reason)
-
-    return stop
 
 
 def _deadline_passed(core: RunCore) -> CancelReason:
