@@ -10,13 +10,26 @@ recorded and propagated all the same.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tether.checkpoint.base import CheckpointStore
 from tether.types import CancelReason, RunInfo
 
-if TYPE_CHECKING:
-    from tether.runs.core import RunCore
+
+class Cancellable(Protocol):
+    """What a batch needs of a run (a `RunCore`; this module does not import it, so that the
+    core can import the batch)."""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+
+    @property
+    def store(self) -> CheckpointStore:
+        """Where the run is recorded."""
+
+    def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
+        """A durable cancel reached the run; returns the receipt."""
 
 
 class CancelBatch:
@@ -31,9 +44,9 @@ class CancelBatch:
         self.loop = loop
         self.store = store
         self._key = (loop, store)
-        self._requests: list[tuple[RunCore, CancelReason, asyncio.Future[RunInfo]]] = []
+        self._requests: list[tuple[Cancellable, CancelReason, asyncio.Future[RunInfo]]] = []
 
-    def add(self, core: RunCore, reason: CancelReason) -> asyncio.Future[RunInfo]:
+    def add(self, core: Cancellable, reason: CancelReason) -> asyncio.Future[RunInfo]:
         """Queue a request; the future gets the run's receipt once it is durable."""
         future: asyncio.Future[RunInfo] = self.loop.create_future()
         self._requests.append((core, reason, future))
@@ -75,7 +88,7 @@ _FLUSHING: set[asyncio.Task[None]] = set()
 """Flush tasks in progress (the loop keeps only weak references to tasks)."""
 
 
-def request(core: RunCore, reason: CancelReason) -> asyncio.Future[RunInfo]:
+def request(core: Cancellable, reason: CancelReason) -> asyncio.Future[RunInfo]:
     """Queue `core`'s cancel request into the open batch of the running loop (opening one,
     flushed once the requests made meanwhile have joined it); the future gets the receipt."""
     loop = asyncio.get_running_loop()
