@@ -16,7 +16,7 @@ terminal status is never overwritten, and the backend enforces it, not the calle
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -360,24 +360,15 @@ class CheckpointStore(ABC):
         """
         return self.request_cancel(run_id, reason)
 
-    async def arequest_cancels(
-        self, requests: Sequence[tuple[str, CancelReason]],
-    ) -> list[tuple[RunInfo, bool] | Exception]:
-        """`arequest_cancel` for many runs at once, in one transaction where the backend can
-        (a crowd of cancels made together); each answer, or the error of that run alone, in
-        the order of `requests`. This default asks one by one.
+    async def arequest_cancels(self, requests: Sequence[tuple[str, CancelReason]],
+                               ) -> list[tuple[RunInfo, bool] | Exception]:
+        """`arequest_cancel` for many runs (one transaction where the backend can; this default
+        asks one by one): each answer, or that run's own error, in the order of `requests`.
 
         Cancellation:
-            Each request is durable once its answer is; cancelled midway, the ones asked so
-            far are recorded. Safe to retry: a repeat returns the first request's receipt.
+            Each request is durable once answered. Safe to retry: a repeat returns the receipt.
         """
-        out: list[tuple[RunInfo, bool] | Exception] = []
-        for run_id, reason in requests:
-            try:
-                out.append(await self.arequest_cancel(run_id, reason))
-            except Exception as exc:  # noqa: BLE001 - that run's answer
-                out.append(exc)
-        return out
+        return [await _answer(self.arequest_cancel(run_id, reason)) for run_id, reason in requests]
 
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Async twin of `finish_run`.
@@ -503,6 +494,13 @@ BaseCheckpointSaver = CheckpointStore
 """LangGraph's name for the checkpointer base class, for type hints and `isinstance` checks.
 tether's protocol is its own (runs, checkpoints, pending writes, the audit log): a LangGraph
 saver subclass (`get_tuple`, `put`, `list`...) does not plug into it."""
+
+async def _answer(call: Awaitable[tuple[RunInfo, bool]]) -> tuple[RunInfo, bool] | Exception:
+    try:
+        return await call
+    except Exception as exc:  # noqa: BLE001 - that run's answer
+        return exc
+
 
 __all__ = [
     "BaseCheckpointSaver",
