@@ -190,15 +190,16 @@ class RunCore:
             return info
         reason = info.reason
         assert reason is not None
-        with _LOCK:
+        with _LOCK:  # one lock for every run: nothing that can call out is done under it
+            announce = first and self._requested_at is None
             if self._requested_at is None:
                 now = time.monotonic()
                 if not first:  # made elsewhere: count from the request, by its age
                     now -= max((utcnow() - reason.requested_at).total_seconds(), 0.0)
                 self._requested_at = now
-                if first and self.journal.announcing:
-                    self.journal.announce(RunEvent("request", reason.requested_at, None,
-                                                   reason.to_dict()))
+        if announce and self.journal.announcing:
+            self.journal.announce(RunEvent("request", reason.requested_at, None,
+                                           reason.to_dict()))
         self.info = info
         if self.scope.cancel(reason):
             self.journal.record("propagate", detail={"kind": reason.kind})
