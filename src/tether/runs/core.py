@@ -61,6 +61,14 @@ class RunCore:
         predecessors: runs in flight on its thread that it waits for (or supersedes).
     """
 
+    # Slots: a thousand runs in flight are a thousand of these.
+    __slots__ = (
+        "__weakref__", "_created", "_done_event", "_early", "_loop", "_on_final",
+        "_requested_at", "_waiters", "admitted", "aloop", "buffer", "emitter", "exception",
+        "final", "hooks", "info", "journal", "meter", "policies", "predecessors", "request",
+        "result", "run_id", "scope", "store", "task", "thread_id",
+    )
+
     def __init__(self, request: RunRequest, run_id: str,
                  predecessors: Sequence[RunCore] = ()) -> None:
         config = request.config
