@@ -94,6 +94,7 @@ async def test_a_crowd_of_cancels_is_one_store_call_and_each_run_stops_whole(
     assert counted.batches == [20]
     for run, info in zip(runs, infos, strict=True):
         assert info.run_id == run.run_id
+        assert run.status is RunStatus.CANCELLED  # no late answer overwrote the final record
         assert info.reason is not None and info.reason.message == "all at once"
         assert info.cancel_latency_ms is not None and info.cancel_latency_ms >= 0
         _cancelled_whole(store, info)
@@ -142,7 +143,7 @@ async def test_cancels_racing_completion_each_end_one_way_recorded_whole(
         infos = await asyncio.gather(*(run.cancel() for run in runs))
         for run, info in zip(runs, infos, strict=True):
             stored = store.get_run(run.run_id)
-            assert stored is not None and stored.status is info.status
+            assert stored is not None and stored.status is info.status is run.status
             assert info.status in (RunStatus.SUCCESS, RunStatus.CANCELLED)
             events = phases(store.events(run.run_id))
             if info.status is RunStatus.CANCELLED:

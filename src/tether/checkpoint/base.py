@@ -15,6 +15,7 @@ terminal status is never overwritten, and the backend enforces it, not the calle
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -362,13 +363,14 @@ class CheckpointStore(ABC):
 
     async def arequest_cancels(self, requests: Sequence[tuple[str, CancelReason]],
                                ) -> list[tuple[RunInfo, bool] | Exception]:
-        """`arequest_cancel` for many runs (one transaction where the backend can; this default
-        asks one by one): each answer, or that run's own error, in the order of `requests`.
+        """`arequest_cancel` for many runs: each answer, or that run's own error, in order
+        (one transaction where the backend can; this default asks for all at once).
 
         Cancellation:
             Each request is durable once answered. Safe to retry: a repeat returns the receipt.
         """
-        return [await _answer(self.arequest_cancel(run_id, reason)) for run_id, reason in requests]
+        return list(await asyncio.gather(*(_answer(self.arequest_cancel(run_id, reason))
+                                           for run_id, reason in requests)))
 
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Async twin of `finish_run`.

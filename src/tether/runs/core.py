@@ -196,6 +196,10 @@ class RunCore:
         process's request recorded it. Returns the receipt."""
         if info.terminal:
             return info
+        if self.final is not None:
+            # The run ended meanwhile (the store's answer was on its way, or the run's end saw
+            # the request first): its end is the receipt, and its record stays final.
+            return self.final
         reason = info.reason
         assert reason is not None
         with _LOCK:  # one lock for every run: nothing that can call out is done under it
