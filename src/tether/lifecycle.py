@@ -44,19 +44,21 @@ def complete(events: Sequence[RunEvent], at: datetime | None = None) -> tuple[Ru
     Args:
         at: the time of an event added first (default: now).
     """
-    when = at or utcnow()
-    others = [e for e in events if e.phase not in _RANK]
-    phased = sorted((e for e in events if e.phase in _RANK), key=lambda e: _RANK[e.phase])
-    out: list[RunEvent] = list(others)
+    out: list[RunEvent] = []
+    by_phase: dict[EventPhase, list[RunEvent]] = {}
+    for event in events:  # one pass: stable, so events of one phase keep their order
+        if event.phase in _RANK:
+            by_phase.setdefault(event.phase, []).append(event)
+        else:
+            out.append(event)
     for phase in CANCEL_PHASES:
-        mine = [e for e in phased if e.phase == phase]
-        if not mine and phase in NOTHING_TO_DO:
+        mine = by_phase.get(phase)
+        if mine:
+            out.extend(mine)
+        elif phase in NOTHING_TO_DO:
             # Stamped as the phase before it: nothing happened in between.
-            since = out[-1].at if out else when
-            mine = [RunEvent(phase, since, None, dict(NOTHING_TO_DO[phase]))]
-        elif not mine:
-            continue
-        out.extend(mine)
+            since = out[-1].at if out else (at or utcnow())
+            out.append(RunEvent(phase, since, None, dict(NOTHING_TO_DO[phase])))
     return tuple(out)
 
 

@@ -189,7 +189,11 @@ class CancelScope:
         except RuntimeError:
             running = None
         if running is loop:
-            self._deliver_async()
+            # A callback of its own, even on the scope's loop: anyio formats the repr of the
+            # task that cancels into its message, a cost a crowd of cancels would pay one by
+            # one; in a callback there is no such task. The state above is already flipped,
+            # and anyio would wait for the next iteration for a task about to resume anyway.
+            loop.call_soon(self._deliver_async)
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._deliver_async)
 

@@ -15,8 +15,9 @@ terminal status is never overwritten, and the backend enforces it, not the calle
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -360,6 +361,17 @@ class CheckpointStore(ABC):
         """
         return self.request_cancel(run_id, reason)
 
+    async def arequest_cancels(self, requests: Sequence[tuple[str, CancelReason]],
+                               ) -> list[tuple[RunInfo, bool] | Exception]:
+        """`arequest_cancel` for many runs: each answer, or that run's own error, in order
+        (one transaction where the backend can; this default asks for all at once).
+
+        Cancellation:
+            Each request is durable once answered. Safe to retry: a repeat returns the receipt.
+        """
+        return list(await asyncio.gather(*(_answer(self.arequest_cancel(run_id, reason))
+                                           for run_id, reason in requests)))
+
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Async twin of `finish_run`.
 
@@ -484,6 +496,13 @@ BaseCheckpointSaver = CheckpointStore
 """LangGraph's name for the checkpointer base class, for type hints and `isinstance` checks.
 tether's protocol is its own (runs, checkpoints, pending writes, the audit log): a LangGraph
 saver subclass (`get_tuple`, `put`, `list`...) does not plug into it."""
+
+async def _answer(call: Awaitable[tuple[RunInfo, bool]]) -> tuple[RunInfo, bool] | Exception:
+    try:
+        return await call
+    except Exception as exc:  # noqa: BLE001 - that run's answer
+        return exc
+
 
 __all__ = [
     "BaseCheckpointSaver",

@@ -102,7 +102,7 @@ class InMemorySaver(CheckpointStore):
             if not info.status.can_become(RunStatus.RUNNING, "mark_running") \
                     or info.reason is not None:
                 return None
-            info = dataclasses.replace(
+            info = _replace(
                 info, status=RunStatus.RUNNING, started_at=info.started_at or utcnow()
             )
             self._runs[run_id] = info
@@ -121,6 +121,23 @@ class InMemorySaver(CheckpointStore):
                 RunEvent("request", reason.requested_at, None, reason.to_dict())
             )
             return info, True
+
+    async def arequest_cancels(
+        self, requests: Sequence[tuple[str, CancelReason]],
+    ) -> list[tuple[RunInfo, bool] | Exception]:
+        """Record many cancel requests under one hold of the lock (one transaction).
+
+        Cancellation:
+            Nothing to interrupt: it does not suspend. Safe to retry.
+        """
+        out: list[tuple[RunInfo, bool] | Exception] = []
+        with self._lock:
+            for run_id, reason in requests:
+                try:
+                    out.append(self.request_cancel(run_id, reason))
+                except Exception as exc:  # noqa: BLE001 - that run's answer
+                    out.append(exc)
+        return out
 
     def finish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         with self._lock:
@@ -146,7 +163,7 @@ class InMemorySaver(CheckpointStore):
                 assert finish.thread_id is not None and finish.checkpoint_id is not None
                 self._store_writes(finish.thread_id, ns, finish.checkpoint_id, rows)
             terminal = finish.status in TERMINAL_STATUSES
-            info = dataclasses.replace(
+            info = _replace(
                 info,
                 status=finish.status,
                 reason=finish.reason if finish.reason is not None else info.reason,

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
+
+
+class Shaper(Protocol):
+    """What makes a chunk of (namespace, mode, payload) in the shape the consumer asked for
+    (a run's `StreamFormat`)."""
+
+    def shape(self, ns: tuple[str, ...], mode: str, payload: Any) -> Any:
+        """The chunk."""
 
 
 class ChunkBuffer:
@@ -18,12 +25,13 @@ class ChunkBuffer:
     Not thread-safe: only the loop that owns the run touches it.
     """
 
-    __slots__ = ("_chunks", "_closed", "_waiter", "dropped", "limit")
+    __slots__ = ("_chunks", "_closed", "_shaper", "_waiter", "dropped", "limit")
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, shaper: Shaper | None = None) -> None:
         self._chunks: deque[Any] | None = None  # made on the first chunk
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._shaper = shaper
         self.limit = limit
         self.dropped = 0
 
@@ -32,11 +40,12 @@ class ChunkBuffer:
         """True while a consumer is blocked waiting for a chunk."""
         return self._waiter is not None and not self._waiter.done()
 
-    def put_shaped(self, shape: Callable[[tuple[str, ...], str, Any], Any],
-                   ns: tuple[str, ...], mode: str, payload: Any) -> None:
-        """Add `shape(ns, mode, payload)`: the sink of the run's emitter (which must not
-        reach the run itself, or the two would make a reference cycle)."""
-        self.put(shape(ns, mode, payload))
+    def __call__(self, ns: tuple[str, ...], mode: str, payload: Any) -> None:
+        """Add the chunk the buffer's shaper makes of (ns, mode, payload): the buffer is the
+        sink of the run's emitter, which must not reach the run itself, or the two would make
+        a reference cycle; a sink of its own would be objects more per run."""
+        assert self._shaper is not None, "a buffer made without a shaper is no sink"
+        self.put(self._shaper.shape(ns, mode, payload))
 
     def put(self, chunk: Any) -> None:
         """Add a chunk (ignored once closed)."""

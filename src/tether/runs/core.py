@@ -9,20 +9,19 @@ Invariants:
 - `final` is set exactly once, after the store accepted the run's last transaction.
 - A cancel is recorded in the store before the scope is cancelled; the store decides races
   between a cancel and the run's own end.
-- Every durable cancel reaches the run through `_receive`, which sets `_requested_at` once: the
-  instant of the request on this process's monotonic clock (for a request made elsewhere, now
-  minus its age). `cancel_latency_ms` is counted from it, by one formula.
+- Every durable cancel reaches the run through `receive_cancel`, which sets `_requested_at`
+  once: the instant of the request on this process's monotonic clock (for a request made
+  elsewhere, now minus its age). `cancel_latency_ms` is counted from it, by one formula.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +37,7 @@ from tether.engine.options import LoopOptions
 from tether.engine.outcome import LoopOutcome
 from tether.engine.stream import Emitter
 from tether.engine.task import StopMode, Task
-from tether.runs import finalize
+from tether.runs import batch, finalize
 from tether.runs.buffer import ChunkBuffer
 from tether.runs.cleanup import run_hooks
 from tether.runs.journal import Journal
@@ -47,6 +46,10 @@ from tether.runs.request import RunRequest
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 Driver = Callable[["RunCore"], Coroutine[Any, Any, None]]
+
+# One lock for every run's few cross-thread fields (`_requested_at`, `final`, `_done_event`):
+# the sections it guards are a handful of assignments, and a lock per run is memory per run.
+_LOCK = threading.Lock()
 
 
 class RunCore:
@@ -58,20 +61,27 @@ class RunCore:
         predecessors: runs in flight on its thread that it waits for (or supersedes).
     """
 
+    # Slots: a thousand runs in flight are a thousand of these.
+    __slots__ = (
+        "__weakref__", "_created", "_done_event", "_early", "_loop", "_on_final",
+        "_requested_at", "_waiters", "admitted", "aloop", "buffer", "emitter", "exception",
+        "final", "hooks", "info", "journal", "meter", "policies", "predecessors", "request",
+        "result", "run_id", "scope", "store", "task", "thread_id",
+    )
+
     def __init__(self, request: RunRequest, run_id: str,
-                 predecessors: list[RunCore] | None = None) -> None:
+                 predecessors: Sequence[RunCore] = ()) -> None:
         config = request.config
         self.request = request
         self.run_id = run_id
         self.thread_id = config.thread_id
         self.store = request.store
-        self.predecessors = predecessors or []
+        self.predecessors = predecessors or ()  # not a list per run for the usual none
         self.scope = CancelScope(deadline=deadline_after(config.timeout), name=run_id,
                                  shield_grace=config.cancel_grace)
-        self.buffer = ChunkBuffer(request.buffer_limit)
-        # The emitter's sink closes over the buffer, not the run: no cycle through `self`.
-        self.emitter = Emitter(functools.partial(self.buffer.put_shaped, request.stream.shape),
-                               request.stream.modes)
+        self.buffer = ChunkBuffer(request.buffer_limit, request.stream)
+        # The buffer is the emitter's sink, not the run: no cycle through `self`.
+        self.emitter = Emitter(self.buffer, request.stream.modes)
         self.journal = Journal(run_id, self.emitter)
         self.info = RunInfo(run_id, self.thread_id, RunStatus.PENDING,
                             metadata={**request.metadata, "checkpoint_ns": config.checkpoint_ns})
@@ -87,11 +97,12 @@ class RunCore:
         self._requested_at: float | None = None
         self._early: CancelReason | None = None
         self._created = False
+        # True when the run took its admission slot as it was launched (no wait for one).
+        self.admitted = False
         # Waiters, made only when someone waits: most runs are awaited once, on their loop.
         self._done_event: threading.Event | None = None
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[None]] | None = None
         self._on_final: list[Callable[[RunCore], None]] = []
-        self._lock = threading.Lock()
 
     # -- starting -------------------------------------------------------------------------
 
@@ -134,15 +145,26 @@ class RunCore:
     async def request_cancel(self, reason: CancelReason) -> RunInfo:
         """Record a cancel durably, then cancel the scope. Idempotent; returns the receipt.
 
+        Requests made on this loop in the same iteration, for runs of the same store, are
+        recorded together (`runs/batch.py`): a crowd of cancels is one store transaction.
+
         Cancellation:
-            The durable write is not interrupted midway; if the caller is cancelled after it,
-            the cancel still proceeds. Safe to retry.
+            The request is recorded and propagated by the batch's own task: a caller
+            cancelled while it waits leaves the cancel to proceed. Safe to retry.
         """
         receipt = self._not_requestable(reason)
         if receipt is not None:
             return receipt
+        return await batch.request(self, reason)
+
+    async def _request_alone(self, reason: CancelReason) -> RunInfo:
+        # The run's own task asking (a policy, its deadline, its loop shutting down): no batch
+        # to wait for, and no wait inside its own scope.
+        receipt = self._not_requestable(reason)
+        if receipt is not None:
+            return receipt
         info, first = await self.store.arequest_cancel(self.run_id, reason)
-        return self._receive(info, first)
+        return self.receive_cancel(info, first)
 
     def request_cancel_sync(self, reason: CancelReason) -> RunInfo:
         """`request_cancel` from any thread, without an event loop."""
@@ -150,7 +172,7 @@ class RunCore:
         if receipt is not None:
             return receipt
         info, first = self.store.request_cancel(self.run_id, reason)
-        return self._receive(info, first)
+        return self.receive_cancel(info, first)
 
     def follow_cancel(self, reason: CancelReason) -> RunInfo:
         """Propagate a cancel already durable in the store (recorded by another process and
@@ -158,7 +180,7 @@ class RunCore:
         if self.final is not None:
             return self.final
         info = dataclasses.replace(self.info, status=RunStatus.CANCELLING, reason=reason)
-        return self._receive(info, False)
+        return self.receive_cancel(info, False)
 
     def _not_requestable(self, reason: CancelReason) -> RunInfo | None:
         if self.final is not None:
@@ -169,21 +191,27 @@ class RunCore:
             return self.info
         return None
 
-    def _receive(self, info: RunInfo, first: bool) -> RunInfo:
-        """A durable cancel reached the run: `first` when this process's request recorded it."""
+    def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
+        """A durable cancel reached the run (`info`, the store's answer): `first` when this
+        process's request recorded it. Returns the receipt."""
         if info.terminal:
             return info
+        if self.final is not None:
+            # The run ended meanwhile (the store's answer was on its way, or the run's end saw
+            # the request first): its end is the receipt, and its record stays final.
+            return self.final
         reason = info.reason
         assert reason is not None
-        with self._lock:
+        with _LOCK:  # one lock for every run: nothing that can call out is done under it
+            announce = first and self._requested_at is None
             if self._requested_at is None:
                 now = time.monotonic()
                 if not first:  # made elsewhere: count from the request, by its age
                     now -= max((utcnow() - reason.requested_at).total_seconds(), 0.0)
                 self._requested_at = now
-                if first:
-                    self.journal.announce(RunEvent("request", reason.requested_at, None,
-                                                   reason.to_dict()))
+        if announce and self.journal.announcing:
+            self.journal.announce(RunEvent("request", reason.requested_at, None,
+                                           reason.to_dict()))
         self.info = info
         if self.scope.cancel(reason):
             self.journal.record("propagate", detail={"kind": reason.kind})
@@ -195,14 +223,15 @@ class RunCore:
         return self._early
 
     async def stop(self, reason: CancelReason) -> None:
-        """Stop the run for a reason the engine found (a policy, its recursion limit, a node's
-        timeout): through `request_cancel`, unless the run is being cancelled already.
+        """Stop the run for a reason the run's own task found (a policy, its recursion limit, a
+        node's timeout, a cancel kept from before it started, its loop shutting down): recorded
+        durably at once (no batch), unless the run is being cancelled already.
 
         Cancellation:
             As `request_cancel`.
         """
         if self.final is None and not self.scope.cancel_called:
-            await self.request_cancel(reason)
+            await self._request_alone(reason)
 
     def stop_sync(self, reason: CancelReason) -> None:
         """`stop` from code that cannot await (a budget crossed by a node's worker thread)."""
@@ -292,7 +321,7 @@ class RunCore:
 
     async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
                              refused: RunFinish | None) -> None:
-        # A cancel that reached the run durably (`_receive`) left the durable reason in
+        # A cancel that reached the run durably (`receive_cancel`) left the durable reason in
         # `info`: reading it back would be a round trip more on every cancel.
         known = self.info.reason if self._requested_at is not None else None
         reason = known or finalize.cancel_reason(await self.store.aget_run(self.run_id),
@@ -331,16 +360,16 @@ class RunCore:
 
     def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
         """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks."""
-        with self._lock:
+        with _LOCK:
             self.final = self.info = info
             self.result = result
             self.exception = exception
             event = self._done_event
         self.buffer.close()
-        for waiter in self._waiters:
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
-        self._waiters.clear()
         if event is not None:
             event.set()
         for callback in self._on_final:
@@ -354,6 +383,8 @@ class RunCore:
         """
         if self.final is None:
             waiter = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
             self._waiters.append(waiter)
             await waiter
         assert self.final is not None
@@ -362,7 +393,7 @@ class RunCore:
     def wait_blocking(self, timeout: float | None) -> bool:
         """Block (another thread than the run's loop) until the run has ended; False on
         timeout."""
-        with self._lock:
+        with _LOCK:
             if self.final is not None:
                 return True
             if self._done_event is None:

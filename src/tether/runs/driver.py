@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import anyio
 
+from tether.engine.loop import Loop
 from tether.engine.outcome import LoopOutcome
 from tether.runs import remote
 from tether.runs.admission import ADMISSION
@@ -19,6 +20,9 @@ from tether.runs.core import RunCore
 from tether.runs.multitask import wait_turn
 from tether.runs.policies.budget import over
 from tether.types import CancelReason, utcnow
+
+_LEAVE = ADMISSION.leave
+"""Made once: a bound method per run would be one more object for the collector."""
 
 
 def launch(core: RunCore, loop: asyncio.AbstractEventLoop) -> None:
@@ -28,7 +32,7 @@ def launch(core: RunCore, loop: asyncio.AbstractEventLoop) -> None:
     Raises:
         OverloadError: the process is full and refuses new runs.
     """
-    ADMISSION.admit(core)
+    core.admitted = ADMISSION.admit(core)
     try:
         core.start(loop, drive)
     except BaseException:
@@ -45,73 +49,95 @@ async def drive(core: RunCore) -> None:
         A cancel of the driver task itself (its event loop shutting down) is recorded as a
         `shutdown` cancel of the run, which ends through its cancel path; then it propagates.
     """
-    try:
-        await _drive(core)
-    except (KeyboardInterrupt, SystemExit) as exc:
-        # Wake the waiters, who raise it in their own tasks: nobody will finish this run.
-        if core.final is None:
-            core.settle(core.info, None, exc)
-
-
-async def _drive(core: RunCore) -> None:
+    # One coroutine for the whole drive (no helper frame awaited in between): a run in
+    # flight holds every frame of its await chain, and a thousand runs hold a thousand.
     outcome: LoopOutcome | None = None
     failure: BaseException | None = None
     foreign: asyncio.CancelledError | None = None
     try:
-        early = core.early_cancel
-        if early is not None:
-            await core.request_cancel(early)
-        since = utcnow()
+        try:
+            if not await _begin(core):
+                # A cancel became durable before the run started: it never starts.
+                await core.finish(None, None, started=False)
+                return
+            loop, timer = _prepare(core)
+            try:
+                with core.scope:
+                    outcome = await loop.run(core.request.input)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        except asyncio.CancelledError as exc:
+            if not core.scope.cancel_called:
+                # Someone cancelled the driver task itself (the loop is shutting down): stop
+                # the run as a shutdown, record it, then let the cancellation continue.
+                foreign = exc
+                with anyio.CancelScope(shield=True):
+                    await core.stop(CancelReason(
+                        "shutdown", "the event loop running the run was shut down", "loop"))
+            outcome = core.outcome_if_cancelled()
+        except Exception as exc:  # noqa: BLE001 - the run's failure, reported by finish
+            failure = exc
+        await core.finish(outcome, failure, started=True)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Wake the waiters, who raise it in their own tasks: nobody will finish this run.
+        if core.final is None:
+            core.settle(core.info, None, exc)
+        return
+    if foreign is not None:
+        raise foreign
+
+
+async def _begin(core: RunCore) -> bool:
+    """Take the run to `running` (a kept early cancel first, its turn on the thread, a slot);
+    False when a cancel durable before it keeps it from starting.
+
+    Cancellation:
+        Waiting for the thread or a slot happens in the run's scope: a cancel stops the wait.
+    """
+    early = core.early_cancel
+    if early is not None:
+        await core.stop(early)
+    since = utcnow()
+    if core.predecessors or not core.admitted:
+        # Waiting (for the thread, for a slot) is cancellable; a run that holds its slot
+        # and waits for nobody has nothing to wait for, and no scope to enter for it.
         with core.scope:
             if core.predecessors:
                 await wait_turn(core)
             await ADMISSION.enter(core)
-        core.when_done(ADMISSION.leave)
-        if not await core.mark_running(since):
-            # A cancel became durable before the run started: it never starts.
-            await core.finish(None, None, started=False)
-            return
+    core.when_done(_LEAVE)
+    return await core.mark_running(since)
+
+
+def _prepare(core: RunCore) -> tuple[Loop, _WallTimer | None]:
+    """The started run's deadline, remote cancels, policies and engine loop."""
+    if core.scope.own_deadline is not None:  # no closure per run for a run with none
         core.scope.arm(lambda _scope: core.request_cancel_sync(_deadline_passed(core)))
-        remote.watch(core)
-        policies = core.request.policies.for_run(core.request.config, _stopper(core))
-        loop = core.make_loop(policies, remote.gate(core, policies))
-        timer = _wall_time(core)
-        try:
-            with core.scope:
-                outcome = await loop.run(core.request.input)
-        finally:
-            if timer is not None:
-                timer.cancel()
-    except asyncio.CancelledError as exc:
-        if core.scope.cancel_called:
-            outcome = core.outcome_if_cancelled()
-        else:
-            # Someone cancelled the driver task itself (the loop is shutting down): stop the
-            # run as a shutdown, record it, then let the cancellation continue.
-            foreign = exc
-            reason = CancelReason("shutdown", "the event loop running the run was shut down",
-                                  "loop")
-            with anyio.CancelScope(shield=True):
-                await core.request_cancel(reason)
-            outcome = core.outcome_if_cancelled()
-    except Exception as exc:  # noqa: BLE001 - the run's failure, reported by finish
-        failure = exc
-    await core.finish(outcome, failure, started=True)
-    if foreign is not None:
-        raise foreign
+    remote.watch(core)
+    policies = core.request.policies.for_run(core.request.config, _stopper(core))
+    loop = core.make_loop(policies, remote.gate(core, policies))
+    return loop, _wall_time(core)
 
 
 def _stopper(core: RunCore) -> Callable[[CancelReason], None]:
     """`core.stop_sync` for the policies to hold, by a weak reference: the run holds its
     policies, which must not hold it back (no reference cycle for the collector)."""
-    ref = weakref.ref(core)
+    return _Stopper(weakref.ref(core))
 
-    def stop(reason: CancelReason) -> None:
-        found = ref()
+
+class _Stopper:
+    """`stop_sync` of a run held weakly (one object, where a closure would be three)."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, ref: weakref.ref[RunCore]) -> None:
+        self._ref = ref
+
+    def __call__(self, reason: CancelReason) -> None:
+        found = self._ref()
         if found is not None:
             found.stop_sync(reason)
-
-    return stop
 
 
 def _deadline_passed(core: RunCore) -> CancelReason:

@@ -196,6 +196,10 @@ def cancel_error(reason: CancelReason, run_id: str, checkpoint_id: str | None,
     return RunCancelled(reason, run_id, checkpoint_id)
 
 
+_BUDGET_ORDER = tuple(sorted(BUDGET_KEYS))
+"""The budget's keys in the order the last event shows them (sorted once, not per run)."""
+
+
 def spent(policies: Policies | None) -> dict[str, Any]:
     """What a run spent (`usage`) and its `budget`, for its last audit event: the faces show
     them. Empty for a run that never started."""
@@ -203,7 +207,7 @@ def spent(policies: Policies | None) -> dict[str, Any]:
         return {}
     budget = policies.budget
     limits = {key: dict(value) if isinstance(value, Mapping) else value
-              for key in sorted(BUDGET_KEYS) if (value := getattr(budget, key)) is not None}
+              for key in _BUDGET_ORDER if (value := getattr(budget, key)) is not None}
     return {"usage": policies.usage().to_dict(), **({"budget": limits} if limits else {})}
 
 

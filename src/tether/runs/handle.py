@@ -44,6 +44,8 @@ class Run:
         thread_id: the run's thread, if any.
     """
 
+    __slots__ = ("__weakref__", "_core", "_owned", "run_id", "thread_id")
+
     def __init__(self, request: RunRequest, run_id: str, *, owned: bool) -> None:
         """Start the run now if an event loop is running here (else on first iteration).
 

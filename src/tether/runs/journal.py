@@ -14,6 +14,9 @@ from tether.types import EventPhase, RunEvent, utcnow
 
 logger = logging.getLogger("tether.runs")
 
+# One lock for every journal: a section is an append or a swap, and runs start by the thousand.
+_LOCK = threading.Lock()
+
 
 class Journal:
     """The events of one run not stored yet. Thread-safe: a cancel records its events from the
@@ -24,36 +27,45 @@ class Journal:
         emitter: the run's stream.
     """
 
-    __slots__ = ("_events", "_lock", "emitter", "loop", "run_id")
+    __slots__ = ("_events", "emitter", "loop", "run_id")
 
     def __init__(self, run_id: str, emitter: Emitter) -> None:
         self.run_id = run_id
         self.emitter = emitter
         self.loop: asyncio.AbstractEventLoop | None = None
         """The run's event loop, where `lifecycle` chunks are emitted (None: not started)."""
-        self._events: list[RunEvent] = []
-        self._lock = threading.Lock()
+        self._events: list[RunEvent] | None = None  # made by the first event
 
     def record(self, phase: EventPhase, node: str | None = None,
                detail: dict[str, Any] | None = None) -> RunEvent:
         """Record an event now (stored with the run's next transaction) and announce it."""
         event = RunEvent(phase, utcnow(), node, detail or {})
-        with self._lock:
-            self._events.append(event)
+        with _LOCK:
+            if self._events is None:
+                self._events = [event]
+            else:
+                self._events.append(event)
         self.announce(event)
         return event
 
     def take(self) -> tuple[RunEvent, ...]:
         """The events recorded since the last `take`, oldest first, for a transaction."""
-        with self._lock:
-            events, self._events = tuple(self._events), []
-        return events
+        with _LOCK:
+            events, self._events = self._events, None
+        return tuple(events) if events else ()
+
+    @property
+    def announcing(self) -> bool:
+        """True when `announce` has somewhere to send an event (a log, a `lifecycle` stream):
+        an event made only to be announced need not be made otherwise."""
+        return self.emitter.lifecycle or logger.isEnabledFor(logging.INFO)
 
     def announce(self, event: RunEvent) -> None:
         """Log `event` and stream it (`lifecycle`), on the run's loop, from any thread; for an
         event the store records itself (a cancel request) or that a transaction carries."""
-        logger.info("run %s %s%s %s", self.run_id, event.phase,
-                    f" [{event.node}]" if event.node else "", event.detail or "")
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("run %s %s%s %s", self.run_id, event.phase,
+                        f" [{event.node}]" if event.node else "", event.detail or "")
         if not self.emitter.lifecycle:
             return
         payload = {"phase": event.phase, "at": event.at.isoformat(), "node": event.node,

@@ -17,6 +17,8 @@ class Registry:
         self._lock = threading.Lock()
         self._live: dict[str, RunCore] = {}
         self._threads: dict[str, list[str]] = {}
+        # Made once: a bound method per run would be one more object for the collector.
+        self._on_end = self._retire
 
     def add(self, core: RunCore) -> None:
         """Track a starting run."""
@@ -26,7 +28,7 @@ class Registry:
             self._live[core.run_id] = core
             if core.thread_id is not None:
                 self._threads.setdefault(core.thread_id, []).append(core.run_id)
-        core.when_done(self._retire)
+        core.when_done(self._on_end)
 
     def _retire(self, core: RunCore) -> None:
         with self._lock:

@@ -101,3 +101,74 @@ async def test_a_cancelled_run_leaves_no_cyclic_garbage(kind: str, tmp_path: Pat
             del run, info
     if saver is not None and hasattr(saver, "close"):
         saver.close()
+
+
+@pytest.mark.parametrize("kind", ["none", "memory", "sqlite"])
+async def test_a_crowd_cancelled_together_leaves_no_cyclic_garbage(kind: str,
+                                                                    tmp_path: Path) -> None:
+    saver = _saver(kind, tmp_path)
+    parked = {"n": 0}
+    all_in = asyncio.Event()
+
+    async def step(state: Count) -> dict[str, int]:
+        parked["n"] += 1
+        if parked["n"] == 10:
+            all_in.set()
+        await asyncio.sleep(3600)
+        return {"count": 1}
+
+    builder = StateGraph(Count).add_node("step", step)
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    graph = builder.compile(checkpointer=saver)
+    warm = graph.start({"count": 0}, {"configurable": {"thread_id": "warm"}})
+    await asyncio.sleep(0.01)
+    await warm.cancel()
+    del warm
+    parked["n"] = 0
+    with _no_cyclic_garbage():
+        runs = [graph.start({"count": 0}, {"configurable": {"thread_id": f"t{n}"}})
+                for n in range(10)]
+        await all_in.wait()
+        infos = await asyncio.gather(*(run.cancel() for run in runs))
+        assert {info.status.value for info in infos} == {"cancelled"}
+        del runs, infos
+    if saver is not None and hasattr(saver, "close"):
+        saver.close()
+
+
+TRACKED_PER_RUN = 108
+"""What the collector tracks per run in flight, parked in an async node with no checkpointer,
+as measured here (106 on 2026-12-06, 116 before the run layer made fewer objects). The
+collector's work grows with it: it was a third of the time to start a thousand runs."""
+
+
+async def test_a_run_in_flight_holds_few_objects_for_the_collector() -> None:
+    parked = {"n": 0}
+    all_in = asyncio.Event()
+    n_runs = 50
+
+    async def step(state: Count) -> dict[str, int]:
+        parked["n"] += 1
+        if parked["n"] == n_runs:
+            all_in.set()
+        await asyncio.sleep(3600)
+        return {"count": 1}
+
+    builder = StateGraph(Count).add_node("step", step)
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    graph = builder.compile()
+    warm = graph.start({"count": 0})
+    await asyncio.sleep(0.01)
+    await warm.cancel()
+    del warm
+    parked["n"] = 0
+    gc.collect()
+    before = len(gc.get_objects())
+    runs = [graph.start({"count": 0}) for _ in range(n_runs)]
+    await all_in.wait()
+    gc.collect()
+    per_run = (len(gc.get_objects()) - before) / n_runs
+    await asyncio.gather(*(run.cancel() for run in runs))
+    assert per_run <= TRACKED_PER_RUN, per_run

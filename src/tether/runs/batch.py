@@ -1,0 +1,106 @@
+"""Cancel requests made together, recorded together: the requests for runs of one store made
+on one loop in the same loop iteration (a crowd of `run.cancel()` gathered, a bulk cancel) go
+to the store as one batch (`arequest_cancels`: one transaction where the backend can).
+
+A batch is flushed by a task of its own, which also hands each durable request to its run
+(`RunCore.receive_cancel`): a caller that stops waiting (it was cancelled) leaves its request
+recorded and propagated all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from tether.checkpoint.base import CheckpointStore
+from tether.types import CancelReason, RunInfo
+
+
+class Cancellable(Protocol):
+    """What a batch needs of a run (a `RunCore`; this module does not import it, so that the
+    core can import the batch)."""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+
+    @property
+    def store(self) -> CheckpointStore:
+        """Where the run is recorded."""
+
+    def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
+        """A durable cancel reached the run; returns the receipt."""
+
+
+class CancelBatch:
+    """The cancel requests of one loop iteration for runs of one store.
+
+    Only the loop that made it touches it (no lock): it is made, filled and flushed there.
+    """
+
+    __slots__ = ("_key", "_requests", "loop", "store")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, store: CheckpointStore) -> None:
+        self.loop = loop
+        self.store = store
+        self._key = (loop, store)
+        self._requests: list[tuple[Cancellable, CancelReason, asyncio.Future[RunInfo]]] = []
+
+    def add(self, core: Cancellable, reason: CancelReason) -> asyncio.Future[RunInfo]:
+        """Queue a request; the future gets the run's receipt once it is durable."""
+        future: asyncio.Future[RunInfo] = self.loop.create_future()
+        self._requests.append((core, reason, future))
+        return future
+
+    async def flush(self) -> None:
+        """Record every queued request in one call to the store, then hand each to its run.
+
+        Cancellation:
+            Shielded by its caller (a task of its own, which nothing cancels but the loop's
+            end); the store call is one transaction where the backend can.
+        """
+        _OPEN.pop(self._key, None)  # later requests make a new batch
+        requests = self._requests
+        try:
+            answers = await self.store.arequest_cancels(
+                [(core.run_id, reason) for core, reason, _ in requests])
+        except BaseException as exc:  # the whole batch failed: every caller sees why
+            for _core, _reason, future in requests:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (core, _reason, future), answer in zip(requests, answers, strict=True):
+            if isinstance(answer, Exception):
+                if not future.done():
+                    future.set_exception(answer)
+                continue
+            receipt = core.receive_cancel(*answer)
+            if not future.done():
+                future.set_result(receipt)
+
+
+_OPEN: dict[tuple[asyncio.AbstractEventLoop, CheckpointStore], CancelBatch] = {}
+"""The batch still taking requests, per (loop, store); a batch leaves as its flush begins."""
+
+_FLUSHING: set[asyncio.Task[None]] = set()
+"""Flush tasks in progress (the loop keeps only weak references to tasks)."""
+
+
+def request(core: Cancellable, reason: CancelReason) -> asyncio.Future[RunInfo]:
+    """Queue `core`'s cancel request into the open batch of the running loop (opening one,
+    flushed once the requests made meanwhile have joined it); the future gets the receipt."""
+    loop = asyncio.get_running_loop()
+    key = (loop, core.store)
+    batch = _OPEN.get(key)
+    if batch is None:
+        batch = _OPEN[key] = CancelBatch(loop, core.store)
+        # A task, started at the loop's next turn: the requests made in this one join first.
+        task = loop.create_task(batch.flush(), name="tether-cancel-batch")
+        _FLUSHING.add(task)
+        task.add_done_callback(_FLUSHING.discard)
+    return batch.add(core, reason)
+
+
+__all__ = ["CancelBatch", "request"]

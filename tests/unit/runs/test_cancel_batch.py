@@ -1,0 +1,66 @@
+"""A store answers a batch of cancel requests: each run's own answer or error, in order, and
+a backend with no batch of its own asks for all of them at once (a writer thread then commits
+them together), never one after the other."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tether.checkpoint.base import CheckpointStore
+from tether.checkpoint.memory import InMemorySaver
+from tether.checkpoint.sqlite import SqliteSaver
+from tether.types import CancelReason, RunInfo, RunStatus
+
+pytestmark = pytest.mark.anyio
+
+
+def _store(kind: str, tmp_path: Path) -> CheckpointStore:
+    return InMemorySaver() if kind == "memory" else SqliteSaver(str(tmp_path / "batch.db"))
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_a_batch_answers_each_run_and_an_unknown_run_alone_fails(
+        kind: str, tmp_path: Path) -> None:
+    store = _store(kind, tmp_path)
+    for n in range(3):
+        store.create_run(RunInfo(f"r{n}", None, RunStatus.PENDING))
+    store.mark_running("r1")
+    store.request_cancel("r2", CancelReason("user", "earlier", "test"))
+    answers = await store.arequest_cancels(
+        [("r0", CancelReason("user", "now", "test")), ("nope", CancelReason("user", "now", "t")),
+         ("r1", CancelReason("user", "now", "test")), ("r2", CancelReason("user", "now", "t"))])
+    first, missing, second, repeat = answers
+    assert not isinstance(first, Exception) and first[1] is True
+    assert first[0].status is RunStatus.CANCELLING
+    assert isinstance(missing, Exception)
+    assert not isinstance(second, Exception) and second[1] is True
+    assert not isinstance(repeat, Exception) and repeat[1] is False
+    assert repeat[0].reason is not None and repeat[0].reason.message == "earlier"
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
+async def test_the_default_batch_asks_for_every_run_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SqliteSaver(str(tmp_path / "batch.db"))  # no batch of its own: the default
+    asking = {"now": 0, "most": 0}
+
+    async def arequest_cancel(run_id: str, reason: CancelReason) -> Any:
+        asking["now"] += 1
+        asking["most"] = max(asking["most"], asking["now"])
+        await asyncio.sleep(0.01)
+        asking["now"] -= 1
+        return RunInfo(run_id, None, RunStatus.CANCELLING, reason=reason), True
+
+    monkeypatch.setattr(store, "arequest_cancel", arequest_cancel)
+    answers = await store.arequest_cancels(
+        [(f"r{n}", CancelReason("user", "now", "test")) for n in range(10)])
+    assert [a[0].run_id for a in answers if not isinstance(a, Exception)] == \
+        [f"r{n}" for n in range(10)]
+    assert asking["most"] == 10
+    store.close()
