@@ -18,9 +18,12 @@ class S(TypedDict):
     n: int
 
 
-def loop_graph(store: Any, until: int = 5, gate: asyncio.Event | None = None) -> Any:
+def loop_graph(store: Any, until: int = 5, gate: asyncio.Event | None = None,
+               arrived: asyncio.Event | None = None) -> Any:
     async def step(state: S) -> dict[str, int]:
         if gate is not None and state["n"] == 3:
+            if arrived is not None:
+                arrived.set()
             await gate.wait()
         return {"n": state["n"] + 1}
 
@@ -54,15 +57,11 @@ async def test_exit_durability_stores_only_the_last_checkpoint(store: Any) -> No
 async def test_a_cancelled_run_keeps_its_last_completed_step_in_every_mode(
     store: Any, durability: str,
 ) -> None:
-    gate = asyncio.Event()
-    graph = loop_graph(store, until=10, gate=gate)
+    gate, arrived = asyncio.Event(), asyncio.Event()
+    graph = loop_graph(store, until=10, gate=gate, arrived=arrived)
     run = graph.astream({"n": 0}, config(durability))
-    for _ in range(200):
-        if graph.get_state({"configurable": {"thread_id": durability}}).values.get("n") == 3 \
-                or durability != "sync":
-            break
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0.05)
+    # The node of the fourth step is waiting at the gate: three steps have completed.
+    await asyncio.wait_for(arrived.wait(), 10)
     await run.cancel()
     with pytest.raises(RunCancelled):
         await run.result()
