@@ -323,8 +323,9 @@ def test_runs_ls_show_and_events(db: str) -> None:
 
 
 def test_runs_show_of_a_cancelled_run_lists_what_was_kept(db: str) -> None:
+    # Each step outlasts the timeout: it lands in a node (never between two steps).
     result = tether("run", "cli_graphs:counter", "--input",
-                    '{"target": 1000, "step_seconds": 0.05}', "--timeout", "0.4", "--db", db)
+                    '{"target": 1000, "step_seconds": 30}', "--timeout", "0.4", "--db", db)
     assert result.returncode == 4
     run_id = _resume_command(result.stdout)[2]
     shown = tether("runs", "show", run_id, "--db", db)

@@ -268,7 +268,10 @@ class Loop:
         self.executor.kept = {}
         self.tasks = state.plan(updated)
         if self.persist is not None:
-            await self.persist.take(state, "loop", updated, self.tasks, ran=self._ran)
+            # With no task due, the run ends here: its end's transaction stores this checkpoint
+            # (a subgraph's end is its parent's step, which does not).
+            await self.persist.take(state, "loop", updated, self.tasks, ran=self._ran,
+                                    last=not self.tasks and not self.opts.nested)
         if not state.state_keys.isdisjoint(updated):
             self.opts.emitter.emit_values(state.view())
         if not self.opts.nested and self.opts.host.consumer_waiting():

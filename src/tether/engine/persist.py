@@ -69,8 +69,13 @@ class Persistence:
         self.dirty.update(channels)
 
     async def checkpoint(self, channels: Mapping[str, BaseChannel], step: int, source: str,
-                         nxt: Sequence[str], metadata: dict[str, Any]) -> CheckpointRecord:
+                         nxt: Sequence[str], metadata: dict[str, Any], *,
+                         last: bool = False) -> CheckpointRecord:
         """Take a checkpoint of `channels` and store it per the durability mode.
+
+        `last`: no step follows it: with durability `sync` it is kept for the run's final
+        transaction (`unsaved`), which commits it with the run's end, one transaction instead
+        of two. "Stored before the next step starts" still holds: there is none.
 
         Cancellation:
             With durability `sync`, one store transaction: cancelled before it
@@ -93,7 +98,7 @@ class Persistence:
             metadata=metadata, run_id=self.run_id,
         )
         self.parent_id, self.checkpoint_id = self.checkpoint_id, new_id
-        if self.durability == "sync":
+        if self.durability == "sync" and not last:
             await self.store.aput_checkpoint(record)
             self.written.add(new_id)
         else:
@@ -104,7 +109,8 @@ class Persistence:
 
     async def take(self, state: ChannelState, source: str, updated: Iterable[str],
                    next_tasks: Sequence[Task], *, ran: Sequence[Task] = (),
-                   names: tuple[str, ...] | None = None) -> CheckpointRecord:
+                   names: tuple[str, ...] | None = None, last: bool = False
+                   ) -> CheckpointRecord:
         """Take a checkpoint of `state` after a change to the channels `updated`, store it per
         the durability mode, and show it to `checkpoints`/`debug` streams.
 
@@ -113,6 +119,7 @@ class Persistence:
             ran: the tasks of the step it concludes (named in its metadata).
             names: the names recorded as due, when not those of `next_tasks` (the input
                 checkpoint records `__start__`).
+            last: the run ends after it (see `checkpoint`).
 
         Cancellation:
             As `checkpoint`.
@@ -126,7 +133,8 @@ class Persistence:
             metadata["tasks"] = sorted({t.name for t in ran})
         if self.run_id is not None:
             metadata["run_id"] = self.run_id
-        record = await self.checkpoint(state.channels, state.step, source, names, metadata)
+        record = await self.checkpoint(state.channels, state.step, source, names, metadata,
+                                       last=last)
         if self.emitter.checkpoints:
             shown = [(t.name, ()) for t in next_tasks] if names != (START,) else [(START, ())]
             payload = checkpoint_payload(self.thread_id, self.ns, state.shown(), record.id,

@@ -69,3 +69,49 @@ async def test_a_cancelled_run_keeps_its_last_completed_step_in_every_mode(
     assert snapshot.values == {"n": 3} and snapshot.next == ("step",)
     gate.set()
     assert await graph.resume(run.run_id).result() == {"n": 10}
+
+
+class Counting:
+    """A store wrapper counting the checkpoints each kind of transaction carries."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.alone: list[int] = []
+        self.with_end: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def aput_checkpoint(self, record: Any) -> Any:
+        self.alone.append(record.step)
+        return await self._store.aput_checkpoint(record)
+
+    def put_checkpoint(self, record: Any) -> Any:
+        self.alone.append(record.step)
+        return self._store.put_checkpoint(record)
+
+    async def afinish_run(self, run_id: str, finish: Any) -> Any:
+        self.with_end.extend(c.step for c in finish.checkpoints)
+        return await self._store.afinish_run(run_id, finish)
+
+
+@pytest.mark.parametrize("call", ["invoke", "ainvoke"])
+async def test_sync_durability_stores_the_last_checkpoint_with_the_run_end(
+        store: Any, call: str) -> None:
+    counting = Counting(store)
+    graph = loop_graph(store)
+    graph.ledger = counting  # the runs of this graph go through the wrapper
+    cfg = config("sync")
+    if call == "invoke":
+        result = await asyncio.to_thread(graph.invoke, {"n": 0}, cfg)
+    else:
+        result = await graph.ainvoke({"n": 0}, cfg)
+    assert result == {"n": 5}
+    # Every step's checkpoint is stored before the next step starts; the last one, after
+    # which nothing runs, rides in the run's final transaction (one commit instead of two).
+    assert counting.alone == [-1, 0, 1, 2, 3, 4]
+    assert counting.with_end == [5]
+    steps = [c.step for c in store.list_checkpoints("sync")]
+    assert steps == [5, 4, 3, 2, 1, 0, -1]
+    state = graph.get_state({"configurable": {"thread_id": "sync"}})
+    assert state.values == {"n": 5} and state.next == ()
