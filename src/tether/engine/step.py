@@ -15,10 +15,8 @@ import functools
 import time
 from typing import Any
 
-import anyio
-
 from tether import node_context
-from tether.cancel.scope import CancelScope
+from tether.cancel.scope import CancelScope, anyio_scope
 from tether.engine.execute import Executor
 from tether.engine.task import Task
 from tether.engine.to_thread import Job
@@ -61,7 +59,7 @@ async def run_step(ex: Executor, tasks: list[Task]) -> None:
 async def _abandon_stuck(ex: Executor, tasks: list[Task],
                          children: list[asyncio.Task[None]]) -> None:
     grace = max((t.node.cancel_grace or ex.grace) for t in tasks)
-    with anyio.CancelScope(shield=True):
+    with anyio_scope(shield=True):
         _done, pending = await asyncio.wait(children, timeout=grace + 0.05)
     for task, child in zip(tasks, children, strict=True):
         if child in pending:
