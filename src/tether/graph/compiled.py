@@ -9,7 +9,7 @@ from typing import Any, cast
 from tether import node_context
 from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
-from tether.config import merge_configs, parse_config
+from tether.config import RunConfig, merge_configs, parse_config
 from tether.engine.calls import current_site
 from tether.engine.to_thread import default_pool
 from tether.errors import ConfigError
@@ -73,6 +73,9 @@ class CompiledStateGraph(GraphHistory):
         self.config = config or {}
         self.pool = default_pool()
         self.policy_defaults = PolicyDefaults()
+        # The graph's own config parsed, for the runs given none of their own: (the config it
+        # was parsed from, the result). Keyed by identity, as `with_config` copies this dict.
+        self._bare: tuple[dict[str, Any], RunConfig] | None = None
         # A model stopped mid-answer keeps its text in graphs that hold a conversation.
         self.records_partials = has_langchain() and holds_conversation(
             getattr(builder, "schemas", {}).values())
@@ -126,10 +129,7 @@ class CompiledStateGraph(GraphHistory):
             raise TypeError(f"unexpected arguments {sorted(ignored)}")
         if version not in ("v1", "v2"):
             raise ConfigError(f"stream version {version!r} is not supported (use 'v1' or 'v2')")
-        merged = merge_configs(self.config, config)
-        if durability is not None:
-            merged["durability"] = durability
-        rc = parse_config(merged)
+        rc = self._parse(config, durability)
         durable = self.checkpointer is not None
         if durable and rc.thread_id is None:
             raise ConfigError(
@@ -157,6 +157,19 @@ class CompiledStateGraph(GraphHistory):
                     if durable and self._conversation is not None else None),
         )
         return request, run_id
+
+    def _parse(self, config: dict[str, Any] | None, durability: Any) -> RunConfig:
+        if config is None and durability is None:
+            # Most runs bring no config: the graph's own is parsed once. A RunConfig is frozen
+            # and nothing changes its dicts (a node's config is a copy: engine/report.py).
+            bare = self._bare
+            if bare is None or bare[0] is not self.config:
+                bare = self._bare = (self.config, parse_config(merge_configs(self.config, None)))
+            return bare[1]
+        merged = merge_configs(self.config, config)
+        if durability is not None:
+            merged["durability"] = durability
+        return parse_config(merged)
 
     def _format(self, modes: tuple[str, ...], single: bool, subgraphs: bool,
                 version: str) -> StreamFormat:
