@@ -201,7 +201,11 @@ class Executor:
             bind = (not alone or node.timeout is not None or watch is not None
                     or (not node.is_async and not self._runs_inline(node, alone)))
             if not bind:
-                if node.is_async or node.subgraph is not None:
+                if node.is_async and not node.kwargs and node.subgraph is None:
+                    # The plain async node awaited here, not through `_call`: one coroutine
+                    # frame less while it runs (the common case of a run in flight).
+                    result = await node.func(task.input)
+                elif node.is_async or node.subgraph is not None:
                     result = await self._call(task, scope, alone)
                 else:
                     result = self._call_sync(task)
@@ -215,13 +219,8 @@ class Executor:
                 return self._observe(task, result, seen)
             return _CANCELLED
         except asyncio.CancelledError:
-            if _called(scope, self.scope):
+            if self._cancelled_by_tether(scope):
                 return _CANCELLED
-            if scope.cancelled():
-                # A deadline passed and the node noticed before its timer ran: fire it now.
-                scope.expire_due()
-                if _called(scope, self.scope):
-                    return _CANCELLED
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # a cancel from outside tether: let it through
@@ -232,6 +231,15 @@ class Executor:
                 watch.stop()
             _unwatch(task, seen)
             node_context.leave(token)
+
+    def _cancelled_by_tether(self, scope: CancelScope) -> bool:
+        if _called(scope, self.scope):
+            return True
+        if scope.cancelled():
+            # A deadline passed and the node noticed before its timer ran: fire it now.
+            scope.expire_due()
+            return _called(scope, self.scope)
+        return False
 
     def _observe(self, task: Task, result: Any, seen: AttemptWatch | None = None) -> Any:
         # The instant the engine sees the node's answer decides whether it counts.
@@ -318,17 +326,7 @@ class Executor:
         """The `custom` stream writer; safe to call from worker threads."""
         if self._writer is None:
             loop = self._loop = asyncio.get_running_loop()
-            owner = threading.get_ident()
-            emit = self.emitter.emit_custom
-
-            def write(chunk: Any) -> None:
-                touch()
-                if threading.get_ident() == owner:
-                    emit(chunk)
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(emit, chunk)
-
-            self._writer = write
+            self._writer = CustomWriter(self.emitter.emit_custom, loop)
         return self._writer
 
     @property
@@ -436,6 +434,26 @@ class Executor:
         call)."""
         if call.writes and not getattr(call.spec, "quiet", False):
             self.emitter.emit_update(call, call.writes[0][1])
+
+
+class CustomWriter:
+    """The `custom` stream writer of one run: emits on the loop's thread, hands a chunk written
+    from a worker thread to the loop. One slotted object, not a closure (a run's worth of cells
+    for the collector)."""
+
+    __slots__ = ("_emit", "_loop", "_owner")
+
+    def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop) -> None:
+        self._emit = emit
+        self._loop = loop
+        self._owner = threading.get_ident()
+
+    def __call__(self, chunk: Any) -> None:
+        touch()
+        if threading.get_ident() == self._owner:
+            self._emit(chunk)
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._emit, chunk)
 
 
 def _unwatch(task: Task, seen: AttemptWatch | None) -> None:

@@ -1,0 +1,70 @@
+"""What a run parked in an async node holds while it waits: its chain of coroutine frames and
+the run's stream writer (runs are started by the thousand; each frame and cell is memory and
+work for the collector)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypedDict
+
+import pytest
+
+from tether.config import get_stream_writer
+from tether.engine.execute import CustomWriter
+from tether.graph.state import StateGraph
+
+pytestmark = pytest.mark.anyio
+
+
+class Counter(TypedDict):
+    count: int
+
+
+def _chain(coro: Coroutine[Any, Any, Any]) -> list[str]:
+    names: list[str] = []
+    current: Any = coro
+    while current is not None and hasattr(current, "cr_code"):
+        names.append(current.cr_code.co_qualname)
+        current = current.cr_await
+    return names
+
+
+async def test_a_lone_async_node_is_awaited_without_the_step_and_call_frames() -> None:
+    entered = asyncio.Event()
+
+    async def park(state: Counter) -> dict[str, int]:
+        entered.set()
+        await asyncio.sleep(3600)
+        return {"count": state["count"] + 1}
+
+    builder = StateGraph(Counter)
+    builder.add_node("park", park)
+    builder.set_entry_point("park")
+    run = builder.compile().start({"count": 0})
+    await entered.wait()
+    chains = [_chain(t.get_coro()) for t in asyncio.all_tasks()]  # type: ignore[arg-type]
+    chain = next(c for c in chains if any(name.endswith("park") for name in c))
+    assert "run_step" not in chain
+    assert "Executor._call" not in chain
+    assert chain.index("test_a_lone_async_node_is_awaited_without_the_step_and_call_frames"
+                       ".<locals>.park") - chain.index("Executor._attempt") == 1
+    await run.cancel()
+
+
+async def test_the_custom_writer_is_one_object_without_closure_cells() -> None:
+    seen: list[Any] = []
+
+    async def write(state: Counter) -> dict[str, int]:
+        writer = get_stream_writer()
+        seen.append(writer)
+        writer("hello")
+        return {"count": 1}
+
+    builder = StateGraph(Counter)
+    builder.add_node("write", write)
+    builder.set_entry_point("write")
+    chunks = [c async for c in builder.compile().astream({"count": 0}, stream_mode="custom")]
+    assert chunks == ["hello"]
+    assert isinstance(seen[0], CustomWriter)
+    assert not hasattr(seen[0], "__closure__")
