@@ -13,10 +13,10 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tether import node_context
 from tether.cancel.deadlines import deadline_after
@@ -201,12 +201,8 @@ class Executor:
             bind = (not alone or node.timeout is not None or watch is not None
                     or (not node.is_async and not self._runs_inline(node, alone)))
             if not bind:
-                if node.is_async and not node.kwargs and node.subgraph is None:
-                    # The plain async node awaited here, not through `_call`: one coroutine
-                    # frame less while it runs (the common case of a run in flight).
-                    result = await node.func(task.input)
-                elif node.is_async or node.subgraph is not None:
-                    result = await self._call(task, scope, alone)
+                if node.is_async or node.subgraph is not None:
+                    result = await self._call_of(task, scope, alone)
                 else:
                     result = self._call_sync(task)
                 return self._observe(task, result, seen)
@@ -215,7 +211,7 @@ class Executor:
                     scope.arm()
                 if watch is not None:
                     watch.start()
-                result = await self._call(task, scope, alone)
+                result = await self._call_of(task, scope, alone)
                 return self._observe(task, result, seen)
             return _CANCELLED
         except asyncio.CancelledError:
@@ -272,6 +268,14 @@ class Executor:
         return (self.inline_sync and alone and node.timeout is None
                 and node.idle_timeout is None and self.idle_timeout is None
                 and self.scope.deadline is None)
+
+    def _call_of(self, task: Task, scope: CancelScope, alone: bool) -> Awaitable[Any]:
+        # A plain async node's own coroutine, awaited by the attempt itself: no `_call` frame
+        # in between while it runs (a run in flight, each task of a fan-out).
+        node = task.node
+        if node.is_async and not node.kwargs and node.subgraph is None:
+            return cast("Awaitable[Any]", node.func(task.input))
+        return self._call(task, scope, alone)
 
     async def _call(self, task: Task, scope: CancelScope, alone: bool) -> Any:
         node = task.node

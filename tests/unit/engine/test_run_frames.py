@@ -52,6 +52,37 @@ async def test_a_lone_async_node_is_awaited_without_the_step_and_call_frames() -
     await run.cancel()
 
 
+async def test_each_async_task_of_a_fan_out_is_awaited_by_its_attempt() -> None:
+    arrived: list[str] = []
+    both = asyncio.Event()
+
+    def parked(name: str) -> Any:
+        async def park(state: Counter) -> dict[str, int]:
+            arrived.append(name)
+            if len(arrived) == 2:
+                both.set()
+            await asyncio.sleep(3600)
+            return {"count": 1}
+
+        return park
+
+    builder = StateGraph(Counter)
+    builder.add_node("a", parked("a"))
+    builder.add_node("b", parked("b"))
+    builder.set_entry_point("a")
+    builder.add_edge("__start__", "b")
+    run = builder.compile().start({"count": 0})
+    await both.wait()
+    chains = [_chain(t.get_coro()) for t in asyncio.all_tasks()]  # type: ignore[arg-type]
+    node = ("test_each_async_task_of_a_fan_out_is_awaited_by_its_attempt"
+            ".<locals>.parked.<locals>.park")
+    found = [c for c in chains if node in c]
+    assert len(found) == 2
+    for chain in found:
+        assert chain.index(node) - chain.index("Executor._attempt") == 1
+    await run.cancel()
+
+
 async def test_the_custom_writer_is_one_object_without_closure_cells() -> None:
     seen: list[Any] = []
 
