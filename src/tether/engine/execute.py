@@ -171,7 +171,7 @@ class Executor:
 
     def _cancelled_error(self, task: Task, scope: CancelScope, started: float) -> BaseException:
         # The attempt was cancelled: by the run, by a failed sibling, or by its own timeout.
-        task.hooks.extend((task.name, hook) for hook in scope.take_hooks())
+        task.hooks = [*task.hooks, *((task.name, hook) for hook in scope.take_hooks())]
         if self.scope.cancel_called:
             task.outcome = "cancelled"
             return asyncio.CancelledError()

@@ -155,7 +155,7 @@ async def _settle(ex: Executor, task: Task, job: Job) -> bool:
 
 def _cancelled(task: Task, scope: CancelScope) -> None:
     task.outcome = "cancelled"
-    task.hooks.extend((task.name, hook) for hook in scope.take_hooks())
+    task.hooks = [*task.hooks, *((task.name, hook) for hook in scope.take_hooks())]
 
 
 async def _stop(ex: Executor, jobs: dict[Job, Task], unfinished: list[Job]) -> None:

@@ -102,7 +102,7 @@ def result(outcome: LoopOutcome, parent_keys: frozenset[str] | None, task: Task,
     if outcome.status == "interrupted":
         raise GraphInterrupt(outcome.interrupts)
     if outcome.status == "cancelled":
-        task.hooks.extend(outcome.hooks)
+        task.hooks = [*task.hooks, *outcome.hooks]
         raise asyncio.CancelledError
     if outcome.status == "limit":
         raise GraphRecursionError(

@@ -99,3 +99,21 @@ async def test_the_custom_writer_is_one_object_without_closure_cells() -> None:
     assert chunks == ["hello"]
     assert isinstance(seen[0], CustomWriter)
     assert not hasattr(seen[0], "__closure__")
+
+
+def test_a_fresh_task_and_input_plan_share_their_empty_sequences() -> None:
+    # Lists made only when a task is cancelled, resumed or answered: none for the common run.
+    from tether.engine.interrupts import InputPlan
+    from tether.engine.spec import NodeSpec
+    from tether.engine.task import PULL, Task
+
+    first, second = (Task(NodeSpec(name, _noop, False), {}, (PULL, name), 0) for name in ("a", "b"))
+    for field in ("hooks", "resume", "claimed"):
+        assert getattr(first, field) == () and getattr(first, field) is getattr(second, field)
+    plan, other = InputPlan([]), InputPlan([])
+    assert plan.resume_writes == () and plan.resume_writes is other.resume_writes
+    assert plan.null_resume == () and plan.null_resume is other.null_resume
+
+
+def _noop(state: Any) -> None:
+    return None
