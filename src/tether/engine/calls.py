@@ -296,7 +296,7 @@ class CallSite:
         index = self.graphs
         self.graphs += 1
         ctx = node_context.current()
-        handler = ctx.interrupt if ctx is not None else None
+        handler = ctx.interrupt_handler() if ctx is not None else None
         assert handler is not None
         return await self.executor.host.run_graph(self.parent, spec, graph_input, handler,
                                                   index=index)

@@ -346,11 +346,22 @@ class Executor:
         """Make `task`'s attempt under `scope` the node context of the calling code; the
         token undoes it (`node_context.leave`)."""
         task.site = None
+        task.interrupt_count = 0
+        # The config and the interrupt handler come from this executor on demand (`host`):
+        # no closures per attempt for what most nodes never ask for.
         return node_context.enter(NodeContext(
-            task.name, task.step, self.run_id, scope, self.writer,
-            functools.partial(self.host.task_config, task), self.runtime, self.meter,
-            self._interrupt_handler(task), watch.touch if watch is not None else None,
-            self, task))
+            task.name, task.step, self.run_id, scope, self.writer, None, self.runtime,
+            self.meter, None, watch.touch if watch is not None else None, self, task, self))
+
+    def node_config(self, task: Task) -> dict[str, Any]:
+        """The config dict `task`'s node sees (built when its node first asks)."""
+        return self.host.task_config(task)
+
+    def node_interrupt(self, task: Task, value: Any) -> Any:
+        """`interrupt(value)` inside `task`: the resume value, or a pause."""
+        if self.parent_interrupt is not None:
+            return self.parent_interrupt(value)
+        return interrupts.answer(task, self.null_resume, value)
 
     def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
         if self.parent_interrupt is not None:

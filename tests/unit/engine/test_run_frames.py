@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 
 import pytest
 
-from tether.config import get_stream_writer
+from tether.config import get_config, get_stream_writer
 from tether.engine.execute import CustomWriter
 from tether.graph.state import StateGraph
 
@@ -117,3 +117,22 @@ def test_a_fresh_task_and_input_plan_share_their_empty_sequences() -> None:
 
 def _noop(state: Any) -> None:
     return None
+
+
+async def test_an_attempt_context_builds_its_config_only_when_asked() -> None:
+    from tether import node_context
+
+    seen: list[Any] = []
+
+    async def look(state: Counter) -> dict[str, int]:
+        ctx = node_context.current()
+        assert ctx is not None
+        seen.append((ctx.make_config, ctx.interrupt))
+        seen.append(get_config()["metadata"]["langgraph_node"])
+        return {"count": 1}
+
+    builder = StateGraph(Counter)
+    builder.add_node("look", look)
+    builder.set_entry_point("look")
+    assert await builder.compile().ainvoke({"count": 0}) == {"count": 1}
+    assert seen == [(None, None), "look"]
