@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +27,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+@functools.lru_cache(maxsize=64)
+def _mode_set(modes: tuple[str, ...]) -> frozenset[str]:
+    # One set per combination of modes, not one per run (and per subgraph level).
+    return frozenset(modes)
+
+
 class Emitter:
     """Builds chunks only for the modes someone asked for, and hands them to the sink.
 
@@ -40,7 +47,7 @@ class Emitter:
 
     def __init__(self, sink: Sink, modes: Iterable[str], ns: tuple[str, ...] = ()) -> None:
         self.sink = sink
-        self.modes = frozenset(modes)
+        self.modes = _mode_set(modes if isinstance(modes, tuple) else tuple(modes))
         self.ns = ns
         self.values = "values" in self.modes
         self.updates = "updates" in self.modes

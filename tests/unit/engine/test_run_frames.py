@@ -136,3 +136,17 @@ async def test_an_attempt_context_builds_its_config_only_when_asked() -> None:
     builder.set_entry_point("look")
     assert await builder.compile().ainvoke({"count": 0}) == {"count": 1}
     assert seen == [(None, None), "look"]
+
+
+def test_runs_of_one_graph_share_its_key_set_and_their_stream_mode_set() -> None:
+    from tether.engine.state import ChannelState
+    from tether.engine.stream import Emitter
+
+    builder = StateGraph(Counter)
+    builder.add_node("bump", _noop)
+    builder.set_entry_point("bump")
+    spec = builder.compile().spec
+    first, second = ChannelState(spec), ChannelState(spec)
+    assert first.state_keys == {"count"} and first.state_keys is second.state_keys
+    one, other = Emitter(_noop, ("values", "updates")), Emitter(_noop, ["values", "updates"])
+    assert one.modes == {"values", "updates"} and one.modes is other.modes
