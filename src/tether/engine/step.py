@@ -32,7 +32,7 @@ async def run_step(ex: Executor, tasks: list[Task]) -> None:
         is re-raised after the same wait.
     """
     if len(tasks) == 1:
-        await ex.run_task(tasks[0], alone=True)
+        await ex.run_attempts(tasks[0], alone=True)
         return
     batch = [t for t in tasks if eligible(ex, t)]
     if len(batch) < 2:

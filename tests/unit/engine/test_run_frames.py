@@ -47,6 +47,7 @@ async def test_a_lone_async_node_is_awaited_without_the_step_and_call_frames() -
     chain = next(c for c in chains if any(name.endswith("park") for name in c))
     assert "run_step" not in chain
     assert "Executor._call" not in chain
+    assert "Executor.run_task" not in chain
     assert chain.index("test_a_lone_async_node_is_awaited_without_the_step_and_call_frames"
                        ".<locals>.park") - chain.index("Executor._attempt") == 1
     await run.cancel()
