@@ -74,8 +74,11 @@ class CompiledStateGraph(GraphHistory):
         self.pool = default_pool()
         self.policy_defaults = PolicyDefaults()
         # The graph's own config parsed, for the runs given none of their own: (the config it
-        # was parsed from, the result). Keyed by identity, as `with_config` copies this dict.
-        self._bare: tuple[dict[str, Any], RunConfig] | None = None
+        # was parsed from, the result, their metadata). Keyed by identity, as `with_config`
+        # copies this dict. Shared by those runs: nothing changes them (the runs layer copies).
+        self._bare: tuple[dict[str, Any], RunConfig, dict[str, Any]] | None = None
+        # The v1 stream formats made so far, by (modes, single, subgraphs): never changed.
+        self._formats: dict[tuple[tuple[str, ...], bool, bool], StreamFormat] = {}
         # A model stopped mid-answer keeps its text in graphs that hold a conversation.
         self.records_partials = has_langchain() and holds_conversation(
             getattr(builder, "schemas", {}).values())
@@ -148,7 +151,7 @@ class CompiledStateGraph(GraphHistory):
             context=context,
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit,
-            metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
+            metadata=self._metadata(rc),
             policies=self.policy_defaults, long_term_store=self._run_store(),
             cache=self.cache, cache_policy=self.cache_policy,
             observer=observer_for(modes, self.records_partials)
@@ -164,17 +167,28 @@ class CompiledStateGraph(GraphHistory):
             # and nothing changes its dicts (a node's config is a copy: engine/report.py).
             bare = self._bare
             if bare is None or bare[0] is not self.config:
-                bare = self._bare = (self.config, parse_config(merge_configs(self.config, None)))
+                rc = parse_config(merge_configs(self.config, None))
+                bare = self._bare = (self.config, rc, self._metadata(rc))
             return bare[1]
         merged = merge_configs(self.config, config)
         if durability is not None:
             merged["durability"] = durability
         return parse_config(merged)
 
+    def _metadata(self, rc: RunConfig) -> dict[str, Any]:
+        bare = self._bare
+        if bare is not None and bare[1] is rc and bare[2]["graph"] == self.name:
+            return bare[2]
+        return {**(rc.raw.get("metadata") or {}), "graph": self.name}
+
     def _format(self, modes: tuple[str, ...], single: bool, subgraphs: bool,
                 version: str) -> StreamFormat:
         if version == "v1":
-            return StreamFormat(modes, single, subgraphs)
+            key = (modes, single, subgraphs)
+            found = self._formats.get(key)
+            if found is None:
+                found = self._formats[key] = StreamFormat(modes, single, subgraphs)
+            return found
         return PartsFormat(modes, single, subgraphs,
                            output=coercing(getattr(self.builder, "output_schema", None)),
                            state=coercing(getattr(self.builder, "schema", None)))

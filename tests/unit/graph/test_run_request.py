@@ -67,3 +67,14 @@ def test_with_config_gives_a_copy_its_own_parsed_config() -> None:
     limited = graph.with_config(recursion_limit=2)
     assert limited._request({"count": 0}, None)[0].config.recursion_limit == 2
     assert graph._request({"count": 0}, None)[0].config.recursion_limit != 2
+
+
+def test_runs_without_a_config_share_their_metadata_and_stream_format() -> None:
+    graph = _graph()
+    first, _ = graph._request({"count": 0}, None, stream_mode="values")
+    second, _ = graph._request({"count": 0}, None, stream_mode="values")
+    assert first.metadata == {"graph": graph.name} and first.metadata is second.metadata
+    assert first.stream is second.stream
+    other, _ = graph._request({"count": 0}, {"metadata": {"user": "u"}}, stream_mode="updates")
+    assert other.metadata == {"user": "u", "graph": graph.name}
+    assert other.stream.modes == ("updates",) and other.stream is not first.stream
