@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -30,7 +29,7 @@ from tether.engine.liveness import Liveness
 from tether.engine.observe import AttemptWatch, MessageOut, TaskObserver
 from tether.engine.routing import Router
 from tether.engine.spec import NodeSpec
-from tether.engine.stream import Emitter, LoopRelay
+from tether.engine.stream import CustomWriter, Emitter, LoopRelay
 from tether.engine.task import StopMode, Task
 from tether.engine.to_thread import ThreadPool
 from tether.errors import (
@@ -119,6 +118,14 @@ class Executor:
             await self.run_attempts(task, alone)
         if not alone and task.outcome == "done" and self.host.keeps_writes:
             await self.host.task_done(task)
+
+    def run_beside(self, task: Task) -> Coroutine[Any, Any, None]:
+        """The coroutine that runs `task` beside others of its step: its attempts alone when
+        there is no concurrency limit and no writes to keep (one coroutine less per task of a
+        fan-out), else `run_task`."""
+        if self.max_concurrency is None and not self.host.keeps_writes:
+            return self.run_attempts(task, False)
+        return self.run_task(task, alone=False)
 
     async def run_attempts(self, task: Task, alone: bool) -> None:
         """Run `task`'s attempts until one counts or its retry policy gives up: `run_task`
@@ -456,26 +463,6 @@ class Executor:
         call)."""
         if call.writes and not getattr(call.spec, "quiet", False):
             self.emitter.emit_update(call, call.writes[0][1])
-
-
-class CustomWriter:
-    """The `custom` stream writer of one run: emits on the loop's thread, hands a chunk written
-    from a worker thread to the loop. One slotted object, not a closure (a run's worth of cells
-    for the collector)."""
-
-    __slots__ = ("_emit", "_loop", "_owner")
-
-    def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop) -> None:
-        self._emit = emit
-        self._loop = loop
-        self._owner = threading.get_ident()
-
-    def __call__(self, chunk: Any) -> None:
-        touch()
-        if threading.get_ident() == self._owner:
-            self._emit(chunk)
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._emit, chunk)
 
 
 def _unwatch(task: Task, seen: AttemptWatch | None) -> None:

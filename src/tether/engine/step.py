@@ -41,7 +41,7 @@ async def run_step(ex: Executor, tasks: list[Task]) -> None:
         batched = {id(t) for t in batch}
         others = [t for t in tasks if id(t) not in batched]
     loop = asyncio.get_running_loop()
-    children = [loop.create_task(ex.run_task(task, alone=False)) for task in others]
+    children = [loop.create_task(ex.run_beside(task)) for task in others]
     try:
         if batch:
             await run_batch(ex, batch)

@@ -12,6 +12,7 @@ from typing import Any
 
 from tether.constants import INTERRUPT
 from tether.engine.task import PULL, PUSH, Task
+from tether.runtime import touch
 from tether.types import Interrupt
 
 Sink = Callable[[tuple[str, ...], str, Any], None]
@@ -128,6 +129,26 @@ class Emitter:
         """A run lifecycle event (tether's `lifecycle` mode)."""
         if self.lifecycle:
             self.sink(self.ns, "lifecycle", event)
+
+
+class CustomWriter:
+    """The `custom` stream writer of one run: emits on the loop's thread, hands a chunk written
+    from a worker thread to the loop. One slotted object, not a closure (a run's worth of cells
+    for the collector)."""
+
+    __slots__ = ("_emit", "_loop", "_owner")
+
+    def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop) -> None:
+        self._emit = emit
+        self._loop = loop
+        self._owner = threading.get_ident()
+
+    def __call__(self, chunk: Any) -> None:
+        touch()
+        if threading.get_ident() == self._owner:
+            self._emit(chunk)
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._emit, chunk)
 
 
 class LoopRelay:

@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 import pytest
 
 from tether.config import get_config, get_stream_writer
-from tether.engine.execute import CustomWriter
+from tether.engine.stream import CustomWriter
 from tether.graph.state import StateGraph
 
 pytestmark = pytest.mark.anyio
@@ -81,6 +81,7 @@ async def test_each_async_task_of_a_fan_out_is_awaited_by_its_attempt() -> None:
     assert len(found) == 2
     for chain in found:
         assert chain.index(node) - chain.index("Executor._attempt") == 1
+        assert "Executor.run_task" not in chain  # no limit, no writes to keep
     await run.cancel()
 
 
