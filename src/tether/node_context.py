@@ -72,6 +72,17 @@ class Meter(Protocol):
         """What the run has spent so far."""
 
 
+class AttemptHost(Protocol):
+    """What builds an attempt's config and answers its `interrupt()` calls on demand, so that an
+    attempt that never asks pays for neither (implemented by the engine's executor)."""
+
+    def node_config(self, task: Any) -> dict[str, Any]:
+        """The config dict `task`'s node sees."""
+
+    def node_interrupt(self, task: Any, value: Any) -> Any:
+        """`interrupt(value)` inside `task`: the resume value, or a pause."""
+
+
 def _discard(_chunk: Any) -> None:
     return None
 
@@ -95,6 +106,8 @@ class NodeContext:
         calls: the engine's launcher of the units this attempt starts from its code (a
             `@task`, a tool call, a graph it invokes); see `tether.engine.calls`.
         task: the engine's task of this attempt (what `calls` launches for).
+        host: builds the config and answers `interrupt()` for `task` when `make_config` and
+            `interrupt` are None.
     """
 
     node: str
@@ -109,6 +122,7 @@ class NodeContext:
     alive: Callable[[], None] | None = None
     calls: Any = None
     task: Any = None
+    host: AttemptHost | None = None
     _config: dict[str, Any] | None = None
 
     @property
@@ -119,10 +133,23 @@ class NodeContext:
             RuntimeError: this context has no config to give.
         """
         if self._config is None:
-            if self.make_config is None:
+            if self.make_config is not None:
+                self._config = self.make_config()
+            elif self.host is not None:
+                self._config = self.host.node_config(self.task)
+            else:
                 raise RuntimeError("get_config() called outside of a running node")
-            self._config = self.make_config()
         return self._config
+
+    def interrupt_handler(self) -> Callable[[Any], Any] | None:
+        """What answers `interrupt(value)` in this attempt; None where nothing can."""
+        if self.interrupt is not None:
+            return self.interrupt
+        host = self.host
+        if host is None:
+            return None
+        task = self.task
+        return lambda value: host.node_interrupt(task, value)
 
 
 _current: ContextVar[NodeContext | None] = ContextVar("tether_node_context", default=None)
@@ -150,7 +177,7 @@ def interrupt(value: Any) -> Any:
     matched to resume values in order. Needs a checkpointer.
     """
     ctx = _current.get()
-    handler = ctx.interrupt if ctx is not None else None
+    handler = ctx.interrupt_handler() if ctx is not None else None
     if handler is None:
         raise RuntimeError("interrupt() can only be called from inside a running node")
     return handler(value)

@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from tether.cancel.scope import CancelScope
+from tether.cancel.scope import CancelScope, anyio_scope
 from tether.errors import NodeCancelled
 from tether.node_context import TaskScope
 from tether.node_context import current as current_context
@@ -158,7 +158,7 @@ class shield:
         self._scope = _scope()
         self._token = _shield_entered.set(time.monotonic())
         if _in_task():
-            guard = anyio.CancelScope(shield=True)
+            guard = anyio_scope(shield=True)
             guard.__enter__()
             self._async = guard
             if self._scope is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TypeVar
 
-import anyio
+from tether.cancel.scope import anyio_scope
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ async def wait_whole(future: asyncio.Future[T]) -> T:
         caught = exc
     # A cancel arrived while the work ran: wait for its end, shielded from tether's scopes,
     # catching plain cancels, then hand the cancel back to the caller's next await.
-    with anyio.CancelScope(shield=True):
+    with anyio_scope(shield=True):
         while not future.done():
             try:
                 await asyncio.shield(future)

@@ -26,9 +26,8 @@ import threading
 from collections.abc import Generator
 from typing import Any, Generic, TypeVar
 
-import anyio
-
 from tether import node_context
+from tether.cancel.scope import anyio_scope
 from tether.constants import RETURN
 from tether.engine import caching
 from tether.engine.call_attempts import Executor, run_here
@@ -297,7 +296,7 @@ class CallSite:
         index = self.graphs
         self.graphs += 1
         ctx = node_context.current()
-        handler = ctx.interrupt if ctx is not None else None
+        handler = ctx.interrupt_handler() if ctx is not None else None
         assert handler is not None
         return await self.executor.host.run_graph(self.parent, spec, graph_input, handler,
                                                   index=index)
@@ -353,7 +352,7 @@ class CallSite:
 
     async def _stop(self) -> None:
         executor = self.executor
-        with anyio.CancelScope(shield=True):
+        with anyio_scope(shield=True):
             jobs = [j for j in self._jobs if j.finished_at is None]
             if jobs:
                 await executor.pool.stop(jobs, executor.grace)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tether import node_context
 from tether.cancel.deadlines import deadline_after
@@ -30,7 +29,7 @@ from tether.engine.liveness import Liveness
 from tether.engine.observe import AttemptWatch, MessageOut, TaskObserver
 from tether.engine.routing import Router
 from tether.engine.spec import NodeSpec
-from tether.engine.stream import Emitter, LoopRelay
+from tether.engine.stream import CustomWriter, Emitter, LoopRelay
 from tether.engine.task import StopMode, Task
 from tether.engine.to_thread import ThreadPool
 from tether.errors import (
@@ -114,13 +113,28 @@ class Executor:
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         if self._semaphore is not None and not alone:
             async with self._semaphore:
-                await self._run_with_retry(task, alone)
+                await self.run_attempts(task, alone)
         else:
-            await self._run_with_retry(task, alone)
+            await self.run_attempts(task, alone)
         if not alone and task.outcome == "done" and self.host.keeps_writes:
             await self.host.task_done(task)
 
-    async def _run_with_retry(self, task: Task, alone: bool) -> None:
+    def run_beside(self, task: Task) -> Coroutine[Any, Any, None]:
+        """The coroutine that runs `task` beside others of its step: its attempts alone when
+        there is no concurrency limit and no writes to keep (one coroutine less per task of a
+        fan-out), else `run_task`."""
+        if self.max_concurrency is None and not self.host.keeps_writes:
+            return self.run_attempts(task, False)
+        return self.run_task(task, alone=False)
+
+    async def run_attempts(self, task: Task, alone: bool) -> None:
+        """Run `task`'s attempts until one counts or its retry policy gives up: `run_task`
+        without the concurrency limit and the kept writes, all a task alone in its step needs
+        (the loop awaits it directly: one coroutine frame less per run in flight).
+
+        Cancellation:
+            As `run_task`: a cancel of the run is recorded on the task, not raised.
+        """
         node = task.node
         attempt = 0
         while True:
@@ -171,7 +185,7 @@ class Executor:
 
     def _cancelled_error(self, task: Task, scope: CancelScope, started: float) -> BaseException:
         # The attempt was cancelled: by the run, by a failed sibling, or by its own timeout.
-        task.hooks.extend((task.name, hook) for hook in scope.take_hooks())
+        task.hooks = [*task.hooks, *((task.name, hook) for hook in scope.take_hooks())]
         if self.scope.cancel_called:
             task.outcome = "cancelled"
             return asyncio.CancelledError()
@@ -202,7 +216,7 @@ class Executor:
                     or (not node.is_async and not self._runs_inline(node, alone)))
             if not bind:
                 if node.is_async or node.subgraph is not None:
-                    result = await self._call(task, scope, alone)
+                    result = await self._call_of(task, scope, alone)
                 else:
                     result = self._call_sync(task)
                 return self._observe(task, result, seen)
@@ -211,17 +225,12 @@ class Executor:
                     scope.arm()
                 if watch is not None:
                     watch.start()
-                result = await self._call(task, scope, alone)
+                result = await self._call_of(task, scope, alone)
                 return self._observe(task, result, seen)
             return _CANCELLED
         except asyncio.CancelledError:
-            if _called(scope, self.scope):
+            if self._cancelled_by_tether(scope):
                 return _CANCELLED
-            if scope.cancelled():
-                # A deadline passed and the node noticed before its timer ran: fire it now.
-                scope.expire_due()
-                if _called(scope, self.scope):
-                    return _CANCELLED
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # a cancel from outside tether: let it through
@@ -232,6 +241,15 @@ class Executor:
                 watch.stop()
             _unwatch(task, seen)
             node_context.leave(token)
+
+    def _cancelled_by_tether(self, scope: CancelScope) -> bool:
+        if _called(scope, self.scope):
+            return True
+        if scope.cancelled():
+            # A deadline passed and the node noticed before its timer ran: fire it now.
+            scope.expire_due()
+            return _called(scope, self.scope)
+        return False
 
     def _observe(self, task: Task, result: Any, seen: AttemptWatch | None = None) -> Any:
         # The instant the engine sees the node's answer decides whether it counts.
@@ -264,6 +282,14 @@ class Executor:
         return (self.inline_sync and alone and node.timeout is None
                 and node.idle_timeout is None and self.idle_timeout is None
                 and self.scope.deadline is None)
+
+    def _call_of(self, task: Task, scope: CancelScope, alone: bool) -> Awaitable[Any]:
+        # A plain async node's own coroutine, awaited by the attempt itself: no `_call` frame
+        # in between while it runs (a run in flight, each task of a fan-out).
+        node = task.node
+        if node.is_async and not node.kwargs and node.subgraph is None:
+            return cast("Awaitable[Any]", node.func(task.input))
+        return self._call(task, scope, alone)
 
     async def _call(self, task: Task, scope: CancelScope, alone: bool) -> Any:
         node = task.node
@@ -318,17 +344,7 @@ class Executor:
         """The `custom` stream writer; safe to call from worker threads."""
         if self._writer is None:
             loop = self._loop = asyncio.get_running_loop()
-            owner = threading.get_ident()
-            emit = self.emitter.emit_custom
-
-            def write(chunk: Any) -> None:
-                touch()
-                if threading.get_ident() == owner:
-                    emit(chunk)
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(emit, chunk)
-
-            self._writer = write
+            self._writer = CustomWriter(self.emitter.emit_custom, loop)
         return self._writer
 
     @property
@@ -344,11 +360,22 @@ class Executor:
         """Make `task`'s attempt under `scope` the node context of the calling code; the
         token undoes it (`node_context.leave`)."""
         task.site = None
+        task.interrupt_count = 0
+        # The config and the interrupt handler come from this executor on demand (`host`):
+        # no closures per attempt for what most nodes never ask for.
         return node_context.enter(NodeContext(
-            task.name, task.step, self.run_id, scope, self.writer,
-            functools.partial(self.host.task_config, task), self.runtime, self.meter,
-            self._interrupt_handler(task), watch.touch if watch is not None else None,
-            self, task))
+            task.name, task.step, self.run_id, scope, self.writer, None, self.runtime,
+            self.meter, None, watch.touch if watch is not None else None, self, task, self))
+
+    def node_config(self, task: Task) -> dict[str, Any]:
+        """The config dict `task`'s node sees (built when its node first asks)."""
+        return self.host.task_config(task)
+
+    def node_interrupt(self, task: Task, value: Any) -> Any:
+        """`interrupt(value)` inside `task`: the resume value, or a pause."""
+        if self.parent_interrupt is not None:
+            return self.parent_interrupt(value)
+        return interrupts.answer(task, self.null_resume, value)
 
     def _interrupt_handler(self, task: Task) -> Callable[[Any], Any]:
         if self.parent_interrupt is not None:

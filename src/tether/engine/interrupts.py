@@ -5,7 +5,7 @@ task: the answer it is given, or a pause."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +38,12 @@ class InputPlan:
     writes: list[Write] | None
     goto: tuple[Send | str, ...] = ()
     command_writes: list[Write] | None = None
+    # Empty and shared unless the run resumes (most runs start fresh: no list per run; an
+    # empty dict is not tracked by the collector).
     resume_map: dict[str, list[Any]] = field(default_factory=dict)
-    resume_writes: list[WriteRecord] = field(default_factory=list)
+    resume_writes: Sequence[WriteRecord] = ()
     skip_interrupt_before: bool = False
-    null_resume: list[Any] = field(default_factory=list)
+    null_resume: Sequence[Any] = ()
 
 
 def paused_interrupts(stored: StoredCheckpoint) -> dict[str, tuple[str, list[Interrupt]]]:
@@ -134,12 +136,13 @@ def _plan_resume(resume: Any, loaded: StoredCheckpoint | None, config: RunConfig
             "Command(resume={interrupt_id: value, ...})"
         )
     previous = _resume_values(loaded.pending_writes)
-    plan = InputPlan(None)
+    resume_map: dict[str, list[Any]] = {}
+    resume_writes: list[WriteRecord] = []
     for (tid, name), value in values.items():
         count = len(previous.get(tid, ()))
-        plan.resume_map[tid] = [value]
-        plan.resume_writes.append(WriteRecord(tid, name, -10 - count, RESUME, value))
-    return plan
+        resume_map[tid] = [value]
+        resume_writes.append(WriteRecord(tid, name, -10 - count, RESUME, value))
+    return InputPlan(None, resume_map=resume_map, resume_writes=resume_writes)
 
 
 def _resume_values(writes: Sequence[WriteRecord]) -> dict[str, list[Any]]:
@@ -151,7 +154,7 @@ def _resume_values(writes: Sequence[WriteRecord]) -> dict[str, list[Any]]:
 
 
 def kept_by_task(pending: Sequence[WriteRecord],
-                 resume_map: dict[str, list[Any]]) -> dict[str, list[WriteRecord]]:
+                 resume_map: Mapping[str, list[Any]]) -> dict[str, list[WriteRecord]]:
     """The pending writes of a step by task id, with the new answers as `__resume__` records
     (what the calls of the step find when they run again)."""
     out: dict[str, list[WriteRecord]] = {}
@@ -171,7 +174,7 @@ def is_paused_before(stored: StoredCheckpoint | None) -> bool:
 
 
 def attach_pending(tasks: Sequence[Task], pending: Sequence[WriteRecord],
-                   resume_map: dict[str, list[Any]]) -> None:
+                   resume_map: Mapping[str, list[Any]]) -> None:
     """Give each task of a resumed step what its earlier attempt left: finished writes (the
     task is then replayed, not rerun) or the resume values for its interrupts."""
     resumes = _resume_values(pending)
@@ -211,8 +214,8 @@ def answer(task: Task, unaddressed: list[Any], value: Any) -> Any:
         return task.resume[idx]
     if unaddressed:
         answer = unaddressed.pop(0)
-        task.resume.append(answer)
-        task.claimed.append(answer)
+        task.resume = [*task.resume, answer]
+        task.claimed = [*task.claimed, answer]
         return answer
     raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
 

@@ -141,3 +141,8 @@ class GraphSpec:
     managed: Mapping[str, ManagedValueSpec] = field(default_factory=dict)
     deferred: tuple[str, ...] = ()
     root: str | None = None
+    # `state_keys` as a set, made once per graph rather than once per run.
+    state_key_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_key_set", frozenset(self.state_keys))

@@ -40,7 +40,7 @@ class ChannelState:
         self.spec = spec
         self.channels: dict[str, BaseChannel] = {k: f() for k, f in spec.channels.items()}
         self.values: dict[str, Any] = {}
-        self.state_keys = frozenset(spec.state_keys)
+        self.state_keys = spec.state_key_set
         self.step = -1
         self.stop: int | None = None
         self.live: set[str] = set()

@@ -15,10 +15,8 @@ import functools
 import time
 from typing import Any
 
-import anyio
-
 from tether import node_context
-from tether.cancel.scope import CancelScope
+from tether.cancel.scope import CancelScope, anyio_scope
 from tether.engine.execute import Executor
 from tether.engine.task import Task
 from tether.engine.to_thread import Job
@@ -34,7 +32,7 @@ async def run_step(ex: Executor, tasks: list[Task]) -> None:
         is re-raised after the same wait.
     """
     if len(tasks) == 1:
-        await ex.run_task(tasks[0], alone=True)
+        await ex.run_attempts(tasks[0], alone=True)
         return
     batch = [t for t in tasks if eligible(ex, t)]
     if len(batch) < 2:
@@ -43,7 +41,7 @@ async def run_step(ex: Executor, tasks: list[Task]) -> None:
         batched = {id(t) for t in batch}
         others = [t for t in tasks if id(t) not in batched]
     loop = asyncio.get_running_loop()
-    children = [loop.create_task(ex.run_task(task, alone=False)) for task in others]
+    children = [loop.create_task(ex.run_beside(task)) for task in others]
     try:
         if batch:
             await run_batch(ex, batch)
@@ -61,7 +59,7 @@ async def run_step(ex: Executor, tasks: list[Task]) -> None:
 async def _abandon_stuck(ex: Executor, tasks: list[Task],
                          children: list[asyncio.Task[None]]) -> None:
     grace = max((t.node.cancel_grace or ex.grace) for t in tasks)
-    with anyio.CancelScope(shield=True):
+    with anyio_scope(shield=True):
         _done, pending = await asyncio.wait(children, timeout=grace + 0.05)
     for task, child in zip(tasks, children, strict=True):
         if child in pending:
@@ -157,7 +155,7 @@ async def _settle(ex: Executor, task: Task, job: Job) -> bool:
 
 def _cancelled(task: Task, scope: CancelScope) -> None:
     task.outcome = "cancelled"
-    task.hooks.extend((task.name, hook) for hook in scope.take_hooks())
+    task.hooks = [*task.hooks, *((task.name, hook) for hook in scope.take_hooks())]
 
 
 async def _stop(ex: Executor, jobs: dict[Job, Task], unfinished: list[Job]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -11,6 +12,7 @@ from typing import Any
 
 from tether.constants import INTERRUPT
 from tether.engine.task import PULL, PUSH, Task
+from tether.runtime import touch
 from tether.types import Interrupt
 
 Sink = Callable[[tuple[str, ...], str, Any], None]
@@ -24,6 +26,12 @@ def drop(_ns: tuple[str, ...], _mode: str, _payload: Any) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+@functools.lru_cache(maxsize=64)
+def _mode_set(modes: tuple[str, ...]) -> frozenset[str]:
+    # One set per combination of modes, not one per run (and per subgraph level).
+    return frozenset(modes)
 
 
 class Emitter:
@@ -40,7 +48,7 @@ class Emitter:
 
     def __init__(self, sink: Sink, modes: Iterable[str], ns: tuple[str, ...] = ()) -> None:
         self.sink = sink
-        self.modes = frozenset(modes)
+        self.modes = _mode_set(modes if isinstance(modes, tuple) else tuple(modes))
         self.ns = ns
         self.values = "values" in self.modes
         self.updates = "updates" in self.modes
@@ -121,6 +129,26 @@ class Emitter:
         """A run lifecycle event (tether's `lifecycle` mode)."""
         if self.lifecycle:
             self.sink(self.ns, "lifecycle", event)
+
+
+class CustomWriter:
+    """The `custom` stream writer of one run: emits on the loop's thread, hands a chunk written
+    from a worker thread to the loop. One slotted object, not a closure (a run's worth of cells
+    for the collector)."""
+
+    __slots__ = ("_emit", "_loop", "_owner")
+
+    def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop) -> None:
+        self._emit = emit
+        self._loop = loop
+        self._owner = threading.get_ident()
+
+    def __call__(self, chunk: Any) -> None:
+        touch()
+        if threading.get_ident() == self._owner:
+            self._emit(chunk)
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._emit, chunk)
 
 
 class LoopRelay:

@@ -14,8 +14,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-
+from tether.cancel.scope import anyio_scope
 from tether.engine.options import LoopOptions
 from tether.engine.outcome import LoopOutcome
 from tether.engine.stream import Emitter, drop
@@ -69,7 +68,7 @@ async def keep(opts: LoopOptions, outcome: LoopOutcome) -> None:
     """
     store, thread_id = opts.store, opts.thread_id
     assert store is not None and thread_id is not None
-    with anyio.CancelScope(shield=True):
+    with anyio_scope(shield=True):
         for record in outcome.unsaved:
             await store.aput_checkpoint(record)
         if outcome.final_writes and outcome.checkpoint_id is not None:
@@ -103,7 +102,7 @@ def result(outcome: LoopOutcome, parent_keys: frozenset[str] | None, task: Task,
     if outcome.status == "interrupted":
         raise GraphInterrupt(outcome.interrupts)
     if outcome.status == "cancelled":
-        task.hooks.extend(outcome.hooks)
+        task.hooks = [*task.hooks, *outcome.hooks]
         raise asyncio.CancelledError
     if outcome.status == "limit":
         raise GraphRecursionError(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from tether.cancel.scope import CancelHook, CancelScope
@@ -35,18 +36,19 @@ class Task:
     update: Any = None
     error: BaseException | None = None
     interrupts: tuple[Interrupt, ...] = ()
-    resume: list[Any] = field(default_factory=list)
+    # Read-only until a task has some: the empty tuple is shared (no list per task).
+    resume: Sequence[Any] = ()
     scope: CancelScope | None = None
     finished_at: float | None = None
     stop_mode: StopMode | None = None
     cached: bool = False
-    hooks: list[tuple[str, CancelHook]] = field(default_factory=list)
+    hooks: Sequence[tuple[str, CancelHook]] = ()
     # What the id is made of, when it is derived from a checkpoint: computed on first use, as
     # most tasks finish without anybody asking for it.
     id_key: tuple[str, str, int] | None = None
     interrupt_count: int = 0
     # Answers this task took from a resume addressed to no task (kept with its pause).
-    claimed: list[Any] = field(default_factory=list)
+    claimed: Sequence[Any] = ()
     # The node that failed, when the task's error came from inside its subgraph (`sub/inner`).
     failed_node: str | None = None
     # For a call (`tether.engine.calls`): the task (or call) that launched it, and its spec.

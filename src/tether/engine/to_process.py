@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 
+from tether.cancel.scope import anyio_scope
 from tether.engine.task import StopMode
 from tether.errors import NodeCancelled, NodeError
 
@@ -163,7 +164,7 @@ class ProcessPool:
         try:
             reply = await _receive(child.conn)
         except asyncio.CancelledError:
-            with anyio.CancelScope(shield=True):
+            with anyio_scope(shield=True):
                 await self._stop(child, grace, on_stop)
             raise
         except EOFError:

@@ -18,9 +18,7 @@ from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
 
-import anyio
-
-from tether.cancel.scope import CancelScope
+from tether.cancel.scope import CancelScope, anyio_scope
 from tether.engine.task import StopMode
 
 _STOP = object()
@@ -169,7 +167,7 @@ class ThreadPool:
                 job.waiters.append(waiter)
                 waiters.append(waiter)
         if waiters:
-            with anyio.CancelScope(shield=True):
+            with anyio_scope(shield=True):
                 await asyncio.wait(waiters, timeout=grace)
         hows: list[StopMode] = []
         for job in jobs:

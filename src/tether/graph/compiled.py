@@ -9,7 +9,7 @@ from typing import Any, cast
 from tether import node_context
 from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
-from tether.config import merge_configs, parse_config
+from tether.config import RunConfig, merge_configs, parse_config
 from tether.engine.calls import current_site
 from tether.engine.to_thread import default_pool
 from tether.errors import ConfigError
@@ -73,6 +73,12 @@ class CompiledStateGraph(GraphHistory):
         self.config = config or {}
         self.pool = default_pool()
         self.policy_defaults = PolicyDefaults()
+        # The graph's own config parsed, for the runs given none of their own: (the config it
+        # was parsed from, the result, their metadata). Keyed by identity, as `with_config`
+        # copies this dict. Shared by those runs: nothing changes them (the runs layer copies).
+        self._bare: tuple[dict[str, Any], RunConfig, dict[str, Any]] | None = None
+        # The v1 stream formats made so far, by (modes, single, subgraphs): never changed.
+        self._formats: dict[tuple[tuple[str, ...], bool, bool], StreamFormat] = {}
         # A model stopped mid-answer keeps its text in graphs that hold a conversation.
         self.records_partials = has_langchain() and holds_conversation(
             getattr(builder, "schemas", {}).values())
@@ -126,10 +132,7 @@ class CompiledStateGraph(GraphHistory):
             raise TypeError(f"unexpected arguments {sorted(ignored)}")
         if version not in ("v1", "v2"):
             raise ConfigError(f"stream version {version!r} is not supported (use 'v1' or 'v2')")
-        merged = merge_configs(self.config, config)
-        if durability is not None:
-            merged["durability"] = durability
-        rc = parse_config(merged)
+        rc = self._parse(config, durability)
         durable = self.checkpointer is not None
         if durable and rc.thread_id is None:
             raise ConfigError(
@@ -148,7 +151,7 @@ class CompiledStateGraph(GraphHistory):
             context=context,
             interrupt_before=_pause(interrupt_before), interrupt_after=_pause(interrupt_after),
             inline_sync=inline_sync, buffer_limit=buffer_limit,
-            metadata={**(rc.raw.get("metadata") or {}), "graph": self.name},
+            metadata=self._metadata(rc),
             policies=self.policy_defaults, long_term_store=self._run_store(),
             cache=self.cache, cache_policy=self.cache_policy,
             observer=observer_for(modes, self.records_partials)
@@ -158,10 +161,34 @@ class CompiledStateGraph(GraphHistory):
         )
         return request, run_id
 
+    def _parse(self, config: dict[str, Any] | None, durability: Any) -> RunConfig:
+        if config is None and durability is None:
+            # Most runs bring no config: the graph's own is parsed once. A RunConfig is frozen
+            # and nothing changes its dicts (a node's config is a copy: engine/report.py).
+            bare = self._bare
+            if bare is None or bare[0] is not self.config:
+                rc = parse_config(merge_configs(self.config, None))
+                bare = self._bare = (self.config, rc, self._metadata(rc))
+            return bare[1]
+        merged = merge_configs(self.config, config)
+        if durability is not None:
+            merged["durability"] = durability
+        return parse_config(merged)
+
+    def _metadata(self, rc: RunConfig) -> dict[str, Any]:
+        bare = self._bare
+        if bare is not None and bare[1] is rc and bare[2]["graph"] == self.name:
+            return bare[2]
+        return {**(rc.raw.get("metadata") or {}), "graph": self.name}
+
     def _format(self, modes: tuple[str, ...], single: bool, subgraphs: bool,
                 version: str) -> StreamFormat:
         if version == "v1":
-            return StreamFormat(modes, single, subgraphs)
+            key = (modes, single, subgraphs)
+            found = self._formats.get(key)
+            if found is None:
+                found = self._formats[key] = StreamFormat(modes, single, subgraphs)
+            return found
         return PartsFormat(modes, single, subgraphs,
                            output=coercing(getattr(self.builder, "output_schema", None)),
                            state=coercing(getattr(self.builder, "schema", None)))

@@ -10,7 +10,7 @@ import time
 import anyio
 import pytest
 
-from tether.cancel.scope import CancelScope
+from tether.cancel.scope import CancelScope, anyio_scope
 from tether.types import CancelReason
 
 pytestmark = pytest.mark.anyio
@@ -194,3 +194,30 @@ async def test_a_shield_holds_the_cancel_off_for_the_grace_only() -> None:
             await asyncio.sleep(10)  # past the grace: the shield gives way
         scope.pop_shield(shield)
     assert finished and shield.cancel_called
+
+
+# -- the anyio scope behind each binding -------------------------------------------------------
+
+
+async def test_binding_a_scope_does_not_ask_anyio_which_async_library_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `anyio.CancelScope()` detects the running library on each construction; a scope per task
+    # is made from the asyncio backend's class, found once.
+    with CancelScope():
+        pass
+
+    def detect(**_kwargs: object) -> None:
+        raise AssertionError("anyio.CancelScope() built again")
+
+    monkeypatch.setattr(anyio, "CancelScope", detect)
+    root = CancelScope(name="run")
+    with root:
+        with anyio_scope(shield=True) as guard:
+            assert guard.shield
+        task = CancelScope(root, name="task")
+        with task:
+            root.cancel(STOP)
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.sleep(1)
+    assert task.reason is STOP

@@ -1,0 +1,154 @@
+"""What a run parked in an async node holds while it waits: its chain of coroutine frames and
+the run's stream writer (runs are started by the thousand; each frame and cell is memory and
+work for the collector)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypedDict
+
+import pytest
+
+from tether.config import get_config, get_stream_writer
+from tether.engine.stream import CustomWriter
+from tether.graph.state import StateGraph
+
+pytestmark = pytest.mark.anyio
+
+
+class Counter(TypedDict):
+    count: int
+
+
+def _chain(coro: Coroutine[Any, Any, Any]) -> list[str]:
+    names: list[str] = []
+    current: Any = coro
+    while current is not None and hasattr(current, "cr_code"):
+        names.append(current.cr_code.co_qualname)
+        current = current.cr_await
+    return names
+
+
+async def test_a_lone_async_node_is_awaited_without_the_step_and_call_frames() -> None:
+    entered = asyncio.Event()
+
+    async def park(state: Counter) -> dict[str, int]:
+        entered.set()
+        await asyncio.sleep(3600)
+        return {"count": state["count"] + 1}
+
+    builder = StateGraph(Counter)
+    builder.add_node("park", park)
+    builder.set_entry_point("park")
+    run = builder.compile().start({"count": 0})
+    await entered.wait()
+    chains = [_chain(t.get_coro()) for t in asyncio.all_tasks()]  # type: ignore[arg-type]
+    chain = next(c for c in chains if any(name.endswith("park") for name in c))
+    assert "run_step" not in chain
+    assert "Executor._call" not in chain
+    assert "Executor.run_task" not in chain
+    assert chain.index("test_a_lone_async_node_is_awaited_without_the_step_and_call_frames"
+                       ".<locals>.park") - chain.index("Executor._attempt") == 1
+    await run.cancel()
+
+
+async def test_each_async_task_of_a_fan_out_is_awaited_by_its_attempt() -> None:
+    arrived: list[str] = []
+    both = asyncio.Event()
+
+    def parked(name: str) -> Any:
+        async def park(state: Counter) -> dict[str, int]:
+            arrived.append(name)
+            if len(arrived) == 2:
+                both.set()
+            await asyncio.sleep(3600)
+            return {"count": 1}
+
+        return park
+
+    builder = StateGraph(Counter)
+    builder.add_node("a", parked("a"))
+    builder.add_node("b", parked("b"))
+    builder.set_entry_point("a")
+    builder.add_edge("__start__", "b")
+    run = builder.compile().start({"count": 0})
+    await both.wait()
+    chains = [_chain(t.get_coro()) for t in asyncio.all_tasks()]  # type: ignore[arg-type]
+    node = ("test_each_async_task_of_a_fan_out_is_awaited_by_its_attempt"
+            ".<locals>.parked.<locals>.park")
+    found = [c for c in chains if node in c]
+    assert len(found) == 2
+    for chain in found:
+        assert chain.index(node) - chain.index("Executor._attempt") == 1
+        assert "Executor.run_task" not in chain  # no limit, no writes to keep
+    await run.cancel()
+
+
+async def test_the_custom_writer_is_one_object_without_closure_cells() -> None:
+    seen: list[Any] = []
+
+    async def write(state: Counter) -> dict[str, int]:
+        writer = get_stream_writer()
+        seen.append(writer)
+        writer("hello")
+        return {"count": 1}
+
+    builder = StateGraph(Counter)
+    builder.add_node("write", write)
+    builder.set_entry_point("write")
+    chunks = [c async for c in builder.compile().astream({"count": 0}, stream_mode="custom")]
+    assert chunks == ["hello"]
+    assert isinstance(seen[0], CustomWriter)
+    assert not hasattr(seen[0], "__closure__")
+
+
+def test_a_fresh_task_and_input_plan_share_their_empty_sequences() -> None:
+    # Lists made only when a task is cancelled, resumed or answered: none for the common run.
+    from tether.engine.interrupts import InputPlan
+    from tether.engine.spec import NodeSpec
+    from tether.engine.task import PULL, Task
+
+    first, second = (Task(NodeSpec(name, _noop, False), {}, (PULL, name), 0) for name in ("a", "b"))
+    for field in ("hooks", "resume", "claimed"):
+        assert getattr(first, field) == () and getattr(first, field) is getattr(second, field)
+    plan, other = InputPlan([]), InputPlan([])
+    assert plan.resume_writes == () and plan.resume_writes is other.resume_writes
+    assert plan.null_resume == () and plan.null_resume is other.null_resume
+
+
+def _noop(state: Any) -> None:
+    return None
+
+
+async def test_an_attempt_context_builds_its_config_only_when_asked() -> None:
+    from tether import node_context
+
+    seen: list[Any] = []
+
+    async def look(state: Counter) -> dict[str, int]:
+        ctx = node_context.current()
+        assert ctx is not None
+        seen.append((ctx.make_config, ctx.interrupt))
+        seen.append(get_config()["metadata"]["langgraph_node"])
+        return {"count": 1}
+
+    builder = StateGraph(Counter)
+    builder.add_node("look", look)
+    builder.set_entry_point("look")
+    assert await builder.compile().ainvoke({"count": 0}) == {"count": 1}
+    assert seen == [(None, None), "look"]
+
+
+def test_runs_of_one_graph_share_its_key_set_and_their_stream_mode_set() -> None:
+    from tether.engine.state import ChannelState
+    from tether.engine.stream import Emitter
+
+    builder = StateGraph(Counter)
+    builder.add_node("bump", _noop)
+    builder.set_entry_point("bump")
+    spec = builder.compile().spec
+    first, second = ChannelState(spec), ChannelState(spec)
+    assert first.state_keys == {"count"} and first.state_keys is second.state_keys
+    one, other = Emitter(_noop, ("values", "updates")), Emitter(_noop, ["values", "updates"])
+    assert one.modes == {"values", "updates"} and one.modes is other.modes

@@ -1,0 +1,80 @@
+"""What `CompiledStateGraph` works out once per graph rather than once per run."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import pytest
+
+from tether.config import parse_config
+from tether.graph import compiled
+from tether.graph.state import StateGraph
+
+
+class Counter(TypedDict):
+    count: int
+
+
+def _graph() -> Any:
+    def bump(state: Counter) -> dict[str, int]:
+        return {"count": state["count"] + 1}
+
+    builder = StateGraph(Counter)
+    builder.add_node("bump", bump)
+    builder.set_entry_point("bump")
+    return builder.compile()
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    seen: list[Any] = []
+
+    def counted(config: Any) -> Any:
+        seen.append(config)
+        return parse_config(config)
+
+    monkeypatch.setattr(compiled, "parse_config", counted)
+    return seen
+
+
+def test_runs_without_a_config_parse_the_graphs_config_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = _counting(monkeypatch)
+    graph = _graph().with_config(recursion_limit=7)
+    for _ in range(3):
+        assert graph.invoke({"count": 0}) == {"count": 1}
+    assert len(seen) == 1
+    request, _run_id = graph._request({"count": 0}, None)
+    assert request.config.recursion_limit == 7
+
+
+def test_a_config_given_to_a_run_is_still_parsed_and_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = _counting(monkeypatch)
+    graph = _graph()
+    graph.invoke({"count": 0})
+    graph.invoke({"count": 0}, {"recursion_limit": 3})
+    graph.invoke({"count": 0}, durability="exit")
+    assert len(seen) == 3
+    with pytest.raises(Exception, match="unknown config key"):
+        graph.invoke({"count": 0}, {"bogus": 1})
+
+
+def test_with_config_gives_a_copy_its_own_parsed_config() -> None:
+    graph = _graph()
+    graph.invoke({"count": 0})
+    limited = graph.with_config(recursion_limit=2)
+    assert limited._request({"count": 0}, None)[0].config.recursion_limit == 2
+    assert graph._request({"count": 0}, None)[0].config.recursion_limit != 2
+
+
+def test_runs_without_a_config_share_their_metadata_and_stream_format() -> None:
+    graph = _graph()
+    first, _ = graph._request({"count": 0}, None, stream_mode="values")
+    second, _ = graph._request({"count": 0}, None, stream_mode="values")
+    assert first.metadata == {"graph": graph.name} and first.metadata is second.metadata
+    assert first.stream is second.stream
+    other, _ = graph._request({"count": 0}, {"metadata": {"user": "u"}}, stream_mode="updates")
+    assert other.metadata == {"user": "u", "graph": graph.name}
+    assert other.stream.modes == ("updates",) and other.stream is not first.stream
