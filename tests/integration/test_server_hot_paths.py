@@ -53,12 +53,17 @@ class Watched(SqliteSaver):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.writers: list[int] = []
+        self.sync_creates = 0
         self.state_reads = 0
         self.thread_reads = 0
 
     def get_thread(self, thread_id: str) -> ThreadRecord | None:
         self.thread_reads += 1
         return super().get_thread(thread_id)
+
+    def create_run(self, info: RunInfo) -> RunInfo:
+        self.sync_creates += 1
+        return super().create_run(info)
 
     def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
         self.writers.append(threading.get_ident())
@@ -153,6 +158,9 @@ async def test_thread_writes_are_made_off_the_event_loop(http: httpx.AsyncClient
     assert len(store.writers) >= 7
     assert loop_thread not in store.writers
     assert len(set(store.writers)) == 1  # one write thread, not a pool fighting for the lock
+    # Runs are recorded through the store's writer thread (`acreate_run`), never by the
+    # blocking `create_run` on the loop.
+    assert store.sync_creates == 0
     assert store.get_thread("made-here") is None
 
 
