@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from tether.checkpoint.sqlite import SqliteSaver
 from tether.server import create_app
 from tether.server.app import SWITCH_INTERVAL, settle_heap
 from tether.server.routes import cancel, runs, threads
-from tether.types import RunInfo, RunStatus
+from tether.types import CancelReason, RunInfo, RunStatus
 
 from .server_graphs import graphs
 
@@ -54,12 +54,18 @@ class Watched(SqliteSaver):
         super().__init__(path)
         self.writers: list[int] = []
         self.sync_creates = 0
+        self.cancel_batches: list[int] = []
         self.state_reads = 0
         self.thread_reads = 0
 
     def get_thread(self, thread_id: str) -> ThreadRecord | None:
         self.thread_reads += 1
         return super().get_thread(thread_id)
+
+    async def arequest_cancels(self, requests: Sequence[tuple[str, CancelReason]],
+                               ) -> list[tuple[RunInfo, bool] | Exception]:
+        self.cancel_batches.append(len(requests))
+        return await super().arequest_cancels(requests)
 
     def create_run(self, info: RunInfo) -> RunInfo:
         self.sync_creates += 1
@@ -162,6 +168,22 @@ async def test_thread_writes_are_made_off_the_event_loop(http: httpx.AsyncClient
     # blocking `create_run` on the loop.
     assert store.sync_creates == 0
     assert store.get_thread("made-here") is None
+
+
+async def test_a_bulk_cancel_is_one_batch_of_cancel_requests(http: httpx.AsyncClient,
+                                                              store: Watched) -> None:
+    tid = (await http.post("/threads", json={})).json()["thread_id"]
+    ids = [(await http.post(f"/threads/{tid}/runs", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": 10_000}})).json()["run_id"]
+        for _ in range(3)]  # one running, two queued behind it
+    answer = await http.post("/runs/cancel", json={"thread_id": tid, "run_ids": ids})
+    assert answer.status_code == 204
+    assert store.cancel_batches == [3]  # requested together: one store call, not three
+    for run_id in ids:
+        ended = (await http.get(f"/threads/{tid}/runs/{run_id}/join"))
+        assert ended.status_code == 200
+        record = store.get_run(run_id)
+        assert record is not None and record.status is RunStatus.CANCELLED
 
 
 async def test_a_thread_just_created_is_answered_without_reading_the_store(
