@@ -144,7 +144,8 @@ class RunCore:
             if self.final is None:
                 self.settle(self.info, None, exc)
             raise
-        self._created = True
+        with _LOCK:  # a request that saw no record has kept itself in `_early` by now
+            self._created = True
         if not record.done():
             record.set_result(None)
 
@@ -234,9 +235,12 @@ class RunCore:
         if self.final is not None:
             return self.final
         if not self._created:
-            # No record yet: keep the request; the driver makes it before anything else.
-            self._early = self._early or reason
-            return self.info
+            with _LOCK:  # against `create_record` flipping `_created` (another thread's call)
+                if not self._created:
+                    # No record yet: keep the request; the driver applies it before anything
+                    # else (it reads it only after the record exists).
+                    self._early = self._early or reason
+                    return self.info
         return None
 
     def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:

@@ -6,6 +6,7 @@ ends the run with the store's error."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, TypedDict
@@ -112,5 +113,31 @@ async def test_a_refused_record_ends_the_run_with_the_stores_error(tmp_path: Pat
         store.refuse = False
         again = graph.start({"n": 0}, {"configurable": {"thread_id": "t"}})
         assert await again.result() == {"n": 1}
+    finally:
+        store.close()
+
+
+async def test_a_cancel_from_another_thread_while_the_record_is_made_is_applied(
+        tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = Watched(path)
+    try:
+        graph = _graph(store, asyncio.Event())
+        held = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        held.execute("BEGIN IMMEDIATE")  # the record waits in the writer thread
+        with records_async():
+            run = graph.start({"n": 0}, {"configurable": {"thread_id": "t"}})
+        for _ in range(20):
+            await asyncio.sleep(0)
+        receipt = await asyncio.to_thread(graph.cancel, run.run_id, "from a thread")
+        assert receipt.status is RunStatus.PENDING  # kept: no record to write it to yet
+        held.execute("ROLLBACK")
+        held.close()
+        await run.recorded()
+        with pytest.raises(RunCancelled):
+            await run.result()
+        final = store.get_run(run.run_id)
+        assert final is not None and final.status is RunStatus.CANCELLED
+        assert final.reason is not None and final.reason.message == "from a thread"
     finally:
         store.close()
