@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,12 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from tether.checkpoint.base import StoredCheckpoint, ThreadRecord
+from tether.checkpoint.memory import InMemorySaver
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.server import create_app
 from tether.server.app import SWITCH_INTERVAL, settle_heap
 from tether.server.routes import cancel, runs, threads
-from tether.types import RunInfo, RunStatus
+from tether.types import CancelReason, RunInfo, RunStatus
 
 from .server_graphs import graphs
 
@@ -53,12 +54,37 @@ class Watched(SqliteSaver):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.writers: list[int] = []
+        self.sync_creates = 0
+        self.twin_writes = 0
+        self.cancel_batches: list[int] = []
         self.state_reads = 0
         self.thread_reads = 0
 
     def get_thread(self, thread_id: str) -> ThreadRecord | None:
         self.thread_reads += 1
         return super().get_thread(thread_id)
+
+    async def arequest_cancels(self, requests: Sequence[tuple[str, CancelReason]],
+                               ) -> list[tuple[RunInfo, bool] | Exception]:
+        self.cancel_batches.append(len(requests))
+        return await super().arequest_cancels(requests)
+
+    def create_run(self, info: RunInfo) -> RunInfo:
+        self.sync_creates += 1
+        return super().create_run(info)
+
+    async def aput_thread(self, thread_id: str,
+                          metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        self.twin_writes += 1
+        return await super().aput_thread(thread_id, metadata)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.twin_writes += 1
+        await super().adelete_thread(thread_id)
+
+    async def adelete_run(self, run_id: str) -> bool:
+        self.twin_writes += 1
+        return await super().adelete_run(run_id)
 
     def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
         self.writers.append(threading.get_ident())
@@ -132,7 +158,6 @@ def test_records_answered_as_rendered_keep_their_declared_shape(app: FastAPI) ->
 
 async def test_thread_writes_are_made_off_the_event_loop(http: httpx.AsyncClient,
                                                          store: Watched) -> None:
-    loop_thread = threading.get_ident()
     tid = (await http.post("/threads", json={})).json()["thread_id"]
     run = (await http.post(f"/threads/{tid}/runs", json={
         "assistant_id": "counter", "input": {"count": 0, "limit": 2}})).json()
@@ -149,11 +174,59 @@ async def test_thread_writes_are_made_off_the_event_loop(http: httpx.AsyncClient
     assert answer.json()["count"] == 1
     assert (await http.delete("/threads/made-here")).status_code == 204
     # create, record the graph, create with it, patch, delete a run, a stateless run's thread
-    # made and deleted, delete a thread: each a write, none on the loop's thread.
-    assert len(store.writers) >= 7
-    assert loop_thread not in store.writers
-    assert len(set(store.writers)) == 1  # one write thread, not a pool fighting for the lock
+    # made and deleted, delete a thread: each a write, none on the loop's thread; SQLite has
+    # async twins of them (its writer thread, group-committed with the runs' checkpoints).
+    assert store.twin_writes >= 7
+    assert store.writers == []
+    # Runs are recorded through the store's writer thread (`acreate_run`), never by the
+    # blocking `create_run` on the loop.
+    assert store.sync_creates == 0
     assert store.get_thread("made-here") is None
+
+
+class Plain(InMemorySaver):
+    """A store with no async twins of its thread writes: notes the thread of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: list[int] = []
+
+    def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        self.writers.append(threading.get_ident())
+        return super().put_thread(thread_id, metadata)
+
+    def delete_thread(self, thread_id: str) -> None:
+        self.writers.append(threading.get_ident())
+        super().delete_thread(thread_id)
+
+
+async def test_a_store_without_twins_writes_in_the_servers_write_thread() -> None:
+    store = Plain()
+    app = create_app(graphs(), store, auth=False)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        tid = (await http.post("/threads", json={})).json()["thread_id"]
+        assert (await http.patch(f"/threads/{tid}", json={"metadata": {"a": 1}})).status_code == 200
+        assert (await http.delete(f"/threads/{tid}")).status_code == 204
+    assert len(store.writers) == 3
+    assert threading.get_ident() not in store.writers
+    assert len(set(store.writers)) == 1  # one write thread, not a pool fighting for the lock
+
+
+async def test_a_bulk_cancel_is_one_batch_of_cancel_requests(http: httpx.AsyncClient,
+                                                              store: Watched) -> None:
+    tid = (await http.post("/threads", json={})).json()["thread_id"]
+    ids = [(await http.post(f"/threads/{tid}/runs", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": 10_000}})).json()["run_id"]
+        for _ in range(3)]  # one running, two queued behind it
+    answer = await http.post("/runs/cancel", json={"thread_id": tid, "run_ids": ids})
+    assert answer.status_code == 204
+    assert store.cancel_batches == [3]  # requested together: one store call, not three
+    for run_id in ids:
+        ended = (await http.get(f"/threads/{tid}/runs/{run_id}/join"))
+        assert ended.status_code == 200
+        record = store.get_run(run_id)
+        assert record is not None and record.status is RunStatus.CANCELLED
 
 
 async def test_a_thread_just_created_is_answered_without_reading_the_store(

@@ -63,7 +63,7 @@ class RunCore:
 
     # Slots: a thousand runs in flight are a thousand of these.
     __slots__ = (
-        "__weakref__", "_created", "_done_event", "_early", "_loop", "_on_final",
+        "__weakref__", "_created", "_done_event", "_early", "_loop", "_on_final", "_record",
         "_requested_at", "_waiters", "admitted", "aloop", "buffer", "emitter", "exception",
         "final", "hooks", "info", "journal", "meter", "policies", "predecessors", "request",
         "result", "run_id", "scope", "store", "task", "thread_id",
@@ -97,6 +97,8 @@ class RunCore:
         self._requested_at: float | None = None
         self._early: CancelReason | None = None
         self._created = False
+        # Made only for a run whose record is made by its own task (`start(record=False)`).
+        self._record: asyncio.Future[None] | None = None
         # True when the run took its admission slot as it was launched (no wait for one).
         self.admitted = False
         # Waiters, made only when someone waits: most runs are awaited once, on their loop.
@@ -106,13 +108,60 @@ class RunCore:
 
     # -- starting -------------------------------------------------------------------------
 
-    def start(self, loop: asyncio.AbstractEventLoop, drive: Driver) -> None:
-        """Create the record (unless the run adopts one) and start `drive(self)` on `loop`."""
+    def start(self, loop: asyncio.AbstractEventLoop, drive: Driver, *,
+              record: bool = True) -> None:
+        """Create the record (unless the run adopts one) and start `drive(self)` on `loop`.
+
+        With `record=False` the record is not made here: `drive` makes it first, through the
+        store's async API (`create_record`), so that starting a run never blocks a loop that
+        serves others on the store's write lock; `recorded()` then tells when it exists.
+        """
         self.aloop = self.journal.loop = loop
-        if not self.request.adopt:
-            self.store.create_run(self.info)
-        self._created = True
+        if not record and not self.request.adopt:
+            self._record = loop.create_future()
+        else:
+            if not self.request.adopt:
+                self.store.create_run(self.info)
+            self._created = True
         self.task = loop.create_task(drive(self), name=f"tether-run-{self.run_id}")
+
+    async def create_record(self) -> None:
+        """Make the record of a run started with `record=False` (its driver's first step);
+        a failure ends the run with it, reported to `recorded()` and to its waiters.
+
+        Cancellation:
+            Deferred: the record is made (or refused) whole, as the store's `acreate_run`.
+        """
+        record = self._record
+        if self._created or record is None:
+            return
+        try:
+            await self.store.acreate_run(self.info)
+        except BaseException as exc:
+            if not record.done():
+                record.set_exception(exc)
+                record.exception()  # retrieved: a run nobody awaited logs nothing
+            if self.final is None:
+                self.settle(self.info, None, exc)
+            raise
+        with _LOCK:  # a request that saw no record has kept itself in `_early` by now
+            self._created = True
+        if not record.done():
+            record.set_result(None)
+
+    async def recorded(self) -> None:
+        """Return once the run's record exists (at once unless it is being made).
+
+        Raises:
+            What the store raised making it (the run has then ended with it).
+
+        Cancellation:
+            Only the waiting stops: the record is made all the same.
+        """
+        if self._record is not None and not self._record.done():
+            await asyncio.shield(self._record)
+        elif self._record is not None:
+            self._record.result()
 
     @property
     def started(self) -> bool:
@@ -186,9 +235,12 @@ class RunCore:
         if self.final is not None:
             return self.final
         if not self._created:
-            # No record yet: keep the request; the driver makes it before anything else.
-            self._early = self._early or reason
-            return self.info
+            with _LOCK:  # against `create_record` flipping `_created` (another thread's call)
+                if not self._created:
+                    # No record yet: keep the request; the driver applies it before anything
+                    # else (it reads it only after the record exists).
+                    self._early = self._early or reason
+                    return self.info
         return None
 
     def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:

@@ -9,18 +9,52 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import weakref
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import anyio
 
 from tether.runs import driver
+from tether.runs.admission import ADMISSION
 from tether.runs.core import RunCore
 from tether.runs.multitask import predecessors
 from tether.runs.registry import REGISTRY
 from tether.runs.request import RunRequest
 from tether.types import CancelReason, RunInfo, RunStatus
+
+_RECORD_ASYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("tether_record_async",
+                                                                     default=False)
+
+
+@contextlib.contextmanager
+def records_async() -> Iterator[None]:
+    """Runs started in this block make their record in their own task, through the store's
+    async API, instead of before `start` returns: a loop that serves many callers (the server)
+    is never blocked on the store's write lock. Whoever starts them awaits `Run.recorded()`
+    before telling anyone the run exists; until then a cancel by id is kept, as for any run
+    whose record is not made yet, and applied first.
+    """
+    token = _RECORD_ASYNC.set(True)
+    try:
+        yield
+    finally:
+        _RECORD_ASYNC.reset(token)
+
+
+async def _record_then_drive(core: RunCore) -> None:
+    # The driver of a run started under `records_async`: its record first, then the usual
+    # drive (whose first step applies a cancel kept meanwhile).
+    try:
+        await core.create_record()
+    except Exception:  # noqa: BLE001 - reported to `recorded()` and the run's waiters
+        ADMISSION.leave(core)
+        return
+    except BaseException:
+        ADMISSION.leave(core)
+        raise
+    await driver.drive(core)
 
 
 def _cancel_dropped(ref: weakref.ref[RunCore]) -> None:
@@ -72,8 +106,29 @@ class Run:
         self._start(loop)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        driver.launch(self._core, loop)
-        REGISTRY.add(self._core)
+        core = self._core
+        if _RECORD_ASYNC.get() and not core.request.adopt:
+            core.admitted = ADMISSION.admit(core)
+            try:
+                core.start(loop, _record_then_drive, record=False)
+            except BaseException:
+                ADMISSION.leave(core)
+                raise
+        else:
+            driver.launch(core, loop)
+        REGISTRY.add(core)
+
+    async def recorded(self) -> None:
+        """Return once the run's record exists in its store (at once, unless the run was
+        started under `records_async`).
+
+        Raises:
+            What the store raised making the record (the run has then ended with it).
+
+        Cancellation:
+            Only the waiting stops: the record is made, and the run goes on, all the same.
+        """
+        await self._core.recorded()
 
     def _ensure_started(self) -> None:
         if not self._core.started:
@@ -169,3 +224,6 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.run_id} {self.status.value}>"
+
+
+__all__ = ["Run", "records_async"]

@@ -19,6 +19,7 @@ from fastapi import Depends, HTTPException, Request
 
 from tether.checkpoint.base import CheckpointStore, ThreadRecord
 from tether.checkpoint.ids import uuid7
+from tether.server import offload
 from tether.server.auth import Principal
 from tether.server.board import RunBoard
 from tether.server.errors import not_found
@@ -26,7 +27,6 @@ from tether.server.graphs import Assistant, Assistants
 from tether.server.guards import PRINCIPAL
 from tether.server.launcher import RunLauncher
 from tether.server.limits import ServerLimits, StreamSlots
-from tether.server.offload import off_loop
 from tether.server.wire import SCOPE, TENANT_KEY
 from tether.store.base import BaseStore
 from tether.types import RunInfo, RunStatus, StateSnapshot
@@ -88,11 +88,11 @@ class ServerState:
             HTTPException: 409 if the caller has a thread of that id (and `if_exists="raise"`).
 
         Cancellation:
-            As `off_loop`: the write is whole or not made.
+            As `offload.put_thread`: the write is whole or not made.
         """
         if thread_id is None:
             fresh = uuid7()
-            made = await off_loop(lambda: self.store.put_thread(fresh, stamped(metadata, caller)))
+            made = await offload.put_thread(self.store, fresh, stamped(metadata, caller))
             return made, True
         slots = [(stored, self.store.get_thread(stored))
                  for stored in store_ids(caller, thread_id)]
@@ -104,7 +104,7 @@ class ServerState:
         free = next((stored for stored, existing in slots if existing is None), None)
         if free is None:
             raise HTTPException(409, f"thread {thread_id!r} cannot be created")
-        made = await off_loop(lambda: self.store.put_thread(free, stamped(metadata, caller)))
+        made = await offload.put_thread(self.store, free, stamped(metadata, caller))
         return made, True
 
     def run(self, caller: Principal, thread_id: str, run_id: str) -> RunInfo:

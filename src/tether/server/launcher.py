@@ -14,10 +14,11 @@ from typing import Any, Protocol
 from tether.errors import RunCancelled
 from tether.graph.run_resume import resume_config
 from tether.runs import Run
+from tether.runs.handle import records_async
+from tether.server import offload
 from tether.server.feed import RunFeed
 from tether.server.graphs import Assistant
 from tether.server.limits import ServerLimits
-from tether.server.offload import off_loop
 from tether.server.wire import TENANT_KEY, RecentFacts, RunFacts
 from tether.types import CancelReason, RunInfo
 
@@ -149,9 +150,13 @@ class LocalLauncher:
             config = resume_config(graph, order.resume_of, config)
             graph_input = None
         modes = sorted(FEED_MODES.union(order.stream_modes))
-        run = graph.start(graph_input, config, stream_mode=modes, subgraphs=order.subgraphs,
-                          interrupt_before=order.interrupt_before,
-                          interrupt_after=order.interrupt_after, context=order.context)
+        # The record is made by the run's own task through the store's writer (one group
+        # commit with the other runs' transactions), not on this loop under the write lock.
+        with records_async():
+            run = graph.start(graph_input, config, stream_mode=modes, subgraphs=order.subgraphs,
+                              interrupt_before=order.interrupt_before,
+                              interrupt_after=order.interrupt_after, context=order.context)
+        await run.recorded()
         feed = RunFeed(run.run_id, limit=self._limits.feed_events)
         feed.publish("metadata", {"run_id": run.run_id, "attempt": 1})
         self._feeds[run.run_id] = feed
@@ -246,10 +251,10 @@ class LocalLauncher:
             try:
                 if order.temporary:
                     # Before the feed closes: whoever waits for the run's end finds the
-                    # thread gone. Off the loop: a write (see `off_loop`).
+                    # thread gone. Off the loop: a write (see `offload`).
                     ledger = order.assistant.graph.ledger
                     with contextlib.suppress(Exception):
-                        await off_loop(lambda: ledger.delete_thread(order.thread_id))
+                        await offload.delete_thread(ledger, order.thread_id)
             finally:
                 feed.close(run.info)
                 loop = asyncio.get_running_loop()

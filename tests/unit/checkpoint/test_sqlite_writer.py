@@ -17,12 +17,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tether.checkpoint.base import CheckpointRecord, WriteRecord
+from tether.checkpoint.base import CheckpointRecord, RunFinish, ThreadRecord, WriteRecord
 from tether.checkpoint.ids import uuid7
 from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.checkpoint.sqlite.connection import Connection
-from tether.errors import CheckpointNotFound
+from tether.errors import CheckpointNotFound, RunError
+from tether.types import RunInfo, RunStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -270,3 +271,30 @@ def test_only_a_sync_callers_private_loop_may_be_blocked_by_a_store() -> None:
         assert not loops.may_block(fresh)
     finally:
         fresh.close()
+
+
+async def test_thread_and_run_writes_have_twins_in_the_writers_groups(
+        store: SqliteSaver, path: str) -> None:
+    # The server's thread writes: through the writer thread, in one group with checkpoints,
+    # each answered (or refused) alone, as the sync calls are.
+    store.put_thread("kept", {"a": 1})
+    store.put_checkpoint(record("gone"))
+    store.create_run(RunInfo("done", "kept", RunStatus.PENDING))
+    store.finish_run("done", RunFinish(RunStatus.SUCCESS))
+    store.create_run(RunInfo("going", "kept", RunStatus.PENDING))
+    with WriteLock(path):
+        gathered = asyncio.gather(
+            store.aput_thread("kept", {"b": 2}), store.adelete_thread("gone"),
+            store.adelete_run("done"), store.adelete_run("going"), store.adelete_run("nope"),
+            store.aput_checkpoint(record("other")), return_exceptions=True)
+        for _ in range(TURNS):
+            await asyncio.sleep(0)
+        assert not gathered.done()  # queued for the writer, not run on the loop
+    merged, deleted, gone, refused, unknown, put = await asyncio.wait_for(gathered, 60)
+    assert isinstance(merged, ThreadRecord) and merged.metadata == {"a": 1, "b": 2}
+    assert deleted is None and store.get_checkpoint("gone") is None
+    assert gone is True and store.get_run("done") is None
+    assert isinstance(refused, RunError) and store.get_run("going") is not None
+    assert unknown is False and put is None
+    thread = store.get_thread("kept")
+    assert thread is not None and thread.metadata == {"a": 1, "b": 2}

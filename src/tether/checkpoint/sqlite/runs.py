@@ -13,8 +13,8 @@ from tether.checkpoint.base import FinishResult, RunFinish, refusal
 from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.checkpoints import Checkpoints, DumpedWrites, Prepared
-from tether.errors import RunNotFound
-from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo
+from tether.errors import RunError, RunNotFound
+from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo, RunStatus
 
 
 def create(info: RunInfo, owner: str, now: datetime) -> Op[RunInfo]:
@@ -28,6 +28,23 @@ def create(info: RunInfo, owner: str, now: datetime) -> Op[RunInfo]:
     except sqlite3.IntegrityError as exc:
         raise ValueError(f"run {info.run_id!r} already exists") from exc
     return info
+
+
+def delete(run_id: str) -> Op[bool]:
+    """Delete a run at rest with its events and checkpoints; False when there is no such run.
+
+    Raises:
+        RunError: the run is still going (cancel it first).
+    """
+    row = yield Query(_sql.RUN_STATUS, (run_id,))
+    if row is None:
+        return False
+    status = RunStatus(row[0])
+    if not status.at_rest:
+        raise RunError(f"run {run_id!r} is {status.value}; cancel it before deleting it")
+    for statement in _sql.DELETE_RUN:
+        yield Query(statement, (run_id,), "none")
+    return True
 
 
 def mark_running(run_id: str, events: Sequence[RunEvent], owner: str,

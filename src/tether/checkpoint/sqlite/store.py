@@ -25,7 +25,6 @@ from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
 from tether.checkpoint.sqlite.checkpoints import Checkpoints
 from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.checkpoint.sqlite.writer import Writer
-from tether.errors import RunError
 from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus, utcnow
 
 
@@ -227,7 +226,7 @@ class SqliteSaver(CheckpointStore):
 
     def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
         """Create a thread, or merge `metadata` into an existing one's (a shallow merge)."""
-        return threads.put(self._db, thread_id, metadata)
+        return self._db.run(threads.put(thread_id, metadata))
 
     def get_thread(self, thread_id: str) -> ThreadRecord | None:
         """A thread's record; one with runs or checkpoints but no record gets a bare one."""
@@ -292,22 +291,11 @@ class SqliteSaver(CheckpointStore):
         return [thread_id for (thread_id,) in found]
 
     def delete_thread(self, thread_id: str) -> None:
-        with self._db.write() as conn:
-            for statement in _sql.DELETE_THREAD:
-                conn.execute(statement, (thread_id,))
-            self._checkpoints.forget(lambda key, _head: key[0] == thread_id)
+        self._db.run(threads.delete(thread_id))
+        self._checkpoints.forget(lambda key, _head: key[0] == thread_id)
 
     def delete_run(self, run_id: str) -> bool:
-        with self._db.write() as conn:
-            row = conn.execute(_sql.RUN_STATUS, (run_id,)).fetchone()
-            if row is None:
-                return False
-            status = RunStatus(row[0])
-            if not status.at_rest:
-                raise RunError(f"run {run_id!r} is {status.value}; cancel it before deleting it")
-            for statement in _sql.DELETE_RUN:
-                conn.execute(statement, (run_id,))
-            return True
+        return self._db.run(runs.delete(run_id))
 
     def delete_run_checkpoints(self, run_id: str) -> None:
         with self._db.write() as conn:
@@ -402,6 +390,26 @@ class SqliteSaver(CheckpointStore):
         dumped = self._checkpoints.dump_writes(writes)
         await self._writer.transaction(
             lambda: self._checkpoints.insert_writes(thread_id, ns, checkpoint_id, dumped))
+
+    async def aput_thread(self, thread_id: str,
+                          metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        """Async twin of `put_thread`, run by the writer thread.
+
+        Cancellation: deferred: the thread is written whole; see the class's docstring."""
+        return await self._writer.transaction(lambda: threads.put(thread_id, metadata))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of `delete_thread`, run by the writer thread.
+
+        Cancellation: deferred: the thread is deleted whole; see the class's docstring."""
+        await self._writer.transaction(lambda: threads.delete(thread_id), lambda _: (
+            self._checkpoints.forget(lambda key, _head: key[0] == thread_id)))
+
+    async def adelete_run(self, run_id: str) -> bool:
+        """Async twin of `delete_run`, run by the writer thread.
+
+        Cancellation: deferred: the run is deleted whole (or refused); as the others."""
+        return await self._writer.transaction(lambda: runs.delete(run_id))
 
     async def aget_run(self, run_id: str) -> RunInfo | None:
         """Async twin of `get_run`, read by the writer thread.

@@ -7,24 +7,31 @@ from datetime import datetime
 from typing import Any
 
 from tether.checkpoint.base import ThreadRecord
+from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.connection import Connection
 from tether.types import utcnow
 
 
-def put(db: Connection, thread_id: str, metadata: dict[str, Any] | None) -> ThreadRecord:
-    """Create a thread, or merge `metadata` into its record (a shallow merge); one transaction."""
+def put(thread_id: str, metadata: dict[str, Any] | None) -> Op[ThreadRecord]:
+    """Create a thread, or merge `metadata` into its record (a shallow merge)."""
     now = utcnow()
-    with db.write() as conn:
-        row = conn.execute(_sql.GET_THREAD, (thread_id,)).fetchone()
-        if row is None:
-            record = ThreadRecord(thread_id, now, now, dict(metadata or {}))
-        else:
-            old = rows.thread(row)
-            record = ThreadRecord(thread_id, old.created_at, now,
-                                  {**old.metadata, **(metadata or {})})
-        conn.execute(_sql.PUT_THREAD, rows.thread_row(record))
+    row = yield Query(_sql.GET_THREAD, (thread_id,))
+    if row is None:
+        record = ThreadRecord(thread_id, now, now, dict(metadata or {}))
+    else:
+        old = rows.thread(row)
+        record = ThreadRecord(thread_id, old.created_at, now,
+                              {**old.metadata, **(metadata or {})})
+    yield Query(_sql.PUT_THREAD, rows.thread_row(record), "none")
     return record
+
+
+def delete(thread_id: str) -> Op[None]:
+    """Delete a thread: its record, runs, events, checkpoints and writes (the store forgets
+    its cached heads once this has committed)."""
+    for statement in _sql.DELETE_THREAD:
+        yield Query(statement, (thread_id,), "none")
 
 
 def get(db: Connection, thread_id: str) -> ThreadRecord | None:
@@ -68,4 +75,4 @@ def _json_path(key: str) -> str:
     return f'$."{escaped}"'
 
 
-__all__ = ["get", "put", "search"]
+__all__ = ["delete", "get", "put", "search"]

@@ -109,13 +109,22 @@ async def cancel_runs(body: RunsCancel, server: Server, caller: Caller,
                       action: Action = "interrupt") -> Response:
     """Cancel the given runs of a thread, or every pending and/or running run of the caller.
 
+    The cancels are requested together, so that the runs of this process join one batch (one
+    store transaction, `tether.runs.batch`) instead of one transaction after the other; each is
+    still answered (and fails) alone, and the first failure, if any, is the answer.
+
     Cancellation:
-        Each cancel is durable before the next is requested; a repeat re-answers the runs already
-        stopped. Safe to retry.
+        Every cancel is requested before this waits; each is durable before this returns or
+        is interrupted; a repeat re-answers the runs already stopped. Safe to retry.
     """
     why = reason_for(caller, action, None, "POST /runs/cancel")
-    for before in _selected(server, caller, body):
-        await cancel_one(server, before, why, wait=False, action=action)
+    selected = _selected(server, caller, body)
+    outcomes = await asyncio.gather(
+        *(cancel_one(server, before, why, wait=False, action=action) for before in selected),
+        return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     return Response(status_code=204)
 
 

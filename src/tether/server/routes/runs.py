@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+from tether.server import offload
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, parts, stamped
 from tether.server.errors import invalid
@@ -16,7 +17,6 @@ from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
 from tether.server.message_events import run_modes
 from tether.server.models import MAX_OFFSET, STREAM_MODES, RunCreate
-from tether.server.offload import off_loop
 from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
 from tether.server.runview import run_record
 from tether.server.sse import STREAM_RESPONSE, DelayedJson, EventStream
@@ -244,7 +244,7 @@ async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller
     info = server.run(caller, thread_id, run_id)
     if not info.status.at_rest:
         raise HTTPException(409, f"run {run_id!r} is {info.status.value}: cancel it first")
-    await off_loop(lambda: server.store.delete_run(run_id))
+    await offload.delete_run(server.store, run_id)
     return Response(status_code=204)
 
 
@@ -339,7 +339,7 @@ async def _stateless(server: ServerState, caller: Principal, body: RunCreate) ->
     thread_id = new_thread_id()
     metadata = stamped({"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id},
                        caller)
-    await off_loop(lambda: server.store.put_thread(thread_id, metadata))
+    await offload.put_thread(server.store, thread_id, metadata)
     return order_for(assistant, thread_id, body, caller,
                      temporary=body.on_completion != "keep")
 

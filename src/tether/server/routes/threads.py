@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from tether.checkpoint.base import ThreadRecord
 from tether.errors import TetherError
+from tether.server import offload
 from tether.server.context import BUSY, TENANT_KEY, Caller, Server, ServerState, parts, stamped
 from tether.server.errors import invalid
 from tether.server.models import (
@@ -19,7 +20,6 @@ from tether.server.models import (
     ThreadPatch,
     ThreadSearch,
 )
-from tether.server.offload import off_loop
 from tether.server.routes.cancel import cancel_one
 from tether.server.wire import WireJSON, client_id, interrupts_by_task, jsonable, state_json
 from tether.types import CancelReason
@@ -122,7 +122,7 @@ async def patch_thread(thread_id: str, body: ThreadPatch, server: Server,
     """
     stored = server.thread(caller, thread_id).thread_id
     metadata = stamped(body.metadata, caller)
-    record = await off_loop(lambda: server.store.put_thread(stored, metadata))
+    record = await offload.put_thread(server.store, stored, metadata)
     return thread_json(server, record)
 
 
@@ -139,7 +139,7 @@ async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Respo
     for info in server.store.list_runs(thread_id=record.thread_id):
         if info.status in BUSY or info.status.value == "interrupted":
             await cancel_one(server, info, reason, wait=True, action="interrupt")
-    await off_loop(lambda: server.store.delete_thread(record.thread_id))
+    await offload.delete_thread(server.store, record.thread_id)
     return Response(status_code=204)
 
 
