@@ -25,10 +25,9 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import anyio
 
 from tether.cancel.deadlines import deadline_after
-from tether.cancel.scope import CancelScope
+from tether.cancel.scope import CancelScope, anyio_scope
 from tether.checkpoint.base import RunFinish, StoredCheckpoint
 from tether.engine.closing import REPAIR_NODE, Closer, Closing
 from tether.engine.hooks import StepHooks
@@ -288,7 +287,7 @@ class RunCore:
             (cleanup hooks are bounded by the run's cleanup grace). Writes the run's final
             checkpoint.
         """
-        with anyio.CancelScope(shield=True):
+        with anyio_scope(shield=True):  # not `anyio.CancelScope`: no sniffio lookup per run
             try:
                 end = finalize.ending(outcome, failure)
                 refused = None
@@ -339,10 +338,11 @@ class RunCore:
                                                     events=taken, latency_ms=latency,
                                                     spent=finalize.spent(self.policies))
         result = await self.store.afinish_run(self.run_id, commit)
-        recorded = {id(event) for event in taken}
-        for event in commit.events:  # the phases with nothing to do, and `terminate`
-            if id(event) not in recorded:
-                self.journal.announce(event)
+        if self.journal.announcing:  # nobody listens, usually: no pass over the events then
+            recorded = {id(event) for event in taken}
+            for event in commit.events:  # the phases with nothing to do, and `terminate`
+                if id(event) not in recorded:
+                    self.journal.announce(event)
         self.settle(result.info, None, finalize.cancel_error(
             reason, self.run_id, result.info.checkpoint_id, outcome,
             self.request.config.recursion_limit))
