@@ -25,7 +25,6 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope, anyio_scope
 from tether.checkpoint.base import RunFinish, StoredCheckpoint

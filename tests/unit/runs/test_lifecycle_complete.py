@@ -4,13 +4,13 @@ and sorts the others: both give what the plain definition gives, for every order
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tether import lifecycle
 from tether.lifecycle import CANCEL_PHASES, NOTHING_TO_DO, complete
 from tether.types import EventPhase, RunEvent
 
-_T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _reference(events: list[RunEvent], at: datetime) -> tuple[RunEvent, ...]:
@@ -43,12 +43,12 @@ def test_complete_matches_the_definition_for_every_order() -> None:
 
 def test_events_in_order_take_the_single_pass() -> None:
     calls: list[int] = []
-    original = lifecycle._reorder  # noqa: SLF001 - observed, not replaced in behaviour
+    original = lifecycle._reorder
     try:
         def spy(events: list[RunEvent], at: datetime | None) -> tuple[RunEvent, ...]:
             calls.append(1)
             return original(events, at)
-        lifecycle._reorder = spy  # type: ignore[assignment]  # noqa: SLF001
+        lifecycle._reorder = spy  # type: ignore[assignment]
         phases: tuple[EventPhase, ...] = ("propagate", "terminate_node", "checkpoint",
                                           "terminate")
         complete(_events(phases), _T0)
@@ -56,4 +56,4 @@ def test_events_in_order_take_the_single_pass() -> None:
         complete(_events(("checkpoint", "propagate")), _T0)
         assert calls == [1]
     finally:
-        lifecycle._reorder = original  # type: ignore[assignment]  # noqa: SLF001
+        lifecycle._reorder = original  # type: ignore[assignment]
