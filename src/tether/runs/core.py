@@ -99,7 +99,7 @@ class RunCore:
         self.admitted = False
         # Waiters, made only when someone waits: most runs are awaited once, on their loop.
         self._done_event: threading.Event | None = None
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self._waiters: list[asyncio.Future[Any]] | None = None
         self._on_final: list[Callable[[RunCore], None]] = []
 
     # -- starting -------------------------------------------------------------------------
@@ -140,11 +140,16 @@ class RunCore:
 
     # -- cancelling: the one inbox ----------------------------------------------------------
 
-    async def request_cancel(self, reason: CancelReason) -> RunInfo:
+    async def request_cancel(self, reason: CancelReason, *, until_end: bool = False) -> RunInfo:
         """Record a cancel durably, then cancel the scope. Idempotent; returns the receipt.
 
         Requests made on this loop in the same iteration, for runs of the same store, are
         recorded together (`runs/batch.py`): a crowd of cancels is one store transaction.
+
+        Args:
+            until_end: return only once the run has ended (its record final), as `wait()`
+                after the request would, but with one wake-up of the caller instead of two.
+                Only on the run's own loop; elsewhere the receipt comes back at once.
 
         Cancellation:
             The request is recorded and propagated by the batch's own task: a caller
@@ -153,7 +158,17 @@ class RunCore:
         receipt = self._not_requestable(reason)
         if receipt is not None:
             return receipt
-        return await batch.request(self, reason)
+        return await batch.request(self, reason, until_end and _on_loop(self.aloop))
+
+    def resolve_at_end(self, future: asyncio.Future[RunInfo]) -> None:
+        """Give `future` the run's final record once the run has ended (now, if it has);
+        on the run's loop."""
+        if self.final is not None:
+            future.set_result(self.final)
+            return
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(future)
 
     async def _request_alone(self, reason: CancelReason) -> RunInfo:
         # The run's own task asking (a policy, its deadline, its loop shutting down): no batch
@@ -368,7 +383,7 @@ class RunCore:
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(info)
         if event is not None:
             event.set()
         for callback in self._on_final:
@@ -399,6 +414,14 @@ class RunCore:
                 self._done_event = threading.Event()
             event = self._done_event
         return event.wait(timeout)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop | None) -> bool:
+    """True when the calling code runs on `loop`."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 class _Recorded:
