@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +56,8 @@ class InMemorySaver(CheckpointStore):
         self._lock = threading.RLock()
         self._runs: dict[str, RunInfo] = {}
         self._events: dict[str, list[RunEvent]] = {}
-        self._finished: list[str] = []
+        # A deque: forgetting the oldest is O(1) (a list's `pop(0)` moves every id after it).
+        self._finished: deque[str] = deque()
         self._max_finished = max_finished_runs
         # (thread_id, ns) -> checkpoints oldest first; ids are time-ordered.
         self._threads: dict[tuple[str, str], list[_Checkpoint]] = {}
@@ -187,7 +189,7 @@ class InMemorySaver(CheckpointStore):
             return
         self._finished.append(run_id)
         while len(self._finished) > self._max_finished:
-            old = self._finished.pop(0)
+            old = self._finished.popleft()
             self._runs.pop(old, None)
             self._events.pop(old, None)
 
