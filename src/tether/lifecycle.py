@@ -44,6 +44,41 @@ def complete(events: Sequence[RunEvent], at: datetime | None = None) -> tuple[Ru
     Args:
         at: the time of an event added first (default: now).
     """
+    rank = _RANK
+    out: list[RunEvent] = []
+    last = -1
+    for event in events:
+        r = rank.get(event.phase, -1)
+        if r < last:  # out of order: sort them (rare: a stop's events are recorded in order)
+            return _reorder(events, at)
+        last = r
+    # In order already (the usual case): one pass, filling each missing phase where it belongs.
+    following = 1  # the next phase to fill: `request` never is
+    for event in events:
+        r = rank.get(event.phase, -1)
+        while following < r:
+            _fill(out, CANCEL_PHASES[following], at)
+            following += 1
+        if r >= following:
+            following = r + 1
+        out.append(event)
+    while following < len(CANCEL_PHASES):
+        _fill(out, CANCEL_PHASES[following], at)
+        following += 1
+    return tuple(out)
+
+
+def _fill(out: list[RunEvent], phase: EventPhase, at: datetime | None) -> None:
+    """Append the event of a `phase` that had nothing to do (if it has such an event)."""
+    nothing = NOTHING_TO_DO.get(phase)
+    if nothing is not None:
+        # Stamped as the phase before it: nothing happened in between.
+        since = out[-1].at if out else (at or utcnow())
+        out.append(RunEvent(phase, since, None, dict(nothing)))
+
+
+def _reorder(events: Sequence[RunEvent], at: datetime | None) -> tuple[RunEvent, ...]:
+    """`complete` for events not in phase order: grouped by phase, stably."""
     out: list[RunEvent] = []
     by_phase: dict[EventPhase, list[RunEvent]] = {}
     for event in events:  # one pass: stable, so events of one phase keep their order
@@ -55,10 +90,8 @@ def complete(events: Sequence[RunEvent], at: datetime | None = None) -> tuple[Ru
         mine = by_phase.get(phase)
         if mine:
             out.extend(mine)
-        elif phase in NOTHING_TO_DO:
-            # Stamped as the phase before it: nothing happened in between.
-            since = out[-1].at if out else (at or utcnow())
-            out.append(RunEvent(phase, since, None, dict(NOTHING_TO_DO[phase])))
+        else:
+            _fill(out, phase, at)
     return tuple(out)
 
 

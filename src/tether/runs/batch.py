@@ -31,6 +31,9 @@ class Cancellable(Protocol):
     def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
         """A durable cancel reached the run; returns the receipt."""
 
+    def resolve_at_end(self, future: asyncio.Future[RunInfo]) -> None:
+        """Give `future` the run's final record once the run has ended."""
+
 
 class CancelBatch:
     """The cancel requests of one loop iteration for runs of one store.
@@ -44,12 +47,16 @@ class CancelBatch:
         self.loop = loop
         self.store = store
         self._key = (loop, store)
-        self._requests: list[tuple[Cancellable, CancelReason, asyncio.Future[RunInfo]]] = []
+        self._requests: list[tuple[Cancellable, CancelReason, asyncio.Future[RunInfo],
+                                   bool]] = []
 
-    def add(self, core: Cancellable, reason: CancelReason) -> asyncio.Future[RunInfo]:
-        """Queue a request; the future gets the run's receipt once it is durable."""
+    def add(self, core: Cancellable, reason: CancelReason,
+            until_end: bool = False) -> asyncio.Future[RunInfo]:
+        """Queue a request; the future gets the run's receipt once it is durable or, with
+        `until_end`, the run's final record once the run has ended (one future, one wake-up
+        of the caller, for a cancel that waits)."""
         future: asyncio.Future[RunInfo] = self.loop.create_future()
-        self._requests.append((core, reason, future))
+        self._requests.append((core, reason, future, until_end))
         return future
 
     async def flush(self) -> None:
@@ -63,21 +70,25 @@ class CancelBatch:
         requests = self._requests
         try:
             answers = await self.store.arequest_cancels(
-                [(core.run_id, reason) for core, reason, _ in requests])
+                [(core.run_id, reason) for core, reason, _, _ in requests])
         except BaseException as exc:  # the whole batch failed: every caller sees why
-            for _core, _reason, future in requests:
+            for _core, _reason, future, _ in requests:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for (core, _reason, future), answer in zip(requests, answers, strict=True):
+        for (core, _reason, future, until_end), answer in zip(requests, answers, strict=True):
             if isinstance(answer, Exception):
                 if not future.done():
                     future.set_exception(answer)
                 continue
             receipt = core.receive_cancel(*answer)
-            if not future.done():
+            if future.done():
+                continue
+            if until_end and not receipt.terminal:
+                core.resolve_at_end(future)
+            else:
                 future.set_result(receipt)
 
 
@@ -88,9 +99,11 @@ _FLUSHING: set[asyncio.Task[None]] = set()
 """Flush tasks in progress (the loop keeps only weak references to tasks)."""
 
 
-def request(core: Cancellable, reason: CancelReason) -> asyncio.Future[RunInfo]:
+def request(core: Cancellable, reason: CancelReason,
+            until_end: bool = False) -> asyncio.Future[RunInfo]:
     """Queue `core`'s cancel request into the open batch of the running loop (opening one,
-    flushed once the requests made meanwhile have joined it); the future gets the receipt."""
+    flushed once the requests made meanwhile have joined it); the future gets the receipt
+    (with `until_end`, the final record once the run has ended: `CancelBatch.add`)."""
     loop = asyncio.get_running_loop()
     key = (loop, core.store)
     batch = _OPEN.get(key)
@@ -100,7 +113,7 @@ def request(core: Cancellable, reason: CancelReason) -> asyncio.Future[RunInfo]:
         task = loop.create_task(batch.flush(), name="tether-cancel-batch")
         _FLUSHING.add(task)
         task.add_done_callback(_FLUSHING.discard)
-    return batch.add(core, reason)
+    return batch.add(core, reason, until_end)
 
 
 __all__ = ["CancelBatch", "request"]

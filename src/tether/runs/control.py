@@ -74,7 +74,7 @@ async def acancel(store: CheckpointStore, run_id: str, reason: CancelReason,
     """
     core = _live(run_id)
     if core is not None and core.aloop is _running_loop():
-        info = await core.request_cancel(reason)
+        info = await core.request_cancel(reason, until_end=wait)
         return await core.wait() if wait and not info.terminal else info
     info = cancel(store, run_id, reason)
     if wait and not info.terminal:

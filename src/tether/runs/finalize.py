@@ -28,7 +28,7 @@ from tether.errors import (
 )
 from tether.runs.failure import short_traceback
 from tether.runs.policies import Policies
-from tether.runs.policies.budget import BUDGET_KEYS
+from tether.runs.policies.budget import BUDGET_KEYS, UNLIMITED
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
@@ -206,6 +206,8 @@ def spent(policies: Policies | None) -> dict[str, Any]:
     if policies is None:
         return {}
     budget = policies.budget
+    if budget is UNLIMITED:  # the usual run: nothing to look up
+        return {"usage": policies.usage().to_dict()}
     limits = {key: dict(value) if isinstance(value, Mapping) else value
               for key in _BUDGET_ORDER if (value := getattr(budget, key)) is not None}
     return {"usage": policies.usage().to_dict(), **({"budget": limits} if limits else {})}

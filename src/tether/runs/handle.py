@@ -162,7 +162,8 @@ class Run:
             Safe to retry: a repeat returns the first request's receipt.
         """
         self._ensure_started()
-        info = await self._core.request_cancel(CancelReason.coerce(reason, default_by="handle"))
+        info = await self._core.request_cancel(CancelReason.coerce(reason, default_by="handle"),
+                                               until_end=wait)
         if wait and not info.terminal:
             return await self._core.wait()
         return info

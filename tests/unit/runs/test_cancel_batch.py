@@ -64,3 +64,47 @@ async def test_the_default_batch_asks_for_every_run_at_once(
         [f"r{n}" for n in range(10)]
     assert asking["most"] == 10
     store.close()
+
+
+async def test_a_waiting_cancel_is_answered_by_the_runs_end_in_one_await(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`await run.cancel()` on the run's loop gets the final record through the batch's own
+    future (handed to the run's end): no second wait, one wake-up of the caller."""
+    from typing import TypedDict
+
+    from tether.graph import END, START, StateGraph
+    from tether.runs.core import RunCore
+
+    class State(TypedDict):
+        n: int
+
+    parked = asyncio.Event()
+
+    async def park(state: State) -> dict[str, int]:
+        parked.set()
+        await asyncio.sleep(3600)
+        return {"n": 1}
+
+    builder = StateGraph(State).add_node("park", park)
+    builder.add_edge(START, "park")
+    builder.add_edge("park", END)
+    graph = builder.compile()
+    runs = [graph.start({"n": 0}) for _ in range(3)]
+    await parked.wait()
+    await asyncio.sleep(0)
+
+    async def no_second_wait(self: RunCore) -> RunInfo:
+        raise AssertionError("the cancel waited a second time")
+
+    monkeypatch.setattr(RunCore, "wait", no_second_wait)
+    infos = await asyncio.gather(*(run.cancel() for run in runs))
+    assert [info.status for info in infos] == [RunStatus.CANCELLED] * 3
+    assert all(info is run.info for info, run in zip(infos, runs, strict=True))
+    # A repeat answers at once with the same final record; without `wait`, the receipt.
+    assert await runs[0].cancel() is infos[0]
+    fresh = graph.start({"n": 0})
+    await asyncio.sleep(0.01)
+    receipt = await fresh.cancel(wait=False)
+    assert receipt.status is RunStatus.CANCELLING
+    monkeypatch.undo()
+    assert (await fresh.cancel()).status is RunStatus.CANCELLED

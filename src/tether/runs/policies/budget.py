@@ -52,6 +52,8 @@ class Budget:
                 if key not in BUDGET_KEYS:
                     raise ConfigError(f"unknown budget key {key!r}; known: {sorted(BUDGET_KEYS)}")
                 merged[key] = value
+        if not merged:  # no limit: one shared (frozen) value, not one per run
+            return UNLIMITED
         for key, value in merged.items():
             _check(key, value)
         return cls(**merged)
@@ -60,6 +62,14 @@ class Budget:
     def empty(self) -> bool:
         """True when nothing is limited."""
         return all(getattr(self, name) is None for name in BUDGET_KEYS)
+
+
+UNLIMITED = Budget()
+"""The budget of a run that limits nothing (shared: a `Budget` is frozen)."""
+
+# One lock for every run's tally: its sections are a few additions, and a lock per run is
+# memory per run (a thousand runs in flight).
+_TALLY_LOCK = threading.Lock()
 
 
 def _check(key: str, value: Any) -> None:
@@ -73,9 +83,10 @@ def _check(key: str, value: Any) -> None:
         raise ConfigError(f"budget {key} must be a non-negative number, not {value!r}")
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
-    """What a run has spent; safe to update from any thread."""
+    """What a run has spent; safe to update from any thread (under `lock`, shared by every
+    tally: nothing is called while it is held)."""
 
     started: float = field(default_factory=time.monotonic)
     steps: int = 0
@@ -83,7 +94,7 @@ class Tally:
     tokens: int = 0
     cost: float = 0.0
     tool_calls: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = _TALLY_LOCK
 
     def snapshot(self) -> Usage:
         """The usage as a value."""
@@ -107,4 +118,4 @@ def _shown(number: float) -> str:
     return str(round(number, 6)) if isinstance(number, float) else str(number)
 
 
-__all__ = ["BUDGET_KEYS", "Budget", "Tally", "over"]
+__all__ = ["BUDGET_KEYS", "UNLIMITED", "Budget", "Tally", "over"]

@@ -59,9 +59,14 @@ class LoopSettings:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise ConfigError(f"loop_detection {key} must be a positive integer")
+        if not merged:  # the defaults: one shared (frozen) value, not one per run
+            return _DEFAULT_SETTINGS
         if merged.get("fields") is not None:
             merged["fields"] = tuple(merged["fields"])
         return cls(**merged)
+
+
+_DEFAULT_SETTINGS = LoopSettings()
 
 
 _RAW = 16  # packed values shorter than a digest are their own digest (no hashing, no collision)

@@ -238,3 +238,37 @@ def test_lists_whose_items_cannot_be_compared_are_hashed_afresh() -> None:
     prints = Fingerprints(None)
     prints.of({"k": [Odd()]})
     assert prints.of({"k": [Odd(), 1]}) == Fingerprints(None).of({"k": [Odd(), 1]})
+
+
+# -- per-run objects --------------------------------------------------------------------------
+
+def test_runs_without_limits_share_one_budget_and_one_loop_settings() -> None:
+    from tether.config import parse_config
+    from tether.runs.policies import PolicyDefaults
+    from tether.runs.policies.budget import UNLIMITED
+
+    defaults = PolicyDefaults()
+    first = defaults.for_run(parse_config(None), lambda reason: None)
+    second = defaults.for_run(parse_config(None), lambda reason: None)
+    assert first.budget is second.budget is UNLIMITED
+    assert first.detector is not None and second.detector is not None
+    assert first.detector.settings is second.detector.settings
+    assert first.detector.settings == LoopSettings()
+    # What a run spends is still its own.
+    assert first.tally is not second.tally
+    # A limit, or a setting, is a value of its own; the shared ones stay unchanged.
+    assert Budget.parse({"steps": 3}).steps == 3 and UNLIMITED.steps is None
+    assert LoopSettings.parse({"max_repeats": 2}) == LoopSettings(max_repeats=2)
+    assert LoopSettings.parse({"enabled": False}) is None
+
+
+def test_an_unlimited_run_reports_its_usage_and_no_budget() -> None:
+    from tether.runs.finalize import spent
+
+    policies, _ = _policies()
+    policies.charge(5, 0.5, 1)
+    shown = spent(policies)
+    assert set(shown) == {"usage"}
+    assert shown["usage"]["tokens"] == 5 and shown["usage"]["tool_calls"] == 1
+    limited, _ = _policies({"tokens": 100})
+    assert spent(limited)["budget"] == {"tokens": 100}
