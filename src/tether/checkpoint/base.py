@@ -24,7 +24,6 @@ from typing import Any
 
 from tether.checkpoint.serde import Serializer
 from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID, PARTIAL, RETURN
-from tether.errors import StatusTransitionError, TerminalStatusError
 from tether.types import (
     CancelReason,
     PendingWrite,
@@ -453,32 +452,6 @@ class CheckpointStore(ABC):
         return []
 
 
-def refusal(info: RunInfo, end: RunFinish) -> FinishResult | None:
-    """The rule every store's `finish_run` applies: what it returns instead of applying `end`
-    (the run has ended, or a cancel is durable and `end` is conditional), or None to apply it.
-
-    Raises:
-        TerminalStatusError: the run has ended and `end` is unconditional.
-        StatusTransitionError: the status machine (`TRANSITIONS`) has no `finish_run` edge
-            from the run's status to `end.status`.
-    """
-    if info.terminal:
-        if end.unless_cancel_requested:
-            return FinishResult(info, applied=False)
-        raise TerminalStatusError(
-            f"run {info.run_id!r} already ended as {info.status.value}; "
-            f"cannot become {end.status.value}"
-        )
-    if end.unless_cancel_requested and info.reason is not None:
-        return FinishResult(info, applied=False)
-    if not info.status.can_become(end.status, "finish_run"):
-        raise StatusTransitionError(
-            f"run {info.run_id!r} is {info.status.value}; finish_run cannot make it "
-            f"{end.status.value}"
-        )
-    return None
-
-
 def partial_answers(writes: Sequence[WriteRecord]) -> tuple[dict[str, Any], ...]:
     """The partial answers among a checkpoint's pending writes: task by task, each task's in
     the order its model calls began (their indexes count down)."""
@@ -510,7 +483,6 @@ __all__ = [
     "CheckpointStore",
     "FinishResult",
     "RunFinish",
-    "refusal",
     "StoredCheckpoint",
     "ThreadRecord",
     "WriteRecord",

@@ -22,8 +22,8 @@ from tether.checkpoint.base import (
     StoredCheckpoint,
     ThreadRecord,
     WriteRecord,
-    refusal,
 )
+from tether.checkpoint.finish_rule import refusal
 from tether.checkpoint.serde import Serializer, place
 from tether.errors import RunError
 from tether.types import (

@@ -2,7 +2,7 @@
 one's rows back; what an operation returns is its result. A driver per database does the I/O
 (`drive` for a sync connection: `sqlite/connection.py`, `postgres/ops.py`, the long-term
 stores'; Postgres has an async driver too), so one operation serves every connection of a
-backend, and the rules it applies (`tether.checkpoint.base.refusal`, the status machine) are
+backend, and the rules it applies (`tether.checkpoint.finish_rule.refusal`, the status machine) are
 written once. Nothing here imports a driver.
 
 A database error is thrown into the operation at the `yield` that caused it, so the operation can

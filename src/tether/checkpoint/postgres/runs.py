@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tether.checkpoint.base import FinishResult, RunFinish, refusal
+from tether.checkpoint.base import FinishResult, RunFinish
+from tether.checkpoint.finish_rule import refusal
 from tether.checkpoint.postgres import _sql, checkpoints, rows
 from tether.checkpoint.postgres.ops import Op, Query, unique_violation
 from tether.checkpoint.serde import Serializer

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from tether.checkpoint.base import FinishResult, RunFinish, refusal
+from tether.checkpoint.base import FinishResult, RunFinish
+from tether.checkpoint.finish_rule import refusal
 from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.checkpoints import Checkpoints, DumpedWrites, Prepared
