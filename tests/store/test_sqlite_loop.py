@@ -18,17 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from sqlite_lock import WriteLock
 from tether.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
 
 TURNS = 50
 """Loop turns taken while the store's write is held: any number > 0 would do."""
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -42,21 +38,6 @@ def store(path: Path) -> Iterator[SqliteStore]:
     opened = SqliteStore(path, busy_timeout=60.0)
     yield opened
     opened.close()
-
-
-class WriteLock:
-    """The file's write lock, held by a connection of the test's own."""
-
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-
-    def __enter__(self) -> WriteLock:
-        self._conn.execute("BEGIN IMMEDIATE")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._conn.execute("ROLLBACK")
-        self._conn.close()
 
 
 async def test_a_held_write_does_not_block_the_event_loop(store: SqliteStore,

@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from sqlite_lock import WriteLock
 from tether.checkpoint.base import CheckpointRecord, RunFinish, ThreadRecord, WriteRecord
 from tether.checkpoint.ids import uuid7
 from tether.checkpoint.query import Op, Query
@@ -42,21 +43,6 @@ def store(path: str) -> Iterator[SqliteSaver]:
     opened = SqliteSaver(path, busy_timeout=60.0)
     yield opened
     opened.close()
-
-
-class WriteLock:
-    """The file's write lock, held by a connection of the test's own."""
-
-    def __init__(self, path: str) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-
-    def __enter__(self) -> WriteLock:
-        self._conn.execute("BEGIN IMMEDIATE")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._conn.execute("ROLLBACK")
-        self._conn.close()
 
 
 def record(thread_id: str = "t", parent_id: str | None = None, value: int = 1) -> CheckpointRecord:
