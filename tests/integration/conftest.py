@@ -1,6 +1,7 @@
 """Fixtures of the browser tests: Chromium (`browser`), the console served in each mode
 (`console`: SQLite, Postgres with a worker), and a fresh page on it (`tab`, `phone_tab`); and of
-the worker tests: `tether worker` processes on a fresh Postgres schema (`cluster`)."""
+the worker tests: `tether worker` processes on a fresh Postgres schema (`cluster`); and a
+durable run store on SQLite and Postgres (`saver`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from conformance.conftest import fresh_schema
+from tether.checkpoint.base import CheckpointStore
+from tether.checkpoint.sqlite import SqliteSaver
 
 from .console_page import (
     ARGS,
@@ -84,3 +87,19 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             yield made
         finally:
             made.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CheckpointStore]:
+    """A durable run store: a SQLite file, then a fresh Postgres schema."""
+    if request.param == "sqlite":
+        made = SqliteSaver(str(tmp_path / "runs.db"))
+        yield made
+        made.close()
+        return
+    from tether.checkpoint.postgres import PostgresSaver
+
+    with fresh_schema() as (dsn, schema):
+        pg = PostgresSaver(dsn, schema=schema)
+        yield pg
+        pg.close()

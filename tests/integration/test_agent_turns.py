@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,22 +121,6 @@ def _sqlite(tmp: Path) -> CheckpointStore:
     return SqliteSaver(str(tmp / "agent.db"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CheckpointStore]:
-    if request.param == "sqlite":
-        made = _sqlite(tmp_path)
-        yield made
-        made.close()  # type: ignore[attr-defined]
-        return
-    from conformance.conftest import fresh_schema
-    from tether.checkpoint.postgres import PostgresSaver
-
-    with fresh_schema() as (dsn, schema):
-        pg = PostgresSaver(dsn, schema=schema)
-        yield pg
-        pg.close()
-
-
 async def stop_in(phase: str, graph: Any, model: ScriptedChatModel, box: Toolbox,
                   config: dict[str, Any]) -> str:
     """Start a turn and stop it in `phase`; the stopped run's id."""
@@ -184,10 +168,10 @@ def expected_runs(phase: str, then: str) -> Counter[str]:
 @pytest.mark.parametrize("sync", [False, True], ids=["async-tools", "sync-tools"])
 @pytest.mark.parametrize("then", ["new-message", "resume"])
 async def test_a_stopped_turn_goes_on_with_a_valid_conversation(
-        store: CheckpointStore, phase: str, sync: bool, then: str) -> None:
+        saver: CheckpointStore, phase: str, sync: bool, then: str) -> None:
     box = Toolbox(sync=sync, blocking=phase.split(":")[1] if phase.startswith("tool:") else None)
     model = script(phase)
-    graph = create_react_agent(model, box.tools, checkpointer=store)
+    graph = create_react_agent(model, box.tools, checkpointer=saver)
     config = {"configurable": {"thread_id": f"{phase}-{sync}-{then}"}}
     stopped = await stop_in(phase, graph, model, box, config)
     before = len(model.calls)

@@ -6,16 +6,12 @@ the model had finished; and `graph.resume` reruns the model cleanly. SQLite and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessageChunk, HumanMessage
 
-from conformance.conftest import fresh_schema
 from tether.checkpoint.base import CheckpointStore
-from tether.checkpoint.sqlite import SqliteSaver
 from tether.constants import PARTIAL
 from tether.errors import NodeTimeoutError, RunCancelled
 from tether.graph import START, MessagesState, StateGraph
@@ -26,21 +22,6 @@ pytestmark = pytest.mark.anyio
 
 ANSWER = "The answer is forty two"
 QUESTION = {"messages": [HumanMessage("what is it?", id="q1")]}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CheckpointStore]:
-    if request.param == "sqlite":
-        made: CheckpointStore = SqliteSaver(str(tmp_path / "runs.db"))
-        yield made
-        made.close()  # type: ignore[attr-defined]
-        return
-    from tether.checkpoint.postgres import PostgresSaver
-
-    with fresh_schema() as (dsn, schema):
-        pg = PostgresSaver(dsn, schema=schema)
-        yield pg
-        pg.close()
 
 
 def thread(name: str = "t", **extra: Any) -> dict[str, Any]:
