@@ -47,13 +47,33 @@ HOT = [
 """Create a thread or a run, read it, join it, stream it, cancel it."""
 
 
-class Watched(SqliteSaver):
+class NotesWriters:
+    """A store mixin noting the thread of every thread or run write made with the sync API
+    (`writers`): the server must make them off its event loop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writers: list[int] = []
+
+    def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        self.writers.append(threading.get_ident())
+        return super().put_thread(thread_id, metadata)  # type: ignore[misc, no-any-return]
+
+    def delete_thread(self, thread_id: str) -> None:
+        self.writers.append(threading.get_ident())
+        super().delete_thread(thread_id)  # type: ignore[misc]
+
+    def delete_run(self, run_id: str) -> bool:
+        self.writers.append(threading.get_ident())
+        return super().delete_run(run_id)  # type: ignore[misc, no-any-return]
+
+
+class Watched(NotesWriters, SqliteSaver):
     """A SQLite store that notes the thread of every write without an async twin, and counts
     the reads that answer a thread's state and status."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.writers: list[int] = []
         self.sync_creates = 0
         self.twin_writes = 0
         self.cancel_batches: list[int] = []
@@ -85,18 +105,6 @@ class Watched(SqliteSaver):
     async def adelete_run(self, run_id: str) -> bool:
         self.twin_writes += 1
         return await super().adelete_run(run_id)
-
-    def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
-        self.writers.append(threading.get_ident())
-        return super().put_thread(thread_id, metadata)
-
-    def delete_thread(self, thread_id: str) -> None:
-        self.writers.append(threading.get_ident())
-        super().delete_thread(thread_id)
-
-    def delete_run(self, run_id: str) -> bool:
-        self.writers.append(threading.get_ident())
-        return super().delete_run(run_id)
 
     def get_checkpoint(self, thread_id: str, ns: str = "",
                        checkpoint_id: str | None = None) -> StoredCheckpoint | None:
@@ -184,20 +192,8 @@ async def test_thread_writes_are_made_off_the_event_loop(http: httpx.AsyncClient
     assert store.get_thread("made-here") is None
 
 
-class Plain(InMemorySaver):
+class Plain(NotesWriters, InMemorySaver):
     """A store with no async twins of its thread writes: notes the thread of each."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writers: list[int] = []
-
-    def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
-        self.writers.append(threading.get_ident())
-        return super().put_thread(thread_id, metadata)
-
-    def delete_thread(self, thread_id: str) -> None:
-        self.writers.append(threading.get_ident())
-        super().delete_thread(thread_id)
 
 
 async def test_a_store_without_twins_writes_in_the_servers_write_thread() -> None:
