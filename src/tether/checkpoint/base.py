@@ -418,8 +418,8 @@ class CheckpointStore(ABC):
         """
         self.delete_run_checkpoints(run_id)
 
-    # Thread and run writes: one transaction each, made by the server on its event loop, so a
-    # store whose writes block (a disk, a network) overrides these with ones that do not.
+    # Thread and run writes: one transaction each, made on loops that serve many callers (the
+    # server's), so a store whose writes block (a disk, a network) overrides these.
 
     async def aput_thread(self, thread_id: str,
                           metadata: dict[str, Any] | None = None) -> ThreadRecord:
