@@ -5,6 +5,9 @@ Invariants:
 - `values` holds, for every state key whose channel has a value, that value (in the schema's
   order); it is brought in line with the channels after every change made here, except by
   `restore`, whose caller refreshes it (`refresh_all`) once it knows how the run starts.
+- `channels` holds one channel per channel of the spec, except the `Send` topic (`TASKS`),
+  made on its first write or restored value: most graphs never send, and runs start by the
+  thousand. Its absence reads as an empty topic.
 - `live` holds the trigger channels (and the `Send` topic) that held a value after the last
   change; `commit` clears those its writes do not write again (an edge fires once).
 - `step` is the step of the last commit (or of the checkpoint restored).
@@ -38,7 +41,8 @@ class ChannelState:
 
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec
-        self.channels: dict[str, BaseChannel] = {k: f() for k, f in spec.channels.items()}
+        self.channels: dict[str, BaseChannel] = {
+            k: f() for k, f in spec.channels.items() if k != TASKS}
         self.values: dict[str, Any] = {}
         self.state_keys = spec.state_key_set
         self.step = -1
@@ -52,6 +56,7 @@ class ChannelState:
         """Take the channel values and the step of a stored checkpoint, with the writes given to
         it from outside (a `Command`) applied. Returns the channels those writes changed."""
         channels = self.channels
+        self._open_topic(stored.values)
         for key, value in stored.values.items():
             channel = channels.get(key)
             if channel is not None:
@@ -63,6 +68,7 @@ class ChannelState:
             grouped: dict[str, list[Any]] = {}
             for w in sorted(null, key=lambda w: w.idx):
                 grouped.setdefault(w.channel, []).append(w.value)
+            self._open_topic(grouped)
             changed = apply_grouped(channels, grouped, ())
         self.live = self.triggers_in(channels)
         return changed
@@ -70,6 +76,7 @@ class ChannelState:
     def commit(self, grouped: Mapping[str, list[Any]]) -> set[str]:
         """Apply a step's grouped writes as the next step: the previous step's triggers not
         written again are cleared. Returns the channels that changed."""
+        self._open_topic(grouped)
         updated = apply_grouped(self.channels, grouped, self.live)
         self.step += 1
         refresh_values(self.channels, self.values, self.state_keys, updated)
@@ -91,10 +98,19 @@ class ChannelState:
     def put(self, grouped: Mapping[str, list[Any]]) -> set[str]:
         """Apply writes within the current step (a `Command` given to a paused thread): nothing
         is cleared and the step does not move. Returns the channels that changed."""
+        self._open_topic(grouped)
         updated = apply_grouped(self.channels, grouped, ())
         refresh_values(self.channels, self.values, self.state_keys, updated)
         self.live |= self.triggers_in(updated)
         return updated
+
+    def _open_topic(self, keys: Iterable[str]) -> None:
+        """Make the `Send` topic when `keys` (what is about to be written or restored) has it
+        and it is not made yet."""
+        if TASKS in keys and TASKS not in self.channels:
+            factory = self.spec.channels.get(TASKS)
+            if factory is not None:
+                self.channels[TASKS] = factory()
 
     def move_to(self, step: int) -> None:
         """Make `step` the current one without writes (an input checkpoint, or a fork, takes a

@@ -50,6 +50,8 @@ async def test_a_lone_async_node_is_awaited_without_the_step_and_call_frames() -
     assert "Executor.run_task" not in chain
     assert chain.index("test_a_lone_async_node_is_awaited_without_the_step_and_call_frames"
                        ".<locals>.park") - chain.index("Executor._attempt") == 1
+    # The supersteps are the loop's `run` itself: no setup or step helper frame in between.
+    assert chain.index("Executor.run_attempts") - chain.index("Loop.run") == 1
     await run.cancel()
 
 
@@ -152,3 +154,21 @@ def test_runs_of_one_graph_share_its_key_set_and_their_stream_mode_set() -> None
     assert first.state_keys == {"count"} and first.state_keys is second.state_keys
     one, other = Emitter(_noop, ("values", "updates")), Emitter(_noop, ["values", "updates"])
     assert one.modes == {"values", "updates"} and one.modes is other.modes
+
+
+def test_a_run_makes_the_send_topic_only_on_its_first_send() -> None:
+    from tether.constants import TASKS
+    from tether.engine.state import ChannelState
+    from tether.types import Send
+
+    builder = StateGraph(Counter)
+    builder.add_node("bump", _noop)
+    builder.set_entry_point("bump")
+    spec = builder.compile().spec
+    state = ChannelState(spec)
+    assert TASKS in spec.channels and TASKS not in state.channels
+    assert state.plan(None) == []  # an absent topic reads as one with nothing sent
+    state.commit({TASKS: [Send("bump", {"count": 7})]})
+    assert TASKS in state.channels
+    (task,) = state.plan(None)
+    assert (task.name, task.input) == ("bump", {"count": 7})
