@@ -54,7 +54,6 @@ class Executor:
     Attributes:
         scope: the scope of the run (or of the parent task, for a subgraph).
         host: the loop the tasks belong to.
-        runtime: the `Runtime` every node of the run sees.
         inline_sync: sync nodes alone in their step may run on the loop's thread.
         grace: seconds a node has to stop after a cancel, unless the node sets its own.
         idle_timeout: the run's idle limit per attempt, unless the node sets its own.
@@ -73,7 +72,6 @@ class Executor:
     pool: ThreadPool
     nodes: Mapping[str, NodeSpec]
     host: TaskHost
-    runtime: Runtime[Any]
     inline_sync: bool
     grace: float
     run_id: str | None = None
@@ -87,6 +85,7 @@ class Executor:
     cache_policy: Any = None
     observer: TaskObserver | None = None
     _writer: StreamWriter | None = field(default=None)
+    _runtime: Runtime[Any] | None = field(default=None)
     _out: MessageOut | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
@@ -341,11 +340,19 @@ class Executor:
 
     @property
     def writer(self) -> StreamWriter:
-        """The `custom` stream writer; safe to call from worker threads."""
+        """The `custom` stream writer (made when a node first asks: most never do); safe to
+        call, and to ask for, from worker threads."""
         if self._writer is None:
-            loop = self._loop = asyncio.get_running_loop()
-            self._writer = CustomWriter(self.emitter.emit_custom, loop)
+            self._writer = CustomWriter(self.emitter.emit_custom, self.loop)
         return self._writer
+
+    @property
+    def runtime(self) -> Runtime[Any]:
+        """The `Runtime` every node of the run sees (made when a node first asks: most never
+        do); safe to ask for from worker threads."""
+        if self._runtime is None:
+            self._runtime = self.host.make_runtime()
+        return self._runtime
 
     @property
     def message_out(self) -> MessageOut | None:
@@ -364,7 +371,7 @@ class Executor:
         # The config and the interrupt handler come from this executor on demand (`host`):
         # no closures per attempt for what most nodes never ask for.
         return node_context.enter(NodeContext(
-            task.name, task.step, self.run_id, scope, self.writer, None, self.runtime,
+            task.name, task.step, self.run_id, scope, None, None, None,
             self.meter, None, watch.touch if watch is not None else None, self, task, self))
 
     def node_config(self, task: Task) -> dict[str, Any]:
@@ -413,7 +420,8 @@ class Executor:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop the run's tasks and calls are scheduled on."""
+        """The event loop the run's tasks and calls are scheduled on (given when the executor
+        is made inside one; else the running loop, asked on the loop's thread)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop

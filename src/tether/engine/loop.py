@@ -78,9 +78,7 @@ class Loop:
         # reference cycle for the collector (runs start by the thousand).
         self.executor = Executor(
             scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
-            host=weakref.proxy(self),
-            runtime=Runtime(context=options.context, store=options.long_term_store,
-                            run_id=options.run_id, thread_id=options.thread_id),
+            host=weakref.proxy(self), _loop=_running_loop(),
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,
@@ -333,6 +331,12 @@ class Loop:
         """The state with only `writes` applied (what a conditional edge sees)."""
         return self.state.preview(writes)
 
+    def make_runtime(self) -> Runtime[Any]:
+        """A `Runtime` for this graph run's nodes: its context, long-term store and ids."""
+        opts = self.opts
+        return Runtime(context=opts.context, store=opts.long_term_store, run_id=opts.run_id,
+                       thread_id=opts.thread_id)
+
     def task_config(self, task: Task) -> dict[str, Any]:
         """The config dict `task`'s node sees."""
         opts = self.opts
@@ -425,6 +429,14 @@ def _vetoed(tasks: list[Task], verdict: CancelReason) -> CancelReason:
     for task in tasks:
         task.outcome, task.writes = "cancelled", None
     return verdict
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop; None outside one (the executor then finds it on first use)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:

@@ -172,3 +172,60 @@ def test_a_run_makes_the_send_topic_only_on_its_first_send() -> None:
     assert TASKS in state.channels
     (task,) = state.plan(None)
     assert (task.name, task.input) == ("bump", {"count": 7})
+
+
+async def test_a_run_whose_nodes_never_ask_makes_no_runtime_and_no_writer() -> None:
+    import gc
+
+    from tether.runtime import Runtime
+
+    entered = asyncio.Event()
+
+    async def park(state: Counter) -> dict[str, int]:
+        entered.set()
+        await asyncio.sleep(3600)
+        return {"count": 1}
+
+    builder = StateGraph(Counter)
+    builder.add_node("park", park)
+    builder.set_entry_point("park")
+    graph = builder.compile()
+
+    def made() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, (Runtime, CustomWriter)))
+
+    before = made()
+    run = graph.start({"count": 0})
+    await entered.wait()
+    assert made() == before
+    await run.cancel()
+
+
+@pytest.mark.parametrize("isolation", ["inline", "thread"])
+async def test_the_runtime_and_writer_first_asked_for_by_a_sync_node_serve_the_run(
+        isolation: str) -> None:
+    from tether.runtime import Runtime, get_runtime
+
+    seen: list[Runtime[Any]] = []
+
+    def first(state: Counter) -> dict[str, int]:
+        seen.append(get_runtime())
+        get_stream_writer()({"from": "first"})
+        return {"count": 1}
+
+    async def second(state: Counter) -> dict[str, int]:
+        seen.append(get_runtime())
+        get_stream_writer()({"from": "second"})
+        return {"count": 2}
+
+    builder = StateGraph(Counter)
+    builder.add_node("first", first, isolation=isolation)  # type: ignore[arg-type]
+    builder.add_node("second", second)
+    builder.set_entry_point("first")
+    builder.add_edge("first", "second")
+    graph = builder.compile()
+    chunks = [chunk async for chunk in graph.astream({"count": 0}, context={"who": "me"},
+                                                     stream_mode="custom")]
+    assert chunks == [{"from": "first"}, {"from": "second"}]
+    assert seen[0] is seen[1] and seen[0].context == {"who": "me"}
+    assert seen[0].run_id is not None
