@@ -60,9 +60,10 @@ class Executor:
         meter: counts the usage nodes report (`tether.charge()`).
         parent_interrupt: for a subgraph, the parent task's `interrupt()` handler.
         null_resume: an answer not addressed to any task (`InputPlan.null_resume`), taken by
-            the first `interrupt()` asked without one.
+            the first `interrupt()` asked without one (None: there is none, as in most runs).
         kept: for the step the run resumes, what its calls left (pending writes by call id,
-            with the new answers to their questions); emptied once the step commits.
+            with the new answers to their questions); None (nothing) once the step commits,
+            and in the steps of most runs.
         cache, cache_policy: where results of nodes and calls are cached (`LoopOptions`).
         observer: watches each attempt of the graph's tasks (None: nothing is watched).
     """
@@ -79,8 +80,8 @@ class Executor:
     idle_timeout: float | None = None
     meter: Meter | None = None
     parent_interrupt: Callable[[Any], Any] | None = None
-    null_resume: list[Any] = field(default_factory=list)
-    kept: dict[str, list[WriteRecord]] = field(default_factory=dict)
+    null_resume: list[Any] | None = None
+    kept: dict[str, list[WriteRecord]] | None = None
     cache: Any = None
     cache_policy: Any = None
     observer: TaskObserver | None = None
@@ -448,7 +449,7 @@ class Executor:
     def recall(self, call: Task) -> bool:
         """Give a call what an earlier attempt of its step kept: its result (True: it does not
         run again) or the answers to its questions."""
-        kept = self.kept.get(call.id)
+        kept = self.kept.get(call.id) if self.kept is not None else None
         if not kept:
             return False
         for record in kept:
@@ -463,6 +464,8 @@ class Executor:
         """A call finished: a retry of its parent in this step finds its result (as a resume
         would find it in the checkpoint)."""
         if call.outcome == "done" and call.writes and not call.cached:
+            if self.kept is None:
+                self.kept = {}
             self.kept.setdefault(call.id, []).append(
                 WriteRecord(call.id, call.name, 0, RETURN, call.writes[0][1]))
 

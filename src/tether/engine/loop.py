@@ -84,7 +84,8 @@ class Loop:
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,
             cache=options.cache, cache_policy=options.cache_policy, observer=options.observer,
         )
-        self._ran: list[Task] = []
+        # The tasks of the last step that committed (an empty tuple, shared, until one has).
+        self._ran: Sequence[Task] = ()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -135,7 +136,8 @@ class Loop:
         if plan.resume_writes and persist is not None:
             await persist.put_writes(plan.resume_writes)
         state.stop = budget_stop(loaded, self.opts.config.recursion_limit)
-        self.executor.null_resume.extend(plan.null_resume)
+        if plan.null_resume:
+            self.executor.null_resume = list(plan.null_resume)
         if plan.writes is not None:
             closer = self.opts.closer
             if closer is not None and loaded is not None and not self.opts.nested:
@@ -304,7 +306,7 @@ class Loop:
         before = _written(state, grouped) if hooks is not None and hooks.watches_progress \
             else None
         updated = state.commit(grouped)
-        self.executor.kept = {}
+        self.executor.kept = None
         self.tasks = state.plan(updated)
         if self.persist is not None:
             # With no task due, the run ends here: its end's transaction stores this checkpoint

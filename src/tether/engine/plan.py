@@ -58,6 +58,11 @@ def managed_values(spec: GraphSpec, step: int, stop: int | None) -> dict[str, An
     return {key: manager.get(budget) for key, manager in spec.managed.items()}
 
 
+_PULL_PATHS: dict[str, tuple[str, str]] = {}
+"""One path tuple per node name, shared by every pull task of that node (tasks are made by the
+thousand; node names are few)."""
+
+
 def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dict[str, Any],
                step: int, candidates: Iterable[str] | None, *,
                stop: int | None = None) -> list[Task]:
@@ -74,7 +79,10 @@ def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dic
         node = nodes[name]
         reader = node.reader
         node_input = reader(values) if reader is not None else dict(values)
-        tasks.append(Task(node, node_input, (PULL, name), step))
+        path = _PULL_PATHS.get(name)
+        if path is None:
+            path = _PULL_PATHS[name] = (PULL, name)
+        tasks.append(Task(node, node_input, path, step))
     for idx, send in enumerate(pending_sends(channels)):
         target = nodes.get(send.node)
         if target is None:

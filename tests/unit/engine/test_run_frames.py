@@ -229,3 +229,18 @@ async def test_the_runtime_and_writer_first_asked_for_by_a_sync_node_serve_the_r
     assert chunks == [{"from": "first"}, {"from": "second"}]
     assert seen[0] is seen[1] and seen[0].context == {"who": "me"}
     assert seen[0].run_id is not None
+
+
+def test_the_pull_tasks_of_a_node_share_one_path() -> None:
+    from tether.engine.state import ChannelState
+    from tether.engine.task import PULL
+
+    builder = StateGraph(Counter)
+    builder.add_node("bump", _noop)
+    builder.set_entry_point("bump")
+    spec = builder.compile().spec
+    first, second = ChannelState(spec), ChannelState(spec)
+    for state in (first, second):
+        state.commit({"branch:to:bump": [None]})
+    (one,), (other,) = first.plan(None), second.plan(None)
+    assert one.path == (PULL, "bump") and one.path is other.path
