@@ -123,9 +123,14 @@ class Loop:
             outcome = await self._after_tasks(tasks, to_run)
             if outcome is not None:
                 return outcome
-            after = self._pause_set(self.opts.interrupt_after, self.spec.interrupt_after)
-            if after and self.tasks and any(t.name in after for t in self._ran):
+            if self._paused_after():
                 return self._outcome("interrupted")
+
+    def _paused_after(self) -> bool:
+        """Whether an `interrupt_after` pause follows the step just committed (a helper of its
+        own: a generator in `run` would make a closure cell for every run)."""
+        after = self._pause_set(self.opts.interrupt_after, self.spec.interrupt_after)
+        return bool(after) and bool(self.tasks) and any(t.name in after for t in self._ran)
 
     async def _begin(self, graph_input: Any) -> _FirstStep | None:
         """Load the thread, apply the input, plan the first step; what that step must be given

@@ -244,3 +244,13 @@ def test_the_pull_tasks_of_a_node_share_one_path() -> None:
         state.commit({"branch:to:bump": [None]})
     (one,), (other,) = first.plan(None), second.plan(None)
     assert one.path == (PULL, "bump") and one.path is other.path
+
+
+def test_the_frames_a_parked_run_holds_make_no_closure_cells() -> None:
+    # A variable a nested generator or lambda reads becomes a cell: one object per run in
+    # flight for the collector, for each such frame.
+    from tether.engine.execute import Executor
+    from tether.engine.loop import Loop
+
+    for func in (Loop.run, Executor.run_attempts, Executor._attempt):
+        assert func.__code__.co_cellvars == (), func.__qualname__
