@@ -48,9 +48,10 @@ async def test_a_lone_async_node_is_awaited_without_the_step_and_call_frames() -
     assert "run_step" not in chain
     assert "Executor._call" not in chain
     assert "Executor.run_task" not in chain
+    # The supersteps are the loop's `run` itself, and the attempt's loop awaits the node: no
+    # setup, step, attempt or call frame in between.
     assert chain.index("test_a_lone_async_node_is_awaited_without_the_step_and_call_frames"
-                       ".<locals>.park") - chain.index("Executor._attempt") == 1
-    # The supersteps are the loop's `run` itself: no setup or step helper frame in between.
+                       ".<locals>.park") - chain.index("Executor.run_attempts") == 1
     assert chain.index("Executor.run_attempts") - chain.index("Loop.run") == 1
     await run.cancel()
 
@@ -82,7 +83,9 @@ async def test_each_async_task_of_a_fan_out_is_awaited_by_its_attempt() -> None:
     found = [c for c in chains if node in c]
     assert len(found) == 2
     for chain in found:
-        assert chain.index(node) - chain.index("Executor._attempt") == 1
+        # Its scope bound to its asyncio task (a failed sibling cancels it), then the node.
+        assert chain.index(node) - chain.index("Executor._bound") == 1
+        assert chain.index("Executor._bound") - chain.index("Executor.run_attempts") == 1
         assert "Executor.run_task" not in chain  # no limit, no writes to keep
     await run.cancel()
 
@@ -252,5 +255,5 @@ def test_the_frames_a_parked_run_holds_make_no_closure_cells() -> None:
     from tether.engine.execute import Executor
     from tether.engine.loop import Loop
 
-    for func in (Loop.run, Executor.run_attempts, Executor._attempt):
+    for func in (Loop.run, Executor.run_attempts, Executor._bound):
         assert func.__code__.co_cellvars == (), func.__qualname__
