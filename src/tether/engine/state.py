@@ -9,7 +9,8 @@ Invariants:
   made on its first write or restored value: most graphs never send, and runs start by the
   thousand. Its absence reads as an empty topic.
 - `live` holds the trigger channels (and the `Send` topic) that held a value after the last
-  change; `commit` clears those its writes do not write again (an edge fires once).
+  change; `commit` clears those its writes do not write again (an edge fires once). It is
+  immutable, replaced on every change: a set of one channel is shared by every run.
 - `step` is the step of the last commit (or of the checkpoint restored).
 - `stop` is the first step the run's recursion budget does not allow (None until the run
   knows it); the managed values of a planned task are computed from it.
@@ -27,6 +28,10 @@ from tether.engine.apply import apply_grouped, preview, refresh_values
 from tether.engine.plan import consume_triggers, managed_values, plan_tasks
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.task import Task
+
+_NONE: frozenset[str] = frozenset()
+_ONE: dict[str, frozenset[str]] = {}
+"""One set per channel name, shared: the live triggers of a step that has one."""
 
 
 class ChannelState:
@@ -47,7 +52,7 @@ class ChannelState:
         self.state_keys = spec.state_key_set
         self.step = -1
         self.stop: int | None = None
-        self.live: set[str] = set()
+        self.live: frozenset[str] = _NONE
         self._node_triggers: dict[str, tuple[str, ...]] | None = None
 
     # -- changing the state ---------------------------------------------------------------
@@ -89,7 +94,7 @@ class ChannelState:
             self.live |= self.triggers_in(fired)
         return updated
 
-    def _due(self, live: set[str]) -> bool:
+    def _due(self, live: frozenset[str]) -> bool:
         """Whether a node trigger among `live` starts a task (a pending `Send` does not hold
         deferred nodes back, as in LangGraph)."""
         triggers = self.spec.triggers
@@ -123,7 +128,7 @@ class ChannelState:
         target = self.channels.get(channel)
         if target is None or not target.update([value]):
             return False
-        self.live.add(channel)
+        self.live = self.live | {channel}
         return True
 
     def consume(self, tasks: Iterable[Task]) -> list[str]:
@@ -136,11 +141,20 @@ class ChannelState:
 
     # -- reading the state ----------------------------------------------------------------
 
-    def triggers_in(self, channels: Iterable[str]) -> set[str]:
-        """The trigger channels among `channels` that hold a value now."""
+    def triggers_in(self, channels: Iterable[str]) -> frozenset[str]:
+        """The trigger channels among `channels` that hold a value now (a set of one is
+        shared by every run: most steps have one, and runs start by the thousand)."""
         triggers, all_channels = self.spec.triggers, self.channels
-        return {c for c in channels
-                if (c in triggers or c == TASKS) and all_channels[c].is_available()}
+        found = [c for c in channels
+                 if (c in triggers or c == TASKS) and all_channels[c].is_available()]
+        if len(found) > 1:
+            return frozenset(found)
+        if not found:
+            return _NONE
+        one = _ONE.get(found[0])
+        if one is None:
+            one = _ONE[found[0]] = frozenset(found)
+        return one
 
     def plan(self, candidates: Iterable[str] | None) -> list[Task]:
         """The tasks of the next step (`candidates`: the channels that changed; None: all)."""

@@ -247,6 +247,8 @@ def test_the_pull_tasks_of_a_node_share_one_path() -> None:
         state.commit({"branch:to:bump": [None]})
     (one,), (other,) = first.plan(None), second.plan(None)
     assert one.path == (PULL, "bump") and one.path is other.path
+    # The live triggers of the two runs: one channel, one shared set.
+    assert first.live == {"branch:to:bump"} and first.live is second.live
 
 
 def test_the_frames_a_parked_run_holds_make_no_closure_cells() -> None:
