@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tether.channels.base import BaseChannel
@@ -41,11 +41,13 @@ def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
     return sorted(names)
 
 
-def pending_sends(channels: Mapping[str, BaseChannel]) -> list[Send]:
+def pending_sends(channels: Mapping[str, BaseChannel]) -> Sequence[Send]:
     """`Send` packets waiting for the next superstep."""
     topic = channels.get(TASKS)
-    if not isinstance(topic, Topic) or not topic.values:
-        return []
+    # None first: most runs never make the topic, and an `isinstance` against a channel class
+    # (an ABC) is slow when it fails.
+    if topic is None or not isinstance(topic, Topic) or not topic.values:
+        return ()
     return list(topic.values)
 
 
