@@ -70,6 +70,8 @@ class Executor:
             with the new answers to their questions); None (nothing) once the step commits,
             and in the steps of most runs.
         cache, cache_policy: where results of nodes and calls are cached (`LoopOptions`).
+        event_loop: the loop the run runs on, when the executor is made inside it (None: found
+            on first use, which must then be on the loop's thread).
         observer: watches each attempt of the graph's tasks (None: nothing is watched).
     """
 
@@ -95,7 +97,7 @@ class Executor:
     _out: MessageOut | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
-    _loop: asyncio.AbstractEventLoop | None = field(default=None)
+    event_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def router(self) -> Router:
@@ -440,9 +442,9 @@ class Executor:
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the run's tasks and calls are scheduled on (given when the executor
         is made inside one; else the running loop, asked on the loop's thread)."""
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
+        if self.event_loop is None:
+            self.event_loop = asyncio.get_running_loop()
+        return self.event_loop
 
     def site_for(self, task: Task) -> CallSite:
         """The launcher of the units `task`'s current attempt starts (made on first use)."""

@@ -78,7 +78,7 @@ class Loop:
         # reference cycle for the collector (runs start by the thousand).
         self.executor = Executor(
             scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
-            host=weakref.proxy(self), _loop=_running_loop(),
+            host=weakref.proxy(self), event_loop=_running_loop(),
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,
