@@ -61,6 +61,9 @@ class Loop:
     """One run of a graph (or of a subgraph inside a task). It is also the `TaskHost` of its
     executor: what a running task asks of its graph run."""
 
+    __slots__ = ("__weakref__", "_ran", "executor", "keeps_writes", "opts", "persist", "spec",
+                 "state", "tasks")
+
     def __init__(self, spec: GraphSpec, options: LoopOptions) -> None:
         self.spec = spec
         self.opts = options
