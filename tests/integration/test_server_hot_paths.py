@@ -4,6 +4,7 @@ them), no store write on the event loop, and no store read to answer a thread ju
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import subprocess
@@ -23,10 +24,11 @@ from tether.checkpoint.memory import InMemorySaver
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.server import create_app
 from tether.server.app import SWITCH_INTERVAL, settle_heap
+from tether.server.feed import RunFeed
 from tether.server.routes import cancel, runs, threads
 from tether.types import CancelReason, RunInfo, RunStatus
 
-from .server_graphs import graphs
+from .server_graphs import eventually, graphs
 
 pytestmark = pytest.mark.anyio
 
@@ -263,6 +265,50 @@ async def test_without_tenants_a_run_is_read_without_its_thread(http: httpx.Asyn
     assert wrong.status_code == 404 and "run" in wrong.json()["detail"]
     missing = await http.get(f"/threads/nope/runs/{run['run_id']}")
     assert missing.status_code == 404 and "thread" in missing.json()["detail"]
+
+
+def _subscriptions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run ids of the feeds subscribed to from now on."""
+    seen: list[str] = []
+    subscribe = RunFeed.subscribe
+
+    def noted(self: RunFeed, *args: Any, **kwargs: Any) -> Any:
+        seen.append(self.run_id)
+        return subscribe(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunFeed, "subscribe", noted)
+    return seen
+
+
+async def test_a_cancel_that_waits_is_answered_by_the_runs_end_not_its_feed(
+        http: httpx.AsyncClient, store: Watched, monkeypatch: pytest.MonkeyPatch) -> None:
+    tid = (await http.post("/threads", json={})).json()["thread_id"]
+    run_id = (await http.post(f"/threads/{tid}/runs", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": 10_000}})).json()["run_id"]
+    await eventually(lambda: run_id in {r.run_id for r in store.list_runs(status="running")})
+    subscribed = _subscriptions(monkeypatch)
+    answer = await http.post(f"/threads/{tid}/runs/{run_id}/cancel",
+                             params={"wait": 1, "action": "interrupt"})
+    assert answer.status_code == 200 and answer.json()["status"] == "interrupted"
+    # Answered by the run as it ended (its final record), not relayed by its feed.
+    assert subscribed == []
+    record = store.get_run(run_id)
+    assert record is not None and record.status is RunStatus.CANCELLED
+    assert record.checkpoint_id == answer.json()["checkpoint_id"] is not None
+
+
+async def test_a_stateless_runs_cancel_that_waits_answers_once_its_thread_is_gone(
+        http: httpx.AsyncClient, store: Watched) -> None:
+    streaming = asyncio.ensure_future(http.post("/runs/stream", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": 10_000}}))
+    running = await eventually(lambda: store.list_runs(status="running"))
+    info = running[0]
+    assert info.thread_id is not None
+    answer = await http.post(f"/threads/{info.thread_id}/runs/{info.run_id}/cancel",
+                             params={"wait": 1})
+    assert answer.status_code == 200
+    assert store.get_thread(info.thread_id) is None  # deleted before the answer
+    assert (await streaming).status_code == 200
 
 
 FROZEN = """
