@@ -88,6 +88,10 @@ class RunLauncher(Protocol):
     async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
         """Cancel a run; return once the request is durable (and, with `wait`, once it ended).
 
+        Raises:
+            TimeoutError: with `wait`, the run did not end within the server's
+                `cancel_wait_seconds` (the request is durable all the same).
+
         Cancellation:
             The request is durable before this returns or is interrupted; safe to retry.
         """
@@ -126,6 +130,7 @@ class LocalLauncher:
         self._feeds: dict[str, RunFeed] = {}
         self._facts = RecentFacts()
         self._pumps: set[asyncio.Task[None]] = set()
+        self._temporary: set[str] = set()
         self._closing = False
 
     async def start(self, order: RunOrder) -> RunInfo:
@@ -160,6 +165,8 @@ class LocalLauncher:
         feed.publish("metadata", {"run_id": run.run_id, "attempt": 1})
         self._feeds[run.run_id] = feed
         self._facts.remember(run.run_id, order.facts)
+        if order.temporary:
+            self._temporary.add(run.run_id)
         pump = asyncio.get_running_loop().create_task(self._pump(run, feed, order),
                                                       name=f"tether-feed-{run.run_id}")
         self._pumps.add(pump)
@@ -191,6 +198,19 @@ class LocalLauncher:
         Cancellation:
             As `RunLauncher.cancel`.
         """
+        if wait and run_id not in self._temporary:
+            # The run's end answers the cancel in one await: the run's own record, final and
+            # durable, handed over by the run as it ends (not relayed through its feed's pump
+            # and a subscription, two more turns of a loop that may be busy with other runs).
+            # A stateless run's answer waits for its feed instead: its thread is deleted
+            # before the feed closes, and the answer must find it gone.
+            try:
+                async with asyncio.timeout(self._limits.cancel_wait_seconds):
+                    ended: RunInfo = await self._graph.acancel(run_id, reason, wait=True)
+                    return ended
+            except TimeoutError:
+                await self._graph.acancel(run_id, reason, wait=False)  # the receipt: durable
+                raise
         info: RunInfo = await self._graph.acancel(run_id, reason, wait=False)
         if wait and not info.terminal:
             info = await self.wait(run_id, self._limits.cancel_wait_seconds)
@@ -256,6 +276,7 @@ class LocalLauncher:
                         await ledger.adelete_thread(order.thread_id)
             finally:
                 feed.close(run.info)
+                self._temporary.discard(run.run_id)
                 loop = asyncio.get_running_loop()
                 loop.call_later(self._limits.feed_retain_seconds, self._forget, feed)
 

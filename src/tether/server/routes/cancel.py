@@ -47,12 +47,11 @@ async def cancel_one(server: ServerState, before: RunInfo, reason: CancelReason,
         completes in the background.
     """
     run_id = before.run_id
-    info = await server.launcher.cancel(run_id, reason, wait=False)
-    if wait and not info.terminal:
-        try:
-            info = await server.launcher.wait(run_id, server.limits.cancel_wait_seconds)
-        except TimeoutError:
-            info = await server.store.aget_run(run_id) or info
+    try:
+        info = await server.launcher.cancel(run_id, reason, wait=wait)
+    except TimeoutError:
+        # The request is durable (the launcher's promise); the run is still stopping.
+        info = await server.store.aget_run(run_id) or before
     if action == "rollback" and not before.terminal:
         if info.terminal:
             await _rollback(server, info)
