@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ormsgpack
+from ormsgpack import packb
 
 from tether.engine.task import PULL, Task
 from tether.errors import ConfigError
@@ -132,25 +133,33 @@ class Fingerprints:
     def _list(self, key: str, items: list[Any]) -> bytes:
         """The digest of a list under `key`: the hash of its items' bytes, extended from the
         list last seen there when that one is its start (compared by equality, which for a
-        reducer's appends is identity; a list whose comparison fails is hashed afresh)."""
-        last = self._lists.get(key)
-        hasher = None
+        reducer's appends is identity; a list whose comparison fails is hashed afresh).
+
+        The hash of the last list is extended in place (its entry is replaced here, and
+        nothing else holds it), and a tail of one item is packed alone (its bytes are the
+        same as inside a list): no copy and no list on the usual step, one append."""
+        lists = self._lists
+        last = lists.get(key)
         if last is not None:
-            old, hashed = last
+            old, hasher = last
             count = len(old)
             try:
-                same_start = len(items) >= count and items[:count] == old
+                # A shorter list's slice is itself, never equal to a longer `old`.
+                same_start = items[:count] == old
             except Exception:  # noqa: BLE001 - items that cannot be compared: hash afresh
                 same_start = False
             if same_start:
-                hasher = hashed.copy()
-                if len(items) > count:
+                grown = len(items) - count
+                if grown == 1:
+                    hasher.update(packb(items[count], default=repr, option=_PACK))
+                elif grown:
                     hasher.update(_items(items[count:]))
-        if hasher is None:
-            hasher = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
-        self._lists[key] = (items, hasher)
-        result: bytes = hasher.digest()
-        return result
+                lists[key] = (items, hasher)
+                result: bytes = hasher.digest()
+                return result
+        fresh = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
+        lists[key] = (items, fresh)
+        return fresh.digest()
 
     def of(self, value: Any) -> Fingerprint:
         """The fingerprint of a node's input (of its chosen fields, when it is a mapping)."""

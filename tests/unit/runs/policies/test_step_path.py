@@ -212,6 +212,17 @@ def test_a_grown_list_has_the_fingerprint_of_the_same_list_built_afresh() -> Non
         assert grown.of({"log": items}) == Fingerprints(None).of({"log": list(items)})
 
 
+def test_lists_grown_by_none_one_or_many_items_match_the_same_lists_built_afresh() -> None:
+    grown = Fingerprints(None)
+    items: list[Any] = [0]
+    for extra in [[], [1], [2, 3, 4], [], [{"k": 5}], ["x" * 40, None]]:
+        items = [*items, *extra]
+        assert grown.of({"log": items}) == Fingerprints(None).of({"log": list(items)})
+    # The last list's hash was extended in place: a list that is only its start is not.
+    start = items[:3]
+    assert grown.of({"log": start}) == Fingerprints(None).of({"log": list(start)})
+
+
 def test_a_list_that_does_not_start_with_the_last_one_is_hashed_afresh() -> None:
     prints = Fingerprints(None)
     prints.of({"log": [1, 2, 3]})
