@@ -150,12 +150,33 @@ def test_charge_past_a_total_stops_the_run(report: dict[str, Any], kind: str) ->
     assert [r.evidence["limit"] for r in stopped] == [kind]
 
 
+def test_charge_up_to_a_total_is_within_it_and_one_more_is_not() -> None:
+    policies, stopped = _policies({"tokens": 10, "cost": 0.25})
+    for _ in range(3):
+        policies.charge(3, 0.1, 0)  # 9 tokens (within 10), then 0.3 of cost (past 0.25)
+    assert [r.evidence["limit"] for r in stopped] == ["cost"]
+    policies, stopped = _policies({"tokens": 10})
+    policies.charge(10, 0.0, 0)
+    assert stopped == []
+    policies.charge(1, 0.0, 0)
+    assert [(r.evidence["limit"], r.evidence["value"]) for r in stopped] == [("tokens", 10)]
+
+
 def test_charge_past_the_tool_call_rate_stops_the_run() -> None:
     policies, stopped = _policies({"tool_calls_per_minute": 3})
     policies.charge(0, 0.0, 2)
     assert stopped == []
     policies.charge(0, 0.0, 2)
     assert [r.evidence["limit"] for r in stopped] == ["tool_calls_per_minute"]
+
+
+def test_a_step_that_changes_something_starts_the_no_progress_count_again() -> None:
+    policies, _ = _policies(loops={"no_progress_steps": 3})
+    nothing, some = frozenset[str](), frozenset({"n"})
+    assert [policies.after_commit(step, changed, {}) for step, changed in
+            [(1, nothing), (2, nothing), (3, some), (4, nothing), (5, nothing)]] == [None] * 5
+    reason = policies.after_commit(6, nothing, {})
+    assert reason is not None and reason.evidence["steps"] == [4, 5, 6]
 
 
 # -- the loop: values are compared only for the no-progress detector --------------------------
