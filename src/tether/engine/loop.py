@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tether.channels.base import MISSING
@@ -266,8 +266,9 @@ class Loop:
         state = self.state
         grouped = group_writes(tasks)
         hooks = self.opts.host.hooks
-        before = _written(state, grouped) if hooks is not None and hooks.watches_progress \
-            else None
+        # The state before the step, for the no-progress detector (a copy made in C: the
+        # commit updates `state.values` in place).
+        before = state.values.copy() if hooks is not None and hooks.watches_progress else None
         updated = state.commit(grouped)
         self.executor.kept = {}
         self.tasks = state.plan(updated)
@@ -281,7 +282,7 @@ class Loop:
         if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
-        return _changed(state.values, before) if before else _NOTHING
+        return _NOTHING if before is None else _changed(before, state.values, grouped)
 
     def _pause_set(self, override: frozenset[str] | None,
                    default: frozenset[str]) -> frozenset[str]:
@@ -400,22 +401,14 @@ def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:
     return first + recursion_limit + 1
 
 
-def _written(state: ChannelState, grouped: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The state keys a step writes, with their values before it."""
-    keys, values = state.state_keys, state.values
-    out = []
-    for key in grouped:
-        if key in keys:
-            out.append((key, values.get(key, MISSING)))
-    return out
-
-
-def _changed(values: Mapping[str, Any], before: list[tuple[str, Any]]) -> frozenset[str]:
-    """The keys whose values really changed (a write of an equal value is no progress; values
-    that cannot be compared count as changed)."""
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any],
+             written: Iterable[str]) -> frozenset[str]:
+    """The state keys among `written` whose values really changed from `before` to `after` (a
+    write of an equal value is no progress; values that cannot be compared count as changed;
+    a written channel that is no state key is in neither)."""
     changed = []
-    for key, old in before:
-        new = values.get(key, MISSING)
+    for key in written:
+        old, new = before.get(key, MISSING), after.get(key, MISSING)
         if new is old:
             continue
         try:

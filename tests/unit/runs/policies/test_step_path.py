@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 
 import pytest
 
+from tether import RunCancelled
 from tether.engine.spec import NodeSpec
 from tether.engine.task import PULL, PUSH, Task
 from tether.graph import END, START, StateGraph
@@ -223,6 +224,38 @@ def test_the_no_progress_detector_compares_the_values_a_step_wrote() -> None:
     Counted.compared = 0
     _graph().invoke({"value": Counted(0), "n": 0})
     assert Counted.compared > 0
+
+
+class Sparse(TypedDict, total=False):
+    n: int
+    extra: int
+
+
+@pytest.mark.parametrize(("writes", "stopped"), [
+    # Equal values written again are no progress: the third such step stops the run.
+    ([{"n": 0}] * 5, True),
+    # A key written for the first time is progress; so is a changed value.
+    ([{"n": 0}, {"n": 0}, {"extra": 1}, {"n": 0}, {"n": 0}], False),
+    ([{"n": 0}, {"n": 0}, {"n": 1}, {"n": 1}, {"n": 1}], False),
+])
+def test_no_progress_counts_steps_whose_writes_change_no_state_value(
+        writes: list[dict[str, int]], stopped: bool) -> None:
+    done: list[int] = []
+
+    def step(state: Sparse) -> dict[str, int]:
+        done.append(len(done))
+        return writes[len(done) - 1]
+
+    b = StateGraph(Sparse).add_node("step", step).add_edge(START, "step")
+    b.add_conditional_edges("step", lambda s: "step" if len(done) < len(writes) else END)
+    graph = b.compile(loop_detection={"no_progress_steps": 3})
+    if stopped:
+        with pytest.raises(RunCancelled) as caught:
+            graph.invoke({"n": 0})
+        assert caught.value.reason.evidence["steps"] == [1, 2, 3]
+    else:
+        graph.invoke({"n": 0})
+        assert len(done) == len(writes)
 
 
 def test_a_grown_list_has_the_fingerprint_of_the_same_list_built_afresh() -> None:
