@@ -114,10 +114,12 @@ class Fingerprints:
         # previous one (a reducer's appends, a growing message history) hashes only its tail.
         self._lists: dict[str, tuple[list[Any], Any]] = {}
 
-    def of_dict(self, value: dict[str, Any]) -> tuple[str | int | bytes, ...]:
-        """The fingerprint of a plain dict, every field of it (the usual node input)."""
+    def of_dict(self, value: dict[str, Any],
+                head: str | None = None) -> tuple[str | int | bytes, ...]:
+        """The fingerprint of a plain dict, every field of it (the usual node input); with
+        `head`, that name first (the loop detector's key in one flat tuple)."""
         cache = self._cache
-        parts: list[str | int | bytes] = []
+        parts: list[str | int | bytes] = [] if head is None else [head]
         for key, item in value.items():
             kind = type(item)
             if kind is int or (kind is str and len(item) < _SHORT):
@@ -178,8 +180,9 @@ class LoopDetector:
     def __init__(self, settings: LoopSettings) -> None:
         self.settings = settings
         # (node, input fingerprint) -> the step it was first seen in, or, once seen again,
-        # every step it was seen in: most inputs are seen once, and an int costs no list.
-        self.seen: dict[tuple[str, Fingerprint], int | list[int]] = {}
+        # every step it was seen in: most inputs are seen once, and an int costs no list. A
+        # plain dict's key is one flat tuple: the node's name, then its fingerprint's parts.
+        self.seen: dict[tuple[Any, ...], int | list[int]] = {}
         self.still: list[int] = []
         self.prints: Fingerprints | None = None
 
@@ -192,15 +195,17 @@ class LoopDetector:
         if prints is None:
             prints = self.prints = Fingerprints(self.settings.fields)
         seen = self.seen
+        plain = prints.fields is None
         for task in tasks:
             name, given = task.node.name, task.input
-            key: tuple[str, Fingerprint]
+            key: tuple[Any, ...]
             if task.path[0] != PULL:
                 key = (name, b"send:" + digest(given))
-            elif type(given) is dict and prints.fields is None:
-                key = (name, prints.of_dict(given))
+            elif plain and type(given) is dict:
+                key = prints.of_dict(given, name)
             else:
-                key = (name, prints.of(given))
+                made = prints.of(given)
+                key = (name, *made) if type(made) is tuple else (name, made)
             steps = seen.get(key)
             if steps is None:
                 seen[key] = step

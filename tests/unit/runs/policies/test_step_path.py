@@ -84,6 +84,15 @@ def test_an_input_seen_once_costs_no_list_and_a_repeat_keeps_every_step() -> Non
     assert reason.evidence["steps"] == [1, 2, 5]
 
 
+def test_a_dict_and_another_mapping_with_the_same_fields_are_the_same_input() -> None:
+    detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
+    assert detector.before_step(1, [_task({"n": 1, "log": [1, 2]})]) is None
+    reason = detector.before_step(2, [_task(UserDict({"n": 1, "log": [1, 2]}))])
+    assert reason is not None and reason.evidence["steps"] == [1, 2]
+    # Another node's equal input is its own.
+    assert detector.before_step(3, [_task({"n": 1, "log": [1, 2]}, OTHER)]) is None
+
+
 def test_send_inputs_and_pull_inputs_are_counted_apart() -> None:
     detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
     assert detector.before_step(1, [_task({"n": 1}), _task({"n": 1}, push=0)]) is None
