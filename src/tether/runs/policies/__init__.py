@@ -82,7 +82,8 @@ class Policies:
             and loops.max_repeats is not None else None
         self._progress = detector if detector is not None and loops is not None \
             and loops.no_progress_steps is not None else None
-        # Whether `after_commit` needs the changed keys (the no-progress detector is on).
+        # Whether `after_commit` needs to know if a step changed the state (the no-progress
+        # detector is on).
         self.watches_progress = self._progress is not None
 
     # -- Meter: what nodes report ---------------------------------------------------------
@@ -166,13 +167,13 @@ class Policies:
         """Guards see the step's proposed writes."""
         return check(self.guards, step, tasks, values) if self.guards else None
 
-    def after_commit(self, step: int, changed: frozenset[str],
+    def after_commit(self, step: int, progressed: bool,
                      values: Mapping[str, Any]) -> CancelReason | None:
         """Steps that change nothing."""
         progress = self._progress
-        if progress is None or (changed and not progress.still):  # the usual step: no call
+        if progress is None or (progressed and not progress.still):  # the usual step: no call
             return None
-        return progress.after_commit(step, changed)
+        return progress.after_commit(step, progressed)
 
     def task_failed(self, task: Task, error: BaseException) -> CancelReason | None:
         """Failed attempts per minute."""

@@ -222,12 +222,12 @@ class LoopDetector:
                 )
         return None
 
-    def after_commit(self, step: int, changed: frozenset[str]) -> CancelReason | None:
-        """Count steps that change nothing."""
+    def after_commit(self, step: int, progressed: bool) -> CancelReason | None:
+        """Count steps that change nothing (`progressed`: the step changed a state value)."""
         limit = self.settings.no_progress_steps
         if limit is None:
             return None
-        if changed:
+        if progressed:
             if self.still:
                 self.still.clear()
             return None

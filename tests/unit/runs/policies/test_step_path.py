@@ -182,10 +182,9 @@ def test_charge_past_the_tool_call_rate_stops_the_run() -> None:
 
 def test_a_step_that_changes_something_starts_the_no_progress_count_again() -> None:
     policies, _ = _policies(loops={"no_progress_steps": 3})
-    nothing, some = frozenset[str](), frozenset({"n"})
-    assert [policies.after_commit(step, changed, {}) for step, changed in
-            [(1, nothing), (2, nothing), (3, some), (4, nothing), (5, nothing)]] == [None] * 5
-    reason = policies.after_commit(6, nothing, {})
+    assert [policies.after_commit(step, progressed, {}) for step, progressed in
+            [(1, False), (2, False), (3, True), (4, False), (5, False)]] == [None] * 5
+    reason = policies.after_commit(6, False, {})
     assert reason is not None and reason.evidence["steps"] == [4, 5, 6]
 
 
@@ -233,6 +232,24 @@ def test_the_no_progress_detector_compares_the_values_a_step_wrote() -> None:
     Counted.compared = 0
     _graph().invoke({"value": Counted(0), "n": 0})
     assert Counted.compared > 0
+
+
+class Two(TypedDict):
+    a: Counted
+    b: Counted
+    n: int
+
+
+def test_the_no_progress_detector_stops_comparing_at_the_first_changed_value() -> None:
+    def step(state: Two) -> dict[str, Any]:
+        n = state["n"] + 1
+        return {"a": Counted(n), "b": Counted(n), "n": n}
+
+    b = StateGraph(Two).add_node("step", step).add_edge(START, "step")
+    b.add_conditional_edges("step", lambda s: "step" if s["n"] < 10 else END)
+    Counted.compared = 0
+    b.compile().invoke({"a": Counted(0), "b": Counted(0), "n": 0})
+    assert Counted.compared == 10  # `a` differs at every step: `b` is never compared
 
 
 class Sparse(TypedDict, total=False):
