@@ -184,18 +184,17 @@ class LoopDetector:
         # plain dict's key is one flat tuple: the node's name, then its fingerprint's parts.
         self.seen: dict[tuple[Any, ...], int | list[int]] = {}
         self.still: list[int] = []
-        self.prints: Fingerprints | None = None
+        # Made only when repeats are watched (the default settings do not).
+        self.prints = Fingerprints(settings.fields) if settings.max_repeats is not None \
+            else None
+        self._plain = settings.fields is None  # plain dicts are fingerprinted whole
 
     def before_step(self, step: int, tasks: Sequence[Task]) -> CancelReason | None:
         """Note each task's input; a node that saw the same input too often is a loop."""
-        limit = self.settings.max_repeats
-        if limit is None:
-            return None
         prints = self.prints
         if prints is None:
-            prints = self.prints = Fingerprints(self.settings.fields)
-        seen = self.seen
-        plain = prints.fields is None
+            return None
+        seen, plain = self.seen, self._plain
         for task in tasks:
             name, given = task.node.name, task.input
             key: tuple[Any, ...]
@@ -213,7 +212,8 @@ class LoopDetector:
             if isinstance(steps, int):
                 steps = seen[key] = [steps]
             steps.append(step)
-            if len(steps) > limit:
+            limit = self.settings.max_repeats
+            if limit is not None and len(steps) > limit:
                 return CancelReason(
                     "loop", f"node '{name}' saw the same state {len(steps)} times",
                     "loop_detection",
