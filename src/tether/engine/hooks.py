@@ -17,8 +17,8 @@ from tether.types import CancelReason
 class StepHooks(Protocol):
     """A run's policies, as the superstep loop consults them."""
 
-    #: Whether `after_commit` needs the keys a step changed (False: it is given an empty set,
-    #: and the loop does not compare old and new values).
+    #: Whether `after_commit` needs to know if a step changed a state value (False: it is told
+    #: False, and the loop does not compare old and new values).
     watches_progress: bool
 
     def before_step(self, step: int, tasks: Sequence[Task],
@@ -29,9 +29,10 @@ class StepHooks(Protocol):
                       values: Mapping[str, Any]) -> CancelReason | None:
         """The step's tasks finished; their writes are not applied yet (guards)."""
 
-    def after_commit(self, step: int, changed: frozenset[str],
+    def after_commit(self, step: int, progressed: bool,
                      values: Mapping[str, Any]) -> CancelReason | None:
-        """The step's writes were applied; `changed` are the state keys that changed."""
+        """The step's writes were applied; `progressed`: whether they changed a state value
+        (compared only while `watches_progress`)."""
 
     def task_failed(self, task: Task, error: BaseException) -> CancelReason | None:
         """An attempt of `task` failed (error rate limits)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,9 +255,9 @@ class Loop:
             if verdict is not None:
                 return await self._stop(_vetoed(tasks, verdict))
         self._ran = tasks
-        changed = await self._commit(tasks)
+        progressed = await self._commit(tasks)
         if hooks is not None:
-            reason = hooks.after_commit(self.state.step, changed, self.state.values)
+            reason = hooks.after_commit(self.state.step, progressed, self.state.values)
             if reason is not None:
                 return await self._stop(reason)
         return None
@@ -307,12 +307,15 @@ class Loop:
         await self.opts.host.stop(reason)
         return self._outcome("cancelled", error=error)
 
-    async def _commit(self, tasks: list[Task]) -> frozenset[str]:
+    async def _commit(self, tasks: list[Task]) -> bool:
+        """Apply the step's writes; whether they changed a state value (False when no hook
+        watches progress: nothing is compared then)."""
         state = self.state
         grouped = group_writes(tasks)
         hooks = self.opts.host.hooks
-        before = _written(state, grouped) if hooks is not None and hooks.watches_progress \
-            else None
+        # The state before the step, for the no-progress detector (a copy made in C: the
+        # commit updates `state.values` in place).
+        before = state.values.copy() if hooks is not None and hooks.watches_progress else None
         updated = state.commit(grouped)
         self.executor.kept = None
         self.tasks = state.plan(updated)
@@ -326,7 +329,7 @@ class Loop:
         if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
-        return _changed(state.values, before) if before else _NOTHING
+        return before is not None and _progressed(before, state.values, grouped)
 
     def _pause_set(self, override: frozenset[str] | None,
                    default: frozenset[str]) -> frozenset[str]:
@@ -430,7 +433,6 @@ class Loop:
                         error_node=error_node)
 
 
-_NOTHING: frozenset[str] = frozenset()
 
 
 def _vetoed(tasks: list[Task], verdict: CancelReason) -> CancelReason:
@@ -459,31 +461,21 @@ def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:
     return first + recursion_limit + 1
 
 
-def _written(state: ChannelState, grouped: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The state keys a step writes, with their values before it."""
-    keys, values = state.state_keys, state.values
-    out = []
-    for key in grouped:
-        if key in keys:
-            out.append((key, values.get(key, MISSING)))
-    return out
-
-
-def _changed(values: Mapping[str, Any], before: list[tuple[str, Any]]) -> frozenset[str]:
-    """The keys whose values really changed (a write of an equal value is no progress; values
-    that cannot be compared count as changed)."""
-    changed = []
-    for key, old in before:
-        new = values.get(key, MISSING)
+def _progressed(before: Mapping[str, Any], after: Mapping[str, Any],
+                written: Iterable[str]) -> bool:
+    """Whether a state key among `written` has another value in `after` than in `before` (a
+    write of an equal value is no progress; values that cannot be compared count as changed;
+    a written channel that is no state key is in neither). Stops at the first change."""
+    for key in written:
+        old, new = before.get(key, MISSING), after.get(key, MISSING)
         if new is old:
             continue
         try:
-            differs = bool(old != new)
+            if old != new:
+                return True
         except Exception:  # noqa: BLE001 - values that cannot be compared count as changed
-            differs = True
-        if differs:
-            changed.append(key)
-    return frozenset(changed) if changed else _NOTHING
+            return True
+    return False
 
 
 __all__ = ["Loop"]

@@ -151,10 +151,10 @@ class Gate:
         """The policies' guards."""
         return self._inner.before_commit(step, tasks, values)
 
-    def after_commit(self, step: int, changed: frozenset[str],
+    def after_commit(self, step: int, progressed: bool,
                      values: Mapping[str, Any]) -> CancelReason | None:
         """The policies' progress checks."""
-        return self._inner.after_commit(step, changed, values)
+        return self._inner.after_commit(step, progressed, values)
 
     def task_failed(self, task: Task, error: BaseException) -> CancelReason | None:
         """The policies' error rates."""

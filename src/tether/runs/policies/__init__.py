@@ -16,6 +16,7 @@ from tether.runs.policies.rates import Rate
 from tether.types import CancelReason, Usage
 
 Stop = Callable[[CancelReason], None]
+_INF = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +73,17 @@ class Policies:
         self._calls_all: int | None = None if isinstance(limits, Mapping) else limits
         self._spend_limited = any(limit is not None for limit in (
             budget.tokens, budget.cost, budget.tool_calls, budget.tool_calls_per_minute))
+        # The totals' limits as numbers (no limit: infinity), so that `charge` compares three
+        # numbers and looks nothing up; the budget keeps the limits as they were given.
+        self._totals = tuple(_INF if limit is None else limit
+                             for limit in (budget.tokens, budget.cost, budget.tool_calls))
         detector = self.detector
         self._repeats = detector if detector is not None and loops is not None \
             and loops.max_repeats is not None else None
         self._progress = detector if detector is not None and loops is not None \
             and loops.no_progress_steps is not None else None
-        # Whether `after_commit` needs the changed keys (the no-progress detector is on).
+        # Whether `after_commit` needs to know if a step changed the state (the no-progress
+        # detector is on).
         self.watches_progress = self._progress is not None
 
     # -- Meter: what nodes report ---------------------------------------------------------
@@ -91,26 +97,23 @@ class Policies:
             spent_calls = tally.tool_calls = tally.tool_calls + tool_calls
         if not self._spend_limited:
             return
+        most_tokens, most_cost, most_calls = self._totals
         budget = self.budget
-        limit_tokens, limit_cost, limit_calls = budget.tokens, budget.cost, budget.tool_calls
         reason = None
-        if ((limit_tokens is not None and spent_tokens > limit_tokens)
-                or (limit_cost is not None and spent_cost > limit_cost)
-                or (limit_calls is not None and spent_calls > limit_calls)):
-            reason = (over(budget, tally, "tokens", limit_tokens, spent_tokens)
-                      or over(budget, tally, "cost", limit_cost, spent_cost)
-                      or over(budget, tally, "tool_calls", limit_calls, spent_calls))
+        if spent_tokens > most_tokens or spent_cost > most_cost or spent_calls > most_calls:
+            reason = (over(budget, tally, "tokens", budget.tokens, spent_tokens)
+                      or over(budget, tally, "cost", budget.cost, spent_cost)
+                      or over(budget, tally, "tool_calls", budget.tool_calls, spent_calls))
         elif tool_calls and budget.tool_calls_per_minute is not None:
-            reason = self._tool_rate(tool_calls, budget.tool_calls_per_minute)
+            limit = budget.tool_calls_per_minute
+            tools = self._tools
+            if tools is None:
+                tools = self._tools = Rate()
+            rate = tools.add(tool_calls)
+            if rate > limit:
+                reason = _rate("tool_calls_per_minute", limit, rate)
         if reason is not None:
             self.stop(reason)
-
-    def _tool_rate(self, tool_calls: int, limit: int) -> CancelReason | None:
-        tools = self._tools
-        if tools is None:
-            tools = self._tools = Rate()
-        rate = tools.add(tool_calls)
-        return _rate("tool_calls_per_minute", limit, rate) if rate > limit else None
 
     def usage(self) -> Usage:
         """What the run has spent."""
@@ -164,11 +167,13 @@ class Policies:
         """Guards see the step's proposed writes."""
         return check(self.guards, step, tasks, values) if self.guards else None
 
-    def after_commit(self, step: int, changed: frozenset[str],
+    def after_commit(self, step: int, progressed: bool,
                      values: Mapping[str, Any]) -> CancelReason | None:
         """Steps that change nothing."""
         progress = self._progress
-        return progress.after_commit(step, changed) if progress is not None else None
+        if progress is None or (progressed and not progress.still):  # the usual step: no call
+            return None
+        return progress.after_commit(step, progressed)
 
     def task_failed(self, task: Task, error: BaseException) -> CancelReason | None:
         """Failed attempts per minute."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ormsgpack
+from ormsgpack import packb
 
 from tether.engine.task import PULL, Task
 from tether.errors import ConfigError
@@ -113,10 +114,12 @@ class Fingerprints:
         # previous one (a reducer's appends, a growing message history) hashes only its tail.
         self._lists: dict[str, tuple[list[Any], Any]] = {}
 
-    def of_dict(self, value: dict[str, Any]) -> tuple[str | int | bytes, ...]:
-        """The fingerprint of a plain dict, every field of it (the usual node input)."""
+    def of_dict(self, value: dict[str, Any],
+                head: str | None = None) -> tuple[str | int | bytes, ...]:
+        """The fingerprint of a plain dict, every field of it (the usual node input); with
+        `head`, that name first (the loop detector's key in one flat tuple)."""
         cache = self._cache
-        parts: list[str | int | bytes] = []
+        parts: list[str | int | bytes] = [] if head is None else [head]
         for key, item in value.items():
             kind = type(item)
             if kind is int or (kind is str and len(item) < _SHORT):
@@ -132,25 +135,33 @@ class Fingerprints:
     def _list(self, key: str, items: list[Any]) -> bytes:
         """The digest of a list under `key`: the hash of its items' bytes, extended from the
         list last seen there when that one is its start (compared by equality, which for a
-        reducer's appends is identity; a list whose comparison fails is hashed afresh)."""
-        last = self._lists.get(key)
-        hasher = None
+        reducer's appends is identity; a list whose comparison fails is hashed afresh).
+
+        The hash of the last list is extended in place (its entry is replaced here, and
+        nothing else holds it), and a tail of one item is packed alone (its bytes are the
+        same as inside a list): no copy and no list on the usual step, one append."""
+        lists = self._lists
+        last = lists.get(key)
         if last is not None:
-            old, hashed = last
+            old, hasher = last
             count = len(old)
             try:
-                same_start = len(items) >= count and items[:count] == old
+                # A shorter list's slice is itself, never equal to a longer `old`.
+                same_start = items[:count] == old
             except Exception:  # noqa: BLE001 - items that cannot be compared: hash afresh
                 same_start = False
             if same_start:
-                hasher = hashed.copy()
-                if len(items) > count:
+                grown = len(items) - count
+                if grown == 1:
+                    hasher.update(packb(items[count], default=repr, option=_PACK))
+                elif grown:
                     hasher.update(_items(items[count:]))
-        if hasher is None:
-            hasher = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
-        self._lists[key] = (items, hasher)
-        result: bytes = hasher.digest()
-        return result
+                lists[key] = (items, hasher)
+                result: bytes = hasher.digest()
+                return result
+        fresh = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
+        lists[key] = (items, fresh)
+        return fresh.digest()
 
     def of(self, value: Any) -> Fingerprint:
         """The fingerprint of a node's input (of its chosen fields, when it is a mapping)."""
@@ -169,29 +180,31 @@ class LoopDetector:
     def __init__(self, settings: LoopSettings) -> None:
         self.settings = settings
         # (node, input fingerprint) -> the step it was first seen in, or, once seen again,
-        # every step it was seen in: most inputs are seen once, and an int costs no list.
-        self.seen: dict[tuple[str, Fingerprint], int | list[int]] = {}
+        # every step it was seen in: most inputs are seen once, and an int costs no list. A
+        # plain dict's key is one flat tuple: the node's name, then its fingerprint's parts.
+        self.seen: dict[tuple[Any, ...], int | list[int]] = {}
         self.still: list[int] = []
-        self.prints: Fingerprints | None = None
+        # Made only when repeats are watched (the default settings do not).
+        self.prints = Fingerprints(settings.fields) if settings.max_repeats is not None \
+            else None
+        self._plain = settings.fields is None  # plain dicts are fingerprinted whole
 
     def before_step(self, step: int, tasks: Sequence[Task]) -> CancelReason | None:
         """Note each task's input; a node that saw the same input too often is a loop."""
-        limit = self.settings.max_repeats
-        if limit is None:
-            return None
         prints = self.prints
         if prints is None:
-            prints = self.prints = Fingerprints(self.settings.fields)
-        seen = self.seen
+            return None
+        seen, plain = self.seen, self._plain
         for task in tasks:
             name, given = task.node.name, task.input
-            key: tuple[str, Fingerprint]
+            key: tuple[Any, ...]
             if task.path[0] != PULL:
                 key = (name, b"send:" + digest(given))
-            elif type(given) is dict and prints.fields is None:
-                key = (name, prints.of_dict(given))
+            elif plain and type(given) is dict:
+                key = prints.of_dict(given, name)
             else:
-                key = (name, prints.of(given))
+                made = prints.of(given)
+                key = (name, *made) if type(made) is tuple else (name, made)
             steps = seen.get(key)
             if steps is None:
                 seen[key] = step
@@ -199,7 +212,8 @@ class LoopDetector:
             if isinstance(steps, int):
                 steps = seen[key] = [steps]
             steps.append(step)
-            if len(steps) > limit:
+            limit = self.settings.max_repeats
+            if limit is not None and len(steps) > limit:
                 return CancelReason(
                     "loop", f"node '{name}' saw the same state {len(steps)} times",
                     "loop_detection",
@@ -208,12 +222,12 @@ class LoopDetector:
                 )
         return None
 
-    def after_commit(self, step: int, changed: frozenset[str]) -> CancelReason | None:
-        """Count steps that change nothing."""
+    def after_commit(self, step: int, progressed: bool) -> CancelReason | None:
+        """Count steps that change nothing (`progressed`: the step changed a state value)."""
         limit = self.settings.no_progress_steps
         if limit is None:
             return None
-        if changed:
+        if progressed:
             if self.still:
                 self.still.clear()
             return None

@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 
 import pytest
 
+from tether import RunCancelled
 from tether.engine.spec import NodeSpec
 from tether.engine.task import PULL, PUSH, Task
 from tether.graph import END, START, StateGraph
@@ -83,6 +84,15 @@ def test_an_input_seen_once_costs_no_list_and_a_repeat_keeps_every_step() -> Non
     assert reason.evidence["steps"] == [1, 2, 5]
 
 
+def test_a_dict_and_another_mapping_with_the_same_fields_are_the_same_input() -> None:
+    detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
+    assert detector.before_step(1, [_task({"n": 1, "log": [1, 2]})]) is None
+    reason = detector.before_step(2, [_task(UserDict({"n": 1, "log": [1, 2]}))])
+    assert reason is not None and reason.evidence["steps"] == [1, 2]
+    # Another node's equal input is its own.
+    assert detector.before_step(3, [_task({"n": 1, "log": [1, 2]}, OTHER)]) is None
+
+
 def test_send_inputs_and_pull_inputs_are_counted_apart() -> None:
     detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
     assert detector.before_step(1, [_task({"n": 1}), _task({"n": 1}, push=0)]) is None
@@ -150,12 +160,32 @@ def test_charge_past_a_total_stops_the_run(report: dict[str, Any], kind: str) ->
     assert [r.evidence["limit"] for r in stopped] == [kind]
 
 
+def test_charge_up_to_a_total_is_within_it_and_one_more_is_not() -> None:
+    policies, stopped = _policies({"tokens": 10, "cost": 0.25})
+    for _ in range(3):
+        policies.charge(3, 0.1, 0)  # 9 tokens (within 10), then 0.3 of cost (past 0.25)
+    assert [r.evidence["limit"] for r in stopped] == ["cost"]
+    policies, stopped = _policies({"tokens": 10})
+    policies.charge(10, 0.0, 0)
+    assert stopped == []
+    policies.charge(1, 0.0, 0)
+    assert [(r.evidence["limit"], r.evidence["value"]) for r in stopped] == [("tokens", 10)]
+
+
 def test_charge_past_the_tool_call_rate_stops_the_run() -> None:
     policies, stopped = _policies({"tool_calls_per_minute": 3})
     policies.charge(0, 0.0, 2)
     assert stopped == []
     policies.charge(0, 0.0, 2)
     assert [r.evidence["limit"] for r in stopped] == ["tool_calls_per_minute"]
+
+
+def test_a_step_that_changes_something_starts_the_no_progress_count_again() -> None:
+    policies, _ = _policies(loops={"no_progress_steps": 3})
+    assert [policies.after_commit(step, progressed, {}) for step, progressed in
+            [(1, False), (2, False), (3, True), (4, False), (5, False)]] == [None] * 5
+    reason = policies.after_commit(6, False, {})
+    assert reason is not None and reason.evidence["steps"] == [4, 5, 6]
 
 
 # -- the loop: values are compared only for the no-progress detector --------------------------
@@ -204,12 +234,73 @@ def test_the_no_progress_detector_compares_the_values_a_step_wrote() -> None:
     assert Counted.compared > 0
 
 
+class Two(TypedDict):
+    a: Counted
+    b: Counted
+    n: int
+
+
+def test_the_no_progress_detector_stops_comparing_at_the_first_changed_value() -> None:
+    def step(state: Two) -> dict[str, Any]:
+        n = state["n"] + 1
+        return {"a": Counted(n), "b": Counted(n), "n": n}
+
+    b = StateGraph(Two).add_node("step", step).add_edge(START, "step")
+    b.add_conditional_edges("step", lambda s: "step" if s["n"] < 10 else END)
+    Counted.compared = 0
+    b.compile().invoke({"a": Counted(0), "b": Counted(0), "n": 0})
+    assert Counted.compared == 10  # `a` differs at every step: `b` is never compared
+
+
+class Sparse(TypedDict, total=False):
+    n: int
+    extra: int
+
+
+@pytest.mark.parametrize(("writes", "stopped"), [
+    # Equal values written again are no progress: the third such step stops the run.
+    ([{"n": 0}] * 5, True),
+    # A key written for the first time is progress; so is a changed value.
+    ([{"n": 0}, {"n": 0}, {"extra": 1}, {"n": 0}, {"n": 0}], False),
+    ([{"n": 0}, {"n": 0}, {"n": 1}, {"n": 1}, {"n": 1}], False),
+])
+def test_no_progress_counts_steps_whose_writes_change_no_state_value(
+        writes: list[dict[str, int]], stopped: bool) -> None:
+    done: list[int] = []
+
+    def step(state: Sparse) -> dict[str, int]:
+        done.append(len(done))
+        return writes[len(done) - 1]
+
+    b = StateGraph(Sparse).add_node("step", step).add_edge(START, "step")
+    b.add_conditional_edges("step", lambda s: "step" if len(done) < len(writes) else END)
+    graph = b.compile(loop_detection={"no_progress_steps": 3})
+    if stopped:
+        with pytest.raises(RunCancelled) as caught:
+            graph.invoke({"n": 0})
+        assert caught.value.reason.evidence["steps"] == [1, 2, 3]
+    else:
+        graph.invoke({"n": 0})
+        assert len(done) == len(writes)
+
+
 def test_a_grown_list_has_the_fingerprint_of_the_same_list_built_afresh() -> None:
     grown = Fingerprints(None)
     items: list[Any] = []
     for i in range(40):
         items = [*items, {"i": i, "text": f"message {i}"}]
         assert grown.of({"log": items}) == Fingerprints(None).of({"log": list(items)})
+
+
+def test_lists_grown_by_none_one_or_many_items_match_the_same_lists_built_afresh() -> None:
+    grown = Fingerprints(None)
+    items: list[Any] = [0]
+    for extra in [[], [1], [2, 3, 4], [], [{"k": 5}], ["x" * 40, None]]:
+        items = [*items, *extra]
+        assert grown.of({"log": items}) == Fingerprints(None).of({"log": list(items)})
+    # The last list's hash was extended in place: a list that is only its start is not.
+    start = items[:3]
+    assert grown.of({"log": start}) == Fingerprints(None).of({"log": list(start)})
 
 
 def test_a_list_that_does_not_start_with_the_last_one_is_hashed_afresh() -> None:
