@@ -108,7 +108,9 @@ class ToolNode(Runnable[Any, Any]):
     Inside a graph run each call is a unit of the run of its own (as a `@task` is): it is
     cancelled with its node and inherits its deadline and budget; when the run is stopped,
     the answers of the calls that finished are kept in its final checkpoint, and
-    `graph.resume(run_id)` runs only the calls that did not finish.
+    `graph.resume(run_id)` runs only the calls that did not finish. (A lone call without a
+    timeout, as each call `create_react_agent` sends to a task of its own, runs in its task,
+    which gives it all of that already.)
     """
 
     def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], *, name: str = "tools",
