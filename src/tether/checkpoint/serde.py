@@ -96,26 +96,11 @@ class Serializer:
             SerializationError: the value (or something inside it) has no safe encoding.
         """
         try:
-            return frame(ormsgpack.packb(value, default=self._encode, option=_PACK_OPTS))
+            return frame(_Packing().pack(value))
         except SerializationError as exc:
             raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
         except (TypeError, ValueError, ormsgpack.MsgpackEncodeError) as exc:
             raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
-
-    def _pack(self, value: Any) -> bytes:
-        return ormsgpack.packb(value, default=self._encode, option=_PACK_OPTS)
-
-    def _encode(self, obj: Any) -> ormsgpack.Ext:
-        # Which case a value is depends on its class alone: decided once per class (a chat
-        # history stores many objects of few classes, and a pydantic model answers a missing
-        # attribute, as the dataclass test asks, slowly).
-        cls = type(obj)
-        encoder = _ENCODERS.get(cls)
-        if encoder is None:
-            encoder = _encoder_for(cls)
-            if len(_ENCODERS) < _ENCODERS_KEPT:
-                _ENCODERS[cls] = encoder
-        return encoder(self, obj)
 
     # -- loading --------------------------------------------------------------------------
 
@@ -182,27 +167,67 @@ class Serializer:
         return UnresolvedValue(path, payload)
 
 
-Encoder = Callable[[Serializer, Any], ormsgpack.Ext]
+class _Packing:
+    """One `dumps`: MessagePack with tether's extensions, each dataclass or pydantic object
+    encoded once however often the value holds it (a step's `Send`s each hold the same state,
+    its whole chat history). The objects are held until the end, so no id is reused."""
 
-_ENCODERS: dict[type, Encoder] = {}
-"""class → how its instances are stored (filled as classes are met; item assignment is
-atomic, so no lock is needed)."""
+    __slots__ = ("memo",)
+
+    def __init__(self) -> None:
+        self.memo: dict[int, tuple[Any, ormsgpack.Ext]] = {}
+
+    def pack(self, value: Any) -> bytes:
+        return ormsgpack.packb(value, default=self.encode, option=_PACK_OPTS)
+
+    def encode(self, obj: Any) -> ormsgpack.Ext:
+        # Which case a value is depends on its class alone: decided once per class (a chat
+        # history stores many objects of few classes, and a pydantic model answers a missing
+        # attribute, as the dataclass test asks, slowly).
+        cls = type(obj)
+        known = _ENCODERS.get(cls)
+        if known is None:
+            known = _encoder_for(cls)
+            if len(_ENCODERS) < _ENCODERS_KEPT:
+                _ENCODERS[cls] = known
+        encoder, structured = known
+        if not structured:
+            return encoder(self, obj)
+        done = self.memo.get(id(obj))
+        if done is None:
+            done = self.memo[id(obj)] = (obj, encoder(self, obj))
+        return done[1]
+
+
+Encoder = Callable[[_Packing, Any], ormsgpack.Ext]
+
+_ENCODERS: dict[type, tuple[Encoder, bool]] = {}
+"""class → how its instances are stored, and whether they are dataclass or pydantic objects
+(filled as classes are met; item assignment is atomic, so no lock is needed)."""
 _ENCODERS_KEPT = 4096
 """Classes remembered at most (classes made at run time must not grow the table for ever)."""
 
 
-def _encoder_for(cls: type) -> Encoder:  # noqa: PLR0911, PLR0912 - one case per type
+def _encoder_for(cls: type) -> tuple[Encoder, bool]:
+    """How a value of class `cls` is stored, and whether it is a dataclass or pydantic object
+    (worth encoding once per `dumps`: the others are cheap, or plain data)."""
+    structured = not issubclass(cls, type) and (
+        dataclasses.is_dataclass(cls) or _is_pydantic_class(cls))
+    return _case_for(cls), structured
+
+
+def _case_for(cls: type) -> Encoder:  # noqa: PLR0911, PLR0912 - one case per type
     """How a value of class `cls` is stored (the cases in their order of precedence)."""
     if cls is tuple:
-        return lambda s, obj: ormsgpack.Ext(EXT_TUPLE, s._pack(list(obj)))
+        return lambda s, obj: ormsgpack.Ext(EXT_TUPLE, s.pack(list(obj)))
     if issubclass(cls, frozenset):
-        return lambda s, obj: ormsgpack.Ext(EXT_FROZENSET, s._pack(list(obj)))
+        return lambda s, obj: ormsgpack.Ext(EXT_FROZENSET, s.pack(list(obj)))
     if issubclass(cls, set):
-        return lambda s, obj: ormsgpack.Ext(EXT_SET, s._pack(list(obj)))
+        return lambda s, obj: ormsgpack.Ext(EXT_SET, s.pack(list(obj)))
     if issubclass(cls, Send):
-        return lambda s, obj: ormsgpack.Ext(EXT_SEND, s._pack([obj.node, obj.arg]))
+        return lambda s, obj: ormsgpack.Ext(EXT_SEND, s.pack([obj.node, obj.arg]))
     if issubclass(cls, enum.Enum):
-        return lambda s, obj: ormsgpack.Ext(EXT_ENUM, s._pack([_type_path(cls), obj.value]))
+        return lambda s, obj: ormsgpack.Ext(EXT_ENUM, s.pack([_type_path(cls), obj.value]))
     if issubclass(cls, dt.datetime):
         return lambda s, obj: ormsgpack.Ext(EXT_DATETIME, obj.isoformat().encode())
     if issubclass(cls, dt.date):
@@ -211,7 +236,7 @@ def _encoder_for(cls: type) -> Encoder:  # noqa: PLR0911, PLR0912 - one case per
         return lambda s, obj: ormsgpack.Ext(EXT_TIME, obj.isoformat().encode())
     if issubclass(cls, dt.timedelta):
         return lambda s, obj: ormsgpack.Ext(
-            EXT_TIMEDELTA, s._pack([obj.days, obj.seconds, obj.microseconds]))
+            EXT_TIMEDELTA, s.pack([obj.days, obj.seconds, obj.microseconds]))
     if issubclass(cls, uuid.UUID):
         return lambda s, obj: ormsgpack.Ext(EXT_UUID, obj.bytes)
     if issubclass(cls, decimal.Decimal):
@@ -221,14 +246,14 @@ def _encoder_for(cls: type) -> Encoder:  # noqa: PLR0911, PLR0912 - one case per
     if issubclass(cls, int):
         if cls is int:
             return lambda s, obj: ormsgpack.Ext(EXT_BIGINT, str(obj).encode())
-        return lambda s, obj: ormsgpack.Ext(EXT_SUBCLASS, s._pack([_type_path(cls), int(obj)]))
+        return lambda s, obj: ormsgpack.Ext(EXT_SUBCLASS, s.pack([_type_path(cls), int(obj)]))
     if issubclass(cls, complex):
-        return lambda s, obj: ormsgpack.Ext(EXT_COMPLEX, s._pack([obj.real, obj.imag]))
+        return lambda s, obj: ormsgpack.Ext(EXT_COMPLEX, s.pack([obj.real, obj.imag]))
     if dataclasses.is_dataclass(cls) and not issubclass(cls, type):
         return _dataclass_encoder(cls)
     if hasattr(cls, "model_dump") and hasattr(cls, "model_validate"):
         path = _type_path(cls)
-        return lambda s, obj: ormsgpack.Ext(EXT_PYDANTIC, s._pack(
+        return lambda s, obj: ormsgpack.Ext(EXT_PYDANTIC, s.pack(
             [path, obj.model_dump(mode="python", round_trip=True)]))
     for base in (str, float, list, dict, tuple):
         if issubclass(cls, base):
@@ -242,19 +267,19 @@ def _encoder_for(cls: type) -> Encoder:  # noqa: PLR0911, PLR0912 - one case per
 def _dataclass_encoder(cls: type) -> Encoder:
     path = _type_path(cls)
 
-    def encode(s: Serializer, obj: Any) -> ormsgpack.Ext:
+    def encode(s: _Packing, obj: Any) -> ormsgpack.Ext:
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
-        return ormsgpack.Ext(EXT_DATACLASS, s._pack([path, fields]))
+        return ormsgpack.Ext(EXT_DATACLASS, s.pack([path, fields]))
 
     return encode
 
 
 def _subclass_encoder(cls: type, base: Any) -> Encoder:
-    return lambda s, obj: ormsgpack.Ext(EXT_SUBCLASS, s._pack([_type_path(cls), base(obj)]))
+    return lambda s, obj: ormsgpack.Ext(EXT_SUBCLASS, s.pack([_type_path(cls), base(obj)]))
 
 
 def _refuse(message: str) -> Encoder:
-    def refuse(s: Serializer, obj: Any) -> ormsgpack.Ext:
+    def refuse(s: _Packing, obj: Any) -> ormsgpack.Ext:
         raise SerializationError(message)
 
     return refuse

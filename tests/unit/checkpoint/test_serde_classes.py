@@ -73,3 +73,28 @@ def test_a_class_that_cannot_be_stored_is_refused_every_time(
         with pytest.raises(SerializationError, match="Opaque"):
             store.dumps({"x": Opaque()}, "x")
     assert decided[Opaque] == 1
+
+
+def test_an_object_held_many_times_is_encoded_once_per_dump_and_stored_alike(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step's `Send`s each hold the same state: its messages are dumped once, and the bytes
+    are those of distinct equal objects."""
+    dumped: list[str] = []
+    original = AIMessage.model_dump
+
+    def counting(self: AIMessage, *args: Any, **kwargs: Any) -> Any:
+        dumped.append(str(self.id))
+        return original(self, *args, **kwargs)
+
+    history = [AIMessage(f"turn {i}", id=f"a{i}") for i in range(5)]
+    state = {"messages": history}
+    copies = {"messages": [m.model_copy() for m in history]}
+    store = Serializer()
+    expected = store.dumps([state, copies, copies], "tasks")
+    monkeypatch.setattr(AIMessage, "model_dump", counting)
+    stored = store.dumps([state, state, state], "tasks")
+    assert stored == expected
+    assert dumped == [f"a{i}" for i in range(5)]
+    assert store.loads(stored) == [state, state, state]
+    store.dumps([state, state, state], "tasks")
+    assert len(dumped) == 10  # each dump encodes afresh (the objects may have changed)
