@@ -22,7 +22,7 @@ import decimal
 import enum
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import ormsgpack
@@ -101,6 +101,25 @@ class Serializer:
             raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
         except (TypeError, ValueError, ormsgpack.MsgpackEncodeError) as exc:
             raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
+
+    def dumps_each(self, values: Mapping[str, Any]) -> dict[str, bytes]:
+        """`dumps` of each value under its key (bytes of its own each), an object that several
+        values hold encoded once: the channels of one checkpoint (its messages, and the state
+        in its `Send`s).
+
+        Raises:
+            SerializationError: a value cannot be stored (the message names its key).
+        """
+        packing = _Packing()
+        dumped: dict[str, bytes] = {}
+        for key, value in values.items():
+            try:
+                dumped[key] = frame(packing.pack(value))
+            except SerializationError as exc:
+                raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
+            except (TypeError, ValueError, ormsgpack.MsgpackEncodeError) as exc:
+                raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
+        return dumped
 
     # -- loading --------------------------------------------------------------------------
 

@@ -98,3 +98,29 @@ def test_an_object_held_many_times_is_encoded_once_per_dump_and_stored_alike(
     assert store.loads(stored) == [state, state, state]
     store.dumps([state, state, state], "tasks")
     assert len(dumped) == 10  # each dump encodes afresh (the objects may have changed)
+
+
+def test_the_channels_of_a_checkpoint_share_the_encoding_of_what_they_both_hold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    dumped: list[str] = []
+    original = AIMessage.model_dump
+
+    def counting(self: AIMessage, *args: Any, **kwargs: Any) -> Any:
+        dumped.append(str(self.id))
+        return original(self, *args, **kwargs)
+
+    history = [AIMessage(f"turn {i}", id=f"a{i}") for i in range(4)]
+    blobs = {"messages": history, "tasks": [{"state": {"messages": history}}], "n": 3}
+    store = Serializer()
+    alone = {key: store.dumps(value, key) for key, value in blobs.items()}
+    monkeypatch.setattr(AIMessage, "model_dump", counting)
+    assert store.dumps_each(blobs) == alone
+    assert dumped == [f"a{i}" for i in range(4)]
+
+
+def test_dumps_each_names_the_key_that_cannot_be_stored() -> None:
+    class Opaque:
+        pass
+
+    with pytest.raises(SerializationError, match="'bad'"):
+        Serializer().dumps_each({"good": 1, "bad": Opaque()})
