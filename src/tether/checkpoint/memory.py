@@ -243,8 +243,7 @@ class InMemorySaver(CheckpointStore):
             self._store_checkpoint(record, serialized)
 
     def _serialize_blobs(self, record: CheckpointRecord) -> dict[str, bytes]:
-        dumps = self.serde.dumps
-        return {channel: dumps(value, channel) for channel, value in record.blobs.items()}
+        return self.serde.dumps_each(record.blobs)
 
     def _store_checkpoint(self, record: CheckpointRecord, serialized: dict[str, bytes]) -> None:
         for channel, blob in serialized.items():

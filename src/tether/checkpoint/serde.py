@@ -22,7 +22,7 @@ import decimal
 import enum
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import ormsgpack
@@ -96,61 +96,30 @@ class Serializer:
             SerializationError: the value (or something inside it) has no safe encoding.
         """
         try:
-            return frame(ormsgpack.packb(value, default=self._encode, option=_PACK_OPTS))
+            return frame(_Packing().pack(value))
         except SerializationError as exc:
             raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
         except (TypeError, ValueError, ormsgpack.MsgpackEncodeError) as exc:
             raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
 
-    def _pack(self, value: Any) -> bytes:
-        return ormsgpack.packb(value, default=self._encode, option=_PACK_OPTS)
+    def dumps_each(self, values: Mapping[str, Any]) -> dict[str, bytes]:
+        """`dumps` of each value under its key (bytes of its own each), an object that several
+        values hold encoded once: the channels of one checkpoint (its messages, and the state
+        in its `Send`s).
 
-    def _encode(self, obj: Any) -> ormsgpack.Ext:  # noqa: PLR0911, PLR0912 - one case per type
-        if isinstance(obj, tuple) and type(obj) is tuple:
-            return ormsgpack.Ext(EXT_TUPLE, self._pack(list(obj)))
-        if isinstance(obj, frozenset):
-            return ormsgpack.Ext(EXT_FROZENSET, self._pack(list(obj)))
-        if isinstance(obj, set):
-            return ormsgpack.Ext(EXT_SET, self._pack(list(obj)))
-        if isinstance(obj, Send):
-            return ormsgpack.Ext(EXT_SEND, self._pack([obj.node, obj.arg]))
-        if isinstance(obj, enum.Enum):
-            return ormsgpack.Ext(EXT_ENUM, self._pack([_type_path(type(obj)), obj.value]))
-        if isinstance(obj, dt.datetime):
-            return ormsgpack.Ext(EXT_DATETIME, obj.isoformat().encode())
-        if isinstance(obj, dt.date):
-            return ormsgpack.Ext(EXT_DATE, obj.isoformat().encode())
-        if isinstance(obj, dt.time):
-            return ormsgpack.Ext(EXT_TIME, obj.isoformat().encode())
-        if isinstance(obj, dt.timedelta):
-            parts = [obj.days, obj.seconds, obj.microseconds]
-            return ormsgpack.Ext(EXT_TIMEDELTA, self._pack(parts))
-        if isinstance(obj, uuid.UUID):
-            return ormsgpack.Ext(EXT_UUID, obj.bytes)
-        if isinstance(obj, decimal.Decimal):
-            return ormsgpack.Ext(EXT_DECIMAL, str(obj).encode())
-        if isinstance(obj, bool):
-            raise SerializationError("unexpected bool subclass")
-        if isinstance(obj, int):
-            if type(obj) is int:
-                return ormsgpack.Ext(EXT_BIGINT, str(obj).encode())
-            return ormsgpack.Ext(EXT_SUBCLASS, self._pack([_type_path(type(obj)), int(obj)]))
-        if isinstance(obj, complex):
-            return ormsgpack.Ext(EXT_COMPLEX, self._pack([obj.real, obj.imag]))
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
-            return ormsgpack.Ext(EXT_DATACLASS, self._pack([_type_path(type(obj)), fields]))
-        if _is_pydantic(obj):
-            data = obj.model_dump(mode="python", round_trip=True)
-            return ormsgpack.Ext(EXT_PYDANTIC, self._pack([_type_path(type(obj)), data]))
-        if isinstance(obj, (str, float, list, dict, tuple)):
-            # A subclass of a builtin container: store it as its base type.
-            base: Any = next(b for b in (str, float, list, dict, tuple) if isinstance(obj, b))
-            return ormsgpack.Ext(EXT_SUBCLASS, self._pack([_type_path(type(obj)), base(obj)]))
-        raise SerializationError(
-            f"values of type {type(obj).__module__}.{type(obj).__qualname__} cannot be stored "
-            "(use primitives, containers, dataclasses, pydantic models or enums)"
-        )
+        Raises:
+            SerializationError: a value cannot be stored (the message names its key).
+        """
+        packing = _Packing()
+        dumped: dict[str, bytes] = {}
+        for key, value in values.items():
+            try:
+                dumped[key] = frame(packing.pack(value))
+            except SerializationError as exc:
+                raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
+            except (TypeError, ValueError, ormsgpack.MsgpackEncodeError) as exc:
+                raise SerializationError(f"cannot store state key {key!r}: {exc}") from None
+        return dumped
 
     # -- loading --------------------------------------------------------------------------
 
@@ -217,12 +186,126 @@ class Serializer:
         return UnresolvedValue(path, payload)
 
 
+class _Packing:
+    """One `dumps`: MessagePack with tether's extensions, each dataclass or pydantic object
+    encoded once however often the value holds it (a step's `Send`s each hold the same state,
+    its whole chat history). The objects are held until the end, so no id is reused."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self) -> None:
+        self.memo: dict[int, tuple[Any, ormsgpack.Ext]] = {}
+
+    def pack(self, value: Any) -> bytes:
+        return ormsgpack.packb(value, default=self.encode, option=_PACK_OPTS)
+
+    def encode(self, obj: Any) -> ormsgpack.Ext:
+        # Which case a value is depends on its class alone: decided once per class (a chat
+        # history stores many objects of few classes, and a pydantic model answers a missing
+        # attribute, as the dataclass test asks, slowly).
+        cls = type(obj)
+        known = _ENCODERS.get(cls)
+        if known is None:
+            known = _encoder_for(cls)
+            if len(_ENCODERS) < _ENCODERS_KEPT:
+                _ENCODERS[cls] = known
+        encoder, structured = known
+        if not structured:
+            return encoder(self, obj)
+        done = self.memo.get(id(obj))
+        if done is None:
+            done = self.memo[id(obj)] = (obj, encoder(self, obj))
+        return done[1]
+
+
+Encoder = Callable[[_Packing, Any], ormsgpack.Ext]
+
+_ENCODERS: dict[type, tuple[Encoder, bool]] = {}
+"""class → how its instances are stored, and whether they are dataclass or pydantic objects
+(filled as classes are met; item assignment is atomic, so no lock is needed)."""
+_ENCODERS_KEPT = 4096
+"""Classes remembered at most (classes made at run time must not grow the table for ever)."""
+
+
+def _encoder_for(cls: type) -> tuple[Encoder, bool]:
+    """How a value of class `cls` is stored, and whether it is a dataclass or pydantic object
+    (worth encoding once per `dumps`: the others are cheap, or plain data)."""
+    structured = not issubclass(cls, type) and (
+        dataclasses.is_dataclass(cls) or _is_pydantic_class(cls))
+    return _case_for(cls), structured
+
+
+def _case_for(cls: type) -> Encoder:  # noqa: PLR0911, PLR0912 - one case per type
+    """How a value of class `cls` is stored (the cases in their order of precedence)."""
+    if cls is tuple:
+        return lambda s, obj: ormsgpack.Ext(EXT_TUPLE, s.pack(list(obj)))
+    if issubclass(cls, frozenset):
+        return lambda s, obj: ormsgpack.Ext(EXT_FROZENSET, s.pack(list(obj)))
+    if issubclass(cls, set):
+        return lambda s, obj: ormsgpack.Ext(EXT_SET, s.pack(list(obj)))
+    if issubclass(cls, Send):
+        return lambda s, obj: ormsgpack.Ext(EXT_SEND, s.pack([obj.node, obj.arg]))
+    if issubclass(cls, enum.Enum):
+        return lambda s, obj: ormsgpack.Ext(EXT_ENUM, s.pack([_type_path(cls), obj.value]))
+    if issubclass(cls, dt.datetime):
+        return lambda s, obj: ormsgpack.Ext(EXT_DATETIME, obj.isoformat().encode())
+    if issubclass(cls, dt.date):
+        return lambda s, obj: ormsgpack.Ext(EXT_DATE, obj.isoformat().encode())
+    if issubclass(cls, dt.time):
+        return lambda s, obj: ormsgpack.Ext(EXT_TIME, obj.isoformat().encode())
+    if issubclass(cls, dt.timedelta):
+        return lambda s, obj: ormsgpack.Ext(
+            EXT_TIMEDELTA, s.pack([obj.days, obj.seconds, obj.microseconds]))
+    if issubclass(cls, uuid.UUID):
+        return lambda s, obj: ormsgpack.Ext(EXT_UUID, obj.bytes)
+    if issubclass(cls, decimal.Decimal):
+        return lambda s, obj: ormsgpack.Ext(EXT_DECIMAL, str(obj).encode())
+    if issubclass(cls, bool):
+        return _refuse("unexpected bool subclass")
+    if issubclass(cls, int):
+        if cls is int:
+            return lambda s, obj: ormsgpack.Ext(EXT_BIGINT, str(obj).encode())
+        return lambda s, obj: ormsgpack.Ext(EXT_SUBCLASS, s.pack([_type_path(cls), int(obj)]))
+    if issubclass(cls, complex):
+        return lambda s, obj: ormsgpack.Ext(EXT_COMPLEX, s.pack([obj.real, obj.imag]))
+    if dataclasses.is_dataclass(cls) and not issubclass(cls, type):
+        return _dataclass_encoder(cls)
+    if hasattr(cls, "model_dump") and hasattr(cls, "model_validate"):
+        path = _type_path(cls)
+        return lambda s, obj: ormsgpack.Ext(EXT_PYDANTIC, s.pack(
+            [path, obj.model_dump(mode="python", round_trip=True)]))
+    for base in (str, float, list, dict, tuple):
+        if issubclass(cls, base):
+            # A subclass of a builtin container: store it as its base type.
+            return _subclass_encoder(cls, base)
+    return _refuse(
+        f"values of type {cls.__module__}.{cls.__qualname__} cannot be stored "
+        "(use primitives, containers, dataclasses, pydantic models or enums)")
+
+
+def _dataclass_encoder(cls: type) -> Encoder:
+    path = _type_path(cls)
+
+    def encode(s: _Packing, obj: Any) -> ormsgpack.Ext:
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+        return ormsgpack.Ext(EXT_DATACLASS, s.pack([path, fields]))
+
+    return encode
+
+
+def _subclass_encoder(cls: type, base: Any) -> Encoder:
+    return lambda s, obj: ormsgpack.Ext(EXT_SUBCLASS, s.pack([_type_path(cls), base(obj)]))
+
+
+def _refuse(message: str) -> Encoder:
+    def refuse(s: _Packing, obj: Any) -> ormsgpack.Ext:
+        raise SerializationError(message)
+
+    return refuse
+
+
 def _type_path(cls: type) -> str:
     return registry.stored(cls)
-
-
-def _is_pydantic(obj: Any) -> bool:
-    return hasattr(obj, "model_dump") and hasattr(type(obj), "model_validate")
 
 
 def _is_pydantic_class(cls: Any) -> bool:

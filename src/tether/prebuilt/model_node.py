@@ -36,9 +36,14 @@ def check_chat_history(messages: Sequence[BaseMessage]) -> None:
     Raises:
         ValueError: naming the first unanswered calls (LangGraph's message and error code).
     """
-    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
-    dangling = [call for m in messages if isinstance(m, AIMessage) for call in m.tool_calls
-                if call["id"] not in answered]
+    answered: set[str] = set()
+    calls: list[Any] = []
+    for message in messages:  # one pass over the history, run before every model call
+        if isinstance(message, ToolMessage):
+            answered.add(message.tool_call_id)
+        elif isinstance(message, AIMessage) and message.tool_calls:
+            calls.extend(message.tool_calls)
+    dangling = [call for call in calls if call["id"] not in answered]
     if dangling:
         raise ValueError(
             "Found AIMessages with tool_calls that do not have a corresponding ToolMessage. "

@@ -124,7 +124,7 @@ def checkpoint_params(record: CheckpointRecord, serde: Serializer) -> dict[str, 
         "metadata": dumps(record.metadata, "metadata"), "run_id": record.run_id,
         "refs": jsonb({ch: (_SELF if ref == record.id else ref)
                        for ch, ref in record.refs.items()}),
-        "channels": channels, "values": [dumps(record.blobs[ch], ch) for ch in channels],
+        "channels": channels, "values": list(serde.dumps_each(record.blobs).values()),
         "root": record.ns == "",
     }
 

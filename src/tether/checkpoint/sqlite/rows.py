@@ -134,9 +134,8 @@ def blob_rows(record: CheckpointRecord, serde: Serializer) -> list[tuple[Any, ..
     Raises:
         SerializationError: a value cannot be stored (the message names its channel).
     """
-    dumps = serde.dumps
     key = (record.thread_id, record.ns, record.id)
-    return [(*key, channel, dumps(value, channel)) for channel, value in record.blobs.items()]
+    return [(*key, channel, blob) for channel, blob in serde.dumps_each(record.blobs).items()]
 
 
 def write_params(thread_id: str, ns: str, checkpoint_id: str,
