@@ -147,6 +147,13 @@ class Connection:
             self._commit(conn)
             return result
 
+    def read_op(self, op: Op[T]) -> T:
+        """Run the read-only operation `op` on the reading connection, each statement in its
+        own snapshot (no transaction around them: a lone read costs one statement)."""
+        with self._read_lock:
+            reader = self._reader
+            return drive(op, lambda query: _execute(reader, query), sqlite3.Error, _as_is)
+
     def run_group(self, ops: Sequence[Callable[[], Op[Any]]]) -> list[Outcome]:
         """Run several store operations in one transaction (a group commit), each as if alone.
 
@@ -172,20 +179,6 @@ class Connection:
 
     def _alone(self, make: Callable[[], Op[Any]]) -> Outcome:
         return _outcome(lambda: self.run(make()))
-
-    @contextmanager
-    def statements(self) -> Iterator[sqlite3.Connection]:
-        """The connection for statements that each run in their own snapshot (no transaction
-        around them: a lone read costs one statement, not three)."""
-        with self._lock:
-            yield self._conn
-
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """The reading connection, for read-only statements that each run in their own
-        snapshot: in WAL mode they never wait for a write transaction."""
-        with self._read_lock:
-            yield self._reader
 
     def all(self, sql: str, params: Any = ()) -> list[Any]:
         """Every row of one read-only statement (its own snapshot)."""
