@@ -18,8 +18,9 @@ frames) and the next commit writes the log from its start again.
 Writing over the log's old frames costs a commit less than growing the file (measured here: 40
 against 50 µs of CPU for a superstep's transaction; growing a file allocates its blocks and
 changes its size, which the file system journals). So the log file is never truncated while the
-store is open, and when commits pause for `IDLE_CHECKPOINT` seconds, the helper copies the whole
-log (no writer races it then), so that the next burst starts the log over instead of growing it.
+store is open, and when commits pause for `IDLE_CHECKPOINT` seconds after at least
+`IDLE_MIN_COMMITS`, the helper copies the whole log (no writer races it then), so that the next
+burst starts the log over instead of growing it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ IDLE_EXIT = 5.0
 IDLE_CHECKPOINT = 0.05
 """Seconds without a commit after which the helper copies the whole log, so that the next
 commit starts it over."""
+IDLE_MIN_COMMITS = 16
+"""Commits since the last checkpoint below which a pause is not worth one (its two `fsync`s):
+sparse writes are left to the every-`every` checkpoint."""
 LOG_LIMIT_FRAMES = 4096
 """Log frames (pages; 16 MiB of 4 KiB pages) past which the helper starts the log over."""
 
@@ -110,7 +114,8 @@ class WalCheckpointer:
         helper should end (closed, or idle for `IDLE_EXIT`)."""
         while True:
             seen = self._count
-            quiet = IDLE_EXIT if seen == self._checkpointed else IDLE_CHECKPOINT
+            due = seen - self._checkpointed >= IDLE_MIN_COMMITS
+            quiet = IDLE_CHECKPOINT if due else IDLE_EXIT
             woken = self._wake.wait(quiet)
             with self._lock:
                 if self._closed:
@@ -122,9 +127,11 @@ class WalCheckpointer:
                     return True
                 if self._count != seen:
                     continue  # commits go on: not a pause
-                if seen != self._checkpointed:
+                if due:
                     self._checkpointed = seen  # a pause after commits: copy the whole log
                     return True
+                # Idle for IDLE_EXIT: end (a few commits left wait for the periodic checkpoint,
+                # which starts the helper again).
                 self._thread = None
                 return False
 
