@@ -57,10 +57,11 @@ class WalCheckpointer:
         self._every = every
         self._busy_timeout = busy_timeout
         self._commits = 0
-        # Commits counted (under the store lock), and their count when the helper last began a
-        # checkpoint (read by the helper: a stale read only delays an idle checkpoint).
+        # Commits counted (under the store lock; the helper reads it, and a stale read only
+        # delays an idle checkpoint), and their count when the helper last began one: only a
+        # checkpoint no writer races copies the whole log.
         self._count = 0
-        self._checkpointed = 0
+        self._settled = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         # Invariant: _thread is None or a thread that will see _wake before it exits (it
@@ -114,7 +115,7 @@ class WalCheckpointer:
         helper should end (closed, or idle for `IDLE_EXIT`)."""
         while True:
             seen = self._count
-            due = seen - self._checkpointed >= IDLE_MIN_COMMITS
+            due = seen - self._settled >= IDLE_MIN_COMMITS
             quiet = IDLE_CHECKPOINT if due else IDLE_EXIT
             woken = self._wake.wait(quiet)
             with self._lock:
@@ -123,12 +124,11 @@ class WalCheckpointer:
                     return False
                 if woken or self._wake.is_set():
                     self._wake.clear()
-                    self._checkpointed = self._count
                     return True
                 if self._count != seen:
                     continue  # commits go on: not a pause
                 if due:
-                    self._checkpointed = seen  # a pause after commits: copy the whole log
+                    self._settled = seen  # a pause after commits: copy the whole log
                     return True
                 # Idle for IDLE_EXIT: end (a few commits left wait for the periodic checkpoint,
                 # which starts the helper again).
