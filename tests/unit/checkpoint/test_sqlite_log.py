@@ -4,6 +4,7 @@ keeps per thread are bounded too."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TypedDict
 
@@ -52,3 +53,26 @@ def test_delta_bases_are_kept_for_the_latest_threads_only(tmp_path: Path,
     graph.invoke({"count": 0}, {"configurable": {"thread_id": "t0"}})
     assert graph.get_state({"configurable": {"thread_id": "t0"}}).values == {"count": 2}
     store.close()
+
+
+def test_after_a_pause_in_commits_the_log_starts_over_instead_of_growing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Overwriting the log's old frames costs a commit less than growing the file: once the
+    # writes pause, the helper copies the whole log, and the next commits reuse it.
+    monkeypatch.setattr(wal, "IDLE_CHECKPOINT", 0.001)
+    monkeypatch.setattr(wal, "IDLE_MIN_COMMITS", 1)  # every pause counts: each is a chance
+    path = tmp_path / "bursts.db"
+    store = SqliteSaver(str(path))
+    graph = stepping(store, 300)  # more commits than the helper's period: it is running
+    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 400})
+    reused = False
+    # A few commits per run, far fewer in all than the next periodic checkpoint's 200.
+    for _ in range(15):
+        time.sleep(0.3)  # a pause: the helper copies the log, then the next commit starts it over
+        before = os.path.getsize(f"{path}-wal")
+        graph.invoke({"count": 298}, {"configurable": {"thread_id": "t"}})
+        if os.path.getsize(f"{path}-wal") == before:
+            reused = True
+            break
+    store.close()
+    assert reused

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from tether.checkpoint.query import Op, Query, drive
 from tether.checkpoint.sqlite import _sql, schema
@@ -85,23 +85,43 @@ class Connection:
             StoreError: the disk is full or failing (nothing of the transaction is stored).
         """
         with self._lock:
-            conn = self._conn
+            conn = self._begin()
             try:
-                conn.execute(_sql.BEGIN_WRITE)
-                try:
-                    yield conn
-                    conn.execute(_sql.COMMIT)
-                except BaseException:
-                    if conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                        conn.execute(_sql.ROLLBACK)
-                    raise
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _DISK_ERRORS:
-                    raise
-                raise StoreError(f"{self.path}: cannot write: the disk is full or failing "
-                                 f"(SQLite: {exc}); nothing of this change was stored") from exc
-            if self._wal is not None:
-                self._wal.committed()
+                yield conn
+            except BaseException as exc:  # noqa: BLE001 - re-raised by _fail
+                self._fail(conn, exc)
+            self._commit(conn)
+
+    # `write` and `run` are one transaction written twice: `run` is every superstep's path,
+    # and a generator-based context manager costs it more than the lines it would save.
+
+    def _begin(self) -> sqlite3.Connection:
+        """`BEGIN IMMEDIATE` on the writing connection; call under `_lock`."""
+        try:
+            self._conn.execute(_sql.BEGIN_WRITE)
+        except sqlite3.OperationalError as exc:
+            self._fail(self._conn, exc)
+        return self._conn
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """`COMMIT` the transaction `_begin` opened (rolled back if that fails); under `_lock`."""
+        try:
+            conn.execute(_sql.COMMIT)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _fail
+            self._fail(conn, exc)
+        if self._wal is not None:
+            self._wal.committed()
+
+    def _fail(self, conn: sqlite3.Connection, exc: BaseException) -> NoReturn:
+        """Roll back what is left of the transaction and raise `exc`, as a `StoreError` when
+        it is the disk refusing the write."""
+        if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+            conn.execute(_sql.ROLLBACK)
+        if (isinstance(exc, sqlite3.OperationalError)
+                and exc.sqlite_errorcode & 0xFF in _DISK_ERRORS):
+            raise StoreError(f"{self.path}: cannot write: the disk is full or failing "
+                             f"(SQLite: {exc}); nothing of this change was stored") from exc
+        raise exc
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -116,9 +136,23 @@ class Connection:
                     conn.execute(_sql.COMMIT)
 
     def run(self, op: Op[T]) -> T:
-        """Run the store operation `op` in one `BEGIN IMMEDIATE` transaction (see `write`)."""
-        with self.write() as conn:
-            return drive(op, lambda query: _execute(conn, query), sqlite3.Error, _as_is)
+        """Run the store operation `op` in one `BEGIN IMMEDIATE` transaction (see `write`; the
+        same steps, without a context manager: this is every superstep's path)."""
+        with self._lock:
+            conn = self._begin()
+            try:
+                result = drive(op, lambda query: _execute(conn, query), sqlite3.Error, _as_is)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by _fail
+                self._fail(conn, exc)
+            self._commit(conn)
+            return result
+
+    def read_op(self, op: Op[T]) -> T:
+        """Run the read-only operation `op` on the reading connection, each statement in its
+        own snapshot (no transaction around them: a lone read costs one statement)."""
+        with self._read_lock:
+            reader = self._reader
+            return drive(op, lambda query: _execute(reader, query), sqlite3.Error, _as_is)
 
     def run_group(self, ops: Sequence[Callable[[], Op[Any]]]) -> list[Outcome]:
         """Run several store operations in one transaction (a group commit), each as if alone.
@@ -145,20 +179,6 @@ class Connection:
 
     def _alone(self, make: Callable[[], Op[Any]]) -> Outcome:
         return _outcome(lambda: self.run(make()))
-
-    @contextmanager
-    def statements(self) -> Iterator[sqlite3.Connection]:
-        """The connection for statements that each run in their own snapshot (no transaction
-        around them: a lone read costs one statement, not three)."""
-        with self._lock:
-            yield self._conn
-
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """The reading connection, for read-only statements that each run in their own
-        snapshot: in WAL mode they never wait for a write transaction."""
-        with self._read_lock:
-            yield self._reader
 
     def all(self, sql: str, params: Any = ()) -> list[Any]:
         """Every row of one read-only statement (its own snapshot)."""

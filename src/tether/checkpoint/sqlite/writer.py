@@ -162,11 +162,10 @@ class Writer:
     def _drain(self, limit: int | None = None) -> list[_Job]:
         """The jobs queued now, up to `limit` (after a sentinel there are none)."""
         jobs: list[_Job] = []
-        while limit is None or len(jobs) < limit:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                return jobs
+        queued = self._jobs
+        # This thread is the queue's only consumer: what `empty()` says is there stays there.
+        while not queued.empty() and (limit is None or len(jobs) < limit):
+            job = queued.get_nowait()
             if job is not None:
                 jobs.append(job)
         return jobs

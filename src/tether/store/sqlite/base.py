@@ -98,8 +98,7 @@ class SqliteStore(SqlStore):
         # its own snapshot (a lone `get` is then one statement, and never waits for a write):
         # a search's vectors may be read one commit after its items, so an item rewritten in
         # between is scored by its new vectors.
-        with self._db.write() if transaction else self._db.reading() as conn:
-            return run(conn, op)
+        return self._db.run(op) if transaction else self._db.read_op(op)
 
     async def _arun(self, op: Op[T], transaction: bool) -> T:
         """As `_run`: a write step in the writer thread, so the event loop goes on while it
@@ -115,22 +114,4 @@ class SqliteStore(SqlStore):
         return await self._writer.call(lambda: self._run(op, transaction))
 
 
-def run(conn: sqlite3.Connection, op: Op[T]) -> T:
-    """Drive `op` on a `sqlite3` connection (the caller owns the transaction)."""
-    try:
-        query = next(op)
-        while True:
-            cursor = conn.execute(query.sql, query.params or ())
-            if query.fetch == "one":
-                rows: Any = cursor.fetchone()
-            elif query.fetch == "all":
-                rows = cursor.fetchall()
-            else:
-                rows = None
-            query = op.send(rows)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
-
-
-__all__ = ["SqliteStore", "run"]
+__all__ = ["SqliteStore"]
