@@ -28,7 +28,7 @@ class LoopOutcome:
             interrupt_before/after), `cancelled` (the run's scope was cancelled), `error` (a
             task failed), `limit` (the superstep budget ran out before the next step).
         values: the state to report (for a pause, with the finished tasks' writes applied).
-        output: what `invoke` returns.
+        output: what `invoke` returns (None for `cancelled`: nothing is returned).
         step: the step of the last checkpoint.
         checkpoint_id: the last checkpoint taken (stored or not, see `unsaved`).
         tasks: the tasks of the step that did not complete, if any.
@@ -123,8 +123,11 @@ def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
     if status in ("cancelled", "error", "interrupted"):
         writes = tuple(w for t in tasks
                        for w in (*task_writes(t), *(call_writes(t) if t.calls else ())))
+    # A cancelled loop returns nothing to anyone (its run raises, its parent task is
+    # cancelled): its output is not assembled.
+    output = state.output(values) if status != "cancelled" else None
     return LoopOutcome(
-        status=status, values=dict(values), output=state.output(values), step=state.step,
+        status=status, values=dict(values), output=output, step=state.step,
         checkpoint_id=persist.checkpoint_id if persist is not None else None,
         interrupts=interrupts, error=error, error_node=error_node, tasks=list(tasks),
         final_writes=writes, unsaved=persist.unsaved() if persist is not None else (),
