@@ -349,15 +349,11 @@ class RunCore:
         with the status flip (`checkpoint`), and the run ends (`terminate`).
 
         Cancellation:
-            Out of reach of the run's cancel: the driver calls it after leaving the run's
-            scope, and no other anyio scope encloses a driver task, so no anyio cancel can
-            interrupt it (cleanup hooks run shielded, bounded by the run's cleanup grace).
-            A native `Task.cancel()` of the driver (its loop shutting down) would pass any
-            anyio shield all the same: then the run settles as failed with what the store
-            holds. Writes the run's final checkpoint.
+            No anyio cancel reaches it (the driver calls it out of the run's scope, and no other
+            encloses a driver: no shield, a scope per run, is needed; a native `Task.cancel()`
+            would pass one anyway: the run then settles as failed). Writes the final
+            checkpoint; cleanup hooks run shielded, bounded by the cleanup grace.
         """
-        # No anyio shield here: it would guard against nothing (see above), at the price of
-        # a scope entered and exited per run's end.
         try:
             end = finalize.ending(outcome, failure)
             refused = None
@@ -379,8 +375,7 @@ class RunCore:
     async def _commit_end(self, end: finalize.Ending,
                           outcome: LoopOutcome | None) -> RunFinish | None:
         # A failing node aborts its step: the siblings it stopped clean up as on any stop.
-        hooks = self._report_stopped(outcome)
-        if hooks:
+        if hooks := self._report_stopped(outcome):
             await self._clean_up(hooks)
         self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
@@ -400,8 +395,7 @@ class RunCore:
         if self._requested_at is None:
             # The request came through the store (another process), unseen so far.
             self.follow_cancel(reason)
-        hooks = self._report_stopped(outcome)
-        if hooks:  # most stopped runs have none: no coroutine for an empty cleanup
+        if hooks := self._report_stopped(outcome):  # most have none: no coroutine then
             await self._clean_up(hooks)
         self.journal.record("checkpoint",
                             detail=finalize.checkpoint_detail(outcome, refused, started))
@@ -424,11 +418,9 @@ class RunCore:
     def _report_stopped(self, outcome: LoopOutcome | None) -> list[tuple[str, CancelHook]]:
         """Report the nodes the stop ended at their next await (`terminate_node`); return the
         cleanup hooks of every stopped task, for `_clean_up`."""
-        if outcome is None:
-            return []
         for node, detail in finalize.stopped_nodes(outcome):
             self.journal.record("terminate_node", node, detail)
-        return outcome.hooks
+        return outcome.hooks if outcome is not None else []
 
     async def _clean_up(self, hooks: list[tuple[str, CancelHook]]) -> None:
         """Run the cleanup hooks of the stopped tasks, once each (`cleanup`)."""
@@ -494,8 +486,7 @@ class _Recorded:
     __slots__ = ("_closer", "_journal")
 
     def __init__(self, closer: Closer, journal: Journal) -> None:
-        self._closer = closer
-        self._journal = journal
+        self._closer, self._journal = closer, journal
 
     async def __call__(self, loaded: StoredCheckpoint,
                        values: Mapping[str, Any]) -> Closing | None:
