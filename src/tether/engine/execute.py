@@ -185,7 +185,9 @@ class Executor:
 
     def _cancelled_error(self, task: Task, scope: CancelScope, started: float) -> BaseException:
         # The attempt was cancelled: by the run, by a failed sibling, or by its own timeout.
-        task.hooks = [*task.hooks, *((task.name, hook) for hook in scope.take_hooks())]
+        hooks = scope.take_hooks()
+        if hooks:  # most attempts registered none: no list is rebuilt for them
+            task.hooks = [*task.hooks, *((task.name, hook) for hook in hooks)]
         if self.scope.cancel_called:
             task.outcome = "cancelled"
             return asyncio.CancelledError()
@@ -243,12 +245,12 @@ class Executor:
             node_context.leave(token)
 
     def _cancelled_by_tether(self, scope: CancelScope) -> bool:
-        if _called(scope, self.scope):
+        if scope.cancel_called or self.scope.cancel_called:
             return True
         if scope.cancelled():
             # A deadline passed and the node noticed before its timer ran: fire it now.
             scope.expire_due()
-            return _called(scope, self.scope)
+            return scope.cancel_called or self.scope.cancel_called
         return False
 
     def _observe(self, task: Task, result: Any, seen: AttemptWatch | None = None) -> Any:
@@ -471,10 +473,6 @@ def _unwatch(task: Task, seen: AttemptWatch | None) -> None:
     cut = seen.close() if seen is not None else None
     if cut:
         task.partials = [*(task.partials or ()), *cut]
-
-
-def _called(*scopes: CancelScope) -> bool:
-    return any(scope.cancel_called for scope in scopes)
 
 
 def _matching_policy(policies: tuple[RetryPolicy, ...], exc: BaseException) -> RetryPolicy | None:
