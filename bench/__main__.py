@@ -27,8 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         metavar="NAME[,NAME]",
-        default="",
-        help="families, workloads, name:mode or globs (see --list)",
+        action="append",
+        default=[],
+        help="families, workloads, name:mode or globs (see --list); repeat or comma-separate "
+        "to select several",
     )
     parser.add_argument(
         "--repeat",
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the suite; 1 if any row has an error (slowness is not one), 2 for bad arguments."""
     args = _parser().parse_args(argv)
     try:
-        workloads = select(discover(), [p.strip() for p in args.only.split(",") if p.strip()])
+        workloads = select(discover(), [p.strip() for only in args.only for p in only.split(",")
+                                         if p.strip()])
     except LookupError as exc:
         print(f"python -m bench: {exc} (see --list)", file=sys.stderr)
         return 2

@@ -73,8 +73,17 @@ class Meter(Protocol):
 
 
 class AttemptHost(Protocol):
-    """What builds an attempt's config and answers its `interrupt()` calls on demand, so that an
-    attempt that never asks pays for neither (implemented by the engine's executor)."""
+    """What builds an attempt's config, stream writer and runtime, and answers its `interrupt()`
+    calls, on demand, so that an attempt that never asks pays for none of them (implemented by
+    the engine's executor)."""
+
+    @property
+    def writer(self) -> StreamWriter:
+        """The run's `custom` stream writer."""
+
+    @property
+    def runtime(self) -> object:
+        """The run's `tether.runtime.Runtime`."""
 
     def node_config(self, task: Any) -> dict[str, Any]:
         """The config dict `task`'s node sees."""
@@ -96,27 +105,29 @@ class NodeContext:
         step: the superstep of the task.
         run_id: the run the task belongs to.
         scope: the attempt's cancel scope.
-        writer: the `custom` stream writer (safe from worker threads).
+        given_writer: the `custom` stream writer (safe from worker threads); None: `host`'s
+            (`writer` reads either).
         make_config: builds the task's config dict on first use (most nodes never ask); None
             where there is no config to give (a process-isolated node's child process).
-        runtime: the run's `tether.runtime.Runtime`.
+        given_runtime: the run's `tether.runtime.Runtime`; None: `host`'s (`runtime` reads
+            either).
         meter: counts usage toward the run's budgets (None: nothing counts).
         interrupt: answers `interrupt(value)`: the resume value, or a pause.
         alive: a sign of life for the attempt's idle watchdog.
         calls: the engine's launcher of the units this attempt starts from its code (a
             `@task`, a tool call, a graph it invokes); see `tether.engine.calls`.
         task: the engine's task of this attempt (what `calls` launches for).
-        host: builds the config and answers `interrupt()` for `task` when `make_config` and
-            `interrupt` are None.
+        host: builds the config, the writer and the runtime, and answers `interrupt()` for
+            `task`, for what is not given here.
     """
 
     node: str
     step: int
     run_id: str | None
     scope: TaskScope | None
-    writer: StreamWriter = _discard
+    given_writer: StreamWriter | None = None
     make_config: Callable[[], dict[str, Any]] | None = None
-    runtime: object = None
+    given_runtime: object = None
     meter: Meter | None = None
     interrupt: Callable[[Any], Any] | None = None
     alive: Callable[[], None] | None = None
@@ -124,6 +135,20 @@ class NodeContext:
     task: Any = None
     host: AttemptHost | None = None
     _config: dict[str, Any] | None = None
+
+    @property
+    def writer(self) -> StreamWriter:
+        """The `custom` stream writer (one that drops its chunks where there is none)."""
+        if self.given_writer is not None:
+            return self.given_writer
+        return self.host.writer if self.host is not None else _discard
+
+    @property
+    def runtime(self) -> object:
+        """The run's `tether.runtime.Runtime` (None where there is none)."""
+        if self.given_runtime is not None:
+            return self.given_runtime
+        return self.host.runtime if self.host is not None else None
 
     @property
     def config(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""A program whose sync invoke the shutdown tests interrupt with a signal."""
+"""A program whose sync invoke (or sync stream: a third argument `stream`) the shutdown tests
+interrupt with a signal."""
 
 from __future__ import annotations
 
@@ -27,5 +28,9 @@ def step(state: S) -> dict[str, int]:
 builder = StateGraph(S).add_node("step", step).add_edge(START, "step")
 builder.add_conditional_edges("step", lambda s: "step" if s["n"] < 10_000 else END)
 graph = builder.compile(checkpointer=SqliteSaver(sys.argv[1]))
-graph.invoke({"n": 0}, {"configurable": {"thread_id": "t"}, "run_id": "victim",
-                        "cancel_grace": 30})
+config = {"configurable": {"thread_id": "t"}, "run_id": "victim", "cancel_grace": 30}
+if sys.argv[3:] == ["stream"]:
+    for _chunk in graph.stream({"n": 0}, config):
+        pass
+else:
+    graph.invoke({"n": 0}, config)

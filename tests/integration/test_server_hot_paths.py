@@ -1,15 +1,18 @@
 """The server's hottest routes do only the work a request needs: no FastAPI dependency to
 resolve, no re-validation of the records they answer (the OpenAPI document still declares
-them), no store write on the event loop, and no store read to answer a thread just created."""
+them), no store write that blocks the event loop (on any store), and no store read to answer a
+thread just created."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from tether.checkpoint.base import StoredCheckpoint, ThreadRecord
+from conformance.conftest import fresh_schema
+from sqlite_lock import WriteLock
+from tether.checkpoint.base import RunFinish, StoredCheckpoint, ThreadRecord
 from tether.checkpoint.memory import InMemorySaver
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.server import create_app
@@ -48,12 +53,33 @@ HOT = [
 
 
 class NotesWriters:
-    """A store mixin noting the thread of every thread or run write made with the sync API
-    (`writers`): the server must make them off its event loop."""
+    """A store mixin noting every thread or run write: the store method of each made with the
+    async API (`calls`; `entered` is set as one begins) and the OS thread of each made with
+    the sync API (`writers`): the server must make them without blocking its event loop."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.writers: list[int] = []
+        self.calls: list[str] = []
+        self.entered: asyncio.Event | None = None
+
+    def _began(self, name: str) -> None:
+        self.calls.append(name)
+        if self.entered is not None:
+            self.entered.set()
+
+    async def aput_thread(self, thread_id: str,
+                          metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        self._began("aput_thread")
+        return await super().aput_thread(thread_id, metadata)  # type: ignore[misc, no-any-return]
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self._began("adelete_thread")
+        await super().adelete_thread(thread_id)  # type: ignore[misc]
+
+    async def adelete_run(self, run_id: str) -> bool:
+        self._began("adelete_run")
+        return await super().adelete_run(run_id)  # type: ignore[misc, no-any-return]
 
     def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
         self.writers.append(threading.get_ident())
@@ -69,13 +95,12 @@ class NotesWriters:
 
 
 class Watched(NotesWriters, SqliteSaver):
-    """A SQLite store that notes the thread of every write without an async twin, and counts
-    the reads that answer a thread's state and status."""
+    """A SQLite store that notes the thread of every thread or run write made with the sync
+    API, and counts the reads that answer a thread's state and status."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.sync_creates = 0
-        self.twin_writes = 0
         self.cancel_batches: list[int] = []
         self.state_reads = 0
         self.thread_reads = 0
@@ -92,19 +117,6 @@ class Watched(NotesWriters, SqliteSaver):
     def create_run(self, info: RunInfo) -> RunInfo:
         self.sync_creates += 1
         return super().create_run(info)
-
-    async def aput_thread(self, thread_id: str,
-                          metadata: dict[str, Any] | None = None) -> ThreadRecord:
-        self.twin_writes += 1
-        return await super().aput_thread(thread_id, metadata)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        self.twin_writes += 1
-        await super().adelete_thread(thread_id)
-
-    async def adelete_run(self, run_id: str) -> bool:
-        self.twin_writes += 1
-        return await super().adelete_run(run_id)
 
     def get_checkpoint(self, thread_id: str, ns: str = "",
                        checkpoint_id: str | None = None) -> StoredCheckpoint | None:
@@ -182,9 +194,9 @@ async def test_thread_writes_are_made_off_the_event_loop(http: httpx.AsyncClient
     assert answer.json()["count"] == 1
     assert (await http.delete("/threads/made-here")).status_code == 204
     # create, record the graph, create with it, patch, delete a run, a stateless run's thread
-    # made and deleted, delete a thread: each a write, none on the loop's thread; SQLite has
-    # async twins of them (its writer thread, group-committed with the runs' checkpoints).
-    assert store.twin_writes >= 7
+    # made and deleted, delete a thread: each a write through the store's async methods
+    # (SQLite's writer thread, group-committed with the runs' checkpoints), none on the loop.
+    assert len(store.calls) >= 7
     assert store.writers == []
     # Runs are recorded through the store's writer thread (`acreate_run`), never by the
     # blocking `create_run` on the loop.
@@ -192,21 +204,151 @@ async def test_thread_writes_are_made_off_the_event_loop(http: httpx.AsyncClient
     assert store.get_thread("made-here") is None
 
 
-class Plain(NotesWriters, InMemorySaver):
-    """A store with no async twins of its thread writes: notes the thread of each."""
+SAFETY = 4.0
+"""Seconds after which a held write lock is let go whatever happens, so that a write that
+blocks the loop fails the test instead of hanging it (below SQLite's 5 s busy timeout)."""
 
 
-async def test_a_store_without_twins_writes_in_the_servers_write_thread() -> None:
-    store = Plain()
+class Held:
+    """A store's write lock held elsewhere until `release()`, or until `SAFETY` seconds have
+    passed (then `released_early`)."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+        self._guard = threading.Lock()
+        self.released_early = False
+        self._timer = threading.Timer(SAFETY, self._expire)
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._guard:
+            self.released_early = self._release is not None
+        self.release()
+
+    def release(self) -> None:
+        """Let the lock go (once)."""
+        self._timer.cancel()
+        with self._guard:
+            release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+Hold = Callable[[], Held]
+
+
+def _sqlite_writes(tmp: Path) -> Iterator[tuple[NotesWriters, Hold]]:
+    made = Watched(tmp / "writes.db")
+
+    def hold() -> Held:
+        lock = WriteLock(made.path)
+        lock.__enter__()
+        return Held(lambda: lock.__exit__(None, None, None))
+
+    yield made, hold
+    made.close()
+
+
+def _postgres_writes(_tmp: Path) -> Iterator[tuple[NotesWriters, Hold]]:
+    import psycopg
+
+    from tether.checkpoint.postgres import PostgresSaver
+
+    class Watched(NotesWriters, PostgresSaver):
+        """A Postgres store that notes its thread and run writes."""
+
+    with fresh_schema() as (dsn, schema):
+        made = Watched(dsn, schema=schema)
+
+        def hold() -> Held:
+            # Plain reads go on (EXCLUSIVE lets SELECTs through); a thread or run write waits.
+            conn = psycopg.connect(dsn, options=f"-c search_path={schema}")
+            conn.execute("LOCK TABLE threads, runs IN EXCLUSIVE MODE")
+
+            def release() -> None:
+                conn.rollback()
+                conn.close()
+
+            return Held(release)
+
+        yield made, hold
+        made.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def lockable(request: pytest.FixtureRequest, tmp_path: Path,
+             ) -> Iterator[tuple[NotesWriters, Hold]]:
+    """A store whose writes wait on a lock (a file's, a database's), and how to hold it."""
+    opened = _sqlite_writes if request.param == "sqlite" else _postgres_writes
+    yield from opened(tmp_path)
+
+
+@contextlib.asynccontextmanager
+async def _served(store: Any) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(graphs(), store, auth=False)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        tid = (await http.post("/threads", json={})).json()["thread_id"]
-        assert (await http.patch(f"/threads/{tid}", json={"metadata": {"a": 1}})).status_code == 200
-        assert (await http.delete(f"/threads/{tid}")).status_code == 204
-    assert len(store.writers) == 3
-    assert threading.get_ident() not in store.writers
-    assert len(set(store.writers)) == 1  # one write thread, not a pool fighting for the lock
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def _thread_with_an_ended_run(store: Any) -> None:
+    """Thread "t" with the ended run "run-of-t" (made through the store: nothing runs it)."""
+    store.put_thread("t", {"owner": "ada"})
+    store.create_run(RunInfo("run-of-t", "t", RunStatus.PENDING))
+    store.finish_run("run-of-t", RunFinish(status=RunStatus.SUCCESS))
+    store.writers.clear()
+
+
+Write = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+WRITES: list[tuple[str, Write, int]] = [
+    ("aput_thread", lambda http: http.post("/threads", json={"metadata": {"k": 1}}), 200),
+    ("aput_thread", lambda http: http.patch("/threads/t", json={"metadata": {"k": 2}}), 200),
+    ("adelete_run", lambda http: http.delete("/threads/t/runs/run-of-t"), 204),
+    ("adelete_thread", lambda http: http.delete("/threads/t"), 204),
+]
+"""Each thread or run write route, the store method it writes with, and its answer."""
+
+
+async def test_a_write_waiting_for_the_stores_lock_leaves_the_loop_serving(
+        lockable: tuple[NotesWriters, Hold]) -> None:
+    store, hold = lockable
+    _thread_with_an_ended_run(store)
+    async with _served(store) as http:
+        for method, request, status in WRITES:
+            store.entered, store.calls = asyncio.Event(), []
+            held = hold()
+            try:
+                write = asyncio.create_task(request(http))
+                await store.entered.wait()  # the route has begun its write
+                assert (await http.get("/ok")).status_code == 200
+                assert not held.released_early, f"{method} blocked the event loop"
+                assert not write.done()  # it does wait for the lock
+            finally:
+                held.release()
+            answer = await write
+            assert answer.status_code == status, answer.text
+            assert store.calls == [method]
+    assert store.writers == []  # no write through a sync method, on the loop or elsewhere
+    assert store.get_thread("t") is None and store.get_run("run-of-t") is None
+
+
+class Memory(NotesWriters, InMemorySaver):
+    """The memory store, noting its thread and run writes."""
+
+
+async def test_the_memory_stores_writes_are_made_directly_on_the_loop() -> None:
+    # Nothing to wait for (no I/O): its async methods write at once, without a thread hop.
+    store = Memory()
+    _thread_with_an_ended_run(store)
+    async with _served(store) as http:
+        for method, request, status in WRITES:
+            store.calls = []
+            answer = await request(http)
+            assert answer.status_code == status, answer.text
+            assert store.calls == [method]
+    assert store.writers == [threading.get_ident()] * len(WRITES)
+    assert store.get_thread("t") is None and store.get_run("run-of-t") is None
 
 
 async def test_a_bulk_cancel_is_one_batch_of_cancel_requests(http: httpx.AsyncClient,

@@ -1,5 +1,5 @@
-"""SIGINT and SIGTERM during a sync invoke: the run is cancelled with kind `shutdown`, its final
-checkpoint written, the process exits; a second signal forces."""
+"""SIGINT and SIGTERM during a sync invoke or a sync stream: the run is cancelled with kind
+`shutdown`, its final checkpoint written, the process exits; a second signal forces."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from tether.checkpoint.sqlite import SqliteSaver
 CHILD = Path(__file__).with_name("shutdown_child.py")
 
 
-def start(db: Path, mode: str = "polite") -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(db), mode],
+def start(db: Path, mode: str = "polite", call: str = "invoke") -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, str(CHILD), str(db), mode, call],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
@@ -31,12 +31,13 @@ def finish(proc: subprocess.Popen[str], timeout: float) -> str:
     return err
 
 
+@pytest.mark.parametrize("call", ["invoke", "stream"])
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143),
                                                (signal.SIGINT, -signal.SIGINT)])
 def test_a_signal_cancels_the_run_with_its_final_checkpoint(tmp_path: Path, signum: int,
-                                                             code: int) -> None:
+                                                             code: int, call: str) -> None:
     db = tmp_path / "runs.db"
-    proc = start(db)
+    proc = start(db, call=call)
     proc.send_signal(signum)
     err = finish(proc, 30)
     assert proc.returncode in (code, 1, 130), err

@@ -95,6 +95,59 @@ def test_a_cancel_from_the_api_reaches_the_run_on_whichever_worker_holds_it(
             "request", "propagate", "terminate_node", "cleanup", "checkpoint", "terminate"]
 
 
+class _ThreadDeletes:
+    """The cluster's store, noting how each thread delete is asked for (sync or async)."""
+
+    def __init__(self, store: PostgresSaver) -> None:
+        self._store = store
+        self.calls: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def delete_thread(self, thread_id: str) -> bool:
+        self.calls.append(("sync", thread_id))
+        return self._store.delete_thread(thread_id)
+
+    async def adelete_thread(self, thread_id: str) -> bool:
+        self.calls.append(("async", thread_id))
+        return await self._store.adelete_thread(thread_id)
+
+
+def test_a_stateless_runs_thread_is_deleted_by_the_stores_async_call_once_it_ends(
+        cluster: Cluster) -> None:
+    from dataclasses import replace
+
+    from tether.server.feed import RunFeed
+    from tether.server.launcher import run_config
+    from tether.worker import QueueLauncher
+
+    cluster.start(1, "--concurrency", "1")
+    store = _ThreadDeletes(cluster.store)
+    _unused, assistant = _launcher(cluster)
+    order = replace(_order(assistant, 0.05), temporary=True)
+    cluster.store.put_thread(order.thread_id)
+
+    async def scenario() -> RunInfo:
+        launcher = QueueLauncher(store, feed_factory=lambda r: RunFeed(r, limit=1000),  # type: ignore[arg-type]
+                                 run_config=run_config, poll=0.02)
+        try:
+            started = await launcher.start(order)
+            ended = await launcher.wait(started.run_id, 30)
+            for _ in range(200):  # the delete follows the end, as a task of the loop
+                if store.calls:
+                    break
+                await asyncio.sleep(0.01)
+            return ended
+        finally:
+            await launcher.aclose()
+
+    ended = asyncio.run(scenario())
+    assert ended.status is RunStatus.SUCCESS
+    assert store.calls == [("async", order.thread_id)]
+    assert cluster.store.get_thread(order.thread_id) is None
+
+
 def test_a_queued_run_streams_its_events_and_states_to_the_server_feed(
         cluster: Cluster) -> None:
     cluster.start(1)

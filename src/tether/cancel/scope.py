@@ -99,7 +99,10 @@ class CancelScope:
         # `cancelled_at` is the monotonic time of the first cancel; None while not cancelled.
         self.cancelled_at: float | None = None
         self._parent = parent
-        self._children: set[CancelScope] | None = None
+        # Invariant: None (no child), the only child itself, or a set of two or more children
+        # (or fewer, once some closed): most scopes have at most one child at a time (a run's
+        # scope and its lone task's attempt), and a set for one would be its largest part.
+        self._children: CancelScope | set[CancelScope] | None = None
         self._anyio: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -112,9 +115,13 @@ class CancelScope:
         self._shield_grace = shield_grace
         if parent is not None:
             with _TREE_LOCK:
-                if parent._children is None:
-                    parent._children = set()
-                parent._children.add(self)
+                siblings = parent._children
+                if siblings is None:
+                    parent._children = self
+                elif isinstance(siblings, set):
+                    siblings.add(self)
+                else:
+                    parent._children = {siblings, self}
                 inherited = parent.reason
             if inherited is not None:
                 self.reason = inherited
@@ -168,7 +175,7 @@ class CancelScope:
         """Cancel the children not cancelled yet (and their descendants), not this scope: how
         a failed task stops its siblings. Safe from any thread; returns how many it cancelled."""
         with _TREE_LOCK:
-            children = [c for c in self._children or () if c.reason is None]
+            children = [c for c in _listed(self._children) if c.reason is None]
         return sum(1 for child in children if child.cancel(reason))
 
     def _mark(self, reason: CancelReason, now: float) -> list[CancelScope]:
@@ -183,8 +190,8 @@ class CancelScope:
             scope.reason = reason
             scope.cancelled_at = now
             out.append(scope)
-            if scope._children:
-                stack.extend(scope._children)
+            if scope._children is not None:
+                stack.extend(_listed(scope._children))
         return out
 
     def _deliver(self) -> None:
@@ -291,7 +298,11 @@ class CancelScope:
         parent = self._parent
         if parent is not None and parent._children is not None:
             with _TREE_LOCK:
-                parent._children.discard(self)
+                siblings = parent._children
+                if siblings is self:
+                    parent._children = None
+                elif isinstance(siblings, set):
+                    siblings.discard(self)
 
     # -- hooks and waiters ----------------------------------------------------------------
 
@@ -348,3 +359,14 @@ class CancelScope:
     def __repr__(self) -> str:
         state = f"cancelled ({self.reason.kind})" if self.reason else "active"
         return f"<CancelScope {self.name or ''} {state}>"
+
+
+def _listed(
+    children: CancelScope | set[CancelScope] | None,
+) -> tuple[CancelScope, ...] | set[CancelScope]:
+    """A scope's children as a collection (see `CancelScope._children`)."""
+    if children is None:
+        return ()
+    if isinstance(children, CancelScope):
+        return (children,)
+    return children

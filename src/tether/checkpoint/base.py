@@ -2,8 +2,9 @@
 each run's append-only audit log.
 
 Backends implement the sync methods; the async twins (`a*`) call them directly by default, which
-is right for embedded stores whose calls take microseconds. A networked backend overrides the
-async twins with real async I/O.
+is right for a store with no I/O (memory). A store whose calls block overrides the async twins:
+SQLite runs them in its writer thread, Postgres does real async I/O, so no async call blocks the
+caller's event loop (a server's).
 
 Cancellation (every async twin): each call is one transaction. Cancelled before it commits, it
 changes nothing and is safe to retry; the runs layer calls the ones that end a run from a
@@ -17,16 +18,15 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tether.checkpoint.serde import Serializer
-from tether.constants import CANCELLED, CONTROL_WRITES, NULL_TASK_ID, PARTIAL, RETURN
+from tether.checkpoint.snapshot import snapshot
 from tether.types import (
     CancelReason,
-    PendingWrite,
     RunEvent,
     RunInfo,
     RunSnapshot,
@@ -295,26 +295,7 @@ class CheckpointStore(ABC):
         if info.checkpoint_id is not None and info.thread_id is not None:
             ns = str(info.metadata.get("checkpoint_ns", ""))
             checkpoint = self.get_checkpoint(info.thread_id, ns, info.checkpoint_id)
-        if checkpoint is None:
-            return RunSnapshot(run_id, {}, (), -1, info.status, info.reason,
-                               info.checkpoint_id, (), ())
-        writes = checkpoint.pending_writes
-        cancelled = tuple(sorted({w.task_name for w in writes if w.channel == CANCELLED}))
-        done = {w.task_id for w in writes if w.channel not in CONTROL_WRITES
-                and w.channel != RETURN and w.task_id != NULL_TASK_ID}
-        done_names = {w.task_name for w in writes if w.task_id in done}
-        # What finished: the writes of the step's finished tasks, and the results of the calls
-        # (tasks of the Functional API, tool calls) that finished inside unfinished ones.
-        pending = tuple(
-            PendingWrite(w.task_name, w.channel, w.value)
-            for w in writes
-            if (w.task_id in done and not is_internal(w.channel)) or w.channel == RETURN
-        )
-        nxt = tuple(n for n in checkpoint.next if n not in done_names or n in cancelled)
-        values = {k: v for k, v in checkpoint.values.items() if not is_internal(k)}
-        partials = partial_answers(writes)
-        return RunSnapshot(run_id, values, nxt, checkpoint.step, info.status, info.reason,
-                           checkpoint.id, cancelled, pending, partials)
+        return snapshot(info, checkpoint)
 
     # -- async twins --------------------------------------------------------------------------
 
@@ -437,6 +418,36 @@ class CheckpointStore(ABC):
         """
         self.delete_run_checkpoints(run_id)
 
+    # Thread and run writes: one transaction each, made on loops that serve many callers (the
+    # server's), so a store whose writes block (a disk, a network) overrides these.
+
+    async def aput_thread(self, thread_id: str,
+                          metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        """Async twin of `put_thread`.
+
+        Cancellation:
+            One transaction: cancelled before it commits, the thread is unchanged; safe to
+            retry (the metadata is merged again, to the same result).
+        """
+        return self.put_thread(thread_id, metadata)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of `delete_thread`.
+
+        Cancellation:
+            One transaction: the thread goes whole or stays whole; safe to retry.
+        """
+        self.delete_thread(thread_id)
+
+    async def adelete_run(self, run_id: str) -> bool:
+        """Async twin of `delete_run` (the same answer, the same `RunError` for a run in
+        flight).
+
+        Cancellation:
+            One transaction: the run goes whole or stays; safe to retry (a repeat is False).
+        """
+        return self.delete_run(run_id)
+
     def find_orphans(self, owner_alive: Callable[[str], bool] | None = None) -> list[RunInfo]:
         """Runs left `pending`/`running`/`cancelling` by a process that died.
 
@@ -450,19 +461,6 @@ class CheckpointStore(ABC):
         """End orphaned runs as `error` (resumable), with an `orphan` event; returns them."""
         del owner_alive
         return []
-
-
-def partial_answers(writes: Sequence[WriteRecord]) -> tuple[dict[str, Any], ...]:
-    """The partial answers among a checkpoint's pending writes: task by task, each task's in
-    the order its model calls began (their indexes count down)."""
-    kept = [w for w in writes if w.channel == PARTIAL and isinstance(w.value, Mapping)]
-    first = {w.task_id: i for i, w in reversed(list(enumerate(kept)))}
-    return tuple(dict(w.value) for w in sorted(kept, key=lambda w: (first[w.task_id], -w.idx)))
-
-
-def is_internal(key: str) -> bool:
-    """Whether a channel is the engine's (a trigger, a barrier, a control write), not state."""
-    return key.startswith(("branch:", "join:", "__"))
 
 
 BaseCheckpointSaver = CheckpointStore

@@ -18,11 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from tether import node_context
-from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelScope
 from tether.checkpoint.base import WriteRecord
 from tether.constants import RESUME, RETURN
 from tether.engine import interrupts
+from tether.engine.attempt import (
+    cancelled_error,
+    open_scope,
+    refuse_own_cancel,
+    retry_policy,
+    watchdog,
+)
+from tether.engine.attempt import end as end_attempt
 from tether.engine.calls import CallSite
 from tether.engine.host import TaskHost
 from tether.engine.liveness import Liveness
@@ -34,13 +41,11 @@ from tether.engine.task import StopMode, Task
 from tether.engine.to_thread import ThreadPool
 from tether.errors import (
     GraphInterrupt,
-    NodeError,
-    NodeTimeoutError,
     ParentCommand,
 )
 from tether.node_context import Meter, NodeContext, StreamWriter
 from tether.runtime import Runtime, touch
-from tether.types import CancelReason, Command, RetryPolicy
+from tether.types import CancelReason, Command
 
 _CANCELLED = object()
 SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
@@ -54,17 +59,19 @@ class Executor:
     Attributes:
         scope: the scope of the run (or of the parent task, for a subgraph).
         host: the loop the tasks belong to.
-        runtime: the `Runtime` every node of the run sees.
         inline_sync: sync nodes alone in their step may run on the loop's thread.
         grace: seconds a node has to stop after a cancel, unless the node sets its own.
         idle_timeout: the run's idle limit per attempt, unless the node sets its own.
         meter: counts the usage nodes report (`tether.charge()`).
         parent_interrupt: for a subgraph, the parent task's `interrupt()` handler.
         null_resume: an answer not addressed to any task (`InputPlan.null_resume`), taken by
-            the first `interrupt()` asked without one.
+            the first `interrupt()` asked without one (None: there is none, as in most runs).
         kept: for the step the run resumes, what its calls left (pending writes by call id,
-            with the new answers to their questions); emptied once the step commits.
+            with the new answers to their questions); None (nothing) once the step commits,
+            and in the steps of most runs.
         cache, cache_policy: where results of nodes and calls are cached (`LoopOptions`).
+        event_loop: the loop the run runs on, when the executor is made inside it (None: found
+            on first use, which must then be on the loop's thread).
         observer: watches each attempt of the graph's tasks (None: nothing is watched).
     """
 
@@ -73,7 +80,6 @@ class Executor:
     pool: ThreadPool
     nodes: Mapping[str, NodeSpec]
     host: TaskHost
-    runtime: Runtime[Any]
     inline_sync: bool
     grace: float
     run_id: str | None = None
@@ -81,16 +87,17 @@ class Executor:
     idle_timeout: float | None = None
     meter: Meter | None = None
     parent_interrupt: Callable[[Any], Any] | None = None
-    null_resume: list[Any] = field(default_factory=list)
-    kept: dict[str, list[WriteRecord]] = field(default_factory=dict)
+    null_resume: list[Any] | None = None
+    kept: dict[str, list[WriteRecord]] | None = None
     cache: Any = None
     cache_policy: Any = None
     observer: TaskObserver | None = None
     _writer: StreamWriter | None = field(default=None)
+    _runtime: Runtime[Any] | None = field(default=None)
     _out: MessageOut | None = field(default=None)
     _semaphore: asyncio.Semaphore | None = field(default=None)
     _router: Router | None = field(default=None)
-    _loop: asyncio.AbstractEventLoop | None = field(default=None)
+    event_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def router(self) -> Router:
@@ -135,25 +142,35 @@ class Executor:
         Cancellation:
             As `run_task`: a cancel of the run is recorded on the task, not raised.
         """
-        node = task.node
+        # An attempt of a node that needs no binding of its scope (no timeout, no watchdog,
+        # no thread) is awaited from this very frame: a run parked in such a node holds no
+        # frame between its loop and its node.
         attempt = 0
         while True:
             attempt += 1
             started = time.monotonic()
-            parent = task.parent.scope if task.parent is not None else None
-            scope = CancelScope(parent or self.scope, name=node.name,
-                                deadline=None if node.timeout is None
-                                else deadline_after(node.timeout, started))
-            task.scope = scope
+            scope = open_scope(task, self.scope, started)
             try:
-                result = await self._attempt(task, scope, alone)
+                watch = watchdog(task, scope, self.idle_timeout)
+                token = self.enter(task, scope, watch)
+                seen = self._watch(task) if self.observer is not None and task.parent is None \
+                    else None
+                try:
+                    call = self._call_for(task, scope, watch, alone)
+                    # None: a sync node inline, called right here.
+                    result = self._observe(
+                        task, await call if call is not None else self._call_sync(task), seen)
+                except asyncio.CancelledError:
+                    if not self._cancelled_by_tether(scope):
+                        refuse_own_cancel(task)
+                        raise  # a cancel from outside tether: let it through
+                    result = _CANCELLED
+                finally:
+                    end_attempt(task, watch, seen, token)
                 if task.site is not None:
                     await self.settle_calls(task)
             except GraphInterrupt as exc:
-                await self.settle_calls(task)
-                task.outcome = "interrupted"
-                task.interrupts = interrupts.asked(task, exc.interrupts)
-                task.finished_at = time.monotonic()
+                await self._interrupted(task, exc)
                 return
             except Exception as exc:  # noqa: BLE001 - recorded on the task, maybe retried
                 error: BaseException = exc
@@ -163,86 +180,84 @@ class Executor:
                 if result is not _CANCELLED:
                     await self.finish(task, result)
                     return
-                error = self._cancelled_error(task, scope, started)
+                error = cancelled_error(task, scope, self.scope, started, self.idle_timeout)
                 if task.outcome == "cancelled":
                     return
             finally:
                 scope.close()
-            if isinstance(error, ParentCommand) and task.parent is None:
-                # A graph the node's code invoked went to this graph: the node answers with
-                # that command.
-                command = error.command
-                await self.finish(task, Command(update=command.update, goto=command.goto))
+            if not await self._retrying(task, error, attempt, alone):
                 return
-            policy = _matching_policy(node.retry, error)
-            if policy is None or attempt >= policy.max_attempts or self.scope.cancel_called:
-                task.outcome, task.error = "error", error
-                task.finished_at = time.monotonic()
-                if not alone and task.parent is None:
-                    self.cancel_siblings()
-                return
-            await asyncio.sleep(policy.interval(attempt))
 
-    def _cancelled_error(self, task: Task, scope: CancelScope, started: float) -> BaseException:
-        # The attempt was cancelled: by the run, by a failed sibling, or by its own timeout.
-        hooks = scope.take_hooks()
-        if hooks:  # most attempts registered none: no list is rebuilt for them
-            task.hooks = [*task.hooks, *((task.name, hook) for hook in hooks)]
-        if self.scope.cancel_called:
-            task.outcome = "cancelled"
-            return asyncio.CancelledError()
-        reason = scope.reason
-        if reason is not None and reason.kind == "timeout":
-            elapsed = time.monotonic() - started
-            if reason.requested_by == "idle":
-                limit = task.node.idle_timeout or self.idle_timeout or 0.0
-                return NodeTimeoutError(task.name, limit, elapsed, kind="idle")
-            if task.node.timeout is not None:
-                return NodeTimeoutError(task.name, task.node.timeout, elapsed)
-        task.outcome = "cancelled"
-        return asyncio.CancelledError()
+    def _call_for(self, task: Task, scope: CancelScope, watch: Liveness | None,
+                  alone: bool) -> Awaitable[Any] | None:
+        """What an attempt of `task` awaits: its call with its scope bound to the running task
+        where it needs that (a deadline, a watchdog, siblings that may cancel it, a sync node
+        on a thread, abandoned through it), else its bare call (an async node alone in its
+        step: the run's scope delivers its cancel). None: a sync node run inline."""
+        node = task.node
+        if (not alone or node.timeout is not None or watch is not None
+                or (not node.is_async and not self._runs_inline(node, alone))):
+            return self._bound(task, scope, watch, alone)
+        if node.is_async or node.subgraph is not None:
+            return self._call_of(task, scope, alone)
+        return None
+
+    async def _bound(self, task: Task, scope: CancelScope, watch: Liveness | None,
+                     alone: bool) -> Any:
+        """Call `task`'s node with its attempt's scope bound to the running task: the node's
+        answer, or `_CANCELLED` when the scope's own cancel stopped it.
+
+        Cancellation:
+            The scope's own cancel (its deadline, a failed sibling) is absorbed here; any
+            other cancel propagates.
+        """
+        with scope:
+            if scope.own_deadline is not None:
+                scope.arm()
+            if watch is not None:
+                watch.start()
+            return await self._call_of(task, scope, alone)
+        return _CANCELLED
+
+    async def _interrupted(self, task: Task, exc: GraphInterrupt) -> None:
+        """The attempt paused for input: the task is `interrupted` with its questions.
+
+        Cancellation:
+            As `settle_calls`.
+        """
+        await self.settle_calls(task)
+        task.outcome = "interrupted"
+        task.interrupts = interrupts.asked(task, exc.interrupts)
+        task.finished_at = time.monotonic()
+
+    async def _retrying(self, task: Task, error: BaseException, attempt: int,
+                        alone: bool) -> bool:
+        """After a failed attempt: True when another is due (after its policy's interval);
+        else the task has its outcome (an answer, for a command from a graph its code invoked;
+        its error otherwise).
+
+        Cancellation:
+            A cancel during the interval between attempts propagates.
+        """
+        if isinstance(error, ParentCommand) and task.parent is None:
+            # A graph the node's code invoked went to this graph: the node answers with that
+            # command.
+            command = error.command
+            await self.finish(task, Command(update=command.update, goto=command.goto))
+            return False
+        policy = retry_policy(task.node.retry, error)
+        if policy is None or attempt >= policy.max_attempts or self.scope.cancel_called:
+            task.outcome, task.error = "error", error
+            task.finished_at = time.monotonic()
+            if not alone and task.parent is None:
+                self.cancel_siblings()
+            return False
+        await asyncio.sleep(policy.interval(attempt))
+        return True
 
     def cancel_siblings(self) -> None:
         """A task of the step failed: cancel the attempts of the others still running."""
         self.scope.cancel_children(SIBLING_FAILED)
-
-    async def _attempt(self, task: Task, scope: CancelScope, alone: bool) -> Any:
-        node = task.node
-        idle = node.idle_timeout or self.idle_timeout
-        watch = Liveness(scope, idle) if idle is not None else None
-        token = self.enter(task, scope, watch)
-        task.partials = None
-        seen = self._watch(task) if self.observer is not None and task.parent is None else None
-        try:
-            bind = (not alone or node.timeout is not None or watch is not None
-                    or (not node.is_async and not self._runs_inline(node, alone)))
-            if not bind:
-                if node.is_async or node.subgraph is not None:
-                    result = await self._call_of(task, scope, alone)
-                else:
-                    result = self._call_sync(task)
-                return self._observe(task, result, seen)
-            with scope:
-                if scope.own_deadline is not None:
-                    scope.arm()
-                if watch is not None:
-                    watch.start()
-                result = await self._call_of(task, scope, alone)
-                return self._observe(task, result, seen)
-            return _CANCELLED
-        except asyncio.CancelledError:
-            if self._cancelled_by_tether(scope):
-                return _CANCELLED
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # a cancel from outside tether: let it through
-            raise NodeError(node.name, "raised CancelledError without being cancelled "
-                                       "(raise another exception to fail the node)") from None
-        finally:
-            if watch is not None:
-                watch.stop()
-            _unwatch(task, seen)
-            node_context.leave(token)
 
     def _cancelled_by_tether(self, scope: CancelScope) -> bool:
         if scope.cancel_called or self.scope.cancel_called:
@@ -255,6 +270,8 @@ class Executor:
 
     def _observe(self, task: Task, result: Any, seen: AttemptWatch | None = None) -> Any:
         # The instant the engine sees the node's answer decides whether it counts.
+        if result is _CANCELLED:
+            return result
         task.finished_at = finished = time.monotonic()
         cancelled_at = self.scope.cancelled_at
         if cancelled_at is not None and finished >= cancelled_at:
@@ -343,11 +360,19 @@ class Executor:
 
     @property
     def writer(self) -> StreamWriter:
-        """The `custom` stream writer; safe to call from worker threads."""
+        """The `custom` stream writer (made when a node first asks: most never do); safe to
+        call, and to ask for, from worker threads."""
         if self._writer is None:
-            loop = self._loop = asyncio.get_running_loop()
-            self._writer = CustomWriter(self.emitter.emit_custom, loop)
+            self._writer = CustomWriter(self.emitter.emit_custom, self.loop)
         return self._writer
+
+    @property
+    def runtime(self) -> Runtime[Any]:
+        """The `Runtime` every node of the run sees (made when a node first asks: most never
+        do); safe to ask for from worker threads."""
+        if self._runtime is None:
+            self._runtime = self.host.make_runtime()
+        return self._runtime
 
     @property
     def message_out(self) -> MessageOut | None:
@@ -366,7 +391,7 @@ class Executor:
         # The config and the interrupt handler come from this executor on demand (`host`):
         # no closures per attempt for what most nodes never ask for.
         return node_context.enter(NodeContext(
-            task.name, task.step, self.run_id, scope, self.writer, None, self.runtime,
+            task.name, task.step, self.run_id, scope, None, None, None,
             self.meter, None, watch.touch if watch is not None else None, self, task, self))
 
     def node_config(self, task: Task) -> dict[str, Any]:
@@ -415,10 +440,11 @@ class Executor:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop the run's tasks and calls are scheduled on."""
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
+        """The event loop the run's tasks and calls are scheduled on (given when the executor
+        is made inside one; else the running loop, asked on the loop's thread)."""
+        if self.event_loop is None:
+            self.event_loop = asyncio.get_running_loop()
+        return self.event_loop
 
     def site_for(self, task: Task) -> CallSite:
         """The launcher of the units `task`'s current attempt starts (made on first use)."""
@@ -442,7 +468,7 @@ class Executor:
     def recall(self, call: Task) -> bool:
         """Give a call what an earlier attempt of its step kept: its result (True: it does not
         run again) or the answers to its questions."""
-        kept = self.kept.get(call.id)
+        kept = self.kept.get(call.id) if self.kept is not None else None
         if not kept:
             return False
         for record in kept:
@@ -457,6 +483,8 @@ class Executor:
         """A call finished: a retry of its parent in this step finds its result (as a resume
         would find it in the checkpoint)."""
         if call.outcome == "done" and call.writes and not call.cached:
+            if self.kept is None:
+                self.kept = {}
             self.kept.setdefault(call.id, []).append(
                 WriteRecord(call.id, call.name, 0, RETURN, call.writes[0][1]))
 
@@ -467,18 +495,3 @@ class Executor:
             self.emitter.emit_update(call, call.writes[0][1])
 
 
-def _unwatch(task: Task, seen: AttemptWatch | None) -> None:
-    """End the watch of an attempt; what it left unfinished goes to the task (after what its
-    subgraphs left, `Loop.run_graph`)."""
-    cut = seen.close() if seen is not None else None
-    if cut:
-        task.partials = [*(task.partials or ()), *cut]
-
-
-def _matching_policy(policies: tuple[RetryPolicy, ...], exc: BaseException) -> RetryPolicy | None:
-    if not isinstance(exc, Exception):
-        return None
-    for policy in policies:
-        if policy.should_retry(exc):
-            return policy
-    return None

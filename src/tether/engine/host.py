@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.task import StopMode, Task
+from tether.runtime import Runtime
 
 
 class TaskHost(Protocol):
@@ -24,6 +25,10 @@ class TaskHost(Protocol):
 
     def task_config(self, task: Task) -> dict[str, Any]:
         """The config dict `task`'s node sees."""
+
+    def make_runtime(self) -> Runtime[Any]:
+        """A `Runtime` for the nodes of this graph run (asked once, when a node first wants
+        it)."""
 
     async def task_done(self, task: Task) -> None:
         """A task of a multi-task step finished (store its writes as pending writes).

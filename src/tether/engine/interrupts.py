@@ -201,12 +201,12 @@ def asked(task: Task, raised: tuple[Interrupt, ...]) -> tuple[Interrupt, ...]:
     return (*raised, *more) if more else raised
 
 
-def answer(task: Task, unaddressed: list[Any], value: Any) -> Any:
+def answer(task: Task, unaddressed: list[Any] | None, value: Any) -> Any:
     """`interrupt(value)` inside `task`: the next resume value, or a pause (`GraphInterrupt`).
 
     Args:
         unaddressed: answers given to no task in particular; the first question asked without
-            an answer takes one (and keeps it, should the task pause again).
+            an answer takes one (and keeps it, should the task pause again). None: none.
     """
     idx = task.interrupt_count
     task.interrupt_count += 1

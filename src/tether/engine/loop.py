@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tether.channels.base import MISSING
@@ -26,7 +27,6 @@ from tether.engine import caching, closing, start, subgraph
 from tether.engine.apply import group_writes
 from tether.engine.execute import Executor
 from tether.engine.interrupts import (
-    InputPlan,
     attach_pending,
     kept_by_task,
     paused_before_marker,
@@ -46,9 +46,23 @@ from tether.runtime import Runtime
 from tether.types import CancelReason, Interrupt
 
 
+@dataclass(frozen=True, slots=True)
+class _FirstStep:
+    """What the first superstep of a run that continues a thread is given: the writes its
+    checkpoint kept, the new answers by task id, and whether it resumes an `interrupt_before`
+    pause (a fresh start needs none of it: no object then)."""
+
+    pending: Sequence[WriteRecord]
+    resume_map: Mapping[str, list[Any]]
+    skip_interrupt_before: bool
+
+
 class Loop:
     """One run of a graph (or of a subgraph inside a task). It is also the `TaskHost` of its
     executor: what a running task asks of its graph run."""
+
+    __slots__ = ("__weakref__", "_ran", "executor", "keeps_writes", "opts", "persist", "spec",
+                 "state", "tasks")
 
     def __init__(self, spec: GraphSpec, options: LoopOptions) -> None:
         self.spec = spec
@@ -67,15 +81,14 @@ class Loop:
         # reference cycle for the collector (runs start by the thousand).
         self.executor = Executor(
             scope=options.scope, emitter=options.emitter, pool=options.pool, nodes=spec.nodes,
-            host=weakref.proxy(self),
-            runtime=Runtime(context=options.context, store=options.long_term_store,
-                            run_id=options.run_id, thread_id=options.thread_id),
+            host=weakref.proxy(self), event_loop=_running_loop(),
             inline_sync=options.inline_sync, grace=config.cancel_grace, run_id=options.run_id,
             max_concurrency=config.max_concurrency, idle_timeout=config.idle_timeout,
             meter=options.host.meter, parent_interrupt=options.parent_interrupt,
             cache=options.cache, cache_policy=options.cache_policy, observer=options.observer,
         )
-        self._ran: list[Task] = []
+        # The tasks of the last step that committed (an empty tuple, shared, until one has).
+        self._ran: Sequence[Task] = ()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -86,13 +99,53 @@ class Loop:
             Under the run's scope: a cancel ends it with a `cancelled` outcome once the
             running tasks have settled (bounded by their graces); it never raises the cancel.
         """
+        # The supersteps are this coroutine's own loop, and a step's tasks are awaited from
+        # here: a run parked in a node holds no frame of a setup or a step helper (a thousand
+        # runs in flight hold a thousand of each).
+        first = await self._begin(graph_input)
+        state = self.state
+        stop = state.stop
+        assert stop is not None  # set by `_begin`
+        while True:
+            tasks = self.tasks
+            if state.step >= stop:
+                # Checked before "nothing left to run", as LangGraph does: a run whose last
+                # step is the last one its budget allows still ends over budget.
+                return await self._over_budget()
+            if not tasks:
+                return self._outcome("done")
+            held = await self._gate(tasks, first)
+            if held is not None:
+                return held
+            first = None
+            to_run = await self._before_tasks(tasks)
+            if len(to_run) == 1:
+                await self.executor.run_attempts(to_run[0], alone=True)
+            elif to_run:
+                await run_step(self.executor, to_run)
+            outcome = await self._after_tasks(tasks, to_run)
+            if outcome is not None:
+                return outcome
+            if self._paused_after():
+                return self._outcome("interrupted")
+
+    def _paused_after(self) -> bool:
+        """Whether an `interrupt_after` pause follows the step just committed (a helper of its
+        own: a generator in `run` would make a closure cell for every run)."""
+        after = self._pause_set(self.opts.interrupt_after, self.spec.interrupt_after)
+        return bool(after) and bool(self.tasks) and any(t.name in after for t in self._ran)
+
+    async def _begin(self, graph_input: Any) -> _FirstStep | None:
+        """Load the thread, apply the input, plan the first step; what that step must be given
+        (None: nothing, a fresh start)."""
         state, persist = self.state, self.persist
         loaded = await start.load(state, persist, self.opts.config.checkpoint_id)
         plan = plan_input(self.spec, graph_input, loaded, self.opts.config)
         if plan.resume_writes and persist is not None:
             await persist.put_writes(plan.resume_writes)
-        state.stop = stop = budget_stop(loaded, self.opts.config.recursion_limit)
-        self.executor.null_resume.extend(plan.null_resume)
+        state.stop = budget_stop(loaded, self.opts.config.recursion_limit)
+        if plan.null_resume:
+            self.executor.null_resume = list(plan.null_resume)
         if plan.writes is not None:
             closer = self.opts.closer
             if closer is not None and loaded is not None and not self.opts.nested:
@@ -112,37 +165,9 @@ class Loop:
             announce_loaded(self.opts.emitter, self.spec, loaded, state.shown(), state.step)
             self.opts.emitter.emit_values(state.view())
         pending = loaded.pending_writes if (loaded is not None and plan.writes is None) else ()
-        return await self._supersteps(plan, pending, stop)
-
-    async def _supersteps(self, plan: InputPlan, pending: Sequence[WriteRecord],
-                          stop: int) -> LoopOutcome:
-        first = True
-        while True:
-            tasks = self.tasks
-            if self.state.step >= stop:
-                # Checked before "nothing left to run", as LangGraph does: a run whose last
-                # step is the last one its budget allows still ends over budget.
-                return await self._over_budget()
-            if not tasks:
-                return self._outcome("done")
-            emitter = self.opts.emitter
-            if self.persist is not None or emitter.tasks or emitter.messages:
-                base = self.persist.checkpoint_id if self.persist is not None else None
-                for task in tasks:
-                    task.key_id(base or "", self.opts.ns)
-            if first and (pending or plan.resume_map):
-                attach_pending(tasks, pending, plan.resume_map)
-                self.executor.kept = kept_by_task(pending, plan.resume_map)
-            held = await self._gate(tasks, first and plan.skip_interrupt_before)
-            if held is not None:
-                return held
-            first = False
-            outcome = await self._superstep(tasks)
-            if outcome is not None:
-                return outcome
-            after = self._pause_set(self.opts.interrupt_after, self.spec.interrupt_after)
-            if after and self.tasks and any(t.name in after for t in self._ran):
-                return self._outcome("interrupted")
+        if not pending and not plan.resume_map and not plan.skip_interrupt_before:
+            return None
+        return _FirstStep(pending, plan.resume_map, plan.skip_interrupt_before)
 
     async def _over_budget(self) -> LoopOutcome:
         """The recursion budget is spent: a subgraph's loop fails its parent task; the run's
@@ -156,10 +181,11 @@ class Loop:
         assert outcome is not None
         return outcome
 
-    async def _gate(self, tasks: list[Task],
-                    resuming_pause: bool) -> LoopOutcome | None:
+    async def _gate(self, tasks: list[Task], first: _FirstStep | None) -> LoopOutcome | None:
         """What may keep the next superstep from starting: a cancel, an `interrupt_before`
-        pause, or a policy."""
+        pause, or a policy. `first`: what the run's first step is given (its tasks then get
+        it here)."""
+        resuming_pause = self._identify(tasks, first)
         if self.opts.scope.cancel_called:
             return self._outcome("cancelled")
         before = self._pause_set(self.opts.interrupt_before, self.spec.interrupt_before)
@@ -179,7 +205,25 @@ class Loop:
         reason = hooks.before_step(self.state.step + 1, fresh, self.state.values)
         return None if reason is None else await self._stop(reason)
 
-    async def _superstep(self, tasks: list[Task]) -> LoopOutcome | None:
+    def _identify(self, tasks: list[Task], first: _FirstStep | None) -> bool:
+        """Give the step's tasks their ids (from the checkpoint they start from, where one is
+        kept or shown) and, in the run's first step, what the thread kept for them; True when
+        that step resumes an `interrupt_before` pause."""
+        emitter = self.opts.emitter
+        if self.persist is not None or emitter.tasks or emitter.messages:
+            base = self.persist.checkpoint_id if self.persist is not None else None
+            for task in tasks:
+                task.key_id(base or "", self.opts.ns)
+        if first is None:
+            return False
+        if first.pending or first.resume_map:
+            attach_pending(tasks, first.pending, first.resume_map)
+            self.executor.kept = kept_by_task(first.pending, first.resume_map)
+        return first.skip_interrupt_before
+
+    async def _before_tasks(self, tasks: list[Task]) -> list[Task]:
+        """Start a superstep: cached results recalled, barriers consumed, tasks announced;
+        returns the tasks that must run."""
         cache = self.opts.cache
         if cache is not None:
             await caching.recall(cache, [t for t in tasks if not t.cached])
@@ -187,20 +231,21 @@ class Loop:
         if self.persist is not None:
             self.persist.mark(consumed)
         self._announce_tasks(tasks)
-        emitter = self.opts.emitter
-        to_run = [t for t in tasks if not t.cached]
-        if len(to_run) == 1:
-            # A lone task's attempts awaited from here (`run_task` adds nothing for it): two
-            # coroutine frames less per run in flight.
-            await self.executor.run_attempts(to_run[0], alone=True)
-        elif to_run:
-            await run_step(self.executor, to_run)
+        for task in tasks:
+            if task.cached:
+                return [t for t in tasks if not t.cached]
+        return tasks
+
+    async def _after_tasks(self, tasks: list[Task], ran: list[Task]) -> LoopOutcome | None:
+        """End a superstep whose tasks `ran` (the others were cached): its outcome if the run
+        stops here (a cancel, a failure, a pause, a policy), else None once it is committed."""
         if self.opts.scope.cancel_called:
             return self._outcome("cancelled")
+        cache = self.opts.cache
         if cache is not None:
-            await caching.keep(cache, to_run)
-        if emitter.tasks:
-            self._announce_results(to_run)
+            await caching.keep(cache, ran)
+        if self.opts.emitter.tasks:
+            self._announce_results(ran)
         unfinished = await self._unfinished(tasks)
         if unfinished is not None:
             return unfinished
@@ -269,7 +314,7 @@ class Loop:
         before = _written(state, grouped) if hooks is not None and hooks.watches_progress \
             else None
         updated = state.commit(grouped)
-        self.executor.kept = {}
+        self.executor.kept = None
         self.tasks = state.plan(updated)
         if self.persist is not None:
             # With no task due, the run ends here: its end's transaction stores this checkpoint
@@ -295,6 +340,12 @@ class Loop:
     def preview(self, writes: Sequence[Write]) -> dict[str, Any]:
         """The state with only `writes` applied (what a conditional edge sees)."""
         return self.state.preview(writes)
+
+    def make_runtime(self) -> Runtime[Any]:
+        """A `Runtime` for this graph run's nodes: its context, long-term store and ids."""
+        opts = self.opts
+        return Runtime(context=opts.context, store=opts.long_term_store, run_id=opts.run_id,
+                       thread_id=opts.thread_id)
 
     def task_config(self, task: Task) -> dict[str, Any]:
         """The config dict `task`'s node sees."""
@@ -388,6 +439,14 @@ def _vetoed(tasks: list[Task], verdict: CancelReason) -> CancelReason:
     for task in tasks:
         task.outcome, task.writes = "cancelled", None
     return verdict
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop; None outside one (the executor then finds it on first use)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:

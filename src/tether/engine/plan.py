@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tether.channels.base import BaseChannel
@@ -41,11 +41,13 @@ def due_nodes(spec: GraphSpec, channels: Mapping[str, BaseChannel],
     return sorted(names)
 
 
-def pending_sends(channels: Mapping[str, BaseChannel]) -> list[Send]:
+def pending_sends(channels: Mapping[str, BaseChannel]) -> Sequence[Send]:
     """`Send` packets waiting for the next superstep."""
     topic = channels.get(TASKS)
-    if not isinstance(topic, Topic) or not topic.values:
-        return []
+    # None first: most runs never make the topic, and an `isinstance` against a channel class
+    # (an ABC) is slow when it fails.
+    if topic is None or not isinstance(topic, Topic) or not topic.values:
+        return ()
     return list(topic.values)
 
 
@@ -56,6 +58,11 @@ def managed_values(spec: GraphSpec, step: int, stop: int | None) -> dict[str, An
         return {}
     budget = StepBudget(step, stop)
     return {key: manager.get(budget) for key, manager in spec.managed.items()}
+
+
+_PULL_PATHS: dict[str, tuple[str, str]] = {}
+"""One path tuple per node name, shared by every pull task of that node (tasks are made by the
+thousand; node names are few)."""
 
 
 def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dict[str, Any],
@@ -74,7 +81,10 @@ def plan_tasks(spec: GraphSpec, channels: Mapping[str, BaseChannel], values: dic
         node = nodes[name]
         reader = node.reader
         node_input = reader(values) if reader is not None else dict(values)
-        tasks.append(Task(node, node_input, (PULL, name), step))
+        path = _PULL_PATHS.get(name)
+        if path is None:
+            path = _PULL_PATHS[name] = (PULL, name)
+        tasks.append(Task(node, node_input, path, step))
     for idx, send in enumerate(pending_sends(channels)):
         target = nodes.get(send.node)
         if target is None:

@@ -5,8 +5,12 @@ Invariants:
 - `values` holds, for every state key whose channel has a value, that value (in the schema's
   order); it is brought in line with the channels after every change made here, except by
   `restore`, whose caller refreshes it (`refresh_all`) once it knows how the run starts.
+- `channels` holds one channel per channel of the spec, except the `Send` topic (`TASKS`),
+  made on its first write or restored value: most graphs never send, and runs start by the
+  thousand. Its absence reads as an empty topic.
 - `live` holds the trigger channels (and the `Send` topic) that held a value after the last
-  change; `commit` clears those its writes do not write again (an edge fires once).
+  change; `commit` clears those its writes do not write again (an edge fires once). It is
+  immutable, replaced on every change: a set of one channel is shared by every run.
 - `step` is the step of the last commit (or of the checkpoint restored).
 - `stop` is the first step the run's recursion budget does not allow (None until the run
   knows it); the managed values of a planned task are computed from it.
@@ -25,6 +29,10 @@ from tether.engine.plan import consume_triggers, managed_values, plan_tasks
 from tether.engine.spec import GraphSpec, Write
 from tether.engine.task import Task
 
+_NONE: frozenset[str] = frozenset()
+_ONE: dict[str, frozenset[str]] = {}
+"""One set per channel name, shared: the live triggers of a step that has one."""
+
 
 class ChannelState:
     """The channels, the state dict and the live triggers of one run of one graph.
@@ -38,12 +46,13 @@ class ChannelState:
 
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec
-        self.channels: dict[str, BaseChannel] = {k: f() for k, f in spec.channels.items()}
+        self.channels: dict[str, BaseChannel] = {
+            k: f() for k, f in spec.channels.items() if k != TASKS}
         self.values: dict[str, Any] = {}
         self.state_keys = spec.state_key_set
         self.step = -1
         self.stop: int | None = None
-        self.live: set[str] = set()
+        self.live: frozenset[str] = _NONE
         self._node_triggers: dict[str, tuple[str, ...]] | None = None
 
     # -- changing the state ---------------------------------------------------------------
@@ -52,6 +61,7 @@ class ChannelState:
         """Take the channel values and the step of a stored checkpoint, with the writes given to
         it from outside (a `Command`) applied. Returns the channels those writes changed."""
         channels = self.channels
+        self._open_topic(stored.values)
         for key, value in stored.values.items():
             channel = channels.get(key)
             if channel is not None:
@@ -63,6 +73,7 @@ class ChannelState:
             grouped: dict[str, list[Any]] = {}
             for w in sorted(null, key=lambda w: w.idx):
                 grouped.setdefault(w.channel, []).append(w.value)
+            self._open_topic(grouped)
             changed = apply_grouped(channels, grouped, ())
         self.live = self.triggers_in(channels)
         return changed
@@ -70,6 +81,7 @@ class ChannelState:
     def commit(self, grouped: Mapping[str, list[Any]]) -> set[str]:
         """Apply a step's grouped writes as the next step: the previous step's triggers not
         written again are cleared. Returns the channels that changed."""
+        self._open_topic(grouped)
         updated = apply_grouped(self.channels, grouped, self.live)
         self.step += 1
         refresh_values(self.channels, self.values, self.state_keys, updated)
@@ -82,7 +94,7 @@ class ChannelState:
             self.live |= self.triggers_in(fired)
         return updated
 
-    def _due(self, live: set[str]) -> bool:
+    def _due(self, live: frozenset[str]) -> bool:
         """Whether a node trigger among `live` starts a task (a pending `Send` does not hold
         deferred nodes back, as in LangGraph)."""
         triggers = self.spec.triggers
@@ -91,10 +103,19 @@ class ChannelState:
     def put(self, grouped: Mapping[str, list[Any]]) -> set[str]:
         """Apply writes within the current step (a `Command` given to a paused thread): nothing
         is cleared and the step does not move. Returns the channels that changed."""
+        self._open_topic(grouped)
         updated = apply_grouped(self.channels, grouped, ())
         refresh_values(self.channels, self.values, self.state_keys, updated)
         self.live |= self.triggers_in(updated)
         return updated
+
+    def _open_topic(self, keys: Iterable[str]) -> None:
+        """Make the `Send` topic when `keys` (what is about to be written or restored) has it
+        and it is not made yet."""
+        if TASKS in keys and TASKS not in self.channels:
+            factory = self.spec.channels.get(TASKS)
+            if factory is not None:
+                self.channels[TASKS] = factory()
 
     def move_to(self, step: int) -> None:
         """Make `step` the current one without writes (an input checkpoint, or a fork, takes a
@@ -107,7 +128,7 @@ class ChannelState:
         target = self.channels.get(channel)
         if target is None or not target.update([value]):
             return False
-        self.live.add(channel)
+        self.live = self.live | {channel}
         return True
 
     def consume(self, tasks: Iterable[Task]) -> list[str]:
@@ -120,11 +141,20 @@ class ChannelState:
 
     # -- reading the state ----------------------------------------------------------------
 
-    def triggers_in(self, channels: Iterable[str]) -> set[str]:
-        """The trigger channels among `channels` that hold a value now."""
+    def triggers_in(self, channels: Iterable[str]) -> frozenset[str]:
+        """The trigger channels among `channels` that hold a value now (a set of one is
+        shared by every run: most steps have one, and runs start by the thousand)."""
         triggers, all_channels = self.spec.triggers, self.channels
-        return {c for c in channels
-                if (c in triggers or c == TASKS) and all_channels[c].is_available()}
+        found = [c for c in channels
+                 if (c in triggers or c == TASKS) and all_channels[c].is_available()]
+        if len(found) > 1:
+            return frozenset(found)
+        if not found:
+            return _NONE
+        one = _ONE.get(found[0])
+        if one is None:
+            one = _ONE[found[0]] = frozenset(found)
+        return one
 
     def plan(self, candidates: Iterable[str] | None) -> list[Task]:
         """The tasks of the next step (`candidates`: the channels that changed; None: all)."""

@@ -133,19 +133,22 @@ class Emitter:
 
 class CustomWriter:
     """The `custom` stream writer of one run: emits on the loop's thread, hands a chunk written
-    from a worker thread to the loop. One slotted object, not a closure (a run's worth of cells
-    for the collector)."""
+    from any other thread to the loop. One slotted object, not a closure (a run's worth of cells
+    for the collector); it may be made on any thread."""
 
-    __slots__ = ("_emit", "_loop", "_owner")
+    __slots__ = ("_emit", "_loop")
 
     def __init__(self, emit: Callable[[Any], None], loop: asyncio.AbstractEventLoop) -> None:
         self._emit = emit
         self._loop = loop
-        self._owner = threading.get_ident()
 
     def __call__(self, chunk: Any) -> None:
         touch()
-        if threading.get_ident() == self._owner:
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
             self._emit(chunk)
         elif not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._emit, chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +72,7 @@ def assemble(graph: Wiring, interrupt_before: tuple[str, ...],
         barriers[target] = (*barriers.get(target, ()), channel)
         if later:
             deferred.append(channel)
-    channels[TASKS] = lambda: Topic(TASKS)
+    channels[TASKS] = functools.partial(Topic, TASKS)
     channels[START] = _ephemeral(START)
     nodes: dict[str, NodeSpec] = {}
     for node_name, node in graph.nodes.items():
@@ -121,20 +122,24 @@ def _isolation(node: NodeDef) -> str | None:
     return node.isolation
 
 
+# Channel factories are partials, not lambdas: each run calls them all, and a partial adds no
+# frame of its own.
+
+
 def _ephemeral(key: str) -> Callable[[], BaseChannel]:
-    return lambda: EphemeralValue(key)
+    return functools.partial(EphemeralValue, key)
 
 
 def _barrier(names: frozenset[str], key: str) -> Callable[[], BaseChannel]:
-    return lambda: NamedBarrierValue(names, key)
+    return functools.partial(NamedBarrierValue, names, key)
 
 
 def _after_finish(key: str) -> Callable[[], BaseChannel]:
-    return lambda: LastValueAfterFinish(key)
+    return functools.partial(LastValueAfterFinish, key)
 
 
 def _barrier_after_finish(names: frozenset[str], key: str) -> Callable[[], BaseChannel]:
-    return lambda: NamedBarrierValueAfterFinish(names, key)
+    return functools.partial(NamedBarrierValueAfterFinish, names, key)
 
 
 def _output(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:

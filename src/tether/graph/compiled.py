@@ -126,10 +126,11 @@ class CompiledStateGraph(GraphHistory):
                  durability: Any = None, inline_sync: bool = False,
                  buffer_limit: int | None = None, version: str = "v1",
                  **ignored: Any) -> tuple[RunRequest, str]:
-        for key in ("debug", "print_mode", "output_keys", "checkpoint_during"):
-            ignored.pop(key, None)
         if ignored:
-            raise TypeError(f"unexpected arguments {sorted(ignored)}")
+            for key in ("debug", "print_mode", "output_keys", "checkpoint_during"):
+                ignored.pop(key, None)
+            if ignored:
+                raise TypeError(f"unexpected arguments {sorted(ignored)}")
         if version not in ("v1", "v2"):
             raise ConfigError(f"stream version {version!r} is not supported (use 'v1' or 'v2')")
         rc = self._parse(config, durability)

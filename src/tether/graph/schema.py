@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import inspect
 import typing
 import warnings
@@ -102,8 +103,8 @@ def _channel(key: str, hint: Any, cls: Any) -> Callable[[], BaseChannel]:
         reducer = _reducer(metadata, key, cls)
         if reducer is not None:
             initial = _initial(base)
-            return lambda: BinaryOperatorAggregate(reducer, initial, key)
-    return lambda: LastValue(key)
+            return functools.partial(BinaryOperatorAggregate, reducer, initial, key)
+    return functools.partial(LastValue, key)  # a partial: no frame of its own per run
 
 
 def _managed(hint: Any) -> ManagedValueSpec | None:

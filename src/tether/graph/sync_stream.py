@@ -36,8 +36,7 @@ def iterate(start: Callable[[bool], Run]) -> Iterator[Any]:
 
     call: Callable[[Coroutine[Any, Any, Any]], Any]
     if private:
-        runner = portal.private_runner()
-        call = runner.run
+        call = portal.run_private
     else:
         loop = portal.background_loop()
 

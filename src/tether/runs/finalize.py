@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether import lifecycle
-from tether.checkpoint.base import RunFinish, is_internal
+from tether.checkpoint.base import RunFinish
+from tether.checkpoint.snapshot import is_internal
 from tether.constants import INTERRUPT
 from tether.engine.outcome import LoopOutcome
 from tether.errors import (

@@ -78,19 +78,32 @@ def run_sync(factory: Callable[[bool], Coroutine[Any, Any, T]]) -> T:
             run may execute lone sync nodes inline).
     """
     if not loop_running():
-        from tether.runs.shutdown import SignalGuard
-
-        runner = _private()
-        with SignalGuard(runner.get_loop()) as guard:
-            try:
-                result = runner.run(factory(True))
-            except BaseException as exc:
-                guard.raise_if_signalled(exc)
-                raise
-            guard.raise_if_signalled()
-            return result
+        return run_private(factory(True))
     future = asyncio.run_coroutine_threadsafe(factory(False), background_loop())
     return future.result()
+
+
+def run_private(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to completion on the calling thread's private loop (no loop may be running
+    in this thread).
+
+    In the main thread, SIGINT and SIGTERM are guarded meanwhile (`SignalGuard`): the first
+    cancels every live run with its final checkpoint, then the call raises. The guard also
+    keeps `asyncio.Runner` from installing its own SIGINT handler, which formats the `repr()`
+    of the coroutine's result on the way out (a streamed batch of chat messages: most of a
+    batch's cost).
+    """
+    from tether.runs.shutdown import SignalGuard
+
+    runner = _private()
+    with SignalGuard(runner.get_loop()) as guard:
+        try:
+            result = runner.run(coro)
+        except BaseException as exc:
+            guard.raise_if_signalled(exc)
+            raise
+        guard.raise_if_signalled()
+        return result
 
 
 class _Background:
@@ -130,4 +143,4 @@ def submit(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T] | Any:
     return asyncio.run_coroutine_threadsafe(coro, background_loop())
 
 
-__all__ = ["background_loop", "loop_running", "private_runner", "run_sync", "submit"]
+__all__ = ["background_loop", "loop_running", "private_runner", "run_private", "run_sync", "submit"]

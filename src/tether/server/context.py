@@ -19,7 +19,6 @@ from fastapi import Depends, HTTPException, Request
 
 from tether.checkpoint.base import CheckpointStore, ThreadRecord
 from tether.checkpoint.ids import uuid7
-from tether.server import offload
 from tether.server.auth import Principal
 from tether.server.board import RunBoard
 from tether.server.errors import not_found
@@ -88,11 +87,11 @@ class ServerState:
             HTTPException: 409 if the caller has a thread of that id (and `if_exists="raise"`).
 
         Cancellation:
-            As `offload.put_thread`: the write is whole or not made.
+            As `CheckpointStore.aput_thread`: the write is whole or not made.
         """
         if thread_id is None:
             fresh = uuid7()
-            made = await offload.put_thread(self.store, fresh, stamped(metadata, caller))
+            made = await self.store.aput_thread(fresh, stamped(metadata, caller))
             return made, True
         slots = [(stored, self.store.get_thread(stored))
                  for stored in store_ids(caller, thread_id)]
@@ -104,7 +103,7 @@ class ServerState:
         free = next((stored for stored, existing in slots if existing is None), None)
         if free is None:
             raise HTTPException(409, f"thread {thread_id!r} cannot be created")
-        made = await offload.put_thread(self.store, free, stamped(metadata, caller))
+        made = await self.store.aput_thread(free, stamped(metadata, caller))
         return made, True
 
     def run(self, caller: Principal, thread_id: str, run_id: str) -> RunInfo:

@@ -15,7 +15,6 @@ from tether.errors import RunCancelled
 from tether.graph.run_resume import resume_config
 from tether.runs import Run
 from tether.runs.handle import records_async
-from tether.server import offload
 from tether.server.feed import RunFeed
 from tether.server.graphs import Assistant
 from tether.server.limits import ServerLimits
@@ -251,10 +250,10 @@ class LocalLauncher:
             try:
                 if order.temporary:
                     # Before the feed closes: whoever waits for the run's end finds the
-                    # thread gone. Off the loop: a write (see `offload`).
+                    # thread gone. Through the store's async API: a write.
                     ledger = order.assistant.graph.ledger
                     with contextlib.suppress(Exception):
-                        await offload.delete_thread(ledger, order.thread_id)
+                        await ledger.adelete_thread(order.thread_id)
             finally:
                 feed.close(run.info)
                 loop = asyncio.get_running_loop()

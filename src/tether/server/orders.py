@@ -9,7 +9,6 @@ from fastapi import HTTPException
 
 from tether.checkpoint.ids import uuid7
 from tether.config import merge_configs, parse_config
-from tether.server import offload
 from tether.server.auth import Principal
 from tether.server.context import ServerState
 from tether.server.errors import invalid, not_found
@@ -39,15 +38,16 @@ def assistant_for(server: ServerState, body: RunCreate) -> Assistant:
 async def prepare_thread(server: ServerState, caller: Principal, thread_id: str,
                          assistant: Assistant, if_not_exists: str | None) -> str:
     """Make sure the caller's thread exists (creating it if asked) and records its graph; the
-    id it is stored under (what its runs are queued on). The write is made off the event loop
-    (`offload`): one write, whether the thread is created or only gets its graph recorded.
+    id it is stored under (what its runs are queued on). The write goes through the store's
+    async API (never blocking the loop): one write, whether the thread is created or only gets
+    its graph recorded.
 
     Raises:
         HTTPException: 404 for a missing thread (unless `if_not_exists="create"`) or another
             tenant's.
 
     Cancellation:
-        As `offload.put_thread`: the write is whole or not made; no run is started.
+        As `CheckpointStore.aput_thread`: the write is whole or not made; no run is started.
     """
     graph = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
     try:
@@ -60,7 +60,7 @@ async def prepare_thread(server: ServerState, caller: Principal, thread_id: str,
         if created:
             return record.thread_id
     stored = record.thread_id
-    await offload.put_thread(server.store, stored, graph)
+    await server.store.aput_thread(stored, graph)
     return stored
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.checkpoint.base import StoredCheckpoint, is_internal
-from tether.checkpoint.base import partial_answers as kept_answers
+from tether.checkpoint.base import StoredCheckpoint
+from tether.checkpoint.snapshot import is_internal
+from tether.checkpoint.snapshot import partial_answers as kept_answers
 from tether.constants import ERROR
 from tether.server.context import ServerState
 from tether.server.lineage import lineage, resume_refusal

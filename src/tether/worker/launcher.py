@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.checkpoint.postgres.queue import Order
@@ -92,6 +92,9 @@ class QueueLauncher:
         self._feeds: dict[str, Feed] = {}
         self._facts = facts
         self._closing = False
+        # Tasks started from loop callbacks (a temporary thread's delete, a record fetched after
+        # a bare end signal), held until done so that none is collected mid-flight.
+        self._chores: set[asyncio.Task[None]] = set()
         self.name = f"launcher:{socket.gethostname()}:{os.getpid()}"
 
     async def start(self, order: Any) -> RunInfo:
@@ -255,15 +258,26 @@ class QueueLauncher:
                     close_feed(feed, ended)
             loop.call_later(self._retain, self._forget, run_id, feed)
             if temporary_thread is not None:
-                with contextlib.suppress(Exception):
-                    self._store.delete_thread(temporary_thread)
+                self._chore(self._delete_thread(temporary_thread))
 
         return on_end
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task of this loop, held until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _delete_thread(self, thread_id: str) -> None:
+        """Delete a stateless run's thread once the run has ended, off the loop (the store's
+        async call). Best effort: a thread left behind is only a row of history."""
+        with contextlib.suppress(Exception):
+            await self._store.adelete_thread(thread_id)
 
     def _heard_end(self, run_id: str, info: RunInfo | None) -> None:
         """The bus brought the run's end: close its feed, wake its waiters."""
         if info is None:  # a signal without a readable record: the database has it
-            asyncio.get_running_loop().create_task(self._fetch_end(run_id))
+            self._chore(self._fetch_end(run_id))
             return
         feed = self._feeds.get(run_id)
         if feed is not None and not feed.closed:

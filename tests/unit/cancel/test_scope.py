@@ -4,6 +4,7 @@ async code (level-triggered), deadlines, hooks, waiters and shields."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 
@@ -66,6 +67,42 @@ def test_a_closed_child_no_longer_hears_its_parent() -> None:
     child.close()
     root.cancel(STOP)
     assert not child.cancel_called
+
+
+def test_a_scope_with_one_child_holds_no_set_of_children() -> None:
+    # A run's scope and its lone task's attempt: the usual shape, a thousand times over.
+    root = CancelScope()
+    child = CancelScope(root)
+    assert not any(isinstance(o, set) for o in gc.get_referents(root))
+    assert child in gc.get_referents(root)
+    child.close()
+    assert child not in gc.get_referents(root)
+
+
+@pytest.mark.parametrize("closed", [(), (0,), (1,), (0, 1), (0, 2), (0, 1, 2)])
+def test_a_cancel_reaches_the_children_still_open_however_many_came_and_went(
+        closed: tuple[int, ...]) -> None:
+    root = CancelScope()
+    first = CancelScope(root)
+    second = CancelScope(root)
+    for index in closed:
+        if index < 2:
+            (first, second)[index].close()
+    third = CancelScope(root)
+    if 2 in closed:
+        third.close()
+    root.cancel(STOP)
+    for index, child in enumerate((first, second, third)):
+        assert child.cancel_called is (index not in closed)
+
+
+def test_cancel_children_of_a_scope_with_one_child_cancels_it() -> None:
+    root = CancelScope()
+    child = CancelScope(root)
+    grandchild = CancelScope(child)
+    assert root.cancel_children(OTHER) == 1
+    assert not root.cancel_called
+    assert child.reason is OTHER and grandchild.reason is OTHER
 
 
 def test_a_cancel_from_another_thread_is_seen_at_once() -> None:

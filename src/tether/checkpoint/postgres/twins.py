@@ -14,19 +14,20 @@ retry. None of them is shielded.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from tether.checkpoint import owner
 from tether.checkpoint.base import (
     CheckpointRecord,
-    CheckpointStore,
     FinishResult,
     RunFinish,
     StoredCheckpoint,
+    ThreadRecord,
     WriteRecord,
 )
-from tether.checkpoint.postgres import checkpoints, rows, runs
+from tether.checkpoint.postgres import checkpoints, rows, runs, threads
 from tether.checkpoint.serde import Serializer
+from tether.checkpoint.snapshot import snapshot
 from tether.errors import RunNotFound
 from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus
 
@@ -143,9 +144,7 @@ class AsyncTwins:
         if info.checkpoint_id is not None and info.thread_id is not None:
             ns = str(info.metadata.get("checkpoint_ns", ""))
             checkpoint = await self.aget_checkpoint(info.thread_id, ns, info.checkpoint_id)
-        # `CheckpointStore.load` derives the snapshot from the two reads; give it them.
-        fetched = _Fetched(info, checkpoint)
-        return CheckpointStore.load(cast(CheckpointStore, fetched), run_id)
+        return snapshot(info, checkpoint)
 
     async def aput_checkpoint(self, record: CheckpointRecord) -> None:
         """Async twin of `put_checkpoint`.
@@ -189,18 +188,33 @@ class AsyncTwins:
         """
         await self._db.arun(checkpoints.delete_of_run(run_id), transaction=True)
 
+    async def aput_thread(self, thread_id: str,
+                          metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        """Async twin of `put_thread`: the same one statement.
 
-class _Fetched:
-    """A run and its checkpoint, read already, in the shape `CheckpointStore.load` reads."""
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
+        return await self._db.arun(threads.put(thread_id, metadata))
 
-    def __init__(self, info: RunInfo, checkpoint: StoredCheckpoint | None) -> None:
-        self._info, self._checkpoint = info, checkpoint
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of `delete_thread`: the same one statement.
 
-    def get_run(self, _run_id: str) -> RunInfo:
-        return self._info
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
+        await self._db.arun(threads.delete(thread_id))
 
-    def get_checkpoint(self, *_args: Any) -> StoredCheckpoint | None:
-        return self._checkpoint
+    async def adelete_run(self, run_id: str) -> bool:
+        """Async twin of `delete_run`: the same statement and answer.
+
+        Raises:
+            RunError: the run is still in flight (nothing is deleted).
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
+        return await self._db.arun(runs.delete(run_id))
 
 
 __all__ = ["AsyncTwins"]

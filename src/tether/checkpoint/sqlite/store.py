@@ -395,20 +395,26 @@ class SqliteSaver(CheckpointStore):
                           metadata: dict[str, Any] | None = None) -> ThreadRecord:
         """Async twin of `put_thread`, run by the writer thread.
 
-        Cancellation: deferred: the thread is written whole; see the class's docstring."""
+        Cancellation:
+            Deferred: the thread is written whole; see the class's docstring.
+        """
         return await self._writer.transaction(lambda: threads.put(thread_id, metadata))
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async twin of `delete_thread`, run by the writer thread.
 
-        Cancellation: deferred: the thread is deleted whole; see the class's docstring."""
+        Cancellation:
+            Deferred: the thread is deleted whole; see the class's docstring.
+        """
         await self._writer.transaction(lambda: threads.delete(thread_id), lambda _: (
             self._checkpoints.forget(lambda key, _head: key[0] == thread_id)))
 
     async def adelete_run(self, run_id: str) -> bool:
-        """Async twin of `delete_run`, run by the writer thread.
+        """Async twin of `delete_run`, run by the writer thread (the same `RunError`).
 
-        Cancellation: deferred: the run is deleted whole (or refused); as the others."""
+        Cancellation:
+            Deferred: the run is deleted whole (or refused); see the class's docstring.
+        """
         return await self._writer.transaction(lambda: runs.delete(run_id))
 
     async def aget_run(self, run_id: str) -> RunInfo | None:

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from tether.server import offload
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, parts, stamped
 from tether.server.errors import invalid
@@ -244,7 +243,7 @@ async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller
     info = server.run(caller, thread_id, run_id)
     if not info.status.at_rest:
         raise HTTPException(409, f"run {run_id!r} is {info.status.value}: cancel it first")
-    await offload.delete_run(server.store, run_id)
+    await server.store.adelete_run(run_id)
     return Response(status_code=204)
 
 
@@ -339,7 +338,7 @@ async def _stateless(server: ServerState, caller: Principal, body: RunCreate) ->
     thread_id = new_thread_id()
     metadata = stamped({"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id},
                        caller)
-    await offload.put_thread(server.store, thread_id, metadata)
+    await server.store.aput_thread(thread_id, metadata)
     return order_for(assistant, thread_id, body, caller,
                      temporary=body.on_completion != "keep")
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from tether.checkpoint.base import ThreadRecord
 from tether.errors import TetherError
-from tether.server import offload
 from tether.server.context import BUSY, TENANT_KEY, Caller, Server, ServerState, parts, stamped
 from tether.server.errors import invalid
 from tether.server.models import (
@@ -122,7 +121,7 @@ async def patch_thread(thread_id: str, body: ThreadPatch, server: Server,
     """
     stored = server.thread(caller, thread_id).thread_id
     metadata = stamped(body.metadata, caller)
-    record = await offload.put_thread(server.store, stored, metadata)
+    record = await server.store.aput_thread(stored, metadata)
     return thread_json(server, record)
 
 
@@ -139,7 +138,7 @@ async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Respo
     for info in server.store.list_runs(thread_id=record.thread_id):
         if info.status in BUSY or info.status.value == "interrupted":
             await cancel_one(server, info, reason, wait=True, action="interrupt")
-    await offload.delete_thread(server.store, record.thread_id)
+    await server.store.adelete_thread(record.thread_id)
     return Response(status_code=204)
 
 
