@@ -30,6 +30,11 @@ NOTHING_TO_DO: Mapping[EventPhase, Mapping[str, Any]] = MappingProxyType({
 
 _RANK = {phase: i for i, phase in enumerate(CANCEL_PHASES)}
 
+_FILLERS: dict[EventPhase, dict[str, Any]] = {
+    phase: dict(detail) for phase, detail in NOTHING_TO_DO.items()}
+"""`NOTHING_TO_DO` as plain dicts: each filled event gets a `copy()` (a dict copy of a
+read-only view goes through the mapping protocol, key by key)."""
+
 
 def complete(events: Sequence[RunEvent], at: datetime | None = None) -> tuple[RunEvent, ...]:
     """`events` (a run's last events, ending with `terminate`), with every phase after
@@ -47,15 +52,14 @@ def complete(events: Sequence[RunEvent], at: datetime | None = None) -> tuple[Ru
     rank = _RANK
     out: list[RunEvent] = []
     last = -1
-    for event in events:
-        r = rank.get(event.phase, -1)
-        if r < last:  # out of order: sort them (rare: a stop's events are recorded in order)
-            return _reorder(events, at)
-        last = r
-    # In order already (the usual case): one pass, filling each missing phase where it belongs.
+    # One pass over events in phase order (the usual case), filling each missing phase where
+    # it belongs; events out of order (rare: a stop's events are recorded in order) are sorted.
     following = 1  # the next phase to fill: `request` never is
     for event in events:
         r = rank.get(event.phase, -1)
+        if r < last:
+            return _reorder(events, at)
+        last = r
         while following < r:
             _fill(out, CANCEL_PHASES[following], at)
             following += 1
@@ -70,11 +74,11 @@ def complete(events: Sequence[RunEvent], at: datetime | None = None) -> tuple[Ru
 
 def _fill(out: list[RunEvent], phase: EventPhase, at: datetime | None) -> None:
     """Append the event of a `phase` that had nothing to do (if it has such an event)."""
-    nothing = NOTHING_TO_DO.get(phase)
+    nothing = _FILLERS.get(phase)
     if nothing is not None:
         # Stamped as the phase before it: nothing happened in between.
         since = out[-1].at if out else (at or utcnow())
-        out.append(RunEvent(phase, since, None, dict(nothing)))
+        out.append(RunEvent(phase, since, None, nothing.copy()))
 
 
 def _reorder(events: Sequence[RunEvent], at: datetime | None) -> tuple[RunEvent, ...]:

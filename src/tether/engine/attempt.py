@@ -67,7 +67,9 @@ def cancelled_error(task: Task, scope: CancelScope, run_scope: CancelScope, star
     amounts to: a `NodeTimeoutError` for its own timeout (or idle limit), which may be retried;
     else a cancel (by the run, or a failed sibling), and the task is `cancelled`. The hooks
     its node registered go to the task."""
-    task.hooks = [*task.hooks, *((task.name, hook) for hook in scope.take_hooks())]
+    hooks = scope.take_hooks()
+    if hooks:  # most attempts registered none: no list is rebuilt for them
+        task.hooks = [*task.hooks, *((task.name, hook) for hook in hooks)]
     if run_scope.cancel_called:
         task.outcome = "cancelled"
         return asyncio.CancelledError()

@@ -260,12 +260,12 @@ class Executor:
         self.scope.cancel_children(SIBLING_FAILED)
 
     def _cancelled_by_tether(self, scope: CancelScope) -> bool:
-        if _called(scope, self.scope):
+        if scope.cancel_called or self.scope.cancel_called:
             return True
         if scope.cancelled():
             # A deadline passed and the node noticed before its timer ran: fire it now.
             scope.expire_due()
-            return _called(scope, self.scope)
+            return scope.cancel_called or self.scope.cancel_called
         return False
 
     def _observe(self, task: Task, result: Any, seen: AttemptWatch | None = None) -> Any:
@@ -495,5 +495,3 @@ class Executor:
             self.emitter.emit_update(call, call.writes[0][1])
 
 
-def _called(*scopes: CancelScope) -> bool:
-    return any(scope.cancel_called for scope in scopes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ class LoopOutcome:
             interrupt_before/after), `cancelled` (the run's scope was cancelled), `error` (a
             task failed), `limit` (the superstep budget ran out before the next step).
         values: the state to report (for a pause, with the finished tasks' writes applied).
-        output: what `invoke` returns.
+        output: what `invoke` returns (None for `cancelled`: nothing is returned).
         step: the step of the last checkpoint.
         checkpoint_id: the last checkpoint taken (stored or not, see `unsaved`).
         tasks: the tasks of the step that did not complete, if any.
@@ -63,8 +64,10 @@ class LoopOutcome:
         return [hook for t in self.tasks for hook in _hooks_of(t)]
 
 
-def _hooks_of(task: Task) -> list[tuple[str, CancelHook]]:
-    return [*task.hooks, *(hook for call in task.calls or () for hook in _hooks_of(call))]
+def _hooks_of(task: Task) -> Sequence[tuple[str, CancelHook]]:
+    if not task.calls:  # the usual task: its own hooks (`hooks` copies them)
+        return task.hooks
+    return [*task.hooks, *(hook for call in task.calls for hook in _hooks_of(call))]
 
 
 def task_writes(task: Task) -> list[WriteRecord]:
@@ -80,10 +83,12 @@ def task_writes(task: Task) -> list[WriteRecord]:
                 *(WriteRecord(tid, name, -10 - (len(task.resume) - len(task.claimed) + i),
                               RESUME, answer) for i, answer in enumerate(task.claimed))]
     if task.outcome == "error":
-        return [WriteRecord(tid, name, -2, ERROR, repr(task.error)), *partial_writes(task)]
-    if task.outcome == "cancelled":
-        return [WriteRecord(tid, name, -3, CANCELLED, None), *partial_writes(task)]
-    return []
+        stopped = WriteRecord(tid, name, -2, ERROR, repr(task.error))
+    elif task.outcome == "cancelled":
+        stopped = WriteRecord(tid, name, -3, CANCELLED, None)
+    else:
+        return []
+    return [stopped, *partial_writes(task)] if task.partials else [stopped]
 
 
 PARTIAL_IDX = -1000
@@ -121,10 +126,17 @@ def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
                     cancelled_at is not None and task.finished_at >= cancelled_at):
                 task.outcome, task.writes = "cancelled", None
     if status in ("cancelled", "error", "interrupted"):
-        writes = tuple(w for t in tasks
-                       for w in (*task_writes(t), *(call_writes(t) if t.calls else ())))
+        kept: list[WriteRecord] = []
+        for task in tasks:
+            kept += task_writes(task)
+            if task.calls:
+                kept += call_writes(task)
+        writes = tuple(kept)
+    # A cancelled loop returns nothing to anyone (its run raises, its parent task is
+    # cancelled): its output is not assembled.
+    output = state.output(values) if status != "cancelled" else None
     return LoopOutcome(
-        status=status, values=dict(values), output=state.output(values), step=state.step,
+        status=status, values=dict(values), output=output, step=state.step,
         checkpoint_id=persist.checkpoint_id if persist is not None else None,
         interrupts=interrupts, error=error, error_node=error_node, tasks=list(tasks),
         final_writes=writes, unsaved=persist.unsaved() if persist is not None else (),

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from tether.cancel.deadlines import deadline_after
-from tether.cancel.scope import CancelScope, anyio_scope
+from tether.cancel.scope import CancelHook, CancelScope
 from tether.checkpoint.base import RunFinish, StoredCheckpoint
 from tether.engine.closing import REPAIR_NODE, Closer, Closing
 from tether.engine.hooks import StepHooks
@@ -349,33 +349,34 @@ class RunCore:
         with the status flip (`checkpoint`), and the run ends (`terminate`).
 
         Cancellation:
-            Shielded: runs to completion even if the driver is cancelled again meanwhile
-            (cleanup hooks are bounded by the run's cleanup grace). Writes the run's final
-            checkpoint.
+            No anyio cancel reaches it (the driver calls it out of the run's scope, and no other
+            encloses a driver: no shield, a scope per run, is needed; a native `Task.cancel()`
+            would pass one anyway: the run then settles as failed). Writes the final
+            checkpoint; cleanup hooks run shielded, bounded by the cleanup grace.
         """
-        with anyio_scope(shield=True):  # not `anyio.CancelScope`: no sniffio lookup per run
+        try:
+            end = finalize.ending(outcome, failure)
+            refused = None
+            if end.status is not None:
+                refused = await self._commit_end(end, outcome)
+                if refused is None:
+                    return
+            await self._commit_cancel(outcome, started, refused)
+        except BaseException as exc:
+            # The store refused or failed: report the run as failed rather than hang,
+            # even when the store cannot be read either (its connection is gone).
             try:
-                end = finalize.ending(outcome, failure)
-                refused = None
-                if end.status is not None:
-                    refused = await self._commit_end(end, outcome)
-                    if refused is None:
-                        return
-                await self._commit_cancel(outcome, started, refused)
-            except BaseException as exc:
-                # The store refused or failed: report the run as failed rather than hang,
-                # even when the store cannot be read either (its connection is gone).
-                try:
-                    info = self.store.get_run(self.run_id) or self.info
-                except Exception:  # noqa: BLE001 - the failure reported is `exc`
-                    info = self.info
-                self.settle(info, None, exc)
-                raise
+                info = self.store.get_run(self.run_id) or self.info
+            except Exception:  # noqa: BLE001 - the failure reported is `exc`
+                info = self.info
+            self.settle(info, None, exc)
+            raise
 
     async def _commit_end(self, end: finalize.Ending,
                           outcome: LoopOutcome | None) -> RunFinish | None:
         # A failing node aborts its step: the siblings it stopped clean up as on any stop.
-        await self._clean_up(outcome)
+        if hooks := self._report_stopped(outcome):
+            await self._clean_up(hooks)
         self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
@@ -394,7 +395,8 @@ class RunCore:
         if self._requested_at is None:
             # The request came through the store (another process), unseen so far.
             self.follow_cancel(reason)
-        await self._clean_up(outcome)
+        if hooks := self._report_stopped(outcome):  # most have none: no coroutine then
+            await self._clean_up(hooks)
         self.journal.record("checkpoint",
                             detail=finalize.checkpoint_detail(outcome, refused, started))
         assert self._requested_at is not None
@@ -413,16 +415,18 @@ class RunCore:
             reason, self.run_id, result.info.checkpoint_id, outcome,
             self.request.config.recursion_limit))
 
-    async def _clean_up(self, outcome: LoopOutcome | None) -> None:
-        """Report the nodes the stop ended at their next await (`terminate_node`) and run the
-        cleanup hooks of every stopped task, once each (`cleanup`)."""
+    def _report_stopped(self, outcome: LoopOutcome | None) -> list[tuple[str, CancelHook]]:
+        """Report the nodes the stop ended at their next await (`terminate_node`); return the
+        cleanup hooks of every stopped task, for `_clean_up`."""
         for node, detail in finalize.stopped_nodes(outcome):
             self.journal.record("terminate_node", node, detail)
-        hooks = outcome.hooks if outcome is not None else []
-        if hooks:
-            config = self.request.config
-            for report in await run_hooks(hooks, config.cleanup_grace, self.request.pool):
-                self.journal.record("cleanup", report["node"], report)
+        return outcome.hooks if outcome is not None else []
+
+    async def _clean_up(self, hooks: list[tuple[str, CancelHook]]) -> None:
+        """Run the cleanup hooks of the stopped tasks, once each (`cleanup`)."""
+        config = self.request.config
+        for report in await run_hooks(hooks, config.cleanup_grace, self.request.pool):
+            self.journal.record("cleanup", report["node"], report)
 
     def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
         """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks."""
@@ -482,8 +486,7 @@ class _Recorded:
     __slots__ = ("_closer", "_journal")
 
     def __init__(self, closer: Closer, journal: Journal) -> None:
-        self._closer = closer
-        self._journal = journal
+        self._closer, self._journal = closer, journal
 
     async def __call__(self, loaded: StoredCheckpoint,
                        values: Mapping[str, Any]) -> Closing | None:
