@@ -108,9 +108,7 @@ class ToolNode(Runnable[Any, Any]):
     Inside a graph run each call is a unit of the run of its own (as a `@task` is): it is
     cancelled with its node and inherits its deadline and budget; when the run is stopped,
     the answers of the calls that finished are kept in its final checkpoint, and
-    `graph.resume(run_id)` runs only the calls that did not finish. (A lone call without a
-    timeout, as each call `create_react_agent` sends to a task of its own, runs in its task,
-    which gives it all of that already.)
+    `graph.resume(run_id)` runs only the calls that did not finish.
     """
 
     def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], *, name: str = "tools",
@@ -171,7 +169,7 @@ class ToolNode(Runnable[Any, Any]):
         state = _state_of(input)
         base = _tool_config(config)
         runtimes = [self._runtime(call, state, base) for call in calls]
-        if self._needs_units(calls) and _units_here():
+        if _units_here():
             outputs = await self._as_units(calls, kind, runtimes)
         elif len(calls) == 1:
             outputs = [await self._run_one(calls[0], kind, runtimes[0])]
@@ -181,15 +179,6 @@ class ToolNode(Runnable[Any, Any]):
                 for call, runtime in zip(calls, runtimes, strict=True)
             ])
         return self._answers.combine(outputs, kind)
-
-    def _needs_units(self, calls: list[ToolCall]) -> bool:
-        """Whether the calls must be units of the run: several calls (each kept when it
-        finishes, whatever becomes of the others), or a call with a timeout (the unit's timer
-        enforces it). A lone call without a timeout runs in the node's own task, which already
-        is such a unit (its own cancel scope; its answer kept when it finishes, run again on a
-        resume when it did not), as each call `create_react_agent` sends to a task of its own
-        is: a second layer would only add a task, a scope and a pending write per call."""
-        return len(calls) > 1 or self.timeout is not None
 
     async def _as_units(self, calls: list[ToolCall], kind: InputKind,
                         runtimes: list[ToolRuntime[Any, Any]]) -> list[CallOutput]:
