@@ -137,14 +137,16 @@ async def test_a_crowd_cancelled_together_leaves_no_cyclic_garbage(kind: str,
         saver.close()
 
 
-TRACKED_PER_RUN = 56
-"""What the collector tracks per run in flight, parked in an async node with no checkpointer,
-as measured here (55 on 2026-12-06 once the loop's supersteps and a lone attempt held no helper
-frames, a cancel scope no set for one child, the live triggers a shared set, and the Send
-topic, Runtime, custom writer and empty per-run lists were made only when used; 72 before,
-after the unlimited budget and default loop settings became shared values and the tally lost
-its `__dict__`; 75 before; 116 before the run layer and then the engine made fewer objects).
-The collector's work grows with it: it was a third of the time to start a thousand runs."""
+TRACKED_PER_RUN = 57
+"""What the collector tracks per run in flight, parked in an async node with no checkpointer, with
+a margin of one object: alone this test measures 55.04, amid the whole suite 56.02 (what the
+window also catches varies by a few objects over 50 runs). Measured here (55 on 2026-12-06 once
+the loop's supersteps and a lone attempt held no helper frames, a cancel scope no set for one
+child, the live triggers a shared set, and the Send topic, Runtime, custom writer and empty
+per-run lists were made only when used; 72 before, after the unlimited budget and default loop
+settings became shared values and the tally lost its `__dict__`; 75 before; 116 before the run
+layer and then the engine made fewer objects). The collector's work grows with it: it was a
+third of the time to start a thousand runs."""
 
 
 async def test_a_run_in_flight_holds_few_objects_for_the_collector() -> None:
