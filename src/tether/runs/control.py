@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import anyio.to_thread
+
 from tether import lifecycle
 from tether.checkpoint.base import CheckpointStore, RunFinish
 from tether.errors import RunNotFound
@@ -68,15 +70,20 @@ async def acancel(store: CheckpointStore, run_id: str, reason: CancelReason,
                   wait: bool) -> RunInfo:
     """Async `cancel`, optionally waiting for the run's end.
 
+    A run driven on this loop is cancelled through it. Any other (driven on another loop or in
+    another process, or driven by nobody) is cancelled by the sync path in a worker thread: its
+    store calls and its hand-off to another loop may block, and this loop serves others.
+
     Cancellation:
-        The request is durable before this returns or is interrupted; waiting can
-        be abandoned without affecting the cancel. Safe to retry.
+        The request is durable before this returns or is interrupted (an interrupted caller
+        waits for the worker thread's request to be recorded); waiting for the end can be
+        abandoned without affecting the cancel. Safe to retry.
     """
     core = _live(run_id)
     if core is not None and core.aloop is _running_loop():
         info = await core.request_cancel(reason, until_end=wait)
         return await core.wait() if wait and not info.terminal else info
-    info = cancel(store, run_id, reason)
+    info = await anyio.to_thread.run_sync(cancel, store, run_id, reason)
     if wait and not info.terminal:
         return await await_run(store, run_id, None)
     return info
@@ -130,7 +137,8 @@ async def await_run(store: CheckpointStore, run_id: str,
     while True:
         if core is not None and core.final is not None:
             return core.final
-        info = get(store, run_id)
+        found = await store.aget_run(run_id)  # the store's async read: this loop serves others
+        info = found if found is not None else get(store, run_id)
         if info.terminal:
             return info
         if deadline is not None and time.monotonic() >= deadline:
