@@ -163,7 +163,7 @@ SET_JOURNAL_WAL: Final = "PRAGMA journal_mode = WAL"
 SET_FOREIGN_KEYS: Final = "PRAGMA foreign_keys = ON"
 AUTOCHECKPOINT_OFF: Final = "PRAGMA wal_autocheckpoint = 0"
 CHECKPOINT_PASSIVE: Final = "PRAGMA wal_checkpoint(PASSIVE)"
-CHECKPOINT_RESTART: Final = "PRAGMA wal_checkpoint(RESTART)"
+CHECKPOINT_TRUNCATE: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
 
 
 def set_application_id(value: int) -> str:
