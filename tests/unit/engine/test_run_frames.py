@@ -122,6 +122,14 @@ def test_a_fresh_task_and_input_plan_share_their_empty_sequences() -> None:
     assert plan.null_resume == () and plan.null_resume is other.null_resume
 
 
+def _bump_spec() -> Any:
+    """The spec of a graph of one node, `bump`, that writes nothing."""
+    builder = StateGraph(Counter)
+    builder.add_node("bump", _noop)
+    builder.set_entry_point("bump")
+    return builder.compile().spec
+
+
 def _noop(state: Any) -> None:
     return None
 
@@ -149,10 +157,7 @@ def test_runs_of_one_graph_share_its_key_set_and_their_stream_mode_set() -> None
     from tether.engine.state import ChannelState
     from tether.engine.stream import Emitter
 
-    builder = StateGraph(Counter)
-    builder.add_node("bump", _noop)
-    builder.set_entry_point("bump")
-    spec = builder.compile().spec
+    spec = _bump_spec()
     first, second = ChannelState(spec), ChannelState(spec)
     assert first.state_keys == {"count"} and first.state_keys is second.state_keys
     one, other = Emitter(_noop, ("values", "updates")), Emitter(_noop, ["values", "updates"])
@@ -164,10 +169,7 @@ def test_a_run_makes_the_send_topic_only_on_its_first_send() -> None:
     from tether.engine.state import ChannelState
     from tether.types import Send
 
-    builder = StateGraph(Counter)
-    builder.add_node("bump", _noop)
-    builder.set_entry_point("bump")
-    spec = builder.compile().spec
+    spec = _bump_spec()
     state = ChannelState(spec)
     assert TASKS in spec.channels and TASKS not in state.channels
     assert state.plan(None) == []  # an absent topic reads as one with nothing sent
@@ -240,10 +242,7 @@ def test_the_pull_tasks_of_a_node_share_one_path() -> None:
     from tether.engine.state import ChannelState
     from tether.engine.task import PULL
 
-    builder = StateGraph(Counter)
-    builder.add_node("bump", _noop)
-    builder.set_entry_point("bump")
-    spec = builder.compile().spec
+    spec = _bump_spec()
     first, second = ChannelState(spec), ChannelState(spec)
     for state in (first, second):
         state.commit({"branch:to:bump": [None]})

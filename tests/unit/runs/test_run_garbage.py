@@ -57,6 +57,23 @@ def _graph(checkpointer: Any, entered: asyncio.Event | None) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
+def _parking_graph(checkpointer: Any, parked: dict[str, int], crowd: int,
+                   all_in: asyncio.Event) -> Any:
+    """A graph whose one node parks for an hour; `all_in` is set once `crowd` runs are in it
+    (`parked["n"]` counts them)."""
+    async def step(state: Count) -> dict[str, int]:
+        parked["n"] += 1
+        if parked["n"] == crowd:
+            all_in.set()
+        await asyncio.sleep(3600)
+        return {"count": 1}
+
+    builder = StateGraph(Count).add_node("step", step)
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
 def _saver(kind: str, tmp_path: Path) -> Any:
     if kind == "none":
         return None
@@ -109,18 +126,7 @@ async def test_a_crowd_cancelled_together_leaves_no_cyclic_garbage(kind: str,
     saver = _saver(kind, tmp_path)
     parked = {"n": 0}
     all_in = asyncio.Event()
-
-    async def step(state: Count) -> dict[str, int]:
-        parked["n"] += 1
-        if parked["n"] == 10:
-            all_in.set()
-        await asyncio.sleep(3600)
-        return {"count": 1}
-
-    builder = StateGraph(Count).add_node("step", step)
-    builder.add_edge(START, "step")
-    builder.add_edge("step", END)
-    graph = builder.compile(checkpointer=saver)
+    graph = _parking_graph(saver, parked, 10, all_in)
     warm = graph.start({"count": 0}, {"configurable": {"thread_id": "warm"}})
     await asyncio.sleep(0.01)
     await warm.cancel()
@@ -153,18 +159,7 @@ async def test_a_run_in_flight_holds_few_objects_for_the_collector() -> None:
     parked = {"n": 0}
     all_in = asyncio.Event()
     n_runs = 50
-
-    async def step(state: Count) -> dict[str, int]:
-        parked["n"] += 1
-        if parked["n"] == n_runs:
-            all_in.set()
-        await asyncio.sleep(3600)
-        return {"count": 1}
-
-    builder = StateGraph(Count).add_node("step", step)
-    builder.add_edge(START, "step")
-    builder.add_edge("step", END)
-    graph = builder.compile()
+    graph = _parking_graph(None, parked, n_runs, all_in)
     warm = graph.start({"count": 0})
     await asyncio.sleep(0.01)
     await warm.cancel()
