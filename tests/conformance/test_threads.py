@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
+from typing import Any
+
+import pytest
+
 from tether.checkpoint.base import CheckpointStore
 
 from .conftest import Chain, new_run
@@ -49,3 +55,27 @@ def test_delete_thread_removes_its_record(store: CheckpointStore) -> None:
     store.delete_thread("t")
     assert store.get_thread("t") is None
     assert store.search_threads() == []
+
+
+@pytest.mark.parametrize(("metadata", "where"), [
+    ({"score": math.nan}, "a number that is not finite (nan) at .score"),
+    ({"deep": {"x": [1, -math.inf]}}, "a number that is not finite (-inf) at .deep.x[1]"),
+    ({"note": "a\x00b"}, "a NUL character at .note"),
+    ({"bad": "\ud800"}, "a lone surrogate (text that is not valid Unicode) at .bad"),
+])
+def test_every_store_refuses_the_same_unstorable_thread_metadata_and_keeps_what_it_had(
+        store: CheckpointStore, metadata: dict[str, Any], where: str) -> None:
+    store.put_thread("t", {"kept": 1})
+    with pytest.raises(ValueError, match=re.escape(f"thread metadata cannot be stored: {where}")):
+        store.put_thread("t", metadata)
+    with pytest.raises(ValueError, match=re.escape(f"filter cannot be stored: {where}")):
+        store.search_threads(metadata=metadata)
+    kept = store.get_thread("t")
+    assert kept is not None and kept.metadata == {"kept": 1}
+
+
+@pytest.mark.anyio
+async def test_the_async_thread_write_refuses_it_too(store: CheckpointStore) -> None:
+    with pytest.raises(ValueError, match="not finite"):
+        await store.aput_thread("t", {"score": math.inf})
+    assert store.get_thread("t") is None

@@ -95,8 +95,13 @@ def test_thread_metadata_that_cannot_be_rendered_is_refused_and_search_stays_up(
 
 
 def test_every_response_renders_what_is_already_stored(served: tuple[str, Any],
-                                                       http: httpx.Client) -> None:
+                                                       http: httpx.Client,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     store: CheckpointStore = served[1]
+    # The stores now refuse such metadata (tests/conformance/test_threads.py); a file written
+    # before they did may still hold it, and must still be answered.
+    for module in ("memory", "sqlite.threads", "postgres.threads"):
+        monkeypatch.setattr(f"tether.checkpoint.{module}.check_metadata", lambda *_: None)
     odd: dict[str, Any] = {"deep": json.loads(nested(DEEP))}
     if type(store).__name__ != "PostgresSaver":  # jsonb holds none of these
         odd.update(surrogate="a\ud800b", nan=math.nan, inf=-math.inf, nul="x\x00y")

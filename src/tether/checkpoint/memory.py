@@ -24,6 +24,7 @@ from tether.checkpoint.base import (
     WriteRecord,
 )
 from tether.checkpoint.finish_rule import refusal
+from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.serde import Serializer, place
 from tether.errors import RunError
 from tether.types import (
@@ -209,6 +210,7 @@ class InMemorySaver(CheckpointStore):
     # -- threads ----------------------------------------------------------------------------
 
     def put_thread(self, thread_id: str, metadata: dict[str, Any] | None = None) -> ThreadRecord:
+        check_metadata(metadata, "thread metadata")
         with self._lock:
             now = utcnow()
             old = self._thread_records.get(thread_id)
@@ -233,6 +235,7 @@ class InMemorySaver(CheckpointStore):
 
     def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
                        offset: int = 0) -> list[ThreadRecord]:
+        check_metadata(metadata, "a thread metadata filter")
         wanted = metadata or {}
         with self._lock:
             records = [r for r in self._thread_records.values()

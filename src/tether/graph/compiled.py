@@ -9,6 +9,7 @@ from typing import Any, cast
 from tether import node_context
 from tether.checkpoint import CheckpointStore, run_ledger
 from tether.checkpoint.ids import uuid7
+from tether.checkpoint.json_fit import problem
 from tether.config import RunConfig, merge_configs, parse_config
 from tether.engine.calls import current_site
 from tether.engine.to_thread import default_pool
@@ -180,7 +181,14 @@ class CompiledStateGraph(GraphHistory):
         bare = self._bare
         if bare is not None and bare[1] is rc and bare[2]["graph"] == self.name:
             return bare[2]
-        return {**(rc.raw.get("metadata") or {}), "graph": self.name}
+        given = rc.raw.get("metadata") or {}
+        if given and self.checkpointer is not None:
+            # A run's metadata is stored with its record: refused here, with the key named,
+            # not by a store's JSON column mid-run (the same rule for every store).
+            found = problem(given, nul=False)
+            if found is not None:
+                raise ConfigError(f"config['metadata'] cannot be stored: {found}")
+        return {**given, "graph": self.name}
 
     def _format(self, modes: tuple[str, ...], single: bool, subgraphs: bool,
                 version: str) -> StreamFormat:

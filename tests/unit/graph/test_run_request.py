@@ -78,3 +78,26 @@ def test_runs_without_a_config_share_their_metadata_and_stream_format() -> None:
     other, _ = graph._request({"count": 0}, {"metadata": {"user": "u"}}, stream_mode="updates")
     assert other.metadata == {"user": "u", "graph": graph.name}
     assert other.stream.modes == ("updates",) and other.stream is not first.stream
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_run_metadata_a_store_cannot_keep_is_refused_at_the_call_naming_the_key(
+        durable: bool, tmp_path: Any) -> None:
+    from tether.checkpoint.sqlite import SqliteSaver
+    from tether.errors import ConfigError
+
+    builder = StateGraph(Counter)
+    builder.add_node("bump", lambda s: {"count": s["count"] + 1})
+    builder.set_entry_point("bump")
+    saver = SqliteSaver(str(tmp_path / "runs.db")) if durable else None
+    graph = builder.compile(checkpointer=saver)
+    config: dict[str, Any] = {"configurable": {"thread_id": "t"},
+                              "metadata": {"score": float("nan")}}
+    if durable:
+        with pytest.raises(ConfigError, match=r"config\['metadata'\] cannot be stored: "
+                                              r"a number that is not finite \(nan\) at \.score"):
+            graph.invoke({"count": 0}, config)
+        assert saver is not None and saver.list_runs() == []
+        saver.close()
+    else:  # nothing is stored: kept as given, as LangGraph does
+        assert graph.invoke({"count": 0}, config) == {"count": 1}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tether.checkpoint.base import ThreadRecord
+from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.postgres import _sql, rows
 from tether.checkpoint.postgres.ops import Op, Query
 from tether.types import utcnow
@@ -13,6 +14,7 @@ from tether.types import utcnow
 
 def put(thread_id: str, metadata: dict[str, Any] | None) -> Op[ThreadRecord]:
     """Create a thread, or merge `metadata` into its record (a shallow merge): one statement."""
+    check_metadata(metadata, "thread metadata")
     now = utcnow()
     record = ThreadRecord(thread_id, now, now, dict(metadata or {}))
     row = yield Query(_sql.PUT_THREAD, rows.thread_row(record))
@@ -34,6 +36,7 @@ def get(thread_id: str) -> Op[ThreadRecord | None]:
 
 def search(metadata: dict[str, Any] | None, limit: int, offset: int) -> Op[list[ThreadRecord]]:
     """Recorded threads whose metadata has every given key and value, latest update first."""
+    check_metadata(metadata, "a thread metadata filter")
     wanted = metadata or {}
     params: list[Any] = [p for key, value in wanted.items() for p in (key, rows.jsonb(value))]
     found = yield Query(_sql.search_threads(len(wanted)), [*params, limit, offset], "all")

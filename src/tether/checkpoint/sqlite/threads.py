@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from tether.checkpoint.base import ThreadRecord
+from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.connection import Connection
@@ -15,6 +16,7 @@ from tether.types import utcnow
 
 def put(thread_id: str, metadata: dict[str, Any] | None) -> Op[ThreadRecord]:
     """Create a thread, or merge `metadata` into its record (a shallow merge)."""
+    check_metadata(metadata, "thread metadata")
     now = utcnow()
     row = yield Query(_sql.GET_THREAD, (thread_id,))
     if row is None:
@@ -52,6 +54,7 @@ def get(db: Connection, thread_id: str) -> ThreadRecord | None:
 def search(db: Connection, metadata: dict[str, Any] | None, limit: int,
            offset: int) -> list[ThreadRecord]:
     """Recorded threads whose metadata has every given key and value, latest update first."""
+    check_metadata(metadata, "a thread metadata filter")
     wanted = metadata or {}
     if all(_scalar(v) for v in wanted.values()):
         # The common case (a tenant, a user id): filtered, ordered and paged by SQLite.
