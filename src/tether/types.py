@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypedDict, TypeV
 
 from tether.errors import InvalidUpdateError
 from tether.node_context import StreamWriter, interrupt
+from tether.records import fast_record
 from tether.status import TERMINAL_STATUSES, TRANSITIONS, Move, RunStatus, sources
 
 N = TypeVar("N", bound=Hashable)
@@ -62,6 +63,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class CancelReason:
     """Why a run was (or is being) cancelled: seen by nodes, stored on the run, shown by faces.
@@ -114,6 +116,7 @@ class CancelReason:
         )
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class RunInfo:
     """A run's record, as `graph.get_run(run_id)` returns it."""
@@ -145,6 +148,7 @@ class RunInfo:
         return self
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class Usage:
     """What a run has spent so far (`tether.usage()`).
@@ -178,6 +182,7 @@ class PendingWrite(NamedTuple):
     value: Any
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class RunSnapshot:
     """What `store.load(run_id)` returns: the state a run ended (or paused) in."""
@@ -196,6 +201,7 @@ class RunSnapshot:
     generating"): one `{"text", "id", "name"}` per answer cut short, in order."""
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class RunEvent:
     """One entry of a run's audit log (`store.events(run_id)`)."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.snapshot import snapshot
+from tether.records import fast_record
 from tether.types import (
     CancelReason,
     RunEvent,
@@ -99,6 +100,7 @@ class ThreadRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class RunFinish:
     """Everything a run's last transaction commits at once.
@@ -124,6 +126,7 @@ class RunFinish:
     unless_cancel_requested: bool = False
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class FinishResult:
     """What `finish_run` did: `applied` is False when the condition refused the change."""

@@ -392,23 +392,17 @@ class InMemorySaver(CheckpointStore):
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
 _FIELD_INDEX = {name: i for i, name in enumerate(_RUN_FIELDS)}
 _ALL_FIELDS = operator.attrgetter(*_RUN_FIELDS)
-_SETTERS = tuple(getattr(RunInfo, name).__set__ for name in _RUN_FIELDS)
-"""The slot descriptors' setters of `RunInfo`'s fields, in field order."""
 
 
 def _replace(info: RunInfo, **changes: Any) -> RunInfo:
-    # dataclasses.replace re-inspects the fields on every call, and a frozen dataclass's
-    # `__init__` sets each field through `object.__setattr__` (a lookup of the field per
-    # field): this is on every run's path (twice per cancel). Every field is read at once (in
-    # C), the changed ones swapped, and each is set through its slot's own descriptor. A
-    # copy of a complete record needs none of `__init__`'s defaults.
+    # dataclasses.replace re-inspects the fields on every call and passes them by keyword:
+    # this is on every run's path (twice per cancel). Every field is read at once (in C), the
+    # changed ones swapped, and the record made from them by position (`RunInfo` is a
+    # `fast_record`: no per-field `object.__setattr__`).
     values = list(_ALL_FIELDS(info))
     for name, value in changes.items():
         values[_FIELD_INDEX[name]] = value
-    copy = object.__new__(RunInfo)
-    for set_field, value in zip(_SETTERS, values, strict=True):
-        set_field(copy, value)
-    return copy
+    return RunInfo(*values)
 
 
 MemorySaver = InMemorySaver
