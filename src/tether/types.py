@@ -169,9 +169,16 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (stored as evidence)."""
-        return {"steps": self.steps, "node_calls": dict(self.node_calls), "tokens": self.tokens,
-                "cost": self.cost, "tool_calls": self.tool_calls,
-                "wall_time": round(self.wall_time, 6)}
+        return Usage.dict_of(self.steps, self.node_calls, self.tokens, self.cost,
+                             self.tool_calls, self.wall_time)
+
+    @staticmethod
+    def dict_of(steps: int, node_calls: dict[str, int], tokens: int, cost: float,
+                tool_calls: int, wall_time: float) -> dict[str, Any]:
+        """`Usage(...).to_dict()` from the values, without the record in between (a run's
+        counters give it straight to its last audit event)."""
+        return {"steps": steps, "node_calls": dict(node_calls), "tokens": tokens, "cost": cost,
+                "tool_calls": tool_calls, "wall_time": round(wall_time, 6)}
 
 
 class PendingWrite(NamedTuple):

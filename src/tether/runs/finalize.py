@@ -208,10 +208,10 @@ def spent(policies: Policies | None) -> dict[str, Any]:
         return {}
     budget = policies.budget
     if budget is UNLIMITED:  # the usual run: nothing to look up
-        return {"usage": policies.usage().to_dict()}
+        return {"usage": policies.tally.to_dict()}
     limits = {key: dict(value) if isinstance(value, Mapping) else value
               for key in _BUDGET_ORDER if (value := getattr(budget, key)) is not None}
-    return {"usage": policies.usage().to_dict(), **({"budget": limits} if limits else {})}
+    return {"usage": policies.tally.to_dict(), **({"budget": limits} if limits else {})}
 
 
 def describe(error: BaseException) -> str:
