@@ -4,6 +4,7 @@ and tether's run records (`CancelReason`, `RunInfo`, `RunSnapshot`, `RunEvent`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import warnings
@@ -58,9 +59,10 @@ EventPhase = Literal[
 lease), the six phases of a cancel, and the repair of a thread a stopped run left open (the
 tool calls it answered, the partial answer it kept)."""
 
-def utcnow() -> datetime:
-    """The current time as an aware UTC datetime (what every record stores)."""
-    return datetime.now(UTC)
+utcnow: Callable[[], datetime] = functools.partial(datetime.now, UTC)
+"""The current time as an aware UTC datetime (what every record stores): `datetime.now(UTC)`,
+bound in C (a run's cancel stamps half a dozen events, and a Python frame each was a tenth of
+their cost)."""
 
 
 @fast_record
