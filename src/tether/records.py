@@ -95,7 +95,7 @@ def _constructor(record: type[Any], twin: type[Any],
         "    obj.__class__ = _record\n"
         "    return obj\n"
     )
-    exec(source, namespace)  # noqa: S102 - code generated from the record's own fields
+    exec(source, namespace)  # code generated from the record's own fields
     constructor = namespace["__call__"]
     constructor.__qualname__ = f"{record.__qualname__}.__init__"  # its errors read as before
     return constructor

@@ -171,11 +171,12 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (stored as evidence)."""
-        return Usage.dict_of(self.steps, self.node_calls, self.tokens, self.cost,
-                             self.tool_calls, self.wall_time)
+        return Usage.dict_of(steps=self.steps, node_calls=self.node_calls, tokens=self.tokens,
+                             cost=self.cost, tool_calls=self.tool_calls,
+                             wall_time=self.wall_time)
 
     @staticmethod
-    def dict_of(steps: int, node_calls: dict[str, int], tokens: int, cost: float,
+    def dict_of(*, steps: int, node_calls: dict[str, int], tokens: int, cost: float,
                 tool_calls: int, wall_time: float) -> dict[str, Any]:
         """`Usage(...).to_dict()` from the values, without the record in between (a run's
         counters give it straight to its last audit event)."""

@@ -106,8 +106,9 @@ class Tally:
         """`snapshot().to_dict()`, without the `Usage` in between (what a run's last audit
         event and a budget's evidence carry)."""
         with self.lock:
-            return Usage.dict_of(self.steps, self.node_calls, self.tokens, self.cost,
-                                 self.tool_calls, time.monotonic() - self.started)
+            return Usage.dict_of(steps=self.steps, node_calls=self.node_calls,
+                                 tokens=self.tokens, cost=self.cost, tool_calls=self.tool_calls,
+                                 wall_time=time.monotonic() - self.started)
 
 
 def over(budget: Budget, tally: Tally, limit: str, value: float | None, spent: float,
