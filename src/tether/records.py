@@ -12,7 +12,8 @@ no `__setattr__` of its own), and the object then becomes an instance of the rec
 gets is an ordinary instance: frozen like any other.
 
 The call goes through a metaclass made for the record, whose `__call__` takes the record's own
-signature; a subclass of the record is constructed the usual way.
+signature; a subclass of the record gets a metaclass of its own and is constructed the usual
+way (its `__init__`, its `__post_init__`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ def fast_record(cls: type[T]) -> type[T]:
     record.__qualname__ = cls.__qualname__
     twin = type(f"_{cls.__name__}Fields", (), {"__slots__": names, "__module__": cls.__module__})
     meta.__call__ = _constructor(record, twin, fields)  # type: ignore[method-assign]
+
+    def subclass(mcls: type[type], name: str, bases: tuple[type, ...],
+                 namespace: dict[str, Any], **kwargs: Any) -> type:
+        # A subclass of the record has fields of its own: it is constructed the usual way,
+        # by a metaclass of its own that calls its `__init__` again.
+        if mcls is meta:
+            mcls = type(f"{name}Type", (meta,), {"__call__": type.__call__,
+                                                  "__module__": namespace.get("__module__")})
+        return type.__new__(mcls, name, bases, namespace, **kwargs)
+
+    meta.__new__ = staticmethod(subclass)  # type: ignore[assignment]
     return record
 
 
@@ -59,7 +71,7 @@ def _constructor(record: type[Any], twin: type[Any],
     """The metaclass's `__call__`: the record's `__init__` signature, its defaults and default
     factories, then the fields stored on a twin that becomes the record."""
     namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_record": record,
-                                 "_MISSING": _MISSING, "_type_call": type.__call__}
+                                 "_MISSING": _MISSING}
     params: list[str] = []
     stores: list[str] = []
     keyword_only = False
@@ -79,17 +91,8 @@ def _constructor(record: type[Any], twin: type[Any],
         else:
             params.append(f.name)
             stores.append(f"    obj.{f.name} = {f.name}")
-    forwarded = ", ".join(f"{f.name}={f.name}" for f in fields
-                          if f.default_factory is dataclasses.MISSING)
-    factories = "".join(
-        f"        if {f.name} is not _MISSING:\n            given[{f.name!r}] = {f.name}\n"
-        for f in fields if f.default_factory is not dataclasses.MISSING)
     source = (
         f"def __call__(cls, {', '.join(params)}):\n"
-        "    if cls is not _record:\n"
-        f"        given = dict({forwarded})\n"
-        f"{factories}"
-        "        return _type_call(cls, **given)\n"
         "    obj = _new(_twin)\n"
         + "\n".join(stores) + "\n"
         "    obj.__class__ = _record\n"
