@@ -13,13 +13,20 @@ from typing import Any
 
 import pytest
 
-from tether.checkpoint.base import FinishResult, RunFinish
+from tether.checkpoint.base import (
+    CheckpointRecord,
+    FinishResult,
+    RunFinish,
+    StoredCheckpoint,
+    WriteRecord,
+)
 from tether.records import fast_record
 from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus, Usage
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
-RECORDS = [CancelReason, RunInfo, Usage, RunSnapshot, RunEvent, RunFinish, FinishResult]
+RECORDS = [CancelReason, RunInfo, Usage, RunSnapshot, RunEvent, RunFinish, FinishResult,
+           WriteRecord, CheckpointRecord, StoredCheckpoint]
 
 
 @pytest.mark.parametrize("cls", RECORDS, ids=lambda cls: cls.__name__)

@@ -36,6 +36,7 @@ from tether.types import (
 )
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class WriteRecord:
     """One pending write: a value a task produced in a step that has not completed."""
@@ -47,6 +48,7 @@ class WriteRecord:
     value: Any
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class CheckpointRecord:
     """A checkpoint as the engine writes it.
@@ -71,6 +73,7 @@ class CheckpointRecord:
     created_at: datetime = field(default_factory=utcnow)
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     """A checkpoint as a store returns it: values resolved, pending writes attached."""
