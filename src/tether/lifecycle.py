@@ -49,27 +49,62 @@ def complete(events: Sequence[RunEvent], at: datetime | None = None) -> tuple[Ru
     Args:
         at: the time of an event added first (default: now).
     """
-    rank = _RANK
+    # Every cancel of every run comes through here, with one of a handful of sequences of
+    # phases: what to do with each sequence is worked out once (`_plan`) and kept.
+    phases = tuple([event.phase for event in events])
+    plan = _PLANS.get(phases)
+    if plan is None:
+        plan = _plan(phases)
+        if len(_PLANS) < _PLANS_KEPT:
+            _PLANS[phases] = plan
+    if plan is _OUT_OF_ORDER:  # rare: a stop's events are recorded in order
+        return _reorder(events, at)
     out: list[RunEvent] = []
+    for step in plan:
+        if isinstance(step, slice):
+            out += events[step]
+        else:
+            _fill(out, step, at)
+    return tuple(out)
+
+
+_OUT_OF_ORDER: tuple[slice | EventPhase, ...] = (slice(0, 0),)
+"""The plan of events whose phases are not in order (they are sorted instead): compared by
+identity."""
+
+_PLANS: dict[tuple[EventPhase, ...], tuple[slice | EventPhase, ...]] = {}
+"""`complete`'s plan per sequence of phases: slices of the events to keep, and the phases to
+fill between them, in order."""
+
+_PLANS_KEPT = 256
+"""How many sequences `_PLANS` keeps (a few are seen; the bound is against a pathological
+source of sequences)."""
+
+
+def _plan(phases: tuple[EventPhase, ...]) -> tuple[slice | EventPhase, ...]:
+    """What `complete` does with events of these `phases`: one pass in phase order, filling
+    each missing phase where it belongs; `_OUT_OF_ORDER` when they are not in order."""
+    steps: list[slice | EventPhase] = []
     last = -1
-    # One pass over events in phase order (the usual case), filling each missing phase where
-    # it belongs; events out of order (rare: a stop's events are recorded in order) are sorted.
     following = 1  # the next phase to fill: `request` never is
-    for event in events:
-        r = rank.get(event.phase, -1)
+    kept_from = 0  # the first event not in `steps` yet
+    for i, phase in enumerate(phases):
+        r = _RANK.get(phase, -1)
         if r < last:
-            return _reorder(events, at)
+            return _OUT_OF_ORDER
         last = r
-        while following < r:
-            _fill(out, CANCEL_PHASES[following], at)
-            following += 1
+        if following < r:
+            if i > kept_from:
+                steps.append(slice(kept_from, i))
+                kept_from = i
+            steps.extend(p for p in CANCEL_PHASES[following:r] if p in _FILLERS)
+            following = r
         if r >= following:
             following = r + 1
-        out.append(event)
-    while following < len(CANCEL_PHASES):
-        _fill(out, CANCEL_PHASES[following], at)
-        following += 1
-    return tuple(out)
+    if kept_from < len(phases):
+        steps.append(slice(kept_from, len(phases)))
+    steps.extend(p for p in CANCEL_PHASES[following:] if p in _FILLERS)
+    return tuple(steps)
 
 
 def _fill(out: list[RunEvent], phase: EventPhase, at: datetime | None) -> None:

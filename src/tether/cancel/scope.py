@@ -211,11 +211,17 @@ class CancelScope:
         except RuntimeError:
             running = None
         if running is loop:
-            # A callback of its own, even on the scope's loop: anyio formats the repr of the
-            # task that cancels into its message, a cost a crowd of cancels would pay one by
-            # one; in a callback there is no such task. The state above is already flipped,
-            # and anyio would wait for the next iteration for a task about to resume anyway.
-            loop.call_soon(self._deliver_async)
+            # In a callback, even on the scope's loop: anyio formats the repr of the task that
+            # cancels into its message, a cost a crowd of cancels would pay one by one; in a
+            # callback there is no such task. The state above is already flipped, and anyio
+            # would wait for the next iteration for a task about to resume anyway. One
+            # callback for every scope cancelled on this loop in this iteration (a crowd of
+            # runs cancelled together): a handle each would be a loop turn's work each.
+            due = _DUE.get(loop)
+            if due is None:
+                due = _DUE[loop] = []
+                loop.call_soon(_deliver_due, loop)
+            due.append(self)
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._deliver_async)
 
@@ -359,6 +365,24 @@ class CancelScope:
     def __repr__(self) -> str:
         state = f"cancelled ({self.reason.kind})" if self.reason else "active"
         return f"<CancelScope {self.name or ''} {state}>"
+
+
+_DUE: dict[asyncio.AbstractEventLoop, list[CancelScope]] = {}
+"""Per loop, the scopes cancelled on it in this iteration, waiting for `_deliver_due` (only
+the loop's own thread touches its entry)."""
+
+
+def _deliver_due(loop: asyncio.AbstractEventLoop) -> None:
+    """Deliver the cancels of the scopes cancelled on `loop` in the last iteration (a loop
+    callback); a failure of one is reported as a failing callback would be, and the others
+    are delivered all the same."""
+    for scope in _DUE.pop(loop, ()):
+        try:
+            scope._deliver_async()
+        except Exception as exc:  # noqa: BLE001 - reported by the loop, as a callback's
+            loop.call_exception_handler({
+                "message": "delivering a tether cancel failed", "exception": exc,
+            })
 
 
 def _listed(

@@ -25,6 +25,7 @@ from typing import Any
 
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.snapshot import snapshot
+from tether.records import fast_record
 from tether.types import (
     CancelReason,
     RunEvent,
@@ -35,6 +36,7 @@ from tether.types import (
 )
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class WriteRecord:
     """One pending write: a value a task produced in a step that has not completed."""
@@ -46,6 +48,7 @@ class WriteRecord:
     value: Any
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class CheckpointRecord:
     """A checkpoint as the engine writes it.
@@ -70,6 +73,7 @@ class CheckpointRecord:
     created_at: datetime = field(default_factory=utcnow)
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     """A checkpoint as a store returns it: values resolved, pending writes attached."""
@@ -99,6 +103,7 @@ class ThreadRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class RunFinish:
     """Everything a run's last transaction commits at once.
@@ -124,6 +129,7 @@ class RunFinish:
     unless_cancel_requested: bool = False
 
 
+@fast_record
 @dataclass(frozen=True, slots=True)
 class FinishResult:
     """What `finish_run` did: `applied` is False when the condition refused the change."""

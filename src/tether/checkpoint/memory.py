@@ -119,7 +119,9 @@ class InMemorySaver(CheckpointStore):
             if not info.status.can_become(RunStatus.CANCELLING, "request_cancel") \
                     or info.reason is not None:
                 return info, False
-            info = _replace(info, status=RunStatus.CANCELLING, reason=reason)
+            values = list(_ALL_FIELDS(info))  # `_replace`, without its keywords: every cancel
+            values[_STATUS], values[_REASON] = RunStatus.CANCELLING, reason
+            info = RunInfo(*values)
             self._runs[run_id] = info
             self._events[run_id].append(
                 RunEvent("request", reason.requested_at, None, reason.to_dict())
@@ -149,20 +151,22 @@ class InMemorySaver(CheckpointStore):
             refused = refusal(info, finish)
             if refused is not None:
                 return refused
-            if finish.checkpoints or finish.writes:  # a run without a checkpointer has none
+            if finish.checkpoints or (finish.writes and finish.thread_id is not None):
+                # A run without a checkpointer has no thread: its writes have nowhere to go.
                 self._store_final(info, finish)
             terminal = finish.status in TERMINAL_STATUSES
-            info = _replace(
-                info,
-                status=finish.status,
-                reason=finish.reason if finish.reason is not None else info.reason,
-                error=finish.error,
-                error_node=finish.error_node,
-                error_traceback=finish.error_traceback,
-                checkpoint_id=finish.checkpoint_id or info.checkpoint_id,
-                ended_at=utcnow() if terminal else None,
-                cancel_latency_ms=finish.cancel_latency_ms,
-            )
+            values = list(_ALL_FIELDS(info))  # `_replace`, without its keywords: every run's end
+            values[_STATUS] = finish.status
+            if finish.reason is not None:
+                values[_REASON] = finish.reason
+            values[_ERROR] = finish.error
+            values[_ERROR_NODE] = finish.error_node
+            values[_ERROR_TRACEBACK] = finish.error_traceback
+            if finish.checkpoint_id:
+                values[_CHECKPOINT_ID] = finish.checkpoint_id
+            values[_ENDED_AT] = utcnow() if terminal else None
+            values[_CANCEL_LATENCY_MS] = finish.cancel_latency_ms
+            info = RunInfo(*values)
             self._runs[run_id] = info
             self._events[run_id].extend(finish.events)
             if terminal:
@@ -395,23 +399,22 @@ class InMemorySaver(CheckpointStore):
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
 _FIELD_INDEX = {name: i for i, name in enumerate(_RUN_FIELDS)}
 _ALL_FIELDS = operator.attrgetter(*_RUN_FIELDS)
-_SETTERS = tuple(getattr(RunInfo, name).__set__ for name in _RUN_FIELDS)
-"""The slot descriptors' setters of `RunInfo`'s fields, in field order."""
+_STATUS, _REASON, _ERROR, _ERROR_NODE, _ERROR_TRACEBACK, _CHECKPOINT_ID, _ENDED_AT, \
+    _CANCEL_LATENCY_MS = (_FIELD_INDEX[name] for name in (
+        "status", "reason", "error", "error_node", "error_traceback", "checkpoint_id",
+        "ended_at", "cancel_latency_ms"))
+"""Where `RunInfo(*values)` takes the fields a run's request and end change."""
 
 
 def _replace(info: RunInfo, **changes: Any) -> RunInfo:
-    # dataclasses.replace re-inspects the fields on every call, and a frozen dataclass's
-    # `__init__` sets each field through `object.__setattr__` (a lookup of the field per
-    # field): this is on every run's path (twice per cancel). Every field is read at once (in
-    # C), the changed ones swapped, and each is set through its slot's own descriptor. A
-    # copy of a complete record needs none of `__init__`'s defaults.
+    # dataclasses.replace re-inspects the fields on every call and passes them by keyword:
+    # this is on every run's path (twice per cancel). Every field is read at once (in C), the
+    # changed ones swapped, and the record made from them by position (`RunInfo` is a
+    # `fast_record`: no per-field `object.__setattr__`).
     values = list(_ALL_FIELDS(info))
     for name, value in changes.items():
         values[_FIELD_INDEX[name]] = value
-    copy = object.__new__(RunInfo)
-    for set_field, value in zip(_SETTERS, values, strict=True):
-        set_field(copy, value)
-    return copy
+    return RunInfo(*values)
 
 
 MemorySaver = InMemorySaver

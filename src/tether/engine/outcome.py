@@ -55,7 +55,7 @@ class LoopOutcome:
     @property
     def cancelled_tasks(self) -> tuple[str, ...]:
         """Names of tasks that were running when the cancel stopped them."""
-        return tuple(t.name for t in self.tasks if t.outcome == "cancelled")
+        return tuple([t.name for t in self.tasks if t.outcome == "cancelled"])  # no generator
 
     @property
     def hooks(self) -> list[tuple[str, CancelHook]]:
@@ -140,5 +140,5 @@ def conclude(status: LoopStatus, state: ChannelState, tasks: list[Task],
         checkpoint_id=persist.checkpoint_id if persist is not None else None,
         interrupts=interrupts, error=error, error_node=error_node, tasks=list(tasks),
         final_writes=writes, unsaved=persist.unsaved() if persist is not None else (),
-        next=tuple(t.name for t in tasks),
+        next=tuple([t.name for t in tasks]),
     )

@@ -99,12 +99,17 @@ _FLUSHING: set[asyncio.Task[None]] = set()
 """Flush tasks in progress (the loop keeps only weak references to tasks)."""
 
 
-def request(core: Cancellable, reason: CancelReason,
-            until_end: bool = False) -> asyncio.Future[RunInfo]:
+def request(core: Cancellable, reason: CancelReason, until_end: bool = False,
+            loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[RunInfo]:
     """Queue `core`'s cancel request into the open batch of the running loop (opening one,
     flushed once the requests made meanwhile have joined it); the future gets the receipt
-    (with `until_end`, the final record once the run has ended: `CancelBatch.add`)."""
-    loop = asyncio.get_running_loop()
+    (with `until_end`, the final record once the run has ended: `CancelBatch.add`).
+
+    Args:
+        loop: the running loop, when the caller has it at hand.
+    """
+    if loop is None:
+        loop = asyncio.get_running_loop()
     key = (loop, core.store)
     batch = _OPEN.get(key)
     if batch is None:

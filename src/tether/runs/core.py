@@ -207,7 +207,8 @@ class RunCore:
         receipt = self._not_requestable(reason)
         if receipt is not None:
             return receipt
-        return await batch.request(self, reason, until_end and _on_loop(self.aloop))
+        loop = asyncio.get_running_loop()
+        return await batch.request(self, reason, until_end and loop is self.aloop, loop)
 
     def resolve_at_end(self, future: asyncio.Future[RunInfo]) -> None:
         """Give `future` the run's final record once the run has ended (now, if it has);
@@ -470,14 +471,6 @@ class RunCore:
                 self._done_event = threading.Event()
             event = self._done_event
         return event.wait(timeout)
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop | None) -> bool:
-    """True when the calling code runs on `loop`."""
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 class _Recorded:

@@ -130,11 +130,17 @@ def stopped_nodes(outcome: LoopOutcome | None) -> list[tuple[str, dict[str, Any]
 def checkpoint_detail(outcome: LoopOutcome | None, refused: RunFinish | None,
                       started: bool) -> dict[str, Any]:
     """The `checkpoint` event's detail: the final checkpoint, what it keeps, what stopped."""
-    writes = outcome.final_writes if outcome is not None else ()
+    pending = 0
+    cancelled: list[str] = []
+    if outcome is not None:  # loops, not generators: every cancel's end goes through here
+        for write in outcome.final_writes:
+            if not is_internal(write.channel):
+                pending += 1
+        cancelled = list(outcome.cancelled_tasks)
     return {
         "checkpoint_id": _final_checkpoint(outcome, refused),
-        "pending_writes": sum(1 for w in writes if not is_internal(w.channel)),
-        "cancelled_tasks": list(outcome.cancelled_tasks) if outcome is not None else [],
+        "pending_writes": pending,
+        "cancelled_tasks": cancelled,
         "started": started,
     }
 
@@ -163,7 +169,7 @@ def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: Ru
     """
     status = RunStatus.TIMEOUT if reason.kind == "timeout" else RunStatus.CANCELLED
     terminate = RunEvent("terminate", utcnow(), None,
-                         {"status": status.value, "cancel_latency_ms": round(latency_ms, 3),
+                         {"status": str(status), "cancel_latency_ms": round(latency_ms, 3),
                           **(spent or {})})
     finish = RunFinish(
         status=status, checkpoint_id=_final_checkpoint(outcome, refused), thread_id=thread_id,
@@ -208,10 +214,10 @@ def spent(policies: Policies | None) -> dict[str, Any]:
         return {}
     budget = policies.budget
     if budget is UNLIMITED:  # the usual run: nothing to look up
-        return {"usage": policies.usage().to_dict()}
+        return {"usage": policies.tally.to_dict()}
     limits = {key: dict(value) if isinstance(value, Mapping) else value
               for key in _BUDGET_ORDER if (value := getattr(budget, key)) is not None}
-    return {"usage": policies.usage().to_dict(), **({"budget": limits} if limits else {})}
+    return {"usage": policies.tally.to_dict(), **({"budget": limits} if limits else {})}
 
 
 def describe(error: BaseException) -> str:

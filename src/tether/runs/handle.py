@@ -161,11 +161,13 @@ class Run:
             If the caller is cancelled while waiting, the run's cancel still completes.
             Safe to retry: a repeat returns the first request's receipt.
         """
-        self._ensure_started()
-        info = await self._core.request_cancel(CancelReason.coerce(reason, default_by="handle"),
-                                               until_end=wait)
+        core = self._core
+        if core.task is None:  # `_ensure_started`, inline: every cancel comes through here
+            self._start(asyncio.get_running_loop())
+        info = await core.request_cancel(CancelReason.coerce(reason, default_by="handle"),
+                                         until_end=wait)
         if wait and not info.terminal:
-            return await self._core.wait()
+            return await core.wait()
         return info
 
     async def aclose(self) -> None:

@@ -45,7 +45,8 @@ class Journal:
                 self._events = [event]
             else:
                 self._events.append(event)
-        self.announce(event)
+        if self.emitter.lifecycle or logger.isEnabledFor(logging.INFO):  # `announcing`, inline
+            self.announce(event)
         return event
 
     def take(self) -> tuple[RunEvent, ...]:

@@ -258,3 +258,86 @@ async def test_binding_a_scope_does_not_ask_anyio_which_async_library_runs(
             with pytest.raises(asyncio.CancelledError):
                 await asyncio.sleep(1)
     assert task.reason is STOP
+
+
+# -- delivery of many cancels at once ------------------------------------------------------------
+
+
+async def _parked_in(scope: CancelScope, entered: asyncio.Event, count: list[int]) -> None:
+    with scope:
+        count[0] += 1
+        entered.set()
+        await asyncio.sleep(10)
+
+
+async def test_scopes_cancelled_in_one_iteration_are_delivered_by_one_callback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A crowd of runs cancelled together: one loop callback delivers every cancel, not one
+    # handle per scope.
+    scopes = [CancelScope(name=f"run{i}") for i in range(3)]
+    entered, count = asyncio.Event(), [0]
+    tasks = [asyncio.create_task(_parked_in(scope, entered, count)) for scope in scopes]
+    with anyio.fail_after(5):
+        while count[0] < len(scopes):
+            entered.clear()
+            await entered.wait()
+    loop = asyncio.get_running_loop()
+    scheduled: list[object] = []
+    original = loop.call_soon
+
+    def counting(callback: object, *args: object, **kwargs: object) -> object:
+        scheduled.append(callback)
+        return original(callback, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "call_soon", counting)
+    for scope in scopes:
+        scope.cancel(STOP)
+    assert len(scheduled) == 1
+    monkeypatch.undo()
+    with anyio.fail_after(5):
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results == [None, None, None]  # each scope caught its own cancel
+    assert all(task.done() and not task.cancelled() for task in tasks)
+
+
+async def test_a_delivery_that_fails_is_reported_and_the_others_are_delivered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anyio._backends import _asyncio as asyncio_backend
+
+    scopes = [CancelScope(name=f"run{i}") for i in range(2)]
+    entered, count = asyncio.Event(), [0]
+    tasks = [asyncio.create_task(_parked_in(scope, entered, count)) for scope in scopes]
+    with anyio.fail_after(5):
+        while count[0] < len(scopes):
+            entered.clear()
+            await entered.wait()
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    original = asyncio_backend.CancelScope.cancel
+    failed: list[object] = []
+
+    def cancel_once_failing(self: object, reason: str | None = None) -> None:
+        if not failed:
+            failed.append(self)
+            raise RuntimeError("delivery failed")
+        original(self, reason)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio_backend.CancelScope, "cancel", cancel_once_failing)
+    for scope in scopes:
+        scope.cancel(STOP)
+    await asyncio.sleep(0)  # the delivery callback runs
+    monkeypatch.undo()
+    try:
+        assert len(reported) == 1
+        assert isinstance(reported[0]["exception"], RuntimeError)
+        with anyio.fail_after(5):
+            done, _ = await asyncio.wait(tasks, timeout=1)
+        assert len(done) == 1  # the second scope's task was cancelled all the same
+    finally:
+        loop.set_exception_handler(None)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

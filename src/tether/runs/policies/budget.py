@@ -102,13 +102,21 @@ class Tally:
             return Usage(self.steps, dict(self.node_calls), self.tokens, self.cost,
                          self.tool_calls, time.monotonic() - self.started)
 
+    def to_dict(self) -> dict[str, Any]:
+        """`snapshot().to_dict()`, without the `Usage` in between (what a run's last audit
+        event and a budget's evidence carry)."""
+        with self.lock:
+            return Usage.dict_of(steps=self.steps, node_calls=self.node_calls,
+                                 tokens=self.tokens, cost=self.cost, tool_calls=self.tool_calls,
+                                 wall_time=time.monotonic() - self.started)
+
 
 def over(budget: Budget, tally: Tally, limit: str, value: float | None, spent: float,
          **extra: Any) -> CancelReason | None:
     """The budget reason when `spent` passed `value` (None when within the limit)."""
     if value is None or spent <= value:
         return None
-    evidence = {"limit": limit, "value": value, "usage": tally.snapshot().to_dict(), **extra}
+    evidence = {"limit": limit, "value": value, "usage": tally.to_dict(), **extra}
     return CancelReason("budget", f"{limit} budget of {_shown(value)} exceeded ({_shown(spent)})",
                         "budget", evidence=evidence)
 
