@@ -219,6 +219,8 @@ class CancelScope:
             # runs cancelled together): a handle each would be a loop turn's work each.
             due = _DUE.get(loop)
             if due is None:
+                if _DUE:
+                    _forget_closed_loops()
                 due = _DUE[loop] = []
                 loop.call_soon(_deliver_due, loop)
             due.append(self)
@@ -370,6 +372,14 @@ class CancelScope:
 _DUE: dict[asyncio.AbstractEventLoop, list[CancelScope]] = {}
 """Per loop, the scopes cancelled on it in this iteration, waiting for `_deliver_due` (only
 the loop's own thread touches its entry)."""
+
+
+def _forget_closed_loops() -> None:
+    """Drop the entries of loops closed before their delivery ran (it never will): without
+    this, a loop closed in the middle of an iteration would be held, with its scopes, for the
+    life of the process."""
+    for loop in [loop for loop in _DUE if loop.is_closed()]:
+        del _DUE[loop]
 
 
 def _deliver_due(loop: asyncio.AbstractEventLoop) -> None:

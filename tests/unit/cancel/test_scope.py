@@ -4,9 +4,11 @@ async code (level-triggered), deadlines, hooks, waiters and shields."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 import time
+import weakref
 
 import anyio
 import pytest
@@ -341,3 +343,29 @@ async def test_a_delivery_that_fails_is_reported_and_the_others_are_delivered(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_a_loop_closed_before_its_cancels_were_delivered_is_not_held() -> None:
+    # The loop stops in the iteration that cancelled the scope: the delivery callback never
+    # runs, and nothing may keep the closed loop (and its scopes) alive.
+    async def cancel_as_the_loop_stops() -> None:
+        scope = CancelScope(name="orphan")
+        with scope:
+            scope.cancel(STOP)
+            asyncio.get_running_loop().stop()
+
+    closed = asyncio.new_event_loop()
+    with contextlib.suppress(RuntimeError):  # stopped before the coroutine finished
+        closed.run_until_complete(cancel_as_the_loop_stops())
+    closed.close()
+    gone = weakref.ref(closed)
+    del closed
+
+    async def another_cancel() -> None:
+        with CancelScope(name="later") as scope:
+            scope.cancel(STOP)
+            await asyncio.sleep(0)
+
+    asyncio.run(another_cancel())
+    gc.collect()
+    assert gone() is None
