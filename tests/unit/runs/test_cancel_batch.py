@@ -13,6 +13,7 @@ import pytest
 from tether.checkpoint.base import CheckpointStore
 from tether.checkpoint.memory import InMemorySaver
 from tether.checkpoint.sqlite import SqliteSaver
+from tether.checkpoint.sqlite.connection import Connection
 from tether.types import CancelReason, RunInfo, RunStatus
 
 pytestmark = pytest.mark.anyio
@@ -74,13 +75,13 @@ async def test_sqlite_hands_a_batch_to_its_writer_at_once_without_a_task_per_run
     for n in range(3):
         store.create_run(RunInfo(f"r{n}", None, RunStatus.RUNNING))
     groups: list[int] = []
-    run_group = type(store._db).run_group  # noqa: SLF001 - the connection's group commit
+    run_group = Connection.run_group
 
     def counted(db: Any, ops: Any) -> Any:
         groups.append(len(ops))
         return run_group(db, ops)
 
-    monkeypatch.setattr(type(store._db), "run_group", counted)  # noqa: SLF001
+    monkeypatch.setattr(Connection, "run_group", counted)
     tasks: list[str] = []
     loop = asyncio.get_running_loop()
     loop.set_task_factory(lambda lp, coro, **kw: (tasks.append(coro.__qualname__),
