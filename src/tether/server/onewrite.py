@@ -5,8 +5,8 @@ uvicorn writes a response's head (status line and headers) and its body with two
 transport, and the event loop sends each at once: two sends to the socket, two segments. A
 client receives the head alone, wakes up, parses it, waits again, and wakes up a second time
 for the body; on a busy machine the first wake-up can also take the server's CPU between its two
-writes. Measured with the bench's `POST .../cancel?wait=1` (the official client's httpx):
-about 60 µs less of the client's CPU per request, and a lower p50 and p99 of its latency.
+writes. Measured with the bench's `POST .../cancel?wait=1` (httpx, as the official client):
+about 40 to 60 µs less of the client's CPU per request, one wake-up less.
 
 The held head goes out with the response's next write (its body, or its first streamed chunk),
 or alone at the end of the loop's current turn if nothing follows in that turn (a stream whose
