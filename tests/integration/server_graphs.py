@@ -19,7 +19,7 @@ import tether
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.config import get_config, get_store
 from tether.graph import END, START, StateGraph
-from tether.server import create_app
+from tether.server import create_app, onewrite
 from tether.types import interrupt
 
 STEP = 0.02
@@ -146,7 +146,7 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="on",
-                                timeout_graceful_shutdown=5)
+                                http=onewrite.protocol("auto"), timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="tether-test-server", daemon=True)

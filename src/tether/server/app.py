@@ -18,7 +18,7 @@ from tether.cancel.scope import anyio_scope
 from tether.checkpoint.base import CheckpointStore
 from tether.graph.compiled import CompiledStateGraph
 from tether.graph.observer import observer_for
-from tether.server import errors
+from tether.server import errors, onewrite
 from tether.server.auth import ApiKeys, check_bind, load_api_keys
 from tether.server.board import ReportingLauncher, RunBoard
 from tether.server.context import ServerState
@@ -245,7 +245,8 @@ LOOP = "auto"
 builds), else asyncio's. uvloop runs asyncio's own `Task`s, so tether's cancel scopes and the
 cancellation suites behave the same on both."""
 HTTP = "auto"
-"""uvicorn's HTTP parser: httptools when installed (the `server` extra), else h11."""
+"""uvicorn's HTTP parser: httptools when installed (the `server` extra), else h11; its protocol
+writes a response's head and body in one write (`tether.server.onewrite`)."""
 SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it (`sys.setswitchinterval`;
 Python's default is 0.005). The store's writer thread runs Python between its SQLite calls
@@ -330,7 +331,7 @@ def _run(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
             await super().shutdown(sockets)
 
     server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
-                                   loop=LOOP, http=HTTP, lifespan="on",
+                                   loop=LOOP, http=onewrite.protocol(HTTP), lifespan="on",
                                    timeout_graceful_shutdown=30))
     sys.setswitchinterval(SWITCH_INTERVAL)
     with contextlib.suppress(KeyboardInterrupt):

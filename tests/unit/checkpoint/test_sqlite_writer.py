@@ -24,7 +24,7 @@ from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import SqliteSaver
 from tether.checkpoint.sqlite.connection import Connection
 from tether.errors import CheckpointNotFound, RunError
-from tether.types import RunInfo, RunStatus
+from tether.types import CancelReason, RunInfo, RunStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -174,6 +174,44 @@ async def test_a_scope_cancel_waits_for_the_write_and_lands_at_the_next_await(
     assert scope.cancelled_caught
     stored = store.get_checkpoint("t")
     assert stored is not None and stored.id == held.id
+
+
+async def test_a_cancelled_batch_of_cancel_requests_is_recorded_whole(
+        store: SqliteSaver, path: str) -> None:
+    # `arequest_cancels` hands every request over at once and waits for all: a cancel of the
+    # caller meanwhile waits for them, as one `transaction` would, and lands after.
+    for n in range(3):
+        store.create_run(RunInfo(f"r{n}", None, RunStatus.RUNNING))
+    answers: list[object] = []
+
+    async def requesting() -> None:
+        answers.extend(await store.arequest_cancels(
+            [(f"r{n}", CancelReason("user", "now", "test")) for n in range(3)]))
+        await asyncio.sleep(3600)
+
+    with WriteLock(path):
+        task = asyncio.ensure_future(requesting())
+        for _ in range(TURNS):
+            await asyncio.sleep(0)
+        task.cancel()
+        for _ in range(TURNS):
+            await asyncio.sleep(0)
+        assert not task.done()  # it waits for the requests it handed over
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 60)
+    assert [a[1] for a in answers if isinstance(a, tuple)] == [True, True, True]
+    for n in range(3):
+        found = store.get_run(f"r{n}")
+        assert found is not None and found.status is RunStatus.CANCELLING
+
+
+async def test_a_batch_after_close_runs_inline_and_each_request_fails_alone(path: str) -> None:
+    store = SqliteSaver(path)
+    store.create_run(RunInfo("r0", None, RunStatus.RUNNING))
+    store.close()
+    answers = await store.arequest_cancels(
+        [("r0", CancelReason("user", "now", "test")), ("r1", CancelReason("user", "now", "t"))])
+    assert len(answers) == 2 and all(isinstance(a, sqlite3.ProgrammingError) for a in answers)
 
 
 async def test_reads_see_the_writes_queued_before_them(store: SqliteSaver) -> None:

@@ -1,6 +1,6 @@
 """A store answers a batch of cancel requests: each run's own answer or error, in order, and
-a backend with no batch of its own asks for all of them at once (a writer thread then commits
-them together), never one after the other."""
+a backend with no batch of its own asks for all of them at once, never one after the other,
+and SQLite's hands them all to its writer thread at once (one group commit)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from tether.checkpoint.base import CheckpointStore
 from tether.checkpoint.memory import InMemorySaver
 from tether.checkpoint.sqlite import SqliteSaver
+from tether.checkpoint.sqlite.connection import Connection
 from tether.types import CancelReason, RunInfo, RunStatus
 
 pytestmark = pytest.mark.anyio
@@ -46,8 +47,8 @@ async def test_a_batch_answers_each_run_and_an_unknown_run_alone_fails(
 
 
 async def test_the_default_batch_asks_for_every_run_at_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = SqliteSaver(str(tmp_path / "batch.db"))  # no batch of its own: the default
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = InMemorySaver()
     asking = {"now": 0, "most": 0}
 
     async def arequest_cancel(run_id: str, reason: CancelReason) -> Any:
@@ -58,11 +59,43 @@ async def test_the_default_batch_asks_for_every_run_at_once(
         return RunInfo(run_id, None, RunStatus.CANCELLING, reason=reason), True
 
     monkeypatch.setattr(store, "arequest_cancel", arequest_cancel)
-    answers = await store.arequest_cancels(
-        [(f"r{n}", CancelReason("user", "now", "test")) for n in range(10)])
+    answers = await CheckpointStore.arequest_cancels(  # the default (Postgres has no other)
+        store, [(f"r{n}", CancelReason("user", "now", "test")) for n in range(10)])
     assert [a[0].run_id for a in answers if not isinstance(a, Exception)] == \
         [f"r{n}" for n in range(10)]
     assert asking["most"] == 10
+
+
+async def test_sqlite_hands_a_batch_to_its_writer_at_once_without_a_task_per_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's batch queues every request for its writer thread in the caller's own step (no
+    task per request, started a loop turn later): one group commit, each request alone in it
+    (an unknown run fails alone)."""
+    store = SqliteSaver(str(tmp_path / "batch.db"))
+    for n in range(3):
+        store.create_run(RunInfo(f"r{n}", None, RunStatus.RUNNING))
+    groups: list[int] = []
+    run_group = Connection.run_group
+
+    def counted(db: Any, ops: Any) -> Any:
+        groups.append(len(ops))
+        return run_group(db, ops)
+
+    monkeypatch.setattr(Connection, "run_group", counted)
+    tasks: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(lambda lp, coro, **kw: (tasks.append(coro.__qualname__),
+                                                  asyncio.Task(coro, loop=lp, **kw))[1])
+    try:
+        answers = await store.arequest_cancels(
+            [(f"r{n}", CancelReason("user", "now", "test")) for n in (0, 9, 1, 2)])
+    finally:
+        loop.set_task_factory(None)
+    assert tasks == []
+    assert groups == [4]
+    assert [a[0].status for a in answers if not isinstance(a, Exception)] == \
+        [RunStatus.CANCELLING] * 3
+    assert isinstance(answers[1], Exception)
     store.close()
 
 

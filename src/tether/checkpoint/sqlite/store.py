@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -331,6 +332,18 @@ class SqliteSaver(CheckpointStore):
             Deferred: one transaction, whole; safe to retry (a repeat returns the first).
         """
         return await self._writer.transaction(lambda: runs.request_cancel(run_id, reason))
+
+    async def arequest_cancels(self, requests: Sequence[tuple[str, CancelReason]],
+                               ) -> list[tuple[RunInfo, bool] | Exception]:
+        """`arequest_cancel` for many runs, handed to the writer thread at once (one group
+        commit, a savepoint each), with no task per request on the way.
+
+        Cancellation:
+            Deferred: each request is recorded whole or not at all. Safe to retry.
+        """
+        return await self._writer.transactions(
+            [functools.partial(runs.request_cancel, run_id, reason)
+             for run_id, reason in requests])
 
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Async twin of `finish_run`, run by the writer thread (values are serialized first,

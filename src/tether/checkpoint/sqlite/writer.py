@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -88,6 +88,33 @@ class Writer:
         """
         return await self._submit(op=op, after=after)  # type: ignore[no-any-return]
 
+    async def transactions(self, ops: Sequence[Callable[[], Op[Any]]]) -> list[Any]:
+        """Run each operation as `transaction` would, all handed over at once (queued together:
+        one group commit, each in a savepoint of its own); each one's result, or the exception
+        it raised, in order.
+
+        One wait for them all, and no task per operation: what gathering `transaction` calls
+        would cost (a task each, started at the loop's next turn, before the first reaches the
+        thread).
+
+        Raises:
+            A `BaseException` that is not an `Exception` (the thread failed), as `transaction`.
+
+        Cancellation:
+            Deferred, as `transaction`: each operation commits or fails whole.
+        """
+        loop = asyncio.get_running_loop()
+        if may_block(loop) or not ops:
+            return [_answer(_run(self._db, op=op)) for op in ops]
+        jobs = [_Job(loop, loop.create_future(), op=op) for op in ops]
+        if not self._put(jobs):
+            return [_answer(self._run_alone(job)) for job in jobs]
+        with contextlib.suppress(Exception):  # each job's own outcome is read below
+            await wait_whole(jobs[0].future if len(jobs) == 1 else
+                             asyncio.gather(*(job.future for job in jobs),
+                                            return_exceptions=True))
+        return [_answer(_outcome_of(job.future)) for job in jobs]
+
     async def call(self, fn: Callable[[], T]) -> T:
         """Run `fn()` (a sync store method) in the writer thread, alone.
 
@@ -118,18 +145,24 @@ class Writer:
             # on it is, so none of its earlier calls waits in the queue).
             return _unwrap(_run(self._db, **work))
         job = _Job(loop, loop.create_future(), **work)
-        with self._lock:
-            queued = not self._closed
-            if queued:
-                self._jobs.put(job)
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._serve, daemon=True,
-                                                    name=f"tether-sqlite-writer {self._db.path}")
-                    self._thread.start()
-        if queued:
+        if self._put([job]):
             return await wait_whole(job.future)
         # Closed: run inline, as before there was a thread (the connection says it is closed).
         return _unwrap(self._run_alone(job))
+
+    def _put(self, jobs: list[_Job]) -> bool:
+        """Queue `jobs` for the thread (starting it if needed); False, queuing nothing, once
+        closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            for job in jobs:
+                self._jobs.put(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, daemon=True,
+                                                name=f"tether-sqlite-writer {self._db.path}")
+                self._thread.start()
+        return True
 
     def _serve(self) -> None:
         while (jobs := self._take()) is not None:
@@ -204,6 +237,19 @@ def _run(db: Connection, op: Callable[[], Op[Any]] | None = None,
         return True, call()
     except Exception as exc:  # noqa: BLE001 - handed to the caller
         return False, exc
+
+
+def _answer(outcome: Outcome) -> Any:
+    """An outcome as `transactions` answers it: the result, or an `Exception` as a value."""
+    ok, value = outcome
+    if ok or isinstance(value, Exception):
+        return value
+    raise value
+
+
+def _outcome_of(future: asyncio.Future[Any]) -> Outcome:
+    failure = future.exception()
+    return (True, future.result()) if failure is None else (False, failure)
 
 
 def _unwrap(outcome: Outcome) -> Any:
