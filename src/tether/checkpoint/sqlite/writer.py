@@ -18,6 +18,9 @@ serves one sync caller's call only (`tether.checkpoint.loops`: tether's private 
 `invoke`) has nobody else to keep serving: calls made on it run inline, under the same lock,
 sparing the two thread wake-ups of the hand-off that would otherwise cost a checkpoint per step
 more than the SQLite work itself.
+
+The store's async reads have a second thread of this kind (`role="reader"`, `reads.py`), which
+runs only calls that read on the reading connection: a read never queues behind writes.
 """
 
 from __future__ import annotations
@@ -60,10 +63,12 @@ class Writer:
 
     Args:
         db: the store's connection.
+        role: the thread's name (`writer`; `reader` for the store's reads, see `reads.py`).
     """
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Connection, role: str = "writer") -> None:
         self._db = db
+        self._role = role
         # Invariant: a job put in _jobs (under _lock, while not closed) is taken by _thread,
         # which is alive or about to start; _thread exits only after finding _jobs empty under
         # _lock, or on the sentinel `close` puts last.
@@ -123,8 +128,9 @@ class Writer:
             if queued:
                 self._jobs.put(job)
                 if self._thread is None:
-                    self._thread = threading.Thread(target=self._serve, daemon=True,
-                                                    name=f"tether-sqlite-writer {self._db.path}")
+                    self._thread = threading.Thread(
+                        target=self._serve, daemon=True,
+                        name=f"tether-sqlite-{self._role} {self._db.path}")
                     self._thread.start()
         if queued:
             return await wait_whole(job.future)

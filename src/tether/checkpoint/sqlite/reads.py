@@ -1,0 +1,118 @@
+"""The async reads of `SqliteSaver`: its sync reads, run by the store's reader thread.
+
+A read on the caller's loop would do file I/O there (and, on a busy disk, stall every request a
+server's loop serves). Run by the writer thread, it would queue behind the writes handed over
+before it (a group commit of many runs' checkpoints). So reads have a thread of their own, a
+`Writer` that only ever runs calls (`role="reader"`): each call reads on the store's reading
+connection, which in WAL mode never waits for a write transaction. On a loop that serves one sync
+caller only (`tether.checkpoint.loops`) the read runs inline, as the writes do.
+
+Cancellation (every method): safe, it only reads; once handed to the thread, the read completes
+and a cancel meanwhile is delivered at the caller's next await (`Writer.call`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from tether.checkpoint.base import CheckpointStore, StoredCheckpoint, ThreadRecord
+from tether.checkpoint.paging import apages
+from tether.checkpoint.sqlite.writer import Writer
+from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus
+
+
+class AsyncReads(CheckpointStore):
+    """The `a*` reads over the sync ones, in `_reads` (provided by `SqliteSaver`)."""
+
+    _reads: Writer
+
+    async def aget_run(self, run_id: str) -> RunInfo | None:
+        """Async twin of `get_run`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._reads.call(lambda: self.get_run(run_id))
+
+    async def alist_runs(self, *, thread_id: str | None = None,
+                         status: RunStatus | str | None = None,
+                         limit: int | None = None) -> list[RunInfo]:
+        """Async twin of `list_runs`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._reads.call(
+            lambda: self.list_runs(thread_id=thread_id, status=status, limit=limit))
+
+    async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
+        """Async twin of `cancel_requests`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        if not run_ids:
+            return {}
+        return await self._reads.call(lambda: self.cancel_requests(run_ids))
+
+    async def aevents(self, run_id: str) -> list[RunEvent]:
+        """Async twin of `events`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._reads.call(lambda: self.events(run_id))
+
+    async def aload(self, run_id: str) -> RunSnapshot:
+        """Async twin of `load`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._reads.call(lambda: self.load(run_id))
+
+    async def aget_checkpoint(self, thread_id: str, ns: str = "",
+                              checkpoint_id: str | None = None) -> StoredCheckpoint | None:
+        """Async twin of `get_checkpoint`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._reads.call(
+            lambda: self.get_checkpoint(thread_id, ns, checkpoint_id))
+
+    async def aget_thread(self, thread_id: str) -> ThreadRecord | None:
+        """Async twin of `get_thread`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._reads.call(lambda: self.get_thread(thread_id))
+
+    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+                              offset: int = 0) -> list[ThreadRecord]:
+        """Async twin of `search_threads`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._reads.call(
+            lambda: self.search_threads(metadata=metadata, limit=limit, offset=offset))
+
+    async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
+                                limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:
+        """Async twin of `list_checkpoints`, a page at a time by the reader thread.
+
+        Cancellation:
+            Safe: it only reads; stopping early reads no further page.
+        """
+        async def fetch(after: str | None, count: int) -> list[StoredCheckpoint]:
+            return await self._reads.call(lambda: list(
+                self.list_checkpoints(thread_id, ns, before=after, limit=count)))
+
+        async for stored in apages(fetch, before, limit):
+            yield stored
+
+
+__all__ = ["AsyncReads"]
