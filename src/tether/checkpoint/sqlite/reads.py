@@ -7,8 +7,8 @@ before it (a group commit of many runs' checkpoints). So reads have a thread of 
 connection, which in WAL mode never waits for a write transaction. On a loop that serves one sync
 caller only (`tether.checkpoint.loops`) the read runs inline, as the writes do.
 
-Cancellation (every method): safe, it only reads; once handed to the thread, the read completes
-and a cancel meanwhile is delivered at the caller's next await (`Writer.call`).
+Cancellation (every method): safe, it only reads; a cancel is delivered at once, and the
+answer of a read the thread has begun is dropped (`Writer.read`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class AsyncReads(CheckpointStore):
         Cancellation:
             Safe: it only reads.
         """
-        return await self._reads.call(lambda: self.get_run(run_id))
+        return await self._reads.read(lambda: self.get_run(run_id))
 
     async def alist_runs(self, *, thread_id: str | None = None,
                          status: RunStatus | str | None = None,
@@ -43,7 +43,7 @@ class AsyncReads(CheckpointStore):
         Cancellation:
             Safe: it only reads.
         """
-        return await self._reads.call(
+        return await self._reads.read(
             lambda: self.list_runs(thread_id=thread_id, status=status, limit=limit))
 
     async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
@@ -54,7 +54,7 @@ class AsyncReads(CheckpointStore):
         """
         if not run_ids:
             return {}
-        return await self._reads.call(lambda: self.cancel_requests(run_ids))
+        return await self._reads.read(lambda: self.cancel_requests(run_ids))
 
     async def aevents(self, run_id: str) -> list[RunEvent]:
         """Async twin of `events`, read by the reader thread.
@@ -62,7 +62,7 @@ class AsyncReads(CheckpointStore):
         Cancellation:
             Safe: it only reads.
         """
-        return await self._reads.call(lambda: self.events(run_id))
+        return await self._reads.read(lambda: self.events(run_id))
 
     async def aload(self, run_id: str) -> RunSnapshot:
         """Async twin of `load`, read by the reader thread.
@@ -70,7 +70,7 @@ class AsyncReads(CheckpointStore):
         Cancellation:
             Safe: it only reads.
         """
-        return await self._reads.call(lambda: self.load(run_id))
+        return await self._reads.read(lambda: self.load(run_id))
 
     async def aget_checkpoint(self, thread_id: str, ns: str = "",
                               checkpoint_id: str | None = None) -> StoredCheckpoint | None:
@@ -79,7 +79,7 @@ class AsyncReads(CheckpointStore):
         Cancellation:
             Safe: it only reads.
         """
-        return await self._reads.call(
+        return await self._reads.read(
             lambda: self.get_checkpoint(thread_id, ns, checkpoint_id))
 
     async def aget_thread(self, thread_id: str) -> ThreadRecord | None:
@@ -88,7 +88,7 @@ class AsyncReads(CheckpointStore):
         Cancellation:
             Safe: it only reads.
         """
-        return await self._reads.call(lambda: self.get_thread(thread_id))
+        return await self._reads.read(lambda: self.get_thread(thread_id))
 
     async def asearch_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
                               offset: int = 0) -> list[ThreadRecord]:
@@ -97,7 +97,7 @@ class AsyncReads(CheckpointStore):
         Cancellation:
             Safe: it only reads.
         """
-        return await self._reads.call(
+        return await self._reads.read(
             lambda: self.search_threads(metadata=metadata, limit=limit, offset=offset))
 
     async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
@@ -108,7 +108,7 @@ class AsyncReads(CheckpointStore):
             Safe: it only reads; stopping early reads no further page.
         """
         async def fetch(after: str | None, count: int) -> list[StoredCheckpoint]:
-            return await self._reads.call(lambda: list(
+            return await self._reads.read(lambda: list(
                 self.list_checkpoints(thread_id, ns, before=after, limit=count)))
 
         async for stored in apages(fetch, before, limit):

@@ -104,6 +104,18 @@ class Writer:
         """
         return await self._submit(call=fn)  # type: ignore[no-any-return]
 
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run `fn()` (a sync read) in the thread, alone, as `call` does.
+
+        Raises:
+            What `fn` raises.
+
+        Cancellation:
+            Immediate: a read changes nothing, so a cancelled one is not waited for (its
+            answer, when the thread gets to it, is dropped).
+        """
+        return await self._submit(whole=False, call=fn)  # type: ignore[no-any-return]
+
     def close(self, timeout: float = 5.0) -> None:
         """Let the thread finish the jobs it has, then end it. Later calls run inline."""
         with self._lock:
@@ -116,7 +128,7 @@ class Writer:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
-    async def _submit(self, **work: Any) -> Any:
+    async def _submit(self, whole: bool = True, **work: Any) -> Any:
         loop = asyncio.get_running_loop()
         if may_block(loop):
             # Nothing else runs on this loop: inline, in the caller's thread (every call made
@@ -133,7 +145,7 @@ class Writer:
                         name=f"tether-sqlite-{self._role} {self._db.path}")
                     self._thread.start()
         if queued:
-            return await wait_whole(job.future)
+            return await (wait_whole(job.future) if whole else job.future)
         # Closed: run inline, as before there was a thread (the connection says it is closed).
         return _unwrap(self._run_alone(job))
 
