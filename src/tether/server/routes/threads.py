@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -33,18 +34,20 @@ async def thread_json(server: ServerState, record: ThreadRecord, *,
 
     Args:
         new: the thread was created just now, so it has no runs and no checkpoint: it is
-            `idle` with no values, and neither is read from the store.
+            `idle` with no values, and neither is read from the store. Otherwise both are
+            read at once (two reads in flight: one wait, not two in a row).
 
     Cancellation:
         Safe: it only reads.
     """
-    snapshot = None if new else await server.snapshot(record)
+    snapshot, status = (None, "idle") if new else await asyncio.gather(
+        server.snapshot(record), server.thread_status(record.thread_id))
     return {
         "thread_id": client_id(record.thread_id),
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
         "metadata": jsonable(record.metadata),
-        "status": "idle" if new else await server.thread_status(record.thread_id),
+        "status": status,
         "values": jsonable(snapshot.values) if snapshot is not None else None,
         "interrupts": interrupts_by_task(snapshot),
         "config": {},
