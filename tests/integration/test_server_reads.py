@@ -119,6 +119,13 @@ def _seed(store: CheckpointStore) -> Seeded:
         status=RunStatus.CANCELLED, checkpoint_id=head.id, thread_id="t1",
         reason=CancelReason("user", "stop", "test")))
     ids["stopped"], ids["checkpoint"] = "stopped", head.id
+    # A cancelled run whose thread has moved on since (its checkpoint is not the head).
+    first = list(store.list_checkpoints("t1"))[-1]
+    store.create_run(RunInfo("older", "t1", RunStatus.PENDING, metadata={"graph": "counter"}))
+    store.mark_running("older")
+    store.finish_run("older", RunFinish(
+        status=RunStatus.CANCELLED, checkpoint_id=first.id, thread_id="t1",
+        reason=CancelReason("user", "stop", "test")))
     return ids
 
 
@@ -174,6 +181,9 @@ def _reads(ids: Seeded) -> list[tuple[str, str, Any, int]]:
         ("GET", f"/tether/runs/{failed}", None, 200),
         ("GET", f"/tether/runs/{ended}/timeline", None, 200),
         ("GET", "/tether/runs/stopped/timeline", None, 200),
+        ("GET", f"/threads/t1/runs/{ended}/stream", None, 200),
+        ("GET", f"/tether/runs/{ended}/stream", None, 200),
+        ("POST", "/tether/runs/older/resume", {}, 409),
         ("POST", "/runs/cancel", {"status": "pending"}, 404),
     ]
 
@@ -187,7 +197,8 @@ async def test_no_read_route_reads_the_store_on_the_event_loop(
         assert answer.status_code == status, (path, answer.text)
         if store.on_loop:
             on_loop[f"{method} {path}"] = store.on_loop
-        answers[path] = answer.json()
+        answers[path] = answer.json() if "json" in answer.headers["content-type"] \
+            else answer.text
     assert sorted(on_loop) == [], on_loop  # the routes that read the store on the loop
     # The reads answered what the store holds.
     assert answers["/threads/t1"]["metadata"]["k"] == "t1"
@@ -196,9 +207,10 @@ async def test_no_read_route_reads_the_store_on_the_event_loop(
     assert {r["run_id"] for r in answers["/threads/t1/runs"]} >= {seeded["counter"], "stopped"}
     assert answers[f"/threads/t2/runs/{seeded['approval']}/join"]["__interrupt__"]
     assert [r["run_id"] for r in answers["/tether/runs?status=cancelled&q=stop"]["runs"]] == [
-        "stopped"]
+        "older", "stopped"]
     assert answers[f"/tether/runs/{seeded['approval']}"]["interrupts"]
     assert answers[f"/tether/runs/{seeded['counter']}/timeline"]
+    assert "has moved on" in answers["/tether/runs/older/resume"]["detail"]
 
 
 async def test_the_live_board_reads_the_store_off_the_event_loop(
