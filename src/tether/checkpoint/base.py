@@ -3,8 +3,8 @@ each run's append-only audit log.
 
 Backends implement the sync methods; the async twins (`a*`) call them directly by default, which
 is right for a store with no I/O (memory). A store whose calls block overrides the async twins:
-SQLite runs them in its writer thread, Postgres does real async I/O, so no async call blocks the
-caller's event loop (a server's).
+SQLite runs its writes in its writer thread and its reads in its reader thread, Postgres does
+real async I/O, so no async call blocks the caller's event loop (a server's).
 
 Cancellation (every async twin): each call is one transaction. Cancelled before it commits, it
 changes nothing and is safe to retry; the runs layer calls the ones that end a run from a
