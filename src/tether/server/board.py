@@ -113,13 +113,11 @@ class RunBoard:
             self._wake.clear()
 
     async def _look(self) -> list[RunInfo]:
-        """The newest runs and every run in flight."""
+        """The newest runs and every run in flight (the reads made at once: one wait)."""
         store = self._store
-        seen = {info.run_id: info for info in await store.alist_runs(limit=self._recent)}
-        for status in IN_FLIGHT:
-            for info in await store.alist_runs(status=status, limit=self._recent * 5):
-                seen[info.run_id] = info
-        return list(seen.values())
+        found = await asyncio.gather(store.alist_runs(limit=self._recent), *(
+            store.alist_runs(status=status, limit=self._recent * 5) for status in IN_FLIGHT))
+        return list({info.run_id: info for runs in found for info in runs}.values())
 
     async def _changes(self) -> list[RunInfo]:
         known = self._known if self._known is not None else {}
