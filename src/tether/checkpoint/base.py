@@ -3,8 +3,8 @@ each run's append-only audit log.
 
 Backends implement the sync methods; the async twins (`a*`) call them directly by default, which
 is right for a store with no I/O (memory). A store whose calls block overrides the async twins:
-SQLite runs them in its writer thread, Postgres does real async I/O, so no async call blocks the
-caller's event loop (a server's).
+SQLite runs its writes in its writer thread and its reads in its reader thread, Postgres does
+real async I/O, so no async call blocks the caller's event loop (a server's).
 
 Cancellation (every async twin): each call is one transaction. Cancelled before it commits, it
 changes nothing and is safe to retry; the runs layer calls the ones that end a run from a
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -415,6 +415,37 @@ class CheckpointStore(ABC):
             Safe: it only reads.
         """
         return self.get_checkpoint(thread_id, ns, checkpoint_id)
+
+    # Reads the server makes on its loop, one per request: a store whose reads block
+    # overrides these too.
+
+    async def aget_thread(self, thread_id: str) -> ThreadRecord | None:
+        """Async twin of `get_thread`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return self.get_thread(thread_id)
+
+    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+                              offset: int = 0) -> list[ThreadRecord]:
+        """Async twin of `search_threads`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return self.search_threads(metadata=metadata, limit=limit, offset=offset)
+
+    async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
+                                limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:
+        """Async twin of `list_checkpoints`: the same checkpoints, newest first, read as the
+        iterator advances (a store with I/O reads them a page at a time).
+
+        Cancellation:
+            Safe: it only reads; stopping early reads no further.
+        """
+        for stored in self.list_checkpoints(thread_id, ns, before=before, limit=limit):
+            yield stored
 
     async def adelete_run_checkpoints(self, run_id: str) -> None:
         """Async twin of `delete_run_checkpoints`.

@@ -49,21 +49,28 @@ class GraphHistory:
         assert rc.thread_id is not None
         stored = store.get_checkpoint(rc.thread_id, rc.checkpoint_ns, rc.checkpoint_id)
         if stored is None:
-            if rc.checkpoint_id is not None:
-                raise CheckpointNotFound(
-                    f"thread {rc.thread_id!r} has no checkpoint {rc.checkpoint_id!r}"
-                )
-            return StateSnapshot({}, (), dict(config), None, None, None, (), ())
+            return _no_state(rc, config)
         return self._snapshot(stored, live=rc.checkpoint_id is None, subgraphs=subgraphs)
 
     async def aget_state(self, config: dict[str, Any], *,
                          subgraphs: bool = False) -> StateSnapshot:
-        """Async twin of `get_state`.
+        """Async twin of `get_state`: the store's async reads (a server's loop keeps serving
+        while they wait).
 
         Cancellation:
             Safe: it only reads.
         """
-        return self.get_state(config, subgraphs=subgraphs)
+        store, rc = self._thread(config, "get_state()")
+        assert rc.thread_id is not None
+        stored = await store.aget_checkpoint(rc.thread_id, rc.checkpoint_ns, rc.checkpoint_id)
+        if stored is None:
+            return _no_state(rc, config)
+        snapshot = snapshot_of(self.spec, store, stored, live=rc.checkpoint_id is None,
+                               subgraphs=False)
+        if not subgraphs:
+            return snapshot
+        tasks = [await _awith_child(self.spec, store, stored, task) for task in snapshot.tasks]
+        return snapshot._replace(tasks=tuple(tasks))
 
     def get_state_history(self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
                           before: dict[str, Any] | None = None,
@@ -90,8 +97,18 @@ class GraphHistory:
         Cancellation:
             Safe: it only reads (checkpoints are read as the iterator advances).
         """
-        for snapshot in self.get_state_history(config, filter=filter, before=before, limit=limit):
-            yield snapshot
+        store, rc = self._thread(config, "get_state_history()")
+        assert rc.thread_id is not None
+        before_id = ((before or {}).get("configurable") or {}).get("checkpoint_id")
+        count = 0
+        async for stored in store.alist_checkpoints(rc.thread_id, rc.checkpoint_ns,
+                                                    before=before_id):
+            if filter and any(stored.metadata.get(k) != v for k, v in filter.items()):
+                continue
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield self._snapshot(stored, live=False)
 
     async def aupdate_state(self, config: dict[str, Any], values: Any,
                             as_node: str | None = None) -> dict[str, Any]:
@@ -150,6 +167,37 @@ def _with_child(spec: GraphSpec, store: CheckpointStore, stored: StoredCheckpoin
         return task
     state = snapshot_of(child_spec, store, child, live=True, subgraphs=True)
     return task._replace(state=state)
+
+
+async def _awith_child(spec: GraphSpec, store: CheckpointStore, stored: StoredCheckpoint,
+                       task: PregelTask) -> PregelTask:
+    """`_with_child` through the store's async reads (each level's own tasks too)."""
+    node = spec.nodes.get(task.name)
+    child_spec = None if node is None else (
+        node.subgraph or next(iter(graphs_used(node.func)), None))
+    if child_spec is None:
+        return task
+    child = await store.aget_checkpoint(stored.thread_id,
+                                        child_namespace(stored.ns, task.name, task.id))
+    if child is None:
+        return task
+    state = snapshot_of(child_spec, store, child, live=True, subgraphs=False)
+    tasks = [await _awith_child(child_spec, store, child, t) for t in state.tasks]
+    return task._replace(state=state._replace(tasks=tuple(tasks)))
+
+
+def _no_state(rc: RunConfig, config: dict[str, Any]) -> StateSnapshot:
+    """What `get_state` answers for a thread without the checkpoint asked for: an empty
+    snapshot with no checkpoint yet.
+
+    Raises:
+        CheckpointNotFound: a `checkpoint_id` was asked for.
+    """
+    if rc.checkpoint_id is not None:
+        raise CheckpointNotFound(
+            f"thread {rc.thread_id!r} has no checkpoint {rc.checkpoint_id!r}"
+        )
+    return StateSnapshot({}, (), dict(config), None, None, None, (), ())
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str | None) -> dict[str, Any]:

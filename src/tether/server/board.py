@@ -58,11 +58,18 @@ class RunBoard:
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
 
-    def feed(self, tenant: str | None) -> RunFeed:
+    async def feed(self, tenant: str | None) -> RunFeed:
         """The feed of a tenant's runs (`None`: every run); the board knows the runs as they
-        are now, so what the feed brings later is what changed after this call."""
+        are now, so what the feed brings later is what changed after this call.
+
+        Cancellation:
+            Safe: the first call reads the store (the board's first look); a cancelled one
+            leaves the board as it was.
+        """
         if self._known is None:
-            self._known = {info.run_id: _mark(info) for info in self._look()}
+            known = {info.run_id: _mark(info) for info in await self._look()}
+            if self._known is None:  # another caller's first look may have ended meanwhile
+                self._known = known
         key = ALL if tenant is None else tenant
         found = self._feeds.get(key)
         if found is None:
@@ -100,26 +107,25 @@ class RunBoard:
 
     async def _run(self) -> None:
         while self._watchers > 0 and not self._closed:
-            self._publish(self._changes())
+            await self._publish(await self._changes())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
 
-    def _look(self) -> list[RunInfo]:
-        """The newest runs and every run in flight."""
-        seen = {info.run_id: info for info in self._store.list_runs(limit=self._recent)}
-        for status in IN_FLIGHT:
-            for info in self._store.list_runs(status=status, limit=self._recent * 5):
-                seen[info.run_id] = info
-        return list(seen.values())
+    async def _look(self) -> list[RunInfo]:
+        """The newest runs and every run in flight (the reads made at once: one wait)."""
+        store = self._store
+        found = await asyncio.gather(store.alist_runs(limit=self._recent), *(
+            store.alist_runs(status=status, limit=self._recent * 5) for status in IN_FLIGHT))
+        return list({info.run_id: info for runs in found for info in runs}.values())
 
-    def _changes(self) -> list[RunInfo]:
+    async def _changes(self) -> list[RunInfo]:
         known = self._known if self._known is not None else {}
-        seen = {info.run_id: info for info in self._look()}
+        seen = {info.run_id: info for info in await self._look()}
         for run_id, mark in known.items():
             # A run that was in flight and is no longer among those looked at has ended.
             if run_id not in seen and mark[0] in _IN_FLIGHT_NAMES:
-                info = self._store.get_run(run_id)
+                info = await self._store.aget_run(run_id)
                 if info is not None:
                     seen[run_id] = info
         changed = [info for info in seen.values() if known.get(info.run_id) != _mark(info)]
@@ -129,22 +135,22 @@ class RunBoard:
                 self._follow(info.run_id)
         return changed
 
-    def _publish(self, changed: list[RunInfo]) -> None:
+    async def _publish(self, changed: list[RunInfo]) -> None:
         for info in sorted(changed, key=lambda i: i.created_at):
             payload = self._render(info)
-            tenant = self._tenant(info)
+            tenant = await self._tenant(info)
             for key in (ALL, tenant):
                 feed = self._feeds.get(key) if key is not None else None
                 if feed is not None:
                     feed.publish("run", payload)
 
-    def _tenant(self, info: RunInfo) -> str | None:
+    async def _tenant(self, info: RunInfo) -> str | None:
         own = info.metadata.get(TENANT_KEY)
         if isinstance(own, str):
             return own
         thread_id = info.thread_id or ""
         if thread_id not in self._tenants:
-            record = self._store.get_thread(thread_id) if thread_id else None
+            record = await self._store.aget_thread(thread_id) if thread_id else None
             tenant = record.metadata.get(TENANT_KEY) if record is not None else None
             self._tenants[thread_id] = tenant if isinstance(tenant, str) else None
         return self._tenants[thread_id]

@@ -64,14 +64,17 @@ class ServerState:
 
     # -- threads ----------------------------------------------------------------------------
 
-    def thread(self, caller: Principal, thread_id: str) -> ThreadRecord:
+    async def thread(self, caller: Principal, thread_id: str) -> ThreadRecord:
         """The caller's thread (its `thread_id` is where it is stored, see `store_ids`).
 
         Raises:
             HTTPException: 404 when it does not exist or belongs to another tenant.
+
+        Cancellation:
+            Safe: it only reads (`CheckpointStore.aget_thread`).
         """
         for stored in store_ids(caller, thread_id):
-            record = self.store.get_thread(stored)
+            record = await self.store.aget_thread(stored)
             if record is not None and visible(record, caller):
                 return record
         raise not_found("thread", thread_id)
@@ -93,7 +96,7 @@ class ServerState:
             fresh = uuid7()
             made = await self.store.aput_thread(fresh, stamped(metadata, caller))
             return made, True
-        slots = [(stored, self.store.get_thread(stored))
+        slots = [(stored, await self.store.aget_thread(stored))
                  for stored in store_ids(caller, thread_id)]
         for _stored, existing in slots:
             if existing is not None and visible(existing, caller):
@@ -106,19 +109,22 @@ class ServerState:
         made = await self.store.aput_thread(free, stamped(metadata, caller))
         return made, True
 
-    def run(self, caller: Principal, thread_id: str, run_id: str) -> RunInfo:
+    async def run(self, caller: Principal, thread_id: str, run_id: str) -> RunInfo:
         """The caller's run of the caller's thread.
 
         Raises:
             HTTPException: 404 for no such run on that thread, or another tenant's.
+
+        Cancellation:
+            Safe: it only reads.
         """
-        info = self.store.get_run(run_id)
+        info = await self.store.aget_run(run_id)
         if caller.tenant is None and info is not None and info.thread_id == thread_id \
                 and SCOPE not in thread_id:
             # Without tenants the run alone answers: its thread exists (it holds this run)
             # and every thread is the caller's.
             return info
-        record = self.thread(caller, thread_id)
+        record = await self.thread(caller, thread_id)
         if info is None or info.thread_id != record.thread_id or not run_visible(info, caller):
             raise not_found("run", run_id)
         return info
@@ -131,25 +137,33 @@ class ServerState:
         served = self.assistants.all()
         return served[0] if len(served) == 1 else None
 
-    def snapshot(self, record: ThreadRecord, checkpoint_id: str | None = None,
-                 ns: str = "") -> StateSnapshot | None:
-        """The thread's state (latest, or at `checkpoint_id`); None with no checkpoint."""
+    async def snapshot(self, record: ThreadRecord, checkpoint_id: str | None = None,
+                       ns: str = "") -> StateSnapshot | None:
+        """The thread's state (latest, or at `checkpoint_id`); None with no checkpoint.
+
+        Cancellation:
+            Safe: it only reads.
+        """
         assistant = self.graph_of(record)
         config = {"configurable": {"thread_id": record.thread_id, "checkpoint_ns": ns,
                                    "checkpoint_id": checkpoint_id}}
         if assistant is not None:
-            state = assistant.graph.get_state(config)
+            state = await assistant.graph.aget_state(config)
             return state if state.created_at is not None else None
-        stored = self.store.get_checkpoint(record.thread_id, ns, checkpoint_id)
+        stored = await self.store.aget_checkpoint(record.thread_id, ns, checkpoint_id)
         if stored is None:
             return None
         values = {k: v for k, v in stored.values.items() if not k.startswith(("branch:", "__"))}
         return StateSnapshot(values, stored.next, config, dict(stored.metadata),
                              stored.created_at.isoformat(), None, ())
 
-    def thread_status(self, thread_id: str) -> str:
-        """`busy`, `interrupted`, `error` or `idle`, from the thread's latest runs."""
-        runs = self.store.list_runs(thread_id=thread_id, limit=20)
+    async def thread_status(self, thread_id: str) -> str:
+        """`busy`, `interrupted`, `error` or `idle`, from the thread's latest runs.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        runs = await self.store.alist_runs(thread_id=thread_id, limit=20)
         if any(r.status in BUSY for r in runs):
             return "busy"
         if runs and runs[0].status is RunStatus.INTERRUPTED:

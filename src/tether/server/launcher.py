@@ -235,7 +235,10 @@ class LocalLauncher:
                     await sub.wait(self._limits.heartbeat_seconds)
             if isinstance(feed.final, RunInfo):
                 return feed.final
-        info: RunInfo = self._graph.get_run(run_id)
+        # The store's async read (this loop serves others); a run it does not know is one of
+        # this process not yet recorded, or none (`get_run` answers both, RunNotFound).
+        found: RunInfo | None = await self._graph.ledger.aget_run(run_id)
+        info: RunInfo = found if found is not None else self._graph.get_run(run_id)
         if info.status.at_rest:
             return info
         ended: RunInfo = await self._graph.await_run(run_id, timeout)

@@ -23,10 +23,13 @@ RESUMABLE = frozenset({RunStatus.CANCELLED, RunStatus.TIMEOUT, RunStatus.ERROR})
 _IN_FLIGHT = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING})
 
 
-def lineage(store: CheckpointStore, info: RunInfo) -> dict[str, Any]:
+async def lineage(store: CheckpointStore, info: RunInfo) -> dict[str, Any]:
     """The runs this one came from and the runs that came from it, by id.
 
     `resumed_by`, `forks` and `supersedes` are found among the runs of the same thread.
+
+    Cancellation:
+        Safe: it only reads.
     """
     reason = info.reason
     superseded_by = reason.requested_by if reason is not None and \
@@ -35,7 +38,7 @@ def lineage(store: CheckpointStore, info: RunInfo) -> dict[str, Any]:
     forks: list[str] = []
     supersedes: list[str] = []
     if info.thread_id is not None:
-        for other in store.list_runs(thread_id=info.thread_id):
+        for other in await store.alist_runs(thread_id=info.thread_id):
             if other.metadata.get(RESUMED_FROM) == info.run_id:
                 resumed_by.append(other.run_id)
             if other.metadata.get(FORKED_FROM) == info.run_id:
@@ -55,11 +58,14 @@ def lineage(store: CheckpointStore, info: RunInfo) -> dict[str, Any]:
     }
 
 
-def resume_refusal(store: CheckpointStore, info: RunInfo) -> str | None:
+async def resume_refusal(store: CheckpointStore, info: RunInfo) -> str | None:
     """Why the run may not be resumed, or None when it may.
 
     Refused: a run that did not stop (or is waiting for an answer), one with nothing kept, one
     superseded by another run, and one whose thread has a run in flight or newer checkpoints.
+
+    Cancellation:
+        Safe: it only reads.
     """
     run = f"run {info.run_id}"
     refusal = _not_stopped(info)
@@ -70,12 +76,12 @@ def resume_refusal(store: CheckpointStore, info: RunInfo) -> str | None:
     reason = info.reason
     if reason is not None and reason.kind == "superseded":
         return f"run {reason.requested_by} superseded {run}: {moved}"
-    busy = [r.run_id for r in store.list_runs(thread_id=info.thread_id)
+    busy = [r.run_id for r in await store.alist_runs(thread_id=info.thread_id)
             if r.status in _IN_FLIGHT and r.run_id != info.run_id]
     if busy:
         return f"thread {info.thread_id} has run {busy[0]} in flight: wait for it or stop it first"
     ns = str(info.metadata.get("checkpoint_ns", ""))
-    latest = store.get_checkpoint(info.thread_id, ns)
+    latest = await store.aget_checkpoint(info.thread_id, ns)
     if latest is not None and latest.id != info.checkpoint_id:
         by = f" (run {latest.run_id} wrote a newer checkpoint)" if latest.run_id else ""
         return f"thread {info.thread_id} has moved on since {run} stopped{by}: {moved}"

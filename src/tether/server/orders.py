@@ -51,7 +51,7 @@ async def prepare_thread(server: ServerState, caller: Principal, thread_id: str,
     """
     graph = {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
     try:
-        record = server.thread(caller, thread_id)
+        record = await server.thread(caller, thread_id)
     except HTTPException:
         if if_not_exists != "create":
             raise

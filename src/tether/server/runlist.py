@@ -99,9 +99,13 @@ class Visibility:
         self._caller = caller
         self._threads: dict[str, bool] = {}
 
-    def __call__(self, info: RunInfo) -> bool:
+    async def __call__(self, info: RunInfo) -> bool:
         """True if the caller may see the run (its own record names the tenant, or its
-        thread does)."""
+        thread does).
+
+        Cancellation:
+            Safe: it only reads (a thread looked up is remembered).
+        """
         tenant = self._caller.tenant
         if tenant is None:
             return True
@@ -110,17 +114,20 @@ class Visibility:
             return bool(own == tenant)
         thread_id = info.thread_id or ""
         if thread_id not in self._threads:
-            record = self._server.store.get_thread(thread_id) if thread_id else None
+            record = await self._server.store.aget_thread(thread_id) if thread_id else None
             self._threads[thread_id] = record is not None and visible(record, self._caller)
         return self._threads[thread_id]
 
 
-def page(server: ServerState, caller: Principal, wanted: RunFilter, *, offset: int,
-         limit: int) -> tuple[list[RunInfo], int]:
+async def page(server: ServerState, caller: Principal, wanted: RunFilter, *, offset: int,
+               limit: int) -> tuple[list[RunInfo], int]:
     """One page of the caller's runs that match, newest first, and how many match in all.
 
     Raises:
         HTTPException: 422 for a limit outside 1..`MAX_PAGE` or a negative offset.
+
+    Cancellation:
+        Safe: it only reads.
     """
     if not 1 <= limit <= MAX_PAGE:
         raise invalid(f"limit must be between 1 and {MAX_PAGE}", "query", "limit")
@@ -128,8 +135,9 @@ def page(server: ServerState, caller: Principal, wanted: RunFilter, *, offset: i
         raise invalid("offset must not be negative", "query", "offset")
     status = next(iter(wanted.statuses)) if len(wanted.statuses) == 1 else None
     mine = Visibility(server, caller)
-    found = [info for info in server.store.list_runs(thread_id=wanted.thread_id, status=status)
-             if wanted.matches(info) and mine(info)]
+    found = [info for info in await server.store.alist_runs(thread_id=wanted.thread_id,
+                                                            status=status)
+             if wanted.matches(info) and await mine(info)]
     return found[offset:offset + limit], len(found)
 
 

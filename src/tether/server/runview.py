@@ -22,56 +22,72 @@ STOPPED = frozenset({RunStatus.CANCELLED, RunStatus.TIMEOUT, RunStatus.ERROR})
 """The ends of a run that may leave partial answers."""
 
 
-def run_record(server: ServerState, info: RunInfo) -> dict[str, Any]:
+async def run_record(server: ServerState, info: RunInfo) -> dict[str, Any]:
     """A run record as the API returns it: the Agent Server's, with tether's fields, and the
-    partial answers a stop kept ("Stop generating")."""
+    partial answers a stop kept ("Stop generating").
+
+    Cancellation:
+        Safe: it only reads.
+    """
     record = run_json(info, server.launcher.facts(info.run_id))
-    record["partial_answers"] = partial_answers(server, info)
+    record["partial_answers"] = await partial_answers(server, info)
     return record
 
 
-def partial_answers(server: ServerState, info: RunInfo) -> list[dict[str, Any]]:
+async def partial_answers(server: ServerState, info: RunInfo) -> list[dict[str, Any]]:
     """What the chat models of a stopped run had streamed when it stopped (read only for runs
-    that ended stopped: the others have none)."""
+    that ended stopped: the others have none).
+
+    Cancellation:
+        Safe: it only reads.
+    """
     if info.status not in STOPPED:
         return []
     # Read from the run's final checkpoint alone: `store.load` would read the run again and
     # build its whole snapshot, for the same partial answers.
-    final = _final(server, info)
+    final = await _final(server, info)
     return [jsonable(p) for p in kept_answers(final.pending_writes)] if final is not None else []
 
 
-def detail(server: ServerState, info: RunInfo) -> dict[str, Any]:
+async def detail(server: ServerState, info: RunInfo) -> dict[str, Any]:
     """The run, its audit log (`store.events`), what it kept (`store.load`), and the rest the
-    page shows beside them."""
+    page shows beside them.
+
+    Cancellation:
+        Safe: it only reads.
+    """
     store = server.store
-    events = store.events(info.run_id)
-    kept = store.load(info.run_id)
-    final = _final(server, info)
-    refusal = resume_refusal(store, info)
+    events = await store.aevents(info.run_id)
+    kept = await store.aload(info.run_id)
+    final = await _final(server, info)
+    refusal = await resume_refusal(store, info)
     feed = server.launcher.feed(info.run_id)
     return {
         "now": utcnow().isoformat(),
-        "run": run_record(server, info),
+        "run": await run_record(server, info),
         "events": [_event(e) for e in events],
         "kept": _kept(kept),
         "error": _error(info, final),
-        "interrupts": _interrupts(server, info),
+        "interrupts": await _interrupts(server, info),
         "usage": _usage(events),
-        "lineage": lineage(store, info),
+        "lineage": await lineage(store, info),
         "resume": {"allowed": refusal is None, "why": refusal},
         "feed_seq": feed.next_seq - 1 if feed is not None else None,
     }
 
 
-def timeline(server: ServerState, info: RunInfo) -> dict[str, Any]:
+async def timeline(server: ServerState, info: RunInfo) -> dict[str, Any]:
     """The run's supersteps and tasks in time, with each step's changes (see
-    `tether.server.timeline`)."""
+    `tether.server.timeline`).
+
+    Cancellation:
+        Safe: it only reads.
+    """
     store = server.store
-    points, base = _points(server, info)
-    failed = _failed_nodes(info, _final(server, info))
-    kept = store.load(info.run_id)
-    outcome = outcome_of(info, kept, store.events(info.run_id), failed)
+    points, base = await _points(server, info)
+    failed = _failed_nodes(info, await _final(server, info))
+    kept = await store.aload(info.run_id)
+    outcome = outcome_of(info, kept, await store.aevents(info.run_id), failed)
     feed = server.launcher.feed(info.run_id)
     spans = spans_of((e.at, e.payload) for e in feed.since(0)[0] if e.event == "tasks") \
         if feed is not None else []
@@ -92,11 +108,11 @@ def _kept(snap: RunSnapshot) -> dict[str, Any]:
             "checkpoint_id": snap.checkpoint_id}
 
 
-def _final(server: ServerState, info: RunInfo) -> StoredCheckpoint | None:
+async def _final(server: ServerState, info: RunInfo) -> StoredCheckpoint | None:
     if info.thread_id is None or info.checkpoint_id is None:
         return None
     ns = str(info.metadata.get("checkpoint_ns", ""))
-    return server.store.get_checkpoint(info.thread_id, ns, info.checkpoint_id)
+    return await server.store.aget_checkpoint(info.thread_id, ns, info.checkpoint_id)
 
 
 def _failed_nodes(info: RunInfo, final: StoredCheckpoint | None) -> list[str]:
@@ -117,13 +133,13 @@ def _error(info: RunInfo, final: StoredCheckpoint | None) -> dict[str, Any] | No
             "traceback": info.error_traceback}
 
 
-def _interrupts(server: ServerState, info: RunInfo) -> list[dict[str, Any]]:
+async def _interrupts(server: ServerState, info: RunInfo) -> list[dict[str, Any]]:
     """The questions a paused run waits on (`interrupt(value)`), answered with
     `Command(resume=...)`."""
     if info.status is not RunStatus.INTERRUPTED or info.thread_id is None:
         return []
-    record = server.store.get_thread(info.thread_id)
-    snapshot = server.snapshot(record, info.checkpoint_id) if record is not None else None
+    record = await server.store.aget_thread(info.thread_id)
+    snapshot = await server.snapshot(record, info.checkpoint_id) if record is not None else None
     if snapshot is None:
         return []
     return [{"id": i.id, "value": jsonable(i.value)} for i in snapshot.interrupts]
@@ -143,21 +159,21 @@ def _usage(events: list[RunEvent]) -> dict[str, Any] | None:
     return None
 
 
-def _points(server: ServerState, info: RunInfo) -> tuple[list[Point], Point | None]:
+async def _points(server: ServerState, info: RunInfo) -> tuple[list[Point], Point | None]:
     """The run's checkpoints, oldest first (at most `MAX_STEPS` + 1), and the one before."""
     if info.thread_id is None:
         return [], None
     ns = str(info.metadata.get("checkpoint_ns", ""))
     store = server.store
     mine: list[StoredCheckpoint] = []
-    for stored in store.list_checkpoints(info.thread_id, ns):
+    async for stored in store.alist_checkpoints(info.thread_id, ns):
         if stored.created_at < info.created_at or len(mine) > MAX_STEPS:
             break
         if stored.run_id == info.run_id:
             mine.append(stored)
     mine.reverse()
     start = mine[0].parent_id if mine else info.checkpoint_id
-    before = store.get_checkpoint(info.thread_id, ns, start) if start else None
+    before = await store.aget_checkpoint(info.thread_id, ns, start) if start else None
     return [_point(c) for c in mine], _point(before) if before is not None else None
 
 

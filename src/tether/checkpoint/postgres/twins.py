@@ -13,7 +13,7 @@ retry. None of them is shielded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.checkpoint import owner
@@ -25,6 +25,7 @@ from tether.checkpoint.base import (
     ThreadRecord,
     WriteRecord,
 )
+from tether.checkpoint.paging import apages
 from tether.checkpoint.postgres import checkpoints, rows, runs, threads
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.snapshot import snapshot
@@ -179,6 +180,36 @@ class AsyncTwins:
         """
         return await self._db.arun_again(
             lambda: checkpoints.get(thread_id, ns, checkpoint_id, self.serde))
+
+    async def aget_thread(self, thread_id: str) -> ThreadRecord | None:
+        """Async twin of `get_thread`: the same one statement.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._db.arun(threads.get(thread_id))
+
+    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+                              offset: int = 0) -> list[ThreadRecord]:
+        """Async twin of `search_threads`: the same one statement.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._db.arun(threads.search(metadata, limit, offset))
+
+    async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
+                                limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:
+        """Async twin of `list_checkpoints`: the same pages, each one statement.
+
+        Cancellation:
+            Safe: it only reads; stopping early reads no further page.
+        """
+        async def fetch(after: str | None, count: int) -> list[StoredCheckpoint]:
+            return await self._db.arun(checkpoints.page(thread_id, ns, after, count, self.serde))
+
+        async for stored in apages(fetch, before, limit):
+            yield stored
 
     async def adelete_run_checkpoints(self, run_id: str) -> None:
         """Async twin of `delete_run_checkpoints`.

@@ -25,11 +25,12 @@ from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
 from tether.checkpoint.sqlite.checkpoints import Checkpoints
 from tether.checkpoint.sqlite.connection import Connection, file_of
+from tether.checkpoint.sqlite.reads import AsyncReads
 from tether.checkpoint.sqlite.writer import Writer
-from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus, utcnow
+from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
-class SqliteSaver(CheckpointStore):
+class SqliteSaver(AsyncReads, CheckpointStore):
     """A complete store in one SQLite file: runs, audit log, checkpoints and pending writes.
 
     Usable from sync and async code, from several threads, and from several processes on one
@@ -53,9 +54,10 @@ class SqliteSaver(CheckpointStore):
     with an `orphan` event, keeping its last checkpoint, so `graph.resume(run_id)` continues it.
 
     **Off the event loop.** The async methods never run SQLite on the calling loop: they hand
-    their work to the store's writer thread (`writer.py`), which commits the transactions of
-    concurrent callers together (a group commit) and reads in queue order, so a slow disk or a
-    busy file stalls the calls that wait for it, not every task of the loop. The sync methods
+    their writes to the store's writer thread (`writer.py`), which commits the transactions of
+    concurrent callers together (a group commit), and their reads to its reader thread
+    (`reads.py`), so a read never queues behind writes; a slow disk or a busy file stalls the
+    calls that wait for it, not every task of the loop. The sync methods
     run in the calling thread, as ever, and so do async calls made on a loop that serves one
     sync caller only (tether's private loop of `graph.invoke` from sync code; see
     `tether.checkpoint.loops`): nobody else waits on that loop, and a hop to the writer thread
@@ -100,6 +102,7 @@ class SqliteSaver(CheckpointStore):
         self.serde = serde or Serializer()
         self._db = Connection(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
         self._writer = Writer(self._db)
+        self._reads = Writer(self._db, role="reader")
         self._checkpoints = Checkpoints(self.serde)
         # Durable cancels of runs that their last checkpoint's transaction found (run id ->
         # the reason as stored); dropped when the run finishes.
@@ -124,6 +127,7 @@ class SqliteSaver(CheckpointStore):
     def close(self) -> None:
         """Close the connection (idempotent). Committed data is already in the file."""
         self._writer.close()
+        self._reads.close()
         self._db.close()
 
     def __enter__(self) -> SqliteSaver:
@@ -305,7 +309,7 @@ class SqliteSaver(CheckpointStore):
                          else _sql.DELETE_UNKNOWN_RUN_CHECKPOINTS, (run_id,))
             self._checkpoints.forget(lambda _key, head: head.run_id == run_id)
 
-    # -- the async API: the same work, in the writer thread ----------------------------------
+    # -- the async writes: the same work, in the writer thread (reads: `reads.py`) -----------
 
     async def acreate_run(self, info: RunInfo) -> RunInfo:
         """Async twin of `create_run`, run by the writer thread.
@@ -429,61 +433,6 @@ class SqliteSaver(CheckpointStore):
             Deferred: the run is deleted whole (or refused); see the class's docstring.
         """
         return await self._writer.transaction(lambda: runs.delete(run_id))
-
-    async def aget_run(self, run_id: str) -> RunInfo | None:
-        """Async twin of `get_run`, read by the writer thread.
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        return await self._writer.call(lambda: self.get_run(run_id))
-
-    async def alist_runs(self, *, thread_id: str | None = None,
-                         status: RunStatus | str | None = None,
-                         limit: int | None = None) -> list[RunInfo]:
-        """Async twin of `list_runs`, read by the writer thread.
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        return await self._writer.call(
-            lambda: self.list_runs(thread_id=thread_id, status=status, limit=limit))
-
-    async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
-        """Async twin of `cancel_requests`, read by the writer thread.
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        if not run_ids:
-            return {}
-        return await self._writer.call(lambda: self.cancel_requests(run_ids))
-
-    async def aevents(self, run_id: str) -> list[RunEvent]:
-        """Async twin of `events`, read by the writer thread.
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        return await self._writer.call(lambda: self.events(run_id))
-
-    async def aload(self, run_id: str) -> RunSnapshot:
-        """Async twin of `load`, read by the writer thread.
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        return await self._writer.call(lambda: self.load(run_id))
-
-    async def aget_checkpoint(self, thread_id: str, ns: str = "",
-                              checkpoint_id: str | None = None) -> StoredCheckpoint | None:
-        """Async twin of `get_checkpoint`, read by the writer thread.
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        return await self._writer.call(
-            lambda: self.get_checkpoint(thread_id, ns, checkpoint_id))
 
     async def adelete_run_checkpoints(self, run_id: str) -> None:
         """Async twin of `delete_run_checkpoints`, run by the writer thread.

@@ -18,6 +18,9 @@ serves one sync caller's call only (`tether.checkpoint.loops`: tether's private 
 `invoke`) has nobody else to keep serving: calls made on it run inline, under the same lock,
 sparing the two thread wake-ups of the hand-off that would otherwise cost a checkpoint per step
 more than the SQLite work itself.
+
+The store's async reads have a second thread of this kind (`role="reader"`, `reads.py`), which
+runs only calls that read on the reading connection: a read never queues behind writes.
 """
 
 from __future__ import annotations
@@ -60,10 +63,12 @@ class Writer:
 
     Args:
         db: the store's connection.
+        role: the thread's name (`writer`; `reader` for the store's reads, see `reads.py`).
     """
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Connection, role: str = "writer") -> None:
         self._db = db
+        self._role = role
         # Invariant: a job put in _jobs (under _lock, while not closed) is taken by _thread,
         # which is alive or about to start; _thread exits only after finding _jobs empty under
         # _lock, or on the sentinel `close` puts last.
@@ -126,6 +131,18 @@ class Writer:
         """
         return await self._submit(call=fn)  # type: ignore[no-any-return]
 
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run `fn()` (a sync read) in the thread, alone, as `call` does.
+
+        Raises:
+            What `fn` raises.
+
+        Cancellation:
+            Immediate: a read changes nothing, so a cancelled one is not waited for (its
+            answer, when the thread gets to it, is dropped).
+        """
+        return await self._submit(whole=False, call=fn)  # type: ignore[no-any-return]
+
     def close(self, timeout: float = 5.0) -> None:
         """Let the thread finish the jobs it has, then end it. Later calls run inline."""
         with self._lock:
@@ -138,7 +155,7 @@ class Writer:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
-    async def _submit(self, **work: Any) -> Any:
+    async def _submit(self, whole: bool = True, **work: Any) -> Any:
         loop = asyncio.get_running_loop()
         if may_block(loop):
             # Nothing else runs on this loop: inline, in the caller's thread (every call made
@@ -146,7 +163,7 @@ class Writer:
             return _unwrap(_run(self._db, **work))
         job = _Job(loop, loop.create_future(), **work)
         if self._put([job]):
-            return await wait_whole(job.future)
+            return await (wait_whole(job.future) if whole else job.future)
         # Closed: run inline, as before there was a thread (the connection says it is closed).
         return _unwrap(self._run_alone(job))
 
@@ -160,7 +177,7 @@ class Writer:
                 self._jobs.put(job)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, daemon=True,
-                                                name=f"tether-sqlite-writer {self._db.path}")
+                                                name=f"tether-sqlite-{self._role} {self._db.path}")
                 self._thread.start()
         return True
 

@@ -84,12 +84,12 @@ async def cancel_run(thread_id: str, run_id: str, *, request: Request, wait: boo
         request does not stop it. Safe to retry: a repeat answers with the first request's reason.
     """
     server, caller = parts(request)
-    before = server.run(caller, thread_id, run_id)
+    before = await server.run(caller, thread_id, run_id)
     message = reason or await _body_reason(request)
     why = reason_for(caller, action, message,
                      "POST /threads/{thread_id}/runs/{run_id}/cancel")
     info = await cancel_one(server, before, why, wait=wait, action=action)
-    return JSONResponse(run_out(server, info), status_code=200 if info.terminal else 202)
+    return JSONResponse(await run_out(server, info), status_code=200 if info.terminal else 202)
 
 
 async def _body_reason(request: Request) -> str | None:
@@ -117,7 +117,7 @@ async def cancel_runs(body: RunsCancel, server: Server, caller: Caller,
         is interrupted; a repeat re-answers the runs already stopped. Safe to retry.
     """
     why = reason_for(caller, action, None, "POST /runs/cancel")
-    selected = _selected(server, caller, body)
+    selected = await _selected(server, caller, body)
     outcomes = await asyncio.gather(
         *(cancel_one(server, before, why, wait=False, action=action) for before in selected),
         return_exceptions=True)
@@ -127,23 +127,24 @@ async def cancel_runs(body: RunsCancel, server: Server, caller: Caller,
     return Response(status_code=204)
 
 
-def _selected(server: ServerState, caller: Principal, body: RunsCancel) -> list[RunInfo]:
+async def _selected(server: ServerState, caller: Principal, body: RunsCancel) -> list[RunInfo]:
+    store = server.store
     if body.status is None:
         assert body.thread_id is not None and body.run_ids is not None
-        record = server.thread(caller, body.thread_id)
-        found = [r for r in (server.store.get_run(i) for i in body.run_ids)
+        record = await server.thread(caller, body.thread_id)
+        found = [r for r in [await store.aget_run(i) for i in body.run_ids]
                  if r is not None and r.thread_id == record.thread_id]
     else:
         wanted: list[Any] = (["pending", "running"] if body.status == "all" else [body.status])
-        found = [r for status in wanted for r in server.store.list_runs(status=status)]
-        found = [r for r in found if _mine(server, caller, r)]
+        found = [r for status in wanted for r in await store.alist_runs(status=status)]
+        found = [r for r in found if await _mine(server, caller, r)]
     if not found:
         raise HTTPException(404, "No runs found to cancel.")
     return found
 
 
-def _mine(server: ServerState, caller: Principal, info: RunInfo) -> bool:
+async def _mine(server: ServerState, caller: Principal, info: RunInfo) -> bool:
     if caller.tenant is None:
         return True
-    record = server.store.get_thread(info.thread_id) if info.thread_id else None
+    record = await server.store.aget_thread(info.thread_id) if info.thread_id else None
     return record is not None and visible(record, caller)

@@ -29,14 +29,18 @@ from tether.types import RunInfo, RunStatus, utcnow
 router = APIRouter()
 
 
-def owned_run(server: ServerState, caller: Principal, run_id: str) -> RunInfo:
+async def owned_run(server: ServerState, caller: Principal, run_id: str) -> RunInfo:
     """The caller's run, by id alone.
 
     Raises:
         HTTPException: 404 for no such run, or another tenant's.
+
+    Cancellation:
+        Safe: it only reads.
     """
-    info = server.store.get_run(run_id)
-    record = server.store.get_thread(info.thread_id) if info and info.thread_id else None
+    store = server.store
+    info = await store.aget_run(run_id)
+    record = await store.aget_thread(info.thread_id) if info and info.thread_id else None
     if info is None or not run_visible(info, caller) or (
             caller.tenant is not None and (record is None or not visible(record, caller))):
         raise not_found("run", run_id)
@@ -55,9 +59,9 @@ async def list_all_runs(query: Annotated[RunsQuery, Query()], server: Server,
     """
     wanted = RunFilter.parse(status=query.status, graph=query.graph, thread=query.thread,
                              kind=query.kind, since=query.since, until=query.until, q=query.q)
-    board = server.board.feed(caller.tenant)
-    runs, total = page(server, caller, wanted, offset=query.offset, limit=query.limit)
-    return {"now": utcnow().isoformat(), "runs": [run_out(server, r) for r in runs],
+    board = await server.board.feed(caller.tenant)
+    runs, total = await page(server, caller, wanted, offset=query.offset, limit=query.limit)
+    return {"now": utcnow().isoformat(), "runs": [await run_out(server, r) for r in runs],
             "total": total, "offset": query.offset, "limit": query.limit,
             "board_seq": board.next_seq - 1,
             "facets": {"graphs": [a.graph_id for a in server.assistants.all()],
@@ -90,7 +94,7 @@ async def live(request: Request, server: Server, caller: Caller) -> EventStream:
     Cancellation:
         Only this stream stops when the client leaves.
     """
-    feed = server.board.feed(caller.tenant)
+    feed = await server.board.feed(caller.tenant)
     last = request.headers.get("last-event-id", "").strip()
     after = int(last) if last.isdigit() else feed.next_seq - 1
     if after >= feed.next_seq:
@@ -107,7 +111,7 @@ async def run_detail(run_id: str, server: Server, caller: Caller) -> dict[str, A
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    return detail(server, owned_run(server, caller, run_id))
+    return await detail(server, await owned_run(server, caller, run_id))
 
 
 @router.get("/tether/runs/{run_id}/timeline")
@@ -117,7 +121,7 @@ async def run_timeline(run_id: str, server: Server, caller: Caller) -> dict[str,
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    return timeline(server, owned_run(server, caller, run_id))
+    return await timeline(server, await owned_run(server, caller, run_id))
 
 
 @router.get("/tether/runs/{run_id}/stream", responses=STREAM_RESPONSE)
@@ -129,7 +133,7 @@ async def run_stream(run_id: str, request: Request, server: Server,
     Cancellation:
         Only this stream stops when the client leaves; the run goes on.
     """
-    info = owned_run(server, caller, run_id)
+    info = await owned_run(server, caller, run_id)
     modes = query_modes(request)
     last = request.headers.get("last-event-id", "")
     after = int(last) if last.strip().isdigit() else None
@@ -148,8 +152,8 @@ async def resume_run(run_id: str, body: ResumeRequest, server: Server,
     Cancellation:
         The new run is recorded and started before the answer; a retry starts another.
     """
-    info = owned_run(server, caller, run_id)
-    refusal = resume_refusal(server.store, info)
+    info = await owned_run(server, caller, run_id)
+    refusal = await resume_refusal(server.store, info)
     if refusal is not None:
         raise HTTPException(409, refusal)
     return await _continue(server, caller, info, stream_mode=body.stream_mode,
@@ -167,7 +171,7 @@ async def fork_run(run_id: str, body: ForkRequest, server: Server,
         The edit is one checkpoint; the new run is recorded and started before the answer. A
         retry writes another branch and starts another run.
     """
-    info = owned_run(server, caller, run_id)
+    info = await owned_run(server, caller, run_id)
     if info.status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLING):
         raise HTTPException(409, f"run {run_id} is {info.status.value}: stop it before "
                                  "editing its state")
@@ -208,7 +212,7 @@ async def _continue(server: ServerState, caller: Principal, info: RunInfo, *,
                      config=checked_config(assistant, config), stream_modes=modes,
                      multitask_strategy="enqueue", facts=facts,
                      resume_of=info.run_id if resume else None, tenant=caller.tenant)
-    return run_out(server, await server.launcher.start(order))
+    return await run_out(server, await server.launcher.start(order))
 
 
 __all__ = ["BoardStream", "owned_run", "router"]

@@ -39,9 +39,13 @@ _AGENT_TO_TETHER: dict[str, frozenset[RunStatus]] = {
 _watchers: set[asyncio.Task[None]] = set()
 
 
-def run_out(server: ServerState, info: RunInfo) -> dict[str, Any]:
-    """A run record as the API returns it (with its `partial_answers`)."""
-    return run_record(server, info)
+async def run_out(server: ServerState, info: RunInfo) -> dict[str, Any]:
+    """A run record as the API returns it (with its `partial_answers`).
+
+    Cancellation:
+        Safe: it only reads.
+    """
+    return await run_record(server, info)
 
 
 def links(thread_id: str, run_id: str, tail: str) -> dict[str, str]:
@@ -71,17 +75,21 @@ def canceller(server: ServerState, run_id: str, message: str) -> Any:
     return cancel
 
 
-def output_of(server: ServerState, info: RunInfo) -> Any:
+async def output_of(server: ServerState, info: RunInfo) -> Any:
     """What a join returns: the last state the run streamed (with `__interrupt__` when it
-    paused), `{"__error__": ...}` when it failed, else the thread's state."""
+    paused), `{"__error__": ...}` when it failed, else the thread's state.
+
+    Cancellation:
+        Safe: it only reads.
+    """
     feed = server.launcher.feed(info.run_id)
     last = feed.latest(("values", "error")) if feed is not None else None
     if last is not None:
         return {"__error__": last.payload} if last.event == "error" else jsonable(last.payload)
     if info.status is RunStatus.ERROR:
         return {"__error__": error_json(info.error)}
-    record = server.store.get_thread(info.thread_id) if info.thread_id else None
-    snapshot = server.snapshot(record) if record is not None else None
+    record = await server.store.aget_thread(info.thread_id) if info.thread_id else None
+    snapshot = await server.snapshot(record) if record is not None else None
     if snapshot is None:
         return {}
     values = jsonable(snapshot.values)
@@ -96,7 +104,7 @@ async def final_output(server: ServerState, run_id: str) -> Any:
     Cancellation:
         Safe: only the waiting stops.
     """
-    return output_of(server, await server.launcher.wait(run_id, None))
+    return await output_of(server, await server.launcher.wait(run_id, None))
 
 
 async def start_streaming(server: ServerState, caller: Principal, order: RunOrder,
@@ -165,7 +173,7 @@ async def create_run(thread_id: str, body: RunCreate, request: Request) -> Respo
     """
     server, caller = parts(request)
     info = await server.launcher.start(await _order(server, caller, thread_id, body))
-    return WireJSON(run_out(server, info), headers={
+    return WireJSON(await run_out(server, info), headers={
         "Content-Location": f"/threads/{thread_id}/runs/{info.run_id}"})
 
 
@@ -214,11 +222,11 @@ async def list_runs(thread_id: str, *, request: Request, limit: QueryLimit = 10,
         Read-only: nothing changes, safe to retry.
     """
     server, caller = parts(request)
-    record = server.thread(caller, thread_id)
-    runs = server.store.list_runs(thread_id=record.thread_id)
+    record = await server.thread(caller, thread_id)
+    runs = await server.store.alist_runs(thread_id=record.thread_id)
     if status is not None:
         runs = [r for r in runs if r.status in _AGENT_TO_TETHER[status]]
-    return WireJSON([run_out(server, r) for r in runs[offset:offset + limit]])
+    return WireJSON([await run_out(server, r) for r in runs[offset:offset + limit]])
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=Record)
@@ -229,7 +237,7 @@ async def get_run(thread_id: str, run_id: str, request: Request) -> Response:
         Read-only: nothing changes, safe to retry.
     """
     server, caller = parts(request)
-    return WireJSON(run_out(server, server.run(caller, thread_id, run_id)))
+    return WireJSON(await run_out(server, await server.run(caller, thread_id, run_id)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
@@ -240,7 +248,7 @@ async def delete_run(thread_id: str, run_id: str, server: Server, caller: Caller
     Cancellation:
         One store transaction: done or not done; safe to retry (a repeat is 404).
     """
-    info = server.run(caller, thread_id, run_id)
+    info = await server.run(caller, thread_id, run_id)
     if not info.status.at_rest:
         raise HTTPException(409, f"run {run_id!r} is {info.status.value}: cancel it first")
     await server.store.adelete_run(run_id)
@@ -257,7 +265,7 @@ async def join_run(thread_id: str, run_id: str, request: Request,
         `cancel_on_disconnect`. Safe to retry.
     """
     server, caller = parts(request)
-    server.run(caller, thread_id, run_id)
+    await server.run(caller, thread_id, run_id)
     hook = canceller(server, run_id, "client disconnected from join (cancel_on_disconnect)") \
         if cancel_on_disconnect else None
     return DelayedJson(lambda: final_output(server, run_id),
@@ -274,7 +282,7 @@ async def join_stream(thread_id: str, run_id: str, *, request: Request,
         As `join_run`.
     """
     server, caller = parts(request)
-    info = server.run(caller, thread_id, run_id)
+    info = await server.run(caller, thread_id, run_id)
     modes = query_modes(request) or _requested_modes(server, run_id)
     after = _last_event_id(request)
     facts = server.launcher.facts(run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -27,21 +28,26 @@ router = APIRouter()
 _SEARCH_SCAN = 10_000
 
 
-def thread_json(server: ServerState, record: ThreadRecord, *,
-                new: bool = False) -> dict[str, Any]:
+async def thread_json(server: ServerState, record: ThreadRecord, *,
+                      new: bool = False) -> dict[str, Any]:
     """A thread in the Agent Server's shape: status, current values, waiting interrupts.
 
     Args:
         new: the thread was created just now, so it has no runs and no checkpoint: it is
-            `idle` with no values, and neither is read from the store.
+            `idle` with no values, and neither is read from the store. Otherwise both are
+            read at once (two reads in flight: one wait, not two in a row).
+
+    Cancellation:
+        Safe: it only reads.
     """
-    snapshot = None if new else server.snapshot(record)
+    snapshot, status = (None, "idle") if new else await asyncio.gather(
+        server.snapshot(record), server.thread_status(record.thread_id))
     return {
         "thread_id": client_id(record.thread_id),
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
         "metadata": jsonable(record.metadata),
-        "status": "idle" if new else server.thread_status(record.thread_id),
+        "status": status,
         "values": jsonable(snapshot.values) if snapshot is not None else None,
         "interrupts": interrupts_by_task(snapshot),
         "config": {},
@@ -67,7 +73,7 @@ async def post_thread(body: ThreadCreate, request: Request) -> Response:
         metadata["graph_id"] = body.graph_id
     record, new = await server.create_thread(caller, body.thread_id, metadata,
                                              if_exists=body.if_exists or "raise")
-    return WireJSON(thread_json(server, record, new=new))
+    return WireJSON(await thread_json(server, record, new=new))
 
 
 @router.post("/threads/search")
@@ -83,13 +89,13 @@ async def search_threads(body: ThreadSearch, server: Server,
         wanted[TENANT_KEY] = caller.tenant
     filtered = body.values is not None or body.ids is not None or body.status is not None
     if not filtered and body.sort_by in (None, "updated_at") and body.sort_order != "asc":
-        records = server.store.search_threads(metadata=wanted, limit=body.limit,
-                                              offset=body.offset)
-        return [thread_json(server, r) for r in records]
-    records = server.store.search_threads(metadata=wanted, limit=_SEARCH_SCAN)
+        records = await server.store.asearch_threads(metadata=wanted, limit=body.limit,
+                                                     offset=body.offset)
+        return [await thread_json(server, r) for r in records]
+    records = await server.store.asearch_threads(metadata=wanted, limit=_SEARCH_SCAN)
     if body.ids is not None:
         records = [r for r in records if client_id(r.thread_id) in set(body.ids)]
-    found = [thread_json(server, r) for r in records]
+    found = [await thread_json(server, r) for r in records]
     if body.status is not None:
         found = [t for t in found if t["status"] == body.status]
     if body.values:
@@ -108,7 +114,7 @@ async def get_thread(thread_id: str, request: Request) -> Response:
         Read-only: nothing changes, safe to retry.
     """
     server, caller = parts(request)
-    return WireJSON(thread_json(server, server.thread(caller, thread_id)))
+    return WireJSON(await thread_json(server, await server.thread(caller, thread_id)))
 
 
 @router.patch("/threads/{thread_id}")
@@ -119,10 +125,10 @@ async def patch_thread(thread_id: str, body: ThreadPatch, server: Server,
     Cancellation:
         One store write; safe to retry.
     """
-    stored = server.thread(caller, thread_id).thread_id
+    stored = (await server.thread(caller, thread_id)).thread_id
     metadata = stamped(body.metadata, caller)
     record = await server.store.aput_thread(stored, metadata)
-    return thread_json(server, record)
+    return await thread_json(server, record)
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
@@ -133,9 +139,9 @@ async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Respo
         Runs in flight are cancelled (each durable) before the thread is deleted in one transaction;
         safe to retry (a repeat is 404).
     """
-    record = server.thread(caller, thread_id)
+    record = await server.thread(caller, thread_id)
     reason = CancelReason("user", "its thread was deleted", "server")
-    for info in server.store.list_runs(thread_id=record.thread_id):
+    for info in await server.store.alist_runs(thread_id=record.thread_id):
         if info.status in BUSY or info.status.value == "interrupted":
             await cancel_one(server, info, reason, wait=True, action="interrupt")
     await server.store.adelete_thread(record.thread_id)
@@ -151,7 +157,7 @@ async def get_state(thread_id: str, server: Server, caller: Caller,
         Read-only: nothing changes, safe to retry.
     """
     del subgraphs
-    return _state(server, server.thread(caller, thread_id), None)
+    return await _state(server, await server.thread(caller, thread_id), None)
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
@@ -163,7 +169,7 @@ async def get_state_at(thread_id: str, checkpoint_id: str, server: Server, calle
         Read-only: nothing changes, safe to retry.
     """
     del subgraphs
-    return _state(server, server.thread(caller, thread_id), checkpoint_id)
+    return await _state(server, await server.thread(caller, thread_id), checkpoint_id)
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
@@ -174,13 +180,14 @@ async def post_state_at(thread_id: str, body: StateAt, server: Server,
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    record = server.thread(caller, thread_id)
-    return _state(server, record, body.checkpoint.checkpoint_id, body.checkpoint.checkpoint_ns)
+    record = await server.thread(caller, thread_id)
+    return await _state(server, record, body.checkpoint.checkpoint_id,
+                        body.checkpoint.checkpoint_ns)
 
 
-def _state(server: ServerState, record: ThreadRecord, checkpoint_id: str | None,
-           ns: str = "") -> dict[str, Any]:
-    snapshot = server.snapshot(record, checkpoint_id, ns)
+async def _state(server: ServerState, record: ThreadRecord, checkpoint_id: str | None,
+                 ns: str = "") -> dict[str, Any]:
+    snapshot = await server.snapshot(record, checkpoint_id, ns)
     if snapshot is None:
         return {"values": {}, "next": [], "tasks": [], "metadata": {}, "created_at": None,
                 "checkpoint": None, "parent_checkpoint": None, "interrupts": [],
@@ -196,7 +203,7 @@ async def update_state(thread_id: str, body: StateUpdate, server: Server,
     Cancellation:
         Writes one checkpoint atomically; not idempotent (a retry writes another).
     """
-    record = server.thread(caller, thread_id)
+    record = await server.thread(caller, thread_id)
     assistant = server.graph_of(record)
     if assistant is None:
         raise HTTPException(409, f"thread {thread_id!r} has no graph yet: run one on it first")
@@ -227,7 +234,7 @@ async def history(thread_id: str, body: HistoryRequest, server: Server,
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    record = server.thread(caller, thread_id)
+    record = await server.thread(caller, thread_id)
     assistant = server.graph_of(record)
     if assistant is None:
         return []
@@ -235,7 +242,7 @@ async def history(thread_id: str, body: HistoryRequest, server: Server,
     before_id = before if isinstance(before, str) else (before.checkpoint_id if before else None)
     ns = body.checkpoint.checkpoint_ns if body.checkpoint else ""
     config = {"configurable": {"thread_id": record.thread_id, "checkpoint_ns": ns}}
-    states = assistant.graph.get_state_history(
+    states = assistant.graph.aget_state_history(
         config, filter=body.metadata, limit=body.limit,
         before={"configurable": {"checkpoint_id": before_id}} if before_id else None)
-    return [state_json(s) for s in states]
+    return [state_json(s) async for s in states]
