@@ -49,12 +49,17 @@ def graph_of(step: Any, store: SqliteSaver) -> Any:
 
 
 def snapshot() -> dict[str, int]:
-    """What the process holds: resident memory, live tasks, OS threads, open descriptors."""
+    """What the process holds: resident memory, live tasks, OS threads (the sync-node pool's
+    apart), open descriptors."""
     gc.collect()
     with open("/proc/self/status") as status:
         rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+    # The sync nodes' pool keeps the threads of nodes that stopped within their grace, idle,
+    # for the next sync node (at most `max_threads`); the others are counted on their own.
+    pool = sum(t.name == "tether-thread" for t in threading.enumerate())
     return {"rss_kb": rss, "tasks": len(asyncio.all_tasks()),
-            "threads": threading.active_count(), "fds": len(os.listdir("/proc/self/fd"))}
+            "threads": threading.active_count() - pool, "pool_threads": pool,
+            "fds": len(os.listdir("/proc/self/fd"))}
 
 
 async def one(graph: Any, thread_id: str, rnd: random.Random) -> str:
