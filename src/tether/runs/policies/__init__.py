@@ -65,7 +65,10 @@ class Policies:
         self.tally = Tally()
         self.detector = LoopDetector(loops) if loops is not None else None
         self._errors: Rate | None = None
-        self._tools: Rate | None = None
+        # The tool call window, made only when its rate is limited.
+        tools_limit = budget.tool_calls_per_minute
+        self._tools = Rate() if tools_limit is not None else None
+        self._tools_limit = tools_limit if tools_limit is not None else 0
         limits = budget.node_calls
         # Invariant: at most one of the two is set; both None when node calls are unlimited.
         self._calls_each: Mapping[str, int] | None = limits if isinstance(limits, Mapping) \
@@ -104,12 +107,15 @@ class Policies:
             reason = (over(budget, tally, "tokens", budget.tokens, spent_tokens)
                       or over(budget, tally, "cost", budget.cost, spent_cost)
                       or over(budget, tally, "tool_calls", budget.tool_calls, spent_calls))
-        elif tool_calls and budget.tool_calls_per_minute is not None:
-            limit = budget.tool_calls_per_minute
-            tools = self._tools
-            if tools is None:
-                tools = self._tools = Rate()
-            rate = tools.add(tool_calls)
+        elif tool_calls and self._tools is not None:
+            tools, limit = self._tools, self._tools_limit
+            tools.note(tool_calls)
+            # No window holds more calls than the run has reported in all (each report is
+            # counted in the tally before it enters the window): the window is counted only
+            # once that total is past the limit.
+            if tally.tool_calls <= limit:
+                return
+            rate = tools.count()
             if rate > limit:
                 reason = _rate("tool_calls_per_minute", limit, rate)
         if reason is not None:

@@ -110,9 +110,10 @@ class Fingerprints:
         self.fields = fields
         # key -> (the value last hashed, its digest).
         self._cache: dict[str, tuple[Any, bytes]] = {}
-        # key -> (the list last hashed, the hash of its items): a list that starts with the
-        # previous one (a reducer's appends, a growing message history) hashes only its tail.
-        self._lists: dict[str, tuple[list[Any], Any]] = {}
+        # key -> (the list last hashed, its length then, the hash of its items): a list that
+        # starts with that one (a reducer's appends, a growing message history) hashes only its
+        # tail, unless that one changed length since (it grew in place: hashed afresh).
+        self._lists: dict[str, tuple[list[Any], int, Any]] = {}
 
     def of_dict(self, value: dict[str, Any],
                 head: str | None = None) -> tuple[str | int | bytes, ...]:
@@ -134,8 +135,9 @@ class Fingerprints:
 
     def _list(self, key: str, items: list[Any]) -> bytes:
         """The digest of a list under `key`: the hash of its items' bytes, extended from the
-        list last seen there when that one is its start (compared by equality, which for a
-        reducer's appends is identity; a list whose comparison fails is hashed afresh).
+        list last hashed there when that one is its start (compared by equality, which for a
+        reducer's appends is identity; a list whose comparison fails is hashed afresh) and has
+        the length it was hashed at (a list grown in place is hashed afresh).
 
         The hash of the last list is extended in place (its entry is replaced here, and
         nothing else holds it), and a tail of one item is packed alone (its bytes are the
@@ -143,24 +145,24 @@ class Fingerprints:
         lists = self._lists
         last = lists.get(key)
         if last is not None:
-            old, hasher = last
-            count = len(old)
+            old, length, hasher = last
             try:
                 # A shorter list's slice is itself, never equal to a longer `old`.
-                same_start = items[:count] == old
+                same_start = len(old) == length and items[:length] == old
             except Exception:  # noqa: BLE001 - items that cannot be compared: hash afresh
                 same_start = False
             if same_start:
-                grown = len(items) - count
+                size = len(items)
+                grown = size - length
                 if grown == 1:
-                    hasher.update(packb(items[count], default=repr, option=_PACK))
+                    hasher.update(packb(items[length], default=repr, option=_PACK))
                 elif grown:
-                    hasher.update(_items(items[count:]))
-                lists[key] = (items, hasher)
+                    hasher.update(_items(items[length:]))
+                lists[key] = (items, size, hasher)
                 result: bytes = hasher.digest()
                 return result
         fresh = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
-        lists[key] = (items, fresh)
+        lists[key] = (items, len(items), fresh)
         return fresh.digest()
 
     def of(self, value: Any) -> Fingerprint:
@@ -205,9 +207,9 @@ class LoopDetector:
             else:
                 made = prints.of(given)
                 key = (name, *made) if type(made) is tuple else (name, made)
-            steps = seen.get(key)
-            if steps is None:
-                seen[key] = step
+            size = len(seen)
+            steps = seen.setdefault(key, step)
+            if len(seen) != size:  # the usual input: seen for the first time
                 continue
             if isinstance(steps, int):
                 steps = seen[key] = [steps]

@@ -115,6 +115,33 @@ def test_events_leave_the_window_once_older_than_it() -> None:
     assert rate.add(0, now=200.0) == 0
 
 
+def test_noted_events_are_counted_by_a_later_count_as_added_ones_are() -> None:
+    noted, added = Rate(window=60.0), Rate(window=60.0)
+    for when, count in [(0.0, 3), (10.0, 2), (50.0, 1)]:
+        noted.note(count, now=when)
+        added.add(count, now=when)
+    for when in (55.0, 60.0, 60.5, 70.5, 111.0):
+        assert noted.count(now=when) == added.add(0, now=when)
+
+
+def test_noting_many_events_keeps_only_the_window_and_its_total() -> None:
+    rate = Rate(window=60.0)
+    for second in range(1000):
+        rate.note(2, now=float(second))
+    assert len(rate._entries) <= 2 * 61 + 64  # old entries were dropped as it went
+    assert rate.count(now=999.0) == 2 * 61
+
+
+def test_tool_calls_within_the_rate_limit_in_all_never_stop_the_run() -> None:
+    policies, stopped = _policies({"tool_calls_per_minute": 10})
+    for _ in range(5):
+        policies.charge(0, 0.0, 2)
+    assert stopped == []
+    policies.charge(0, 0.0, 1)  # the 11th call in the same minute
+    assert [(r.evidence["limit"], r.evidence["rate"]) for r in stopped] == [
+        ("tool_calls_per_minute", 11)]
+
+
 # -- the policies' step hooks -----------------------------------------------------------------
 
 def test_only_the_no_progress_detector_makes_the_loop_compare_values() -> None:
@@ -331,6 +358,28 @@ def test_lists_whose_items_cannot_be_compared_are_hashed_afresh() -> None:
     assert prints.of({"k": [Odd(), 1]}) == Fingerprints(None).of({"k": [Odd(), 1]})
 
 
+def test_a_list_grown_in_place_after_it_was_hashed_is_hashed_afresh() -> None:
+    prints = Fingerprints(None)
+    log = [1, 2]
+    prints.of({"log": log})
+    log.append(3)  # a node appending to the state's own list, then a reducer's append
+    grown = [*log, 4]
+    assert prints.of({"log": grown}) == Fingerprints(None).of({"log": [1, 2, 3, 4]})
+
+
+def test_a_loop_is_found_in_a_state_whose_list_keeps_growing_then_is_reset() -> None:
+    detector = LoopDetector(LoopSettings(max_repeats=2, no_progress_steps=None))
+    log: list[int] = []
+    steps = []
+    for step in range(1, 20):
+        log = [] if len(log) == 3 else [*log, len(log)]  # [0], [0, 1], [0, 1, 2], [], ...
+        reason = detector.before_step(step, [_task({"n": 1, "log": log})])
+        if reason is not None:
+            steps = reason.evidence["steps"]
+            break
+    assert steps == [1, 5, 9]
+
+
 # -- per-run objects --------------------------------------------------------------------------
 
 def test_runs_without_limits_share_one_budget_and_one_loop_settings() -> None:
@@ -363,3 +412,15 @@ def test_an_unlimited_run_reports_its_usage_and_no_budget() -> None:
     assert shown["usage"]["tokens"] == 5 and shown["usage"]["tool_calls"] == 1
     limited, _ = _policies({"tokens": 100})
     assert spent(limited)["budget"] == {"tokens": 100}
+
+
+# -- what a guard sees of a task ------------------------------------------------------------
+
+def test_a_tasks_update_shows_its_state_writes_only() -> None:
+    task = _task({})
+    task.writes = [("n", 1), ("branch:to:step", None), ("join:a+b:c", None), ("__pregel_tasks", 0),
+                   ("", 5), ("log", [1])]
+    assert task.state_update() == {"n": 1, "log": [1]}
+    assert task.state_update() == {"n": 1, "log": [1]}  # asked again: the same answer
+    task.writes = [("branch:to:step", None)]
+    assert task.state_update() is None
