@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tether.config import RunConfig
@@ -16,6 +17,7 @@ from tether.runs.policies.rates import Rate
 from tether.types import CancelReason, Usage
 
 Stop = Callable[[CancelReason], None]
+Hook = Callable[[int, Sequence[Task], Mapping[str, Any]], "CancelReason | None"]
 _INF = float("inf")
 
 
@@ -48,7 +50,9 @@ class Policies:
     """One run's policies: the engine's `StepHooks` and the nodes' `Meter` in one object.
 
     What a step asks is decided once here, from the limits, so that a step pays only for the
-    policies that are on: no limit is looked up, and no clock read, on the per-step path.
+    policies that are on: no limit is looked up, and no clock read, on the per-step path. Where
+    one policy alone answers a hook, the hook is that policy's own check (`before_commit`: the
+    guards' `check`, which sees the step's proposed writes), not a method that calls it.
 
     Args:
         budget: the run's limits.
@@ -88,6 +92,9 @@ class Policies:
         # Whether `after_commit` needs to know if a step changed the state (the no-progress
         # detector is on).
         self.watches_progress = self._progress is not None
+        # The guards see the step's proposed writes: the hook is their check itself (a partial
+        # is called in C), or nothing when there is no guard.
+        self.before_commit: Hook = partial(check, self.guards) if self.guards else _nothing
 
     # -- Meter: what nodes report ---------------------------------------------------------
 
@@ -168,11 +175,6 @@ class Policies:
             calls[name] = calls.get(name, 0) + count
         return None
 
-    def before_commit(self, step: int, tasks: Sequence[Task],
-                      values: Mapping[str, Any]) -> CancelReason | None:
-        """Guards see the step's proposed writes."""
-        return check(self.guards, step, tasks, values) if self.guards else None
-
     def after_commit(self, step: int, progressed: bool,
                      values: Mapping[str, Any]) -> CancelReason | None:
         """Steps that change nothing."""
@@ -193,6 +195,11 @@ class Policies:
             return _rate("errors_per_minute", limit, rate, node=task.name,
                          error=f"{type(error).__name__}: {error}")
         return None
+
+
+def _nothing(step: int, tasks: Sequence[Task], values: Mapping[str, Any]) -> None:
+    """A hook with nothing to check."""
+    del step, tasks, values
 
 
 def _rate(limit: str, value: int, rate: int, **extra: Any) -> CancelReason:
