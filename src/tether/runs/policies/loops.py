@@ -197,6 +197,14 @@ class LoopDetector:
         if prints is None:
             return None
         seen, plain = self.seen, self._plain
+        if len(tasks) == 1 and plain:  # the usual step: one task, its input the state
+            task = tasks[0]
+            given = task.input
+            if type(given) is dict and task.path[0] == PULL:
+                size = len(seen)
+                usual = prints.of_dict(given, task.node.name)
+                steps = seen.setdefault(usual, step)
+                return None if len(seen) != size else self._again(usual, steps, step)
         for task in tasks:
             name, given = task.node.name, task.input
             key: tuple[Any, ...]
@@ -211,17 +219,27 @@ class LoopDetector:
             steps = seen.setdefault(key, step)
             if len(seen) != size:  # the usual input: seen for the first time
                 continue
-            if isinstance(steps, int):
-                steps = seen[key] = [steps]
-            steps.append(step)
-            limit = self.settings.max_repeats
-            if limit is not None and len(steps) > limit:
-                return CancelReason(
-                    "loop", f"node '{name}' saw the same state {len(steps)} times",
-                    "loop_detection",
-                    evidence={"node": name, "repeats": len(steps), "steps": steps[-10:],
-                              "limit": limit},
-                )
+            reason = self._again(key, steps, step)
+            if reason is not None:
+                return reason
+        return None
+
+    def _again(self, key: tuple[Any, ...], steps: int | list[int],
+               step: int) -> CancelReason | None:
+        """`key` (a node's name, then its input's fingerprint) seen again in `step`, after
+        `steps`: a loop once seen more than the limit allows."""
+        if isinstance(steps, int):
+            steps = self.seen[key] = [steps]
+        steps.append(step)
+        limit = self.settings.max_repeats
+        if limit is not None and len(steps) > limit:
+            name = key[0]
+            return CancelReason(
+                "loop", f"node '{name}' saw the same state {len(steps)} times",
+                "loop_detection",
+                evidence={"node": name, "repeats": len(steps), "steps": steps[-10:],
+                          "limit": limit},
+            )
         return None
 
     def after_commit(self, step: int, progressed: bool) -> CancelReason | None:

@@ -93,6 +93,15 @@ def test_a_dict_and_another_mapping_with_the_same_fields_are_the_same_input() ->
     assert detector.before_step(3, [_task({"n": 1, "log": [1, 2]}, OTHER)]) is None
 
 
+def test_a_repeat_is_found_in_a_step_of_one_task_as_in_a_step_of_many() -> None:
+    for extra in ([], [_task({"n": 2}, OTHER)]):
+        detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
+        assert detector.before_step(1, [_task({"n": 1}), *extra]) is None
+        reason = detector.before_step(2, [_task({"n": 1}), *extra])
+        assert reason is not None
+        assert reason.evidence == {"node": "step", "repeats": 2, "steps": [1, 2], "limit": 1}
+
+
 def test_send_inputs_and_pull_inputs_are_counted_apart() -> None:
     detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
     assert detector.before_step(1, [_task({"n": 1}), _task({"n": 1}, push=0)]) is None
