@@ -202,7 +202,7 @@ class Loop:
             if task.cached:
                 fresh = [t for t in tasks if not t.cached]
                 break
-        reason = hooks.before_step(self.state.step + 1, fresh, self.state.values)
+        reason = hooks.before_step(self.state.step + 1, fresh, self.state)
         return None if reason is None else await self._stop(reason)
 
     def _identify(self, tasks: list[Task], first: _FirstStep | None) -> bool:

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from tether.config import RunConfig
+from tether.engine.hooks import StateView
 from tether.engine.task import Task
 from tether.runs.policies.budget import Budget, Tally, over
 from tether.runs.policies.guards import Guard, check
@@ -135,7 +136,7 @@ class Policies:
     # -- StepHooks: what the engine asks ----------------------------------------------------
 
     def before_step(self, step: int, tasks: Sequence[Task],
-                    values: Mapping[str, Any]) -> CancelReason | None:
+                    state: StateView | None) -> CancelReason | None:
         """Steps and node-call budgets, then repeated-state detection."""
         tally, limit = self.tally, self.budget.steps
         if limit is not None and tally.steps >= limit:
@@ -148,7 +149,7 @@ class Policies:
             node, most, spent = breach
             return over(self.budget, tally, "node_calls", most, spent, node=node)
         repeats = self._repeats
-        return repeats.before_step(step, tasks) if repeats is not None else None
+        return repeats.before_step(step, tasks, state) if repeats is not None else None
 
     def _count(self, calls: dict[str, int],
                tasks: Sequence[Task]) -> tuple[str, int, int] | None:

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import operator
 from collections import UserDict
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
 from tether import RunCancelled
+from tether.channels import Overwrite
 from tether.engine.spec import NodeSpec
 from tether.engine.task import PULL, PUSH, Task
 from tether.graph import END, START, StateGraph
@@ -163,8 +165,8 @@ def test_only_the_no_progress_detector_makes_the_loop_compare_values() -> None:
 def test_node_calls_are_counted_per_node_in_a_step_of_many_tasks() -> None:
     policies, _ = _policies()
     tasks = [_task({}), _task({}, push=0), _task({}, OTHER)]
-    assert policies.before_step(1, tasks, {}) is None
-    assert policies.before_step(2, [_task({})], {}) is None
+    assert policies.before_step(1, tasks, None) is None
+    assert policies.before_step(2, [_task({})], None) is None
     assert policies.usage().node_calls == {"step": 3, "other": 1}
     assert policies.usage().steps == 2
 
@@ -172,8 +174,8 @@ def test_node_calls_are_counted_per_node_in_a_step_of_many_tasks() -> None:
 @pytest.mark.parametrize("limit", [2, {"step": 2}])
 def test_a_step_that_would_pass_a_node_call_limit_counts_nothing(limit: Any) -> None:
     policies, _ = _policies({"node_calls": limit})
-    assert policies.before_step(1, [_task({})], {}) is None
-    reason = policies.before_step(2, [_task({}), _task({}, push=0)], {})
+    assert policies.before_step(1, [_task({})], None) is None
+    reason = policies.before_step(2, [_task({}), _task({}, push=0)], None)
     assert reason is not None
     assert reason.evidence["node"] == "step"
     assert policies.usage().node_calls == {"step": 1}
@@ -183,7 +185,7 @@ def test_a_step_that_would_pass_a_node_call_limit_counts_nothing(limit: Any) -> 
 def test_a_node_without_a_limit_of_its_own_is_not_limited() -> None:
     policies, _ = _policies({"node_calls": {"other": 1}})
     for step in range(1, 5):
-        assert policies.before_step(step, [_task({})], {}) is None
+        assert policies.before_step(step, [_task({})], None) is None
 
 
 @pytest.mark.parametrize(("report", "kind"), [
@@ -387,6 +389,65 @@ def test_a_loop_is_found_in_a_state_whose_list_keeps_growing_then_is_reset() -> 
             steps = reason.evidence["steps"]
             break
     assert steps == [1, 5, 9]
+
+
+class _Appended:
+    """A state view whose last commit appended `count` items to `start` to make `value`."""
+
+    def __init__(self, start: list[Any], value: list[Any], count: int) -> None:
+        self.values = {"log": value}
+        self._made = (value, (id(start), count))
+
+    def appended(self, key: str, value: Any) -> tuple[int, int] | None:
+        made, answer = self._made
+        return answer if key == "log" and value is made else None
+
+
+def test_a_list_its_commit_appended_to_is_extended_without_comparing_it() -> None:
+    prints = Fingerprints(None)
+    log = [{"i": i} for i in range(5)]
+    prints.of_dict({"log": log})
+    grown = [*log, {"i": 5}]
+    made = prints.of_dict({"log": grown}, state=_Appended(log, grown, 1))
+    assert made == Fingerprints(None).of({"log": list(grown)})
+    # The state's word is taken, the lists are not compared: told (wrongly) that a list
+    # of other items was made from the last one, the hash of the last one is extended.
+    told = [{"i": 9}] * 6 + [{"i": 6}]
+    believed = prints.of_dict({"log": told}, state=_Appended(grown, told, 1))
+    assert believed == Fingerprints(None).of({"log": [*grown, {"i": 6}]})
+    assert believed != Fingerprints(None).of({"log": list(told)})
+
+
+def test_an_append_to_another_list_or_to_one_grown_in_place_is_compared() -> None:
+    prints = Fingerprints(None)
+    log = [1, 2]
+    prints.of_dict({"log": log})
+    other = [9, 9]
+    grown = [*other, 3]  # the commit appended to a list this fingerprint never hashed
+    assert prints.of_dict({"log": grown}, state=_Appended(other, grown, 1)) == \
+        Fingerprints(None).of({"log": [9, 9, 3]})
+    grown.append(4)  # grown in place since hashed, then appended to
+    longer = [*grown, 5]
+    assert prints.of_dict({"log": longer}, state=_Appended(grown, longer, 1)) == \
+        Fingerprints(None).of({"log": [9, 9, 3, 4, 5]})
+
+
+class Logged(TypedDict):
+    log: Annotated[list[int], operator.add]
+
+
+def test_a_state_whose_list_grows_then_is_reset_is_found_looping() -> None:
+    def step(state: Logged) -> dict[str, Any]:
+        log = state["log"]
+        return {"log": Overwrite([])} if len(log) == 3 else {"log": [len(log)]}
+
+    b = StateGraph(Logged).add_node("step", step).add_edge(START, "step")
+    b.add_edge("step", "step")
+    graph = b.compile(loop_detection={"max_repeats": 2, "no_progress_steps": None})
+    with pytest.raises(RunCancelled) as caught:
+        graph.invoke({"log": []})
+    # [] at steps 1, 5 and 9: the lists in between grew by appends, hashed as they grew.
+    assert caught.value.reason.evidence["steps"] == [1, 5, 9]
 
 
 # -- per-run objects --------------------------------------------------------------------------
