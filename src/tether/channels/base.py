@@ -73,7 +73,8 @@ class BaseChannel(ABC):
         """When `value` is this channel's value and the last update made it by appending items
         to the list the channel held before: the id of that list and how many items were
         appended (what lets a reader that kept that list extend a hash of it instead of
-        comparing the lists); else None."""
+        comparing the lists); else None. A channel may note its appends only once asked: the
+        first answer may be None."""
         del value
         return None
 

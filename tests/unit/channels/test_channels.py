@@ -98,6 +98,8 @@ def test_a_step_commits_the_same_whatever_order_its_tasks_finished(
 
 def test_a_reducer_says_what_its_appends_made_and_nothing_else() -> None:
     channel = BinaryOperatorAggregate(operator.add, list)
+    channel.update([[0]])
+    assert channel.appended_to(channel.value) is None  # not asked before: nothing noted
     start = channel.value
     channel.update([[1], [2, 3]])
     grown = channel.value
@@ -115,6 +117,7 @@ def test_a_reducer_says_what_its_appends_made_and_nothing_else() -> None:
     channel.restore([1, 2])
     assert channel.appended_to(channel.value) is None
     summed = BinaryOperatorAggregate(lambda a, b: a + b, list)
+    summed.appended_to(summed.value)
     summed.update([[1]])
     assert summed.appended_to(summed.value) is None  # another reducer: nothing is known
     assert LastValue().appended_to(None) is None
