@@ -69,6 +69,15 @@ class BaseChannel(ABC):
         this channel now triggers one. Return True if that changed it."""
         return False
 
+    def appended_to(self, value: Any) -> tuple[int, int] | None:
+        """When `value` is this channel's value and the last update made it by appending items
+        to the list the channel held before: the id of that list and how many items were
+        appended (what lets a reader that kept that list extend a hash of it instead of
+        comparing the lists); else None. A channel may note its appends only once asked: the
+        first answer may be None."""
+        del value
+        return None
+
     def copy(self) -> BaseChannel:
         """An independent channel with the same configuration and value."""
         clone = self.fresh()

@@ -14,6 +14,19 @@ from tether.engine.task import Task
 from tether.types import CancelReason
 
 
+class StateView(Protocol):
+    """The state a step starts from, as `before_step` sees it (the loop's `ChannelState`)."""
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The state's values (read only)."""
+
+    def appended(self, key: str, value: Any) -> tuple[int, int] | None:
+        """When `value` is the value of `key` and the last commit made it by appending items
+        to a list: the id of that list and how many items were appended; else None. What
+        lets a fingerprint of the state extend the hash of that list instead of comparing."""
+
+
 class StepHooks(Protocol):
     """A run's policies, as the superstep loop consults them."""
 
@@ -22,7 +35,7 @@ class StepHooks(Protocol):
     watches_progress: bool
 
     def before_step(self, step: int, tasks: Sequence[Task],
-                    values: Mapping[str, Any]) -> CancelReason | None:
+                    state: StateView) -> CancelReason | None:
         """The tasks of `step` are about to run (budgets on steps and node calls, loops)."""
 
     def before_commit(self, step: int, tasks: Sequence[Task],

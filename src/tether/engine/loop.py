@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,7 +202,7 @@ class Loop:
             if task.cached:
                 fresh = [t for t in tasks if not t.cached]
                 break
-        reason = hooks.before_step(self.state.step + 1, fresh, self.state.values)
+        reason = hooks.before_step(self.state.step + 1, fresh, self.state)
         return None if reason is None else await self._stop(reason)
 
     def _identify(self, tasks: list[Task], first: _FirstStep | None) -> bool:
@@ -329,7 +329,23 @@ class Loop:
         if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.
             await asyncio.sleep(0)
-        return before is not None and _progressed(before, state.values, grouped)
+        if before is None:
+            return False
+        # Whether a written state key has another value than before (a write of an equal value
+        # is no progress; values that cannot be compared count as changed; a written channel
+        # that is no state key is in neither): inline, as every step of a run with the default
+        # no-progress detector asks.
+        values = state.values
+        for key in grouped:
+            old, new = before.get(key, MISSING), values.get(key, MISSING)
+            if new is old:
+                continue
+            try:
+                if old != new:
+                    return True
+            except Exception:  # noqa: BLE001 - values that cannot be compared count as changed
+                return True
+        return False
 
     def _pause_set(self, override: frozenset[str] | None,
                    default: frozenset[str]) -> frozenset[str]:
@@ -459,23 +475,6 @@ def budget_stop(loaded: StoredCheckpoint | None, recursion_limit: int) -> int:
     more (its first step runs nodes too)."""
     first = loaded.step + 1 if loaded is not None else -1
     return first + recursion_limit + 1
-
-
-def _progressed(before: Mapping[str, Any], after: Mapping[str, Any],
-                written: Iterable[str]) -> bool:
-    """Whether a state key among `written` has another value in `after` than in `before` (a
-    write of an equal value is no progress; values that cannot be compared count as changed;
-    a written channel that is no state key is in neither). Stops at the first change."""
-    for key in written:
-        old, new = before.get(key, MISSING), after.get(key, MISSING)
-        if new is old:
-            continue
-        try:
-            if old != new:
-                return True
-        except Exception:  # noqa: BLE001 - values that cannot be compared count as changed
-            return True
-    return False
 
 
 __all__ = ["Loop"]

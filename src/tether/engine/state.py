@@ -183,6 +183,13 @@ class ChannelState:
         """The state (or `values`) as `invoke` returns it: the output schema's keys."""
         return self.spec.output(self.values if values is None else values)
 
+    def appended(self, key: str, value: Any) -> tuple[int, int] | None:
+        """When `value` is the value of `key` and the last commit made it by appending items
+        to a list: the id of that list and how many items were appended (see
+        `BaseChannel.appended_to`); else None."""
+        channel = self.channels.get(key)
+        return None if channel is None else channel.appended_to(value)
+
     def triggers_of(self, node: str) -> tuple[str, ...]:
         """The channels that trigger `node`, as `debug` chunks and task metadata show them."""
         found = self._node_triggers

@@ -17,6 +17,20 @@ PUSH = "__pregel_push"
 TaskOutcome = Literal["pending", "done", "error", "interrupted", "cancelled"]
 StopMode = Literal["cooperative", "terminated", "abandoned", "killed"]
 
+_SHOWN: dict[str, bool] = {}
+"""Whether a channel's writes are state updates, by channel name (a graph's channels are few
+and every step asks again; bounded by `_SHOWN_MOST` names)."""
+_SHOWN_MOST = 4096
+
+
+def _shown(channel: str) -> bool:
+    """Whether writes to `channel` are state updates (not a trigger, a barrier or a control
+    write), remembered while `_SHOWN` has room."""
+    shown = bool(channel) and not channel.startswith(("branch:", "join:", "__"))
+    if len(_SHOWN) < _SHOWN_MOST:
+        _SHOWN[channel] = shown
+    return shown
+
 
 @dataclass(slots=True, eq=False)
 class Task:
@@ -97,10 +111,16 @@ class Task:
         or what its node says it shows (a functional graph's return value)."""
         if self.node.shows is not None:
             return self.node.shows(self.writes or [])
-        if not self.writes:
+        writes = self.writes
+        if not writes:
             return None
-        update = {k: v for k, v in self.writes
-                  if k and not k.startswith(("branch:", "join:", "__"))}
+        update = {}
+        for channel, value in writes:
+            shown = _SHOWN.get(channel)
+            if shown is None:
+                shown = _shown(channel)
+            if shown:
+                update[channel] = value
         return update or None
 
     @property

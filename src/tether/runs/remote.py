@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tether.checkpoint.base import CheckpointStore
-from tether.engine.hooks import StepHooks
+from tether.engine.hooks import StateView, StepHooks
 from tether.engine.task import Task
 from tether.runs.core import RunCore
 from tether.types import CancelReason
@@ -129,7 +129,7 @@ class Gate:
                        and request.config.durability == "sync")
 
     def before_step(self, step: int, tasks: Sequence[Task],
-                    values: Mapping[str, Any]) -> CancelReason | None:
+                    state: StateView) -> CancelReason | None:
         """Cancels made elsewhere, then the policies."""
         if self._check is not None:
             reason = self._check()
@@ -144,7 +144,7 @@ class Gate:
             reason = check(self._core)
             if reason is not None:
                 return reason
-        return self._inner.before_step(step, tasks, values)
+        return self._inner.before_step(step, tasks, state)
 
     def before_commit(self, step: int, tasks: Sequence[Task],
                       values: Mapping[str, Any]) -> CancelReason | None:

@@ -94,3 +94,30 @@ def test_a_step_commits_the_same_whatever_order_its_tasks_finished(
         results.append(channels["log"].get())
     expected = [f"{n}{v}" for n, v in sorted(pulls)] + [f"send{v}" for v in pushes]
     assert results == [expected] * 3
+
+
+def test_a_reducer_says_what_its_appends_made_and_nothing_else() -> None:
+    channel = BinaryOperatorAggregate(operator.add, list)
+    channel.update([[0]])
+    assert channel.appended_to(channel.value) is None  # not asked before: nothing noted
+    start = channel.value
+    channel.update([[1], [2, 3]])
+    grown = channel.value
+    assert channel.appended_to(grown) == (id(start), 3)
+    assert channel.appended_to(list(grown)) is None  # an equal list is not its value
+    channel.update([[4]])
+    assert channel.appended_to(channel.value) == (id(grown), 1)
+    for writes in ([Overwrite([9])], [[5], Overwrite([9])], [(6,)]):
+        try:
+            channel.update(writes)
+        except TypeError:  # a list plus a tuple: the value is left as it was
+            continue
+        assert channel.appended_to(channel.value) is None
+    channel.update([[7]])
+    channel.restore([1, 2])
+    assert channel.appended_to(channel.value) is None
+    summed = BinaryOperatorAggregate(lambda a, b: a + b, list)
+    summed.appended_to(summed.value)
+    summed.update([[1]])
+    assert summed.appended_to(summed.value) is None  # another reducer: nothing is known
+    assert LastValue().appended_to(None) is None

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tether.config import RunConfig
+from tether.engine.hooks import StateView
 from tether.engine.task import Task
 from tether.runs.policies.budget import Budget, Tally, over
 from tether.runs.policies.guards import Guard, check
@@ -16,6 +18,7 @@ from tether.runs.policies.rates import Rate
 from tether.types import CancelReason, Usage
 
 Stop = Callable[[CancelReason], None]
+Hook = Callable[[int, Sequence[Task], Mapping[str, Any]], "CancelReason | None"]
 _INF = float("inf")
 
 
@@ -48,7 +51,9 @@ class Policies:
     """One run's policies: the engine's `StepHooks` and the nodes' `Meter` in one object.
 
     What a step asks is decided once here, from the limits, so that a step pays only for the
-    policies that are on: no limit is looked up, and no clock read, on the per-step path.
+    policies that are on: no limit is looked up, and no clock read, on the per-step path. Where
+    one policy alone answers a hook, the hook is that policy's own check (`before_commit`: the
+    guards' `check`, which sees the step's proposed writes), not a method that calls it.
 
     Args:
         budget: the run's limits.
@@ -65,7 +70,10 @@ class Policies:
         self.tally = Tally()
         self.detector = LoopDetector(loops) if loops is not None else None
         self._errors: Rate | None = None
-        self._tools: Rate | None = None
+        # The tool call window, made only when its rate is limited.
+        tools_limit = budget.tool_calls_per_minute
+        self._tools = Rate() if tools_limit is not None else None
+        self._tools_limit = tools_limit if tools_limit is not None else 0
         limits = budget.node_calls
         # Invariant: at most one of the two is set; both None when node calls are unlimited.
         self._calls_each: Mapping[str, int] | None = limits if isinstance(limits, Mapping) \
@@ -85,6 +93,9 @@ class Policies:
         # Whether `after_commit` needs to know if a step changed the state (the no-progress
         # detector is on).
         self.watches_progress = self._progress is not None
+        # The guards see the step's proposed writes: the hook is their check itself (a partial
+        # is called in C), or nothing when there is no guard.
+        self.before_commit: Hook = partial(check, self.guards) if self.guards else _nothing
 
     # -- Meter: what nodes report ---------------------------------------------------------
 
@@ -104,12 +115,15 @@ class Policies:
             reason = (over(budget, tally, "tokens", budget.tokens, spent_tokens)
                       or over(budget, tally, "cost", budget.cost, spent_cost)
                       or over(budget, tally, "tool_calls", budget.tool_calls, spent_calls))
-        elif tool_calls and budget.tool_calls_per_minute is not None:
-            limit = budget.tool_calls_per_minute
-            tools = self._tools
-            if tools is None:
-                tools = self._tools = Rate()
-            rate = tools.add(tool_calls)
+        elif tool_calls and self._tools is not None:
+            tools, limit = self._tools, self._tools_limit
+            tools.note(tool_calls)
+            # No window holds more calls than the run has reported in all (each report is
+            # counted in the tally before it enters the window): the window is counted only
+            # once that total is past the limit.
+            if tally.tool_calls <= limit:
+                return
+            rate = tools.count()
             if rate > limit:
                 reason = _rate("tool_calls_per_minute", limit, rate)
         if reason is not None:
@@ -122,7 +136,7 @@ class Policies:
     # -- StepHooks: what the engine asks ----------------------------------------------------
 
     def before_step(self, step: int, tasks: Sequence[Task],
-                    values: Mapping[str, Any]) -> CancelReason | None:
+                    state: StateView | None) -> CancelReason | None:
         """Steps and node-call budgets, then repeated-state detection."""
         tally, limit = self.tally, self.budget.steps
         if limit is not None and tally.steps >= limit:
@@ -135,7 +149,7 @@ class Policies:
             node, most, spent = breach
             return over(self.budget, tally, "node_calls", most, spent, node=node)
         repeats = self._repeats
-        return repeats.before_step(step, tasks) if repeats is not None else None
+        return repeats.before_step(step, tasks, state) if repeats is not None else None
 
     def _count(self, calls: dict[str, int],
                tasks: Sequence[Task]) -> tuple[str, int, int] | None:
@@ -162,11 +176,6 @@ class Policies:
             calls[name] = calls.get(name, 0) + count
         return None
 
-    def before_commit(self, step: int, tasks: Sequence[Task],
-                      values: Mapping[str, Any]) -> CancelReason | None:
-        """Guards see the step's proposed writes."""
-        return check(self.guards, step, tasks, values) if self.guards else None
-
     def after_commit(self, step: int, progressed: bool,
                      values: Mapping[str, Any]) -> CancelReason | None:
         """Steps that change nothing."""
@@ -187,6 +196,11 @@ class Policies:
             return _rate("errors_per_minute", limit, rate, node=task.name,
                          error=f"{type(error).__name__}: {error}")
         return None
+
+
+def _nothing(step: int, tasks: Sequence[Task], values: Mapping[str, Any]) -> None:
+    """A hook with nothing to check."""
+    del step, tasks, values
 
 
 def _rate(limit: str, value: int, rate: int, **extra: Any) -> CancelReason:

@@ -23,9 +23,9 @@ def check(guards: Sequence[Guard], step: int, tasks: Sequence[Task],
     writes: dict[str, dict[str, Any]] = {}
     for task in tasks:  # each finished task's writes to state keys
         if task.outcome == "done":
-            path = task.path
-            label = task.node.name if path[0] == PULL else f"{task.node.name}#{path[1]}"
-            writes[label] = task.state_update() or {}
+            kind, index = task.path
+            name = task.node.name
+            writes[name if kind == PULL else f"{name}#{index}"] = task.state_update() or {}
     for guard in guards:
         verdict = guard(step, writes, state)
         if verdict is not None and verdict is not True:

@@ -11,6 +11,7 @@ from typing import Any
 import ormsgpack
 from ormsgpack import packb
 
+from tether.engine.hooks import StateView
 from tether.engine.task import PULL, Task
 from tether.errors import ConfigError
 from tether.types import CancelReason
@@ -110,14 +111,17 @@ class Fingerprints:
         self.fields = fields
         # key -> (the value last hashed, its digest).
         self._cache: dict[str, tuple[Any, bytes]] = {}
-        # key -> (the list last hashed, the hash of its items): a list that starts with the
-        # previous one (a reducer's appends, a growing message history) hashes only its tail.
-        self._lists: dict[str, tuple[list[Any], Any]] = {}
+        # key -> (the list last hashed, its length then, the hash of its items): a list that
+        # starts with that one (a reducer's appends, a growing message history) hashes only its
+        # tail, unless that one changed length since (it grew in place: hashed afresh).
+        self._lists: dict[str, tuple[list[Any], int, Any]] = {}
 
-    def of_dict(self, value: dict[str, Any],
-                head: str | None = None) -> tuple[str | int | bytes, ...]:
+    def of_dict(self, value: dict[str, Any], head: str | None = None,
+                state: StateView | None = None) -> tuple[str | int | bytes, ...]:
         """The fingerprint of a plain dict, every field of it (the usual node input); with
-        `head`, that name first (the loop detector's key in one flat tuple)."""
+        `head`, that name first (the loop detector's key in one flat tuple). `state`: the
+        state `value` was read from, which tells which of its lists the last commit made by
+        appending to the list hashed before (None: unknown, they are compared)."""
         cache = self._cache
         parts: list[str | int | bytes] = [] if head is None else [head]
         for key, item in value.items():
@@ -127,15 +131,18 @@ class Fingerprints:
                 continue
             cached = cache.get(key)
             if cached is None or cached[0] is not item:
-                cached = cache[key] = (item, self._list(key, item) if kind is list
+                cached = cache[key] = (item, self._list(key, item, state) if kind is list
                                        else digest(item))
             parts += (key, cached[1])
         return tuple(parts)
 
-    def _list(self, key: str, items: list[Any]) -> bytes:
+    def _list(self, key: str, items: list[Any], state: StateView | None) -> bytes:
         """The digest of a list under `key`: the hash of its items' bytes, extended from the
-        list last seen there when that one is its start (compared by equality, which for a
-        reducer's appends is identity; a list whose comparison fails is hashed afresh).
+        list last hashed there when that one is its start and has the length it was hashed at
+        (a list grown in place is hashed afresh). That it is its start, `state` tells when its
+        commit appended to it (no comparison); else the two are compared by equality (for a
+        reducer's appends, identity of every item; a list whose comparison fails is hashed
+        afresh).
 
         The hash of the last list is extended in place (its entry is replaced here, and
         nothing else holds it), and a tail of one item is packed alone (its bytes are the
@@ -143,24 +150,30 @@ class Fingerprints:
         lists = self._lists
         last = lists.get(key)
         if last is not None:
-            old, hasher = last
-            count = len(old)
-            try:
-                # A shorter list's slice is itself, never equal to a longer `old`.
-                same_start = items[:count] == old
-            except Exception:  # noqa: BLE001 - items that cannot be compared: hash afresh
-                same_start = False
+            old, length, hasher = last
+            size = len(items)
+            made = state.appended(key, items) if state is not None else None
+            if made is not None and made[0] == id(old):
+                # The state's commit made `items` by appending to `old` itself (alive here,
+                # so no other object has its id): `old` is its start, if it kept its length.
+                same_start = len(old) == length and size - length == made[1]
+            else:
+                try:
+                    # A shorter list's slice is itself, never equal to a longer `old`.
+                    same_start = len(old) == length and items[:length] == old
+                except Exception:  # noqa: BLE001 - items that cannot be compared: afresh
+                    same_start = False
             if same_start:
-                grown = len(items) - count
+                grown = size - length
                 if grown == 1:
-                    hasher.update(packb(items[count], default=repr, option=_PACK))
+                    hasher.update(packb(items[length], default=repr, option=_PACK))
                 elif grown:
-                    hasher.update(_items(items[count:]))
-                lists[key] = (items, hasher)
+                    hasher.update(_items(items[length:]))
+                lists[key] = (items, size, hasher)
                 result: bytes = hasher.digest()
                 return result
         fresh = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
-        lists[key] = (items, fresh)
+        lists[key] = (items, len(items), fresh)
         return fresh.digest()
 
     def of(self, value: Any) -> Fingerprint:
@@ -189,37 +202,59 @@ class LoopDetector:
             else None
         self._plain = settings.fields is None  # plain dicts are fingerprinted whole
 
-    def before_step(self, step: int, tasks: Sequence[Task]) -> CancelReason | None:
-        """Note each task's input; a node that saw the same input too often is a loop."""
+    def before_step(self, step: int, tasks: Sequence[Task],
+                    state: StateView | None = None) -> CancelReason | None:
+        """Note each task's input; a node that saw the same input too often is a loop.
+
+        `state`: the state the step starts from (its lists say what the last commit appended
+        to them; None: nothing is known of that)."""
         prints = self.prints
         if prints is None:
             return None
         seen, plain = self.seen, self._plain
+        if len(tasks) == 1 and plain:  # the usual step: one task, its input the state
+            task = tasks[0]
+            given = task.input
+            if type(given) is dict and task.path[0] == PULL:
+                size = len(seen)
+                usual = prints.of_dict(given, task.node.name, state)
+                steps = seen.setdefault(usual, step)
+                return None if len(seen) != size else self._again(usual, steps, step)
         for task in tasks:
             name, given = task.node.name, task.input
             key: tuple[Any, ...]
             if task.path[0] != PULL:
                 key = (name, b"send:" + digest(given))
             elif plain and type(given) is dict:
-                key = prints.of_dict(given, name)
+                key = prints.of_dict(given, name, state)
             else:
                 made = prints.of(given)
                 key = (name, *made) if type(made) is tuple else (name, made)
-            steps = seen.get(key)
-            if steps is None:
-                seen[key] = step
+            size = len(seen)
+            steps = seen.setdefault(key, step)
+            if len(seen) != size:  # the usual input: seen for the first time
                 continue
-            if isinstance(steps, int):
-                steps = seen[key] = [steps]
-            steps.append(step)
-            limit = self.settings.max_repeats
-            if limit is not None and len(steps) > limit:
-                return CancelReason(
-                    "loop", f"node '{name}' saw the same state {len(steps)} times",
-                    "loop_detection",
-                    evidence={"node": name, "repeats": len(steps), "steps": steps[-10:],
-                              "limit": limit},
-                )
+            reason = self._again(key, steps, step)
+            if reason is not None:
+                return reason
+        return None
+
+    def _again(self, key: tuple[Any, ...], steps: int | list[int],
+               step: int) -> CancelReason | None:
+        """`key` (a node's name, then its input's fingerprint) seen again in `step`, after
+        `steps`: a loop once seen more than the limit allows."""
+        if isinstance(steps, int):
+            steps = self.seen[key] = [steps]
+        steps.append(step)
+        limit = self.settings.max_repeats
+        if limit is not None and len(steps) > limit:
+            name = key[0]
+            return CancelReason(
+                "loop", f"node '{name}' saw the same state {len(steps)} times",
+                "loop_detection",
+                evidence={"node": name, "repeats": len(steps), "steps": steps[-10:],
+                          "limit": limit},
+            )
         return None
 
     def after_commit(self, step: int, progressed: bool) -> CancelReason | None:

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import operator
 from collections import UserDict
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
 from tether import RunCancelled
+from tether.channels import Overwrite
 from tether.engine.spec import NodeSpec
 from tether.engine.task import PULL, PUSH, Task
 from tether.graph import END, START, StateGraph
@@ -93,6 +95,15 @@ def test_a_dict_and_another_mapping_with_the_same_fields_are_the_same_input() ->
     assert detector.before_step(3, [_task({"n": 1, "log": [1, 2]}, OTHER)]) is None
 
 
+def test_a_repeat_is_found_in_a_step_of_one_task_as_in_a_step_of_many() -> None:
+    for extra in ([], [_task({"n": 2}, OTHER)]):
+        detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
+        assert detector.before_step(1, [_task({"n": 1}), *extra]) is None
+        reason = detector.before_step(2, [_task({"n": 1}), *extra])
+        assert reason is not None
+        assert reason.evidence == {"node": "step", "repeats": 2, "steps": [1, 2], "limit": 1}
+
+
 def test_send_inputs_and_pull_inputs_are_counted_apart() -> None:
     detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
     assert detector.before_step(1, [_task({"n": 1}), _task({"n": 1}, push=0)]) is None
@@ -115,6 +126,33 @@ def test_events_leave_the_window_once_older_than_it() -> None:
     assert rate.add(0, now=200.0) == 0
 
 
+def test_noted_events_are_counted_by_a_later_count_as_added_ones_are() -> None:
+    noted, added = Rate(window=60.0), Rate(window=60.0)
+    for when, count in [(0.0, 3), (10.0, 2), (50.0, 1)]:
+        noted.note(count, now=when)
+        added.add(count, now=when)
+    for when in (55.0, 60.0, 60.5, 70.5, 111.0):
+        assert noted.count(now=when) == added.add(0, now=when)
+
+
+def test_noting_many_events_keeps_only_the_window_and_its_total() -> None:
+    rate = Rate(window=60.0)
+    for second in range(1000):
+        rate.note(2, now=float(second))
+    assert len(rate._entries) <= 2 * 61 + 64  # old entries were dropped as it went
+    assert rate.count(now=999.0) == 2 * 61
+
+
+def test_tool_calls_within_the_rate_limit_in_all_never_stop_the_run() -> None:
+    policies, stopped = _policies({"tool_calls_per_minute": 10})
+    for _ in range(5):
+        policies.charge(0, 0.0, 2)
+    assert stopped == []
+    policies.charge(0, 0.0, 1)  # the 11th call in the same minute
+    assert [(r.evidence["limit"], r.evidence["rate"]) for r in stopped] == [
+        ("tool_calls_per_minute", 11)]
+
+
 # -- the policies' step hooks -----------------------------------------------------------------
 
 def test_only_the_no_progress_detector_makes_the_loop_compare_values() -> None:
@@ -127,8 +165,8 @@ def test_only_the_no_progress_detector_makes_the_loop_compare_values() -> None:
 def test_node_calls_are_counted_per_node_in_a_step_of_many_tasks() -> None:
     policies, _ = _policies()
     tasks = [_task({}), _task({}, push=0), _task({}, OTHER)]
-    assert policies.before_step(1, tasks, {}) is None
-    assert policies.before_step(2, [_task({})], {}) is None
+    assert policies.before_step(1, tasks, None) is None
+    assert policies.before_step(2, [_task({})], None) is None
     assert policies.usage().node_calls == {"step": 3, "other": 1}
     assert policies.usage().steps == 2
 
@@ -136,8 +174,8 @@ def test_node_calls_are_counted_per_node_in_a_step_of_many_tasks() -> None:
 @pytest.mark.parametrize("limit", [2, {"step": 2}])
 def test_a_step_that_would_pass_a_node_call_limit_counts_nothing(limit: Any) -> None:
     policies, _ = _policies({"node_calls": limit})
-    assert policies.before_step(1, [_task({})], {}) is None
-    reason = policies.before_step(2, [_task({}), _task({}, push=0)], {})
+    assert policies.before_step(1, [_task({})], None) is None
+    reason = policies.before_step(2, [_task({}), _task({}, push=0)], None)
     assert reason is not None
     assert reason.evidence["node"] == "step"
     assert policies.usage().node_calls == {"step": 1}
@@ -147,7 +185,7 @@ def test_a_step_that_would_pass_a_node_call_limit_counts_nothing(limit: Any) -> 
 def test_a_node_without_a_limit_of_its_own_is_not_limited() -> None:
     policies, _ = _policies({"node_calls": {"other": 1}})
     for step in range(1, 5):
-        assert policies.before_step(step, [_task({})], {}) is None
+        assert policies.before_step(step, [_task({})], None) is None
 
 
 @pytest.mark.parametrize(("report", "kind"), [
@@ -331,6 +369,87 @@ def test_lists_whose_items_cannot_be_compared_are_hashed_afresh() -> None:
     assert prints.of({"k": [Odd(), 1]}) == Fingerprints(None).of({"k": [Odd(), 1]})
 
 
+def test_a_list_grown_in_place_after_it_was_hashed_is_hashed_afresh() -> None:
+    prints = Fingerprints(None)
+    log = [1, 2]
+    prints.of({"log": log})
+    log.append(3)  # a node appending to the state's own list, then a reducer's append
+    grown = [*log, 4]
+    assert prints.of({"log": grown}) == Fingerprints(None).of({"log": [1, 2, 3, 4]})
+
+
+def test_a_loop_is_found_in_a_state_whose_list_keeps_growing_then_is_reset() -> None:
+    detector = LoopDetector(LoopSettings(max_repeats=2, no_progress_steps=None))
+    log: list[int] = []
+    steps = []
+    for step in range(1, 20):
+        log = [] if len(log) == 3 else [*log, len(log)]  # [0], [0, 1], [0, 1, 2], [], ...
+        reason = detector.before_step(step, [_task({"n": 1, "log": log})])
+        if reason is not None:
+            steps = reason.evidence["steps"]
+            break
+    assert steps == [1, 5, 9]
+
+
+class _Appended:
+    """A state view whose last commit appended `count` items to `start` to make `value`."""
+
+    def __init__(self, start: list[Any], value: list[Any], count: int) -> None:
+        self.values = {"log": value}
+        self._made = (value, (id(start), count))
+
+    def appended(self, key: str, value: Any) -> tuple[int, int] | None:
+        made, answer = self._made
+        return answer if key == "log" and value is made else None
+
+
+def test_a_list_its_commit_appended_to_is_extended_without_comparing_it() -> None:
+    prints = Fingerprints(None)
+    log = [{"i": i} for i in range(5)]
+    prints.of_dict({"log": log})
+    grown = [*log, {"i": 5}]
+    made = prints.of_dict({"log": grown}, state=_Appended(log, grown, 1))
+    assert made == Fingerprints(None).of({"log": list(grown)})
+    # The state's word is taken, the lists are not compared: told (wrongly) that a list
+    # of other items was made from the last one, the hash of the last one is extended.
+    told = [{"i": 9}] * 6 + [{"i": 6}]
+    believed = prints.of_dict({"log": told}, state=_Appended(grown, told, 1))
+    assert believed == Fingerprints(None).of({"log": [*grown, {"i": 6}]})
+    assert believed != Fingerprints(None).of({"log": list(told)})
+
+
+def test_an_append_to_another_list_or_to_one_grown_in_place_is_compared() -> None:
+    prints = Fingerprints(None)
+    log = [1, 2]
+    prints.of_dict({"log": log})
+    other = [9, 9]
+    grown = [*other, 3]  # the commit appended to a list this fingerprint never hashed
+    assert prints.of_dict({"log": grown}, state=_Appended(other, grown, 1)) == \
+        Fingerprints(None).of({"log": [9, 9, 3]})
+    grown.append(4)  # grown in place since hashed, then appended to
+    longer = [*grown, 5]
+    assert prints.of_dict({"log": longer}, state=_Appended(grown, longer, 1)) == \
+        Fingerprints(None).of({"log": [9, 9, 3, 4, 5]})
+
+
+class Logged(TypedDict):
+    log: Annotated[list[int], operator.add]
+
+
+def test_a_state_whose_list_grows_then_is_reset_is_found_looping() -> None:
+    def step(state: Logged) -> dict[str, Any]:
+        log = state["log"]
+        return {"log": Overwrite([])} if len(log) == 3 else {"log": [len(log)]}
+
+    b = StateGraph(Logged).add_node("step", step).add_edge(START, "step")
+    b.add_edge("step", "step")
+    graph = b.compile(loop_detection={"max_repeats": 2, "no_progress_steps": None})
+    with pytest.raises(RunCancelled) as caught:
+        graph.invoke({"log": []})
+    # [] at steps 1, 5 and 9: the lists in between grew by appends, hashed as they grew.
+    assert caught.value.reason.evidence["steps"] == [1, 5, 9]
+
+
 # -- per-run objects --------------------------------------------------------------------------
 
 def test_runs_without_limits_share_one_budget_and_one_loop_settings() -> None:
@@ -363,3 +482,15 @@ def test_an_unlimited_run_reports_its_usage_and_no_budget() -> None:
     assert shown["usage"]["tokens"] == 5 and shown["usage"]["tool_calls"] == 1
     limited, _ = _policies({"tokens": 100})
     assert spent(limited)["budget"] == {"tokens": 100}
+
+
+# -- what a guard sees of a task ------------------------------------------------------------
+
+def test_a_tasks_update_shows_its_state_writes_only() -> None:
+    task = _task({})
+    task.writes = [("n", 1), ("branch:to:step", None), ("join:a+b:c", None), ("__pregel_tasks", 0),
+                   ("", 5), ("log", [1])]
+    assert task.state_update() == {"n": 1, "log": [1]}
+    assert task.state_update() == {"n": 1, "log": [1]}  # asked again: the same answer
+    task.writes = [("branch:to:step", None)]
+    assert task.state_update() is None
