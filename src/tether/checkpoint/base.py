@@ -19,123 +19,25 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.snapshot import snapshot
-from tether.records import fast_record
+from tether.checkpoint.store_records import (
+    CheckpointRecord,
+    FinishResult,
+    RunFinish,
+    StoredCheckpoint,
+    ThreadRecord,
+    WriteRecord,
+)
 from tether.types import (
     CancelReason,
     RunEvent,
     RunInfo,
     RunSnapshot,
     RunStatus,
-    utcnow,
 )
-
-
-@fast_record
-@dataclass(frozen=True, slots=True)
-class WriteRecord:
-    """One pending write: a value a task produced in a step that has not completed."""
-
-    task_id: str
-    task_name: str
-    idx: int
-    channel: str
-    value: Any
-
-
-@fast_record
-@dataclass(frozen=True, slots=True)
-class CheckpointRecord:
-    """A checkpoint as the engine writes it.
-
-    Attributes:
-        refs: for every non-empty channel, the id of the checkpoint that stored its value.
-        blobs: the values of channels changed since the parent (stored under this checkpoint).
-        next: names of the tasks due to run from this checkpoint.
-    """
-
-    thread_id: str
-    ns: str
-    id: str
-    parent_id: str | None
-    step: int
-    source: str
-    refs: dict[str, str]
-    blobs: dict[str, Any]
-    next: tuple[str, ...]
-    metadata: dict[str, Any] = field(default_factory=dict)
-    run_id: str | None = None
-    created_at: datetime = field(default_factory=utcnow)
-
-
-@fast_record
-@dataclass(frozen=True, slots=True)
-class StoredCheckpoint:
-    """A checkpoint as a store returns it: values resolved, pending writes attached."""
-
-    thread_id: str
-    ns: str
-    id: str
-    parent_id: str | None
-    step: int
-    source: str
-    created_at: datetime
-    values: dict[str, Any]
-    refs: dict[str, str]
-    next: tuple[str, ...]
-    metadata: dict[str, Any]
-    run_id: str | None
-    pending_writes: tuple[WriteRecord, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadRecord:
-    """A thread: a conversation whose runs share checkpoints. Metadata is the caller's."""
-
-    thread_id: str
-    created_at: datetime
-    updated_at: datetime
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@fast_record
-@dataclass(frozen=True, slots=True)
-class RunFinish:
-    """Everything a run's last transaction commits at once.
-
-    Attributes:
-        status: the terminal (or `interrupted`) status to set.
-        checkpoints: checkpoints not yet stored (durability `async`/`exit`), oldest first.
-        writes: pending writes to attach to `checkpoint_id`.
-        unless_cancel_requested: refuse (return `applied=False`) if a cancel is already durable.
-    """
-
-    status: RunStatus
-    checkpoint_id: str | None = None
-    thread_id: str | None = None
-    reason: CancelReason | None = None
-    error: str | None = None
-    error_node: str | None = None
-    error_traceback: str | None = None
-    checkpoints: tuple[CheckpointRecord, ...] = ()
-    writes: tuple[WriteRecord, ...] = ()
-    events: tuple[RunEvent, ...] = ()
-    cancel_latency_ms: float | None = None
-    unless_cancel_requested: bool = False
-
-
-@fast_record
-@dataclass(frozen=True, slots=True)
-class FinishResult:
-    """What `finish_run` did: `applied` is False when the condition refused the change."""
-
-    info: RunInfo
-    applied: bool
 
 
 class CheckpointStore(ABC):
