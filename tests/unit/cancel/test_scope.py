@@ -272,18 +272,24 @@ async def _parked_in(scope: CancelScope, entered: asyncio.Event, count: list[int
         await asyncio.sleep(10)
 
 
+async def _parked(n: int) -> tuple[list[CancelScope], list[asyncio.Task[None]]]:
+    """`n` scopes, each entered by a task of its own that then sleeps inside it."""
+    scopes = [CancelScope(name=f"run{i}") for i in range(n)]
+    entered, count = asyncio.Event(), [0]
+    tasks = [asyncio.create_task(_parked_in(scope, entered, count)) for scope in scopes]
+    with anyio.fail_after(5):
+        while count[0] < n:
+            entered.clear()
+            await entered.wait()
+    return scopes, tasks
+
+
 async def test_scopes_cancelled_in_one_iteration_are_delivered_by_one_callback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A crowd of runs cancelled together: one loop callback delivers every cancel, not one
     # handle per scope.
-    scopes = [CancelScope(name=f"run{i}") for i in range(3)]
-    entered, count = asyncio.Event(), [0]
-    tasks = [asyncio.create_task(_parked_in(scope, entered, count)) for scope in scopes]
-    with anyio.fail_after(5):
-        while count[0] < len(scopes):
-            entered.clear()
-            await entered.wait()
+    scopes, tasks = await _parked(3)
     loop = asyncio.get_running_loop()
     scheduled: list[object] = []
     original = loop.call_soon
@@ -308,13 +314,7 @@ async def test_a_delivery_that_fails_is_reported_and_the_others_are_delivered(
 ) -> None:
     from anyio._backends import _asyncio as asyncio_backend
 
-    scopes = [CancelScope(name=f"run{i}") for i in range(2)]
-    entered, count = asyncio.Event(), [0]
-    tasks = [asyncio.create_task(_parked_in(scope, entered, count)) for scope in scopes]
-    with anyio.fail_after(5):
-        while count[0] < len(scopes):
-            entered.clear()
-            await entered.wait()
+    scopes, tasks = await _parked(2)
     loop = asyncio.get_running_loop()
     reported: list[dict[str, object]] = []
     loop.set_exception_handler(lambda _loop, context: reported.append(context))

@@ -4,7 +4,7 @@ scope after the run's own, and its loop assembles no output for a run that retur
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypedDict
 
 import pytest
@@ -52,15 +52,20 @@ def scopes_entered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     yield entered
 
 
-async def test_a_cancelled_runs_end_enters_no_anyio_scope(scopes_entered: list[Any]) -> None:
-    # The driver finishes a run outside the run's scope and inside no other: a shield there
-    # would guard against nothing (a native Task.cancel passes it) and cost a scope per run.
+async def _cancel_once_parked(before_cancel: Callable[[], None]) -> None:
+    """Start a run, wait until it is parked in its node, call `before_cancel`, cancel it."""
     entered = asyncio.Event()
     run = _parked(entered).start({"count": 0})
     await entered.wait()
-    scopes_entered.clear()
+    before_cancel()
     info = await run.cancel()
     assert info.status.value == "cancelled"
+
+
+async def test_a_cancelled_runs_end_enters_no_anyio_scope(scopes_entered: list[Any]) -> None:
+    # The driver finishes a run outside the run's scope and inside no other: a shield there
+    # would guard against nothing (a native Task.cancel passes it) and cost a scope per run.
+    await _cancel_once_parked(scopes_entered.clear)
     assert scopes_entered == []
 
 
@@ -73,10 +78,5 @@ async def test_a_cancelled_loop_assembles_no_output(monkeypatch: pytest.MonkeyPa
         return original(self, values)
 
     monkeypatch.setattr(ChannelState, "output", counting)
-    entered = asyncio.Event()
-    run = _parked(entered).start({"count": 0})
-    await entered.wait()
-    calls.clear()
-    info = await run.cancel()
-    assert info.status.value == "cancelled"
+    await _cancel_once_parked(calls.clear)
     assert calls == []

@@ -20,31 +20,24 @@ answer of a read the thread has begun is dropped (`Writer.read`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from tether.checkpoint.base import CheckpointStore, StoredCheckpoint, ThreadRecord
 from tether.checkpoint.paging import apages
 from tether.checkpoint.sqlite.writer import Writer
-from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus
+from tether.types import RunEvent, RunInfo, RunSnapshot, RunStatus
 
 POINT_READS = frozenset({"get_run", "get_thread", "cancel_requests"})
-"""The sync reads whose async twins run inline, on the caller's loop."""
+"""The sync reads whose async twins run inline, on the caller's loop: the store protocol's
+default twins (`CheckpointStore.aget_run`...), which `AsyncReads` leaves as they are."""
 
 
 class AsyncReads(CheckpointStore):
-    """The `a*` reads over the sync ones: point reads inline, the others in `_reads` (provided
-    by `SqliteSaver`)."""
+    """The `a*` reads that grow with the data, over the sync ones in `_reads` (provided by
+    `SqliteSaver`); the point reads keep the protocol's inline defaults."""
 
     _reads: Writer
-
-    async def aget_run(self, run_id: str) -> RunInfo | None:
-        """Async twin of `get_run`: a point read, inline (see the module docstring).
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        return self.get_run(run_id)
 
     async def alist_runs(self, *, thread_id: str | None = None,
                          status: RunStatus | str | None = None,
@@ -56,16 +49,6 @@ class AsyncReads(CheckpointStore):
         """
         return await self._reads.read(
             lambda: self.list_runs(thread_id=thread_id, status=status, limit=limit))
-
-    async def acancel_requests(self, run_ids: Sequence[str]) -> dict[str, CancelReason]:
-        """Async twin of `cancel_requests`: a point read, inline (see the module docstring).
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        if not run_ids:
-            return {}
-        return self.cancel_requests(run_ids)
 
     async def aevents(self, run_id: str) -> list[RunEvent]:
         """Async twin of `events`, read by the reader thread.
@@ -92,14 +75,6 @@ class AsyncReads(CheckpointStore):
         """
         return await self._reads.read(
             lambda: self.get_checkpoint(thread_id, ns, checkpoint_id))
-
-    async def aget_thread(self, thread_id: str) -> ThreadRecord | None:
-        """Async twin of `get_thread`: a point read, inline (see the module docstring).
-
-        Cancellation:
-            Safe: it only reads.
-        """
-        return self.get_thread(thread_id)
 
     async def asearch_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
                               offset: int = 0) -> list[ThreadRecord]:
