@@ -167,25 +167,27 @@ async def test_idle_node_without_signs_of_life_times_out() -> None:
 
 
 async def test_heartbeats_keep_an_idle_limited_node_alive() -> None:
+    # Busy for 0.8 s, well past the 0.3 s idle timeout, with a sign of life every 0.02 s: the
+    # margin (15x) holds on a loaded machine, where the thread may start or wake late.
     def busy(state: Count) -> dict[str, Any]:
-        for _ in range(20):
-            time.sleep(0.01)
+        for _ in range(40):
+            time.sleep(0.02)
             tether.heartbeat()
         return {"count": 1}
 
     b = StateGraph(Count).add_node("busy", busy).add_edge(START, "busy")
-    assert await b.compile().ainvoke({"count": 0}, {"idle_timeout": 0.05}) == {
+    assert await b.compile().ainvoke({"count": 0}, {"idle_timeout": 0.3}) == {
         "count": 1, "log": []}
 
 
 async def test_stream_chunks_count_as_signs_of_life() -> None:
     async def chatty(state: Count) -> dict[str, Any]:
         writer = tether.get_stream_writer()
-        for i in range(10):
-            await asyncio.sleep(0.02)
+        for i in range(20):  # 0.6 s in all, twice the idle timeout, a chunk every 0.03 s
+            await asyncio.sleep(0.03)
             writer(i)
         return {"count": 1}
 
     b = StateGraph(Count).add_node("chatty", chatty).add_edge(START, "chatty")
-    out = await b.compile().ainvoke({"count": 0}, {"idle_timeout": 0.06})
+    out = await b.compile().ainvoke({"count": 0}, {"idle_timeout": 0.3})
     assert out["count"] == 1
