@@ -148,10 +148,12 @@ def test_history_next_of_a_branch_waiting_on_an_unbalanced_join(lib: Lib, lg: Li
         (3, ()), (2, ("join",)), (1, ("c",)), (0, ("a", "b")), (-1, ("__start__",)),
     ]
     assert run(lib, "sync") == expected
-    # LangGraph's default durability ("async") stores a checkpoint in the background, after the
-    # next step has already added `c` to the barrier it shares with it: its history then lists
-    # `join` as due at step 1 (docs/compat.md). tether's checkpoints are what the step left.
-    assert [h["next"] for h in run(lg, "async")][2] == ("c", "join")
+    # LangGraph's default durability ("async") stores a checkpoint in the background, usually
+    # after the next step has already added `c` to the barrier it shares with it: its history
+    # then lists `join` as due at step 1. Whether it does is a race of its
+    # background writer (on a loaded machine the write can come first), so either is accepted
+    # there. tether's checkpoints are what the step left, whatever the timing.
+    assert [h["next"] for h in run(lg, "async")][2] in {("c", "join"), ("c",)}
     if lib.name == "tether":
         assert run(lib, "async") == expected
 
