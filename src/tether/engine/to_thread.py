@@ -4,6 +4,10 @@
 A thread stuck in a node that ignores its cancel is *abandoned* after the node's grace: its job
 is marked so that whatever it returns is thrown away, and a new thread takes its place so that
 other runs never wait for it. The stuck thread exits when (if ever) its node returns.
+
+The pool grows with the sync nodes running at once (up to `max_threads`) and shrinks back: a
+thread beyond the first `keep_threads` that has had nothing to do for `idle_seconds` exits, so
+a long-lived process that once ran many sync nodes together does not keep their threads.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from tether.cancel.scope import CancelScope, anyio_scope
@@ -92,10 +96,18 @@ class ThreadPool:
 
     Args:
         max_threads: live (non-abandoned) threads at most; jobs beyond wait in a queue.
+        keep_threads: idle threads kept however long they wait (ready for the next node).
+        idle_seconds: how long a thread beyond those waits for a job before it exits.
     """
 
-    def __init__(self, max_threads: int = 64) -> None:
+    def __init__(self, max_threads: int = 64, *, keep_threads: int = 4,
+                 idle_seconds: float = 30.0) -> None:
+        if max_threads < 1 or keep_threads < 0 or idle_seconds <= 0:
+            raise ValueError("ThreadPool needs max_threads >= 1, keep_threads >= 0 and "
+                             "idle_seconds > 0")
         self.max_threads = max_threads
+        self.keep_threads = keep_threads
+        self.idle_seconds = idle_seconds
         self._sinks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sink] = (
             weakref.WeakKeyDictionary())
         self._queue: SimpleQueue[Any] = SimpleQueue()
@@ -122,10 +134,35 @@ class ThreadPool:
         thread = threading.Thread(target=self._work, name="tether-thread", daemon=True)
         thread.start()
 
+    @property
+    def threads(self) -> int:
+        """Live (non-abandoned) threads, busy or idle."""
+        with self._lock:
+            return self._live
+
+    def _retire(self) -> bool:
+        """After `idle_seconds` with no job: True when this thread may exit (it is one of the
+        idle threads beyond `keep_threads`, and no job has claimed it meanwhile)."""
+        with self._lock:
+            # `_idle` counts idle threads no job has claimed (a submit claims one by taking
+            # one off the count before it queues its job): while it is positive, one of them
+            # may leave without stranding a queued job.
+            if self._idle <= 0 or self._live <= self.keep_threads:
+                return False
+            self._idle -= 1
+            self._live -= 1
+            return True
+
     def _work(self) -> None:
         queue = self._queue
+        wait = self.idle_seconds
         while True:
-            job = queue.get()
+            try:
+                job = queue.get(timeout=wait)
+            except Empty:
+                if self._retire():
+                    return
+                continue
             if job is _STOP:
                 with self._lock:
                     self._live -= 1
