@@ -81,6 +81,15 @@ class Console:
                 raise AssertionError(f"run {run_id} is {info and info.status}, not {statuses}")
             time.sleep(0.02)
 
+    def checkpointed(self, thread_id: str, timeout: float = 20) -> None:
+        """Return once the thread has a checkpoint (a run that is `running` may not have
+        written its first one yet on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while self.store.get_checkpoint(thread_id, "") is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"thread {thread_id} has no checkpoint")
+            time.sleep(0.02)
+
     def shoot(self, page: Any, name: str) -> None:
         """Save a screenshot for the docs (SQLite mode, with `TETHER_CONSOLE_SHOTS` set)."""
         where = os.environ.get("TETHER_CONSOLE_SHOTS")
