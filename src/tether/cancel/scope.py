@@ -166,7 +166,24 @@ class CancelScope:
             if self.reason is not None:
                 return False
             now = time.monotonic()
-            cancelled = self._mark(reason, now)
+            children = self._children
+            lone: CancelScope | None = None
+            cancelled: list[CancelScope] | None = None
+            if children is None or (isinstance(children, CancelScope)
+                                    and children._children is None):
+                # The usual tree: a run's scope and its lone task's attempt. No list, no stack
+                # to walk; the same state and the same order of delivery as `_mark`'s.
+                self.reason, self.cancelled_at = reason, now
+                if children is not None and children.reason is None:
+                    children.reason, children.cancelled_at = reason, now
+                    lone = children
+            else:
+                cancelled = self._mark(reason, now)
+        if cancelled is None:
+            self._deliver()
+            if lone is not None:
+                lone._deliver()
+            return True
         for scope in cancelled:
             scope._deliver()
         return True
