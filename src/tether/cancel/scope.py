@@ -87,13 +87,7 @@ class CancelScope:
         # `own_deadline` is set only when this scope's deadline is earlier than its parent's,
         # and only such a deadline is armed here (an inherited one is the ancestor's to enforce).
         self.deadline: float | None
-        self._shield_grace: float | None
-        parent_deadline = parent.deadline if parent is not None else None
-        self.own_deadline = deadline if deadline is not None and (
-            parent_deadline is None or deadline < parent_deadline) else None
-        if parent is not None and parent.deadline is not None:
-            deadline = parent.deadline if deadline is None else min(deadline, parent.deadline)
-        self.deadline = deadline
+        self.own_deadline: float | None
         self.name = name
         self.reason: CancelReason | None = None
         # `cancelled_at` is the monotonic time of the first cancel; None while not cancelled.
@@ -110,22 +104,30 @@ class CancelScope:
         self._hooks: list[CancelHook] | None = None
         self._waiters: list[threading.Event] | None = None
         self._shields: list[anyio.CancelScope] | None = None
-        if shield_grace is None and parent is not None:
-            shield_grace = parent._shield_grace
-        self._shield_grace = shield_grace
-        if parent is not None:
-            with _TREE_LOCK:
-                siblings = parent._children
-                if siblings is None:
-                    parent._children = self
-                elif isinstance(siblings, set):
-                    siblings.add(self)
-                else:
-                    parent._children = {siblings, self}
-                inherited = parent.reason
-            if inherited is not None:
-                self.reason = inherited
-                self.cancelled_at = parent.cancelled_at
+        self._shield_grace: float | None = shield_grace
+        if parent is None:  # a run's root: nothing to inherit, nobody to tell
+            self.deadline = self.own_deadline = deadline
+            return
+        inherited_deadline = parent.deadline
+        if inherited_deadline is None or (deadline is not None
+                                          and deadline < inherited_deadline):
+            self.deadline = self.own_deadline = deadline
+        else:
+            self.deadline, self.own_deadline = inherited_deadline, None
+        if shield_grace is None:
+            self._shield_grace = parent._shield_grace
+        with _TREE_LOCK:
+            siblings = parent._children
+            if siblings is None:
+                parent._children = self
+            elif isinstance(siblings, set):
+                siblings.add(self)
+            else:
+                parent._children = {siblings, self}
+            inherited = parent.reason
+        if inherited is not None:
+            self.reason = inherited
+            self.cancelled_at = parent.cancelled_at
 
     # -- state, readable from any thread -------------------------------------------------
 
@@ -166,7 +168,24 @@ class CancelScope:
             if self.reason is not None:
                 return False
             now = time.monotonic()
-            cancelled = self._mark(reason, now)
+            children = self._children
+            lone: CancelScope | None = None
+            cancelled: list[CancelScope] | None = None
+            if children is None or (isinstance(children, CancelScope)
+                                    and children._children is None):
+                # The usual tree: a run's scope and its lone task's attempt. No list, no stack
+                # to walk; the same state and the same order of delivery as `_mark`'s.
+                self.reason, self.cancelled_at = reason, now
+                if children is not None and children.reason is None:
+                    children.reason, children.cancelled_at = reason, now
+                    lone = children
+            else:
+                cancelled = self._mark(reason, now)
+        if cancelled is None:
+            self._deliver()
+            if lone is not None:
+                lone._deliver()
+            return True
         for scope in cancelled:
             scope._deliver()
         return True

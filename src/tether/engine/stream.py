@@ -29,9 +29,15 @@ def _now() -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _mode_set(modes: tuple[str, ...]) -> frozenset[str]:
-    # One set per combination of modes, not one per run (and per subgraph level).
-    return frozenset(modes)
+def _mode_flags(modes: tuple[str, ...]) -> tuple[frozenset[str], bool, bool, bool, bool, bool,
+                                                  bool, bool, bool]:
+    # One answer per combination of modes, not one per run (and per subgraph level): the set,
+    # then the flags in the order `Emitter.__init__` unpacks them.
+    mode_set = frozenset(modes)
+    debug = "debug" in mode_set
+    return (mode_set, "values" in mode_set, "updates" in mode_set, "custom" in mode_set, debug,
+            "tasks" in mode_set or debug, "checkpoints" in mode_set or debug,
+            "lifecycle" in mode_set, "messages" in mode_set)
 
 
 class Emitter:
@@ -48,16 +54,10 @@ class Emitter:
 
     def __init__(self, sink: Sink, modes: Iterable[str], ns: tuple[str, ...] = ()) -> None:
         self.sink = sink
-        self.modes = _mode_set(modes if isinstance(modes, tuple) else tuple(modes))
         self.ns = ns
-        self.values = "values" in self.modes
-        self.updates = "updates" in self.modes
-        self.custom = "custom" in self.modes
-        self.debug = "debug" in self.modes
-        self.tasks = "tasks" in self.modes or self.debug
-        self.checkpoints = "checkpoints" in self.modes or self.debug
-        self.lifecycle = "lifecycle" in self.modes
-        self.messages = "messages" in self.modes
+        (self.modes, self.values, self.updates, self.custom, self.debug, self.tasks,
+         self.checkpoints, self.lifecycle, self.messages) = _mode_flags(
+            modes if isinstance(modes, tuple) else tuple(modes))
 
     def child(self, ns: tuple[str, ...]) -> Emitter:
         """The emitter for a subgraph running under namespace `ns`."""

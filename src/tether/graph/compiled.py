@@ -214,10 +214,11 @@ class CompiledStateGraph(GraphHistory):
     def _coerce_context(self, context: Any) -> Any:
         # A dict given for a dataclass or pydantic context schema is built into one, as in
         # LangGraph; TypedDict schemas stay dicts.
+        if not isinstance(context, dict):  # most runs bring none: no schema to look up
+            return context
         schema = getattr(self.builder, "context_schema", None)
         is_typeddict = hasattr(schema, "__total__")
-        if isinstance(context, dict) and isinstance(schema, type) and schema is not dict \
-                and not is_typeddict:
+        if isinstance(schema, type) and schema is not dict and not is_typeddict:
             return schema(**context)
         return context
 

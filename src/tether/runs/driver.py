@@ -123,19 +123,17 @@ def _prepare(core: RunCore) -> tuple[Loop, _WallTimer | None]:
 def _stopper(core: RunCore) -> Callable[[CancelReason], None]:
     """`core.stop_sync` for the policies to hold, by a weak reference: the run holds its
     policies, which must not hold it back (no reference cycle for the collector)."""
-    return _Stopper(weakref.ref(core))
+    return _Stopper(core)
 
 
-class _Stopper:
-    """`stop_sync` of a run held weakly (one object, where a closure would be three)."""
+class _Stopper(weakref.ref[RunCore]):
+    """`stop_sync` of a run held weakly: the weak reference itself, called with a reason (one
+    object per run, where a closure would be three and a holder of a reference two)."""
 
-    __slots__ = ("_ref",)
+    __slots__ = ()
 
-    def __init__(self, ref: weakref.ref[RunCore]) -> None:
-        self._ref = ref
-
-    def __call__(self, reason: CancelReason) -> None:
-        found = self._ref()
+    def __call__(self, reason: CancelReason) -> None:  # type: ignore[override]
+        found = super().__call__()
         if found is not None:
             found.stop_sync(reason)
 

@@ -37,6 +37,15 @@ def test_cancel_reaches_every_descendant_with_the_same_reason_once() -> None:
         assert scope.cancelled_at == root.cancelled_at
 
 
+def test_a_lone_child_cancelled_first_keeps_its_reason_when_its_parent_is_cancelled() -> None:
+    root = CancelScope(name="run")
+    child = CancelScope(root, name="task")
+    child.cancel(OTHER)
+    first_at = child.cancelled_at
+    assert root.cancel(STOP) is True
+    assert root.reason is STOP and child.reason is OTHER and child.cancelled_at == first_at
+
+
 def test_cancelling_a_child_leaves_its_parent_and_siblings_alone() -> None:
     root = CancelScope()
     first, second = CancelScope(root), CancelScope(root)

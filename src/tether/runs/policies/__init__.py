@@ -35,6 +35,9 @@ class PolicyDefaults:
     budget: Mapping[str, Any] = field(default_factory=dict)
     loop_detection: Mapping[str, Any] | bool | None = None
     guards: tuple[Guard, ...] = ()
+    # The plan of a run whose config overrides nothing (most runs), made by the first one: the
+    # defaults are frozen, so it never changes. Not part of the value (equality, repr).
+    _bare: PolicyPlan | None = field(default=None, init=False, repr=False, compare=False)
 
     def for_run(self, config: RunConfig, stop: Stop) -> Policies:
         """The policies of one run with `config`; `stop` cancels it (from any thread).
@@ -42,9 +45,74 @@ class PolicyDefaults:
         Raises:
             ConfigError: a budget or loop detection key or value is malformed.
         """
-        return Policies(Budget.parse(self.budget, config.budget),
-                        LoopSettings.parse(self.loop_detection, config.loop_detection),
-                        self.guards, stop)
+        if not config.budget and config.loop_detection is None:
+            plan = self._bare
+            if plan is None:
+                plan = PolicyPlan.of(Budget.parse(self.budget),
+                                     LoopSettings.parse(self.loop_detection), self.guards)
+                object.__setattr__(self, "_bare", plan)  # a cache on a frozen value
+            return Policies.planned(plan, stop)
+        return Policies.planned(PolicyPlan.of(
+            Budget.parse(self.budget, config.budget),
+            LoopSettings.parse(self.loop_detection, config.loop_detection), self.guards), stop)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPlan:
+    """What a run's policies decide once from their settings, before the run counts anything:
+    shared by every run with the same settings (no limit is looked up on the per-step path).
+
+    Attributes:
+        budget: the limits.
+        loops: loop detection settings (None: off).
+        guards: callables that may veto a step's writes.
+        tools_limit: the tool calls allowed per minute (None: no window is kept).
+        calls_each: node-call limits per node name (None unless given per node).
+        calls_all: one node-call limit for every node (None unless given as one number).
+        spend_limited: whether tokens, cost or tool calls are limited at all.
+        totals: the limits of tokens, cost and tool calls as numbers (no limit: infinity).
+        repeats: whether repeated inputs are watched (`max_repeats`).
+        progress: whether steps that change nothing are counted (`no_progress_steps`).
+        before_commit: the guards' check of a step's writes, or a hook with nothing to check.
+    """
+
+    budget: Budget
+    loops: LoopSettings | None
+    guards: tuple[Guard, ...]
+    tools_limit: int | None
+    calls_each: Mapping[str, int] | None
+    calls_all: int | None
+    spend_limited: bool
+    totals: tuple[float, float, float]
+    repeats: bool
+    progress: bool
+    before_commit: Hook
+
+    @classmethod
+    def of(cls, budget: Budget, loops: LoopSettings | None,
+           guards: Sequence[Guard]) -> PolicyPlan:
+        """The plan of policies with these settings."""
+        guards = tuple(guards)
+        limits = budget.node_calls
+        each: Mapping[str, int] | None = None
+        every: int | None = None
+        if isinstance(limits, Mapping):
+            each = limits
+        else:
+            every = limits
+        return cls(
+            budget=budget, loops=loops, guards=guards,
+            tools_limit=budget.tool_calls_per_minute, calls_each=each, calls_all=every,
+            spend_limited=any(limit is not None for limit in (
+                budget.tokens, budget.cost, budget.tool_calls, budget.tool_calls_per_minute)),
+            totals=(_INF if budget.tokens is None else budget.tokens,
+                    _INF if budget.cost is None else budget.cost,
+                    _INF if budget.tool_calls is None else budget.tool_calls),
+            repeats=loops is not None and loops.max_repeats is not None,
+            progress=loops is not None and loops.no_progress_steps is not None,
+            # The hook is the guards' check itself (a partial is called in C).
+            before_commit=partial(check, guards) if guards else _nothing,
+        )
 
 
 class Policies:
@@ -62,40 +130,48 @@ class Policies:
         stop: cancels the run (durably first) — called from any thread.
     """
 
+    __slots__ = ("_calls_all", "_calls_each", "_errors", "_progress", "_repeats",
+                 "_spend_limited", "_tools", "_tools_limit", "_totals", "before_commit",
+                 "budget", "detector", "guards", "stop", "tally", "watches_progress")
+
     def __init__(self, budget: Budget, loops: LoopSettings | None, guards: Sequence[Guard],
                  stop: Stop) -> None:
-        self.budget = budget
-        self.guards = tuple(guards)
+        self._adopt(PolicyPlan.of(budget, loops, guards), stop)
+
+    @classmethod
+    def planned(cls, plan: PolicyPlan, stop: Stop) -> Policies:
+        """The policies of one run from a `plan` (shared by runs with the same settings)."""
+        policies = cls.__new__(cls)
+        policies._adopt(plan, stop)
+        return policies
+
+    def _adopt(self, plan: PolicyPlan, stop: Stop) -> None:
+        self.budget = plan.budget
+        self.guards = plan.guards
         self.stop = stop
         self.tally = Tally()
-        self.detector = LoopDetector(loops) if loops is not None else None
+        loops = plan.loops
+        detector = self.detector = LoopDetector(loops) if loops is not None else None
         self._errors: Rate | None = None
         # The tool call window, made only when its rate is limited.
-        tools_limit = budget.tool_calls_per_minute
+        tools_limit = plan.tools_limit
         self._tools = Rate() if tools_limit is not None else None
         self._tools_limit = tools_limit if tools_limit is not None else 0
-        limits = budget.node_calls
         # Invariant: at most one of the two is set; both None when node calls are unlimited.
-        self._calls_each: Mapping[str, int] | None = limits if isinstance(limits, Mapping) \
-            else None
-        self._calls_all: int | None = None if isinstance(limits, Mapping) else limits
-        self._spend_limited = any(limit is not None for limit in (
-            budget.tokens, budget.cost, budget.tool_calls, budget.tool_calls_per_minute))
+        self._calls_each: Mapping[str, int] | None = plan.calls_each
+        self._calls_all: int | None = plan.calls_all
+        self._spend_limited = plan.spend_limited
         # The totals' limits as numbers (no limit: infinity), so that `charge` compares three
         # numbers and looks nothing up; the budget keeps the limits as they were given.
-        self._totals = tuple(_INF if limit is None else limit
-                             for limit in (budget.tokens, budget.cost, budget.tool_calls))
-        detector = self.detector
-        self._repeats = detector if detector is not None and loops is not None \
-            and loops.max_repeats is not None else None
-        self._progress = detector if detector is not None and loops is not None \
-            and loops.no_progress_steps is not None else None
+        self._totals = plan.totals
+        self._repeats = detector if plan.repeats else None
+        self._progress = detector if plan.progress else None
         # Whether `after_commit` needs to know if a step changed the state (the no-progress
         # detector is on).
-        self.watches_progress = self._progress is not None
-        # The guards see the step's proposed writes: the hook is their check itself (a partial
-        # is called in C), or nothing when there is no guard.
-        self.before_commit: Hook = partial(check, self.guards) if self.guards else _nothing
+        self.watches_progress = plan.progress
+        # The guards see the step's proposed writes: the hook is their check itself, or
+        # nothing when there is no guard.
+        self.before_commit: Hook = plan.before_commit
 
     # -- Meter: what nodes report ---------------------------------------------------------
 
@@ -209,4 +285,4 @@ def _rate(limit: str, value: int, rate: int, **extra: Any) -> CancelReason:
                                                 **extra})
 
 
-__all__ = ["Budget", "Guard", "LoopSettings", "Policies", "PolicyDefaults"]
+__all__ = ["Budget", "Guard", "LoopSettings", "Policies", "PolicyDefaults", "PolicyPlan"]
