@@ -9,6 +9,9 @@ Invariants:
 - `final` is set exactly once, after the store accepted the run's last transaction.
 - A cancel is recorded in the store before the scope is cancelled; the store decides races
   between a cancel and the run's own end.
+- A cancel requested on the run's own loop may cancel the scope as soon as the request is
+  handed to the store (`anticipate_cancel`); the run's end then waits for the request's outcome
+  before its last transaction, so that a request durable before it still wins.
 - Every durable cancel reaches the run through `receive_cancel`, which sets `_requested_at`
   once: the instant of the request on this process's monotonic clock (for a request made
   elsewhere, now minus its age). `cancel_latency_ms` is counted from it, by one formula.
@@ -61,8 +64,8 @@ class RunCore:
 
     # Slots: a thousand runs in flight are a thousand of these.
     __slots__ = (
-        "__weakref__", "_created", "_done_event", "_early", "_loop", "_on_final", "_record",
-        "_requested_at", "_waiters", "admitted", "aloop", "buffer", "emitter", "exception",
+        "__weakref__", "_anticipated", "_created", "_done_event", "_early", "_loop", "_on_final",
+        "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop", "buffer", "emitter", "exception",
         "final", "hooks", "info", "journal", "meter", "policies", "predecessors", "request",
         "result", "run_id", "scope", "store", "task", "thread_id",
     )
@@ -94,6 +97,12 @@ class RunCore:
         self._loop: Loop | None = None
         self._requested_at: float | None = None
         self._early: CancelReason | None = None
+        # The outcome of a request the scope was cancelled for before it was durable
+        # (`anticipate_cancel`): resolved once the store has answered it, or failed.
+        self._anticipated: asyncio.Future[None] | None = None
+        # True from an anticipated cancel of the scope until its `propagate` is recorded, after
+        # the request's (so that the audit log and the stream keep the phases' order).
+        self._owed = False
         self._created = False
         # Made only for a run whose record is made by its own task (`start(record=False)`).
         self._record: asyncio.Future[None] | None = None
@@ -260,12 +269,13 @@ class RunCore:
     def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
         """A durable cancel reached the run (`info`, the store's answer): `first` when this
         process's request recorded it. Returns the receipt."""
-        if info.terminal:
-            return info
-        if self.final is not None:
+        ended = info if info.terminal else self.final
+        if ended is not None:
             # The run ended meanwhile (the store's answer was on its way, or the run's end saw
             # the request first): its end is the receipt, and its record stays final.
-            return self.final
+            self._owed = False
+            self._answered()
+            return ended
         reason = info.reason
         assert reason is not None
         with _LOCK:  # one lock for every run: nothing that can call out is done under it
@@ -279,9 +289,43 @@ class RunCore:
             self.journal.announce(RunEvent("request", reason.requested_at, None,
                                            reason.to_dict()))
         self.info = info
-        if self.scope.cancel(reason):
+        if self.scope.cancel(reason) or self._owed:
+            self._owed = False
             self.journal.record("propagate", detail={"kind": reason.kind})
+        self._answered()
         return info
+
+    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel the scope for a request just handed to the store, before it is durable, when
+        `loop` (the requester's) is the run's: the run stops while the store records the
+        request. Its end waits for the store's answer (`receive_cancel` or `cancel_unrecorded`)
+        before its last transaction, which is thus ordered after the request; `propagate` is
+        recorded with the answer."""
+        if loop is not self.aloop or self.final is not None or self.scope.cancel_called \
+                or self.info.reason is not None or self._anticipated is not None:
+            return
+        self._anticipated = loop.create_future()
+        self._owed = self.scope.cancel(reason)
+
+    def cancel_unrecorded(self) -> None:
+        """The store failed to record a request `anticipate_cancel` acted on: the run's end
+        records it again before its last transaction (`_settle_request`)."""
+        self._answered()
+
+    def _answered(self) -> None:
+        if self._anticipated is not None and not self._anticipated.done():
+            self._anticipated.set_result(None)
+
+    async def _settle_request(self) -> None:
+        """Before the run's last transaction: wait for the answer to an anticipated request
+        and, if the store failed to record it, record it now (the run stopped for it)."""
+        if self._anticipated is None:
+            return
+        await self._anticipated
+        if self._owed and self.final is None:
+            reason = self.scope.reason
+            assert reason is not None
+            await self._request_alone(reason)
 
     @property
     def early_cancel(self) -> CancelReason | None:
@@ -379,6 +423,7 @@ class RunCore:
         if hooks := self._report_stopped(outcome):
             await self._clean_up(hooks)
         self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
+        await self._settle_request()
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
         if not result.applied:
@@ -388,6 +433,7 @@ class RunCore:
 
     async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
                              refused: RunFinish | None) -> None:
+        await self._settle_request()
         # A cancel that reached the run durably (`receive_cancel`) left the durable reason in
         # `info`: reading it back would be a round trip more on every cancel.
         known = self.info.reason if self._requested_at is not None else None
