@@ -24,14 +24,13 @@ import dataclasses
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelHook, CancelScope
-from tether.checkpoint.base import RunFinish, StoredCheckpoint
-from tether.engine.closing import REPAIR_NODE, Closer, Closing
+from tether.checkpoint.base import RunFinish
 from tether.engine.hooks import StepHooks
 from tether.engine.loop import Loop
 from tether.engine.options import LoopOptions
@@ -41,7 +40,7 @@ from tether.engine.task import StopMode, Task
 from tether.runs import batch, finalize
 from tether.runs.buffer import ChunkBuffer
 from tether.runs.cleanup import run_hooks
-from tether.runs.journal import Journal
+from tether.runs.journal import Journal, RecordedCloser
 from tether.runs.policies import Policies
 from tether.runs.request import RunRequest
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
@@ -65,9 +64,9 @@ class RunCore:
     # Slots: a thousand runs in flight are a thousand of these.
     __slots__ = (
         "__weakref__", "_anticipated", "_created", "_done_event", "_early", "_loop", "_on_final",
-        "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop", "buffer", "emitter", "exception",
-        "final", "hooks", "info", "journal", "meter", "policies", "predecessors", "request",
-        "result", "run_id", "scope", "store", "task", "thread_id",
+        "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop", "buffer",
+        "emitter", "exception", "final", "hooks", "info", "journal", "meter", "policies",
+        "predecessors", "request", "result", "run_id", "scope", "store", "task", "thread_id",
     )
 
     def __init__(self, request: RunRequest, run_id: str,
@@ -100,8 +99,7 @@ class RunCore:
         # The outcome of a request the scope was cancelled for before it was durable
         # (`anticipate_cancel`): resolved once the store has answered it, or failed.
         self._anticipated: asyncio.Future[None] | None = None
-        # True from an anticipated cancel of the scope until its `propagate` is recorded, after
-        # the request's (so that the audit log and the stream keep the phases' order).
+        # True from an anticipated cancel until its `propagate` is recorded, after the request.
         self._owed = False
         self._created = False
         # Made only for a run whose record is made by its own task (`start(record=False)`).
@@ -296,20 +294,16 @@ class RunCore:
         return info
 
     def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop) -> None:
-        """Cancel the scope for a request just handed to the store, before it is durable, when
-        `loop` (the requester's) is the run's: the run stops while the store records the
-        request. Its end waits for the store's answer (`receive_cancel` or `cancel_unrecorded`)
-        before its last transaction, which is thus ordered after the request; `propagate` is
-        recorded with the answer."""
-        if loop is not self.aloop or self.final is not None or self.scope.cancel_called \
-                or self.info.reason is not None or self._anticipated is not None:
-            return
-        self._anticipated = loop.create_future()
-        self._owed = self.scope.cancel(reason)
+        """Cancel the scope for a request just handed to the store, if `loop` is the run's: the
+        run stops while the store records it. The run's last transaction waits for the answer
+        (`_settle_request`), and `propagate` is recorded with it (`receive_cancel`)."""
+        if loop is self.aloop and self.final is None and self._anticipated is None \
+                and self.info.reason is None and not self.scope.cancel_called:
+            self._anticipated = loop.create_future()
+            self._owed = self.scope.cancel(reason)
 
     def cancel_unrecorded(self) -> None:
-        """The store failed to record a request `anticipate_cancel` acted on: the run's end
-        records it again before its last transaction (`_settle_request`)."""
+        """The store failed to record a request `anticipate_cancel` acted on."""
         self._answered()
 
     def _answered(self) -> None:
@@ -317,15 +311,12 @@ class RunCore:
             self._anticipated.set_result(None)
 
     async def _settle_request(self) -> None:
-        """Before the run's last transaction: wait for the answer to an anticipated request
-        and, if the store failed to record it, record it now (the run stopped for it)."""
-        if self._anticipated is None:
-            return
-        await self._anticipated
-        if self._owed and self.final is None:
-            reason = self.scope.reason
-            assert reason is not None
-            await self._request_alone(reason)
+        # Before the last transaction: the anticipated request is answered; one the store
+        # failed to record is recorded now (the run stopped for it).
+        if self._anticipated is not None:
+            await self._anticipated
+            if self._owed and self.final is None:
+                await self._request_alone(self.scope.reason or CancelReason("user"))
 
     @property
     def early_cancel(self) -> CancelReason | None:
@@ -375,7 +366,7 @@ class RunCore:
             interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
             cache=req.cache, cache_policy=req.cache_policy, observer=req.observer,
-            closer=None if req.closer is None else _Recorded(req.closer, self.journal),
+            closer=None if req.closer is None else RecordedCloser(req.closer, self.journal),
         ))
         return self._loop
 
@@ -517,24 +508,3 @@ class RunCore:
                 self._done_event = threading.Event()
             event = self._done_event
         return event.wait(timeout)
-
-
-class _Recorded:
-    """A closer whose closings are recorded in the run's audit log (`repair` events)."""
-
-    __slots__ = ("_closer", "_journal")
-
-    def __init__(self, closer: Closer, journal: Journal) -> None:
-        self._closer, self._journal = closer, journal
-
-    async def __call__(self, loaded: StoredCheckpoint,
-                       values: Mapping[str, Any]) -> Closing | None:
-        """The closer's answer, recorded when there is one.
-
-        Cancellation:
-            As the closer's: it only reads.
-        """
-        closing = await self._closer(loaded, values)
-        if closing is not None and closing.writes:
-            self._journal.record("repair", REPAIR_NODE, closing.detail)
-        return closing
