@@ -7,11 +7,9 @@ are pure functions of `runs/finalize.py`.
 
 Invariants:
 - `final` is set exactly once, after the store accepted the run's last transaction.
-- A cancel is recorded in the store before the scope is cancelled; the store decides races
-  between a cancel and the run's own end.
-- A cancel requested on the run's own loop may cancel the scope as soon as the request is
-  handed to the store (`anticipate_cancel`); the run's end then waits for the request's outcome
-  before its last transaction, so that a request durable before it still wins.
+- A cancel is recorded in the store before the run's last transaction, which the store
+  decides races against. A request made on the run's own loop cancels the scope as it is
+  handed to the store (`anticipate_cancel`); one made elsewhere, once it is durable.
 - Every durable cancel reaches the run through `receive_cancel`, which sets `_requested_at`
   once: the instant of the request on this process's monotonic clock (for a request made
   elsewhere, now minus its age). `cancel_latency_ms` is counted from it, by one formula.
@@ -197,7 +195,7 @@ class RunCore:
     # -- cancelling: the one inbox ----------------------------------------------------------
 
     async def request_cancel(self, reason: CancelReason, *, until_end: bool = False) -> RunInfo:
-        """Record a cancel durably, then cancel the scope. Idempotent; returns the receipt.
+        """Record a cancel durably and cancel the scope. Idempotent; returns the receipt.
 
         Requests made on this loop in the same iteration, for runs of the same store, are
         recorded together (`runs/batch.py`): a crowd of cancels is one store transaction.
