@@ -10,9 +10,10 @@ from typing import Any, TypedDict
 
 import pytest
 
+import tether
 from tether import CancelReason, RunCancelled, RunStatus
 from tether.checkpoint.base import CheckpointStore
-from tether.graph import END, StateGraph
+from tether.graph import END, START, StateGraph
 from tether.types import RunInfo
 
 pytestmark = pytest.mark.anyio
@@ -155,3 +156,36 @@ async def test_the_stream_announces_the_request_before_its_propagation(
     assert seen.index("request") < seen.index("propagate") < seen.index("terminate_node")
     assert sorted(seen) == sorted(SIX)
     _cancelled_whole(store, info, "stop")
+
+
+async def test_a_failed_request_leaves_a_run_that_ended_on_its_own_as_it_ended(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    entered, cleaning, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def hook() -> None:
+        cleaning.set()
+        await release.wait()
+
+    async def sibling(state: Count) -> dict[str, int]:
+        tether.on_cancel(hook)
+        entered.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    async def failing(state: Count) -> dict[str, int]:
+        await entered.wait()
+        raise ValueError("boom")
+
+    builder = StateGraph(Count).add_node("sibling", sibling).add_node("failing", failing)
+    builder.add_edge(START, "sibling")
+    builder.add_edge(START, "failing")
+    run = builder.compile(checkpointer=store).start({"count": 0},
+                                                    {"configurable": {"thread_id": "t"}})
+    await asyncio.wait_for(cleaning.wait(), 5)  # the run is ending `error`, in its cleanup
+    _Logged(store, monkeypatch, [], fail_once=True)
+    with pytest.raises(RuntimeError, match="the disk is gone"):
+        await run.cancel("too late")
+    release.set()
+    info = await asyncio.wait_for(run.core.wait(), 5)
+    assert info.status is RunStatus.ERROR
+    assert "request" not in _phases(store, info.run_id)

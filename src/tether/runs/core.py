@@ -308,12 +308,12 @@ class RunCore:
         if self._anticipated is not None and not self._anticipated.done():
             self._anticipated.set_result(None)
 
-    async def _settle_request(self) -> None:
+    async def _settle_request(self, stopped: bool) -> None:
         # Before the last transaction: the anticipated request is answered; one the store
-        # failed to record is recorded now (the run stopped for it).
+        # failed to record is recorded now if the run `stopped` for it (not if it ended first).
         if self._anticipated is not None:
             await self._anticipated
-            if self._owed and self.final is None:
+            if stopped and self._owed and self.final is None:
                 await self._request_alone(self.scope.reason or CancelReason("user"))
 
     @property
@@ -412,7 +412,7 @@ class RunCore:
         if hooks := self._report_stopped(outcome):
             await self._clean_up(hooks)
         self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
-        await self._settle_request()
+        await self._settle_request(stopped=False)
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
         if not result.applied:
@@ -422,7 +422,7 @@ class RunCore:
 
     async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
                              refused: RunFinish | None) -> None:
-        await self._settle_request()
+        await self._settle_request(stopped=True)
         # A cancel that reached the run durably (`receive_cancel`) left the durable reason in
         # `info`: reading it back would be a round trip more on every cancel.
         known = self.info.reason if self._requested_at is not None else None
