@@ -70,6 +70,15 @@ class Console:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
+    def checkpointed(self, run_id: str, timeout: float = 20) -> RunInfo:
+        """The run's record once it points at a checkpoint (its first step is stored)."""
+        deadline = time.monotonic() + timeout
+        while (info := self.store.get_run(run_id)) is None or info.checkpoint_id is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} has no checkpoint")
+            time.sleep(0.02)
+        return info
+
     def settled(self, run_id: str, *statuses: RunStatus, timeout: float = 20) -> RunInfo:
         """The run's record once the store says it is in one of `statuses`."""
         deadline = time.monotonic() + timeout
