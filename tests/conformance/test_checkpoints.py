@@ -181,6 +181,43 @@ def test_pending_writes_belong_to_their_checkpoint_only(store: CheckpointStore) 
     assert _writes(store, first) == [("t1", "node", 0, "a", 2)]
 
 
+def test_get_writes_reads_one_channel_of_one_checkpoint_in_its_order(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    chain = Chain(store)
+    chain.put({"a": 1})
+    first = chain.head
+    store.put_writes("t", "", first, [write("t1", "p", {"n": 1}), write("t1", "a", 5, idx=1)])
+    store.put_writes("t", "", first, [write("t2", "p", {"n": 2}, task_name="other"),
+                                      write("t1", "p", {"n": 3}, idx=-7)])
+    chain.put({"a": 2})
+    store.put_writes("t", "", chain.head, [write("t3", "p", {"n": 4})])
+    Chain(store, "t", ns="sub").put({"a": 0})
+    expected = [w for w in store.get_checkpoint("t", "", first).pending_writes  # type: ignore[union-attr]
+                if w.channel == "p"]
+
+    def whole(*args: Any) -> Any:
+        raise AssertionError("get_writes read the whole checkpoint")
+
+    monkeypatch.setattr(store, "get_checkpoint", whole)  # a point read, not the checkpoint
+    found = store.get_writes("t", "", first, "p")
+    assert list(found) == expected
+    assert [(w.task_id, w.task_name, w.idx, w.value) for w in found] == [
+        ("t1", "node", 0, {"n": 1}), ("t2", "other", 0, {"n": 2}), ("t1", "node", -7, {"n": 3})]
+    assert store.get_writes("t", "", first, "q") == ()
+    assert store.get_writes("t", "sub", first, "p") == ()
+    assert store.get_writes("t", "", uuid7(), "p") == ()
+
+
+@pytest.mark.anyio
+async def test_aget_writes_answers_as_get_writes(store: CheckpointStore) -> None:
+    chain = Chain(store)
+    chain.put({"a": 1})
+    store.put_writes("t", "", chain.head, [write("t1", "p", "x"), write("t2", "a", 1)])
+    assert await store.aget_writes("t", "", chain.head, "p") == \
+        store.get_writes("t", "", chain.head, "p")
+    assert [w.value for w in await store.aget_writes("t", "", chain.head, "p")] == ["x"]
+
+
 def test_put_writes_for_a_missing_checkpoint_raises_lookup_error(store: CheckpointStore) -> None:
     Chain(store).put({"a": 1})
     with pytest.raises(LookupError):

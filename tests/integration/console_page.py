@@ -70,6 +70,15 @@ class Console:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
+    def checkpointed(self, run_id: str, timeout: float = 20) -> RunInfo:
+        """The run's record once it points at a checkpoint (its first step is stored)."""
+        deadline = time.monotonic() + timeout
+        while (info := self.store.get_run(run_id)) is None or info.checkpoint_id is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} has no checkpoint")
+            time.sleep(0.02)
+        return info
+
     def settled(self, run_id: str, *statuses: RunStatus, timeout: float = 20) -> RunInfo:
         """The run's record once the store says it is in one of `statuses`."""
         deadline = time.monotonic() + timeout
@@ -79,15 +88,6 @@ class Console:
                 return info
             if time.monotonic() > deadline:
                 raise AssertionError(f"run {run_id} is {info and info.status}, not {statuses}")
-            time.sleep(0.02)
-
-    def checkpointed(self, thread_id: str, timeout: float = 20) -> None:
-        """Return once the thread has a checkpoint (a run that is `running` may not have
-        written its first one yet on a loaded machine)."""
-        deadline = time.monotonic() + timeout
-        while self.store.get_checkpoint(thread_id, "") is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"thread {thread_id} has no checkpoint")
             time.sleep(0.02)
 
     def shoot(self, page: Any, name: str) -> None:

@@ -255,9 +255,7 @@ def test_a_failed_run_shows_its_node_and_error(console: Console, tab: Tab) -> No
 def test_resume_is_not_offered_where_it_would_rewind_the_thread(console: Console,
                                                                  tab: Tab) -> None:
     first = console.start("counter", LONG)
-    console.settled(first["run_id"], RunStatus.RUNNING)
-    # Superseded once it has something to resume from (else that is the refusal it gets).
-    console.checkpointed(first["thread_id"])
+    console.checkpointed(first["run_id"])  # else it has nothing to resume from at all
     second = console.start("counter", {"count": 0, "limit": 1}, thread_id=first["thread_id"],
                            multitask_strategy="interrupt")
     console.settled(first["run_id"], RunStatus.CANCELLED)

@@ -132,6 +132,18 @@ class CheckpointStore(ABC):
     ) -> StoredCheckpoint | None:
         """A checkpoint (the thread's latest when `checkpoint_id` is None), or None."""
 
+    def get_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                   channel: str) -> tuple[WriteRecord, ...]:
+        """The pending writes to `channel` of one checkpoint, in the order `get_checkpoint`
+        gives them (none when there is no such checkpoint): a point read, for a caller that
+        needs one channel's writes (a stopped run's partial answers) and not the checkpoint's
+        values. This default reads the whole checkpoint; the backends read the writes alone.
+        """
+        stored = self.get_checkpoint(thread_id, ns, checkpoint_id)
+        if stored is None:
+            return ()
+        return tuple(w for w in stored.pending_writes if w.channel == channel)
+
     @abstractmethod
     def list_checkpoints(
         self,
@@ -320,6 +332,15 @@ class CheckpointStore(ABC):
 
     # Reads the server makes on its loop, one per request: a store whose reads block
     # overrides these too.
+
+    async def aget_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                          channel: str) -> tuple[WriteRecord, ...]:
+        """Async twin of `get_writes`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return self.get_writes(thread_id, ns, checkpoint_id, channel)
 
     async def aget_thread(self, thread_id: str) -> ThreadRecord | None:
         """Async twin of `get_thread`.

@@ -332,6 +332,16 @@ class InMemorySaver(CheckpointStore):
                 stored = self._by_id.get((thread_id, ns, checkpoint_id))
             return self._resolve(stored) if stored is not None else None
 
+    def get_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                   channel: str) -> tuple[WriteRecord, ...]:
+        with self._lock:
+            stored = self._by_id.get((thread_id, ns, checkpoint_id))
+            rows = [w for w in stored.writes if w[3] == channel] if stored is not None else []
+        return tuple(
+            WriteRecord(tid, name, idx, ch,
+                        self.serde.loads(blob, place(thread_id, checkpoint_id, ch)))
+            for tid, name, idx, ch, blob in rows)
+
     def list_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                          limit: int | None = None) -> Iterator[StoredCheckpoint]:
         with self._lock:

@@ -4,7 +4,9 @@ to the store as one batch (`arequest_cancels`: one transaction where the backend
 
 A batch is flushed by a task of its own, which also hands each durable request to its run
 (`RunCore.receive_cancel`): a caller that stops waiting (it was cancelled) leaves its request
-recorded and propagated all the same.
+recorded and propagated all the same. A run of the flushing loop is stopped as its request is
+handed to the store (`RunCore.anticipate_cancel`), so that its stop overlaps the store's write;
+its last transaction waits for the store's answer, and so comes after the request.
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ class Cancellable(Protocol):
     def store(self) -> CheckpointStore:
         """Where the run is recorded."""
 
+    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop) -> None:
+        """The request is being handed to the store: stop the run now if it lives on `loop`."""
+
     def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
         """A durable cancel reached the run; returns the receipt."""
+
+    def cancel_unrecorded(self) -> None:
+        """The store failed to record the request `anticipate_cancel` acted on."""
 
     def resolve_at_end(self, future: asyncio.Future[RunInfo]) -> None:
         """Give `future` the run's final record once the run has ended."""
@@ -68,11 +76,14 @@ class CancelBatch:
         """
         _OPEN.pop(self._key, None)  # later requests make a new batch
         requests = self._requests
+        for core, reason, _, _ in requests:
+            core.anticipate_cancel(reason, self.loop)
         try:
             answers = await self.store.arequest_cancels(
                 [(core.run_id, reason) for core, reason, _, _ in requests])
         except BaseException as exc:  # the whole batch failed: every caller sees why
-            for _core, _reason, future, _ in requests:
+            for core, _reason, future, _ in requests:
+                core.cancel_unrecorded()
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
@@ -80,6 +91,7 @@ class CancelBatch:
             return
         for (core, _reason, future, until_end), answer in zip(requests, answers, strict=True):
             if isinstance(answer, Exception):
+                core.cancel_unrecorded()
                 if not future.done():
                     future.set_exception(answer)
                 continue

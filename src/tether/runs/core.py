@@ -7,8 +7,9 @@ are pure functions of `runs/finalize.py`.
 
 Invariants:
 - `final` is set exactly once, after the store accepted the run's last transaction.
-- A cancel is recorded in the store before the scope is cancelled; the store decides races
-  between a cancel and the run's own end.
+- A cancel is recorded in the store before the run's last transaction, which the store
+  decides races against. A request made on the run's own loop cancels the scope as it is
+  handed to the store (`anticipate_cancel`); one made elsewhere, once it is durable.
 - Every durable cancel reaches the run through `receive_cancel`, which sets `_requested_at`
   once: the instant of the request on this process's monotonic clock (for a request made
   elsewhere, now minus its age). `cancel_latency_ms` is counted from it, by one formula.
@@ -21,14 +22,13 @@ import dataclasses
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
 from tether.cancel.deadlines import deadline_after
 from tether.cancel.scope import CancelHook, CancelScope
-from tether.checkpoint.base import RunFinish, StoredCheckpoint
-from tether.engine.closing import REPAIR_NODE, Closer, Closing
+from tether.checkpoint.base import RunFinish
 from tether.engine.hooks import StepHooks
 from tether.engine.loop import Loop
 from tether.engine.options import LoopOptions
@@ -38,7 +38,7 @@ from tether.engine.task import StopMode, Task
 from tether.runs import batch, finalize
 from tether.runs.buffer import ChunkBuffer
 from tether.runs.cleanup import run_hooks
-from tether.runs.journal import Journal
+from tether.runs.journal import Journal, RecordedCloser
 from tether.runs.policies import Policies
 from tether.runs.request import RunRequest
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
@@ -61,10 +61,10 @@ class RunCore:
 
     # Slots: a thousand runs in flight are a thousand of these.
     __slots__ = (
-        "__weakref__", "_created", "_done_event", "_early", "_loop", "_on_final", "_record",
-        "_requested_at", "_waiters", "admitted", "aloop", "buffer", "emitter", "exception",
-        "final", "hooks", "info", "journal", "meter", "policies", "predecessors", "request",
-        "result", "run_id", "scope", "store", "task", "thread_id",
+        "__weakref__", "_anticipated", "_created", "_done_event", "_early", "_loop", "_on_final",
+        "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop", "buffer",
+        "emitter", "exception", "final", "hooks", "info", "journal", "meter", "policies",
+        "predecessors", "request", "result", "run_id", "scope", "store", "task", "thread_id",
     )
 
     def __init__(self, request: RunRequest, run_id: str,
@@ -94,6 +94,11 @@ class RunCore:
         self._loop: Loop | None = None
         self._requested_at: float | None = None
         self._early: CancelReason | None = None
+        # The outcome of a request the scope was cancelled for before it was durable
+        # (`anticipate_cancel`): resolved once the store has answered it, or failed.
+        self._anticipated: asyncio.Future[None] | None = None
+        # True from an anticipated cancel until its `propagate` is recorded, after the request.
+        self._owed = False
         self._created = False
         # Made only for a run whose record is made by its own task (`start(record=False)`).
         self._record: asyncio.Future[None] | None = None
@@ -190,7 +195,7 @@ class RunCore:
     # -- cancelling: the one inbox ----------------------------------------------------------
 
     async def request_cancel(self, reason: CancelReason, *, until_end: bool = False) -> RunInfo:
-        """Record a cancel durably, then cancel the scope. Idempotent; returns the receipt.
+        """Record a cancel durably and cancel the scope. Idempotent; returns the receipt.
 
         Requests made on this loop in the same iteration, for runs of the same store, are
         recorded together (`runs/batch.py`): a crowd of cancels is one store transaction.
@@ -260,12 +265,13 @@ class RunCore:
     def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
         """A durable cancel reached the run (`info`, the store's answer): `first` when this
         process's request recorded it. Returns the receipt."""
-        if info.terminal:
-            return info
-        if self.final is not None:
+        ended = info if info.terminal else self.final
+        if ended is not None:
             # The run ended meanwhile (the store's answer was on its way, or the run's end saw
             # the request first): its end is the receipt, and its record stays final.
-            return self.final
+            self._owed = False
+            self._answered()
+            return ended
         reason = info.reason
         assert reason is not None
         with _LOCK:  # one lock for every run: nothing that can call out is done under it
@@ -279,9 +285,36 @@ class RunCore:
             self.journal.announce(RunEvent("request", reason.requested_at, None,
                                            reason.to_dict()))
         self.info = info
-        if self.scope.cancel(reason):
+        if self.scope.cancel(reason) or self._owed:
+            self._owed = False
             self.journal.record("propagate", detail={"kind": reason.kind})
+        self._answered()
         return info
+
+    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel the scope for a request just handed to the store, if `loop` is the run's: the
+        run stops while the store records it. The run's last transaction waits for the answer
+        (`_settle_request`), and `propagate` is recorded with it (`receive_cancel`)."""
+        if loop is self.aloop and self.final is None and self._anticipated is None \
+                and self.info.reason is None and not self.scope.cancel_called:
+            self._anticipated = loop.create_future()
+            self._owed = self.scope.cancel(reason)
+
+    def cancel_unrecorded(self) -> None:
+        """The store failed to record a request `anticipate_cancel` acted on."""
+        self._answered()
+
+    def _answered(self) -> None:
+        if self._anticipated is not None and not self._anticipated.done():
+            self._anticipated.set_result(None)
+
+    async def _settle_request(self, stopped: bool) -> None:
+        # Before the last transaction: the anticipated request is answered; one the store
+        # failed to record is recorded now if the run `stopped` for it (not if it ended first).
+        if self._anticipated is not None:
+            await self._anticipated
+            if stopped and self._owed and self.final is None:
+                await self._request_alone(self.scope.reason or CancelReason("user"))
 
     @property
     def early_cancel(self) -> CancelReason | None:
@@ -331,7 +364,7 @@ class RunCore:
             interrupt_before=req.interrupt_before,
             interrupt_after=req.interrupt_after, subgraphs=req.stream.subgraphs,
             cache=req.cache, cache_policy=req.cache_policy, observer=req.observer,
-            closer=None if req.closer is None else _Recorded(req.closer, self.journal),
+            closer=None if req.closer is None else RecordedCloser(req.closer, self.journal),
         ))
         return self._loop
 
@@ -379,6 +412,7 @@ class RunCore:
         if hooks := self._report_stopped(outcome):
             await self._clean_up(hooks)
         self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
+        await self._settle_request(stopped=False)
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
         if not result.applied:
@@ -388,6 +422,7 @@ class RunCore:
 
     async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
                              refused: RunFinish | None) -> None:
+        await self._settle_request(stopped=True)
         # A cancel that reached the run durably (`receive_cancel`) left the durable reason in
         # `info`: reading it back would be a round trip more on every cancel.
         known = self.info.reason if self._requested_at is not None else None
@@ -471,24 +506,3 @@ class RunCore:
                 self._done_event = threading.Event()
             event = self._done_event
         return event.wait(timeout)
-
-
-class _Recorded:
-    """A closer whose closings are recorded in the run's audit log (`repair` events)."""
-
-    __slots__ = ("_closer", "_journal")
-
-    def __init__(self, closer: Closer, journal: Journal) -> None:
-        self._closer, self._journal = closer, journal
-
-    async def __call__(self, loaded: StoredCheckpoint,
-                       values: Mapping[str, Any]) -> Closing | None:
-        """The closer's answer, recorded when there is one.
-
-        Cancellation:
-            As the closer's: it only reads.
-        """
-        closing = await self._closer(loaded, values)
-        if closing is not None and closing.writes:
-            self._journal.record("repair", REPAIR_NODE, closing.detail)
-        return closing

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
+from tether.checkpoint.base import StoredCheckpoint
+from tether.engine.closing import REPAIR_NODE, Closer, Closing
 from tether.engine.stream import Emitter
 from tether.types import EventPhase, RunEvent, utcnow
 
@@ -78,6 +81,27 @@ class Journal:
             loop.call_soon_threadsafe(self.emitter.emit_lifecycle, payload)
 
 
+class RecordedCloser:
+    """A closer whose closings are recorded in the run's audit log (`repair` events)."""
+
+    __slots__ = ("_closer", "_journal")
+
+    def __init__(self, closer: Closer, journal: Journal) -> None:
+        self._closer, self._journal = closer, journal
+
+    async def __call__(self, loaded: StoredCheckpoint,
+                       values: Mapping[str, Any]) -> Closing | None:
+        """The closer's answer, recorded when there is one.
+
+        Cancellation:
+            As the closer's: it only reads.
+        """
+        closing = await self._closer(loaded, values)
+        if closing is not None and closing.writes:
+            self._journal.record("repair", REPAIR_NODE, closing.detail)
+        return closing
+
+
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
     try:
         return asyncio.get_running_loop() is loop
@@ -85,4 +109,4 @@ def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "RecordedCloser"]

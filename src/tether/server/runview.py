@@ -12,7 +12,7 @@ from typing import Any
 from tether.checkpoint.base import StoredCheckpoint
 from tether.checkpoint.snapshot import is_internal
 from tether.checkpoint.snapshot import partial_answers as kept_answers
-from tether.constants import ERROR
+from tether.constants import ERROR, PARTIAL
 from tether.server.context import ServerState
 from tether.server.lineage import lineage, resume_refusal
 from tether.server.timeline import MAX_STEPS, Point, build, outcome_of, spans_of
@@ -42,12 +42,13 @@ async def partial_answers(server: ServerState, info: RunInfo) -> list[dict[str, 
     Cancellation:
         Safe: it only reads.
     """
-    if info.status not in STOPPED:
+    if info.status not in STOPPED or info.thread_id is None or info.checkpoint_id is None:
         return []
-    # Read from the run's final checkpoint alone: `store.load` would read the run again and
-    # build its whole snapshot, for the same partial answers.
-    final = await _final(server, info)
-    return [jsonable(p) for p in kept_answers(final.pending_writes)] if final is not None else []
+    # The writes of that one channel of the run's final checkpoint, and nothing else: a point
+    # read (not the checkpoint's values, nor `store.load`'s whole snapshot).
+    ns = str(info.metadata.get("checkpoint_ns", ""))
+    writes = await server.store.aget_writes(info.thread_id, ns, info.checkpoint_id, PARTIAL)
+    return [jsonable(p) for p in kept_answers(writes)]
 
 
 async def detail(server: ServerState, info: RunInfo) -> dict[str, Any]:

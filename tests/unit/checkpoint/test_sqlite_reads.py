@@ -95,6 +95,7 @@ async def test_point_reads_by_key_run_inline_on_the_loop(store: SqliteSaver) -> 
     assert await store.aget_run("nobody") is None
     assert await store.aget_thread("nobody") is None
     assert await store.acancel_requests(["nobody"]) == {}
+    assert await store.aget_writes("nobody", "", "none", "channel") == ()
     assert sorted(seen) == sorted(POINT_READS)
 
 

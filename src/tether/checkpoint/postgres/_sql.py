@@ -391,6 +391,11 @@ LEFT JOIN LATERAL (
 ) AS w ON true"""
 """A checkpoint with the blobs its refs point at and its pending writes: one round trip."""
 
+LIST_CHANNEL_WRITES: Final = """
+SELECT task_id, task_name, idx, channel, value FROM writes
+WHERE thread_id = %s AND ns = %s AND checkpoint_id = %s AND channel = %s ORDER BY seq"""
+"""One channel's writes of a checkpoint, in the order `_RESOLVED` gives them."""
+
 GET_CHECKPOINT: Final = (
     f"{_RESOLVED} WHERE c.thread_id = %s AND c.ns = %s AND c.checkpoint_id = %s"
 )

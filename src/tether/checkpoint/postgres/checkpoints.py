@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint
+from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, WriteRecord
 from tether.checkpoint.postgres import _sql, rows
 from tether.checkpoint.postgres.ops import Op, Query
-from tether.checkpoint.serde import Serializer
+from tether.checkpoint.serde import Serializer, place
 from tether.errors import CheckpointNotFound, StaleLeaseError
 from tether.types import CancelReason, utcnow
 
@@ -69,6 +69,16 @@ def get(thread_id: str, ns: str, checkpoint_id: str | None,
     return rows.stored_checkpoint(row, serde) if row is not None else None
 
 
+def writes(thread_id: str, ns: str, checkpoint_id: str, channel: str,
+           serde: Serializer) -> Op[tuple[WriteRecord, ...]]:
+    """One channel's pending writes of a checkpoint (none when there is no such checkpoint)."""
+    found = yield Query(_sql.LIST_CHANNEL_WRITES, (thread_id, ns, checkpoint_id, channel), "all")
+    return tuple(
+        WriteRecord(task_id, name, idx, ch,
+                    serde.loads(value, place(thread_id, checkpoint_id, ch)))
+        for task_id, name, idx, ch, value in found)
+
+
 def page(thread_id: str, ns: str, before: str | None, limit: int,
          serde: Serializer) -> Op[list[StoredCheckpoint]]:
     """Up to `limit` checkpoints older than `before` (all when None), newest first."""
@@ -103,4 +113,5 @@ def delete_of_run(run_id: str) -> Op[None]:
         yield Query(_sql.DELETE_RUN_CHECKPOINTS, (row[0], run_id), "none")
 
 
-__all__ = ["PAGE", "delete_of_run", "get", "page", "pages", "put", "put_params", "put_writes"]
+__all__ = ["PAGE", "delete_of_run", "get", "page", "pages", "put", "put_params", "put_writes",
+           "writes"]

@@ -269,6 +269,10 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
                        checkpoint_id: str | None = None) -> StoredCheckpoint | None:
         return self._db.run(checkpoints.get(thread_id, ns, checkpoint_id, self.serde))
 
+    def get_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                   channel: str) -> tuple[WriteRecord, ...]:
+        return self._db.run(checkpoints.writes(thread_id, ns, checkpoint_id, channel, self.serde))
+
     def list_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                          limit: int | None = None) -> Iterator[StoredCheckpoint]:
         """A thread's checkpoints, newest first, read a page at a time as the iterator goes."""

@@ -181,6 +181,16 @@ class AsyncTwins:
         return await self._db.arun_again(
             lambda: checkpoints.get(thread_id, ns, checkpoint_id, self.serde))
 
+    async def aget_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                          channel: str) -> tuple[WriteRecord, ...]:
+        """Async twin of `get_writes`.
+
+        Cancellation:
+            Committed whole or not at all; safe to retry (see the module docstring).
+        """
+        return await self._db.arun_again(
+            lambda: checkpoints.writes(thread_id, ns, checkpoint_id, channel, self.serde))
+
     async def aget_thread(self, thread_id: str) -> ThreadRecord | None:
         """Async twin of `get_thread`: the same one statement.
 

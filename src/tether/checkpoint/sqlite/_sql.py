@@ -383,6 +383,11 @@ LIST_WRITES: Final = (
     "SELECT task_id, task_name, idx, channel, value FROM writes "
     "WHERE thread_id = ? AND ns = ? AND checkpoint_id = ? ORDER BY rowid"
 )
+LIST_CHANNEL_WRITES: Final = (
+    "SELECT task_id, task_name, idx, channel, value FROM writes "
+    "WHERE thread_id = ? AND ns = ? AND checkpoint_id = ? AND channel = ? ORDER BY rowid"
+)
+"""One channel's writes of a checkpoint: a point read (the unique key's prefix)."""
 
 # -- deleting -------------------------------------------------------------------------------
 

@@ -4,10 +4,10 @@ reader thread.
 A read never waits for a writer here: it runs on the store's reading connection, which in WAL
 mode reads the last committed state without taking the write lock. So the only question is how
 long the read itself takes, on the caller's loop:
-- **point reads** (`aget_run`, `aget_thread`, `acancel_requests`: a row or a few by key, through
-  an index) take microseconds, less than the hand-off to a thread and back (measured: 15-70 us of
-  CPU and two wake-ups, +0.15-0.7 ms on the p50 of the server's run read under load). They run
-  inline, on the caller's loop, as every read did before;
+- **point reads** (`aget_run`, `aget_thread`, `acancel_requests`, `aget_writes`: a row or a
+  few by key, through an index) take microseconds, less than the hand-off to a thread and back
+  (measured: 15-70 us of CPU and two wake-ups, +0.15-0.7 ms on the p50 of the server's run read
+  under load). They run inline, on the caller's loop, as every read did before;
 - **everything else** (listings, searches, a run's events, a state with its channel values, a
   history) grows with the data. Run by the writer thread it would queue behind the writes handed
   over before it (a group commit of many runs' checkpoints), so these reads have a thread of
@@ -28,7 +28,7 @@ from tether.checkpoint.paging import apages
 from tether.checkpoint.sqlite.writer import Writer
 from tether.types import RunEvent, RunInfo, RunSnapshot, RunStatus
 
-POINT_READS = frozenset({"get_run", "get_thread", "cancel_requests"})
+POINT_READS = frozenset({"get_run", "get_thread", "cancel_requests", "get_writes"})
 """The sync reads whose async twins run inline, on the caller's loop: the store protocol's
 default twins (`CheckpointStore.aget_run`...), which `AsyncReads` leaves as they are."""
 

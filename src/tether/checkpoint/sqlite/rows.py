@@ -147,6 +147,16 @@ def write_params(thread_id: str, ns: str, checkpoint_id: str,
     ]
 
 
+def write_records(thread_id: str, checkpoint_id: str, writes: Iterable[tuple[Any, ...]],
+                  serde: Serializer) -> tuple[WriteRecord, ...]:
+    """The `WriteRecord`s of rows of `_sql.LIST_WRITES` (or `LIST_CHANNEL_WRITES`)."""
+    return tuple(
+        WriteRecord(task_id, task_name, idx, channel,
+                    serde.loads(value, place(thread_id, checkpoint_id, channel)))
+        for task_id, task_name, idx, channel, value in writes
+    )
+
+
 def stored_checkpoint(row: CheckpointRow, refs: dict[str, str],
                       blobs: Iterable[tuple[str, bytes]], writes: Iterable[tuple[Any, ...]],
                       serde: Serializer) -> StoredCheckpoint:
@@ -159,10 +169,7 @@ def stored_checkpoint(row: CheckpointRow, refs: dict[str, str],
 
     raw = dict(blobs)
     values = {channel: loads(raw[channel], channel) for channel in refs if channel in raw}
-    pending = tuple(
-        WriteRecord(task_id, task_name, idx, channel, loads(value, channel))
-        for task_id, task_name, idx, channel, value in writes
-    )
+    pending = write_records(thread_id, checkpoint_id, writes, serde)
     return StoredCheckpoint(
         thread_id=thread_id, ns=ns, id=checkpoint_id, parent_id=parent_id, step=step,
         source=source, created_at=datetime.fromisoformat(created_at), values=values, refs=refs,

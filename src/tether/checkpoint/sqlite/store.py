@@ -278,6 +278,11 @@ class SqliteSaver(AsyncReads, CheckpointStore):
             parts = self._checkpoints.read(conn, row)
         return self._checkpoints.build(row, parts)
 
+    def get_writes(self, thread_id: str, ns: str, checkpoint_id: str,
+                   channel: str) -> tuple[WriteRecord, ...]:
+        found = self._db.all(_sql.LIST_CHANNEL_WRITES, (thread_id, ns, checkpoint_id, channel))
+        return rows.write_records(thread_id, checkpoint_id, found, self.serde)
+
     def list_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                          limit: int | None = None) -> Iterator[StoredCheckpoint]:
         """A thread's checkpoints, newest first; values are read as the iterator advances."""
