@@ -131,16 +131,26 @@ class RunFeed:
         Cancellation:
             Safe: nothing is consumed by waiting.
         """
+        done, _ = await asyncio.wait(self.signals(modes), timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        return bool(done)
+
+    def signals(self, modes: frozenset[str] | None = None) -> list[asyncio.Future[None]]:
+        """The futures that the next event of `modes` (of any mode when None), or the close,
+        resolves: one per mode, shared by every subscriber that waits for it, so a publish
+        resolves one future however many streams follow the run.
+
+        A waiter must not await them directly (a cancelled waiter would cancel the future
+        under everyone else): it adds a done callback, or waits with `asyncio.wait`.
+        """
         loop = asyncio.get_running_loop()
-        futures = set()
+        futures = []
         for key in (None,) if modes is None else modes:
             future = self._waiters.get(key)
             if future is None or future.done():
                 future = self._waiters[key] = loop.create_future()
-            futures.add(future)
-        done, _ = await asyncio.wait(futures, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        return bool(done)
+            futures.append(future)
+        return futures
 
     def _wake(self, mode: str | None) -> None:
         """Wake the waiters of `mode` and of any event; every waiter when `mode` is None."""
@@ -176,6 +186,13 @@ class Subscription:
     def done(self) -> bool:
         """True once the feed is closed and every event was taken."""
         return self._feed.closed and self._cursor >= self._feed.next_seq
+
+    def signals(self) -> list[asyncio.Future[None]] | None:
+        """The feed's shared futures that the next event of this subscriber's modes (or the
+        close) resolves (see `RunFeed.signals`); None when there is something to take now."""
+        if self._feed.closed or self._cursor < self._feed.next_seq:
+            return None
+        return self._feed.signals(self._modes)
 
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait for new events (or the end) up to `timeout` seconds; False on timeout.
