@@ -112,7 +112,12 @@ class ThreadPool:
             weakref.WeakKeyDictionary())
         self._queue: SimpleQueue[Any] = SimpleQueue()
         self._lock = threading.Lock()
+        # Under `_lock`. `_idle`: threads waiting for a job, or about to (born, or done with
+        # one), none of them holding one. `_queued`: jobs queued that no thread has taken yet
+        # (counted before they are put, so never fewer than there are). A thread may retire
+        # only while `_idle > _queued`: the idle ones left are enough for every queued job.
         self._idle = 0
+        self._queued = 0
         self._live = 0
         self.abandoned = 0
         self._closed = False
@@ -125,14 +130,17 @@ class ThreadPool:
                 sink = self._sinks[loop] = _Sink(loop)
             return sink
 
-    def _spawn_if_needed(self) -> None:
-        with self._lock:
-            if self._idle > 0 or self._live >= self.max_threads:
-                self._idle -= 1 if self._idle > 0 else 0
-                return
+    def _grow(self) -> bool:
+        """Under `_lock`: True when a thread must be started for the queued jobs (counted
+        live and idle from now)."""
+        if self._queued > self._idle and self._live < self.max_threads:
             self._live += 1
-        thread = threading.Thread(target=self._work, name="tether-thread", daemon=True)
-        thread.start()
+            self._idle += 1
+            return True
+        return False
+
+    def _start_thread(self) -> None:
+        threading.Thread(target=self._work, name="tether-thread", daemon=True).start()
 
     @property
     def threads(self) -> int:
@@ -142,12 +150,10 @@ class ThreadPool:
 
     def _retire(self) -> bool:
         """After `idle_seconds` with no job: True when this thread may exit (it is one of the
-        idle threads beyond `keep_threads`, and no job has claimed it meanwhile)."""
+        idle threads beyond `keep_threads`, and the idle ones left suffice for every job
+        queued)."""
         with self._lock:
-            # `_idle` counts idle threads no job has claimed (a submit claims one by taking
-            # one off the count before it queues its job): while it is positive, one of them
-            # may leave without stranding a queued job.
-            if self._idle <= 0 or self._live <= self.keep_threads:
+            if self._idle <= self._queued or self._live <= self.keep_threads:
                 return False
             self._idle -= 1
             self._live -= 1
@@ -163,10 +169,12 @@ class ThreadPool:
                 if self._retire():
                     return
                 continue
-            if job is _STOP:
-                with self._lock:
+            with self._lock:
+                self._idle -= 1
+                if job is _STOP:
                     self._live -= 1
-                return
+                    return
+                self._queued -= 1
             if not job.abandoned:
                 try:
                     value, ok = job.context.run(job.fn), True
@@ -186,7 +194,11 @@ class ThreadPool:
         resolves with its result on the calling loop (or `loop`, for a caller on another
         thread)."""
         job = Job(fn, contextvars.copy_context(), self._sink(loop))
-        self._spawn_if_needed()
+        with self._lock:
+            self._queued += 1
+            grow = self._grow()
+        if grow:
+            self._start_thread()
         self._queue.put(job)
         return job
 
@@ -215,6 +227,9 @@ class ThreadPool:
             self.abandoned += 1
             with self._lock:
                 self._live -= 1
+                grow = self._grow()  # its place, for jobs that queued behind it
+            if grow:
+                self._start_thread()
             hows.append("abandoned")
         return hows
 
