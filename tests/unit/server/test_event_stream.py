@@ -5,6 +5,7 @@ what a stream that stops leaves to the others."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -107,15 +108,19 @@ async def test_a_heartbeat_comes_only_after_a_whole_silence_even_when_the_timer_
     await asyncio.wait_for(task, 5)
 
 
-async def test_a_client_that_leaves_ends_the_stream_runs_the_hook_and_frees_the_slot() -> None:
-    feed = RunFeed("r", limit=10)
-    slots = StreamSlots(10)
-    client = Client()
+def _disconnect_hook() -> tuple[asyncio.Event, Callable[[], Awaitable[None]]]:
+    """A disconnect hook, and the event it sets when called."""
     hooked = asyncio.Event()
 
     async def on_disconnect() -> None:
         hooked.set()
 
+    return hooked, on_disconnect
+
+
+async def test_a_client_that_leaves_ends_the_stream_runs_the_hook_and_frees_the_slot() -> None:
+    feed, slots, client = RunFeed("r", limit=10), StreamSlots(10), Client()
+    hooked, on_disconnect = _disconnect_hook()
     task = asyncio.create_task(stream(feed, ServerLimits(), slots, on_disconnect=on_disconnect)(
         {}, client.receive, client.send))
     await asyncio.sleep(0.01)
@@ -125,14 +130,8 @@ async def test_a_client_that_leaves_ends_the_stream_runs_the_hook_and_frees_the_
 
 
 async def test_a_quiet_stream_past_its_lifetime_ends_without_the_disconnect_hook() -> None:
-    feed = RunFeed("r", limit=10)
-    slots = StreamSlots(10)
-    client = Client()
-    hooked = asyncio.Event()
-
-    async def on_disconnect() -> None:
-        hooked.set()
-
+    feed, slots, client = RunFeed("r", limit=10), StreamSlots(10), Client()
+    hooked, on_disconnect = _disconnect_hook()
     limits = ServerLimits(max_stream_seconds=0.05, heartbeat_seconds=10)
     await asyncio.wait_for(stream(feed, limits, slots, on_disconnect=on_disconnect)(
         {}, client.receive, client.send), 5)
