@@ -26,6 +26,7 @@ from tether.checkpoint.base import (
 from tether.checkpoint.finish_rule import refusal
 from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.serde import Serializer, place
+from tether.checkpoint.store_records import write_records
 from tether.errors import RunError
 from tether.types import (
     TERMINAL_STATUSES,
@@ -312,10 +313,7 @@ class InMemorySaver(CheckpointStore):
             blob = self._blobs.get((record.thread_id, record.ns, channel, ref))
             if blob is not None:
                 values[channel] = loads(blob, channel)
-        writes = tuple(
-            WriteRecord(tid, name, idx, ch, loads(blob, ch))
-            for tid, name, idx, ch, blob in stored.writes
-        )
+        writes = write_records(record.thread_id, record.id, stored.writes, self.serde)
         return StoredCheckpoint(
             record.thread_id, record.ns, record.id, record.parent_id, record.step,
             record.source, record.created_at, values, dict(record.refs), record.next,
@@ -337,10 +335,7 @@ class InMemorySaver(CheckpointStore):
         with self._lock:
             stored = self._by_id.get((thread_id, ns, checkpoint_id))
             rows = [w for w in stored.writes if w[3] == channel] if stored is not None else []
-        return tuple(
-            WriteRecord(tid, name, idx, ch,
-                        self.serde.loads(blob, place(thread_id, checkpoint_id, ch)))
-            for tid, name, idx, ch, blob in rows)
+        return write_records(thread_id, checkpoint_id, rows, self.serde)
 
     def list_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                          limit: int | None = None) -> Iterator[StoredCheckpoint]:

@@ -5,10 +5,12 @@ a step writes a checkpoint, a cancel several records)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tether.checkpoint.serde import Serializer, place
 from tether.records import fast_record
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
@@ -115,5 +117,18 @@ class FinishResult:
     applied: bool
 
 
+def write_records(thread_id: str, checkpoint_id: str,
+                  rows: Iterable[tuple[str, str, int, str, bytes]],
+                  serde: Serializer) -> tuple[WriteRecord, ...]:
+    """Pending writes of one checkpoint from their stored rows `(task_id, task_name, idx,
+    channel, value)`: the one rule by which every backend decodes them (each value where it
+    was kept)."""
+    return tuple(
+        WriteRecord(task_id, task_name, idx, channel,
+                    serde.loads(value, place(thread_id, checkpoint_id, channel)))
+        for task_id, task_name, idx, channel, value in rows
+    )
+
+
 __all__ = ["CheckpointRecord", "FinishResult", "RunFinish", "StoredCheckpoint", "ThreadRecord",
-           "WriteRecord"]
+           "WriteRecord", "write_records"]

@@ -9,7 +9,8 @@ from typing import Any
 from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, WriteRecord
 from tether.checkpoint.postgres import _sql, rows
 from tether.checkpoint.postgres.ops import Op, Query
-from tether.checkpoint.serde import Serializer, place
+from tether.checkpoint.serde import Serializer
+from tether.checkpoint.store_records import write_records
 from tether.errors import CheckpointNotFound, StaleLeaseError
 from tether.types import CancelReason, utcnow
 
@@ -73,10 +74,7 @@ def writes(thread_id: str, ns: str, checkpoint_id: str, channel: str,
            serde: Serializer) -> Op[tuple[WriteRecord, ...]]:
     """One channel's pending writes of a checkpoint (none when there is no such checkpoint)."""
     found = yield Query(_sql.LIST_CHANNEL_WRITES, (thread_id, ns, checkpoint_id, channel), "all")
-    return tuple(
-        WriteRecord(task_id, name, idx, ch,
-                    serde.loads(value, place(thread_id, checkpoint_id, ch)))
-        for task_id, name, idx, ch, value in found)
+    return write_records(thread_id, checkpoint_id, found, serde)
 
 
 def page(thread_id: str, ns: str, before: str | None, limit: int,

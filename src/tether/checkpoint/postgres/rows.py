@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, ThreadRecord, WriteRecord
 from tether.checkpoint.serde import Serializer, place
+from tether.checkpoint.store_records import write_records
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
 
 RunRow = tuple[Any, ...]
@@ -159,12 +160,9 @@ def stored_checkpoint(row: tuple[Any, ...], serde: Serializer) -> StoredCheckpoi
 
     resolved = {ch: (checkpoint_id if ref == _SELF else ref) for ch, ref in refs.items()}
     stored_values = dict(zip(channels or (), values or (), strict=True))
-    writes = tuple(
-        WriteRecord(task_id, name, idx, channel, loads(value, channel))
-        for task_id, name, idx, channel, value in zip(
-            task_ids or (), names or (), idxs or (), write_channels or (), write_values or (),
-            strict=True)
-    )
+    writes = write_records(thread_id, checkpoint_id, zip(
+        task_ids or (), names or (), idxs or (), write_channels or (), write_values or (),
+        strict=True), serde)
     return StoredCheckpoint(
         thread_id=thread_id, ns=ns, id=checkpoint_id, parent_id=parent_id, step=step,
         source=source, created_at=created_at,

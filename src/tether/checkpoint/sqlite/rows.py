@@ -15,6 +15,7 @@ from typing import Any
 from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, ThreadRecord, WriteRecord
 from tether.checkpoint.serde import Serializer, place
 from tether.checkpoint.sqlite.refs import Encoded
+from tether.checkpoint.store_records import write_records
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
 
 RunRow = tuple[Any, ...]
@@ -145,16 +146,6 @@ def write_params(thread_id: str, ns: str, checkpoint_id: str,
         (thread_id, ns, checkpoint_id, w.task_id, w.idx, w.task_name, w.channel, value)
         for w, value in writes
     ]
-
-
-def write_records(thread_id: str, checkpoint_id: str, writes: Iterable[tuple[Any, ...]],
-                  serde: Serializer) -> tuple[WriteRecord, ...]:
-    """The `WriteRecord`s of rows of `_sql.LIST_WRITES` (or `LIST_CHANNEL_WRITES`)."""
-    return tuple(
-        WriteRecord(task_id, task_name, idx, channel,
-                    serde.loads(value, place(thread_id, checkpoint_id, channel)))
-        for task_id, task_name, idx, channel, value in writes
-    )
 
 
 def stored_checkpoint(row: CheckpointRow, refs: dict[str, str],

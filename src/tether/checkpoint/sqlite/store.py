@@ -27,6 +27,7 @@ from tether.checkpoint.sqlite.checkpoints import Checkpoints
 from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.checkpoint.sqlite.reads import AsyncReads
 from tether.checkpoint.sqlite.writer import Writer
+from tether.checkpoint.store_records import write_records
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
@@ -281,7 +282,7 @@ class SqliteSaver(AsyncReads, CheckpointStore):
     def get_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    channel: str) -> tuple[WriteRecord, ...]:
         found = self._db.all(_sql.LIST_CHANNEL_WRITES, (thread_id, ns, checkpoint_id, channel))
-        return rows.write_records(thread_id, checkpoint_id, found, self.serde)
+        return write_records(thread_id, checkpoint_id, found, self.serde)
 
     def list_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                          limit: int | None = None) -> Iterator[StoredCheckpoint]:
