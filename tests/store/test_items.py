@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import json
+import pickle
 
 import pytest
 
 from tether.store.base import GetOp, InvalidNamespaceError, Item, PutOp, SearchOp
+from tether.store.values import loads
 
 from .conftest import Api, FakeClock
 
@@ -131,3 +135,28 @@ def test_item_equality_hash_and_dict_follow_langgraph(api: Api) -> None:
     data = a.dict()
     assert data["namespace"] == ["ns"] and data["key"] == "k" and data["value"] == {"v": 1}
     assert Item(**{**data, "namespace": tuple(data["namespace"])}) == a
+
+
+def test_timestamps_given_in_microseconds_read_as_the_same_utc_datetimes() -> None:
+    micros = 1_800_000_000_123_456
+    moment = dt.datetime(2027, 1, 15, 8, 0, 0, 123_456, tzinfo=dt.UTC)
+    lazy = Item(value={}, key="k", namespace=("ns",), created_at=micros, updated_at=micros + 1)
+    eager = Item(value={}, key="k", namespace=("ns",), created_at=moment,
+                 updated_at=moment + dt.timedelta(microseconds=1))
+    assert lazy == eager and eager == lazy
+    assert lazy.created_at == moment and lazy.created_at.tzinfo is not None
+    assert lazy.updated_at - lazy.created_at == dt.timedelta(microseconds=1)
+    assert lazy.dict() == eager.dict() and repr(lazy) == repr(eager)
+    lazy.updated_at = "2030-01-01T00:00:00+00:00"  # type: ignore[assignment]  # as LangGraph's
+    assert lazy.updated_at == dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert copy.deepcopy(lazy) == lazy and pickle.loads(pickle.dumps(eager)) == eager
+
+
+def test_stored_json_is_read_whatever_surrounds_it_and_bad_json_is_refused() -> None:
+    assert loads('{"a":[1,{"b":null}]}') == {"a": [1, {"b": None}]}
+    assert loads(' {"a": 1}\n') == {"a": 1}
+    assert loads(b'{"a":1}') == {"a": 1}
+    with pytest.raises(json.JSONDecodeError):
+        loads('{"a":1} trailing')
+    with pytest.raises(json.JSONDecodeError):
+        loads('{"a":')

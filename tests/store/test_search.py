@@ -128,3 +128,36 @@ def test_a_filter_applies_before_limit_and_offset(catalog: Api) -> None:
 def test_an_unknown_filter_operator_is_refused_by_name(catalog: Api) -> None:
     with pytest.raises(ValueError, match=r"\$like"):
         catalog.search(("shop",), filter={"title": {"$like": "a%"}})
+
+
+def test_a_prefix_matches_whole_labels_whatever_characters_sort_next_to_the_period(
+        api: Api) -> None:
+    # '-' sorts just before '.', '/' just after it; 'é' and '😀' are beyond ASCII.
+    for namespace in [("a",), ("a", "b"), ("a-b",), ("a/",), ("a,b",), ("aé",), ("a", "😀"),
+                      ("a", "b", "c"), ("a", "b-c"), ("a", "b/")]:
+        api.put(namespace, "k", {"at": ".".join(namespace)})
+    found = [item.value["at"] for item in api.search(("a",), limit=20)]
+    assert found == ["a", "a.b", "a.😀", "a.b.c", "a.b-c", "a.b/"]
+    assert [item.value["at"] for item in api.search(("a", "b"))] == ["a.b", "a.b.c"]
+    assert [item.value["at"] for item in api.search(("a", "😀"))] == ["a.😀"]
+
+
+@pytest.mark.parametrize("text", ['q"uote', "back\\slash", "new\nline", "tab\t", "é",
+                                  "😀", "\u2028", "", " spaced ", "a", "b"])
+def test_a_string_filter_finds_values_with_any_characters(api: Api, text: str) -> None:
+    api.put(("ns",), "other", {"kind": text + "x", "deep": {"kind": text}})
+    api.put(("ns",), "it", {"kind": text})
+    api.put(("ns",), "list", {"kind": [text]})
+    assert keys(api.search(("ns",), filter={"kind": text})) == ["it"]
+
+
+def test_a_page_is_right_when_the_filter_drops_an_item_the_database_kept(api: Api) -> None:
+    # The stored JSON of the first value has the member "1" twice (from the keys 1 and "1");
+    # SQLite's JSON functions see the first, Python (and Postgres) the last: the database
+    # keeps the item for {"1": "a"}, the filter does not. (And SQLite alone misses it for
+    # {"1": "b"}: the narrowing is not a superset there, an older limit left as it is.)
+    api.put(("ns",), "twice", {1: "a", "1": "b"})
+    api.put(("ns",), "once", {"1": "a"})
+    api.put(("ns",), "again", {"1": "a"})
+    assert keys(api.search(("ns",), filter={"1": "a"}, limit=1)) == ["once"]
+    assert keys(api.search(("ns",), filter={"1": "a"}, limit=1, offset=1)) == ["again"]

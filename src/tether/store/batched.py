@@ -38,6 +38,7 @@ class BatchedStore(BaseStore):
     """
 
     supports_ttl = True
+    batch_checks_namespaces = True  # `Plan.of` checks every op
 
     def __init__(self, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None,
                  clock: Clock | None = None) -> None:

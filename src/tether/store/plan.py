@@ -63,15 +63,21 @@ class Plan:
         writes: dict[ItemKey, PutOp] = {}
         for i, op in enumerate(ops):
             plan.size += 1
-            _check(op)
+            validate_op_namespace(op)
             if isinstance(op, GetOp):
                 plan.gets.append((i, op))
             elif isinstance(op, SearchOp):
+                _check_search(op)
                 plan.searches.append((i, op))
             elif isinstance(op, ListNamespacesOp):
+                _check_listing(op)
                 plan.listings.append((i, op))
-            else:
+            elif isinstance(op, PutOp):
+                _check_put(op)
                 writes[(op.namespace, op.key)] = op
+            else:
+                raise TypeError(
+                    f"not a store op: {op!r} (GetOp, PutOp, SearchOp or ListNamespacesOp)")
         plan.writes = list(writes.values())
         if index is not None:
             plan.texts = [DocText((op.namespace, op.key), name, text)
@@ -80,20 +86,16 @@ class Plan:
         return plan
 
 
-def _check(op: Op) -> None:
-    if not isinstance(op, (GetOp, SearchOp, ListNamespacesOp, PutOp)):
-        raise TypeError(f"not a store op: {op!r} (GetOp, PutOp, SearchOp or ListNamespacesOp)")
-    validate_op_namespace(op)
-    if isinstance(op, PutOp):
-        _check_put(op)
-    elif isinstance(op, SearchOp):
-        _check_page(op.limit, op.offset, "search")
-        filters.validate(op.filter)
-    elif isinstance(op, ListNamespacesOp):
-        _check_page(op.limit, op.offset, "list_namespaces")
-        depth = op.max_depth
-        if depth is not None and (not isinstance(depth, int) or depth < 1):
-            raise ValueError(f"list_namespaces: max_depth must be a positive int, not {depth!r}")
+def _check_search(op: SearchOp) -> None:
+    _check_page(op.limit, op.offset, "search")
+    filters.validate(op.filter)
+
+
+def _check_listing(op: ListNamespacesOp) -> None:
+    _check_page(op.limit, op.offset, "list_namespaces")
+    depth = op.max_depth
+    if depth is not None and (not isinstance(depth, int) or depth < 1):
+        raise ValueError(f"list_namespaces: max_depth must be a positive int, not {depth!r}")
 
 
 def _check_put(op: PutOp) -> None:

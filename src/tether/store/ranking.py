@@ -27,6 +27,20 @@ def page(op: SearchOp, rows: Iterable[Stored]) -> list[Stored]:
     return list(islice(matched, op.offset, op.offset + op.limit))
 
 
+def page_of_first(op: SearchOp, rows: Sequence[Stored]) -> list[Stored] | None:
+    """The page `op` returns, from `rows`: the first `offset + limit` items in creation order
+    that a condition keeping at least every match of the filter kept (all of them when fewer);
+    None when one of them does not match the filter after all, so that the page cannot be
+    told from these rows.
+
+    When each of those rows matches, they are the first matches: any match before the last
+    of them also meets the condition, so it would be among them.
+    """
+    if all(filters.matches(row.value, op.filter) for row in rows):
+        return list(rows[op.offset:op.offset + op.limit])
+    return None
+
+
 def ranked(op: SearchOp, rows: Iterable[tuple[Stored, Sequence[Vector]]],
            query: Vector) -> list[tuple[Stored, float | None]]:
     """The page `op` returns, ranked by similarity to `query`, with each item's score.
@@ -50,4 +64,4 @@ def results(found: Iterable[tuple[Stored, float | None]]) -> list[SearchItem]:
     return [row.search_item(score) for row, score in found]
 
 
-__all__ = ["page", "ranked", "results"]
+__all__ = ["page", "page_of_first", "ranked", "results"]

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether.store.base.items import Item, SearchItem
-from tether.store.clock import as_datetime
 
 
 @dataclass(slots=True)
@@ -32,13 +31,12 @@ class Stored:
     def item(self) -> Item:
         """The `Item` a `get` returns."""
         return Item(value=self.value, key=self.key, namespace=self.namespace,
-                    created_at=as_datetime(self.created_at),
-                    updated_at=as_datetime(self.updated_at))
+                    created_at=self.created_at, updated_at=self.updated_at)
 
     def search_item(self, score: float | None = None) -> SearchItem:
         """The `SearchItem` a `search` returns."""
-        return SearchItem(self.namespace, self.key, self.value, as_datetime(self.created_at),
-                          as_datetime(self.updated_at), score)
+        return SearchItem(self.namespace, self.key, self.value, self.created_at,
+                          self.updated_at, score)
 
 
 

@@ -5,14 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tether.store.clock import as_datetime
 
-def _as_datetime(value: datetime | str) -> datetime:
-    # Items rebuilt from JSON (`Item.dict()`) carry ISO strings.
+Moment = datetime | str | int
+"""A timestamp as an item is given it: a datetime, an ISO string (items rebuilt from
+`Item.dict()`), or whole microseconds since the epoch (what tether's stores keep)."""
+
+
+def _moment(value: Moment) -> datetime | int:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _datetime(value: datetime | int) -> datetime:
+    return as_datetime(value) if type(value) is int else value  # type: ignore[return-value]
 
 
 class Item:
     """A stored value with its namespace, key and timestamps.
+
+    A timestamp given as microseconds is turned into its datetime on first access: a store
+    hands out many items whose timestamps are never looked at, and making the two datetimes
+    is about as costly as reading the item.
 
     Args:
         value: the stored mapping (its keys are what search filters look at).
@@ -22,15 +35,35 @@ class Item:
         updated_at: when it was last stored.
     """
 
-    __slots__ = ("created_at", "key", "namespace", "updated_at", "value")
+    __slots__ = ("_created_at", "_updated_at", "key", "namespace", "value")
 
     def __init__(self, *, value: dict[str, Any], key: str, namespace: tuple[str, ...],
-                 created_at: datetime | str, updated_at: datetime | str) -> None:
+                 created_at: Moment, updated_at: Moment) -> None:
         self.value = value
         self.key = key
         self.namespace = tuple(namespace)
-        self.created_at = _as_datetime(created_at)
-        self.updated_at = _as_datetime(updated_at)
+        self._created_at = _moment(created_at)
+        self._updated_at = _moment(updated_at)
+
+    @property
+    def created_at(self) -> datetime:
+        """When the item was first stored (an aware UTC datetime from tether's stores)."""
+        moment = self._created_at = _datetime(self._created_at)
+        return moment
+
+    @created_at.setter
+    def created_at(self, value: Moment) -> None:
+        self._created_at = _moment(value)
+
+    @property
+    def updated_at(self) -> datetime:
+        """When the item was last stored."""
+        moment = self._updated_at = _datetime(self._updated_at)
+        return moment
+
+    @updated_at.setter
+    def updated_at(self, value: Moment) -> None:
+        self._updated_at = _moment(value)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Item):
@@ -60,8 +93,7 @@ class SearchItem(Item):
     __slots__ = ("score",)
 
     def __init__(self, namespace: tuple[str, ...], key: str, value: dict[str, Any],  # noqa: PLR0917 - LangGraph's positional signature
-                 created_at: datetime | str, updated_at: datetime | str,
-                 score: float | None = None) -> None:
+                 created_at: Moment, updated_at: Moment, score: float | None = None) -> None:
         super().__init__(value=value, key=key, namespace=namespace, created_at=created_at,
                          updated_at=updated_at)
         self.score = score
@@ -71,4 +103,4 @@ class SearchItem(Item):
         return {**super().dict(), "score": self.score}
 
 
-__all__ = ["Item", "SearchItem"]
+__all__ = ["Item", "Moment", "SearchItem"]

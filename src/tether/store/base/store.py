@@ -41,6 +41,9 @@ class BaseStore(ABC):
 
     supports_ttl: bool = False
     """Whether `put(..., ttl=...)` is honoured; a store without TTLs refuses one."""
+    batch_checks_namespaces: bool = False
+    """Whether `batch` checks the namespaces of the ops it is given (tether's stores do, for
+    ops built by callers): the methods then leave the check to it, so a call checks once."""
     ttl_config: TTLConfig | None = None
 
     @abstractmethod
@@ -183,18 +186,21 @@ class BaseStore(ABC):
         return (self.ttl_config or {}).get("refresh_on_read", True)
 
     def _get_op(self, namespace: tuple[str, ...], key: str, refresh_ttl: bool | None) -> GetOp:
-        validate_labels(namespace)
+        if not self.batch_checks_namespaces:
+            validate_labels(namespace)
         return GetOp(namespace, str(key), self._refresh(refresh_ttl))
 
     def _search_op(self, prefix: tuple[str, ...], query: str | None, *,
                    filter: dict[str, Any] | None, limit: int, offset: int,
                    refresh_ttl: bool | None) -> SearchOp:
-        validate_labels(prefix)
+        if not self.batch_checks_namespaces:
+            validate_labels(prefix)
         return SearchOp(prefix, filter, limit, offset, query, self._refresh(refresh_ttl))
 
     def _put_op(self, namespace: tuple[str, ...], key: str, value: Mapping[str, Any],
                 index: Index, ttl: float | NotProvided | None) -> PutOp:
-        validate_namespace(namespace)
+        if not self.batch_checks_namespaces:
+            validate_namespace(namespace)
         if ttl not in (NOT_PROVIDED, None) and not self.supports_ttl:
             raise NotImplementedError(
                 f"{type(self).__name__} does not support TTLs: put(..., ttl=None) or use a "
@@ -204,7 +210,8 @@ class BaseStore(ABC):
         return PutOp(namespace, str(key), value, index=index, ttl=ttl)
 
     def _delete_op(self, namespace: tuple[str, ...], key: str) -> PutOp:
-        validate_labels(namespace)
+        if not self.batch_checks_namespaces:
+            validate_labels(namespace)
         return PutOp(namespace, str(key), None, ttl=None)
 
     def _list_op(self, prefix: NamespacePath | None, suffix: NamespacePath | None,
@@ -212,7 +219,8 @@ class BaseStore(ABC):
         conditions: list[MatchCondition] = []
         for match_type, path in (("prefix", prefix), ("suffix", suffix)):
             if path:
-                validate_labels(path)
+                if not self.batch_checks_namespaces:
+                    validate_labels(path)
                 conditions.append(MatchCondition(match_type, path))  # type: ignore[arg-type]
         return ListNamespacesOp(tuple(conditions), max_depth, limit, offset)
 

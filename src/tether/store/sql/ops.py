@@ -11,7 +11,7 @@ reads in a snapshot and writes only when something needs refreshing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,33 +130,54 @@ def _get(b: Batch, op: GetOp, reading: Reading) -> Op[Item | None]:
     row = yield Query(b.s.get, (joined(op.namespace), op.key, b.stamp))
     if row is None:
         return None
-    stored = _stored(b, row)
-    _refreshed(b, stored, op.refresh_ttl, reading)
-    return stored.item()
+    _, key, value, created, updated, _, ttl, seq = row
+    if op.refresh_ttl and ttl is not None:
+        _refresh(b, ttl, seq, reading)
+    micros = b.s.dialect.micros
+    return Item(value=b.loads(value), key=key, namespace=op.namespace,
+                created_at=micros(created), updated_at=micros(updated))
 
 
 def _search(b: Batch, op: SearchOp, reading: Reading) -> Op[list[SearchItem]]:
     prefix = joined(op.namespace_prefix)
     query = b.embedded.queries.get(op.query) if op.query else None
-    paged = query is None and not op.filter
-    sql, params = b.s.search(prefix, paged=paged, narrowing=b.s.dialect.narrowing(op.filter))
-    page = (op.limit, op.offset) if paged else ()
-    rows = yield Query(sql, (*params, b.stamp, *page), "all")
-    stored = (_stored(b, row) for row in rows)
     found: list[tuple[Stored, float | None]]
-    if query is not None:
+    if query is None:
+        found = [(row, None) for row in (yield from _page(b, op, prefix))]
+    else:
+        sql, params = b.s.search(prefix, paged=False,
+                                 narrowing=b.s.dialect.narrowing(op.filter))
+        rows = yield Query(sql, (*params, b.stamp), "all")
         sql, params = b.s.vectors_under(prefix)
         vectors: dict[int, list[Vector]] = defaultdict(list)
         for seq, data in (yield Query(sql, (*params, b.stamp), "all")):
             vectors[seq].append(b.s.dialect.unpack(data))
-        found = ranking.ranked(op, ((row, vectors.get(row.seq, ())) for row in stored), query)
-    elif paged:
-        found = [(row, None) for row in stored]
-    else:
-        found = [(row, None) for row in ranking.page(op, stored)]
+        found = ranking.ranked(op, ((row, vectors.get(row.seq, ()))
+                                    for row in _each_stored(b, rows)), query)
     for row, _ in found:
         _refreshed(b, row, op.refresh_ttl, reading)
     return ranking.results(found)
+
+
+def _page(b: Batch, op: SearchOp, prefix: str) -> Op[list[Stored]]:
+    """The page of a search without a query. The database applies the limit when its
+    conditions decide the whole filter (`Narrowing.whole`), so only the page's rows are read;
+    should the filter, re-checked here, drop one of them (a case SQL's JSON functions see
+    otherwise, such as a nested object's text), the page is read again from every row."""
+    narrowing = b.s.dialect.narrowing(op.filter)
+    if not op.filter or narrowing.whole:
+        sql, params = b.s.search(prefix, paged=True, narrowing=narrowing)
+        page = (op.limit, op.offset) if not op.filter else (op.offset + op.limit, 0)
+        rows = yield Query(sql, (*params, b.stamp, *page), "all")
+        first = list(_each_stored(b, rows))
+        if not op.filter:
+            return first
+        found = ranking.page_of_first(op, first)
+        if found is not None:
+            return found
+    sql, params = b.s.search(prefix, paged=False, narrowing=narrowing)
+    rows = yield Query(sql, (*params, b.stamp), "all")
+    return ranking.page(op, _each_stored(b, rows))
 
 
 def _namespaces(b: Batch, op: ListNamespacesOp) -> Op[list[tuple[str, ...]]]:
@@ -181,19 +202,30 @@ def _write(b: Batch, encoded: Encoded) -> Op[None]:
         yield Query(s.insert_vector, (seq, name, s.dialect.pack(vector)), "none")
 
 
-def _stored(b: Batch, row: Any) -> Stored:
-    prefix, key, value, created, updated, expires, ttl, seq = row
-    micros = b.s.dialect.micros
-    return Stored(split(prefix), key, b.loads(value), micros(created), micros(updated),
-                  None if expires is None else micros(expires), ttl, seq)
+def _each_stored(b: Batch, rows: Iterable[Any]) -> Iterator[Stored]:
+    """The items of `rows`, decoded as they are taken (a page may need only the first few).
+    A search's rows mostly share a few namespaces, each split once."""
+    micros, loads = b.s.dialect.micros, b.loads
+    namespaces: dict[str, tuple[str, ...]] = {}
+    for prefix, key, value, created, updated, expires, ttl, seq in rows:
+        namespace = namespaces.get(prefix)
+        if namespace is None:
+            namespace = namespaces[prefix] = split(prefix)
+        yield Stored(namespace, key, loads(value), micros(created), micros(updated),
+                     None if expires is None else micros(expires), ttl, seq)
 
 
 def _refreshed(b: Batch, stored: Stored, asked: bool, reading: Reading) -> None:
     if asked and stored.ttl is not None:
-        expires_at = expiry(b.now, stored.ttl)
-        if expires_at is not None:
-            stored.expires_at = expires_at
-            reading.refresh.append((expires_at, stored.seq))
+        stored.expires_at = _refresh(b, stored.ttl, stored.seq, reading)
+
+
+def _refresh(b: Batch, ttl: float, seq: int, reading: Reading) -> int | None:
+    """Owe the refresh of item `seq`'s time to live; its new expiry."""
+    expires_at = expiry(b.now, ttl)
+    if expires_at is not None:
+        reading.refresh.append((expires_at, seq))
+    return expires_at
 
 
 __all__ = ["Batch", "Encoded", "Loads", "Reading", "Step", "Steps", "batch", "encode", "read",

@@ -10,7 +10,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from tether.store.sql.dialect import Dialect
+from tether.store.sql.dialect import Dialect, Narrowing
+
+NO_NARROWING = Narrowing()
 
 
 class Statements:
@@ -38,13 +40,13 @@ class Statements:
             "INSERT INTO store_vectors (item, field, vector) VALUES (?, ?, ?)")
         self.sweep = d.spell("DELETE FROM store_items WHERE expires_at <= ? RETURNING seq")
 
-    def search(self, prefix: str, *, paged: bool, narrowing: tuple[str, tuple[Any, ...]] = ("", ())
+    def search(self, prefix: str, *, paged: bool, narrowing: Narrowing = NO_NARROWING
                ) -> tuple[str, tuple[Any, ...]]:
         """Live items under `prefix` that meet `narrowing` (see `Dialect.narrowing`), in
         creation order; the parameters after those returned are `now` (then limit and offset
         when `paged`)."""
         condition, params = self.dialect.under(prefix)
-        extra, extra_params = narrowing
+        extra, extra_params, _ = narrowing
         if extra:
             condition = f"{condition} AND {extra}"
         sql = (f"SELECT {self.columns} FROM store_items WHERE {condition} "
