@@ -71,7 +71,7 @@ class BaseStore(ABC):
         Raises:
             InvalidNamespaceError: a label is empty, not a string, or contains a period.
         """
-        return cast("Item | None", self.batch([self._get_op(namespace, key, refresh_ttl)])[0])
+        return self._lone_get(self._get_op(namespace, key, refresh_ttl))
 
     def search(self, namespace_prefix: tuple[str, ...], /, *, query: str | None = None,
                filter: dict[str, Any] | None = None, limit: int = 10, offset: int = 0,
@@ -132,8 +132,7 @@ class BaseStore(ABC):
         Cancellation:
             As `abatch`: a read, safe to retry.
         """
-        results = await self.abatch([self._get_op(namespace, key, refresh_ttl)])
-        return cast("Item | None", results[0])
+        return await self._alone_get(self._get_op(namespace, key, refresh_ttl))
 
     async def asearch(self, namespace_prefix: tuple[str, ...], /, *, query: str | None = None,
                       filter: dict[str, Any] | None = None, limit: int = 10, offset: int = 0,
@@ -179,6 +178,19 @@ class BaseStore(ABC):
         return cast("list[tuple[str, ...]]", (await self.abatch([op]))[0])
 
     # -- the ops the methods build ------------------------------------------------------------
+
+    def _lone_get(self, op: GetOp) -> Item | None:
+        """`get`'s read: `batch([op])[0]`, which a backend may answer more directly (a lone
+        get is a store's commonest call), with the same result and the same checks."""
+        return cast("Item | None", self.batch([op])[0])
+
+    async def _alone_get(self, op: GetOp) -> Item | None:
+        """`aget`'s read, as `_lone_get`.
+
+        Cancellation:
+            As `abatch`.
+        """
+        return cast("Item | None", (await self.abatch([op]))[0])
 
     def _refresh(self, refresh_ttl: bool | None) -> bool:
         if refresh_ttl is not None:

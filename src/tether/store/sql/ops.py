@@ -126,8 +126,14 @@ def sweep(s: Statements, now: int) -> Op[int]:
     return len(gone)
 
 
-def _get(b: Batch, op: GetOp, reading: Reading) -> Op[Item | None]:
-    row = yield Query(b.s.get, (joined(op.namespace), op.key, b.stamp))
+def get_query(b: Batch, op: GetOp) -> Query:
+    """The statement of a get (its row is the item, or None); `got` reads its row."""
+    return Query(b.s.get, (joined(op.namespace), op.key, b.stamp))
+
+
+def got(b: Batch, op: GetOp, row: Any, reading: Reading) -> Item | None:
+    """The item of a get whose statement (`get_query`) returned `row`; any refresh of its
+    time to live goes to `reading`."""
     if row is None:
         return None
     _, key, value, created, updated, _, ttl, seq = row
@@ -136,6 +142,15 @@ def _get(b: Batch, op: GetOp, reading: Reading) -> Op[Item | None]:
     micros = b.s.dialect.micros
     return Item(value=b.loads(value), key=key, namespace=op.namespace,
                 created_at=micros(created), updated_at=micros(updated))
+
+
+def fetch(query: Query) -> Op[Any]:
+    """An operation of one statement: its result (for a driver that runs operations only)."""
+    return (yield query)
+
+
+def _get(b: Batch, op: GetOp, reading: Reading) -> Op[Item | None]:
+    return got(b, op, (yield get_query(b, op)), reading)
 
 
 def _search(b: Batch, op: SearchOp, reading: Reading) -> Op[list[SearchItem]]:
@@ -228,5 +243,5 @@ def _refresh(b: Batch, ttl: float, seq: int, reading: Reading) -> int | None:
     return expires_at
 
 
-__all__ = ["Batch", "Encoded", "Loads", "Reading", "Step", "Steps", "batch", "encode", "read",
-           "sweep", "write"]
+__all__ = ["Batch", "Encoded", "Loads", "Reading", "Step", "Steps", "batch", "encode", "fetch",
+           "get_query", "got", "read", "sweep", "write"]

@@ -7,12 +7,13 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tether.checkpoint.query import Op
-from tether.store.base.ops import Result
+from tether.checkpoint.query import Op, Query
+from tether.store.base.items import Item
+from tether.store.base.ops import GetOp, Result, validate_op_namespace
 from tether.store.base.settings import IndexConfig, TTLConfig
 from tether.store.batched import BatchedStore
-from tether.store.clock import Clock
-from tether.store.embedding import Embedded
+from tether.store.clock import Clock, now_micros
+from tether.store.embedding import NOTHING, Embedded
 from tether.store.plan import Plan
 from tether.store.sql import ops
 from tether.store.sql.dialect import Dialect
@@ -48,6 +49,46 @@ class SqlStore(BatchedStore):
         Cancellation:
             The step is committed whole or not at all.
         """
+
+    def _fetch(self, query: Query) -> Any:
+        """The first row of one read-only statement (a backend may run it more directly than
+        as an operation)."""
+        return self._run(ops.fetch(query), False)
+
+    async def _afetch(self, query: Query) -> Any:
+        """As `_fetch`, for async callers.
+
+        Cancellation:
+            As `_arun`: a read, safe to retry.
+        """
+        return await self._arun(ops.fetch(query), False)
+
+    def _lone_get(self, op: GetOp) -> Item | None:
+        # `batch([op])` without the plan and the steps around its one statement: its check,
+        # its statement, then the refresh it may owe, in a transaction of its own.
+        b = self._batch(op)
+        reading = ops.Reading([None])
+        item = ops.got(b, op, self._fetch(ops.get_query(b, op)), reading)
+        if reading.refresh:
+            self._run(ops.write(b, (), reading.refresh), True)
+        return item
+
+    async def _alone_get(self, op: GetOp) -> Item | None:
+        """As `_lone_get`.
+
+        Cancellation:
+            As `abatch`: the read is safe to retry; a refresh is committed whole or not at all.
+        """
+        b = self._batch(op)
+        reading = ops.Reading([None])
+        item = ops.got(b, op, await self._afetch(ops.get_query(b, op)), reading)
+        if reading.refresh:
+            await self._arun(ops.write(b, (), reading.refresh), True)
+        return item
+
+    def _batch(self, op: GetOp) -> ops.Batch:
+        validate_op_namespace(op)  # what `Plan.of` checks of a get
+        return ops.Batch(self._statements, self._loads, NOTHING, now_micros(self._clock))
 
     def _execute(self, plan: Plan, embedded: Embedded, now: int) -> list[Result]:
         steps = ops.batch(ops.Batch(self._statements, self._loads, embedded, now), plan)

@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any, TypeVar
 
 from tether.checkpoint.opening import Opening
-from tether.checkpoint.query import Op
+from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.checkpoint.sqlite.writer import Writer
 from tether.store.base.settings import IndexConfig, TTLConfig
@@ -99,6 +99,17 @@ class SqliteStore(SqlStore):
         # a search's vectors may be read one commit after its items, so an item rewritten in
         # between is scored by its new vectors.
         return self._db.run(op) if transaction else self._db.read_op(op)
+
+    def _fetch(self, query: Query) -> Any:
+        return self._db.one(query.sql, query.params)
+
+    async def _afetch(self, query: Query) -> Any:
+        """As `_fetch`: inline, on the reading connection, as every read step (`_arun`).
+
+        Cancellation:
+            No await point: it completes.
+        """
+        return self._db.one(query.sql, query.params)
 
     async def _arun(self, op: Op[T], transaction: bool) -> T:
         """As `_run`: a write step in the writer thread, so the event loop goes on while it
