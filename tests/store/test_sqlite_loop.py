@@ -3,7 +3,8 @@ the file's write lock (another process's transaction, a slow disk) waits in the 
 thread while the loop goes on; reads and writes keep their order and their whole-or-nothing
 batches; a cancel waits for the step it interrupted and lands at the caller's next await.
 
-Reads run on the reading connection, which never waits for a writer.
+Reads run on the reading connection, which never waits for a writer; on the loop when short,
+in the store's reader thread when a statement needs more than `INLINE_STEPS` of SQLite's steps.
 
 The slow part is made deterministic: a connection of the test holds the file's write lock, so
 the store's next write waits (in SQLite's busy handler) until the test lets it go.
@@ -12,13 +13,16 @@ the store's next write waits (in SQLite's busy handler) until the test lets it g
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from sqlite_lock import WriteLock
+from tether.store.base import PutOp
 from tether.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +111,38 @@ async def test_reads_do_not_wait_for_a_held_write(store: SqliteStore, path: Path
     await asyncio.wait_for(write, 60)
     item = await store.aget(("docs",), "a")
     assert item is not None and item.value == {"v": 2}
+
+
+def _decoded_in(threads: set[int]) -> Callable[[str], dict]:
+    """A deserializer that notes the thread each value is decoded in."""
+
+    def loads(text: str) -> dict:
+        threads.add(threading.get_ident())
+        return json.loads(text)
+
+    return loads
+
+
+async def test_a_short_search_runs_on_the_loop_and_a_long_one_in_the_reader_thread(
+        path: Path) -> None:
+    threads: set[int] = set()
+    store = SqliteStore(path, deserializer=_decoded_in(threads))
+    try:
+        store.batch([PutOp(("docs",), f"k{i}", {"i": i, "kind": "a" if i % 2 else "b"})
+                     for i in range(2000)])
+        store.batch([PutOp(("few",), f"k{i}", {"i": i}) for i in range(5)])
+        loop_thread = threading.get_ident()
+        short = await store.asearch(("few",), limit=3)
+        assert [item.key for item in short] == ["k0", "k1", "k2"]
+        assert threads == {loop_thread}
+        threads.clear()
+        # Every item is read to apply this filter (no SQL condition for `$gte`): more SQLite
+        # steps than a read may take on the loop; the search starts again in the thread.
+        long = await store.asearch(("docs",), filter={"i": {"$gte": 1990}}, limit=20)
+        assert [item.key for item in long] == [f"k{i}" for i in range(1990, 2000)]
+        assert threads and loop_thread not in threads
+        assert store.search(("docs",), filter={"i": {"$gte": 1990}}, limit=20) == long
+        assert [i.key for i in await store.asearch(("docs",), filter={"kind": "a"},
+                                                    limit=2)] == ["k1", "k3"]
+    finally:
+        store.close()

@@ -147,12 +147,39 @@ class Connection:
             self._commit(conn)
             return result
 
-    def read_op(self, op: Op[T]) -> T:
+    def read_op(self, op: Op[T], steps: int | None = None) -> T:
         """Run the read-only operation `op` on the reading connection, each statement in its
-        own snapshot (no transaction around them: a lone read costs one statement)."""
+        own snapshot (no transaction around them: a lone read costs one statement).
+
+        Args:
+            steps: at most this many of SQLite's virtual-machine steps per statement (None: no
+                limit), for a caller that must not be held long: a statement that needs more
+                is interrupted.
+
+        Raises:
+            ReadTooLong: a statement needed more than `steps` (the caller may run the
+                operation again where it can take its time).
+        """
         with self._read_lock:
             reader = self._reader
-            return drive(op, lambda query: _execute(reader, query), sqlite3.Error, _as_is)
+            if steps is None:
+                return drive(op, lambda query: _execute(reader, query), sqlite3.Error, _as_is)
+            stopped: list[bool] = []
+
+            def stop() -> bool:
+                stopped.append(True)
+                return True
+
+            reader.set_progress_handler(stop, steps)
+            try:
+                return drive(op, lambda query: _execute(reader, query), sqlite3.Error, _as_is)
+            except sqlite3.OperationalError:
+                if stopped:
+                    raise ReadTooLong(f"a read of {self.path} took more than {steps} "
+                                      "steps") from None
+                raise
+            finally:
+                reader.set_progress_handler(None, 0)
 
     def run_group(self, ops: Sequence[Callable[[], Op[Any]]]) -> list[Outcome]:
         """Run several store operations in one transaction (a group commit), each as if alone.
@@ -192,6 +219,10 @@ class Connection:
 
 
 _NO_LOCK = contextlib.nullcontext()
+
+
+class ReadTooLong(Exception):
+    """A read given a budget of steps (`Connection.read_op`) needed more; nothing changed."""
 
 Outcome = tuple[bool, Any]
 """What an operation of a group came to: `(True, result)` or `(False, the exception)`."""
@@ -258,4 +289,4 @@ def file_of(target: str | os.PathLike[str] | sqlite3.Connection) -> str:
         f"{type(target).__module__}.{type(target).__name__}; use from_conn_string(path)")
 
 
-__all__ = ["Connection", "Outcome", "file_of"]
+__all__ = ["Connection", "Outcome", "ReadTooLong", "file_of"]

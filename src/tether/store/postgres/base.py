@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any, TypedDict, TypeVar
 
 from psycopg.conninfo import make_conninfo
@@ -122,17 +123,17 @@ class PostgresStore(SqlStore):
         super().close()
         await self._db.aclose()
 
-    def _run(self, op: Op[T], transaction: bool) -> T:
-        return self._db.run(op, transaction=transaction)
+    def _run(self, make: Callable[[], Op[T]], transaction: bool) -> T:
+        return self._db.run(make(), transaction=transaction)
 
-    async def _arun(self, op: Op[T], transaction: bool) -> T:
-        """Run `op` on this loop's pool.
+    async def _arun(self, make: Callable[[], Op[T]], transaction: bool) -> T:
+        """Run the operation `make()` makes on this loop's pool.
 
         Cancellation:
             Cancelled mid-statement, the statement is cancelled on the server and the
             transaction rolled back.
         """
-        return await self._db.arun(op, transaction=transaction)
+        return await self._db.arun(make(), transaction=transaction)
 
 
 def conninfo_of(conn: Any) -> str:

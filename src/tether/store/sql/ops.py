@@ -1,11 +1,12 @@
 """The SQL stores' operations, written once as generators of `Query` (see
 `tether.checkpoint.query`): SQLite runs them on `sqlite3`, Postgres on psycopg, sync or async.
 
-A batch (`batch`) is a sequence of steps, each an operation and whether it needs a write
-transaction: `read` (its gets, searches and listings, which do not see the batch's writes; it
-returns the results and the ttl refreshes the reads owe) and `write` (the refreshes, then the
-batch's puts and deletes). A batch with writes runs both in one transaction; a read-only batch
-reads in a snapshot and writes only when something needs refreshing.
+A batch (`batch`) is a sequence of steps, each an operation (a function that makes it, so that a
+driver may run it again from its start) and whether it needs a write transaction: `read` (its
+gets, searches and listings, which do not see the batch's writes; it returns the results and
+the ttl refreshes the reads owe) and `write` (the refreshes, then the batch's puts and deletes).
+A batch with writes runs both in one transaction; a read-only batch reads in a snapshot and
+writes only when something needs refreshing.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from tether.store.vectors import Vector
 
 Loads = Callable[[str], dict[str, Any]]
 
-Step = tuple[Op[Any], bool]
-"""An operation, and whether it runs in a write transaction."""
+Step = tuple[Callable[[], Op[Any]], bool]
+"""What makes an operation, and whether it runs in a write transaction."""
 Steps = Generator[Step, Any, list[Result]]
 
 
@@ -85,11 +86,12 @@ def batch(b: Batch, plan: Plan) -> Steps:
     """
     if plan.writes:
         writes = encode(plan)
-        reading: Reading = yield _both(b, plan, writes), True
+        reading: Reading = yield (lambda: _both(b, plan, writes)), True
         return reading.results
-    reading = yield read(b, plan), False
+    reading = yield (lambda: read(b, plan)), False
     if reading.refresh:
-        yield write(b, (), reading.refresh), True
+        refresh = reading.refresh
+        yield (lambda: write(b, (), refresh)), True
     return reading.results
 
 

@@ -39,12 +39,14 @@ class SqlStore(BatchedStore):
         self._loads: ops.Loads = deserializer or loads
 
     @abstractmethod
-    def _run(self, op: Op[T], transaction: bool) -> T:
-        """Run `op` (in a write transaction if `transaction`, else in a read snapshot)."""
+    def _run(self, make: Callable[[], Op[T]], transaction: bool) -> T:
+        """Run the operation `make()` makes (in a write transaction if `transaction`, else in
+        a read snapshot)."""
 
     @abstractmethod
-    async def _arun(self, op: Op[T], transaction: bool) -> T:
-        """As `_run`, for async callers, without holding their event loop.
+    async def _arun(self, make: Callable[[], Op[T]], transaction: bool) -> T:
+        """As `_run`, for async callers, without holding their event loop (a backend may make
+        the operation again, to run it elsewhere from its start).
 
         Cancellation:
             The step is committed whole or not at all.
@@ -53,7 +55,7 @@ class SqlStore(BatchedStore):
     def _fetch(self, query: Query) -> Any:
         """The first row of one read-only statement (a backend may run it more directly than
         as an operation)."""
-        return self._run(ops.fetch(query), False)
+        return self._run(lambda: ops.fetch(query), False)
 
     async def _afetch(self, query: Query) -> Any:
         """As `_fetch`, for async callers.
@@ -61,7 +63,7 @@ class SqlStore(BatchedStore):
         Cancellation:
             As `_arun`: a read, safe to retry.
         """
-        return await self._arun(ops.fetch(query), False)
+        return await self._arun(lambda: ops.fetch(query), False)
 
     def _lone_get(self, op: GetOp) -> Item | None:
         # `batch([op])` without the plan and the steps around its one statement: its check,
@@ -70,7 +72,7 @@ class SqlStore(BatchedStore):
         reading = ops.Reading([None])
         item = ops.got(b, op, self._fetch(ops.get_query(b, op)), reading)
         if reading.refresh:
-            self._run(ops.write(b, (), reading.refresh), True)
+            self._run(lambda: ops.write(b, (), reading.refresh), True)
         return item
 
     async def _alone_get(self, op: GetOp) -> Item | None:
@@ -83,7 +85,7 @@ class SqlStore(BatchedStore):
         reading = ops.Reading([None])
         item = ops.got(b, op, await self._afetch(ops.get_query(b, op)), reading)
         if reading.refresh:
-            await self._arun(ops.write(b, (), reading.refresh), True)
+            await self._arun(lambda: ops.write(b, (), reading.refresh), True)
         return item
 
     def _batch(self, op: GetOp) -> ops.Batch:
@@ -99,10 +101,11 @@ class SqlStore(BatchedStore):
         return await adrive(steps, self._arun)
 
     def _sweep(self, now: int) -> int:
-        return self._run(ops.sweep(self._statements, now), True)
+        return self._run(lambda: ops.sweep(self._statements, now), True)
 
 
-def drive(steps: ops.Steps, run: Callable[[Op[Any], bool], Any]) -> list[Result]:
+def drive(steps: ops.Steps, run: Callable[[Callable[[], Op[Any]], bool], Any]
+          ) -> list[Result]:
     """Run each step of a batch with `run`, in order; the batch's results."""
     try:
         step = next(steps)
@@ -113,8 +116,8 @@ def drive(steps: ops.Steps, run: Callable[[Op[Any], bool], Any]) -> list[Result]
         return results
 
 
-async def adrive(steps: ops.Steps, arun: Callable[[Op[Any], bool], Awaitable[Any]]
-                 ) -> list[Result]:
+async def adrive(steps: ops.Steps,
+                 arun: Callable[[Callable[[], Op[Any]], bool], Awaitable[Any]]) -> list[Result]:
     """As `drive`, awaiting each step.
 
     Cancellation:

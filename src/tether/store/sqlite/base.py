@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tether.checkpoint.opening import Opening
 from tether.checkpoint.query import Op, Query
-from tether.checkpoint.sqlite.connection import Connection, file_of
+from tether.checkpoint.sqlite.connection import Connection, ReadTooLong, file_of
 from tether.checkpoint.sqlite.writer import Writer
 from tether.store.base.settings import IndexConfig, TTLConfig
 from tether.store.clock import Clock
@@ -19,6 +20,11 @@ from tether.store.sql.store import SqlStore
 from tether.store.sqlite import schema
 
 T = TypeVar("T")
+
+INLINE_STEPS = 10_000
+"""SQLite virtual-machine steps a statement of an async read may take on the caller's event
+loop: about 0.1 ms of SQLite's work here (a search over a few hundred items), and a bound on
+the rows whose values are then decoded on the loop (a few hundred, under a millisecond)."""
 
 
 class SqliteStore(SqlStore):
@@ -64,6 +70,7 @@ class SqliteStore(SqlStore):
             self._db.close()
             raise
         self._writer = Writer(self._db)
+        self._reads = Writer(self._db, role="reader")
 
     @classmethod
     def from_conn_string(cls, conn_string: str, *, index: IndexConfig | None = None,
@@ -91,14 +98,15 @@ class SqliteStore(SqlStore):
         (idempotent)."""
         super().close()
         self._writer.close()
+        self._reads.close()
         self._db.close()
 
-    def _run(self, op: Op[T], transaction: bool) -> T:
+    def _run(self, make: Callable[[], Op[T]], transaction: bool) -> T:
         # A read-only step runs its statements in autocommit on the reading connection, each in
         # its own snapshot (a lone `get` is then one statement, and never waits for a write):
         # a search's vectors may be read one commit after its items, so an item rewritten in
         # between is scored by its new vectors.
-        return self._db.run(op) if transaction else self._db.read_op(op)
+        return self._db.run(make()) if transaction else self._db.read_op(make())
 
     def _fetch(self, query: Query) -> Any:
         return self._db.one(query.sql, query.params)
@@ -111,18 +119,25 @@ class SqliteStore(SqlStore):
         """
         return self._db.one(query.sql, query.params)
 
-    async def _arun(self, op: Op[T], transaction: bool) -> T:
+    async def _arun(self, make: Callable[[], Op[T]], transaction: bool) -> T:
         """As `_run`: a write step in the writer thread, so the event loop goes on while it
         waits for the file's write lock or the disk; a read-only step inline, on the reading
-        connection, which in WAL mode never waits for a writer.
+        connection, which in WAL mode never waits for a writer, as long as each of its
+        statements takes at most `INLINE_STEPS` of SQLite's steps; one that needs more (a
+        search over thousands of items) is interrupted and the step run again from its start
+        by the store's reader thread, so a long read never holds the loop.
 
         Cancellation:
-            Deferred: a write step, once handed over, runs whole (committed or rolled back); a
-            cancel meanwhile is delivered when it is done. A read has no await point.
+            Deferred for a write step: once handed over, it runs whole (committed or rolled
+            back); a cancel meanwhile is delivered when it is done. A read inline has no await
+            point; one in the reader thread is abandoned at once (its answer dropped).
         """
-        if not transaction:
-            return self._run(op, transaction)
-        return await self._writer.call(lambda: self._run(op, transaction))
+        if transaction:
+            return await self._writer.call(lambda: self._run(make, transaction))
+        try:
+            return self._db.read_op(make(), steps=INLINE_STEPS)
+        except ReadTooLong:
+            return await self._reads.read(lambda: self._run(make, transaction))
 
 
 __all__ = ["SqliteStore"]
