@@ -30,6 +30,9 @@ _DISK_ERRORS = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
 
 T = TypeVar("T")
 
+_TICK = 1000
+"""Steps of SQLite between two calls of a budgeted read's progress handler (`read_op`)."""
+
 
 class Connection:
     """An open tether database.
@@ -152,29 +155,33 @@ class Connection:
         own snapshot (no transaction around them: a lone read costs one statement).
 
         Args:
-            steps: at most this many of SQLite's virtual-machine steps per statement (None: no
-                limit), for a caller that must not be held long: a statement that needs more
-                is interrupted.
+            steps: about this many of SQLite's virtual-machine steps at most, over all the
+                operation's statements (None: no limit), for a caller that must not be held
+                long: a statement that would go further is interrupted.
 
         Raises:
-            ReadTooLong: a statement needed more than `steps` (the caller may run the
-                operation again where it can take its time).
+            ReadTooLong: the operation needed more than `steps` (the caller may run it again
+                where it can take its time).
         """
         with self._read_lock:
             reader = self._reader
             if steps is None:
                 return drive(op, lambda query: _execute(reader, query), sqlite3.Error, _as_is)
-            stopped: list[bool] = []
+            # SQLite calls the handler every `_TICK` steps of a statement counted over all its
+            # runs (a cached statement's count goes on), so the first call can come after any
+            # number of steps up to `_TICK`: the budget is counted in calls.
+            ticks = [0]
+            allowed = steps // _TICK + 1
 
-            def stop() -> bool:
-                stopped.append(True)
-                return True
+            def tick() -> bool:
+                ticks[0] += 1
+                return ticks[0] > allowed
 
-            reader.set_progress_handler(stop, steps)
+            reader.set_progress_handler(tick, _TICK)
             try:
                 return drive(op, lambda query: _execute(reader, query), sqlite3.Error, _as_is)
             except sqlite3.OperationalError:
-                if stopped:
+                if ticks[0] > allowed:
                     raise ReadTooLong(f"a read of {self.path} took more than {steps} "
                                       "steps") from None
                 raise

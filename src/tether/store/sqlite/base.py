@@ -22,9 +22,9 @@ from tether.store.sqlite import schema
 T = TypeVar("T")
 
 INLINE_STEPS = 10_000
-"""SQLite virtual-machine steps a statement of an async read may take on the caller's event
-loop: about 0.1 ms of SQLite's work here (a search over a few hundred items), and a bound on
-the rows whose values are then decoded on the loop (a few hundred, under a millisecond)."""
+"""SQLite virtual-machine steps an async read may take on the caller's event loop: about
+0.1 ms of SQLite's work here (a search over a few hundred items), and a bound on the rows whose
+values are then decoded on the loop (a few hundred, under a millisecond)."""
 
 
 class SqliteStore(SqlStore):
@@ -122,10 +122,10 @@ class SqliteStore(SqlStore):
     async def _arun(self, make: Callable[[], Op[T]], transaction: bool) -> T:
         """As `_run`: a write step in the writer thread, so the event loop goes on while it
         waits for the file's write lock or the disk; a read-only step inline, on the reading
-        connection, which in WAL mode never waits for a writer, as long as each of its
-        statements takes at most `INLINE_STEPS` of SQLite's steps; one that needs more (a
-        search over thousands of items) is interrupted and the step run again from its start
-        by the store's reader thread, so a long read never holds the loop.
+        connection, which in WAL mode never waits for a writer, as long as it takes at most
+        about `INLINE_STEPS` of SQLite's steps; one that needs more (a search over thousands
+        of items) is interrupted and run again from its start by the store's reader thread,
+        so a long read never holds the loop.
 
         Cancellation:
             Deferred for a write step: once handed over, it runs whole (committed or rolled
