@@ -36,11 +36,12 @@ class SqliteStore(SqlStore):
     searched prefix, so semantic search suits some tens of thousands of items per prefix.
 
     Cancellation:
-        The async methods hand each step of a batch (after any embedding, which is awaited
-        before the transaction starts) to the store's writer thread, so the event loop never
-        waits on SQLite (a slow disk, another process's write lock); a step handed over runs
-        whole, and a batch is committed whole or not at all. The sync methods run in the
-        caller's thread.
+        The async methods hand each write step of a batch (after any embedding, which is
+        awaited before the transaction starts) to the store's writer thread, so the event loop
+        never waits on SQLite (a slow disk, another process's write lock); a step handed over
+        runs whole, and a batch is committed whole or not at all. Reads run on the loop while
+        short, in the store's reader thread otherwise (`_arun`), and are safe to cancel. The
+        sync methods run in the caller's thread.
 
     Args:
         conn: the database file (created when missing), `":memory:"`, or a `sqlite3`
