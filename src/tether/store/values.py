@@ -22,6 +22,9 @@ from tether.errors import SerializationError
 _encode: Final = functools.partial(json.dumps, allow_nan=False, ensure_ascii=False,
                                    separators=(",", ":"))
 """How values are written as JSON (by `dumps`, the same ever since the SQL stores exist)."""
+_string: Final = json.encoder.encode_basestring
+"""How `_encode` writes a string (its encoder's, with `ensure_ascii=False`), without making an
+encoder for each call."""
 _raw_decode = json.JSONDecoder().raw_decode
 
 
@@ -41,7 +44,7 @@ def member_text(name: str, text: str) -> str:
     """What `dumps` writes for the member `name` of a value when it is the string `text`: the
     JSON of every value with that member contains it (a search can look for it in the stored
     text before parsing any)."""
-    return _encode({name: text})[1:-1]
+    return f"{_string(name)}:{_string(text)}"
 
 
 def loads(text: str | bytes) -> dict[str, Any]:

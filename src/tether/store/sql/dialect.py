@@ -29,6 +29,10 @@ class Narrowing(NamedTuple):
     whole: bool = True
 
 
+NO_NARROWING = Narrowing()
+"""The narrowing of no filter: nothing to add."""
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """One database's spelling.
@@ -63,12 +67,19 @@ class Dialect:
         """Conditions (and parameters) that keep at least every row `filter` matches, for the
         database to drop most others early; the filter itself is still applied to what it
         returns (`filters.py` is its one definition)."""
-        found = [self.narrow(field, wanted) if isinstance(field, str) else None
-                 for field, wanted in (filter or {}).items()]
-        parts = [part for part in found if part is not None]
-        return Narrowing(" AND ".join(sql for sql, _ in parts),
-                         tuple(p for _, params in parts for p in params),
-                         whole=len(parts) == len(found))
+        if not filter:
+            return NO_NARROWING
+        conditions: list[str] = []
+        params: list[Any] = []
+        whole = True
+        for field, wanted in filter.items():
+            part = self.narrow(field, wanted) if isinstance(field, str) else None
+            if part is None:
+                whole = False
+            else:
+                conditions.append(part[0])
+                params.extend(part[1])
+        return Narrowing(" AND ".join(conditions), tuple(params), whole)
 
     def under(self, prefix: str, column: str = "prefix") -> tuple[str, tuple[str, ...]]:
         """The condition (and its parameters) for items in namespace `prefix` or below it."""
@@ -144,4 +155,4 @@ POSTGRES = Dialect(
 )
 """Postgres: timestamps are `timestamptz`, vectors `real[]`, values `jsonb`."""
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "Narrowing"]
+__all__ = ["NO_NARROWING", "POSTGRES", "SQLITE", "Dialect", "Narrowing"]

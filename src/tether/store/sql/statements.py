@@ -10,9 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from tether.store.sql.dialect import Dialect, Narrowing
-
-NO_NARROWING = Narrowing()
+from tether.store.sql.dialect import NO_NARROWING, Dialect, Narrowing
 
 
 class Statements:
