@@ -18,7 +18,13 @@ from tether.checkpoint.base import RunFinish
 from tether.checkpoint.postgres import PostgresSaver, ops
 from tether.checkpoint.postgres.queue import CANCEL_CHANNEL, Order
 from tether.checkpoint.postgres.schema import LATEST_VERSION
-from tether.errors import CorruptStoreError, SchemaVersionError, StaleLeaseError, ThreadBusyError
+from tether.errors import (
+    CheckpointNotFound,
+    CorruptStoreError,
+    SchemaVersionError,
+    StaleLeaseError,
+    ThreadBusyError,
+)
 from tether.types import CancelReason, RunEvent, RunStatus, utcnow
 
 pytestmark = pytest.mark.postgres
@@ -123,6 +129,48 @@ def test_a_checkpoint_its_values_and_its_run_pointer_are_one_statement(
     assert info is not None and info.checkpoint_id == record.id
     stored = store.get_checkpoint("t")
     assert stored is not None and stored.values == {"a": 1, "b": [2], "c": "three"}
+
+
+def test_statements_outside_transactions_share_one_kept_cursor_per_connection(
+        where: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A superstep's checkpoint is one statement: making a cursor for it cost about as much
+    # client work as the round trip. A refused statement leaves the kept cursor usable.
+    from tether.checkpoint.postgres import connection
+
+    made: list[str] = []
+    for kind in (connection.Connection, connection.AsyncConnection):
+        real = kind.cursor
+
+        def counted(self: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            made.append(type(self).__name__)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(kind, "cursor", counted)
+    store = PostgresSaver(where[0], schema=where[1], max_size=1, async_size=1)
+    try:
+        run_id = new_run(store).run_id
+        # Opening the store ran its migrations in a transaction (cursors of their own), and
+        # `new_run` made the sync connection's kept cursor: from here on, no new one.
+        assert made[-1] == "Connection"
+        made.clear()
+        for _ in range(3):
+            assert store.get_run(run_id) is not None
+        with pytest.raises(CheckpointNotFound):
+            store.put_writes("t", "", "no-such-checkpoint", [write("task", "a", 1)])
+        assert store.get_run(run_id) is not None
+
+        async def reads() -> None:
+            for _ in range(3):
+                assert await store.aget_run(run_id) is not None
+            with pytest.raises(CheckpointNotFound):
+                await store.aput_writes("t", "", "no-such-checkpoint", [write("task", "a", 1)])
+            assert await store.aget_run(run_id) is not None
+            await store.aclose()
+
+        asyncio.run(reads())
+    finally:
+        store.close()
+    assert made == ["AsyncConnection"]
 
 
 def test_a_cancel_request_commits_with_a_notify_carrying_the_run_id(

@@ -2,8 +2,11 @@
 remembering what is stored and what is not yet.
 
 A checkpoint stores only the channels that changed since its parent; every channel's value is
-referenced by the id of the checkpoint that stored it. With durability `async` or `exit`, records
-wait here until they are written, and the last one absorbs the values of the ones never written.
+referenced by the id of the checkpoint that stored it. A channel written again with the value
+`None` that its referenced checkpoint already stores (a conditional edge's trigger channel, set
+at every step) keeps that reference: there is nothing new to store. With durability `async` or
+`exit`, records wait here until they are written, and the last one absorbs the values of the
+ones never written.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Persistence:
         self.emitter = emitter
         self.metadata = dict(metadata or {})
         self.refs: dict[str, str] = {}
+        # Channels whose referenced checkpoint stored `None` (written by this run).
+        self._stored_none: set[str] = set()
         self.dirty: set[str] = set()
         self.checkpoint_id: str | None = None
         self.parent_id: str | None = None
@@ -60,6 +65,7 @@ class Persistence:
     def restore(self, stored: StoredCheckpoint) -> None:
         """Continue from a stored checkpoint."""
         self.refs = dict(stored.refs)
+        self._stored_none.clear()
         self.checkpoint_id = stored.id
         self.written.add(stored.id)
         self.dirty.clear()
@@ -84,13 +90,21 @@ class Persistence:
         new_id = uuid7()
         blobs: dict[str, Any] = {}
         refs = self.refs
+        stored_none = self._stored_none
         for key in self.dirty:
             value = channels[key].checkpoint()
-            if value is MISSING:
+            if value is None:
+                if key not in stored_none or key not in refs:
+                    blobs[key] = None
+                    refs[key] = new_id
+                    stored_none.add(key)
+            elif value is MISSING:
                 refs.pop(key, None)
+                stored_none.discard(key)
             else:
                 blobs[key] = value
                 refs[key] = new_id
+                stored_none.discard(key)
         self.dirty.clear()
         record = CheckpointRecord(
             thread_id=self.thread_id, ns=self.ns, id=new_id, parent_id=self.checkpoint_id,

@@ -115,3 +115,35 @@ async def test_sync_durability_stores_the_last_checkpoint_with_the_run_end(
     assert steps == [5, 4, 3, 2, 1, 0, -1]
     state = graph.get_state({"configurable": {"thread_id": "sync"}})
     assert state.values == {"n": 5} and state.next == ()
+
+
+class Blobs(Counting):
+    """A store wrapper keeping the channels each stored checkpoint carries values for."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store)
+        self.channels: dict[int, set[str]] = {}
+
+    async def aput_checkpoint(self, record: Any) -> Any:
+        self.channels[record.step] = set(record.blobs)
+        return await self._store.aput_checkpoint(record)
+
+
+async def test_a_trigger_channel_set_to_none_at_every_step_is_stored_once(store: Any) -> None:
+    # The conditional edge writes its trigger channel at every step, always `None`: the
+    # checkpoints after the first keep referring to the one that stored it.
+    blobs = Blobs(store)
+    graph = loop_graph(store)
+    graph.ledger = blobs
+    assert await graph.ainvoke({"n": 0}, config("sync")) == {"n": 5}
+    trigger = "branch:to:step"
+    assert [step for step, channels in sorted(blobs.channels.items())
+            if trigger in channels] == [0]
+    assert all("n" in blobs.channels[step] for step in range(5))
+    history = {c.step: c for c in store.list_checkpoints("sync")}
+    for step in range(5):
+        assert history[step].values == {"n": step, trigger: None}
+        assert history[step].refs[trigger] == history[0].id
+    # A run from a middle checkpoint finds the trigger and goes on.
+    fork = {"configurable": {"thread_id": "sync", "checkpoint_id": history[2].id}}
+    assert await graph.ainvoke(None, fork) == {"n": 5}

@@ -10,6 +10,12 @@ closed with its loop: an async generator parked on the loop is finalised by the 
 
 Connections are in autocommit mode: a one-statement operation costs one round trip, and an
 operation that needs several statements opens its own transaction.
+
+The per-superstep path is kept lean (a checkpoint per step is one round trip, so what the client
+does around it shows in every step): a connection is taken with the pool's `getconn`/`putconn`
+(its `connection()` block adds a generator and an empty commit, which autocommit makes
+needless: a transaction here commits or rolls back in its own block), and an operation outside
+a transaction runs on the connection's kept cursor rather than a new one (see `Connection`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,37 @@ T = TypeVar("T")
 
 CLOSE_TIMEOUT = 5.0
 """Seconds `close()` waits for a pool living on another thread's loop."""
+
+
+class Connection(psycopg.Connection[Any]):
+    """A pooled sync connection with one cursor kept for its statements outside transactions.
+
+    Making a cursor per statement costs about as much client work as the round trip itself
+    (psycopg builds its adapters and transformer each time). A kept cursor holds the result of
+    its last statement until the next one, so each pooled connection holds at most one result.
+    """
+
+    _kept: psycopg.Cursor[Any] | None = None
+
+    def kept_cursor(self) -> psycopg.Cursor[Any]:
+        """This connection's kept cursor (made on first use)."""
+        cursor = self._kept
+        if cursor is None or cursor.closed:
+            cursor = self._kept = self.cursor()
+        return cursor
+
+
+class AsyncConnection(psycopg.AsyncConnection[Any]):
+    """The async twin of `Connection`."""
+
+    _kept: psycopg.AsyncCursor[Any] | None = None
+
+    def kept_cursor(self) -> psycopg.AsyncCursor[Any]:
+        """This connection's kept cursor (made on first use)."""
+        cursor = self._kept
+        if cursor is None or cursor.closed:
+            cursor = self._kept = self.cursor()
+        return cursor
 
 
 def connection_kwargs(conninfo: str, *, schema: str | None, application_name: str,
@@ -69,9 +106,9 @@ class Database:
         self.kwargs = kwargs
         self._async_size = async_size
         self._timeout = connect_timeout
-        self._sync: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+        self._sync: ConnectionPool[Connection] = ConnectionPool(
             conninfo, kwargs=kwargs, min_size=min_size, max_size=max_size, open=False,
-            name="tether-sync")
+            name="tether-sync", connection_class=Connection)
         try:
             self._sync.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as exc:
@@ -83,8 +120,9 @@ class Database:
         # twice trips psycopg_pool's assertions), and _closers holds the generator that closes
         # it when that loop shuts down.
         self._lock = threading.Lock()
-        self._async: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
-        self._ready: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool[Any]]] = {}
+        self._async: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[AsyncConnection]] = {}
+        self._ready: dict[asyncio.AbstractEventLoop,
+                          asyncio.Task[AsyncConnectionPool[AsyncConnection]]] = {}
         self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         self._closed = False
 
@@ -97,14 +135,18 @@ class Database:
         queries, such as migrations, need the simple protocol): BEGIN goes with the first
         statement, and each statement whose rows are not needed yet goes with the next.
         """
-        with self._sync.connection() as conn:
+        pool = self._sync
+        conn = pool.getconn()
+        try:
             if not transaction:
-                return ops.run(conn, op)
+                return ops.run(conn, op, conn.kept_cursor())
             if not pipeline:
                 with conn.transaction():
                     return ops.run(conn, op)
             with conn.pipeline(), conn.transaction():
                 return ops.run(conn, op)
+        finally:
+            pool.putconn(conn)
 
     async def arun(self, op: ops.Op[T], *, transaction: bool = False) -> T:
         """Run `op` on this loop's pool, in one transaction (pipelined, as `run`) if asked.
@@ -124,11 +166,14 @@ class Database:
         if loops.may_block(asyncio.get_running_loop()):
             return self.run(op, transaction=transaction)
         pool = await self._pool()
-        async with pool.connection() as conn:
+        conn = await pool.getconn()
+        try:
             if not transaction:
-                return await ops.arun(conn, op)
+                return await ops.arun(conn, op, conn.kept_cursor())
             async with conn.pipeline(), conn.transaction():
                 return await ops.arun(conn, op)
+        finally:
+            await pool.putconn(conn)
 
     def run_again(self, make: Callable[[], ops.Op[T]], *, transaction: bool = False) -> T:
         """`run(make())`, and once more on a new connection if the pooled one was lost (the
@@ -183,7 +228,7 @@ class Database:
             kwargs["application_name"] = application_name
         return await psycopg.AsyncConnection.connect(self.conninfo, **kwargs)
 
-    async def _pool(self) -> AsyncConnectionPool[Any]:
+    async def _pool(self) -> AsyncConnectionPool[AsyncConnection]:
         loop = asyncio.get_running_loop()
         ready = self._ready.get(loop)
         if ready is None:
@@ -205,13 +250,15 @@ class Database:
                 raise StoreError("the store was closed while connecting") from None
             raise
 
-    async def _open_pool(self, loop: asyncio.AbstractEventLoop) -> AsyncConnectionPool[Any]:
+    async def _open_pool(self, loop: asyncio.AbstractEventLoop
+                         ) -> AsyncConnectionPool[AsyncConnection]:
         # A fixed size, filled before first use: psycopg_pool's connecting task swallows the
         # cancellation a loop's shutdown sends it, which hangs `asyncio.run` if a connection is
         # being added then; a full pool that never grows adds none.
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
             self.conninfo, kwargs=self.kwargs, min_size=self._async_size,
-            max_size=self._async_size, open=False, name="tether-async")
+            max_size=self._async_size, open=False, name="tether-async",
+            connection_class=AsyncConnection)
         closer = _close_at_shutdown(self, loop, pool)
         with self._lock:
             self._async[loop] = pool
@@ -224,7 +271,8 @@ class Database:
             raise
         return pool
 
-    def _forget(self, loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool[Any]) -> None:
+    def _forget(self, loop: asyncio.AbstractEventLoop,
+                pool: AsyncConnectionPool[AsyncConnection]) -> None:
         with self._lock:
             if self._async.get(loop) is pool:
                 del self._async[loop]
@@ -273,7 +321,8 @@ def _on_loop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -
 
 
 async def _close_at_shutdown(db: Database, loop: asyncio.AbstractEventLoop,
-                             pool: AsyncConnectionPool[Any]) -> AsyncGenerator[None, None]:
+                             pool: AsyncConnectionPool[AsyncConnection]
+                             ) -> AsyncGenerator[None, None]:
     # Parked at its yield for the pool's life; finalised by `loop.shutdown_asyncgens()`.
     try:
         yield
@@ -299,4 +348,4 @@ def redacted(conninfo: str) -> str:
     return " ".join(f"{k}={v}" for k, v in parts.items())
 
 
-__all__ = ["Database", "connection_kwargs", "redacted"]
+__all__ = ["AsyncConnection", "Connection", "Database", "connection_kwargs", "redacted"]

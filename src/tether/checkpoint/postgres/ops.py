@@ -17,19 +17,27 @@ from tether.errors import CheckpointNotFound, TerminalStatusError
 T = TypeVar("T")
 
 
-def run(conn: psycopg.Connection[Any], op: Op[T]) -> T:
-    """Drive `op` on a sync connection (the caller owns the transaction)."""
+def run(conn: psycopg.Connection[Any], op: Op[T],
+        cursor: psycopg.Cursor[Any] | None = None) -> T:
+    """Drive `op` on a sync connection (the caller owns the transaction).
+
+    `cursor`: one to run every statement on (outside pipeline mode only: there a cursor's
+    results are only read when the pipeline syncs), instead of a new one per statement.
+    """
 
     def execute(query: Query) -> Any:
         if query.fetch == "each":
             with conn.cursor() as many:
                 many.executemany(query.sql, query.params)
             return None
-        cursor = conn.execute(query.sql, query.params)
+        if cursor is None:
+            result = conn.execute(query.sql, query.params)
+        else:
+            result = cursor.execute(query.sql, query.params)
         if query.fetch == "one":
-            return cursor.fetchone()
+            return result.fetchone()
         if query.fetch == "all":
-            return cursor.fetchall()
+            return result.fetchall()
         return None
 
     return drive(op, execute, psycopg.Error, _translate)
@@ -40,8 +48,10 @@ def _translate(exc: Exception) -> BaseException:
     return translate(exc)
 
 
-async def arun(conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
-    """Drive `op` on an async connection (the caller owns the transaction).
+async def arun(conn: psycopg.AsyncConnection[Any], op: Op[T],
+               cursor: psycopg.AsyncCursor[Any] | None = None) -> T:
+    """Drive `op` on an async connection (the caller owns the transaction); `cursor` as in
+    `run`.
 
     Cancellation:
         Cancelled mid-statement, psycopg cancels the statement on the server; the caller's
@@ -56,11 +66,14 @@ async def arun(conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
                         await many.executemany(query.sql, query.params)
                     query = op.send(None)
                     continue
-                cursor = await conn.execute(query.sql, query.params)
+                if cursor is None:
+                    ran = await conn.execute(query.sql, query.params)
+                else:
+                    ran = await cursor.execute(query.sql, query.params)
                 if query.fetch == "one":
-                    rows: Any = await cursor.fetchone()
+                    rows: Any = await ran.fetchone()
                 elif query.fetch == "all":
-                    rows = await cursor.fetchall()
+                    rows = await ran.fetchall()
                 else:
                     rows = None
             except psycopg.Error as exc:
