@@ -243,7 +243,10 @@ class Policies:
             node, most, spent = breach
             return over(self.budget, tally, "node_calls", most, spent, node=node)
         repeats = self._repeats
-        return repeats.before_step(step, tasks, state) if repeats is not None else None
+        if repeats is None:
+            return None
+        return repeats.before_task(step, tasks[0], state) if len(tasks) == 1 else \
+            repeats.before_step(step, tasks, state)
 
     def _count(self, calls: dict[str, int],
                tasks: Sequence[Task]) -> tuple[str, int, int] | None:

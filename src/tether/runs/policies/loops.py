@@ -157,7 +157,7 @@ class Fingerprints:
         written = state.written
         parts = self._parts
         if version == self._version + 1 and state is self._state and written is not None:
-            index, cache = self._index, self._cache
+            index = self._index
             for key in written:
                 at = index.get(key)
                 if at is None:
@@ -171,9 +171,9 @@ class Fingerprints:
                 if kind is int or (kind is str and len(item) < _SHORT):
                     parts[at] = item
                     continue
-                made = self._list(key, item, state) if kind is list else digest(item)
-                cache[key] = (item, made)
-                parts[at] = made
+                # (The identity cache of `of_dict` is left as it is: it keeps the objects
+                # it holds alive, and this one is no longer the value there.)
+                parts[at] = self._list(key, item, state) if kind is list else digest(item)
             else:
                 self._version = version
                 parts[0] = head
@@ -248,22 +248,16 @@ class LoopDetector:
         prints = self.prints
         if prints is None:
             return None
+        if len(tasks) == 1:
+            return self.before_task(step, tasks[0], state)
+        return self._tasks(step, tasks, state)
+
+    def _tasks(self, step: int, tasks: Sequence[Task],
+               state: StateView | None) -> CancelReason | None:
+        """`before_step` for any step, task by task."""
+        prints = self.prints
+        assert prints is not None
         seen, plain = self.seen, self._plain
-        if len(tasks) == 1 and plain:  # the usual step: one task, its input the state
-            task = tasks[0]
-            given = task.input
-            if type(given) is dict and task.path[0] == PULL:
-                # An input that is a copy of the whole state (no input schema, no managed
-                # value) is fingerprinted from what the last commit wrote, unless it has so
-                # few keys that making it whole costs less.
-                usual = (prints.of_state(given, task.node.name, state)
-                         if state is not None and task.node.reader is None
-                         and state.plain_inputs and len(given) > _PATCHED
-                         else prints.of_dict(given, task.node.name, state))
-                if usual in seen:
-                    return self._again(usual, seen[usual], step)
-                seen[usual] = step
-                return None
         for task in tasks:
             name, given = task.node.name, task.input
             key: tuple[Any, ...]
@@ -282,6 +276,29 @@ class LoopDetector:
             if reason is not None:
                 return reason
         return None
+
+    def before_task(self, step: int, task: Task,
+                    state: StateView | None = None) -> CancelReason | None:
+        """`before_step` for a step of one task (the usual step), while repeats are watched.
+
+        An input that is a copy of the whole state (no input schema, no managed value) is
+        fingerprinted from what the last commit wrote, unless it has so few keys that making
+        it whole costs less."""
+        prints = self.prints
+        assert prints is not None
+        given = task.input
+        if type(given) is dict and self._plain and task.path[0] == PULL:
+            node = task.node
+            usual = (prints.of_state(given, node.name, state)
+                     if state is not None and node.reader is None and state.plain_inputs
+                     and len(given) > _PATCHED
+                     else prints.of_dict(given, node.name, state))
+            seen = self.seen
+            if usual in seen:
+                return self._again(usual, seen[usual], step)
+            seen[usual] = step
+            return None
+        return self._tasks(step, (task,), state)
 
     def _again(self, key: tuple[Any, ...], steps: int | list[int],
                step: int) -> CancelReason | None:
