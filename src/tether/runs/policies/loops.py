@@ -159,13 +159,13 @@ class Fingerprints:
         if version == self._version + 1 and state is self._state and written is not None:
             index = self._index
             for key in written:
-                at = index.get(key)
-                if at is None:
+                if key not in index:
                     if key in given:  # a key appeared: made whole (the order may change)
                         break
                     continue  # no state key
                 if key not in given:  # a key went
                     break
+                at = index[key]
                 item = given[key]
                 kind = type(item)
                 if kind is int or (kind is str and len(item) < _SHORT):
