@@ -290,8 +290,8 @@ class LoopDetector:
         if type(given) is dict and self._plain and task.path[0] == PULL:
             node = task.node
             usual = (prints.of_state(given, node.name, state)
-                     if state is not None and node.reader is None and state.plain_inputs
-                     and len(given) > _PATCHED
+                     if len(given) > _PATCHED and state is not None and node.reader is None
+                     and state.plain_inputs
                      else prints.of_dict(given, node.name, state))
             seen = self.seen
             if usual in seen:

@@ -187,3 +187,14 @@ def test_states_share_a_fingerprint_exactly_when_they_pack_alike(
     for packed, fingerprint in made:
         for other_packed, other in made:
             assert (fingerprint == other) == (packed == other_packed)
+
+
+def test_a_list_replaced_by_one_of_equal_but_other_items_is_hashed_again() -> None:
+    """`[0, 0, False] == [0, 0, 0]`, but they pack apart: a list the state does not say it
+    appended to is hashed afresh, never compared with the last one (the example hypothesis
+    found)."""
+    kept = Fingerprints(None)
+    kept.of_dict({"log": [0, 0, 0]}, "node")
+    replaced = {"log": [0, 0, False]}
+    assert kept.of_dict(replaced, "node", _View(replaced, 2, {"log"}, None)) == \
+        _fresh(replaced)
