@@ -156,15 +156,15 @@ class Policies:
         detector = self.detector = LoopDetector(loops) if loops is not None else None
         self._errors: Rate | None = None
         # The tool call window, made only when its rate is limited: its marks, appended by
-        # `charge` under the tally's lock, and the limit (no limit: infinity).
+        # `charge` under the tally's lock, and the limit.
         tools_limit = plan.tools_limit
         self._tools = Marks() if tools_limit is not None else None
-        self._tools_limit: float = tools_limit if tools_limit is not None else _INF
+        self._tools_limit = tools_limit if tools_limit is not None else 0
         # Invariant: at most one of the two is set; both None when node calls are unlimited.
         self._calls_each: Mapping[str, int] | None = plan.calls_each
         self._calls_all: int | None = plan.calls_all
         self._spend_limited = plan.spend_limited
-        self._steps_limit: float = _INF if plan.budget.steps is None else plan.budget.steps
+        self._steps_limit = plan.budget.steps
         # The totals' limits as numbers (no limit: infinity), so that `charge` compares three
         # numbers and looks nothing up; the budget keeps the limits as they were given.
         self._totals = plan.totals
@@ -204,7 +204,7 @@ class Policies:
             if spent_calls > limit:
                 rate = tools.count(spent_calls)
                 if rate > limit:
-                    reason = _rate("tool_calls_per_minute", int(limit), rate)
+                    reason = _rate("tool_calls_per_minute", limit, rate)
             elif len(tools.marks) >= tools.prune_at:
                 tools.prune()
         if reason is not None:
@@ -219,9 +219,9 @@ class Policies:
     def before_step(self, step: int, tasks: Sequence[Task],
                     state: StateView | None) -> CancelReason | None:
         """Steps and node-call budgets, then repeated-state detection."""
-        tally = self.tally
-        if tally.steps >= self._steps_limit:
-            return over(self.budget, tally, "steps", self.budget.steps, tally.steps + 1)
+        tally, most_steps = self.tally, self._steps_limit
+        if most_steps is not None and tally.steps >= most_steps:
+            return over(self.budget, tally, "steps", most_steps, tally.steps + 1)
         breach: tuple[str, int, int] | None = None
         with tally.lock:
             if len(tasks) == 1:  # the common step: one task, counted here (no call, no dict)
