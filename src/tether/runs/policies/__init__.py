@@ -222,31 +222,31 @@ class Policies:
         tally, most_steps = self.tally, self._steps_limit
         if most_steps is not None and tally.steps >= most_steps:
             return over(self.budget, tally, "steps", most_steps, tally.steps + 1)
-        breach: tuple[str, int, int] | None = None
-        with tally.lock:
-            if len(tasks) == 1:  # the common step: one task, counted here (no call, no dict)
-                name = tasks[0].node.name
+        if len(tasks) == 1:  # the common step: one task, counted here (no call, no dict)
+            task = tasks[0]
+            name = task.node.name
+            each = self._calls_each
+            most = self._calls_all if each is None else each.get(name)
+            with tally.lock:
                 calls = tally.node_calls
                 spent = calls.get(name, 0) + 1
-                each = self._calls_each
-                most = self._calls_all if each is None else each.get(name)
-                if most is not None and spent > most:
-                    breach = name, most, spent
-                else:
+                if most is None or spent <= most:
                     calls[name] = spent
                     tally.steps += 1
-            else:
-                breach = self._count(tally.node_calls, tasks)
-                if breach is None:
-                    tally.steps += 1
+                    most = None
+            if most is not None:
+                return over(self.budget, tally, "node_calls", most, spent, node=name)
+            repeats = self._repeats
+            return None if repeats is None else repeats.before_task(step, task, state)
+        with tally.lock:
+            breach = self._count(tally.node_calls, tasks)
+            if breach is None:
+                tally.steps += 1
         if breach is not None:
             node, most, spent = breach
             return over(self.budget, tally, "node_calls", most, spent, node=node)
         repeats = self._repeats
-        if repeats is None:
-            return None
-        return repeats.before_task(step, tasks[0], state) if len(tasks) == 1 else \
-            repeats.before_step(step, tasks, state)
+        return None if repeats is None else repeats.before_step(step, tasks, state)
 
     def _count(self, calls: dict[str, int],
                tasks: Sequence[Task]) -> tuple[str, int, int] | None:

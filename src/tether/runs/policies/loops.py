@@ -288,7 +288,7 @@ class LoopDetector:
         fingerprinted from what the last commit wrote, unless it has so few keys that making
         it whole costs less."""
         prints = self.prints
-        assert prints is not None
+        assert prints is not None  # (this is asked only while repeats are watched)
         given = task.input
         if type(given) is dict and self._plain and task.path[0] == PULL:
             node = task.node
