@@ -21,6 +21,20 @@ class StateView(Protocol):
     def values(self) -> dict[str, Any]:
         """The state's values (read only)."""
 
+    @property
+    def plain_inputs(self) -> bool:
+        """Whether the input of a task of a node without an input schema is a copy of
+        `values` (no managed value added)."""
+
+    @property
+    def version(self) -> int:
+        """How many changes `values` has seen (each one moves it by one)."""
+
+    @property
+    def written(self) -> set[str] | None:
+        """The keys the last change of `values` may have replaced (channels that are no
+        state key among them), or None when unknown (any key)."""
+
     def appended(self, key: str, value: Any) -> tuple[int, int] | None:
         """When `value` is the value of `key` and the last commit made it by appending items
         to a list: the id of that list and how many items were appended; else None. What

@@ -14,6 +14,9 @@ Invariants:
 - `step` is the step of the last commit (or of the checkpoint restored).
 - `stop` is the first step the run's recursion budget does not allow (None until the run
   knows it); the managed values of a planned task are computed from it.
+- `version` counts the changes made to `values`; `written` is what the last one may have
+  replaced: the channels a commit (or `put`) updated, or None when unknown (anything). What
+  lets a reader keep something derived from `values` up to date from the written keys alone.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ class ChannelState:
         spec: the graph.
     """
 
-    __slots__ = ("_node_triggers", "channels", "live", "spec", "state_keys", "step", "stop",
-                 "values")
+    __slots__ = ("_node_triggers", "channels", "live", "plain_inputs", "spec", "state_keys",
+                 "step", "stop", "values", "version", "written")
 
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec
@@ -54,6 +57,10 @@ class ChannelState:
         self.stop: int | None = None
         self.live: frozenset[str] = _NONE
         self._node_triggers: dict[str, tuple[str, ...]] | None = None
+        self.version = 0
+        self.written: set[str] | None = None
+        # Whether a node without an input schema gets a copy of `values` as its input.
+        self.plain_inputs = not spec.managed
 
     # -- changing the state ---------------------------------------------------------------
 
@@ -67,6 +74,8 @@ class ChannelState:
             if channel is not None:
                 channel.restore(value)
         self.step = stored.step
+        self.written = None
+        self.version += 1
         changed: set[str] = set()
         null = [w for w in stored.pending_writes if w.task_id == NULL_TASK_ID]
         if null:
@@ -85,6 +94,8 @@ class ChannelState:
         updated = apply_grouped(self.channels, grouped, self.live)
         self.step += 1
         refresh_values(self.channels, self.values, self.state_keys, updated)
+        self.written = updated  # (deferred channels fired below join it: no state keys)
+        self.version += 1
         self.live = self.triggers_in(updated)
         if self.spec.deferred and not self._due(self.live):
             # Nothing else is due: the run would end here, so deferred nodes fire now.
@@ -106,6 +117,8 @@ class ChannelState:
         self._open_topic(grouped)
         updated = apply_grouped(self.channels, grouped, ())
         refresh_values(self.channels, self.values, self.state_keys, updated)
+        self.written = updated
+        self.version += 1
         self.live |= self.triggers_in(updated)
         return updated
 
@@ -128,6 +141,8 @@ class ChannelState:
         target = self.channels.get(channel)
         if target is None or not target.update([value]):
             return False
+        self.written = None
+        self.version += 1
         self.live = self.live | {channel}
         return True
 
@@ -138,6 +153,8 @@ class ChannelState:
     def refresh_all(self) -> None:
         """Bring every state key of `values` in line with its channel."""
         refresh_values(self.channels, self.values, self.state_keys, self.state_keys)
+        self.written = None
+        self.version += 1
 
     # -- reading the state ----------------------------------------------------------------
 

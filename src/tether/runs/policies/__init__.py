@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from time import monotonic
 from typing import Any
 
 from tether.config import RunConfig
@@ -14,7 +15,7 @@ from tether.engine.task import Task
 from tether.runs.policies.budget import Budget, Tally, over
 from tether.runs.policies.guards import Guard, check
 from tether.runs.policies.loops import LoopDetector, LoopSettings
-from tether.runs.policies.rates import Rate
+from tether.runs.policies.rates import Marks, Rate
 from tether.types import CancelReason, Usage
 
 Stop = Callable[[CancelReason], None]
@@ -131,8 +132,9 @@ class Policies:
     """
 
     __slots__ = ("_calls_all", "_calls_each", "_errors", "_progress", "_repeats",
-                 "_spend_limited", "_tools", "_tools_limit", "_totals", "before_commit",
-                 "budget", "detector", "guards", "stop", "tally", "watches_progress")
+                 "_spend_limited", "_steps_limit", "_tools", "_tools_limit", "_totals",
+                 "before_commit", "budget", "detector", "guards", "stop", "tally",
+                 "watches_progress")
 
     def __init__(self, budget: Budget, loops: LoopSettings | None, guards: Sequence[Guard],
                  stop: Stop) -> None:
@@ -153,14 +155,16 @@ class Policies:
         loops = plan.loops
         detector = self.detector = LoopDetector(loops) if loops is not None else None
         self._errors: Rate | None = None
-        # The tool call window, made only when its rate is limited.
+        # The tool call window, made only when its rate is limited: its marks, appended by
+        # `charge` under the tally's lock, and the limit.
         tools_limit = plan.tools_limit
-        self._tools = Rate() if tools_limit is not None else None
+        self._tools = Marks() if tools_limit is not None else None
         self._tools_limit = tools_limit if tools_limit is not None else 0
         # Invariant: at most one of the two is set; both None when node calls are unlimited.
         self._calls_each: Mapping[str, int] | None = plan.calls_each
         self._calls_all: int | None = plan.calls_all
         self._spend_limited = plan.spend_limited
+        self._steps_limit = plan.budget.steps
         # The totals' limits as numbers (no limit: infinity), so that `charge` compares three
         # numbers and looks nothing up; the budget keeps the limits as they were given.
         self._totals = plan.totals
@@ -177,11 +181,13 @@ class Policies:
 
     def charge(self, tokens: int, cost: float, tool_calls: int) -> None:
         """Count reported usage; past a limit, cancel the run (kind `budget`/`policy`)."""
-        tally = self.tally
+        tally, tools = self.tally, self._tools
         with tally.lock:
             spent_tokens = tally.tokens = tally.tokens + tokens
             spent_cost = tally.cost = tally.cost + cost
             spent_calls = tally.tool_calls = tally.tool_calls + tool_calls
+            if tool_calls and tools is not None:  # the window's mark, in the totals' order
+                tools.marks.append((monotonic(), spent_calls))
         if not self._spend_limited:
             return
         most_tokens, most_cost, most_calls = self._totals
@@ -191,17 +197,16 @@ class Policies:
             reason = (over(budget, tally, "tokens", budget.tokens, spent_tokens)
                       or over(budget, tally, "cost", budget.cost, spent_cost)
                       or over(budget, tally, "tool_calls", budget.tool_calls, spent_calls))
-        elif tool_calls and self._tools is not None:
-            tools, limit = self._tools, self._tools_limit
-            tools.note(tool_calls)
-            # No window holds more calls than the run has reported in all (each report is
-            # counted in the tally before it enters the window): the window is counted only
-            # once that total is past the limit.
-            if tally.tool_calls <= limit:
-                return
-            rate = tools.count()
-            if rate > limit:
-                reason = _rate("tool_calls_per_minute", limit, rate)
+        elif tool_calls and tools is not None:
+            # No window holds more calls than the run has reported in all: the window is
+            # counted only once that total is past the limit.
+            limit = self._tools_limit
+            if spent_calls > limit:
+                rate = tools.count(spent_calls)
+                if rate > limit:
+                    reason = _rate("tool_calls_per_minute", limit, rate)
+            elif len(tools.marks) >= tools.prune_at:
+                tools.prune()
         if reason is not None:
             self.stop(reason)
 
@@ -214,9 +219,25 @@ class Policies:
     def before_step(self, step: int, tasks: Sequence[Task],
                     state: StateView | None) -> CancelReason | None:
         """Steps and node-call budgets, then repeated-state detection."""
-        tally, limit = self.tally, self.budget.steps
-        if limit is not None and tally.steps >= limit:
-            return over(self.budget, tally, "steps", limit, tally.steps + 1)
+        tally, most_steps = self.tally, self._steps_limit
+        if most_steps is not None and tally.steps >= most_steps:
+            return over(self.budget, tally, "steps", most_steps, tally.steps + 1)
+        if len(tasks) == 1:  # the common step: one task, counted here (no call, no dict)
+            task = tasks[0]
+            name = task.node.name
+            each = self._calls_each
+            most = self._calls_all if each is None else each.get(name)
+            with tally.lock:
+                calls = tally.node_calls
+                spent = calls.get(name, 0) + 1
+                if most is None or spent <= most:
+                    calls[name] = spent
+                    tally.steps += 1
+                    most = None
+            if most is not None:
+                return over(self.budget, tally, "node_calls", most, spent, node=name)
+            repeats = self._repeats
+            return None if repeats is None else repeats.before_task(step, task, state)
         with tally.lock:
             breach = self._count(tally.node_calls, tasks)
             if breach is None:
@@ -225,21 +246,13 @@ class Policies:
             node, most, spent = breach
             return over(self.budget, tally, "node_calls", most, spent, node=node)
         repeats = self._repeats
-        return repeats.before_step(step, tasks, state) if repeats is not None else None
+        return None if repeats is None else repeats.before_step(step, tasks, state)
 
     def _count(self, calls: dict[str, int],
                tasks: Sequence[Task]) -> tuple[str, int, int] | None:
-        """Count the step's node calls, unless one node would go past its limit: that node,
-        its limit and the calls it would make (nothing is counted then)."""
+        """Count the node calls of a step of several tasks, unless one node would go past its
+        limit: that node, its limit and the calls it would make (nothing is counted then)."""
         each, every = self._calls_each, self._calls_all
-        if len(tasks) == 1:  # the common step: one task, no per-step dict
-            name = tasks[0].node.name
-            spent = calls.get(name, 0) + 1
-            limit = every if each is None else each.get(name)
-            if limit is not None and spent > limit:
-                return name, limit, spent
-            calls[name] = spent
-            return None
         wanted: dict[str, int] = {}
         for task in tasks:
             wanted[task.node.name] = wanted.get(task.node.name, 0) + 1

@@ -20,12 +20,17 @@ Guard = Callable[[int, Mapping[str, Mapping[str, Any]], Mapping[str, Any]], Any]
 def check(guards: Sequence[Guard], step: int, tasks: Sequence[Task],
           state: Mapping[str, Any]) -> CancelReason | None:
     """Ask every guard; the first veto wins."""
-    writes: dict[str, dict[str, Any]] = {}
-    for task in tasks:  # each finished task's writes to state keys
-        if task.outcome == "done":
-            kind, index = task.path
-            name = task.node.name
-            writes[name if kind == PULL else f"{name}#{index}"] = task.state_update() or {}
+    writes: dict[str, dict[str, Any]]
+    if len(tasks) == 1 and tasks[0].path[0] == PULL:  # the usual step: one pulled task
+        task = tasks[0]
+        writes = {task.node.name: task.state_update() or {}} if task.outcome == "done" else {}
+    else:
+        writes = {}
+        for task in tasks:  # each finished task's writes to state keys
+            if task.outcome == "done":
+                kind, index = task.path
+                name = task.node.name
+                writes[name if kind == PULL else f"{name}#{index}"] = task.state_update() or {}
     for guard in guards:
         verdict = guard(step, writes, state)
         if verdict is not None and verdict is not True:

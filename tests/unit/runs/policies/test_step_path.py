@@ -16,7 +16,7 @@ from tether.engine.task import PULL, PUSH, Task
 from tether.graph import END, START, StateGraph
 from tether.runs.policies import Budget, LoopSettings, Policies
 from tether.runs.policies.loops import Fingerprints, LoopDetector, digest
-from tether.runs.policies.rates import Rate
+from tether.runs.policies.rates import Marks, Rate
 from tether.types import CancelReason
 
 NODE = NodeSpec("step", lambda state: state, False)
@@ -494,3 +494,24 @@ def test_a_tasks_update_shows_its_state_writes_only() -> None:
     assert task.state_update() == {"n": 1, "log": [1]}  # asked again: the same answer
     task.writes = [("branch:to:step", None)]
     assert task.state_update() is None
+
+
+def test_running_total_marks_count_the_window_as_a_rate_does() -> None:
+    marks, rate = Marks(window=60.0), Rate(window=60.0)
+    total = 0
+    for when, count in [(0.0, 3), (10.0, 2), (50.0, 1), (61.0, 4)]:
+        total += count
+        marks.marks.append((when, total))
+        rate.add(count, now=when)
+    for when in (61.0, 70.5, 111.0, 200.0):
+        assert marks.count(total, now=when) == rate.add(0, now=when)
+
+
+def test_pruned_marks_keep_only_the_window() -> None:
+    marks = Marks(window=60.0)
+    for second in range(1000):
+        marks.marks.append((float(second), 2 * (second + 1)))
+        if len(marks.marks) >= marks.prune_at:
+            marks.prune(now=float(second))
+    assert len(marks.marks) <= 2 * 61 + 64
+    assert marks.count(2000, now=999.0) == 2 * 61
