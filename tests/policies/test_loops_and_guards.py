@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
 from tether import RunCancelled, RunStatus
 from tether.errors import ConfigError
-from tether.graph import START, StateGraph
+from tether.graph import END, START, StateGraph
 
 from ._graphs import Count, counter, thread
 
@@ -117,3 +117,29 @@ async def test_guard_sees_send_tasks_by_index() -> None:
     b.add_conditional_edges(START, lambda s: [Send("w", {"count": i}) for i in range(3)])
     await b.compile(guards=[watch]).ainvoke({"count": 0})
     assert seen == [["w#0", "w#1", "w#2"]]
+
+
+class Bag(TypedDict):
+    items: list[int]
+    meta: dict[str, int]
+
+
+@pytest.mark.parametrize("key", ["items", "meta"])
+async def test_a_value_changed_in_place_and_written_back_is_new_state(key: str) -> None:
+    """A node that grows the state's own list (or dict) and writes that same object back has
+    changed the state: its input differs every step, so it is no loop (the fingerprint does
+    not take an object it hashed before for unchanged when the step wrote it)."""
+
+    def grow(state: Bag) -> dict[str, Any]:
+        if key == "items":
+            state["items"].append(len(state["items"]))
+        else:
+            state["meta"][f"k{len(state['meta'])}"] = 1
+        return {key: state[key]}
+
+    builder = StateGraph(Bag).add_node("grow", grow).add_edge(START, "grow")
+    builder.add_conditional_edges(
+        "grow", lambda s: END if len(s[key]) >= 8 else "grow")  # type: ignore[literal-required]
+    graph = builder.compile(loop_detection={"max_repeats": 2})
+    done = await graph.ainvoke({"items": [], "meta": {}})
+    assert len(done[key]) == 8  # type: ignore[literal-required]

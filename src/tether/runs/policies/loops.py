@@ -132,8 +132,11 @@ class Fingerprints:
         """The fingerprint of a plain dict, every field of it (the usual node input); with
         `head`, that name first (the loop detector's key in one flat tuple). `state`: the
         state `value` was read from, which tells which of its lists the last commit made by
-        appending to the list hashed before (None: unknown, they are compared)."""
+        appending to the list hashed before, and which keys its last change wrote: a written
+        value is hashed again even when it is the object hashed before (a list or dict a node
+        changed in place and wrote back is not taken for unchanged)."""
         cache = self._cache
+        written = state.written if state is not None else None
         parts: list[str | int | bytes] = [] if head is None else [head]
         for key, item in value.items():
             kind = type(item)
@@ -141,7 +144,8 @@ class Fingerprints:
                 parts += (key, item)
                 continue
             cached = cache.get(key)
-            if cached is None or cached[0] is not item:
+            if cached is None or cached[0] is not item or (written is not None
+                                                           and key in written):
                 cached = cache[key] = (item, self._list(key, item, state) if kind is list
                                        else digest(item))
             parts += (key, cached[1])

@@ -396,6 +396,7 @@ class _Appended:
 
     def __init__(self, start: list[Any], value: list[Any], count: int) -> None:
         self.values = {"log": value}
+        self.written: set[str] | None = {"log"}
         self._made = (value, (id(start), count))
 
     def appended(self, key: str, value: Any) -> tuple[int, int] | None:
