@@ -14,8 +14,10 @@ operation that needs several statements opens its own transaction.
 The per-superstep path is kept lean (a checkpoint per step is one round trip, so what the client
 does around it shows in every step): a connection is taken with the pool's `getconn`/`putconn`
 (its `connection()` block adds a generator and an empty commit, which autocommit makes
-needless: a transaction here commits or rolls back in its own block), and an operation outside
-a transaction runs on the connection's kept cursor rather than a new one (see `Connection`).
+needless: a transaction here commits or rolls back in its own block), an async call on a loop
+takes that loop's spare connection when it is free rather than one from the pool (see
+`_Spare`), and an operation outside a transaction runs on the connection's kept cursor rather
+than a new one (see `Connection`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from tether.checkpoint import loops
@@ -124,6 +127,8 @@ class Database:
         self._ready: dict[asyncio.AbstractEventLoop,
                           asyncio.Task[AsyncConnectionPool[AsyncConnection]]] = {}
         self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
+        # Each loop's spare (see `_Spare`); only touched on its loop.
+        self._spares: dict[asyncio.AbstractEventLoop, _Spare] = {}
         self._closed = False
 
     # -- running operations -----------------------------------------------------------------
@@ -162,18 +167,34 @@ class Database:
             committed whole or not at all, never half. Safe to retry (the store's writes are
             idempotent or conditional). On a dedicated loop there is no await: the operation
             completes (or fails) whole and a cancel is delivered at the caller's next await.
+            The connection (the loop's spare or a pooled one) is given back either way; one
+            left unfit by the cancel goes back to the pool (see `_Spare`).
         """
-        if loops.may_block(asyncio.get_running_loop()):
+        loop = asyncio.get_running_loop()
+        if loops.may_block(loop):
             return self.run(op, transaction=transaction)
         pool = await self._pool()
-        conn = await pool.getconn()
+        spare = self._spares.get(loop)
+        if spare is not None and spare.take():
+            conn = spare.conn
+        else:
+            conn = await pool.getconn()
         try:
             if not transaction:
                 return await ops.arun(conn, op, conn.kept_cursor())
             async with conn.pipeline(), conn.transaction():
                 return await ops.arun(conn, op)
         finally:
-            await pool.putconn(conn)
+            if spare is not None and conn is spare.conn:
+                if not spare.give_back():
+                    if self._spares.get(loop) is spare:
+                        del self._spares[loop]
+                    await pool.putconn(conn)
+            elif (self._async_size > 1 and loop not in self._spares
+                  and self._async.get(loop) is pool and _Spare.fit(conn)):
+                self._spares[loop] = _Spare(conn)  # kept, not returned: see `_Spare`
+            else:
+                await pool.putconn(conn)
 
     def run_again(self, make: Callable[[], ops.Op[T]], *, transaction: bool = False) -> T:
         """`run(make())`, and once more on a new connection if the pooled one was lost (the
@@ -309,6 +330,58 @@ class Database:
         self.close()
 
 
+class _Spare:
+    """One connection of a loop's async pool kept out of it, for whichever call on that loop
+    finds it free: taking and giving it back costs no await, where the pool's `getconn` and
+    `putconn` cost about a tenth of a superstep's client work (its lock, checks, logging and
+    statistics, each way).
+
+    The first connection a loop's call returns becomes the spare (only if the pool has another
+    one: a caller that finds the spare busy waits on the pool, which must have a connection to
+    give). A call never waits for the spare, so calls still run `async_size` at once and a
+    waiter on the pool still gets each connection returned to it. A spare that comes back
+    unfit (closed, broken, or not idle: a statement cancelled mid-flight) goes back to the pool,
+    which repairs or replaces it, and the next returned connection becomes the spare. The
+    spare goes back to its pool before the pool closes (or, if in use then, when it comes back).
+    """
+
+    __slots__ = ("busy", "conn", "retired")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.busy = False
+        self.retired = False
+
+    @staticmethod
+    def fit(conn: AsyncConnection) -> bool:
+        """Whether `conn` may be kept: open, and idle outside a transaction."""
+        return not conn.closed and conn.pgconn.transaction_status == TransactionStatus.IDLE
+
+    def take(self) -> bool:
+        """Take the spare if it is free."""
+        if self.busy or self.retired:
+            return False
+        self.busy = True
+        return True
+
+    def give_back(self) -> bool:
+        """Give the spare back after a call; False if it must go back to the pool instead
+        (then it is retired, and the caller's loop forgets it)."""
+        self.busy = False
+        if self.retired:
+            return False
+        if not self.fit(self.conn):
+            self.retired = True
+            return False
+        return True
+
+    def retire(self) -> bool:
+        """Retire the spare; True if it is free (the caller returns it to the pool now),
+        False if a call holds it (that call returns it)."""
+        self.retired = True
+        return not self.busy
+
+
 def _on_loop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
     """Run `coro` on `loop` now if it is idle, else hand it over (waiting, from another thread)."""
     if not loop.is_running():
@@ -328,6 +401,9 @@ async def _close_at_shutdown(db: Database, loop: asyncio.AbstractEventLoop,
         yield
     finally:
         db._forget(loop, pool)
+        spare = db._spares.pop(loop, None)
+        if spare is not None and spare.retire():
+            await pool.putconn(spare.conn)
         await pool.close()
 
 
