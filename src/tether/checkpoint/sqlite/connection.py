@@ -112,8 +112,8 @@ class Connection:
             conn.execute(_sql.COMMIT)
         except BaseException as exc:  # noqa: BLE001 - re-raised by _fail
             self._fail(conn, exc)
-        if self._wal is not None:
-            self._wal.committed()
+        if self._wal is not None and self._wal.committed():
+            _restart_log(conn)
 
     def _fail(self, conn: sqlite3.Connection, exc: BaseException) -> NoReturn:
         """Roll back what is left of the transaction and raise `exc`, as a `StoreError` when
@@ -206,7 +206,8 @@ class Connection:
                     outcomes.append(_in_savepoint(conn, make))
             if self._wal is not None:
                 with self._lock:  # `write` counted the group as one transaction
-                    self._wal.committed(len(ops) - 1)
+                    if self._wal.committed(len(ops) - 1):
+                        _restart_log(self._conn)
             return outcomes
         except (sqlite3.Error, StoreError, _GroupAborted):
             return [self._alone(make) for make in ops]
@@ -226,6 +227,14 @@ class Connection:
 
 
 _NO_LOCK = contextlib.nullcontext()
+
+
+def _restart_log(conn: sqlite3.Connection) -> None:
+    """Copy the whole log into the database and empty it (`wal.py`), on the writing connection
+    between two of its transactions, under the store lock; a checkpoint that cannot finish now
+    (another process's reader or writer) is left for the next time the log is found full."""
+    with contextlib.suppress(sqlite3.OperationalError):
+        conn.execute(_sql.CHECKPOINT_TRUNCATE).fetchall()
 
 
 class ReadTooLong(Exception):

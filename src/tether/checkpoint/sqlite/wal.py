@@ -11,10 +11,15 @@ next opener replays; with `synchronous=NORMAL` the log reaches the disk at the c
 
 A passive checkpoint copies only the frames committed before it began, and the log starts over
 only once every frame was copied; under steady writes that never happens, and the log (with its
-index, mapped in memory) would grow without end. So once the log holds `LOG_LIMIT_FRAMES`, the
-helper takes a `TRUNCATE` checkpoint: writers wait for it (a few milliseconds, once per that many
-frames) and the log file is emptied. (A `RESTART` would keep the file at its largest size:
-when the helper is starved under load the log grows past the limit, and it would stay that big.)
+index, mapped in memory) would grow without end. So once the helper finds the log holding
+`LOG_LIMIT_FRAMES`, the store's writing connection takes a `TRUNCATE` checkpoint right after its
+next commit (`committed` answers True): the writer waits for it (a few milliseconds, once per
+that many frames) and the log file is emptied. The helper does not take it itself: it would have
+to win the write lock from a writer that commits back to back, and SQLite's busy handler only
+polls for it, so under steady writes it lost for as long as the writes went on (the log grew
+to 14 MB past a 1 MB limit in 1500 supersteps). (A `RESTART` would keep the file at its largest
+size: when the helper is starved under load the log grows past the limit, and it would stay
+that big.)
 
 Writing over the log's old frames costs a commit less than growing the file (measured here: 40
 against 50 µs of CPU for a superstep's transaction; growing a file allocates its blocks and
@@ -69,24 +74,36 @@ class WalCheckpointer:
         # checks _wake under _lock before clearing _thread).
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Set by the helper when the log has passed LOG_LIMIT_FRAMES; the writer takes the
+        # TRUNCATE checkpoint after its next commit (see `committed`).
+        self._over = False
 
-    def committed(self, transactions: int = 1) -> None:
+    def committed(self, transactions: int = 1) -> bool:
         """Count a commit of `transactions` transactions (a group commit counts each, as the
         log grows by what they wrote); wake the helper every `every` of them. Called under the
-        store lock."""
+        store lock, right after the writing connection committed.
+
+        Returns:
+            True once the log has passed its limit: the caller, holding the write lock, then
+            takes a `TRUNCATE` checkpoint on its connection (`CHECKPOINT_TRUNCATE`).
+        """
         self._count += transactions
         self._commits += transactions
+        over = self._over
+        if over:
+            self._over = False
         if self._commits < self._every:
-            return
+            return over
         self._commits = 0
         with self._lock:
             if self._closed:
-                return
+                return over
             self._wake.set()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tether-sqlite-wal",
                                                 daemon=True)
                 self._thread.start()
+        return over
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the helper (it finishes a checkpoint in progress)."""
@@ -105,7 +122,7 @@ class WalCheckpointer:
                 try:
                     _busy, frames, _copied = conn.execute(_sql.CHECKPOINT_PASSIVE).fetchone()
                     if frames >= LOG_LIMIT_FRAMES:
-                        conn.execute(_sql.CHECKPOINT_TRUNCATE).fetchall()
+                        self._over = True  # the writer truncates after its next commit
                 except sqlite3.OperationalError:
                     continue  # busy: the next round will catch up
         finally:
