@@ -115,3 +115,27 @@ def test_closing_the_store_closes_the_spare(app_name: str) -> None:
             conn.execute("SELECT pg_sleep(0.1)")
         else:
             pytest.fail(f"backend {pid} still open after the store closed")
+
+
+async def test_a_caller_waiting_on_the_pool_gets_the_spare_once_it_is_free(
+        db: Database) -> None:
+    # Three connections: the spare and two in the pool. A short call holds the spare, two long
+    # ones the pool's; a fourth call waits on the pool. When the short one ends, the spare goes
+    # to the pool for that waiter instead of staying spare while it waits for a long one.
+    await db.arun(backend_pid())  # the spare is kept
+    ended: list[str] = []
+
+    async def call(name: str, seconds: float) -> None:
+        await db.arun(sleep(seconds))
+        ended.append(name)
+
+    short = asyncio.ensure_future(call("short", 0.3))
+    await asyncio.sleep(0.05)
+    longs = [asyncio.ensure_future(call(f"long{n}", 3.0)) for n in range(2)]
+    await asyncio.sleep(0.1)
+    waiter = asyncio.ensure_future(call("waiter", 0.0))
+    await asyncio.gather(short, waiter, *longs)
+    assert ended[:2] == ["short", "waiter"], ended
+    # The spare is kept again once no one waits.
+    pids = [await db.arun(backend_pid()) for _ in range(4)]
+    assert len(set(pids)) == 1

@@ -186,12 +186,13 @@ class Database:
                 return await ops.arun(conn, op)
         finally:
             if spare is not None and conn is spare.conn:
-                if not spare.give_back():
+                if not spare.give_back() or (_waited_for(pool) and spare.retire()):
                     if self._spares.get(loop) is spare:
                         del self._spares[loop]
                     await pool.putconn(conn)
             elif (self._async_size > 1 and loop not in self._spares
-                  and self._async.get(loop) is pool and _Spare.fit(conn)):
+                  and self._async.get(loop) is pool and _Spare.fit(conn)
+                  and not _waited_for(pool)):
                 self._spares[loop] = _Spare(conn)  # kept, not returned: see `_Spare`
             else:
                 await pool.putconn(conn)
@@ -339,10 +340,13 @@ class _Spare:
     The first connection a loop's call returns becomes the spare (only if the pool has another
     one: a caller that finds the spare busy waits on the pool, which must have a connection to
     give). A call never waits for the spare, so calls still run `async_size` at once and a
-    waiter on the pool still gets each connection returned to it. A spare that comes back
-    unfit (closed, broken, or not idle: a statement cancelled mid-flight) goes back to the pool,
-    which repairs or replaces it, and the next returned connection becomes the spare. The
-    spare goes back to its pool before the pool closes (or, if in use then, when it comes back).
+    waiter on the pool still gets each connection returned to it; and while a caller waits on
+    the pool, the spare goes back to it when it comes free (the next connection returned with
+    no one waiting becomes the spare again), so no caller waits while a connection idles. A
+    spare that comes back unfit (closed, broken, or not idle: a statement cancelled mid-flight)
+    goes back to the pool, which repairs or replaces it, and the next returned connection
+    becomes the spare. The spare goes back to its pool before the pool closes (or, if in use
+    then, when it comes back).
     """
 
     __slots__ = ("busy", "conn", "retired")
@@ -380,6 +384,11 @@ class _Spare:
         False if a call holds it (that call returns it)."""
         self.retired = True
         return not self.busy
+
+
+def _waited_for(pool: AsyncConnectionPool[AsyncConnection]) -> bool:
+    """Whether a caller is waiting on `pool` for a connection."""
+    return pool.get_stats().get("requests_waiting", 0) > 0
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
