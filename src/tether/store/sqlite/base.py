@@ -118,7 +118,7 @@ class SqliteStore(SqlStore):
         Cancellation:
             No await point: it completes.
         """
-        return self._db.one(query.sql, query.params)
+        return self._fetch(query)
 
     async def _arun(self, make: Callable[[], Op[T]], transaction: bool) -> T:
         """As `_run`: a write step in the writer thread, so the event loop goes on while it

@@ -126,23 +126,6 @@ def test_events_leave_the_window_once_older_than_it() -> None:
     assert rate.add(0, now=200.0) == 0
 
 
-def test_noted_events_are_counted_by_a_later_count_as_added_ones_are() -> None:
-    noted, added = Rate(window=60.0), Rate(window=60.0)
-    for when, count in [(0.0, 3), (10.0, 2), (50.0, 1)]:
-        noted.note(count, now=when)
-        added.add(count, now=when)
-    for when in (55.0, 60.0, 60.5, 70.5, 111.0):
-        assert noted.count(now=when) == added.add(0, now=when)
-
-
-def test_noting_many_events_keeps_only_the_window_and_its_total() -> None:
-    rate = Rate(window=60.0)
-    for second in range(1000):
-        rate.note(2, now=float(second))
-    assert len(rate._entries) <= 2 * 61 + 64  # old entries were dropped as it went
-    assert rate.count(now=999.0) == 2 * 61
-
-
 def test_tool_calls_within_the_rate_limit_in_all_never_stop_the_run() -> None:
     policies, stopped = _policies({"tool_calls_per_minute": 10})
     for _ in range(5):
