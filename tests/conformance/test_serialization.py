@@ -288,7 +288,7 @@ def test_values_stored_before_checksums_read_back_after_the_migration(
         version = _checksum_version(sqlite_sql.MIGRATIONS)
         backend.raw_sql(store, f"PRAGMA user_version = {version - 1}", ())
     else:
-        from tether.checkpoint.postgres import _sql as postgres_sql
+        from tether.checkpoint.postgres import _migrations as postgres_sql
 
         version = _checksum_version(postgres_sql.MIGRATIONS)
         backend.raw_sql(store, f"DELETE FROM tether_schema WHERE version >= {version}", ())

@@ -34,7 +34,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from tether.checkpoint import loops
-from tether.checkpoint.postgres import _sql, ops
+from tether.checkpoint.postgres import _migrations, ops
 from tether.errors import StoreError
 
 T = TypeVar("T")
@@ -84,7 +84,7 @@ def connection_kwargs(conninfo: str, *, schema: str | None, application_name: st
     options = str(conninfo_to_dict(conninfo).get("options") or "")
     options += " -c timezone=UTC"
     if schema is not None:
-        options += f" -c search_path={_sql.checked_schema(schema)}"
+        options += f" -c search_path={_migrations.checked_schema(schema)}"
     return {"autocommit": True, "options": options.strip(),
             "application_name": application_name, "prepare_threshold": prepare_threshold}
 

@@ -1,6 +1,6 @@
 """A tether schema in Postgres: made on first open, migrated in order, refused when newer.
 
-Version N is the result of applying `_sql.MIGRATIONS[:N]`; the table `tether_schema` records
+Version N is the result of applying `_migrations.MIGRATIONS[:N]`; the table `tether_schema` records
 each applied version. Migrations run in one transaction under an advisory lock, so processes
 opening a new database at once migrate it exactly once, and a failure leaves nothing half-made.
 """
@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from psycopg import errors as pg_errors
 
-from tether.checkpoint.postgres import _sql
+from tether.checkpoint.postgres import _migrations
 from tether.checkpoint.postgres.ops import Op, Query
 from tether.errors import CorruptStoreError, SchemaVersionError
 
-LATEST_VERSION = len(_sql.MIGRATIONS)
+LATEST_VERSION = len(_migrations.MIGRATIONS)
 """The schema version this tether writes."""
 
 
 def version() -> Op[int]:
     """The schema's tether version (0: no tether tables yet), read without writing."""
-    (missing,) = yield Query(_sql.GET_VERSION)
+    (missing,) = yield Query(_migrations.GET_VERSION)
     if missing == 0:
         return 0
-    (found,) = yield Query(_sql.MAX_VERSION)
+    (found,) = yield Query(_migrations.MAX_VERSION)
     return int(found)
 
 
@@ -47,15 +47,15 @@ def migrate(schema: str | None, where: str) -> Op[int]:
         CorruptStoreError: the schema holds tables of the same names that are not tether's.
     """
     key = schema if schema is not None else ""
-    yield Query(_sql.LOCK_MIGRATIONS, (key,), "none")
+    yield Query(_migrations.LOCK_MIGRATIONS, (key,), "none")
     if schema is not None:
-        yield Query(_sql.create_schema(schema), None, "none")
+        yield Query(_migrations.create_schema(schema), None, "none")
     found = yield from version()
     check(found, where)
     if found == LATEST_VERSION:
         return found
-    yield Query(_sql.CREATE_VERSION_TABLE, None, "none")
-    for number, (description, statements) in enumerate(_sql.MIGRATIONS, start=1):
+    yield Query(_migrations.CREATE_VERSION_TABLE, None, "none")
+    for number, (description, statements) in enumerate(_migrations.MIGRATIONS, start=1):
         if number <= found:
             continue
         try:
@@ -67,7 +67,7 @@ def migrate(schema: str | None, where: str) -> Op[int]:
                 f"{where}: has tables that tether did not make ({exc.diag.message_primary}); "
                 "give tether a schema of its own (PostgresSaver(..., schema=...))"
             ) from exc
-        yield Query(_sql.RECORD_VERSION, (number, description), "none")
+        yield Query(_migrations.RECORD_VERSION, (number, description), "none")
     return LATEST_VERSION
 
 
