@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from conformance.conftest import postgres_dsn
+from tether.checkpoint.postgres import connection
 from tether.checkpoint.postgres.connection import Database, connection_kwargs
 from tether.checkpoint.query import Op, Query
 
@@ -139,3 +140,19 @@ async def test_a_caller_waiting_on_the_pool_gets_the_spare_once_it_is_free(
     # The spare is kept again once no one waits.
     pids = [await db.arun(backend_pid()) for _ in range(4)]
     assert len(set(pids)) == 1
+
+
+async def test_a_spare_past_its_term_goes_back_through_the_pool(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pool hands its connections out in turn. A spare kept for good would escape the
+    # pool's `max_lifetime` and `drain`; past its term it goes back to the pool after its call,
+    # and the next call takes the pool's next connection (which becomes the spare).
+    monkeypatch.setattr(connection, "SPARE_TERM", 0.5)
+    first = await db.arun(backend_pid())
+    within = [await db.arun(backend_pid()) for _ in range(3)]
+    assert within == [first] * 3
+    await asyncio.sleep(0.6)
+    assert await db.arun(backend_pid()) == first  # its last call, then back to the pool
+    after = [await db.arun(backend_pid()) for _ in range(3)]
+    assert first not in after
+    assert len(set(after)) == 1  # a new spare

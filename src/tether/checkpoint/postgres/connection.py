@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine
+from time import monotonic
 from typing import Any, TypeVar
 
 import psycopg
@@ -40,6 +41,10 @@ from tether.errors import StoreError
 T = TypeVar("T")
 
 CLOSE_TIMEOUT = 5.0
+SPARE_TERM = 60.0
+"""Seconds at most that a connection stays a loop's spare before it goes back through the pool
+(or the pool's `max_lifetime`, if shorter): there the pool's lifetime, drain and checks apply
+to it, as to every connection it hands out."""
 """Seconds `close()` waits for a pool living on another thread's loop."""
 
 
@@ -193,7 +198,8 @@ class Database:
             elif (self._async_size > 1 and loop not in self._spares
                   and self._async.get(loop) is pool and _Spare.fit(conn)
                   and not _waited_for(pool)):
-                self._spares[loop] = _Spare(conn)  # kept, not returned: see `_Spare`
+                # Kept, not returned: see `_Spare`.
+                self._spares[loop] = _Spare(conn, min(SPARE_TERM, pool.max_lifetime))
             else:
                 await pool.putconn(conn)
 
@@ -345,16 +351,18 @@ class _Spare:
     no one waiting becomes the spare again), so no caller waits while a connection idles. A
     spare that comes back unfit (closed, broken, or not idle: a statement cancelled mid-flight)
     goes back to the pool, which repairs or replaces it, and the next returned connection
-    becomes the spare. The spare goes back to its pool before the pool closes (or, if in use
-    then, when it comes back).
+    becomes the spare. So does a spare past its term (`SPARE_TERM`), so that the pool's own
+    rules for its connections (`max_lifetime`, `drain`) reach it too. The spare goes back to
+    its pool before the pool closes (or, if in use then, when it comes back).
     """
 
-    __slots__ = ("busy", "conn", "retired")
+    __slots__ = ("busy", "conn", "retired", "until")
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, term: float) -> None:
         self.conn = conn
         self.busy = False
         self.retired = False
+        self.until = monotonic() + term  # past this, it goes back to the pool when it is free
 
     @staticmethod
     def fit(conn: AsyncConnection) -> bool:
@@ -370,11 +378,11 @@ class _Spare:
 
     def give_back(self) -> bool:
         """Give the spare back after a call; False if it must go back to the pool instead
-        (then it is retired, and the caller's loop forgets it)."""
+        (unfit, or past its term: then it is retired, and the caller's loop forgets it)."""
         self.busy = False
         if self.retired:
             return False
-        if not self.fit(self.conn):
+        if not self.fit(self.conn) or monotonic() >= self.until:
             self.retired = True
             return False
         return True
