@@ -152,7 +152,9 @@ class Loop:
                 await closing.close(closer, state, persist, self.opts.emitter, loaded)
             self.tasks = await start.input_step(state, persist, self.executor, graph_input,
                                                 plan, loaded=loaded)
-            if self.spec.start is not None:
+            # The view is made only for a consumer of `values` chunks (most started runs have
+            # none): `emit_values` would drop it.
+            if self.spec.start is not None and self.opts.emitter.values:
                 self.opts.emitter.emit_values(state.view())
         else:
             if await start.replaying_older(persist, loaded, self.opts.config.checkpoint_id):
@@ -324,7 +326,7 @@ class Loop:
             # (a subgraph's end is its parent's step, which does not).
             await self.persist.take(state, "loop", updated, self.tasks, ran=self._ran,
                                     last=not self.tasks and not self.opts.nested)
-        if not state.state_keys.isdisjoint(updated):
+        if self.opts.emitter.values and not state.state_keys.isdisjoint(updated):
             self.opts.emitter.emit_values(state.view())
         if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.
