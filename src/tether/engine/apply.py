@@ -17,13 +17,24 @@ def group_writes(tasks: Iterable[Task]) -> dict[str, list[Any]]:
     grouped: dict[str, list[Any]] = {}
     for task in ordered:
         if task.writes:
-            for channel, value in task.writes:
-                bucket = grouped.get(channel)
-                if bucket is None:
-                    grouped[channel] = [value]
-                else:
-                    bucket.append(value)
+            _group_into(grouped, task.writes)
     return grouped
+
+
+def group_one(writes: Iterable[Write]) -> dict[str, list[Any]]:
+    """`group_writes` of a single task's `writes` (the input step's: no task to make for it)."""
+    grouped: dict[str, list[Any]] = {}
+    _group_into(grouped, writes)
+    return grouped
+
+
+def _group_into(grouped: dict[str, list[Any]], writes: Iterable[Write]) -> None:
+    for channel, value in writes:
+        bucket = grouped.get(channel)
+        if bucket is None:
+            grouped[channel] = [value]
+        else:
+            bucket.append(value)
 
 
 def apply_grouped(channels: Mapping[str, BaseChannel], grouped: Mapping[str, list[Any]],

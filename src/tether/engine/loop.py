@@ -118,7 +118,9 @@ class Loop:
             if held is not None:
                 return held
             first = None
-            to_run = await self._before_tasks(tasks)
+            if self.opts.cache is not None:
+                await caching.recall(self.opts.cache, [t for t in tasks if not t.cached])
+            to_run = self._before_tasks(tasks)
             if len(to_run) == 1:
                 await self.executor.run_attempts(to_run[0], alone=True)
             elif to_run:
@@ -139,7 +141,9 @@ class Loop:
         """Load the thread, apply the input, plan the first step; what that step must be given
         (None: nothing, a fresh start)."""
         state, persist = self.state, self.persist
-        loaded = await start.load(state, persist, self.opts.config.checkpoint_id)
+        # Nothing to load without a store (no coroutine made for it: every run starts here).
+        loaded = None if persist is None else await start.load(state, persist,
+                                                                 self.opts.config.checkpoint_id)
         plan = plan_input(self.spec, graph_input, loaded, self.opts.config)
         if plan.resume_writes and persist is not None:
             await persist.put_writes(plan.resume_writes)
@@ -152,7 +156,9 @@ class Loop:
                 await closing.close(closer, state, persist, self.opts.emitter, loaded)
             self.tasks = await start.input_step(state, persist, self.executor, graph_input,
                                                 plan, loaded=loaded)
-            if self.spec.start is not None:
+            # The view is made only for a consumer of `values` chunks (most started runs have
+            # none): `emit_values` would drop it.
+            if self.spec.start is not None and self.opts.emitter.values:
                 self.opts.emitter.emit_values(state.view())
         else:
             if await start.replaying_older(persist, loaded, self.opts.config.checkpoint_id):
@@ -221,12 +227,10 @@ class Loop:
             self.executor.kept = kept_by_task(first.pending, first.resume_map)
         return first.skip_interrupt_before
 
-    async def _before_tasks(self, tasks: list[Task]) -> list[Task]:
-        """Start a superstep: cached results recalled, barriers consumed, tasks announced;
-        returns the tasks that must run."""
-        cache = self.opts.cache
-        if cache is not None:
-            await caching.recall(cache, [t for t in tasks if not t.cached])
+    def _before_tasks(self, tasks: list[Task]) -> list[Task]:
+        """Start a superstep whose cached results are recalled: barriers consumed, tasks
+        announced; returns the tasks that must run. (Not a coroutine: most steps have no cache
+        to await, and a coroutine per step is a frame to make and unwind.)"""
         consumed = self.state.consume(tasks)
         if self.persist is not None:
             self.persist.mark(consumed)
@@ -324,7 +328,7 @@ class Loop:
             # (a subgraph's end is its parent's step, which does not).
             await self.persist.take(state, "loop", updated, self.tasks, ran=self._ran,
                                     last=not self.tasks and not self.opts.nested)
-        if not state.state_keys.isdisjoint(updated):
+        if self.opts.emitter.values and not state.state_keys.isdisjoint(updated):
             self.opts.emitter.emit_values(state.view())
         if not self.opts.nested and self.opts.host.consumer_waiting():
             # Let a waiting consumer see this step before the next one runs.

@@ -7,14 +7,14 @@ from typing import Any
 
 from tether.checkpoint.base import StoredCheckpoint, WriteRecord
 from tether.constants import END, NULL_TASK_ID, START
-from tether.engine.apply import group_writes
+from tether.engine.apply import group_one
 from tether.engine.execute import Executor
 from tether.engine.interrupts import InputPlan
 from tether.engine.persist import Persistence
 from tether.engine.routing import Router
 from tether.engine.spec import Write
 from tether.engine.state import ChannelState
-from tether.engine.task import PULL, Task
+from tether.engine.task import Task
 from tether.errors import CheckpointNotFound
 
 
@@ -70,9 +70,9 @@ async def input_step(state: ChannelState, persist: Persistence | None, executor:
         for branch in start.branches:
             writes.extend(await executor.router.branch_writes(branch, seen, START))
     writes.extend(executor.router.goto_write(t, START) for t in plan.goto if t != END)
-    start_task = Task(start, graph_input, (PULL, START), state.step, outcome="done",
-                      writes=writes)
-    updated = state.commit(group_writes([start_task]))
+    # The virtual START node's writes, committed as its task's would be (a lone task: no order
+    # to settle, and no `Task` to make for it).
+    updated = state.commit(group_one(writes))
     tasks = state.plan(updated)
     if persist is not None:
         await persist.take(state, "loop", updated, tasks)

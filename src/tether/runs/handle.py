@@ -164,8 +164,8 @@ class Run:
         core = self._core
         if core.task is None:  # `_ensure_started`, inline: every cancel comes through here
             self._start(asyncio.get_running_loop())
-        info = await core.request_cancel(CancelReason.coerce(reason, default_by="handle"),
-                                         until_end=wait)
+        info = await core.ask_cancel(CancelReason.coerce(reason, default_by="handle"),
+                                     until_end=wait)
         if wait and not info.terminal:
             return await core.wait()
         return info
