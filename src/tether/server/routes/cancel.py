@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from tether.server import errors
@@ -26,6 +25,7 @@ from tether.server.guards import PRINCIPAL
 from tether.server.models import CancelRequest, RunsCancel
 from tether.server.payload import Text
 from tether.server.routes.runs import run_out
+from tether.server.wire import WireJSON
 from tether.types import CancelReason, RunInfo, RunStatus
 
 router = APIRouter()
@@ -80,7 +80,7 @@ async def _rollback_later(server: ServerState, run_id: str) -> None:
 async def cancel_run(thread_id: str, run_id: str, *, request: Request, wait: bool = False,
                      action: Action = "interrupt",
                      reason: Annotated[Text | None, Query(max_length=2000)] = None
-                     ) -> JSONResponse:
+                     ) -> WireJSON:
     """Cancel a run; 202 while it stops, 200 once it has ended. Body (optional):
     `{"reason": "..."}` (or the `reason` query parameter).
 
@@ -95,11 +95,11 @@ async def cancel_run(thread_id: str, run_id: str, *, request: Request, wait: boo
 
 
 async def _answer(server: ServerState, caller: Principal, before: RunInfo, message: str | None,
-                  *, wait: bool, action: str) -> JSONResponse:
+                  *, wait: bool, action: str) -> WireJSON:
     """`cancel_run`'s answer, for the route and for its express lane."""
     why = reason_for(caller, action, message, "POST /threads/{thread_id}/runs/{run_id}/cancel")
     info = await cancel_one(server, before, why, wait=wait, action=action)
-    return JSONResponse(await run_out(server, info), status_code=200 if info.terminal else 202)
+    return WireJSON(await run_out(server, info), status_code=200 if info.terminal else 202)
 
 
 _WAIT = {"0": False, "1": True, "false": False, "true": True}
