@@ -18,7 +18,7 @@ from tether.errors import RunNotFound
 from tether.server import create_app, errors
 from tether.server.errors import STATUS
 from tether.server.routes import cancel
-from tether.types import RunStatus
+from tether.types import RunInfo, RunStatus
 
 from .server_graphs import eventually, graphs
 
@@ -180,3 +180,34 @@ async def test_answer_for_is_the_installed_handlers_answer(app: FastAPI, exc: Ex
 
 def test_answer_for_leaves_other_exceptions_to_the_servers_500() -> None:
     assert errors.answer_for(RuntimeError("boom")) is None
+
+
+async def test_a_cancel_of_a_run_this_server_drives_reads_no_run_record(
+        http: httpx.AsyncClient, store: SqliteSaver, monkeypatch: pytest.MonkeyPatch) -> None:
+    tid, run_id = await _running(http, store)
+    reads: list[str] = []
+    get_run = store.get_run
+
+    def noted(wanted: str) -> RunInfo | None:
+        reads.append(wanted)
+        return get_run(wanted)
+
+    monkeypatch.setattr(store, "get_run", noted)
+    answer = await http.post(f"/threads/{tid}/runs/{run_id}/cancel", params={"wait": 1})
+    assert answer.status_code == 200 and answer.json()["status"] == "interrupted"
+    assert reads == []  # the run itself answered where it is (its thread), not the store
+    # Once it has ended, the store answers again; another thread's id is still refused.
+    other = (await http.post("/threads", json={})).json()["thread_id"]
+    refused = await http.post(f"/threads/{other}/runs/{run_id}/cancel", params={"wait": 1})
+    assert refused.status_code == 404
+
+
+async def test_a_run_this_server_drives_is_refused_under_another_threads_id(
+        http: httpx.AsyncClient, store: SqliteSaver) -> None:
+    tid, run_id = await _running(http, store)
+    other = (await http.post("/threads", json={})).json()["thread_id"]
+    refused = await http.post(f"/threads/{other}/runs/{run_id}/cancel", params={"wait": 1})
+    assert refused.status_code == 404 and "run" in refused.json()["detail"]
+    record = store.get_run(run_id)
+    assert record is not None and record.status is RunStatus.RUNNING
+    await http.post(f"/threads/{tid}/runs/{run_id}/cancel", params={"wait": 1})

@@ -89,7 +89,7 @@ async def cancel_run(thread_id: str, run_id: str, *, request: Request, wait: boo
         request does not stop it. Safe to retry: a repeat answers with the first request's reason.
     """
     server, caller = parts(request)
-    before = await server.run(caller, thread_id, run_id)
+    before = await server.run_to_cancel(caller, thread_id, run_id)
     message = reason or await _body_reason(request)
     return await _answer(server, caller, before, message, wait=wait, action=action)
 
@@ -125,7 +125,7 @@ async def express(scope: MutableMapping[str, Any]) -> Response | None:
         return None
     server: ServerState = scope["app"].state.tether
     try:
-        before = await server.run(principal, found[1], found[3])
+        before = await server.run_to_cancel(principal, found[1], found[3])
     except HTTPException:
         return None  # the route answers the refusal (it reads the run again: a rare path)
     try:
