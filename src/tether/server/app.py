@@ -22,6 +22,7 @@ from tether.server import errors, onewrite
 from tether.server.auth import ApiKeys, check_bind, load_api_keys
 from tether.server.board import ReportingLauncher, RunBoard
 from tether.server.context import ServerState
+from tether.server.express import Express
 from tether.server.graphs import Assistants
 from tether.server.guards import Guard
 from tether.server.launcher import FEED_MODES, LocalLauncher, RunLauncher, run_config
@@ -108,6 +109,8 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
         app.include_router(module.router, responses=errors.RESPONSES)
     _document_in_order(app)
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
+    # Added last, so outermost: the gate, then the express lane, then FastAPI's routing.
+    app.add_middleware(Express, lanes={"POST": [cancel.express]})
     app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
     return app
 

@@ -214,6 +214,12 @@ class ReportingLauncher:
         """See `RunLauncher.facts`."""
         return self.inner.facts(run_id)
 
+    def live(self, run_id: str) -> RunInfo | None:
+        """The inner launcher's record of a run it drives, if it keeps one
+        (`LocalLauncher.live`); None otherwise."""
+        live = getattr(self.inner, "live", None)
+        return live(run_id) if live is not None else None
+
     async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
         """See `RunLauncher.cancel`.
 

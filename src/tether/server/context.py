@@ -129,6 +129,23 @@ class ServerState:
             raise not_found("run", run_id)
         return info
 
+    async def run_to_cancel(self, caller: Principal, thread_id: str, run_id: str) -> RunInfo:
+        """`run`, for a cancel: without tenants, a run this process drives is answered by the
+        run itself, with no store read (`LocalLauncher.live`): a cancel needs only its thread,
+        which never changes, and whether it has ended.
+
+        Raises:
+            HTTPException: 404, as `run`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        live = getattr(self.launcher, "live", None)
+        info = live(run_id) if live is not None and caller.tenant is None else None
+        if isinstance(info, RunInfo) and info.thread_id == thread_id and SCOPE not in thread_id:
+            return info
+        return await self.run(caller, thread_id, run_id)
+
     def graph_of(self, record: ThreadRecord) -> Assistant | None:
         """The assistant whose runs write this thread (the only one when there is one)."""
         graph_id = record.metadata.get("graph_id")

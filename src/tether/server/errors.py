@@ -81,24 +81,41 @@ def issue(message: str, where: Sequence[Any], kind: str) -> dict[str, Any]:
 def install(app: FastAPI) -> None:
     """Answer tether's exceptions with their statuses instead of 500, and give every 422 the
     declared shape."""
-    for exc_type, status in STATUS:
-        app.add_exception_handler(exc_type, _handler(status))
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    for exc_type, make in _ANSWERS.items():
+        app.add_exception_handler(exc_type, _handler(make))
 
 
-def _handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+def answer_for(exc: Exception) -> Response | None:
+    """The answer `install`'s handlers give `exc`, for code that runs outside FastAPI's routing
+    (`tether.server.express`): the handler of the first class of its MRO that has one, as
+    Starlette picks it; None for an exception they leave to the server's 500."""
+    for cls in type(exc).__mro__:
+        make = _ANSWERS.get(cls)
+        if make is not None:
+            return make(exc)
+    return None
+
+
+def _handler(make: Callable[[Exception], Response],
+             ) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(_request: Request, exc: Exception) -> Response:
+        return make(exc)
+
+    return handle
+
+
+def _status(status: int) -> Callable[[Exception], Response]:
+    def make(exc: Exception) -> Response:
         name = type(exc).__name__
         if status == 422:
             return WireJSON({"detail": [issue(str(exc), ("body",), _snake(name))],
                              "error": name}, 422)
         return WireJSON({"detail": str(exc), "error": name}, status)
 
-    return handle
+    return make
 
 
-async def _validation(_request: Request, exc: Exception) -> Response:
+def _validation(exc: Exception) -> Response:
     # The offending input is not echoed: it may be what cannot be written as JSON.
     assert isinstance(exc, RequestValidationError)
     detail = [issue(str(e.get("msg", "")), e.get("loc", ()), str(e.get("type", "value_error")))
@@ -106,7 +123,7 @@ async def _validation(_request: Request, exc: Exception) -> Response:
     return WireJSON({"detail": detail}, 422)
 
 
-async def _http(_request: Request, exc: Exception) -> Response:
+def _http(exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail: Any = exc.detail
     if exc.status_code == 422 and not isinstance(detail, list):
@@ -116,8 +133,17 @@ async def _http(_request: Request, exc: Exception) -> Response:
     return WireJSON({"detail": detail}, exc.status_code, headers=exc.headers)
 
 
+_ANSWERS: dict[type[Exception], Callable[[Exception], Response]] = {
+    **{exc_type: _status(status) for exc_type, status in STATUS},
+    RequestValidationError: _validation,
+    StarletteHTTPException: _http,
+}
+"""Each exception class with an answer of its own, and how it is answered."""
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-__all__ = ["RESPONSES", "STATUS", "Refusal", "install", "invalid", "issue", "not_found"]
+__all__ = ["RESPONSES", "STATUS", "Refusal", "answer_for", "install", "invalid", "issue",
+           "not_found"]

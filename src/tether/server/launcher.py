@@ -128,6 +128,7 @@ class LocalLauncher:
         self._graph = assistants_graph
         self._limits = limits
         self._feeds: dict[str, RunFeed] = {}
+        self._runs: dict[str, Run] = {}
         self._facts = RecentFacts()
         self._pumps: set[asyncio.Task[None]] = set()
         self._temporary: set[str] = set()
@@ -164,6 +165,7 @@ class LocalLauncher:
         feed = RunFeed(run.run_id, limit=self._limits.feed_events)
         feed.publish("metadata", {"run_id": run.run_id, "attempt": 1})
         self._feeds[run.run_id] = feed
+        self._runs[run.run_id] = run
         self._facts.remember(run.run_id, order.facts)
         if order.temporary:
             self._temporary.add(run.run_id)
@@ -188,6 +190,13 @@ class LocalLauncher:
     def facts(self, run_id: str) -> RunFacts | None:
         """See `RunLauncher.facts`."""
         return self._facts.get(run_id)
+
+    def live(self, run_id: str) -> RunInfo | None:
+        """The record of a run this launcher drives, as the run holds it (no store read); None
+        for any other. Its id, thread and metadata are the stored ones (they never change); its
+        status may be ahead of the store's by a transaction in flight."""
+        run = self._runs.get(run_id)
+        return run.info if run is not None else None
 
     async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
         """See `RunLauncher.cancel`.
@@ -278,6 +287,7 @@ class LocalLauncher:
                     with contextlib.suppress(Exception):
                         await ledger.adelete_thread(order.thread_id)
             finally:
+                self._runs.pop(run.run_id, None)
                 feed.close(run.info)
                 self._temporary.discard(run.run_id)
                 loop = asyncio.get_running_loop()

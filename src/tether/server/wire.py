@@ -140,13 +140,17 @@ and pydantic's, give up a few hundred levels down, counting the levels of the an
 _TOO_DEEP = f"<nested deeper than {OUTPUT_DEPTH} levels>"
 
 
+_ENCODER = json.JSONEncoder(default=encode, ensure_ascii=False, allow_nan=False,
+                            separators=(",", ":"))
+"""`dumps`'s encoder, made once: `json.dumps` with these options makes one per call."""
+
+
 def dumps(value: Any) -> bytes:
     """`value` as compact JSON bytes (see `encode`), whatever it holds: always valid JSON in
     UTF-8. A number that is not finite becomes `null`, text that is not valid Unicode gets
     U+FFFD in place of its lone surrogates, nesting past `OUTPUT_DEPTH` becomes a note."""
     try:
-        text = json.dumps(value, default=encode, ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":"))
+        text = _ENCODER.encode(value)
         data = text.encode()
     except (ValueError, UnicodeEncodeError, RecursionError):
         return _dumps_plain(value)
@@ -157,8 +161,47 @@ def dumps(value: Any) -> bytes:
 
 
 def jsonable(value: Any) -> Any:
-    """`value` as plain JSON data (a round trip through `dumps`)."""
-    return json.loads(dumps(value))
+    """`value` as plain JSON data (a round trip through `dumps`).
+
+    Data that is plain JSON already (the metadata and reasons of most records) is copied as
+    the round trip would give it back, without writing and reading it: on every run record.
+    """
+    copied = _plain_copy(value, 0)
+    return json.loads(dumps(value)) if copied is _NOT_PLAIN else copied
+
+
+_NOT_PLAIN: Any = object()
+_PLAIN_DEPTH = 32
+"""How deep `_plain_copy` goes before leaving a value to the round trip (well within
+`OUTPUT_DEPTH`, and bounding the recursion)."""
+_PLAIN_INT = 1 << 64
+"""Integers beyond this are left to the round trip (Python limits the digits it writes)."""
+
+
+def _plain_copy(value: Any, depth: int) -> Any:
+    """A copy of `value` equal to what `json.loads(dumps(value))` gives, if `value` is made of
+    exact `dict`s with ASCII `str` keys, `list`s, `tuple`s, ASCII `str`s, `int`s, finite
+    `float`s, `bool`s and `None`; else `_NOT_PLAIN`."""
+    kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        return _NOT_PLAIN if depth >= _PLAIN_DEPTH else _copy_container(value, depth)
+    plain = (value is None or kind is bool or (kind is str and value.isascii())
+             or (kind is int and -_PLAIN_INT < value < _PLAIN_INT)
+             or (kind is float and math.isfinite(value)))
+    return value if plain else _NOT_PLAIN
+
+
+def _copy_container(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> Any:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            copied = _plain_copy(item, depth + 1)
+            if type(key) is not str or not key.isascii() or copied is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out[key] = copied
+        return out
+    items = [_plain_copy(item, depth + 1) for item in value]
+    return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
 
 
 class WireJSON(JSONResponse):

@@ -9,18 +9,23 @@ wrote, once it has ended; its record stays, with its reason.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from tether.server import errors
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, parts, visible
 from tether.server.errors import issue
+from tether.server.express import segments
+from tether.server.guards import PRINCIPAL
 from tether.server.models import CancelRequest, RunsCancel
 from tether.server.payload import Text
 from tether.server.routes.runs import run_out
+from tether.server.wire import WireJSON
 from tether.types import CancelReason, RunInfo, RunStatus
 
 router = APIRouter()
@@ -75,7 +80,7 @@ async def _rollback_later(server: ServerState, run_id: str) -> None:
 async def cancel_run(thread_id: str, run_id: str, *, request: Request, wait: bool = False,
                      action: Action = "interrupt",
                      reason: Annotated[Text | None, Query(max_length=2000)] = None
-                     ) -> JSONResponse:
+                     ) -> WireJSON:
     """Cancel a run; 202 while it stops, 200 once it has ended. Body (optional):
     `{"reason": "..."}` (or the `reason` query parameter).
 
@@ -84,12 +89,69 @@ async def cancel_run(thread_id: str, run_id: str, *, request: Request, wait: boo
         request does not stop it. Safe to retry: a repeat answers with the first request's reason.
     """
     server, caller = parts(request)
-    before = await server.run(caller, thread_id, run_id)
+    before = await server.run_to_cancel(caller, thread_id, run_id)
     message = reason or await _body_reason(request)
-    why = reason_for(caller, action, message,
-                     "POST /threads/{thread_id}/runs/{run_id}/cancel")
+    return await _answer(server, caller, before, message, wait=wait, action=action)
+
+
+async def _answer(server: ServerState, caller: Principal, before: RunInfo, message: str | None,
+                  *, wait: bool, action: str) -> WireJSON:
+    """`cancel_run`'s answer, for the route and for its express lane."""
+    why = reason_for(caller, action, message, "POST /threads/{thread_id}/runs/{run_id}/cancel")
     info = await cancel_one(server, before, why, wait=wait, action=action)
-    return JSONResponse(await run_out(server, info), status_code=200 if info.terminal else 202)
+    return WireJSON(await run_out(server, info), status_code=200 if info.terminal else 202)
+
+
+_WAIT = {"0": False, "1": True, "false": False, "true": True}
+"""The values of `wait` the express lane reads (as FastAPI reads them); any other is left to
+the route, which takes or refuses it."""
+_ACTIONS = frozenset({"interrupt", "rollback"})
+
+
+async def express(scope: MutableMapping[str, Any]) -> Response | None:
+    """`cancel_run` as an express lane (`tether.server.express`): a request without a body and
+    with no query parameters but `wait` and `action` (each at most once, with a value the lane
+    reads), of a run the caller may see; None, having changed nothing, for any other.
+
+    Cancellation:
+        As `cancel_run`.
+    """
+    found = segments(scope, 5)
+    if found is None or found[0] != "threads" or found[2] != "runs" or found[4] != "cancel":
+        return None
+    query = _query(scope.get("query_string", b""))
+    principal = scope.get(PRINCIPAL)
+    if query is None or not isinstance(principal, Principal):
+        return None
+    server: ServerState = scope["app"].state.tether
+    try:
+        before = await server.run_to_cancel(principal, found[1], found[3])
+    except HTTPException:
+        return None  # the route answers the refusal (it reads the run again: a rare path)
+    try:
+        return await _answer(server, principal, before, None, **query)
+    except Exception as exc:
+        answer = errors.answer_for(exc)
+        if answer is None:
+            raise
+        return answer
+
+
+def _query(raw: bytes) -> dict[str, Any] | None:
+    """`wait` and `action` from a query string as the lane takes it (see `express`)."""
+    found: dict[str, Any] = {"wait": False, "action": "interrupt"}
+    seen: set[str] = set()
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return None
+        seen.add(name)
+        if name == "wait" and value in _WAIT:
+            found["wait"] = _WAIT[value]
+        elif name == "action" and value in _ACTIONS:
+            found["action"] = value
+        else:
+            return None
+    return found
 
 
 async def _body_reason(request: Request) -> str | None:
