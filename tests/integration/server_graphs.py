@@ -9,11 +9,13 @@ import inspect
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
+import httpx
 import uvicorn
+from fastapi import FastAPI
 
 import tether
 from tether.checkpoint.sqlite import SqliteSaver
@@ -168,6 +170,14 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(20)
         self.sock.close()
+
+
+@contextlib.asynccontextmanager
+async def in_process(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` in this process (no socket), inside the app's lifespan."""
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        yield client
 
 
 KEYS = {"key-a": "tenant-a", "key-b": "tenant-b"}

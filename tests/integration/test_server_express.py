@@ -20,7 +20,7 @@ from tether.server.errors import STATUS
 from tether.server.routes import cancel
 from tether.types import RunInfo, RunStatus
 
-from .server_graphs import eventually, graphs
+from .server_graphs import eventually, graphs, in_process
 
 pytestmark = pytest.mark.anyio
 
@@ -39,8 +39,7 @@ def app(store: SqliteSaver) -> FastAPI:
 
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+    async with in_process(app) as client:
         yield client
 
 

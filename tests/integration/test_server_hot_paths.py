@@ -29,7 +29,7 @@ from tether.server.feed import RunFeed
 from tether.server.routes import cancel, runs, threads
 from tether.types import CancelReason, RunInfo, RunStatus
 
-from .server_graphs import eventually, graphs
+from .server_graphs import eventually, graphs, in_process
 
 pytestmark = pytest.mark.anyio
 
@@ -140,8 +140,7 @@ def app(store: Watched) -> FastAPI:
 
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+    async with in_process(app) as client:
         yield client
 
 
@@ -320,9 +319,7 @@ def lockable(request: pytest.FixtureRequest, tmp_path: Path,
 
 @contextlib.asynccontextmanager
 async def _served(store: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(graphs(), store, auth=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+    async with in_process(create_app(graphs(), store, auth=False)) as client:
         yield client
 
 
