@@ -28,8 +28,7 @@ def uuid7() -> str:
         counter = _last[1]
     rand = _random.getrandbits(62)  # uniqueness, not secrecy: time and counter come first
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
-    h = f"{value:032x}"  # `_dashed`, inline: every run's id is made here
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _dashed(f"{value:032x}")
 
 
 def _dashed(hexa: str) -> str:

@@ -215,10 +215,8 @@ class ReportingLauncher:
         return self.inner.facts(run_id)
 
     def live(self, run_id: str) -> RunInfo | None:
-        """The inner launcher's record of a run it drives, if it keeps one
-        (`LocalLauncher.live`); None otherwise."""
-        live = getattr(self.inner, "live", None)
-        return live(run_id) if live is not None else None
+        """See `RunLauncher.live`."""
+        return self.inner.live(run_id)
 
     async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
         """See `RunLauncher.cancel`.

@@ -140,9 +140,8 @@ class ServerState:
         Cancellation:
             Safe: it only reads.
         """
-        live = getattr(self.launcher, "live", None)
-        info = live(run_id) if live is not None and caller.tenant is None else None
-        if isinstance(info, RunInfo) and info.thread_id == thread_id and SCOPE not in thread_id:
+        info = self.launcher.live(run_id) if caller.tenant is None else None
+        if info is not None and info.thread_id == thread_id and SCOPE not in thread_id:
             return info
         return await self.run(caller, thread_id, run_id)
 

@@ -85,6 +85,11 @@ class RunLauncher(Protocol):
         """What the order of a run said beyond tether's record, if this launcher knows."""
         ...
 
+    def live(self, run_id: str) -> RunInfo | None:
+        """The record of a run this process drives, as the run holds it (no store read); None
+        for any other."""
+        ...
+
     async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
         """Cancel a run; return once the request is durable (and, with `wait`, once it ended).
 

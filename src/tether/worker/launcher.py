@@ -178,6 +178,10 @@ class QueueLauncher:
         """What the order of a run queued here said beyond tether's record."""
         return self._facts.get(run_id) if self._facts is not None else None
 
+    def live(self, run_id: str) -> None:
+        """None: the runs queued here are driven by workers, never by this process."""
+        del run_id
+
     async def cancel(self, run_id: str, reason: CancelReason, *, wait: bool) -> RunInfo:
         """Record the cancel, then tell the workers: by the bus, by `NOTIFY`, by polling, and
         at the run's next step boundary; a run no worker holds ends at once.
