@@ -38,13 +38,14 @@ class Router:
         """
         node = task.node
         updates = node.updates
-        writes: list[Write] = []
+        writes: list[Write]
         gotos: tuple[Send | str, ...] = ()
-        commands = _commands(result)
-        if commands is None:
+        # A dict is a plain update (the usual answer: no Command to look for in it).
+        if result.__class__ is dict or (commands := _commands(result)) is None:
             writes = updates(result) if updates is not None else []
             task.update = result
         else:
+            writes = []
             for command in commands:
                 if command.graph == Command.PARENT:
                     raise ParentCommand(command)
@@ -53,6 +54,8 @@ class Router:
                 gotos += command.goto_targets()
             task.update = commands[0].update if len(commands) == 1 else [
                 c.update for c in commands]
+        # The state writes lead the list: what the task's `updates` chunk shows of it.
+        task.state_writes = len(writes)
         if node.edges:
             writes.extend(node.edges)
         if node.branches:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.channels.base import BaseChannel
+from tether.constants import TASKS
 from tether.managed.base import ManagedValueSpec
 from tether.types import RetryPolicy
 
@@ -70,6 +71,10 @@ class NodeSpec:
             state keys); a functional graph's node shows the value it returned.
         cache: its `CachePolicy` (None: never cached).
         cache_ns: where its cached writes are filed (after LangGraph's namespace prefix).
+        writes_shown: whether every write `updates` makes is shown in its `updates` chunk
+            (no state key of its graph is named like a trigger or control channel): the
+            update is then the head of its task's writes, taken without looking at each
+            channel (`Task.state_update`). A node that sets `shows` leaves it False.
     """
 
     name: str
@@ -90,6 +95,7 @@ class NodeSpec:
     shows: Callable[[list[Write]], Any] | None = None
     cache: Any = None
     cache_ns: tuple[str, ...] = ()
+    writes_shown: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,9 @@ class GraphSpec:
         root: the channel whose value is the whole state (a functional graph's return
             value), or None for a state of keys. A root state shows as that value (None when
             empty) where a state of keys shows as a dict (`{}` when empty).
+        writes_only: whether a commit changes only the state keys it writes (no state key is
+            a trigger channel, which a commit clears when nobody wrote it again): what lets
+            the loop compare a whole state for progress instead of each written key.
     """
 
     name: str
@@ -143,6 +152,10 @@ class GraphSpec:
     root: str | None = None
     # `state_keys` as a set, made once per graph rather than once per run.
     state_key_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    writes_only: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "state_key_set", frozenset(self.state_keys))
+        keys = frozenset(self.state_keys)
+        object.__setattr__(self, "state_key_set", keys)
+        object.__setattr__(self, "writes_only",
+                           keys.isdisjoint(self.triggers) and TASKS not in keys)

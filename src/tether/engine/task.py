@@ -23,13 +23,13 @@ and every step asks again; bounded by `_SHOWN_MOST` names)."""
 _SHOWN_MOST = 4096
 
 
-def _shown(channel: str) -> bool:
+def shown(channel: str) -> bool:
     """Whether writes to `channel` are state updates (not a trigger, a barrier or a control
     write), remembered while `_SHOWN` has room."""
-    shown = bool(channel) and not channel.startswith(("branch:", "join:", "__"))
+    answer = bool(channel) and not channel.startswith(("branch:", "join:", "__"))
     if len(_SHOWN) < _SHOWN_MOST:
-        _SHOWN[channel] = shown
-    return shown
+        _SHOWN[channel] = answer
+    return answer
 
 
 @dataclass(slots=True, eq=False)
@@ -73,6 +73,10 @@ class Task:
     site: Any = None
     # What the last attempt left unfinished, as its observer saw it (partial model answers).
     partials: list[dict[str, Any]] | None = None
+    # How many writes at the head of `writes` are the state writes its node's answer made (set
+    # with them by the router, `Router.writes_for`; -1: not known, as for writes recalled from
+    # a cache or a checkpoint). What `state_update` shows, when its node's writes are all shown.
+    state_writes: int = -1
 
     @property
     def id(self) -> str:
@@ -109,17 +113,22 @@ class Task:
     def state_update(self) -> Any:
         """What `updates` chunks show of the task: its writes to state keys (None if none),
         or what its node says it shows (a functional graph's return value)."""
-        if self.node.shows is not None:
-            return self.node.shows(self.writes or [])
-        writes = self.writes
+        head = self.state_writes
+        if head > 0 and self.node.writes_shown and (writes := self.writes):
+            # The router's state writes lead `writes` (the edges, branches and gotos follow):
+            # the update is that head, the last write to a key winning as below.
+            return dict(writes[:head])
+        node, writes = self.node, self.writes
+        if node.shows is not None:
+            return node.shows(writes or [])
         if not writes:
             return None
         update = {}
         for channel, value in writes:
-            shown = _SHOWN.get(channel)
-            if shown is None:
-                shown = _shown(channel)
-            if shown:
+            seen = _SHOWN.get(channel)
+            if seen is None:
+                seen = shown(channel)
+            if seen:
                 update[channel] = value
         return update or None
 

@@ -14,6 +14,7 @@ from tether.channels.topic import Topic
 from tether.constants import BRANCH_PREFIX, END, JOIN_PREFIX, START, TASKS
 from tether.engine.caching import identifier
 from tether.engine.spec import BranchSpec, GraphSpec, NodeSpec, Write
+from tether.engine.task import shown
 from tether.graph.nodes import NodeDef, Wiring, inspect_callable, mentions_graph_calls
 from tether.graph.schema import input_writes, reader, update_writes
 
@@ -75,6 +76,8 @@ def assemble(graph: Wiring, interrupt_before: tuple[str, ...],
     channels[TASKS] = functools.partial(Topic, TASKS)
     channels[START] = _ephemeral(START)
     nodes: dict[str, NodeSpec] = {}
+    # Whether a node's `updates` chunk is the head of its writes (every state key is shown).
+    writes_shown = all(shown(key) for key in state_keys)
     for node_name, node in graph.nodes.items():
         node_reader = reader(node.input_schema, known) if node.input_schema else state_reader
         subgraph = node.subgraph.spec if node.subgraph is not None else None
@@ -97,6 +100,7 @@ def assemble(graph: Wiring, interrupt_before: tuple[str, ...],
             metadata=node.metadata,
             cache=node.cache_policy,
             cache_ns=(identifier(node.call.func), node_name),
+            writes_shown=writes_shown,
         )
     start = NodeSpec(name=START, func=_noop, is_async=False, edges=_edge_writes(graph, START),
                      branches=_branches(graph, START, state_reader))

@@ -3,6 +3,7 @@ limits — each going through the run's one cancel path, each leaving its eviden
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -13,7 +14,7 @@ from tether.config import RunConfig
 from tether.engine.hooks import StateView
 from tether.engine.task import Task
 from tether.runs.policies.budget import Budget, Tally, over
-from tether.runs.policies.guards import Guard, check
+from tether.runs.policies.guards import Guard, check, check_one
 from tether.runs.policies.loops import LoopDetector, LoopSettings
 from tether.runs.policies.rates import Marks, Rate
 from tether.types import CancelReason, Usage
@@ -21,6 +22,8 @@ from tether.types import CancelReason, Usage
 Stop = Callable[[CancelReason], None]
 Hook = Callable[[int, Sequence[Task], Mapping[str, Any]], "CancelReason | None"]
 _INF = float("inf")
+_NO_LIMIT = sys.maxsize
+"""The limit of steps or node calls that are not limited: a count no run reaches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,8 @@ class PolicyPlan:
             repeats=loops is not None and loops.max_repeats is not None,
             progress=loops is not None and loops.no_progress_steps is not None,
             # The hook is the guards' check itself (a partial is called in C).
-            before_commit=partial(check, guards) if guards else _nothing,
+            before_commit=(partial(check_one, guards[0]) if len(guards) == 1
+                           else partial(check, guards) if guards else _nothing),
         )
 
 
@@ -131,10 +135,10 @@ class Policies:
         stop: cancels the run (durably first) — called from any thread.
     """
 
-    __slots__ = ("_calls_all", "_calls_each", "_errors", "_progress", "_repeats",
-                 "_spend_limited", "_steps_limit", "_tools", "_tools_limit", "_totals",
-                 "before_commit", "budget", "detector", "guards", "stop", "tally",
-                 "watches_progress")
+    __slots__ = ("_calls_all", "_calls_each", "_errors", "_most_calls", "_most_cost",
+                 "_most_tokens", "_progress", "_repeats", "_spend_limited", "_steps_limit",
+                 "_tools", "_tools_limit", "before_commit", "budget", "detector", "guards",
+                 "stop", "tally", "watches_progress")
 
     def __init__(self, budget: Budget, loops: LoopSettings | None, guards: Sequence[Guard],
                  stop: Stop) -> None:
@@ -160,14 +164,17 @@ class Policies:
         tools_limit = plan.tools_limit
         self._tools = Marks() if tools_limit is not None else None
         self._tools_limit = tools_limit if tools_limit is not None else 0
-        # Invariant: at most one of the two is set; both None when node calls are unlimited.
+        # Invariant: `_calls_each` is None unless limits are given per node; `_calls_all` is
+        # the limit of every node otherwise (no limit: `_NO_LIMIT`, which no count reaches:
+        # an int, as an int compared with a float is a slow compare).
         self._calls_each: Mapping[str, int] | None = plan.calls_each
-        self._calls_all: int | None = plan.calls_all
+        self._calls_all: int = _NO_LIMIT if plan.calls_all is None else plan.calls_all
         self._spend_limited = plan.spend_limited
-        self._steps_limit = plan.budget.steps
+        steps = plan.budget.steps
+        self._steps_limit: int = _NO_LIMIT if steps is None else steps
         # The totals' limits as numbers (no limit: infinity), so that `charge` compares three
         # numbers and looks nothing up; the budget keeps the limits as they were given.
-        self._totals = plan.totals
+        self._most_tokens, self._most_cost, self._most_calls = plan.totals
         self._repeats = detector if plan.repeats else None
         self._progress = detector if plan.progress else None
         # Whether `after_commit` needs to know if a step changed the state (the no-progress
@@ -181,22 +188,21 @@ class Policies:
 
     def charge(self, tokens: int, cost: float, tool_calls: int) -> None:
         """Count reported usage; past a limit, cancel the run (kind `budget`/`policy`)."""
-        tally, tools = self.tally, self._tools
+        tally = self.tally
         with tally.lock:
             spent_tokens = tally.tokens = tally.tokens + tokens
             spent_cost = tally.cost = tally.cost + cost
             spent_calls = tally.tool_calls = tally.tool_calls + tool_calls
-            if tool_calls and tools is not None:  # the window's mark, in the totals' order
-                tools.marks.append((monotonic(), spent_calls))
+            if tool_calls and (tools := self._tools) is not None:  # the window's mark,
+                tools.marks.append((monotonic(), spent_calls))  # in the totals' order
         if not self._spend_limited:
             return
-        most_tokens, most_cost, most_calls = self._totals
-        budget = self.budget
-        reason = None
-        if spent_tokens > most_tokens or spent_cost > most_cost or spent_calls > most_calls:
-            reason = (over(budget, tally, "tokens", budget.tokens, spent_tokens)
-                      or over(budget, tally, "cost", budget.cost, spent_cost)
-                      or over(budget, tally, "tool_calls", budget.tool_calls, spent_calls))
+        # Three numbers compared (no limit: infinity), nothing looked up on the usual path.
+        if (spent_tokens > self._most_tokens or spent_cost > self._most_cost
+                or spent_calls > self._most_calls):
+            reason = self._past_total(spent_tokens, spent_cost, spent_calls)
+            if reason is not None:
+                self.stop(reason)
         elif tool_calls and tools is not None:
             # No window holds more calls than the run has reported in all: the window is
             # counted only once that total is past the limit.
@@ -204,11 +210,17 @@ class Policies:
             if spent_calls > limit:
                 rate = tools.count(spent_calls)
                 if rate > limit:
-                    reason = _rate("tool_calls_per_minute", limit, rate)
+                    self.stop(_rate("tool_calls_per_minute", limit, rate))
             elif len(tools.marks) >= tools.prune_at:
                 tools.prune()
-        if reason is not None:
-            self.stop(reason)
+
+    def _past_total(self, spent_tokens: int, spent_cost: float,
+                    spent_calls: int) -> CancelReason | None:
+        """The reason of a charge that went past a total (the first total past its limit)."""
+        budget, tally = self.budget, self.tally
+        return (over(budget, tally, "tokens", budget.tokens, spent_tokens)
+                or over(budget, tally, "cost", budget.cost, spent_cost)
+                or over(budget, tally, "tool_calls", budget.tool_calls, spent_calls))
 
     def usage(self) -> Usage:
         """What the run has spent."""
@@ -219,22 +231,22 @@ class Policies:
     def before_step(self, step: int, tasks: Sequence[Task],
                     state: StateView | None) -> CancelReason | None:
         """Steps and node-call budgets, then repeated-state detection."""
-        tally, most_steps = self.tally, self._steps_limit
-        if most_steps is not None and tally.steps >= most_steps:
-            return over(self.budget, tally, "steps", most_steps, tally.steps + 1)
+        tally = self.tally
+        if tally.steps >= self._steps_limit:  # (no limit: one no count reaches)
+            return over(self.budget, tally, "steps", self.budget.steps, tally.steps + 1)
         if len(tasks) == 1:  # the common step: one task, counted here (no call, no dict)
             task = tasks[0]
             name = task.node.name
             each = self._calls_each
-            most = self._calls_all if each is None else each.get(name)
+            most = self._calls_all if each is None else each.get(name, _NO_LIMIT)
             with tally.lock:
                 calls = tally.node_calls
                 spent = calls.get(name, 0) + 1
-                if most is None or spent <= most:
+                within = spent <= most
+                if within:
                     calls[name] = spent
                     tally.steps += 1
-                    most = None
-            if most is not None:
+            if not within:
                 return over(self.budget, tally, "node_calls", most, spent, node=name)
             repeats = self._repeats
             return None if repeats is None else repeats.before_task(step, task, state)
@@ -256,10 +268,10 @@ class Policies:
         wanted: dict[str, int] = {}
         for task in tasks:
             wanted[task.node.name] = wanted.get(task.node.name, 0) + 1
-        if each is not None or every is not None:
+        if each is not None or every != _NO_LIMIT:
             for name, count in wanted.items():
-                limit = every if each is None else each.get(name)
-                if limit is not None and calls.get(name, 0) + count > limit:
+                limit = every if each is None else each.get(name, _NO_LIMIT)
+                if calls.get(name, 0) + count > limit:
                     return name, limit, calls.get(name, 0) + count
         for name, count in wanted.items():
             calls[name] = calls.get(name, 0) + count

@@ -20,22 +20,39 @@ Guard = Callable[[int, Mapping[str, Mapping[str, Any]], Mapping[str, Any]], Any]
 def check(guards: Sequence[Guard], step: int, tasks: Sequence[Task],
           state: Mapping[str, Any]) -> CancelReason | None:
     """Ask every guard; the first veto wins."""
-    writes: dict[str, dict[str, Any]]
-    if len(tasks) == 1 and tasks[0].path[0] == PULL:  # the usual step: one pulled task
-        task = tasks[0]
-        writes = {task.node.name: task.state_update() or {}} if task.outcome == "done" else {}
-    else:
-        writes = {}
-        for task in tasks:  # each finished task's writes to state keys
-            if task.outcome == "done":
-                kind, index = task.path
-                name = task.node.name
-                writes[name if kind == PULL else f"{name}#{index}"] = task.state_update() or {}
+    writes = proposed(tasks)
     for guard in guards:
         verdict = guard(step, writes, state)
         if verdict is not None and verdict is not True:
             return _veto(guard, verdict, step, writes)
     return None
+
+
+def check_one(guard: Guard, step: int, tasks: Sequence[Task],
+              state: Mapping[str, Any]) -> CancelReason | None:
+    """`check` of a single guard (the usual case: no loop over the guards)."""
+    if len(tasks) == 1 and (task := tasks[0]).path[0] == PULL:  # the usual step: one task
+        writes = {task.node.name: task.state_update() or {}} if task.outcome == "done" else {}
+    else:
+        writes = proposed(tasks)
+    verdict = guard(step, writes, state)
+    if verdict is None or verdict is True:
+        return None
+    return _veto(guard, verdict, step, writes)
+
+
+def proposed(tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
+    """What a guard is shown of a step: each finished task's writes to state keys, by its node
+    name (`name#i` for the i-th `Send` task to a node)."""
+    if len(tasks) == 1 and (task := tasks[0]).path[0] == PULL:  # the usual step: one task
+        return {task.node.name: task.state_update() or {}} if task.outcome == "done" else {}
+    writes: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        if task.outcome == "done":
+            kind, index = task.path
+            name = task.node.name
+            writes[name if kind == PULL else f"{name}#{index}"] = task.state_update() or {}
+    return writes
 
 
 def _veto(guard: Guard, verdict: Any, step: int,
