@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import operator
+import threading
 from collections import UserDict
 from typing import Annotated, Any, TypedDict
 
@@ -169,6 +170,43 @@ def test_a_node_without_a_limit_of_its_own_is_not_limited() -> None:
     policies, _ = _policies({"node_calls": {"other": 1}})
     for step in range(1, 5):
         assert policies.before_step(step, [_task({})], None) is None
+
+
+@pytest.mark.parametrize("limit", [0, {"step": 0}])
+def test_a_node_call_limit_of_zero_lets_the_node_run_never(limit: Any) -> None:
+    for tasks in ([_task({})], [_task({}), _task({}, OTHER)]):
+        policies, _ = _policies({"node_calls": limit})
+        reason = policies.before_step(1, tasks, None)
+        assert reason is not None
+        assert (reason.evidence["node"], reason.evidence["value"]) == ("step", 0)
+        assert policies.usage().steps == 0
+
+
+def test_a_step_limit_is_the_first_step_not_taken_and_no_limit_counts_on() -> None:
+    policies, _ = _policies({"steps": 2})
+    assert [policies.before_step(step, [_task({})], None) is None
+            for step in (1, 2, 3)] == [True, True, False]
+    unlimited, _ = _policies({"node_calls": {"other": 1}})
+    for step in range(1, 50):
+        assert unlimited.before_step(step, [_task({})], None) is None
+    assert unlimited.usage().steps == 49
+
+
+def test_charges_from_many_threads_all_count_and_one_past_the_total_stops_the_run() -> None:
+    policies, stopped = _policies({"tokens": 8 * 500 - 1, "tool_calls_per_minute": 10**6})
+
+    def report() -> None:
+        for _ in range(500):
+            policies.charge(1, 0.5, 1)
+
+    threads = [threading.Thread(target=report) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    usage = policies.usage()
+    assert (usage.tokens, usage.cost, usage.tool_calls) == (4000, 2000.0, 4000)
+    assert [r.evidence["limit"] for r in stopped] == ["tokens"]  # the last charge only
 
 
 @pytest.mark.parametrize(("report", "kind"), [
