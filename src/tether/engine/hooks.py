@@ -44,8 +44,8 @@ class StateView(Protocol):
 class StepHooks(Protocol):
     """A run's policies, as the superstep loop consults them."""
 
-    #: Whether `after_commit` needs to know if a step changed a state value (False: it is told
-    #: False, and the loop does not compare old and new values).
+    #: Whether `after_commit` needs to know if a step changed a state value (False: it is not
+    #: asked, and the loop does not compare old and new values).
     watches_progress: bool
 
     def before_step(self, step: int, tasks: Sequence[Task],
@@ -59,7 +59,7 @@ class StepHooks(Protocol):
     def after_commit(self, step: int, progressed: bool,
                      values: Mapping[str, Any]) -> CancelReason | None:
         """The step's writes were applied; `progressed`: whether they changed a state value
-        (compared only while `watches_progress`)."""
+        (asked only while `watches_progress`: a step's progress is compared for it alone)."""
 
     def task_failed(self, task: Task, error: BaseException) -> CancelReason | None:
         """An attempt of `task` failed (error rate limits)."""

@@ -208,7 +208,8 @@ class Loop:
             if task.cached:
                 fresh = [t for t in tasks if not t.cached]
                 break
-        reason = hooks.before_step(self.state.step + 1, fresh, self.state)
+        state = self.state
+        reason = hooks.before_step(state.step + 1, fresh, state)
         return None if reason is None else await self._stop(reason)
 
     def _identify(self, tasks: list[Task], first: _FirstStep | None) -> bool:
@@ -254,17 +255,21 @@ class Loop:
         if unfinished is not None:
             return unfinished
         hooks = self.opts.host.hooks
-        if hooks is not None:
-            verdict = hooks.before_commit(self.state.step + 1, tasks, self.state.values)
-            if verdict is not None:
-                return await self._stop(_vetoed(tasks, verdict))
+        if hooks is None:
+            self._ran = tasks
+            await self._commit(tasks, False)
+            return None
+        state = self.state
+        verdict = hooks.before_commit(state.step + 1, tasks, state.values)
+        if verdict is not None:
+            return await self._stop(_vetoed(tasks, verdict))
         self._ran = tasks
-        progressed = await self._commit(tasks)
-        if hooks is not None:
-            reason = hooks.after_commit(self.state.step, progressed, self.state.values)
-            if reason is not None:
-                return await self._stop(reason)
-        return None
+        if not hooks.watches_progress:  # only the no-progress detector asks after a commit
+            await self._commit(tasks, False)
+            return None
+        progressed = await self._commit(tasks, True)
+        reason = hooks.after_commit(state.step, progressed, state.values)
+        return None if reason is None else await self._stop(reason)
 
     def _announce_results(self, tasks: list[Task]) -> None:
         emitter = self.opts.emitter
@@ -311,15 +316,14 @@ class Loop:
         await self.opts.host.stop(reason)
         return self._outcome("cancelled", error=error)
 
-    async def _commit(self, tasks: list[Task]) -> bool:
-        """Apply the step's writes; whether they changed a state value (False when no hook
-        watches progress: nothing is compared then)."""
+    async def _commit(self, tasks: list[Task], watch: bool) -> bool:
+        """Apply the step's writes; whether they changed a state value (`watch`: a hook
+        watches progress; else nothing is compared, and the answer is False)."""
         state = self.state
         grouped = group_writes(tasks)
-        hooks = self.opts.host.hooks
         # The state before the step, for the no-progress detector (a copy made in C: the
         # commit updates `state.values` in place).
-        before = state.values.copy() if hooks is not None and hooks.watches_progress else None
+        before = state.values.copy() if watch else None
         updated = state.commit(grouped)
         self.executor.kept = None
         self.tasks = state.plan(updated)

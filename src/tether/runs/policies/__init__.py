@@ -279,7 +279,7 @@ class Policies:
 
     def after_commit(self, step: int, progressed: bool,
                      values: Mapping[str, Any]) -> CancelReason | None:
-        """Steps that change nothing."""
+        """Steps that change nothing (the loop asks only while `watches_progress`)."""
         progress = self._progress
         if progress is None or (progressed and not progress.still):  # the usual step: no call
             return None
