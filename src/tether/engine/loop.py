@@ -204,10 +204,11 @@ class Loop:
         if hooks is None:
             return None
         fresh = tasks
-        for task in tasks:
-            if task.cached:
-                fresh = [t for t in tasks if not t.cached]
-                break
+        if first is not None:  # only a run's first step has tasks that do not run here yet:
+            for task in tasks:  # those whose writes its checkpoint kept (`_identify`)
+                if task.cached:
+                    fresh = [t for t in tasks if not t.cached]
+                    break
         state = self.state
         reason = hooks.before_step(state.step + 1, fresh, state)
         return None if reason is None else await self._stop(reason)
