@@ -101,7 +101,8 @@ class PolicyPlan:
         each: Mapping[str, int] | None = None
         every: int | None = None
         if isinstance(limits, Mapping):
-            each = limits
+            # A node given no limit (None) is not limited: it is left out, as unnamed ones.
+            each = {name: limit for name, limit in limits.items() if limit is not None}
         else:
             every = limits
         return cls(
@@ -232,7 +233,7 @@ class Policies:
                     state: StateView | None) -> CancelReason | None:
         """Steps and node-call budgets, then repeated-state detection."""
         tally = self.tally
-        if tally.steps >= self._steps_limit:  # (no limit: one no count reaches)
+        if tally.steps >= self._steps_limit:  # (no limit: `_NO_LIMIT`, never reached)
             return over(self.budget, tally, "steps", self.budget.steps, tally.steps + 1)
         if len(tasks) == 1:  # the common step: one task, counted here (no call, no dict)
             task = tasks[0]

@@ -166,10 +166,14 @@ def test_a_step_that_would_pass_a_node_call_limit_counts_nothing(limit: Any) -> 
     assert policies.usage().steps == 1
 
 
-def test_a_node_without_a_limit_of_its_own_is_not_limited() -> None:
-    policies, _ = _policies({"node_calls": {"other": 1}})
+@pytest.mark.parametrize("limits", [{"other": 1}, {"step": None, "other": 1}])
+def test_a_node_without_a_limit_of_its_own_is_not_limited(limits: dict[str, Any]) -> None:
+    policies, _ = _policies({"node_calls": limits})
     for step in range(1, 5):
         assert policies.before_step(step, [_task({})], None) is None
+        assert policies.before_step(step, [_task({}), _task({}, push=0)], None) is None
+    reason = policies.before_step(5, [_task({}, OTHER), _task({}, OTHER, push=0)], None)
+    assert reason is not None and reason.evidence["node"] == "other"
 
 
 @pytest.mark.parametrize("limit", [0, {"step": 0}])
