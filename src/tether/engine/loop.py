@@ -345,7 +345,7 @@ class Loop:
         # that is no state key is in neither): inline, as every step of a run with the default
         # no-progress detector asks.
         values = state.values
-        if self.spec.writes_only:
+        if self.spec.compares_whole:
             # Only written keys can differ, and a key nobody wrote keeps the very same value
             # (which equality takes as equal without comparing): the states compare in C.
             try:

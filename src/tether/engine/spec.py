@@ -127,9 +127,10 @@ class GraphSpec:
         root: the channel whose value is the whole state (a functional graph's return
             value), or None for a state of keys. A root state shows as that value (None when
             empty) where a state of keys shows as a dict (`{}` when empty).
-        writes_only: whether a commit changes only the state keys it writes (no state key is
-            a trigger channel, which a commit clears when nobody wrote it again): what lets
-            the loop compare a whole state for progress instead of each written key.
+        compares_whole: whether the loop tells a step's progress by comparing the whole
+            state before and after its commit (in C) rather than each written key: a commit
+            changes only the keys it writes (no state key is a trigger channel, which a commit
+            clears when nobody wrote it again), and the state has at most `WHOLE_MOST` keys.
     """
 
     name: str
@@ -152,10 +153,16 @@ class GraphSpec:
     root: str | None = None
     # `state_keys` as a set, made once per graph rather than once per run.
     state_key_set: frozenset[str] = field(init=False, repr=False, compare=False)
-    writes_only: bool = field(init=False, repr=False, compare=False)
+    compares_whole: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         keys = frozenset(self.state_keys)
         object.__setattr__(self, "state_key_set", keys)
-        object.__setattr__(self, "writes_only",
-                           keys.isdisjoint(self.triggers) and TASKS not in keys)
+        object.__setattr__(self, "compares_whole", len(keys) <= WHOLE_MOST
+                           and keys.isdisjoint(self.triggers) and TASKS not in keys)
+
+
+WHOLE_MOST = 16
+"""The most state keys whose values the loop compares all at once for progress: a dict
+comparison looks every key up in the other dict, and from about 24 keys on that costs more
+than looking up a step's few written keys one by one."""
