@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import ormsgpack
@@ -85,6 +86,7 @@ def digest(value: Any) -> bytes:
 
 
 _PATCHED = 2  # a fingerprint of more keys than this is patched from one step to the next
+_INTS = frozenset({int})
 _SHORT = 16  # strings shorter than this stand for themselves in a fingerprint
 # The hash family of list digests (apart from every other digest): BLAKE2s, whose 64-byte
 # block makes the digest of a list extended by one item cheaper than BLAKE2b's (~700 fewer
@@ -296,10 +298,16 @@ class LoopDetector:
         given = task.input
         if type(given) is dict and self._plain and task.path[0] == PULL:
             node = task.node
-            usual = (prints.of_state(given, node.name, state)
-                     if len(given) > _PATCHED and state is not None and node.reader is None
-                     and state.plain_inputs
-                     else prints.of_dict(given, node.name, state))
+            if len(given) > _PATCHED:
+                usual = (prints.of_state(given, node.name, state)
+                         if state is not None and node.reader is None and state.plain_inputs
+                         else prints.of_dict(given, node.name, state))
+            elif _INTS.issuperset(map(type, given.values())):
+                # Ints only (a counter, an index): they stand for themselves, as in `of_dict`,
+                # and the key is built in C.
+                usual = (node.name, *chain.from_iterable(given.items()))
+            else:
+                usual = prints.of_dict(given, node.name, state)
             seen = self.seen
             if usual in seen:
                 return self._again(usual, seen[usual], step)

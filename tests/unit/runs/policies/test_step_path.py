@@ -87,6 +87,22 @@ def test_an_input_seen_once_costs_no_list_and_a_repeat_keeps_every_step() -> Non
     assert reason.evidence["steps"] == [1, 2, 5]
 
 
+def test_a_small_input_of_ints_only_has_the_key_that_of_dict_makes() -> None:
+    """Inputs of at most two ints are keyed in C: the key is the one `of_dict` makes, so a step
+    of one task and a step of several (which goes through `of_dict`) meet on the same input,
+    and `True`, `1.0` or a short str never pass for the int 1."""
+    for value in ({"n": 7}, {"n": 7, "m": -3}, {"n": 2**70}):
+        detector = LoopDetector(LoopSettings(max_repeats=5, no_progress_steps=None))
+        assert detector.before_step(1, [_task(value)]) is None
+        assert list(detector.seen) == [Fingerprints(None).of_dict(value, "step")]
+    detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
+    assert detector.before_step(1, [_task({"n": 1})]) is None
+    for step, other in enumerate(({"n": True}, {"n": 1.0}, {"n": "1"}, {"n": 1, "m": 1}), 2):
+        assert detector.before_step(step, [_task(other)]) is None, other
+    reason = detector.before_step(9, [_task({"n": 1}), _task({"n": 2}, OTHER)])
+    assert reason is not None and reason.evidence["steps"] == [1, 9]
+
+
 def test_a_dict_and_another_mapping_with_the_same_fields_are_the_same_input() -> None:
     detector = LoopDetector(LoopSettings(max_repeats=1, no_progress_steps=None))
     assert detector.before_step(1, [_task({"n": 1, "log": [1, 2]})]) is None
