@@ -4,8 +4,8 @@ With `langchain-core` installed, messages are LangChain's; otherwise tether's li
 
 The reducer runs on every write to a messages channel, with the whole history as `left`: a
 message that is already a finished (non-chunk) message object is taken as it is, so only the
-new items of a write are ever converted, and the cost of a step is one pass over the history
-(the id index), not a conversion of it.
+new items of a write are ever converted; the passes over the history (are its classes all
+known, has every message an id, the id index) run in C, with no Python step per message.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
+from itertools import count
+from operator import attrgetter
 from typing import Annotated, Any, TypedDict
 
 from tether.messages import BaseMessage as LightMessage
@@ -57,6 +59,8 @@ def _converters() -> tuple[Convert, tuple[type[Any], ...]]:
         return message_chunk_to_message(convert_to_messages([item])[0])
 
     def convert(items: list[Any]) -> list[Any]:
+        if plain.issuperset(map(type, items)):  # the usual history: every class seen (in C)
+            return items
         for item in items:
             if type(item) not in plain and not is_ready(item):
                 return [i if is_ready(i) else one(i) for i in items]
@@ -67,6 +71,18 @@ def _converters() -> tuple[Convert, tuple[type[Any], ...]]:
 
 def _light_convert(items: list[Any]) -> list[Any]:
     return [to_message(i) for i in items]
+
+
+_ID = attrgetter("id")
+
+
+def _without_id(messages: list[Any]) -> bool:
+    """Whether a message of `messages` (converted: each has an `id`) has no id yet, asked
+    in C (every write passes the whole history, which has its ids from the writes before)."""
+    try:
+        return None in map(_ID, messages)
+    except AttributeError:  # a message class without `id`: asked one by one
+        return True
 
 
 def _is_light(value: Any) -> bool:
@@ -83,9 +99,10 @@ def add_messages(left: Any, right: Any) -> list[Any]:
     convert, removes = _converters()
     left_list: list[Any] = convert(left if isinstance(left, list) else [left])
     right_list: list[Any] = convert(right if isinstance(right, list) else [right])
-    for message in left_list:
-        if getattr(message, "id", None) is None:
-            message.id = str(uuid.uuid4())
+    if _without_id(left_list):
+        for message in left_list:
+            if getattr(message, "id", None) is None:
+                message.id = str(uuid.uuid4())
     cut: int | None = None
     for idx, message in enumerate(right_list):
         if getattr(message, "id", None) is None:
@@ -101,7 +118,7 @@ def _merge(left_list: list[Any], right_list: list[Any], removes: tuple[type[Any]
            ) -> list[Any]:
     """A new list: `left_list` with `right_list` applied by id (replace, append, remove)."""
     merged: list[Any] = list(left_list)
-    index = {m.id: i for i, m in enumerate(merged)}
+    index = dict(zip(map(_ID, merged), count()))  # (in C: the history is long, the write short)
     doomed: set[str] = set()
     for message in right_list:
         at = index.get(message.id)

@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from functools import partial
+from itertools import chain, compress
+from operator import attrgetter, is_, itemgetter
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableSequence
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel
@@ -36,9 +45,11 @@ def check_chat_history(messages: Sequence[BaseMessage]) -> None:
     Raises:
         ValueError: naming the first unanswered calls (LangGraph's message and error code).
     """
+    if _all_answered(messages):  # the usual history, checked in C
+        return
     answered: set[str] = set()
     calls: list[Any] = []
-    for message in messages:  # one pass over the history, run before every model call
+    for message in messages:  # one pass over the history, to name what is unanswered
         if isinstance(message, ToolMessage):
             answered.add(message.tool_call_id)
         elif isinstance(message, AIMessage) and message.tool_calls:
@@ -53,6 +64,26 @@ def check_chat_history(messages: Sequence[BaseMessage]) -> None:
             "this is required by most LLM providers.\n"
             "For troubleshooting, visit: https://docs.langchain.com/oss/python/langgraph/"
             "errors/INVALID_CHAT_HISTORY")
+
+
+_PLAIN = frozenset({AIMessage, ToolMessage, HumanMessage, SystemMessage})
+"""Message classes none of which but `AIMessage` is an `AIMessage` and none but `ToolMessage` a
+`ToolMessage`: in a history of these alone, a class compared by identity answers as
+`isinstance` would."""
+_IS_AI, _IS_TOOL = partial(is_, AIMessage), partial(is_, ToolMessage)
+_CALLS, _CALL_ID, _ID = attrgetter("tool_calls"), attrgetter("tool_call_id"), itemgetter("id")
+
+
+def _all_answered(messages: Sequence[BaseMessage]) -> bool:
+    """Whether every tool call of a history of the usual message classes has its
+    `ToolMessage`, with no Python step per message (the check runs before every model call,
+    over the whole history). False also when the history has other classes: then it is asked
+    message by message."""
+    if not _PLAIN.issuperset(map(type, messages)):
+        return False
+    answered = set(map(_CALL_ID, compress(messages, map(_IS_TOOL, map(type, messages)))))
+    asked = chain.from_iterable(map(_CALLS, compress(messages, map(_IS_AI, map(type, messages)))))
+    return answered.issuperset(map(_ID, asked))
 
 
 def chat_model_of(model: Any) -> BaseChatModel:

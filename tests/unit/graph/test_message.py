@@ -78,3 +78,31 @@ def test_add_messages_keeps_light_messages_as_they_are_beside_langchain_ones() -
     merged = add_messages([mine], [HumanMessage("lc", id="lc"), ("ai", "tuple")])
     assert merged[0] is mine
     assert [m.content for m in merged] == ["light", "lc", "tuple"]
+
+
+def test_a_message_of_the_history_without_an_id_gets_one_and_the_others_keep_theirs() -> None:
+    """The history's ids are checked all at once; one missing in the middle is still given."""
+    history = _history(5)
+    history[4].id = None
+    merged = add_messages(history, [AIMessage("done", id="last")])
+    assert isinstance(merged[4].id, str) and merged[4].id
+    assert [m.id for m in merged[:4]] == ["h", "ai-0", "tool-0", "ai-1"]
+    assert len({m.id for m in merged}) == len(merged)
+
+
+def test_a_write_replaces_by_id_anywhere_in_a_long_history_and_duplicates_take_the_last() -> None:
+    history = _history(50)
+    merged = add_messages(history, [ToolMessage("again", tool_call_id="c7", id="tool-7"),
+                                    AIMessage("new", id="fresh")])
+    assert merged[16].content == "again" and merged[-1].id == "fresh"
+    assert len(merged) == len(history) + 1
+    twice = [HumanMessage("first", id="same"), HumanMessage("second", id="same")]
+    assert [m.content for m in add_messages(twice, [HumanMessage("third", id="same")])] == [
+        "first", "third"]
+
+
+def test_an_object_without_an_id_attribute_in_the_history_is_converted_and_given_one() -> None:
+    """A history item that is not a message object (a tuple left by a custom reducer) goes the
+    slow way: converted, then given an id."""
+    merged = add_messages([("user", "hi")], [AIMessage("there", id="a")])
+    assert [m.type for m in merged] == ["human", "ai"] and merged[0].id
