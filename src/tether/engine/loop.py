@@ -256,17 +256,14 @@ class Loop:
         if unfinished is not None:
             return unfinished
         hooks = self.opts.host.hooks
-        if hooks is None:
-            self._ran = tasks
-            await self._commit(tasks, False)
-            return None
         state = self.state
-        verdict = hooks.before_commit(state.step + 1, tasks, state.values)
-        if verdict is not None:
-            return await self._stop(_vetoed(tasks, verdict))
+        if hooks is not None:
+            verdict = hooks.before_commit(state.step + 1, tasks, state.values)
+            if verdict is not None:
+                return await self._stop(_vetoed(tasks, verdict))
         self._ran = tasks
-        if not hooks.watches_progress:  # only the no-progress detector asks after a commit
-            await self._commit(tasks, False)
+        if hooks is None or not hooks.watches_progress:  # only the no-progress detector asks
+            await self._commit(tasks, False)  # after a commit
             return None
         progressed = await self._commit(tasks, True)
         reason = hooks.after_commit(state.step, progressed, state.values)

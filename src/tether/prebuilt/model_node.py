@@ -79,10 +79,11 @@ def _all_answered(messages: Sequence[BaseMessage]) -> bool:
     `ToolMessage`, with no Python step per message (the check runs before every model call,
     over the whole history). False also when the history has other classes: then it is asked
     message by message."""
-    if not _PLAIN.issuperset(map(type, messages)):
+    kinds = list(map(type, messages))
+    if not _PLAIN.issuperset(kinds):
         return False
-    answered = set(map(_CALL_ID, compress(messages, map(_IS_TOOL, map(type, messages)))))
-    asked = chain.from_iterable(map(_CALLS, compress(messages, map(_IS_AI, map(type, messages)))))
+    answered = set(map(_CALL_ID, compress(messages, map(_IS_TOOL, kinds))))
+    asked = chain.from_iterable(map(_CALLS, compress(messages, map(_IS_AI, kinds))))
     return answered.issuperset(map(_ID, asked))
 
 

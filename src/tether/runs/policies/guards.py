@@ -31,10 +31,7 @@ def check(guards: Sequence[Guard], step: int, tasks: Sequence[Task],
 def check_one(guard: Guard, step: int, tasks: Sequence[Task],
               state: Mapping[str, Any]) -> CancelReason | None:
     """`check` of a single guard (the usual case: no loop over the guards)."""
-    if len(tasks) == 1 and (task := tasks[0]).path[0] == PULL:  # the usual step: one task
-        writes = {task.node.name: task.state_update() or {}} if task.outcome == "done" else {}
-    else:
-        writes = proposed(tasks)
+    writes = proposed(tasks)
     verdict = guard(step, writes, state)
     if verdict is None or verdict is True:
         return None
