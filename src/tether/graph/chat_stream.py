@@ -21,10 +21,12 @@ Needs `langchain-core` (imported only by graphs that use it).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextvars import Token
 from dataclasses import fields, is_dataclass
-from typing import Any, TypeVar
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager, CallbackManager
@@ -45,7 +47,7 @@ NOSTREAM_TAG = "nostream"
 """A model call tagged with it is left out of the `messages` stream, and keeps no partial
 answer (LangGraph's tag)."""
 
-_LANGCHAIN_KEYS = ("tags", "metadata", "configurable", "recursion_limit", "run_name")
+_LANGCHAIN_KEYS = frozenset({"tags", "metadata", "configurable", "recursion_limit", "run_name"})
 
 
 def graph_namespace(metadata: Mapping[str, Any]) -> tuple[str, ...]:
@@ -76,7 +78,9 @@ class ModelCalls(BaseCallbackHandler):
     def __init__(self, out: MessageOut | None, seen: set[str] | None = None) -> None:
         self.out = out
         self.seen = seen if seen is not None else set()
-        self.task_metadata: dict[str, Any] = {}
+        self.task_source: Mapping[str, Any] = {}
+        """The task's metadata, of which `task_metadata` is made on first use."""
+        self._task_metadata: dict[str, Any] | None = None
         self.token: Token[Any] | None = None
         # model call -> its metadata; only calls made by the watched task, not `nostream`
         self.calls: dict[UUID, dict[str, Any]] = {}
@@ -135,22 +139,32 @@ class ModelCalls(BaseCallbackHandler):
 
     # -- the attempt (the engine's `AttemptWatch`) ------------------------------------------
 
+    @property
+    def task_metadata(self) -> dict[str, Any]:
+        """The metadata of the messages the node returns: its task's, as LangGraph's node sees
+        it (without `checkpoint_ns`)."""
+        if self._task_metadata is None:
+            self._task_metadata = {k: v for k, v in self.task_source.items()
+                                   if k != "checkpoint_ns"}
+        return self._task_metadata
+
     def started(self, node_input: Any) -> None:
         """Messages a node was given are not news: they are never sent as its output."""
-        for message in _messages_in(node_input):
-            if message.id is not None:
-                self.seen.add(message.id)
+        found = _messages_in(node_input)
+        if found:
+            seen = cast("set[str | None]", self.seen)
+            seen.update(map(_ID, found))  # in C; a message without an id adds None: dropped
+            seen.discard(None)
 
     def finished(self, output: Any) -> None:
         """Send the messages the node returned that were not streamed already."""
         if self.out is None:
             return
-        metadata = self.task_metadata
         updates = output if isinstance(output, list) else [output]
         for update in updates:
             found = update.update if isinstance(update, Command) else update
             for message in _messages_in(found):
-                self._send(metadata, message, once=True)
+                self._send(self.task_metadata, message, once=True)
 
     def close(self) -> list[dict[str, Any]]:
         """Stop being the callbacks of the node's code; the answers cut short, in order."""
@@ -219,15 +233,15 @@ class ChatObserver:
             if out is not None:
                 handler.started(node_input)
                 # What a node returns is shown with its task's metadata as LangGraph's node
-                # sees it.
-                metadata = task_config.get("metadata") or {}
-                handler.task_metadata = {k: v for k, v in metadata.items()
-                                         if k != "checkpoint_ns"}
+                # sees it (made only when the node returns a message).
+                handler.task_source = task_config.get("metadata") or {}
         else:
             handler = ModelCalls(None)
-        child: dict[str, Any] = {k: task_config[k] for k in _LANGCHAIN_KEYS if k in task_config}
-        child["callbacks"] = callbacks = _with_handler(task_config.get("callbacks"), handler)
-        if task_config.get("callbacks") is not None:
+        keys = _LANGCHAIN_KEYS & task_config.keys()  # the keys LangChain's config has (in C)
+        child: dict[str, Any] = dict(zip(keys, map(task_config.__getitem__, keys), strict=True))
+        given = task_config.get("callbacks")
+        child["callbacks"] = callbacks = _with_handler(given, handler)
+        if given is not None:
             # The run was given callbacks: a node that passes its config on to a model passes
             # them, and the handler with them (as LangGraph's node config holds its own).
             task_config["callbacks"] = callbacks
@@ -239,6 +253,8 @@ def _with_handler(callbacks: Any, handler: ModelCalls) -> BaseCallbackManager:
     """The caller's callbacks (a list or a manager), and `handler`, in a manager (as lists,
     LangChain would concatenate them each time a runnable merges its config with its caller's:
     a bound model would call the handler twice)."""
+    if callbacks is None:
+        return CallbackManager(handlers=[handler], inheritable_handlers=[handler])
     if isinstance(callbacks, BaseCallbackManager):
         manager = callbacks.copy()
     else:
@@ -259,17 +275,39 @@ def _text_of(message: BaseMessage) -> str:
 
 def _messages_in(value: Any) -> list[BaseMessage]:
     """Messages in a value, one level deep: a message, a list of them, or a state's fields."""
-    if isinstance(value, BaseMessage):
+    if type(value) is dict:
+        items: Collection[Any] = value.values()
+    elif isinstance(value, BaseMessage):
         return [value]
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [v for v in value if isinstance(v, BaseMessage)]
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        return _messages_of(value)
+    else:
+        items = _field_values(value)
+    if _SCALARS.issuperset(map(type, items)):  # a state of plain values (in C)
+        return []
     found: list[BaseMessage] = []
-    for item in _field_values(value):
-        if isinstance(item, BaseMessage):
+    for item in items:
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is list or kind is tuple or (
+                isinstance(item, Sequence) and not isinstance(item, (str, bytes))):
+            found.extend(_messages_of(item))
+        elif isinstance(item, BaseMessage):
             found.append(item)
-        elif isinstance(item, Sequence) and not isinstance(item, str):
-            found.extend(v for v in item if isinstance(v, BaseMessage))
     return found
+
+
+def _messages_of(items: Sequence[Any]) -> list[BaseMessage]:
+    """The messages of a sequence, in order (a history of messages only: checked in C)."""
+    if all(map(isinstance, items, repeat(BaseMessage))):
+        return list(items)
+    return [v for v in items if isinstance(v, BaseMessage)]
+
+
+_SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
+"""Field types that never hold a message (skipped without a slower check)."""
+_ID = attrgetter("id")
 
 
 def _field_values(value: Any) -> list[Any]:
