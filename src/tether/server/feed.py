@@ -154,9 +154,12 @@ class RunFeed:
 
     def _wake(self, mode: str | None) -> None:
         """Wake the waiters of `mode` and of any event; every waiter when `mode` is None."""
-        keys = list(self._waiters) if mode is None else [mode, None]
+        waiters = self._waiters
+        if not waiters:  # nobody follows the run (most runs, most of the time)
+            return
+        keys = list(waiters) if mode is None else (mode, None)
         for key in keys:
-            waiter = self._waiters.pop(key, None)
+            waiter = waiters.pop(key, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
