@@ -320,6 +320,14 @@ class RunCore:
         if self._anticipated is not None and not self._anticipated.done():
             self._anticipated.set_result(None)
 
+    def _must_settle(self, stopped: bool) -> bool:
+        # Whether `_settle_request` has anything to do: most anticipated requests are answered
+        # before the run's end (the store answered within the batch), and a coroutine made
+        # only to await a done future is a frame made, resumed and unwound per cancel.
+        anticipated = self._anticipated
+        return anticipated is not None and (
+            not anticipated.done() or (stopped and self._owed and self.final is None))
+
     async def _settle_request(self, stopped: bool) -> None:
         # Before the last transaction: the anticipated request is answered; one the store
         # failed to record is recorded now if the run `stopped` for it (not if it ended first).
@@ -424,7 +432,8 @@ class RunCore:
         if hooks := self._report_stopped(outcome):
             await self._clean_up(hooks)
         self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
-        await self._settle_request(stopped=False)
+        if self._must_settle(stopped=False):
+            await self._settle_request(stopped=False)
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
         if not result.applied:
@@ -434,7 +443,8 @@ class RunCore:
 
     async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
                              refused: RunFinish | None) -> None:
-        await self._settle_request(stopped=True)
+        if self._must_settle(stopped=True):
+            await self._settle_request(stopped=True)
         # A cancel that reached the run durably (`receive_cancel`) left the durable reason in
         # `info`: reading it back would be a round trip more on every cancel.
         known = self.info.reason if self._requested_at is not None else None
