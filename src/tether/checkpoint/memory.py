@@ -44,6 +44,25 @@ class _Checkpoint:
     writes: list[tuple[str, str, int, str, bytes]] = field(default_factory=list)
 
 
+class _Request:
+    """A run's `request` event as stored: its reason, made into the event when the log is
+    first read (`InMemorySaver.events`). Every cancel records one, and most logs are never
+    read (a graph without a checkpointer keeps its runs here): the reason's `to_dict` (a
+    datetime formatted as text) is paid by whoever reads it, not by every cancel. The event is
+    the same either way: the reason is frozen, and its evidence the very dict `to_dict` gives.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: CancelReason) -> None:
+        self.reason = reason
+
+    def event(self) -> RunEvent:
+        """The event it stands for, as `request_cancel` would have made it at once."""
+        reason = self.reason
+        return RunEvent("request", reason.requested_at, None, reason.to_dict())
+
+
 class InMemorySaver(CheckpointStore):
     """A complete store in memory. Nothing survives the process.
 
@@ -57,7 +76,8 @@ class InMemorySaver(CheckpointStore):
         self.serde = serde or Serializer()
         self._lock = threading.RLock()
         self._runs: dict[str, RunInfo] = {}
-        self._events: dict[str, list[RunEvent]] = {}
+        # A run's audit log; its `request` event is kept unformatted until read (`_Request`).
+        self._events: dict[str, list[RunEvent | _Request]] = {}
         # A deque: forgetting the oldest is O(1) (a list's `pop(0)` moves every id after it).
         self._finished: deque[str] = deque()
         self._max_finished = max_finished_runs
@@ -124,9 +144,7 @@ class InMemorySaver(CheckpointStore):
             values[_STATUS], values[_REASON] = RunStatus.CANCELLING, reason
             info = RunInfo(*values)
             self._runs[run_id] = info
-            self._events[run_id].append(
-                RunEvent("request", reason.requested_at, None, reason.to_dict())
-            )
+            self._events[run_id].append(_Request(reason))
             return info, True
 
     async def arequest_cancels(
@@ -210,7 +228,15 @@ class InMemorySaver(CheckpointStore):
 
     def events(self, run_id: str) -> list[RunEvent]:
         with self._lock:
-            return list(self._events.get(run_id, ()))
+            stored = self._events.get(run_id, [])
+            out: list[RunEvent] = []
+            for i, kept in enumerate(stored):
+                if isinstance(kept, _Request):  # made once and kept: every read sees one event
+                    made = stored[i] = kept.event()
+                    out.append(made)
+                else:
+                    out.append(kept)
+            return out
 
     # -- threads ----------------------------------------------------------------------------
 
