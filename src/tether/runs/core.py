@@ -61,9 +61,9 @@ class RunCore:
 
     # Slots: a thousand runs in flight are a thousand of these.
     __slots__ = (
-        "__weakref__", "_anticipated", "_created", "_done_event", "_early", "_loop", "_on_final",
-        "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop", "buffer",
-        "emitter", "exception", "final", "hooks", "info", "journal", "meter", "policies",
+        "__weakref__", "_anticipated", "_created", "_done_event", "_early", "_exception", "_loop",
+        "_on_final", "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop",
+        "buffer", "emitter", "final", "hooks", "info", "journal", "meter", "policies",
         "predecessors", "request", "result", "run_id", "scope", "store", "task", "thread_id",
     )
 
@@ -85,7 +85,7 @@ class RunCore:
                             metadata={**request.metadata, "checkpoint_ns": config.checkpoint_ns})
         self.final: RunInfo | None = None
         self.result: Any = None
-        self.exception: BaseException | None = None
+        self._exception: BaseException | finalize.CancelVerdict | None = None
         self.task: asyncio.Task[None] | None = None
         self.aloop: asyncio.AbstractEventLoop | None = None
         self.policies: Policies | None = None
@@ -321,9 +321,8 @@ class RunCore:
             self._anticipated.set_result(None)
 
     def _must_settle(self, stopped: bool) -> bool:
-        # Whether `_settle_request` has anything to do: most anticipated requests are answered
-        # before the run's end (the store answered within the batch), and a coroutine made
-        # only to await a done future is a frame made, resumed and unwound per cancel.
+        # Whether `_settle_request` has anything to do: most requests are answered before the
+        # run's end, and a coroutine to await a done future is a frame per cancel for nothing.
         anticipated = self._anticipated
         return anticipated is not None and (
             not anticipated.done() or (stopped and self._owed and self.final is None))
@@ -469,9 +468,9 @@ class RunCore:
             for event in commit.events:  # the phases with nothing to do, and `terminate`
                 if id(event) not in recorded:
                     self.journal.announce(event)
-        self.settle(result.info, None, finalize.cancel_error(
-            reason, self.run_id, result.info.checkpoint_id, outcome,
-            self.request.config.recursion_limit))
+        self.settle(result.info, None, finalize.CancelVerdict(
+            reason, self.run_id, result.info.checkpoint_id,
+            outcome.error if outcome is not None else None, self.request.config.recursion_limit))
 
     def _report_stopped(self, outcome: LoopOutcome | None) -> list[tuple[str, CancelHook]]:
         """Report the nodes the stop ended at their next await (`terminate_node`); return the
@@ -486,12 +485,14 @@ class RunCore:
         for report in await run_hooks(hooks, config.cleanup_grace, self.request.pool):
             self.journal.record("cleanup", report["node"], report)
 
-    def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
-        """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks."""
+    def settle(self, info: RunInfo, result: Any,
+               exception: BaseException | finalize.CancelVerdict | None) -> None:
+        """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks.
+        `exception` is what the caller is given instead of `result` (a verdict: made later)."""
         with _LOCK:
             self.final = self.info = info
             self.result = result
-            self.exception = exception
+            self._exception = exception
             event = self._done_event
         self.buffer.close()
         waiters, self._waiters = self._waiters, None
@@ -502,6 +503,22 @@ class RunCore:
             event.set()
         for callback in self._on_final:
             callback(self)
+
+    @property
+    def exception(self) -> BaseException | None:
+        """What the run's caller is given instead of a result (None: a result, or no end yet).
+        A cancelled run's is made on first read (`finalize.CancelVerdict`), the same object
+        on every read."""
+        error = self._exception
+        if not isinstance(error, finalize.CancelVerdict):
+            return error
+        made = error.error()
+        with _LOCK:  # two threads reading at once: one exception, the first made
+            if self._exception is error:
+                self._exception = made
+            kept = self._exception
+        assert not isinstance(kept, finalize.CancelVerdict)
+        return kept
 
     async def wait(self) -> RunInfo:
         """Wait (on the run's own loop) until the run has ended.
