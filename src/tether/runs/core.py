@@ -94,8 +94,9 @@ class RunCore:
         self._loop: Loop | None = None
         self._requested_at: float | None = None
         self._early: CancelReason | None = None
-        # The outcome of a request the scope was cancelled for before it was durable
-        # (`anticipate_cancel`): resolved once the store has answered it, or failed.
+        # While a request the scope was cancelled for before it was durable
+        # (`anticipate_cancel`) awaits the store's answer: its batch's future, done once the
+        # store has answered the batch; None once this run's request is answered.
         self._anticipated: asyncio.Future[None] | None = None
         # True from an anticipated cancel until its `propagate` is recorded, after the request.
         self._owed = False
@@ -303,13 +304,16 @@ class RunCore:
         self._answered()
         return info
 
-    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop) -> None:
+    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop,
+                          answered: asyncio.Future[None]) -> None:
         """Cancel the scope for a request just handed to the store, if `loop` is the run's: the
-        run stops while the store records it. The run's last transaction waits for the answer
-        (`_settle_request`), and `propagate` is recorded with it (`receive_cancel`)."""
+        run stops while the store records it. Until the request is answered, the run's last
+        transaction waits for `answered` (its batch's: done once the store has answered the
+        whole batch; `_settle_request`), and `propagate` is recorded with it
+        (`receive_cancel`)."""
         if loop is self.aloop and self.final is None and self._anticipated is None \
                 and self.info.reason is None and not self.scope.cancel_called:
-            self._anticipated = loop.create_future()
+            self._anticipated = answered
             self._owed = self.scope.cancel(reason)
 
     def cancel_unrecorded(self) -> None:
@@ -317,23 +321,26 @@ class RunCore:
         self._answered()
 
     def _answered(self) -> None:
-        if self._anticipated is not None and not self._anticipated.done():
-            self._anticipated.set_result(None)
+        # Nothing left to wait for (an assignment, safe from any thread); a request that the
+        # store failed to record is still `_owed`.
+        self._anticipated = None
 
     def _must_settle(self, stopped: bool) -> bool:
         # Whether `_settle_request` has anything to do: most requests are answered before the
-        # run's end, and a coroutine to await a done future is a frame per cancel for nothing.
+        # run's end, and a coroutine to await nothing is a frame per cancel for nothing.
         anticipated = self._anticipated
-        return anticipated is not None and (
-            not anticipated.done() or (stopped and self._owed and self.final is None))
+        return (anticipated is not None and not anticipated.done()) or (
+            stopped and self._owed and self.final is None)
 
     async def _settle_request(self, stopped: bool) -> None:
         # Before the last transaction: the anticipated request is answered; one the store
         # failed to record is recorded now if the run `stopped` for it (not if it ended first).
-        if self._anticipated is not None:
-            await self._anticipated
-            if stopped and self._owed and self.final is None:
-                await self._request_alone(self.scope.reason or CancelReason("user"))
+        # (`_owed` is only ever set by an anticipated request.)
+        anticipated = self._anticipated
+        if anticipated is not None:
+            await asyncio.shield(anticipated)  # the batch's: this run's end may be cancelled
+        if stopped and self._owed and self.final is None:
+            await self._request_alone(self.scope.reason or CancelReason("user"))
 
     @property
     def early_cancel(self) -> CancelReason | None:

@@ -1,6 +1,7 @@
 """What a cancelled run's end does not do (structural counts, no timing): its end enters no anyio
 scope after the run's own, its loop assembles no output for a run that returns none, it awaits
-no coroutine for a request the store has answered, and it makes no exception nobody reads."""
+no coroutine for a request the store has answered, and it makes no exception nobody reads; a
+crowd's requests, recorded as one batch, wait on one future for the store's answer."""
 
 from __future__ import annotations
 
@@ -128,3 +129,35 @@ async def test_a_cancelled_runs_exception_is_made_when_first_read(
         await run.result()
     assert caught.value is error
     assert len(made) == 1
+
+
+async def test_a_crowd_cancelled_together_waits_on_one_future_for_the_stores_answer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    inside: list[int] = []
+    all_in = asyncio.Event()
+
+    async def wait(state: Count) -> dict[str, int]:
+        inside.append(1)
+        if len(inside) == 10:
+            all_in.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    builder = StateGraph(Count).add_node("wait", wait)
+    builder.add_edge(START, "wait")
+    graph = builder.compile()  # one graph: its runs share a store, and so a batch
+    runs = [graph.start({"count": 0}) for _ in range(10)]
+    await all_in.wait()
+    loop = asyncio.get_running_loop()
+    made: list[Any] = []
+    original = loop.create_future
+
+    def counting() -> Any:
+        made.append(original())
+        return made[-1]
+
+    monkeypatch.setattr(loop, "create_future", counting)
+    infos = await asyncio.gather(*(run.cancel() for run in runs))
+    assert {info.status.value for info in infos} == {"cancelled"}
+    # Each caller's receipt, and one for the batch: no future per run for its answer.
+    assert len(made) == len(runs) + 1
