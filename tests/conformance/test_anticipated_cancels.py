@@ -189,3 +189,31 @@ async def test_a_failed_request_leaves_a_run_that_ended_on_its_own_as_it_ended(
     info = await asyncio.wait_for(run.core.wait(), 5)
     assert info.status is RunStatus.ERROR
     assert "request" not in _phases(store, info.run_id)
+
+
+async def test_a_run_torn_down_while_its_batch_is_recorded_leaves_the_others_whole(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The runs of one batch wait on one future for its answer: one run's driver cancelled
+    # natively meanwhile (its loop tearing it down) must not cancel that future for the rest.
+    log: list[str] = []
+    kept, torn = _Parked(log), _Parked(log)
+    kept_run = kept.graph(store).start({"count": 0}, {"configurable": {"thread_id": "t1"}})
+    torn_run = torn.graph(store).start({"count": 0}, {"configurable": {"thread_id": "t2"}})
+    await asyncio.wait_for(asyncio.gather(kept.parked.wait(), torn.parked.wait()), 5)
+    logged = _Logged(store, monkeypatch, log)
+    logged.release.clear()
+    cancels = asyncio.gather(kept_run.cancel("stop"), torn_run.cancel("stop"),
+                             return_exceptions=True)
+    await asyncio.wait_for(asyncio.gather(kept.stopped.wait(), torn.stopped.wait()), 5)
+    for _ in range(20):  # both runs' ends are now waiting for the batch's answer
+        await asyncio.sleep(0)
+    assert log.count("request handed over") == 1 and "last transaction" not in log
+    driver = torn_run.core.task
+    assert driver is not None
+    driver.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await driver
+    logged.release.set()
+    kept_info, _torn_answer = await asyncio.wait_for(cancels, 5)
+    assert isinstance(kept_info, RunInfo)
+    _cancelled_whole(store, kept_info, "stop")

@@ -44,6 +44,25 @@ class _Checkpoint:
     writes: list[tuple[str, str, int, str, bytes]] = field(default_factory=list)
 
 
+class _Request:
+    """A run's `request` event as stored: its reason, made into the event when the log is
+    first read (`InMemorySaver.events`). Every cancel records one, and most logs are never
+    read (a graph without a checkpointer keeps its runs here): the reason's `to_dict` (a
+    datetime formatted as text) is paid by whoever reads it, not by every cancel. The event is
+    the same either way: the reason is frozen, and its evidence the very dict `to_dict` gives.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: CancelReason) -> None:
+        self.reason = reason
+
+    def event(self) -> RunEvent:
+        """The event it stands for, as `request_cancel` would have made it at once."""
+        reason = self.reason
+        return RunEvent("request", reason.requested_at, None, reason.to_dict())
+
+
 class InMemorySaver(CheckpointStore):
     """A complete store in memory. Nothing survives the process.
 
@@ -57,7 +76,8 @@ class InMemorySaver(CheckpointStore):
         self.serde = serde or Serializer()
         self._lock = threading.RLock()
         self._runs: dict[str, RunInfo] = {}
-        self._events: dict[str, list[RunEvent]] = {}
+        # A run's audit log; its `request` event is kept unformatted until read (`_Request`).
+        self._events: dict[str, list[RunEvent | _Request]] = {}
         # A deque: forgetting the oldest is O(1) (a list's `pop(0)` moves every id after it).
         self._finished: deque[str] = deque()
         self._max_finished = max_finished_runs
@@ -120,13 +140,14 @@ class InMemorySaver(CheckpointStore):
             if not info.status.can_become(RunStatus.CANCELLING, "request_cancel") \
                     or info.reason is not None:
                 return info, False
-            values = list(_ALL_FIELDS(info))  # `_replace`, without its keywords: every cancel
-            values[_STATUS], values[_REASON] = RunStatus.CANCELLING, reason
-            info = RunInfo(*values)
+            # Every cancel: each field read by its slot and passed by position (no keywords,
+            # no list of all fields); `test_memory_records` holds it to `dataclasses.replace`.
+            info = RunInfo(info.run_id, info.thread_id, RunStatus.CANCELLING, reason,
+                           info.created_at, info.started_at, info.ended_at, info.checkpoint_id,
+                           info.error, info.cancel_latency_ms, info.metadata, info.error_node,
+                           info.error_traceback)
             self._runs[run_id] = info
-            self._events[run_id].append(
-                RunEvent("request", reason.requested_at, None, reason.to_dict())
-            )
+            self._events[run_id].append(_Request(reason))
             return info, True
 
     async def arequest_cancels(
@@ -156,18 +177,14 @@ class InMemorySaver(CheckpointStore):
                 # A run without a checkpointer has no thread: its writes have nowhere to go.
                 self._store_final(info, finish)
             terminal = finish.status in TERMINAL_STATUSES
-            values = list(_ALL_FIELDS(info))  # `_replace`, without its keywords: every run's end
-            values[_STATUS] = finish.status
-            if finish.reason is not None:
-                values[_REASON] = finish.reason
-            values[_ERROR] = finish.error
-            values[_ERROR_NODE] = finish.error_node
-            values[_ERROR_TRACEBACK] = finish.error_traceback
-            if finish.checkpoint_id:
-                values[_CHECKPOINT_ID] = finish.checkpoint_id
-            values[_ENDED_AT] = utcnow() if terminal else None
-            values[_CANCEL_LATENCY_MS] = finish.cancel_latency_ms
-            info = RunInfo(*values)
+            reason = finish.reason
+            # Every run's end: as in `request_cancel`, each field by position.
+            info = RunInfo(info.run_id, info.thread_id, finish.status,
+                           info.reason if reason is None else reason, info.created_at,
+                           info.started_at, utcnow() if terminal else None,
+                           finish.checkpoint_id or info.checkpoint_id, finish.error,
+                           finish.cancel_latency_ms, info.metadata, finish.error_node,
+                           finish.error_traceback)
             self._runs[run_id] = info
             self._events[run_id].extend(finish.events)
             if terminal:
@@ -210,7 +227,15 @@ class InMemorySaver(CheckpointStore):
 
     def events(self, run_id: str) -> list[RunEvent]:
         with self._lock:
-            return list(self._events.get(run_id, ()))
+            stored = self._events.get(run_id, [])
+            out: list[RunEvent] = []
+            for i, kept in enumerate(stored):
+                if isinstance(kept, _Request):  # made once and kept: every read sees one event
+                    made = stored[i] = kept.event()
+                    out.append(made)
+                else:
+                    out.append(kept)
+            return out
 
     # -- threads ----------------------------------------------------------------------------
 
@@ -404,16 +429,11 @@ class InMemorySaver(CheckpointStore):
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
 _FIELD_INDEX = {name: i for i, name in enumerate(_RUN_FIELDS)}
 _ALL_FIELDS = operator.attrgetter(*_RUN_FIELDS)
-_STATUS, _REASON, _ERROR, _ERROR_NODE, _ERROR_TRACEBACK, _CHECKPOINT_ID, _ENDED_AT, \
-    _CANCEL_LATENCY_MS = (_FIELD_INDEX[name] for name in (
-        "status", "reason", "error", "error_node", "error_traceback", "checkpoint_id",
-        "ended_at", "cancel_latency_ms"))
-"""Where `RunInfo(*values)` takes the fields a run's request and end change."""
 
 
 def _replace(info: RunInfo, **changes: Any) -> RunInfo:
     # dataclasses.replace re-inspects the fields on every call and passes them by keyword:
-    # this is on every run's path (twice per cancel). Every field is read at once (in C), the
+    # this is on every run's start. Every field is read at once (in C), the
     # changed ones swapped, and the record made from them by position (`RunInfo` is a
     # `fast_record`: no per-field `object.__setattr__`).
     values = list(_ALL_FIELDS(info))

@@ -62,17 +62,18 @@ def refuse_own_cancel(task: Task) -> None:
 
 
 def cancelled_error(task: Task, scope: CancelScope, run_scope: CancelScope, started: float,
-                    run_idle: float | None) -> BaseException:
+                    run_idle: float | None) -> BaseException | None:
     """What an attempt of `task` under `scope`, started at `started`, that a cancel stopped
     amounts to: a `NodeTimeoutError` for its own timeout (or idle limit), which may be retried;
-    else a cancel (by the run, or a failed sibling), and the task is `cancelled`. The hooks
-    its node registered go to the task."""
+    else a cancel (by the run, or a failed sibling): the task is `cancelled`, and None (no
+    exception is made for it: nobody raises it, and every cancelled run's task comes here).
+    The hooks its node registered go to the task."""
     hooks = scope.take_hooks()
     if hooks:  # most attempts registered none: no list is rebuilt for them
         task.hooks = [*task.hooks, *((task.name, hook) for hook in hooks)]
     if run_scope.cancel_called:
         task.outcome = "cancelled"
-        return asyncio.CancelledError()
+        return None
     reason = scope.reason
     if reason is not None and reason.kind == "timeout":
         elapsed = time.monotonic() - started
@@ -82,7 +83,7 @@ def cancelled_error(task: Task, scope: CancelScope, run_scope: CancelScope, star
         if task.node.timeout is not None:
             return NodeTimeoutError(task.name, task.node.timeout, elapsed)
     task.outcome = "cancelled"
-    return asyncio.CancelledError()
+    return None
 
 
 def retry_policy(policies: tuple[RetryPolicy, ...], exc: BaseException) -> RetryPolicy | None:

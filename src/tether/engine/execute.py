@@ -180,9 +180,11 @@ class Executor:
                 if result is not _CANCELLED:
                     await self.finish(task, result)
                     return
-                error = cancelled_error(task, scope, self.scope, started, self.idle_timeout)
+                stopped = cancelled_error(task, scope, self.scope, started, self.idle_timeout)
                 if task.outcome == "cancelled":
                     return
+                assert stopped is not None  # a cancel leaves the task `cancelled`
+                error = stopped
             finally:
                 scope.close()
             if not await self._retrying(task, error, attempt, alone):

@@ -6,7 +6,8 @@ A batch is flushed by a task of its own, which also hands each durable request t
 (`RunCore.receive_cancel`): a caller that stops waiting (it was cancelled) leaves its request
 recorded and propagated all the same. A run of the flushing loop is stopped as its request is
 handed to the store (`RunCore.anticipate_cancel`), so that its stop overlaps the store's write;
-its last transaction waits for the store's answer, and so comes after the request.
+its last transaction waits for the store's answer (one future for the whole batch, done once every
+answer is handed out), and so comes after the request.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ class Cancellable(Protocol):
     def store(self) -> CheckpointStore:
         """Where the run is recorded."""
 
-    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop) -> None:
-        """The request is being handed to the store: stop the run now if it lives on `loop`."""
+    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop,
+                          answered: asyncio.Future[None]) -> None:
+        """The request is being handed to the store: stop the run now if it lives on `loop`;
+        `answered` is done once the store has answered the batch."""
 
     def receive_cancel(self, info: RunInfo, first: bool) -> RunInfo:
         """A durable cancel reached the run; returns the receipt."""
@@ -75,9 +78,19 @@ class CancelBatch:
             end); the store call is one transaction where the backend can.
         """
         _OPEN.pop(self._key, None)  # later requests make a new batch
+        # One future for the batch, not one per run: each run stopped ahead of its answer
+        # waits on it before its last transaction (unless its answer came some other way).
+        answered: asyncio.Future[None] = self.loop.create_future()
+        try:
+            await self._record(answered)
+        finally:
+            answered.set_result(None)
+
+    async def _record(self, answered: asyncio.Future[None]) -> None:
+        """`flush` but for `answered`: stop the runs, record the requests, hand out answers."""
         requests = self._requests
         for core, reason, _, _ in requests:
-            core.anticipate_cancel(reason, self.loop)
+            core.anticipate_cancel(reason, self.loop, answered)
         try:
             answers = await self.store.arequest_cancels(
                 [(core.run_id, reason) for core, reason, _, _ in requests])

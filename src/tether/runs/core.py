@@ -61,9 +61,9 @@ class RunCore:
 
     # Slots: a thousand runs in flight are a thousand of these.
     __slots__ = (
-        "__weakref__", "_anticipated", "_created", "_done_event", "_early", "_loop", "_on_final",
-        "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop", "buffer",
-        "emitter", "exception", "final", "hooks", "info", "journal", "meter", "policies",
+        "__weakref__", "_anticipated", "_created", "_done_event", "_early", "_exception", "_loop",
+        "_on_final", "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop",
+        "buffer", "emitter", "final", "hooks", "info", "journal", "meter", "policies",
         "predecessors", "request", "result", "run_id", "scope", "store", "task", "thread_id",
     )
 
@@ -85,7 +85,7 @@ class RunCore:
                             metadata={**request.metadata, "checkpoint_ns": config.checkpoint_ns})
         self.final: RunInfo | None = None
         self.result: Any = None
-        self.exception: BaseException | None = None
+        self._exception: BaseException | finalize.CancelVerdict | None = None
         self.task: asyncio.Task[None] | None = None
         self.aloop: asyncio.AbstractEventLoop | None = None
         self.policies: Policies | None = None
@@ -94,8 +94,9 @@ class RunCore:
         self._loop: Loop | None = None
         self._requested_at: float | None = None
         self._early: CancelReason | None = None
-        # The outcome of a request the scope was cancelled for before it was durable
-        # (`anticipate_cancel`): resolved once the store has answered it, or failed.
+        # While a request the scope was cancelled for before it was durable
+        # (`anticipate_cancel`) awaits the store's answer: its batch's future, done once the
+        # store has answered the batch; None once this run's request is answered.
         self._anticipated: asyncio.Future[None] | None = None
         # True from an anticipated cancel until its `propagate` is recorded, after the request.
         self._owed = False
@@ -303,13 +304,16 @@ class RunCore:
         self._answered()
         return info
 
-    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop) -> None:
+    def anticipate_cancel(self, reason: CancelReason, loop: asyncio.AbstractEventLoop,
+                          answered: asyncio.Future[None]) -> None:
         """Cancel the scope for a request just handed to the store, if `loop` is the run's: the
-        run stops while the store records it. The run's last transaction waits for the answer
-        (`_settle_request`), and `propagate` is recorded with it (`receive_cancel`)."""
+        run stops while the store records it. Until the request is answered, the run's last
+        transaction waits for `answered` (its batch's: done once the store has answered the
+        whole batch; `_settle_request`), and `propagate` is recorded with it
+        (`receive_cancel`)."""
         if loop is self.aloop and self.final is None and self._anticipated is None \
                 and self.info.reason is None and not self.scope.cancel_called:
-            self._anticipated = loop.create_future()
+            self._anticipated = answered
             self._owed = self.scope.cancel(reason)
 
     def cancel_unrecorded(self) -> None:
@@ -317,16 +321,26 @@ class RunCore:
         self._answered()
 
     def _answered(self) -> None:
-        if self._anticipated is not None and not self._anticipated.done():
-            self._anticipated.set_result(None)
+        # Nothing left to wait for (an assignment, safe from any thread); a request that the
+        # store failed to record is still `_owed`.
+        self._anticipated = None
+
+    def _must_settle(self, stopped: bool) -> bool:
+        # Whether `_settle_request` has anything to do: most requests are answered before the
+        # run's end, and a coroutine to await nothing is a frame per cancel for nothing.
+        anticipated = self._anticipated
+        return (anticipated is not None and not anticipated.done()) or (
+            stopped and self._owed and self.final is None)
 
     async def _settle_request(self, stopped: bool) -> None:
         # Before the last transaction: the anticipated request is answered; one the store
         # failed to record is recorded now if the run `stopped` for it (not if it ended first).
-        if self._anticipated is not None:
-            await self._anticipated
-            if stopped and self._owed and self.final is None:
-                await self._request_alone(self.scope.reason or CancelReason("user"))
+        # (`_owed` is only ever set by an anticipated request.)
+        anticipated = self._anticipated
+        if anticipated is not None:
+            await asyncio.shield(anticipated)  # the batch's: this run's end may be cancelled
+        if stopped and self._owed and self.final is None:
+            await self._request_alone(self.scope.reason or CancelReason("user"))
 
     @property
     def early_cancel(self) -> CancelReason | None:
@@ -424,7 +438,8 @@ class RunCore:
         if hooks := self._report_stopped(outcome):
             await self._clean_up(hooks)
         self.journal.record("finish", end.node, {**end.detail(), **finalize.spent(self.policies)})
-        await self._settle_request(stopped=False)
+        if self._must_settle(stopped=False):
+            await self._settle_request(stopped=False)
         commit = finalize.commit_end(end, outcome, self.thread_id, self.journal.take())
         result = await self.store.afinish_run(self.run_id, commit)
         if not result.applied:
@@ -434,7 +449,8 @@ class RunCore:
 
     async def _commit_cancel(self, outcome: LoopOutcome | None, started: bool,
                              refused: RunFinish | None) -> None:
-        await self._settle_request(stopped=True)
+        if self._must_settle(stopped=True):
+            await self._settle_request(stopped=True)
         # A cancel that reached the run durably (`receive_cancel`) left the durable reason in
         # `info`: reading it back would be a round trip more on every cancel.
         known = self.info.reason if self._requested_at is not None else None
@@ -459,9 +475,9 @@ class RunCore:
             for event in commit.events:  # the phases with nothing to do, and `terminate`
                 if id(event) not in recorded:
                     self.journal.announce(event)
-        self.settle(result.info, None, finalize.cancel_error(
-            reason, self.run_id, result.info.checkpoint_id, outcome,
-            self.request.config.recursion_limit))
+        self.settle(result.info, None, finalize.CancelVerdict(
+            reason, self.run_id, result.info.checkpoint_id,
+            outcome.error if outcome is not None else None, self.request.config.recursion_limit))
 
     def _report_stopped(self, outcome: LoopOutcome | None) -> list[tuple[str, CancelHook]]:
         """Report the nodes the stop ended at their next await (`terminate_node`); return the
@@ -476,12 +492,14 @@ class RunCore:
         for report in await run_hooks(hooks, config.cleanup_grace, self.request.pool):
             self.journal.record("cleanup", report["node"], report)
 
-    def settle(self, info: RunInfo, result: Any, exception: BaseException | None) -> None:
-        """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks."""
+    def settle(self, info: RunInfo, result: Any,
+               exception: BaseException | finalize.CancelVerdict | None) -> None:
+        """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks.
+        `exception` is what the caller is given instead of `result` (a verdict: made later)."""
         with _LOCK:
             self.final = self.info = info
             self.result = result
-            self.exception = exception
+            self._exception = exception
             event = self._done_event
         self.buffer.close()
         waiters, self._waiters = self._waiters, None
@@ -492,6 +510,22 @@ class RunCore:
             event.set()
         for callback in self._on_final:
             callback(self)
+
+    @property
+    def exception(self) -> BaseException | None:
+        """What the run's caller is given instead of a result (None: a result, or no end yet).
+        A cancelled run's is made on first read (`finalize.CancelVerdict`), the same object
+        on every read."""
+        error = self._exception
+        if not isinstance(error, finalize.CancelVerdict):
+            return error
+        made = error.error()
+        with _LOCK:  # two threads reading at once: one exception, the first made
+            if self._exception is error:
+                self._exception = made
+            kept = self._exception
+        assert not isinstance(kept, finalize.CancelVerdict)
+        return kept
 
     async def wait(self) -> RunInfo:
         """Wait (on the run's own loop) until the run has ended.

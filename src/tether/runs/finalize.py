@@ -184,10 +184,14 @@ def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: Ru
 
 
 def cancel_error(reason: CancelReason, run_id: str, checkpoint_id: str | None,
-                 outcome: LoopOutcome | None, recursion_limit: int) -> BaseException:
+                 loop_error: BaseException | None, recursion_limit: int) -> BaseException:
     """What the caller of a cancelled run is given: `RecursionLimitReached` for the recursion
     limit (LangGraph's message), the node's `NodeTimeoutError` for its timeout, `RunTimeout`
-    for another timeout, `RunCancelled` otherwise."""
+    for another timeout, `RunCancelled` otherwise.
+
+    Args:
+        loop_error: the error the run's loop ended with (`LoopOutcome.error`), if any.
+    """
     if reason.requested_by == "recursion_limit":
         error = RecursionLimitReached(reason, run_id, checkpoint_id)
         error.args = (
@@ -195,12 +199,29 @@ def cancel_error(reason: CancelReason, run_id: str, checkpoint_id: str | None,
             "You can increase the limit by setting the `recursion_limit` config key.",
         )
         return error
-    if outcome is not None and isinstance(outcome.error, NodeTimeoutError) and \
-            reason.kind == "timeout":
-        return outcome.error
+    if isinstance(loop_error, NodeTimeoutError) and reason.kind == "timeout":
+        return loop_error
     if reason.kind == "timeout":
         return RunTimeout(reason, run_id, checkpoint_id)
     return RunCancelled(reason, run_id, checkpoint_id)
+
+
+class CancelVerdict:
+    """What the caller of a cancelled run is given (`cancel_error`), made only when asked for:
+    most cancels are never awaited for their outcome (a crowd cancelled by handle), and an
+    exception made for nobody is a good part of a cancel's end. Holds only immutable values
+    (and the loop's own error), so the exception is the same whenever it is made.
+    """
+
+    __slots__ = ("_args",)
+
+    def __init__(self, reason: CancelReason, run_id: str, checkpoint_id: str | None,
+                 loop_error: BaseException | None, recursion_limit: int) -> None:
+        self._args = (reason, run_id, checkpoint_id, loop_error, recursion_limit)
+
+    def error(self) -> BaseException:
+        """A new exception, as `cancel_error` makes it."""
+        return cancel_error(*self._args)
 
 
 _BUDGET_ORDER = tuple(sorted(BUDGET_KEYS))
@@ -225,5 +246,6 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-__all__ = ["CANCELLED", "Ending", "cancel_error", "cancel_reason", "checkpoint_detail",
-           "commit_cancel", "commit_end", "describe", "ending", "spent", "stopped_nodes"]
+__all__ = ["CANCELLED", "CancelVerdict", "Ending", "cancel_error", "cancel_reason",
+           "checkpoint_detail", "commit_cancel", "commit_end", "describe", "ending", "spent",
+           "stopped_nodes"]

@@ -154,7 +154,7 @@ def test_what_the_caller_of_a_cancelled_run_is_given() -> None:
     assert isinstance(error, RecursionLimitReached)
     assert "Recursion limit of 25 reached" in str(error)
     node_timeout = NodeTimeoutError("slow", 1.0, 1.5)
-    timed = outcome("cancelled", error=node_timeout)
+    timed = outcome("cancelled", error=node_timeout).error
     assert finalize.cancel_error(CancelReason("timeout"), "r", None, timed, 25) is node_timeout
     assert type(finalize.cancel_error(CancelReason("timeout"), "r", None, None, 25)) is RunTimeout
     plain = finalize.cancel_error(CancelReason("user"), "r", "c1", timed, 25)
