@@ -33,6 +33,10 @@ from tether.prebuilt.tool_errors import (
 )
 from tether.prebuilt.tool_results import CallOutput, InputKind, ToolAnswers, msg_content_output
 from tether.runtime import charge
+from tether.types import CancelReason
+
+_CALL_FAILED = CancelReason("parent", "another tool call of the node failed", "engine")
+"""Why the running calls of a node are cancelled when one of its calls fails."""
 
 
 class ToolCallWithContext(TypedDict):
@@ -202,7 +206,13 @@ class ToolNode(Runnable[Any, Any]):
 
         if len(calls) == 1:
             return [await answer(0)]
-        return await _gather([functools.partial(answer, i) for i in range(len(calls))])
+        try:
+            return await _gather([functools.partial(answer, i) for i in range(len(calls))])
+        except Exception:
+            # A call failed (or paused): the node gives up on the others; their threads see
+            # the cancel rather than run on until the grace.
+            current_site().cancel_calls(_CALL_FAILED)
+            raise
 
     def _runtime(self, call: ToolCall, state: Any, config: dict[str, Any]
                  ) -> ToolRuntime[Any, Any]:

@@ -259,6 +259,30 @@ async def test_a_sync_tool_that_ignores_its_timeout_is_abandoned_after_the_grace
         release.set()
 
 
+async def test_a_failing_call_stops_its_running_sync_sibling_at_once() -> None:
+    saw: list[bool] = []
+
+    @tool
+    def slow(x: int) -> str:
+        """Runs until stopped."""
+        saw.append(wait_cancelled())
+        return "late"
+
+    @tool
+    def bad(x: int) -> str:
+        """Fails."""
+        time.sleep(0.05)
+        raise ValueError("boom")
+
+    graph = graph_of(ToolNode([slow, bad], handle_tool_errors=False),
+                     call("slow", "c1", x=1), call("bad", "c2", x=2))
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="boom"):
+        await graph.ainvoke({"messages": [("user", "hi")]}, thread("sibling"))
+    assert saw == [True]  # the sibling's thread saw the cancel and returned
+    assert time.monotonic() - started < 1.5  # well within the 2 s grace: not abandoned
+
+
 # -- answers as the async path gives them ------------------------------------------------------
 
 
