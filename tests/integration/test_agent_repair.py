@@ -344,7 +344,8 @@ def test_a_tool_node_invoked_from_a_sync_node_runs_its_calls_directly() -> None:
     assert out["messages"][-1].content == "HI"
 
 
-async def test_a_sync_tool_that_never_checks_does_not_hold_the_stop(tmp_path: Path) -> None:
+async def test_a_sync_tool_that_never_checks_holds_the_stop_no_longer_than_its_grace(
+        tmp_path: Path) -> None:
     entered, release = threading.Event(), threading.Event()
 
     @tool
@@ -358,10 +359,12 @@ async def test_a_sync_tool_that_never_checks_does_not_hold_the_stop(tmp_path: Pa
     model = ScriptedChatModel(responses=[
         AIMessage(content="", tool_calls=[tool_call("stubborn", "c1", x=1)]), "ok"])
     graph = create_react_agent(model, [stubborn], checkpointer=store)
-    run = graph.start({"messages": [("user", "hi")]}, thread("s"))
+    run = graph.start({"messages": [("user", "hi")]}, {**thread("s"), "cancel_grace": 0.2})
     await asyncio.to_thread(entered.wait, WAIT)
     info = await graph.acancel(run.run_id)
     assert info.status.value == "cancelled" and not release.is_set()  # the tool still blocks
+    assert [e.detail["how"] for e in graph.ledger.events(run.run_id)
+            if e.phase == "terminate_node" and e.node == "tools:call"] == ["abandoned"]
     out = await graph.ainvoke({"messages": [("user", "again")]}, thread("s"))
     release.set()
     assert out["messages"][2].content == "Cancelled: cancelled by request"

@@ -36,6 +36,7 @@ from tether.engine.spec import GraphSpec
 from tether.engine.task import PUSH, Task
 from tether.engine.to_thread import Job
 from tether.errors import GraphInterrupt, NodeCancelled
+from tether.types import CancelReason
 
 T = TypeVar("T")
 
@@ -325,6 +326,14 @@ class CallSite:
             done.cancel()
             raise NodeCancelled(scope.effective_reason() if scope is not None else None)
         return done.result()
+
+    def cancel_calls(self, reason: CancelReason) -> None:
+        """Cancel the calls still running (through their scopes: their ladder, a sync call's
+        thread sees `cancelled()`), as a failed task stops its siblings: the attempt gives up
+        on them (one of them failed). Calls that finished keep their results."""
+        scope = self.parent.scope
+        if scope is not None:
+            scope.cancel_children(reason)
 
     # -- settling -------------------------------------------------------------------------
 

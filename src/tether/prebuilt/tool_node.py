@@ -14,25 +14,18 @@ from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from tether import node_context
+from tether.cancel.context import cancelled
 from tether.cancel.deadlines import coerce_timeout
 from tether.config import get_stream_writer
 from tether.constants import END
-from tether.engine.calls import CallSpec, call_spec, current_site, launch
-from tether.errors import GraphInterrupt, NodeTimeoutError, ParentCommand
-from tether.prebuilt.injection import (
-    InjectedArgs,
-    InjectedState,
-    InjectedStore,
-    ToolRuntime,
-    inject,
-    injected_args,
-)
-from tether.prebuilt.invocation import passing_commands, unwrap
+from tether.engine.calls import CallSpec, TaskFuture, call_spec, current_site, launch
+from tether.errors import NodeTimeoutError
+from tether.prebuilt.injection import InjectedState, InjectedStore, ToolRuntime
+from tether.prebuilt.tool_call import BUBBLE_UP, ToolCaller, runs_sync
 from tether.prebuilt.tool_errors import (
-    INVALID_TOOL_NAME_ERROR_TEMPLATE,
     ErrorHandling,
     ErrorPolicy,
     ToolInvocationError,
@@ -40,9 +33,10 @@ from tether.prebuilt.tool_errors import (
 )
 from tether.prebuilt.tool_results import CallOutput, InputKind, ToolAnswers, msg_content_output
 from tether.runtime import charge
+from tether.types import CancelReason
 
-_BUBBLE_UP = (GraphInterrupt, ParentCommand)
-"""Control flow a tool may raise (an `interrupt()`, a parent-graph command): never an error."""
+_CALL_FAILED = CancelReason("parent", "another tool call of the node failed", "engine")
+"""Why the running calls of a node are cancelled when one of its calls fails."""
 
 
 class ToolCallWithContext(TypedDict):
@@ -108,7 +102,11 @@ class ToolNode(Runnable[Any, Any]):
     Inside a graph run each call is a unit of the run of its own (as a `@task` is): it is
     cancelled with its node and inherits its deadline and budget; when the run is stopped,
     the answers of the calls that finished are kept in its final checkpoint, and
-    `graph.resume(run_id)` runs only the calls that did not finish.
+    `graph.resume(run_id)` runs only the calls that did not finish. A call of a plain sync
+    tool (no coroutine, no async method of its own; and no interceptor set) runs on one of
+    tether's threads, as a sync node does: `tether.cancelled()` turns true there on a stop or
+    at its timeout, and a thread that does not return within the node's grace is abandoned
+    (its answer thrown away). An async tool runs on the event loop.
     """
 
     def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], *, name: str = "tools",
@@ -120,23 +118,28 @@ class ToolNode(Runnable[Any, Any]):
                  timeout: float | None = None) -> None:
         self.name = name
         self.timeout = coerce_timeout(timeout, f"timeout of ToolNode '{name}'")
+        # One name for both kinds of unit: a call's id does not depend on where it runs.
         self._unit: CallSpec = call_spec(f"{name}:call", self._run_one, is_async=True,
                                          timeout=self.timeout, quiet=True)
+        self._sync_unit: CallSpec = call_spec(f"{name}:call", self._run_one_sync,
+                                              is_async=False, timeout=self.timeout, quiet=True)
         self.tags = tags
-        self._errors = ErrorPolicy(handle_tool_errors)
         self._handle_tool_errors = handle_tool_errors
         self._messages_key = messages_key
         self._answers = ToolAnswers(messages_key)
         self._wrap_tool_call = wrap_tool_call
         self._awrap_tool_call = awrap_tool_call
         self._tools_by_name: dict[str, BaseTool] = {}
-        self._injected: dict[str, InjectedArgs] = {}
-        self._runners: dict[str, BaseTool] = {}
         for item in tools:
             made = item if isinstance(item, BaseTool) else as_tool(item)
             self._tools_by_name[made.name] = made
-            self._injected[made.name] = injected_args(made)
-            self._runners[made.name] = passing_commands(made)
+        self._caller = ToolCaller(self._tools_by_name, ErrorPolicy(handle_tool_errors),
+                                  self._answers)
+        # The tools whose calls run as sync units (decided on the tools as given): an
+        # interceptor sees every call from the loop, so with one set none do.
+        self._sync_tools = frozenset(
+            name for name, made in self._tools_by_name.items()
+            if wrap_tool_call is None and awrap_tool_call is None and runs_sync(made))
 
     @property
     def tools_by_name(self) -> dict[str, BaseTool]:
@@ -183,13 +186,16 @@ class ToolNode(Runnable[Any, Any]):
     async def _as_units(self, calls: list[ToolCall], kind: InputKind,
                         runtimes: list[ToolRuntime[Any, Any]]) -> list[CallOutput]:
         """Each call launched as a unit of the run (in call order, so that a resumed node
-        finds the answers its stopped attempt kept); their answers in call order."""
-        futures = [launch(self._unit, (call, kind, runtime), {})
+        finds the answers its stopped attempt kept: a call's id is its place in that order,
+        whichever kind of unit it is); their answers in call order."""
+        sync_tools, unit, sync_unit = self._sync_tools, self._unit, self._sync_unit
+        futures = [launch(sync_unit if call["name"] in sync_tools else unit,
+                          (call, kind, runtime), {})
                    for call, runtime in zip(calls, runtimes, strict=True)]
 
         async def answer(index: int) -> CallOutput:
             try:
-                return cast("CallOutput", await futures[index])
+                return cast("CallOutput", await _answer_of(futures[index]))
             except NodeTimeoutError as error:
                 if self._handle_tool_errors is False:
                     raise
@@ -200,7 +206,13 @@ class ToolNode(Runnable[Any, Any]):
 
         if len(calls) == 1:
             return [await answer(0)]
-        return await _gather([functools.partial(answer, i) for i in range(len(calls))])
+        try:
+            return await _gather([functools.partial(answer, i) for i in range(len(calls))])
+        except Exception:
+            # A call failed (or paused): the node gives up on the others; their threads see
+            # the cancel rather than run on until the grace.
+            current_site().cancel_calls(_CALL_FAILED)
+            raise
 
     def _runtime(self, call: ToolCall, state: Any, config: dict[str, Any]
                  ) -> ToolRuntime[Any, Any]:
@@ -215,10 +227,10 @@ class ToolNode(Runnable[Any, Any]):
     async def _run_one(self, call: ToolCall, kind: InputKind,
                        runtime: ToolRuntime[Any, Any]) -> CallOutput:
         charge(tool_calls=1)  # every call counts toward the run's tool-call budget and rate
-        request = ToolCallRequest(call, self._tools_by_name.get(call["name"]), runtime.state,
-                                  runtime)
+        tool = self._tools_by_name.get(call["name"])
         if self._awrap_tool_call is None and self._wrap_tool_call is None:
-            return await self._execute(request, kind)
+            return await self._caller.acall(call, tool, runtime, kind)
+        request = ToolCallRequest(call, tool, runtime.state, runtime)
         try:
             if self._awrap_tool_call is not None:
                 answer = await self._awrap_tool_call(
@@ -228,44 +240,21 @@ class ToolNode(Runnable[Any, Any]):
                     cast("ToolCallWrapper", self._wrap_tool_call), request,
                     lambda req: self._execute(req, kind))
             return cast("CallOutput", answer)
-        except _BUBBLE_UP:
+        except BUBBLE_UP:
             raise
         except Exception as error:
             if not self._handle_tool_errors:
                 raise
-            return self._error_message(call, error)
+            return self._caller.error_message(call, error)
+
+    def _run_one_sync(self, call: ToolCall, kind: InputKind,
+                      runtime: ToolRuntime[Any, Any]) -> CallOutput:
+        """A call of a plain sync tool, on the thread its unit runs on (no interceptor)."""
+        charge(tool_calls=1)
+        return self._caller.call(call, self._tools_by_name[call["name"]], runtime, kind)
 
     async def _execute(self, request: ToolCallRequest, kind: InputKind) -> CallOutput:
-        call, tool = request.tool_call, request.tool
-        if tool is None:
-            return self._unknown_tool(call)
-        known = self._tools_by_name.get(call["name"]) is tool
-        wanted = self._injected[call["name"]] if known else injected_args(tool)
-        runner = self._runners[call["name"]] if known else passing_commands(tool)
-        try:
-            filled = inject(call, request.runtime, wanted, self._messages_key)
-            try:
-                config = cast("RunnableConfig", request.runtime.config)
-                response = unwrap(await runner.ainvoke({**filled, "type": "tool_call"}, config))
-            except ValidationError as error:
-                raise ToolInvocationError(call["name"], error, call["args"],
-                                          _model_errors(error, wanted)) from error
-            return self._answers.normalize(response, call, kind)
-        except _BUBBLE_UP:
-            raise
-        except Exception as error:
-            if not self._errors.handles(error):
-                raise
-            return self._error_message(call, error)
-
-    def _error_message(self, call: ToolCall, error: Exception) -> ToolMessage:
-        return ToolMessage(content=self._errors.content(error), name=call["name"],
-                           tool_call_id=call["id"], status="error")
-
-    def _unknown_tool(self, call: ToolCall) -> ToolMessage:
-        content = INVALID_TOOL_NAME_ERROR_TEMPLATE.format(
-            requested_tool=call["name"], available_tools=", ".join(self._tools_by_name))
-        return ToolMessage(content, name=call["name"], tool_call_id=call["id"], status="error")
+        return await self._caller.acall(request.tool_call, request.tool, request.runtime, kind)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -302,6 +291,26 @@ def _units_here() -> bool:
         return False
 
 
+async def _answer_of(future: TaskFuture) -> Any:
+    """A call's answer, awaited without handing a stop of the run on to the call as a second,
+    native cancel: the stop reaches the call through its own scope, whose ladder waits for a
+    sync tool's thread (up to the grace) instead of leaving it running unseen; the node's
+    attempt then settles its calls. Any other cancel of the waiter (a sibling call failed)
+    cancels the call at once, as awaiting it directly would.
+
+    Cancellation:
+        Raises `CancelledError` at once; the call goes on until its own scope stops it.
+    """
+    if future.done():
+        return future.result()
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if not cancelled():
+            future.cancel()
+        raise
+
+
 def _state_of(value: Any) -> Any:
     if isinstance(value, dict) and value.get("__type") == "tool_call_with_context":
         return value["state"]
@@ -314,20 +323,6 @@ def _state_of(value: Any) -> Any:
 def _tool_config(config: RunnableConfig | None) -> dict[str, Any]:
     # A tool call is a run of its own: it must not reuse the graph run's id.
     return {k: v for k, v in (config or {}).items() if k != "run_id"}
-
-
-def _model_errors(error: ValidationError, wanted: InjectedArgs) -> list[Any]:
-    """pydantic's errors about the arguments the model controls, without injected values."""
-    injected = set(wanted.state) | set(wanted.hidden)
-    injected.update(name for name in (wanted.store, wanted.runtime) if name)
-    kept: list[Any] = []
-    for detail in error.errors():
-        if detail["loc"] and detail["loc"][0] not in injected:
-            shown: dict[str, Any] = dict(detail)
-            if isinstance(shown.get("input"), dict):
-                shown["input"] = {k: v for k, v in shown["input"].items() if k not in injected}
-            kept.append(shown)
-    return kept
 
 
 async def _gather(jobs: list[Callable[[], Awaitable[CallOutput]]]) -> list[CallOutput]:
