@@ -3,7 +3,8 @@
 A `RunCore` is made by a `Run` handle and driven by `runs/driver.py`. The handle holds the core,
 never the other way round, so that a dropped stream can be garbage-collected (which cancels its
 run). The core is the only writer of its own fields; the decisions it applies at the run's end
-are pure functions of `runs/finalize.py`.
+are pure functions of `runs/finalize.py`, and its end is published by its base, `RunEnd`
+(`runs/ending.py`: the final record, the result or exception, the waiters).
 
 Invariants:
 - `final` is set exactly once, after the store accepted the run's last transaction.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
@@ -38,6 +38,7 @@ from tether.engine.task import StopMode, Task
 from tether.runs import batch, finalize
 from tether.runs.buffer import ChunkBuffer
 from tether.runs.cleanup import run_hooks
+from tether.runs.ending import RUN_LOCK, RunEnd
 from tether.runs.journal import Journal, RecordedCloser
 from tether.runs.policies import Policies
 from tether.runs.request import RunRequest
@@ -45,12 +46,7 @@ from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 Driver = Callable[["RunCore"], Coroutine[Any, Any, None]]
 
-# One lock for every run's few cross-thread fields (`_requested_at`, `final`, `_done_event`):
-# the sections it guards are a handful of assignments, and a lock per run is memory per run.
-_LOCK = threading.Lock()
-
-
-class RunCore:
+class RunCore(RunEnd):
     """One run's state; see the module docstring.
 
     Args:
@@ -61,15 +57,17 @@ class RunCore:
 
     # Slots: a thousand runs in flight are a thousand of these.
     __slots__ = (
-        "__weakref__", "_anticipated", "_created", "_done_event", "_early", "_exception", "_loop",
-        "_on_final", "_owed", "_record", "_requested_at", "_waiters", "admitted", "aloop",
-        "buffer", "emitter", "final", "hooks", "info", "journal", "meter", "policies",
-        "predecessors", "request", "result", "run_id", "scope", "store", "task", "thread_id",
+        "__weakref__", "_anticipated", "_created", "_early", "_loop", "_owed", "_record",
+        "_requested_at", "admitted", "aloop", "emitter", "hooks", "journal", "meter", "policies",
+        "predecessors", "request", "run_id", "scope", "store", "task", "thread_id",
     )
 
     def __init__(self, request: RunRequest, run_id: str,
                  predecessors: Sequence[RunCore] = ()) -> None:
         config = request.config
+        buffer = ChunkBuffer(request.buffer_limit, request.stream)
+        super().__init__(RunInfo(run_id, config.thread_id, RunStatus.PENDING, metadata={
+            **request.metadata, "checkpoint_ns": config.checkpoint_ns}), buffer)
         self.request = request
         self.run_id = run_id
         self.thread_id = config.thread_id
@@ -77,15 +75,9 @@ class RunCore:
         self.predecessors = predecessors or ()  # not a list per run for the usual none
         self.scope = CancelScope(deadline=deadline_after(config.timeout), name=run_id,
                                  shield_grace=config.cancel_grace)
-        self.buffer = ChunkBuffer(request.buffer_limit, request.stream)
         # The buffer is the emitter's sink, not the run: no cycle through `self`.
-        self.emitter = Emitter(self.buffer, request.stream.modes)
+        self.emitter = Emitter(buffer, request.stream.modes)
         self.journal = Journal(run_id, self.emitter)
-        self.info = RunInfo(run_id, self.thread_id, RunStatus.PENDING,
-                            metadata={**request.metadata, "checkpoint_ns": config.checkpoint_ns})
-        self.final: RunInfo | None = None
-        self.result: Any = None
-        self._exception: BaseException | finalize.CancelVerdict | None = None
         self.task: asyncio.Task[None] | None = None
         self.aloop: asyncio.AbstractEventLoop | None = None
         self.policies: Policies | None = None
@@ -105,10 +97,6 @@ class RunCore:
         self._record: asyncio.Future[None] | None = None
         # True when the run took its admission slot as it was launched (no wait for one).
         self.admitted = False
-        # Waiters, made only when someone waits: most runs are awaited once, on their loop.
-        self._done_event: threading.Event | None = None
-        self._waiters: list[asyncio.Future[Any]] | None = None
-        self._on_final: list[Callable[[RunCore], None]] = []
 
     # -- starting -------------------------------------------------------------------------
 
@@ -148,7 +136,7 @@ class RunCore:
             if self.final is None:
                 self.settle(self.info, None, exc)
             raise
-        with _LOCK:  # a request that saw no record has kept itself in `_early` by now
+        with RUN_LOCK:  # a request that saw no record has kept itself in `_early` by now
             self._created = True
         if not record.done():
             record.set_result(None)
@@ -189,10 +177,6 @@ class RunCore:
         self.info = info
         return True
 
-    def when_done(self, callback: Callable[[RunCore], None]) -> None:
-        """Call `callback(self)` once the run has ended (on the run's loop)."""
-        self._on_final.append(callback)
-
     # -- cancelling: the one inbox ----------------------------------------------------------
 
     async def request_cancel(self, reason: CancelReason, *, until_end: bool = False) -> RunInfo:
@@ -227,16 +211,6 @@ class RunCore:
         future.set_result(receipt)
         return future
 
-    def resolve_at_end(self, future: asyncio.Future[RunInfo]) -> None:
-        """Give `future` the run's final record once the run has ended (now, if it has);
-        on the run's loop."""
-        if self.final is not None:
-            future.set_result(self.final)
-            return
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(future)
-
     async def _request_alone(self, reason: CancelReason) -> RunInfo:
         # The run's own task asking (a policy, its deadline, its loop shutting down): no batch
         # to wait for, and no wait inside its own scope.
@@ -266,7 +240,7 @@ class RunCore:
         if self.final is not None:
             return self.final
         if not self._created:
-            with _LOCK:  # against `create_record` flipping `_created` (another thread's call)
+            with RUN_LOCK:  # against `create_record` flipping `_created` (another thread's call)
                 if not self._created:
                     # No record yet: keep the request; the driver applies it before anything
                     # else (it reads it only after the record exists).
@@ -286,7 +260,7 @@ class RunCore:
             return ended
         reason = info.reason
         assert reason is not None
-        with _LOCK:  # one lock for every run: nothing that can call out is done under it
+        with RUN_LOCK:  # one lock for every run: nothing that can call out is done under it
             announce = first and self._requested_at is None
             if self._requested_at is None:
                 now = time.monotonic()
@@ -491,64 +465,3 @@ class RunCore:
         config = self.request.config
         for report in await run_hooks(hooks, config.cleanup_grace, self.request.pool):
             self.journal.record("cleanup", report["node"], report)
-
-    def settle(self, info: RunInfo, result: Any,
-               exception: BaseException | finalize.CancelVerdict | None) -> None:
-        """Publish the run's end: wake waiters, close the stream, call `when_done` callbacks.
-        `exception` is what the caller is given instead of `result` (a verdict: made later)."""
-        with _LOCK:
-            self.final = self.info = info
-            self.result = result
-            self._exception = exception
-            event = self._done_event
-        self.buffer.close()
-        waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(info)
-        if event is not None:
-            event.set()
-        for callback in self._on_final:
-            callback(self)
-
-    @property
-    def exception(self) -> BaseException | None:
-        """What the run's caller is given instead of a result (None: a result, or no end yet).
-        A cancelled run's is made on first read (`finalize.CancelVerdict`), the same object
-        on every read."""
-        error = self._exception
-        if not isinstance(error, finalize.CancelVerdict):
-            return error
-        made = error.error()
-        with _LOCK:  # two threads reading at once: one exception, the first made
-            if self._exception is error:
-                self._exception = made
-            kept = self._exception
-        assert not isinstance(kept, finalize.CancelVerdict)
-        return kept
-
-    async def wait(self) -> RunInfo:
-        """Wait (on the run's own loop) until the run has ended.
-
-        Cancellation:
-            Only the waiting stops; the run goes on.
-        """
-        if self.final is None:
-            waiter = asyncio.get_running_loop().create_future()
-            if self._waiters is None:
-                self._waiters = []
-            self._waiters.append(waiter)
-            await waiter
-        assert self.final is not None
-        return self.final
-
-    def wait_blocking(self, timeout: float | None) -> bool:
-        """Block (another thread than the run's loop) until the run has ended; False on
-        timeout."""
-        with _LOCK:
-            if self.final is not None:
-                return True
-            if self._done_event is None:
-                self._done_event = threading.Event()
-            event = self._done_event
-        return event.wait(timeout)
