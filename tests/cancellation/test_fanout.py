@@ -13,6 +13,7 @@ import pytest
 import tether
 from tether import RunStatus
 from tether.graph import START, StateGraph
+from tether.types import utcnow
 
 from ._graphs import Log, phases, thread_config
 
@@ -45,6 +46,7 @@ async def test_sync_fan_out_runs_concurrently_and_applies_writes_in_task_order()
 
 async def test_a_failing_sync_task_fails_the_step_and_stops_its_siblings() -> None:
     stopped: list[int] = []
+    reasons: list[Any] = []
 
     def node(i: int) -> Any:
         def run(state: Log) -> dict[str, Any]:
@@ -54,12 +56,17 @@ async def test_a_failing_sync_task_fails_the_step_and_stops_its_siblings() -> No
             while not tether.cancelled():
                 time.sleep(0.001)
             stopped.append(i)
+            reasons.append(tether.cancel_reason())
             return {"log": [f"w{i}"]}
         return run
 
+    began = utcnow()
     with pytest.raises(RuntimeError, match="w0 broke"):
         await fan(node).ainvoke({"log": []})
     assert sorted(stopped) == list(range(1, WIDTH))
+    # The siblings' reason is made at the failure (not once, when tether was imported).
+    assert {(r.kind, r.requested_by) for r in reasons} == {("parent", "engine")}
+    assert all(r.requested_at >= began for r in reasons)
 
 
 async def test_cancel_during_a_sync_fan_out_stops_cooperative_nodes_and_keeps_finished_ones(

@@ -48,8 +48,9 @@ from tether.runtime import Runtime, touch
 from tether.types import CancelReason, Command
 
 _CANCELLED = object()
-SIBLING_FAILED = CancelReason("parent", "another task of the same step failed", "engine")
-"""Why the running siblings of a task that failed are cancelled."""
+_SIBLING_FAILED = "another task of the same step failed"
+"""Why the running siblings of a task that failed are cancelled (a reason made at the failure:
+its `requested_at` is when the siblings were stopped)."""
 
 
 @dataclass(slots=True)
@@ -259,7 +260,7 @@ class Executor:
 
     def cancel_siblings(self) -> None:
         """A task of the step failed: cancel the attempts of the others still running."""
-        self.scope.cancel_children(SIBLING_FAILED)
+        self.scope.cancel_children(CancelReason("parent", _SIBLING_FAILED, "engine"))
 
     def _cancelled_by_tether(self, scope: CancelScope) -> bool:
         if scope.cancel_called or self.scope.cancel_called:

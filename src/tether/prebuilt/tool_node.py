@@ -35,8 +35,9 @@ from tether.prebuilt.tool_results import CallOutput, InputKind, ToolAnswers, msg
 from tether.runtime import charge
 from tether.types import CancelReason
 
-_CALL_FAILED = CancelReason("parent", "another tool call of the node failed", "engine")
-"""Why the running calls of a node are cancelled when one of its calls fails."""
+_CALL_FAILED = "another tool call of the node failed"
+"""Why the running calls of a node are cancelled when one of its calls fails (a reason made at
+the failure: its `requested_at` is when the calls were stopped)."""
 
 
 class ToolCallWithContext(TypedDict):
@@ -211,7 +212,7 @@ class ToolNode(Runnable[Any, Any]):
         except Exception:
             # A call failed (or paused): the node gives up on the others; their threads see
             # the cancel rather than run on until the grace.
-            current_site().cancel_calls(_CALL_FAILED)
+            current_site().cancel_calls(CancelReason("parent", _CALL_FAILED, "engine"))
             raise
 
     def _runtime(self, call: ToolCall, state: Any, config: dict[str, Any]

@@ -24,7 +24,7 @@ from tether.prebuilt import InjectedState, InjectedStore, ToolNode, ToolRuntime
 from tether.prebuilt.scripted import check_tool_results
 from tether.prebuilt.tool_call import runs_sync
 from tether.store.memory import InMemoryStore
-from tether.types import Command, interrupt
+from tether.types import Command, interrupt, utcnow
 
 pytestmark = pytest.mark.anyio
 
@@ -261,11 +261,13 @@ async def test_a_sync_tool_that_ignores_its_timeout_is_abandoned_after_the_grace
 
 async def test_a_failing_call_stops_its_running_sync_sibling_at_once() -> None:
     saw: list[bool] = []
+    reasons: list[Any] = []
 
     @tool
     def slow(x: int) -> str:
         """Runs until stopped."""
         saw.append(wait_cancelled())
+        reasons.append(tether.cancel_reason())
         return "late"
 
     @tool
@@ -276,11 +278,15 @@ async def test_a_failing_call_stops_its_running_sync_sibling_at_once() -> None:
 
     graph = graph_of(ToolNode([slow, bad], handle_tool_errors=False),
                      call("slow", "c1", x=1), call("bad", "c2", x=2))
-    started = time.monotonic()
+    started, began = time.monotonic(), utcnow()
     with pytest.raises(ValueError, match="boom"):
         await graph.ainvoke({"messages": [("user", "hi")]}, thread("sibling"))
     assert saw == [True]  # the sibling's thread saw the cancel and returned
     assert time.monotonic() - started < 1.5  # well within the 2 s grace: not abandoned
+    [reason] = reasons
+    assert (reason.kind, reason.requested_by) == ("parent", "engine")
+    # Made when the call failed, not once for every failure: its time is the failure's.
+    assert reason.requested_at >= began
 
 
 # -- answers as the async path gives them ------------------------------------------------------
