@@ -49,8 +49,7 @@ from tether.types import CancelReason, Command
 
 _CANCELLED = object()
 _SIBLING_FAILED = "another task of the same step failed"
-"""Why the running siblings of a task that failed are cancelled (a reason made at the failure:
-its `requested_at` is when the siblings were stopped)."""
+"""Why a failed task's running siblings are cancelled (its reason is made at the failure)."""
 
 
 @dataclass(slots=True)
