@@ -76,15 +76,25 @@ async def test_a_cancelled_runs_end_enters_no_anyio_scope(scopes_entered: list[A
     assert scopes_entered == []
 
 
+def _calls_of(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[tuple[Any, ...]]:
+    """The arguments of every call of `owner.name` (a method or coroutine method) from now on."""
+    calls: list[tuple[Any, ...]] = []
+    original = getattr(owner, name)
+    if asyncio.iscoroutinefunction(original):
+        async def counting_async(*args: Any) -> Any:
+            calls.append(args)
+            return await original(*args)
+        monkeypatch.setattr(owner, name, counting_async)
+    else:
+        def counting(*args: Any) -> Any:
+            calls.append(args)
+            return original(*args)
+        monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
 async def test_a_cancelled_loop_assembles_no_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[Any] = []
-    original = ChannelState.output
-
-    def counting(self: ChannelState, values: Any = None) -> Any:
-        calls.append(values)
-        return original(self, values)
-
-    monkeypatch.setattr(ChannelState, "output", counting)
+    calls = _calls_of(monkeypatch, ChannelState, "output")
     await _cancel_once_parked(calls.clear)
     assert calls == []
 
@@ -93,14 +103,7 @@ async def test_a_cancelled_runs_end_awaits_nothing_for_an_answered_request(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # The batch recorded the request (the in-memory store answers at once) before the run's
     # end: there is nothing to wait for, so no coroutine is made to await a done future.
-    calls: list[bool] = []
-    original = RunCore._settle_request
-
-    async def counting(self: RunCore, stopped: bool) -> None:
-        calls.append(stopped)
-        await original(self, stopped)
-
-    monkeypatch.setattr(RunCore, "_settle_request", counting)
+    calls = _calls_of(monkeypatch, RunCore, "_settle_request")
     await _cancel_once_parked(calls.clear)
     assert calls == []
 
