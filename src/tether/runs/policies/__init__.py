@@ -190,12 +190,16 @@ class Policies:
     def charge(self, tokens: int, cost: float, tool_calls: int) -> None:
         """Count reported usage; past a limit, cancel the run (kind `budget`/`policy`)."""
         tally = self.tally
-        with tally.lock:
+        lock = tally.lock
+        lock.acquire()  # (not `with`: its protocol calls cost more than the section itself)
+        try:
             spent_tokens = tally.tokens = tally.tokens + tokens
             spent_cost = tally.cost = tally.cost + cost
             spent_calls = tally.tool_calls = tally.tool_calls + tool_calls
             if tool_calls and (tools := self._tools) is not None:  # the window's mark,
                 tools.marks.append((monotonic(), spent_calls))  # in the totals' order
+        finally:
+            lock.release()
         if not self._spend_limited:
             return
         # Three numbers compared (no limit: infinity), nothing looked up on the usual path.
@@ -240,13 +244,17 @@ class Policies:
             name = task.node.name
             each = self._calls_each
             most = self._calls_all if each is None else each.get(name, _NO_LIMIT)
-            with tally.lock:
+            lock = tally.lock
+            lock.acquire()  # (as in `charge`)
+            try:
                 calls = tally.node_calls
                 spent = calls.get(name, 0) + 1
                 within = spent <= most
                 if within:
                     calls[name] = spent
                     tally.steps += 1
+            finally:
+                lock.release()
             if not within:
                 return over(self.budget, tally, "node_calls", most, spent, node=name)
             repeats = self._repeats
