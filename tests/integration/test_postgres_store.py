@@ -195,6 +195,28 @@ def test_a_runs_end_whose_checkpoint_the_database_refuses_changes_nothing(
     assert store.get_checkpoint("t") is None
 
 
+@pytest.mark.parametrize("multitask", ["reject", "enqueue"])
+def test_queueing_a_run_waits_for_one_answer(store: PostgresSaver, multitask: str) -> None:
+    # `reject` asks whether the thread is busy in the insert itself: lock and insert travel
+    # together, and a busy thread still refuses the second run.
+    from tether.checkpoint.postgres import queue
+
+    waited = []
+    for _ in range(2):
+        with store.db.connect() as conn:
+            answered = _Answered(conn)
+            try:
+                with conn.pipeline(), conn.transaction():
+                    ops.run(answered,  # type: ignore[arg-type]
+                            queue.enqueue(order(multitask=multitask), store.serde))
+            except ThreadBusyError:
+                assert multitask == "reject"
+            waited.append(answered.waited)
+    assert waited == [1, 1]
+    queued = [r for r in store.list_runs(thread_id="t") if r.status is RunStatus.PENDING]
+    assert len(queued) == (1 if multitask == "reject" else 2)
+
+
 def test_statements_outside_transactions_share_one_kept_cursor_per_connection(
         where: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     # A superstep's checkpoint is one statement: making a cursor for it cost about as much

@@ -292,20 +292,28 @@ logged AS (
 SELECT run_id FROM moved"""
 """Cancel request for the runs a new run interrupts (`multitask_strategy` interrupt/rollback)."""
 INSERT_QUEUED: Final = f"""
-WITH queued AS (
+WITH busy AS (
+    SELECT coalesce(array_agg(run_id ORDER BY seq), ARRAY[]::text[]) AS ids FROM runs
+    WHERE %(unless_busy)s AND thread_id = %(thread_id)s AND status IN {ACTIVE}),
+queued AS (
     INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at, graph, job, config, priority,
         enqueued_at, deadline_at, supersedes, multitask)
-    VALUES (%(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s, NULL, NULL, NULL, NULL,
-        NULL, %(metadata)s, NULL, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
-        now() + make_interval(secs => %(timeout)s), %(supersedes)s, %(multitask)s)
+    SELECT %(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s::timestamptz, NULL, NULL,
+        NULL, NULL, NULL, %(metadata)s::jsonb, NULL, NULL, NULL, %(graph)s, %(job)s,
+        %(config)s::jsonb, %(priority)s, now(), now() + make_interval(secs => %(timeout)s),
+        %(supersedes)s::text[], %(multitask)s
+    FROM busy WHERE cardinality(busy.ids) = 0
     RETURNING {RUN_COLUMNS}),
 logged AS (
     INSERT INTO events (run_id, phase, at, node, detail)
     SELECT run_id, 'create', created_at, NULL, jsonb_build_object(
         'queued', true, 'graph', %(graph)s::text, 'priority', %(priority)s::integer)
     FROM queued)
-SELECT {RUN_COLUMNS} FROM queued"""
-"""A run queued for workers; its deadline counts from now, in the database's clock."""
+SELECT (SELECT ids FROM busy), queued.* FROM (SELECT 1) AS one LEFT JOIN queued ON true"""
+"""A run queued for workers; its deadline counts from now, in the database's clock. With
+`unless_busy` (`multitask_strategy="reject"`) it is queued only if its thread has no run in
+flight: the check and the insert are one statement, one round trip. One row: the thread's runs
+in flight that kept it out (empty when queued), then the run if it was queued."""
 
 CLAIM: Final = f"""
 WITH picked AS (

@@ -233,10 +233,11 @@ def enqueue(order: Order, serde: Serializer) -> Op[RunInfo]:
                          f"not {order.multitask!r}")
     job = serde.dumps({"input": order.input, **order.options}, "input")
     yield Query(_sql.LOCK_THREAD, (order.thread_id,), "none")
-    active = [r for (r,) in (yield Query(_sql.ACTIVE_ON_THREAD, (order.thread_id,), "all"))]
-    if active and order.multitask == "reject":
-        raise ThreadBusyError(order.thread_id, active[0])
-    if active and order.multitask in ("interrupt", "rollback"):
+    # `reject` asks the insert itself whether the thread is busy; `enqueue` need not know.
+    active: list[str] = []
+    if order.multitask in ("interrupt", "rollback"):
+        active = [r for (r,) in (yield Query(_sql.ACTIVE_ON_THREAD, (order.thread_id,), "all"))]
+    if active:
         reason = CancelReason("superseded", f"superseded by run {order.run_id} "
                               f"({order.multitask})", order.run_id)
         yield Query(_sql.SUPERSEDE, {"ids": active, "at": reason.requested_at,
@@ -252,12 +253,15 @@ def enqueue(order: Order, serde: Serializer) -> Op[RunInfo]:
             "priority": int(order.config.get("priority") or 0),
             "timeout": float(timeout) if timeout is not None else None,
             "supersedes": active if order.multitask == "rollback" else [],
-            "multitask": order.multitask})
+            "multitask": order.multitask, "unless_busy": order.multitask == "reject"})
     except Exception as exc:
         if unique_violation(exc):
             raise ValueError(f"run {order.run_id!r} already exists") from exc
         raise
-    return rows.run_info(row)
+    busy, queued = row[0], row[1:]
+    if busy:
+        raise ThreadBusyError(order.thread_id, busy[0])
+    return rows.run_info(queued)
 
 
 def sweep(owner: str, run_id: str | None, limit: int, serde: Serializer) -> Op[list[RunInfo]]:
