@@ -131,6 +131,92 @@ def test_a_checkpoint_its_values_and_its_run_pointer_are_one_statement(
     assert stored is not None and stored.values == {"a": 1, "b": [2], "c": "three"}
 
 
+class _Answered:
+    """A connection in pipeline mode that counts the statements whose rows are read: each
+    read waits for the server (a round trip), the others travel with the next one."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn, self.waited = conn, 0
+
+    def execute(self, query: Any, params: Any = None) -> Any:
+        return _Read(self, self.conn.execute(query, params))
+
+
+class _Read:
+    def __init__(self, owner: _Answered, cursor: Any) -> None:
+        self.owner, self.cursor = owner, cursor
+
+    def fetchone(self) -> Any:
+        self.owner.waited += 1
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> Any:
+        self.owner.waited += 1
+        return self.cursor.fetchall()
+
+
+def test_a_runs_end_with_its_last_checkpoint_waits_for_two_answers(
+        store: PostgresSaver) -> None:
+    # The lock of the run and the status flip: the checkpoint travels with the flip.
+    from tether.checkpoint.postgres import runs
+
+    run_id = new_run(store, metadata={"checkpoint_ns": ""}).run_id
+    store.mark_running(run_id)
+    record = Chain(store, run_id=run_id).record({"a": 1})
+    end = RunFinish(status=RunStatus.SUCCESS, checkpoint_id=record.id, thread_id="t",
+                    checkpoints=(record,))
+    with store.db.connect() as conn:
+        answered = _Answered(conn)
+        with conn.pipeline(), conn.transaction():
+            done = ops.run(answered, runs.finish(run_id, end, store.serde, None))  # type: ignore[arg-type]
+    assert answered.waited == 2
+    assert done.applied and done.info.status is RunStatus.SUCCESS
+    stored = store.get_checkpoint("t")
+    assert stored is not None and stored.id == record.id and stored.values == {"a": 1}
+    info = store.get_run(run_id)
+    assert info is not None and info.checkpoint_id == record.id
+
+
+def test_a_runs_end_whose_checkpoint_the_database_refuses_changes_nothing(
+        store: PostgresSaver, where: tuple[str, str]) -> None:
+    # The checkpoint's failure arrives with the flip's answer: the end is rolled back whole.
+    sql(where, "ALTER TABLE checkpoints ADD CONSTRAINT few_steps CHECK (step < 5)")
+    run_id = new_run(store, metadata={"checkpoint_ns": ""}).run_id
+    store.mark_running(run_id)
+    chain = Chain(store, run_id=run_id)
+    chain.step = 9
+    record = chain.record({"a": 1})
+    end = RunFinish(status=RunStatus.SUCCESS, checkpoint_id=record.id, thread_id="t",
+                    checkpoints=(record,))
+    with pytest.raises(psycopg.errors.CheckViolation, match="few_steps"):
+        store.finish_run(run_id, end)
+    info = store.get_run(run_id)
+    assert info is not None and info.status is RunStatus.RUNNING and info.checkpoint_id is None
+    assert store.get_checkpoint("t") is None
+
+
+@pytest.mark.parametrize("multitask", ["reject", "enqueue"])
+def test_queueing_a_run_waits_for_one_answer(store: PostgresSaver, multitask: str) -> None:
+    # `reject` asks whether the thread is busy in the insert itself: lock and insert travel
+    # together, and a busy thread still refuses the second run.
+    from tether.checkpoint.postgres import queue
+
+    waited = []
+    for _ in range(2):
+        with store.db.connect() as conn:
+            answered = _Answered(conn)
+            try:
+                with conn.pipeline(), conn.transaction():
+                    ops.run(answered,  # type: ignore[arg-type]
+                            queue.enqueue(order(multitask=multitask), store.serde))
+            except ThreadBusyError:
+                assert multitask == "reject"
+            waited.append(answered.waited)
+    assert waited == [1, 1]
+    queued = [r for r in store.list_runs(thread_id="t") if r.status is RunStatus.PENDING]
+    assert len(queued) == (1 if multitask == "reject" else 2)
+
+
 def test_statements_outside_transactions_share_one_kept_cursor_per_connection(
         where: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     # A superstep's checkpoint is one statement: making a cursor for it cost about as much

@@ -293,13 +293,15 @@ class CompiledStateGraph(GraphHistory):
 
     def start_queued(self, run_id: str, input: Any, config: dict[str, Any] | None = None, *,
                      step_check: Callable[[], CancelReason | None] | None = None,
-                     **kwargs: Any) -> Run:
+                     started: RunInfo | None = None, **kwargs: Any) -> Run:
         """Start, in the background of the running loop, a run whose record already exists in
         this graph's ledger (a queued run a worker claimed): the record is taken over, not made.
 
         Args:
             step_check: asked at every superstep boundary, before the policies; a reason
                 stops the run there through its cancel path.
+            started: the record, when the claim recorded the run's start already (see
+                `RunRequest.started`).
 
         Raises:
             RuntimeError: called with no running event loop.
@@ -308,7 +310,7 @@ class CompiledStateGraph(GraphHistory):
             raise RuntimeError("start_queued() needs a running event loop")
         request, _ = self._request(input, {**(config or {}), "run_id": run_id},
                                    buffer_limit=1000, **kwargs)
-        request.adopt, request.step_check = True, step_check
+        request.adopt, request.step_check, request.started = True, step_check, started
         return Run(request, run_id, owned=False)
 
     def invoke_async(self, input: Any, config: dict[str, Any] | None = None,

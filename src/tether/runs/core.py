@@ -164,9 +164,16 @@ class RunCore(RunEnd):
         """Record the run's start (its driver began at `since`); False when a cancel durable
         before it keeps it from starting.
 
+        A run whose claim recorded its start (`request.started`) takes that record: no
+        round trip before its first step. A cancel made durable since then stops it at its
+        first step boundary instead (its claim has made it `running`).
+
         Cancellation:
             One store transaction; safe to retry.
         """
+        if self.request.started is not None:
+            self.info = self.request.started
+            return True
         start = RunEvent("start", since)
         # An adopted record was created by whoever queued the run.
         events = (start,) if self.request.adopt else (RunEvent("create", self.info.created_at),

@@ -15,7 +15,7 @@ from tether.engine.spec import GraphSpec
 from tether.engine.to_thread import ThreadPool
 from tether.runs.policies import PolicyDefaults
 from tether.store.base import BaseStore
-from tether.types import CancelReason
+from tether.types import CancelReason, RunInfo
 
 
 @dataclass(slots=True)
@@ -49,6 +49,8 @@ class RunRequest:
         policies: the graph's default budgets, loop detection and guards.
         adopt: the run's record exists already (a queued run a worker claimed): take it over
             instead of creating it.
+        started: the adopted record, when whoever claimed the run recorded its start too
+            (`running`, a `start` event): the run's start is not recorded a second time.
         step_check: asked before the policies at every superstep boundary; a reason stops the
             run there.
     """
@@ -68,6 +70,7 @@ class RunRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     policies: PolicyDefaults = field(default_factory=PolicyDefaults)
     adopt: bool = False
+    started: RunInfo | None = None
     step_check: Callable[[], CancelReason | None] | None = None
     long_term_store: BaseStore | None = None
     cache: Any = None

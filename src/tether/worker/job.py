@@ -101,7 +101,7 @@ async def _start(held: Held, graph: CompiledStateGraph, modes: list[str]) -> Run
     streaming: dict[str, Any] = {"stream_mode": modes,
                                  "subgraphs": bool(options.get("subgraphs"))} if modes else {}
     return graph.start_queued(
-        job.run_id, graph_input, config, step_check=held.step_check,
+        job.run_id, graph_input, config, step_check=held.step_check, started=job.started,
         context=options.get("context"), interrupt_before=options.get("interrupt_before"),
         interrupt_after=options.get("interrupt_after"), **streaming)
 

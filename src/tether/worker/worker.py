@@ -120,8 +120,9 @@ class Worker:
             self._wake.clear()
             free = options.concurrency - len(self.held)
             if free > 0:
+                # Each claim is its run's start too: one round trip before the first step.
                 claimed = await self._guarded(self.store.queue.aclaim(
-                    self.owner, names, options.lease, free, list(self.held)), [])
+                    self.owner, names, options.lease, free, list(self.held), start=True), [])
                 for found in claimed:
                     self._start(found)
                 if claimed and len(claimed) == free:

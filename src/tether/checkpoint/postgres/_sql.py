@@ -292,24 +292,34 @@ logged AS (
 SELECT run_id FROM moved"""
 """Cancel request for the runs a new run interrupts (`multitask_strategy` interrupt/rollback)."""
 INSERT_QUEUED: Final = f"""
-WITH queued AS (
+WITH busy AS (
+    SELECT coalesce(array_agg(run_id ORDER BY seq), ARRAY[]::text[]) AS ids FROM runs
+    WHERE %(unless_busy)s AND thread_id = %(thread_id)s AND status IN {ACTIVE}),
+queued AS (
     INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at, graph, job, config, priority,
         enqueued_at, deadline_at, supersedes, multitask)
-    VALUES (%(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s, NULL, NULL, NULL, NULL,
-        NULL, %(metadata)s, NULL, NULL, NULL, %(graph)s, %(job)s, %(config)s, %(priority)s, now(),
-        now() + make_interval(secs => %(timeout)s), %(supersedes)s, %(multitask)s)
+    SELECT %(run_id)s, %(thread_id)s, 'pending', NULL, %(created_at)s::timestamptz, NULL, NULL,
+        NULL, NULL, NULL, %(metadata)s::jsonb, NULL, NULL, NULL, %(graph)s, %(job)s,
+        %(config)s::jsonb, %(priority)s, now(), now() + make_interval(secs => %(timeout)s),
+        %(supersedes)s::text[], %(multitask)s
+    FROM busy WHERE cardinality(busy.ids) = 0
     RETURNING {RUN_COLUMNS}),
 logged AS (
     INSERT INTO events (run_id, phase, at, node, detail)
     SELECT run_id, 'create', created_at, NULL, jsonb_build_object(
         'queued', true, 'graph', %(graph)s::text, 'priority', %(priority)s::integer)
     FROM queued)
-SELECT {RUN_COLUMNS} FROM queued"""
-"""A run queued for workers; its deadline counts from now, in the database's clock."""
+SELECT (SELECT ids FROM busy), queued.* FROM (SELECT 1) AS one LEFT JOIN queued ON true"""
+"""A run queued for workers; its deadline counts from now, in the database's clock. With
+`unless_busy` (`multitask_strategy="reject"`) it is queued only if its thread has no run in
+flight: the check and the insert are one statement, one round trip. One row: the thread's runs
+in flight that kept it out (empty when queued), then the run if it was queued."""
 
+_CLAIMED_RUN: Final = ", ".join(f"r.{c} AS run_{c}" for c in RUN_COLUMNS.split(", "))
+_CLAIMED_RUN_OUT: Final = ", ".join(f"run_{c}" for c in RUN_COLUMNS.split(", "))
 CLAIM: Final = f"""
 WITH picked AS (
-    SELECT r.run_id FROM runs AS r
+    SELECT r.run_id, r.status FROM runs AS r
     WHERE r.graph = ANY(%(graphs)s) AND r.reason IS NULL AND r.status IN ('pending', 'running')
         AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())
         AND NOT r.run_id = ANY(%(held)s::text[])
@@ -321,21 +331,35 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED),
 claimed AS (
     UPDATE runs AS r SET lease_owner = %(owner)s, epoch = r.epoch + 1,
-        lease_expires_at = now() + make_interval(secs => %(lease)s)
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        status = CASE WHEN %(start)s THEN 'running' ELSE r.status END,
+        started_at = CASE WHEN %(start)s THEN coalesce(r.started_at, %(now)s)
+            ELSE r.started_at END,
+        owner = CASE WHEN %(start)s THEN %(process)s ELSE r.owner END,
+        heartbeat_at = CASE WHEN %(start)s THEN %(now)s ELSE r.heartbeat_at END
     FROM picked WHERE r.run_id = picked.run_id
-    RETURNING r.run_id, r.thread_id, r.graph, r.job, r.config, r.epoch, r.status,
+    RETURNING r.run_id, r.thread_id, r.graph, r.job, r.config, r.epoch, picked.status AS was,
         r.checkpoint_id, r.supersedes, r.multitask,
-        extract(epoch FROM r.deadline_at - now())::float8 AS remaining, r.priority, r.seq),
+        extract(epoch FROM r.deadline_at - now())::float8 AS remaining, r.priority, r.seq,
+        {_CLAIMED_RUN}),
 logged AS (
     INSERT INTO events (run_id, phase, at, node, detail)
-    SELECT run_id, 'claim', %(now)s, NULL, jsonb_build_object(
-        'owner', %(owner)s::text, 'epoch', epoch, 'resumed', status <> 'pending')
-    FROM claimed)
-SELECT run_id, thread_id, graph, job, config, epoch, status, checkpoint_id, supersedes,
-    multitask, remaining FROM claimed ORDER BY priority DESC, seq"""
+    SELECT run_id, phase, %(now)s, NULL, detail FROM (
+        SELECT run_id, 1 AS ord, 'claim' AS phase, jsonb_build_object(
+            'owner', %(owner)s::text, 'epoch', epoch, 'resumed', was <> 'pending') AS detail
+        FROM claimed
+        UNION ALL
+        SELECT run_id, 2, 'start', '{{}}'::jsonb FROM claimed WHERE %(start)s) AS e
+    ORDER BY run_id, ord)
+SELECT run_id, thread_id, graph, job, config, epoch, was, checkpoint_id, supersedes,
+    multitask, remaining, {_CLAIMED_RUN_OUT}
+FROM claimed ORDER BY priority DESC, seq"""
 """Claim up to `limit` runs: queued or abandoned (lease lapsed), not cancelled, not overdue,
 not still winding down in this worker (`held`), first on their thread. `SKIP LOCKED` lets
-workers claim side by side; each claim takes the lease and a new epoch, logged (`claim`)."""
+workers claim side by side; each claim takes the lease and a new epoch, logged (`claim`).
+With `start`, the claim is also the run's start (`running`, owned by `process`, logged
+`start`), as `MARK_RUNNING` would record it a round trip later. Each row ends with the run's
+record as the claim left it (`RUN_COLUMNS`)."""
 
 CANCEL_REQUESTS: Final = f"""
 SELECT run_id, reason FROM runs

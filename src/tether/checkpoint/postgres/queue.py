@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tether import lifecycle
+from tether.checkpoint import owner as process
 from tether.checkpoint.base import RunFinish
 from tether.checkpoint.ids import uuid7
 from tether.checkpoint.postgres import _sql, rows, runs
@@ -70,6 +71,8 @@ class Job:
             its last checkpoint rather than from `input`.
         remaining: seconds left before the run's deadline (None: no deadline).
         supersedes: runs to roll back before starting (`multitask_strategy="rollback"`).
+        started: the run's record when the claim was also its start (`aclaim(start=True)`):
+            it is `running` already, its `start` logged.
     """
 
     run_id: str
@@ -84,6 +87,7 @@ class Job:
     supersedes: tuple[str, ...]
     multitask: str | None
     remaining: float | None
+    started: RunInfo | None = None
 
 
 class RunQueue:
@@ -133,9 +137,13 @@ class RunQueue:
         return await self._store.db.arun(enqueue(order, self._store.serde), transaction=True)
 
     async def aclaim(self, owner: str, graphs: Sequence[str], lease: float, limit: int,
-                     held: Sequence[str] = ()) -> list[Job]:
+                     held: Sequence[str] = (), *, start: bool = False) -> list[Job]:
         """Claim up to `limit` runs of `graphs` for `lease` seconds, best priority first;
         never one of `held` (runs the worker still has, even if their lease lapsed).
+
+        With `start`, each claim is also its run's start, recorded as `mark_running` records
+        it (`running`, owned by this process, a `start` event): the worker that drives it then
+        has nothing to record before the run's first step (`Job.started`).
 
         Cancellation:
             One statement: cancelled before its commit, nothing is claimed; after it, the claims
@@ -144,8 +152,8 @@ class RunQueue:
         now = utcnow()
         found = await self._store.db.arun(_rows(Query(_sql.CLAIM, {
             "owner": owner, "graphs": list(graphs), "lease": lease, "limit": limit,
-            "held": list(held), "now": now})))
-        return [_job(row, self._store.serde) for row in found]
+            "held": list(held), "now": now, "start": start, "process": process.current()})))
+        return [_job(row, self._store.serde, started=start) for row in found]
 
     async def arenew(self, held: Mapping[str, int], lease: float
                      ) -> dict[str, CancelReason | None]:
@@ -233,10 +241,11 @@ def enqueue(order: Order, serde: Serializer) -> Op[RunInfo]:
                          f"not {order.multitask!r}")
     job = serde.dumps({"input": order.input, **order.options}, "input")
     yield Query(_sql.LOCK_THREAD, (order.thread_id,), "none")
-    active = [r for (r,) in (yield Query(_sql.ACTIVE_ON_THREAD, (order.thread_id,), "all"))]
-    if active and order.multitask == "reject":
-        raise ThreadBusyError(order.thread_id, active[0])
-    if active and order.multitask in ("interrupt", "rollback"):
+    # `reject` asks the insert itself whether the thread is busy; `enqueue` need not know.
+    active: list[str] = []
+    if order.multitask in ("interrupt", "rollback"):
+        active = [r for (r,) in (yield Query(_sql.ACTIVE_ON_THREAD, (order.thread_id,), "all"))]
+    if active:
         reason = CancelReason("superseded", f"superseded by run {order.run_id} "
                               f"({order.multitask})", order.run_id)
         yield Query(_sql.SUPERSEDE, {"ids": active, "at": reason.requested_at,
@@ -252,12 +261,15 @@ def enqueue(order: Order, serde: Serializer) -> Op[RunInfo]:
             "priority": int(order.config.get("priority") or 0),
             "timeout": float(timeout) if timeout is not None else None,
             "supersedes": active if order.multitask == "rollback" else [],
-            "multitask": order.multitask})
+            "multitask": order.multitask, "unless_busy": order.multitask == "reject"})
     except Exception as exc:
         if unique_violation(exc):
             raise ValueError(f"run {order.run_id!r} already exists") from exc
         raise
-    return rows.run_info(row)
+    busy, queued = row[0], row[1:]
+    if busy:
+        raise ThreadBusyError(order.thread_id, busy[0])
+    return rows.run_info(queued)
 
 
 def sweep(owner: str, run_id: str | None, limit: int, serde: Serializer) -> Op[list[RunInfo]]:
@@ -329,15 +341,16 @@ def _one(query: Query) -> Op[Any]:
     return row
 
 
-def _job(row: tuple[Any, ...], serde: Serializer) -> Job:
+def _job(row: tuple[Any, ...], serde: Serializer, *, started: bool) -> Job:
     (run_id, thread_id, graph, job, config, epoch, status, checkpoint_id, supersedes,
-     multitask, remaining) = row
+     multitask, remaining), record = row[:11], row[11:]
     payload = dict(serde.loads(job, f"the queued input of run {run_id!r}"))
     graph_input = payload.pop("input", None)
     return Job(run_id=run_id, thread_id=thread_id, graph=graph, input=graph_input,
                options=payload, config=dict(config or {}), epoch=int(epoch),
                resumed=status != RunStatus.PENDING.value, checkpoint_id=checkpoint_id,
-               supersedes=tuple(supersedes or ()), multitask=multitask, remaining=remaining)
+               supersedes=tuple(supersedes or ()), multitask=multitask, remaining=remaining,
+               started=rows.run_info(record) if started else None)
 
 
 __all__ = ["CANCEL_CHANNEL", "QUEUE_CHANNEL", "STRATEGIES", "Job", "Order", "RunQueue",

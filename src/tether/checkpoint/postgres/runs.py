@@ -126,8 +126,11 @@ def finish(run_id: str, end: RunFinish, serde: Serializer, epoch: int | None) ->
     refused = refusal(info, end)
     if refused is not None:
         return refused
+    # The statements up to the status flip wait for no answer (the lock above fenced the
+    # run; a failure surfaces with the flip's, in the same transaction): in a pipeline they
+    # travel with it, and the run's end costs the lock's round trip and the flip's.
     for params in staged:
-        yield Query(_sql.PUT_CHECKPOINT, params)
+        yield Query(_sql.PUT_CHECKPOINT, params, "none")
     if writes["task_ids"] and end.checkpoint_id is not None and end.thread_id is not None:
         ns = str(info.metadata.get("checkpoint_ns", ""))
         yield from checkpoints.put_writes(end.thread_id, ns, end.checkpoint_id, writes,

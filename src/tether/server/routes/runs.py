@@ -79,11 +79,15 @@ async def output_of(server: ServerState, info: RunInfo) -> Any:
     """What a join returns: the last state the run streamed (with `__interrupt__` when it
     paused), `{"__error__": ...}` when it failed, else the thread's state.
 
+    The stream answers only once its end is in it: a run's end can be heard before its last
+    chunks (the database polled while the bus still carries them), and an open feed's last
+    state may then be older than the end; the thread's durable state answers instead.
+
     Cancellation:
         Safe: it only reads.
     """
     feed = server.launcher.feed(info.run_id)
-    last = feed.latest(("values", "error")) if feed is not None else None
+    last = feed.latest(("values", "error")) if feed is not None and feed.closed else None
     if last is not None:
         return {"__error__": last.payload} if last.event == "error" else jsonable(last.payload)
     if info.status is RunStatus.ERROR:
