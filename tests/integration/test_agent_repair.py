@@ -263,6 +263,10 @@ async def test_a_new_query_supersedes_a_running_agent_over_the_rest_api(
                 first = await client.runs.create(
                     tid, "agent", input={"messages": [{"role": "user", "content": "slow"}]})
                 await asyncio.to_thread(gate.entered.wait, WAIT)
+                # The fast call answers on a thread of its own: its answer is kept before the
+                # new query comes (else, on a loaded machine, the stop may reach it first).
+                (stored,) = store.list_threads()
+                await eventually(lambda: _kept(store, stored, "c-fast"), WAIT)
                 second = await client.runs.create(
                     tid, "agent", input={"messages": [{"role": "user", "content": "new"}]},
                     multitask_strategy="interrupt")
