@@ -66,10 +66,14 @@ class RunFeed:
         self._waiters: dict[str | None, asyncio.Future[None]] = {}
         self.final: Any = None
         """The run's record at its end, set by the producer before `close`."""
+        self.whole = True
+        """False when the feed was closed without its run's last events (the run ended, and
+        they never came): its last state is then not the run's."""
 
     @property
     def closed(self) -> bool:
-        """True once the run has ended and its last event is in."""
+        """True once the run has ended and no more events will come (its last one is in,
+        unless `whole` says otherwise)."""
         return self._closed
 
     @property
@@ -92,9 +96,11 @@ class RunFeed:
         self._events.append(added)
         self._wake(None if added.mode in ALWAYS else added.mode)
 
-    def close(self, final: Any = None) -> None:
-        """No more events will come; `final` is the run's record at its end."""
+    def close(self, final: Any = None, *, whole: bool = True) -> None:
+        """No more events will come; `final` is the run's record at its end; `whole`: False
+        when the run's last events are known to be missing."""
         self.final = final
+        self.whole = whole
         self._closed = True
         self._wake(None)
 

@@ -297,7 +297,9 @@ class QueueLauncher:
         if not feed.closed:
             if self._tail is not None:
                 self._tail.forget(run_id)
-            close_feed(feed, ended)
+            # The bus never brought the run's last events: its stream's last state is not the
+            # run's (a join then answers with the thread's durable state).
+            close_feed(feed, ended, whole=False)
 
     async def _on_bus(self, call: Awaitable[Any]) -> None:
         try:

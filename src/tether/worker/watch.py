@@ -32,8 +32,9 @@ class Feed(Protocol):
     def publish(self, event: str, payload: Any, seq: int | None = None) -> None:
         """Append an event, numbered `seq` (its bus offset) or the next number."""
 
-    def close(self, final: Any = None) -> None:
-        """No more events; `final` is the run's record at its end."""
+    def close(self, final: Any = None, *, whole: bool = True) -> None:
+        """No more events; `final` is the run's record at its end (`whole`: False when its
+        last events are missing)."""
 
     @property
     def closed(self) -> bool:
@@ -197,12 +198,13 @@ class Watch:
                 waiter.set_exception(RunNotFound(followed.run_id))
 
 
-def close_feed(feed: Feed, info: RunInfo) -> None:
-    """Close a run's feed at its end: an `error` event first for a failed run."""
+def close_feed(feed: Feed, info: RunInfo, *, whole: bool = True) -> None:
+    """Close a run's feed at its end: an `error` event first for a failed run. `whole`: False
+    when the run's last events never reached the feed."""
     if info.status is RunStatus.ERROR and info.error:
         kind, _, message = info.error.partition(": ")
         feed.publish("error", {"error": kind, "message": message})
-    feed.close(info)
+    feed.close(info, whole=whole)
 
 
 def lifecycle(event: RunEvent) -> dict[str, Any]:

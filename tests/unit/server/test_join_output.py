@@ -4,6 +4,9 @@ last, older one."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,3 +48,61 @@ async def test_a_closed_feed_answers_with_its_last_state_and_no_read() -> None:
     server = _server(feed)
     server.store = None  # any read would fail
     assert await output_of(server, ended) == {"n": 2, "done": False}
+
+
+async def test_a_feed_closed_without_its_last_events_yields_the_durable_state(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database says the run ended, and the bus never brings its last events (nor its end):
+    after the grace the launcher closes the feed as missing them, and a join answers with the
+    thread's durable state, not the stream's older one."""
+    from tether.worker import launcher as queue_launcher
+
+    monkeypatch.setattr(queue_launcher, "BUS_GRACE", 0.01)
+    monkeypatch.setattr(queue_launcher, "FALLBACK_POLL", 0.01)
+    ended = RunInfo("r", "t", RunStatus.SUCCESS)
+    pending = RunInfo("r", "t", RunStatus.PENDING)
+
+    async def aenqueue(order: Any) -> RunInfo:
+        return pending
+
+    async def awatch(run_ids: Any) -> list[Any]:
+        return [("r", RunStatus.SUCCESS, None, None)]
+
+    async def aget_run(run_id: str) -> RunInfo:
+        return ended
+
+    class SilentBus:
+        """A bus on which the run's events never arrive."""
+
+        @contextlib.asynccontextmanager
+        async def subscribe(self, run_id: str) -> AsyncIterator[Any]:
+            yield _never()
+
+    store = SimpleNamespace(serde=None, queue=SimpleNamespace(aenqueue=aenqueue, awatch=awatch),
+                            aget_run=aget_run)
+    launcher = queue_launcher.QueueLauncher(
+        store, feed_factory=lambda run_id: RunFeed(run_id, limit=100),  # type: ignore[arg-type]
+        run_config=lambda order: {}, bus=SilentBus())  # type: ignore[arg-type]
+    order = SimpleNamespace(
+        assistant=SimpleNamespace(graph=SimpleNamespace(name="g")), input={"n": 0},
+        resume_of=None, context=None, interrupt_before=None, interrupt_after=None,
+        stream_modes=(), subgraphs=False, thread_id="t", run_id="r",
+        multitask_strategy="enqueue", facts=None, temporary=False)
+    try:
+        await launcher.start(order)
+        feed = launcher.feed("r")
+        assert feed is not None
+        feed.publish("values", {"n": 0})  # the last state the bus brought
+        for _ in range(200):
+            if feed.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert feed.closed and not feed.whole
+        assert await output_of(_server(feed), ended) == {"n": 2, "done": True}
+    finally:
+        await launcher.aclose()
+
+
+async def _never() -> AsyncIterator[Any]:
+    await asyncio.Event().wait()
+    yield None  # pragma: no cover - never reached

@@ -81,13 +81,15 @@ async def output_of(server: ServerState, info: RunInfo) -> Any:
 
     The stream answers only once its end is in it: a run's end can be heard before its last
     chunks (the database polled while the bus still carries them), and an open feed's last
-    state may then be older than the end; the thread's durable state answers instead.
+    state may then be older than the end, as is that of a feed closed without them (they
+    never came); the thread's durable state answers instead.
 
     Cancellation:
         Safe: it only reads.
     """
     feed = server.launcher.feed(info.run_id)
-    last = feed.latest(("values", "error")) if feed is not None and feed.closed else None
+    last = (feed.latest(("values", "error"))
+            if feed is not None and feed.closed and feed.whole else None)
     if last is not None:
         return {"__error__": last.payload} if last.event == "error" else jsonable(last.payload)
     if info.status is RunStatus.ERROR:
