@@ -1,5 +1,5 @@
 """What each bus backend does beyond the shared suite: Redis retention (time to live after the
-end, trimming to about `maxlen`) and its reader surviving a killed connection; Postgres
+end, trimming to about `maxlen`) and its pub/sub connection surviving a kill; Postgres
 trimming ended runs, keeping schemas apart, and a lost LISTEN connection losing nothing."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ async def test_a_redis_stream_is_trimmed_to_about_maxlen_and_readers_pass_the_ho
 
 
 @pytest.mark.redis
-async def test_the_redis_reader_survives_a_killed_connection(
+async def test_the_redis_live_channel_survives_a_killed_connection(
         redis_site: tuple[str, str]) -> None:
     import redis.asyncio as aioredis
 
@@ -109,7 +109,7 @@ async def test_the_redis_reader_survives_a_killed_connection(
             async with asyncio.timeout(WAIT):
                 while not killed:
                     for client in await admin.client_list():
-                        if client.get("name") == name and client.get("cmd") == "xread":
+                        if client.get("name") == name and client.get("cmd") == "subscribe":
                             await admin.client_kill_filter(_id=client["id"])
                             killed += 1
                     await asyncio.sleep(0.01)
