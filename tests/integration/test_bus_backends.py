@@ -1,6 +1,8 @@
 """What each bus backend does beyond the shared suite: Redis retention (time to live after the
 end, trimming to about `maxlen`) and its pub/sub connection surviving a kill; Postgres
-trimming ended runs, keeping schemas apart, and a lost LISTEN connection losing nothing."""
+trimming ended runs, keeping schemas apart, and a lost LISTEN connection losing nothing; on
+both, the events many runs publish in one turn going out in one round trip (and, on Redis,
+reaching a reader that watches many runs without a command of its own)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,32 @@ async def _publish(bus: StreamBus, run_id: str, start: int, stop: int) -> None:
     for i in range(start, stop):
         publisher.send("custom", str(i).encode())
     await publisher.flush()
+
+
+RUNS = 50
+
+
+async def _burst(writer: StreamBus, reader: StreamBus, round_trips: list[int]) -> None:
+    """Every one of `RUNS` runs publishes three events in the same turn, then its end; each
+    reader gets its run's events, in order, none lost. `round_trips` counts the writer's
+    writes (the caller hooks it): one for the whole turn, one for the ends."""
+    runs = [f"burst-{i}" for i in range(RUNS)]
+    readers = [asyncio.ensure_future(_collect(reader, run)) for run in runs]
+    publishers = [await writer.publisher(run) for run in runs]
+    await _publish(writer, "warm-up", 0, 1)  # the first write may load what the backend needs
+    await asyncio.sleep(0.2)  # the readers are listening
+    round_trips.clear()
+    for publisher in publishers:
+        for i in range(3):
+            publisher.send("custom", f"{publisher.run_id}:{i}".encode())
+    await asyncio.gather(*(publisher.flush() for publisher in publishers))
+    assert len(round_trips) == 1
+    await asyncio.gather(*(publisher.end(b"done") for publisher in publishers))
+    assert len(round_trips) == 2
+    for run, reading in zip(runs, readers, strict=True):
+        got = await reading
+        assert [e.seq for e in got] == [1, 2, 3, 4] and got[-1].final
+        assert [e.data for e in got[:3]] == [f"{run}:{i}".encode() for i in range(3)]
 
 
 # -- Redis ---------------------------------------------------------------------------------------
@@ -123,6 +151,62 @@ async def test_the_redis_live_channel_survives_a_killed_connection(
     assert [e.data for e in got[:-1]] == [str(i).encode() for i in range(20)]
 
 
+@pytest.mark.redis
+async def test_redis_events_of_many_runs_in_one_turn_go_in_one_round_trip(
+        redis_site: tuple[str, str]) -> None:
+    from tether.bus.redis import RedisTransport
+
+    url, prefix = redis_site
+    writer_transport = RedisTransport(url, prefix=prefix)
+    pipelines: list[int] = []
+    make_pipeline = writer_transport._client.pipeline
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        pipelines.append(1)
+        return make_pipeline(*args, **kwargs)
+
+    writer_transport._client.pipeline = counted  # type: ignore[method-assign]
+    async with StreamBus(writer_transport) as writer, \
+            StreamBus(RedisTransport(url, prefix=prefix)) as reader:
+        await _burst(writer, reader, pipelines)
+
+
+@pytest.mark.redis
+async def test_a_redis_reader_of_many_runs_sends_no_command_for_live_events(
+        redis_site: tuple[str, str]) -> None:
+    import redis.asyncio as aioredis
+
+    from tether.bus.redis import RedisTransport
+
+    url, prefix = redis_site
+    reader_client = aioredis.Redis.from_url(url)
+    commands: list[object] = []
+    execute = reader_client.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        commands.append(args[0])
+        return await execute(*args, **options)
+
+    reader_client.execute_command = counted  # type: ignore[method-assign]
+    try:
+        async with StreamBus(RedisTransport(url, prefix=prefix)) as writer, \
+                StreamBus(RedisTransport(client=reader_client, prefix=prefix)) as reader:
+            readers = [asyncio.ensure_future(_collect(reader, f"w{i}")) for i in range(RUNS)]
+            live = asyncio.ensure_future(_collect(reader, "live"))
+            await asyncio.sleep(0.2)  # every reader has read the (empty) history
+            before = len(commands)
+            await _publish(writer, "live", 0, 20)
+            await (await writer.publisher("live")).end(b"done")
+            got = await live
+            assert len(commands) == before  # the 21 events came on the pub/sub connection
+            for i in range(RUNS):
+                await (await writer.publisher(f"w{i}")).end(b"done")
+            await asyncio.gather(*readers)
+    finally:
+        await reader_client.aclose()
+    assert [e.data for e in got[:-1]] == [str(i).encode() for i in range(20)]
+
+
 # -- Postgres ------------------------------------------------------------------------------------
 
 
@@ -183,6 +267,23 @@ async def test_a_lost_postgres_listen_connection_loses_nothing(
         got = await reading
     assert [e.seq for e in got] == list(range(1, 22))
     assert [e.data for e in got[:-1]] == [str(i).encode() for i in range(20)]
+
+
+@pytest.mark.postgres
+async def test_postgres_events_of_many_runs_in_one_turn_go_in_one_statement(
+        pg_schema: tuple[str, str]) -> None:
+    dsn, schema = pg_schema
+    async with _pg_bus(dsn, schema) as writer, _pg_bus(dsn, schema) as reader:
+        statements: list[int] = []
+        db = writer.transport._db  # type: ignore[attr-defined]
+        run = db.arun
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            statements.append(1)
+            return await run(*args, **kwargs)
+
+        db.arun = counted
+        await _burst(writer, reader, statements)
 
 
 def _terminate_listener(dsn: str, name: str) -> int:

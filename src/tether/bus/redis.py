@@ -3,15 +3,16 @@
 - **A run's stream** is the key `<prefix>:run:<run_id>`; event `seq` is stored under the entry
   id `<seq>-0`, so Redis itself refuses an offset that is already taken (a retried or stale
   publish) and a range read by offset is an `XRANGE`.
-- **Live delivery**: a batch is stored and published in one script (one round trip): its
-  `XADD`s, then one `PUBLISH` on the deployment's live channel `<prefix>:live` carrying the
+- **Live delivery**: a batch is stored and published in one script: its `XADD`s, then one
+  `PUBLISH` on the deployment's live channel `<prefix>:live` carrying the
   events it stored (an offset that was taken already is not published). Each process hears
   that channel, and the cancel channel, on one pub/sub connection, and hands the events of the
   runs it watches to the bus; a new watch reads the run's stream from its offset once the
   channel is heard. A message costs a process the same whatever number of runs it watches (a
   blocking `XREAD` names every watched stream in each read, so it cost a read per new event
   times the watched runs). Every process hears every run's events: a message for a run it
-  does not watch is dropped after a dictionary look-up.
+  does not watch is dropped after a dictionary look-up. The scripts of every run that come
+  while one write is in flight go together in the next pipeline (`tether.bus.batching`).
 - **Retention**: each write trims the stream to about `maxlen` entries (`MAXLEN ~`) and sets
   its time to live: `idle_ttl` while the run goes on, `retain` once the run-ended signal is in.
   A reader that comes back after the trim gets what is left; the durable records answer the
@@ -23,14 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tether.bus.batching import Batch, WriteQueue
 from tether.bus.event import BusEvent
 from tether.bus.transport import Sink
 
@@ -38,6 +42,9 @@ logger = logging.getLogger("tether.bus")
 
 SUBSCRIBE_TIMEOUT = 10.0
 """Seconds a watch or `listen_cancels` waits for Redis to confirm the subscription."""
+
+WRITE_EVENTS = 2_000
+"""Events one pipelined write takes at most (the batches beyond go in the next)."""
 
 RETRY_FIRST, RETRY_MAX = 0.05, 5.0
 """Seconds before reading again after a lost connection, doubling up to the maximum."""
@@ -95,7 +102,9 @@ class RedisTransport:
         self.retain = max(1, round(retain))
         self.idle_ttl = max(1, round(idle_ttl))
         self._sink: Sink | None = None
-        self._append: Any = self._client.register_script(APPEND_SCRIPT)
+        self._script = hashlib.sha1(APPEND_SCRIPT.encode()).hexdigest()
+        self.writes = WriteQueue(self._write, limit=WRITE_EVENTS)
+        """The process's appends, written together (see `tether.bus.batching`)."""
         # Invariants: _watched holds the runs whose live events go to the sink; _pubsub is
         # subscribed to the live and the cancel channels once _subscribing is done, and
         # _listener reads it from then on.
@@ -128,21 +137,36 @@ class RedisTransport:
     # -- writing and reading -----------------------------------------------------------------
 
     async def append(self, run_id: str, events: Sequence[BusEvent]) -> set[int]:
-        """See `Transport.append`: one script, one round trip (`APPEND_SCRIPT`).
+        """See `Transport.append`: one script (`APPEND_SCRIPT`), pipelined with the scripts of
+        other runs that are waiting for the same write.
 
         Raises:
             redis.exceptions.RedisError: Redis cannot be reached or refused the write.
 
         Cancellation:
-            As `Transport.append`: a retry's events come back refused.
+            As `Transport.append`: a retry's events come back refused; the batch may still be
+            written after the caller has gone.
         """
-        ended = any(event.final for event in events)
-        args: list[Any] = [self.maxlen, self.retain if ended else self.idle_ttl, run_id]
-        for event in events:
-            args += (event.seq, event.event, event.data or b"")
-        refused: Any = await self._append(keys=[self.key(run_id), self.live_channel],
-                                          args=args)
-        return {int(seq) for seq in refused}
+        return await self.writes.append(run_id, events)
+
+    async def _write(self, batches: Sequence[Batch]) -> list[set[int] | Exception]:
+        for _attempt in range(2):
+            pipe = self._client.pipeline(transaction=False)
+            for batch in batches:
+                ended = any(event.final for event in batch.events)
+                args: list[Any] = [self.maxlen, self.retain if ended else self.idle_ttl,
+                                   batch.run_id]
+                for event in batch.events:
+                    args += (event.seq, event.event, event.data or b"")
+                pipe.evalsha(self._script, 2, self.key(batch.run_id), self.live_channel, *args)
+            answers = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(answer, NoScriptError) for answer in answers):
+                break
+            # Redis does not know the script (first use, a restart, SCRIPT FLUSH): load it and
+            # send again (what was stored comes back refused).
+            await self._client.script_load(APPEND_SCRIPT)
+        return [answer if isinstance(answer, Exception) else {int(seq) for seq in answer}
+                for answer in answers]
 
     async def read(self, run_id: str, after: int, upto: int | None,
                    limit: int) -> list[BusEvent]:
@@ -283,6 +307,7 @@ class RedisTransport:
             Safe to retry.
         """
         self._closing = True
+        await self.writes.aclose()  # what is queued is written first
         tasks = {task for task in (self._subscribing, self._listener) if task is not None}
         for task in tasks:
             task.cancel()
