@@ -172,6 +172,22 @@ async def test_redis_events_of_many_runs_in_one_turn_go_in_one_round_trip(
 
 
 @pytest.mark.redis
+async def test_more_redis_readers_starting_at_once_than_the_pool_has_connections_wait_for_one(
+        redis_site: tuple[str, str]) -> None:
+    from tether.bus.redis import POOL_SIZE, RedisTransport
+
+    url, prefix = redis_site
+    runs = [f"many-{i}" for i in range(POOL_SIZE * 5)]
+    async with StreamBus(RedisTransport(url, prefix=prefix)) as writer, \
+            StreamBus(RedisTransport(url, prefix=prefix)) as reader:
+        for run in runs:
+            await _publish(writer, run, 0, 1)
+            await (await writer.publisher(run)).end(b"done")
+        found = await asyncio.gather(*(_collect(reader, run) for run in runs))
+    assert all([e.seq for e in got] == [1, 2] for got in found)
+
+
+@pytest.mark.redis
 async def test_a_redis_reader_of_many_runs_sends_no_command_for_live_events(
         redis_site: tuple[str, str]) -> None:
     import redis.asyncio as aioredis

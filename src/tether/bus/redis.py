@@ -43,6 +43,9 @@ logger = logging.getLogger("tether.bus")
 SUBSCRIBE_TIMEOUT = 10.0
 """Seconds a watch or `listen_cancels` waits for Redis to confirm the subscription."""
 
+POOL_SIZE, POOL_WAIT = 32, 20.0
+"""Connections of a transport's own client at most, and seconds a call waits for one."""
+
 WRITE_EVENTS = 2_000
 """Events one pipelined write takes at most (the batches beyond go in the next)."""
 
@@ -87,7 +90,8 @@ class RedisTransport:
         maxlen: entries kept per run, about (`MAXLEN ~`).
         retain: seconds a run's stream is kept after its run-ended signal.
         idle_ttl: seconds a run's stream is kept after its last event when no end comes.
-        client: an existing `redis.asyncio.Redis` (then not closed by `aclose`).
+        client: an existing `redis.asyncio.Redis` (then not closed by `aclose`); without it,
+            the transport's own has at most `POOL_SIZE` connections.
     """
 
     def __init__(self, url: str | None = None, *, prefix: str = "tether", maxlen: int = 10_000,
@@ -95,7 +99,11 @@ class RedisTransport:
                  client: aioredis.Redis | None = None) -> None:
         if client is None and url is None:
             raise ValueError("give a Redis URL or a client")
-        self._client: aioredis.Redis = client or aioredis.Redis.from_url(str(url))
+        # A pool that makes a caller wait for a connection rather than fail: a hundred streams
+        # starting at once each read their run's history, past redis-py's default limit.
+        self._client: aioredis.Redis = client or aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(str(url), max_connections=POOL_SIZE,
+                                                     timeout=POOL_WAIT))
         self._owned = client is None
         self.prefix = prefix
         self.maxlen = maxlen
