@@ -172,6 +172,35 @@ async def test_redis_events_of_many_runs_in_one_turn_go_in_one_round_trip(
 
 
 @pytest.mark.redis
+async def test_a_redis_offset_refused_is_not_sent_live(redis_site: tuple[str, str]) -> None:
+    import redis.asyncio as aioredis
+
+    from tether.bus.redis import RedisTransport
+
+    url, prefix = redis_site
+    transport = RedisTransport(url, prefix=prefix)
+    listener = aioredis.Redis.from_url(url)
+    pubsub = listener.pubsub()
+    try:
+        await pubsub.subscribe(transport.live_channel)
+        assert await transport.append("r1", [BusEvent(1, "custom", b"first")]) == set()
+        refused = await transport.append("r1", [BusEvent(1, "custom", b"stale"),
+                                                BusEvent(2, "custom", b"second")])
+        assert refused == {1}
+        heard = []
+        async with asyncio.timeout(WAIT):
+            while len(heard) < 2:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message["type"] == "message":
+                    heard.append(message["data"])
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await transport.aclose()
+    assert heard == [b"r1\n1 6 5\ncustomfirst", b"r1\n2 6 6\ncustomsecond"]
+
+
+@pytest.mark.redis
 async def test_more_redis_readers_starting_at_once_than_the_pool_has_connections_wait_for_one(
         redis_site: tuple[str, str]) -> None:
     from tether.bus.redis import POOL_SIZE, RedisTransport

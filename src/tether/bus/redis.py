@@ -53,8 +53,8 @@ RETRY_FIRST, RETRY_MAX = 0.05, 5.0
 """Seconds before reading again after a lost connection, doubling up to the maximum."""
 
 APPEND_SCRIPT = """
-local refused, live = {}, {ARGV[3], '\\n'}
-for i = 4, #ARGV, 3 do
+local refused, live = {}, {ARGV[4], '\\n'}
+for i = 5, #ARGV, 3 do
   local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i] .. '-0',
                             'e', ARGV[i + 1], 'd', ARGV[i + 2])
   if type(added) == 'table' and added.err then
@@ -69,11 +69,11 @@ for i = 4, #ARGV, 3 do
   end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-if #live > 2 then redis.call('PUBLISH', KEYS[2], table.concat(live)) end
+if #live > 2 then redis.call('PUBLISH', ARGV[3], table.concat(live)) end
 return refused
 """
-"""`append` in one round trip. KEYS: the run's stream, the live channel. ARGV: maxlen, time to
-live, run id, then (offset, name, data) per event. Stores each event under its offset (an
+"""`append` in one round trip. KEYS: the run's stream. ARGV: maxlen, time to live, the live
+channel, the run id, then (offset, name, data) per event. Stores each event under its offset (an
 offset taken already is refused, Redis saying `equal or smaller`, and its event is left out of
 the message), sets the time to live, and publishes the stored events as one message (see
 `_unframe`); the refused offsets."""
@@ -163,10 +163,10 @@ class RedisTransport:
             for batch in batches:
                 ended = any(event.final for event in batch.events)
                 args: list[Any] = [self.maxlen, self.retain if ended else self.idle_ttl,
-                                   batch.run_id]
+                                   self.live_channel, batch.run_id]
                 for event in batch.events:
                     args += (event.seq, event.event, event.data or b"")
-                pipe.evalsha(self._script, 2, self.key(batch.run_id), self.live_channel, *args)
+                pipe.evalsha(self._script, 1, self.key(batch.run_id), *args)
             answers = await pipe.execute(raise_on_error=False)
             if not any(isinstance(answer, NoScriptError) for answer in answers):
                 break
