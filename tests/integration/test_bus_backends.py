@@ -201,6 +201,33 @@ async def test_a_redis_offset_refused_is_not_sent_live(redis_site: tuple[str, st
 
 
 @pytest.mark.redis
+async def test_a_redis_process_that_only_listens_for_cancels_does_not_hear_events(
+        redis_site: tuple[str, str]) -> None:
+    import redis.asyncio as aioredis
+
+    from tether.bus.redis import RedisTransport
+
+    url, prefix = redis_site
+    admin = aioredis.Redis.from_url(url)
+    try:
+        async with StreamBus(RedisTransport(url, prefix=prefix)) as worker:
+            transport = worker.transport
+            await worker.listen_cancels(lambda run_id, data: None)
+            live, cancels = transport.live_channel, transport.cancel_channel  # type: ignore[attr-defined]
+            assert dict(await admin.pubsub_numsub(live, cancels)) == {
+                live.encode(): 0, cancels.encode(): 1}
+            reading = asyncio.ensure_future(_collect(worker, "r1"))  # a reader: it hears them
+            async with asyncio.timeout(WAIT):
+                while dict(await admin.pubsub_numsub(live))[live.encode()] != 1:
+                    await asyncio.sleep(0.01)
+            await _publish(worker, "r1", 0, 1)
+            await (await worker.publisher("r1")).end(b"done")
+            assert [e.seq for e in await reading] == [1, 2]
+    finally:
+        await admin.aclose()
+
+
+@pytest.mark.redis
 async def test_more_redis_readers_starting_at_once_than_the_pool_has_connections_wait_for_one(
         redis_site: tuple[str, str]) -> None:
     from tether.bus.redis import POOL_SIZE, RedisTransport

@@ -7,8 +7,9 @@
   `PUBLISH` on the deployment's live channel `<prefix>:live` carrying the
   events it stored (an offset that was taken already is not published). Each process hears
   that channel, and the cancel channel, on one pub/sub connection, and hands the events of the
-  runs it watches to the bus; a new watch reads the run's stream from its offset once the
-  channel is heard. A message costs a process the same whatever number of runs it watches (a
+  runs it watches to the bus (the live channel only once it watches a run: a worker hears
+  cancels alone); a new watch reads the run's stream from its offset once the channel is
+  heard. A message costs a process the same whatever number of runs it watches (a
   blocking `XREAD` names every watched stream in each read, so it cost a read per new event
   times the watched runs). Every process hears every run's events: a message for a run it
   does not watch is dropped after a dictionary look-up. The scripts of every run that come
@@ -114,11 +115,14 @@ class RedisTransport:
         self.writes = WriteQueue(self._write, limit=WRITE_EVENTS)
         """The process's appends, written together (see `tether.bus.batching`)."""
         # Invariants: _watched holds the runs whose live events go to the sink; _pubsub is
-        # subscribed to the live and the cancel channels once _subscribing is done, and
-        # _listener reads it from then on.
+        # subscribed to a channel once its task in _subscribing is done (the live channel
+        # only once a run is watched: a worker hears only cancels), and _listener reads it
+        # from the first subscription on, resolving the futures of _confirming as Redis
+        # confirms their channels.
         self._watched: set[str] = set()
         self._pubsub: Any = None
-        self._subscribing: asyncio.Task[None] | None = None
+        self._subscribing: dict[str, asyncio.Task[None]] = {}
+        self._confirming: dict[bytes, asyncio.Future[None]] = {}
         self._listener: asyncio.Task[None] | None = None
         # Checked by the loops: redis-py can turn the cancel of a read into a ConnectionError,
         # which they would otherwise retry.
@@ -214,7 +218,7 @@ class RedisTransport:
         """
         del after
         self._watched.add(run_id)
-        await self._subscribed()
+        await self._subscribed(self.live_channel)
         return None
 
     def unwatch(self, run_id: str) -> None:
@@ -245,32 +249,38 @@ class RedisTransport:
         Cancellation:
             Safe: call it again.
         """
-        await self._subscribed()
+        await self._subscribed(self.cancel_channel)
 
-    async def _subscribed(self) -> None:
-        """Subscribe the live and cancel channels on a connection of their own (once per
-        process, whoever asks first), and read it from then on.
+    async def _subscribed(self, channel: str) -> None:
+        """Subscribe `channel` on the process's pub/sub connection (once, whoever asks first);
+        return once Redis has confirmed it.
+
+        Raises:
+            redis.exceptions.RedisError, TimeoutError: not confirmed (the next call tries again).
 
         Cancellation:
             Shielded: the subscription goes on for the next caller.
         """
-        if self._subscribing is None or (self._subscribing.done() and (
-                self._subscribing.cancelled() or self._subscribing.exception() is not None)):
-            self._subscribing = asyncio.get_running_loop().create_task(self._subscribe())
-        await asyncio.shield(self._subscribing)
+        task = self._subscribing.get(channel)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._subscribing[channel] = asyncio.get_running_loop().create_task(
+                self._subscribe(channel))
+        await asyncio.shield(task)
 
-    async def _subscribe(self) -> None:
-        pubsub = self._client.pubsub()
+    async def _subscribe(self, channel: str) -> None:
+        loop = asyncio.get_running_loop()
+        confirmed = self._confirming[channel.encode()] = loop.create_future()
+        if self._pubsub is None:
+            self._pubsub = self._client.pubsub()
         try:
-            await pubsub.subscribe(self.live_channel, self.cancel_channel)
-            await _confirmed(pubsub, 2)
-        except BaseException:
-            with contextlib.suppress(*_DOWN):
-                await pubsub.aclose()
-            raise
-        self._pubsub = pubsub
-        self._listener = asyncio.get_running_loop().create_task(
-            self._listen_loop(), name="tether-bus-redis-listener")
+            await self._pubsub.subscribe(channel)
+            if self._listener is None or self._listener.done():
+                self._listener = loop.create_task(self._listen_loop(),
+                                                  name="tether-bus-redis-listener")
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                await confirmed
+        finally:
+            self._confirming.pop(channel.encode(), None)
 
     async def _listen_loop(self) -> None:
         delay, lost = RETRY_FIRST, False
@@ -290,7 +300,14 @@ class RedisTransport:
                 # heard, so every subscriber reads the streams again.
                 self._sink.resync()
             lost, delay = False, RETRY_FIRST
-            if message is None or message.get("type") != "message" or self._sink is None:
+            if message is None:
+                continue
+            if message.get("type") == "subscribe":
+                confirmed = self._confirming.get(message["channel"])
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
+                continue
+            if message.get("type") != "message" or self._sink is None:
                 continue
             channel, data = message["channel"], message["data"]
             if channel == live:
@@ -316,12 +333,14 @@ class RedisTransport:
         """
         self._closing = True
         await self.writes.aclose()  # what is queued is written first
-        tasks = {task for task in (self._subscribing, self._listener) if task is not None}
+        tasks = {task for task in (*self._subscribing.values(), self._listener)
+                 if task is not None}
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
-        self._subscribing = self._listener = None
+        self._subscribing.clear()
+        self._listener = None
         self._watched.clear()
         if self._pubsub is not None:
             with contextlib.suppress(*_DOWN):
@@ -329,16 +348,6 @@ class RedisTransport:
             self._pubsub = None
         if self._owned:
             await self._client.aclose()
-
-
-async def _confirmed(pubsub: Any, count: int) -> None:
-    """Wait for Redis to confirm `count` subscriptions: a message published after them
-    arrives."""
-    async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
-        while count:
-            message = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
-            if message is not None and message.get("type") == "subscribe":
-                count -= 1
 
 
 def _unframe(frames: bytes) -> list[BusEvent]:
