@@ -2,10 +2,11 @@
 
 A publisher has one write in flight per run; a process streaming a hundred runs had a hundred,
 each its own round trip (and, on Postgres, its own commit: a commit that notifies takes a lock
-that every notifying commit of the database waits for). The queue has one write in flight for
-the whole process: the batches of every run that arrive while it runs go together in the next
-one, so a burst costs about two round trips however many runs it spans, and a lone batch goes
-out at once (nothing ever waits for company).
+that every notifying commit of the database waits for). The queue has a few writes in flight
+for the whole process (`concurrency`): a write takes every batch queued when it starts, so the
+batches of every run queued in one turn go out in one round trip, and once every write is in
+flight the batches that arrive go together in the next. A lone batch goes out at once (nothing
+waits for company), and one slow write does not hold up the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ class Batch:
     events: Sequence[BusEvent]
 
 
+IN_FLIGHT = 4
+"""Writes a queue has in flight at most, by default: enough that one slow write (a commit
+waiting for the database's notify lock while runs start) does not hold up every run; few
+enough that a burst is written in a few round trips."""
+
 WriteMany = Callable[[Sequence[Batch]], Awaitable[list[set[int] | Exception]]]
 """Writes batches in one round trip, in order; for each (same order) the offsets refused, or
 the error that failed that batch alone. Raising fails every batch."""
@@ -33,17 +39,22 @@ the error that failed that batch alone. Raising fails every batch."""
 class WriteQueue:
     """Writes the batches given to `append` with `write`, one write at a time.
 
+    A run's batches never overtake each other: its publisher has one in flight at a time.
+
     Args:
         write: the transport's write of several batches (one round trip).
         limit: events one write takes at most (one batch more than that is never split).
+        concurrency: writes in flight at most.
     """
 
-    def __init__(self, write: WriteMany, *, limit: int) -> None:
+    def __init__(self, write: WriteMany, *, limit: int, concurrency: int = IN_FLIGHT) -> None:
         self._write = write
         self.limit = limit
-        # Invariant: while _queued has entries, _writer runs and writes them, in order.
+        self.concurrency = concurrency
+        # Invariant: while _queued has entries, a task of _writers runs and takes them, in
+        # order; there are at most `concurrency` writers.
         self._queued: list[tuple[Batch, asyncio.Future[set[int]]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
         self.writes = 0
         """Writes made so far (each one round trip)."""
 
@@ -60,22 +71,26 @@ class WriteQueue:
         loop = asyncio.get_running_loop()
         refused: asyncio.Future[set[int]] = loop.create_future()
         self._queued.append((Batch(run_id, events), refused))
-        if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write_queued(), name="tether-bus-writer")
+        if len(self._writers) < self.concurrency:
+            writer = loop.create_task(self._write_queued(), name="tether-bus-writer")
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         return await refused
 
     async def aclose(self) -> None:
         """Wait until what is queued was written.
 
         Cancellation:
-            Cancels the write in flight; the batches still queued fail with `CancelledError`.
+            Cancels the writes in flight; the batches still queued fail with `CancelledError`.
         """
-        if self._writer is not None:
+        while self._writers:
+            writers = set(self._writers)
             try:
-                await asyncio.shield(self._writer)
+                await asyncio.shield(asyncio.wait(writers))
             except asyncio.CancelledError:
-                self._writer.cancel()
-                await asyncio.wait({self._writer})
+                for writer in writers:
+                    writer.cancel()
+                await asyncio.wait(writers)
                 raise
 
     async def _write_queued(self) -> None:
@@ -107,4 +122,4 @@ class WriteQueue:
                     refused.set_result(answer)
 
 
-__all__ = ["Batch", "WriteMany", "WriteQueue"]
+__all__ = ["IN_FLIGHT", "Batch", "WriteMany", "WriteQueue"]

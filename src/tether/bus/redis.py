@@ -12,8 +12,8 @@
   heard. A message costs a process the same whatever number of runs it watches (a
   blocking `XREAD` names every watched stream in each read, so it cost a read per new event
   times the watched runs). Every process hears every run's events: a message for a run it
-  does not watch is dropped after a dictionary look-up. The scripts of every run that come
-  while one write is in flight go together in the next pipeline (`tether.bus.batching`).
+  does not watch is dropped after a dictionary look-up. The scripts of every run queued
+  together go in one pipeline (`tether.bus.batching`).
 - **Retention**: each write trims the stream to about `maxlen` entries (`MAXLEN ~`) and sets
   its time to live: `idle_ttl` while the run goes on, `retain` once the run-ended signal is in.
   A reader that comes back after the trim gets what is left; the durable records answer the

@@ -48,24 +48,40 @@ async def test_the_batches_of_many_runs_queued_in_one_turn_go_out_in_one_write_i
     assert all([e.seq for e in b.events] == [1, 2] for b in write.writes[0])
 
 
-async def test_batches_that_come_while_a_write_is_in_flight_go_together_in_the_next() -> None:
+async def test_batches_that_come_while_every_write_is_in_flight_go_together_in_the_next() -> None:
     write = Recorder()
     write.gate = asyncio.Event()
-    queue = WriteQueue(write, limit=1000)
+    queue = WriteQueue(write, limit=1000, concurrency=1)
     first = asyncio.ensure_future(queue.append("a", events(1)))
     while not write.writes:  # the writer takes "a" alone: nothing waits for company
         await asyncio.sleep(0)
     later = [asyncio.ensure_future(queue.append(run, events(1))) for run in ("b", "c", "d")]
     await asyncio.sleep(0)
-    assert write.runs(0) == ["a"] and len(write.writes) == 1  # one write in flight at a time
+    assert write.runs(0) == ["a"] and len(write.writes) == 1  # its one write is in flight
     write.gate.set()
     await asyncio.gather(first, *later)
     assert [write.runs(i) for i in range(len(write.writes))] == [["a"], ["b", "c", "d"]]
 
 
+async def test_a_slow_write_does_not_hold_up_batches_while_writes_are_free() -> None:
+    write = Recorder()
+    write.gate = asyncio.Event()
+    queue = WriteQueue(write, limit=1000, concurrency=3)
+    callers = []
+    for run in ("a", "b", "c", "d", "e"):
+        callers.append(asyncio.ensure_future(queue.append(run, events(1))))
+        while sum(len(w) for w in write.writes) < min(len(callers), 3):
+            await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert [write.runs(i) for i in range(len(write.writes))] == [["a"], ["b"], ["c"]]
+    write.gate.set()
+    await asyncio.gather(*callers)
+    assert [write.runs(i) for i in range(len(write.writes))][3:] == [["d", "e"]]
+
+
 async def test_a_write_takes_about_limit_events_and_the_rest_go_in_the_next() -> None:
     write = Recorder()
-    queue = WriteQueue(write, limit=5)
+    queue = WriteQueue(write, limit=5, concurrency=1)
     await asyncio.gather(*(queue.append(f"r{i}", events(1, 2)) for i in range(6)))
     assert [len(w) for w in write.writes] == [3, 3]
     assert [r for i in range(2) for r in write.runs(i)] == [f"r{i}" for i in range(6)]
@@ -101,7 +117,7 @@ async def test_a_failed_write_fails_every_batch_in_it_and_the_next_write_goes_on
 async def test_a_caller_cancelled_while_waiting_loses_no_events_of_its_own_or_others() -> None:
     write = Recorder()
     write.gate = asyncio.Event()
-    queue = WriteQueue(write, limit=1000)
+    queue = WriteQueue(write, limit=1000, concurrency=1)
     callers = [asyncio.ensure_future(queue.append(f"r{i}", events(i + 1))) for i in range(4)]
     while not write.writes:
         await asyncio.sleep(0)

@@ -3,8 +3,8 @@
 - **Storage**: every event is a row of `bus_events` (UNLOGGED; see `_sql`), so a reconnecting
   reader resumes from its offset and a late one reads the history it asks for.
 - **Live delivery**: batches are stored and notified in one statement, the batches of every
-  run that come while one statement runs together in the next (`tether.bus.batching`: one
-  commit for them all); the notification on the run's channel carries the events themselves,
+  run queued together in one (`tether.bus.batching`: one commit for them all); the
+  notification on the run's channel carries the events themselves,
   packed into as few payloads as fit (see `payloads`), or only a reference for an event too
   large for one. A process listens on one connection (`Listener`) for the channels of every
   run it watches.
