@@ -172,6 +172,37 @@ async def test_redis_events_of_many_runs_in_one_turn_go_in_one_round_trip(
 
 
 @pytest.mark.redis
+async def test_a_silent_redis_pub_sub_connection_is_found_out_and_the_runs_read_again(
+        redis_site: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import tether.bus.redis as redis_bus
+
+    url, prefix = redis_site
+    monkeypatch.setattr(redis_bus, "IDLE_CHECK", 0.05)
+    async with StreamBus(redis_bus.RedisTransport(url, prefix=prefix)) as writer, \
+            StreamBus(redis_bus.RedisTransport(url, prefix=prefix)) as reader:
+        reading = asyncio.ensure_future(_collect(reader, "r1"))
+        await _publish(writer, "r1", 0, 3)
+        transport: Any = reader.transport
+        while transport._pubsub is None or transport._listener is None:
+            await asyncio.sleep(0.01)
+        resyncs: list[int] = []
+        resync = transport._sink.resync
+        transport._sink.resync = lambda: (resyncs.append(1), resync())
+
+        async def unanswered() -> None:  # a connection that died without a word
+            return None
+
+        transport._pubsub.ping = unanswered
+        async with asyncio.timeout(WAIT):
+            while not resyncs:
+                await asyncio.sleep(0.01)
+        await _publish(writer, "r1", 3, 6)
+        await (await writer.publisher("r1")).end(b"done")
+        got = await reading
+    assert [e.seq for e in got] == list(range(1, 8))
+
+
+@pytest.mark.redis
 async def test_a_redis_offset_refused_is_not_sent_live(redis_site: tuple[str, str]) -> None:
     import redis.asyncio as aioredis
 

@@ -41,6 +41,10 @@ from tether.bus.transport import Sink
 
 logger = logging.getLogger("tether.bus")
 
+IDLE_CHECK = 2.0
+"""Seconds of silence on the pub/sub connection after which it is pinged, and how long the
+ping may go unanswered before the connection counts as dead (and the runs are read again)."""
+
 SUBSCRIBE_TIMEOUT = 10.0
 """Seconds a watch or `listen_cancels` waits for Redis to confirm the subscription."""
 
@@ -283,11 +287,12 @@ class RedisTransport:
             self._confirming.pop(channel.encode(), None)
 
     async def _listen_loop(self) -> None:
-        delay, lost = RETRY_FIRST, False
+        delay, lost, pinged = RETRY_FIRST, False, None
         live, cancels = self.live_channel.encode(), self.cancel_channel.encode()
         while not self._closing:
             try:
-                message = await self._pubsub.get_message(timeout=None)
+                message = await self._pubsub.get_message(timeout=IDLE_CHECK)
+                pinged = await self._silence(pinged) if message is None else None
             except _DOWN as exc:
                 if not lost:
                     logger.warning("bus: Redis pub/sub connection lost (%s); reconnecting", exc)
@@ -314,6 +319,23 @@ class RedisTransport:
                 self._heard(data)
             elif channel == cancels:
                 self._sink.cancelled(data.decode() if isinstance(data, bytes) else str(data))
+
+    async def _silence(self, pinged: float | None) -> float | None:
+        """After `IDLE_CHECK` seconds without a message: ping (its answer is a message); when
+        a ping has had no answer for as long, the connection is dead without having said so:
+        drop it (redis-py connects and subscribes again at the next read). When the ping went.
+
+        Raises:
+            redis.exceptions.TimeoutError: the connection was dropped.
+        """
+        now = asyncio.get_running_loop().time()
+        if pinged is None:
+            await self._pubsub.ping()
+            return now
+        if now - pinged < IDLE_CHECK:
+            return pinged
+        await self._pubsub.connection.disconnect()
+        raise RedisTimeoutError("the Redis pub/sub connection did not answer a ping")
 
     # -- upkeep --------------------------------------------------------------------------------
 
