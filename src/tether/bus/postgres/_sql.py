@@ -45,21 +45,23 @@ SETUP: Final[tuple[str, ...]] = (
 APPEND: Final = """
 WITH added AS (
     INSERT INTO bus_events (run_id, seq, event, data)
-    SELECT %(run_id)s, u.seq, u.event, u.data
-    FROM unnest(%(seqs)s::bigint[], %(events)s::text[], %(datas)s::bytea[]) AS u(seq, event, data)
+    SELECT u.run_id, u.seq, u.event, u.data
+    FROM unnest(%(runs)s::text[], %(seqs)s::bigint[], %(events)s::text[], %(datas)s::bytea[])
+        AS u(run_id, seq, event, data)
     ON CONFLICT DO NOTHING
-    RETURNING seq
+    RETURNING run_id, seq
 ), sent AS (
-    SELECT pg_notify(%(channel)s, n.payload)
-    FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS n(payload, i)
-    WHERE EXISTS (SELECT 1 FROM added)
+    SELECT pg_notify(n.channel, n.payload)
+    FROM unnest(%(senders)s::text[], %(channels)s::text[], %(payloads)s::text[])
+        WITH ORDINALITY AS n(run_id, channel, payload, i)
+    WHERE EXISTS (SELECT 1 FROM added WHERE added.run_id = n.run_id)
     ORDER BY n.i
 )
-SELECT (SELECT coalesce(array_agg(seq), '{}') FROM added), (SELECT count(*) FROM sent)
+SELECT added.run_id, added.seq FROM added, (SELECT count(*) FROM sent) AS s
 """
-"""Store a batch of one run's events and notify its channel, in one statement (one round trip,
-one commit: the notifications are sent when the rows are visible). Nothing is sent when every
-offset was taken already."""
+"""Store the batches of several runs and notify each run's channel, in one statement (one round
+trip, one commit: the notifications are sent when the rows are visible, in the order given).
+Nothing is sent for a run whose every offset was taken already. Rows: the offsets stored."""
 
 READ: Final = """
 SELECT seq, event, data FROM bus_events

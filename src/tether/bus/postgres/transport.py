@@ -2,10 +2,12 @@
 
 - **Storage**: every event is a row of `bus_events` (UNLOGGED; see `_sql`), so a reconnecting
   reader resumes from its offset and a late one reads the history it asks for.
-- **Live delivery**: each batch is stored and notified in one statement; the notification on
-  the run's channel carries the events themselves, packed into as few payloads as fit (see
-  `payloads`), or only a reference for an event too large for one. A process listens on one
-  connection (`Listener`) for the channels of every run it watches.
+- **Live delivery**: batches are stored and notified in one statement, the batches of every
+  run queued together in one (`tether.bus.batching`: one commit for them all); the
+  notification on the run's channel carries the events themselves,
+  packed into as few payloads as fit (see `payloads`), or only a reference for an event too
+  large for one. A process listens on one connection (`Listener`) for the channels of every
+  run it watches.
 - **Channels** are named from a hash of the schema and the run id (Postgres channel names
   are database-wide and at most 63 bytes), so deployments in two schemas of one database do
   not hear each other.
@@ -22,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from tether.bus.batching import Batch, WriteQueue
 from tether.bus.event import BusEvent, cancel_message, parse_cancel
 from tether.bus.postgres import _sql
 from tether.bus.postgres.listener import Listener
@@ -34,6 +37,9 @@ logger = logging.getLogger("tether.bus")
 
 TRIM_EVERY = 60.0
 """Seconds between the trims an end sets off."""
+
+STATEMENT_EVENTS = 2_000
+"""Events one append statement takes at most (the batches beyond go in the next)."""
 
 
 class PostgresTransport:
@@ -62,6 +68,8 @@ class PostgresTransport:
                                   on_notify=self._notified, on_resync=self._resync)
         self._trimmed_at = time.monotonic()
         self._trimming: asyncio.Task[Any] | None = None
+        self.writes = WriteQueue(self._write, limit=STATEMENT_EVENTS)
+        """The process's appends, written together (see `tether.bus.batching`)."""
 
     @classmethod
     def open(cls, conninfo: str, *, schema: str | None = None, retain: float = 300.0,
@@ -95,23 +103,43 @@ class PostgresTransport:
     # -- writing and reading -------------------------------------------------------------------
 
     async def append(self, run_id: str, events: Sequence[BusEvent]) -> set[int]:
-        """See `Transport.append`: one statement.
+        """See `Transport.append`: in one statement with the batches of other runs that are
+        waiting for the same write (see the module docstring).
 
         Raises:
             psycopg.Error: the database cannot be reached or refused the write.
 
         Cancellation:
-            As `Transport.append` (one statement: committed whole or not at all).
+            As `Transport.append` (one statement: committed whole or not at all); the batch
+            may still be written after the caller has gone.
         """
         await self._ready()
-        params = {"run_id": run_id, "seqs": [e.seq for e in events],
-                  "events": [e.event for e in events],
-                  "datas": [e.data or b"" for e in events],
-                  "channel": self.channel(run_id), "payloads": pack(events)}
-        added, _sent = await self._db.arun(_fetch(Query(_sql.APPEND, params)))
-        if any(event.final for event in events):
+        return await self.writes.append(run_id, events)
+
+    async def _write(self, batches: Sequence[Batch]) -> list[set[int] | Exception]:
+        runs, seqs, names, datas = [], [], [], []
+        senders, channels, payloads = [], [], []
+        for batch in batches:
+            for event in batch.events:
+                runs.append(batch.run_id)
+                seqs.append(event.seq)
+                names.append(event.event)
+                datas.append(event.data or b"")
+            channel = self.channel(batch.run_id)
+            for payload in pack(batch.events):
+                senders.append(batch.run_id)
+                channels.append(channel)
+                payloads.append(payload)
+        rows = await self._db.arun(_fetch(Query(_sql.APPEND, {
+            "runs": runs, "seqs": seqs, "events": names, "datas": datas, "senders": senders,
+            "channels": channels, "payloads": payloads}, "all")))
+        stored: dict[str, set[int]] = {}
+        for run_id, seq in rows:
+            stored.setdefault(run_id, set()).add(seq)
+        if any(event.final for batch in batches for event in batch.events):
             self._trim_soon()
-        return {event.seq for event in events} - set(added)
+        return [{e.seq for e in batch.events} - stored.get(batch.run_id, set())
+                for batch in batches]
 
     async def read(self, run_id: str, after: int, upto: int | None,
                    limit: int) -> list[BusEvent]:
@@ -254,6 +282,7 @@ class PostgresTransport:
             Safe to retry.
         """
         await self._listener.aclose()
+        await self.writes.aclose()  # what is queued is written first
         if self._trimming is not None:
             self._trimming.cancel()
             await asyncio.wait({self._trimming})
