@@ -37,7 +37,8 @@ the error that failed that batch alone. Raising fails every batch."""
 
 
 class WriteQueue:
-    """Writes the batches given to `append` with `write`, one write at a time.
+    """Writes the batches given to `append` with `write`, at most `concurrency` writes at a
+    time, each taking every batch queued when it starts.
 
     A run's batches never overtake each other: its publisher has one in flight at a time.
 
