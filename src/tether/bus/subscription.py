@@ -5,7 +5,9 @@ store (range reads). Live delivery is only a fast path: it may start late, skip,
 reorder. The subscription keeps one number, `position` (the last offset it handed out), and
 fills every hole below a live event from the store before it goes on; a hole the store does
 not fill either (trimmed by retention, or lost with a publisher) is passed over, so a reader
-never waits for what cannot come.
+never waits for what cannot come. The event right after `position` is handed out as soon as it
+comes live, even while a read of the store is in flight (a new reader's read of what came
+before may wait for a busy store's connection).
 """
 
 from __future__ import annotations
@@ -83,7 +85,14 @@ class Subscription:
         # it was last read there, so a hole at or below `_filled_to` is final.
         self._read_upto = 0
         self._filled_to = after
+        # Bumped whenever the store must be read again from where the reader is, whatever
+        # read is in flight (a resync, live events dropped past the limit): that read does
+        # not answer for it.
+        self._asked = 0
         self._wake = asyncio.Event()
+        # The store read in flight (a task kept across `__anext__` calls: a reader that stops
+        # waiting does not throw it away), while the next event may still come live.
+        self._reading: asyncio.Task[None] | None = None
         self._joined = False
         self._closed = False
 
@@ -115,7 +124,7 @@ class Subscription:
             event = self._next_candidate()
             if event is None:
                 if self._read_upto > self.position:
-                    await self._read()
+                    await self._read_or_live()
                 else:
                     self._wake.clear()
                     await self._wake.wait()
@@ -140,8 +149,32 @@ class Subscription:
         if self._stored:
             return self._stored.popleft()
         if self._read_upto > self.position:
+            # The store is to be read first, unless the very next event came live: nothing
+            # is missing below it, whatever the read brings (its copy is then a repeat). So a
+            # new reader's first live events need not wait for the read of what came before.
+            live = self._live
+            if live and live[0].seq == self.position + 1 and live[0].data is not None:
+                return live.popleft()
             return None
         return self._live.popleft() if self._live else None
+
+    async def _read_or_live(self) -> None:
+        """Wait until the store read in flight (started here if none is) has answered, or an
+        event came live; raise what the read raised."""
+        reading = self._reading
+        if reading is None:
+            reading = self._reading = asyncio.get_running_loop().create_task(self._read())
+        if not reading.done():
+            self._wake.clear()
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait((reading, woken), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+            if not reading.done() or self._closed:  # (closing gives the read up)
+                return
+        self._reading = None
+        reading.result()
 
     async def _join(self) -> None:
         known = await self._membership.join(self)  # a failed or cancelled join leaves again
@@ -155,18 +188,19 @@ class Subscription:
             self._read_upto = max(self._read_upto, known)
 
     async def _read(self) -> None:
-        upto = self._read_upto
+        upto, asked = self._read_upto, self._asked
         events = await self._membership.read(self.run_id, self.position,
                                              None if upto == _ALL else upto, READ_PAGE)
         # Store events are authoritative for the range read: a hole among them is final.
+        # (Events handed out live meanwhile come back as repeats, and are passed over.)
         self._stored.extend(events)
         if events:
             self._filled_to = max(self._filled_to, events[-1].seq)
-        if len(events) < READ_PAGE:
-            if upto != _ALL:
-                self._filled_to = max(self._filled_to, upto)
-            self._read_upto = 0
-        elif events[-1].seq >= upto:
+        done = len(events) < READ_PAGE or events[-1].seq >= upto
+        if len(events) < READ_PAGE and upto != _ALL:
+            self._filled_to = max(self._filled_to, upto)
+        # Asked for more meanwhile (a resync, live events dropped past the limit): read again.
+        if done and self._read_upto == upto and self._asked == asked:
             self._read_upto = 0
 
     # -- fed by the bus ---------------------------------------------------------------------
@@ -178,14 +212,18 @@ class Subscription:
         self._live.extend(events)
         if len(self._live) > LIVE_LIMIT:
             self._live.clear()
-            self._read_upto = _ALL
+            self._read_again()
         self._wake.set()
 
     def resync(self) -> None:
         """Live delivery may have missed events: read the store again before going on."""
         if not self._closed:
-            self._read_upto = _ALL
+            self._read_again()
             self._wake.set()
+
+    def _read_again(self) -> None:
+        self._read_upto = _ALL
+        self._asked += 1
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -207,6 +245,9 @@ class Subscription:
         self._closed = True
         self._live.clear()
         self._wake.set()
+        reading, self._reading = self._reading, None
+        if reading is not None and not reading.cancel() and not reading.cancelled():
+            reading.exception()  # a read that failed after the reader stopped asking: dropped
         if self._joined:
             self._membership.leave(self)
 

@@ -84,6 +84,69 @@ async def test_a_reader_of_a_store_without_live_position_reads_everything_first(
     assert got == [1, 2, 3] and sub.ended and store.members == []
 
 
+class Held(Scripted):
+    """A store whose reads answer (with what it held when asked) only once `release` is set, as
+    a read queued behind busy connections does; `cancelled` counts the reads given up."""
+
+    def __init__(self, stored: list[BusEvent], known: int | None) -> None:
+        super().__init__(stored, known)
+        self.release = asyncio.Event()
+        self.cancelled = 0
+
+    async def read(self, run_id: str, after: int, upto: int | None,
+                   limit: int) -> list[BusEvent]:
+        found = await super().read(run_id, after, upto, limit)  # what the store has now
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return found
+
+
+async def test_the_next_event_live_is_handed_out_while_the_store_read_is_in_flight() -> None:
+    store = Held([ev(1), ev(2), ev(3)], known=None)
+    sub = Subscription(store, "r")
+    sub.offer([ev(1)])
+    assert await take(sub, 1) == [1]  # the read of what came before has not answered
+    sub.offer([ev(2), ev(4)])
+    assert await take(sub, 1) == [2]
+    waiting = asyncio.ensure_future(anext(sub))  # 4 is not next: 3 may be in the store
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    store.release.set()
+    async with asyncio.timeout(5):
+        assert (await waiting).seq == 3
+    assert await take(sub, 1) == [4]
+    assert store.reads == [(2, None)]  # read when needed, from where the live events left off
+
+
+async def test_a_resync_while_the_store_is_read_reads_it_again() -> None:
+    store = Held([ev(1)], known=None)
+    sub = Subscription(store, "r")
+    waiting = asyncio.ensure_future(anext(sub))
+    await asyncio.sleep(0.01)
+    sub.resync()  # live delivery may have missed events published after the read began
+    store.stored.append(ev(2))
+    store.release.set()
+    async with asyncio.timeout(5):
+        assert (await waiting).seq == 1
+    assert await take(sub, 1) == [2]
+    assert store.reads == [(0, None), (1, None)]
+
+
+async def test_closing_a_reader_gives_up_its_store_read() -> None:
+    store = Held([ev(1)], known=None)
+    sub = Subscription(store, "r")
+    waiting = asyncio.ensure_future(anext(sub))
+    await asyncio.sleep(0.01)
+    await sub.aclose()
+    async with asyncio.timeout(5):
+        with pytest.raises(StopAsyncIteration):
+            await waiting
+    assert store.cancelled == 1 and store.members == []
+
+
 async def test_a_negative_offset_is_refused() -> None:
     with pytest.raises(ValueError, match="never negative"):
         Subscription(Scripted([], 0), "r", after=-1)
