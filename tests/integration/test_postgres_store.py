@@ -367,6 +367,26 @@ def test_every_write_of_a_worker_whose_lease_was_taken_over_is_refused_and_logge
         current.close()
 
 
+def test_a_batch_of_events_is_logged_exactly_in_its_order(store: PostgresSaver) -> None:
+    # The events travel as one JSON array (one parameter, `rows.event_params`): every field
+    # must come back as given, whatever characters a detail or a node holds, and in order.
+    import datetime as dt
+
+    run_id = new_run(store).run_id
+    at = dt.datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+    awkward = {"q": 'say "hi"', "b": "a\\b\\", "braces": "{1,2}", "u": "é \u2603", "n": None,
+               "nested": {"list": [1, "two", {"three": 3.5}]}, "empty": {}}
+    batch = [RunEvent("start", at), RunEvent("node", at, 'n"o,d{e}\\', awkward),
+             *(RunEvent("custom", at + dt.timedelta(microseconds=i), None, {"i": i})
+               for i in range(40)),
+             RunEvent("finish", utcnow(), None, {"when": at})]
+    store.append_events(run_id, batch)
+    logged = store.events(run_id)
+    assert logged[:-1] == batch[:-1]
+    assert logged[-1].detail == {"when": str(at)}  # a value JSON cannot hold: its str()
+    assert logged[0].at.utcoffset() is not None and logged[0].at == at
+
+
 def test_a_checkpoint_write_tells_the_worker_of_a_durable_cancel(store: PostgresSaver) -> None:
     info = store.queue.enqueue(order())
     (job,) = asyncio.run(store.queue.aclaim("w1", ["g"], 30.0, 1))

@@ -239,3 +239,56 @@ async def test_an_in_process_run_on_postgres_asks_nothing_more_per_step(
     assert final["n"] == 30
     assert len(blocking) <= 3, blocking  # the run's record, not one query per step
     await store.aclose()
+
+
+async def test_a_first_claim_publishes_without_reading_the_bus_first(
+        cluster: tuple[Worker, StreamBus], store: PostgresSaver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Epoch 1 (the run's first claim): nothing can be on the bus for it, so the relay numbers
+    # its stream from the start instead of asking the bus for the run's last event.
+    _worker, reader = cluster
+    asked: list[str] = []
+    real_last = MemoryTransport.last
+
+    async def last(transport: MemoryTransport, run_id: str) -> BusEvent | None:
+        asked.append(run_id)
+        return await real_last(transport, run_id)
+
+    monkeypatch.setattr(MemoryTransport, "last", last)
+    run_id = _queue(store, "loop", {"n": 0, "until": 2, "pause": 0.0}, ["values"])
+    events = await _read(reader, run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].final and len(events) == 4  # values 0, 1, 2, then the end
+    assert asked == []
+
+
+async def test_a_run_taken_over_continues_its_stream_after_the_last_offset(
+        store: PostgresSaver) -> None:
+    # A worker that claimed the run before (epoch 1) published two events, then handed it
+    # back; the next claim (epoch 3) reads the bus and numbers on from offset 3.
+    broker = MemoryBroker()
+    worker_bus, reader = StreamBus(MemoryTransport(broker)), StreamBus(MemoryTransport(broker))
+    run_id = _queue(store, "loop", {"n": 0, "until": 1, "pause": 0.0}, ["custom"])
+    (ghost,) = await store.queue.aclaim("ghost", ["loop"], 30, 1, start=True)
+    assert ghost.epoch == 1
+    earlier = await worker_bus.publisher(run_id)
+    earlier.send("custom", frames.encode({"at": "ghost"}, store.serde))
+    earlier.send("custom", frames.encode({"at": "ghost"}, store.serde))
+    await earlier.flush()
+    assert await store.queue.arelease(run_id, ghost.epoch, "ghost", "handed back")
+    graphs = {"loop": looping().compile(checkpointer=store, name="loop")}
+    worker = Worker(store, graphs, WorkerOptions(lease=30, poll=0.02, listen=False),
+                    bus=worker_bus)
+    running = asyncio.ensure_future(worker.run())
+    try:
+        events = await _read(reader, run_id)
+    finally:
+        worker.drain(force=True)
+        await asyncio.wait({running}, timeout=WAIT)
+        await worker_bus.aclose()
+        await reader.aclose()
+        await store.aclose()
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    decoded = [frames.decode(e, store.serde) for e in events[:-1]]
+    assert decoded == [{"at": "ghost"}, {"at": "ghost"}, {"at": 0}]
+    assert events[-1].final

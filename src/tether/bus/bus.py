@@ -34,13 +34,18 @@ class StreamBus:
 
     # -- run streams ------------------------------------------------------------------------
 
-    async def publisher(self, run_id: str) -> Publisher:
+    async def publisher(self, run_id: str, *, fresh: bool = False) -> Publisher:
         """A publisher for the run's events, numbered after the last one on the bus (a
-        worker taking a run over continues where the previous one stopped).
+        worker taking a run over continues where the previous one stopped). With `fresh`
+        the caller knows that nothing was ever published for the run (a worker's first
+        claim of it): numbering starts at the first offset without reading the bus, which
+        saves a round trip per run at every run's start.
 
         Cancellation:
             Safe: it only reads.
         """
+        if fresh:
+            return Publisher(self.transport, run_id, 0)
         last = await self.transport.last(run_id)
         return Publisher(self.transport, run_id, last.seq if last is not None else 0)
 

@@ -33,12 +33,16 @@ class Relay:
         bus: the worker's bus.
         serde: encodes the payloads (the store's serializer).
         run_id: the run.
+        fresh: this is the run's first claim (epoch 1): no worker published for it before,
+            so its stream starts at the first offset without asking the bus for its last.
     """
 
-    def __init__(self, bus: StreamBus, serde: Serializer, run_id: str) -> None:
+    def __init__(self, bus: StreamBus, serde: Serializer, run_id: str, *,
+                 fresh: bool = False) -> None:
         self.bus = bus
         self.serde = serde
         self.run_id = run_id
+        self.fresh = fresh
         self._publisher: Publisher | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -49,7 +53,7 @@ class Relay:
 
     async def _carry(self, run: Run) -> None:
         # The publisher is opened while the run starts: its first chunks wait in its buffer.
-        self._publisher = publisher = await self.bus.publisher(self.run_id)
+        self._publisher = publisher = await self.bus.publisher(self.run_id, fresh=self.fresh)
         serde = self.serde
         try:
             async for chunk in run:
@@ -77,7 +81,7 @@ class Relay:
                 await publisher.flush()
             return
         if publisher is None:  # it streamed nothing: only its end
-            publisher = await self.bus.publisher(self.run_id)
+            publisher = await self.bus.publisher(self.run_id, fresh=self.fresh)
         await publisher.end(frames.encode_end(info, self.serde))
 
     def stop(self) -> None:

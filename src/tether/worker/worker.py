@@ -138,7 +138,10 @@ class Worker:
         self._drives.add(self._spawn(self._drive(held), f"drive-{claimed.run_id}"))
 
     async def _drive(self, held: Held) -> None:
-        relay = None if self.bus is None else Relay(self.bus, self.store.serde, held.run_id)
+        # Only a worker holding a run publishes its stream, and the first claim makes epoch 1
+        # (every claim and hand-back moves it on): then nothing is on the bus for it yet.
+        relay = None if self.bus is None else Relay(self.bus, self.store.serde, held.run_id,
+                                                     fresh=held.job.epoch == 1)
         try:
             await jobs.drive(held, self.graphs[held.job.graph], failures=self.failures,
                              start_attempts=self.options.start_attempts, relay=relay)

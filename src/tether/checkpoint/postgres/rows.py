@@ -77,13 +77,10 @@ def run_info(row: RunRow) -> RunInfo:
 
 
 def event_params(events: Sequence[RunEvent]) -> dict[str, Any]:
-    """The `e_*` arrays of `_sql.EVENTS_IN`."""
-    return {
-        "e_phase": [e.phase for e in events],
-        "e_at": [e.at for e in events],
-        "e_node": [e.node for e in events],
-        "e_detail": [jsonb(e.detail) for e in events],
-    }
+    """The `e_events` parameter of `_sql.EVENTS_IN`: the events as one JSON array of
+    `[phase, at, node, detail]`, `at` in ISO 8601 (an aware time keeps its offset; a naive one
+    is read in the session's time zone, as a `timestamp` parameter cast to `timestamptz`)."""
+    return {"e_events": jsonb([[e.phase, e.at.isoformat(), e.node, e.detail] for e in events])}
 
 
 def event(row: tuple[Any, ...]) -> RunEvent:
