@@ -7,6 +7,7 @@ without blocking the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -93,11 +94,20 @@ async def cluster(store: PostgresSaver) -> AsyncIterator[tuple[Worker, StreamBus
     worker_bus, reader = StreamBus(MemoryTransport(broker)), StreamBus(MemoryTransport(broker))
     graphs = {"loop": looping().compile(checkpointer=store, name="loop"),
               "chat": chatting().compile(checkpointer=store, name="chat")}
-    worker = Worker(store, graphs, WorkerOptions(lease=30, poll=0.02, listen=False,
-                                                 sweep_every=0.05), bus=worker_bus)
+    async with _working(store, graphs, worker_bus, reader, sweep_every=0.05) as worker:
+        yield worker, reader
+
+
+@contextlib.asynccontextmanager
+async def _working(store: PostgresSaver, graphs: dict[str, Any], worker_bus: StreamBus,
+                   reader: StreamBus, **options: Any) -> AsyncIterator[Worker]:
+    """A worker of `graphs` publishing on `worker_bus` (listen off, long leases) while the
+    block runs; then it is drained and the buses and the store are closed."""
+    worker = Worker(store, graphs, WorkerOptions(lease=30, poll=0.02, listen=False, **options),
+                    bus=worker_bus)
     running = asyncio.ensure_future(worker.run())
     try:
-        yield worker, reader
+        yield worker
     finally:
         worker.drain(force=True)
         await asyncio.wait({running}, timeout=WAIT)
@@ -277,17 +287,8 @@ async def test_a_run_taken_over_continues_its_stream_after_the_last_offset(
     await earlier.flush()
     assert await store.queue.arelease(run_id, ghost.epoch, "ghost", "handed back")
     graphs = {"loop": looping().compile(checkpointer=store, name="loop")}
-    worker = Worker(store, graphs, WorkerOptions(lease=30, poll=0.02, listen=False),
-                    bus=worker_bus)
-    running = asyncio.ensure_future(worker.run())
-    try:
+    async with _working(store, graphs, worker_bus, reader):
         events = await _read(reader, run_id)
-    finally:
-        worker.drain(force=True)
-        await asyncio.wait({running}, timeout=WAIT)
-        await worker_bus.aclose()
-        await reader.aclose()
-        await store.aclose()
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     decoded = [frames.decode(e, store.serde) for e in events[:-1]]
     assert decoded == [{"at": "ghost"}, {"at": "ghost"}, {"at": 0}]
