@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -59,12 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_LIST_COMMA = re.compile(r",(?![^\[]*\])")
+"""A comma between two `--only` filters, not one inside a row's brackets
+(`chunk-delay[100x10/s,redis]`)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the suite; 1 if any row has an error (slowness is not one), 2 for bad arguments."""
     args = _parser().parse_args(argv)
     try:
-        workloads = select(discover(), [p.strip() for only in args.only for p in only.split(",")
-                                         if p.strip()])
+        workloads = select(discover(), [p.strip() for only in args.only
+                                         for p in _LIST_COMMA.split(only) if p.strip()])
     except LookupError as exc:
         print(f"python -m bench: {exc} (see --list)", file=sys.stderr)
         return 2

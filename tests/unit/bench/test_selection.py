@@ -23,6 +23,11 @@ def test_every_only_filter_selects(args: tuple[str, ...]) -> None:
     assert sorted(_listed(*args)) == ["cancel1000:p50", "start1000:p50"]
 
 
+def test_a_row_whose_name_has_a_comma_is_selected_by_its_name() -> None:
+    assert _listed("--only", "chunk-delay[100x10/s,redis]:p99,start1000") == [
+        "start1000:p50", "chunk-delay[100x10/s,redis]:p99"]
+
+
 def test_an_unknown_name_is_a_usage_error() -> None:
     done = subprocess.run([sys.executable, "-m", "bench", "--list", "--only", "no-such-row"],
                           check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
