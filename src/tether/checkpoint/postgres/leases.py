@@ -29,7 +29,11 @@ class Leases:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._epochs: dict[str, int] = {}
+        # Invariant: `_threads` maps a thread to the run last bound on it, `_thread_of` a run
+        # to the thread it was bound with (a thread's next run may be bound before the last
+        # one is unbound: the thread then stays the next run's).
         self._threads: dict[str, str] = {}
+        self._thread_of: dict[str, str] = {}
         self._noted: dict[str, CancelReason] = {}
         self._revoked: set[str] = set()
 
@@ -39,6 +43,7 @@ class Leases:
             self._epochs[run_id] = epoch
             if thread_id is not None:
                 self._threads[thread_id] = run_id
+                self._thread_of[run_id] = thread_id
 
     def unbind(self, run_id: str) -> None:
         """Stop fencing `run_id`."""
@@ -46,7 +51,8 @@ class Leases:
             self._epochs.pop(run_id, None)
             self._noted.pop(run_id, None)
             self._revoked.discard(run_id)
-            for thread_id in [t for t, r in self._threads.items() if r == run_id]:
+            thread_id = self._thread_of.pop(run_id, None)  # (no pass over every thread held)
+            if thread_id is not None and self._threads.get(thread_id) == run_id:
                 del self._threads[thread_id]
 
     def revoke(self, run_id: str) -> None:
