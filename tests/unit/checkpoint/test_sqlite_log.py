@@ -43,6 +43,47 @@ def test_the_log_is_emptied_once_it_passes_its_limit(tmp_path: Path,
     assert size < 4 * 2**20
 
 
+def test_the_log_stays_bounded_when_the_helper_never_gets_to_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer finds the log full itself. When only the helper's checkpoint found it, a
+    # helper slowed by a loaded disk found it late and the log grew by every superstep its
+    # checkpoint took (4.8 MB past a 1 MB limit in CI); one that never runs found it never.
+    monkeypatch.setattr(wal, "LOG_LIMIT_FRAMES", 256)
+    monkeypatch.setattr(wal.WalCheckpointer, "_run", lambda self: None)
+    path = tmp_path / "starved.db"
+    store = SqliteSaver(str(path))
+    graph = stepping(store, 1500)
+    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 2000})
+    size = os.path.getsize(f"{path}-wal")
+    store.close()
+    # Emptied at every 200th commit past the limit: at most 200 supersteps' frames are left.
+    assert 0 < size < 4 * 2**20
+
+
+def test_a_checkpoint_that_cannot_finish_is_tried_again_after_the_next_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The helper's passive checkpoint holds the checkpoint lock, so the writer's TRUNCATE begun
+    # at the same moment fails; left for 200 commits later, it failed the same way each time
+    # (the log reached 15.9 MB past a 1 MB limit under a loaded disk).
+    monkeypatch.setattr(wal, "LOG_LIMIT_FRAMES", 256)
+    tries: list[bool] = []
+    restart = sqlite_connection._restart_log
+
+    def busy_five_times(conn: sqlite3.Connection) -> bool:
+        tries.append(len(tries) >= 5 and restart(conn))
+        return tries[-1]
+
+    monkeypatch.setattr(sqlite_connection, "_restart_log", busy_five_times)
+    path = tmp_path / "busy.db"
+    store = SqliteSaver(str(path))
+    graph = stepping(store, 1500)
+    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 2000})
+    size = os.path.getsize(f"{path}-wal")
+    store.close()
+    assert tries[:6] == [False] * 5 + [True]
+    assert 0 < size < 4 * 2**20
+
+
 def test_the_writer_empties_the_log_between_its_commits(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # The helper thread only finds the log full: a TRUNCATE it took itself had to win the write
@@ -52,9 +93,9 @@ def test_the_writer_empties_the_log_between_its_commits(tmp_path: Path,
     taken: list[int] = []
     restart = sqlite_connection._restart_log
 
-    def spy(conn: sqlite3.Connection) -> None:
+    def spy(conn: sqlite3.Connection) -> bool:
         taken.append(threading.get_ident())
-        restart(conn)
+        return restart(conn)
 
     monkeypatch.setattr(sqlite_connection, "_restart_log", spy)
     path = tmp_path / "steady.db"

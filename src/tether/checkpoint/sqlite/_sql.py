@@ -164,6 +164,7 @@ SET_FOREIGN_KEYS: Final = "PRAGMA foreign_keys = ON"
 AUTOCHECKPOINT_OFF: Final = "PRAGMA wal_autocheckpoint = 0"
 CHECKPOINT_PASSIVE: Final = "PRAGMA wal_checkpoint(PASSIVE)"
 CHECKPOINT_TRUNCATE: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
+PAGE_SIZE: Final = "PRAGMA page_size"
 
 
 def set_application_id(value: int) -> str:

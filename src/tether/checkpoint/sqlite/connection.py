@@ -64,7 +64,8 @@ class Connection:
         self._read_lock = self._lock
         if path != schema.MEMORY:
             self._conn.execute(_sql.AUTOCHECKPOINT_OFF)
-            self._wal = WalCheckpointer(path, busy_timeout=busy_timeout)
+            page_size = self._conn.execute(_sql.PAGE_SIZE).fetchone()[0]
+            self._wal = WalCheckpointer(path, busy_timeout=busy_timeout, page_size=page_size)
             self._reader = schema.reader(path, busy_timeout=busy_timeout)
             self._read_lock = threading.Lock()
 
@@ -112,8 +113,8 @@ class Connection:
             conn.execute(_sql.COMMIT)
         except BaseException as exc:  # noqa: BLE001 - re-raised by _fail
             self._fail(conn, exc)
-        if self._wal is not None and self._wal.committed():
-            _restart_log(conn)
+        if self._wal is not None and self._wal.committed() and _restart_log(conn):
+            self._wal.emptied()
 
     def _fail(self, conn: sqlite3.Connection, exc: BaseException) -> NoReturn:
         """Roll back what is left of the transaction and raise `exc`, as a `StoreError` when
@@ -206,8 +207,8 @@ class Connection:
                     outcomes.append(_in_savepoint(conn, make))
             if self._wal is not None:
                 with self._lock:  # `write` counted the group as one transaction
-                    if self._wal.committed(len(ops) - 1):
-                        _restart_log(self._conn)
+                    if self._wal.committed(len(ops) - 1) and _restart_log(self._conn):
+                        self._wal.emptied()
             return outcomes
         except (sqlite3.Error, StoreError, _GroupAborted):
             return [self._alone(make) for make in ops]
@@ -229,12 +230,19 @@ class Connection:
 _NO_LOCK = contextlib.nullcontext()
 
 
-def _restart_log(conn: sqlite3.Connection) -> None:
+def _restart_log(conn: sqlite3.Connection) -> bool:
     """Copy the whole log into the database and empty it (`wal.py`), on the writing connection
-    between two of its transactions, under the store lock; a checkpoint that cannot finish now
-    (another process's reader or writer) is left for the next time the log is found full."""
-    with contextlib.suppress(sqlite3.OperationalError):
-        conn.execute(_sql.CHECKPOINT_TRUNCATE).fetchall()
+    between two of its transactions, under the store lock.
+
+    Returns:
+        False when the checkpoint could not finish now (the helper's checkpoint holds the lock,
+        another process reads or writes): the writer tries again after its next commit.
+    """
+    try:
+        busy, _frames, _copied = conn.execute(_sql.CHECKPOINT_TRUNCATE).fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return not busy
 
 
 class ReadTooLong(Exception):

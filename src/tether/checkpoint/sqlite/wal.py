@@ -11,15 +11,16 @@ next opener replays; with `synchronous=NORMAL` the log reaches the disk at the c
 
 A passive checkpoint copies only the frames committed before it began, and the log starts over
 only once every frame was copied; under steady writes that never happens, and the log (with its
-index, mapped in memory) would grow without end. So once the helper finds the log holding
-`LOG_LIMIT_FRAMES`, the store's writing connection takes a `TRUNCATE` checkpoint right after its
-next commit (`committed` answers True): the writer waits for it (a few milliseconds, once per
-that many frames) and the log file is emptied. The helper does not take it itself: it would have
-to win the write lock from a writer that commits back to back, and SQLite's busy handler only
-polls for it, so under steady writes it lost for as long as the writes went on (the log grew
-to 14 MB past a 1 MB limit in 1500 supersteps). (A `RESTART` would keep the file at its largest
-size: when the helper is starved under load the log grows past the limit, and it would stay
-that big.)
+index, mapped in memory) would grow without end. So every `every` commits the writer itself
+looks at the log file's size (one `stat`), and once it holds `LOG_LIMIT_FRAMES` the writing
+connection takes a `TRUNCATE` checkpoint right then (`committed` answers True): the writer waits
+for it (a few milliseconds, once per that many frames) and the log file is emptied. Neither the
+finding nor the checkpoint is left to the helper. Its checkpoint would have to win the write lock
+from a writer that commits back to back, and SQLite's busy handler only polls for it, so under
+steady writes it lost for as long as the writes went on (the log grew to 14 MB past a 1 MB limit
+in 1500 supersteps). And a helper slowed by a loaded disk found the log full late: the log grew
+by as many supersteps as its own checkpoint took. (A `RESTART` would keep the file at its largest
+size: it would stay as big as it ever grew.)
 
 Writing over the log's old frames costs a commit less than growing the file (measured here: 40
 against 50 µs of CPU for a superstep's transaction; growing a file allocates its blocks and
@@ -31,6 +32,7 @@ of growing it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 
@@ -45,7 +47,9 @@ IDLE_MIN_COMMITS = 16
 """Commits since the last checkpoint below which a pause is not worth one (its two `fsync`s):
 sparse writes are left to the every-`every` checkpoint."""
 LOG_LIMIT_FRAMES = 4096
-"""Log frames (pages; 16 MiB of 4 KiB pages) past which the helper starts the log over."""
+"""Log frames (pages; 16 MiB of 4 KiB pages) past which the writer empties the log."""
+_FRAME_HEADER = 24
+"""Bytes a log frame adds to its page; the log file is a 32-byte header and its frames."""
 
 
 class WalCheckpointer:
@@ -56,10 +60,14 @@ class WalCheckpointer:
         path: the database file.
         every: commits between checkpoints.
         busy_timeout: seconds the helper waits for a lock before giving up on a checkpoint.
+        page_size: the database's page size, to tell the log's frames from its file size.
     """
 
-    def __init__(self, path: str, *, every: int = 200, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str, *, every: int = 200, busy_timeout: float = 5.0,
+                 page_size: int = 4096) -> None:
         self._path = path
+        self._log = f"{path}-wal"
+        self._frame = page_size + _FRAME_HEADER
         self._every = every
         self._busy_timeout = busy_timeout
         self._commits = 0
@@ -74,36 +82,43 @@ class WalCheckpointer:
         # checks _wake under _lock before clearing _thread).
         self._thread: threading.Thread | None = None
         self._closed = False
-        # Set by the helper when the log has passed LOG_LIMIT_FRAMES; the writer takes the
-        # TRUNCATE checkpoint after its next commit (see `committed`).
+        # The log was found past LOG_LIMIT_FRAMES and the writer has not emptied it yet.
         self._over = False
 
     def committed(self, transactions: int = 1) -> bool:
         """Count a commit of `transactions` transactions (a group commit counts each, as the
-        log grows by what they wrote); wake the helper every `every` of them. Called under the
-        store lock, right after the writing connection committed.
+        log grows by what they wrote); every `every` of them, look at the log's size and wake
+        the helper. Called under the store lock, right after the writing connection committed.
 
         Returns:
-            True once the log has passed its limit: the caller, holding the write lock, then
+            True when the log has passed its limit: the caller, holding the write lock, then
             takes a `TRUNCATE` checkpoint on its connection (`CHECKPOINT_TRUNCATE`).
         """
         self._count += transactions
         self._commits += transactions
-        over = self._over
-        if over:
-            self._over = False
         if self._commits < self._every:
-            return over
+            return self._over
         self._commits = 0
+        self._over = self._log_frames() >= LOG_LIMIT_FRAMES
+        if self._over:
+            # The writer empties the log now; a passive checkpoint begun by the helper at the
+            # same moment would hold the checkpoint lock and make the writer's fail.
+            return True
         with self._lock:
             if self._closed:
-                return over
+                return False
             self._wake.set()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tether-sqlite-wal",
                                                 daemon=True)
                 self._thread.start()
-        return over
+        return False
+
+    def emptied(self) -> None:
+        """The writer's `TRUNCATE` checkpoint succeeded. Until it does (the helper's checkpoint
+        holds the checkpoint lock, another process reads), `committed` answers True after every
+        commit, and the writer tries again: a try that cannot have the lock fails at once."""
+        self._over = False
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the helper (it finishes a checkpoint in progress)."""
@@ -120,13 +135,18 @@ class WalCheckpointer:
         try:
             while self._next():
                 try:
-                    _busy, frames, _copied = conn.execute(_sql.CHECKPOINT_PASSIVE).fetchone()
-                    if frames >= LOG_LIMIT_FRAMES:
-                        self._over = True  # the writer truncates after its next commit
+                    conn.execute(_sql.CHECKPOINT_PASSIVE).fetchone()
                 except sqlite3.OperationalError:
                     continue  # busy: the next round will catch up
         finally:
             conn.close()
+
+    def _log_frames(self) -> int:
+        """How many frames the log file holds (0 when there is none yet)."""
+        try:
+            return os.stat(self._log).st_size // self._frame
+        except OSError:
+            return 0
 
     def _next(self) -> bool:
         """Wait for work: `every` commits, or a pause in commits after some; False when the
