@@ -1,5 +1,6 @@
-"""The express lane (`tether.server.express`): a run's cancel is answered before FastAPI's
-routing, with the answer the route gives; whatever the lane does not take, the route answers."""
+"""The express lanes (`tether.server.express`): a run's cancel and a run's read are answered
+before FastAPI's routing, with the answer the route gives; whatever a lane does not take, the
+route answers."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 
 from tether.checkpoint.sqlite import SqliteSaver
-from tether.errors import RunNotFound
+from tether.errors import ConfigError, RunNotFound
 from tether.server import create_app, errors
 from tether.server.errors import STATUS
-from tether.server.routes import cancel
+from tether.server.routes import cancel, runs
 from tether.types import RunInfo, RunStatus
 
 from .server_graphs import eventually, graphs, in_process
@@ -209,4 +210,70 @@ async def test_a_run_this_server_drives_is_refused_under_another_threads_id(
     assert refused.status_code == 404 and "run" in refused.json()["detail"]
     record = store.get_run(run_id)
     assert record is not None and record.status is RunStatus.RUNNING
+    await http.post(f"/threads/{tid}/runs/{run_id}/cancel", params={"wait": 1})
+
+
+@pytest.fixture
+def read_by_route(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the runs read by the routes of `runs` (not the express lane)."""
+    seen: list[str] = []
+    parts = runs.parts
+
+    def noted(request: Request) -> Any:
+        if request.method == "GET":
+            seen.append(request.url.path)
+        return parts(request)
+
+    monkeypatch.setattr(runs, "parts", noted)
+    return seen
+
+
+async def test_a_run_is_read_by_the_express_lane_as_the_route_reads_it(
+        http: httpx.AsyncClient, store: SqliteSaver, read_by_route: list[str]) -> None:
+    tid, run_id = await _running(http, store)
+    path = f"/threads/{tid}/runs/{run_id}"
+    live = await http.get(path)
+    assert live.status_code == 200 and live.json()["status"] == "running"
+    await http.post(f"{path}/cancel", params={"wait": 1})
+    fast = await http.get(path)
+    assert read_by_route == []
+    assert fast.status_code == 200 and fast.json()["status"] == "interrupted"
+    # With a query string (FastAPI ignores what the route does not declare) the route answers:
+    # the same answer, byte for byte.
+    slow = await http.get(path, params={"other": "x"})
+    assert read_by_route == [path]
+    assert (slow.status_code, slow.headers["content-type"], slow.content) == \
+        (fast.status_code, fast.headers["content-type"], fast.content)
+
+
+async def test_an_unknown_run_or_thread_read_is_refused_by_the_route(
+        http: httpx.AsyncClient, store: SqliteSaver, read_by_route: list[str]) -> None:
+    tid, run_id = await _running(http, store)
+    missing = await http.get(f"/threads/{tid}/runs/nope")
+    assert missing.status_code == 404 and "run" in missing.json()["detail"]
+    other = (await http.post("/threads", json={})).json()["thread_id"]
+    elsewhere = await http.get(f"/threads/{other}/runs/{run_id}")
+    assert elsewhere.status_code == 404
+    assert read_by_route == [f"/threads/{tid}/runs/nope", f"/threads/{other}/runs/{run_id}"]
+    # Other reads of that shape's neighbours are not the lane's: join, stream, the run list.
+    listed = await http.get(f"/threads/{tid}/runs")
+    assert listed.status_code == 200 and [r["run_id"] for r in listed.json()] == [run_id]
+    await http.post(f"/threads/{tid}/runs/{run_id}/cancel", params={"wait": 1})
+    joined = await http.get(f"/threads/{tid}/runs/{run_id}/join")
+    assert joined.status_code == 200
+
+
+async def test_a_read_that_fails_after_the_lookup_is_answered_as_the_app_answers_it(
+        http: httpx.AsyncClient, app: FastAPI, store: SqliteSaver,
+        read_by_route: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tid, run_id = await _running(http, store)
+
+    async def unreadable(*_args: Any, **_kwargs: Any) -> Any:
+        raise ConfigError("an unreadable record")
+
+    monkeypatch.setattr(runs, "run_out", unreadable)
+    answer = await http.get(f"/threads/{tid}/runs/{run_id}")
+    assert answer.status_code == dict(STATUS)[ConfigError]
+    assert answer.json()["error"] == "ConfigError"
+    assert read_by_route == []
     await http.post(f"/threads/{tid}/runs/{run_id}/cancel", params={"wait": 1})

@@ -110,7 +110,7 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     _document_in_order(app)
     app.mount("/static", StaticFiles(directory=ui.STATIC), name="static")
     # Added last, so outermost: the gate, then the express lane, then FastAPI's routing.
-    app.add_middleware(Express, lanes={"POST": [cancel.express]})
+    app.add_middleware(Express, lanes={"POST": [cancel.express], "GET": [runs.express_get]})
     app.add_middleware(Guard, keys=keys, max_body_bytes=limits.max_body_bytes)
     return app
 

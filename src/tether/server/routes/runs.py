@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+from tether.server import errors
 from tether.server.auth import Principal
 from tether.server.context import Caller, Server, ServerState, parts, stamped
 from tether.server.errors import invalid
+from tether.server.express import segments
 from tether.server.feed import RunFeed, Subscription
+from tether.server.guards import PRINCIPAL
 from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
 from tether.server.message_events import run_modes
@@ -244,6 +248,33 @@ async def get_run(thread_id: str, run_id: str, request: Request) -> Response:
     """
     server, caller = parts(request)
     return WireJSON(await run_out(server, await server.run(caller, thread_id, run_id)))
+
+
+async def express_get(scope: MutableMapping[str, Any]) -> Response | None:
+    """`get_run` as an express lane (`tether.server.express`): a request with no query string,
+    of a run the caller may see; None, having changed nothing, for any other (the route then
+    answers it, a refusal included). The read every client polls while it waits for a run.
+
+    Cancellation:
+        As `get_run`.
+    """
+    found = segments(scope, 4)
+    if found is None or found[0] != "threads" or found[2] != "runs" \
+            or scope.get("query_string"):
+        return None
+    principal = scope.get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        return None
+    server: ServerState = scope["app"].state.tether
+    try:
+        return WireJSON(await run_out(server, await server.run(principal, found[1], found[3])))
+    except HTTPException:
+        return None  # a refusal: the route answers it (it reads the run again: a rare path)
+    except Exception as exc:
+        answer = errors.answer_for(exc)
+        if answer is None:
+            raise
+        return answer
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
