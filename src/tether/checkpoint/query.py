@@ -20,10 +20,11 @@ from tether.types import RunStatus
 
 T = TypeVar("T")
 
-Fetch = Literal["none", "one", "all", "each"]
+Fetch = Literal["none", "one", "all", "each", "later"]
 """What an operation wants back from a statement: nothing, the first row, every row; `each`
 runs the statement once per parameter row (`params` is then a sequence of rows) and returns
-nothing."""
+nothing; `later` (Postgres only, an operation's last statement) returns the cursor, whose rows
+are read once the transaction has committed (see `postgres/ops.py`'s `AtCommit`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,9 @@ sync methods and their async twins; and where psycopg's errors become tether's.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -15,6 +17,42 @@ from tether.checkpoint.query import Op, Query, drive
 from tether.errors import CheckpointNotFound, TerminalStatusError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AtCommit(Generic[T]):
+    """An operation's result, made from the row of its last statement once the transaction has
+    committed: in a pipeline that statement then travels with the `COMMIT`, one round trip for
+    both, instead of one for its row and another for the commit (a run's end: `runs.finish`).
+
+    An operation returns one only when nothing after its last statement depends on its row
+    (the rows it locked earlier decided it), and only in a transaction; the connection reads
+    the row after the commit (`settle`, `asettle`). A failure of that statement surfaces at
+    the commit, which then rolls the whole transaction back, as tether's error (`translate`).
+    """
+
+    cursor: Any
+    make: Callable[[Any], T]
+
+
+def settle(out: T | AtCommit[T]) -> T:
+    """An operation's result, its row read if it was left for after the commit."""
+    if isinstance(out, AtCommit):
+        made: T = out.make(out.cursor.fetchone())
+        return made
+    return out
+
+
+async def asettle(out: T | AtCommit[T]) -> T:
+    """`settle` on an async connection.
+
+    Cancellation:
+        The transaction has committed: the row is in the client already, no round trip.
+    """
+    if isinstance(out, AtCommit):
+        made: T = out.make(await out.cursor.fetchone())
+        return made
+    return out
 
 
 def run(conn: psycopg.Connection[Any], op: Op[T],
@@ -38,6 +76,8 @@ def run(conn: psycopg.Connection[Any], op: Op[T],
             return result.fetchone()
         if query.fetch == "all":
             return result.fetchall()
+        if query.fetch == "later":
+            return result
         return None
 
     return drive(op, execute, psycopg.Error, _translate)
@@ -74,6 +114,8 @@ async def arun(conn: psycopg.AsyncConnection[Any], op: Op[T],
                     rows: Any = await ran.fetchone()
                 elif query.fetch == "all":
                     rows = await ran.fetchall()
+                elif query.fetch == "later":
+                    rows = ran
                 else:
                     rows = None
             except psycopg.Error as exc:
@@ -112,4 +154,5 @@ def unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, pg_errors.UniqueViolation)
 
 
-__all__ = ["Op", "Query", "arun", "run", "translate", "unique_violation"]
+__all__ = ["AtCommit", "Op", "Query", "arun", "asettle", "run", "settle", "translate",
+           "unique_violation"]

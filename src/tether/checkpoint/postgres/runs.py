@@ -14,7 +14,7 @@ from typing import Any
 from tether.checkpoint.base import FinishResult, RunFinish
 from tether.checkpoint.finish_rule import refusal
 from tether.checkpoint.postgres import _sql, checkpoints, rows
-from tether.checkpoint.postgres.ops import Op, Query, unique_violation
+from tether.checkpoint.postgres.ops import AtCommit, Op, Query, unique_violation
 from tether.checkpoint.serde import Serializer
 from tether.errors import RunNotFound, StaleLeaseError
 from tether.types import TERMINAL_STATUSES, CancelReason, RunEvent, RunInfo, RunStatus, utcnow
@@ -114,6 +114,36 @@ def finish(run_id: str, end: RunFinish, serde: Serializer, epoch: int | None) ->
             changed.
         StaleLeaseError: `epoch` is no longer the run's (nothing is changed).
     """
+    flip = yield from _up_to_flip(run_id, end, serde, epoch)
+    if isinstance(flip, FinishResult):
+        return flip
+    return _applied((yield flip))
+
+
+def finish_last(run_id: str, end: RunFinish, serde: Serializer,
+                epoch: int | None) -> Op[FinishResult | AtCommit[FinishResult]]:
+    """`finish` as its transaction's whole operation: the status flip's row is read after the
+    commit, so that the flip travels with the `COMMIT` (`AtCommit`; the lock taken first has
+    decided the end: the flip cannot be refused). A run's end waits for two round trips, the
+    lock's and the commit's, instead of three.
+
+    Raises:
+        As `finish` (a failure of the flip or of the statements before it at the commit).
+    """
+    flip = yield from _up_to_flip(run_id, end, serde, epoch)
+    if isinstance(flip, FinishResult):
+        return flip
+    cursor = yield Query(flip.sql, flip.params, "later")
+    return AtCommit(cursor, _applied)
+
+
+def _applied(row: Any) -> FinishResult:
+    return FinishResult(rows.run_info(row), applied=True)
+
+
+def _up_to_flip(run_id: str, end: RunFinish, serde: Serializer,
+                epoch: int | None) -> Op[FinishResult | Query]:
+    """`finish` up to its status flip: the refusal, or the flip to run."""
     # Everything is serialized before the first statement, which then cannot fail on a value.
     staged = [checkpoints.put_params(r, serde, None) for r in end.checkpoints]
     writes = rows.write_params(end.writes, serde)
@@ -128,7 +158,7 @@ def finish(run_id: str, end: RunFinish, serde: Serializer, epoch: int | None) ->
         return refused
     # The statements up to the status flip wait for no answer (the lock above fenced the
     # run; a failure surfaces with the flip's, in the same transaction): in a pipeline they
-    # travel with it, and the run's end costs the lock's round trip and the flip's.
+    # travel with it.
     for params in staged:
         yield Query(_sql.PUT_CHECKPOINT, params, "none")
     if writes["task_ids"] and end.checkpoint_id is not None and end.thread_id is not None:
@@ -136,14 +166,13 @@ def finish(run_id: str, end: RunFinish, serde: Serializer, epoch: int | None) ->
         yield from checkpoints.put_writes(end.thread_id, ns, end.checkpoint_id, writes,
                                           run_id=None, epoch=None)
     now = utcnow()
-    done = yield Query(_sql.FINISH_RUN, {
+    return Query(_sql.FINISH_RUN, {
         "run_id": run_id, "status": end.status.value, "reason": rows.reason_param(end.reason),
         "error": end.error,
         "failure": rows.failure_param(end.error_node, end.error_traceback),
         "checkpoint_id": end.checkpoint_id, "latency": end.cancel_latency_ms,
         "ended_at": now if end.status in TERMINAL_STATUSES else None, "now": now,
         **rows.event_params(end.events)})
-    return FinishResult(rows.run_info(done), applied=True)
 
 
 def append_events(run_id: str, events: Sequence[RunEvent], epoch: int | None) -> Op[None]:
@@ -220,5 +249,5 @@ def stale(run_id: str, epoch: int | None, current: int | None) -> StaleLeaseErro
                            "the write was refused")
 
 
-__all__ = ["append_events", "create", "delete", "events", "finish", "get", "listing",
+__all__ = ["append_events", "create", "delete", "events", "finish", "finish_last", "get", "listing",
            "mark_orphaned", "mark_running", "orphans", "request_cancel", "require", "stale"]

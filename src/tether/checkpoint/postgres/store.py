@@ -208,7 +208,7 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         """
         epoch = self.leases.epoch(run_id)
         done = self.leases.checked(run_id, lambda: self._db.run_again(
-            lambda: runs.finish(run_id, finish, self.serde, epoch), transaction=True))
+            lambda: runs.finish_last(run_id, finish, self.serde, epoch), transaction=True))
         self.leases.forget_note(run_id)
         return done
 

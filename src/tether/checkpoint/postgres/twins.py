@@ -108,7 +108,7 @@ class AsyncTwins:
         # write a lost connection must not cost (the run would stay `running`).
         epoch = self.leases.epoch(run_id)
         done = await self.leases.achecked(run_id, self._db.arun_again(
-            lambda: runs.finish(run_id, finish, self.serde, epoch), transaction=True))
+            lambda: runs.finish_last(run_id, finish, self.serde, epoch), transaction=True))
         self.leases.forget_note(run_id)
         return done
 

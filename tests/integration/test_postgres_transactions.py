@@ -1,0 +1,205 @@
+"""A Postgres store's transactions (`tether.checkpoint.postgres.connection._committed`): BEGIN
+and COMMIT travel in the pipeline with the statements, so a run's end is two round trips (the
+lock's, then everything else with the commit); an error of the database or of the operation
+rolls the whole transaction back and leaves the connection fit for the next call; a cancel
+does too."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import Any, TypedDict
+
+import psycopg
+import psycopg_pool
+import pytest
+
+from conformance.conftest import postgres_dsn
+from tether.checkpoint.postgres import PostgresSaver
+from tether.checkpoint.postgres.connection import Database, connection_kwargs
+from tether.checkpoint.postgres.ops import AtCommit
+from tether.checkpoint.query import Op, Query
+from tether.errors import CheckpointNotFound
+from tether.graph import END, StateGraph
+
+pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def table() -> Iterator[str]:
+    name = f"tx_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, note text)")
+        try:
+            yield name
+        finally:
+            conn.execute(f"DROP TABLE {name}")
+
+
+@pytest.fixture
+def db() -> Iterator[Database]:
+    dsn = postgres_dsn()
+    kwargs = connection_kwargs(dsn, schema=None, application_name="tether-tx-test",
+                               prepare_threshold=None)
+    made = Database(dsn, kwargs, min_size=1, max_size=1, async_size=1, connect_timeout=10.0)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def rows_of(table: str) -> list[Any]:
+    with psycopg.connect(postgres_dsn(), autocommit=True) as conn:
+        return conn.execute(f"SELECT id, note FROM {table} ORDER BY id").fetchall()
+
+
+def insert(table: str, *ids: int, then: BaseException | None = None) -> Op[int]:
+    for n in ids:
+        yield Query(f"INSERT INTO {table} VALUES (%s, 'x')", (n,), "none")
+    if then is not None:
+        raise then
+    row: Any = yield Query(f"SELECT count(*) FROM {table}")
+    return int(row[0])
+
+
+def insert_last(table: str, n: int) -> Op[int | AtCommit[int]]:
+    cursor = yield Query(f"INSERT INTO {table} VALUES (%s, 'x') RETURNING id", (n,), "later")
+    return AtCommit(cursor, lambda row: int(row[0]) * 10)
+
+
+def test_the_statements_commit_together(db: Database, table: str) -> None:
+    assert db.run(insert(table, 1, 2), transaction=True) == 2
+    assert rows_of(table) == [(1, "x"), (2, "x")]
+
+
+@pytest.mark.parametrize("make", ["sync", "async"])
+async def test_an_error_of_the_operation_rolls_everything_back(
+        db: Database, table: str, make: str) -> None:
+    op = insert(table, 1, 2, then=ValueError("refused"))
+    with pytest.raises(ValueError, match="refused"):
+        if make == "sync":
+            db.run(op, transaction=True)
+        else:
+            await db.arun(op, transaction=True)
+    assert rows_of(table) == []
+    # The connection is fit for the next call (the pool holds only this one).
+    assert (db.run(insert(table, 3), transaction=True) if make == "sync"
+            else await db.arun(insert(table, 3), transaction=True)) == 1
+
+
+@pytest.mark.parametrize("make", ["sync", "async"])
+async def test_a_failed_statement_rolls_everything_back(
+        db: Database, table: str, make: str) -> None:
+    op = insert(table, 1, 2, 1)  # the third is a duplicate key, found at the count's sync
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        if make == "sync":
+            db.run(op, transaction=True)
+        else:
+            await db.arun(op, transaction=True)
+    assert rows_of(table) == []
+    assert (db.run(insert(table, 3), transaction=True) if make == "sync"
+            else await db.arun(insert(table, 3), transaction=True)) == 1
+
+
+@pytest.mark.parametrize("make", ["sync", "async"])
+async def test_a_row_read_after_the_commit(db: Database, table: str, make: str) -> None:
+    assert (db.run(insert_last(table, 4), transaction=True) if make == "sync"
+            else await db.arun(insert_last(table, 4), transaction=True)) == 40
+    # Its statement's failure surfaces at the commit, and nothing of the transaction stays.
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        if make == "sync":
+            db.run(insert_last(table, 4), transaction=True)
+        else:
+            await db.arun(insert_last(table, 4), transaction=True)
+    assert rows_of(table) == [(4, "x")]
+
+
+def test_a_failure_at_the_commit_is_tethers_error(db: Database) -> None:
+    # A pending write for a checkpoint that does not exist, left for after the commit: the
+    # foreign key refuses it at the commit, as `CheckpointNotFound`.
+    with PostgresSaver.from_conn_string(postgres_dsn()) as saver:
+        saver.setup()
+
+    def orphan_write() -> Op[int | AtCommit[int]]:
+        cursor = yield Query(
+            "INSERT INTO writes (thread_id, ns, checkpoint_id, task_id, idx, task_name, "
+            "channel, value) VALUES (%s, '', 'nope', 't', 0, 'n', 'c', '') RETURNING idx",
+            (f"missing-{uuid.uuid4().hex}",), "later")
+        return AtCommit(cursor, lambda row: int(row[0]))
+
+    with pytest.raises(CheckpointNotFound):
+        db.run(orphan_write(), transaction=True)
+
+
+async def test_a_cancelled_transaction_commits_nothing(db: Database, table: str) -> None:
+    def slow() -> Op[int]:
+        yield Query(f"INSERT INTO {table} VALUES (7, 'x')", None, "none")
+        yield Query("SELECT pg_sleep(5)")
+        return 1
+
+    task = asyncio.ensure_future(db.arun(slow(), transaction=True))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert rows_of(table) == []
+    assert await db.arun(insert(table, 8), transaction=True) == 1
+
+
+class Count(TypedDict):
+    n: int
+
+
+def test_a_runs_end_is_two_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+    # libpq's trace of the end's transaction: each time the client waits for the server is a
+    # change from what it sent (F) to what it received (B). BEGIN travels with the lock; the
+    # checkpoint, the flip and its events with the COMMIT (it was five round trips).
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, once read
+    traced: list[Any] = []
+    getconn = psycopg_pool.ConnectionPool.getconn
+
+    def tracing(pool: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = getconn(pool, *args, **kwargs)
+        if conn not in traced:
+            traced.append(conn)
+            conn.pgconn.trace(log.fileno())
+            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS
+                                        | psycopg.pq.Trace.REGRESS_MODE)
+        return conn
+
+    with PostgresSaver.from_conn_string(postgres_dsn()) as saver:
+        saver.setup()
+        builder = StateGraph(Count).add_node("a", lambda s: {"n": s["n"] + 1})
+        builder.set_entry_point("a")
+        builder.add_edge("a", END)
+        graph = builder.compile(checkpointer=saver)
+        monkeypatch.setattr(psycopg_pool.ConnectionPool, "getconn", tracing)
+        graph.invoke({"n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
+        for conn in traced:
+            conn.pgconn.untrace()
+    log.seek(0)
+    lines = log.read().decode(errors="replace").splitlines()
+    log.close()
+    lock = next(i for i, line in enumerate(lines)
+                if line.startswith("F") and "Parse" in line and "FOR UPDATE" in line)
+    begin = max(i for i in range(lock) if _parses(lines[i], "BEGIN"))
+    end = next(i for i in range(lock, len(lines))
+               if lines[i].startswith("B") and "ReadyForQuery" in lines[i]
+               and lines[i].rstrip().endswith("I"))
+    seen = lines[begin:end + 1]
+    waits = sum(1 for sent, got in itertools.pairwise(seen)
+                if sent.startswith("F") and got.startswith("B"))
+    assert any(_parses(line, "COMMIT") for line in seen)
+    assert waits == 2, "\n".join(seen)
+
+
+def _parses(line: str, statement: str) -> bool:
+    return line.startswith("F") and "Parse" in line and f'"{statement}"' in line
