@@ -198,7 +198,9 @@ def test_a_runs_end_whose_checkpoint_the_database_refuses_changes_nothing(
 @pytest.mark.parametrize("multitask", ["reject", "enqueue"])
 def test_queueing_a_run_waits_for_one_answer(store: PostgresSaver, multitask: str) -> None:
     # `reject` asks whether the thread is busy in the insert itself: lock and insert travel
-    # together, and a busy thread still refuses the second run.
+    # together, and a busy thread still refuses the second run. The insert's row is read
+    # once the transaction has committed (`ops.settle`), so it goes with the COMMIT
+    # (`test_postgres_transactions.py` counts the round trips of the store's own path).
     from tether.checkpoint.postgres import queue
 
     waited = []
@@ -207,8 +209,9 @@ def test_queueing_a_run_waits_for_one_answer(store: PostgresSaver, multitask: st
             answered = _Answered(conn)
             try:
                 with conn.pipeline(), conn.transaction():
-                    ops.run(answered,  # type: ignore[arg-type]
-                            queue.enqueue(order(multitask=multitask), store.serde))
+                    out = ops.run(answered,  # type: ignore[arg-type]
+                                  queue.enqueue(order(multitask=multitask), store.serde))
+                ops.settle(out)
             except ThreadBusyError:
                 assert multitask == "reject"
             waited.append(answered.waited)
@@ -408,6 +411,22 @@ def test_reject_refuses_a_second_run_on_a_thread_with_one_in_flight(store: Postg
     with pytest.raises(ThreadBusyError, match=first.run_id):
         store.queue.enqueue(order(multitask="reject"))
     assert [r.run_id for r in store.list_runs(thread_id="t")] == [first.run_id]
+
+
+def test_a_run_id_queued_twice_is_refused_and_the_first_stays(store: PostgresSaver) -> None:
+    # The insert's failure surfaces at the commit (its row is read after it): still the
+    # queue's own error, with nothing of the second order stored.
+    first = store.queue.enqueue(order())
+    with pytest.raises(ValueError, match="already exists"):
+        store.queue.enqueue(order(thread="t2", run_id=first.run_id))
+
+    async def again() -> None:
+        await store.queue.aenqueue(order(thread="t3", run_id=first.run_id))
+
+    with pytest.raises(ValueError, match="already exists"):
+        asyncio.run(again())
+    assert [r.run_id for r in store.list_runs()] == [first.run_id]
+    assert store.queue.enqueue(order(thread="t2")).thread_id == "t2"
 
 
 def test_enqueued_runs_of_a_thread_are_claimed_one_after_the_other(store: PostgresSaver) -> None:

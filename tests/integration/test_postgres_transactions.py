@@ -7,6 +7,7 @@ does too."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import tempfile
 import uuid
@@ -21,6 +22,7 @@ from conformance.conftest import postgres_dsn
 from tether.checkpoint.postgres import PostgresSaver
 from tether.checkpoint.postgres.connection import Database, connection_kwargs
 from tether.checkpoint.postgres.ops import AtCommit
+from tether.checkpoint.postgres.queue import Order
 from tether.checkpoint.query import Op, Query
 from tether.errors import CheckpointNotFound
 from tether.graph import END, StateGraph
@@ -158,47 +160,75 @@ class Count(TypedDict):
     n: int
 
 
-def test_a_runs_end_is_two_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
-    # libpq's trace of the end's transaction: each time the client waits for the server is a
-    # change from what it sent (F) to what it received (B). BEGIN travels with the lock; the
-    # checkpoint, the flip and its events with the COMMIT (it was five round trips).
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, once read
+@contextlib.contextmanager
+def libpq_trace(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """libpq's trace of every connection the sync pools hand out meanwhile, as lines."""
+    lines: list[str] = []
     traced: list[Any] = []
     getconn = psycopg_pool.ConnectionPool.getconn
+    with tempfile.TemporaryFile() as log:
 
-    def tracing(pool: Any, *args: Any, **kwargs: Any) -> Any:
-        conn = getconn(pool, *args, **kwargs)
-        if conn not in traced:
-            traced.append(conn)
-            conn.pgconn.trace(log.fileno())
-            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS
-                                        | psycopg.pq.Trace.REGRESS_MODE)
-        return conn
+        def tracing(pool: Any, *args: Any, **kwargs: Any) -> Any:
+            conn = getconn(pool, *args, **kwargs)
+            if conn not in traced:
+                traced.append(conn)
+                conn.pgconn.trace(log.fileno())
+                conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS
+                                            | psycopg.pq.Trace.REGRESS_MODE)
+            return conn
 
+        monkeypatch.setattr(psycopg_pool.ConnectionPool, "getconn", tracing)
+        try:
+            yield lines
+        finally:
+            monkeypatch.undo()
+            for conn in traced:
+                conn.pgconn.untrace()
+            log.seek(0)
+            lines.extend(log.read().decode(errors="replace").splitlines())
+
+
+def waits_of_transaction(lines: list[str], marker: str) -> int:
+    """How many times the client waited for the server in the transaction whose statements
+    include one with `marker`: each change from what it sent (F) to what it received (B)."""
+    at = next(i for i, line in enumerate(lines)
+              if line.startswith("F") and "Parse" in line and marker in line)
+    begin = max(i for i in range(at) if _parses(lines[i], "BEGIN"))
+    end = next(i for i in range(at, len(lines))
+               if lines[i].startswith("B") and "ReadyForQuery" in lines[i]
+               and lines[i].rstrip().endswith("I"))
+    seen = lines[begin:end + 1]
+    assert any(_parses(line, "COMMIT") for line in seen), "\n".join(seen)
+    return sum(1 for sent, got in itertools.pairwise(seen)
+               if sent.startswith("F") and got.startswith("B"))
+
+
+def test_a_runs_end_is_two_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+    # BEGIN travels with the lock of the run; the checkpoint, the flip and its events with the
+    # COMMIT (it was five round trips: psycopg's transaction() waits for its BEGIN, and syncs
+    # again before its COMMIT).
     with PostgresSaver.from_conn_string(postgres_dsn()) as saver:
         saver.setup()
         builder = StateGraph(Count).add_node("a", lambda s: {"n": s["n"] + 1})
         builder.set_entry_point("a")
         builder.add_edge("a", END)
         graph = builder.compile(checkpointer=saver)
-        monkeypatch.setattr(psycopg_pool.ConnectionPool, "getconn", tracing)
-        graph.invoke({"n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
-        for conn in traced:
-            conn.pgconn.untrace()
-    log.seek(0)
-    lines = log.read().decode(errors="replace").splitlines()
-    log.close()
-    lock = next(i for i, line in enumerate(lines)
-                if line.startswith("F") and "Parse" in line and "FOR UPDATE" in line)
-    begin = max(i for i in range(lock) if _parses(lines[i], "BEGIN"))
-    end = next(i for i in range(lock, len(lines))
-               if lines[i].startswith("B") and "ReadyForQuery" in lines[i]
-               and lines[i].rstrip().endswith("I"))
-    seen = lines[begin:end + 1]
-    waits = sum(1 for sent, got in itertools.pairwise(seen)
-                if sent.startswith("F") and got.startswith("B"))
-    assert any(_parses(line, "COMMIT") for line in seen)
-    assert waits == 2, "\n".join(seen)
+        with libpq_trace(monkeypatch) as lines:
+            graph.invoke({"n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
+    assert waits_of_transaction(lines, "FOR UPDATE") == 2
+
+
+def test_a_run_is_queued_in_one_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The thread's lock, the insert (with its busy check) and the COMMIT go together; the
+    # insert's row is read after the commit.
+    with PostgresSaver.from_conn_string(postgres_dsn()) as saver:
+        saver.setup()
+        thread = uuid.uuid4().hex
+        with libpq_trace(monkeypatch) as lines:
+            saver.queue.enqueue(Order(graph="g", thread_id=thread, input={"x": 1},
+                                      config={"configurable": {"thread_id": thread}},
+                                      multitask="reject"))
+    assert waits_of_transaction(lines, "pg_advisory_xact_lock") == 1
 
 
 def _parses(line: str, statement: str) -> bool:

@@ -36,6 +36,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from tether.checkpoint import loops
 from tether.checkpoint.postgres import _migrations, ops
+from tether.checkpoint.postgres.transaction import acommitted, committed
 from tether.errors import StoreError
 
 T = TypeVar("T")
@@ -145,7 +146,7 @@ class Database:
         A transaction runs in pipeline mode unless `pipeline` is False (multi-statement
         queries, such as migrations, need the simple protocol): BEGIN goes with the first
         statement, each statement whose rows are not needed yet goes with the next, and the
-        COMMIT with the last (`_committed`).
+        COMMIT with the last (`transaction.committed`).
         """
         pool = self._sync
         conn = pool.getconn()
@@ -155,7 +156,7 @@ class Database:
             if not pipeline:
                 with conn.transaction():
                     return ops.settle(ops.run(conn, op))
-            return _committed(conn, op)
+            return committed(conn, op)
         finally:
             pool.putconn(conn)
 
@@ -188,7 +189,7 @@ class Database:
         try:
             if not transaction:
                 return await ops.asettle(await ops.arun(conn, op, conn.kept_cursor()))
-            return await _acommitted(conn, op)
+            return await acommitted(conn, op)
         finally:
             if spare is not None and conn is spare.conn:
                 if not spare.give_back() or (_waited_for(pool) and spare.retire()):
@@ -213,7 +214,7 @@ class Database:
             with self.connect() as conn:
                 if not transaction:
                     return ops.settle(ops.run(conn, make()))
-                return _committed(conn, make())
+                return committed(conn, make())
 
     async def arun_again(self, make: Callable[[], ops.Op[T | ops.AtCommit[T]]], *,
                          transaction: bool = False) -> T:
@@ -237,7 +238,7 @@ class Database:
             async with await self.aconnect() as conn:
                 if not transaction:
                     return await ops.asettle(await ops.arun(conn, make()))
-                return await _acommitted(conn, make())
+                return await acommitted(conn, make())
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection outside the pools (the caller closes it)."""
@@ -439,85 +440,6 @@ def redacted(conninfo: str) -> str:
     parts.pop("password", None)
     return " ".join(f"{k}={v}" for k, v in parts.items())
 
-
-_BEGIN = b"BEGIN"
-_COMMIT = b"COMMIT"
-_ROLLBACK = b"ROLLBACK"
-_OPEN = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
-
-
-def _committed(conn: psycopg.Connection[Any], op: ops.Op[T | ops.AtCommit[T]]) -> T:
-    """`op` in one transaction on `conn` (an autocommit connection), in pipeline mode, its
-    result once committed.
-
-    `BEGIN` and `COMMIT` are statements of the pipeline, not psycopg's `transaction()`, which
-    syncs after its `BEGIN` and again before its `COMMIT` (it must know the transaction's
-    state): a transaction whose statements wait for no row was three round trips, and is one.
-    `BEGIN` goes with the first statement; `COMMIT` with the last (and its row, `ops.AtCommit`)
-    only when `op` returned: an error (the database's, or the operation's own) rolls the
-    transaction back. A statement's failure that surfaces at the commit is tether's error
-    there as anywhere else (`ops.translate`).
-    """
-    try:
-        with conn.pipeline():
-            conn.execute(_BEGIN)
-            out = ops.run(conn, op)
-            conn.execute(_COMMIT)
-    except psycopg.Error as exc:
-        _rollback(conn)
-        error = ops.translate(exc)
-        if error is exc:
-            raise
-        raise error from exc
-    except BaseException:
-        _rollback(conn)
-        raise
-    return ops.settle(out)
-
-
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    """End a transaction left open by a failure (a connection that cannot is left to the
-    pool, which discards it)."""
-    if not conn.closed and conn.pgconn.transaction_status in _OPEN:
-        with contextlib.suppress(psycopg.Error):
-            conn.execute(_ROLLBACK)
-
-
-async def _acommitted(conn: psycopg.AsyncConnection[Any],
-                      op: ops.Op[T | ops.AtCommit[T]]) -> T:
-    """`_committed` on an async connection.
-
-    Cancellation:
-        As `Connection.arun`: psycopg cancels the statement in flight, and the transaction is
-        rolled back (the `COMMIT` is sent only once the operation has returned).
-    """
-    try:
-        async with conn.pipeline():
-            await conn.execute(_BEGIN)
-            out = await ops.arun(conn, op)
-            await conn.execute(_COMMIT)
-    except psycopg.Error as exc:
-        await _arollback(conn)
-        error = ops.translate(exc)
-        if error is exc:
-            raise
-        raise error from exc
-    except BaseException:
-        await _arollback(conn)
-        raise
-    return await ops.asettle(out)
-
-
-async def _arollback(conn: psycopg.AsyncConnection[Any]) -> None:
-    """`_rollback` on an async connection.
-
-    Cancellation:
-        A cancel of the rollback itself leaves the transaction open: the pool rolls back a
-        connection given back in a transaction (and `_Spare.fit` refuses to keep it).
-    """
-    if not conn.closed and conn.pgconn.transaction_status in _OPEN:
-        with contextlib.suppress(psycopg.Error):
-            await conn.execute(_ROLLBACK)
 
 
 __all__ = ["AsyncConnection", "Connection", "Database", "connection_kwargs", "redacted"]

@@ -27,12 +27,23 @@ class AtCommit(Generic[T]):
 
     An operation returns one only when nothing after its last statement depends on its row
     (the rows it locked earlier decided it), and only in a transaction; the connection reads
-    the row after the commit (`settle`, `asettle`). A failure of that statement surfaces at
-    the commit, which then rolls the whole transaction back, as tether's error (`translate`).
+    the row after the commit (`settle`, `asettle`). `make` may still refuse the row (raise)
+    when what committed changed nothing. A failure of that statement surfaces at the commit,
+    which then rolls the whole transaction back, as `fail` makes it (None: as anywhere else,
+    `translate`); `fail` answers None for an error it does not know.
     """
 
     cursor: Any
     make: Callable[[Any], T]
+    fail: Callable[[psycopg.Error], BaseException | None] | None = None
+
+    def failure(self, exc: psycopg.Error) -> BaseException:
+        """The error a database failure at the commit is to the operation."""
+        made = self.fail(exc) if self.fail is not None else None
+        if made is None:
+            return translate(exc)
+        made.__cause__ = exc
+        return made
 
 
 def settle(out: T | AtCommit[T]) -> T:

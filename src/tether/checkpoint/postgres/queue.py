@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tether import lifecycle
@@ -22,7 +23,7 @@ from tether.checkpoint import owner as process
 from tether.checkpoint.base import RunFinish
 from tether.checkpoint.ids import uuid7
 from tether.checkpoint.postgres import _sql, rows, runs
-from tether.checkpoint.postgres.ops import Op, Query, unique_violation
+from tether.checkpoint.postgres.ops import AtCommit, Op, Query, unique_violation
 from tether.checkpoint.serde import Serializer
 from tether.errors import ThreadBusyError
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
@@ -230,7 +231,7 @@ class RunQueue:
 # -- operations -------------------------------------------------------------------------------
 
 
-def enqueue(order: Order, serde: Serializer) -> Op[RunInfo]:
+def enqueue(order: Order, serde: Serializer) -> Op[RunInfo | AtCommit[RunInfo]]:
     """Queue `order` under the multitask rule of its thread (run it in one transaction).
 
     Raises:
@@ -251,25 +252,31 @@ def enqueue(order: Order, serde: Serializer) -> Op[RunInfo]:
         yield Query(_sql.SUPERSEDE, {"ids": active, "at": reason.requested_at,
                                      "reason": rows.reason_param(reason)}, "none")
     timeout = order.config.get("timeout")
-    try:
-        row = yield Query(_sql.INSERT_QUEUED, {
-            "run_id": order.run_id, "thread_id": order.thread_id, "created_at": utcnow(),
-            # As a run started in-process records it: the caller's config metadata.
-            "metadata": rows.jsonb({**(order.config.get("metadata") or {}), **order.metadata,
-                                    "graph": order.graph, "checkpoint_ns": ""}),
-            "graph": order.graph, "job": job, "config": rows.jsonb(order.config),
-            "priority": int(order.config.get("priority") or 0),
-            "timeout": float(timeout) if timeout is not None else None,
-            "supersedes": active if order.multitask == "rollback" else [],
-            "multitask": order.multitask, "unless_busy": order.multitask == "reject"})
-    except Exception as exc:
-        if unique_violation(exc):
-            raise ValueError(f"run {order.run_id!r} already exists") from exc
-        raise
+    # The insert is the last statement and its row is read after the commit (`AtCommit`): a
+    # run is queued in one round trip. A busy thread kept it out (the statement inserted
+    # nothing, and the lock taken first ends with the transaction): refused then.
+    cursor = yield Query(_sql.INSERT_QUEUED, {
+        "run_id": order.run_id, "thread_id": order.thread_id, "created_at": utcnow(),
+        # As a run started in-process records it: the caller's config metadata.
+        "metadata": rows.jsonb({**(order.config.get("metadata") or {}), **order.metadata,
+                                "graph": order.graph, "checkpoint_ns": ""}),
+        "graph": order.graph, "job": job, "config": rows.jsonb(order.config),
+        "priority": int(order.config.get("priority") or 0),
+        "timeout": float(timeout) if timeout is not None else None,
+        "supersedes": active if order.multitask == "rollback" else [],
+        "multitask": order.multitask, "unless_busy": order.multitask == "reject"}, "later")
+    return AtCommit(cursor, partial(_queued, order.thread_id), partial(_duplicate, order.run_id))
+
+
+def _queued(thread_id: str, row: Any) -> RunInfo:
     busy, queued = row[0], row[1:]
     if busy:
-        raise ThreadBusyError(order.thread_id, busy[0])
+        raise ThreadBusyError(thread_id, busy[0])
     return rows.run_info(queued)
+
+
+def _duplicate(run_id: str, exc: Exception) -> BaseException | None:
+    return ValueError(f"run {run_id!r} already exists") if unique_violation(exc) else None
 
 
 def sweep(owner: str, run_id: str | None, limit: int, serde: Serializer) -> Op[list[RunInfo]]:
