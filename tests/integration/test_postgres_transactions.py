@@ -46,11 +46,13 @@ def table() -> Iterator[str]:
             conn.execute(f"DROP TABLE {name}")
 
 
-@pytest.fixture
-def db() -> Iterator[Database]:
+@pytest.fixture(params=[None, 0], ids=["unprepared", "prepared"])
+def db(request: pytest.FixtureRequest) -> Iterator[Database]:
+    # Prepared at once (threshold 0) too: psycopg must forget the statements an aborted
+    # pipeline never prepared, and those of a rolled back transaction.
     dsn = postgres_dsn()
     kwargs = connection_kwargs(dsn, schema=None, application_name="tether-tx-test",
-                               prepare_threshold=None)
+                               prepare_threshold=request.param)
     made = Database(dsn, kwargs, min_size=1, max_size=1, async_size=1, connect_timeout=10.0)
     try:
         yield made
