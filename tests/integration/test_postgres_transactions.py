@@ -84,45 +84,35 @@ def test_the_statements_commit_together(db: Database, table: str) -> None:
     assert rows_of(table) == [(1, "x"), (2, "x")]
 
 
+async def call(db: Database, make: str, op: Op[Any]) -> Any:
+    """`op` in a transaction of `db`, through its sync or its async path."""
+    if make == "sync":
+        return db.run(op, transaction=True)
+    return await db.arun(op, transaction=True)
+
+
 @pytest.mark.parametrize("make", ["sync", "async"])
-async def test_an_error_of_the_operation_rolls_everything_back(
-        db: Database, table: str, make: str) -> None:
-    op = insert(table, 1, 2, then=ValueError("refused"))
-    with pytest.raises(ValueError, match="refused"):
-        if make == "sync":
-            db.run(op, transaction=True)
-        else:
-            await db.arun(op, transaction=True)
+@pytest.mark.parametrize("case", [
+    ((1, 2), ValueError("refused"), ValueError),
+    ((1, 2, 1), None, psycopg.errors.UniqueViolation),  # found at the count's sync
+], ids=["the-operations-error", "the-databases-error"])
+async def test_an_error_rolls_everything_back(
+        db: Database, table: str, make: str,
+        case: tuple[tuple[int, ...], BaseException | None, type[BaseException]]) -> None:
+    ids, then, error = case
+    with pytest.raises(error):
+        await call(db, make, insert(table, *ids, then=then))
     assert rows_of(table) == []
     # The connection is fit for the next call (the pool holds only this one).
-    assert (db.run(insert(table, 3), transaction=True) if make == "sync"
-            else await db.arun(insert(table, 3), transaction=True)) == 1
-
-
-@pytest.mark.parametrize("make", ["sync", "async"])
-async def test_a_failed_statement_rolls_everything_back(
-        db: Database, table: str, make: str) -> None:
-    op = insert(table, 1, 2, 1)  # the third is a duplicate key, found at the count's sync
-    with pytest.raises(psycopg.errors.UniqueViolation):
-        if make == "sync":
-            db.run(op, transaction=True)
-        else:
-            await db.arun(op, transaction=True)
-    assert rows_of(table) == []
-    assert (db.run(insert(table, 3), transaction=True) if make == "sync"
-            else await db.arun(insert(table, 3), transaction=True)) == 1
+    assert await call(db, make, insert(table, 3)) == 1
 
 
 @pytest.mark.parametrize("make", ["sync", "async"])
 async def test_a_row_read_after_the_commit(db: Database, table: str, make: str) -> None:
-    assert (db.run(insert_last(table, 4), transaction=True) if make == "sync"
-            else await db.arun(insert_last(table, 4), transaction=True)) == 40
+    assert await call(db, make, insert_last(table, 4)) == 40
     # Its statement's failure surfaces at the commit, and nothing of the transaction stays.
     with pytest.raises(psycopg.errors.UniqueViolation):
-        if make == "sync":
-            db.run(insert_last(table, 4), transaction=True)
-        else:
-            await db.arun(insert_last(table, 4), transaction=True)
+        await call(db, make, insert_last(table, 4))
     assert rows_of(table) == [(4, "x")]
 
 

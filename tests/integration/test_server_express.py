@@ -44,19 +44,31 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-def routed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths of the cancels the route answered (not the express lane): the route reads
-    the server and the caller from its `Request` (`parts`), the lane from the scope."""
+def routes_taken(monkeypatch: pytest.MonkeyPatch, module: Any, method: str) -> list[str]:
+    """The paths of the requests of `method` that the routes of `module` answered (not an
+    express lane): a route reads the server and the caller from its `Request` (`parts`), a
+    lane from the scope."""
     seen: list[str] = []
-    parts = cancel.parts
+    parts = module.parts
 
     def noted(request: Request) -> Any:
-        seen.append(request.url.path)
+        if request.method == method:
+            seen.append(request.url.path)
         return parts(request)
 
-    monkeypatch.setattr(cancel, "parts", noted)
+    monkeypatch.setattr(module, "parts", noted)
     return seen
+
+
+@pytest.fixture
+def routed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the cancels the route answered."""
+    return routes_taken(monkeypatch, cancel, "POST")
+
+
+def answered(response: httpx.Response) -> tuple[int, str, bytes]:
+    """What a client is answered: the status, the content type and the bytes."""
+    return response.status_code, response.headers["content-type"], response.content
 
 
 async def _running(http: httpx.AsyncClient, store: SqliteSaver) -> tuple[str, str]:
@@ -80,8 +92,7 @@ async def test_a_cancel_is_answered_by_the_express_lane_as_the_route_answers_it(
     # answer (the run has ended: its terminal record), byte for byte.
     slow = await http.post(path, params={"wait": 1, "action": "interrupt", "other": "x"})
     assert routed == [path]
-    assert (slow.status_code, slow.headers["content-type"], slow.content) == \
-        (fast.status_code, fast.headers["content-type"], fast.content)
+    assert answered(slow) == answered(fast)
 
 
 async def test_a_cancel_that_does_not_wait_is_answered_202_by_the_lane(
@@ -215,17 +226,8 @@ async def test_a_run_this_server_drives_is_refused_under_another_threads_id(
 
 @pytest.fixture
 def read_by_route(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths of the runs read by the routes of `runs` (not the express lane)."""
-    seen: list[str] = []
-    parts = runs.parts
-
-    def noted(request: Request) -> Any:
-        if request.method == "GET":
-            seen.append(request.url.path)
-        return parts(request)
-
-    monkeypatch.setattr(runs, "parts", noted)
-    return seen
+    """The paths of the reads the routes of `runs` answered."""
+    return routes_taken(monkeypatch, runs, "GET")
 
 
 async def test_a_run_is_read_by_the_express_lane_as_the_route_reads_it(
@@ -242,8 +244,7 @@ async def test_a_run_is_read_by_the_express_lane_as_the_route_reads_it(
     # the same answer, byte for byte.
     slow = await http.get(path, params={"other": "x"})
     assert read_by_route == [path]
-    assert (slow.status_code, slow.headers["content-type"], slow.content) == \
-        (fast.status_code, fast.headers["content-type"], fast.content)
+    assert answered(slow) == answered(fast)
 
 
 async def test_an_unknown_run_or_thread_read_is_refused_by_the_route(

@@ -29,17 +29,23 @@ def stepping(store: SqliteSaver, until: int) -> object:
     return builder.compile(checkpointer=store)
 
 
+def steady_log_size(path: Path) -> int:
+    """The log's size after 1500 supersteps, each a commit, back to back (before `close()`,
+    which empties the log anyway)."""
+    store = SqliteSaver(str(path))
+    graph = stepping(store, 1500)
+    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 2000})
+    size = os.path.getsize(f"{path}-wal")
+    store.close()
+    return size
+
+
 def test_the_log_is_emptied_once_it_passes_its_limit(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # A passive checkpoint racing a steady writer never copies the last frames, so without a
     # limit the log grows by every superstep's pages (about 28 MB here).
     monkeypatch.setattr(wal, "LOG_LIMIT_FRAMES", 256)
-    path = tmp_path / "steady.db"
-    store = SqliteSaver(str(path))
-    graph = stepping(store, 1500)
-    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 2000})
-    size = os.path.getsize(f"{path}-wal")  # before close(), which empties the log anyway
-    store.close()
+    size = steady_log_size(tmp_path / "steady.db")
     assert size < 4 * 2**20
 
 
@@ -50,12 +56,7 @@ def test_the_log_stays_bounded_when_the_helper_never_gets_to_run(
     # checkpoint took (4.8 MB past a 1 MB limit in CI); one that never runs found it never.
     monkeypatch.setattr(wal, "LOG_LIMIT_FRAMES", 256)
     monkeypatch.setattr(wal.WalCheckpointer, "_run", lambda self: None)
-    path = tmp_path / "starved.db"
-    store = SqliteSaver(str(path))
-    graph = stepping(store, 1500)
-    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 2000})
-    size = os.path.getsize(f"{path}-wal")
-    store.close()
+    size = steady_log_size(tmp_path / "starved.db")
     # Emptied at every 200th commit past the limit: at most 200 supersteps' frames are left.
     assert 0 < size < 4 * 2**20
 
@@ -74,12 +75,7 @@ def test_a_checkpoint_that_cannot_finish_is_tried_again_after_the_next_commit(
         return tries[-1]
 
     monkeypatch.setattr(sqlite_connection, "_restart_log", busy_five_times)
-    path = tmp_path / "busy.db"
-    store = SqliteSaver(str(path))
-    graph = stepping(store, 1500)
-    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 2000})
-    size = os.path.getsize(f"{path}-wal")
-    store.close()
+    size = steady_log_size(tmp_path / "busy.db")
     assert tries[:6] == [False] * 5 + [True]
     assert 0 < size < 4 * 2**20
 
@@ -98,12 +94,7 @@ def test_the_writer_empties_the_log_between_its_commits(tmp_path: Path,
         return restart(conn)
 
     monkeypatch.setattr(sqlite_connection, "_restart_log", spy)
-    path = tmp_path / "steady.db"
-    store = SqliteSaver(str(path))
-    graph = stepping(store, 1500)
-    graph.invoke({"count": 0}, {"configurable": {"thread_id": "t"}, "recursion_limit": 2000})
-    size = os.path.getsize(f"{path}-wal")
-    store.close()
+    size = steady_log_size(tmp_path / "steady.db")
     assert taken, "the log passed its limit and was never emptied by the writer"
     assert set(taken) == {threading.get_ident()}  # sync invoke: the writer is this thread
     assert size < 4 * 2**20
