@@ -441,5 +441,4 @@ def redacted(conninfo: str) -> str:
     return " ".join(f"{k}={v}" for k, v in parts.items())
 
 
-
 __all__ = ["AsyncConnection", "Connection", "Database", "connection_kwargs", "redacted"]

@@ -23,7 +23,8 @@ T = TypeVar("T")
 class AtCommit(Generic[T]):
     """An operation's result, made from the row of its last statement once the transaction has
     committed: in a pipeline that statement then travels with the `COMMIT`, one round trip for
-    both, instead of one for its row and another for the commit (a run's end: `runs.finish`).
+    both, instead of one for its row and another for the commit (a run's end:
+    `runs.finish_last`; queueing a run: `queue.enqueue`).
 
     An operation returns one only when nothing after its last statement depends on its row
     (the rows it locked earlier decided it), and only in a transaction; the connection reads
