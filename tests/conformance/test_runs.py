@@ -256,6 +256,38 @@ def test_finish_run_unless_cancel_requested_refuses_an_ended_run(store: Checkpoi
     assert result.applied is False and result.info.status is RunStatus.CANCELLED
 
 
+def test_finish_run_after_request_applies_only_behind_its_own_durable_request(
+        store: CheckpointStore) -> None:
+    # The end of a cancel sent ahead of its request's answer (`commits_in_order`): refused,
+    # nothing stored, while the request is not recorded, or another one is, or the run ended.
+    mine = CancelReason("user", "stop", "api", evidence={"path": ("a", "b")})
+    run_id = new_run(store).run_id
+    store.mark_running(run_id)
+    chain = Chain(store, run_id=run_id)
+    unsaved = chain.record({"x": 1})
+    end = RunFinish(status=RunStatus.CANCELLED, checkpoint_id=unsaved.id, thread_id="t",
+                    reason=mine, checkpoints=(unsaved,), events=(RunEvent("terminate", AT),),
+                    after_request=mine)
+    early = store.finish_run(run_id, end)
+    assert early.applied is False and early.info.status is RunStatus.RUNNING
+    assert store.get_checkpoint("t") is None and phases(store, run_id) == []
+    store.request_cancel(run_id, mine)
+    result = store.finish_run(run_id, end)  # (its evidence came back as JSON: lists)
+    assert result.applied and result.info.status is RunStatus.CANCELLED
+    assert result.info.reason is not None and result.info.reason.message == "stop"
+    assert phases(store, run_id) == ["request", "terminate"]
+    again = store.finish_run(run_id, end)  # an ended run stays as it ended, without an error
+    assert again.applied is False and again.info == result.info
+
+    other = new_run(store).run_id
+    store.mark_running(other)
+    store.request_cancel(other, CancelReason("user", "first", "cli"))
+    refused = store.finish_run(other, RunFinish(status=RunStatus.CANCELLED, reason=mine,
+                                                after_request=mine))
+    assert refused.applied is False and refused.info.status is RunStatus.CANCELLING
+    assert refused.info.reason is not None and refused.info.reason.message == "first"
+
+
 def test_finish_run_stores_unsaved_checkpoints_and_writes_with_the_status(
         store: CheckpointStore) -> None:
     run_id = new_run(store, metadata={"checkpoint_ns": ""}).run_id

@@ -53,6 +53,11 @@ class CheckpointStore(ABC):
     notes_cancels: bool = False
     """True when every checkpoint write reports its run's durable cancel (`cancel_noted`): a
     run checkpointing each step learns of a cancel made elsewhere without asking again."""
+    commits_in_order: bool = False
+    """True when the async transactions that one event loop hands to the store commit in the
+    order they were handed over (one writer thread, one queue): a run stopped by its own loop's
+    cancel request may then hand over its end right behind the request, before the request is
+    answered (`RunFinish.after_request`; one commit for both where the writer groups them)."""
 
     # -- runs -----------------------------------------------------------------------------
 

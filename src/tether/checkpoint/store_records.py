@@ -92,6 +92,9 @@ class RunFinish:
         checkpoints: checkpoints not yet stored (durability `async`/`exit`), oldest first.
         writes: pending writes to attach to `checkpoint_id`.
         unless_cancel_requested: refuse (return `applied=False`) if a cancel is already durable.
+        after_request: the end of this cancel request, handed to the store before its answer
+            came back (`CheckpointStore.commits_in_order`): refused (`applied=False`) unless
+            this request is the run's durable cancel and the run has not ended.
     """
 
     status: RunStatus
@@ -106,6 +109,7 @@ class RunFinish:
     events: tuple[RunEvent, ...] = ()
     cancel_latency_ms: float | None = None
     unless_cancel_requested: bool = False
+    after_request: CancelReason | None = None
 
 
 @fast_record

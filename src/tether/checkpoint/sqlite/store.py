@@ -94,6 +94,7 @@ class SqliteSaver(AsyncReads, CheckpointStore):
 
     shared = True  # other processes may open the same file and cancel its runs
     notes_cancels = True  # a checkpoint's transaction reads its run's cancel request
+    commits_in_order = True  # every async write goes through the one writer thread's queue
 
     def __init__(self, path: str | os.PathLike[str] | sqlite3.Connection, *,
                  serde: Serializer | None = None,
