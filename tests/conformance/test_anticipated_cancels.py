@@ -1,7 +1,11 @@
 """A cancel requested on the run's own loop stops the run while the store records the request
 (`RunCore.anticipate_cancel`), on every store: the run's last transaction still comes after the
 request, the request's reason is the one recorded first, the phases keep their order, and a
-request the store fails to record is recorded by the run before it ends."""
+request the store fails to record is recorded by the run before it ends.
+
+A store that commits in order (`commits_in_order`: SQLite's one writer) takes the run's end
+right behind its request, before the request's answer; an end that reaches it ahead of the
+request itself (a wrapper held the request back) is refused and made again after it."""
 
 from __future__ import annotations
 
@@ -54,11 +58,12 @@ class _Parked:
 
 
 class _Logged:
-    """Logs the store's cancel requests and last transactions; a request may be held until
-    `release` is set, or fail once."""
+    """Logs the store's cancel requests and last transactions (`applied` after one the store
+    took); a request may be held until `release` is set (before it reaches the store, or with
+    `hold_answer` its answer, once it is durable), or fail once."""
 
     def __init__(self, store: CheckpointStore, monkeypatch: pytest.MonkeyPatch,
-                 log: list[str], *, fail_once: bool = False) -> None:
+                 log: list[str], *, fail_once: bool = False, hold_answer: bool = False) -> None:
         self.release = asyncio.Event()
         self.release.set()
         many, finish = store.arequest_cancels, store.afinish_run
@@ -66,16 +71,21 @@ class _Logged:
 
         async def arequest_cancels(requests: Any) -> Any:
             log.append("request handed over")
-            await self.release.wait()
+            if not hold_answer:
+                await self.release.wait()
             if failures:
                 raise failures.pop()
             answers = await many(requests)
             log.append("request durable")
+            await self.release.wait()
             return answers
 
         async def afinish_run(run_id: str, commit: Any) -> Any:
             log.append("last transaction")
-            return await finish(run_id, commit)
+            result = await finish(run_id, commit)
+            if result.applied:
+                log.append("applied")
+            return result
 
         monkeypatch.setattr(store, "arequest_cancels", arequest_cancels)
         monkeypatch.setattr(store, "afinish_run", afinish_run)
@@ -110,10 +120,42 @@ async def test_the_run_stops_while_its_request_is_recorded_and_ends_after_it(
     for _ in range(20):
         await asyncio.sleep(0)
     assert run.status is not RunStatus.CANCELLED
-    assert "last transaction" not in log
+    if store.commits_in_order:
+        # The end was handed over at once, ahead of the request (held outside the store):
+        # refused, nothing of it stored; made again once the request is durable.
+        assert log == ["request handed over", "node stopped", "last transaction"]
+    else:
+        assert "last transaction" not in log
     logged.release.set()
     info = await asyncio.wait_for(cancel, 5)
-    assert log == ["request handed over", "node stopped", "request durable", "last transaction"]
+    assert log[-3:] == ["request durable", "last transaction", "applied"]
+    assert log.count("applied") == 1
+    _cancelled_whole(store, info, "stop")
+
+
+async def test_a_store_that_commits_in_order_ends_the_run_before_the_answer(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    parked = _Parked(log)
+    run = parked.graph(store).start({"count": 0}, {"configurable": {"thread_id": "t"}})
+    await asyncio.wait_for(parked.parked.wait(), 5)
+    logged = _Logged(store, monkeypatch, log, hold_answer=True)
+    logged.release.clear()
+    cancel = asyncio.get_running_loop().create_task(run.cancel("stop"))
+    await asyncio.wait_for(parked.stopped.wait(), 5)
+    if store.commits_in_order:
+        # The request is durable, its answer held: the run has ended all the same.
+        info = await asyncio.wait_for(run.core.wait(), 5)
+        assert info.status is RunStatus.CANCELLED and not cancel.done()
+        assert log.count("last transaction") == log.count("applied") == 1
+    else:
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert run.status is not RunStatus.CANCELLED and "last transaction" not in log
+    logged.release.set()
+    info = await asyncio.wait_for(cancel, 5)
+    assert info.status is RunStatus.CANCELLED
+    assert log.count("last transaction") == log.count("applied") == 1
     _cancelled_whole(store, info, "stop")
 
 
@@ -207,7 +249,10 @@ async def test_a_run_torn_down_while_its_batch_is_recorded_leaves_the_others_who
     await asyncio.wait_for(asyncio.gather(kept.stopped.wait(), torn.stopped.wait()), 5)
     for _ in range(20):  # both runs' ends are now waiting for the batch's answer
         await asyncio.sleep(0)
-    assert log.count("request handed over") == 1 and "last transaction" not in log
+    # (A store that commits in order was handed both ends at once, and refused them: their
+    # request was held outside it.)
+    assert log.count("request handed over") == 1 and "applied" not in log
+    assert log.count("last transaction") == (2 if store.commits_in_order else 0)
     driver = torn_run.core.task
     assert driver is not None
     driver.cancel()

@@ -155,7 +155,7 @@ def _final_checkpoint(outcome: LoopOutcome | None, refused: RunFinish | None) ->
 def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: RunFinish | None,
                   thread_id: str | None, *, events: tuple[RunEvent, ...],
                   latency_ms: float, spent: Mapping[str, Any] | None = None,
-                  ) -> tuple[RunFinish, RunEvent]:
+                  after_request: CancelReason | None = None) -> tuple[RunFinish, RunEvent]:
     """The transaction of the cancel path: the final checkpoint and writes with the status flip
     (`timeout` for a reason of kind timeout), and the `terminate` event it ends with. Its events
     hold every phase of the stop, in order (`lifecycle.complete`).
@@ -166,6 +166,8 @@ def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: Ru
         events: the events recorded so far, not stored yet.
         latency_ms: from the cancel request to now.
         spent: what the run spent and its budget (`spent`), for the `terminate` event.
+        after_request: `reason` itself when the end goes to the store behind its request,
+            before the request's answer (`RunFinish.after_request`).
     """
     status = RunStatus.TIMEOUT if reason.kind == "timeout" else RunStatus.CANCELLED
     terminate = RunEvent("terminate", utcnow(), None,
@@ -178,7 +180,7 @@ def commit_cancel(reason: CancelReason, outcome: LoopOutcome | None, refused: Ru
         + (refused.checkpoints if refused is not None else ()),
         writes=outcome.final_writes if outcome is not None else (),
         events=lifecycle.complete((*events, terminate), terminate.at),
-        cancel_latency_ms=latency_ms,
+        cancel_latency_ms=latency_ms, after_request=after_request,
     )
     return finish, terminate
 

@@ -3,7 +3,7 @@
 
 Run as a script (`python tests/unit/runs/test_cancel_walk.py`) it prints the walk: the modules
 in the order the run first enters them, how many there are, and how many times a call enters
-`runs/core.py` from another module.
+the run's own modules (`runs/core.py` and its base `runs/inbox.py`) from another module.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from tether.graph import END, START, StateGraph
 
 SRC = Path(tether.__file__).parent
 CORE = "runs/core.py"
+RUN = frozenset({CORE, "runs/inbox.py"})
+"""The run's own modules: `RunCore` and the base that takes its cancel requests (one object)."""
 
 
 class State(TypedDict):
@@ -35,7 +37,7 @@ class Walk:
     order: list[str] = field(default_factory=list)
     """Modules in the order the run first entered them."""
     core_entries: int = 0
-    """Calls into `runs/core.py` made from another module."""
+    """Calls into the run's modules (`RUN`) made from another module."""
 
     def note(self, frame: FrameType) -> None:
         module = _module(frame)
@@ -44,7 +46,7 @@ class Walk:
         if module not in self.order:
             self.order.append(module)
         caller = frame.f_back
-        if module == CORE and (caller is None or _module(caller) != CORE):
+        if module in RUN and (caller is None or _module(caller) not in RUN):
             self.core_entries += 1
 
 
@@ -111,5 +113,5 @@ if __name__ == "__main__":
     result = walk()
     for number, module in enumerate(result.order, 1):
         print(f"{number:3} {module}")
-    print(f"modules: {len(result.order)}; calls into {CORE} from another module: "
-          f"{result.core_entries}")
+    print(f"modules: {len(result.order)}; calls into the run ({', '.join(sorted(RUN))}) "
+          f"from another module: {result.core_entries}")
