@@ -91,6 +91,15 @@ class _Logged:
         monkeypatch.setattr(store, "afinish_run", afinish_run)
 
 
+async def _parked_run(store: CheckpointStore) -> tuple[list[str], _Parked, Any]:
+    """A `_Parked` loop's run on thread `t`, parked at its second call; and its log."""
+    log: list[str] = []
+    parked = _Parked(log)
+    run = parked.graph(store).start({"count": 0}, {"configurable": {"thread_id": "t"}})
+    await asyncio.wait_for(parked.parked.wait(), 5)
+    return log, parked, run
+
+
 def _phases(store: CheckpointStore, run_id: str) -> list[str]:
     return [event.phase for event in store.events(run_id)]
 
@@ -108,10 +117,7 @@ def _cancelled_whole(store: CheckpointStore, info: RunInfo, message: str) -> Non
 
 async def test_the_run_stops_while_its_request_is_recorded_and_ends_after_it(
         store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    log: list[str] = []
-    parked = _Parked(log)
-    run = parked.graph(store).start({"count": 0}, {"configurable": {"thread_id": "t"}})
-    await asyncio.wait_for(parked.parked.wait(), 5)
+    log, parked, run = await _parked_run(store)
     logged = _Logged(store, monkeypatch, log)
     logged.release.clear()
     cancel = asyncio.get_running_loop().create_task(run.cancel("stop"))
@@ -135,10 +141,7 @@ async def test_the_run_stops_while_its_request_is_recorded_and_ends_after_it(
 
 async def test_a_store_that_commits_in_order_ends_the_run_before_the_answer(
         store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    log: list[str] = []
-    parked = _Parked(log)
-    run = parked.graph(store).start({"count": 0}, {"configurable": {"thread_id": "t"}})
-    await asyncio.wait_for(parked.parked.wait(), 5)
+    log, parked, run = await _parked_run(store)
     logged = _Logged(store, monkeypatch, log, hold_answer=True)
     logged.release.clear()
     cancel = asyncio.get_running_loop().create_task(run.cancel("stop"))
@@ -172,10 +175,7 @@ async def test_a_cancel_recorded_first_elsewhere_keeps_its_reason(
 
 async def test_a_request_the_store_fails_is_recorded_by_the_run_it_stopped(
         store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    log: list[str] = []
-    parked = _Parked(log)
-    run = parked.graph(store).start({"count": 0}, {"configurable": {"thread_id": "t"}})
-    await asyncio.wait_for(parked.parked.wait(), 5)
+    log, _parked, run = await _parked_run(store)
     _Logged(store, monkeypatch, log, fail_once=True)
     with pytest.raises(RuntimeError, match="the disk is gone"):
         await run.cancel("stop")

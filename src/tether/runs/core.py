@@ -273,7 +273,7 @@ class RunCore(CancelInbox):
             if anticipated is not None and not anticipated.done():  # (the hooks may be slow)
                 commit = self._cancel_commit(reason, outcome, refused, taken, ahead)
                 result = await self.store.afinish_run(self.run_id, commit)
-            if result is None or not result.applied:  # the request did not become durable
+            if result is None or not result.applied:  # not (yet) the durable request
                 result = None
                 reason = await self._after_ahead(ahead)
                 taken = (*taken, *self.journal.take())
