@@ -245,7 +245,11 @@ class CancelInbox(RunEnd):
 
     def _take_ahead(self, reason: CancelReason) -> CancelReason:
         """What `receive_cancel` does with a request's answer, done ahead of it for the request
-        that stopped the run: its instant, its announcement and `propagate`."""
+        that stopped the run: its instant, its announcement and `propagate`.
+
+        In the rare race with another process's request recorded first, the `lifecycle`
+        stream has then announced this process's request and `propagate` names its kind; the
+        run still ends with the stored reason (its end is refused, then made with that one)."""
         self._requested_at = self._anticipated_at
         if self.journal.announcing:
             self.journal.announce(RunEvent("request", reason.requested_at, None,
