@@ -261,9 +261,7 @@ class CancelInbox(RunEnd):
     async def _after_ahead(self, reason: CancelReason) -> CancelReason:
         """The durable reason, once the store refused an end sent ahead of its request's
         answer (another request was durable first, or the request failed: it is made again)."""
-        anticipated = self._anticipated
-        if anticipated is not None:
-            await asyncio.shield(anticipated)  # the batch's: this run's end may be cancelled
+        await self._settle_request(stopped=False)  # the answer, whatever it was
         if self.info.reason is None and self.final is None:
             await self._request_alone(reason)
         return self.info.reason or reason
