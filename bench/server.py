@@ -368,11 +368,14 @@ class _Held:
     rss_rise_kib: int | None
 
 
-async def _hold_streams(server: ServerProcess, count: int) -> _Held:
+async def hold_streams(server: ServerProcess, count: int,
+                        transport: httpx.AsyncBaseTransport | None = None) -> _Held:
     """Open `count` streams on one live run and hold them all until each has received an
-    event. Only that part is timed: starting the run and closing the streams are not."""
+    event. Only that part is timed: starting the run and closing the streams are not.
+    (`transport`: the client's, for a test; None: the network.)"""
     limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
-    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits,
+                                 transport=transport) as http:
         tid, run_id = await _running_run(http, SLOW)
         path = f"/threads/{tid}/runs/{run_id}/stream"
         received: list[float] = []
@@ -437,7 +440,7 @@ class SseStreams:
         with servers(libs, plan, contest) as running:
             for index, name in contest.turns():
                 with turn(running, name) as server, contest.lap(name):
-                    one = asyncio.run(within(_hold_streams(server, count), plan.timeout))
+                    one = asyncio.run(within(hold_streams(server, count), plan.timeout))
                     contest.results[name] = {"streams_with_an_event": one.received}
                 if index >= plan.warmup:
                     held[name].append(one)
