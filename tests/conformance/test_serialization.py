@@ -308,8 +308,8 @@ def test_values_stored_before_checksums_read_back_after_the_migration(
 
 
 def _checksum_version(migrations: Any) -> int:
-    """The schema version that put checksums on stored values (the last one, so going back
-    to the one before reapplies it alone)."""
+    """The schema version that put checksums on stored values. Going back to the one before
+    reapplies it and the versions after it, which are written to be applied again (Postgres's
+    fourth replaces a function and a trigger)."""
     version = next(n for n, (what, _) in enumerate(migrations, start=1) if "checksum" in what)
-    assert version == len(migrations)
     return int(version)

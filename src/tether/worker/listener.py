@@ -30,7 +30,8 @@ class Listener:
         queue: the run queue (it opens the connection).
         name: the connection's `application_name` (tells it apart in `pg_stat_activity`).
         on_cancel: called with the id of a run whose cancel request committed.
-        on_queue: called when a run was queued or handed back, or a run ended.
+        on_queue: called when a run was queued or handed back, or a run freed its thread
+            for a run queued behind it.
         on_resync: called after each (re)connection, to catch up by polling.
     """
 

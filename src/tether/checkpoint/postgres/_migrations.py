@@ -140,11 +140,36 @@ SCHEMA_V3: Final[tuple[str, ...]] = (
     "DROP FUNCTION pg_temp.tether_frame(bytea)",
 )
 
+SCHEMA_V4: Final[tuple[str, ...]] = (
+    # A run that stops needing a process (it ended, or it waits for input) frees its thread,
+    # and only the runs queued behind it on that thread gain from a wake-up: the workers are
+    # told only when there is one (a run that ends alone on its thread, the usual run, wakes
+    # no worker; its own worker claims again when it lets the run go). Before, every run end
+    # woke every worker, and a pause woke none. (Safe to apply again.)
+    f"""CREATE OR REPLACE FUNCTION tether_notify_successor() RETURNS trigger LANGUAGE plpgsql
+        SET search_path FROM CURRENT AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM runs WHERE thread_id = NEW.thread_id
+                       AND seq > NEW.seq AND status IN {ACTIVE} AND graph IS NOT NULL) THEN
+                PERFORM pg_notify('{QUEUE_CHANNEL}', coalesce(NEW.graph, NEW.run_id));
+            END IF;
+            RETURN NULL;
+        END $$""",
+    "DROP TRIGGER IF EXISTS runs_notify_ended ON runs",
+    f"""CREATE TRIGGER runs_notify_ended
+        AFTER UPDATE OF status ON runs FOR EACH ROW
+        WHEN (OLD.status IN {ACTIVE} AND NEW.status NOT IN {ACTIVE}
+              AND NEW.thread_id IS NOT NULL)
+        EXECUTE FUNCTION tether_notify_successor()""",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs and their queue, events, checkpoints, blobs, writes, threads",
      SCHEMA_V1),
     ("where a failed run failed: its node and traceback", SCHEMA_V2),
     ("a checksum on every stored value", SCHEMA_V3),
+    ("a run that frees its thread wakes the workers only for a run queued behind it",
+     SCHEMA_V4),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 

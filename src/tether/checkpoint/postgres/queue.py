@@ -35,7 +35,8 @@ STRATEGIES = ("reject", "enqueue", "interrupt", "rollback")
 CANCEL_CHANNEL = _sql.CANCEL_CHANNEL
 """Notifications on it carry the id of a run whose cancel request just committed."""
 QUEUE_CHANNEL = _sql.QUEUE_CHANNEL
-"""Notifications on it say a run was queued or handed back, or a run ended."""
+"""Notifications on it say a run was queued or handed back, or a run freed its thread for a run
+queued behind it."""
 
 
 @dataclass(frozen=True, slots=True)
