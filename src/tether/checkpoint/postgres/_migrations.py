@@ -145,7 +145,10 @@ SCHEMA_V4: Final[tuple[str, ...]] = (
     # and only the runs queued behind it on that thread gain from a wake-up: the workers are
     # told only when there is one (a run that ends alone on its thread, the usual run, wakes
     # no worker; its own worker claims again when it lets the run go). Before, every run end
-    # woke every worker, and a pause woke none. (Safe to apply again.)
+    # woke every worker, and a pause woke none. A run queued behind it between this check and
+    # the end's commit (its insert sends its own wake-up, too early to claim it) is claimed by
+    # the ending run's worker, which claims once it has let the run go, or by the next poll.
+    # (Safe to apply again.)
     f"""CREATE OR REPLACE FUNCTION tether_notify_successor() RETURNS trigger LANGUAGE plpgsql
         SET search_path FROM CURRENT AS $$
         BEGIN
