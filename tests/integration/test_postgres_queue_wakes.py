@@ -58,8 +58,17 @@ def _make_schema(dsn: str, schema: str, version: int) -> None:
 
 def _wakes(listener: psycopg.Connection[Any], graph: str) -> int:
     """The wake-ups for `graph` sent since the last call (each test queues a graph of its own:
-    the channel is the database's)."""
-    return sum(note.payload == graph for note in listener.notifies(timeout=0.3))
+    the channel is the database's). A marker sent now comes after every one committed before
+    it (notifications arrive in commit order): they are all counted once it is here."""
+    marker = f"marker-{uuid.uuid4().hex}"
+    with psycopg.connect(listener.info.dsn, autocommit=True) as other:
+        other.execute("SELECT pg_notify(%s, %s)", (QUEUE_CHANNEL, marker))
+    wakes = 0
+    for note in listener.notifies(timeout=30):
+        if note.payload == marker:
+            return wakes
+        wakes += note.payload == graph
+    raise AssertionError("the marker notification did not arrive")
 
 
 def _queue(store: PostgresSaver, graph: str, thread_id: str) -> str:
