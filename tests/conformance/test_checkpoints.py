@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from tether.constants import CANCELLED, ERROR, NULL_TASK_ID, RESUME
 from tether.errors import RunNotFound
 from tether.types import CancelReason, PendingWrite, RunStatus
 
-from .conftest import Chain, new_run, write
+from .conftest import Backend, Chain, _close, new_run, write
 
 AT = datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 
@@ -135,6 +136,68 @@ def test_put_checkpoint_leaves_an_ended_run_on_its_final_checkpoint(
     chain.put({"a": 2})
     info = store.get_run(run_id)
     assert info is not None and info.checkpoint_id == final
+
+
+def test_a_live_run_reads_as_at_its_latest_root_checkpoint_after_each_of_many(
+        backend: Backend, store: CheckpointStore, tmp_path: Path) -> None:
+    # More checkpoints than a chain of deltas holds (`refs.MAX_DEPTH`): whatever a store does
+    # to find a live run's latest, every read between two checkpoints sees the one just put.
+    run_id = new_run(store).run_id
+    store.mark_running(run_id)
+    other = backend.reopen(store, tmp_path) if backend.reopen is not None else store
+    try:
+        root = Chain(store, run_id=run_id)
+        for i in range(40):
+            root.put({"i": i})
+            for reader in (store, other):
+                info = reader.get_run(run_id)
+                assert info is not None and info.checkpoint_id == root.head, i
+            assert [r.checkpoint_id for r in store.list_runs(thread_id="t")] == [root.head]
+    finally:
+        if other is not store:
+            _close(other)
+
+
+def test_runs_sharing_a_thread_each_read_as_at_their_own_latest_checkpoint(
+        store: CheckpointStore) -> None:
+    first, second = new_run(store).run_id, new_run(store).run_id
+    ours, theirs = Chain(store, run_id=first), Chain(store, run_id=second)
+    ours.put({"a": 0})
+    for i in range(3):
+        ours.put({"a": i})
+    for i in range(40):  # the other run writes on: many newer checkpoints on the thread
+        theirs.put({"b": i})
+    info = store.get_run(first)
+    assert info is not None and info.checkpoint_id == ours.head
+    info = store.get_run(second)
+    assert info is not None and info.checkpoint_id == theirs.head
+    ours.put({"a": 99})
+    info = store.get_run(first)
+    assert info is not None and info.checkpoint_id == ours.head
+
+
+def test_a_run_ended_without_naming_its_checkpoint_keeps_its_latest(
+        store: CheckpointStore) -> None:
+    run_id = new_run(store).run_id
+    store.mark_running(run_id)
+    chain = Chain(store, run_id=run_id)
+    for i in range(21):
+        chain.put({"i": i})
+    latest = chain.head
+    result = store.finish_run(run_id, RunFinish(status=RunStatus.ERROR, error="boom",
+                                                thread_id="t"))
+    assert result.applied and result.info.checkpoint_id == latest
+    chain.put({"i": 99})  # after the end: no longer the run's
+    info = store.get_run(run_id)
+    assert info is not None and info.checkpoint_id == latest
+
+
+def test_a_run_without_a_root_checkpoint_reads_as_at_none(store: CheckpointStore) -> None:
+    run_id = new_run(store).run_id
+    Chain(store).put({"a": 1})  # the thread's, not the run's
+    Chain(store, ns="child:1", run_id=run_id).put({"a": 2})
+    info = store.get_run(run_id)
+    assert info is not None and info.checkpoint_id is None
 
 
 # -- pending writes -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from tether.records import fast_record
 from tether.types import RunStatus
 
 T = TypeVar("T")
@@ -27,6 +28,7 @@ nothing; `later` (Postgres only, an operation's last statement) returns the curs
 are read once the transaction has committed (see `postgres/ops.py`'s `AtCommit`)."""
 
 
+@fast_record  # a superstep makes three or four
 @dataclass(frozen=True, slots=True)
 class Query:
     """One statement to execute, and which of its rows the operation wants back."""

@@ -31,7 +31,8 @@ CANCELLABLE: Final = query.sql_list(sources(RunStatus.CANCELLING))
 SCHEMA_V1: Final[tuple[str, ...]] = (
     # `seq` gives the creation order (`list_runs` is newest first) even when timestamps tie.
     # `owner` names the process driving the run (`owner.py`); `heartbeat_at` is the last time
-    # it wrote for the run (creation, start, each root checkpoint, end).
+    # it wrote for the run (creation, start, root checkpoints — each one until version 5, some
+    # since: `POINT_RUN` — end).
     """CREATE TABLE runs (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id TEXT NOT NULL UNIQUE,
@@ -86,7 +87,7 @@ SCHEMA_V1: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID""",
     # A root checkpoint points its live run at itself: part of the same statement, so the
     # superstep's transaction makes no separate round trip for it. An ended run keeps its
-    # final checkpoint.
+    # final checkpoint. (Dropped by version 5: `POINT_RUN`, `LIVE_CHECKPOINT`.)
     f"""CREATE TRIGGER checkpoints_point_run
         AFTER INSERT ON checkpoints
         WHEN NEW.run_id IS NOT NULL AND NEW.ns = ''
@@ -148,11 +149,20 @@ SCHEMA_V4: Final[tuple[str, ...]] = (
     f"metadata = {FRAME_FUNCTION}(metadata)",
 )
 
+SCHEMA_V5: Final[tuple[str, ...]] = (
+    # Every root checkpoint of a run used to point the run at itself (`checkpoints_point_run`):
+    # one more b-tree page, so one more page in the log, in every superstep's commit. A run is
+    # now pointed at its checkpoints now and then (`POINT_RUN`), and a live run's latest
+    # checkpoint is found from there (`LIVE_CHECKPOINT`). Can be applied again.
+    "DROP TRIGGER IF EXISTS checkpoints_point_run",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs, events, checkpoints, blobs, writes", SCHEMA_V1),
     ("thread records", SCHEMA_V2),
     ("where a failed run failed: its node and traceback", SCHEMA_V3),
     ("a checksum on every stored value", SCHEMA_V4),
+    ("a live run's checkpoint found from its checkpoints, not pointed at by each", SCHEMA_V5),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
@@ -204,14 +214,37 @@ RELEASE_SAVEPOINT: Final = "RELEASE tether_op"
 
 # -- runs -----------------------------------------------------------------------------------
 
-RUN_COLUMNS: Final = (
+LIVE_CHECKPOINT: Final = (
+    "coalesce((SELECT c.checkpoint_id FROM checkpoints AS c "
+    "WHERE c.thread_id = runs.thread_id AND c.ns = '' "
+    "AND c.checkpoint_id >= runs.checkpoint_id AND c.run_id = runs.run_id "
+    "ORDER BY c.checkpoint_id DESC LIMIT 1), runs.checkpoint_id)"
+)
+"""The latest root checkpoint of a run that has not ended, in an expression over its `runs` row.
+
+A live run's `checkpoint_id` column is a lower bound (`POINT_RUN`, NULL while the run has no
+root checkpoint): its latest is the newest of its own at or after that one (ids sort by time),
+found by a walk of the thread's primary key from its newest checkpoint down, which stops at
+the first of the run's (the newest of all, unless another writer shares the thread). An ended
+run's column is exact (`FINISH_RUN`, `MARK_ORPHANED` store this expression's value)."""
+
+RUN_CHECKPOINT: Final = (
+    f"CASE WHEN runs.status IN {TERMINAL} OR runs.checkpoint_id IS NULL "
+    f"THEN runs.checkpoint_id ELSE {LIVE_CHECKPOINT} END"
+)
+"""A run's latest root checkpoint, ended or not (the `checkpoint_id` of its `RunInfo`)."""
+
+RUN_FIELDS: Final = (
     "run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id, "
     "error, cancel_latency_ms, metadata, failure"
 )
-"""The columns `RunInfo` is built from, in its field order (`failure`: node and traceback)."""
+"""The columns of `runs` that `RunInfo` is built from, in its field order (`failure`: node and
+traceback)."""
+RUN_COLUMNS: Final = RUN_FIELDS.replace("checkpoint_id", RUN_CHECKPOINT)
+"""`RUN_FIELDS` as read: the run's `checkpoint_id` is its latest root checkpoint."""
 
 INSERT_RUN: Final = (
-    f"INSERT INTO runs ({RUN_COLUMNS}, owner, heartbeat_at) "
+    f"INSERT INTO runs ({RUN_FIELDS}, owner, heartbeat_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 GET_RUN: Final = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
@@ -227,6 +260,14 @@ CANCEL_REASON: Final = (
     "SELECT reason FROM runs WHERE run_id = ? AND status = 'cancelling' AND reason IS NOT NULL"
 )
 """A run's durable cancel request, read in the transaction of its checkpoint (`notes_cancels`)."""
+POINT_RUN: Final = (
+    "UPDATE runs SET checkpoint_id = ?1, heartbeat_at = ?2 "
+    f"WHERE run_id = ?3 AND status NOT IN {TERMINAL} "
+    "AND (checkpoint_id IS NULL OR checkpoint_id < ?1)"
+)
+"""Point a live run at its root checkpoint ?1, written at ?2: in the transaction of the run's
+first one, and of every checkpoint whose refs are stored whole (`refs.MAX_DEPTH`), so that
+`LIVE_CHECKPOINT` walks a few rows. Only forward: a checkpoint stored again changes nothing."""
 
 MARK_RUNNING: Final = (
     "UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), owner = ?, "
@@ -241,7 +282,7 @@ REQUEST_CANCEL: Final = (
 )
 FINISH_RUN: Final = (
     "UPDATE runs SET status = ?, reason = coalesce(?, reason), error = ?, failure = ?, "
-    "checkpoint_id = coalesce(?, checkpoint_id), ended_at = ?, cancel_latency_ms = ?, "
+    f"checkpoint_id = coalesce(?, {LIVE_CHECKPOINT}), ended_at = ?, cancel_latency_ms = ?, "
     "heartbeat_at = ? "
     f"WHERE run_id = ? AND status NOT IN {TERMINAL} "
     f"RETURNING {RUN_COLUMNS}"
@@ -251,7 +292,7 @@ ACTIVE_RUNS: Final = (
     "ORDER BY seq"
 )
 MARK_ORPHANED: Final = (
-    "UPDATE runs SET status = 'error', error = ?, ended_at = ? "
+    f"UPDATE runs SET status = 'error', error = ?, ended_at = ?, checkpoint_id = {LIVE_CHECKPOINT} "
     f"WHERE run_id = ? AND owner = ? AND status IN {ACTIVE} "
     f"RETURNING {RUN_COLUMNS}"
 )

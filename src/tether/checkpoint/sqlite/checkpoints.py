@@ -56,18 +56,23 @@ class Checkpoints:
         return encoded, rows.blob_rows(record, self.serde)
 
     def insert(self, record: CheckpointRecord, prepared: Prepared) -> Op[None]:
-        """Insert a prepared checkpoint; the trigger `checkpoints_point_run` points its run."""
+        """Insert a prepared checkpoint. A root checkpoint of a run whose refs are stored whole
+        (the run's first in this store, then one in `refs.MAX_DEPTH`) points the run at itself
+        (`_sql.POINT_RUN`): where `_sql.LIVE_CHECKPOINT` starts looking for the run's latest.
+        The others leave the run's row alone, which spares the commit a page."""
         encoded, blobs = prepared
         yield Query(_sql.INSERT_CHECKPOINT, rows.checkpoint_params(record, self.serde, encoded),
                     "none")
         if blobs:
             yield Query(_sql.INSERT_BLOB, blobs, "each")
+        if encoded.base is None and record.run_id is not None and record.ns == "":
+            yield Query(_sql.POINT_RUN, (record.id, record.created_at.isoformat(), record.run_id),
+                        "none")
 
     def insert_noting(self, record: CheckpointRecord, prepared: Prepared) -> Op[str | None]:
         """`insert`, then the run's durable cancel request (its reason as stored), read in the
         same transaction: what the run's next superstep boundary would ask the store, at the
-        price of one read of the page the insert's trigger has just written (a root
-        checkpoint of a run; None for others)."""
+        price of one read of the run's row (a root checkpoint of a run; None for others)."""
         yield from self.insert(record, prepared)
         if record.run_id is None or record.ns != "":
             return None

@@ -21,6 +21,7 @@ from typing import Any
 import ormsgpack
 
 from tether.errors import CorruptStoreError
+from tether.records import fast_record
 
 MAX_DEPTH = 16
 """Deltas in a row before refs are written in full again: bounds the rows a read walks."""
@@ -29,6 +30,7 @@ _SELF = ""
 """Stands for the checkpoint's own id (most changed channels point at it)."""
 
 
+@fast_record  # one a superstep
 @dataclass(frozen=True, slots=True)
 class Head:
     """The last checkpoint this store wrote in a (thread, namespace): a possible delta base."""
@@ -39,6 +41,7 @@ class Head:
     depth: int
 
 
+@fast_record  # one a superstep
 @dataclass(frozen=True, slots=True)
 class Encoded:
     """Refs as stored: `data` is a full map when `base` is None, else a delta on `base`."""

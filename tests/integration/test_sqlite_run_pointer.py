@@ -1,0 +1,142 @@
+"""The SQLite store's run pointer (schema version 5): a superstep's commit leaves the run's row
+alone, and a live run's latest checkpoint is found from its checkpoints.
+
+Every root checkpoint used to point its run at itself (a trigger): one more b-tree page, so one
+more page in the log, in every superstep's commit. The conformance suite checks what a reader
+sees (`test_checkpoints.py`: the run pointer); these tests check what is written, and the
+upgrade of a file made before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from conformance.conftest import Chain, new_run
+from tether.checkpoint.base import CheckpointStore, RunFinish
+from tether.checkpoint.sqlite import SqliteSaver, _sql, schema
+from tether.checkpoint.sqlite.refs import MAX_DEPTH
+from tether.types import RunStatus
+
+_TRIGGER = next(statement for statement in _sql.MIGRATIONS[0][1]
+                if "checkpoints_point_run" in statement)
+
+
+def _row(path: Path, run_id: str) -> tuple[str | None, str | None]:
+    """The run's `checkpoint_id` and `heartbeat_at` columns as stored."""
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("SELECT checkpoint_id, heartbeat_at FROM runs WHERE run_id = ?",
+                           (run_id,)).fetchone()
+    finally:
+        conn.close()
+    return row[0], row[1]
+
+
+def _triggers(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
+    finally:
+        conn.close()
+
+
+def _latest(store: CheckpointStore, run_id: str) -> str | None:
+    info = store.get_run(run_id)
+    assert info is not None
+    return info.checkpoint_id
+
+
+def test_a_checkpoint_whose_refs_are_a_delta_leaves_the_run_row_alone(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with SqliteSaver(path) as store:
+        run_id = new_run(store).run_id
+        store.mark_running(run_id)
+        created = _row(path, run_id)
+        assert created[0] is None
+        chain = Chain(store, run_id=run_id)
+        chain.put({"i": 0})  # the run's first: its refs whole, the run pointed at it
+        first = chain.head
+        pointed = _row(path, run_id)
+        assert pointed[0] == first and pointed[1] != created[1]
+        for i in range(1, MAX_DEPTH):  # deltas on it: the row is not written
+            chain.put({"i": i})
+            assert _row(path, run_id) == pointed
+            assert _latest(store, run_id) == chain.head
+        chain.put({"i": MAX_DEPTH})  # refs whole again: the pointer moves up to it
+        assert _row(path, run_id)[0] == chain.head
+        assert _latest(store, run_id) == chain.head
+
+
+def test_an_orphan_ends_on_its_latest_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with SqliteSaver(path, reconcile=False) as store:
+        run_id = new_run(store).run_id
+        store.mark_running(run_id)
+        chain = Chain(store, run_id=run_id)
+        for i in range(MAX_DEPTH + 5):
+            chain.put({"i": i})
+        assert _row(path, run_id)[0] != chain.head  # the pointer lags; the run does not
+        (ended,) = store.reconcile_orphans(owner_alive=lambda _owner: False)
+        assert ended.status is RunStatus.ERROR and ended.checkpoint_id == chain.head
+        assert _row(path, run_id)[0] == chain.head  # stored whole at the end
+        orphan = store.events(run_id)[-1]
+        assert orphan.phase == "orphan" and orphan.detail["checkpoint_id"] == chain.head
+
+
+def test_a_file_of_version_4_loses_its_trigger_and_its_live_run_keeps_its_place(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with SqliteSaver(path) as store:
+        run_id = new_run(store).run_id
+        store.mark_running(run_id)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(_TRIGGER)  # as version 4 made it
+    conn.execute(_sql.set_user_version(4))
+    conn.close()
+    with SqliteSaver(path) as store:  # migrates to version 5
+        assert _triggers(path) == ["runs_terminal_status_is_final"]
+        chain = Chain(store, run_id=run_id)
+        for i in range(3):
+            chain.put({"i": i})
+        assert _latest(store, run_id) == chain.head
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone() == (schema.LATEST_VERSION,)
+    finally:
+        conn.close()
+
+
+def test_a_run_pointed_at_by_the_old_trigger_reads_as_at_its_latest_after_the_upgrade(
+        tmp_path: Path) -> None:
+    # A run mid-way when its file is upgraded: the trigger kept its row on each checkpoint,
+    # and what follows is found from there.
+    path = tmp_path / "old.db"
+    with SqliteSaver(path) as store:
+        run_id = new_run(store).run_id
+        store.mark_running(run_id)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(_TRIGGER)
+    conn.close()
+    with SqliteSaver(path) as store:  # still version 5, the trigger made again by hand
+        chain = Chain(store, run_id=run_id)
+        for i in range(MAX_DEPTH + 3):
+            chain.put({"i": i})
+        assert _row(path, run_id)[0] == chain.head  # the trigger's work
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(_sql.set_user_version(4))
+    conn.close()
+    with SqliteSaver(path) as store:
+        assert _triggers(path) == ["runs_terminal_status_is_final"]
+        chain.store = store  # the same run's chain, written on through the new handle
+        assert _latest(store, run_id) == chain.head
+        chain.put({"i": 100})  # a new handle has no base for a delta: refs whole, pointed
+        pointed = chain.head
+        assert _row(path, run_id)[0] == pointed
+        for i in range(1, 4):
+            chain.put({"i": 100 + i})
+        assert _row(path, run_id)[0] == pointed
+        assert _latest(store, run_id) == chain.head
+        result = store.finish_run(run_id, RunFinish(status=RunStatus.SUCCESS, thread_id="t"))
+        assert result.info.checkpoint_id == chain.head
