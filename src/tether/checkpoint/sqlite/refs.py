@@ -59,13 +59,16 @@ def encode(refs: Mapping[str, str], own_id: str, parent_id: str | None, run_id: 
         full = {ch: (_SELF if ref == own_id else ref) for ch, ref in refs.items()}
         return Encoded(ormsgpack.packb(full), None, 0)
     base = head.refs
+    # What changed, found by set operations on the two maps' views (in C: a superstep changes
+    # a few channels of many, and a loop over all of them in Python cost a wide state's step
+    # more than the rest of its checkpoint's encoding), in a fixed order (the stored bytes do
+    # not depend on the process's string hashes).
     delta: dict[str, str | None] = {
-        ch: (_SELF if ref == own_id else ref)
-        for ch, ref in refs.items() if base.get(ch) != ref
+        ch: (_SELF if ref == own_id else ref) for ch, ref in sorted(refs.items() - base.items())
     }
-    for ch in base:
-        if ch not in refs:
-            delta[ch] = None
+    removed = base.keys() - refs.keys()
+    if removed:
+        delta.update(dict.fromkeys(sorted(removed)))
     return Encoded(ormsgpack.packb(delta), head.checkpoint_id, head.depth + 1)
 
 
