@@ -66,9 +66,9 @@ def encode(refs: Mapping[str, str], own_id: str, parent_id: str | None, run_id: 
     delta: dict[str, str | None] = {
         ch: (_SELF if ref == own_id else ref) for ch, ref in sorted(refs.items() - base.items())
     }
-    removed = base.keys() - refs.keys()
-    if removed:
-        delta.update(dict.fromkeys(sorted(removed)))
+    added = sum(1 for ch in delta if ch not in base)
+    if len(refs) - added != len(base):  # channels of the base are gone (rare: counted first)
+        delta.update(dict.fromkeys(sorted(base.keys() - refs.keys())))
     return Encoded(ormsgpack.packb(delta), head.checkpoint_id, head.depth + 1)
 
 
