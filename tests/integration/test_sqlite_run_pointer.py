@@ -140,3 +140,33 @@ def test_a_run_pointed_at_by_the_old_trigger_reads_as_at_its_latest_after_the_up
         assert _latest(store, run_id) == chain.head
         result = store.finish_run(run_id, RunFinish(status=RunStatus.SUCCESS, thread_id="t"))
         assert result.info.checkpoint_id == chain.head
+
+
+def test_a_run_waiting_for_input_is_stored_on_its_latest_and_read_without_a_walk(
+        tmp_path: Path) -> None:
+    # A run left `interrupted` (its input never given) while later runs go on on its thread:
+    # its column is exact from its pause on, so a read never walks past their checkpoints.
+    path = tmp_path / "store.db"
+    with SqliteSaver(path) as store:
+        paused = new_run(store).run_id
+        store.mark_running(paused)
+        ours = Chain(store, run_id=paused)
+        for i in range(MAX_DEPTH + 3):
+            ours.put({"i": i})
+        store.finish_run(paused, RunFinish(status=RunStatus.INTERRUPTED, thread_id="t"))
+        assert _row(path, paused)[0] == ours.head
+        later = new_run(store).run_id
+        store.mark_running(later)
+        theirs = Chain(store, run_id=later)
+        for i in range(5):
+            theirs.put({"j": i})
+        assert _latest(store, paused) == ours.head
+        # No walk: a root checkpoint of the paused run put in by hand (no run writes while it
+        # waits) is newer than its stored one, and a walk would find it.
+        stray = theirs.record({"j": 5}, run_id=paused)
+        store.put_checkpoint(stray)
+        assert _latest(store, paused) == ours.head
+        store.mark_running(paused)  # resumed: active again, found from its stored checkpoint
+        assert _latest(store, paused) == stray.id
+        ours.put({"i": 99})
+        assert _latest(store, paused) == ours.head

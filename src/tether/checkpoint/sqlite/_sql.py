@@ -222,17 +222,19 @@ LIVE_CHECKPOINT: Final = (
 )
 """The latest root checkpoint of a run that has not ended, in an expression over its `runs` row.
 
-A live run's `checkpoint_id` column is a lower bound (`POINT_RUN`, NULL while the run has no
+An active run's `checkpoint_id` column is a lower bound (`POINT_RUN`, NULL while the run has no
 root checkpoint): its latest is the newest of its own at or after that one (ids sort by time),
 found by a walk of the thread's primary key from its newest checkpoint down, which stops at
-the first of the run's (the newest of all, unless another writer shares the thread). An ended
-run's column is exact (`FINISH_RUN`, `MARK_ORPHANED` store this expression's value)."""
+the first of the run's (the newest of all, unless another writer shares the thread). The column
+of a run that ended or waits for input is exact (`FINISH_RUN`, `MARK_ORPHANED` store this
+expression's value), so that no walk goes past the checkpoints of the runs that came after it
+on its thread."""
 
 RUN_CHECKPOINT: Final = (
-    f"CASE WHEN runs.status IN {TERMINAL} OR runs.checkpoint_id IS NULL "
+    f"CASE WHEN runs.status NOT IN {ACTIVE} OR runs.checkpoint_id IS NULL "
     f"THEN runs.checkpoint_id ELSE {LIVE_CHECKPOINT} END"
 )
-"""A run's latest root checkpoint, ended or not (the `checkpoint_id` of its `RunInfo`)."""
+"""A run's latest root checkpoint, whatever its status (the `checkpoint_id` of its `RunInfo`)."""
 
 RUN_FIELDS: Final = (
     "run_id, thread_id, status, reason, created_at, started_at, ended_at, checkpoint_id, "
@@ -262,12 +264,14 @@ CANCEL_REASON: Final = (
 """A run's durable cancel request, read in the transaction of its checkpoint (`notes_cancels`)."""
 POINT_RUN: Final = (
     "UPDATE runs SET checkpoint_id = ?1, heartbeat_at = ?2 "
-    f"WHERE run_id = ?3 AND status NOT IN {TERMINAL} "
+    f"WHERE run_id = ?3 AND status IN {ACTIVE} "
     "AND (checkpoint_id IS NULL OR checkpoint_id < ?1)"
 )
-"""Point a live run at its root checkpoint ?1, written at ?2: in the transaction of the run's
+"""Point an active run at its root checkpoint ?1, written at ?2: in the transaction of the run's
 first one, and of every checkpoint whose refs are stored whole (`refs.MAX_DEPTH`), so that
-`LIVE_CHECKPOINT` walks a few rows. Only forward: a checkpoint stored again changes nothing."""
+`LIVE_CHECKPOINT` walks a few rows. Only forward: a checkpoint stored again changes nothing.
+The row of a run that ended or waits for input keeps what its end stored (a run writes no
+checkpoint then)."""
 
 MARK_RUNNING: Final = (
     "UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), owner = ?, "
