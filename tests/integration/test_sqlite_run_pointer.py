@@ -42,6 +42,23 @@ def _triggers(path: Path) -> list[str]:
         conn.close()
 
 
+def _execute(path: Path, *statements: str) -> None:
+    """Run statements on the file by hand, outside any store."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    finally:
+        conn.close()
+
+
+def _running(store: CheckpointStore) -> str:
+    """A new run on thread `t`, started."""
+    run_id = new_run(store).run_id
+    store.mark_running(run_id)
+    return run_id
+
+
 def _latest(store: CheckpointStore, run_id: str) -> str | None:
     info = store.get_run(run_id)
     assert info is not None
@@ -51,8 +68,7 @@ def _latest(store: CheckpointStore, run_id: str) -> str | None:
 def test_a_checkpoint_whose_refs_are_a_delta_leaves_the_run_row_alone(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with SqliteSaver(path) as store:
-        run_id = new_run(store).run_id
-        store.mark_running(run_id)
+        run_id = _running(store)
         created = _row(path, run_id)
         assert created[0] is None
         chain = Chain(store, run_id=run_id)
@@ -72,8 +88,7 @@ def test_a_checkpoint_whose_refs_are_a_delta_leaves_the_run_row_alone(tmp_path: 
 def test_an_orphan_ends_on_its_latest_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with SqliteSaver(path, reconcile=False) as store:
-        run_id = new_run(store).run_id
-        store.mark_running(run_id)
+        run_id = _running(store)
         chain = Chain(store, run_id=run_id)
         for i in range(MAX_DEPTH + 5):
             chain.put({"i": i})
@@ -89,12 +104,8 @@ def test_a_file_of_version_4_loses_its_trigger_and_its_live_run_keeps_its_place(
         tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with SqliteSaver(path) as store:
-        run_id = new_run(store).run_id
-        store.mark_running(run_id)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(_TRIGGER)  # as version 4 made it
-    conn.execute(_sql.set_user_version(4))
-    conn.close()
+        run_id = _running(store)
+    _execute(path, _TRIGGER, _sql.set_user_version(4))  # as version 4 made it
     with SqliteSaver(path) as store:  # migrates to version 5
         assert _triggers(path) == ["runs_terminal_status_is_final"]
         chain = Chain(store, run_id=run_id)
@@ -114,19 +125,14 @@ def test_a_run_pointed_at_by_the_old_trigger_reads_as_at_its_latest_after_the_up
     # and what follows is found from there.
     path = tmp_path / "old.db"
     with SqliteSaver(path) as store:
-        run_id = new_run(store).run_id
-        store.mark_running(run_id)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(_TRIGGER)
-    conn.close()
+        run_id = _running(store)
+    _execute(path, _TRIGGER)
     with SqliteSaver(path) as store:  # still version 5, the trigger made again by hand
         chain = Chain(store, run_id=run_id)
         for i in range(MAX_DEPTH + 3):
             chain.put({"i": i})
         assert _row(path, run_id)[0] == chain.head  # the trigger's work
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(_sql.set_user_version(4))
-    conn.close()
+    _execute(path, _sql.set_user_version(4))
     with SqliteSaver(path) as store:
         assert _triggers(path) == ["runs_terminal_status_is_final"]
         chain.store = store  # the same run's chain, written on through the new handle
@@ -148,15 +154,13 @@ def test_a_run_waiting_for_input_is_stored_on_its_latest_and_read_without_a_walk
     # its column is exact from its pause on, so a read never walks past their checkpoints.
     path = tmp_path / "store.db"
     with SqliteSaver(path) as store:
-        paused = new_run(store).run_id
-        store.mark_running(paused)
+        paused = _running(store)
         ours = Chain(store, run_id=paused)
         for i in range(MAX_DEPTH + 3):
             ours.put({"i": i})
         store.finish_run(paused, RunFinish(status=RunStatus.INTERRUPTED, thread_id="t"))
         assert _row(path, paused)[0] == ours.head
-        later = new_run(store).run_id
-        store.mark_running(later)
+        later = _running(store)
         theirs = Chain(store, run_id=later)
         for i in range(5):
             theirs.put({"j": i})
