@@ -246,8 +246,12 @@ class Subscription:
         self._live.clear()
         self._wake.set()
         reading, self._reading = self._reading, None
-        if reading is not None and not reading.cancel() and not reading.cancelled():
-            reading.exception()  # a read that failed after the reader stopped asking: dropped
+        if reading is not None:
+            # Given up: its outcome is dropped whenever it comes, even a failure after the
+            # cancel (a client library may lose a cancel that lands while it connects, and
+            # then fail on the connection the bus's close shuts).
+            reading.cancel()
+            reading.add_done_callback(_drop_outcome)
         if self._joined:
             self._membership.leave(self)
 
@@ -257,6 +261,12 @@ class Subscription:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         self._finish()
+
+
+def _drop_outcome(task: asyncio.Task[None]) -> None:
+    """Take a given-up read's outcome, so that a failure is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 __all__ = ["LIVE_LIMIT", "READ_PAGE", "Membership", "Subscription"]

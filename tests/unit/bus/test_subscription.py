@@ -5,6 +5,8 @@ event too large for a notification is read from the store in its place."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 
 import pytest
 
@@ -145,6 +147,52 @@ async def test_closing_a_reader_gives_up_its_store_read() -> None:
         with pytest.raises(StopAsyncIteration):
             await waiting
     assert store.cancelled == 1 and store.members == []
+
+
+class Deaf(Scripted):
+    """A store whose read, cancelled, goes on and then fails (as a client library may do when
+    a cancel lands while it connects, and the connection is closed under it)."""
+
+    def __init__(self) -> None:
+        super().__init__([], known=None)
+        self.started, self.failed = asyncio.Event(), asyncio.Event()
+
+    async def read(self, run_id: str, after: int, upto: int | None,
+                   limit: int) -> list[BusEvent]:
+        self.started.set()
+        with contextlib.suppress(asyncio.CancelledError):  # the cancel is lost
+            await asyncio.sleep(5)
+        await asyncio.sleep(0)
+        self.failed.set()
+        raise ConnectionError("closed under the read")
+
+
+async def test_a_store_read_that_fails_after_its_reader_closed_is_not_left_unretrieved() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        store = Deaf()
+        sub = Subscription(store, "r")
+        sub.offer([ev(1)])  # handed out live while the read of what came before is in flight
+        assert await take(sub, 1) == [1]
+        sub.offer([ev(3)])
+        waiting = asyncio.ensure_future(anext(sub))  # 2 may be in the store: the read is asked
+        async with asyncio.timeout(5):
+            await store.started.wait()
+        await sub.aclose()
+        async with asyncio.timeout(5):
+            with pytest.raises(StopAsyncIteration):
+                await waiting
+            await store.failed.wait()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()  # a task whose exception nobody took reports it when it is collected
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
 
 
 async def test_a_negative_offset_is_refused() -> None:
