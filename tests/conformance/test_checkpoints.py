@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tether.checkpoint.base import CheckpointRecord, CheckpointStore, RunFinish
 from tether.checkpoint.ids import uuid7
@@ -198,6 +200,51 @@ def test_a_run_without_a_root_checkpoint_reads_as_at_none(store: CheckpointStore
     Chain(store, ns="child:1", run_id=run_id).put({"a": 2})
     info = store.get_run(run_id)
     assert info is not None and info.checkpoint_id is None
+
+
+_STEPS = st.lists(st.tuples(st.sampled_from(["new", "put", "put", "put", "pause", "resume",
+                                              "end"]), st.integers(0, 2), st.integers(0, 1)),
+                  min_size=1, max_size=120)
+
+
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=_STEPS)
+def test_every_run_reads_as_at_its_latest_root_checkpoint_whatever_the_interleaving(
+        store: CheckpointStore, steps: list[tuple[str, int, int]]) -> None:
+    # Runs on two threads start, checkpoint, pause, resume and end in any order; after every
+    # change each run reads as at the last root checkpoint it wrote (None before its first).
+    prefix = uuid7()
+    runs: list[tuple[str, Chain]] = []
+    latest: dict[str, str | None] = {}
+    status: dict[str, RunStatus] = {}
+    for action, which, thread in steps:
+        if action == "new" or not runs:
+            info = new_run(store, f"{prefix}-{thread}")
+            store.mark_running(info.run_id)
+            runs.append((info.run_id, Chain(store, f"{prefix}-{thread}", run_id=info.run_id)))
+            latest[info.run_id], status[info.run_id] = None, RunStatus.RUNNING
+            continue
+        run_id, chain = runs[which % len(runs)]
+        now = status[run_id]
+        if action == "put" and now is RunStatus.RUNNING:
+            chain.put({"i": len(latest)})
+            latest[run_id] = chain.head
+        elif action == "pause" and now is RunStatus.RUNNING:
+            store.finish_run(run_id, RunFinish(status=RunStatus.INTERRUPTED,
+                                               thread_id=chain.thread_id))
+            status[run_id] = RunStatus.INTERRUPTED
+        elif action == "resume" and now is RunStatus.INTERRUPTED:
+            store.mark_running(run_id)
+            status[run_id] = RunStatus.RUNNING
+        elif action == "end" and now is RunStatus.RUNNING:
+            store.finish_run(run_id, RunFinish(status=RunStatus.SUCCESS,
+                                               thread_id=chain.thread_id))
+            status[run_id] = RunStatus.SUCCESS
+        for known, expected in latest.items():
+            info = store.get_run(known)
+            assert info is not None and info.status is status[known]
+            assert info.checkpoint_id == expected, (known, status[known])
 
 
 # -- pending writes -------------------------------------------------------------------------
