@@ -199,13 +199,14 @@ def store(backend: Backend, tmp_path: Path) -> Iterator[CheckpointStore]:
     """A new, empty store of the backend under test; closed after the test."""
     made = backend.open(tmp_path)
     yield made
-    _close(made)
+    close(made)
 
 
-def _close(store: CheckpointStore) -> None:
-    close = getattr(store, "close", None)
-    if close is not None:
-        close()
+def close(store: CheckpointStore) -> None:
+    """Close a store that has a `close` (the memory store has none)."""
+    closer = getattr(store, "close", None)
+    if closer is not None:
+        closer()
 
 
 @pytest.fixture

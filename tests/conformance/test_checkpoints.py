@@ -16,7 +16,7 @@ from tether.constants import CANCELLED, ERROR, NULL_TASK_ID, RESUME
 from tether.errors import RunNotFound
 from tether.types import CancelReason, PendingWrite, RunStatus
 
-from .conftest import Backend, Chain, _close, new_run, write
+from .conftest import Backend, Chain, close, new_run, write
 
 AT = datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 
@@ -157,7 +157,7 @@ def test_a_live_run_reads_as_at_its_latest_root_checkpoint_after_each_of_many(
             assert [r.checkpoint_id for r in store.list_runs(thread_id="t")] == [root.head]
     finally:
         if other is not store:
-            _close(other)
+            close(other)
 
 
 def test_runs_sharing_a_thread_each_read_as_at_their_own_latest_checkpoint(

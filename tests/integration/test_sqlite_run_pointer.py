@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from conformance.conftest import Chain, new_run
 from tether.checkpoint.base import CheckpointStore, RunFinish
@@ -22,34 +23,25 @@ _TRIGGER = next(statement for statement in _sql.MIGRATIONS[0][1]
                 if "checkpoints_point_run" in statement)
 
 
-def _row(path: Path, run_id: str) -> tuple[str | None, str | None]:
-    """The run's `checkpoint_id` and `heartbeat_at` columns as stored."""
-    conn = sqlite3.connect(path)
+def _rows(path: Path, sql: str, params: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on the file by hand, outside any store; its rows."""
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
-        row = conn.execute("SELECT checkpoint_id, heartbeat_at FROM runs WHERE run_id = ?",
-                           (run_id,)).fetchone()
+        return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
-    return row[0], row[1]
+
+
+def _row(path: Path, run_id: str) -> tuple[str | None, str | None]:
+    """The run's `checkpoint_id` and `heartbeat_at` columns as stored."""
+    ((checkpoint_id, heartbeat_at),) = _rows(
+        path, "SELECT checkpoint_id, heartbeat_at FROM runs WHERE run_id = ?", (run_id,))
+    return checkpoint_id, heartbeat_at
 
 
 def _triggers(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return [name for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
-    finally:
-        conn.close()
-
-
-def _execute(path: Path, *statements: str) -> None:
-    """Run statements on the file by hand, outside any store."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        for statement in statements:
-            conn.execute(statement)
-    finally:
-        conn.close()
+    return [name for (name,) in _rows(
+        path, "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
 
 
 def _running(store: CheckpointStore) -> str:
@@ -105,18 +97,15 @@ def test_a_file_of_version_4_loses_its_trigger_and_its_live_run_keeps_its_place(
     path = tmp_path / "old.db"
     with SqliteSaver(path) as store:
         run_id = _running(store)
-    _execute(path, _TRIGGER, _sql.set_user_version(4))  # as version 4 made it
+    for statement in (_TRIGGER, _sql.set_user_version(4)):  # as version 4 made it
+        _rows(path, statement)
     with SqliteSaver(path) as store:  # migrates to version 5
         assert _triggers(path) == ["runs_terminal_status_is_final"]
         chain = Chain(store, run_id=run_id)
         for i in range(3):
             chain.put({"i": i})
         assert _latest(store, run_id) == chain.head
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("PRAGMA user_version").fetchone() == (schema.LATEST_VERSION,)
-    finally:
-        conn.close()
+    assert _rows(path, "PRAGMA user_version") == [(schema.LATEST_VERSION,)]
 
 
 def test_a_run_pointed_at_by_the_old_trigger_reads_as_at_its_latest_after_the_upgrade(
@@ -126,13 +115,13 @@ def test_a_run_pointed_at_by_the_old_trigger_reads_as_at_its_latest_after_the_up
     path = tmp_path / "old.db"
     with SqliteSaver(path) as store:
         run_id = _running(store)
-    _execute(path, _TRIGGER)
+    _rows(path, _TRIGGER)
     with SqliteSaver(path) as store:  # still version 5, the trigger made again by hand
         chain = Chain(store, run_id=run_id)
         for i in range(MAX_DEPTH + 3):
             chain.put({"i": i})
         assert _row(path, run_id)[0] == chain.head  # the trigger's work
-    _execute(path, _sql.set_user_version(4))
+    _rows(path, _sql.set_user_version(4))
     with SqliteSaver(path) as store:
         assert _triggers(path) == ["runs_terminal_status_is_final"]
         chain.store = store  # the same run's chain, written on through the new handle
