@@ -9,15 +9,17 @@ upgrade of a file made before.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from conformance.conftest import Chain, new_run
 from tether.checkpoint.base import CheckpointStore, RunFinish
-from tether.checkpoint.sqlite import SqliteSaver, _sql, schema
+from tether.checkpoint.query import Query, drive
+from tether.checkpoint.sqlite import SqliteSaver, _sql, runs, schema
 from tether.checkpoint.sqlite.refs import MAX_DEPTH
-from tether.types import RunStatus
+from tether.types import CancelReason, RunInfo, RunStatus
 
 _TRIGGER = next(statement for statement in _sql.MIGRATIONS[0][1]
                 if "checkpoints_point_run" in statement)
@@ -163,3 +165,81 @@ def test_a_run_waiting_for_input_is_stored_on_its_latest_and_read_without_a_walk
         assert _latest(store, paused) == stray.id
         ours.put({"i": 99})
         assert _latest(store, paused) == ours.head
+
+
+# -- a run's reads and writes by id look at its thread's checkpoints only -----------------------
+
+_BY_RUN = sorted(name for name, value in vars(_sql).items()
+                 if name.isupper() and isinstance(value, str) and "run_id = ?" in value
+                 and value.lstrip().startswith(("SELECT", "UPDATE")))
+
+
+def test_the_statements_of_one_run_are_planned_without_a_scan(tmp_path: Path) -> None:
+    # SQLite plans a subquery of a `RETURNING` clause without the changed row's values as
+    # index constraints: `LIVE_CHECKPOINT` there read every checkpoint of the file.
+    path = tmp_path / "store.db"
+    SqliteSaver(path).close()
+    assert {"REQUEST_CANCEL", "MARK_RUNNING", "FINISH_RUN", "MARK_ORPHANED",
+            "GET_RUN"} <= set(_BY_RUN)
+    for name in _BY_RUN:
+        sql = getattr(_sql, name)
+        numbered = [int(n) for n in re.findall(r"\?(\d+)", sql)]
+        count = max(numbered) if numbered else sql.count("?")
+        plan = [row[3] for row in _rows(path, "EXPLAIN QUERY PLAN " + sql, ("x",) * count)]
+        assert not [step for step in plan if step.startswith("SCAN")], (name, plan)
+
+
+def _cancel_by_hand(path: Path, run_id: str) -> tuple[int, RunInfo]:
+    """`runs.request_cancel` on the file, outside any store: SQLite's virtual-machine steps
+    for it (its work, whatever the machine's speed) and its receipt."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    def execute(query: Query) -> Any:
+        if query.fetch == "each":
+            conn.executemany(query.sql, query.params)
+            return None
+        cursor = conn.execute(query.sql, query.params)
+        return cursor.fetchone() if query.fetch == "one" else cursor.fetchall()
+
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.set_progress_handler(count, 1)
+        info, first = drive(runs.request_cancel(run_id, CancelReason("user")), execute,
+                            sqlite3.Error, lambda exc: exc)
+        conn.set_progress_handler(None, 1)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    assert first
+    return steps, info
+
+
+def _steps_to_cancel(path: Path, others: int) -> tuple[int, RunInfo, str]:
+    """A running run with three checkpoints, `others` checkpoints on another thread; the
+    steps of its cancel request, the receipt and its latest checkpoint."""
+    with SqliteSaver(path) as store:
+        run_id = _running(store)
+        chain = Chain(store, run_id=run_id)
+        for i in range(3):
+            chain.put({"i": i})
+        elsewhere = Chain(store, thread_id="elsewhere")
+        for i in range(others):
+            elsewhere.put({"i": i})
+    steps, info = _cancel_by_hand(path, run_id)
+    return steps, info, chain.head
+
+
+def test_a_cancel_request_reads_none_of_the_other_threads_checkpoints(tmp_path: Path) -> None:
+    alone, info, latest = _steps_to_cancel(tmp_path / "alone.db", 0)
+    assert info.status is RunStatus.CANCELLING
+    assert info.checkpoint_id == latest  # the receipt of a live run names its latest
+    crowded, info, latest = _steps_to_cancel(tmp_path / "crowded.db", 400)
+    assert info.checkpoint_id == latest
+    # The same work beside 400 checkpoints of another thread (a scan of them: 1,200 steps more).
+    assert crowded <= alone + 10, (alone, crowded)

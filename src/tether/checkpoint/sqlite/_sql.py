@@ -244,6 +244,14 @@ RUN_FIELDS: Final = (
 traceback)."""
 RUN_COLUMNS: Final = RUN_FIELDS.replace("checkpoint_id", RUN_CHECKPOINT)
 """`RUN_FIELDS` as read: the run's `checkpoint_id` is its latest root checkpoint."""
+RUN_LIVE_CHECKPOINT: Final = f"SELECT {LIVE_CHECKPOINT} FROM runs WHERE run_id = ?"
+"""An active run's latest root checkpoint, after a statement that changed its row (which
+returns `RUN_FIELDS`, whose `checkpoint_id` is then only the lower bound).
+
+Not in the statement's `RETURNING` clause: SQLite plans a subquery there without the changed
+row's values as index constraints, so `LIVE_CHECKPOINT` would read every checkpoint of the
+file (measured: a cancel request 200 µs with 360 checkpoints in the file, growing with it). In a
+`SELECT`, its walk starts at the thread's newest checkpoint."""
 
 INSERT_RUN: Final = (
     f"INSERT INTO runs ({RUN_FIELDS}, owner, heartbeat_at) "
@@ -277,19 +285,19 @@ MARK_RUNNING: Final = (
     "UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?), owner = ?, "
     "heartbeat_at = ? "
     f"WHERE run_id = ? AND status IN {STARTABLE} AND reason IS NULL "
-    f"RETURNING {RUN_COLUMNS}"
+    f"RETURNING {RUN_FIELDS}"
 )
 REQUEST_CANCEL: Final = (
     "UPDATE runs SET status = 'cancelling', reason = ? "
     f"WHERE run_id = ? AND status IN {CANCELLABLE} AND reason IS NULL "
-    f"RETURNING {RUN_COLUMNS}"
+    f"RETURNING {RUN_FIELDS}"
 )
 FINISH_RUN: Final = (
     "UPDATE runs SET status = ?, reason = coalesce(?, reason), error = ?, failure = ?, "
     f"checkpoint_id = coalesce(?, {LIVE_CHECKPOINT}), ended_at = ?, cancel_latency_ms = ?, "
     "heartbeat_at = ? "
     f"WHERE run_id = ? AND status NOT IN {TERMINAL} "
-    f"RETURNING {RUN_COLUMNS}"
+    f"RETURNING {RUN_FIELDS}"
 )
 ACTIVE_RUNS: Final = (
     f"SELECT owner, {RUN_COLUMNS} FROM runs WHERE status IN {ACTIVE} AND owner IS NOT NULL "
@@ -298,7 +306,7 @@ ACTIVE_RUNS: Final = (
 MARK_ORPHANED: Final = (
     f"UPDATE runs SET status = 'error', error = ?, ended_at = ?, checkpoint_id = {LIVE_CHECKPOINT} "
     f"WHERE run_id = ? AND owner = ? AND status IN {ACTIVE} "
-    f"RETURNING {RUN_COLUMNS}"
+    f"RETURNING {RUN_FIELDS}"
 )
 """Conditional on the same dead owner, so two processes reconciling at once mark a run once."""
 
