@@ -250,8 +250,8 @@ returns `RUN_FIELDS`, whose `checkpoint_id` is then only the lower bound).
 
 Not in the statement's `RETURNING` clause: SQLite plans a subquery there without the changed
 row's values as index constraints, so `LIVE_CHECKPOINT` would read every checkpoint of the
-file (measured: a cancel request 200 µs with 360 checkpoints in the file, growing with it). In a
-`SELECT`, its walk starts at the thread's newest checkpoint."""
+file (measured: a cancel request took 1.8 ms beside 20,000 checkpoints of other threads, and
+grew with them). In a `SELECT`, its walk starts at the thread's newest checkpoint."""
 
 INSERT_RUN: Final = (
     f"INSERT INTO runs ({RUN_FIELDS}, owner, heartbeat_at) "

@@ -61,7 +61,7 @@ def mark_running(run_id: str, events: Sequence[RunEvent], owner: str,
         yield from require(run_id)
         return None
     yield Query(_sql.INSERT_EVENT, rows.event_params(run_id, events), "each")
-    return (yield from changed(row))
+    return (yield from _changed(row))
 
 
 def request_cancel(run_id: str, reason: CancelReason) -> Op[tuple[RunInfo, bool]]:
@@ -78,7 +78,7 @@ def request_cancel(run_id: str, reason: CancelReason) -> Op[tuple[RunInfo, bool]
         return info, False
     request = RunEvent("request", reason.requested_at, None, reason.to_dict())
     yield Query(_sql.INSERT_EVENT, rows.event_params(run_id, [request]), "each")
-    return (yield from changed(row)), True
+    return (yield from _changed(row)), True
 
 
 def finish(run_id: str, end: RunFinish, checkpoints: Checkpoints, *,
@@ -111,7 +111,7 @@ def finish(run_id: str, end: RunFinish, checkpoints: Checkpoints, *,
         rows.failure_json(end.error_node, end.error_traceback), end.checkpoint_id,
         at if end.status in TERMINAL_STATUSES else None, end.cancel_latency_ms, at, run_id,
     ))
-    return FinishResult((yield from changed(row)), applied=True)
+    return FinishResult((yield from _changed(row)), applied=True)
 
 
 def mark_orphaned(info: RunInfo, who: str, pid: int | None, now: datetime) -> Op[RunInfo | None]:
@@ -125,10 +125,10 @@ def mark_orphaned(info: RunInfo, who: str, pid: int | None, now: datetime) -> Op
               "checkpoint_id": info.checkpoint_id}
     orphan = RunEvent("orphan", now, None, detail)
     yield Query(_sql.INSERT_EVENT, rows.event_params(info.run_id, [orphan]), "each")
-    return (yield from changed(row))
+    return (yield from _changed(row))
 
 
-def changed(row: rows.RunRow) -> Op[RunInfo]:
+def _changed(row: rows.RunRow) -> Op[RunInfo]:
     """The record of a run whose row a statement just changed, from the `_sql.RUN_FIELDS` it
     returned: a run at rest has its checkpoint stored exactly; an active one's stored
     checkpoint is a lower bound, and its latest is read (`_sql.RUN_LIVE_CHECKPOINT`)."""
