@@ -161,7 +161,8 @@ def test_a_run_waiting_for_input_is_stored_on_its_latest_and_read_without_a_walk
         stray = theirs.record({"j": 5}, run_id=paused)
         store.put_checkpoint(stray)
         assert _latest(store, paused) == ours.head
-        store.mark_running(paused)  # resumed: active again, found from its stored checkpoint
+        resumed = store.mark_running(paused)  # active again, found from its stored checkpoint
+        assert resumed is not None and resumed.checkpoint_id == stray.id  # (its receipt too)
         assert _latest(store, paused) == stray.id
         ours.put({"i": 99})
         assert _latest(store, paused) == ours.head
