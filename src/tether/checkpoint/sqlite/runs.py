@@ -128,6 +128,11 @@ def mark_orphaned(info: RunInfo, who: str, pid: int | None, now: datetime) -> Op
     return (yield from _changed(row))
 
 
+_STATUS = _sql.RUN_FIELDS.split(", ").index("status")
+_CHECKPOINT = _sql.RUN_FIELDS.split(", ").index("checkpoint_id")
+"""Where `_sql.RUN_FIELDS` puts a run's status and its checkpoint."""
+
+
 def _changed(row: rows.RunRow) -> Op[RunInfo]:
     """The record of a run whose row a statement just changed, from the `_sql.RUN_FIELDS` it
     returned: a run at rest has its checkpoint stored exactly; an active one's stored
@@ -137,10 +142,6 @@ def _changed(row: rows.RunRow) -> Op[RunInfo]:
         live = yield Query(_sql.RUN_LIVE_CHECKPOINT, (row[0],))
         row = (*row[:_CHECKPOINT], live[0], *row[_CHECKPOINT + 1:])
     return rows.run_info(row)
-
-
-_STATUS = _sql.RUN_FIELDS.split(", ").index("status")
-_CHECKPOINT = _sql.RUN_FIELDS.split(", ").index("checkpoint_id")
 
 
 def require(run_id: str) -> Op[RunInfo]:
