@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tether.checkpoint.base import CheckpointRecord, CheckpointStore, RunFinish
 from tether.checkpoint.ids import uuid7
 from tether.constants import CANCELLED, ERROR, NULL_TASK_ID, RESUME
-from tether.errors import RunNotFound
+from tether.errors import RunNotFound, SerializationError
 from tether.types import CancelReason, PendingWrite, RunStatus
 
 from .conftest import Backend, Chain, close, new_run, write
@@ -111,6 +111,70 @@ def test_list_checkpoints_is_newest_first_with_before_and_limit(store: Checkpoin
     assert [c.id for c in store.list_checkpoints("t", before=ids[3], limit=1)] == [ids[2]]
     assert [c.values["i"] for c in store.list_checkpoints("t", "sub")] == [99]
     assert list(store.list_checkpoints("nobody")) == []
+
+
+# -- several at once: a run's input checkpoint and its first step's ---------------------------
+
+
+def _chained(chain: Chain, *changes: dict[str, Any]) -> list[CheckpointRecord]:
+    """The next checkpoints of `chain`, each the parent of the next, not stored."""
+    records = []
+    for change in changes:
+        record = chain.record(change)
+        chain.commit(record)
+        records.append(record)
+    return records
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("call", ["sync", "async"])
+async def test_put_checkpoints_stores_each_as_put_checkpoint_would(
+        backend: Backend, store: CheckpointStore, tmp_path: Path, call: str) -> None:
+    run_id = new_run(store).run_id
+    store.mark_running(run_id)
+    chain = Chain(store, run_id=run_id)
+    chain.put({"kept": "x" * 100, "n": 0})
+    first, second = _chained(chain, {"n": 1, "items": [1]}, {"n": 2})
+    if call == "sync":
+        store.put_checkpoints([first, second])
+    else:
+        await store.aput_checkpoints([first, second])
+    info = store.get_run(run_id)
+    assert info is not None and info.checkpoint_id == second.id
+    chain.put({"n": 3})  # the next one continues from the last of them
+
+    def check(reader: CheckpointStore) -> None:
+        listed = list(reader.list_checkpoints("t"))
+        assert [c.values["n"] for c in listed] == [3, 2, 1, 0]
+        assert [c.id for c in listed[1:3]] == [second.id, first.id]
+        assert listed[1].parent_id == first.id
+        assert listed[1].values == {"kept": "x" * 100, "n": 2, "items": [1]}
+        assert listed[0].values == {"kept": "x" * 100, "n": 3, "items": [1]}
+        assert listed[0].refs["items"] == first.id and listed[0].refs["kept"] == listed[3].id
+
+    check(store)
+    if backend.reopen is not None:
+        other = backend.reopen(store, tmp_path)
+        try:
+            check(other)
+        finally:
+            close(other)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("call", ["sync", "async"])
+async def test_put_checkpoints_stores_none_when_one_cannot_be_stored(
+        store: CheckpointStore, call: str) -> None:
+    chain = Chain(store)
+    chain.put({"fine": 1})
+    good = chain.head
+    first, second = _chained(chain, {"ok": 2}, {"the_bad_key": object()})
+    with pytest.raises(SerializationError, match="the_bad_key"):
+        if call == "sync":
+            store.put_checkpoints([first, second])
+        else:
+            await store.aput_checkpoints([first, second])
+    assert [c.id for c in store.list_checkpoints("t")] == [good]
 
 
 # -- the run pointer ------------------------------------------------------------------------

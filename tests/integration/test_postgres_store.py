@@ -353,6 +353,13 @@ def test_every_write_of_a_worker_whose_lease_was_taken_over_is_refused_and_logge
         with caplog.at_level(logging.WARNING, logger="tether.checkpoint.postgres"):
             with pytest.raises(StaleLeaseError):
                 stale.put({"step": "by the stale worker"})
+            pair = [stale.record({"step": "stale, first"})]
+            stale.commit(pair[0])
+            pair.append(stale.record({"step": "stale, second"}))
+            with pytest.raises(StaleLeaseError):  # both refused, in one transaction
+                store.put_checkpoints(pair)
+            with pytest.raises(StaleLeaseError):
+                asyncio.run(store.aput_checkpoints(pair))
             with pytest.raises(StaleLeaseError):
                 store.put_writes("t", "", kept.head, [write("task", "step", "stale")])
             with pytest.raises(StaleLeaseError):
@@ -365,7 +372,9 @@ def test_every_write_of_a_worker_whose_lease_was_taken_over_is_refused_and_logge
         latest = current.get_checkpoint("t")
         assert latest is not None and latest.values == {"step": "by the current worker"}
         assert latest.pending_writes == ()
-        assert sum("stale lease" in r.getMessage() for r in caplog.records) == 5
+        assert [c.values for c in current.list_checkpoints("t")] == [
+            {"step": "by the current worker"}]
+        assert sum("stale lease" in r.getMessage() for r in caplog.records) == 7
     finally:
         current.close()
 

@@ -180,18 +180,24 @@ def libpq_trace(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
             lines.extend(log.read().decode(errors="replace").splitlines())
 
 
-def waits_of_transaction(lines: list[str], marker: str) -> int:
-    """How many times the client waited for the server in the transaction whose statements
-    include one with `marker`: each change from what it sent (F) to what it received (B)."""
-    at = next(i for i, line in enumerate(lines)
-              if line.startswith("F") and "Parse" in line and marker in line)
+def transaction_of(lines: list[str], marker: str) -> list[str]:
+    """The trace of the transaction whose statements include the first one with `marker`, from
+    its BEGIN to the server's answer that it is over. (A statement's text goes on over the
+    lines after its `Parse` when it has line breaks.)"""
+    at = next(i for i, line in enumerate(lines) if marker in line and not line.startswith("B"))
     begin = max(i for i in range(at) if _parses(lines[i], "BEGIN"))
     end = next(i for i in range(at, len(lines))
                if lines[i].startswith("B") and "ReadyForQuery" in lines[i]
                and lines[i].rstrip().endswith("I"))
     seen = lines[begin:end + 1]
     assert any(_parses(line, "COMMIT") for line in seen), "\n".join(seen)
-    return sum(1 for sent, got in itertools.pairwise(seen)
+    return seen
+
+
+def waits_of_transaction(lines: list[str], marker: str) -> int:
+    """How many times the client waited for the server in the transaction whose statements
+    include one with `marker`: each change from what it sent (F) to what it received (B)."""
+    return sum(1 for sent, got in itertools.pairwise(transaction_of(lines, marker))
                if sent.startswith("F") and got.startswith("B"))
 
 
@@ -208,6 +214,31 @@ def test_a_runs_end_is_two_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
         with libpq_trace(monkeypatch) as lines:
             graph.invoke({"n": 0}, {"configurable": {"thread_id": uuid.uuid4().hex}})
     assert waits_of_transaction(lines, "FOR UPDATE") == 2
+
+
+def test_a_runs_input_checkpoint_and_first_steps_are_one_round_trip(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing runs between the two (no router from START): the input checkpoint goes with the
+    # first step's, in its transaction; BEGIN, both and the COMMIT in one round trip. (Two
+    # steps: the second step's checkpoint is a statement of its own.)
+    with PostgresSaver.from_conn_string(postgres_dsn()) as saver:
+        saver.setup()
+        builder = StateGraph(Count).add_node("a", lambda s: {"n": s["n"] + 1})
+        builder.add_node("b", lambda s: {"n": s["n"] + 1})
+        builder.set_entry_point("a")
+        builder.add_edge("a", "b")
+        builder.add_edge("b", END)
+        graph = builder.compile(checkpointer=saver)
+        thread = uuid.uuid4().hex
+        with libpq_trace(monkeypatch) as lines:
+            assert graph.invoke({"n": 0}, {"configurable": {"thread_id": thread}}) == {"n": 2}
+        steps = [c.step for c in saver.list_checkpoints(thread)]
+    assert steps == [2, 1, 0, -1]
+    put = "UPDATE runs SET heartbeat_at"  # a line of `PUT_CHECKPOINT`, one per checkpoint
+    assert sum(1 for line in transaction_of(lines, put) if put in line) == 2
+    assert waits_of_transaction(lines, put) == 1
+    # Every checkpoint is stored: the pair, the second step's alone, the last with the end.
+    assert sum(1 for line in lines if put in line) == 4
 
 
 def test_a_run_is_queued_in_one_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -79,6 +79,30 @@ def test_a_checkpoint_whose_refs_are_a_delta_leaves_the_run_row_alone(tmp_path: 
         assert _latest(store, run_id) == chain.head
 
 
+def test_checkpoints_stored_together_are_deltas_on_each_other(tmp_path: Path) -> None:
+    # A run's input checkpoint and its first step's go in one transaction (`put_checkpoints`):
+    # the second is still a delta on the first, so the run's row is written once, for the
+    # first, as when each had a transaction of its own.
+    path = tmp_path / "store.db"
+    with SqliteSaver(path) as store:
+        run_id = _running(store)
+        chain = Chain(store, run_id=run_id)
+        records = []
+        for i in range(3):
+            records.append(chain.record({"i": i}))
+            chain.commit(records[-1])
+        store.put_checkpoints(records)
+        stored = _rows(path, "SELECT checkpoint_id, refs_base, refs_depth FROM checkpoints "
+                             "ORDER BY step")
+        assert stored == [(records[0].id, None, 0), (records[1].id, records[0].id, 1),
+                          (records[2].id, records[1].id, 2)]
+        assert _row(path, run_id)[0] == records[0].id
+        assert _latest(store, run_id) == records[2].id
+        chain.put({"i": 3})  # the next one is a delta on the last of them
+        assert _rows(path, "SELECT refs_base FROM checkpoints WHERE checkpoint_id = ?",
+                     (chain.head,)) == [(records[2].id,)]
+
+
 def test_an_orphan_ends_on_its_latest_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with SqliteSaver(path, reconcile=False) as store:

@@ -222,10 +222,12 @@ async def test_a_step_costs_one_round_trip_made_without_blocking_the_loop(
     steps = store.load(run_id).step
     assert store.get_run(run_id).status is RunStatus.SUCCESS  # type: ignore[union-attr]
     assert blocking == [], f"blocking store calls on the event loop: {blocking}"
-    # One statement per superstep (its checkpoint; the input's and the final one besides),
-    # plus a few for the claim and the end and the worker's own claims and sweeps meanwhile.
-    checkpoints = awaited.count("put")
-    assert steps <= checkpoints <= steps + 2
+    # One round trip per superstep for its checkpoint (the input's goes with the first step's,
+    # the last one with the run's end), plus a few for the claim and the end and the worker's
+    # own claims and sweeps meanwhile.
+    assert awaited.count("put_chain") == 1
+    checkpoints = awaited.count("put") + awaited.count("put_chain")
+    assert checkpoints == steps
     own = [name for name in awaited if name not in BACKGROUND]
     assert len(own) - checkpoints <= 4, own
 

@@ -126,6 +126,13 @@ class CheckpointStore(ABC):
     def put_checkpoint(self, record: CheckpointRecord) -> None:
         """Store one checkpoint (and point its run at it)."""
 
+    def put_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
+        """Store checkpoints in their order, each as `put_checkpoint` would: in one transaction
+        in tether's stores (all of them or none), one by one in a store that does not say
+        otherwise. A run's input checkpoint goes with its first step's this way."""
+        for record in records:
+            self.put_checkpoint(record)
+
     @abstractmethod
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    writes: Sequence[WriteRecord]) -> None:
@@ -316,6 +323,15 @@ class CheckpointStore(ABC):
             One transaction: the checkpoint is stored whole or not at all.
         """
         self.put_checkpoint(record)
+
+    async def aput_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
+        """Async twin of `put_checkpoints`.
+
+        Cancellation:
+            As `put_checkpoints`: in tether's stores one transaction, all stored or none.
+        """
+        for record in records:
+            await self.aput_checkpoint(record)
 
     async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                           writes: Sequence[WriteRecord]) -> None:

@@ -280,6 +280,21 @@ class InMemorySaver(CheckpointStore):
         with self._lock:
             self._store_checkpoint(record, serialized)
 
+    def put_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
+        """Store checkpoints in their order, all at once (under one hold of the lock)."""
+        serialized = [self._serialize_blobs(record) for record in records]
+        with self._lock:
+            for record, blobs in zip(records, serialized, strict=True):
+                self._store_checkpoint(record, blobs)
+
+    async def aput_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
+        """Async twin of `put_checkpoints`.
+
+        Cancellation:
+            No await: all of them are stored, or none (a value that cannot be serialized).
+        """
+        self.put_checkpoints(records)
+
     def _serialize_blobs(self, record: CheckpointRecord) -> dict[str, bytes]:
         return self.serde.dumps_each(record.blobs)
 

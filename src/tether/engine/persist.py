@@ -58,7 +58,8 @@ class Persistence:
         self.checkpoint_id: str | None = None
         self.parent_id: str | None = None
         self.written: set[str] = set()
-        # Records not yet stored, oldest first (durability async/exit).
+        # Records not yet stored, oldest first (durability async/exit; with `sync`, a held
+        # one until the next is stored, and the last one).
         self._unsaved: list[CheckpointRecord] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -76,16 +77,22 @@ class Persistence:
 
     async def checkpoint(self, channels: Mapping[str, BaseChannel], step: int, source: str,
                          nxt: Sequence[str], metadata: dict[str, Any], *,
-                         last: bool = False) -> CheckpointRecord:
+                         last: bool = False, hold: bool = False) -> CheckpointRecord:
         """Take a checkpoint of `channels` and store it per the durability mode.
 
         `last`: no step follows it: with durability `sync` it is kept for the run's final
         transaction (`unsaved`), which commits it with the run's end, one transaction instead
         of two. "Stored before the next step starts" still holds: there is none.
 
+        `hold`: another checkpoint follows it before anything runs (the input checkpoint,
+        before the first step's): with durability `sync` it waits here and is stored with
+        that one, in its transaction (a run's start then waits for one commit, not two).
+        "Stored before the next step starts" still holds: both are.
+
         Cancellation:
             With durability `sync`, one store transaction: cancelled before it
-            commits, the checkpoint is not stored (the run's end stores what is left).
+            commits, the checkpoint is not stored (the run's end stores what is left,
+            a held one included).
         """
         new_id = uuid7()
         blobs: dict[str, Any] = {}
@@ -112,9 +119,16 @@ class Persistence:
             metadata=metadata, run_id=self.run_id,
         )
         self.parent_id, self.checkpoint_id = self.checkpoint_id, new_id
-        if self.durability == "sync" and not last:
-            await self.store.aput_checkpoint(record)
-            self.written.add(new_id)
+        if self.durability == "sync" and not (last or hold):
+            held = self._unsaved  # (with `sync`, only a held checkpoint waits there)
+            if held:
+                records = (*held, record)
+                await self.store.aput_checkpoints(records)
+                self.written.update(r.id for r in records)
+                held.clear()
+            else:
+                await self.store.aput_checkpoint(record)
+                self.written.add(new_id)
         else:
             self._unsaved.append(record)
             if self.durability == "async":
@@ -123,8 +137,8 @@ class Persistence:
 
     async def take(self, state: ChannelState, source: str, updated: Iterable[str],
                    next_tasks: Sequence[Task], *, ran: Sequence[Task] = (),
-                   names: tuple[str, ...] | None = None, last: bool = False
-                   ) -> CheckpointRecord:
+                   names: tuple[str, ...] | None = None, last: bool = False,
+                   hold: bool = False) -> CheckpointRecord:
         """Take a checkpoint of `state` after a change to the channels `updated`, store it per
         the durability mode, and show it to `checkpoints`/`debug` streams.
 
@@ -134,6 +148,8 @@ class Persistence:
             names: the names recorded as due, when not those of `next_tasks` (the input
                 checkpoint records `__start__`).
             last: the run ends after it (see `checkpoint`).
+            hold: stored with the next checkpoint, taken before anything runs (see
+                `checkpoint`).
 
         Cancellation:
             As `checkpoint`.
@@ -148,7 +164,7 @@ class Persistence:
         if self.run_id is not None:
             metadata["run_id"] = self.run_id
         record = await self.checkpoint(state.channels, state.step, source, names, metadata,
-                                       last=last)
+                                       last=last, hold=hold)
         if self.emitter.checkpoints:
             shown = [(t.name, ()) for t in next_tasks] if names != (START,) else [(START, ())]
             payload = checkpoint_payload(self.thread_id, self.ns, state.shown(), record.id,

@@ -51,8 +51,9 @@ async def input_step(state: ChannelState, persist: Persistence | None, executor:
     tasks of the first step.
 
     Cancellation:
-        Each checkpoint is one store transaction; cancelled between them, the run
-        resumes from the input checkpoint.
+        With durability `sync` the two checkpoints are one store transaction, unless a
+        conditional edge from START runs between them (a router may await: then each is one,
+        and cancelled between them, the run resumes from the input checkpoint).
     """
     state.move_to(loaded.step + 1 if loaded is not None else -1)
     state.refresh_all()
@@ -62,7 +63,9 @@ async def input_step(state: ChannelState, persist: Persistence | None, executor:
     if persist is not None:
         if state.start_input(START, graph_input):
             persist.mark((START,))
-        await persist.take(state, "input", (), (), names=(START,))
+        # Nothing of the user's can wait before the first step's checkpoint unless a router
+        # runs: then the input checkpoint goes with that one, in its transaction.
+        await persist.take(state, "input", (), (), names=(START,), hold=not start.branches)
     writes: list[Write] = list(plan.writes or ())
     writes.extend(start.edges)
     if start.branches:

@@ -77,6 +77,7 @@ class Counting:
     def __init__(self, store: Any) -> None:
         self._store = store
         self.alone: list[int] = []
+        self.together: list[list[int]] = []
         self.with_end: list[int] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -89,6 +90,14 @@ class Counting:
     def put_checkpoint(self, record: Any) -> Any:
         self.alone.append(record.step)
         return self._store.put_checkpoint(record)
+
+    async def aput_checkpoints(self, records: Any) -> Any:
+        self.together.append([r.step for r in records])
+        return await self._store.aput_checkpoints(records)
+
+    def put_checkpoints(self, records: Any) -> Any:
+        self.together.append([r.step for r in records])
+        return self._store.put_checkpoints(records)
 
     async def afinish_run(self, run_id: str, finish: Any) -> Any:
         self.with_end.extend(c.step for c in finish.checkpoints)
@@ -107,9 +116,12 @@ async def test_sync_durability_stores_the_last_checkpoint_with_the_run_end(
     else:
         result = await graph.ainvoke({"n": 0}, cfg)
     assert result == {"n": 5}
-    # Every step's checkpoint is stored before the next step starts; the last one, after
-    # which nothing runs, rides in the run's final transaction (one commit instead of two).
-    assert counting.alone == [-1, 0, 1, 2, 3, 4]
+    # Every step's checkpoint is stored before the next step starts; the input checkpoint,
+    # after which nothing runs before the first step's, goes in that one's transaction, and
+    # the last one, after which nothing runs, rides in the run's final transaction (one
+    # commit instead of two, at each end).
+    assert counting.together == [[-1, 0]]
+    assert counting.alone == [1, 2, 3, 4]
     assert counting.with_end == [5]
     steps = [c.step for c in store.list_checkpoints("sync")]
     assert steps == [5, 4, 3, 2, 1, 0, -1]
@@ -127,6 +139,11 @@ class Blobs(Counting):
     async def aput_checkpoint(self, record: Any) -> Any:
         self.channels[record.step] = set(record.blobs)
         return await self._store.aput_checkpoint(record)
+
+    async def aput_checkpoints(self, records: Any) -> Any:
+        for record in records:
+            self.channels[record.step] = set(record.blobs)
+        return await super().aput_checkpoints(records)
 
 
 async def test_a_trigger_channel_set_to_none_at_every_step_is_stored_once(store: Any) -> None:

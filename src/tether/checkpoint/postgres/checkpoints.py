@@ -3,12 +3,12 @@ each read one query that brings the values its refs point at and its pending wri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tether.checkpoint.base import CheckpointRecord, StoredCheckpoint, WriteRecord
 from tether.checkpoint.postgres import _sql, rows
-from tether.checkpoint.postgres.ops import Op, Query
+from tether.checkpoint.postgres.ops import AtCommit, Op, Query
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.store_records import write_records
 from tether.errors import CheckpointNotFound, StaleLeaseError
@@ -34,7 +34,35 @@ def put(record: CheckpointRecord, params: dict[str, Any]) -> Op[CancelReason | N
     Raises:
         StaleLeaseError: the epoch in `params` is no longer the run's (nothing is stored).
     """
-    stored, reason = yield Query(_sql.PUT_CHECKPOINT, params)
+    return _verdict(record, params, (yield Query(_sql.PUT_CHECKPOINT, params)))
+
+
+def put_chain(records: Sequence[CheckpointRecord],
+              params: Sequence[dict[str, Any]]
+              ) -> Op[CancelReason | AtCommit[CancelReason | None] | None]:
+    """`put` each of `records` in order (run it in one transaction): no statement waits for
+    an answer, and the last one's row is read after the commit (`AtCommit`): BEGIN, the
+    statements and COMMIT are one round trip. They carry one epoch, so the last one's verdict
+    is theirs: a stale one stores none of them.
+
+    Raises:
+        StaleLeaseError: as `put` (nothing is stored).
+    """
+    for each in params[:-1]:
+        yield Query(_sql.PUT_CHECKPOINT, each, "none")
+    last, last_params = records[-1], params[-1]
+    cursor = yield Query(_sql.PUT_CHECKPOINT, last_params, "later")
+    return AtCommit(cursor, lambda row: _verdict(last, last_params, row))
+
+
+def _verdict(record: CheckpointRecord, params: dict[str, Any],
+             row: tuple[bool, Any]) -> CancelReason | None:
+    """What `PUT_CHECKPOINT`'s row says: the run's cancel reason, if one is recorded.
+
+    Raises:
+        StaleLeaseError: the checkpoint was refused.
+    """
+    stored, reason = row
     if not stored:
         raise StaleLeaseError(f"run {record.run_id!r}: lease epoch {params['epoch']} was taken "
                               f"over; checkpoint {record.id} was refused")

@@ -249,6 +249,18 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
                                      lambda: self._db.run(checkpoints.put(record, params)))
         self.leases.note(run_id, reason)
 
+    def put_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
+        """Store checkpoints of one run in their order, in one transaction and one round trip.
+
+        Raises:
+            SerializationError: a value cannot be stored (nothing is changed).
+            StaleLeaseError: their run is bound to a lease that was taken over.
+        """
+        if records:
+            run_id, params = self._chain_params(records)
+            self.leases.note(run_id, self.leases.checked(run_id, lambda: self._db.run(
+                checkpoints.put_chain(records, params), transaction=True)))
+
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    writes: Sequence[WriteRecord]) -> None:
         """Attach pending writes to a checkpoint: an ordinary write (idx >= 0) is stored once,

@@ -159,6 +159,24 @@ class AsyncTwins:
             lambda: checkpoints.put(record, params)))
         self.leases.note(run_id, reason)
 
+    async def aput_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
+        """Async twin of `put_checkpoints`.
+
+        Cancellation:
+            As `aput_checkpoint`: one transaction, all of them committed or none.
+        """
+        if records:
+            run_id, params = self._chain_params(records)
+            self.leases.note(run_id, await self.leases.achecked(run_id, self._db.arun_again(
+                lambda: checkpoints.put_chain(records, params), transaction=True)))
+
+    def _chain_params(self, records: Sequence[CheckpointRecord]
+                      ) -> tuple[str | None, list[dict[str, Any]]]:
+        """The run of `records` (one run's) and each one's statement parameters."""
+        run_id = records[-1].run_id
+        epoch = self.leases.epoch(run_id)
+        return run_id, [checkpoints.put_params(r, self.serde, epoch) for r in records]
+
     async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                           writes: Sequence[WriteRecord]) -> None:
         """Async twin of `put_writes`.

@@ -55,6 +55,25 @@ class Checkpoints:
         encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id, head)
         return encoded, rows.blob_rows(record, self.serde)
 
+    def prepare_chain(self, records: Sequence[CheckpointRecord]) -> list[Prepared]:
+        """`prepare` each of checkpoints stored in this order in one transaction, each as if
+        the ones before it were committed and remembered already (a checkpoint whose parent
+        comes before it is a delta on that one, where `prepare` would make one).
+
+        Raises:
+            SerializationError: as `prepare`.
+        """
+        heads: dict[tuple[str, str], refcodec.Head | None] = {}
+        chain: list[Prepared] = []
+        for record in records:
+            key = (record.thread_id, record.ns)
+            head = heads[key] if key in heads else self._heads.get(key)
+            encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id,
+                                      head)
+            chain.append((encoded, rows.blob_rows(record, self.serde)))
+            heads[key] = _head(record, encoded)
+        return chain
+
     def insert(self, record: CheckpointRecord, prepared: Prepared) -> Op[None]:
         """Insert a prepared checkpoint. A root checkpoint of a run whose refs are stored whole
         (the run's first in this store, then one in `refs.MAX_DEPTH`) points the run at itself
@@ -79,11 +98,19 @@ class Checkpoints:
         row = yield Query(_sql.CANCEL_REASON, (record.run_id,))
         return None if row is None else str(row[0])
 
+    def insert_chain(self, records: Sequence[CheckpointRecord],
+                     prepared: Sequence[Prepared]) -> Op[str | None]:
+        """`insert` each of `records` (made by `prepare_chain`) in order, then note as
+        `insert_noting` does after the last one."""
+        *first, last = zip(records, prepared, strict=True)
+        for record, ready in first:
+            yield from self.insert(record, ready)
+        return (yield from self.insert_noting(*last))
+
     def remember(self, record: CheckpointRecord, prepared: Prepared) -> None:
         """Make a committed checkpoint the base for the next one of its thread and namespace."""
         key = (record.thread_id, record.ns)
-        self._heads[key] = refcodec.Head(record.id, record.run_id, dict(record.refs),
-                                         prepared[0].depth)
+        self._heads[key] = _head(record, prepared[0])
         self._heads.move_to_end(key)
         while len(self._heads) > HEADS_KEPT:
             self._heads.popitem(last=False)
@@ -137,6 +164,11 @@ class Checkpoints:
         """The `StoredCheckpoint` of a row and its parts."""
         refs, blobs, writes = parts
         return rows.stored_checkpoint(row, refs, blobs, writes, self.serde)
+
+
+def _head(record: CheckpointRecord, encoded: refcodec.Encoded) -> refcodec.Head:
+    """`record` as the delta base of the next checkpoint of its thread and namespace."""
+    return refcodec.Head(record.id, record.run_id, dict(record.refs), encoded.depth)
 
 
 __all__ = ["Checkpoints", "DumpedWrites", "Parts", "Prepared"]

@@ -23,7 +23,7 @@ from tether.checkpoint.base import (
 from tether.checkpoint.opening import Opening
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
-from tether.checkpoint.sqlite.checkpoints import Checkpoints
+from tether.checkpoint.sqlite.checkpoints import Checkpoints, Prepared
 from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.checkpoint.sqlite.reads import AsyncReads
 from tether.checkpoint.sqlite.writer import Writer
@@ -257,6 +257,23 @@ class SqliteSaver(AsyncReads, CheckpointStore):
         self._checkpoints.remember(record, prepared)
         self._note(record, reason)
 
+    def put_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
+        """Store checkpoints in their order in one transaction (see `put_checkpoint`).
+
+        Raises:
+            SerializationError: a value cannot be stored (nothing is changed).
+        """
+        if records:
+            prepared = self._checkpoints.prepare_chain(records)
+            self._stored(records, prepared, self._db.run(
+                self._checkpoints.insert_chain(records, prepared)))
+
+    def _stored(self, records: Sequence[CheckpointRecord], prepared: Sequence[Prepared],
+                reason: str | None) -> None:
+        """After the commit of `records`: the last is the next one's base, and its note kept."""
+        self._checkpoints.remember(records[-1], prepared[-1])
+        self._note(records[-1], reason)
+
     def put_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                    writes: Sequence[WriteRecord]) -> None:
         """Attach pending writes to a checkpoint: an ordinary write (idx >= 0) is stored once,
@@ -403,6 +420,18 @@ class SqliteSaver(AsyncReads, CheckpointStore):
 
         await self._writer.transaction(lambda: checkpoints.insert_noting(record, prepared),
                                        remember)
+
+    async def aput_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
+        """Async twin of `put_checkpoints`, run by the writer thread.
+
+        Cancellation:
+            Deferred: all of them are stored or none, and the call returns once committed.
+        """
+        if records:
+            prepared = self._checkpoints.prepare_chain(records)
+            await self._writer.transaction(
+                lambda: self._checkpoints.insert_chain(records, prepared),
+                functools.partial(self._stored, records, prepared))
 
     async def aput_writes(self, thread_id: str, ns: str, checkpoint_id: str,
                           writes: Sequence[WriteRecord]) -> None:
