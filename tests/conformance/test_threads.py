@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -48,6 +50,44 @@ def test_search_threads_matches_every_given_key_latest_first_with_offset_and_lim
     assert [t.thread_id for t in store.search_threads()] == ["a", "c", "b"]
     assert [t.thread_id for t in store.search_threads(limit=1, offset=1)] == ["c"]
     assert store.search_threads(metadata={"team": "z"}) == []
+
+
+_CLOCKS = ("tether.checkpoint.memory", "tether.checkpoint.sqlite.threads",
+           "tether.checkpoint.postgres.threads")
+"""The modules whose `utcnow` stamps a thread's record, one per backend."""
+
+
+def test_search_threads_breaks_ties_on_the_update_by_id_so_pages_hold_each_thread_once(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Threads updated in the same instant: every store orders them by id (`updated_at DESC,
+    # thread_id`), whatever order they were made in, so that a page taken after another
+    # neither repeats nor skips one.
+    now = [datetime(2024, 1, 1, tzinfo=UTC)]
+    for name in _CLOCKS:
+        module = sys.modules.get(name)  # the store's own is imported; others may not be
+        if module is not None:
+            monkeypatch.setattr(module, "utcnow", lambda: now[0])
+    store.put_thread("f", {"team": "x", "tags": ["t"]})
+    now[0] += timedelta(seconds=1)
+    for thread_id in ("c", "a", "b"):
+        store.put_thread(thread_id, {"team": "x", "tags": ["t"]})
+    now[0] += timedelta(seconds=1)
+    store.put_thread("e", {"team": "y"})
+    store.put_thread("d", {"team": "x"})
+    store.put_thread("a", {"touched": True})  # moves up beside the newest, d and e
+    newest_first = ["a", "d", "e", "b", "c", "f"]
+    assert [t.thread_id for t in store.search_threads()] == newest_first
+    for size in (1, 2, 4):
+        pages = [store.search_threads(limit=size, offset=offset)
+                 for offset in range(0, len(newest_first), size)]
+        assert [t.thread_id for page in pages for t in page] == newest_first, size
+    assert [t.thread_id for t in store.search_threads(metadata={"team": "x"}, limit=2,
+                                                      offset=1)] == ["d", "b"]
+    # A list value: SQLite filters it in Python (not in SQL), in the same order.
+    assert [t.thread_id for t in store.search_threads(metadata={"tags": ["t"]})] == [
+        "a", "b", "c", "f"]
+    assert [t.thread_id for t in store.search_threads(metadata={"tags": ["t"]}, limit=2,
+                                                      offset=1)] == ["b", "c"]
 
 
 def test_delete_thread_removes_its_record(store: CheckpointStore) -> None:

@@ -118,7 +118,8 @@ class CheckpointStore(ABC):
     @abstractmethod
     def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
                        offset: int = 0) -> list[ThreadRecord]:
-        """Threads whose metadata contains `metadata`, most recently updated first."""
+        """Threads whose metadata contains `metadata`, most recently updated first, ties by
+        id (so that pages taken one after another hold each thread once)."""
 
     # -- checkpoints ------------------------------------------------------------------------
 

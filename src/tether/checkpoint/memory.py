@@ -26,7 +26,7 @@ from tether.checkpoint.base import (
 from tether.checkpoint.finish_rule import refusal
 from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.serde import Serializer, place
-from tether.checkpoint.store_records import write_records
+from tether.checkpoint.store_records import thread_page, write_records
 from tether.errors import RunError
 from tether.types import (
     TERMINAL_STATUSES,
@@ -270,8 +270,7 @@ class InMemorySaver(CheckpointStore):
         with self._lock:
             records = [r for r in self._thread_records.values()
                        if all(r.metadata.get(k) == v for k, v in wanted.items())]
-        records.sort(key=lambda r: r.updated_at, reverse=True)
-        return records[offset:offset + limit]
+        return thread_page(records, limit, offset)
 
     # -- checkpoints ------------------------------------------------------------------------
 

@@ -134,5 +134,15 @@ def write_records(thread_id: str, checkpoint_id: str,
     )
 
 
+def thread_page(records: Iterable[ThreadRecord], limit: int,
+                offset: int) -> list[ThreadRecord]:
+    """A page of thread records in the order every store searches them: latest update first,
+    ties by id (the SQL stores' `ORDER BY updated_at DESC, thread_id`), so that pages taken
+    one after another hold each thread once."""
+    ordered = sorted(records, key=lambda r: r.thread_id)
+    ordered.sort(key=lambda r: r.updated_at, reverse=True)  # stable: ties keep the id order
+    return ordered[offset:offset + limit]
+
+
 __all__ = ["CheckpointRecord", "FinishResult", "RunFinish", "StoredCheckpoint", "ThreadRecord",
-           "WriteRecord", "write_records"]
+           "WriteRecord", "thread_page", "write_records"]

@@ -344,14 +344,15 @@ ALL_THREADS: Final = f"SELECT {THREAD_COLUMNS} FROM threads"
 
 
 def search_threads(conditions: int) -> str:
-    """Threads whose metadata matches `conditions` (path, value) pairs, latest first, paged.
+    """Threads whose metadata matches `conditions` (path, value) pairs, latest first (ties by
+    id, as in the other stores, so that pages do not overlap), paged.
 
     A record SQLite cannot read as JSON (a `NaN` stored by an older tether) matches nothing,
     rather than failing the search of every thread."""
     test = "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, ?) END) = ?"
     where = " AND ".join([test] * conditions) or "1"
     return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
-            "ORDER BY updated_at DESC LIMIT ? OFFSET ?")
+            "ORDER BY updated_at DESC, thread_id LIMIT ? OFFSET ?")
 FIRST_RUN_OF_THREAD: Final = (
     "SELECT created_at FROM runs WHERE thread_id = ? ORDER BY seq LIMIT 1"
 )

@@ -11,6 +11,7 @@ from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.connection import Connection
+from tether.checkpoint.store_records import thread_page
 from tether.types import utcnow
 
 
@@ -65,8 +66,7 @@ def search(db: Connection, metadata: dict[str, Any] | None, limit: int,
         return [rows.thread(row) for row in db.all(_sql.search_threads(len(wanted)), params)]
     records = [rows.thread(row) for row in db.all(_sql.ALL_THREADS)]
     found = [r for r in records if all(r.metadata.get(k) == v for k, v in wanted.items())]
-    found.sort(key=lambda r: r.updated_at, reverse=True)
-    return found[offset:offset + limit]
+    return thread_page(found, limit, offset)
 
 
 def _scalar(value: Any) -> bool:
