@@ -310,6 +310,7 @@ def test_values_stored_before_checksums_read_back_after_the_migration(
 def _checksum_version(migrations: Any) -> int:
     """The schema version that put checksums on stored values. Going back to the one before
     reapplies it and the versions after it, which are written to be applied again (Postgres's
-    fourth replaces a function and a trigger; SQLite's fifth drops a trigger if it is there)."""
+    fourth replaces a function and a trigger, its fifth makes an index if it is not there;
+    SQLite's fifth drops a trigger if it is there, its sixth makes an index if it is not)."""
     version = next(n for n, (what, _) in enumerate(migrations, start=1) if "checksum" in what)
     return int(version)

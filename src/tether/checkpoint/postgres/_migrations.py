@@ -166,6 +166,21 @@ SCHEMA_V4: Final[tuple[str, ...]] = (
         EXECUTE FUNCTION tether_notify_successor()""",
 )
 
+SCHEMA_V5: Final[tuple[str, ...]] = (
+    # A search of threads (`search_threads`: latest update first, ties by id, paged) can walk
+    # this index from its newest entry and stop at `offset + limit` matches, where it read and
+    # sorted every thread. The planner picks the walk or the scan by its guess of how many
+    # threads a metadata filter matches (one in 200: it keeps no statistics on metadata keys).
+    # Measured with 50,000 threads, a page of 10 (medians): 5.4 -> 0.2 ms unfiltered, 12.7 ->
+    # 0.26 ms for a key one thread in ten has; a rarer key, or a page deep in a filtered
+    # search, is still a scan (13-14 ms), and a key that no thread has is walked to the end
+    # (12.5 -> 14.4 ms). Ascending, walked backwards: a thread made or updated goes at its end,
+    # and the pages it leaves behind stay full (2.0 MB for those threads; a descending one fed
+    # the same way took 3.7 MB). Built in the migration's transaction, which holds writes to
+    # `threads` meanwhile (25 ms for 50,000). (Safe to apply again.)
+    "CREATE INDEX IF NOT EXISTS threads_by_update ON threads (updated_at, thread_id DESC)",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs and their queue, events, checkpoints, blobs, writes, threads",
      SCHEMA_V1),
@@ -173,6 +188,7 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("a checksum on every stored value", SCHEMA_V3),
     ("a run that frees its thread wakes the workers only for a run queued behind it",
      SCHEMA_V4),
+    ("threads searched newest first by an index, not a scan and a sort", SCHEMA_V5),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 

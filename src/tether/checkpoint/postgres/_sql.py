@@ -153,7 +153,8 @@ FROM (SELECT 1) AS one LEFT JOIN threads AS t ON t.thread_id = %(t)s"""
 
 def search_threads(keys: int) -> str:
     """Threads whose metadata equals a value at each of `keys` keys (a missing key reads as
-    null), latest update first; parameters: (key, JSON value) per key, limit, offset."""
+    null), latest update first (ties by id), served by `threads_by_update` (schema version 5);
+    parameters: (key, JSON value) per key, limit, offset."""
     where = " AND ".join(["coalesce(metadata -> %s, 'null') = %s"] * keys) or "true"
     return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
             "ORDER BY updated_at DESC, thread_id LIMIT %s OFFSET %s")

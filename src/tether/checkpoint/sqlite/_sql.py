@@ -157,12 +157,26 @@ SCHEMA_V5: Final[tuple[str, ...]] = (
     "DROP TRIGGER IF EXISTS checkpoints_point_run",
 )
 
+SCHEMA_V6: Final[tuple[str, ...]] = (
+    # A search of threads (`search_threads`: latest update first, ties by id, paged) walks this
+    # index from its newest entry and stops at `offset + limit` matches, where it read and
+    # sorted every thread. Measured with 50,000 threads, a page of 10 (medians): 14 ms ->
+    # 0.04 ms unfiltered (42 -> 0.06 ms at offset 100), 20 -> 0.1 ms for a key one thread in
+    # ten has. A filter that few threads match walks further, each entry's row read from the
+    # table: 19 -> 6 ms for one in 1,000, and 18 -> 32 ms for one that none matches (every
+    # entry walked: the worst case). Ascending, walked backwards: a thread made or updated
+    # goes at its end, and the pages it leaves behind stay full (2.9 MB for those threads; a
+    # descending one fed the same way took 5.2 MB, half of it empty). Can be applied again.
+    "CREATE INDEX IF NOT EXISTS threads_by_update ON threads (updated_at, thread_id DESC)",
+)
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("initial schema: runs, events, checkpoints, blobs, writes", SCHEMA_V1),
     ("thread records", SCHEMA_V2),
     ("where a failed run failed: its node and traceback", SCHEMA_V3),
     ("a checksum on every stored value", SCHEMA_V4),
     ("a live run's checkpoint found from its checkpoints, not pointed at by each", SCHEMA_V5),
+    ("threads searched newest first by an index, not a scan and a sort", SCHEMA_V6),
 )
 """(description, statements) per schema version; version N is `MIGRATIONS[N - 1]`."""
 
@@ -345,7 +359,8 @@ ALL_THREADS: Final = f"SELECT {THREAD_COLUMNS} FROM threads"
 
 def search_threads(conditions: int) -> str:
     """Threads whose metadata matches `conditions` (path, value) pairs, latest first (ties by
-    id, as in the other stores, so that pages do not overlap), paged.
+    id, as in the other stores, so that pages do not overlap), paged: a walk of
+    `threads_by_update` (`SCHEMA_V6`).
 
     A record SQLite cannot read as JSON (a `NaN` stored by an older tether) matches nothing,
     rather than failing the search of every thread."""
