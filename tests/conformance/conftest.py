@@ -125,6 +125,24 @@ def drop_schema(dsn: str, name: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")  # type: ignore[arg-type]
 
 
+def make_old_schema(dsn: str, schema: str, version: int) -> None:
+    """Make `schema` as a tether of Postgres schema `version` left it (its first `version`
+    migrations applied and recorded), for tests of the upgrade from it."""
+    import psycopg
+
+    from tether.checkpoint.postgres import _migrations
+
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute(_migrations.create_schema(schema))  # type: ignore[arg-type]
+        conn.execute(f"SET LOCAL search_path = {schema}")  # type: ignore[arg-type]
+        conn.execute(_migrations.CREATE_VERSION_TABLE)  # type: ignore[arg-type]
+        for number, (description, statements) in enumerate(
+                _migrations.MIGRATIONS[:version], start=1):
+            for statement in statements:
+                conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(_migrations.RECORD_VERSION, (number, description))  # type: ignore[arg-type]
+
+
 @pytest.fixture(autouse=True)
 def _drop_schemas() -> Iterator[None]:
     # Autouse, so set up before (and torn down after) the `store` fixture that closes the store.

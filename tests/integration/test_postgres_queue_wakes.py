@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from conformance.conftest import fresh_schema
-from tether.checkpoint.postgres import PostgresSaver, _migrations
+from conformance.conftest import fresh_schema, make_old_schema
+from tether.checkpoint.postgres import PostgresSaver
 from tether.checkpoint.postgres.queue import QUEUE_CHANNEL, Order
 from tether.checkpoint.store_records import RunFinish
 from tether.types import RunStatus
@@ -65,7 +65,7 @@ def queue(request: pytest.FixtureRequest) -> Iterator[Queue]:
     this change and migrated when the store opens it."""
     with fresh_schema() as (dsn, schema):
         if request.param == "upgraded":
-            _make_schema(dsn, schema, UPGRADED_FROM)
+            make_old_schema(dsn, schema, UPGRADED_FROM)
         store = PostgresSaver(dsn, schema=schema, async_size=2)
         listener = psycopg.connect(dsn, autocommit=True)
         try:
@@ -74,19 +74,6 @@ def queue(request: pytest.FixtureRequest) -> Iterator[Queue]:
         finally:
             listener.close()
             store.close()
-
-
-def _make_schema(dsn: str, schema: str, version: int) -> None:
-    """Make `schema` as a tether of schema `version` left it."""
-    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
-        conn.execute(_migrations.create_schema(schema))  # type: ignore[arg-type]
-        conn.execute(f"SET LOCAL search_path = {schema}")  # type: ignore[arg-type]
-        conn.execute(_migrations.CREATE_VERSION_TABLE)  # type: ignore[arg-type]
-        for number, (description, statements) in enumerate(
-                _migrations.MIGRATIONS[:version], start=1):
-            for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]
-            conn.execute(_migrations.RECORD_VERSION, (number, description))  # type: ignore[arg-type]
 
 
 def test_a_run_that_ends_alone_on_its_thread_wakes_no_worker(queue: Queue) -> None:

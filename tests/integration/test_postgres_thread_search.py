@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conformance.conftest import fresh_schema
-from tether.checkpoint.postgres import PostgresSaver, _migrations, _sql
+from conformance.conftest import fresh_schema, make_old_schema
+from tether.checkpoint.postgres import PostgresSaver, _sql
 from tether.checkpoint.postgres.schema import LATEST_VERSION
 
 pytestmark = pytest.mark.postgres
@@ -98,19 +98,6 @@ def test_the_index_serves_the_order_of_any_search_without_a_sort(
     _walks_the_index(_plan(where, wanted, "SET enable_seqscan = off", "SET enable_sort = off"))
 
 
-def _make_schema(dsn: str, schema: str, version: int) -> None:
-    """Make `schema` as a tether of schema `version` left it."""
-    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
-        conn.execute(_migrations.create_schema(schema))  # type: ignore[arg-type]
-        conn.execute(f"SET LOCAL search_path = {schema}")  # type: ignore[arg-type]
-        conn.execute(_migrations.CREATE_VERSION_TABLE)  # type: ignore[arg-type]
-        for number, (description, statements) in enumerate(
-                _migrations.MIGRATIONS[:version], start=1):
-            for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]
-            conn.execute(_migrations.RECORD_VERSION, (number, description))  # type: ignore[arg-type]
-
-
 def _indexed(where: tuple[str, str]) -> list[Any]:
     """The table `threads_by_update` indexes in the test's schema (none: no index)."""
     return sql(where, "SELECT tablename FROM pg_indexes WHERE schemaname = %s "
@@ -129,7 +116,7 @@ def _expected(where: tuple[str, str], wanted: dict[str, Any]) -> list[str]:
 
 def test_a_schema_of_version_4_gains_the_index_and_its_threads_are_found_in_order(
         where: tuple[str, str]) -> None:
-    _make_schema(*where, 4)
+    make_old_schema(*where, 4)
     _fill(where, 40)
     assert _indexed(where) == []
     store = PostgresSaver(where[0], schema=where[1])  # migrates to version 5
