@@ -51,9 +51,7 @@ class Checkpoints:
         Raises:
             SerializationError: a value cannot be stored (the message names its channel).
         """
-        head = self._heads.get((record.thread_id, record.ns))
-        encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id, head)
-        return encoded, rows.blob_rows(record, self.serde)
+        return self._prepared(record, self._heads.get((record.thread_id, record.ns)))
 
     def prepare_chain(self, records: Sequence[CheckpointRecord]) -> list[Prepared]:
         """`prepare` each of checkpoints stored in this order in one transaction, each as if
@@ -67,12 +65,15 @@ class Checkpoints:
         chain: list[Prepared] = []
         for record in records:
             key = (record.thread_id, record.ns)
-            head = heads[key] if key in heads else self._heads.get(key)
-            encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id,
-                                      head)
-            chain.append((encoded, rows.blob_rows(record, self.serde)))
-            heads[key] = _head(record, encoded)
+            ready = self._prepared(record, heads[key] if key in heads else self._heads.get(key))
+            chain.append(ready)
+            heads[key] = _head(record, ready[0])
         return chain
+
+    def _prepared(self, record: CheckpointRecord, head: refcodec.Head | None) -> Prepared:
+        """`record` serialized, its refs a delta on `head` where they can be."""
+        encoded = refcodec.encode(record.refs, record.id, record.parent_id, record.run_id, head)
+        return encoded, rows.blob_rows(record, self.serde)
 
     def insert(self, record: CheckpointRecord, prepared: Prepared) -> Op[None]:
         """Insert a prepared checkpoint. A root checkpoint of a run whose refs are stored whole

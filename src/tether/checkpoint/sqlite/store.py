@@ -253,9 +253,8 @@ class SqliteSaver(AsyncReads, CheckpointStore):
             SerializationError: a value cannot be stored (nothing is changed).
         """
         prepared = self._checkpoints.prepare(record)
-        reason = self._db.run(self._checkpoints.insert_noting(record, prepared))
-        self._checkpoints.remember(record, prepared)
-        self._note(record, reason)
+        self._stored((record,), (prepared,),
+                     self._db.run(self._checkpoints.insert_noting(record, prepared)))
 
     def put_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
         """Store checkpoints in their order in one transaction (see `put_checkpoint`).
@@ -413,13 +412,8 @@ class SqliteSaver(AsyncReads, CheckpointStore):
         """
         checkpoints = self._checkpoints
         prepared = checkpoints.prepare(record)
-
-        def remember(reason: str | None) -> None:
-            checkpoints.remember(record, prepared)
-            self._note(record, reason)
-
         await self._writer.transaction(lambda: checkpoints.insert_noting(record, prepared),
-                                       remember)
+                                       functools.partial(self._stored, (record,), (prepared,)))
 
     async def aput_checkpoints(self, records: Sequence[CheckpointRecord]) -> None:
         """Async twin of `put_checkpoints`, run by the writer thread.
