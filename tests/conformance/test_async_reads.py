@@ -83,6 +83,20 @@ async def test_asearch_threads_answers_as_search_threads(
     assert got[0] == "ok"
 
 
+@pytest.mark.parametrize("query", [
+    {"ids": ["ada", "nobody"]}, {"ids": []}, {"ids": ("ada",), "metadata": {"owner": "bob"}},
+    {"sort_by": "created_at"}, {"sort_by": "thread_id", "ascending": True, "limit": 1},
+    {"sort_by": "updated_at", "ascending": True, "offset": 1}, {"sort_by": "status"},
+], ids=["ids", "no-ids", "ids-and-metadata", "created", "by-id-ascending", "oldest-first",
+        "unknown-order"])
+async def test_asearch_threads_answers_as_search_threads_by_ids_and_in_every_order(
+        store: CheckpointStore, query: dict[str, Any]) -> None:
+    filled(store)
+    got = await aoutcome(lambda: store.asearch_threads(**query))
+    assert got == outcome(lambda: store.search_threads(**query))
+    assert got[0] == ("raised" if query.get("sort_by") == "status" else "ok")
+
+
 async def _listed(found: AsyncIterator[StoredCheckpoint]) -> list[StoredCheckpoint]:
     return [stored async for stored in found]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tether.checkpoint.base import CheckpointStore
+from tether.checkpoint.base import CheckpointStore, ThreadRecord
 
 from .conftest import Chain, new_run
 
@@ -57,11 +57,9 @@ _CLOCKS = ("tether.checkpoint.memory", "tether.checkpoint.sqlite.threads",
 """The modules whose `utcnow` stamps a thread's record, one per backend."""
 
 
-def test_search_threads_breaks_ties_on_the_update_by_id_so_pages_hold_each_thread_once(
-        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Threads updated in the same instant: every store orders them by id (`updated_at DESC,
-    # thread_id`), whatever order they were made in, so that a page taken after another
-    # neither repeats nor skips one.
+def _threads_with_ties(store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six threads, some created or updated in the same instant: created f, then c, a and b
+    together, then e and d together, when a is updated (beside e and d)."""
     now = [datetime(2024, 1, 1, tzinfo=UTC)]
     for name in _CLOCKS:
         module = sys.modules.get(name)  # the store's own is imported; others may not be
@@ -75,19 +73,84 @@ def test_search_threads_breaks_ties_on_the_update_by_id_so_pages_hold_each_threa
     store.put_thread("e", {"team": "y"})
     store.put_thread("d", {"team": "x"})
     store.put_thread("a", {"touched": True})  # moves up beside the newest, d and e
+
+
+def _ids(found: list[ThreadRecord]) -> list[str]:
+    return [t.thread_id for t in found]
+
+
+def test_search_threads_breaks_ties_on_the_update_by_id_so_pages_hold_each_thread_once(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Threads updated in the same instant: every store orders them by id (`updated_at DESC,
+    # thread_id`), whatever order they were made in, so that a page taken after another
+    # neither repeats nor skips one.
+    _threads_with_ties(store, monkeypatch)
     newest_first = ["a", "d", "e", "b", "c", "f"]
-    assert [t.thread_id for t in store.search_threads()] == newest_first
+    assert _ids(store.search_threads()) == newest_first
     for size in (1, 2, 4):
         pages = [store.search_threads(limit=size, offset=offset)
                  for offset in range(0, len(newest_first), size)]
         assert [t.thread_id for page in pages for t in page] == newest_first, size
-    assert [t.thread_id for t in store.search_threads(metadata={"team": "x"}, limit=2,
-                                                      offset=1)] == ["d", "b"]
+    assert _ids(store.search_threads(metadata={"team": "x"}, limit=2, offset=1)) == ["d", "b"]
     # A list value: SQLite filters it in Python (not in SQL), in the same order.
-    assert [t.thread_id for t in store.search_threads(metadata={"tags": ["t"]})] == [
-        "a", "b", "c", "f"]
-    assert [t.thread_id for t in store.search_threads(metadata={"tags": ["t"]}, limit=2,
-                                                      offset=1)] == ["b", "c"]
+    assert _ids(store.search_threads(metadata={"tags": ["t"]})) == ["a", "b", "c", "f"]
+    assert _ids(store.search_threads(metadata={"tags": ["t"]}, limit=2, offset=1)) == [
+        "b", "c"]
+
+
+_ORDERS = {
+    ("updated_at", False): ["a", "d", "e", "b", "c", "f"],
+    ("updated_at", True): ["f", "c", "b", "e", "d", "a"],
+    ("created_at", False): ["d", "e", "a", "b", "c", "f"],
+    ("created_at", True): ["f", "c", "b", "a", "e", "d"],
+    ("thread_id", False): ["f", "e", "d", "c", "b", "a"],
+    ("thread_id", True): ["a", "b", "c", "d", "e", "f"],
+}
+
+
+@pytest.mark.parametrize(("sort_by", "ascending"), list(_ORDERS),
+                         ids=[f"{by}-{'asc' if up else 'desc'}" for by, up in _ORDERS])
+def test_search_threads_orders_by_each_field_either_way_with_ties_by_id_reversed(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch, sort_by: str,
+        ascending: bool) -> None:
+    # An ascending order is the exact reverse of the descending one, ties included: pages
+    # taken one after another hold each thread once, in SQL and in Python alike.
+    _threads_with_ties(store, monkeypatch)
+    expected = _ORDERS[sort_by, ascending]
+    order = {"sort_by": sort_by, "ascending": ascending}
+    assert _ids(store.search_threads(**order)) == expected
+    for size in (1, 2, 4):
+        pages = [store.search_threads(**order, limit=size, offset=offset)
+                 for offset in range(0, len(expected), size)]
+        assert [t.thread_id for page in pages for t in page] == expected, size
+    team_x = [t for t in expected if t != "e"]
+    assert _ids(store.search_threads(metadata={"team": "x"}, **order)) == team_x
+    tagged = [t for t in expected if t in "abcf"]  # a list value: SQLite matches in Python
+    assert _ids(store.search_threads(metadata={"tags": ["t"]}, **order, limit=3)) == tagged[:3]
+    assert _ids(store.search_threads(metadata={"tags": ["t"]}, **order, offset=1)) == tagged[1:]
+    assert _ids(store.search_threads(ids=["e", "a", "zz", "a"], **order)) == [
+        t for t in expected if t in "ae"]
+
+
+def test_search_threads_by_ids_matches_metadata_too_and_no_ids_find_nothing(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    _threads_with_ties(store, monkeypatch)
+    assert _ids(store.search_threads(ids=("f", "e", "a"))) == ["a", "e", "f"]
+    assert _ids(store.search_threads(ids={"f", "e", "a"}, metadata={"team": "x"})) == ["a", "f"]
+    assert _ids(store.search_threads(ids=["b", "d"], metadata={"tags": ["t"]})) == ["b"]
+    assert _ids(store.search_threads(ids=["f", "e", "a"], limit=1, offset=1)) == ["e"]
+    assert store.search_threads(ids=[]) == []
+    assert store.search_threads(ids=[], metadata={"tags": ["t"]}) == []
+    assert store.search_threads(ids=["nobody"]) == []
+
+
+@pytest.mark.parametrize("sort_by", ["status", "metadata", "updated_at; DROP TABLE threads"])
+def test_search_threads_refuses_an_order_it_does_not_know_by_name(
+        store: CheckpointStore, sort_by: str) -> None:
+    store.put_thread("t", {})
+    with pytest.raises(ValueError, match=re.escape(f"cannot be sorted by {sort_by!r}")):
+        store.search_threads(sort_by=sort_by)
+    assert _ids(store.search_threads()) == ["t"]
 
 
 def test_delete_thread_removes_its_record(store: CheckpointStore) -> None:

@@ -9,6 +9,7 @@ that a file of version 5 gains the index and keeps its threads.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from tether.checkpoint.base import ThreadRecord
 from tether.checkpoint.serde import frame
 from tether.checkpoint.sqlite import SqliteSaver, _sql, rows, schema
+from tether.checkpoint.store_records import THREAD_SORTS, thread_order
 
 INDEX = "threads_by_update"
 FILTERS: list[dict[str, Any]] = [{}, {"team": "x"}, {"team": "x", "n": 3}]
@@ -34,12 +36,15 @@ def _rows(path: Path, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def _plan(path: Path, wanted: dict[str, Any]) -> list[str]:
-    """SQLite's plan of the store's search statement for `wanted`, one step per line."""
-    params: list[Any] = []
+def _plan(path: Path, wanted: dict[str, Any], ids: list[str] | None = None,
+          order: str | None = None) -> list[str]:
+    """SQLite's plan of the store's search statement for `wanted` (and `ids`, in `order`:
+    by default the latest update first), one step per line."""
+    params: list[Any] = [] if ids is None else [json.dumps(ids)]
     for key, value in wanted.items():
         params += [f'$."{key}"', value]
-    sql = "EXPLAIN QUERY PLAN " + _sql.search_threads(len(wanted))
+    sql = "EXPLAIN QUERY PLAN " + (_sql.search_threads(len(wanted)) if order is None else
+                                   _sql.search_threads(len(wanted), ids is not None, order))
     return [row[3] for row in _rows(path, sql, [*params, 10, 20])]
 
 
@@ -82,6 +87,30 @@ def test_a_search_of_threads_walks_the_index_and_sorts_nothing(
     plan = _plan(path, wanted)
     assert plan == [f"SCAN threads USING INDEX {INDEX}"], plan
     assert not [step for step in plan if "TEMP B-TREE" in step], plan
+
+
+@pytest.mark.parametrize("wanted", FILTERS, ids=["no-filter", "one-key", "two-keys"])
+def test_the_oldest_first_order_walks_the_same_index_backwards(
+        tmp_path: Path, wanted: dict[str, Any]) -> None:
+    # Ascending is the exact reverse of the default order, ties included
+    # (`updated_at, thread_id DESC`), so the index serves it too; ties by id ascending would
+    # make SQLite sort.
+    path = tmp_path / "store.db"
+    SqliteSaver(path).close()
+    plan = _plan(path, wanted, order=thread_order("updated_at", ascending=True))
+    assert plan == [f"SCAN threads USING INDEX {INDEX}"], plan
+
+
+@pytest.mark.parametrize("order", [thread_order(by, up) for by in THREAD_SORTS
+                                   for up in (False, True)])
+def test_a_search_by_ids_looks_each_one_up_and_reads_no_other_thread(
+        tmp_path: Path, order: str) -> None:
+    path = tmp_path / "store.db"
+    SqliteSaver(path).close()
+    plan = _plan(path, {"team": "x"}, ids=["a", "b"], order=order)
+    assert [step for step in plan if step.startswith("SCAN threads")] == [], plan
+    assert [step for step in plan if step.startswith("SEARCH threads USING ")
+            and "(thread_id=?)" in step], plan
 
 
 def _version_5(path: Path, threads: list[ThreadRecord]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from tether.checkpoint.serde import Serializer
@@ -116,10 +116,18 @@ class CheckpointStore(ABC):
         """A thread's record (None if it was never created and has no runs or checkpoints)."""
 
     @abstractmethod
-    def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+    def search_threads(self, *, metadata: dict[str, Any] | None = None,
+                       ids: Collection[str] | None = None, sort_by: str = "updated_at",
+                       ascending: bool = False, limit: int = 10,
                        offset: int = 0) -> list[ThreadRecord]:
-        """Threads whose metadata contains `metadata`, most recently updated first, ties by
-        id (so that pages taken one after another hold each thread once)."""
+        """Recorded threads whose metadata contains `metadata` (and whose id is one of `ids`,
+        when given), ordered by `sort_by` (one of `THREAD_SORTS`), by default most recently
+        updated first; ties by id, reversed with the order (`thread_order`), so that pages
+        taken one after another hold each thread once.
+
+        Raises:
+            ValueError: a bad metadata filter or `sort_by`.
+        """
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -372,14 +380,17 @@ class CheckpointStore(ABC):
         """
         return self.get_thread(thread_id)
 
-    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None,
+                              ids: Collection[str] | None = None, sort_by: str = "updated_at",
+                              ascending: bool = False, limit: int = 10,
                               offset: int = 0) -> list[ThreadRecord]:
         """Async twin of `search_threads`.
 
         Cancellation:
             Safe: it only reads.
         """
-        return self.search_threads(metadata=metadata, limit=limit, offset=offset)
+        return self.search_threads(metadata=metadata, ids=ids, sort_by=sort_by,
+                                   ascending=ascending, limit=limit, offset=offset)
 
     async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                                 limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:

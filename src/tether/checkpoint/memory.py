@@ -10,7 +10,7 @@ import dataclasses
 import operator
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from tether.checkpoint.base import (
 from tether.checkpoint.finish_rule import refusal
 from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.serde import Serializer, place
-from tether.checkpoint.store_records import thread_page, write_records
+from tether.checkpoint.store_records import ThreadQuery, write_records
 from tether.errors import RunError
 from tether.types import (
     TERMINAL_STATUSES,
@@ -263,14 +263,17 @@ class InMemorySaver(CheckpointStore):
                 return ThreadRecord(thread_id, at, at, {})
             return None
 
-    def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+    def search_threads(self, *, metadata: dict[str, Any] | None = None,
+                       ids: Collection[str] | None = None, sort_by: str = "updated_at",
+                       ascending: bool = False, limit: int = 10,
                        offset: int = 0) -> list[ThreadRecord]:
-        check_metadata(metadata, "a thread metadata filter")
-        wanted = metadata or {}
+        query = ThreadQuery.of(metadata=metadata, ids=ids, sort_by=sort_by,
+                               ascending=ascending, limit=limit, offset=offset)
         with self._lock:
-            records = [r for r in self._thread_records.values()
-                       if all(r.metadata.get(k) == v for k, v in wanted.items())]
-        return thread_page(records, limit, offset)
+            known = self._thread_records
+            candidates = list(known.values() if query.ids is None
+                              else (known[i] for i in query.ids if i in known))
+        return query.page(candidates)
 
     # -- checkpoints ------------------------------------------------------------------------
 

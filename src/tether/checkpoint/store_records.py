@@ -5,11 +5,13 @@ a step writes a checkpoint, a cancel several records)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, Final
 
+from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.serde import Serializer, place
 from tether.records import fast_record
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
@@ -134,15 +136,70 @@ def write_records(thread_id: str, checkpoint_id: str,
     )
 
 
-def thread_page(records: Iterable[ThreadRecord], limit: int,
-                offset: int) -> list[ThreadRecord]:
-    """A page of thread records in the order every store searches them: latest update first,
-    ties by id (the SQL stores' `ORDER BY updated_at DESC, thread_id`), so that pages taken
-    one after another hold each thread once."""
-    ordered = sorted(records, key=lambda r: r.thread_id)
-    ordered.sort(key=lambda r: r.updated_at, reverse=True)  # stable: ties keep the id order
-    return ordered[offset:offset + limit]
+THREAD_SORTS: Final = ("updated_at", "created_at", "thread_id")
+"""What thread searches can be ordered by (`search_threads(sort_by=...)`)."""
 
 
-__all__ = ["CheckpointRecord", "FinishResult", "RunFinish", "StoredCheckpoint", "ThreadRecord",
-           "WriteRecord", "thread_page", "write_records"]
+def thread_order(sort_by: str, ascending: bool) -> str:
+    """The `ORDER BY` terms of the SQL stores' thread search: by `sort_by`, ties by id; an
+    ascending order is the exact reverse of the descending one (ties included), so that one
+    index of the threads by update serves both.
+
+    Raises:
+        ValueError: `sort_by` is not one of `THREAD_SORTS`.
+    """
+    if sort_by not in THREAD_SORTS:
+        raise ValueError(f"threads cannot be sorted by {sort_by!r}; known: "
+                         f"{', '.join(THREAD_SORTS)}")
+    if sort_by == "thread_id":
+        return "thread_id" if ascending else "thread_id DESC"
+    return f"{sort_by}, thread_id DESC" if ascending else f"{sort_by} DESC, thread_id"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadQuery:
+    """One search of thread records (`search_threads`): the threads whose metadata has every
+    key and value of `metadata` and, with `ids`, whose id is one of them, in `order`, paged.
+    Made by `of`, which checks it."""
+
+    metadata: dict[str, Any]
+    ids: frozenset[str] | None
+    sort_by: str
+    ascending: bool
+    limit: int
+    offset: int
+    order: str  # the SQL stores' `ORDER BY` terms (`thread_order`)
+
+    @classmethod
+    def of(cls, *, metadata: dict[str, Any] | None, ids: Collection[str] | None,
+           sort_by: str, ascending: bool, limit: int, offset: int) -> ThreadQuery:
+        """The search `search_threads` was asked for.
+
+        Raises:
+            ValueError: a metadata filter a store could not hold, or an unknown `sort_by`.
+        """
+        check_metadata(metadata, "a thread metadata filter")
+        return cls(dict(metadata or {}), None if ids is None else frozenset(ids), sort_by,
+                   ascending, limit, offset, thread_order(sort_by, ascending))
+
+    def matches(self, record: ThreadRecord) -> bool:
+        """Whether `record` is one of the threads searched for (compared in Python)."""
+        metadata = record.metadata
+        return ((self.ids is None or record.thread_id in self.ids)
+                and all(metadata.get(k) == v for k, v in self.metadata.items()))
+
+    def page(self, records: Iterable[ThreadRecord]) -> list[ThreadRecord]:
+        """The page asked for, of the threads among `records` that match, in the order of the
+        SQL stores' `ORDER BY self.order`."""
+        by_id, ascending = attrgetter("thread_id"), self.ascending
+        found = filter(self.matches, records)
+        if self.sort_by == "thread_id":
+            ordered = sorted(found, key=by_id, reverse=not ascending)
+        else:  # stable: ties keep the id order
+            ordered = sorted(found, key=by_id, reverse=ascending)
+            ordered.sort(key=attrgetter(self.sort_by), reverse=not ascending)
+        return ordered[self.offset:self.offset + self.limit]
+
+
+__all__ = ["THREAD_SORTS", "CheckpointRecord", "FinishResult", "RunFinish", "StoredCheckpoint",
+           "ThreadQuery", "ThreadRecord", "WriteRecord", "thread_order", "write_records"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 from tether.checkpoint import query
+from tether.checkpoint.store_records import thread_order
 from tether.types import RunStatus, sources
 
 TERMINAL: Final = query.TERMINAL
@@ -151,13 +152,17 @@ FROM (SELECT 1) AS one LEFT JOIN threads AS t ON t.thread_id = %(t)s"""
 """The record if any, else what a bare record needs: the first run's creation, or checkpoints."""
 
 
-def search_threads(keys: int) -> str:
+def search_threads(keys: int, ids: bool = False,
+                   order: str = thread_order("updated_at", ascending=False)) -> str:
     """Threads whose metadata equals a value at each of `keys` keys (a missing key reads as
-    null), latest update first (ties by id), served by `threads_by_update` (schema version 5);
-    parameters: (key, JSON value) per key, limit, offset."""
-    where = " AND ".join(["coalesce(metadata -> %s, 'null') = %s"] * keys) or "true"
+    null), and, with `ids`, whose id is in an array (the first parameter), ordered by `order`
+    (`thread_order`; the default, latest update first with ties by id, and its reverse are
+    served by `threads_by_update`, schema version 5); parameters: [ids], (key, JSON value) per
+    key, limit, offset."""
+    tests = ["thread_id = ANY(%s::text[])"] if ids else []
+    where = " AND ".join(tests + ["coalesce(metadata -> %s, 'null') = %s"] * keys) or "true"
     return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
-            "ORDER BY updated_at DESC, thread_id LIMIT %s OFFSET %s")
+            f"ORDER BY {order} LIMIT %s OFFSET %s")
 
 
 LIST_THREADS: Final = """

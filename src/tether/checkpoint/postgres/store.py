@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.checkpoint import owner
@@ -23,6 +23,7 @@ from tether.checkpoint.postgres.connection import Database, connection_kwargs, r
 from tether.checkpoint.postgres.leases import Leases
 from tether.checkpoint.postgres.twins import AsyncTwins
 from tether.checkpoint.serde import Serializer
+from tether.checkpoint.store_records import ThreadQuery
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus
 
 if TYPE_CHECKING:
@@ -229,10 +230,15 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
         """A thread's record; one with runs or checkpoints but no record gets a bare one."""
         return self._db.run(threads.get(thread_id))
 
-    def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+    def search_threads(self, *, metadata: dict[str, Any] | None = None,
+                       ids: Collection[str] | None = None, sort_by: str = "updated_at",
+                       ascending: bool = False, limit: int = 10,
                        offset: int = 0) -> list[ThreadRecord]:
-        """Recorded threads whose metadata has every given key and value, latest first."""
-        return self._db.run(threads.search(metadata, limit, offset))
+        """Recorded threads whose metadata has every given key and value (and whose id is one
+        of `ids`), by default latest first."""
+        return self._db.run(threads.search(ThreadQuery.of(
+            metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
+            offset=offset)))
 
     # -- checkpoints ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from tether.checkpoint.base import ThreadRecord
 from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.postgres import _sql, rows
 from tether.checkpoint.postgres.ops import Op, Query
+from tether.checkpoint.store_records import ThreadQuery
 from tether.types import utcnow
 
 
@@ -34,12 +35,13 @@ def get(thread_id: str) -> Op[ThreadRecord | None]:
     return ThreadRecord(thread_id, at, at, {})
 
 
-def search(metadata: dict[str, Any] | None, limit: int, offset: int) -> Op[list[ThreadRecord]]:
-    """Recorded threads whose metadata has every given key and value, latest update first."""
-    check_metadata(metadata, "a thread metadata filter")
-    wanted = metadata or {}
-    params: list[Any] = [p for key, value in wanted.items() for p in (key, rows.jsonb(value))]
-    found = yield Query(_sql.search_threads(len(wanted)), [*params, limit, offset], "all")
+def search(query: ThreadQuery) -> Op[list[ThreadRecord]]:
+    """The recorded threads `query` asks for, in its order: one statement."""
+    ids = query.ids
+    params: list[Any] = [] if ids is None else [sorted(ids)]
+    params += [p for key, value in query.metadata.items() for p in (key, rows.jsonb(value))]
+    found = yield Query(_sql.search_threads(len(query.metadata), ids is not None, query.order),
+                        [*params, query.limit, query.offset], "all")
     return [rows.thread(r) for r in found]
 
 

@@ -13,7 +13,7 @@ retry. None of them is shielded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tether.checkpoint import owner
@@ -29,6 +29,7 @@ from tether.checkpoint.paging import apages
 from tether.checkpoint.postgres import checkpoints, rows, runs, threads
 from tether.checkpoint.serde import Serializer
 from tether.checkpoint.snapshot import snapshot
+from tether.checkpoint.store_records import ThreadQuery
 from tether.errors import RunNotFound
 from tether.types import CancelReason, RunEvent, RunInfo, RunSnapshot, RunStatus
 
@@ -217,14 +218,18 @@ class AsyncTwins:
         """
         return await self._db.arun(threads.get(thread_id))
 
-    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None,
+                              ids: Collection[str] | None = None, sort_by: str = "updated_at",
+                              ascending: bool = False, limit: int = 10,
                               offset: int = 0) -> list[ThreadRecord]:
         """Async twin of `search_threads`: the same one statement.
 
         Cancellation:
             Safe: it only reads.
         """
-        return await self._db.arun(threads.search(metadata, limit, offset))
+        return await self._db.arun(threads.search(ThreadQuery.of(
+            metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
+            offset=offset)))
 
     async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                                 limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:

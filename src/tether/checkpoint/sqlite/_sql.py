@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from tether.checkpoint import query
+from tether.checkpoint.store_records import thread_order
 from tether.types import RunStatus, sources
 
 APPLICATION_ID: Final = 0x54455448
@@ -357,17 +358,23 @@ PUT_THREAD: Final = (
 ALL_THREADS: Final = f"SELECT {THREAD_COLUMNS} FROM threads"
 
 
-def search_threads(conditions: int) -> str:
-    """Threads whose metadata matches `conditions` (path, value) pairs, latest first (ties by
-    id, as in the other stores, so that pages do not overlap), paged: a walk of
+def search_threads(conditions: int, ids: bool = False,
+                   order: str = thread_order("updated_at", ascending=False)) -> str:
+    """Threads whose metadata matches `conditions` (path, value) pairs (and, with `ids`,
+    whose id is in a JSON array, the parameter before the pairs), ordered by `order`
+    (`thread_order`: by default latest first, ties by id, as in the other stores, so that
+    pages do not overlap), paged. The default order and its reverse are a walk of
     `threads_by_update` (`SCHEMA_V6`).
 
     A record SQLite cannot read as JSON (a `NaN` stored by an older tether) matches nothing,
     rather than failing the search of every thread."""
     test = "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, ?) END) = ?"
-    where = " AND ".join([test] * conditions) or "1"
+    tests = ["thread_id IN (SELECT value FROM json_each(?))"] if ids else []
+    where = " AND ".join(tests + [test] * conditions) or "1"
     return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
-            "ORDER BY updated_at DESC, thread_id LIMIT ? OFFSET ?")
+            f"ORDER BY {order} LIMIT ? OFFSET ?")
+
+
 FIRST_RUN_OF_THREAD: Final = (
     "SELECT created_at FROM runs WHERE thread_id = ? ORDER BY seq LIMIT 1"
 )

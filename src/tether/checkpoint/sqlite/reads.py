@@ -20,7 +20,7 @@ answer of a read the thread has begun is dropped (`Writer.read`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 from tether.checkpoint.base import CheckpointStore, StoredCheckpoint, ThreadRecord
@@ -76,15 +76,18 @@ class AsyncReads(CheckpointStore):
         return await self._reads.read(
             lambda: self.get_checkpoint(thread_id, ns, checkpoint_id))
 
-    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+    async def asearch_threads(self, *, metadata: dict[str, Any] | None = None,
+                              ids: Collection[str] | None = None, sort_by: str = "updated_at",
+                              ascending: bool = False, limit: int = 10,
                               offset: int = 0) -> list[ThreadRecord]:
         """Async twin of `search_threads`, read by the reader thread.
 
         Cancellation:
             Safe: it only reads.
         """
-        return await self._reads.read(
-            lambda: self.search_threads(metadata=metadata, limit=limit, offset=offset))
+        return await self._reads.read(lambda: self.search_threads(
+            metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
+            offset=offset))
 
     async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                                 limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:

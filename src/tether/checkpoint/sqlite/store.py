@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -27,7 +27,7 @@ from tether.checkpoint.sqlite.checkpoints import Checkpoints, Prepared
 from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.checkpoint.sqlite.reads import AsyncReads
 from tether.checkpoint.sqlite.writer import Writer
-from tether.checkpoint.store_records import write_records
+from tether.checkpoint.store_records import ThreadQuery, write_records
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
@@ -239,10 +239,15 @@ class SqliteSaver(AsyncReads, CheckpointStore):
         """A thread's record; one with runs or checkpoints but no record gets a bare one."""
         return threads.get(self._db, thread_id)
 
-    def search_threads(self, *, metadata: dict[str, Any] | None = None, limit: int = 10,
+    def search_threads(self, *, metadata: dict[str, Any] | None = None,
+                       ids: Collection[str] | None = None, sort_by: str = "updated_at",
+                       ascending: bool = False, limit: int = 10,
                        offset: int = 0) -> list[ThreadRecord]:
-        """Recorded threads whose metadata has every given key and value, latest first."""
-        return threads.search(self._db, metadata, limit, offset)
+        """Recorded threads whose metadata has every given key and value (and whose id is one
+        of `ids`), by default latest first."""
+        return threads.search(self._db, ThreadQuery.of(
+            metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
+            offset=offset))
 
     # -- checkpoints ------------------------------------------------------------------------
 

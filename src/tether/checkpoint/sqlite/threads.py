@@ -3,6 +3,7 @@ only by their runs or checkpoints."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from tether.checkpoint.json_fit import check_metadata
 from tether.checkpoint.query import Op, Query
 from tether.checkpoint.sqlite import _sql, rows
 from tether.checkpoint.sqlite.connection import Connection
-from tether.checkpoint.store_records import thread_page
+from tether.checkpoint.store_records import ThreadQuery
 from tether.types import utcnow
 
 
@@ -52,21 +53,20 @@ def get(db: Connection, thread_id: str) -> ThreadRecord | None:
     return ThreadRecord(thread_id, at, at, {})
 
 
-def search(db: Connection, metadata: dict[str, Any] | None, limit: int,
-           offset: int) -> list[ThreadRecord]:
-    """Recorded threads whose metadata has every given key and value, latest update first."""
-    check_metadata(metadata, "a thread metadata filter")
-    wanted = metadata or {}
+def search(db: Connection, query: ThreadQuery) -> list[ThreadRecord]:
+    """The recorded threads `query` asks for, in its order."""
+    wanted, ids = query.metadata, query.ids
+    if ids is not None and not ids:
+        return []
     if all(_scalar(v) for v in wanted.values()):
         # The common case (a tenant, a user id): filtered, ordered and paged by SQLite.
-        params: list[Any] = []
+        params: list[Any] = [] if ids is None else [json.dumps(sorted(ids))]
         for key, value in wanted.items():
             params += [_json_path(key), value]
-        params += [limit, offset]
-        return [rows.thread(row) for row in db.all(_sql.search_threads(len(wanted)), params)]
-    records = [rows.thread(row) for row in db.all(_sql.ALL_THREADS)]
-    found = [r for r in records if all(r.metadata.get(k) == v for k, v in wanted.items())]
-    return thread_page(found, limit, offset)
+        params += [query.limit, query.offset]
+        sql = _sql.search_threads(len(wanted), ids is not None, query.order)
+        return [rows.thread(row) for row in db.all(sql, params)]
+    return query.page(rows.thread(row) for row in db.all(_sql.ALL_THREADS))
 
 
 def _scalar(value: Any) -> bool:

@@ -9,7 +9,16 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from tether.checkpoint.base import ThreadRecord
 from tether.errors import TetherError
-from tether.server.context import BUSY, TENANT_KEY, Caller, Server, ServerState, parts, stamped
+from tether.server.context import (
+    BUSY,
+    TENANT_KEY,
+    Caller,
+    Server,
+    ServerState,
+    parts,
+    stamped,
+    store_ids,
+)
 from tether.server.errors import invalid
 from tether.server.models import (
     CheckpointIn,
@@ -25,7 +34,8 @@ from tether.server.wire import WireJSON, client_id, interrupts_by_task, jsonable
 from tether.types import CancelReason
 
 router = APIRouter()
-_SEARCH_SCAN = 10_000
+_SCAN_PAGE = 100  # threads read from the store at a time by a search that filters on state
+_SCAN_AT_ONCE = 10  # of those, threads whose runs and state are read at once
 
 
 async def thread_json(server: ServerState, record: ThreadRecord, *,
@@ -79,7 +89,12 @@ async def post_thread(body: ThreadCreate, request: Request) -> Response:
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearch, server: Server,
                          caller: Caller) -> list[dict[str, Any]]:
-    """The caller's threads whose metadata (and status, ids, values) match.
+    """The caller's threads whose metadata (and ids, status, values) match, in the order asked.
+
+    The store matches metadata and ids, orders and pages. A thread's status and values are
+    not columns of its record: with a `status` or `values` filter, the threads are read from
+    the store in that order a page at a time and each is asked, until `offset + limit` have
+    matched or none is left (every thread is seen; none is left out).
 
     Cancellation:
         Read-only: nothing changes, safe to retry.
@@ -87,23 +102,39 @@ async def search_threads(body: ThreadSearch, server: Server,
     wanted = dict(body.metadata or {})
     if caller.tenant is not None:
         wanted[TENANT_KEY] = caller.tenant
-    filtered = body.values is not None or body.ids is not None or body.status is not None
-    if not filtered and body.sort_by in (None, "updated_at") and body.sort_order != "asc":
-        records = await server.store.asearch_threads(metadata=wanted, limit=body.limit,
+    query: dict[str, Any] = {
+        "metadata": wanted, "sort_by": body.sort_by or "updated_at",
+        "ascending": body.sort_order == "asc",
+        "ids": None if body.ids is None else [stored for given in body.ids
+                                              for stored in store_ids(caller, given)]}
+    if body.status is None and not body.values:
+        records = await server.store.asearch_threads(**query, limit=body.limit,
                                                      offset=body.offset)
         return [await thread_json(server, r) for r in records]
-    records = await server.store.asearch_threads(metadata=wanted, limit=_SEARCH_SCAN)
-    if body.ids is not None:
-        records = [r for r in records if client_id(r.thread_id) in set(body.ids)]
-    found = [await thread_json(server, r) for r in records]
-    if body.status is not None:
-        found = [t for t in found if t["status"] == body.status]
-    if body.values:
-        found = [t for t in found if all((t["values"] or {}).get(k) == v
-                                         for k, v in body.values.items())]
-    key = body.sort_by or "updated_at"
-    found.sort(key=lambda t: t[key], reverse=body.sort_order != "asc")
-    return found[body.offset:body.offset + body.limit]
+    end = body.offset + body.limit
+    found: list[dict[str, Any]] = []
+    seen: set[str] = set()  # (a thread updated during the search may move to a later page)
+    read = 0
+    while len(found) < end:
+        page = await server.store.asearch_threads(**query, limit=_SCAN_PAGE, offset=read)
+        read += len(page)
+        for start in range(0, len(page), _SCAN_AT_ONCE):
+            shown = await asyncio.gather(*(thread_json(server, record) for record
+                                           in page[start:start + _SCAN_AT_ONCE]
+                                           if record.thread_id not in seen))
+            found += [thread for thread in shown if _matches(thread, body)]
+        seen.update(record.thread_id for record in page)
+        if len(page) < _SCAN_PAGE:
+            break
+    return found[body.offset:end]
+
+
+def _matches(thread: dict[str, Any], body: ThreadSearch) -> bool:
+    """Whether a thread (as `thread_json` shows it) has the status and values searched for."""
+    if body.status is not None and thread["status"] != body.status:
+        return False
+    values = thread["values"] or {}
+    return all(values.get(key) == value for key, value in (body.values or {}).items())
 
 
 @router.get("/threads/{thread_id}", response_model=Thread)

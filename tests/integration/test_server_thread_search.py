@@ -1,0 +1,136 @@
+"""`POST /threads/search` by what a thread's record does not hold (its status, its values):
+the store orders and pages, and the server asks each thread in that order, a page at a time,
+until the page asked for is full. Every thread is seen: none is left out for being older than
+some number of others, and the order asked for is the store's (also for `ids`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tether.checkpoint.base import ThreadRecord
+from tether.checkpoint.memory import InMemorySaver
+from tether.server import create_app
+from tether.server.routes import threads as route
+
+from .server_graphs import graphs, in_process
+
+pytestmark = pytest.mark.anyio
+
+OLDER_THAN = 10_001
+"""How many threads are made after the oldest one (more than any scan window had)."""
+
+
+@pytest.fixture
+def store() -> InMemorySaver:
+    return InMemorySaver()
+
+
+@pytest.fixture
+async def http(store: InMemorySaver) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process(create_app(graphs(), store, auth=False)) as client:
+        yield client
+
+
+async def _search(http: httpx.AsyncClient, **body: Any) -> list[str]:
+    answer = await http.post("/threads/search", json=body)
+    assert answer.status_code == 200, answer.text
+    return [thread["thread_id"] for thread in answer.json()]
+
+
+async def _counted(http: httpx.AsyncClient, thread_id: str, limit: int) -> None:
+    """A thread whose counter ran to `limit` (values `{"count": limit, "limit": limit}`)."""
+    assert (await http.post("/threads", json={"thread_id": thread_id})).status_code == 200
+    ran = await http.post(f"/threads/{thread_id}/runs/wait", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": limit}})
+    assert ran.json() == {"count": limit, "limit": limit}, ran.text
+
+
+async def _interrupted(http: httpx.AsyncClient, thread_id: str) -> None:
+    """A thread whose last run waits for an answer (status `interrupted`)."""
+    assert (await http.post("/threads", json={"thread_id": thread_id})).status_code == 200
+    ran = await http.post(f"/threads/{thread_id}/runs/wait", json={
+        "assistant_id": "approval", "input": {"question": "go?"}})
+    assert ran.status_code == 200, ran.text
+    assert (await http.get(f"/threads/{thread_id}")).json()["status"] == "interrupted"
+
+
+async def test_a_thread_older_than_ten_thousand_others_is_found_by_status_and_values(
+        http: httpx.AsyncClient, store: InMemorySaver) -> None:
+    await _counted(http, "oldest", 2)
+    newer = [f"t{i:05d}" for i in range(OLDER_THAN)]
+    for thread_id in newer:
+        store.put_thread(thread_id, {})
+    assert await _search(http, values={"count": 2}) == ["oldest"]
+    assert await _search(http, status="idle", sort_order="asc", limit=2) == ["oldest", newer[0]]
+    assert await _search(http, status="idle", sort_by="created_at", sort_order="asc",
+                         limit=1) == ["oldest"]
+    assert await _search(http, ids=["oldest", newer[-1], "nobody"], status="idle") == [
+        newer[-1], "oldest"]
+    assert await _search(http, ids=["oldest"], values={"count": 2}) == ["oldest"]
+    assert await _search(http, values={"count": 3}) == []
+
+
+ORDERS = [{}, {"sort_order": "asc"}, {"sort_by": "created_at"},
+          {"sort_by": "created_at", "sort_order": "asc"}, {"sort_by": "thread_id"},
+          {"sort_by": "thread_id", "sort_order": "asc"}]
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["default", "oldest-first", "created",
+                                               "created-asc", "by-id", "by-id-asc"])
+async def test_a_filtered_search_pages_in_the_order_asked_across_the_stores_pages(
+        http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        order: dict[str, Any]) -> None:
+    # Pages of three threads read two at a time: the matches of a search end and begin
+    # inside the store's pages, and the page asked for is cut from them in order.
+    monkeypatch.setattr(route, "_SCAN_PAGE", 3)
+    monkeypatch.setattr(route, "_SCAN_AT_ONCE", 2)
+    for index in range(10):
+        if index in (1, 2, 6, 9):
+            await _interrupted(http, f"t{index}")
+        else:
+            await _counted(http, f"t{index}", 1 + index % 2)
+    everyone = await _search(http, **order, limit=100)
+    assert sorted(everyone) == [f"t{index}" for index in range(10)]
+    statuses = {tid: (await http.get(f"/threads/{tid}")).json()["status"] for tid in everyone}
+    asked = [tid for tid in everyone if statuses[tid] == "interrupted"]
+    assert await _search(http, **order, status="interrupted") == asked
+    for limit in (1, 2, 3):
+        for offset in range(len(asked) + 1):
+            assert await _search(http, **order, status="interrupted", limit=limit,
+                                 offset=offset) == asked[offset:offset + limit]
+    by_value = [tid for tid in everyone if tid in {"t0", "t4", "t8"}]  # count 1, even index
+    assert await _search(http, **order, values={"count": 1}) == by_value
+    assert await _search(http, **order, values={"count": 1}, status="idle", offset=1,
+                         limit=1) == by_value[1:2]
+    assert await _search(http, **order, ids=["t9", "t4", "t0"], values={"count": 1}) == [
+        tid for tid in by_value if tid in {"t4", "t0"}]
+
+
+async def test_a_thread_updated_while_a_search_reads_is_not_answered_twice(
+        http: httpx.AsyncClient, store: InMemorySaver, monkeypatch: pytest.MonkeyPatch) -> None:
+    # While the server reads the second page, a thread of a later page is updated: it moves
+    # to the front (already read), and every thread before it moves one place down, so the
+    # next page begins with one the search has answered already. It is answered once.
+    monkeypatch.setattr(route, "_SCAN_PAGE", 3)
+    for index in range(9):
+        store.put_thread(f"t{index}", {})
+    newest_first = [f"t{index}" for index in reversed(range(9))]
+    read = store.asearch_threads
+    pages: list[int] = []
+
+    async def updating(**query: Any) -> list[ThreadRecord]:
+        pages.append(query["offset"])
+        if len(pages) == 2:
+            store.put_thread("t1", {"touched": True})
+        return await read(**query)
+
+    monkeypatch.setattr(store, "asearch_threads", updating)
+    found = await _search(http, status="idle", limit=100)
+    assert pages == [0, 3, 6, 9]
+    assert len(found) == len(set(found))
+    assert found == [tid for tid in newest_first if tid != "t1"]
