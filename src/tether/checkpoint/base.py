@@ -129,6 +129,22 @@ class CheckpointStore(ABC):
             ValueError: a bad metadata filter or `sort_by`.
         """
 
+    def count_threads(self, *, metadata: dict[str, Any] | None = None,
+                      ids: Collection[str] | None = None) -> int:
+        """How many threads `search_threads` with these filters finds in all. tether's stores
+        count in one statement; this default counts their pages.
+
+        Raises:
+            ValueError: a bad metadata filter.
+        """
+        counted, page = 0, 1000
+        while found := len(self.search_threads(metadata=metadata, ids=ids, limit=page,
+                                                offset=counted)):
+            counted += found
+            if found < page:
+                break
+        return counted
+
     # -- checkpoints ------------------------------------------------------------------------
 
     @abstractmethod
@@ -391,6 +407,15 @@ class CheckpointStore(ABC):
         """
         return self.search_threads(metadata=metadata, ids=ids, sort_by=sort_by,
                                    ascending=ascending, limit=limit, offset=offset)
+
+    async def acount_threads(self, *, metadata: dict[str, Any] | None = None,
+                             ids: Collection[str] | None = None) -> int:
+        """Async twin of `count_threads`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return self.count_threads(metadata=metadata, ids=ids)
 
     async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                                 limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:

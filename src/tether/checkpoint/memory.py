@@ -269,11 +269,19 @@ class InMemorySaver(CheckpointStore):
                        offset: int = 0) -> list[ThreadRecord]:
         query = ThreadQuery.of(metadata=metadata, ids=ids, sort_by=sort_by,
                                ascending=ascending, limit=limit, offset=offset)
+        return query.page(self._thread_candidates(query))
+
+    def count_threads(self, *, metadata: dict[str, Any] | None = None,
+                      ids: Collection[str] | None = None) -> int:
+        query = ThreadQuery.of(metadata=metadata, ids=ids)
+        return sum(map(query.matches, self._thread_candidates(query)))
+
+    def _thread_candidates(self, query: ThreadQuery) -> list[ThreadRecord]:
+        """The thread records `query` may match: those of its ids, or all."""
         with self._lock:
             known = self._thread_records
-            candidates = list(known.values() if query.ids is None
-                              else (known[i] for i in query.ids if i in known))
-        return query.page(candidates)
+            return list(known.values() if query.ids is None
+                        else (known[i] for i in query.ids if i in known))
 
     # -- checkpoints ------------------------------------------------------------------------
 

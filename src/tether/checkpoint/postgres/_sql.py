@@ -152,17 +152,26 @@ FROM (SELECT 1) AS one LEFT JOIN threads AS t ON t.thread_id = %(t)s"""
 """The record if any, else what a bare record needs: the first run's creation, or checkpoints."""
 
 
+def _thread_filter(keys: int, ids: bool) -> str:
+    """The `WHERE` of a thread search: with `ids`, an id in an array (the first parameter),
+    then a metadata value per key (a key and a JSON value each; a missing key reads as
+    null)."""
+    tests = ["thread_id = ANY(%s::text[])"] if ids else []
+    return " AND ".join(tests + ["coalesce(metadata -> %s, 'null') = %s"] * keys) or "true"
+
+
 def search_threads(keys: int, ids: bool = False,
                    order: str = thread_order("updated_at", ascending=False)) -> str:
-    """Threads whose metadata equals a value at each of `keys` keys (a missing key reads as
-    null), and, with `ids`, whose id is in an array (the first parameter), ordered by `order`
-    (`thread_order`; the default, latest update first with ties by id, and its reverse are
-    served by `threads_by_update`, schema version 5); parameters: [ids], (key, JSON value) per
-    key, limit, offset."""
-    tests = ["thread_id = ANY(%s::text[])"] if ids else []
-    where = " AND ".join(tests + ["coalesce(metadata -> %s, 'null') = %s"] * keys) or "true"
-    return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
+    """Threads that match (`_thread_filter`), ordered by `order` (`thread_order`; the
+    default, latest update first with ties by id, and its reverse are served by
+    `threads_by_update`, schema version 5), paged: the filter's parameters, limit, offset."""
+    return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {_thread_filter(keys, ids)} "
             f"ORDER BY {order} LIMIT %s OFFSET %s")
+
+
+def count_threads(keys: int, ids: bool = False) -> str:
+    """How many threads match (`_thread_filter`)."""
+    return f"SELECT count(*) FROM threads WHERE {_thread_filter(keys, ids)}"
 
 
 LIST_THREADS: Final = """

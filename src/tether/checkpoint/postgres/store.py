@@ -240,6 +240,11 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
             metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
             offset=offset)))
 
+    def count_threads(self, *, metadata: dict[str, Any] | None = None,
+                      ids: Collection[str] | None = None) -> int:
+        """How many recorded threads match: one statement."""
+        return self._db.run(threads.count(ThreadQuery.of(metadata=metadata, ids=ids)))
+
     # -- checkpoints ------------------------------------------------------------------------
 
     def put_checkpoint(self, record: CheckpointRecord) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from tether.checkpoint.base import ThreadRecord
 from tether.errors import TetherError
+from tether.server.auth import Principal
 from tether.server.context import (
     BUSY,
     TENANT_KEY,
@@ -25,6 +28,7 @@ from tether.server.models import (
     HistoryRequest,
     StateAt,
     StateUpdate,
+    ThreadCount,
     ThreadCreate,
     ThreadPatch,
     ThreadSearch,
@@ -36,6 +40,7 @@ from tether.types import CancelReason
 router = APIRouter()
 _SCAN_PAGE = 100  # threads read from the store at a time by a search that filters on state
 _SCAN_AT_ONCE = 10  # of those, threads whose runs and state are read at once
+_STATE_ORDERS = frozenset({"status", "state_updated_at"})  # orders no record field gives
 
 
 async def thread_json(server: ServerState, record: ThreadRecord, *,
@@ -56,6 +61,9 @@ async def thread_json(server: ServerState, record: ThreadRecord, *,
         "thread_id": client_id(record.thread_id),
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
+        "state_updated_at": (snapshot.created_at if snapshot is not None
+                             and snapshot.created_at is not None
+                             else record.created_at.isoformat()),
         "metadata": jsonable(record.metadata),
         "status": status,
         "values": jsonable(snapshot.values) if snapshot is not None else None,
@@ -86,55 +94,108 @@ async def post_thread(body: ThreadCreate, request: Request) -> Response:
     return WireJSON(await thread_json(server, record, new=new))
 
 
+def _store_filter(caller: Principal, metadata: dict[str, Any] | None,
+                  ids: list[str] | None = None) -> dict[str, Any]:
+    """What the store matches of a search or count: the metadata (within the caller's
+    tenant) and the ids (each where the caller's thread may be stored)."""
+    wanted = dict(metadata or {})
+    if caller.tenant is not None:
+        wanted[TENANT_KEY] = caller.tenant
+    return {"metadata": wanted, "ids": None if ids is None else [
+        stored for given in ids for stored in store_ids(caller, given)]}
+
+
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearch, server: Server,
                          caller: Caller) -> list[dict[str, Any]]:
     """The caller's threads whose metadata (and ids, status, values) match, in the order asked.
 
-    The store matches metadata and ids, orders and pages. A thread's status and values are
-    not columns of its record: with a `status` or `values` filter, the threads are read from
-    the store in that order a page at a time and each is asked, until `offset + limit` have
-    matched or none is left (every thread is seen; none is left out).
+    The store matches metadata and ids, orders by the fields of a thread's record and pages.
+    A thread's status and values are not in its record: with a `status` or `values` filter,
+    the threads are read from the store in order a page at a time and each is asked, until
+    `offset + limit` have matched or none is left (every thread is seen; none is left out).
+    An order by status or by the state's last update reads every thread that matches.
 
     Cancellation:
         Read-only: nothing changes, safe to retry.
     """
-    wanted = dict(body.metadata or {})
-    if caller.tenant is not None:
-        wanted[TENANT_KEY] = caller.tenant
-    query: dict[str, Any] = {
-        "metadata": wanted, "sort_by": body.sort_by or "updated_at",
-        "ascending": body.sort_order == "asc",
-        "ids": None if body.ids is None else [stored for given in body.ids
-                                              for stored in store_ids(caller, given)]}
-    if body.status is None and not body.values:
-        records = await server.store.asearch_threads(**query, limit=body.limit,
-                                                     offset=body.offset)
-        return [await thread_json(server, r) for r in records]
+    query = _store_filter(caller, body.metadata, body.ids)
+    by, ascending = body.sort_by or "updated_at", body.sort_order == "asc"
     end = body.offset + body.limit
     found: list[dict[str, Any]] = []
-    seen: set[str] = set()  # (a thread updated during the search may move to a later page)
+    if by in _STATE_ORDERS:
+        async with aclosing(_matching(server, query, body)) as matching:
+            found = [thread async for thread in matching]
+        found.sort(key=lambda thread: thread[by], reverse=not ascending)  # ties: latest first
+    elif body.status is None and not body.values:
+        records = await server.store.asearch_threads(
+            **query, sort_by=by, ascending=ascending, limit=body.limit, offset=body.offset)
+        found = [await thread_json(server, r) for r in records]
+        return _selected(found, body.select)
+    else:
+        query.update(sort_by=by, ascending=ascending)
+        async with aclosing(_matching(server, query, body)) as matching:
+            async for thread in matching:
+                found.append(thread)
+                if len(found) == end:
+                    break
+    return _selected(found[body.offset:end], body.select)
+
+
+@router.post("/threads/count")
+async def count_threads(body: ThreadCount, server: Server, caller: Caller) -> int:
+    """How many of the caller's threads match (as `POST /threads/search` would find them).
+
+    Cancellation:
+        Read-only: nothing changes, safe to retry.
+    """
+    query = _store_filter(caller, body.metadata)
+    if body.status is None and not body.values:
+        return await server.store.acount_threads(**query)
+    counted = 0
+    async with aclosing(_matching(server, query, body)) as matching:
+        async for _thread in matching:
+            counted += 1
+    return counted
+
+
+async def _matching(server: ServerState, query: dict[str, Any],
+                    body: ThreadCount) -> AsyncGenerator[dict[str, Any], None]:
+    """The threads the store finds for `query`, in its order, that have the status and values
+    of `body`, as `thread_json` shows them: read a page at a time, each page's threads a few
+    at once, each thread once (a thread updated during the search may move to a later page).
+    """
+    seen: set[str] = set()
     read = 0
-    while len(found) < end:
+    while True:
         page = await server.store.asearch_threads(**query, limit=_SCAN_PAGE, offset=read)
         read += len(page)
         for start in range(0, len(page), _SCAN_AT_ONCE):
             shown = await asyncio.gather(*(thread_json(server, record) for record
                                            in page[start:start + _SCAN_AT_ONCE]
                                            if record.thread_id not in seen))
-            found += [thread for thread in shown if _matches(thread, body)]
+            for thread in shown:
+                if _matches(thread, body):
+                    yield thread
         seen.update(record.thread_id for record in page)
         if len(page) < _SCAN_PAGE:
-            break
-    return found[body.offset:end]
+            return
 
 
-def _matches(thread: dict[str, Any], body: ThreadSearch) -> bool:
+def _matches(thread: dict[str, Any], body: ThreadCount) -> bool:
     """Whether a thread (as `thread_json` shows it) has the status and values searched for."""
     if body.status is not None and thread["status"] != body.status:
         return False
     values = thread["values"] or {}
     return all(values.get(key) == value for key, value in (body.values or {}).items())
+
+
+def _selected(threads: list[dict[str, Any]],
+              fields: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The threads with only the fields asked for (`select`), or whole."""
+    if fields is None:
+        return threads
+    return [{field: thread[field] for field in fields} for thread in threads]
 
 
 @router.get("/threads/{thread_id}", response_model=Thread)
