@@ -427,6 +427,23 @@ class InMemorySaver(CheckpointStore):
                 del self._runs[run_id]
                 self._events.pop(run_id, None)
 
+    def copy_thread(self, source: str, target: str) -> None:
+        with self._lock:
+            if any(key[0] == target for key in self._threads):
+                raise ValueError(f"thread {target!r} already has checkpoints")
+            for (thread_id, ns), history in list(self._threads.items()):
+                if thread_id != source:
+                    continue
+                copies = [_Checkpoint(dataclasses.replace(stored.record, thread_id=target,
+                                                          run_id=None), list(stored.writes))
+                          for stored in history]
+                self._threads[target, ns] = copies
+                for copy in copies:
+                    self._by_id[target, ns, copy.record.id] = copy
+            for (thread_id, ns, channel, checkpoint_id), blob in list(self._blobs.items()):
+                if thread_id == source:
+                    self._blobs[target, ns, channel, checkpoint_id] = blob
+
     def delete_run(self, run_id: str) -> bool:
         with self._lock:
             info = self._runs.get(run_id)

@@ -163,6 +163,13 @@ class ThreadCount(Strict):
     status: ThreadStatus | None = None
 
 
+class ThreadPrune(Strict):
+    """`POST /threads/prune`."""
+
+    thread_ids: list[Text]
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+
 class ThreadSearch(ThreadCount):
     """`POST /threads/search`."""
 
@@ -325,6 +332,8 @@ __all__ = [
     "StorePut",
     "StoreSearch",
     "ThreadCreate",
+    "ThreadCount",
     "ThreadPatch",
+    "ThreadPrune",
     "ThreadSearch",
 ]

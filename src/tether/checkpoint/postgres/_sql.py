@@ -273,6 +273,26 @@ def list_checkpoints(*, before: bool) -> str:
 
 # -- deleting ---------------------------------------------------------------------------------
 
+COPY_THREAD: Final = """
+WITH fresh AS (SELECT NOT EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = %(t)s) AS ok),
+copied AS (
+    INSERT INTO checkpoints (thread_id, ns, checkpoint_id, parent_id, step, source, created_at,
+        next, metadata, run_id, refs)
+    SELECT %(t)s, ns, checkpoint_id, parent_id, step, source, created_at, next, metadata, NULL,
+        refs FROM checkpoints, fresh WHERE thread_id = %(s)s AND fresh.ok
+    RETURNING 1)
+SELECT (SELECT ok FROM fresh), (SELECT count(*) FROM copied)"""
+"""A thread's checkpoints under another thread id, none a run's (`run_id` NULL), unless that
+one has checkpoints already (then nothing, and `ok` false); then, in the same transaction,
+`COPY_THREAD_VALUES`."""
+COPY_THREAD_VALUES: Final = """
+WITH blobs_copied AS (
+    INSERT INTO blobs (thread_id, ns, checkpoint_id, channel, value)
+    SELECT %(t)s, ns, checkpoint_id, channel, value FROM blobs WHERE thread_id = %(s)s)
+INSERT INTO writes (thread_id, ns, checkpoint_id, task_id, idx, task_name, channel, value)
+SELECT %(t)s, ns, checkpoint_id, task_id, idx, task_name, channel, value FROM writes
+WHERE thread_id = %(s)s ORDER BY seq"""
+"""The blobs and pending writes (in their order) of the copied checkpoints."""
 DELETE_THREAD: Final = """
 WITH cut AS (DELETE FROM checkpoints WHERE thread_id = %(t)s),
 doomed AS (DELETE FROM runs WHERE thread_id = %(t)s RETURNING run_id),

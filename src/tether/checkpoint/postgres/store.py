@@ -313,6 +313,9 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
     def delete_run(self, run_id: str) -> bool:
         return self._db.run(runs.delete(run_id))
 
+    def copy_thread(self, source: str, target: str) -> None:
+        self._db.run(threads.copy(source, target), transaction=True)
+
     def delete_run_checkpoints(self, run_id: str) -> None:
         self._db.run(checkpoints.delete_of_run(run_id), transaction=True)
 

@@ -62,9 +62,23 @@ def listing(limit: int | None) -> Op[list[str]]:
     return [thread_id for (thread_id,) in found]
 
 
+def copy(source: str, target: str) -> Op[None]:
+    """Copy a thread's checkpoints, values and writes to `target`: two statements, to run in
+    one transaction.
+
+    Raises:
+        ValueError: `target` already has checkpoints (nothing is copied).
+    """
+    params = {"s": source, "t": target}
+    fresh, _copied = yield Query(_sql.COPY_THREAD, params)
+    if not fresh:
+        raise ValueError(f"thread {target!r} already has checkpoints")
+    yield Query(_sql.COPY_THREAD_VALUES, params, "none")
+
+
 def delete(thread_id: str) -> Op[None]:
     """Remove a thread's checkpoints, writes, runs, their logs and its record: one statement."""
     yield Query(_sql.DELETE_THREAD, {"t": thread_id}, "none")
 
 
-__all__ = ["count", "delete", "get", "listing", "put", "search"]
+__all__ = ["copy", "count", "delete", "get", "listing", "put", "search"]

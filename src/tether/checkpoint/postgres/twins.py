@@ -278,6 +278,14 @@ class AsyncTwins:
         """
         await self._db.arun(threads.delete(thread_id))
 
+    async def acopy_thread(self, source: str, target: str) -> None:
+        """Async twin of `copy_thread`: the same two statements, in one transaction.
+
+        Cancellation:
+            Committed whole or not at all (see the module docstring).
+        """
+        await self._db.arun(threads.copy(source, target), transaction=True)
+
     async def adelete_run(self, run_id: str) -> bool:
         """Async twin of `delete_run`: the same statement and answer.
 

@@ -491,6 +491,19 @@ DELETE_THREAD: Final[tuple[str, ...]] = (
     "DELETE FROM runs WHERE thread_id = ?1",
     "DELETE FROM threads WHERE thread_id = ?1",
 )
+COPY_THREAD: Final[tuple[str, ...]] = (
+    "INSERT INTO checkpoints (thread_id, ns, checkpoint_id, parent_id, step, source, created_at, "
+    "next, metadata, run_id, refs, refs_base, refs_depth) "
+    "SELECT ?2, ns, checkpoint_id, parent_id, step, source, created_at, next, metadata, NULL, "
+    "refs, refs_base, refs_depth FROM checkpoints WHERE thread_id = ?1",
+    "INSERT INTO blobs (thread_id, ns, checkpoint_id, channel, value) "
+    "SELECT ?2, ns, checkpoint_id, channel, value FROM blobs WHERE thread_id = ?1",
+    "INSERT INTO writes (thread_id, ns, checkpoint_id, task_id, idx, task_name, channel, value) "
+    "SELECT ?2, ns, checkpoint_id, task_id, idx, task_name, channel, value FROM writes "
+    "WHERE thread_id = ?1 ORDER BY rowid",
+)
+"""A thread's checkpoints, blobs and writes (in their order) under another thread id: the same
+rows, refs chains and all, but no run's (`run_id` NULL)."""
 DELETE_RUN_CHECKPOINTS: Final = (
     "DELETE FROM checkpoints WHERE run_id = ?1 "
     "AND thread_id IN (SELECT thread_id FROM runs WHERE run_id = ?1)"

@@ -38,6 +38,18 @@ def delete(thread_id: str) -> Op[None]:
         yield Query(statement, (thread_id,), "none")
 
 
+def copy(source: str, target: str) -> Op[None]:
+    """Copy a thread's checkpoints, values and writes to `target` (`_sql.COPY_THREAD`).
+
+    Raises:
+        ValueError: `target` already has checkpoints (nothing is copied).
+    """
+    if (yield Query(_sql.THREAD_HAS_CHECKPOINTS, (target,))) is not None:
+        raise ValueError(f"thread {target!r} already has checkpoints")
+    for statement in _sql.COPY_THREAD:
+        yield Query(statement, (source, target), "none")
+
+
 def get(db: Connection, thread_id: str) -> ThreadRecord | None:
     """A thread's record; a thread with runs or checkpoints but no record gets a bare one,
     created when its first run was."""
@@ -96,4 +108,4 @@ def _json_path(key: str) -> str:
     return f'$."{escaped}"'
 
 
-__all__ = ["count", "delete", "get", "put", "search"]
+__all__ = ["copy", "count", "delete", "get", "put", "search"]

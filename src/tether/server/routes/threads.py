@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from tether.checkpoint.base import ThreadRecord
@@ -31,6 +32,7 @@ from tether.server.models import (
     ThreadCount,
     ThreadCreate,
     ThreadPatch,
+    ThreadPrune,
     ThreadSearch,
 )
 from tether.server.routes.cancel import cancel_one
@@ -198,6 +200,29 @@ def _selected(threads: list[dict[str, Any]],
     return [{field: thread[field] for field in fields} for thread in threads]
 
 
+@router.post("/threads/{thread_id}/copy", response_model=Thread)
+async def copy_thread(thread_id: str, request: Request) -> Response:
+    """A new thread with the caller's thread's metadata and history: every checkpoint (the
+    same ids, values and pending writes), not its runs. The copy's record is made first, then
+    its checkpoints in one store transaction; if that fails, the record goes too.
+
+    Cancellation:
+        Two store writes: a cancel between them (or a failed copy) deletes the new record, so
+        the copy is whole or not made; not idempotent (a retry makes another copy).
+    """
+    server, caller = parts(request)
+    source = await server.thread(caller, thread_id)
+    record, _new = await server.create_thread(caller, None, dict(source.metadata),
+                                              if_exists="raise")
+    try:
+        await server.store.acopy_thread(source.thread_id, record.thread_id)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await server.store.adelete_thread(record.thread_id)
+        raise
+    return WireJSON(await thread_json(server, record))
+
+
 @router.get("/threads/{thread_id}", response_model=Thread)
 async def get_thread(thread_id: str, request: Request) -> Response:
     """A thread.
@@ -231,13 +256,48 @@ async def delete_thread(thread_id: str, server: Server, caller: Caller) -> Respo
         Runs in flight are cancelled (each durable) before the thread is deleted in one transaction;
         safe to retry (a repeat is 404).
     """
-    record = await server.thread(caller, thread_id)
+    await _delete(server, await server.thread(caller, thread_id))
+    return Response(status_code=204)
+
+
+@router.post("/threads/prune")
+async def prune_threads(body: ThreadPrune, server: Server, caller: Caller) -> dict[str, int]:
+    """Delete the caller's threads of `thread_ids` as `DELETE /threads/{id}` does, one after
+    the other; ids of no thread of the caller's are passed over. `strategy="keep_latest"`
+    (keep each thread with its latest checkpoint only) is refused: tether keeps a thread's
+    values as changes along its history, so dropping the history is not a deletion.
+
+    Cancellation:
+        Each thread is deleted whole; a cancel between two leaves the rest. Safe to retry.
+    """
+    if body.strategy != "delete":
+        raise invalid(f"strategy {body.strategy!r} is not supported by tether: only "
+                      "'delete' (a thread's values are stored as changes along its "
+                      "history, which keep_latest would drop)", "body", "strategy")
+    pruned = 0
+    for thread_id in dict.fromkeys(body.thread_ids):
+        try:
+            record = await server.thread(caller, thread_id)
+        except HTTPException as exc:
+            if exc.status_code != 404:
+                raise
+            continue
+        await _delete(server, record)
+        pruned += 1
+    return {"pruned_count": pruned}
+
+
+async def _delete(server: ServerState, record: ThreadRecord) -> None:
+    """Cancel a thread's runs in flight or paused (each durably), then delete all of it.
+
+    Cancellation:
+        Each cancel is durable before the next; the deletion is one transaction.
+    """
     reason = CancelReason("user", "its thread was deleted", "server")
     for info in await server.store.alist_runs(thread_id=record.thread_id):
         if info.status in BUSY or info.status.value == "interrupted":
             await cancel_one(server, info, reason, wait=True, action="interrupt")
     await server.store.adelete_thread(record.thread_id)
-    return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/state")
