@@ -129,19 +129,20 @@ async def search_threads(body: ThreadSearch, server: Server,
         async with aclosing(_matching(server, query, body)) as matching:
             found = [thread async for thread in matching]
         found.sort(key=lambda thread: thread[by], reverse=not ascending)  # ties: latest first
+        found = found[body.offset:end]
     elif body.status is None and not body.values:
         records = await server.store.asearch_threads(
             **query, sort_by=by, ascending=ascending, limit=body.limit, offset=body.offset)
         found = [await thread_json(server, r) for r in records]
-        return _selected(found, body.select)
     else:
-        query.update(sort_by=by, ascending=ascending)
-        async with aclosing(_matching(server, query, body)) as matching:
+        async with aclosing(_matching(server, {**query, "sort_by": by, "ascending": ascending},
+                                      body)) as matching:
             async for thread in matching:
                 found.append(thread)
                 if len(found) == end:
                     break
-    return _selected(found[body.offset:end], body.select)
+        found = found[body.offset:]
+    return _selected(found, body.select)
 
 
 @router.post("/threads/count")
