@@ -200,6 +200,14 @@ class AssistantSearch(Strict):
     sort_order: Literal["asc", "desc"] | None = None
 
 
+class AssistantCount(Strict):
+    """`POST /assistants/count`: the filters of `AssistantSearch`."""
+
+    metadata: JsonObject | None = None
+    graph_id: Text | None = None
+    name: Text | None = None
+
+
 class RunsCancel(Strict):
     """`POST /runs/cancel`: runs of one thread by id, or every run of a status."""
 
@@ -293,6 +301,7 @@ class StoreNamespaces(Strict):
 __all__ = [
     "MAX_OFFSET",
     "STREAM_MODES",
+    "AssistantCount",
     "AssistantSearch",
     "CancelRequest",
     "CheckpointIn",
