@@ -26,8 +26,8 @@ async def graph_schema(graph: CompiledStateGraph) -> dict[str, Any]:
     "context_schema"}` of `graph` (the route adds the `graph_id`).
 
     Cancellation:
-        Only the waiting stops: the schemas are made in a worker thread, which finishes and
-        keeps them for the next call. Safe to retry.
+        Only the waiting stops: the worker thread making the schemas finishes its work, which
+        changes nothing (the next call makes them again). Safe to retry.
     """
     found = _made.get(graph)
     if found is None:

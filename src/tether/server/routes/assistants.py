@@ -163,8 +163,8 @@ async def get_assistant_schemas(assistant_id: str, server: Server,
     output, state, config and context, None for one that cannot be made.
 
     Cancellation:
-        Read-only: nothing changes, safe to retry (schemas are made once per graph, in a
-        worker thread that finishes even if the request is dropped).
+        Read-only: nothing changes, safe to retry (the schemas are made once per graph, in a
+        worker thread, and kept).
     """
     assistant = _assistant(server, assistant_id)
     return {"graph_id": assistant.graph_id, **await graph_schema(assistant.graph)}
