@@ -5,6 +5,7 @@ exactly as their sync twins, on every backend: the same records, in the same ord
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -95,6 +96,18 @@ async def test_asearch_threads_answers_as_search_threads_by_ids_and_in_every_ord
     got = await aoutcome(lambda: store.asearch_threads(**query))
     assert got == outcome(lambda: store.search_threads(**query))
     assert got[0] == ("raised" if query.get("sort_by") == "status" else "ok")
+
+
+@pytest.mark.parametrize("query", [
+    {}, {"metadata": {"owner": "ada"}}, {"metadata": {"tags": ["x", "y"]}}, {"ids": ["ada"]},
+    {"ids": []}, {"metadata": {"n": math.inf}},
+], ids=["all", "owner", "list", "ids", "no-ids", "unstorable"])
+async def test_acount_threads_answers_as_count_threads(
+        store: CheckpointStore, query: dict[str, Any]) -> None:
+    filled(store)
+    got = await aoutcome(lambda: store.acount_threads(**query))
+    assert got == outcome(lambda: store.count_threads(**query))
+    assert got[0] == ("raised" if query.get("metadata", {}).get("n") else "ok")
 
 
 async def _listed(found: AsyncIterator[StoredCheckpoint]) -> list[StoredCheckpoint]:

@@ -144,6 +144,34 @@ def test_search_threads_by_ids_matches_metadata_too_and_no_ids_find_nothing(
     assert store.search_threads(ids=["nobody"]) == []
 
 
+def test_count_threads_counts_what_a_search_finds(
+        store: CheckpointStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    _threads_with_ties(store, monkeypatch)
+    new_run(store, "known-by-its-run")  # no record: neither found nor counted
+    cases: list[dict[str, Any]] = [
+        {}, {"metadata": {"team": "x"}}, {"metadata": {"team": "x", "touched": True}},
+        {"metadata": {"tags": ["t"]}}, {"metadata": {"team": "z"}}, {"ids": ["a", "e", "zz"]},
+        {"ids": ["a", "e"], "metadata": {"team": "x"}}, {"ids": ["b", "d"],
+                                                         "metadata": {"tags": ["t"]}},
+        {"ids": []}]
+    for case in cases:
+        found = store.search_threads(**case, limit=1000)
+        assert store.count_threads(**case) == len(found), case
+    assert [store.count_threads(**case) for case in cases] == [6, 5, 1, 4, 0, 2, 1, 1, 0]
+    with pytest.raises(ValueError, match="filter cannot be stored"):
+        store.count_threads(metadata={"score": math.nan})
+
+
+def test_the_default_count_pages_through_the_search(store: CheckpointStore) -> None:
+    # A store that does not override `count_threads` counts the pages of its own search.
+    for index in range(5):
+        store.put_thread(f"t{index}", {"odd": index % 2})
+    counted = CheckpointStore.count_threads
+    assert counted(store) == 5
+    assert counted(store, metadata={"odd": 1}) == 2
+    assert counted(store, ids=["t1", "t4", "nobody"]) == 2
+
+
 @pytest.mark.parametrize("sort_by", ["status", "metadata", "updated_at; DROP TABLE threads"])
 def test_search_threads_refuses_an_order_it_does_not_know_by_name(
         store: CheckpointStore, sort_by: str) -> None:

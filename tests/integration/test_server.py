@@ -270,6 +270,41 @@ async def test_stateless_wait_and_stream_leave_no_thread(client: LangGraphClient
     assert await eventually(lambda: _threads_back_to(client, len(before)))
 
 
+async def test_stateless_background_runs_alone_and_in_a_batch(
+        client: LangGraphClient, live: tuple[LiveServer, SqliteSaver]) -> None:
+    before = len(await client.threads.search(limit=100))
+    run = await client.runs.create(None, "counter", input={"count": 0, "limit": 2})
+    assert run["status"] in ("pending", "running", "success")
+    assert await client.runs.join(run["thread_id"], run["run_id"]) == {"count": 2, "limit": 2}
+    kept = await client.runs.create(None, "counter", input={"count": 0, "limit": 1},
+                                    on_completion="keep", metadata={"mine": 1})
+    assert kept["metadata"] == {"mine": 1}
+    batch = await client.runs.create_batch([
+        {"assistant_id": "counter", "input": {"count": 0, "limit": n}, "on_completion": "keep"}
+        for n in (3, 4)] + [{"assistant_id": "counter", "input": {"count": 0, "limit": 5}}])
+    assert len({r["run_id"] for r in batch}) == len({r["thread_id"] for r in batch}) == 3
+    for made, limit in zip(batch[:2], (3, 4), strict=True):
+        assert await client.runs.join(made["thread_id"], made["run_id"]) == {
+            "count": limit, "limit": limit}
+    await client.runs.join(kept["thread_id"], kept["run_id"])
+    # The threads kept stay; the others go once their run has ended.
+    assert await eventually(lambda: _threads_back_to(client, before + 3))
+    assert await client.runs.create_batch([]) == []
+    store = _store(live)
+    runs_before = len(store.list_runs(limit=1000))
+    with pytest.raises(NotFoundError):  # an unknown assistant in a batch starts none of it
+        await client.runs.create_batch([
+            {"assistant_id": "counter", "input": {"count": 0, "limit": 1}},
+            {"assistant_id": "nope", "input": {}}])
+    with pytest.raises(httpx.HTTPStatusError) as refused:  # so does a config a run refuses
+        await client.runs.create_batch([
+            {"assistant_id": "counter", "input": {"count": 0, "limit": 1}},
+            {"assistant_id": "counter", "input": {}, "config": {"recursion_limit": -1}}])
+    assert refused.value.response.status_code == 422
+    assert len(store.list_runs(limit=1000)) == runs_before
+    assert len(await client.threads.search(limit=100)) == before + 3
+
+
 async def _threads_back_to(client: LangGraphClient, count: int) -> Any:
     return len(await client.threads.search(limit=100)) == count
 

@@ -26,7 +26,7 @@ from tether.checkpoint.sqlite import SqliteSaver
 from tether.server import create_app
 from tether.server.app import DOCUMENTED, MATCHED
 from tether.server.feed import RunFeed
-from tether.server.routes import cancel, runs, threads
+from tether.server.routes import cancel, runs, stateless, threads
 from tether.types import CancelReason, RunInfo, RunStatus
 
 from .server_graphs import eventually, graphs, in_process
@@ -145,7 +145,7 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _route(method: str, path: str) -> APIRoute:
-    return next(r for module in (runs, threads, cancel) for r in module.router.routes
+    return next(r for module in (runs, stateless, threads, cancel) for r in module.router.routes
                 if isinstance(r, APIRoute) and r.path == path and method in r.methods)
 
 
@@ -185,7 +185,7 @@ def test_the_hottest_routes_are_matched_first(store: Watched,
     monkeypatch.setattr(FastAPI, "include_router", noted)
     create_app(graphs(), store, auth=False)
     assert included == [module.router for module in MATCHED]
-    assert MATCHED[:3] == (cancel, runs, threads)
+    assert MATCHED[:4] == (cancel, runs, stateless, threads)
 
 
 def test_no_path_of_one_route_module_matches_a_route_of_another() -> None:

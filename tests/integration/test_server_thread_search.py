@@ -134,3 +134,143 @@ async def test_a_thread_updated_while_a_search_reads_is_not_answered_twice(
     assert pages == [0, 3, 6, 9]
     assert len(found) == len(set(found))
     assert found == [tid for tid in newest_first if tid != "t1"]
+
+
+async def test_count_counts_what_a_search_finds(http: httpx.AsyncClient,
+                                                 store: InMemorySaver) -> None:
+    for index in range(4):
+        await _counted(http, f"c{index}", 1 + index % 2)
+    await _interrupted(http, "asked")
+    for index in range(3):
+        store.put_thread(f"bare{index}", {"team": "x"})
+
+    async def count(**body: Any) -> int:
+        answer = await http.post("/threads/count", json=body)
+        assert answer.status_code == 200, answer.text
+        found = await _search(http, **body, limit=1000)
+        assert answer.json() == len(found), body
+        return int(answer.json())
+
+    assert await count() == 8
+    assert await count(metadata={"team": "x"}) == 3
+    assert await count(status="interrupted") == 1
+    assert await count(status="idle") == 7
+    assert await count(values={"count": 2}) == 2
+    assert await count(values={"count": 2}, status="idle", metadata={"team": "x"}) == 0
+    assert (await http.post("/threads/count", json={"ids": ["c1"]})).status_code == 422
+    assert (await http.post("/threads/count", json={"status": "gone"})).status_code == 422
+
+
+async def test_a_search_orders_by_status_or_by_the_states_last_update(
+        http: httpx.AsyncClient) -> None:
+    await _counted(http, "first", 1)
+    await _interrupted(http, "asked")
+    await _counted(http, "second", 1)
+    assert (await http.post("/threads", json={"thread_id": "empty"})).status_code == 200
+    await _counted(http, "third", 2)
+    again = await http.post("/threads/first/runs/wait", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": 3}})  # its state: the latest
+    assert again.status_code == 200, again.text
+    shown = {t["thread_id"]: t for t in (await http.post(
+        "/threads/search", json={"limit": 100})).json()}
+    assert shown["empty"]["state_updated_at"] == shown["empty"]["created_at"]
+    for thread_id in ("first", "asked", "second", "third"):
+        state = (await http.get(f"/threads/{thread_id}/state")).json()
+        assert shown[thread_id]["state_updated_at"] == state["created_at"], thread_id
+    by_state = ["first", "third", "empty", "second", "asked"]  # empty: when it was made
+    assert await _search(http, sort_by="state_updated_at") == by_state
+    assert await _search(http, sort_by="state_updated_at", sort_order="asc") == by_state[::-1]
+    assert await _search(http, sort_by="state_updated_at", limit=2, offset=1) == by_state[1:3]
+    assert await _search(http, sort_by="state_updated_at", values={"count": 1}) == ["second"]
+    # By status: "idle" < "interrupted"; ties keep the latest update first.
+    idle = [t for t in await _search(http, limit=100) if t != "asked"]
+    assert await _search(http, sort_by="status", sort_order="asc", limit=100) == [
+        *idle, "asked"]
+    assert await _search(http, sort_by="status", limit=1) == ["asked"]
+    assert await _search(http, sort_by="status", status="idle", limit=2, offset=1) == idle[1:3]
+
+
+async def test_a_search_answers_only_the_fields_selected(http: httpx.AsyncClient) -> None:
+    await _counted(http, "t", 2)
+    answer = await http.post("/threads/search", json={"select": ["thread_id", "values",
+                                                                 "state_updated_at"]})
+    assert answer.status_code == 200, answer.text
+    ((thread),) = answer.json()
+    assert set(thread) == {"thread_id", "values", "state_updated_at"}
+    assert thread["thread_id"] == "t" and thread["values"] == {"count": 2, "limit": 2}
+    filtered = await http.post("/threads/search", json={"select": ["status"], "status": "idle"})
+    assert filtered.json() == [{"status": "idle"}]
+    refused = await http.post("/threads/search", json={"select": ["thread_id", "secret"]})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "select", 1]
+
+
+async def test_a_copied_thread_has_the_history_and_goes_on_from_it(
+        http: httpx.AsyncClient) -> None:
+    await _counted(http, "src", 2)
+    assert (await http.patch("/threads/src", json={"metadata": {"k": 1}})).status_code == 200
+    answer = await http.post("/threads/src/copy")
+    assert answer.status_code == 200, answer.text
+    copy = answer.json()
+    assert copy["thread_id"] != "src" and copy["metadata"]["k"] == 1
+    assert copy["values"] == {"count": 2, "limit": 2} and copy["status"] == "idle"
+    tid = copy["thread_id"]
+
+    async def history(thread_id: str) -> list[tuple[str, Any]]:
+        found = (await http.post(f"/threads/{thread_id}/history", json={"limit": 100})).json()
+        return [(h["checkpoint_id"], h["values"]) for h in found]
+
+    assert await history(tid) == await history("src")
+    assert (await http.get(f"/threads/{tid}/runs")).json() == []
+    ran = await http.post(f"/threads/{tid}/runs/wait", json={
+        "assistant_id": "counter", "input": {"count": 1, "limit": 4}})
+    assert ran.json() == {"count": 4, "limit": 4}, ran.text
+    assert (await http.get("/threads/src")).json()["values"] == {"count": 2, "limit": 2}
+    assert (await http.delete("/threads/src")).status_code == 204
+    assert len(await history(tid)) > 4
+    assert (await http.post("/threads/src/copy")).status_code == 404
+
+
+async def test_a_copy_that_fails_leaves_no_thread(
+        http: httpx.AsyncClient, store: InMemorySaver, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _counted(http, "src", 1)
+
+    async def failing(source: str, target: str) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "acopy_thread", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        await http.post("/threads/src/copy")
+    assert await _search(http, limit=100) == ["src"]
+
+
+async def test_prune_deletes_the_threads_named_and_stops_their_runs_first(
+        http: httpx.AsyncClient, store: InMemorySaver) -> None:
+    await _counted(http, "done", 1)
+    await _interrupted(http, "asked")
+    assert (await http.post("/threads", json={"thread_id": "busy"})).status_code == 200
+    long = await http.post("/threads/busy/runs", json={
+        "assistant_id": "counter", "input": {"count": 0, "limit": 10**9}})
+    run_id = long.json()["run_id"]
+    await _counted(http, "kept", 1)
+    answer = await http.post("/threads/prune", json={
+        "thread_ids": ["done", "asked", "busy", "done", "nobody"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"pruned_count": 3}
+    assert await _search(http, limit=100) == ["kept"]
+    assert store.get_run(run_id) is None  # stopped, then deleted with its thread
+    assert (await http.get("/threads/busy")).status_code == 404
+    assert (await http.post("/threads/prune", json={"thread_ids": []})).json() == {
+        "pruned_count": 0}
+
+
+async def test_prune_keeping_the_latest_state_is_refused_with_why(
+        http: httpx.AsyncClient) -> None:
+    await _counted(http, "t", 2)
+    answer = await http.post("/threads/prune", json={"thread_ids": ["t"],
+                                                     "strategy": "keep_latest"})
+    assert answer.status_code == 422
+    assert "keep_latest" in answer.text and "only 'delete'" in answer.text
+    assert len((await http.post("/threads/t/history", json={"limit": 10})).json()) == 4
+    assert (await http.post("/threads/prune", json={"thread_ids": ["t"],
+                                                    "strategy": "all"})).status_code == 422

@@ -129,6 +129,35 @@ class CheckpointStore(ABC):
             ValueError: a bad metadata filter or `sort_by`.
         """
 
+    def count_threads(self, *, metadata: dict[str, Any] | None = None,
+                      ids: Collection[str] | None = None) -> int:
+        """How many threads `search_threads` with these filters finds in all. tether's stores
+        count in one statement; this default counts their pages.
+
+        Raises:
+            ValueError: a bad metadata filter.
+        """
+        counted, page = 0, 1000
+        while found := len(self.search_threads(metadata=metadata, ids=ids, limit=page,
+                                                offset=counted)):
+            counted += found
+            if found < page:
+                break
+        return counted
+
+    def copy_thread(self, source: str, target: str) -> None:
+        """Copy a thread's checkpoints (every namespace), their values and pending writes to
+        thread `target`, in one transaction: `target` then has the same history and state,
+        under the same checkpoint ids. Its runs are not copied, and the copies belong to no
+        run (a rollback of a run of `source` leaves them). The thread's record is not copied
+        (a caller makes `target`'s). A store that cannot copy says so.
+
+        Raises:
+            ValueError: `target` already has checkpoints (nothing is copied).
+            NotImplementedError: the store cannot copy a thread.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot copy a thread")
+
     # -- checkpoints ------------------------------------------------------------------------
 
     @abstractmethod
@@ -391,6 +420,23 @@ class CheckpointStore(ABC):
         """
         return self.search_threads(metadata=metadata, ids=ids, sort_by=sort_by,
                                    ascending=ascending, limit=limit, offset=offset)
+
+    async def acopy_thread(self, source: str, target: str) -> None:
+        """Async twin of `copy_thread`.
+
+        Cancellation:
+            One transaction: all of the thread is copied, or none of it.
+        """
+        self.copy_thread(source, target)
+
+    async def acount_threads(self, *, metadata: dict[str, Any] | None = None,
+                             ids: Collection[str] | None = None) -> int:
+        """Async twin of `count_threads`.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return self.count_threads(metadata=metadata, ids=ids)
 
     async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                                 limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:

@@ -269,11 +269,19 @@ class InMemorySaver(CheckpointStore):
                        offset: int = 0) -> list[ThreadRecord]:
         query = ThreadQuery.of(metadata=metadata, ids=ids, sort_by=sort_by,
                                ascending=ascending, limit=limit, offset=offset)
+        return query.page(self._thread_candidates(query))
+
+    def count_threads(self, *, metadata: dict[str, Any] | None = None,
+                      ids: Collection[str] | None = None) -> int:
+        query = ThreadQuery.of(metadata=metadata, ids=ids)
+        return sum(map(query.matches, self._thread_candidates(query)))
+
+    def _thread_candidates(self, query: ThreadQuery) -> list[ThreadRecord]:
+        """The thread records `query` may match: those of its ids, or all."""
         with self._lock:
             known = self._thread_records
-            candidates = list(known.values() if query.ids is None
-                              else (known[i] for i in query.ids if i in known))
-        return query.page(candidates)
+            return list(known.values() if query.ids is None
+                        else (known[i] for i in query.ids if i in known))
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -418,6 +426,23 @@ class InMemorySaver(CheckpointStore):
             for run_id in [r for r, i in self._runs.items() if i.thread_id == thread_id]:
                 del self._runs[run_id]
                 self._events.pop(run_id, None)
+
+    def copy_thread(self, source: str, target: str) -> None:
+        with self._lock:
+            if any(key[0] == target for key in self._threads):
+                raise ValueError(f"thread {target!r} already has checkpoints")
+            for (thread_id, ns), history in list(self._threads.items()):
+                if thread_id != source:
+                    continue
+                copies = [_Checkpoint(dataclasses.replace(stored.record, thread_id=target,
+                                                          run_id=None), list(stored.writes))
+                          for stored in history]
+                self._threads[target, ns] = copies
+                for copy in copies:
+                    self._by_id[target, ns, copy.record.id] = copy
+            for (thread_id, ns, channel, checkpoint_id), blob in list(self._blobs.items()):
+                if thread_id == source:
+                    self._blobs[target, ns, channel, checkpoint_id] = blob
 
     def delete_run(self, run_id: str) -> bool:
         with self._lock:

@@ -172,7 +172,8 @@ class ThreadQuery:
 
     @classmethod
     def of(cls, *, metadata: dict[str, Any] | None, ids: Collection[str] | None,
-           sort_by: str, ascending: bool, limit: int, offset: int) -> ThreadQuery:
+           sort_by: str = "updated_at", ascending: bool = False, limit: int = 10,
+           offset: int = 0) -> ThreadQuery:
         """The search `search_threads` was asked for.
 
         Raises:

@@ -27,7 +27,7 @@ from tether.server.graphs import Assistants
 from tether.server.guards import Guard
 from tether.server.launcher import FEED_MODES, LocalLauncher, RunLauncher, run_config
 from tether.server.limits import ServerLimits, StreamSlots
-from tether.server.routes import assistants, cancel, console, runs, threads, ui
+from tether.server.routes import assistants, cancel, console, runs, stateless, threads, ui
 from tether.server.routes import store as store_routes
 from tether.server.wire import RecentFacts, WireJSON, run_json
 from tether.store.base import BaseStore, IndexConfig, TTLConfig
@@ -115,9 +115,9 @@ def create_app(graphs: Mapping[str, CompiledStateGraph], store: CheckpointStore 
     return app
 
 
-DOCUMENTED = (assistants, threads, runs, cancel, store_routes, console, ui)
+DOCUMENTED = (assistants, threads, runs, stateless, cancel, store_routes, console, ui)
 """The route modules in the order the OpenAPI document lists their paths (the Agent Server's)."""
-MATCHED = (cancel, runs, threads, assistants, store_routes, console, ui)
+MATCHED = (cancel, runs, stateless, threads, assistants, store_routes, console, ui)
 """The same modules in the order a request is matched against them. FastAPI tries the routes
 one after the other, a few microseconds each: the hottest (cancel a run; create, read, join or
 stream one) come first, instead of after twenty others. No path of one module matches a route

@@ -150,17 +150,36 @@ class ThreadPatch(Strict):
     metadata: JsonObject = Field(default_factory=dict)
 
 
-class ThreadSearch(Strict):
-    """`POST /threads/search`."""
+ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+ThreadField = Literal["thread_id", "created_at", "updated_at", "state_updated_at", "metadata",
+                      "config", "status", "values", "interrupts"]
+
+
+class ThreadCount(Strict):
+    """`POST /threads/count`."""
 
     metadata: JsonObject | None = None
     values: JsonObject | None = None
+    status: ThreadStatus | None = None
+
+
+class ThreadPrune(Strict):
+    """`POST /threads/prune`."""
+
+    thread_ids: list[Text]
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+
+class ThreadSearch(ThreadCount):
+    """`POST /threads/search`."""
+
     ids: list[Text] | None = None
-    status: Literal["idle", "busy", "interrupted", "error"] | None = None
     limit: Limit = 10
     offset: Offset = 0
-    sort_by: Literal["thread_id", "created_at", "updated_at"] | None = None
+    sort_by: Literal["thread_id", "created_at", "updated_at", "state_updated_at",
+                     "status"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
+    select: list[ThreadField] | None = None
 
 
 class StateUpdate(Strict):
@@ -322,6 +341,8 @@ __all__ = [
     "StorePut",
     "StoreSearch",
     "ThreadCreate",
+    "ThreadCount",
     "ThreadPatch",
+    "ThreadPrune",
     "ThreadSearch",
 ]

@@ -152,17 +152,26 @@ FROM (SELECT 1) AS one LEFT JOIN threads AS t ON t.thread_id = %(t)s"""
 """The record if any, else what a bare record needs: the first run's creation, or checkpoints."""
 
 
+def _thread_filter(keys: int, ids: bool) -> str:
+    """The `WHERE` of a thread search: with `ids`, an id in an array (the first parameter),
+    then a metadata value per key (a key and a JSON value each; a missing key reads as
+    null)."""
+    tests = ["thread_id = ANY(%s::text[])"] if ids else []
+    return " AND ".join(tests + ["coalesce(metadata -> %s, 'null') = %s"] * keys) or "true"
+
+
 def search_threads(keys: int, ids: bool = False,
                    order: str = thread_order("updated_at", ascending=False)) -> str:
-    """Threads whose metadata equals a value at each of `keys` keys (a missing key reads as
-    null), and, with `ids`, whose id is in an array (the first parameter), ordered by `order`
-    (`thread_order`; the default, latest update first with ties by id, and its reverse are
-    served by `threads_by_update`, schema version 5); parameters: [ids], (key, JSON value) per
-    key, limit, offset."""
-    tests = ["thread_id = ANY(%s::text[])"] if ids else []
-    where = " AND ".join(tests + ["coalesce(metadata -> %s, 'null') = %s"] * keys) or "true"
-    return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
+    """Threads that match (`_thread_filter`), ordered by `order` (`thread_order`; the
+    default, latest update first with ties by id, and its reverse are served by
+    `threads_by_update`, schema version 5), paged: the filter's parameters, limit, offset."""
+    return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {_thread_filter(keys, ids)} "
             f"ORDER BY {order} LIMIT %s OFFSET %s")
+
+
+def count_threads(keys: int, ids: bool = False) -> str:
+    """How many threads match (`_thread_filter`)."""
+    return f"SELECT count(*) FROM threads WHERE {_thread_filter(keys, ids)}"
 
 
 LIST_THREADS: Final = """
@@ -264,6 +273,26 @@ def list_checkpoints(*, before: bool) -> str:
 
 # -- deleting ---------------------------------------------------------------------------------
 
+COPY_THREAD: Final = """
+WITH fresh AS (SELECT NOT EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = %(t)s) AS ok),
+copied AS (
+    INSERT INTO checkpoints (thread_id, ns, checkpoint_id, parent_id, step, source, created_at,
+        next, metadata, run_id, refs)
+    SELECT %(t)s, ns, checkpoint_id, parent_id, step, source, created_at, next, metadata, NULL,
+        refs FROM checkpoints, fresh WHERE thread_id = %(s)s AND fresh.ok
+    RETURNING 1)
+SELECT (SELECT ok FROM fresh), (SELECT count(*) FROM copied)"""
+"""A thread's checkpoints under another thread id, none a run's (`run_id` NULL), unless that
+one has checkpoints already (then nothing, and `ok` false); then, in the same transaction,
+`COPY_THREAD_VALUES`."""
+COPY_THREAD_VALUES: Final = """
+WITH blobs_copied AS (
+    INSERT INTO blobs (thread_id, ns, checkpoint_id, channel, value)
+    SELECT %(t)s, ns, checkpoint_id, channel, value FROM blobs WHERE thread_id = %(s)s)
+INSERT INTO writes (thread_id, ns, checkpoint_id, task_id, idx, task_name, channel, value)
+SELECT %(t)s, ns, checkpoint_id, task_id, idx, task_name, channel, value FROM writes
+WHERE thread_id = %(s)s ORDER BY seq"""
+"""The blobs and pending writes (in their order) of the copied checkpoints."""
 DELETE_THREAD: Final = """
 WITH cut AS (DELETE FROM checkpoints WHERE thread_id = %(t)s),
 doomed AS (DELETE FROM runs WHERE thread_id = %(t)s RETURNING run_id),

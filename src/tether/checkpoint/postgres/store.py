@@ -240,6 +240,11 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
             metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
             offset=offset)))
 
+    def count_threads(self, *, metadata: dict[str, Any] | None = None,
+                      ids: Collection[str] | None = None) -> int:
+        """How many recorded threads match: one statement."""
+        return self._db.run(threads.count(ThreadQuery.of(metadata=metadata, ids=ids)))
+
     # -- checkpoints ------------------------------------------------------------------------
 
     def put_checkpoint(self, record: CheckpointRecord) -> None:
@@ -307,6 +312,9 @@ class PostgresSaver(AsyncTwins, CheckpointStore):
 
     def delete_run(self, run_id: str) -> bool:
         return self._db.run(runs.delete(run_id))
+
+    def copy_thread(self, source: str, target: str) -> None:
+        self._db.run(threads.copy(source, target), transaction=True)
 
     def delete_run_checkpoints(self, run_id: str) -> None:
         self._db.run(checkpoints.delete_of_run(run_id), transaction=True)

@@ -37,12 +37,23 @@ def get(thread_id: str) -> Op[ThreadRecord | None]:
 
 def search(query: ThreadQuery) -> Op[list[ThreadRecord]]:
     """The recorded threads `query` asks for, in its order: one statement."""
-    ids = query.ids
-    params: list[Any] = [] if ids is None else [sorted(ids)]
-    params += [p for key, value in query.metadata.items() for p in (key, rows.jsonb(value))]
-    found = yield Query(_sql.search_threads(len(query.metadata), ids is not None, query.order),
-                        [*params, query.limit, query.offset], "all")
+    sql = _sql.search_threads(len(query.metadata), query.ids is not None, query.order)
+    found = yield Query(sql, [*_filter_params(query), query.limit, query.offset], "all")
     return [rows.thread(r) for r in found]
+
+
+def count(query: ThreadQuery) -> Op[int]:
+    """How many recorded threads `query` matches: one statement."""
+    (found,) = yield Query(_sql.count_threads(len(query.metadata), query.ids is not None),
+                           _filter_params(query))
+    return int(found)
+
+
+def _filter_params(query: ThreadQuery) -> list[Any]:
+    """The parameters of `_sql`'s thread filter for `query`."""
+    params: list[Any] = [] if query.ids is None else [sorted(query.ids)]
+    return params + [p for key, value in query.metadata.items()
+                     for p in (key, rows.jsonb(value))]
 
 
 def listing(limit: int | None) -> Op[list[str]]:
@@ -51,9 +62,23 @@ def listing(limit: int | None) -> Op[list[str]]:
     return [thread_id for (thread_id,) in found]
 
 
+def copy(source: str, target: str) -> Op[None]:
+    """Copy a thread's checkpoints, values and writes to `target`: two statements, to run in
+    one transaction.
+
+    Raises:
+        ValueError: `target` already has checkpoints (nothing is copied).
+    """
+    params = {"s": source, "t": target}
+    fresh, _copied = yield Query(_sql.COPY_THREAD, params)
+    if not fresh:
+        raise ValueError(f"thread {target!r} already has checkpoints")
+    yield Query(_sql.COPY_THREAD_VALUES, params, "none")
+
+
 def delete(thread_id: str) -> Op[None]:
     """Remove a thread's checkpoints, writes, runs, their logs and its record: one statement."""
     yield Query(_sql.DELETE_THREAD, {"t": thread_id}, "none")
 
 
-__all__ = ["delete", "get", "listing", "put", "search"]
+__all__ = ["copy", "count", "delete", "get", "listing", "put", "search"]

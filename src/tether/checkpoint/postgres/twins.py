@@ -231,6 +231,15 @@ class AsyncTwins:
             metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
             offset=offset)))
 
+    async def acount_threads(self, *, metadata: dict[str, Any] | None = None,
+                             ids: Collection[str] | None = None) -> int:
+        """Async twin of `count_threads`: the same one statement.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._db.arun(threads.count(ThreadQuery.of(metadata=metadata, ids=ids)))
+
     async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                                 limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:
         """Async twin of `list_checkpoints`: the same pages, each one statement.
@@ -268,6 +277,14 @@ class AsyncTwins:
             Committed whole or not at all; safe to retry (see the module docstring).
         """
         await self._db.arun(threads.delete(thread_id))
+
+    async def acopy_thread(self, source: str, target: str) -> None:
+        """Async twin of `copy_thread`: the same two statements, in one transaction.
+
+        Cancellation:
+            Committed whole or not at all (see the module docstring).
+        """
+        await self._db.arun(threads.copy(source, target), transaction=True)
 
     async def adelete_run(self, run_id: str) -> bool:
         """Async twin of `delete_run`: the same statement and answer.

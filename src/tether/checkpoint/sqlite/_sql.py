@@ -358,21 +358,29 @@ PUT_THREAD: Final = (
 ALL_THREADS: Final = f"SELECT {THREAD_COLUMNS} FROM threads"
 
 
-def search_threads(conditions: int, ids: bool = False,
-                   order: str = thread_order("updated_at", ascending=False)) -> str:
-    """Threads whose metadata matches `conditions` (path, value) pairs (and, with `ids`,
-    whose id is in a JSON array, the parameter before the pairs), ordered by `order`
-    (`thread_order`: by default latest first, ties by id, as in the other stores, so that
-    pages do not overlap), paged. The default order and its reverse are a walk of
-    `threads_by_update` (`SCHEMA_V6`).
+def _thread_filter(conditions: int, ids: bool) -> str:
+    """The `WHERE` of a thread search: with `ids`, an id in a JSON array (the first
+    parameter), then a metadata value at a path per condition (a path and a value each).
 
     A record SQLite cannot read as JSON (a `NaN` stored by an older tether) matches nothing,
     rather than failing the search of every thread."""
     test = "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, ?) END) = ?"
     tests = ["thread_id IN (SELECT value FROM json_each(?))"] if ids else []
-    where = " AND ".join(tests + [test] * conditions) or "1"
-    return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {where} "
+    return " AND ".join(tests + [test] * conditions) or "1"
+
+
+def search_threads(conditions: int, ids: bool = False,
+                   order: str = thread_order("updated_at", ascending=False)) -> str:
+    """Threads that match (`_thread_filter`), ordered by `order` (`thread_order`: by default
+    latest first, ties by id, as in the other stores, so that pages do not overlap), paged.
+    The default order and its reverse are a walk of `threads_by_update` (`SCHEMA_V6`)."""
+    return (f"SELECT {THREAD_COLUMNS} FROM threads WHERE {_thread_filter(conditions, ids)} "
             f"ORDER BY {order} LIMIT ? OFFSET ?")
+
+
+def count_threads(conditions: int, ids: bool = False) -> str:
+    """How many threads match (`_thread_filter`)."""
+    return f"SELECT count(*) FROM threads WHERE {_thread_filter(conditions, ids)}"
 
 
 FIRST_RUN_OF_THREAD: Final = (
@@ -483,6 +491,19 @@ DELETE_THREAD: Final[tuple[str, ...]] = (
     "DELETE FROM runs WHERE thread_id = ?1",
     "DELETE FROM threads WHERE thread_id = ?1",
 )
+COPY_THREAD: Final[tuple[str, ...]] = (
+    "INSERT INTO checkpoints (thread_id, ns, checkpoint_id, parent_id, step, source, created_at, "
+    "next, metadata, run_id, refs, refs_base, refs_depth) "
+    "SELECT ?2, ns, checkpoint_id, parent_id, step, source, created_at, next, metadata, NULL, "
+    "refs, refs_base, refs_depth FROM checkpoints WHERE thread_id = ?1",
+    "INSERT INTO blobs (thread_id, ns, checkpoint_id, channel, value) "
+    "SELECT ?2, ns, checkpoint_id, channel, value FROM blobs WHERE thread_id = ?1",
+    "INSERT INTO writes (thread_id, ns, checkpoint_id, task_id, idx, task_name, channel, value) "
+    "SELECT ?2, ns, checkpoint_id, task_id, idx, task_name, channel, value FROM writes "
+    "WHERE thread_id = ?1 ORDER BY rowid",
+)
+"""A thread's checkpoints, blobs and writes (in their order) under another thread id: the same
+rows, refs chains and all, but no run's (`run_id` NULL)."""
 DELETE_RUN_CHECKPOINTS: Final = (
     "DELETE FROM checkpoints WHERE run_id = ?1 "
     "AND thread_id IN (SELECT thread_id FROM runs WHERE run_id = ?1)"

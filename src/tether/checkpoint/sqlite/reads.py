@@ -89,6 +89,15 @@ class AsyncReads(CheckpointStore):
             metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
             offset=offset))
 
+    async def acount_threads(self, *, metadata: dict[str, Any] | None = None,
+                             ids: Collection[str] | None = None) -> int:
+        """Async twin of `count_threads`, read by the reader thread.
+
+        Cancellation:
+            Safe: it only reads.
+        """
+        return await self._reads.read(lambda: self.count_threads(metadata=metadata, ids=ids))
+
     async def alist_checkpoints(self, thread_id: str, ns: str = "", *, before: str | None = None,
                                 limit: int | None = None) -> AsyncIterator[StoredCheckpoint]:
         """Async twin of `list_checkpoints`, a page at a time by the reader thread.

@@ -249,6 +249,11 @@ class SqliteSaver(AsyncReads, CheckpointStore):
             metadata=metadata, ids=ids, sort_by=sort_by, ascending=ascending, limit=limit,
             offset=offset))
 
+    def count_threads(self, *, metadata: dict[str, Any] | None = None,
+                      ids: Collection[str] | None = None) -> int:
+        """How many recorded threads match: one statement."""
+        return threads.count(self._db, ThreadQuery.of(metadata=metadata, ids=ids))
+
     # -- checkpoints ------------------------------------------------------------------------
 
     def put_checkpoint(self, record: CheckpointRecord) -> None:
@@ -330,6 +335,9 @@ class SqliteSaver(AsyncReads, CheckpointStore):
 
     def delete_run(self, run_id: str) -> bool:
         return self._db.run(runs.delete(run_id))
+
+    def copy_thread(self, source: str, target: str) -> None:
+        self._db.run(threads.copy(source, target))
 
     def delete_run_checkpoints(self, run_id: str) -> None:
         with self._db.write() as conn:
@@ -466,6 +474,14 @@ class SqliteSaver(AsyncReads, CheckpointStore):
         """
         await self._writer.transaction(lambda: threads.delete(thread_id), lambda _: (
             self._checkpoints.forget(lambda key, _head: key[0] == thread_id)))
+
+    async def acopy_thread(self, source: str, target: str) -> None:
+        """Async twin of `copy_thread`, run by the writer thread.
+
+        Cancellation:
+            Deferred: the thread is copied whole; see the class's docstring.
+        """
+        await self._writer.transaction(lambda: threads.copy(source, target))
 
     async def adelete_run(self, run_id: str) -> bool:
         """Async twin of `delete_run`, run by the writer thread (the same `RunError`).

@@ -38,6 +38,18 @@ def delete(thread_id: str) -> Op[None]:
         yield Query(statement, (thread_id,), "none")
 
 
+def copy(source: str, target: str) -> Op[None]:
+    """Copy a thread's checkpoints, values and writes to `target` (`_sql.COPY_THREAD`).
+
+    Raises:
+        ValueError: `target` already has checkpoints (nothing is copied).
+    """
+    if (yield Query(_sql.THREAD_HAS_CHECKPOINTS, (target,))) is not None:
+        raise ValueError(f"thread {target!r} already has checkpoints")
+    for statement in _sql.COPY_THREAD:
+        yield Query(statement, (source, target), "none")
+
+
 def get(db: Connection, thread_id: str) -> ThreadRecord | None:
     """A thread's record; a thread with runs or checkpoints but no record gets a bare one,
     created when its first run was."""
@@ -55,18 +67,36 @@ def get(db: Connection, thread_id: str) -> ThreadRecord | None:
 
 def search(db: Connection, query: ThreadQuery) -> list[ThreadRecord]:
     """The recorded threads `query` asks for, in its order."""
-    wanted, ids = query.metadata, query.ids
-    if ids is not None and not ids:
+    params = _filter_params(query)
+    if query.ids is not None and not query.ids:
         return []
-    if all(_scalar(v) for v in wanted.values()):
-        # The common case (a tenant, a user id): filtered, ordered and paged by SQLite.
-        params: list[Any] = [] if ids is None else [json.dumps(sorted(ids))]
-        for key, value in wanted.items():
-            params += [_json_path(key), value]
-        params += [query.limit, query.offset]
-        sql = _sql.search_threads(len(wanted), ids is not None, query.order)
-        return [rows.thread(row) for row in db.all(sql, params)]
-    return query.page(rows.thread(row) for row in db.all(_sql.ALL_THREADS))
+    if params is None:  # a value SQLite's JSON functions cannot compare: matched in Python
+        return query.page(rows.thread(row) for row in db.all(_sql.ALL_THREADS))
+    sql = _sql.search_threads(len(query.metadata), query.ids is not None, query.order)
+    return [rows.thread(row) for row in db.all(sql, [*params, query.limit, query.offset])]
+
+
+def count(db: Connection, query: ThreadQuery) -> int:
+    """How many recorded threads `query` matches."""
+    params = _filter_params(query)
+    if query.ids is not None and not query.ids:
+        return 0
+    if params is None:
+        return sum(query.matches(rows.thread(row)) for row in db.all(_sql.ALL_THREADS))
+    ((found,),) = db.all(_sql.count_threads(len(query.metadata), query.ids is not None),
+                         params)
+    return int(found)
+
+
+def _filter_params(query: ThreadQuery) -> list[Any] | None:
+    """The parameters of `_sql`'s thread filter for `query`, or None when a metadata value is
+    not a plain scalar (the common case, a tenant or a user id, is filtered by SQLite)."""
+    if not all(_scalar(v) for v in query.metadata.values()):
+        return None
+    params: list[Any] = [] if query.ids is None else [json.dumps(sorted(query.ids))]
+    for key, value in query.metadata.items():
+        params += [_json_path(key), value]
+    return params
 
 
 def _scalar(value: Any) -> bool:
@@ -78,4 +108,4 @@ def _json_path(key: str) -> str:
     return f'$."{escaped}"'
 
 
-__all__ = ["delete", "get", "put", "search"]
+__all__ = ["copy", "count", "delete", "get", "put", "search"]

@@ -1,4 +1,5 @@
-"""Runs on threads (and stateless ones): start, stream, wait, join, read, list, delete."""
+"""Runs on threads: start, stream, wait, join, read, list, delete (stateless runs:
+`tether.server.routes.stateless`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from tether.server import errors
 from tether.server.auth import Principal
-from tether.server.context import Caller, Server, ServerState, parts, stamped
+from tether.server.context import Caller, Server, ServerState, parts
 from tether.server.errors import invalid
 from tether.server.express import segments
 from tether.server.feed import RunFeed, Subscription
@@ -20,7 +21,7 @@ from tether.server.launcher import RunOrder
 from tether.server.limits import StreamSlots
 from tether.server.message_events import run_modes
 from tether.server.models import MAX_OFFSET, STREAM_MODES, RunCreate
-from tether.server.orders import assistant_for, new_thread_id, order_for, prepare_thread
+from tether.server.orders import assistant_for, order_for, prepare_thread
 from tether.server.runview import run_record
 from tether.server.sse import STREAM_RESPONSE, DelayedJson, EventStream
 from tether.server.wire import WireJSON, client_id, error_json, jsonable
@@ -373,47 +374,3 @@ def _last_event_id(request: Request) -> int | None:
         raise invalid(f"Last-Event-ID {value!r} is not an event id of this server",
                       "header", "last-event-id")
     return int(value)
-
-
-# -- stateless runs ----------------------------------------------------------------------------
-
-
-async def _stateless(server: ServerState, caller: Principal, body: RunCreate) -> RunOrder:
-    assistant = assistant_for(server, body)
-    thread_id = new_thread_id()
-    metadata = stamped({"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id},
-                       caller)
-    await server.store.aput_thread(thread_id, metadata)
-    return order_for(assistant, thread_id, body, caller,
-                     temporary=body.on_completion != "keep")
-
-
-@router.post("/runs/stream", responses=STREAM_RESPONSE)
-async def stream_stateless(body: RunCreate, request: Request) -> EventStream:
-    """Run on a new thread (deleted afterwards unless `on_completion="keep"`) and stream it.
-
-    Cancellation:
-        As `stream_run`; the thread is deleted once the run ends (unless `on_completion="keep"`).
-    """
-    server, caller = parts(request)
-    order = await _stateless(server, caller, body)
-    return await start_streaming(server, caller, order, body, {
-        "Location": f"/runs/{order.run_id}/stream", "Content-Location": f"/runs/{order.run_id}"})
-
-
-@router.post("/runs/wait")
-async def wait_stateless(body: RunCreate, request: Request) -> DelayedJson:
-    """Run on a new thread (deleted afterwards unless `on_completion="keep"`); its output.
-
-    Cancellation:
-        As `wait_run`; the thread is deleted once the run ends (unless `on_completion="keep"`).
-    """
-    server, caller = parts(request)
-    order = await _stateless(server, caller, body)
-    info = await server.launcher.start(order)
-    hook = canceller(server, info.run_id, "client disconnected while waiting for the run "
-                                          "(on_disconnect=cancel)") \
-        if body.on_disconnect == "cancel" else None
-    return DelayedJson(lambda: final_output(server, info.run_id),
-                       headers={"Content-Location": f"/runs/{info.run_id}"},
-                       limits=server.limits, on_disconnect=hook)
