@@ -208,8 +208,6 @@ async def test_assistant_writes_are_refused_with_the_reason(client: LangGraphCli
                                                     if_exists="do_nothing", name="mine"),
         "changed": lambda: client.assistants.update("planner", metadata={"owner": "me"}),
         "deleted": lambda: client.assistants.delete(assistant_id_of("planner")),
-        "versions": lambda: client.assistants.get_versions("planner"),
-        "choose from": lambda: client.assistants.set_latest("planner", 2),
     }
     for words, write in writes.items():
         with pytest.raises(APIStatusError) as refused:
@@ -228,3 +226,16 @@ async def test_a_refusal_says_which_methods_the_assistant_allows(
     created = await http.post("/assistants", json={"graph_id": "planner"})
     assert created.status_code == 405 and created.headers["allow"] == ""
     assert "cannot be created" in created.json()["detail"]
+
+
+async def test_an_assistant_has_one_version_and_it_is_the_latest(
+        client: LangGraphClient) -> None:
+    (planner,) = await client.assistants.search(graph_id="planner")
+    assert await client.assistants.get_versions("planner") == [planner]
+    assert await client.assistants.get_versions(planner["assistant_id"],
+                                                metadata={"created_by": "system"}) == [planner]
+    assert await client.assistants.get_versions("planner", metadata={"owner": "x"}) == []
+    assert await client.assistants.get_versions("planner", offset=1) == []
+    assert await client.assistants.set_latest("planner", 1) == planner
+    with pytest.raises(NotFoundError, match="has no version 2"):
+        await client.assistants.set_latest("planner", 2)

@@ -227,6 +227,20 @@ class AssistantCount(Strict):
     name: Text | None = None
 
 
+class AssistantVersions(Strict):
+    """`POST /assistants/{id}/versions`."""
+
+    metadata: JsonObject | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+
+
+class AssistantLatest(Strict):
+    """`POST /assistants/{id}/latest`."""
+
+    version: int
+
+
 class RunsCancel(Strict):
     """`POST /runs/cancel`: runs of one thread by id, or every run of a status."""
 
@@ -321,7 +335,9 @@ __all__ = [
     "MAX_OFFSET",
     "STREAM_MODES",
     "AssistantCount",
+    "AssistantLatest",
     "AssistantSearch",
+    "AssistantVersions",
     "CancelRequest",
     "CheckpointIn",
     "CommandIn",

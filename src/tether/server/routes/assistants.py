@@ -1,6 +1,7 @@
 """Assistants: one per served graph (`/assistants/search`, `/count`, `/assistants/{id}`, its
-graph, schemas and subgraphs). They are made from the graphs the server serves, so the routes
-that would create, change, delete or version one are refused (405) with that reason."""
+graph, schemas and subgraphs, its one version). They are made from the graphs the server
+serves, so the routes that would create, change or delete one are refused (405) with that
+reason."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from tether.server.context import Caller, Server
 from tether.server.errors import Refusal, invalid, not_found
 from tether.server.graph_schema import graph_schema
 from tether.server.graphs import Assistant
-from tether.server.models import AssistantCount, AssistantSearch
+from tether.server.models import (
+    AssistantCount,
+    AssistantLatest,
+    AssistantSearch,
+    AssistantVersions,
+)
 
 router = APIRouter()
 
@@ -118,27 +124,36 @@ async def delete_assistant(assistant_id: str, server: Server, _caller: Caller) -
     raise _fixed("an assistant cannot be deleted", "GET")
 
 
-@router.post("/assistants/{assistant_id}/versions", responses=_FIXED)
-async def assistant_versions(assistant_id: str, server: Server, _caller: Caller) -> None:
-    """Refused for an assistant that exists (404 for another): it has no versions to list.
+@router.post("/assistants/{assistant_id}/versions")
+async def assistant_versions(assistant_id: str, body: AssistantVersions, server: Server,
+                             _caller: Caller) -> list[dict[str, Any]]:
+    """The assistant's versions: its one, version 1 (none if `metadata` does not match it, or
+    past the page).
 
     Cancellation:
-        Changes nothing.
+        Read-only: nothing changes, safe to retry.
     """
-    _assistant(server, assistant_id)
-    raise _fixed("an assistant has no versions (it is always version 1)")
+    found = [_assistant(server, assistant_id).to_json()]
+    if body.metadata:
+        found = [a for a in found if all(a["metadata"].get(k) == v
+                                         for k, v in body.metadata.items())]
+    return found[body.offset:body.offset + body.limit]
 
 
-@router.post("/assistants/{assistant_id}/latest", responses=_FIXED)
-async def set_latest_assistant_version(assistant_id: str, server: Server,
-                                       _caller: Caller) -> None:
-    """Refused for an assistant that exists (404 for another): it has no versions to pick.
+@router.post("/assistants/{assistant_id}/latest")
+async def set_latest_assistant_version(assistant_id: str, body: AssistantLatest,
+                                       server: Server, _caller: Caller) -> dict[str, Any]:
+    """Make `version` the assistant's latest: version 1, its only one, already is (the
+    assistant is answered); another is a 404.
 
     Cancellation:
-        Changes nothing.
+        Changes nothing: safe to retry.
     """
-    _assistant(server, assistant_id)
-    raise _fixed("an assistant has no versions to choose from (it is always version 1)")
+    assistant = _assistant(server, assistant_id)
+    if body.version != 1:
+        raise HTTPException(404, f"assistant {assistant_id!r} has no version {body.version}: "
+                                 "tether serves one assistant per graph, always version 1")
+    return assistant.to_json()
 
 
 @router.get("/assistants/{assistant_id}/graph")
