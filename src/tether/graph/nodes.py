@@ -7,13 +7,16 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args, get_origin
 
 from tether.engine.spec import NODE_KWARGS, GraphSpec
 from tether.graph.schema import Schema
 from tether.types import Command, RetryPolicy
+
+NS_SEP = "|"
+"""What joins the node names of a subgraph's namespace (`parent|child`), as in LangGraph."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,12 @@ def mentions_graph_calls(info: CallableInfo) -> bool:
 def graphs_used(fn: Any) -> list[GraphSpec]:
     """The compiled graphs a node's code refers to (by a global or a closure variable), as
     LangGraph finds the subgraphs a node invokes: their specs, in the order found."""
+    return [graph.spec for graph in graphs_referenced(fn)]
+
+
+def graphs_referenced(fn: Any) -> list[Any]:
+    """The compiled graphs (objects with a `GraphSpec` as `spec`) a node's code refers to by a
+    global or a closure variable, in the order found."""
     target = _unwrap(fn)
     code = getattr(target, "__code__", None)
     if code is None:
@@ -234,7 +243,34 @@ def graphs_used(fn: Any) -> list[GraphSpec]:
                         if _has_contents(cell)]
     scope = getattr(target, "__globals__", {})
     found.extend(scope[name] for name in code.co_names if name in scope)
-    return [spec for obj in found if isinstance(spec := getattr(obj, "spec", None), GraphSpec)]
+    return [obj for obj in found if isinstance(getattr(obj, "spec", None), GraphSpec)]
+
+
+def subgraphs_of(nodes: Mapping[str, NodeDef], namespace: str | None,
+                 recurse: bool) -> Iterator[tuple[str, Any]]:
+    """`(namespace, compiled graph)` for each node that runs a subgraph (added as the node, or
+    the first one its code invokes), in the order the nodes were added; LangGraph's
+    `get_subgraphs`: with `namespace` (`parent|child`, matched whole), only the subgraph
+    there; with `recurse`, the subgraphs of the subgraphs too (`parent|child` namespaces)."""
+    for name, node in nodes.items():
+        if namespace is not None and namespace != name \
+                and not namespace.startswith(name + NS_SEP):
+            continue
+        graph = node.subgraph
+        if graph is None:
+            graph = next(iter(graphs_referenced(node.call.func)), None)
+        if graph is None:
+            continue
+        if name == namespace:
+            yield name, graph
+            return
+        if namespace is None:
+            yield name, graph
+        deeper = getattr(graph, "get_subgraphs", None)
+        if recurse and deeper is not None:
+            rest = None if namespace is None else namespace[len(name) + 1:]
+            for child, found in deeper(namespace=rest, recurse=True):
+                yield f"{name}{NS_SEP}{child}", found
 
 
 def _has_contents(cell: Any) -> bool:

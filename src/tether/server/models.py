@@ -219,6 +219,28 @@ class AssistantSearch(Strict):
     sort_order: Literal["asc", "desc"] | None = None
 
 
+class AssistantCount(Strict):
+    """`POST /assistants/count`: the filters of `AssistantSearch`."""
+
+    metadata: JsonObject | None = None
+    graph_id: Text | None = None
+    name: Text | None = None
+
+
+class AssistantVersions(Strict):
+    """`POST /assistants/{id}/versions`."""
+
+    metadata: JsonObject | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+
+
+class AssistantLatest(Strict):
+    """`POST /assistants/{id}/latest`."""
+
+    version: int
+
+
 class RunsCancel(Strict):
     """`POST /runs/cancel`: runs of one thread by id, or every run of a status."""
 
@@ -312,7 +334,10 @@ class StoreNamespaces(Strict):
 __all__ = [
     "MAX_OFFSET",
     "STREAM_MODES",
+    "AssistantCount",
+    "AssistantLatest",
     "AssistantSearch",
+    "AssistantVersions",
     "CancelRequest",
     "CheckpointIn",
     "CommandIn",
