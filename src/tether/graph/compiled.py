@@ -3,7 +3,7 @@ delegated to `tether.runs` (runs and their control) and `tether.engine` (state a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from tether import node_context
@@ -14,11 +14,11 @@ from tether.config import RunConfig, merge_configs, parse_config
 from tether.engine.calls import current_site
 from tether.engine.to_thread import default_pool
 from tether.errors import ConfigError
-from tether.graph import json_schema
+from tether.graph.batching import GraphBatches
 from tether.graph.history import GraphHistory
-from tether.graph.nodes import subgraphs_of
 from tether.graph.observer import has_langchain, holds_conversation, observer_for
 from tether.graph.repair import ThreadCloser, messages_key
+from tether.graph.runnable_parts import RunnableParts
 from tether.graph.stream_parts import PartsFormat, coercing
 from tether.runs import control, portal
 from tether.runs.handle import Run
@@ -30,7 +30,7 @@ from tether.types import CancelReason, GraphOutput, RunInfo, RunStatus
 _VALUES = "values"
 
 
-class CompiledStateGraph(GraphHistory):
+class CompiledStateGraph(GraphHistory, GraphBatches, RunnableParts):
     """A runnable graph, as `StateGraph.compile()` returns it.
 
     Attributes:
@@ -421,47 +421,6 @@ class CompiledStateGraph(GraphHistory):
         return result
 
     # -- drawing --------------------------------------------------------------------------
-
-    def get_graph(self, config: dict[str, Any] | None = None, *, xray: int | bool = False) -> Any:
-        """The graph's nodes and edges (with `draw_mermaid()`)."""
-        from tether.graph.drawing import draw
-
-        del config
-        return draw(self.builder, xray=bool(xray))
-
-    # -- schemas and subgraphs (LangGraph's; the schemas need pydantic) -------------------
-
-    def get_input_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The JSON Schema of the input (`input_schema`, else the state schema)."""
-        del config
-        return json_schema.of_schema(self.builder, self.builder.input_schema,
-                                     json_schema.titled(self.name, "Input"))
-
-    def get_output_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The JSON Schema of the output (`output_schema`, else the state schema)."""
-        del config
-        return json_schema.of_schema(self.builder, self.builder.output_schema,
-                                     json_schema.titled(self.name, "Output"))
-
-    def get_context_jsonschema(self) -> dict[str, Any] | None:
-        """The JSON Schema of the context schema; None without one."""
-        return json_schema.of_context(self.builder)
-
-    def get_subgraphs(self, *, namespace: str | None = None,
-                      recurse: bool = False) -> Iterator[tuple[str, CompiledStateGraph]]:
-        """`(namespace, subgraph)` of the nodes that run one: only the one at `namespace`
-        (`parent|child`; a nested one needs `recurse`) if given; deeper ones with `recurse`."""
-        return subgraphs_of(self.nodes, namespace, recurse)
-
-    async def aget_subgraphs(self, *, namespace: str | None = None, recurse: bool = False
-                             ) -> AsyncIterator[tuple[str, CompiledStateGraph]]:
-        """`get_subgraphs`, as an async iterator (nothing is awaited).
-
-        Cancellation:
-            Reads the builder only: nothing to undo, safe to retry.
-        """
-        for found in subgraphs_of(self.nodes, namespace, recurse):
-            yield found
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name} nodes={list(self.nodes)}>"
