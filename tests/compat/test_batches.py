@@ -5,6 +5,7 @@ no run of a batch is left going when the call returns, raises or is cancelled.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import operator
 import threading
 from typing import Annotated, Any, TypedDict
@@ -174,3 +175,48 @@ async def test_a_failing_run_returns_only_once_the_others_have_ended() -> None:
     assert sorted(ended) == [1, 2]
     assert sorted(info.status.value for info in graph.list_runs()) == [
         "error", "success", "success"]
+
+
+@pytest.mark.parametrize("after", [0, 1, 2, 3], ids=lambda n: f"after-{n}-ended")
+async def test_a_batch_cancelled_at_any_point_leaves_no_run_going(after: int) -> None:
+    # Runs of 0, 10, 20 and 30 ms; the caller is cancelled once `after` of them have ended
+    # (0: before any has), twice over. Every run is then at rest: ended, or cancelled.
+    tether = load("tether")
+    ended: list[int] = []
+    done = anyio.Event()
+
+    async def node(state: State) -> dict[str, Any]:
+        await anyio.sleep(state["x"] / 100)
+        ended.append(state["x"])
+        if len(ended) >= after:
+            done.set()
+        return {"x": state["x"]}
+
+    graph = _graph(tether, node=node)
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: graph.abatch(_inputs(0, 1, 2, 3)))
+        if after:
+            await done.wait()
+        group.cancel_scope.cancel()
+        group.cancel_scope.cancel()
+    runs = graph.list_runs()
+    assert all(info.status.at_rest for info in runs), [i.status for i in runs]
+    statuses = sorted(info.status.value for info in runs)
+    assert statuses.count("success") == len(ended) >= after
+    assert set(statuses) <= {"success", "cancelled"}
+
+
+async def test_leaving_an_as_completed_loop_early_cancels_the_runs_still_going() -> None:
+    tether = load("tether")
+
+    async def node(state: State) -> dict[str, Any]:
+        await anyio.sleep(state["x"])
+        return {"x": state["x"]}
+
+    graph = _graph(tether, node=node)
+    async with contextlib.aclosing(graph.abatch_as_completed(_inputs(0, 60, 60))) as answers:
+        async for at, output in answers:
+            assert (at, output) == (0, {"x": 0, "seen": []})
+            break
+    assert sorted(info.status.value for info in graph.list_runs()) == [
+        "cancelled", "cancelled", "success"]
