@@ -274,3 +274,17 @@ async def test_prune_keeping_the_latest_state_is_refused_with_why(
     assert len((await http.post("/threads/t/history", json={"limit": 10})).json()) == 4
     assert (await http.post("/threads/prune", json={"thread_ids": ["t"],
                                                     "strategy": "all"})).status_code == 422
+
+
+async def test_a_thread_whose_last_run_failed_shows_its_error(http: httpx.AsyncClient) -> None:
+    assert (await http.post("/threads", json={"thread_id": "t"})).status_code == 200
+    assert (await http.get("/threads/t")).json()["error"] is None
+    failed = await http.post("/threads/t/runs/wait", json={
+        "assistant_id": "failing", "input": {"value": 7}})
+    assert failed.status_code == 200, failed.text
+    thread = (await http.get("/threads/t")).json()
+    assert thread["status"] == "error"
+    assert thread["error"] == {"error": "ValueError", "message": "boom at 7"}
+    assert (await _search(http, status="error")) == ["t"]
+    await _counted(http, "ok", 1)
+    assert (await http.get("/threads/ok")).json()["error"] is None

@@ -173,20 +173,21 @@ class ServerState:
         return StateSnapshot(values, stored.next, config, dict(stored.metadata),
                              stored.created_at.isoformat(), None, ())
 
-    async def thread_status(self, thread_id: str) -> str:
-        """`busy`, `interrupted`, `error` or `idle`, from the thread's latest runs.
+    async def thread_status(self, thread_id: str) -> tuple[str, str | None]:
+        """`busy`, `interrupted`, `error` or `idle`, from the thread's latest runs; with
+        `error`, the latest run's error (`"Type: message"`), else None.
 
         Cancellation:
             Safe: it only reads.
         """
         runs = await self.store.alist_runs(thread_id=thread_id, limit=20)
         if any(r.status in BUSY for r in runs):
-            return "busy"
+            return "busy", None
         if runs and runs[0].status is RunStatus.INTERRUPTED:
-            return "interrupted"
+            return "interrupted", None
         if runs and runs[0].status is RunStatus.ERROR:
-            return "error"
-        return "idle"
+            return "error", runs[0].error
+        return "idle", None
 
 
 def store_ids(caller: Principal, thread_id: str) -> tuple[str, ...]:

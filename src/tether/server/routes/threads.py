@@ -36,7 +36,14 @@ from tether.server.models import (
     ThreadSearch,
 )
 from tether.server.routes.cancel import cancel_one
-from tether.server.wire import WireJSON, client_id, interrupts_by_task, jsonable, state_json
+from tether.server.wire import (
+    WireJSON,
+    client_id,
+    error_json,
+    interrupts_by_task,
+    jsonable,
+    state_json,
+)
 from tether.types import CancelReason
 
 router = APIRouter()
@@ -47,7 +54,8 @@ _STATE_ORDERS = frozenset({"status", "state_updated_at"})  # orders no record fi
 
 async def thread_json(server: ServerState, record: ThreadRecord, *,
                       new: bool = False) -> dict[str, Any]:
-    """A thread in the Agent Server's shape: status, current values, waiting interrupts.
+    """A thread in the Agent Server's shape: status, current values, waiting interrupts, and
+    the latest run's error when that run failed (`{"error", "message"}`).
 
     Args:
         new: the thread was created just now, so it has no runs and no checkpoint: it is
@@ -57,7 +65,7 @@ async def thread_json(server: ServerState, record: ThreadRecord, *,
     Cancellation:
         Safe: it only reads.
     """
-    snapshot, status = (None, "idle") if new else await asyncio.gather(
+    snapshot, (status, error) = (None, ("idle", None)) if new else await asyncio.gather(
         server.snapshot(record), server.thread_status(record.thread_id))
     return {
         "thread_id": client_id(record.thread_id),
@@ -70,6 +78,7 @@ async def thread_json(server: ServerState, record: ThreadRecord, *,
         "status": status,
         "values": jsonable(snapshot.values) if snapshot is not None else None,
         "interrupts": interrupts_by_task(snapshot),
+        "error": error_json(error) if status == "error" else None,
         "config": {},
     }
 
