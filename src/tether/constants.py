@@ -15,6 +15,9 @@ INTERRUPT: Final = "__interrupt__"
 
 RESUME: Final = "__resume__"
 """Pending-write key holding the resume values already given to a task."""
+WITHDRAWN: Final = "__withdrawn__"
+"""In place of a `__resume__` answer that `interrupt(response_schema=...)` refused: the
+question is open again, and the next answer takes its place."""
 
 ERROR: Final = "__error__"
 """Pending-write key recording a task that failed."""
@@ -46,14 +49,14 @@ JOIN_PREFIX: Final = "join:"
 
 RESERVED_NAMES: Final = frozenset(
     {START, END, INTERRUPT, RESUME, ERROR, CANCELLED, NO_WRITES, TASKS, RETURN, PREVIOUS,
-     PARTIAL}
+     PARTIAL, WITHDRAWN}
 )
 """Names no node or state key may take."""
 
 RESERVED_CHARS: Final = (":", "|")
 """Characters that separate namespaces and therefore cannot appear in node names."""
 
-CONTROL_WRITES: Final = frozenset({INTERRUPT, RESUME, ERROR, CANCELLED, PARTIAL})
+CONTROL_WRITES: Final = frozenset({INTERRUPT, RESUME, ERROR, CANCELLED, PARTIAL, WITHDRAWN})
 """Pending-write keys that record what happened to a task rather than what it produced (a
 partial answer too: the model task it belongs to did not finish, and runs again on resume)."""
 

@@ -256,6 +256,22 @@ class RecursionLimitReached(RunCancelled, GraphRecursionError):
     """
 
 
+_INVALID_RESUME = "__tether_invalid_resume__"
+
+
+def mark_invalid_resume(error: BaseException) -> None:
+    """Mark `error` as raised because an answer did not match its `interrupt()`'s
+    `response_schema` (`is_invalid_resume` then says so)."""
+    setattr(error, _INVALID_RESUME, True)
+
+
+def is_invalid_resume(error: BaseException | None) -> bool:
+    """Whether `error` was raised because a resume value did not match the
+    `response_schema` of the `interrupt()` it answered (a `pydantic.ValidationError`): the
+    answer was not kept, and the question can be answered again."""
+    return getattr(error, _INVALID_RESUME, False) is True
+
+
 __all__ = [
     "CheckpointNotFound",
     "CheckpointerRequired",
@@ -287,4 +303,6 @@ __all__ = [
     "TerminalStatusError",
     "TetherError",
     "ThreadBusyError",
+    "is_invalid_resume",
+    "mark_invalid_resume",
 ]

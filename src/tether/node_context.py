@@ -10,11 +10,14 @@ objects it carries come from the layers above and are typed by the protocols bel
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from tether.errors import GraphInterrupt, mark_invalid_resume
 
 if TYPE_CHECKING:
     import anyio
@@ -194,18 +197,58 @@ def leave(token: Token[NodeContext | None]) -> None:
     _current.reset(token)
 
 
-def interrupt(value: Any) -> Any:
+def interrupt(value: Any, *, response_schema: dict[str, Any] | type | None = None) -> Any:
     """Pause the run from inside a node and surface `value` to the caller.
 
     The first call raises `GraphInterrupt`; when the run is resumed with `Command(resume=v)`, the
     node runs again from its start and this call returns `v`. Several calls in one node are
     matched to resume values in order. Needs a checkpointer.
+
+    Args:
+        response_schema: what the answer must be. A JSON Schema (a dict) is shown with the
+            question (`Interrupt.response_schema`) and not checked; a type (a pydantic model,
+            a TypedDict, a dataclass...) is shown as its JSON Schema, and the answer is
+            validated (and converted) by pydantic, which this needs.
+
+    Raises:
+        pydantic.ValidationError: the answer does not match `response_schema` (a type).
+            `tether.errors.is_invalid_resume` tells it apart: the answer is not kept, so the
+            question can be answered again.
     """
     ctx = _current.get()
     handler = ctx.interrupt_handler() if ctx is not None else None
     if handler is None:
         raise RuntimeError("interrupt() can only be called from inside a running node")
-    return handler(value)
+    adapter = None
+    shown = response_schema
+    if response_schema is not None and not isinstance(response_schema, dict):
+        adapter = _type_adapter(response_schema)
+        shown = adapter.json_schema()
+    try:
+        answer = handler(value)
+    except GraphInterrupt as paused:
+        if shown is None:
+            raise
+        raise GraphInterrupt(tuple(dataclasses.replace(asked, response_schema=shown)
+                                   for asked in paused.interrupts)) from None
+    if adapter is None:
+        return answer
+    try:
+        return adapter.validate_python(answer)
+    except Exception as refused:
+        mark_invalid_resume(refused)
+        raise
+
+
+def _type_adapter(kind: Any) -> Any:
+    """pydantic's `TypeAdapter` of a response schema that is a type."""
+    try:
+        import pydantic
+    except ImportError:
+        raise ImportError("interrupt(response_schema=<a type>) validates answers with pydantic, "
+                          "which is not installed: pip install pydantic (or give a JSON Schema "
+                          "dict, which is shown but not checked)") from None
+    return pydantic.TypeAdapter(kind)
 
 
 __all__ = ["Meter", "NodeContext", "StreamWriter", "TaskScope", "current", "enter", "interrupt",

@@ -211,11 +211,13 @@ def answer(task: Task, unaddressed: list[Any] | None, value: Any) -> Any:
     idx = task.interrupt_count
     task.interrupt_count += 1
     if idx < len(task.resume):
+        task.answered = idx
         return task.resume[idx]
     if unaddressed:
         answer = unaddressed.pop(0)
         task.resume = [*task.resume, answer]
         task.claimed = [*task.claimed, answer]
+        task.answered = idx
         return answer
     raise GraphInterrupt((Interrupt(value, interrupt_id(task.id or task.name, idx)),))
 

@@ -8,11 +8,12 @@ from typing import Any, Literal
 
 from tether.cancel.scope import CancelHook
 from tether.checkpoint.base import CheckpointRecord, WriteRecord
-from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, PARTIAL, RESUME
+from tether.constants import CANCELLED, ERROR, INTERRUPT, NO_WRITES, PARTIAL, RESUME, WITHDRAWN
 from tether.engine.call_spec import call_writes
 from tether.engine.persist import Persistence
 from tether.engine.state import ChannelState
 from tether.engine.task import Task
+from tether.errors import is_invalid_resume
 from tether.types import Interrupt
 
 LoopStatus = Literal["done", "interrupted", "cancelled", "error", "limit"]
@@ -84,6 +85,10 @@ def task_writes(task: Task) -> list[WriteRecord]:
                               RESUME, answer) for i, answer in enumerate(task.claimed))]
     if task.outcome == "error":
         stopped = WriteRecord(tid, name, -2, ERROR, repr(task.error))
+        if task.answered is not None and is_invalid_resume(task.error):
+            # The answer was refused (`interrupt(response_schema=...)`): it goes, so that the
+            # question can be answered again.
+            return [stopped, WriteRecord(tid, name, -10 - task.answered, WITHDRAWN, None)]
     elif task.outcome == "cancelled":
         stopped = WriteRecord(tid, name, -3, CANCELLED, None)
     else:

@@ -61,6 +61,8 @@ class Task:
     # most tasks finish without anybody asking for it.
     id_key: tuple[str, str, int] | None = None
     interrupt_count: int = 0
+    # The index of the answer `interrupt()` last returned (withdrawn should it be refused).
+    answered: int | None = None
     # Answers this task took from a resume addressed to no task (kept with its pause).
     claimed: Sequence[Any] = ()
     # The node that failed, when the task's error came from inside its subgraph (`sub/inner`).

@@ -101,7 +101,8 @@ class RecentFacts:
 
 
 _SIMPLE: tuple[tuple[type[Any] | tuple[type[Any], ...], Any], ...] = (
-    (Interrupt, lambda v: {"value": v.value, "id": v.id}),
+    (Interrupt, lambda v: {"value": v.value, "id": v.id} if v.response_schema is None
+     else {"value": v.value, "id": v.id, "response_schema": v.response_schema}),
     ((datetime, date), lambda v: v.isoformat()),
     (Enum, lambda v: v.value),
     (uuid.UUID, str),

@@ -82,3 +82,14 @@ def test_a_self_referencing_value_is_left_to_the_round_trip() -> None:
     loop: list[Any] = []
     loop.append(loop)
     assert jsonable(loop) == _round_trip(loop)
+
+
+def test_an_interrupt_shows_its_response_schema_only_when_it_has_one() -> None:
+    from tether.types import Interrupt
+
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    assert jsonable(Interrupt("go?", "i1")) == {"value": "go?", "id": "i1"}
+    assert jsonable([Interrupt("go?", "i2", schema)]) == [
+        {"value": "go?", "id": "i2", "response_schema": schema}]
+    assert json.loads(dumps(Interrupt("go?", "i2", schema))) == {
+        "value": "go?", "id": "i2", "response_schema": schema}
