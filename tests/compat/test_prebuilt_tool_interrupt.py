@@ -48,3 +48,38 @@ def test_a_tool_interrupt_pauses_the_agent_and_its_resume_answers_the_call(
     assert ("tool", "invoice: yes") in [m[:2] for m in expected[1]]
     assert expected[2] == ["invoice", "invoice"]  # asked, then run again with the answer
     assert run(lib) == expected
+
+
+def test_a_tool_whose_interrupt_refuses_an_answer_is_asked_again_as_in_langgraph(
+        lib: Lib, lg: Lib) -> None:
+    # The refusal is not the model's mistake: the resume fails (no error `ToolMessage`), and
+    # the next answer is the one the tool gets.
+    from pydantic import BaseModel, ValidationError
+
+    class Verdict(BaseModel):
+        approved: bool
+
+    def run(library: Lib) -> Any:
+        errors = __import__(f"{library.name}.errors", fromlist=["is_invalid_resume"])
+
+        @tool
+        def approve(item: str) -> str:
+            """Ask a human to approve an item."""
+            verdict = library.interrupt({"approve": item}, response_schema=Verdict)
+            return f"{item}: {verdict.approved}"
+
+        agent = library.prebuilt.create_react_agent(
+            model(asks(call("approve", "c1", item="invoice")), "done."), [approve],
+            checkpointer=library.InMemorySaver())
+        config = thread("verdict")
+        paused = agent.invoke({"messages": [("user", "pay the invoice")]}, config)
+        schema = paused["__interrupt__"][0].response_schema
+        with pytest.raises(ValidationError) as refused:
+            agent.invoke(library.Command(resume={"approved": "perhaps"}), config)
+        done = agent.invoke(library.Command(resume={"approved": True}), config)
+        return schema, errors.is_invalid_resume(refused.value), views(done["messages"])
+
+    expected = run(lg)
+    assert expected[1] is True
+    assert ("tool", "invoice: True") in [m[:2] for m in expected[2]]
+    assert run(lib) == expected

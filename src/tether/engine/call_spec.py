@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether.checkpoint.base import WriteRecord
-from tether.constants import INTERRUPT, RESUME, RETURN
+from tether.constants import INTERRUPT, RESUME, RETURN, WITHDRAWN
 from tether.engine.spec import NodeSpec
 from tether.engine.task import Task
+from tether.errors import is_invalid_resume
 from tether.types import RetryPolicy
 
 CALL_ASKED = -6
@@ -79,6 +80,10 @@ def call_writes(task: Task) -> list[WriteRecord]:
             start = len(call.resume) - len(call.claimed)
             out.extend(WriteRecord(call.id, call.name, -10 - (start + i), RESUME, answer)
                        for i, answer in enumerate(call.claimed))
+        elif call.outcome == "error" and call.answered is not None \
+                and is_invalid_resume(call.error):
+            # An answer its `interrupt()` refused: withdrawn, to be asked again (as a task's).
+            out.append(WriteRecord(call.id, call.name, -10 - call.answered, WITHDRAWN, None))
         out.extend(call_writes(call))
     return out
 

@@ -11,7 +11,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, Tool
 from pydantic import ValidationError
 
-from tether.errors import GraphInterrupt, ParentCommand
+from tether.errors import GraphInterrupt, ParentCommand, is_invalid_resume
 from tether.prebuilt.injection import InjectedArgs, ToolRuntime, inject, injected_args
 from tether.prebuilt.invocation import passing_commands, unwrap
 from tether.prebuilt.tool_errors import (
@@ -141,9 +141,11 @@ class ToolCaller:
         model's mistake: a `ToolInvocationError`).
 
         Raises:
-            Exception: control flow (`BUBBLE_UP`), and what the policy does not handle.
+            Exception: control flow (`BUBBLE_UP`), an answer a tool's `interrupt()` refused
+                (the resume fails, so that the question can be answered again), and what the
+                policy does not handle.
         """
-        if isinstance(error, BUBBLE_UP):
+        if isinstance(error, BUBBLE_UP) or is_invalid_resume(error):
             raise error
         if isinstance(error, ValidationError) and tool is not None:
             invalid = ToolInvocationError(call["name"], error, call["args"],
