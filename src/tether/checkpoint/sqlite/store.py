@@ -26,12 +26,13 @@ from tether.checkpoint.sqlite import _sql, recovery, rows, runs, schema, threads
 from tether.checkpoint.sqlite.checkpoints import Checkpoints, Prepared
 from tether.checkpoint.sqlite.connection import Connection, file_of
 from tether.checkpoint.sqlite.reads import AsyncReads
+from tether.checkpoint.sqlite.record_writes import AsyncRecordWrites
 from tether.checkpoint.sqlite.writer import Writer
 from tether.checkpoint.store_records import ThreadQuery, write_records
 from tether.types import CancelReason, RunEvent, RunInfo, RunStatus, utcnow
 
 
-class SqliteSaver(AsyncReads, CheckpointStore):
+class SqliteSaver(AsyncReads, AsyncRecordWrites, CheckpointStore):
     """A complete store in one SQLite file: runs, audit log, checkpoints and pending writes.
 
     Usable from sync and async code, from several threads, and from several processes on one
@@ -346,45 +347,8 @@ class SqliteSaver(AsyncReads, CheckpointStore):
                          else _sql.DELETE_UNKNOWN_RUN_CHECKPOINTS, (run_id,))
             self._checkpoints.forget(lambda _key, head: head.run_id == run_id)
 
-    # -- the async writes: the same work, in the writer thread (reads: `reads.py`) -----------
-
-    async def acreate_run(self, info: RunInfo) -> RunInfo:
-        """Async twin of `create_run`, run by the writer thread.
-
-        Cancellation:
-            Deferred: the run is recorded (or refused) whole; see the class's docstring.
-        """
-        return await self._writer.transaction(
-            lambda: runs.create(info, owner.current(), utcnow()))
-
-    async def amark_running(self, run_id: str, events: Sequence[RunEvent] = ()) -> RunInfo | None:
-        """Async twin of `mark_running`, run by the writer thread.
-
-        Cancellation:
-            Deferred: one transaction, whole; see the class's docstring.
-        """
-        return await self._writer.transaction(
-            lambda: runs.mark_running(run_id, events, owner.current(), utcnow()))
-
-    async def arequest_cancel(self, run_id: str, reason: CancelReason) -> tuple[RunInfo, bool]:
-        """Async twin of `request_cancel`, run by the writer thread.
-
-        Cancellation:
-            Deferred: one transaction, whole; safe to retry (a repeat returns the first).
-        """
-        return await self._writer.transaction(lambda: runs.request_cancel(run_id, reason))
-
-    async def arequest_cancels(self, requests: Sequence[tuple[str, CancelReason]],
-                               ) -> list[tuple[RunInfo, bool] | Exception]:
-        """`arequest_cancel` for many runs, handed to the writer thread at once (one group
-        commit, a savepoint each), with no task per request on the way.
-
-        Cancellation:
-            Deferred: each request is recorded whole or not at all. Safe to retry.
-        """
-        return await self._writer.transactions(
-            [functools.partial(runs.request_cancel, run_id, reason)
-             for run_id, reason in requests])
+    # -- the async checkpoint writes, in the writer thread (runs and threads: `record_writes.py`;
+    # reads: `reads.py`) -------------------------------------------------------------------
 
     async def afinish_run(self, run_id: str, finish: RunFinish) -> FinishResult:
         """Async twin of `finish_run`, run by the writer thread (values are serialized first,
@@ -406,15 +370,6 @@ class SqliteSaver(AsyncReads, CheckpointStore):
         return await self._writer.transaction(
             lambda: runs.finish(run_id, finish, checkpoints, prepared=prepared, writes=writes,
                                 now=utcnow()), remember)
-
-    async def aappend_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
-        """Async twin of `append_events`, run by the writer thread.
-
-        Cancellation:
-            Deferred: all of the events are appended, or none.
-        """
-        event_rows = rows.event_params(run_id, events)
-        await self._writer.transaction(lambda: runs.append_events(event_rows))
 
     async def aput_checkpoint(self, record: CheckpointRecord) -> None:
         """Async twin of `put_checkpoint`, run by the writer thread (values are serialized
@@ -456,48 +411,6 @@ class SqliteSaver(AsyncReads, CheckpointStore):
         dumped = self._checkpoints.dump_writes(writes)
         await self._writer.transaction(
             lambda: self._checkpoints.insert_writes(thread_id, ns, checkpoint_id, dumped))
-
-    async def aput_thread(self, thread_id: str,
-                          metadata: dict[str, Any] | None = None) -> ThreadRecord:
-        """Async twin of `put_thread`, run by the writer thread.
-
-        Cancellation:
-            Deferred: the thread is written whole; see the class's docstring.
-        """
-        return await self._writer.transaction(lambda: threads.put(thread_id, metadata))
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        """Async twin of `delete_thread`, run by the writer thread.
-
-        Cancellation:
-            Deferred: the thread is deleted whole; see the class's docstring.
-        """
-        await self._writer.transaction(lambda: threads.delete(thread_id), lambda _: (
-            self._checkpoints.forget(lambda key, _head: key[0] == thread_id)))
-
-    async def acopy_thread(self, source: str, target: str) -> None:
-        """Async twin of `copy_thread`, run by the writer thread.
-
-        Cancellation:
-            Deferred: the thread is copied whole; see the class's docstring.
-        """
-        await self._writer.transaction(lambda: threads.copy(source, target))
-
-    async def adelete_run(self, run_id: str) -> bool:
-        """Async twin of `delete_run`, run by the writer thread (the same `RunError`).
-
-        Cancellation:
-            Deferred: the run is deleted whole (or refused); see the class's docstring.
-        """
-        return await self._writer.transaction(lambda: runs.delete(run_id))
-
-    async def adelete_run_checkpoints(self, run_id: str) -> None:
-        """Async twin of `delete_run_checkpoints`, run by the writer thread.
-
-        Cancellation:
-            Deferred: one transaction, whole; safe to retry.
-        """
-        await self._writer.call(lambda: self.delete_run_checkpoints(run_id))
 
     # -- crash recovery ---------------------------------------------------------------------
 
