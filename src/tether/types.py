@@ -397,6 +397,16 @@ class PregelTask(NamedTuple):
     result: Any = None
 
 
+class StateUpdate(NamedTuple):
+    """One update of `bulk_update_state`: `values` written as if node `as_node` had returned
+    them. `task_id` is accepted for LangGraph's programs and not used (tether derives a task's
+    id from its checkpoint)."""
+
+    values: dict[str, Any] | None
+    as_node: str | None = None
+    task_id: str | None = None
+
+
 class StateSnapshot(NamedTuple):
     """A thread's state at one checkpoint, as `get_state` returns it."""
 
@@ -480,6 +490,7 @@ __all__ = [
     "RunStatus",
     "Send",
     "StateSnapshot",
+    "StateUpdate",
     "StreamMode",
     "StreamWriter",
     "TimeoutPolicy",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
@@ -37,30 +38,58 @@ async def apply_update(spec: GraphSpec, store: CheckpointStore, config: RunConfi
         Each store call is one transaction; cancelled midway, the thread keeps its previous
         checkpoint or gets the new one whole. Safe to retry (it then applies the update again).
     """
-    assert config.thread_id is not None
+    return await apply_updates(spec, store, config, [(values, as_node)])
+
+
+async def apply_updates(spec: GraphSpec, store: CheckpointStore, config: RunConfig,
+                        updates: Sequence[tuple[Any, str | None]]) -> str:
+    """`apply_update` of several updates as one superstep: each `(values, as_node)` the
+    writes of its node, all committed together in one new checkpoint (as nodes that ran side
+    by side). With more than one, each names its node (a node of the graph).
+
+    Returns:
+        The new checkpoint's id.
+
+    Raises:
+        InvalidUpdateError: a node is unknown, or not named where several updates are given
+            (or, alone, ambiguous).
+
+    Cancellation:
+        As `apply_update`.
+    """
+    assert config.thread_id is not None and updates
     state = ChannelState(spec)
     persist = Persistence(store, config.thread_id, config.checkpoint_ns, None,
                           config.durability, emitter=Emitter(drop, ()))
     loaded = await load(state, persist, config.checkpoint_id)
     state.refresh_all()
-    node_name = as_node or await _default_node(spec, store, loaded)
-    if node_name == START and spec.start is not None:
-        writes = spec.input_writes(values)
-        node = spec.start
-        writes.extend(node.edges)
-    elif node_name in spec.nodes:
-        node = spec.nodes[node_name]
-        task = Task(node, None, (PULL, node_name), state.step + 1)
-        writes = await Router(spec.nodes, state.preview).writes_for(task, values)
-    else:
-        raise InvalidUpdateError(f"update_state: as_node={node_name!r} is not a node of the graph")
-    done = Task(node, None, (PULL, node_name), state.step + 1, outcome="done", writes=writes)
-    updated = state.commit(group_writes([done]))
+    if len(updates) > 1 and any(as_node is None for _values, as_node in updates):
+        raise InvalidUpdateError("as_node is required when applying several updates in one "
+                                 "superstep")
+    done: list[Task] = []
+    for values, as_node in updates:
+        node_name = as_node or await _default_node(spec, store, loaded)
+        if node_name == START and spec.start is not None and len(updates) == 1:
+            writes = spec.input_writes(values)
+            node = spec.start
+            writes.extend(node.edges)
+        elif node_name in spec.nodes:
+            node = spec.nodes[node_name]
+            task = Task(node, None, (PULL, node_name), state.step + 1)
+            writes = await Router(spec.nodes, state.preview).writes_for(task, values)
+        else:
+            raise InvalidUpdateError(f"update_state: as_node={node_name!r} is not a node of "
+                                     "the graph")
+        done.append(Task(node, None, (PULL, node_name), state.step + 1, outcome="done",
+                         writes=writes))
+    updated = state.commit(group_writes(done))
     persist.mark(updated)
+    metadata: dict[str, Any] = {"source": "update", "step": state.step, "parents": {}}
+    if len(done) == 1:
+        metadata["as_node"] = done[0].name
     record = await persist.checkpoint(
         state.channels, state.step, "update", tuple(t.name for t in state.plan(updated)),
-        {"source": "update", "step": state.step, "parents": {}, "as_node": node_name},
-    )
+        metadata)
     if is_paused_before(loaded):
         # The pause still stands: continuing runs the node it paused before.
         await persist.put_writes([paused_before_marker(list(record.next))])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import dataclasses
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from tether.checkpoint.base import CheckpointStore, StoredCheckpoint
@@ -10,11 +11,11 @@ from tether.config import RunConfig, merge_configs, parse_config
 from tether.engine.snapshot import view
 from tether.engine.spec import GraphSpec
 from tether.engine.subgraph import child_namespace
-from tether.engine.update import apply_update
+from tether.engine.update import apply_update, apply_updates
 from tether.errors import CheckpointerRequired, CheckpointNotFound, ConfigError
 from tether.graph.nodes import graphs_used
 from tether.runs import portal
-from tether.types import PregelTask, StateSnapshot
+from tether.types import PregelTask, StateSnapshot, StateUpdate
 
 
 class GraphHistory:
@@ -130,6 +131,44 @@ class GraphHistory:
                      as_node: str | None = None) -> dict[str, Any]:
         """Sync twin of `aupdate_state`."""
         return portal.run_sync(lambda _private: self.aupdate_state(config, values, as_node))
+
+    async def abulk_update_state(self, config: dict[str, Any],
+                                 supersteps: Sequence[Sequence[StateUpdate | Sequence[Any]]],
+                                 ) -> dict[str, Any]:
+        """Apply supersteps of updates, each a new checkpoint after the one before: a
+        superstep's updates (`StateUpdate(values, as_node)`) are written together, as nodes that
+        ran side by side (with several, each names its node).
+
+        Returns:
+            The config of the last new checkpoint.
+
+        Raises:
+            ValueError: no supersteps, or a superstep without updates.
+            InvalidUpdateError: as `update_state`; the supersteps before the bad one are kept.
+
+        Cancellation:
+            Each superstep's checkpoint is one store transaction: a cancel keeps the supersteps
+            stored before it, whole.
+        """
+        store, rc = self._thread(config, "bulk_update_state()")
+        assert rc.thread_id is not None
+        if not supersteps:
+            raise ValueError("bulk_update_state() was given no supersteps")
+        if any(len(updates) == 0 for updates in supersteps):
+            raise ValueError("bulk_update_state() was given a superstep without updates")
+        at = rc
+        for updates in supersteps:
+            pairs = [(update[0], update[1] if len(update) > 1 else None) for update in updates]
+            at = dataclasses.replace(at, checkpoint_id=await apply_updates(
+                self.spec, store, at, pairs))
+        assert at.checkpoint_id is not None
+        return _config(rc.thread_id, rc.checkpoint_ns, at.checkpoint_id)
+
+    def bulk_update_state(self, config: dict[str, Any],
+                          supersteps: Sequence[Sequence[StateUpdate | Sequence[Any]]],
+                          ) -> dict[str, Any]:
+        """Sync twin of `abulk_update_state`."""
+        return portal.run_sync(lambda _private: self.abulk_update_state(config, supersteps))
 
 
 def snapshot_of(spec: GraphSpec, store: CheckpointStore | None, stored: StoredCheckpoint, *,
