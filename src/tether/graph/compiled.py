@@ -158,12 +158,21 @@ class CompiledStateGraph(GraphHistory, GraphBatches, RunnableParts):
             metadata=self._metadata(rc),
             policies=self.policy_defaults, long_term_store=self._run_store(),
             cache=self.cache, cache_policy=self.cache_policy,
-            observer=observer_for(modes, self.records_partials)
-            if self.records_partials or "messages" in modes else None,
+            observer=self._observer(modes, rc),
             closer=(ThreadCloser(self.ledger, self._conversation)
                     if durable and self._conversation is not None else None),
         )
         return request, run_id
+
+    def _observer(self, modes: tuple[str, ...], rc: RunConfig) -> Any:
+        """The run's observer of its tasks' LangChain calls: for `messages` chunks, partial
+        answers of a conversation, or to hand the callbacks the run was given
+        (`config["callbacks"]`) to the models and tools its nodes call; else none."""
+        if self.records_partials or "messages" in modes:
+            return observer_for(modes, self.records_partials)
+        if rc.raw.get("callbacks") and has_langchain():
+            return observer_for(modes, True)
+        return None
 
     def _parse(self, config: dict[str, Any] | None, durability: Any) -> RunConfig:
         if config is None and durability is None:
