@@ -23,6 +23,7 @@ NEEDS_EXTRA = {
     "tether.bus.redis": "redis",
     "tether.prebuilt": "agents",
     "tether.graph.chat_stream": "agents",
+    "tether.graph.tracing": "agents",
 }
 """Module prefixes that may need an extra (they must then fail only on that extra's imports)."""
 

@@ -159,7 +159,8 @@ class Executor:
                     call = self._call_for(task, scope, watch, alone)
                     # None: a sync node inline, called right here.
                     result = self._observe(
-                        task, await call if call is not None else self._call_sync(task), seen)
+                        task, await call if call is not None else self._call_sync(task), seen
+                    ) if seen is None else await self._watched(task, call, seen)
                 except asyncio.CancelledError:
                     if not self._cancelled_by_tether(scope):
                         refuse_own_cancel(task)
@@ -281,6 +282,21 @@ class Executor:
         if seen is not None:
             seen.finished(result)
         return result
+
+    async def _watched(self, task: Task, call: Awaitable[Any] | None,
+                       seen: AttemptWatch) -> Any:
+        """The answer of a watched attempt's call (`_observe`); a failure is told to its
+        watch before it propagates.
+
+        Cancellation:
+            As the call's: a cancel propagates (the watch's `close` tells of the stop).
+        """
+        try:
+            return self._observe(
+                task, await call if call is not None else self._call_sync(task), seen)
+        except Exception as exc:
+            seen.failed(exc)
+            raise
 
     def _watch(self, task: Task) -> AttemptWatch:
         assert self.observer is not None

@@ -23,6 +23,9 @@ class AttemptWatch(Protocol):
     def finished(self, output: Any) -> None:
         """The node returned `output` (before its writes are computed)."""
 
+    def failed(self, error: BaseException) -> None:
+        """The node raised `error` (an `interrupt()`'s pause included)."""
+
     def close(self) -> list[dict[str, Any]]:
         """Stop watching (in the context the watch began in); what the attempt left
         unfinished: one `{"text", "id", "name"}` per model answer cut short, in order."""

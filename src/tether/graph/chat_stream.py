@@ -166,6 +166,9 @@ class ModelCalls(BaseCallbackHandler):
             for message in _messages_in(found):
                 self._send(self.task_metadata, message, once=True)
 
+    def failed(self, error: BaseException) -> None:
+        """Nothing to do: what the node streamed stays (`close` reports it)."""
+
     def close(self) -> list[dict[str, Any]]:
         """Stop being the callbacks of the node's code; the answers cut short, in order."""
         if self.token is not None:

@@ -149,6 +149,11 @@ class CompiledStateGraph(GraphHistory, GraphBatches, RunnableParts):
         else:
             modes, single = tuple(stream_mode), False
         context = self._coerce_context(context)
+        observer, on_end = self._observer(modes, rc), None
+        if rc.raw.get("callbacks") and has_langchain():
+            trace = _trace(rc.raw["callbacks"], rc.raw.get("run_name") or self.name,
+                           graph_input, run_id, rc)
+            observer, on_end = trace.observer(observer), trace.end
         request = RunRequest(
             spec=self.spec, input=graph_input, config=rc, store=self.ledger, durable=durable,
             pool=self.pool, stream=self._format(modes, single, subgraphs, version),
@@ -158,7 +163,7 @@ class CompiledStateGraph(GraphHistory, GraphBatches, RunnableParts):
             metadata=self._metadata(rc),
             policies=self.policy_defaults, long_term_store=self._run_store(),
             cache=self.cache, cache_policy=self.cache_policy,
-            observer=self._observer(modes, rc),
+            observer=observer, on_end=on_end,
             closer=(ThreadCloser(self.ledger, self._conversation)
                     if durable and self._conversation is not None else None),
         )
@@ -433,6 +438,15 @@ class CompiledStateGraph(GraphHistory, GraphBatches, RunnableParts):
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name} nodes={list(self.nodes)}>"
+
+
+def _trace(callbacks: Any, name: str, graph_input: Any, run_id: str, rc: RunConfig) -> Any:
+    """The run's trace for the callbacks it was given (`tether.graph.tracing`, imported only
+    then: it needs LangChain)."""
+    from tether.graph.tracing import RunTrace
+
+    return RunTrace(callbacks, name=name, graph_input=graph_input, run_id=run_id,
+                    tags=rc.raw.get("tags"), metadata=rc.raw.get("metadata"))
 
 
 def _long_term_store(store: Any) -> BaseStore | None:

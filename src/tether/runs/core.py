@@ -76,6 +76,8 @@ class RunCore(CancelInbox):
         # The buffer is the emitter's sink, not the run: no cycle through `self`.
         self.emitter = Emitter(buffer, request.stream.modes)
         self.journal = Journal(run_id, self.emitter)
+        if request.on_end is not None:
+            self.when_done(request.on_end)
         self.task: asyncio.Task[None] | None = None
         self.aloop: asyncio.AbstractEventLoop | None = None
         self.policies: Policies | None = None

@@ -82,6 +82,9 @@ class RunRequest:
     closer: Closer | None = None
     """Closes a thread a stopped run left open before a new input (a chat's unanswered tool
     calls); each closing is recorded in the run's audit log (a `repair` event)."""
+    on_end: Callable[[Any], None] | None = None
+    """Called with the run once it has ended, on its loop (its `result`, its `exception`):
+    the graph layer ends the run's trace there."""
 
 
 __all__ = ["RunRequest", "StreamFormat"]
