@@ -83,17 +83,18 @@ def task_writes(task: Task) -> list[WriteRecord]:
         return [WriteRecord(tid, name, -1, INTERRUPT, list(task.interrupts)),
                 *(WriteRecord(tid, name, -10 - (len(task.resume) - len(task.claimed) + i),
                               RESUME, answer) for i, answer in enumerate(task.claimed))]
+    kept: list[WriteRecord] = []
     if task.outcome == "error":
-        stopped = WriteRecord(tid, name, -2, ERROR, repr(task.error))
+        kept.append(WriteRecord(tid, name, -2, ERROR, repr(task.error)))
         if task.answered is not None and is_invalid_resume(task.error):
             # The answer was refused (`interrupt(response_schema=...)`): it goes, so that the
             # question can be answered again.
-            return [stopped, WriteRecord(tid, name, -10 - task.answered, WITHDRAWN, None)]
+            kept.append(WriteRecord(tid, name, -10 - task.answered, WITHDRAWN, None))
     elif task.outcome == "cancelled":
-        stopped = WriteRecord(tid, name, -3, CANCELLED, None)
+        kept.append(WriteRecord(tid, name, -3, CANCELLED, None))
     else:
-        return []
-    return [stopped, *partial_writes(task)] if task.partials else [stopped]
+        return kept
+    return [*kept, *partial_writes(task)] if task.partials else kept
 
 
 PARTIAL_IDX = -1000
