@@ -149,11 +149,7 @@ class CompiledStateGraph(GraphHistory, GraphBatches, RunnableParts):
         else:
             modes, single = tuple(stream_mode), False
         context = self._coerce_context(context)
-        observer, on_end = self._observer(modes, rc), None
-        if rc.raw.get("callbacks") and has_langchain():
-            trace = _trace(rc.raw["callbacks"], rc.raw.get("run_name") or self.name,
-                           graph_input, run_id, rc)
-            observer, on_end = trace.observer(observer), trace.end
+        observer, on_end = self._watching(modes, rc, graph_input, run_id)
         request = RunRequest(
             spec=self.spec, input=graph_input, config=rc, store=self.ledger, durable=durable,
             pool=self.pool, stream=self._format(modes, single, subgraphs, version),
@@ -169,15 +165,19 @@ class CompiledStateGraph(GraphHistory, GraphBatches, RunnableParts):
         )
         return request, run_id
 
-    def _observer(self, modes: tuple[str, ...], rc: RunConfig) -> Any:
-        """The run's observer of its tasks' LangChain calls: for `messages` chunks, partial
-        answers of a conversation, or to hand the callbacks the run was given
-        (`config["callbacks"]`) to the models and tools its nodes call; else none."""
+    def _watching(self, modes: tuple[str, ...], rc: RunConfig, graph_input: Any,
+                  run_id: str) -> tuple[Any, Callable[[Any], None] | None]:
+        """The run's observer of its tasks' LangChain calls (for `messages` chunks, partial
+        answers of a conversation), and what ends its trace: a run given callbacks
+        (`config["callbacks"]`) is traced, its observer handing them to each node's calls."""
+        callbacks = rc.raw.get("callbacks")
+        if callbacks and has_langchain():
+            trace = _trace(callbacks, rc.raw.get("run_name") or self.name, graph_input,
+                           run_id, rc)
+            return trace.observer(observer_for(modes, True)), trace.end
         if self.records_partials or "messages" in modes:
-            return observer_for(modes, self.records_partials)
-        if rc.raw.get("callbacks") and has_langchain():
-            return observer_for(modes, True)
-        return None
+            return observer_for(modes, self.records_partials), None
+        return None, None
 
     def _parse(self, config: dict[str, Any] | None, durability: Any) -> RunConfig:
         if config is None and durability is None:

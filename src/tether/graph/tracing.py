@@ -40,9 +40,9 @@ class RunTrace:
         self.root: CallbackManagerForChainRun = manager.on_chain_start(
             None, graph_input, name=name, run_id=_uuid(run_id))
 
-    def observer(self, inner: TaskObserver | None) -> TaskObserver:
+    def observer(self, inner: TaskObserver) -> TaskObserver:
         """The run's observer: each attempt a chain run under the graph's, its LangChain
-        calls under it (through `inner`, the observer the run would have had, if any)."""
+        calls under it (through `inner`, which makes them the callbacks of the node's code)."""
         return _NodeRuns(self.root, inner)
 
     def end(self, run: Any) -> None:
@@ -59,7 +59,7 @@ class _NodeRuns:
 
     __slots__ = ("inner", "root")
 
-    def __init__(self, root: CallbackManagerForChainRun, inner: TaskObserver | None) -> None:
+    def __init__(self, root: CallbackManagerForChainRun, inner: TaskObserver) -> None:
         self.root, self.inner = root, inner
 
     def watch(self, config: Callable[[], dict[str, Any]], node_input: Any,
@@ -77,9 +77,7 @@ class _NodeRuns:
                                           name=metadata.get("langgraph_node", "node"),
                                           run_id=uuid.uuid4())
         task_config["callbacks"] = node_run.get_child()
-        inner = self.inner.watch(lambda: task_config, node_input, out) \
-            if self.inner is not None else None
-        return _NodeRun(node_run, inner)
+        return _NodeRun(node_run, self.inner.watch(lambda: task_config, node_input, out))
 
 
 class _NodeRun:
@@ -87,26 +85,24 @@ class _NodeRun:
 
     __slots__ = ("ended", "inner", "run")
 
-    def __init__(self, run: CallbackManagerForChainRun, inner: AttemptWatch | None) -> None:
+    def __init__(self, run: CallbackManagerForChainRun, inner: AttemptWatch) -> None:
         self.run, self.inner, self.ended = run, inner, False
 
     def finished(self, output: Any) -> None:
         """The node answered: its run ends with the answer."""
-        if self.inner is not None:
-            self.inner.finished(output)
+        self.inner.finished(output)
         self.ended = True
         self.run.on_chain_end(output)
 
     def failed(self, error: BaseException) -> None:
         """The node raised (or paused): its run ends with the error."""
-        if self.inner is not None:
-            self.inner.failed(error)
+        self.inner.failed(error)
         self.ended = True
         self.run.on_chain_error(error)
 
     def close(self) -> list[dict[str, Any]]:
         """The attempt is over; a run neither answered nor failed was stopped."""
-        left = self.inner.close() if self.inner is not None else []
+        left = self.inner.close()
         if not self.ended:
             self.ended = True
             self.run.on_chain_error(NodeCancelled())

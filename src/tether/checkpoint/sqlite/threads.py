@@ -67,9 +67,9 @@ def get(db: Connection, thread_id: str) -> ThreadRecord | None:
 
 def search(db: Connection, query: ThreadQuery) -> list[ThreadRecord]:
     """The recorded threads `query` asks for, in its order."""
-    params = _filter_params(query)
     if query.ids is not None and not query.ids:
         return []
+    params = _filter_params(query)
     if params is None:  # a value SQLite's JSON functions cannot compare: matched in Python
         return query.page(rows.thread(row) for row in db.all(_sql.ALL_THREADS))
     sql = _sql.search_threads(len(query.metadata), query.ids is not None, query.order)
@@ -78,9 +78,9 @@ def search(db: Connection, query: ThreadQuery) -> list[ThreadRecord]:
 
 def count(db: Connection, query: ThreadQuery) -> int:
     """How many recorded threads `query` matches."""
-    params = _filter_params(query)
     if query.ids is not None and not query.ids:
         return 0
+    params = _filter_params(query)
     if params is None:
         return sum(query.matches(rows.thread(row)) for row in db.all(_sql.ALL_THREADS))
     ((found,),) = db.all(_sql.count_threads(len(query.metadata), query.ids is not None),
